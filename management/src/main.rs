@@ -1,0 +1,147 @@
+//! `strata`: Strata's operator CLI (and, later, its management controller).
+//!
+//! Exit status: 0 when every input is valid (warnings go to stderr), 1 when any is not or
+//! the command failed, 2 on usage errors.
+
+mod crd_commands;
+mod documents;
+mod pack_commands;
+mod profile_commands;
+mod report;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::report::OutputFormat;
+
+#[derive(Parser)]
+#[command(name = "strata", version, about = "Cluster profiles, packs and Cluster API provisioning with pivot")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate, inspect and archive packs.
+    #[command(subcommand)]
+    Pack(PackCommand),
+    /// Validate cluster profiles and render a cluster's composed stack.
+    #[command(subcommand)]
+    Profile(ProfileCommand),
+    /// Print the CustomResourceDefinitions (generated from the Rust types).
+    Crds {
+        /// Write one file per CRD into this folder instead of printing them.
+        #[arg(long, value_name = "DIR")]
+        output_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum PackCommand {
+    /// Validate pack folders: one line per finding on stderr.
+    Validate {
+        #[arg(required = true, value_name = "DIR")]
+        dirs: Vec<PathBuf>,
+        #[arg(long, short, value_enum, default_value = "text")]
+        output: OutputFormat,
+    },
+    /// Show a pack's name, version, layer, content, images and digest.
+    Inspect {
+        /// A pack folder or a pack archive (.tar.gz).
+        #[arg(value_name = "DIR|ARCHIVE")]
+        target: PathBuf,
+        #[arg(long, short, value_enum, default_value = "text")]
+        output: OutputFormat,
+    },
+    /// Write a pack's deterministic archive and print its sha256.
+    Archive {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProfileCommand {
+    /// Validate ClusterProfile files against a folder of packs.
+    Validate {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// A folder whose subfolders are packs.
+        #[arg(long, value_name = "DIR")]
+        packs: PathBuf,
+        #[arg(long, short, value_enum, default_value = "text")]
+        output: OutputFormat,
+    },
+    /// Print a cluster's composed stack in install order, with digests and merged values.
+    Render {
+        #[arg(long = "profile", required = true, value_name = "FILE")]
+        profiles: Vec<PathBuf>,
+        /// A WorkloadCluster YAML file.
+        #[arg(long, value_name = "FILE")]
+        cluster: PathBuf,
+        #[arg(long, value_name = "DIR")]
+        packs: PathBuf,
+    },
+}
+
+/// How a command ended, short of an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    Success,
+    Invalid,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl CommandError {
+    pub fn io(path: &Path, action: &'static str, source: std::io::Error) -> Self {
+        CommandError::Io {
+            path: path.to_path_buf(),
+            action,
+            source,
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitStatus, CommandError> {
+    match cli.command {
+        Command::Pack(PackCommand::Validate { dirs, output }) => pack_commands::validate(&dirs, output),
+        Command::Pack(PackCommand::Inspect { target, output }) => pack_commands::inspect(&target, output),
+        Command::Pack(PackCommand::Archive { dir, output }) => pack_commands::archive(&dir, &output),
+        Command::Profile(ProfileCommand::Validate { files, packs, output }) => {
+            profile_commands::validate(&files, &packs, output)
+        }
+        Command::Profile(ProfileCommand::Render { profiles, cluster, packs }) => {
+            profile_commands::render(&profiles, &cluster, &packs)
+        }
+        Command::Crds { output_dir } => crd_commands::run(output_dir.as_deref()),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(ExitStatus::Success) => ExitCode::SUCCESS,
+        Ok(ExitStatus::Invalid) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("strata: error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

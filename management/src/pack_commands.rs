@@ -1,0 +1,164 @@
+//! `strata pack validate | inspect | archive`.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use strata_shared::finding::Findings;
+use strata_shared::pack::Pack;
+use strata_shared::pack::archive::{ArchiveLimits, sha256_digest, unpack_archive};
+
+use crate::report::{InputReport, OutputFormat, print_findings};
+use crate::{CommandError, ExitStatus};
+
+/// Validates every pack folder; exit status 1 when any has an error.
+pub fn validate(dirs: &[PathBuf], output: OutputFormat) -> Result<ExitStatus, CommandError> {
+    let mut reports = Vec::new();
+    for dir in dirs {
+        let input = dir.display().to_string();
+        let (pack, findings) = Pack::load(dir);
+        if output == OutputFormat::Text {
+            print_findings(&input, &findings);
+            if let Some(pack) = &pack {
+                println!("{input}: ok: {} ({} layer)", pack.reference(), pack.manifest.layer);
+            }
+        }
+        reports.push(InputReport {
+            input,
+            valid: pack.is_some(),
+            name: pack.as_ref().map(|p| p.manifest.name.clone()),
+            version: pack.as_ref().map(|p| p.manifest.version.clone()),
+            findings,
+        });
+    }
+    if output == OutputFormat::Json {
+        print_json(&reports)?;
+    }
+    Ok(if reports.iter().all(|r| r.valid) {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Invalid
+    })
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Inspection<'a> {
+    name: &'a str,
+    display_name: &'a str,
+    version: &'a str,
+    layer: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    addon_type: Option<String>,
+    content: &'static str,
+    clouds: Vec<String>,
+    charts: Vec<String>,
+    manifests: Vec<String>,
+    images: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    namespace: Option<&'a str>,
+    digest: String,
+}
+
+/// Inspects a pack folder or a pack archive (`.tar.gz`). For an archive the digest is the
+/// archive file's own; for a folder, that of its deterministic archive.
+pub fn inspect(target: &Path, output: OutputFormat) -> Result<ExitStatus, CommandError> {
+    let input = target.display().to_string();
+    // Holds the unpacked archive until we are done with it.
+    let mut _unpacked_dir = None;
+    let (dir, archive_digest) = if target.is_file() {
+        let bytes = fs::read(target).map_err(|e| CommandError::io(target, "read", e))?;
+        let temp = tempfile::tempdir().map_err(|e| CommandError::io(Path::new("temporary folder"), "create", e))?;
+        let dest = temp.path().join("pack");
+        if let Err(e) = unpack_archive(bytes.as_slice(), &dest, &ArchiveLimits::default()) {
+            let mut findings = Findings::new();
+            findings.error("", format!("is not a usable pack archive: {e}"));
+            print_findings(&input, &findings);
+            return Ok(ExitStatus::Invalid);
+        }
+        _unpacked_dir = Some(temp);
+        (dest, Some(sha256_digest(&bytes)))
+    } else {
+        (target.to_path_buf(), None)
+    };
+    let (pack, findings) = Pack::load(&dir);
+    print_findings(&input, &findings);
+    let Some(pack) = pack else {
+        return Ok(ExitStatus::Invalid);
+    };
+    let digest = match archive_digest {
+        Some(digest) => digest,
+        None => pack.digest().map_err(|e| CommandError::Failed(format!("{input}: {e}")))?,
+    };
+    let manifest = &pack.manifest;
+    let inspection = Inspection {
+        name: &manifest.name,
+        display_name: &manifest.display_name,
+        version: &manifest.version,
+        layer: manifest.layer.to_string(),
+        addon_type: manifest.addon_type.map(|a| a.to_string()),
+        content: pack.content().as_str(),
+        clouds: manifest.declared_clouds().iter().map(|c| c.to_string()).collect(),
+        charts: pack
+            .layout
+            .charts
+            .iter()
+            .map(|c| format!("{} {} ({})", c.name, c.version, c.path))
+            .collect(),
+        manifests: pack.layout.manifests.iter().map(|m| m.path.clone()).collect(),
+        images: &pack.values.images,
+        namespace: pack.values.namespace.as_deref(),
+        digest,
+    };
+    match output {
+        OutputFormat::Json => print_json(&inspection)?,
+        OutputFormat::Text => {
+            let list = |items: &[String]| if items.is_empty() { "-".to_string() } else { items.join(", ") };
+            println!("name:         {}", inspection.name);
+            println!("display name: {}", inspection.display_name);
+            println!("version:      {}", inspection.version);
+            match &inspection.addon_type {
+                Some(addon) => println!("layer:        {} ({addon})", inspection.layer),
+                None => println!("layer:        {}", inspection.layer),
+            }
+            println!("clouds:       {}", if inspection.clouds.is_empty() { "any".to_string() } else { inspection.clouds.join(", ") });
+            println!("content:      {}", inspection.content);
+            println!("charts:       {}", list(&inspection.charts));
+            println!("manifests:    {}", list(&inspection.manifests));
+            println!("images:       {}", list(inspection.images));
+            if let Some(namespace) = inspection.namespace {
+                println!("namespace:    {namespace}");
+            }
+            println!("digest:       {}", inspection.digest);
+        }
+    }
+    Ok(ExitStatus::Success)
+}
+
+/// Writes a valid pack's deterministic archive to `output` (atomically) and prints its
+/// digest. An invalid pack writes nothing.
+pub fn archive(dir: &Path, output: &Path) -> Result<ExitStatus, CommandError> {
+    let input = dir.display().to_string();
+    let (pack, findings) = Pack::load(dir);
+    print_findings(&input, &findings);
+    let Some(pack) = pack else {
+        return Ok(ExitStatus::Invalid);
+    };
+    let bytes = pack.archive().map_err(|e| CommandError::Failed(format!("{input}: {e}")))?;
+    let parent = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut temp = tempfile::NamedTempFile::new_in(&parent).map_err(|e| CommandError::io(&parent, "create a file in", e))?;
+    temp.write_all(&bytes).map_err(|e| CommandError::io(output, "write", e))?;
+    temp.persist(output).map_err(|e| CommandError::io(output, "write", e.error))?;
+    println!("{}  {}", sha256_digest(&bytes), output.display());
+    Ok(ExitStatus::Success)
+}
+
+pub fn print_json<T: Serialize>(value: &T) -> Result<(), CommandError> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| CommandError::Failed(format!("cannot write JSON: {e}")))?;
+    println!("{text}");
+    Ok(())
+}

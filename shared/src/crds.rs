@@ -1,0 +1,35 @@
+//! Every CustomResourceDefinition Strata owns, generated from the Rust types.
+//! `strata crds` prints them; `manifests/crds/` holds the output and a test fails when
+//! the two differ.
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
+
+use crate::cluster::WorkloadCluster;
+use crate::profile::ClusterProfile;
+
+/// The CRDs, in a stable order.
+pub fn all() -> Vec<CustomResourceDefinition> {
+    vec![ClusterProfile::crd(), WorkloadCluster::crd()]
+}
+
+/// The file name a CRD is kept under in `manifests/crds/`: `<plural>.<group>.yaml`.
+pub fn file_name(crd: &CustomResourceDefinition) -> String {
+    format!("{}.yaml", crd.metadata.name.clone().unwrap_or_default())
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("CRD {name} cannot be written as YAML: {source}")]
+pub struct CrdRenderError {
+    pub name: String,
+    #[source]
+    pub source: serde_yaml::Error,
+}
+
+/// One CRD as a YAML document.
+pub fn to_yaml(crd: &CustomResourceDefinition) -> Result<String, CrdRenderError> {
+    serde_yaml::to_string(crd).map_err(|source| CrdRenderError {
+        name: crd.metadata.name.clone().unwrap_or_default(),
+        source,
+    })
+}

@@ -1,0 +1,13 @@
+//! Strata's domain model: packs, cluster profiles, their composition and constraints,
+//! and the custom resource types. Pure logic with as little I/O as possible (reading a
+//! pack folder and writing archives are the exceptions), so that it is unit-tested
+//! without a cluster.
+
+pub mod catalog;
+pub mod cluster;
+pub mod crds;
+pub mod finding;
+pub mod pack;
+pub mod profile;
+pub mod values_merge;
+pub mod version;

@@ -1,0 +1,1066 @@
+//! `pack.json`: a pack's metadata, validated against the pack JSON schema of the vendor
+//! documentation (`shared/seeds/001_…`), which is the contract.
+//!
+//! Validation walks the raw JSON rather than relying on serde's errors, so that every
+//! problem is reported at once with its field path, what was found and what was expected.
+//! Unknown fields and trailing commas are warnings; everything the schema forbids is an
+//! error. Checks that need the pack folder (that `charts` and `kubeManifests` exist) are
+//! made by [`crate::pack::Pack`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::finding::Findings;
+use crate::pack::lenient_json::strip_trailing_commas;
+use crate::version::{PackVersion, VersionBounds};
+
+/// Generates an enum of the schema's string values with its wire spelling, so the list in
+/// error messages and the parser cannot drift apart.
+macro_rules! schema_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $wire:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+        pub enum $name {
+            $(#[serde(rename = $wire)] $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(&self) -> &'static str {
+                match self { $($name::$variant => $wire),+ }
+            }
+
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($wire => Some($name::$variant),)+ _ => None }
+            }
+
+            /// The accepted spellings, for error messages.
+            pub fn expected() -> String {
+                [$($wire),+].iter().map(|w| format!("{w:?}")).collect::<Vec<_>>().join(", ")
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+schema_enum! {
+    /// The layer of a cluster profile a pack fills.
+    Layer {
+        Kernel => "kernel",
+        Os => "os",
+        K8s => "k8s",
+        Cni => "cni",
+        Csi => "csi",
+        Addon => "addon",
+    }
+}
+
+schema_enum! {
+    /// The clouds a pack supports (`cloudTypes` / `cloudType`).
+    PackCloud {
+        All => "all",
+        Aws => "aws",
+        Azure => "azure",
+        Gcp => "gcp",
+        Vsphere => "vsphere",
+        Openstack => "openstack",
+        Baremetal => "baremetal",
+        Maas => "maas",
+        Aks => "aks",
+        Eks => "eks",
+        Edge => "edge",
+        EdgeNative => "edge-native",
+        Coxedge => "coxedge",
+    }
+}
+
+schema_enum! {
+    /// What kind of add-on an `addon` pack is. Three values contain spaces, as documented.
+    AddonType {
+        Logging => "logging",
+        Monitoring => "monitoring",
+        LoadBalancer => "load balancer",
+        Authentication => "authentication",
+        Ingress => "ingress",
+        Security => "security",
+        Ai => "ai",
+        AppServices => "app services",
+        Network => "network",
+        Storage => "storage",
+        Registry => "registry",
+        Servicemesh => "servicemesh",
+        SystemApp => "system app",
+    }
+}
+
+schema_enum! {
+    /// How a pack depends on another pack of the stack.
+    DependencyType {
+        Required => "required",
+        Optional => "optional",
+        NotSupported => "notSupported",
+        Upgrade => "upgrade",
+    }
+}
+
+schema_enum! {
+    /// A machine resource a pack needs a minimum of.
+    ResourceType {
+        Cpu => "cpu",
+        Memory => "memory",
+        DiskSize => "diskSize",
+    }
+}
+
+schema_enum! {
+    /// Which nodes a resource minimum applies to.
+    ScheduleType {
+        All => "all",
+        ControlPlane => "control-plane",
+        Worker => "worker",
+    }
+}
+
+/// A validated `pack.json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PackManifest {
+    pub name: String,
+    pub display_name: String,
+    pub version: String,
+    #[serde(skip)]
+    pub parsed_version: Option<PackVersion>,
+    pub layer: Layer,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cloud_types: Vec<PackCloud>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cloud_type: Option<PackCloud>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eol: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub addon_type: Option<AddonType>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub addon_sub_type: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub charts: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kube_manifests: Vec<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Constraints::is_empty")]
+    pub constraints: Constraints,
+}
+
+impl PackManifest {
+    /// The version, parsed; validation refuses a manifest whose version does not parse,
+    /// so this is only `None` for a manifest built by hand.
+    pub fn version(&self) -> Option<&PackVersion> {
+        self.parsed_version.as_ref()
+    }
+
+    /// The clouds this pack declares (`cloudTypes` plus `cloudType`); empty when it
+    /// declares none.
+    pub fn declared_clouds(&self) -> Vec<PackCloud> {
+        let mut clouds = self.cloud_types.clone();
+        if let Some(cloud) = self.cloud_type
+            && !clouds.contains(&cloud)
+        {
+            clouds.push(cloud);
+        }
+        clouds
+    }
+
+    /// Whether the pack may be used on a cloud. A pack that declares no cloud, or `all`,
+    /// may be used anywhere.
+    pub fn supports_cloud(&self, cloud: PackCloud) -> bool {
+        let declared = self.declared_clouds();
+        declared.is_empty() || declared.contains(&PackCloud::All) || declared.contains(&cloud)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Constraints {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dependencies: Vec<Dependency>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<ResourceConstraint>,
+}
+
+impl Constraints {
+    pub fn is_empty(&self) -> bool {
+        self.dependencies.is_empty() && self.resources.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Dependency {
+    pub pack_name: String,
+    pub layer: Layer,
+    #[serde(rename = "type")]
+    pub kind: DependencyType,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_version: Option<String>,
+    #[serde(skip)]
+    pub bounds: VersionBounds,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceConstraint {
+    #[serde(rename = "type")]
+    pub kind: ResourceType,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_limit: Option<f64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub components: Vec<ResourceComponent>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceComponent {
+    pub schedule_type: ScheduleType,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource_request_param_ref: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replica_count_param_ref: Option<String>,
+}
+
+const TOP_LEVEL_FIELDS: &[&str] = &[
+    "name",
+    "displayName",
+    "version",
+    "layer",
+    "group",
+    "cloudTypes",
+    "cloudType",
+    "eol",
+    "addonType",
+    "addonSubType",
+    "charts",
+    "kubeManifests",
+    "annotations",
+    "constraints",
+];
+
+/// Parses and validates the text of a `pack.json`. Returns the manifest when there are no
+/// errors (warnings may still be present).
+pub fn parse_manifest(text: &str) -> (Option<PackManifest>, Findings) {
+    let mut findings = Findings::new();
+    let (clean, comma_lines) = strip_trailing_commas(text);
+    for line in comma_lines {
+        findings.warning(
+            format!("line {line}"),
+            "trailing comma before a closing bracket; accepted, but strict JSON parsers reject it",
+        );
+    }
+    let value: Value = match serde_json::from_str(&clean) {
+        Ok(value) => value,
+        Err(e) => {
+            findings.error(
+                format!("line {}", e.line()),
+                format!(
+                    "not valid JSON at column {}: {e}; expected a JSON object",
+                    e.column()
+                ),
+            );
+            return (None, findings);
+        }
+    };
+    let Value::Object(object) = value else {
+        findings.error(
+            "",
+            format!(
+                "found {}, expected a JSON object with name, displayName, version and layer",
+                describe(&value)
+            ),
+        );
+        return (None, findings);
+    };
+    let manifest = validate_object(&object, &mut findings);
+    if findings.has_errors() {
+        (None, findings)
+    } else {
+        (manifest, findings)
+    }
+}
+
+fn validate_object(object: &Map<String, Value>, findings: &mut Findings) -> Option<PackManifest> {
+    for key in object.keys() {
+        if !TOP_LEVEL_FIELDS.contains(&key.as_str()) {
+            warn_unknown(findings, key, key, TOP_LEVEL_FIELDS);
+        }
+    }
+    let name = required_string(object, "name", findings);
+    if let Some(name) = &name
+        && !is_oci_path_component(name)
+    {
+        findings.warning(
+            "name",
+            format!(
+                "{name:?} cannot name an OCI repository (expected lowercase letters and digits, \
+                 separated by single '.', '_' or '-'); this pack cannot be pushed to a pack registry"
+            ),
+        );
+    }
+    let display_name = required_string(object, "displayName", findings);
+    let version = required_string(object, "version", findings);
+    let parsed_version = version
+        .as_deref()
+        .and_then(|v| match PackVersion::parse(v) {
+            Ok(parsed) => Some(parsed),
+            Err(e) => {
+                findings.error("version", e.to_string());
+                None
+            }
+        });
+    let layer = match object.get("layer") {
+        None => {
+            findings.error(
+                "layer",
+                format!("is missing; expected one of {}", Layer::expected()),
+            );
+            None
+        }
+        Some(value) => schema_value::<Layer>(value, "layer", findings, Layer::parse, Layer::expected),
+    };
+    let group = optional_string(object, "group", findings);
+    let eol = optional_string(object, "eol", findings);
+    let addon_sub_type = optional_string(object, "addonSubType", findings);
+    let cloud_types = match object.get("cloudTypes") {
+        None => Vec::new(),
+        Some(value) => string_array(value, "cloudTypes", findings)
+            .into_iter()
+            .filter_map(|(path, s)| {
+                parse_schema_str(&s, &path, findings, PackCloud::parse, PackCloud::expected)
+            })
+            .collect(),
+    };
+    let cloud_type = object.get("cloudType").and_then(|value| {
+        schema_value(value, "cloudType", findings, PackCloud::parse, PackCloud::expected)
+    });
+    let addon_type = validate_addon_type(object.get("addonType"), layer, findings);
+    let charts = relative_paths(object.get("charts"), "charts", findings);
+    let kube_manifests = relative_paths(object.get("kubeManifests"), "kubeManifests", findings);
+    let annotations = annotations(object.get("annotations"), findings);
+    let constraints = object
+        .get("constraints")
+        .map(|value| constraints(value, findings))
+        .unwrap_or_default();
+
+    Some(PackManifest {
+        name: name?,
+        display_name: display_name?,
+        version: version?,
+        parsed_version: Some(parsed_version?),
+        layer: layer?,
+        group,
+        cloud_types,
+        cloud_type,
+        eol,
+        addon_type,
+        addon_sub_type,
+        charts,
+        kube_manifests,
+        annotations,
+        constraints,
+    })
+}
+
+fn validate_addon_type(
+    value: Option<&Value>,
+    layer: Option<Layer>,
+    findings: &mut Findings,
+) -> Option<AddonType> {
+    let parsed = value.and_then(|value| {
+        schema_value(value, "addonType", findings, AddonType::parse, AddonType::expected)
+    });
+    match (layer, value) {
+        (Some(Layer::Addon), None) => findings.error(
+            "addonType",
+            format!(
+                "is missing; a pack with layer \"addon\" must set it to one of {}",
+                AddonType::expected()
+            ),
+        ),
+        (Some(layer), Some(_)) if layer != Layer::Addon => findings.warning(
+            "addonType",
+            format!("is only used by addon packs; this pack's layer is {layer:?}"),
+        ),
+        _ => {}
+    }
+    parsed
+}
+
+fn constraints(value: &Value, findings: &mut Findings) -> Constraints {
+    let Value::Object(object) = value else {
+        findings.error(
+            "constraints",
+            format!("found {}, expected an object", describe(value)),
+        );
+        return Constraints::default();
+    };
+    for key in object.keys() {
+        if key != "dependencies" && key != "resources" {
+            warn_unknown(
+                findings,
+                &format!("constraints.{key}"),
+                key,
+                &["dependencies", "resources"],
+            );
+        }
+    }
+    let dependencies = objects_in_array(object.get("dependencies"), "constraints.dependencies", findings)
+        .into_iter()
+        .filter_map(|(path, item)| dependency(&path, item, findings))
+        .collect();
+    let resources = objects_in_array(object.get("resources"), "constraints.resources", findings)
+        .into_iter()
+        .filter_map(|(path, item)| resource(&path, item, findings))
+        .collect();
+    Constraints {
+        dependencies,
+        resources,
+    }
+}
+
+fn dependency(path: &str, object: &Map<String, Value>, findings: &mut Findings) -> Option<Dependency> {
+    const FIELDS: &[&str] = &["packName", "layer", "type", "minVersion", "maxVersion"];
+    warn_unknown_fields(object, path, FIELDS, findings);
+    let pack_name = required_string_at(object, path, "packName", findings);
+    let layer = required_schema(object, path, "layer", findings, Layer::parse, Layer::expected);
+    let kind = required_schema(
+        object,
+        path,
+        "type",
+        findings,
+        DependencyType::parse,
+        DependencyType::expected,
+    );
+    let mut bound = |field: &str| -> (Option<String>, Option<PackVersion>) {
+        let text = optional_string_at(object, path, field, findings);
+        let parsed = text.as_deref().and_then(|t| match PackVersion::parse(t) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                findings.error(format!("{path}.{field}"), e.to_string());
+                None
+            }
+        });
+        (text, parsed)
+    };
+    let (min_version, min) = bound("minVersion");
+    let (max_version, max) = bound("maxVersion");
+    if let (Some(min), Some(max)) = (&min, &max)
+        && min > max
+    {
+        findings.error(
+            path,
+            format!("minVersion {min} is above maxVersion {max}; no version can satisfy it"),
+        );
+    }
+    Some(Dependency {
+        pack_name: pack_name?,
+        layer: layer?,
+        kind: kind?,
+        min_version,
+        max_version,
+        bounds: VersionBounds { min, max },
+    })
+}
+
+fn resource(path: &str, object: &Map<String, Value>, findings: &mut Findings) -> Option<ResourceConstraint> {
+    warn_unknown_fields(object, path, &["type", "minLimit", "components"], findings);
+    let kind = required_schema(
+        object,
+        path,
+        "type",
+        findings,
+        ResourceType::parse,
+        ResourceType::expected,
+    );
+    let min_limit = match object.get("minLimit") {
+        None => None,
+        Some(Value::Number(n)) => match n.as_f64() {
+            Some(limit) if limit >= 0.0 => Some(limit),
+            _ => {
+                findings.error(
+                    format!("{path}.minLimit"),
+                    format!("found {n}, expected a number of zero or more"),
+                );
+                None
+            }
+        },
+        Some(other) => {
+            findings.error(
+                format!("{path}.minLimit"),
+                format!("found {}, expected a number", describe(other)),
+            );
+            None
+        }
+    };
+    let components = objects_in_array(object.get("components"), &format!("{path}.components"), findings)
+        .into_iter()
+        .filter_map(|(cpath, item)| {
+            warn_unknown_fields(
+                item,
+                &cpath,
+                &["scheduleType", "resourceRequestParamRef", "replicaCountParamRef"],
+                findings,
+            );
+            let schedule_type = required_schema(
+                item,
+                &cpath,
+                "scheduleType",
+                findings,
+                ScheduleType::parse,
+                ScheduleType::expected,
+            );
+            let resource_request_param_ref =
+                optional_string_at(item, &cpath, "resourceRequestParamRef", findings);
+            let replica_count_param_ref =
+                optional_string_at(item, &cpath, "replicaCountParamRef", findings);
+            Some(ResourceComponent {
+                schedule_type: schedule_type?,
+                resource_request_param_ref,
+                replica_count_param_ref,
+            })
+        })
+        .collect();
+    Some(ResourceConstraint {
+        kind: kind?,
+        min_limit,
+        components,
+    })
+}
+
+fn annotations(value: Option<&Value>, findings: &mut Findings) -> BTreeMap<String, String> {
+    let mut result = BTreeMap::new();
+    match value {
+        None => {}
+        Some(Value::Object(object)) => {
+            for (key, value) in object {
+                match value {
+                    Value::String(s) => {
+                        result.insert(key.clone(), s.clone());
+                    }
+                    other => findings.error(
+                        format!("annotations.{key}"),
+                        format!(
+                            "found {}, expected a string (annotation values are strings: write {})",
+                            describe(other),
+                            serde_json::to_string(&other.to_string()).unwrap_or_default()
+                        ),
+                    ),
+                }
+            }
+        }
+        Some(other) => findings.error(
+            "annotations",
+            format!("found {}, expected an object of string values", describe(other)),
+        ),
+    }
+    result
+}
+
+/// `charts` and `kubeManifests` entries must be paths inside the pack: relative, with no
+/// `..`, so that a pack cannot point at files outside itself.
+fn relative_paths(value: Option<&Value>, field: &str, findings: &mut Findings) -> Vec<String> {
+    let Some(value) = value else {
+        return Vec::new();
+    };
+    string_array(value, field, findings)
+        .into_iter()
+        .filter_map(|(path, entry)| match check_relative_path(&entry) {
+            Ok(()) => Some(entry),
+            Err(reason) => {
+                findings.error(path, format!("{entry:?} {reason}"));
+                None
+            }
+        })
+        .collect()
+}
+
+/// Whether a path names something inside a pack: relative, no `..`, no empty path.
+pub fn check_relative_path(path: &str) -> Result<(), String> {
+    if path.is_empty() {
+        return Err("is empty; expected a path relative to the pack folder".into());
+    }
+    if path.starts_with('/') || path.starts_with('\\') || path.chars().nth(1) == Some(':') {
+        return Err("is an absolute path; expected a path relative to the pack folder".into());
+    }
+    if path.split(['/', '\\']).any(|part| part == "..") {
+        return Err("contains '..'; expected a path inside the pack folder".into());
+    }
+    Ok(())
+}
+
+/// An OCI repository path component: `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`.
+pub fn is_oci_path_component(name: &str) -> bool {
+    let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    let mut separator = String::new();
+    let mut seen_alnum = false;
+    for c in name.chars() {
+        if alnum(c) {
+            let valid_separator = separator.is_empty()
+                || separator == "."
+                || separator == "_"
+                || separator == "__"
+                || separator.chars().all(|s| s == '-');
+            if !valid_separator || (!seen_alnum && !separator.is_empty()) {
+                return false;
+            }
+            separator.clear();
+            seen_alnum = true;
+        } else if c == '.' || c == '_' || c == '-' {
+            separator.push(c);
+        } else {
+            return false;
+        }
+    }
+    seen_alnum && separator.is_empty()
+}
+
+fn required_string(object: &Map<String, Value>, field: &str, findings: &mut Findings) -> Option<String> {
+    required_string_at(object, "", field, findings)
+}
+
+fn field_path(path: &str, field: &str) -> String {
+    if path.is_empty() {
+        field.to_string()
+    } else {
+        format!("{path}.{field}")
+    }
+}
+
+fn required_string_at(
+    object: &Map<String, Value>,
+    path: &str,
+    field: &str,
+    findings: &mut Findings,
+) -> Option<String> {
+    let subject = field_path(path, field);
+    match object.get(field) {
+        None => {
+            findings.error(subject, "is missing; expected a non-empty string");
+            None
+        }
+        Some(Value::String(s)) if s.trim().is_empty() => {
+            findings.error(subject, "is empty; expected a non-empty string");
+            None
+        }
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(other) => {
+            findings.error(
+                subject,
+                format!("found {}, expected a non-empty string", describe(other)),
+            );
+            None
+        }
+    }
+}
+
+fn optional_string(object: &Map<String, Value>, field: &str, findings: &mut Findings) -> Option<String> {
+    optional_string_at(object, "", field, findings)
+}
+
+fn optional_string_at(
+    object: &Map<String, Value>,
+    path: &str,
+    field: &str,
+    findings: &mut Findings,
+) -> Option<String> {
+    match object.get(field) {
+        None => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(other) => {
+            findings.error(
+                field_path(path, field),
+                format!("found {}, expected a string", describe(other)),
+            );
+            None
+        }
+    }
+}
+
+fn required_schema<T>(
+    object: &Map<String, Value>,
+    path: &str,
+    field: &str,
+    findings: &mut Findings,
+    parse: fn(&str) -> Option<T>,
+    expected: fn() -> String,
+) -> Option<T> {
+    let subject = field_path(path, field);
+    match object.get(field) {
+        None => {
+            findings.error(subject, format!("is missing; expected one of {}", expected()));
+            None
+        }
+        Some(value) => schema_value(value, &subject, findings, parse, expected),
+    }
+}
+
+fn schema_value<T>(
+    value: &Value,
+    subject: &str,
+    findings: &mut Findings,
+    parse: fn(&str) -> Option<T>,
+    expected: fn() -> String,
+) -> Option<T> {
+    match value {
+        Value::String(s) => parse_schema_str(s, subject, findings, parse, expected),
+        other => {
+            findings.error(
+                subject,
+                format!("found {}, expected one of {}", describe(other), expected()),
+            );
+            None
+        }
+    }
+}
+
+fn parse_schema_str<T>(
+    s: &str,
+    subject: &str,
+    findings: &mut Findings,
+    parse: fn(&str) -> Option<T>,
+    expected: fn() -> String,
+) -> Option<T> {
+    let parsed = parse(s);
+    if parsed.is_none() {
+        findings.error(subject, format!("found {s:?}, expected one of {}", expected()));
+    }
+    parsed
+}
+
+fn string_array(value: &Value, field: &str, findings: &mut Findings) -> Vec<(String, String)> {
+    match value {
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| match item {
+                Value::String(s) => Some((format!("{field}[{i}]"), s.clone())),
+                other => {
+                    findings.error(
+                        format!("{field}[{i}]"),
+                        format!("found {}, expected a string", describe(other)),
+                    );
+                    None
+                }
+            })
+            .collect(),
+        other => {
+            findings.error(
+                field,
+                format!("found {}, expected an array of strings", describe(other)),
+            );
+            Vec::new()
+        }
+    }
+}
+
+fn objects_in_array<'a>(
+    value: Option<&'a Value>,
+    field: &str,
+    findings: &mut Findings,
+) -> Vec<(String, &'a Map<String, Value>)> {
+    match value {
+        None => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| match item {
+                Value::Object(object) => Some((format!("{field}[{i}]"), object)),
+                other => {
+                    findings.error(
+                        format!("{field}[{i}]"),
+                        format!("found {}, expected an object", describe(other)),
+                    );
+                    None
+                }
+            })
+            .collect(),
+        Some(other) => {
+            findings.error(
+                field,
+                format!("found {}, expected an array of objects", describe(other)),
+            );
+            Vec::new()
+        }
+    }
+}
+
+fn warn_unknown_fields(object: &Map<String, Value>, path: &str, known: &[&str], findings: &mut Findings) {
+    for key in object.keys() {
+        if !known.contains(&key.as_str()) {
+            warn_unknown(findings, &field_path(path, key), key, known);
+        }
+    }
+}
+
+fn warn_unknown(findings: &mut Findings, subject: &str, key: &str, known: &[&str]) {
+    let hint = known
+        .iter()
+        .find(|k| k.eq_ignore_ascii_case(key))
+        .map(|k| format!(" (did you mean {k:?}? field names are case-sensitive)"))
+        .unwrap_or_default();
+    findings.warning(
+        subject,
+        format!(
+            "unknown field{hint}; it is ignored. Known fields here: {}",
+            known.join(", ")
+        ),
+    );
+}
+
+/// What a JSON value is, for "found …, expected …" messages.
+fn describe(value: &Value) -> String {
+    match value {
+        Value::Null => "null".into(),
+        Value::Bool(b) => format!("the boolean {b}"),
+        Value::Number(n) => format!("the number {n}"),
+        Value::String(s) => format!("the string {s:?}"),
+        Value::Array(_) => "an array".into(),
+        Value::Object(_) => "an object".into(),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn minimal(extra: &str) -> String {
+        format!(
+            r#"{{"name": "nginx", "displayName": "NGINX", "version": "1.2.3", "layer": "addon", "addonType": "ingress"{extra}}}"#
+        )
+    }
+
+    fn errors_of(text: &str) -> Findings {
+        let (manifest, findings) = parse_manifest(text);
+        assert!(manifest.is_none(), "expected errors for {text}");
+        assert!(findings.has_errors());
+        findings
+    }
+
+    #[test]
+    fn accepts_a_minimal_addon() {
+        let (manifest, findings) = parse_manifest(&minimal(""));
+        assert!(findings.is_empty(), "{findings:?}");
+        let manifest = manifest.unwrap();
+        assert_eq!(manifest.layer, Layer::Addon);
+        assert_eq!(manifest.addon_type, Some(AddonType::Ingress));
+        assert!(manifest.supports_cloud(PackCloud::Aws));
+    }
+
+    #[test]
+    fn reports_each_trailing_comma_line() {
+        let text = "{\n\"name\": \"a\",\n\"displayName\": \"A\",\n\"version\": \"1\",\n\"layer\": \"os\",\n}";
+        let (manifest, findings) = parse_manifest(text);
+        assert!(manifest.is_some());
+        assert!(findings.contains("line 5", "trailing comma"), "{findings:?}");
+        assert!(!findings.has_errors());
+    }
+
+    #[test]
+    fn invalid_json_names_the_line() {
+        let findings = errors_of("{\n\"name\": \"a\"\n\"layer\": \"os\"}");
+        assert!(findings.contains("line 3", "not valid JSON"), "{findings:?}");
+    }
+
+    #[test]
+    fn top_level_must_be_an_object() {
+        let findings = errors_of("[1]");
+        assert!(findings.contains("", "found an array, expected a JSON object"));
+    }
+
+    #[test]
+    fn required_fields_are_non_empty_strings() {
+        let findings = errors_of(r#"{"displayName": "", "version": 3}"#);
+        assert!(findings.contains("name", "is missing; expected a non-empty string"));
+        assert!(findings.contains("displayName", "is empty"));
+        assert!(findings.contains("version", "found the number 3, expected a non-empty string"));
+        assert!(findings.contains("layer", "is missing; expected one of \"kernel\""));
+    }
+
+    #[test]
+    fn layer_must_be_from_the_schema() {
+        let findings = errors_of(r#"{"name": "a", "displayName": "A", "version": "1", "layer": "network"}"#);
+        assert!(findings.contains(
+            "layer",
+            r#"found "network", expected one of "kernel", "os", "k8s", "cni", "csi", "addon""#
+        ));
+    }
+
+    #[test]
+    fn version_must_parse() {
+        let findings = errors_of(r#"{"name": "a", "displayName": "A", "version": "latest", "layer": "os"}"#);
+        assert!(findings.contains("version", "\"latest\" is not a version"));
+    }
+
+    #[test]
+    fn cloud_types_come_from_the_documented_list() {
+        let findings = errors_of(&minimal(r#", "cloudTypes": ["aws", "digitalocean", 3], "cloudType": "moon""#));
+        assert!(findings.contains("cloudTypes[1]", r#"found "digitalocean", expected one of "all""#));
+        assert!(findings.contains("cloudTypes[2]", "found the number 3, expected a string"));
+        assert!(findings.contains("cloudType", r#"found "moon""#));
+        let findings = errors_of(&minimal(r#", "cloudTypes": "aws""#));
+        assert!(findings.contains("cloudTypes", "expected an array of strings"));
+    }
+
+    #[test]
+    fn cloud_support() {
+        let (manifest, _) = parse_manifest(&minimal(r#", "cloudTypes": ["aws"], "cloudType": "vsphere""#));
+        let manifest = manifest.unwrap();
+        assert!(manifest.supports_cloud(PackCloud::Aws));
+        assert!(manifest.supports_cloud(PackCloud::Vsphere));
+        assert!(!manifest.supports_cloud(PackCloud::Azure));
+        let (manifest, _) = parse_manifest(&minimal(r#", "cloudTypes": ["all"]"#));
+        assert!(manifest.unwrap().supports_cloud(PackCloud::Azure));
+    }
+
+    #[test]
+    fn addon_type_is_required_for_addons_and_accepts_spaced_values() {
+        let findings = errors_of(r#"{"name": "a", "displayName": "A", "version": "1", "layer": "addon"}"#);
+        assert!(findings.contains("addonType", "a pack with layer \"addon\" must set it"));
+        for spaced in ["load balancer", "system app", "app services"] {
+            let text = format!(
+                r#"{{"name": "a", "displayName": "A", "version": "1", "layer": "addon", "addonType": "{spaced}"}}"#
+            );
+            let (manifest, findings) = parse_manifest(&text);
+            assert!(manifest.is_some(), "{spaced}: {findings:?}");
+        }
+        let findings = errors_of(
+            r#"{"name": "a", "displayName": "A", "version": "1", "layer": "addon", "addonType": "loadbalancer"}"#,
+        );
+        assert!(findings.contains("addonType", r#"found "loadbalancer", expected one of"#));
+        let (_, findings) =
+            parse_manifest(r#"{"name": "a", "displayName": "A", "version": "1", "layer": "os", "addonType": "ai"}"#);
+        assert!(findings.contains("addonType", "only used by addon packs"));
+    }
+
+    #[test]
+    fn annotations_are_strings() {
+        let findings = errors_of(&minimal(r#", "annotations": {"imageId": "ami-1", "skipK8sInstall": false}"#));
+        assert!(findings.contains(
+            "annotations.skipK8sInstall",
+            "found the boolean false, expected a string"
+        ));
+        let findings = errors_of(&minimal(r#", "annotations": ["a"]"#));
+        assert!(findings.contains("annotations", "expected an object of string values"));
+    }
+
+    #[test]
+    fn charts_and_manifests_are_relative_paths_inside_the_pack() {
+        let findings = errors_of(&minimal(
+            r#", "charts": ["/etc/passwd", "../other/chart.tgz", "charts/ok.tgz", ""], "kubeManifests": ["manifests/../../x.yaml"]"#,
+        ));
+        assert!(findings.contains("charts[0]", "is an absolute path"));
+        assert!(findings.contains("charts[1]", "contains '..'"));
+        assert!(findings.contains("charts[3]", "is empty"));
+        assert!(findings.contains("kubeManifests[0]", "contains '..'"));
+    }
+
+    #[test]
+    fn dependencies_follow_the_schema() {
+        let findings = errors_of(&minimal(
+            r#", "constraints": {"dependencies": [
+                {"packName": "kubernetes", "layer": "k8s", "type": "required", "minVersion": "1.20", "maxVersion": "1.19"},
+                {"packName": "", "layer": "storage", "type": "mandatory"},
+                {"layer": "cni", "type": "optional", "minVersion": "x.y"},
+                "calico"
+            ]}"#,
+        ));
+        assert!(findings.contains("constraints.dependencies[0]", "minVersion 1.20 is above maxVersion 1.19"));
+        assert!(findings.contains("constraints.dependencies[1].packName", "is empty"));
+        assert!(findings.contains("constraints.dependencies[1].layer", r#"found "storage""#));
+        assert!(findings.contains(
+            "constraints.dependencies[1].type",
+            r#"found "mandatory", expected one of "required", "optional", "notSupported", "upgrade""#
+        ));
+        assert!(findings.contains("constraints.dependencies[2].packName", "is missing"));
+        assert!(findings.contains("constraints.dependencies[2].minVersion", "is not a version"));
+        assert!(findings.contains("constraints.dependencies[3]", "expected an object"));
+    }
+
+    #[test]
+    fn resources_follow_the_schema() {
+        let findings = errors_of(&minimal(
+            r#", "constraints": {"resources": [
+                {"type": "gpu", "minLimit": 1},
+                {"type": "cpu", "minLimit": "2"},
+                {"type": "memory", "minLimit": -5, "components": [{"scheduleType": "master"}, {}]}
+            ]}"#,
+        ));
+        assert!(findings.contains(
+            "constraints.resources[0].type",
+            r#"found "gpu", expected one of "cpu", "memory", "diskSize""#
+        ));
+        assert!(findings.contains("constraints.resources[1].minLimit", "found the string \"2\", expected a number"));
+        assert!(findings.contains("constraints.resources[2].minLimit", "expected a number of zero or more"));
+        assert!(findings.contains(
+            "constraints.resources[2].components[0].scheduleType",
+            r#"found "master", expected one of "all", "control-plane", "worker""#
+        ));
+        assert!(findings.contains("constraints.resources[2].components[1].scheduleType", "is missing"));
+    }
+
+    #[test]
+    fn parses_valid_constraints() {
+        let (manifest, findings) = parse_manifest(&minimal(
+            r#", "constraints": {
+                "dependencies": [{"packName": "kubernetes", "layer": "k8s", "type": "required", "minVersion": "1.20"}],
+                "resources": [{"type": "memory", "minLimit": 2048, "components": [{"scheduleType": "worker", "replicaCountParamRef": "replicas"}]}]
+            }"#,
+        ));
+        assert!(!findings.has_errors(), "{findings:?}");
+        let constraints = manifest.unwrap().constraints;
+        assert_eq!(constraints.dependencies[0].kind, DependencyType::Required);
+        assert!(constraints.dependencies[0].bounds.min.is_some());
+        assert_eq!(constraints.resources[0].min_limit, Some(2048.0));
+        assert_eq!(constraints.resources[0].components[0].schedule_type, ScheduleType::Worker);
+    }
+
+    #[test]
+    fn unknown_fields_are_warnings_with_a_hint() {
+        let (manifest, findings) = parse_manifest(&minimal(
+            r#", "KubeManifests": [], "homepage": "x", "constraints": {"deps": [], "resources": [{"type": "cpu", "max": 3}]}"#,
+        ));
+        assert!(manifest.is_some(), "{findings:?}");
+        assert!(findings.contains("KubeManifests", "did you mean \"kubeManifests\""));
+        assert!(findings.contains("homepage", "unknown field"));
+        assert!(findings.contains("constraints.deps", "unknown field"));
+        assert!(findings.contains("constraints.resources[0].max", "unknown field"));
+        assert!(!findings.has_errors());
+    }
+
+    #[test]
+    fn name_that_cannot_be_an_oci_repository_is_a_warning() {
+        let (manifest, findings) = parse_manifest(
+            r#"{"name": "My Pack", "displayName": "A", "version": "1", "layer": "os"}"#,
+        );
+        assert!(manifest.is_some());
+        assert!(findings.contains("name", "cannot name an OCI repository"));
+        assert!(is_oci_path_component("golden-centos-aws"));
+        assert!(is_oci_path_component("a__b.c"));
+        assert!(is_oci_path_component("a--b"));
+        assert!(!is_oci_path_component("a--"));
+        assert!(!is_oci_path_component("a._b"));
+        assert!(!is_oci_path_component("-a"));
+        assert!(!is_oci_path_component("A"));
+    }
+}

@@ -1,0 +1,273 @@
+//! Packs: one layer's content (`pack.json`, `values.yaml`, charts or manifests).
+//!
+//! [`Pack::load`] reads a pack folder and validates everything about it at once, returning
+//! every finding. A pack with error findings is not loaded.
+
+pub mod archive;
+pub mod image_ref;
+pub mod kube_manifest;
+pub mod layout;
+pub mod lenient_json;
+pub mod manifest;
+pub mod values;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::finding::Findings;
+use crate::pack::archive::{ArchiveError, archive_to_vec, sha256_digest};
+use crate::pack::kube_manifest::{KubeObjectRef, check_manifest, substitute};
+use crate::pack::layout::{PackLayout, scan_layout};
+use crate::pack::manifest::{Layer, PackManifest, parse_manifest};
+use crate::pack::values::{PackValues, parse_values};
+
+/// What a pack installs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PackContent {
+    Charts,
+    Manifests,
+    /// Both charts and manifests.
+    Mixed,
+    /// Nothing to install in the cluster: OS, kernel and Kubernetes packs configure the
+    /// machines, not the cluster.
+    None,
+}
+
+impl PackContent {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            PackContent::Charts => "charts",
+            PackContent::Manifests => "manifests",
+            PackContent::Mixed => "charts and manifests",
+            PackContent::None => "none",
+        }
+    }
+}
+
+/// The objects one manifest file declares, after value substitution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestObjects {
+    pub path: String,
+    pub objects: Vec<KubeObjectRef>,
+}
+
+/// A pack folder that passed validation.
+#[derive(Debug, Clone)]
+pub struct Pack {
+    pub dir: PathBuf,
+    pub manifest: PackManifest,
+    pub values: PackValues,
+    pub layout: PackLayout,
+    pub manifest_objects: Vec<ManifestObjects>,
+}
+
+impl Pack {
+    /// Reads and validates a pack folder. Returns the pack when there is no error finding.
+    pub fn load(dir: &Path) -> (Option<Pack>, Findings) {
+        let mut findings = Findings::new();
+        if !dir.is_dir() {
+            let what = if dir.exists() {
+                "is not a folder; expected a pack folder holding pack.json and values.yaml"
+            } else {
+                "does not exist; expected a pack folder holding pack.json and values.yaml"
+            };
+            findings.error("", what);
+            return (None, findings);
+        }
+        let manifest = match fs::read_to_string(dir.join("pack.json")) {
+            Ok(text) => {
+                let (manifest, manifest_findings) = parse_manifest(&text);
+                findings.extend_prefixed("pack.json", manifest_findings);
+                manifest
+            }
+            Err(e) => {
+                findings.error("pack.json", missing_or_unreadable(&e, "pack metadata"));
+                None
+            }
+        };
+        let (layout, layout_findings) = scan_layout(dir);
+        findings.extend(layout_findings);
+        let chart_names: Vec<String> = layout.charts.iter().map(|c| c.name.clone()).collect();
+        let manifest_names: Vec<String> = layout.manifests.iter().map(|m| m.name.clone()).collect();
+        let values = match fs::read_to_string(dir.join("values.yaml")) {
+            Ok(text) => {
+                let (values, values_findings) = parse_values(&text, &chart_names, &manifest_names);
+                findings.extend_prefixed("values.yaml", values_findings);
+                values
+            }
+            Err(e) => {
+                findings.error(
+                    "values.yaml",
+                    missing_or_unreadable(&e, "pack values (it may be empty)"),
+                );
+                None
+            }
+        };
+        if let Some(manifest) = &manifest {
+            check_declared_paths(dir, manifest, &mut findings);
+            check_content_for_layer(manifest.layer, &layout, &mut findings);
+        }
+        let manifest_objects = match &values {
+            Some(values) => check_manifest_files(dir, &layout, &values.document, &mut findings),
+            None => Vec::new(),
+        };
+        if let (Some(manifest), Some(values)) = (&manifest, &values) {
+            check_param_refs(manifest, &values.document, &mut findings);
+        }
+        if findings.has_errors() {
+            return (None, findings);
+        }
+        match (manifest, values) {
+            (Some(manifest), Some(values)) => (
+                Some(Pack {
+                    dir: dir.to_path_buf(),
+                    manifest,
+                    values,
+                    layout,
+                    manifest_objects,
+                }),
+                findings,
+            ),
+            _ => (None, findings),
+        }
+    }
+
+    pub fn content(&self) -> PackContent {
+        match (self.layout.charts.is_empty(), self.layout.manifests.is_empty()) {
+            (false, true) => PackContent::Charts,
+            (true, false) => PackContent::Manifests,
+            (false, false) => PackContent::Mixed,
+            (true, true) => PackContent::None,
+        }
+    }
+
+    /// The deterministic archive of this pack (one top-level folder named after the pack).
+    pub fn archive(&self) -> Result<Vec<u8>, ArchiveError> {
+        archive_to_vec(&self.dir, &self.manifest.name)
+    }
+
+    /// The sha256 digest of [`Pack::archive`]: the pack's identity.
+    pub fn digest(&self) -> Result<String, ArchiveError> {
+        Ok(sha256_digest(&self.archive()?))
+    }
+
+    /// `<name>:<version>`, how operators and registries name a pack.
+    pub fn reference(&self) -> String {
+        format!("{}:{}", self.manifest.name, self.manifest.version)
+    }
+}
+
+fn missing_or_unreadable(error: &std::io::Error, what: &str) -> String {
+    if error.kind() == std::io::ErrorKind::NotFound {
+        format!("is missing; every pack needs one ({what})")
+    } else {
+        format!("cannot be read: {error}")
+    }
+}
+
+/// `charts` and `kubeManifests` in pack.json must name files that exist inside the pack;
+/// a symlink that resolves outside the pack counts as outside.
+fn check_declared_paths(dir: &Path, manifest: &PackManifest, findings: &mut Findings) {
+    let root = match dir.canonicalize() {
+        Ok(root) => root,
+        Err(e) => {
+            findings.error("", format!("cannot be resolved: {e}"));
+            return;
+        }
+    };
+    let declared = manifest
+        .charts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (format!("pack.json: charts[{i}]"), p))
+        .chain(
+            manifest
+                .kube_manifests
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (format!("pack.json: kubeManifests[{i}]"), p)),
+        );
+    for (subject, path) in declared {
+        match dir.join(path).canonicalize() {
+            Ok(resolved) if !resolved.starts_with(&root) => findings.error(
+                subject,
+                format!("{path:?} resolves outside the pack folder; expected a file inside it"),
+            ),
+            Ok(_) => {}
+            Err(_) => findings.error(
+                subject,
+                format!("{path:?} does not exist in the pack; expected a file inside the pack folder"),
+            ),
+        }
+    }
+}
+
+fn check_content_for_layer(layer: Layer, layout: &PackLayout, findings: &mut Findings) {
+    let installs_into_cluster = matches!(layer, Layer::Cni | Layer::Csi | Layer::Addon);
+    if installs_into_cluster && layout.charts.is_empty() && layout.manifests.is_empty() {
+        findings.error(
+            "",
+            format!(
+                "a {layer} pack installs into the cluster, so it needs Helm charts under charts/ \
+                 or manifests under manifests/; found neither"
+            ),
+        );
+    }
+}
+
+fn check_manifest_files(
+    dir: &Path,
+    layout: &PackLayout,
+    values: &serde_yaml::Value,
+    findings: &mut Findings,
+) -> Vec<ManifestObjects> {
+    let mut result = Vec::new();
+    for file in &layout.manifests {
+        let text = match fs::read_to_string(dir.join(&file.path)) {
+            Ok(text) => text,
+            Err(e) => {
+                findings.error(&file.path, format!("cannot be read as UTF-8 text: {e}"));
+                continue;
+            }
+        };
+        let rendered = match substitute(&text, values) {
+            Ok(rendered) => rendered,
+            Err(e) => {
+                findings.error(&file.path, e.to_string());
+                continue;
+            }
+        };
+        let (objects, manifest_findings) = check_manifest(&rendered);
+        findings.extend_prefixed(&file.path, manifest_findings);
+        result.push(ManifestObjects {
+            path: file.path.clone(),
+            objects,
+        });
+    }
+    result
+}
+
+/// A resource constraint's param refs name values keys (dot-separated); a ref to nothing
+/// cannot be what the author meant.
+fn check_param_refs(manifest: &PackManifest, values: &serde_yaml::Value, findings: &mut Findings) {
+    for (r, resource) in manifest.constraints.resources.iter().enumerate() {
+        for (c, component) in resource.components.iter().enumerate() {
+            let refs = [
+                ("resourceRequestParamRef", &component.resource_request_param_ref),
+                ("replicaCountParamRef", &component.replica_count_param_ref),
+            ];
+            for (field, reference) in refs {
+                let Some(reference) = reference else { continue };
+                if crate::values_merge::lookup(values, reference).is_none() {
+                    findings.warning(
+                        format!("pack.json: constraints.resources[{r}].components[{c}].{field}"),
+                        format!("{reference:?} names no key in values.yaml"),
+                    );
+                }
+            }
+        }
+    }
+}
