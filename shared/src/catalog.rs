@@ -26,20 +26,29 @@ pub struct ResolvedPack {
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ResolveError {
-    #[error("no pack named {name:?} in {source_name}{}", list_suffix("packs there", available))]
+    #[error(
+        "no pack named {name:?} in {source_name}{}",
+        list_suffix("packs there", available)
+    )]
     UnknownPack {
         name: String,
         source_name: String,
         available: Vec<String>,
     },
-    #[error("pack {name:?} has no version {version:?} in {source_name}{}", list_suffix("versions there", available))]
+    #[error(
+        "pack {name:?} has no version {version:?} in {source_name}{}",
+        list_suffix("versions there", available)
+    )]
     UnknownVersion {
         name: String,
         version: String,
         source_name: String,
         available: Vec<String>,
     },
-    #[error("pack {reference} at {origin} is not valid: {}", first_errors(problems))]
+    #[error(
+        "pack {reference} at {origin} is not valid: {}",
+        first_errors(problems)
+    )]
     InvalidPack {
         reference: String,
         origin: String,
@@ -74,7 +83,12 @@ fn first_errors(problems: &[Finding]) -> String {
 pub trait PackSource {
     /// Resolves `name:version`. `registry` is the layer's registry name, for sources that
     /// hold several registries.
-    fn resolve(&self, name: &str, version: &str, registry: Option<&str>) -> Result<ResolvedPack, ResolveError>;
+    fn resolve(
+        &self,
+        name: &str,
+        version: &str,
+        registry: Option<&str>,
+    ) -> Result<ResolvedPack, ResolveError>;
 }
 
 struct CatalogEntry {
@@ -181,7 +195,12 @@ pub fn same_version(a: &str, b: &str) -> bool {
 }
 
 impl PackSource for LocalPackCatalog {
-    fn resolve(&self, name: &str, version: &str, _registry: Option<&str>) -> Result<ResolvedPack, ResolveError> {
+    fn resolve(
+        &self,
+        name: &str,
+        version: &str,
+        _registry: Option<&str>,
+    ) -> Result<ResolvedPack, ResolveError> {
         let named: Vec<&CatalogEntry> = self
             .entries
             .iter()
@@ -200,10 +219,11 @@ impl PackSource for LocalPackCatalog {
                 available,
             });
         }
-        let Some(entry) = named
-            .iter()
-            .find(|e| e.identity.as_ref().is_some_and(|(_, v)| same_version(v, version)))
-        else {
+        let Some(entry) = named.iter().find(|e| {
+            e.identity
+                .as_ref()
+                .is_some_and(|(_, v)| same_version(v, version))
+        }) else {
             return Err(ResolveError::UnknownVersion {
                 name: name.to_string(),
                 version: version.to_string(),

@@ -27,7 +27,9 @@ use semver::Prerelease;
 const MAX_NUMERIC_PARTS: usize = 6;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{input:?} is not a version: {reason}; expected numbers separated by dots, like 1.28, 18.04.4 or v1.2.3-rc.1")]
+#[error(
+    "{input:?} is not a version: {reason}; expected numbers separated by dots, like 1.28, 18.04.4 or v1.2.3-rc.1"
+)]
 pub struct VersionError {
     pub input: String,
     pub reason: String,
@@ -71,7 +73,9 @@ impl PackVersion {
         let (core, pre) = match without_build.split_once('-') {
             Some((core, pre)) => {
                 let pre = Prerelease::new(pre).map_err(|e| {
-                    fail(&format!("the pre-release {pre:?} after '-' is malformed ({e})"))
+                    fail(&format!(
+                        "the pre-release {pre:?} after '-' is malformed ({e})"
+                    ))
                 })?;
                 if pre.is_empty() {
                     return Err(fail("the pre-release after '-' is empty"));
@@ -234,8 +238,19 @@ mod tests {
     #[test]
     fn orders_numerically_not_lexically() {
         let ordered = [
-            "0.9", "1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-beta", "1.0.0-rc.2", "1.0.0-rc.10",
-            "1.0.0", "1.2", "1.9.0", "1.10.0", "7.7.1908", "18.04.4", "18.4.5",
+            "0.9",
+            "1.0.0-alpha",
+            "1.0.0-alpha.1",
+            "1.0.0-beta",
+            "1.0.0-rc.2",
+            "1.0.0-rc.10",
+            "1.0.0",
+            "1.2",
+            "1.9.0",
+            "1.10.0",
+            "7.7.1908",
+            "18.04.4",
+            "18.4.5",
         ];
         for pair in ordered.windows(2) {
             assert!(v(pair[0]) < v(pair[1]), "{} < {}", pair[0], pair[1]);
@@ -254,8 +269,18 @@ mod tests {
     #[test]
     fn rejects_what_is_not_a_version() {
         for bad in [
-            "", " ", "latest", "1..2", "1.2.", ".1", "1.x", "1.2.3-", "1.2.3+", "1.2.3-rc..1",
-            "1.2.3.4.5.6.7", "99999999999999999999",
+            "",
+            " ",
+            "latest",
+            "1..2",
+            "1.2.",
+            ".1",
+            "1.x",
+            "1.2.3-",
+            "1.2.3+",
+            "1.2.3-rc..1",
+            "1.2.3.4.5.6.7",
+            "99999999999999999999",
         ] {
             let err = PackVersion::parse(bad).unwrap_err();
             assert!(
@@ -287,7 +312,10 @@ mod tests {
     #[test]
     fn converts_to_semver_for_kubernetes() {
         assert_eq!(v("v1.28").to_semver().unwrap().to_string(), "1.28.0");
-        assert_eq!(v("1.2.3-rc.1").to_semver().unwrap().to_string(), "1.2.3-rc.1");
+        assert_eq!(
+            v("1.2.3-rc.1").to_semver().unwrap().to_string(),
+            "1.2.3-rc.1"
+        );
         assert!(v("1.2.3.4").to_semver().is_none());
     }
 }

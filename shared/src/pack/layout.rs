@@ -66,6 +66,13 @@ struct ChartYaml {
 /// Scans a pack folder. Problems are findings with the file as subject.
 pub fn scan_layout(dir: &Path) -> (PackLayout, Findings) {
     let mut findings = Findings::new();
+    let root = match dir.canonicalize() {
+        Ok(root) => root,
+        Err(e) => {
+            findings.error("", format!("cannot be resolved: {e}"));
+            return (PackLayout::default(), findings);
+        }
+    };
     let mut layout = PackLayout {
         has_readme: dir.join("README.md").is_file(),
         has_ansible_roles: dir.join("ansible-roles").is_dir(),
@@ -90,13 +97,13 @@ pub fn scan_layout(dir: &Path) -> (PackLayout, Findings) {
     }
     let charts_dir = dir.join("charts");
     if charts_dir.is_dir() {
-        layout.charts = scan_charts(&charts_dir, &mut findings);
+        layout.charts = scan_charts(&root, &charts_dir, &mut findings);
     } else if charts_dir.exists() {
         findings.error("charts", "is a file; expected a folder of Helm charts");
     }
     let manifests_dir = dir.join("manifests");
     if manifests_dir.is_dir() {
-        layout.manifests = scan_manifests(dir, &manifests_dir, &mut findings);
+        layout.manifests = scan_manifests(dir, &root, &manifests_dir, &mut findings);
     } else if manifests_dir.exists() {
         findings.error("manifests", "is a file; expected a folder of manifests");
     }
@@ -117,12 +124,19 @@ fn sorted_entries(dir: &Path, subject: &str, findings: &mut Findings) -> Vec<fs:
     }
 }
 
-fn scan_charts(charts_dir: &Path, findings: &mut Findings) -> Vec<Chart> {
+fn scan_charts(root: &Path, charts_dir: &Path, findings: &mut Findings) -> Vec<Chart> {
     let mut charts: BTreeMap<String, Chart> = BTreeMap::new();
     for entry in sorted_entries(charts_dir, "charts", findings) {
         let file_name = entry.file_name().to_string_lossy().into_owned();
         let subject = format!("charts/{file_name}");
         let path = entry.path();
+        if leaves_pack(root, &path) {
+            findings.error(
+                &subject,
+                "is a link to something outside the pack folder; a pack must hold its own files",
+            );
+            continue;
+        }
         let found = if path.is_dir() {
             let chart_yaml = path.join("Chart.yaml");
             match fs::read_to_string(&chart_yaml) {
@@ -248,7 +262,12 @@ fn chart_yaml_in_archive(path: &Path) -> Result<String, String> {
     Err("no <chart>/Chart.yaml inside".into())
 }
 
-fn scan_manifests(pack_dir: &Path, manifests_dir: &Path, findings: &mut Findings) -> Vec<ManifestFile> {
+fn scan_manifests(
+    pack_dir: &Path,
+    root: &Path,
+    manifests_dir: &Path,
+    findings: &mut Findings,
+) -> Vec<ManifestFile> {
     let mut manifests = Vec::new();
     let mut stack = vec![manifests_dir.to_path_buf()];
     while let Some(dir) = stack.pop() {
@@ -256,6 +275,10 @@ fn scan_manifests(pack_dir: &Path, manifests_dir: &Path, findings: &mut Findings
         for entry in sorted_entries(&dir, &subject, findings) {
             let path = entry.path();
             let rel = relative(pack_dir, &path);
+            if leaves_pack(root, &path) {
+                findings.error(&rel, "is a link to something outside the pack folder; a pack must hold its own files");
+                continue;
+            }
             if path.is_dir() {
                 stack.push(path);
                 continue;
@@ -276,6 +299,15 @@ fn scan_manifests(pack_dir: &Path, manifests_dir: &Path, findings: &mut Findings
     }
     manifests.sort_by(|a, b| a.path.cmp(&b.path));
     manifests
+}
+
+/// Whether a path inside the pack resolves (through links) to something outside it, or
+/// to nothing.
+fn leaves_pack(root: &Path, path: &Path) -> bool {
+    match path.canonicalize() {
+        Ok(resolved) => !resolved.starts_with(root),
+        Err(_) => true,
+    }
 }
 
 /// A path relative to the pack folder with `/` separators, for findings and records.

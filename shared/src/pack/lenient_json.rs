@@ -56,7 +56,7 @@ mod tests {
     fn removes_trailing_commas_and_reports_their_lines() {
         let text = "{\n\"a\": [1, 2,],\n\"b\": {\"c\": \"x\",\n},\n}";
         let (clean, lines) = strip_trailing_commas(text);
-        assert_eq!(lines, vec![2, 3, 5]);
+        assert_eq!(lines, vec![2, 3, 4]);
         let value: serde_json::Value = serde_json::from_str(&clean).unwrap();
         assert_eq!(value["a"][1], 2);
         assert_eq!(clean.lines().count(), text.lines().count());

@@ -260,6 +260,19 @@ const TOP_LEVEL_FIELDS: &[&str] = &[
 /// Parses and validates the text of a `pack.json`. Returns the manifest when there are no
 /// errors (warnings may still be present).
 pub fn parse_manifest(text: &str) -> (Option<PackManifest>, Findings) {
+    let (manifest, findings) = parse_manifest_partially(text);
+    if findings.has_errors() {
+        (None, findings)
+    } else {
+        (manifest, findings)
+    }
+}
+
+/// Like [`parse_manifest`], but also returns a manifest that has errors in optional
+/// fields (the invalid entries left out), so that checks of the rest of the pack can still
+/// run and every problem is reported in one pass. `None` when the required fields are
+/// unusable.
+pub(crate) fn parse_manifest_partially(text: &str) -> (Option<PackManifest>, Findings) {
     let mut findings = Findings::new();
     let (clean, comma_lines) = strip_trailing_commas(text);
     for line in comma_lines {
@@ -292,11 +305,7 @@ pub fn parse_manifest(text: &str) -> (Option<PackManifest>, Findings) {
         return (None, findings);
     };
     let manifest = validate_object(&object, &mut findings);
-    if findings.has_errors() {
-        (None, findings)
-    } else {
-        (manifest, findings)
-    }
+    (manifest, findings)
 }
 
 fn validate_object(object: &Map<String, Value>, findings: &mut Findings) -> Option<PackManifest> {
@@ -336,7 +345,9 @@ fn validate_object(object: &Map<String, Value>, findings: &mut Findings) -> Opti
             );
             None
         }
-        Some(value) => schema_value::<Layer>(value, "layer", findings, Layer::parse, Layer::expected),
+        Some(value) => {
+            schema_value::<Layer>(value, "layer", findings, Layer::parse, Layer::expected)
+        }
     };
     let group = optional_string(object, "group", findings);
     let eol = optional_string(object, "eol", findings);
@@ -351,7 +362,13 @@ fn validate_object(object: &Map<String, Value>, findings: &mut Findings) -> Opti
             .collect(),
     };
     let cloud_type = object.get("cloudType").and_then(|value| {
-        schema_value(value, "cloudType", findings, PackCloud::parse, PackCloud::expected)
+        schema_value(
+            value,
+            "cloudType",
+            findings,
+            PackCloud::parse,
+            PackCloud::expected,
+        )
     });
     let addon_type = validate_addon_type(object.get("addonType"), layer, findings);
     let charts = relative_paths(object.get("charts"), "charts", findings);
@@ -387,7 +404,13 @@ fn validate_addon_type(
     findings: &mut Findings,
 ) -> Option<AddonType> {
     let parsed = value.and_then(|value| {
-        schema_value(value, "addonType", findings, AddonType::parse, AddonType::expected)
+        schema_value(
+            value,
+            "addonType",
+            findings,
+            AddonType::parse,
+            AddonType::expected,
+        )
     });
     match (layer, value) {
         (Some(Layer::Addon), None) => findings.error(
@@ -424,10 +447,14 @@ fn constraints(value: &Value, findings: &mut Findings) -> Constraints {
             );
         }
     }
-    let dependencies = objects_in_array(object.get("dependencies"), "constraints.dependencies", findings)
-        .into_iter()
-        .filter_map(|(path, item)| dependency(&path, item, findings))
-        .collect();
+    let dependencies = objects_in_array(
+        object.get("dependencies"),
+        "constraints.dependencies",
+        findings,
+    )
+    .into_iter()
+    .filter_map(|(path, item)| dependency(&path, item, findings))
+    .collect();
     let resources = objects_in_array(object.get("resources"), "constraints.resources", findings)
         .into_iter()
         .filter_map(|(path, item)| resource(&path, item, findings))
@@ -438,11 +465,22 @@ fn constraints(value: &Value, findings: &mut Findings) -> Constraints {
     }
 }
 
-fn dependency(path: &str, object: &Map<String, Value>, findings: &mut Findings) -> Option<Dependency> {
+fn dependency(
+    path: &str,
+    object: &Map<String, Value>,
+    findings: &mut Findings,
+) -> Option<Dependency> {
     const FIELDS: &[&str] = &["packName", "layer", "type", "minVersion", "maxVersion"];
     warn_unknown_fields(object, path, FIELDS, findings);
     let pack_name = required_string_at(object, path, "packName", findings);
-    let layer = required_schema(object, path, "layer", findings, Layer::parse, Layer::expected);
+    let layer = required_schema(
+        object,
+        path,
+        "layer",
+        findings,
+        Layer::parse,
+        Layer::expected,
+    );
     let kind = required_schema(
         object,
         path,
@@ -482,7 +520,11 @@ fn dependency(path: &str, object: &Map<String, Value>, findings: &mut Findings) 
     })
 }
 
-fn resource(path: &str, object: &Map<String, Value>, findings: &mut Findings) -> Option<ResourceConstraint> {
+fn resource(
+    path: &str,
+    object: &Map<String, Value>,
+    findings: &mut Findings,
+) -> Option<ResourceConstraint> {
     warn_unknown_fields(object, path, &["type", "minLimit", "components"], findings);
     let kind = required_schema(
         object,
@@ -512,34 +554,42 @@ fn resource(path: &str, object: &Map<String, Value>, findings: &mut Findings) ->
             None
         }
     };
-    let components = objects_in_array(object.get("components"), &format!("{path}.components"), findings)
-        .into_iter()
-        .filter_map(|(cpath, item)| {
-            warn_unknown_fields(
-                item,
-                &cpath,
-                &["scheduleType", "resourceRequestParamRef", "replicaCountParamRef"],
-                findings,
-            );
-            let schedule_type = required_schema(
-                item,
-                &cpath,
+    let components = objects_in_array(
+        object.get("components"),
+        &format!("{path}.components"),
+        findings,
+    )
+    .into_iter()
+    .filter_map(|(cpath, item)| {
+        warn_unknown_fields(
+            item,
+            &cpath,
+            &[
                 "scheduleType",
-                findings,
-                ScheduleType::parse,
-                ScheduleType::expected,
-            );
-            let resource_request_param_ref =
-                optional_string_at(item, &cpath, "resourceRequestParamRef", findings);
-            let replica_count_param_ref =
-                optional_string_at(item, &cpath, "replicaCountParamRef", findings);
-            Some(ResourceComponent {
-                schedule_type: schedule_type?,
-                resource_request_param_ref,
-                replica_count_param_ref,
-            })
+                "resourceRequestParamRef",
+                "replicaCountParamRef",
+            ],
+            findings,
+        );
+        let schedule_type = required_schema(
+            item,
+            &cpath,
+            "scheduleType",
+            findings,
+            ScheduleType::parse,
+            ScheduleType::expected,
+        );
+        let resource_request_param_ref =
+            optional_string_at(item, &cpath, "resourceRequestParamRef", findings);
+        let replica_count_param_ref =
+            optional_string_at(item, &cpath, "replicaCountParamRef", findings);
+        Some(ResourceComponent {
+            schedule_type: schedule_type?,
+            resource_request_param_ref,
+            replica_count_param_ref,
         })
-        .collect();
+    })
+    .collect();
     Some(ResourceConstraint {
         kind: kind?,
         min_limit,
@@ -570,7 +620,10 @@ fn annotations(value: Option<&Value>, findings: &mut Findings) -> BTreeMap<Strin
         }
         Some(other) => findings.error(
             "annotations",
-            format!("found {}, expected an object of string values", describe(other)),
+            format!(
+                "found {}, expected an object of string values",
+                describe(other)
+            ),
         ),
     }
     result
@@ -634,7 +687,11 @@ pub fn is_oci_path_component(name: &str) -> bool {
     seen_alnum && separator.is_empty()
 }
 
-fn required_string(object: &Map<String, Value>, field: &str, findings: &mut Findings) -> Option<String> {
+fn required_string(
+    object: &Map<String, Value>,
+    field: &str,
+    findings: &mut Findings,
+) -> Option<String> {
     required_string_at(object, "", field, findings)
 }
 
@@ -673,7 +730,11 @@ fn required_string_at(
     }
 }
 
-fn optional_string(object: &Map<String, Value>, field: &str, findings: &mut Findings) -> Option<String> {
+fn optional_string(
+    object: &Map<String, Value>,
+    field: &str,
+    findings: &mut Findings,
+) -> Option<String> {
     optional_string_at(object, "", field, findings)
 }
 
@@ -707,7 +768,10 @@ fn required_schema<T>(
     let subject = field_path(path, field);
     match object.get(field) {
         None => {
-            findings.error(subject, format!("is missing; expected one of {}", expected()));
+            findings.error(
+                subject,
+                format!("is missing; expected one of {}", expected()),
+            );
             None
         }
         Some(value) => schema_value(value, &subject, findings, parse, expected),
@@ -742,7 +806,10 @@ fn parse_schema_str<T>(
 ) -> Option<T> {
     let parsed = parse(s);
     if parsed.is_none() {
-        findings.error(subject, format!("found {s:?}, expected one of {}", expected()));
+        findings.error(
+            subject,
+            format!("found {s:?}, expected one of {}", expected()),
+        );
     }
     parsed
 }
@@ -804,7 +871,12 @@ fn objects_in_array<'a>(
     }
 }
 
-fn warn_unknown_fields(object: &Map<String, Value>, path: &str, known: &[&str], findings: &mut Findings) {
+fn warn_unknown_fields(
+    object: &Map<String, Value>,
+    path: &str,
+    known: &[&str],
+    findings: &mut Findings,
+) {
     for key in object.keys() {
         if !known.contains(&key.as_str()) {
             warn_unknown(findings, &field_path(path, key), key, known);
@@ -840,227 +912,5 @@ fn describe(value: &Value) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
-mod tests {
-    use super::*;
-
-    fn minimal(extra: &str) -> String {
-        format!(
-            r#"{{"name": "nginx", "displayName": "NGINX", "version": "1.2.3", "layer": "addon", "addonType": "ingress"{extra}}}"#
-        )
-    }
-
-    fn errors_of(text: &str) -> Findings {
-        let (manifest, findings) = parse_manifest(text);
-        assert!(manifest.is_none(), "expected errors for {text}");
-        assert!(findings.has_errors());
-        findings
-    }
-
-    #[test]
-    fn accepts_a_minimal_addon() {
-        let (manifest, findings) = parse_manifest(&minimal(""));
-        assert!(findings.is_empty(), "{findings:?}");
-        let manifest = manifest.unwrap();
-        assert_eq!(manifest.layer, Layer::Addon);
-        assert_eq!(manifest.addon_type, Some(AddonType::Ingress));
-        assert!(manifest.supports_cloud(PackCloud::Aws));
-    }
-
-    #[test]
-    fn reports_each_trailing_comma_line() {
-        let text = "{\n\"name\": \"a\",\n\"displayName\": \"A\",\n\"version\": \"1\",\n\"layer\": \"os\",\n}";
-        let (manifest, findings) = parse_manifest(text);
-        assert!(manifest.is_some());
-        assert!(findings.contains("line 5", "trailing comma"), "{findings:?}");
-        assert!(!findings.has_errors());
-    }
-
-    #[test]
-    fn invalid_json_names_the_line() {
-        let findings = errors_of("{\n\"name\": \"a\"\n\"layer\": \"os\"}");
-        assert!(findings.contains("line 3", "not valid JSON"), "{findings:?}");
-    }
-
-    #[test]
-    fn top_level_must_be_an_object() {
-        let findings = errors_of("[1]");
-        assert!(findings.contains("", "found an array, expected a JSON object"));
-    }
-
-    #[test]
-    fn required_fields_are_non_empty_strings() {
-        let findings = errors_of(r#"{"displayName": "", "version": 3}"#);
-        assert!(findings.contains("name", "is missing; expected a non-empty string"));
-        assert!(findings.contains("displayName", "is empty"));
-        assert!(findings.contains("version", "found the number 3, expected a non-empty string"));
-        assert!(findings.contains("layer", "is missing; expected one of \"kernel\""));
-    }
-
-    #[test]
-    fn layer_must_be_from_the_schema() {
-        let findings = errors_of(r#"{"name": "a", "displayName": "A", "version": "1", "layer": "network"}"#);
-        assert!(findings.contains(
-            "layer",
-            r#"found "network", expected one of "kernel", "os", "k8s", "cni", "csi", "addon""#
-        ));
-    }
-
-    #[test]
-    fn version_must_parse() {
-        let findings = errors_of(r#"{"name": "a", "displayName": "A", "version": "latest", "layer": "os"}"#);
-        assert!(findings.contains("version", "\"latest\" is not a version"));
-    }
-
-    #[test]
-    fn cloud_types_come_from_the_documented_list() {
-        let findings = errors_of(&minimal(r#", "cloudTypes": ["aws", "digitalocean", 3], "cloudType": "moon""#));
-        assert!(findings.contains("cloudTypes[1]", r#"found "digitalocean", expected one of "all""#));
-        assert!(findings.contains("cloudTypes[2]", "found the number 3, expected a string"));
-        assert!(findings.contains("cloudType", r#"found "moon""#));
-        let findings = errors_of(&minimal(r#", "cloudTypes": "aws""#));
-        assert!(findings.contains("cloudTypes", "expected an array of strings"));
-    }
-
-    #[test]
-    fn cloud_support() {
-        let (manifest, _) = parse_manifest(&minimal(r#", "cloudTypes": ["aws"], "cloudType": "vsphere""#));
-        let manifest = manifest.unwrap();
-        assert!(manifest.supports_cloud(PackCloud::Aws));
-        assert!(manifest.supports_cloud(PackCloud::Vsphere));
-        assert!(!manifest.supports_cloud(PackCloud::Azure));
-        let (manifest, _) = parse_manifest(&minimal(r#", "cloudTypes": ["all"]"#));
-        assert!(manifest.unwrap().supports_cloud(PackCloud::Azure));
-    }
-
-    #[test]
-    fn addon_type_is_required_for_addons_and_accepts_spaced_values() {
-        let findings = errors_of(r#"{"name": "a", "displayName": "A", "version": "1", "layer": "addon"}"#);
-        assert!(findings.contains("addonType", "a pack with layer \"addon\" must set it"));
-        for spaced in ["load balancer", "system app", "app services"] {
-            let text = format!(
-                r#"{{"name": "a", "displayName": "A", "version": "1", "layer": "addon", "addonType": "{spaced}"}}"#
-            );
-            let (manifest, findings) = parse_manifest(&text);
-            assert!(manifest.is_some(), "{spaced}: {findings:?}");
-        }
-        let findings = errors_of(
-            r#"{"name": "a", "displayName": "A", "version": "1", "layer": "addon", "addonType": "loadbalancer"}"#,
-        );
-        assert!(findings.contains("addonType", r#"found "loadbalancer", expected one of"#));
-        let (_, findings) =
-            parse_manifest(r#"{"name": "a", "displayName": "A", "version": "1", "layer": "os", "addonType": "ai"}"#);
-        assert!(findings.contains("addonType", "only used by addon packs"));
-    }
-
-    #[test]
-    fn annotations_are_strings() {
-        let findings = errors_of(&minimal(r#", "annotations": {"imageId": "ami-1", "skipK8sInstall": false}"#));
-        assert!(findings.contains(
-            "annotations.skipK8sInstall",
-            "found the boolean false, expected a string"
-        ));
-        let findings = errors_of(&minimal(r#", "annotations": ["a"]"#));
-        assert!(findings.contains("annotations", "expected an object of string values"));
-    }
-
-    #[test]
-    fn charts_and_manifests_are_relative_paths_inside_the_pack() {
-        let findings = errors_of(&minimal(
-            r#", "charts": ["/etc/passwd", "../other/chart.tgz", "charts/ok.tgz", ""], "kubeManifests": ["manifests/../../x.yaml"]"#,
-        ));
-        assert!(findings.contains("charts[0]", "is an absolute path"));
-        assert!(findings.contains("charts[1]", "contains '..'"));
-        assert!(findings.contains("charts[3]", "is empty"));
-        assert!(findings.contains("kubeManifests[0]", "contains '..'"));
-    }
-
-    #[test]
-    fn dependencies_follow_the_schema() {
-        let findings = errors_of(&minimal(
-            r#", "constraints": {"dependencies": [
-                {"packName": "kubernetes", "layer": "k8s", "type": "required", "minVersion": "1.20", "maxVersion": "1.19"},
-                {"packName": "", "layer": "storage", "type": "mandatory"},
-                {"layer": "cni", "type": "optional", "minVersion": "x.y"},
-                "calico"
-            ]}"#,
-        ));
-        assert!(findings.contains("constraints.dependencies[0]", "minVersion 1.20 is above maxVersion 1.19"));
-        assert!(findings.contains("constraints.dependencies[1].packName", "is empty"));
-        assert!(findings.contains("constraints.dependencies[1].layer", r#"found "storage""#));
-        assert!(findings.contains(
-            "constraints.dependencies[1].type",
-            r#"found "mandatory", expected one of "required", "optional", "notSupported", "upgrade""#
-        ));
-        assert!(findings.contains("constraints.dependencies[2].packName", "is missing"));
-        assert!(findings.contains("constraints.dependencies[2].minVersion", "is not a version"));
-        assert!(findings.contains("constraints.dependencies[3]", "expected an object"));
-    }
-
-    #[test]
-    fn resources_follow_the_schema() {
-        let findings = errors_of(&minimal(
-            r#", "constraints": {"resources": [
-                {"type": "gpu", "minLimit": 1},
-                {"type": "cpu", "minLimit": "2"},
-                {"type": "memory", "minLimit": -5, "components": [{"scheduleType": "master"}, {}]}
-            ]}"#,
-        ));
-        assert!(findings.contains(
-            "constraints.resources[0].type",
-            r#"found "gpu", expected one of "cpu", "memory", "diskSize""#
-        ));
-        assert!(findings.contains("constraints.resources[1].minLimit", "found the string \"2\", expected a number"));
-        assert!(findings.contains("constraints.resources[2].minLimit", "expected a number of zero or more"));
-        assert!(findings.contains(
-            "constraints.resources[2].components[0].scheduleType",
-            r#"found "master", expected one of "all", "control-plane", "worker""#
-        ));
-        assert!(findings.contains("constraints.resources[2].components[1].scheduleType", "is missing"));
-    }
-
-    #[test]
-    fn parses_valid_constraints() {
-        let (manifest, findings) = parse_manifest(&minimal(
-            r#", "constraints": {
-                "dependencies": [{"packName": "kubernetes", "layer": "k8s", "type": "required", "minVersion": "1.20"}],
-                "resources": [{"type": "memory", "minLimit": 2048, "components": [{"scheduleType": "worker", "replicaCountParamRef": "replicas"}]}]
-            }"#,
-        ));
-        assert!(!findings.has_errors(), "{findings:?}");
-        let constraints = manifest.unwrap().constraints;
-        assert_eq!(constraints.dependencies[0].kind, DependencyType::Required);
-        assert!(constraints.dependencies[0].bounds.min.is_some());
-        assert_eq!(constraints.resources[0].min_limit, Some(2048.0));
-        assert_eq!(constraints.resources[0].components[0].schedule_type, ScheduleType::Worker);
-    }
-
-    #[test]
-    fn unknown_fields_are_warnings_with_a_hint() {
-        let (manifest, findings) = parse_manifest(&minimal(
-            r#", "KubeManifests": [], "homepage": "x", "constraints": {"deps": [], "resources": [{"type": "cpu", "max": 3}]}"#,
-        ));
-        assert!(manifest.is_some(), "{findings:?}");
-        assert!(findings.contains("KubeManifests", "did you mean \"kubeManifests\""));
-        assert!(findings.contains("homepage", "unknown field"));
-        assert!(findings.contains("constraints.deps", "unknown field"));
-        assert!(findings.contains("constraints.resources[0].max", "unknown field"));
-        assert!(!findings.has_errors());
-    }
-
-    #[test]
-    fn name_that_cannot_be_an_oci_repository_is_a_warning() {
-        let (manifest, findings) = parse_manifest(
-            r#"{"name": "My Pack", "displayName": "A", "version": "1", "layer": "os"}"#,
-        );
-        assert!(manifest.is_some());
-        assert!(findings.contains("name", "cannot name an OCI repository"));
-        assert!(is_oci_path_component("golden-centos-aws"));
-        assert!(is_oci_path_component("a__b.c"));
-        assert!(is_oci_path_component("a--b"));
-        assert!(!is_oci_path_component("a--"));
-        assert!(!is_oci_path_component("a._b"));
-        assert!(!is_oci_path_component("-a"));
-        assert!(!is_oci_path_component("A"));
-    }
-}
+#[path = "manifest_tests.rs"]
+mod tests;

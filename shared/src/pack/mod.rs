@@ -20,7 +20,7 @@ use crate::finding::Findings;
 use crate::pack::archive::{ArchiveError, archive_to_vec, sha256_digest};
 use crate::pack::kube_manifest::{KubeObjectRef, check_manifest, substitute};
 use crate::pack::layout::{PackLayout, scan_layout};
-use crate::pack::manifest::{Layer, PackManifest, parse_manifest};
+use crate::pack::manifest::{Layer, PackManifest, parse_manifest_partially};
 use crate::pack::values::{PackValues, parse_values};
 
 /// What a pack installs.
@@ -79,7 +79,7 @@ impl Pack {
         }
         let manifest = match fs::read_to_string(dir.join("pack.json")) {
             Ok(text) => {
-                let (manifest, manifest_findings) = parse_manifest(&text);
+                let (manifest, manifest_findings) = parse_manifest_partially(&text);
                 findings.extend_prefixed("pack.json", manifest_findings);
                 manifest
             }
@@ -136,7 +136,10 @@ impl Pack {
     }
 
     pub fn content(&self) -> PackContent {
-        match (self.layout.charts.is_empty(), self.layout.manifests.is_empty()) {
+        match (
+            self.layout.charts.is_empty(),
+            self.layout.manifests.is_empty(),
+        ) {
             (false, true) => PackContent::Charts,
             (true, false) => PackContent::Manifests,
             (false, false) => PackContent::Mixed,
@@ -199,7 +202,9 @@ fn check_declared_paths(dir: &Path, manifest: &PackManifest, findings: &mut Find
             Ok(_) => {}
             Err(_) => findings.error(
                 subject,
-                format!("{path:?} does not exist in the pack; expected a file inside the pack folder"),
+                format!(
+                    "{path:?} does not exist in the pack; expected a file inside the pack folder"
+                ),
             ),
         }
     }
@@ -256,7 +261,10 @@ fn check_param_refs(manifest: &PackManifest, values: &serde_yaml::Value, finding
     for (r, resource) in manifest.constraints.resources.iter().enumerate() {
         for (c, component) in resource.components.iter().enumerate() {
             let refs = [
-                ("resourceRequestParamRef", &component.resource_request_param_ref),
+                (
+                    "resourceRequestParamRef",
+                    &component.resource_request_param_ref,
+                ),
                 ("replicaCountParamRef", &component.replica_count_param_ref),
             ];
             for (field, reference) in refs {
@@ -271,3 +279,7 @@ fn check_param_refs(manifest: &PackManifest, values: &serde_yaml::Value, finding
         }
     }
 }
+
+#[cfg(test)]
+#[path = "load_tests.rs"]
+mod load_tests;

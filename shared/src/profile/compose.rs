@@ -81,11 +81,18 @@ pub fn compose(
             .collect();
         let Some(profile) = named.iter().find(|p| p.spec.version == reference.version) else {
             let message = if named.is_empty() {
-                let known: Vec<String> = profiles.iter().filter_map(|p| p.metadata.name.clone()).collect();
+                let known: Vec<String> = profiles
+                    .iter()
+                    .filter_map(|p| p.metadata.name.clone())
+                    .collect();
                 format!(
                     "profile {:?} was not found; profiles given: {}",
                     reference.name,
-                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
                 )
             } else {
                 let versions: Vec<&str> = named.iter().map(|p| p.spec.version.as_str()).collect();
@@ -169,7 +176,10 @@ pub fn validate_cluster_spec(cluster: &WorkloadCluster) -> Findings {
         findings.error("metadata.name", "is missing; a cluster needs a name");
     }
     if spec.profiles.is_empty() {
-        findings.error("spec.profiles", "is empty; a cluster needs one infra or full profile");
+        findings.error(
+            "spec.profiles",
+            "is empty; a cluster needs one infra or full profile",
+        );
     }
     let count = spec.node_pools.control_plane.count;
     if ![1, 3, 5].contains(&count) {
@@ -194,7 +204,10 @@ pub fn validate_cluster_spec(cluster: &WorkloadCluster) -> Findings {
         if let Some(first) = names.insert(pool.name.as_str(), i) {
             findings.error(
                 &subject,
-                format!("{:?} is already the name of spec.nodePools.workers[{first}]", pool.name),
+                format!(
+                    "{:?} is already the name of spec.nodePools.workers[{first}]",
+                    pool.name
+                ),
             );
         }
     }
@@ -278,7 +291,11 @@ fn order_stack(selected: &[Selected<'_>]) -> Vec<StackLayer> {
     let mut stack = Vec::new();
     if let Some(base) = base {
         for layer in INFRA_ORDER {
-            for l in base.layers.iter().filter(|l| l.pack.manifest.layer == layer) {
+            for l in base
+                .layers
+                .iter()
+                .filter(|l| l.pack.manifest.layer == layer)
+            {
                 stack.push(stack_layer(base, l));
             }
         }
@@ -287,7 +304,11 @@ fn order_stack(selected: &[Selected<'_>]) -> Vec<StackLayer> {
     // sort by priority keeps that order among equal priorities.
     let mut addons: Vec<StackLayer> = base
         .into_iter()
-        .chain(selected.iter().filter(|s| s.profile.spec.profile_type == ProfileType::AddOn))
+        .chain(
+            selected
+                .iter()
+                .filter(|s| s.profile.spec.profile_type == ProfileType::AddOn),
+        )
         .flat_map(|s| {
             s.layers
                 .iter()
@@ -303,7 +324,11 @@ fn order_stack(selected: &[Selected<'_>]) -> Vec<StackLayer> {
     stack
 }
 
-fn apply_cluster_overrides(cluster: &WorkloadCluster, stack: &mut [StackLayer], findings: &mut Findings) {
+fn apply_cluster_overrides(
+    cluster: &WorkloadCluster,
+    stack: &mut [StackLayer],
+    findings: &mut Findings,
+) {
     for (i, over) in cluster.spec.overrides.iter().enumerate() {
         let subject = format!("spec.overrides[{i}]");
         let Some(layer) = stack.iter_mut().find(|l| l.name == over.pack) else {
@@ -324,3 +349,7 @@ fn apply_cluster_overrides(cluster: &WorkloadCluster, stack: &mut [StackLayer], 
         }
     }
 }
+
+#[cfg(test)]
+#[path = "compose_tests.rs"]
+mod tests;

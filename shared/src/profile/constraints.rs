@@ -17,7 +17,9 @@
 
 use crate::cluster::{MachineShape, NodePools};
 use crate::finding::{Finding, Findings};
-use crate::pack::manifest::{Dependency, DependencyType, Layer, PackManifest, ResourceType, ScheduleType};
+use crate::pack::manifest::{
+    Dependency, DependencyType, Layer, PackManifest, ResourceType, ScheduleType,
+};
 use crate::version::PackVersion;
 
 /// One pack of a stack, as constraints see it.
@@ -63,14 +65,21 @@ pub fn check_dependencies(stack: &[StackEntry<'_>]) -> Vec<DependencyViolation> 
     violations
 }
 
-fn check_dependency(entry: &StackEntry<'_>, dependency: &Dependency, stack: &[StackEntry<'_>]) -> Option<String> {
+fn check_dependency(
+    entry: &StackEntry<'_>,
+    dependency: &Dependency,
+    stack: &[StackEntry<'_>],
+) -> Option<String> {
     let owner = entry.reference();
-    let target = stack.iter().find(|e| e.manifest.name == dependency.pack_name);
+    let target = stack
+        .iter()
+        .find(|e| e.manifest.name == dependency.pack_name);
     let bounds = &dependency.bounds;
     let name = &dependency.pack_name;
     let layer = dependency.layer;
     let version_of = |t: &StackEntry<'_>| t.manifest.version().cloned();
-    let within = |t: &StackEntry<'_>| version_of(t).is_some_and(|v: PackVersion| bounds.contains(&v));
+    let within =
+        |t: &StackEntry<'_>| version_of(t).is_some_and(|v: PackVersion| bounds.contains(&v));
     if let Some(t) = target
         && t.manifest.layer != layer
         && dependency.kind != DependencyType::NotSupported
@@ -88,16 +97,21 @@ fn check_dependency(entry: &StackEntry<'_>, dependency: &Dependency, stack: &[St
         (DependencyType::Upgrade, None) => Some(format!(
             "{owner} can only be applied on top of {name} ({bounds}) in the {layer} layer; the stack has no {name}"
         )),
-        (DependencyType::Required | DependencyType::Optional, Some(t)) if !within(t) => Some(format!(
-            "{owner} needs {name} {bounds}; the stack has {} at {}",
-            name, t.manifest.version
-        )),
+        (DependencyType::Required | DependencyType::Optional, Some(t)) if !within(t) => {
+            Some(format!(
+                "{owner} needs {name} {bounds}; the stack has {} at {}",
+                name, t.manifest.version
+            ))
+        }
         (DependencyType::Upgrade, Some(t)) if !within(t) => Some(format!(
             "{owner} needs {name} upgraded to {bounds} first; the stack has {} at {}",
             name, t.manifest.version
         )),
         (DependencyType::NotSupported, Some(t)) if within(t) => Some(if bounds.is_unbounded() {
-            format!("{owner} does not support {name}, which the stack has at {}", t.manifest.version)
+            format!(
+                "{owner} does not support {name}, which the stack has at {}",
+                t.manifest.version
+            )
         } else {
             format!(
                 "{owner} does not support {name} {bounds}; the stack has it at {}",
@@ -113,9 +127,14 @@ pub fn check_resources(stack: &[StackEntry<'_>], pools: &NodePools) -> Findings 
     let mut findings = Findings::new();
     for entry in stack {
         for (r, resource) in entry.manifest.constraints.resources.iter().enumerate() {
-            let Some(min) = resource.min_limit else { continue };
-            let mut schedules: Vec<ScheduleType> =
-                resource.components.iter().map(|c| c.schedule_type).collect();
+            let Some(min) = resource.min_limit else {
+                continue;
+            };
+            let mut schedules: Vec<ScheduleType> = resource
+                .components
+                .iter()
+                .map(|c| c.schedule_type)
+                .collect();
             if schedules.is_empty() {
                 schedules.push(ScheduleType::All);
             }
@@ -149,7 +168,10 @@ pub fn check_resources(stack: &[StackEntry<'_>], pools: &NodePools) -> Findings 
     findings
 }
 
-fn pools_for<'a>(schedules: &[ScheduleType], pools: &'a NodePools) -> Vec<(String, &'a MachineShape)> {
+fn pools_for<'a>(
+    schedules: &[ScheduleType],
+    pools: &'a NodePools,
+) -> Vec<(String, &'a MachineShape)> {
     let control_plane = schedules
         .iter()
         .any(|s| matches!(s, ScheduleType::All | ScheduleType::ControlPlane));

@@ -134,3 +134,6 @@ impl fmt::Display for ProfileCloud {
 }
 
 pub use compose::{ComposedStack, StackLayer, compose};
+
+#[cfg(test)]
+pub(crate) mod fixtures;

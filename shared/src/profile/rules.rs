@@ -28,11 +28,17 @@ pub struct ResolvedLayer {
 /// Validates a profile and resolves its layers. Findings name the field (`spec.version`,
 /// `spec.layers[2]`); the resolved layers are returned even when there are findings, for
 /// callers that want to go on reporting.
-pub fn validate_profile(profile: &ClusterProfile, source: &dyn PackSource) -> (Vec<ResolvedLayer>, Findings) {
+pub fn validate_profile(
+    profile: &ClusterProfile,
+    source: &dyn PackSource,
+) -> (Vec<ResolvedLayer>, Findings) {
     let mut findings = Findings::new();
     let spec = &profile.spec;
     if profile.metadata.name.as_deref().is_none_or(str::is_empty) {
-        findings.error("metadata.name", "is missing; a profile is selected by its name");
+        findings.error(
+            "metadata.name",
+            "is missing; a profile is selected by its name",
+        );
     }
     if let Err(e) = semver::Version::parse(&spec.version) {
         findings.error(
@@ -44,7 +50,10 @@ pub fn validate_profile(profile: &ClusterProfile, source: &dyn PackSource) -> (V
         );
     }
     if spec.layers.is_empty() {
-        findings.error("spec.layers", "is empty; a profile needs at least one layer");
+        findings.error(
+            "spec.layers",
+            "is empty; a profile needs at least one layer",
+        );
     }
 
     let mut resolved = Vec::new();
@@ -158,9 +167,24 @@ pub(crate) fn describe_yaml(value: &serde_yaml::Value) -> &'static str {
     }
 }
 
-fn check_layer_counts(profile_type: ProfileType, layers: &[ResolvedLayer], findings: &mut Findings) {
+fn with_article(profile_type: ProfileType) -> &'static str {
+    match profile_type {
+        ProfileType::Infra => "an infra",
+        ProfileType::AddOn => "an add-on",
+        ProfileType::Full => "a full",
+    }
+}
+
+fn check_layer_counts(
+    profile_type: ProfileType,
+    layers: &[ResolvedLayer],
+    findings: &mut Findings,
+) {
     let of = |layer: Layer| -> Vec<&ResolvedLayer> {
-        layers.iter().filter(|l| l.pack.manifest.layer == layer).collect()
+        layers
+            .iter()
+            .filter(|l| l.pack.manifest.layer == layer)
+            .collect()
     };
     let describe = |found: &[&ResolvedLayer]| -> String {
         found
@@ -171,7 +195,10 @@ fn check_layer_counts(profile_type: ProfileType, layers: &[ResolvedLayer], findi
     };
     match profile_type {
         ProfileType::AddOn => {
-            for l in layers.iter().filter(|l| l.pack.manifest.layer != Layer::Addon) {
+            for l in layers
+                .iter()
+                .filter(|l| l.pack.manifest.layer != Layer::Addon)
+            {
                 findings.error(
                     format!("spec.layers[{}]", l.index),
                     format!(
@@ -189,14 +216,18 @@ fn check_layer_counts(profile_type: ProfileType, layers: &[ResolvedLayer], findi
                     1 => {}
                     0 => findings.error(
                         "spec.layers",
-                        format!("has no {layer} layer; an {profile_type} profile needs exactly one"),
+                        format!(
+                            "has no {layer} layer; {} profile needs exactly one",
+                            with_article(profile_type)
+                        ),
                     ),
                     _ => findings.error(
                         "spec.layers",
                         format!(
-                            "has {} {layer} layers ({}); an {profile_type} profile needs exactly one",
+                            "has {} {layer} layers ({}); {} profile needs exactly one",
                             found.len(),
-                            describe(&found)
+                            describe(&found),
+                            with_article(profile_type)
                         ),
                     ),
                 }
@@ -205,7 +236,11 @@ fn check_layer_counts(profile_type: ProfileType, layers: &[ResolvedLayer], findi
             if kernels.len() > 1 {
                 findings.error(
                     "spec.layers",
-                    format!("has {} kernel layers ({}); at most one is allowed", kernels.len(), describe(&kernels)),
+                    format!(
+                        "has {} kernel layers ({}); at most one is allowed",
+                        kernels.len(),
+                        describe(&kernels)
+                    ),
                 );
             }
             if profile_type == ProfileType::Infra {
@@ -222,3 +257,7 @@ fn check_layer_counts(profile_type: ProfileType, layers: &[ResolvedLayer], findi
         }
     }
 }
+
+#[cfg(test)]
+#[path = "rules_tests.rs"]
+mod tests;

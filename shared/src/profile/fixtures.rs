@@ -1,0 +1,158 @@
+//! Test fixtures: an in-memory pack source and builders for profiles and clusters, so
+//! rule and composition tests state their inputs in a few lines.
+
+use std::collections::BTreeMap;
+
+use crate::catalog::{PackSource, ResolveError, ResolvedPack};
+use crate::cluster::{
+    ClusterCloud, ControlPlanePool, LayerOverride, MachineShape, NodePools, ProfileRef, WorkerPool,
+    WorkloadCluster, WorkloadClusterSpec,
+};
+use crate::pack::PackContent;
+use crate::pack::manifest::parse_manifest;
+use crate::profile::{ClusterProfile, ClusterProfileSpec, ProfileCloud, ProfileLayer, ProfileType};
+
+/// Packs keyed by `name:version`.
+#[derive(Default)]
+pub struct MemorySource {
+    packs: BTreeMap<String, ResolvedPack>,
+}
+
+impl MemorySource {
+    /// Adds a pack from pack.json text and values.yaml text.
+    pub fn with(mut self, pack_json: &str, values: &str) -> Self {
+        let (manifest, findings) = parse_manifest(pack_json);
+        let Some(manifest) = manifest else {
+            panic!("fixture pack.json is invalid: {findings:?}\n{pack_json}");
+        };
+        let values: serde_yaml::Value =
+            serde_yaml::from_str(values).unwrap_or_else(|e| panic!("fixture values: {e}"));
+        let key = format!("{}:{}", manifest.name, manifest.version);
+        self.packs.insert(
+            key.clone(),
+            ResolvedPack {
+                manifest,
+                values,
+                digest: format!("sha256:{key}"),
+                content: PackContent::Manifests,
+                origin: "memory".into(),
+            },
+        );
+        self
+    }
+
+    /// Adds a pack with just a name, version, layer and extra pack.json fields.
+    pub fn pack(self, name: &str, version: &str, layer: &str, extra: &str) -> Self {
+        let addon = if layer == "addon" {
+            r#", "addonType": "system app""#
+        } else {
+            ""
+        };
+        let json = format!(
+            r#"{{"name": "{name}", "displayName": "{name}", "version": "{version}", "layer": "{layer}"{addon}{extra}}}"#
+        );
+        self.with(&json, "{}")
+    }
+
+    /// The four core layers, for every cloud.
+    pub fn core() -> Self {
+        MemorySource::default()
+            .pack("ubuntu", "22.04", "os", r#", "cloudTypes": ["all"]"#)
+            .pack("kubernetes", "1.20.2", "k8s", "")
+            .pack("calico", "3.19.0", "cni", "")
+            .pack("hostpath", "1.7.3", "csi", "")
+    }
+}
+
+impl PackSource for MemorySource {
+    fn resolve(
+        &self,
+        name: &str,
+        version: &str,
+        _registry: Option<&str>,
+    ) -> Result<ResolvedPack, ResolveError> {
+        self.packs
+            .get(&format!("{name}:{version}"))
+            .cloned()
+            .ok_or_else(|| ResolveError::UnknownVersion {
+                name: name.into(),
+                version: version.into(),
+                source_name: "memory".into(),
+                available: self.packs.keys().cloned().collect(),
+            })
+    }
+}
+
+pub fn layer(reference: &str) -> ProfileLayer {
+    let (name, version) = reference.split_once(':').unwrap_or((reference, "1.0.0"));
+    ProfileLayer {
+        name: name.into(),
+        version: version.into(),
+        registry: None,
+        values: None,
+        priority: None,
+    }
+}
+
+pub fn profile(
+    name: &str,
+    profile_type: ProfileType,
+    cloud: ProfileCloud,
+    layers: Vec<ProfileLayer>,
+) -> ClusterProfile {
+    ClusterProfile::new(
+        name,
+        ClusterProfileSpec {
+            profile_type,
+            version: "1.0.0".into(),
+            cloud_type: cloud,
+            description: None,
+            layers,
+        },
+    )
+}
+
+pub fn core_layers() -> Vec<ProfileLayer> {
+    vec![
+        layer("ubuntu:22.04"),
+        layer("kubernetes:1.20.2"),
+        layer("calico:3.19.0"),
+        layer("hostpath:1.7.3"),
+    ]
+}
+
+pub fn machine(cpus: u32, memory_mib: u64, disk_gib: u64) -> MachineShape {
+    MachineShape {
+        cpus: Some(cpus),
+        memory_mib: Some(memory_mib),
+        disk_gib: Some(disk_gib),
+    }
+}
+
+pub fn cluster(cloud: ClusterCloud, profiles: &[&str]) -> WorkloadCluster {
+    WorkloadCluster::new(
+        "demo",
+        WorkloadClusterSpec {
+            cloud_type: cloud,
+            profiles: profiles
+                .iter()
+                .map(|name| ProfileRef {
+                    name: (*name).into(),
+                    version: "1.0.0".into(),
+                })
+                .collect(),
+            node_pools: NodePools {
+                control_plane: ControlPlanePool {
+                    count: 1,
+                    machine: machine(4, 8192, 80),
+                },
+                workers: vec![WorkerPool {
+                    name: "general".into(),
+                    count: 2,
+                    machine: machine(8, 16384, 100),
+                }],
+            },
+            overrides: Vec::<LayerOverride>::new(),
+        },
+    )
+}
