@@ -1,0 +1,259 @@
+//! Helpers shared by the `strata` CLI integration tests: running the binary, the sample
+//! fixtures, building small packs in temporary folders, and an independent SHA-256.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, SystemTime};
+
+use assert_cmd::Command;
+
+/// The `strata` binary.
+pub fn strata() -> Command {
+    Command::cargo_bin("strata").expect("the strata binary is built")
+}
+
+/// `strata <args>` run in `dir`, whatever its exit status.
+pub fn run_in(dir: &Path, args: &[&str]) -> Output {
+    strata().current_dir(dir).args(args).output().expect("strata runs")
+}
+
+/// `manifests/samples` of the repository.
+pub fn samples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/samples")
+}
+
+/// `manifests/samples/packs/<name>`.
+pub fn sample_pack(name: &str) -> PathBuf {
+    samples().join("packs").join(name)
+}
+
+/// Every sample pack folder, sorted by name.
+pub fn sample_pack_names() -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(samples().join("packs"))
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.path().join("pack.json").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).expect("stdout is UTF-8")
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).expect("stderr is UTF-8")
+}
+
+pub fn stderr_lines(output: &Output) -> Vec<String> {
+    stderr(output).lines().map(str::to_string).collect()
+}
+
+pub fn code(output: &Output) -> i32 {
+    output.status.code().expect("strata exited normally")
+}
+
+/// A readable dump of a run, for assertion messages.
+pub fn describe(output: &Output) -> String {
+    format!(
+        "exit status: {:?}\n--- stdout\n{}--- stderr\n{}",
+        output.status.code(),
+        stdout(output),
+        stderr(output)
+    )
+}
+
+/// Asserts that stderr has `line` as one of its lines, exactly.
+pub fn assert_stderr_line(output: &Output, line: &str) {
+    assert!(
+        stderr_lines(output).iter().any(|l| l == line),
+        "expected the stderr line\n  {line}\n{}",
+        describe(output)
+    );
+}
+
+/// Asserts that some stderr line starts with `prefix` and contains every one of `needles`.
+pub fn assert_stderr_line_matching(output: &Output, prefix: &str, needles: &[&str]) {
+    assert!(
+        stderr_lines(output)
+            .iter()
+            .any(|l| l.starts_with(prefix) && needles.iter().all(|n| l.contains(n))),
+        "expected a stderr line starting with\n  {prefix}\ncontaining {needles:?}\n{}",
+        describe(output)
+    );
+}
+
+/// Writes a file, creating its parent folders.
+pub fn write(path: &Path, contents: impl AsRef<[u8]>) {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).unwrap();
+    }
+    fs::write(path, contents).unwrap();
+}
+
+/// The 8-byte PNG signature, all a logo.png needs to pass validation.
+pub const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
+
+pub const DEMO_PACK_JSON: &str = r#"{
+  "name": "demo",
+  "displayName": "Demo",
+  "version": "1.0.0",
+  "layer": "addon",
+  "addonType": "monitoring",
+  "kubeManifests": ["manifests/app.yaml"]
+}
+"#;
+
+pub const DEMO_VALUES: &str = "pack:
+  namespace: demo
+  content:
+    images:
+      - docker.io/library/nginx:1.25
+manifests:
+  app:
+    replicas: 1
+";
+
+pub const DEMO_MANIFEST: &str = "apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: app
+data:
+  replicas: \"{{ .Values.manifests.app.replicas }}\"
+";
+
+/// Creates `root/<dir_name>`: a valid addon pack `demo:1.0.0` with one manifest, a logo and
+/// values, which validates without any finding. Tests break one thing in it.
+pub fn demo_pack(root: &Path, dir_name: &str) -> PathBuf {
+    let dir = root.join(dir_name);
+    write(&dir.join("pack.json"), DEMO_PACK_JSON);
+    write(&dir.join("values.yaml"), DEMO_VALUES);
+    write(&dir.join("logo.png"), PNG_SIGNATURE);
+    write(&dir.join("manifests/app.yaml"), DEMO_MANIFEST);
+    dir
+}
+
+/// Rewrites a pack's pack.json after `edit` changed its top-level object.
+pub fn edit_pack_json(dir: &Path, edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>)) {
+    let path = dir.join("pack.json");
+    let mut value: serde_json::Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+    edit(value.as_object_mut().expect("pack.json is an object"));
+    fs::write(&path, serde_json::to_string_pretty(&value).unwrap()).unwrap();
+}
+
+/// Copies a folder tree (folders and regular files), like `cp -r src dst`. The copies get
+/// new modification times.
+pub fn copy_dir(src: &Path, dst: &Path) {
+    fs::create_dir_all(dst).unwrap();
+    for entry in fs::read_dir(src).unwrap() {
+        let entry = entry.unwrap();
+        let target = dst.join(entry.file_name());
+        let file_type = entry.file_type().unwrap();
+        if file_type.is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            assert!(file_type.is_file(), "{} is not a regular file", entry.path().display());
+            fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Sets the modification time of every file under `dir` to `when`.
+pub fn touch_all(dir: &Path, when: SystemTime) {
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            touch_all(&path, when);
+        } else {
+            fs::File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(when)
+                .unwrap();
+        }
+    }
+}
+
+/// A modification time far from "now": 2001-09-09.
+pub fn long_ago() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000)
+}
+
+/// `strata pack inspect -o json <path>` parsed; panics unless it succeeds.
+pub fn inspect_json(path: &Path) -> serde_json::Value {
+    let output = strata()
+        .args(["pack", "inspect", "-o", "json"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert_eq!(code(&output), 0, "inspect {}\n{}", path.display(), describe(&output));
+    serde_json::from_slice(&output.stdout).expect("inspect -o json prints JSON")
+}
+
+/// SHA-256 (FIPS 180-4) of `data` as `sha256:<hex>`, computed here rather than by the CLI so
+/// that digests are checked independently.
+pub fn sha256(data: &[u8]) -> String {
+    const K: [u32; 64] = [
+        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+        0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+        0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+        0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+        0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+        0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+        0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+    ];
+    let mut state: [u32; 8] = [
+        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+    ];
+    let mut message = data.to_vec();
+    let bit_length = (data.len() as u64).wrapping_mul(8);
+    message.push(0x80);
+    while message.len() % 64 != 56 {
+        message.push(0);
+    }
+    message.extend_from_slice(&bit_length.to_be_bytes());
+    for block in message.chunks_exact(64) {
+        let mut w = [0u32; 64];
+        for (word, bytes) in w.iter_mut().zip(block.chunks_exact(4)) {
+            *word = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+        }
+        for i in 16..64 {
+            let s0 = w[i - 15].rotate_right(7) ^ w[i - 15].rotate_right(18) ^ (w[i - 15] >> 3);
+            let s1 = w[i - 2].rotate_right(17) ^ w[i - 2].rotate_right(19) ^ (w[i - 2] >> 10);
+            w[i] = w[i - 16].wrapping_add(s0).wrapping_add(w[i - 7]).wrapping_add(s1);
+        }
+        let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut h] = state;
+        for (k, word) in K.iter().zip(w.iter()) {
+            let s1 = e.rotate_right(6) ^ e.rotate_right(11) ^ e.rotate_right(25);
+            let choice = (e & f) ^ (!e & g);
+            let t1 = h
+                .wrapping_add(s1)
+                .wrapping_add(choice)
+                .wrapping_add(*k)
+                .wrapping_add(*word);
+            let s0 = a.rotate_right(2) ^ a.rotate_right(13) ^ a.rotate_right(22);
+            let majority = (a & b) ^ (a & c) ^ (b & c);
+            let t2 = s0.wrapping_add(majority);
+            h = g;
+            g = f;
+            f = e;
+            e = d.wrapping_add(t1);
+            d = c;
+            c = b;
+            b = a;
+            a = t1.wrapping_add(t2);
+        }
+        for (s, v) in state.iter_mut().zip([a, b, c, d, e, f, g, h]) {
+            *s = s.wrapping_add(v);
+        }
+    }
+    let hex: String = state.iter().map(|s| format!("{s:08x}")).collect();
+    format!("sha256:{hex}")
+}

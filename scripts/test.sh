@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Runs every check and test of Strata. Installs what it needs first (idempotently) and
+# ends with one line: "N passed, N failed". Exit status is non-zero on any failure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=never
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "installing what the tests need"
+if ! cargo nextest --version >/dev/null 2>&1; then
+    cargo install --locked cargo-nextest || { echo "cannot install cargo-nextest"; exit 1; }
+fi
+rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+
+passed=0
+failed=0
+check() {
+    local name=$1; shift
+    step "$name"
+    if "$@"; then
+        passed=$((passed + 1))
+    else
+        echo "FAILED: $name"
+        failed=$((failed + 1))
+    fi
+}
+
+check "formatting (cargo fmt --check)" cargo fmt --all --check
+check "lints (cargo clippy --all-targets -D warnings)" cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "tests (cargo nextest)"
+log=$(mktemp)
+cargo nextest run --workspace --locked --no-fail-fast 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+summary=$(grep -E '^ *Summary \[' "$log" | tail -n 1)
+rm -f "$log"
+tests_passed=$(sed -nE 's/.* ([0-9]+) passed.*/\1/p' <<<"$summary")
+tests_failed=$(sed -nE 's/.* ([0-9]+) failed.*/\1/p' <<<"$summary")
+if [ -z "$tests_passed" ]; then
+    # No summary: the build failed before any test ran.
+    echo "FAILED: the tests did not run"
+    failed=$((failed + 1))
+else
+    passed=$((passed + tests_passed))
+    failed=$((failed + ${tests_failed:-0}))
+    if [ "$status" -ne 0 ] && [ "${tests_failed:-0}" -eq 0 ]; then
+        echo "FAILED: nextest exited with $status"
+        failed=$((failed + 1))
+    fi
+fi
+
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
