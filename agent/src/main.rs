@@ -15,6 +15,9 @@ struct Cli {}
 
 fn main() {
     let _cli = Cli::parse();
-    eprintln!("strata-agent {}: no reconcilers are built into this version yet", env!("CARGO_PKG_VERSION"));
+    eprintln!(
+        "strata-agent {}: no reconcilers are built into this version yet",
+        env!("CARGO_PKG_VERSION")
+    );
     std::process::exit(1);
 }

@@ -15,7 +15,11 @@ pub struct Document<T> {
 
 /// Reads every document of `kind` from a (multi-document) YAML file. Documents of other
 /// kinds, unparsable ones and unknown fields are findings; the file's path is their input.
-pub fn read_objects<T: DeserializeOwned>(path: &Path, kind: &str, api_version: &str) -> (Vec<Document<T>>, Findings) {
+pub fn read_objects<T: DeserializeOwned>(
+    path: &Path,
+    kind: &str,
+    api_version: &str,
+) -> (Vec<Document<T>>, Findings) {
     let mut findings = Findings::new();
     let text = match fs::read_to_string(path) {
         Ok(text) => text,
@@ -32,7 +36,10 @@ pub fn read_objects<T: DeserializeOwned>(path: &Path, kind: &str, api_version: &
                 Ok(serde_yaml::Value::Null) => {}
                 Ok(value) => raw.push(value),
                 Err(e) => {
-                    findings.error(format!("document {}", i + 1), format!("is not valid YAML: {e}"));
+                    findings.error(
+                        format!("document {}", i + 1),
+                        format!("is not valid YAML: {e}"),
+                    );
                     return (Vec::new(), findings);
                 }
             }
@@ -52,7 +59,10 @@ pub fn read_objects<T: DeserializeOwned>(path: &Path, kind: &str, api_version: &
             (false, false) => format!("{where_}: {s}"),
         };
         let found_kind = value.get("kind").and_then(|k| k.as_str()).unwrap_or("");
-        let found_api = value.get("apiVersion").and_then(|k| k.as_str()).unwrap_or("");
+        let found_api = value
+            .get("apiVersion")
+            .and_then(|k| k.as_str())
+            .unwrap_or("");
         if found_kind != kind || found_api != api_version {
             findings.error(
                 prefix("kind"),
@@ -62,10 +72,16 @@ pub fn read_objects<T: DeserializeOwned>(path: &Path, kind: &str, api_version: &
             );
             continue;
         }
-        let mut unknown = Vec::new();
-        let parsed: Result<T, _> = serde_ignored::deserialize(value, |field| unknown.push(field.to_string()));
+        let mut unknown: Vec<String> = Vec::new();
+        let mut record_unknown = |field: serde_ignored::Path<'_>| unknown.push(field.to_string());
+        let tracking_unknown = serde_ignored::Deserializer::new(value, &mut record_unknown);
+        let parsed: Result<T, serde_path_to_error::Error<serde_yaml::Error>> =
+            serde_path_to_error::deserialize(tracking_unknown);
         // apiVersion and kind were checked above; the derived types read them outside serde.
-        for field in unknown.into_iter().filter(|f| f != "apiVersion" && f != "kind") {
+        for field in unknown
+            .into_iter()
+            .filter(|f| f != "apiVersion" && f != "kind")
+        {
             findings.warning(
                 prefix(&field),
                 "unknown field; it is ignored (and the apiserver would prune it)",
@@ -73,7 +89,24 @@ pub fn read_objects<T: DeserializeOwned>(path: &Path, kind: &str, api_version: &
         }
         match parsed {
             Ok(object) => documents.push(Document { object }),
-            Err(e) => findings.error(prefix(""), format!("is not a valid {kind}: {e}")),
+            Err(e) => {
+                // `.` is serde_path_to_error's name for the document itself.
+                let field = e.path().to_string();
+                let field = if field == "." { String::new() } else { field };
+                let inner = e.inner().to_string();
+                // YAML reads 1.20 as the number 1.2: a version must be quoted to survive.
+                let hint = if inner.starts_with("invalid type")
+                    && inner.ends_with("expected a string")
+                {
+                    "; quote it, e.g. version: \"1.20\", because YAML reads 1.20 as the number 1.2"
+                } else {
+                    ""
+                };
+                findings.error(
+                    prefix(&field),
+                    format!("{inner}{hint}; this is not a valid {kind}"),
+                );
+            }
         }
     }
     if documents.is_empty() && !findings.has_errors() {

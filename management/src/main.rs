@@ -17,7 +17,11 @@ use clap::{Parser, Subcommand};
 use crate::report::OutputFormat;
 
 #[derive(Parser)]
-#[command(name = "strata", version, about = "Cluster profiles, packs and Cluster API provisioning with pivot")]
+#[command(
+    name = "strata",
+    version,
+    about = "Cluster profiles, packs and Cluster API provisioning with pivot"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -121,15 +125,25 @@ impl CommandError {
 
 fn run(cli: Cli) -> Result<ExitStatus, CommandError> {
     match cli.command {
-        Command::Pack(PackCommand::Validate { dirs, output }) => pack_commands::validate(&dirs, output),
-        Command::Pack(PackCommand::Inspect { target, output }) => pack_commands::inspect(&target, output),
-        Command::Pack(PackCommand::Archive { dir, output }) => pack_commands::archive(&dir, &output),
-        Command::Profile(ProfileCommand::Validate { files, packs, output }) => {
-            profile_commands::validate(&files, &packs, output)
+        Command::Pack(PackCommand::Validate { dirs, output }) => {
+            pack_commands::validate(&dirs, output)
         }
-        Command::Profile(ProfileCommand::Render { profiles, cluster, packs }) => {
-            profile_commands::render(&profiles, &cluster, &packs)
+        Command::Pack(PackCommand::Inspect { target, output }) => {
+            pack_commands::inspect(&target, output)
         }
+        Command::Pack(PackCommand::Archive { dir, output }) => {
+            pack_commands::archive(&dir, &output)
+        }
+        Command::Profile(ProfileCommand::Validate {
+            files,
+            packs,
+            output,
+        }) => profile_commands::validate(&files, &packs, output),
+        Command::Profile(ProfileCommand::Render {
+            profiles,
+            cluster,
+            packs,
+        }) => profile_commands::render(&profiles, &cluster, &packs),
         Command::Crds { output_dir } => crd_commands::run(output_dir.as_deref()),
     }
 }

@@ -21,7 +21,11 @@ pub fn validate(dirs: &[PathBuf], output: OutputFormat) -> Result<ExitStatus, Co
         if output == OutputFormat::Text {
             print_findings(&input, &findings);
             if let Some(pack) = &pack {
-                println!("{input}: ok: {} ({} layer)", pack.reference(), pack.manifest.layer);
+                println!(
+                    "{input}: ok: {} ({} layer)",
+                    pack.reference(),
+                    pack.manifest.layer
+                );
             }
         }
         reports.push(InputReport {
@@ -69,7 +73,8 @@ pub fn inspect(target: &Path, output: OutputFormat) -> Result<ExitStatus, Comman
     let mut _unpacked_dir = None;
     let (dir, archive_digest) = if target.is_file() {
         let bytes = fs::read(target).map_err(|e| CommandError::io(target, "read", e))?;
-        let temp = tempfile::tempdir().map_err(|e| CommandError::io(Path::new("temporary folder"), "create", e))?;
+        let temp = tempfile::tempdir()
+            .map_err(|e| CommandError::io(Path::new("temporary folder"), "create", e))?;
         let dest = temp.path().join("pack");
         if let Err(e) = unpack_archive(bytes.as_slice(), &dest, &ArchiveLimits::default()) {
             let mut findings = Findings::new();
@@ -89,7 +94,9 @@ pub fn inspect(target: &Path, output: OutputFormat) -> Result<ExitStatus, Comman
     };
     let digest = match archive_digest {
         Some(digest) => digest,
-        None => pack.digest().map_err(|e| CommandError::Failed(format!("{input}: {e}")))?,
+        None => pack
+            .digest()
+            .map_err(|e| CommandError::Failed(format!("{input}: {e}")))?,
     };
     let manifest = &pack.manifest;
     let inspection = Inspection {
@@ -99,14 +106,23 @@ pub fn inspect(target: &Path, output: OutputFormat) -> Result<ExitStatus, Comman
         layer: manifest.layer.to_string(),
         addon_type: manifest.addon_type.map(|a| a.to_string()),
         content: pack.content().as_str(),
-        clouds: manifest.declared_clouds().iter().map(|c| c.to_string()).collect(),
+        clouds: manifest
+            .declared_clouds()
+            .iter()
+            .map(|c| c.to_string())
+            .collect(),
         charts: pack
             .layout
             .charts
             .iter()
             .map(|c| format!("{} {} ({})", c.name, c.version, c.path))
             .collect(),
-        manifests: pack.layout.manifests.iter().map(|m| m.path.clone()).collect(),
+        manifests: pack
+            .layout
+            .manifests
+            .iter()
+            .map(|m| m.path.clone())
+            .collect(),
         images: &pack.values.images,
         namespace: pack.values.namespace.as_deref(),
         digest,
@@ -114,7 +130,13 @@ pub fn inspect(target: &Path, output: OutputFormat) -> Result<ExitStatus, Comman
     match output {
         OutputFormat::Json => print_json(&inspection)?,
         OutputFormat::Text => {
-            let list = |items: &[String]| if items.is_empty() { "-".to_string() } else { items.join(", ") };
+            let list = |items: &[String]| {
+                if items.is_empty() {
+                    "-".to_string()
+                } else {
+                    items.join(", ")
+                }
+            };
             println!("name:         {}", inspection.name);
             println!("display name: {}", inspection.display_name);
             println!("version:      {}", inspection.version);
@@ -122,7 +144,14 @@ pub fn inspect(target: &Path, output: OutputFormat) -> Result<ExitStatus, Comman
                 Some(addon) => println!("layer:        {} ({addon})", inspection.layer),
                 None => println!("layer:        {}", inspection.layer),
             }
-            println!("clouds:       {}", if inspection.clouds.is_empty() { "any".to_string() } else { inspection.clouds.join(", ") });
+            println!(
+                "clouds:       {}",
+                if inspection.clouds.is_empty() {
+                    "any".to_string()
+                } else {
+                    inspection.clouds.join(", ")
+                }
+            );
             println!("content:      {}", inspection.content);
             println!("charts:       {}", list(&inspection.charts));
             println!("manifests:    {}", list(&inspection.manifests));
@@ -145,20 +174,26 @@ pub fn archive(dir: &Path, output: &Path) -> Result<ExitStatus, CommandError> {
     let Some(pack) = pack else {
         return Ok(ExitStatus::Invalid);
     };
-    let bytes = pack.archive().map_err(|e| CommandError::Failed(format!("{input}: {e}")))?;
+    let bytes = pack
+        .archive()
+        .map_err(|e| CommandError::Failed(format!("{input}: {e}")))?;
     let parent = match output.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let mut temp = tempfile::NamedTempFile::new_in(&parent).map_err(|e| CommandError::io(&parent, "create a file in", e))?;
-    temp.write_all(&bytes).map_err(|e| CommandError::io(output, "write", e))?;
-    temp.persist(output).map_err(|e| CommandError::io(output, "write", e.error))?;
+    let mut temp = tempfile::NamedTempFile::new_in(&parent)
+        .map_err(|e| CommandError::io(&parent, "create a file in", e))?;
+    temp.write_all(&bytes)
+        .map_err(|e| CommandError::io(output, "write", e))?;
+    temp.persist(output)
+        .map_err(|e| CommandError::io(output, "write", e.error))?;
     println!("{}  {}", sha256_digest(&bytes), output.display());
     Ok(ExitStatus::Success)
 }
 
 pub fn print_json<T: Serialize>(value: &T) -> Result<(), CommandError> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| CommandError::Failed(format!("cannot write JSON: {e}")))?;
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| CommandError::Failed(format!("cannot write JSON: {e}")))?;
     println!("{text}");
     Ok(())
 }

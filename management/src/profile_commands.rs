@@ -33,12 +33,17 @@ fn profile_label(profile: &ClusterProfile) -> String {
 }
 
 /// Validates every profile in the files against the packs.
-pub fn validate(files: &[PathBuf], packs: &Path, output: OutputFormat) -> Result<ExitStatus, CommandError> {
+pub fn validate(
+    files: &[PathBuf],
+    packs: &Path,
+    output: OutputFormat,
+) -> Result<ExitStatus, CommandError> {
     let catalog = load_catalog(packs)?;
     let mut reports = Vec::new();
     for file in files {
         let input = file.display().to_string();
-        let (profiles, mut findings) = read_objects::<ClusterProfile>(file, "ClusterProfile", API_VERSION);
+        let (profiles, mut findings) =
+            read_objects::<ClusterProfile>(file, "ClusterProfile", API_VERSION);
         let mut valid = !findings.has_errors();
         for document in &profiles {
             let (_, profile_findings) = validate_profile(&document.object, &catalog);
@@ -79,22 +84,32 @@ pub fn validate(files: &[PathBuf], packs: &Path, output: OutputFormat) -> Result
 
 /// Composes the cluster's stack from the profiles and prints it as YAML, or every violated
 /// rule.
-pub fn render(profile_files: &[PathBuf], cluster_file: &Path, packs: &Path) -> Result<ExitStatus, CommandError> {
+pub fn render(
+    profile_files: &[PathBuf],
+    cluster_file: &Path,
+    packs: &Path,
+) -> Result<ExitStatus, CommandError> {
     let catalog = load_catalog(packs)?;
     render_with(profile_files, cluster_file, &catalog)
 }
 
-fn render_with(profile_files: &[PathBuf], cluster_file: &Path, source: &dyn PackSource) -> Result<ExitStatus, CommandError> {
+fn render_with(
+    profile_files: &[PathBuf],
+    cluster_file: &Path,
+    source: &dyn PackSource,
+) -> Result<ExitStatus, CommandError> {
     let mut ok = true;
     let mut profiles = Vec::new();
     for file in profile_files {
-        let (documents, findings) = read_objects::<ClusterProfile>(file, "ClusterProfile", API_VERSION);
+        let (documents, findings) =
+            read_objects::<ClusterProfile>(file, "ClusterProfile", API_VERSION);
         print_findings(&file.display().to_string(), &findings);
         ok &= !findings.has_errors();
         profiles.extend(documents.into_iter().map(|d| d.object));
     }
     let cluster_input = cluster_file.display().to_string();
-    let (clusters, findings) = read_objects::<WorkloadCluster>(cluster_file, "WorkloadCluster", API_VERSION);
+    let (clusters, findings) =
+        read_objects::<WorkloadCluster>(cluster_file, "WorkloadCluster", API_VERSION);
     print_findings(&cluster_input, &findings);
     ok &= !findings.has_errors();
     let cluster = match clusters.as_slice() {
@@ -102,7 +117,10 @@ fn render_with(profile_files: &[PathBuf], cluster_file: &Path, source: &dyn Pack
         [] => return Ok(ExitStatus::Invalid),
         many => {
             let mut findings = Findings::new();
-            findings.error("", format!("holds {} WorkloadClusters; expected one", many.len()));
+            findings.error(
+                "",
+                format!("holds {} WorkloadClusters; expected one", many.len()),
+            );
             print_findings(&cluster_input, &findings);
             return Ok(ExitStatus::Invalid);
         }
@@ -115,7 +133,8 @@ fn render_with(profile_files: &[PathBuf], cluster_file: &Path, source: &dyn Pack
     let Some(stack) = stack else {
         return Ok(ExitStatus::Invalid);
     };
-    let yaml = serde_yaml::to_string(&stack).map_err(|e| CommandError::Failed(format!("cannot write the stack as YAML: {e}")))?;
+    let yaml = serde_yaml::to_string(&stack)
+        .map_err(|e| CommandError::Failed(format!("cannot write the stack as YAML: {e}")))?;
     print!("{yaml}");
     Ok(ExitStatus::Success)
 }

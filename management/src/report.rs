@@ -22,7 +22,10 @@ pub fn finding_line(input: &str, finding: &Finding) -> String {
     if finding.subject.is_empty() {
         format!("{input}: {}: {}", finding.severity, finding.message)
     } else {
-        format!("{input}: {}: {}: {}", finding.severity, finding.subject, finding.message)
+        format!(
+            "{input}: {}: {}: {}",
+            finding.severity, finding.subject, finding.message
+        )
     }
 }
 

@@ -34,7 +34,10 @@ fn sha256_helper_matches_known_vectors() {
 #[test]
 fn every_sample_pack_validates() {
     let names = sample_pack_names();
-    assert!(names.len() >= 9, "expected the sample packs, found {names:?}");
+    assert!(
+        names.len() >= 9,
+        "expected the sample packs, found {names:?}"
+    );
     let mut args = vec!["pack", "validate"];
     args.extend(names.iter().map(String::as_str));
     let output = run_in(&samples().join("packs"), &args);
@@ -42,13 +45,20 @@ fn every_sample_pack_validates() {
     let out = stdout(&output);
     for name in &names {
         assert!(
-            out.lines().any(|l| l.starts_with(&format!("{name}: ok: {name}:"))),
+            out.lines()
+                .any(|l| l.starts_with(&format!("{name}: ok: {name}:"))),
             "no ok line for {name}\n{}",
             describe(&output)
         );
     }
-    assert!(out.contains("istio: ok: istio:1.6.2 (addon layer)\n"), "{out}");
-    assert!(out.contains("kubernetes: ok: kubernetes:1.20.2 (k8s layer)\n"), "{out}");
+    assert!(
+        out.contains("istio: ok: istio:1.6.2 (addon layer)\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("kubernetes: ok: kubernetes:1.20.2 (k8s layer)\n"),
+        "{out}"
+    );
     assert!(
         !stderr(&output).contains(": error: "),
         "no sample pack may have an error\n{}",
@@ -67,7 +77,12 @@ fn seed_os_packs_warn_about_each_trailing_comma_with_its_line() {
     ];
     for (name, lines) in cases {
         let output = run_in(&packs, &["pack", "validate", name]);
-        assert_eq!(code(&output), 0, "{name}: warnings only\n{}", describe(&output));
+        assert_eq!(
+            code(&output),
+            0,
+            "{name}: warnings only\n{}",
+            describe(&output)
+        );
         assert!(
             stdout(&output).starts_with(&format!("{name}: ok: {name}:")),
             "{}",
@@ -82,14 +97,26 @@ fn seed_os_packs_warn_about_each_trailing_comma_with_its_line() {
                 )
             })
             .collect();
-        assert_eq!(stderr_lines(&output), expected, "{name}\n{}", describe(&output));
+        assert_eq!(
+            stderr_lines(&output),
+            expected,
+            "{name}\n{}",
+            describe(&output)
+        );
         // The reported lines really are where the trailing commas are.
         let text = fs::read_to_string(packs.join(name).join("pack.json")).unwrap();
         let file_lines: Vec<&str> = text.lines().collect();
         for line in lines {
-            assert!(file_lines[line - 1].trim_end().ends_with(','), "{name}:{line}");
+            assert!(
+                file_lines[line - 1].trim_end().ends_with(','),
+                "{name}:{line}"
+            );
             let next = file_lines[line].trim();
-            assert!(next.starts_with('}') || next.starts_with(']'), "{name}:{}", line + 1);
+            assert!(
+                next.starts_with('}') || next.starts_with(']'),
+                "{name}:{}",
+                line + 1
+            );
         }
     }
 }
@@ -102,7 +129,12 @@ fn seed_os_packs_warn_about_each_trailing_comma_with_its_line() {
 fn validate_invalid(root: &Path) -> std::process::Output {
     let output = run_in(root, &["pack", "validate", "demo"]);
     assert_eq!(code(&output), 1, "{}", describe(&output));
-    assert_eq!(stdout(&output), "", "an invalid pack has no ok line\n{}", describe(&output));
+    assert_eq!(
+        stdout(&output),
+        "",
+        "an invalid pack has no ok line\n{}",
+        describe(&output)
+    );
     output
 }
 
@@ -110,7 +142,12 @@ fn validate_invalid(root: &Path) -> std::process::Output {
 fn validate_valid(root: &Path) -> std::process::Output {
     let output = run_in(root, &["pack", "validate", "demo"]);
     assert_eq!(code(&output), 0, "{}", describe(&output));
-    assert_eq!(stdout(&output), "demo: ok: demo:1.0.0 (addon layer)\n", "{}", describe(&output));
+    assert_eq!(
+        stdout(&output),
+        "demo: ok: demo:1.0.0 (addon layer)\n",
+        "{}",
+        describe(&output)
+    );
     output
 }
 
@@ -128,7 +165,10 @@ fn missing_pack_json_is_an_error() {
     let dir = demo_pack(root.path(), "demo");
     fs::remove_file(dir.join("pack.json")).unwrap();
     let output = validate_invalid(root.path());
-    assert_stderr_line(&output, "demo: error: pack.json: is missing; every pack needs one (pack metadata)");
+    assert_stderr_line(
+        &output,
+        "demo: error: pack.json: is missing; every pack needs one (pack metadata)",
+    );
 }
 
 #[test]
@@ -205,7 +245,10 @@ fn declared_manifest_symlinked_outside_the_pack_is_an_error() {
     write(&root.path().join("outside.yaml"), DEMO_MANIFEST);
     std::os::unix::fs::symlink("../outside.yaml", dir.join("link.yaml")).unwrap();
     edit_pack_json(&dir, |pack| {
-        pack.insert("kubeManifests".into(), serde_json::json!(["manifests/app.yaml", "link.yaml"]));
+        pack.insert(
+            "kubeManifests".into(),
+            serde_json::json!(["manifests/app.yaml", "link.yaml"]),
+        );
     });
     let output = validate_invalid(root.path());
     assert_stderr_line(
@@ -261,11 +304,12 @@ fn addon_pack_without_charts_or_manifests_is_an_error() {
         pack.remove("kubeManifests");
     });
     let output = validate_invalid(root.path());
-    // The article before "addon" is not asserted (see the report: "a addon pack").
     assert_stderr_line_matching(
         &output,
-        "demo: error: a",
-        &["addon pack installs into the cluster, so it needs Helm charts under charts/ or manifests under manifests/; found neither"],
+        "demo: error: an addon",
+        &[
+            " pack installs into the cluster, so it needs Helm charts under charts/ or manifests under manifests/; found neither",
+        ],
     );
 }
 
@@ -315,7 +359,12 @@ fn bad_image_reference_is_an_error_naming_its_index() {
         &output,
         r#"demo: error: values.yaml: pack.content.images[1]: "docker.io/Library/Nginx:1.25" is not a valid image reference: the repository path "Library/Nginx" has uppercase letters; repository paths must be lowercase; expected e.g. docker.io/library/nginx:1.25"#,
     );
-    assert_eq!(stderr_lines(&output).len(), 1, "only the bad image\n{}", describe(&output));
+    assert_eq!(
+        stderr_lines(&output).len(),
+        1,
+        "only the bad image\n{}",
+        describe(&output)
+    );
 }
 
 #[test]
@@ -324,7 +373,11 @@ fn values_yaml_that_is_not_yaml_is_an_error() {
     let dir = demo_pack(root.path(), "demo");
     write(&dir.join("values.yaml"), "pack: [unclosed\n");
     let output = validate_invalid(root.path());
-    assert_stderr_line_matching(&output, "demo: error: values.yaml: not valid YAML at line ", &[]);
+    assert_stderr_line_matching(
+        &output,
+        "demo: error: values.yaml: not valid YAML at line ",
+        &[],
+    );
 }
 
 #[test]
@@ -343,7 +396,10 @@ fn values_yaml_that_is_not_a_mapping_is_an_error() {
 fn chart_folder_without_chart_yaml_is_an_error() {
     let root = tempfile::tempdir().unwrap();
     let dir = demo_pack(root.path(), "demo");
-    write(&dir.join("charts/mychart/templates/deployment.yaml"), "kind: Deployment\n");
+    write(
+        &dir.join("charts/mychart/templates/deployment.yaml"),
+        "kind: Deployment\n",
+    );
     let output = validate_invalid(root.path());
     assert_stderr_line(
         &output,
@@ -370,11 +426,16 @@ fn missing_logo_is_a_warning() {
 fn values_section_for_a_chart_the_pack_lacks_is_a_warning() {
     let root = tempfile::tempdir().unwrap();
     let dir = demo_pack(root.path(), "demo");
-    write(&dir.join("values.yaml"), format!("{DEMO_VALUES}charts:\n  nope:\n    replicas: 2\n"));
+    write(
+        &dir.join("values.yaml"),
+        format!("{DEMO_VALUES}charts:\n  nope:\n    replicas: 2\n"),
+    );
     let output = validate_valid(root.path());
     assert_eq!(
         stderr_lines(&output),
-        ["demo: warning: values.yaml: charts.nope: no chart named nope in charts/; the pack has no charts"]
+        [
+            "demo: warning: values.yaml: charts.nope: no chart named nope in charts/; the pack has no charts"
+        ]
     );
 }
 
@@ -384,7 +445,10 @@ fn values_section_for_a_chart_a_chart_pack_lacks_lists_its_charts() {
     let dir = root.path().join("istio");
     copy_dir(&sample_pack("istio"), &dir);
     let values = fs::read_to_string(dir.join("values.yaml")).unwrap();
-    write(&dir.join("values.yaml"), format!("{values}  nope:\n    replicaCount: 2\n"));
+    write(
+        &dir.join("values.yaml"),
+        format!("{values}  nope:\n    replicaCount: 2\n"),
+    );
     let output = run_in(root.path(), &["pack", "validate", "istio"]);
     assert_eq!(code(&output), 0, "{}", describe(&output));
     assert_stderr_line(
@@ -426,16 +490,33 @@ fn usage_errors_exit_with_2() {
     demo_pack(root.path(), "demo");
     let cases: [(&[&str], &str); 5] = [
         (&["pack", "validate"], "<DIR>"),
-        (&["pack", "validate", "--bogus", "demo"], "unexpected argument '--bogus'"),
-        (&["pack", "validate", "-o", "xml", "demo"], "invalid value 'xml'"),
-        (&["pack", "frobnicate", "demo"], "unrecognized subcommand 'frobnicate'"),
+        (
+            &["pack", "validate", "--bogus", "demo"],
+            "unexpected argument '--bogus'",
+        ),
+        (
+            &["pack", "validate", "-o", "xml", "demo"],
+            "invalid value 'xml'",
+        ),
+        (
+            &["pack", "frobnicate", "demo"],
+            "unrecognized subcommand 'frobnicate'",
+        ),
         (&["pack", "archive", "demo"], "--output <FILE>"),
     ];
     for (args, message) in cases {
         let output = run_in(root.path(), args);
         assert_eq!(code(&output), 2, "{args:?}\n{}", describe(&output));
-        assert!(stderr(&output).contains(message), "{args:?}: expected {message:?}\n{}", describe(&output));
-        assert!(stderr(&output).starts_with("error: "), "{args:?}\n{}", describe(&output));
+        assert!(
+            stderr(&output).contains(message),
+            "{args:?}: expected {message:?}\n{}",
+            describe(&output)
+        );
+        assert!(
+            stderr(&output).starts_with("error: "),
+            "{args:?}\n{}",
+            describe(&output)
+        );
         assert_eq!(stdout(&output), "", "{args:?}");
     }
 }
@@ -450,7 +531,10 @@ fn json_output_reports_valid_and_invalid_packs() {
     });
     fs::remove_file(bad.join("logo.png")).unwrap();
     for flag in ["--output", "-o"] {
-        let output = run_in(root.path(), &["pack", "validate", flag, "json", "good", "bad"]);
+        let output = run_in(
+            root.path(),
+            &["pack", "validate", flag, "json", "good", "bad"],
+        );
         assert_eq!(code(&output), 1, "{}", describe(&output));
         let reports: serde_json::Value = serde_json::from_slice(&output.stdout)
             .unwrap_or_else(|e| panic!("stdout is not JSON ({e})\n{}", describe(&output)));
@@ -492,7 +576,10 @@ fn json_output_reports_valid_and_invalid_packs() {
 
 #[test]
 fn json_output_of_a_valid_sample_pack() {
-    let output = run_in(&samples().join("packs"), &["pack", "validate", "-o", "json", "golden-centos-aws"]);
+    let output = run_in(
+        &samples().join("packs"),
+        &["pack", "validate", "-o", "json", "golden-centos-aws"],
+    );
     assert_eq!(code(&output), 0, "{}", describe(&output));
     let reports: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(reports[0]["valid"], true);
@@ -518,10 +605,17 @@ fn several_folders_with_one_bad_fail_but_report_the_good_one() {
     fs::remove_file(bad.join("values.yaml")).unwrap();
     let output = run_in(root.path(), &["pack", "validate", "good", "bad"]);
     assert_eq!(code(&output), 1, "{}", describe(&output));
-    assert_eq!(stdout(&output), "good: ok: demo:1.0.0 (addon layer)\n", "{}", describe(&output));
+    assert_eq!(
+        stdout(&output),
+        "good: ok: demo:1.0.0 (addon layer)\n",
+        "{}",
+        describe(&output)
+    );
     assert_eq!(
         stderr_lines(&output),
-        ["bad: error: values.yaml: is missing; every pack needs one (pack values (it may be empty))"]
+        [
+            "bad: error: values.yaml: is missing; every pack needs one (pack values (it may be empty))"
+        ]
     );
 }
 
@@ -571,11 +665,29 @@ fn inspect_of_a_folder_and_of_its_archive_agree() {
 
         let folder = inspect_json(&sample_pack(name));
         let packed = inspect_json(&archive);
-        assert_eq!(folder["digest"], sha256(&bytes), "{name}: the folder's digest is its archive's sha256");
-        assert_eq!(folder, packed, "{name}: inspecting the archive shows the same pack");
+        assert_eq!(
+            folder["digest"],
+            sha256(&bytes),
+            "{name}: the folder's digest is its archive's sha256"
+        );
+        assert_eq!(
+            folder, packed,
+            "{name}: inspecting the archive shows the same pack"
+        );
         assert_eq!(folder["name"], name);
-        for key in ["version", "layer", "content", "charts", "manifests", "images", "digest"] {
-            assert!(!folder[key].is_null(), "{name}: {key} missing from {folder:#}");
+        for key in [
+            "version",
+            "layer",
+            "content",
+            "charts",
+            "manifests",
+            "images",
+            "digest",
+        ] {
+            assert!(
+                !folder[key].is_null(),
+                "{name}: {key} missing from {folder:#}"
+            );
         }
     }
     let istio = inspect_json(&sample_pack("istio"));
@@ -592,7 +704,10 @@ fn inspect_of_a_folder_and_of_its_archive_agree() {
     assert_eq!(istio["manifests"], serde_json::json!([]));
     assert_eq!(
         istio["images"],
-        serde_json::json!(["docker.io/istio/pilot:1.6.2", "docker.io/istio/operator:1.6.2"])
+        serde_json::json!([
+            "docker.io/istio/pilot:1.6.2",
+            "docker.io/istio/operator:1.6.2"
+        ])
     );
     let os = inspect_json(&sample_pack("golden-centos-aws"));
     assert_eq!(os["layer"], "os");
@@ -602,11 +717,18 @@ fn inspect_of_a_folder_and_of_its_archive_agree() {
 #[test]
 fn inspect_of_a_file_that_is_not_an_archive_fails_clearly() {
     let root = tempfile::tempdir().unwrap();
-    write(&root.path().join("notes.txt"), "just some notes, not a pack\n");
+    write(
+        &root.path().join("notes.txt"),
+        "just some notes, not a pack\n",
+    );
     let output = run_in(root.path(), &["pack", "inspect", "notes.txt"]);
     assert_eq!(code(&output), 1, "{}", describe(&output));
     assert_eq!(stdout(&output), "", "{}", describe(&output));
-    assert_stderr_line_matching(&output, "notes.txt: error: is not a usable pack archive: ", &[]);
+    assert_stderr_line_matching(
+        &output,
+        "notes.txt: error: is not a usable pack archive: ",
+        &[],
+    );
 }
 
 #[test]
@@ -615,27 +737,48 @@ fn archive_is_deterministic_and_prints_its_digest() {
     let pack = root.path().join("kubeflow");
     copy_dir(&sample_pack("kubeflow"), &pack);
 
-    let first = run_in(root.path(), &["pack", "archive", "kubeflow", "-o", "first.tar.gz"]);
+    let first = run_in(
+        root.path(),
+        &["pack", "archive", "kubeflow", "-o", "first.tar.gz"],
+    );
     assert_eq!(code(&first), 0, "{}", describe(&first));
     let first_bytes = fs::read(root.path().join("first.tar.gz")).unwrap();
-    assert_eq!(stdout(&first), format!("{}  first.tar.gz\n", sha256(&first_bytes)));
+    assert_eq!(
+        stdout(&first),
+        format!("{}  first.tar.gz\n", sha256(&first_bytes))
+    );
 
-    let second = run_in(root.path(), &["pack", "archive", "kubeflow", "--output", "second.tar.gz"]);
+    let second = run_in(
+        root.path(),
+        &["pack", "archive", "kubeflow", "--output", "second.tar.gz"],
+    );
     assert_eq!(code(&second), 0, "{}", describe(&second));
     let second_bytes = fs::read(root.path().join("second.tar.gz")).unwrap();
-    assert_eq!(first_bytes, second_bytes, "archiving twice gives the same bytes");
+    assert_eq!(
+        first_bytes, second_bytes,
+        "archiving twice gives the same bytes"
+    );
 
     // A copy under another folder name, with other modification times.
     let copy = root.path().join("copied");
     copy_dir(&pack, &copy);
     touch_all(&copy, long_ago());
-    let third = run_in(root.path(), &["pack", "archive", "copied", "-o", "third.tar.gz"]);
+    let third = run_in(
+        root.path(),
+        &["pack", "archive", "copied", "-o", "third.tar.gz"],
+    );
     assert_eq!(code(&third), 0, "{}", describe(&third));
     let third_bytes = fs::read(root.path().join("third.tar.gz")).unwrap();
-    assert_eq!(first_bytes, third_bytes, "a copy with other mtimes archives to the same bytes");
+    assert_eq!(
+        first_bytes, third_bytes,
+        "a copy with other mtimes archives to the same bytes"
+    );
 
     // The sample folder itself (never touched here) too.
-    assert_eq!(inspect_json(&sample_pack("kubeflow"))["digest"], sha256(&first_bytes));
+    assert_eq!(
+        inspect_json(&sample_pack("kubeflow"))["digest"],
+        sha256(&first_bytes)
+    );
 }
 
 #[test]
@@ -645,10 +788,22 @@ fn archive_of_an_invalid_pack_writes_nothing() {
     fs::remove_file(dir.join("pack.json")).unwrap();
     let out = root.path().join("out");
     fs::create_dir(&out).unwrap();
-    let output = run_in(root.path(), &["pack", "archive", "demo", "-o", "out/demo.tar.gz"]);
+    let output = run_in(
+        root.path(),
+        &["pack", "archive", "demo", "-o", "out/demo.tar.gz"],
+    );
     assert_eq!(code(&output), 1, "{}", describe(&output));
     assert_eq!(stdout(&output), "", "{}", describe(&output));
-    assert_stderr_line(&output, "demo: error: pack.json: is missing; every pack needs one (pack metadata)");
-    let left: Vec<_> = fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert!(left.is_empty(), "nothing is written, not even a temporary file: {left:?}");
+    assert_stderr_line(
+        &output,
+        "demo: error: pack.json: is missing; every pack needs one (pack metadata)",
+    );
+    let left: Vec<_> = fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "nothing is written, not even a temporary file: {left:?}"
+    );
 }

@@ -54,6 +54,11 @@ pub enum ResolveError {
         origin: String,
         problems: Vec<Finding>,
     },
+    #[error("pack {reference} is in more than one folder ({}); keep one", origins.join(", "))]
+    Ambiguous {
+        reference: String,
+        origins: Vec<String>,
+    },
     #[error("pack {reference} at {origin} could not be archived to compute its digest: {reason}")]
     Unreadable {
         reference: String,
@@ -212,6 +217,7 @@ impl PackSource for LocalPackCatalog {
                 .iter()
                 .filter_map(|e| e.identity.as_ref().map(|(n, _)| n.clone()))
                 .collect();
+            available.sort();
             available.dedup();
             return Err(ResolveError::UnknownPack {
                 name: name.to_string(),
@@ -219,11 +225,24 @@ impl PackSource for LocalPackCatalog {
                 available,
             });
         }
-        let Some(entry) = named.iter().find(|e| {
-            e.identity
-                .as_ref()
-                .is_some_and(|(_, v)| same_version(v, version))
-        }) else {
+        let matching: Vec<&&CatalogEntry> = named
+            .iter()
+            .filter(|e| {
+                e.identity
+                    .as_ref()
+                    .is_some_and(|(_, v)| same_version(v, version))
+            })
+            .collect();
+        if matching.len() > 1 {
+            return Err(ResolveError::Ambiguous {
+                reference: format!("{name}:{version}"),
+                origins: matching
+                    .iter()
+                    .map(|e| e.dir.display().to_string())
+                    .collect(),
+            });
+        }
+        let Some(entry) = matching.first() else {
             return Err(ResolveError::UnknownVersion {
                 name: name.to_string(),
                 version: version.to_string(),

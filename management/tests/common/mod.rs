@@ -17,7 +17,11 @@ pub fn strata() -> Command {
 
 /// `strata <args>` run in `dir`, whatever its exit status.
 pub fn run_in(dir: &Path, args: &[&str]) -> Output {
-    strata().current_dir(dir).args(args).output().expect("strata runs")
+    strata()
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("strata runs")
 }
 
 /// `manifests/samples` of the repository.
@@ -139,9 +143,13 @@ pub fn demo_pack(root: &Path, dir_name: &str) -> PathBuf {
 }
 
 /// Rewrites a pack's pack.json after `edit` changed its top-level object.
-pub fn edit_pack_json(dir: &Path, edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>)) {
+pub fn edit_pack_json(
+    dir: &Path,
+    edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>),
+) {
     let path = dir.join("pack.json");
-    let mut value: serde_json::Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+    let mut value: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
     edit(value.as_object_mut().expect("pack.json is an object"));
     fs::write(&path, serde_json::to_string_pretty(&value).unwrap()).unwrap();
 }
@@ -157,7 +165,11 @@ pub fn copy_dir(src: &Path, dst: &Path) {
         if file_type.is_dir() {
             copy_dir(&entry.path(), &target);
         } else {
-            assert!(file_type.is_file(), "{} is not a regular file", entry.path().display());
+            assert!(
+                file_type.is_file(),
+                "{} is not a regular file",
+                entry.path().display()
+            );
             fs::copy(entry.path(), &target).unwrap();
         }
     }
@@ -192,7 +204,13 @@ pub fn inspect_json(path: &Path) -> serde_json::Value {
         .arg(path)
         .output()
         .unwrap();
-    assert_eq!(code(&output), 0, "inspect {}\n{}", path.display(), describe(&output));
+    assert_eq!(
+        code(&output),
+        0,
+        "inspect {}\n{}",
+        path.display(),
+        describe(&output)
+    );
     serde_json::from_slice(&output.stdout).expect("inspect -o json prints JSON")
 }
 
@@ -200,17 +218,20 @@ pub fn inspect_json(path: &Path) -> serde_json::Value {
 /// that digests are checked independently.
 pub fn sha256(data: &[u8]) -> String {
     const K: [u32; 64] = [
-        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
-        0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
-        0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-        0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
-        0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
-        0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-        0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
+        0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
+        0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
+        0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
+        0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
+        0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
+        0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
+        0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+        0xc67178f2,
     ];
     let mut state: [u32; 8] = [
-        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
+        0x5be0cd19,
     ];
     let mut message = data.to_vec();
     let bit_length = (data.len() as u64).wrapping_mul(8);
@@ -227,7 +248,10 @@ pub fn sha256(data: &[u8]) -> String {
         for i in 16..64 {
             let s0 = w[i - 15].rotate_right(7) ^ w[i - 15].rotate_right(18) ^ (w[i - 15] >> 3);
             let s1 = w[i - 2].rotate_right(17) ^ w[i - 2].rotate_right(19) ^ (w[i - 2] >> 10);
-            w[i] = w[i - 16].wrapping_add(s0).wrapping_add(w[i - 7]).wrapping_add(s1);
+            w[i] = w[i - 16]
+                .wrapping_add(s0)
+                .wrapping_add(w[i - 7])
+                .wrapping_add(s1);
         }
         let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut h] = state;
         for (k, word) in K.iter().zip(w.iter()) {

@@ -394,3 +394,66 @@ fn digest_is_stable_and_changes_with_content() {
     assert_ne!(first, pack.load().0.unwrap().digest().unwrap());
     assert!(first.starts_with("sha256:") && first.len() == 71);
 }
+
+#[test]
+fn a_catalog_lists_what_it_has_and_refuses_ambiguity() {
+    use crate::catalog::{LocalPackCatalog, PackSource, ResolveError};
+    let temp = tempfile::tempdir().unwrap();
+    let copy = |from: &str, to: &str| {
+        let target = temp.path().join(to);
+        for entry in walk(&samples().join(from)) {
+            let rel = entry.strip_prefix(samples().join(from)).unwrap();
+            let dest = target.join(rel);
+            fs::create_dir_all(dest.parent().unwrap()).unwrap();
+            fs::copy(&entry, dest).unwrap();
+        }
+    };
+    copy("kubernetes", "a-k8s");
+    copy("istio", "b-istio");
+    copy("kubernetes", "c-k8s");
+    let catalog = LocalPackCatalog::load(temp.path()).unwrap();
+    match catalog.resolve("calico", "1", None).unwrap_err() {
+        ResolveError::UnknownPack { available, .. } => {
+            assert_eq!(available, ["istio", "kubernetes"])
+        }
+        other => panic!("unexpected {other}"),
+    }
+    let err = catalog
+        .resolve("kubernetes", "1.20.2", None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("pack kubernetes:1.20.2 is in more than one folder"),
+        "{err}"
+    );
+    let err = catalog
+        .resolve("istio", "1.7", None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("pack \"istio\" has no version \"1.7\"")
+            && err.contains("versions there: 1.6.2"),
+        "{err}"
+    );
+    assert_eq!(
+        catalog
+            .resolve("istio", "1.6.2.0", None)
+            .unwrap()
+            .manifest
+            .version,
+        "1.6.2"
+    );
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}

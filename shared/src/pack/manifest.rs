@@ -630,19 +630,19 @@ fn annotations(value: Option<&Value>, findings: &mut Findings) -> BTreeMap<Strin
 }
 
 /// `charts` and `kubeManifests` entries must be paths inside the pack: relative, with no
-/// `..`, so that a pack cannot point at files outside itself.
+/// `..`, so that a pack cannot point at files outside itself. Every string entry is kept,
+/// so indexes in later findings match the file; a manifest with a bad entry is refused.
 fn relative_paths(value: Option<&Value>, field: &str, findings: &mut Findings) -> Vec<String> {
     let Some(value) = value else {
         return Vec::new();
     };
     string_array(value, field, findings)
         .into_iter()
-        .filter_map(|(path, entry)| match check_relative_path(&entry) {
-            Ok(()) => Some(entry),
-            Err(reason) => {
+        .map(|(path, entry)| {
+            if let Err(reason) = check_relative_path(&entry) {
                 findings.error(path, format!("{entry:?} {reason}"));
-                None
             }
+            entry
         })
         .collect()
 }

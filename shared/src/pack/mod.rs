@@ -20,7 +20,7 @@ use crate::finding::Findings;
 use crate::pack::archive::{ArchiveError, archive_to_vec, sha256_digest};
 use crate::pack::kube_manifest::{KubeObjectRef, check_manifest, substitute};
 use crate::pack::layout::{PackLayout, scan_layout};
-use crate::pack::manifest::{Layer, PackManifest, parse_manifest_partially};
+use crate::pack::manifest::{Layer, PackManifest, check_relative_path, parse_manifest_partially};
 use crate::pack::values::{PackValues, parse_values};
 
 /// What a pack installs.
@@ -194,6 +194,10 @@ fn check_declared_paths(dir: &Path, manifest: &PackManifest, findings: &mut Find
                 .map(|(i, p)| (format!("pack.json: kubeManifests[{i}]"), p)),
         );
     for (subject, path) in declared {
+        if check_relative_path(path).is_err() {
+            // Already reported by pack.json validation.
+            continue;
+        }
         match dir.join(path).canonicalize() {
             Ok(resolved) if !resolved.starts_with(&root) => findings.error(
                 subject,
@@ -216,8 +220,9 @@ fn check_content_for_layer(layer: Layer, layout: &PackLayout, findings: &mut Fin
         findings.error(
             "",
             format!(
-                "a {layer} pack installs into the cluster, so it needs Helm charts under charts/ \
-                 or manifests under manifests/; found neither"
+                "{} {layer} pack installs into the cluster, so it needs Helm charts under charts/ \
+                 or manifests under manifests/; found neither",
+                if layer == Layer::Addon { "an" } else { "a" }
             ),
         );
     }
