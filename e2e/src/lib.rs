@@ -1,2 +1,13 @@
-//! The test substrate for Strata: real Kubernetes control planes on loopback, the
-//! simulated cloud and kubelet, and the end-to-end tests. Built by the substrate work.
+//! Strata's test substrate: real Kubernetes control planes on loopback, simulated
+//! kubelets (for pods, and as local processes for Strata's own agent), a fault proxy, an
+//! OCI registry and a Helm executable on the real Helm engine. Only the clouds and the
+//! kubelets are simulated.
+
+pub mod binaries;
+pub mod capi_crds;
+pub mod control_plane;
+pub mod fault_proxy;
+pub mod kubelet_sim;
+pub mod pki;
+pub mod process_kubelet;
+pub mod registry;
