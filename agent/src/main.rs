@@ -1,23 +1,88 @@
 //! `strata-agent`: the agent Strata installs into each workload cluster.
 //!
-//! This build only identifies itself; the pivot, scaling and layer installation are
-//! built on top of it.
+//! This version holds the agent's leader lease in its namespace, renewing it while it
+//! runs; the pivot, scale-out and layer installation are built on top of it.
+
+mod leader_lease;
+
+use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
+use kube::Client;
+
+use crate::leader_lease::LeaderLease;
 
 #[derive(Parser)]
-#[command(
-    name = "strata-agent",
-    version,
-    about = "Strata's in-cluster agent (pivot, scale-out, layer installation)"
-)]
-struct Cli {}
+#[command(name = "strata-agent", version, about = "Strata's in-cluster agent")]
+struct Cli {
+    /// The namespace of the agent's lease; defaults to $POD_NAMESPACE, then the
+    /// kubeconfig's namespace.
+    #[arg(long, env = "POD_NAMESPACE")]
+    namespace: Option<String>,
+    /// This replica's identity in the lease; defaults to $POD_NAME, then strata-agent-<pid>.
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    #[arg(long, default_value = "strata-agent")]
+    lease_name: String,
+    /// How long a lease stays valid without renewal.
+    #[arg(long, default_value_t = 15)]
+    lease_seconds: u64,
+}
 
-fn main() {
-    let _cli = Cli::parse();
-    eprintln!(
-        "strata-agent {}: no reconcilers are built into this version yet",
-        env!("CARGO_PKG_VERSION")
-    );
-    std::process::exit(1);
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let client = Client::try_default()
+        .await
+        .map_err(|e| format!("cannot reach the cluster's apiserver: {e}"))?;
+    let namespace = cli
+        .namespace
+        .unwrap_or_else(|| client.default_namespace().to_string());
+    let identity = cli
+        .identity
+        .unwrap_or_else(|| format!("strata-agent-{}", std::process::id()));
+    let duration = Duration::from_secs(cli.lease_seconds.max(3));
+    let lease = LeaderLease::new(client, &namespace, &cli.lease_name, &identity, duration);
+    tracing::info!(%namespace, %identity, lease = %cli.lease_name, pid = std::process::id(), "agent started");
+    let mut leading = false;
+    let renew_every = duration / 3;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| format!("cannot listen for SIGTERM: {e}"))?;
+    loop {
+        match lease.try_hold().await {
+            Ok(holds) if holds != leading => {
+                leading = holds;
+                tracing::info!(%identity, leading, "leadership changed");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("{e}"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(renew_every) => {}
+            _ = tokio::signal::ctrl_c() => {
+                tracing::info!("interrupted; stopping");
+                return Ok(());
+            }
+            _ = terminate.recv() => {
+                tracing::info!("terminated; stopping");
+                return Ok(());
+            }
+        }
+    }
 }

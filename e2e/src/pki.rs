@@ -154,12 +154,24 @@ impl TestCa {
         Ok(files)
     }
 
-    /// A fresh key pair for signing service-account tokens, written to `<file_stem>.key`
-    /// (PKCS#8); the apiserver derives the public key from it.
-    pub fn signing_key(&self, file_stem: &str) -> Result<PathBuf, PkiError> {
+    /// A fresh key pair for signing service-account tokens: the private key
+    /// (`<file_stem>.key`, PKCS#8) for the signers, and the public key (`<file_stem>.pub`)
+    /// for the apiserver's verifier, which in 1.20 reads only public keys there.
+    pub fn signing_key(&self, file_stem: &str) -> Result<SigningKeyFiles, PkiError> {
         let key = KeyPair::generate().map_err(generate("the service-account signing key"))?;
-        let path = self.dir.join(format!("{file_stem}.key"));
-        write(&path, &key.serialize_pem())?;
-        Ok(path)
+        let files = SigningKeyFiles {
+            private_key: self.dir.join(format!("{file_stem}.key")),
+            public_key: self.dir.join(format!("{file_stem}.pub")),
+        };
+        write(&files.private_key, &key.serialize_pem())?;
+        write(&files.public_key, &key.public_key_pem())?;
+        Ok(files)
     }
+}
+
+/// The files of a service-account signing key.
+#[derive(Debug, Clone)]
+pub struct SigningKeyFiles {
+    pub private_key: PathBuf,
+    pub public_key: PathBuf,
 }

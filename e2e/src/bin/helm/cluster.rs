@@ -1,0 +1,121 @@
+//! The two things helm does that the engine library does not offer, done with a
+//! Kubernetes client: finding the namespaces that hold releases (`list -A`: the engine
+//! lists one namespace per configuration) and waiting for a rolled-back release's
+//! resources to be ready (`rollback --wait`: the engine's rollback has no wait option).
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use serde_json::Value;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("cannot start the Kubernetes client's runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    #[error("cannot read kubeconfig {path}: {source}")]
+    Kubeconfig {
+        path: PathBuf,
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    #[error("cannot configure a Kubernetes client: {0}")]
+    Config(String),
+    // kube::Error is large; boxed so every Result here stays small.
+    #[error("cannot create a Kubernetes client: {0}")]
+    Client(#[source] Box<kube::Error>),
+    #[error("cannot list helm's release records across namespaces: {0}")]
+    ListReleases(#[source] Box<kube::Error>),
+    #[error("--all-namespaces is not supported with HELM_DRIVER={0:?} (only secret and configmap)")]
+    Driver(String),
+    #[error("the release manifest cannot be parsed to wait on it: {0}")]
+    Manifest(#[source] serde_yaml::Error),
+    #[error("cannot read {kind} {namespace}/{name} while waiting for it: {source}")]
+    Read {
+        kind: String,
+        namespace: String,
+        name: String,
+        #[source]
+        source: Box<kube::Error>,
+    },
+    #[error(
+        "timed out after {seconds}s waiting for the release's resources to be ready; not ready: {pending}"
+    )]
+    Timeout { seconds: u64, pending: String },
+}
+
+/// How to reach the cluster: the same kubeconfig and context the engine was given.
+pub struct Cluster {
+    pub kubeconfig: Option<PathBuf>,
+    pub kube_context: Option<String>,
+}
+
+impl Cluster {
+    fn runtime() -> Result<tokio::runtime::Runtime, ClusterError> {
+        // A current-thread runtime keeps everything on the calling (main) thread.
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(ClusterError::Runtime)
+    }
+
+    async fn client(&self) -> Result<kube::Client, ClusterError> {
+        let options = KubeConfigOptions {
+            context: self.kube_context.clone(),
+            ..KubeConfigOptions::default()
+        };
+        let config = match &self.kubeconfig {
+            Some(path) => {
+                let kubeconfig =
+                    Kubeconfig::read_from(path).map_err(|source| ClusterError::Kubeconfig {
+                        path: path.clone(),
+                        source,
+                    })?;
+                kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+                    .await
+                    .map_err(|e| ClusterError::Config(e.to_string()))?
+            }
+            None if self.kube_context.is_some() => kube::Config::from_kubeconfig(&options)
+                .await
+                .map_err(|e| ClusterError::Config(e.to_string()))?,
+            None => kube::Config::infer()
+                .await
+                .map_err(|e| ClusterError::Config(e.to_string()))?,
+        };
+        kube::Client::try_from(config).map_err(|e| ClusterError::Client(Box::new(e)))
+    }
+
+    /// The namespaces holding helm release records, found as helm's storage drivers
+    /// label them (`owner=helm`), sorted.
+    pub fn release_namespaces(&self) -> Result<Vec<String>, ClusterError> {
+        Self::runtime()?.block_on(async {
+            let client = self.client().await?;
+            let params = ListParams::default().labels("owner=helm");
+            let driver = std::env::var("HELM_DRIVER").unwrap_or_default();
+            let namespaces: Vec<Option<String>> = match driver.as_str() {
+                "" | "secret" | "secrets" => Api::<Secret>::all(client)
+                    .list_metadata(&params)
+                    .await
+                    .map_err(|e| ClusterError::ListReleases(Box::new(e)))?
+                    .items
+                    .into_iter()
+                    .map(|s| s.metadata.namespace)
+                    .collect(),
+                "configmap" | "configmaps" => Api::<ConfigMap>::all(client)
+                    .list_metadata(&params)
+                    .await
+                    .map_err(|e| ClusterError::ListReleases(Box::new(e)))?
+                    .items
+                    .into_iter()
+                    .map(|c| c.metadata.namespace)
+                    .collect(),
+                other => return Err(ClusterError::Driver(other.to_string())),
+            };
+            let unique: BTreeSet<String> = namespaces.into_iter().flatten().collect();
+            Ok(unique.into_iter().collect())
+        })
+    }
+}
