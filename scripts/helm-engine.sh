@@ -24,7 +24,6 @@ required_symbols=(
     helm_sdkpy_uninstall
     helm_sdkpy_list
     helm_sdkpy_status
-    helm_sdkpy_rollback
     helm_sdkpy_history
     helm_sdkpy_get_values
     helm_sdkpy_last_error
@@ -43,7 +42,7 @@ verify_exports() {
         grep -qE "[[:space:]]T[[:space:]]+${sym}\$" <<<"$exports" || missing+=("$sym")
     done
     if [ ${#missing[@]} -gt 0 ]; then
-        die "$file does not export: ${missing[*]}"
+        die "libhelm_sdkpy.so of helm-sdkpy $HELM_SDKPY_VERSION does not export: ${missing[*]}"
     fi
 }
 

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Installs what Strata's tests need at run time, idempotently:
-#   - with apt: etcd-server (etcd 3.4), docker-registry (distribution 2.8, the OCI registry)
-#     and kubernetes-client (kubectl 1.20); apt is skipped when all three are installed;
-#   - scripts/kube-binaries.sh: kube-apiserver, kube-controller-manager, kube-scheduler
-#     v1.20.2 built from Debian's source package and cached;
+#   - with apt: etcd-server (etcd 3.4) and docker-registry (distribution 2.8, the OCI
+#     registry); apt is skipped when both are installed;
+#   - scripts/kube-binaries.sh: kube-apiserver, kube-controller-manager, kube-scheduler and
+#     kubectl v1.20.2 built from Debian's source package and cached. (Debian's
+#     kubernetes-client is not used: its kubectl 1.20 segfaults when it writes a kubeconfig
+#     - the reflect2 bug the build fixes - and its /usr/bin/kubectl conflicts with the
+#     Google Cloud SDK's kubectl package, which some machines have.)
 #   - scripts/helm-engine.sh, when it exists.
 # The tests start their own etcd and registry processes on free ports: this script keeps
 # the packages' system services from starting on install (policy-rc.d), disables the ones
@@ -12,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-readonly PACKAGES=(etcd-server docker-registry kubernetes-client)
+readonly PACKAGES=(etcd-server docker-registry)
 # package  service  default port  daemon process name
 readonly DAEMONS=("etcd-server etcd 2379 etcd" "docker-registry docker-registry 5000 docker-registry")
 
@@ -134,9 +137,8 @@ first_line() { "$@" 2>&1 | head -n 1; }
 log "summary:"
 printf '  %-24s %s (%s)\n' \
     etcd /usr/bin/etcd "$(first_line /usr/bin/etcd --version)" \
-    kubectl /usr/bin/kubectl "$(dpkg-query -W -f='${Version}' kubernetes-client)" \
     docker-registry /usr/bin/docker-registry "$(dpkg-query -W -f='${Version}' docker-registry)"
-for b in kube-apiserver kube-controller-manager kube-scheduler; do
+for b in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
     printf '  %-24s %s\n' "$b" "$kube_bin/$b"
 done
 if [ -f "$helm_lib" ]; then

@@ -13,6 +13,9 @@ if ! cargo nextest --version >/dev/null 2>&1; then
 fi
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+# etcd, the registry, Kubernetes v1.20.2 built from Debian's source (cached outside the
+# repository), and the Helm engine; the end-to-end tests run against them.
+bash scripts/install-test-deps.sh || { echo "cannot install the test dependencies"; exit 1; }
 
 passed=0
 failed=0

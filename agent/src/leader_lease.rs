@@ -67,7 +67,13 @@ pub struct LeaderLease {
 }
 
 impl LeaderLease {
-    pub fn new(client: Client, namespace: &str, name: &str, identity: &str, duration: Duration) -> Self {
+    pub fn new(
+        client: Client,
+        namespace: &str,
+        name: &str,
+        identity: &str,
+        duration: Duration,
+    ) -> Self {
         LeaderLease {
             api: Api::namespaced(client, namespace),
             namespace: namespace.into(),
@@ -89,7 +95,9 @@ impl LeaderLease {
     fn spec(&self, now: Timestamp, acquired: Option<MicroTime>, transitions: i32) -> LeaseSpec {
         LeaseSpec {
             holder_identity: Some(self.identity.clone()),
-            lease_duration_seconds: Some(i32::try_from(self.duration.as_secs()).unwrap_or(i32::MAX)),
+            lease_duration_seconds: Some(
+                i32::try_from(self.duration.as_secs()).unwrap_or(i32::MAX),
+            ),
             acquire_time: acquired.or(Some(MicroTime(now))),
             renew_time: Some(MicroTime(now)),
             lease_transitions: Some(transitions),
@@ -101,8 +109,16 @@ impl LeaderLease {
     /// (409 Conflict) is not an error: the other replica won.
     pub async fn try_hold(&self) -> Result<bool, LeaseError> {
         let now = Timestamp::now();
-        let current = self.api.get_opt(&self.name).await.map_err(self.error("read"))?;
-        let decision = decide(current.as_ref().and_then(|l| l.spec.as_ref()), &self.identity, now);
+        let current = self
+            .api
+            .get_opt(&self.name)
+            .await
+            .map_err(self.error("read"))?;
+        let decision = decide(
+            current.as_ref().and_then(|l| l.spec.as_ref()),
+            &self.identity,
+            now,
+        );
         let result = match (decision, current) {
             (LeaseDecision::Standby, _) => return Ok(false),
             (LeaseDecision::Create, _) => {
@@ -113,18 +129,27 @@ impl LeaderLease {
                     },
                     spec: Some(self.spec(now, None, 0)),
                 };
-                self.api.create(&PostParams::default(), &lease).await.map(|_| ())
+                self.api
+                    .create(&PostParams::default(), &lease)
+                    .await
+                    .map(|_| ())
             }
             (decision, Some(mut lease)) => {
                 let previous = lease.spec.clone().unwrap_or_default();
                 let (acquired, transitions) = if decision == LeaseDecision::Renew {
-                    (previous.acquire_time, previous.lease_transitions.unwrap_or(0))
+                    (
+                        previous.acquire_time,
+                        previous.lease_transitions.unwrap_or(0),
+                    )
                 } else {
                     (None, previous.lease_transitions.unwrap_or(0) + 1)
                 };
                 lease.spec = Some(self.spec(now, acquired, transitions));
                 // `replace` sends the resourceVersion we read: a concurrent change makes it fail.
-                self.api.replace(&self.name, &PostParams::default(), &lease).await.map(|_| ())
+                self.api
+                    .replace(&self.name, &PostParams::default(), &lease)
+                    .await
+                    .map(|_| ())
             }
             (_, None) => return Ok(false),
         };
@@ -141,11 +166,17 @@ impl LeaderLease {
 mod tests {
     use super::*;
 
-    fn spec(holder: Option<&str>, renewed_secs_ago: Option<i64>, duration: i32, now: Timestamp) -> LeaseSpec {
+    fn spec(
+        holder: Option<&str>,
+        renewed_secs_ago: Option<i64>,
+        duration: i32,
+        now: Timestamp,
+    ) -> LeaseSpec {
         LeaseSpec {
             holder_identity: holder.map(String::from),
             lease_duration_seconds: Some(duration),
-            renew_time: renewed_secs_ago.map(|ago| MicroTime(now.checked_sub(SignedDuration::from_secs(ago)).unwrap())),
+            renew_time: renewed_secs_ago
+                .map(|ago| MicroTime(now.checked_sub(SignedDuration::from_secs(ago)).unwrap())),
             ..LeaseSpec::default()
         }
     }
@@ -155,11 +186,26 @@ mod tests {
         let now = Timestamp::now();
         let cases = [
             (None, LeaseDecision::Create),
-            (Some(spec(Some("me"), Some(100), 15, now)), LeaseDecision::Renew),
-            (Some(spec(Some("other"), Some(5), 15, now)), LeaseDecision::Standby),
-            (Some(spec(Some("other"), Some(15), 15, now)), LeaseDecision::Standby),
-            (Some(spec(Some("other"), Some(16), 15, now)), LeaseDecision::TakeOver),
-            (Some(spec(Some("other"), None, 15, now)), LeaseDecision::TakeOver),
+            (
+                Some(spec(Some("me"), Some(100), 15, now)),
+                LeaseDecision::Renew,
+            ),
+            (
+                Some(spec(Some("other"), Some(5), 15, now)),
+                LeaseDecision::Standby,
+            ),
+            (
+                Some(spec(Some("other"), Some(15), 15, now)),
+                LeaseDecision::Standby,
+            ),
+            (
+                Some(spec(Some("other"), Some(16), 15, now)),
+                LeaseDecision::TakeOver,
+            ),
+            (
+                Some(spec(Some("other"), None, 15, now)),
+                LeaseDecision::TakeOver,
+            ),
             (Some(spec(None, Some(1), 15, now)), LeaseDecision::TakeOver),
         ];
         for (current, expected) in cases {

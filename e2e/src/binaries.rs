@@ -1,12 +1,13 @@
 //! Where the test substrate finds the programs it runs, all installed by
 //! `scripts/install-test-deps.sh`:
 //!
-//! - kube-apiserver, kube-controller-manager and kube-scheduler v1.20.2, built from
-//!   Debian's `kubernetes` source package by `scripts/kube-binaries.sh` into
-//!   `<cache>/kubernetes-v1.20.2/bin/` (override: `STRATA_KUBE_BIN_DIR`);
+//! - kube-apiserver, kube-controller-manager, kube-scheduler and kubectl v1.20.2, built
+//!   from Debian's `kubernetes` source package by `scripts/kube-binaries.sh` into
+//!   `<cache>/kubernetes-v1.20.2/bin/` (override: `STRATA_KUBE_BIN_DIR`; for kubectl
+//!   alone: `STRATA_KUBECTL`). Debian's own kubectl 1.20 (`kubernetes-client`) is not
+//!   used: built with Go 1.19 and the vendored reflect2, it segfaults when it writes a
+//!   kubeconfig;
 //! - etcd 3.4 from Debian's `etcd-server` (`/usr/bin/etcd`; override: `STRATA_ETCD`);
-//! - kubectl 1.20 from Debian's `kubernetes-client` (`/usr/bin/kubectl`; override:
-//!   `STRATA_KUBECTL`);
 //! - the OCI registry from Debian's `docker-registry` (`/usr/bin/docker-registry`;
 //!   override: `STRATA_DOCKER_REGISTRY`);
 //! - the Helm engine library from `scripts/helm-engine.sh`
@@ -25,9 +26,6 @@ use std::path::{Path, PathBuf};
 
 /// The Kubernetes version of the control-plane binaries.
 pub const KUBE_VERSION: &str = "v1.20.2";
-
-/// The script that installs everything found here.
-pub const INSTALL_SCRIPT: &str = "scripts/install-test-deps.sh";
 
 /// A tool the tests need is not where it should be.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -92,7 +90,7 @@ fn cache_dir_in(env: Lookup<'_>) -> PathBuf {
         .join("strata")
 }
 
-/// The folder holding kube-apiserver, kube-controller-manager and kube-scheduler:
+/// The folder holding kube-apiserver, kube-controller-manager, kube-scheduler and kubectl:
 /// `$STRATA_KUBE_BIN_DIR`, or `<cache>/kubernetes-v1.20.2/bin`.
 pub fn kube_bin_dir() -> PathBuf {
     kube_bin_dir_in(&process_env).0
@@ -105,16 +103,15 @@ fn kube_bin_dir_in(env: Lookup<'_>) -> (PathBuf, String) {
             cache_dir_in(env)
                 .join(format!("kubernetes-{KUBE_VERSION}"))
                 .join("bin"),
-            format!(
-                "built by scripts/kube-binaries.sh into the cache, $STRATA_CACHE_DIR or \
-                 $HOME/.cache/strata; STRATA_KUBE_BIN_DIR overrides"
-            ),
+            "built by scripts/kube-binaries.sh into the cache, $STRATA_CACHE_DIR or \
+             $HOME/.cache/strata; STRATA_KUBE_BIN_DIR overrides"
+                .to_string(),
         ),
     }
 }
 
-/// A Kubernetes control-plane binary of version [`KUBE_VERSION`]: "kube-apiserver",
-/// "kube-controller-manager" or "kube-scheduler".
+/// A Kubernetes binary of version [`KUBE_VERSION`]: "kube-apiserver",
+/// "kube-controller-manager", "kube-scheduler" or "kubectl".
 pub fn kube_binary(name: &str) -> Result<PathBuf, BinaryError> {
     kube_binary_in(name, &process_env)
 }
@@ -133,24 +130,23 @@ fn etcd_in(env: Lookup<'_>) -> Result<PathBuf, BinaryError> {
     system_tool("etcd", env, "STRATA_ETCD", "/usr/bin/etcd", "etcd-server")
 }
 
-/// kubectl (1.20, Debian's `kubernetes-client`): `$STRATA_KUBECTL`, or `/usr/bin/kubectl`.
+/// kubectl v1.20.2: `$STRATA_KUBECTL`, or kubectl in [`kube_bin_dir`] (built with the
+/// control-plane binaries; not `/usr/bin/kubectl`, which is Debian's segfaulting build or,
+/// on some machines, the Google Cloud SDK's much newer one).
 pub fn kubectl() -> Result<PathBuf, BinaryError> {
     kubectl_in(&process_env)
 }
 
 fn kubectl_in(env: Lookup<'_>) -> Result<PathBuf, BinaryError> {
-    system_tool(
-        "kubectl",
-        env,
-        "STRATA_KUBECTL",
-        "/usr/bin/kubectl",
-        "kubernetes-client",
-    )
+    match var(env, "STRATA_KUBECTL") {
+        Some(path) => executable("kubectl", path, "from STRATA_KUBECTL".into()),
+        None => kube_binary_in("kubectl", env),
+    }
 }
 
 /// The OCI registry (distribution 2.8, Debian's `docker-registry`):
-/// `$STRATA_DOCKER_REGISTRY`, or `/usr/bin/docker-registry`. It takes one argument, the
-/// configuration file: `docker-registry serve <config.yml>`.
+/// `$STRATA_DOCKER_REGISTRY`, or `/usr/bin/docker-registry`. Run it as
+/// `docker-registry serve <config.yml>`.
 pub fn docker_registry() -> Result<PathBuf, BinaryError> {
     docker_registry_in(&process_env)
 }
@@ -191,7 +187,7 @@ fn helm_engine_library_in(env: Lookup<'_>) -> Result<PathBuf, BinaryError> {
     }
 }
 
-/// A program installed by a Debian package at `default`, unless `$var` names another.
+/// A program installed by a Debian package at `default`, unless `$var_name` names another.
 fn system_tool(
     tool: &str,
     env: Lookup<'_>,
@@ -382,7 +378,6 @@ mod tests {
         let e = env(&[]);
         for (result, path, package) in [
             (etcd_in(&e), "/usr/bin/etcd", "etcd-server"),
-            (kubectl_in(&e), "/usr/bin/kubectl", "kubernetes-client"),
             (
                 docker_registry_in(&e),
                 "/usr/bin/docker-registry",
@@ -397,6 +392,35 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn kubectl_comes_with_the_kube_binaries() {
+        let cache = tempfile::tempdir().unwrap();
+        let e = env(&[("STRATA_CACHE_DIR", cache.path())]);
+        let path = cache.path().join("kubernetes-v1.20.2/bin/kubectl");
+        let err = kubectl_in(&e).unwrap_err();
+        assert_eq!(err.path(), path);
+        assert!(
+            err.to_string().contains("scripts/kube-binaries.sh"),
+            "{err}"
+        );
+        write(&path, 0o755);
+        assert_eq!(kubectl_in(&e).unwrap(), path);
+
+        // STRATA_KUBE_BIN_DIR moves it along with the others; STRATA_KUBECTL wins.
+        let dir = tempfile::tempdir().unwrap();
+        write(&dir.path().join("kubectl"), 0o755);
+        let e = env(&[
+            ("STRATA_CACHE_DIR", cache.path()),
+            ("STRATA_KUBE_BIN_DIR", dir.path()),
+        ]);
+        assert_eq!(kubectl_in(&e).unwrap(), dir.path().join("kubectl"));
+        let e = env(&[
+            ("STRATA_KUBE_BIN_DIR", dir.path()),
+            ("STRATA_KUBECTL", &path),
+        ]);
+        assert_eq!(kubectl_in(&e).unwrap(), path);
     }
 
     #[test]

@@ -136,31 +136,113 @@ pub const STRATA_KINDS: &[(&str, &str, &str, &str)] = &[
     ("cluster.x-k8s.io", "v1beta2", "Cluster", "clusters"),
     ("cluster.x-k8s.io", "v1beta2", "Machine", "machines"),
     ("cluster.x-k8s.io", "v1beta2", "MachineSet", "machinesets"),
-    ("cluster.x-k8s.io", "v1beta2", "MachineDeployment", "machinedeployments"),
-    ("cluster.x-k8s.io", "v1beta2", "MachineHealthCheck", "machinehealthchecks"),
-    ("controlplane.cluster.x-k8s.io", "v1beta2", "KubeadmControlPlane", "kubeadmcontrolplanes"),
-    ("bootstrap.cluster.x-k8s.io", "v1beta2", "KubeadmConfig", "kubeadmconfigs"),
-    ("bootstrap.cluster.x-k8s.io", "v1beta2", "KubeadmConfigTemplate", "kubeadmconfigtemplates"),
-    ("infrastructure.cluster.x-k8s.io", "v1beta2", "VSphereCluster", "vsphereclusters"),
-    ("infrastructure.cluster.x-k8s.io", "v1beta2", "VSphereMachine", "vspheremachines"),
-    ("infrastructure.cluster.x-k8s.io", "v1beta2", "VSphereMachineTemplate", "vspheremachinetemplates"),
-    ("infrastructure.cluster.x-k8s.io", "v1beta2", "VSphereClusterIdentity", "vsphereclusteridentities"),
-    ("infrastructure.cluster.x-k8s.io", "v1beta2", "AWSCluster", "awsclusters"),
-    ("infrastructure.cluster.x-k8s.io", "v1beta2", "AWSMachine", "awsmachines"),
-    ("infrastructure.cluster.x-k8s.io", "v1beta2", "AWSMachineTemplate", "awsmachinetemplates"),
-    ("infrastructure.cluster.x-k8s.io", "v1beta2", "AWSClusterStaticIdentity", "awsclusterstaticidentities"),
-    ("infrastructure.cluster.x-k8s.io", "v1beta1", "AzureCluster", "azureclusters"),
-    ("infrastructure.cluster.x-k8s.io", "v1beta1", "AzureMachine", "azuremachines"),
-    ("infrastructure.cluster.x-k8s.io", "v1beta1", "AzureMachineTemplate", "azuremachinetemplates"),
-    ("infrastructure.cluster.x-k8s.io", "v1beta1", "AzureClusterIdentity", "azureclusteridentities"),
+    (
+        "cluster.x-k8s.io",
+        "v1beta2",
+        "MachineDeployment",
+        "machinedeployments",
+    ),
+    (
+        "cluster.x-k8s.io",
+        "v1beta2",
+        "MachineHealthCheck",
+        "machinehealthchecks",
+    ),
+    (
+        "controlplane.cluster.x-k8s.io",
+        "v1beta2",
+        "KubeadmControlPlane",
+        "kubeadmcontrolplanes",
+    ),
+    (
+        "bootstrap.cluster.x-k8s.io",
+        "v1beta2",
+        "KubeadmConfig",
+        "kubeadmconfigs",
+    ),
+    (
+        "bootstrap.cluster.x-k8s.io",
+        "v1beta2",
+        "KubeadmConfigTemplate",
+        "kubeadmconfigtemplates",
+    ),
+    (
+        "infrastructure.cluster.x-k8s.io",
+        "v1beta2",
+        "VSphereCluster",
+        "vsphereclusters",
+    ),
+    (
+        "infrastructure.cluster.x-k8s.io",
+        "v1beta2",
+        "VSphereMachine",
+        "vspheremachines",
+    ),
+    (
+        "infrastructure.cluster.x-k8s.io",
+        "v1beta2",
+        "VSphereMachineTemplate",
+        "vspheremachinetemplates",
+    ),
+    (
+        "infrastructure.cluster.x-k8s.io",
+        "v1beta2",
+        "VSphereClusterIdentity",
+        "vsphereclusteridentities",
+    ),
+    (
+        "infrastructure.cluster.x-k8s.io",
+        "v1beta2",
+        "AWSCluster",
+        "awsclusters",
+    ),
+    (
+        "infrastructure.cluster.x-k8s.io",
+        "v1beta2",
+        "AWSMachine",
+        "awsmachines",
+    ),
+    (
+        "infrastructure.cluster.x-k8s.io",
+        "v1beta2",
+        "AWSMachineTemplate",
+        "awsmachinetemplates",
+    ),
+    (
+        "infrastructure.cluster.x-k8s.io",
+        "v1beta2",
+        "AWSClusterStaticIdentity",
+        "awsclusterstaticidentities",
+    ),
+    (
+        "infrastructure.cluster.x-k8s.io",
+        "v1beta1",
+        "AzureCluster",
+        "azureclusters",
+    ),
+    (
+        "infrastructure.cluster.x-k8s.io",
+        "v1beta1",
+        "AzureMachine",
+        "azuremachines",
+    ),
+    (
+        "infrastructure.cluster.x-k8s.io",
+        "v1beta1",
+        "AzureMachineTemplate",
+        "azuremachinetemplates",
+    ),
+    (
+        "infrastructure.cluster.x-k8s.io",
+        "v1beta1",
+        "AzureClusterIdentity",
+        "azureclusteridentities",
+    ),
 ];
 
 /// Identity kinds are cluster-scoped upstream (except Azure's).
 fn cluster_scoped(kind: &str) -> bool {
-    matches!(
-        kind,
-        "VSphereClusterIdentity" | "AWSClusterStaticIdentity"
-    )
+    matches!(kind, "VSphereClusterIdentity" | "AWSClusterStaticIdentity")
 }
 
 /// Strata's minimal CRDs: the right names, scopes and status subresources, open schemas.
@@ -233,12 +315,16 @@ pub async fn apply_all(client: &Client, crds: &[Value]) -> Result<(), CrdError> 
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
-        api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(crd))
-            .await
-            .map_err(|source| CrdError::Apply {
-                name: name.clone(),
-                source,
-            })?;
+        api.patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(crd),
+        )
+        .await
+        .map_err(|source| CrdError::Apply {
+            name: name.clone(),
+            source,
+        })?;
         names.push(name);
     }
     let waited = Duration::from_secs(30);
@@ -253,7 +339,9 @@ pub async fn apply_all(client: &Client, crds: &[Value]) -> Result<(), CrdError> 
                 .and_then(|crd| crd.status)
                 .and_then(|status| status.conditions)
                 .is_some_and(|conditions| {
-                    conditions.iter().any(|c| c.type_ == "Established" && c.status == "True")
+                    conditions
+                        .iter()
+                        .any(|c| c.type_ == "Established" && c.status == "True")
                 });
             if established {
                 break;
@@ -338,7 +426,10 @@ mod tests {
     #[test]
     fn refuses_what_is_not_a_crd() {
         let err = adapt_for_1_20(json!({"kind": "ConfigMap"}), "x.yaml").unwrap_err();
-        assert!(err.to_string().contains("x.yaml is not a CustomResourceDefinition"));
+        assert!(
+            err.to_string()
+                .contains("x.yaml is not a CustomResourceDefinition")
+        );
     }
 
     #[test]
@@ -353,7 +444,10 @@ mod tests {
     fn minimal_crds_cover_every_kind() {
         let crds = minimal();
         assert_eq!(crds.len(), STRATA_KINDS.len());
-        assert!(crds.iter().all(|c| c["metadata"]["labels"].get(CLUSTERCTL_LABEL).is_some()));
+        assert!(
+            crds.iter()
+                .all(|c| c["metadata"]["labels"].get(CLUSTERCTL_LABEL).is_some())
+        );
     }
 
     #[test]

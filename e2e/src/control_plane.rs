@@ -68,7 +68,10 @@ pub enum ControlPlaneError {
     Client { name: String, reason: String },
 }
 
-fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> ControlPlaneError + 'a {
+fn io_error<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> ControlPlaneError + 'a {
     move |source| ControlPlaneError::Io {
         action,
         path: path.to_path_buf(),
@@ -116,7 +119,12 @@ struct ManagedProcess {
 }
 
 impl ManagedProcess {
-    fn spawn(name: &str, program: &Path, args: &[String], dir: &Path) -> Result<Self, ControlPlaneError> {
+    fn spawn(
+        name: &str,
+        program: &Path,
+        args: &[String],
+        dir: &Path,
+    ) -> Result<Self, ControlPlaneError> {
         let log = dir.join(format!("{name}.log"));
         let out = File::create(&log).map_err(io_error("create", &log))?;
         let err = out.try_clone().map_err(io_error("open", &log))?;
@@ -241,7 +249,10 @@ impl ControlPlane {
             .tempdir()
             .map_err(io_error("create", Path::new("a temporary folder")))?;
         let dir_path = dir.path().to_path_buf();
-        let ca = TestCa::new(&dir_path.join("pki"), &format!("strata-test-{}", options.name))?;
+        let ca = TestCa::new(
+            &dir_path.join("pki"),
+            &format!("strata-test-{}", options.name),
+        )?;
         let serving = ca.issue(
             "apiserver",
             CertUse::Server {
@@ -303,7 +314,10 @@ impl ControlPlane {
                 "--authorization-mode=RBAC".into(),
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
                 format!("--service-account-key-file={}", sa_key.public_key.display()),
-                format!("--service-account-signing-key-file={}", sa_key.private_key.display()),
+                format!(
+                    "--service-account-signing-key-file={}",
+                    sa_key.private_key.display()
+                ),
                 "--service-cluster-ip-range=10.96.0.0/16".into(),
                 "--allow-privileged=true".into(),
                 "--profiling=false".into(),
@@ -313,23 +327,23 @@ impl ControlPlane {
         )?);
 
         let component_kubeconfig = |user: &str, file: &str| -> Result<PathBuf, ControlPlaneError> {
-            let cert = ca.issue(
-                file,
-                CertUse::Client {
-                    user,
-                    groups: &[],
-                },
-            )?;
+            let cert = ca.issue(file, CertUse::Client { user, groups: &[] })?;
             let path = dir_path.join(format!("{file}.kubeconfig"));
-            let text = kubeconfig_yaml(&server, &ca.cert_pem, user, Credentials::Certificate {
-                cert_pem: &cert.cert_pem,
-                key_pem: &cert.key_pem,
-            });
+            let text = kubeconfig_yaml(
+                &server,
+                &ca.cert_pem,
+                user,
+                Credentials::Certificate {
+                    cert_pem: &cert.cert_pem,
+                    key_pem: &cert.key_pem,
+                },
+            );
             fs::write(&path, text).map_err(io_error("write", &path))?;
             Ok(path)
         };
         if options.controller_manager {
-            let kubeconfig = component_kubeconfig("system:kube-controller-manager", "controller-manager")?;
+            let kubeconfig =
+                component_kubeconfig("system:kube-controller-manager", "controller-manager")?;
             processes.push(ManagedProcess::spawn(
                 "kube-controller-manager",
                 &binaries::kube_binary("kube-controller-manager")?,
@@ -338,10 +352,14 @@ impl ControlPlane {
                     "--leader-elect=false".into(),
                     "--port=0".into(),
                     "--secure-port=0".into(),
-                    format!("--service-account-private-key-file={}", sa_key.private_key.display()),
+                    format!(
+                        "--service-account-private-key-file={}",
+                        sa_key.private_key.display()
+                    ),
                     format!("--root-ca-file={}", ca.cert_file.display()),
                     "--use-service-account-credentials=true".into(),
-                    "--controllers=*,-nodeipam,-csrsigning,-csrapproving,-ttl-after-finished".into(),
+                    "--controllers=*,-nodeipam,-csrsigning,-csrapproving,-ttl-after-finished"
+                        .into(),
                     "--v=1".into(),
                 ],
                 &dir_path,
@@ -364,10 +382,15 @@ impl ControlPlane {
         }
 
         let kubeconfig = dir_path.join("admin.kubeconfig");
-        let admin_text = kubeconfig_yaml(&server, &ca.cert_pem, "strata-admin", Credentials::Certificate {
-            cert_pem: &admin.cert_pem,
-            key_pem: &admin.key_pem,
-        });
+        let admin_text = kubeconfig_yaml(
+            &server,
+            &ca.cert_pem,
+            "strata-admin",
+            Credentials::Certificate {
+                cert_pem: &admin.cert_pem,
+                key_pem: &admin.key_pem,
+            },
+        );
         fs::write(&kubeconfig, &admin_text).map_err(io_error("write", &kubeconfig))?;
         let client = client_from_kubeconfig(&kubeconfig, &options.name).await?;
 
@@ -388,7 +411,11 @@ impl ControlPlane {
         Ok(cp)
     }
 
-    async fn wait_ready(&mut self, started: Instant, options: &ControlPlaneOptions) -> Result<(), ControlPlaneError> {
+    async fn wait_ready(
+        &mut self,
+        started: Instant,
+        options: &ControlPlaneOptions,
+    ) -> Result<(), ControlPlaneError> {
         let deadline = started + options.ready_timeout;
         let mut last_reason;
         loop {
@@ -398,10 +425,13 @@ impl ControlPlane {
             match self.readiness().await {
                 Ok(()) if !options.controller_manager => return Ok(()),
                 Ok(()) => {
-                    let accounts: Api<ServiceAccount> = Api::namespaced(self.client.clone(), "default");
+                    let accounts: Api<ServiceAccount> =
+                        Api::namespaced(self.client.clone(), "default");
                     match accounts.get_opt("default").await {
                         Ok(Some(_)) => return Ok(()),
-                        Ok(None) => last_reason = "the default service account does not exist yet".into(),
+                        Ok(None) => {
+                            last_reason = "the default service account does not exist yet".into()
+                        }
                         Err(e) => last_reason = format!("cannot read service accounts: {e}"),
                     }
                 }
@@ -498,7 +528,8 @@ impl ControlPlane {
     /// A client that reaches the apiserver at another address (e.g. through a fault proxy),
     /// with the admin credentials. The apiserver's certificate is valid for 127.0.0.1.
     pub async fn client_via(&self, address: SocketAddr) -> Result<Client, ControlPlaneError> {
-        let text = fs::read_to_string(&self.kubeconfig).map_err(io_error("read", &self.kubeconfig))?;
+        let text =
+            fs::read_to_string(&self.kubeconfig).map_err(io_error("read", &self.kubeconfig))?;
         let redirected = text.replace(&self.server, &format!("https://{address}"));
         client_from_kubeconfig_text(&redirected, &self.name).await
     }
@@ -529,7 +560,10 @@ impl Drop for ControlPlane {
     fn drop(&mut self) {
         self.stop();
         if std::thread::panicking() {
-            eprintln!("control plane {} logs (kept for the failed test):", self.name);
+            eprintln!(
+                "control plane {} logs (kept for the failed test):",
+                self.name
+            );
             for log in self.logs() {
                 eprintln!("  {}: {}", log.process, log.path.display());
             }
@@ -545,7 +579,13 @@ fn resident_bytes(pid: u32) -> u64 {
     status
         .lines()
         .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
         .map(|kib| kib * 1024)
         .unwrap_or(0)
 }
@@ -557,7 +597,12 @@ pub enum Credentials<'a> {
 }
 
 /// A one-context kubeconfig with the CA and credentials embedded.
-pub fn kubeconfig_yaml(server: &str, ca_pem: &str, user: &str, credentials: Credentials<'_>) -> String {
+pub fn kubeconfig_yaml(
+    server: &str,
+    ca_pem: &str,
+    user: &str,
+    credentials: Credentials<'_>,
+) -> String {
     use base64::Engine;
     let encode = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
     let user_fields = match credentials {

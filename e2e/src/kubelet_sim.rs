@@ -86,7 +86,10 @@ pub struct SimulatedKubelet {
 
 impl SimulatedKubelet {
     /// Registers `nodes` and starts serving the pods bound to them.
-    pub async fn start(client: Client, nodes: Vec<SimNode>) -> Result<SimulatedKubelet, KubeletError> {
+    pub async fn start(
+        client: Client,
+        nodes: Vec<SimNode>,
+    ) -> Result<SimulatedKubelet, KubeletError> {
         let shared = Arc::new(Shared {
             client,
             nodes: Mutex::new(Vec::new()),
@@ -121,7 +124,10 @@ impl SimulatedKubelet {
     }
 
     pub fn node_names(&self) -> Vec<String> {
-        lock(&self.shared.nodes).iter().map(|n| n.name.clone()).collect()
+        lock(&self.shared.nodes)
+            .iter()
+            .map(|n| n.name.clone())
+            .collect()
     }
 
     /// Pods in `namespace` whose name starts with `name_prefix` will run but never be Ready.
@@ -133,7 +139,9 @@ impl SimulatedKubelet {
 
     /// Marks a node NotReady (its heartbeat stops) until [`SimulatedKubelet::node_ready`].
     pub async fn node_not_ready(&self, name: &str) -> Result<(), kube::Error> {
-        lock(&self.shared.faults).not_ready_nodes.insert(name.into());
+        lock(&self.shared.faults)
+            .not_ready_nodes
+            .insert(name.into());
         set_node_ready(&self.shared.client, name, false).await
     }
 
@@ -154,7 +162,9 @@ impl Drop for SimulatedKubelet {
 /// The simulation's locks guard plain data; a panic while holding one cannot leave it
 /// half-updated, so a poisoned lock is still usable.
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn now() -> Time {
@@ -179,16 +189,28 @@ async fn register_node(shared: &Shared, node: SimNode) -> Result<(), KubeletErro
         source,
     };
     nodes
-        .patch(&node.name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&object))
+        .patch(
+            &node.name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&object),
+        )
         .await
         .map_err(register)?;
     lock(&shared.nodes).push(node.clone());
-    write_node_status(&shared.client, &node, true).await.map_err(register)?;
-    renew_lease(&shared.client, &node.name).await.map_err(register)?;
+    write_node_status(&shared.client, &node, true)
+        .await
+        .map_err(register)?;
+    renew_lease(&shared.client, &node.name)
+        .await
+        .map_err(register)?;
     Ok(())
 }
 
-async fn write_node_status(client: &Client, node: &SimNode, ready: bool) -> Result<(), kube::Error> {
+async fn write_node_status(
+    client: &Client,
+    node: &SimNode,
+    ready: bool,
+) -> Result<(), kube::Error> {
     let nodes: Api<Node> = Api::all(client.clone());
     let capacity = json!({
         "cpu": node.cpus.to_string(),
@@ -227,9 +249,7 @@ async fn write_node_status(client: &Client, node: &SimNode, ready: bool) -> Resu
 
 fn node_conditions(ready: bool) -> serde_json::Value {
     let now = now();
-    let fine = |kind: &str, reason: &str| {
-        json!({ "type": kind, "status": "False", "reason": reason, "lastHeartbeatTime": now, "lastTransitionTime": now })
-    };
+    let fine = |kind: &str, reason: &str| json!({ "type": kind, "status": "False", "reason": reason, "lastHeartbeatTime": now, "lastTransitionTime": now });
     json!([
         {
             "type": "Ready",
@@ -269,7 +289,11 @@ async fn renew_lease(client: &Client, node: &str) -> Result<(), kube::Error> {
         }),
     };
     leases
-        .patch(node, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&lease))
+        .patch(
+            node,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&lease),
+        )
         .await
         .map(|_| ())
 }
@@ -297,7 +321,9 @@ async fn watch_pods(shared: Arc<Shared>) {
     let mut stream = watcher(pods, watcher::Config::default()).boxed();
     while let Some(event) = stream.next().await {
         match event {
-            Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) => serve_pod(&shared, pod).await,
+            Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) => {
+                serve_pod(&shared, pod).await
+            }
             Ok(_) => {}
             Err(e) => {
                 tracing::debug!(error = %e, "pod watch error; the watcher retries");
@@ -326,17 +352,23 @@ async fn serve_pod(shared: &Shared, pod: Pod) {
     let name = pod.name_any();
     let node_name = pod.spec.as_ref().and_then(|s| s.node_name.clone());
     let result = match node_name {
-        None if pod.metadata.deletion_timestamp.is_none() => bind(shared, &pod, &namespace, &name).await,
+        None if pod.metadata.deletion_timestamp.is_none() => {
+            bind(shared, &pod, &namespace, &name).await
+        }
         None => Ok(()),
         Some(node) if !lock(&shared.nodes).iter().any(|n| n.name == node) => Ok(()),
-        Some(_) if pod.metadata.deletion_timestamp.is_some() => finish_deletion(shared, &namespace, &name).await,
+        Some(_) if pod.metadata.deletion_timestamp.is_some() => {
+            finish_deletion(shared, &namespace, &name).await
+        }
         Some(node) => report_running(shared, &pod, &namespace, &name, &node).await,
     };
     if let Err(e) = result {
         match e {
             // The pod changed or went away meanwhile; its next event brings the new state.
             kube::Error::Api(ref api) if api.code == 404 || api.code == 409 => {}
-            other => tracing::debug!(pod = %format!("{namespace}/{name}"), error = %other, "cannot serve pod"),
+            other => {
+                tracing::debug!(pod = %format!("{namespace}/{name}"), error = %other, "cannot serve pod")
+            }
         }
     }
 }
@@ -351,7 +383,10 @@ fn choose_node(shared: &Shared, pod: &Pod) -> Option<String> {
         .affinity
         .as_ref()
         .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|na| na.required_during_scheduling_ignored_during_execution.as_ref())
+        .and_then(|na| {
+            na.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
         .map(|selector| {
             selector
                 .node_selector_terms
@@ -415,11 +450,19 @@ async fn bind(shared: &Shared, pod: &Pod, namespace: &str, name: &str) -> Result
 
 fn pod_ip(name: &str) -> String {
     // A stable fake address per pod; nothing routes to it.
-    let hash = name.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+    let hash = name
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
     format!("10.244.{}.{}", (hash >> 8) % 250 + 1, hash % 250 + 2)
 }
 
-async fn report_running(shared: &Shared, pod: &Pod, namespace: &str, name: &str, node: &str) -> Result<(), kube::Error> {
+async fn report_running(
+    shared: &Shared,
+    pod: &Pod,
+    namespace: &str,
+    name: &str,
+    node: &str,
+) -> Result<(), kube::Error> {
     let never_ready = lock(&shared.faults)
         .never_ready
         .iter()

@@ -8,8 +8,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +63,10 @@ pub enum CertUse<'a> {
     /// A server on loopback, also valid for these extra DNS names.
     Server { dns_names: &'a [&'a str] },
     /// A client; Kubernetes reads the user from CN and the groups from O.
-    Client { user: &'a str, groups: &'a [&'a str] },
+    Client {
+        user: &'a str,
+        groups: &'a [&'a str],
+    },
     /// Both (etcd peers and the apiserver's own etcd client use one pair).
     ServerAndClient { name: &'a str },
 }
@@ -83,7 +86,8 @@ impl TestCa {
             source,
         })?;
         let key = KeyPair::generate().map_err(generate("the CA key"))?;
-        let mut params = CertificateParams::new(Vec::<String>::new()).map_err(generate("the CA parameters"))?;
+        let mut params =
+            CertificateParams::new(Vec::<String>::new()).map_err(generate("the CA parameters"))?;
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, name);
@@ -93,7 +97,8 @@ impl TestCa {
             KeyUsagePurpose::CrlSign,
             KeyUsagePurpose::DigitalSignature,
         ];
-        let issuer = CertifiedIssuer::self_signed(params, key).map_err(generate("the CA certificate"))?;
+        let issuer =
+            CertifiedIssuer::self_signed(params, key).map_err(generate("the CA certificate"))?;
         let cert_pem = issuer.pem();
         let cert_file = dir.join("ca.crt");
         write(&cert_file, &cert_pem)?;
@@ -106,7 +111,11 @@ impl TestCa {
     }
 
     /// Issues a certificate and writes `<file_stem>.crt` and `<file_stem>.key`.
-    pub fn issue(&self, file_stem: &str, usage: CertUse<'_>) -> Result<CertifiedKeyFiles, PkiError> {
+    pub fn issue(
+        &self,
+        file_stem: &str,
+        usage: CertUse<'_>,
+    ) -> Result<CertifiedKeyFiles, PkiError> {
         let what = format!("the {file_stem} certificate");
         let key = KeyPair::generate().map_err(generate(&what))?;
         let mut params = CertificateParams::new(Vec::<String>::new()).map_err(generate(&what))?;
@@ -136,13 +145,20 @@ impl TestCa {
             CertUse::ServerAndClient { name } => {
                 dn.push(DnType::CommonName, name);
                 params.subject_alt_names = loopback_sans(&[]);
-                params.extended_key_usages =
-                    vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+                params.extended_key_usages = vec![
+                    ExtendedKeyUsagePurpose::ServerAuth,
+                    ExtendedKeyUsagePurpose::ClientAuth,
+                ];
             }
         }
         params.distinguished_name = dn;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
-        let cert = params.signed_by(&key, &self.issuer).map_err(generate(&what))?;
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .map_err(generate(&what))?;
         let files = CertifiedKeyFiles {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),

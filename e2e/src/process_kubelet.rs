@@ -16,7 +16,7 @@
 //! (its generation), and stopped when it goes away.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -53,7 +53,9 @@ pub struct ClusterAccess {
 
 impl std::fmt::Debug for ClusterAccess {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClusterAccess").field("server", &self.server).finish()
+        f.debug_struct("ClusterAccess")
+            .field("server", &self.server)
+            .finish()
     }
 }
 
@@ -136,7 +138,10 @@ pub fn default_agent_binary() -> PathBuf {
 }
 
 impl ProcessKubelet {
-    pub fn start(access: ClusterAccess, agent_binary: PathBuf) -> Result<ProcessKubelet, ProcessKubeletError> {
+    pub fn start(
+        access: ClusterAccess,
+        agent_binary: PathBuf,
+    ) -> Result<ProcessKubelet, ProcessKubeletError> {
         if !agent_binary.is_file() {
             return Err(ProcessKubeletError::NoBinary(agent_binary));
         }
@@ -144,8 +149,15 @@ impl ProcessKubelet {
             .prefix("strata-process-kubelet-")
             .tempdir()
             .map_err(ProcessKubeletError::Folder)?;
-        let state = Arc::new(Mutex::new(State { runs: BTreeMap::new() }));
-        let task = tokio::spawn(run(access, agent_binary, dir.path().to_path_buf(), state.clone()));
+        let state = Arc::new(Mutex::new(State {
+            runs: BTreeMap::new(),
+        }));
+        let task = tokio::spawn(run(
+            access,
+            agent_binary,
+            dir.path().to_path_buf(),
+            state.clone(),
+        ));
         Ok(ProcessKubelet {
             state,
             task,
@@ -189,7 +201,10 @@ impl Drop for ProcessKubelet {
         if std::thread::panicking()
             && let Some(dir) = self.dir.take()
         {
-            eprintln!("process kubelet folder (agent logs) kept: {}", dir.keep().display());
+            eprintln!(
+                "process kubelet folder (agent logs) kept: {}",
+                dir.keep().display()
+            );
         }
     }
 }
@@ -199,7 +214,11 @@ fn is_agent(deployment: &Deployment) -> bool {
         return true;
     }
     pod_spec(deployment)
-        .map(|spec| spec.containers.iter().any(|c| image_is_agent(c.image.as_deref())))
+        .map(|spec| {
+            spec.containers
+                .iter()
+                .any(|c| image_is_agent(c.image.as_deref()))
+        })
         .unwrap_or(false)
 }
 
@@ -230,7 +249,12 @@ async fn run(access: ClusterAccess, binary: PathBuf, dir: PathBuf, state: Arc<Mu
                     .items
                     .into_iter()
                     .filter(|d| d.metadata.deletion_timestamp.is_none() && is_agent(d))
-                    .map(|d| (format!("{}/{}", d.namespace().unwrap_or_default(), d.name_any()), d))
+                    .map(|d| {
+                        (
+                            format!("{}/{}", d.namespace().unwrap_or_default(), d.name_any()),
+                            d,
+                        )
+                    })
                     .collect();
                 sync_runs(&state, &wanted);
             }
@@ -248,7 +272,12 @@ async fn run(access: ClusterAccess, binary: PathBuf, dir: PathBuf, state: Arc<Mu
 /// changed ones are replaced, removed ones stopped.
 fn sync_runs(state: &Mutex<State>, wanted: &BTreeMap<String, Deployment>) {
     let mut state = lock(state);
-    let gone: Vec<String> = state.runs.keys().filter(|k| !wanted.contains_key(*k)).cloned().collect();
+    let gone: Vec<String> = state
+        .runs
+        .keys()
+        .filter(|k| !wanted.contains_key(*k))
+        .cloned()
+        .collect();
     for key in gone {
         if let Some(mut run) = state.runs.remove(&key) {
             tracing::info!(deployment = %key, "agent deployment removed; stopping its processes");
@@ -257,8 +286,18 @@ fn sync_runs(state: &Mutex<State>, wanted: &BTreeMap<String, Deployment>) {
     }
     for (key, deployment) in wanted {
         let generation = deployment.metadata.generation.unwrap_or(0);
-        let replicas = usize::try_from(deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)).unwrap_or(0);
-        let changed = state.runs.get(key).is_none_or(|run| run.generation != generation);
+        let replicas = usize::try_from(
+            deployment
+                .spec
+                .as_ref()
+                .and_then(|s| s.replicas)
+                .unwrap_or(1),
+        )
+        .unwrap_or(0);
+        let changed = state
+            .runs
+            .get(key)
+            .is_none_or(|run| run.generation != generation);
         if changed {
             if let Some(mut old) = state.runs.remove(key) {
                 tracing::info!(deployment = %key, generation, "agent deployment changed; replacing its processes");
@@ -289,15 +328,29 @@ fn sync_runs(state: &Mutex<State>, wanted: &BTreeMap<String, Deployment>) {
 
 /// Starts replicas that are not running (first start, or restart after the delay) and
 /// refreshes tokens that are getting old.
-async fn start_missing(access: &ClusterAccess, binary: &Path, dir: &Path, state: &Mutex<State>, key: &str) {
+async fn start_missing(
+    access: &ClusterAccess,
+    binary: &Path,
+    dir: &Path,
+    state: &Mutex<State>,
+    key: &str,
+) {
     let (deployment, indexes) = {
         let mut state = lock(state);
-        let Some(run) = state.runs.get_mut(key) else { return };
+        let Some(run) = state.runs.get_mut(key) else {
+            return;
+        };
         let mut indexes = Vec::new();
         for (i, replica) in run.replicas.iter_mut().enumerate() {
-            let running = replica.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)));
+            let running = replica
+                .child
+                .as_mut()
+                .is_some_and(|c| matches!(c.try_wait(), Ok(None)));
             if running {
-                if replica.token_written.is_some_and(|t| t.elapsed() > TOKEN_REFRESH) {
+                if replica
+                    .token_written
+                    .is_some_and(|t| t.elapsed() > TOKEN_REFRESH)
+                {
                     indexes.push(i);
                 }
                 continue;
@@ -308,7 +361,10 @@ async fn start_missing(access: &ClusterAccess, binary: &Path, dir: &Path, state:
                 replica.exited_at = Some(Instant::now());
                 replica.restarts += 1;
             }
-            if replica.exited_at.is_none_or(|t| t.elapsed() >= RESTART_DELAY) {
+            if replica
+                .exited_at
+                .is_none_or(|t| t.elapsed() >= RESTART_DELAY)
+            {
                 indexes.push(i);
             }
         }
@@ -319,8 +375,12 @@ async fn start_missing(access: &ClusterAccess, binary: &Path, dir: &Path, state:
         let replica_dir = dir.join(key.replace('/', "_")).join(&pod_name);
         let prepared = prepare_pod(access, &deployment, &pod_name, &replica_dir).await;
         let mut state = lock(state);
-        let Some(run) = state.runs.get_mut(key) else { return };
-        let Some(replica) = run.replicas.get_mut(i) else { continue };
+        let Some(run) = state.runs.get_mut(key) else {
+            return;
+        };
+        let Some(replica) = run.replicas.get_mut(i) else {
+            continue;
+        };
         replica.dir = replica_dir.clone();
         match prepared {
             Err(message) => {
@@ -358,7 +418,8 @@ struct PreparedPod {
 
 fn write_file(path: &Path, data: &[u8]) -> Result<(), String> {
     if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        fs::create_dir_all(parent)
+            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
     }
     fs::write(path, data).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
@@ -403,7 +464,12 @@ async fn prepare_pod(
     };
 
     let mut env: Vec<(String, String)> = Vec::new();
-    let port = access.server.rsplit(':').next().unwrap_or("443").to_string();
+    let port = access
+        .server
+        .rsplit(':')
+        .next()
+        .unwrap_or("443")
+        .to_string();
     env.push(("KUBERNETES_SERVICE_HOST".into(), "127.0.0.1".into()));
     env.push(("KUBERNETES_SERVICE_PORT".into(), port));
     env.push(("KUBECONFIG".into(), kubeconfig.display().to_string()));
@@ -449,14 +515,20 @@ async fn request_token(client: &Client, namespace: &str, account: &str) -> Resul
     let answer: TokenRequest = accounts
         .create_subresource("token", account, &PostParams::default(), &request)
         .await
-        .map_err(|e| format!("cannot get a token for service account {namespace}/{account}: {e}"))?;
+        .map_err(|e| {
+            format!("cannot get a token for service account {namespace}/{account}: {e}")
+        })?;
     answer
         .status
         .map(|s| s.token)
         .ok_or_else(|| format!("the token request for {namespace}/{account} returned no token"))
 }
 
-async fn secret_data(client: &Client, namespace: &str, name: &str) -> Result<BTreeMap<String, String>, String> {
+async fn secret_data(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Result<BTreeMap<String, String>, String> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let secret = secrets
         .get(name)
@@ -469,7 +541,11 @@ async fn secret_data(client: &Client, namespace: &str, name: &str) -> Result<BTr
     Ok(data)
 }
 
-async fn config_map_data(client: &Client, namespace: &str, name: &str) -> Result<BTreeMap<String, String>, String> {
+async fn config_map_data(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Result<BTreeMap<String, String>, String> {
     let maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
     let map = maps
         .get(name)
@@ -482,7 +558,12 @@ async fn config_map_data(client: &Client, namespace: &str, name: &str) -> Result
     Ok(data)
 }
 
-async fn env_value(client: &Client, namespace: &str, pod_name: &str, var: &EnvVar) -> Result<String, String> {
+async fn env_value(
+    client: &Client,
+    namespace: &str,
+    pod_name: &str,
+    var: &EnvVar,
+) -> Result<String, String> {
     if let Some(value) = &var.value {
         return Ok(value.clone());
     }
@@ -500,19 +581,26 @@ async fn env_value(client: &Client, namespace: &str, pod_name: &str, var: &EnvVa
     }
     if let Some(key) = &from.secret_key_ref {
         let data = secret_data(client, namespace, &key.name).await?;
-        return data
-            .get(&key.key)
-            .cloned()
-            .ok_or_else(|| format!("env {}: secret {namespace}/{} has no key {}", var.name, key.name, key.key));
+        return data.get(&key.key).cloned().ok_or_else(|| {
+            format!(
+                "env {}: secret {namespace}/{} has no key {}",
+                var.name, key.name, key.key
+            )
+        });
     }
     if let Some(key) = &from.config_map_key_ref {
         let data = config_map_data(client, namespace, &key.name).await?;
-        return data
-            .get(&key.key)
-            .cloned()
-            .ok_or_else(|| format!("env {}: config map {namespace}/{} has no key {}", var.name, key.name, key.key));
+        return data.get(&key.key).cloned().ok_or_else(|| {
+            format!(
+                "env {}: config map {namespace}/{} has no key {}",
+                var.name, key.name, key.key
+            )
+        });
     }
-    Err(format!("env {}: this kind of valueFrom is not simulated", var.name))
+    Err(format!(
+        "env {}: this kind of valueFrom is not simulated",
+        var.name
+    ))
 }
 
 /// Writes the container's secret and configMap volumes under `dir/mounts`, returning
@@ -539,7 +627,8 @@ async fn materialize_volumes(
             BTreeMap::new()
         };
         let local = dir.join("mounts").join(mount.name.as_str());
-        fs::create_dir_all(&local).map_err(|e| format!("cannot create {}: {e}", local.display()))?;
+        fs::create_dir_all(&local)
+            .map_err(|e| format!("cannot create {}: {e}", local.display()))?;
         for (key, value) in data {
             write_file(&local.join(key), value.as_bytes())?;
         }
@@ -556,22 +645,31 @@ fn spawn(binary: &Path, pod: &PreparedPod, dir: &Path) -> Result<Child, String> 
         .append(true)
         .open(&log_path)
         .map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
-    let _ = writeln!(log, "--- starting {} {}", binary.display(), pod.args.join(" "));
-    let err = log.try_clone().map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
+    let _ = writeln!(
+        log,
+        "--- starting {} {}",
+        binary.display(),
+        pod.args.join(" ")
+    );
+    let err = log
+        .try_clone()
+        .map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
     Command::new(binary)
         .args(&pod.args)
         .env_clear()
         .envs(pod.env.iter().cloned())
         .current_dir(dir)
         .stdin(Stdio::null())
-        .stdout(File::from(log))
+        .stdout(log)
         .stderr(err)
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", binary.display()))
 }
 
 fn stop_child(replica: &mut Replica) {
-    let Some(mut child) = replica.child.take() else { return };
+    let Some(mut child) = replica.child.take() else {
+        return;
+    };
     if matches!(child.try_wait(), Ok(Some(_))) {
         return;
     }

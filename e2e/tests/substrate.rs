@@ -32,7 +32,10 @@ where
         if let Some(value) = check().await {
             return value;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -70,39 +73,75 @@ async fn available_replicas(api: &Api<Deployment>, name: &str) -> i32 {
 
 #[tokio::test]
 async fn workloads_become_available_through_the_real_controller_manager() {
-    let cp = ControlPlane::start(ControlPlaneOptions::named("workloads")).await.unwrap();
-    let client = cp.client();
-    let kubelet = SimulatedKubelet::start(client.clone(), vec![SimNode::named("node-a"), SimNode::named("node-b")])
+    let cp = ControlPlane::start(ControlPlaneOptions::named("workloads"))
         .await
         .unwrap();
+    let client = cp.client();
+    let kubelet = SimulatedKubelet::start(
+        client.clone(),
+        vec![SimNode::named("node-a"), SimNode::named("node-b")],
+    )
+    .await
+    .unwrap();
     let nodes: Api<Node> = Api::all(client.clone());
-    assert_eq!(nodes.list(&ListParams::default()).await.unwrap().items.len(), 2);
+    assert_eq!(
+        nodes
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        2
+    );
 
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
-    deployments.create(&PostParams::default(), &deployment("web", 3)).await.unwrap();
-    eventually("deployment web to have 3 available replicas", Duration::from_secs(60), || async {
-        (available_replicas(&deployments, "web").await == 3).then_some(())
-    })
+    deployments
+        .create(&PostParams::default(), &deployment("web", 3))
+        .await
+        .unwrap();
+    eventually(
+        "deployment web to have 3 available replicas",
+        Duration::from_secs(60),
+        || async { (available_replicas(&deployments, "web").await == 3).then_some(()) },
+    )
     .await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
-    let running = pods.list(&ListParams::default().labels("app=web")).await.unwrap();
+    let running = pods
+        .list(&ListParams::default().labels("app=web"))
+        .await
+        .unwrap();
     let on_nodes: std::collections::BTreeSet<String> = running
         .items
         .iter()
         .map(|p| p.spec.as_ref().unwrap().node_name.clone().unwrap())
         .collect();
-    assert_eq!(on_nodes.len(), 2, "pods are spread over both simulated nodes");
+    assert_eq!(
+        on_nodes.len(),
+        2,
+        "pods are spread over both simulated nodes"
+    );
 
     // Scaling down deletes pods; the simulated kubelet finishes their termination.
     let scale = json!({ "spec": { "replicas": 1 } });
     deployments
-        .patch("web", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&scale))
+        .patch(
+            "web",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&scale),
+        )
         .await
         .unwrap();
-    eventually("web to scale down to one pod", Duration::from_secs(60), || async {
-        let list = pods.list(&ListParams::default().labels("app=web")).await.ok()?;
-        (list.items.len() == 1).then_some(())
-    })
+    eventually(
+        "web to scale down to one pod",
+        Duration::from_secs(60),
+        || async {
+            let list = pods
+                .list(&ListParams::default().labels("app=web"))
+                .await
+                .ok()?;
+            (list.items.len() == 1).then_some(())
+        },
+    )
     .await;
 
     let daemon_sets: Api<DaemonSet> = Api::namespaced(client.clone(), "default");
@@ -116,11 +155,18 @@ async fn workloads_become_available_through_the_real_controller_manager() {
             },
         },
     }));
-    daemon_sets.create(&PostParams::default(), &ds).await.unwrap();
-    eventually("daemon set agent ready on both nodes", Duration::from_secs(60), || async {
-        let status = daemon_sets.get("agent").await.ok()?.status?;
-        (status.number_ready == 2 && status.desired_number_scheduled == 2).then_some(())
-    })
+    daemon_sets
+        .create(&PostParams::default(), &ds)
+        .await
+        .unwrap();
+    eventually(
+        "daemon set agent ready on both nodes",
+        Duration::from_secs(60),
+        || async {
+            let status = daemon_sets.get("agent").await.ok()?.status?;
+            (status.number_ready == 2 && status.desired_number_scheduled == 2).then_some(())
+        },
+    )
     .await;
 
     let stateful_sets: Api<StatefulSet> = Api::namespaced(client.clone(), "default");
@@ -136,21 +182,38 @@ async fn workloads_become_available_through_the_real_controller_manager() {
             },
         },
     }));
-    stateful_sets.create(&PostParams::default(), &sts).await.unwrap();
-    eventually("stateful set db to have 2 ready replicas", Duration::from_secs(60), || async {
-        let status = stateful_sets.get("db").await.ok()?.status?;
-        (status.ready_replicas == Some(2)).then_some(())
-    })
+    stateful_sets
+        .create(&PostParams::default(), &sts)
+        .await
+        .unwrap();
+    eventually(
+        "stateful set db to have 2 ready replicas",
+        Duration::from_secs(60),
+        || async {
+            let status = stateful_sets.get("db").await.ok()?.status?;
+            (status.ready_replicas == Some(2)).then_some(())
+        },
+    )
     .await;
 
     // Faults: a pod that never becomes ready keeps its Deployment unavailable.
     kubelet.never_ready("default", "stuck-");
-    deployments.create(&PostParams::default(), &deployment("stuck", 1)).await.unwrap();
-    let stuck_pod = eventually("the stuck pod to be running", Duration::from_secs(60), || async {
-        let list = pods.list(&ListParams::default().labels("app=stuck")).await.ok()?;
-        let pod = list.items.into_iter().next()?;
-        (pod.status.as_ref()?.phase.as_deref() == Some("Running")).then_some(pod)
-    })
+    deployments
+        .create(&PostParams::default(), &deployment("stuck", 1))
+        .await
+        .unwrap();
+    let stuck_pod = eventually(
+        "the stuck pod to be running",
+        Duration::from_secs(60),
+        || async {
+            let list = pods
+                .list(&ListParams::default().labels("app=stuck"))
+                .await
+                .ok()?;
+            let pod = list.items.into_iter().next()?;
+            (pod.status.as_ref()?.phase.as_deref() == Some("Running")).then_some(pod)
+        },
+    )
     .await;
     let ready = stuck_pod
         .status
@@ -181,12 +244,18 @@ async fn workloads_become_available_through_the_real_controller_manager() {
 async fn agent_rbac(client: &Client, namespace: &str) {
     let namespaces: Api<Namespace> = Api::all(client.clone());
     namespaces
-        .create(&PostParams::default(), &from_json(json!({ "metadata": { "name": namespace } })))
+        .create(
+            &PostParams::default(),
+            &from_json(json!({ "metadata": { "name": namespace } })),
+        )
         .await
         .unwrap();
     let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
     accounts
-        .create(&PostParams::default(), &from_json(json!({ "metadata": { "name": "strata-agent" } })))
+        .create(
+            &PostParams::default(),
+            &from_json(json!({ "metadata": { "name": "strata-agent" } })),
+        )
         .await
         .unwrap();
     let roles: Api<Role> = Api::namespaced(client.clone(), namespace);
@@ -241,7 +310,11 @@ fn agent_deployment(settings: &str) -> Deployment {
     }))
 }
 
-async fn lease_renewed_by(leases: &Api<Lease>, holder: &str, after: k8s_openapi::jiff::Timestamp) -> Option<()> {
+async fn lease_renewed_by(
+    leases: &Api<Lease>,
+    holder: &str,
+    after: k8s_openapi::jiff::Timestamp,
+) -> Option<()> {
     let spec = leases.get_opt("strata-agent").await.ok()??.spec?;
     let renewed = spec.renew_time?.0;
     (spec.holder_identity.as_deref() == Some(holder) && renewed > after).then_some(())
@@ -249,16 +322,22 @@ async fn lease_renewed_by(leases: &Api<Lease>, holder: &str, after: k8s_openapi:
 
 #[tokio::test]
 async fn the_agent_runs_as_a_local_process_with_its_service_account_and_restarts() {
-    let cp = ControlPlane::start(ControlPlaneOptions::named("agent")).await.unwrap();
+    let cp = ControlPlane::start(ControlPlaneOptions::named("agent"))
+        .await
+        .unwrap();
     let client = cp.client();
-    let _kubelet = SimulatedKubelet::start(client.clone(), vec![SimNode::named("node-a")]).await.unwrap();
+    let _kubelet = SimulatedKubelet::start(client.clone(), vec![SimNode::named("node-a")])
+        .await
+        .unwrap();
     let processes = ProcessKubelet::start(ClusterAccess::of(&cp), default_agent_binary()).unwrap();
     let namespace = "strata-system";
     agent_rbac(&client, namespace).await;
     let maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
     maps.create(
         &PostParams::default(),
-        &from_json(json!({ "metadata": { "name": "agent-settings" }, "data": { "setting": "on" } })),
+        &from_json(
+            json!({ "metadata": { "name": "agent-settings" }, "data": { "setting": "on" } }),
+        ),
     )
     .await
     .unwrap();
@@ -272,9 +351,11 @@ async fn the_agent_runs_as_a_local_process_with_its_service_account_and_restarts
     // account write the lease, and the lease names the pod it was started as.
     let leases: Api<Lease> = Api::namespaced(client.clone(), namespace);
     let started = k8s_openapi::jiff::Timestamp::now();
-    eventually("the agent to hold its lease", Duration::from_secs(60), || {
-        lease_renewed_by(&leases, "strata-agent-0", started)
-    })
+    eventually(
+        "the agent to hold its lease",
+        Duration::from_secs(60),
+        || lease_renewed_by(&leases, "strata-agent-0", started),
+    )
     .await;
     let first = processes.processes();
     assert_eq!(first.len(), 1);
@@ -290,29 +371,51 @@ async fn the_agent_runs_as_a_local_process_with_its_service_account_and_restarts
     assert!(!managers.is_empty());
 
     // kill -9: the process kubelet starts it again and the lease keeps being renewed.
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(first_pid as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first_pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
     let killed_at = k8s_openapi::jiff::Timestamp::now();
-    let restarted = eventually("the agent to be restarted", Duration::from_secs(30), || async {
-        let now = processes.processes();
-        let p = now.first()?;
-        (p.pid.is_some() && p.pid != Some(first_pid) && p.restarts >= 1).then(|| p.clone())
-    })
+    let restarted = eventually(
+        "the agent to be restarted",
+        Duration::from_secs(30),
+        || async {
+            let now = processes.processes();
+            let p = now.first()?;
+            (p.pid.is_some() && p.pid != Some(first_pid) && p.restarts >= 1).then(|| p.clone())
+        },
+    )
     .await;
-    eventually("the restarted agent to renew its lease", Duration::from_secs(30), || {
-        lease_renewed_by(&leases, "strata-agent-0", killed_at)
-    })
+    eventually(
+        "the restarted agent to renew its lease",
+        Duration::from_secs(30),
+        || lease_renewed_by(&leases, "strata-agent-0", killed_at),
+    )
     .await;
     let log = std::fs::read_to_string(&restarted.log).unwrap();
-    assert!(log.matches("--- starting").count() >= 2, "the log shows both starts:\n{log}");
+    assert!(
+        log.matches("--- starting").count() >= 2,
+        "the log shows both starts:\n{log}"
+    );
 
     // Deleting the Deployment stops the process.
-    deployments.delete("strata-agent", &DeleteParams::default()).await.unwrap();
+    deployments
+        .delete("strata-agent", &DeleteParams::default())
+        .await
+        .unwrap();
     let pid = restarted.pid.unwrap();
-    eventually("the agent process to stop", Duration::from_secs(30), || async {
-        let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok()
-            && std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "));
-        (!alive && processes.processes().is_empty()).then_some(())
-    })
+    eventually(
+        "the agent process to stop",
+        Duration::from_secs(30),
+        || async {
+            let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None)
+                .is_ok()
+                && std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .is_ok_and(|s| !s.contains(") Z "));
+            (!alive && processes.processes().is_empty()).then_some(())
+        },
+    )
     .await;
 }
 
@@ -324,7 +427,9 @@ async fn the_fault_proxy_cuts_and_restores_a_watch() {
     })
     .await
     .unwrap();
-    let upstream: std::net::SocketAddr = format!("127.0.0.1:{}", cp.apiserver_port()).parse().unwrap();
+    let upstream: std::net::SocketAddr = format!("127.0.0.1:{}", cp.apiserver_port())
+        .parse()
+        .unwrap();
     let proxy = FaultProxy::start(upstream).await.unwrap();
     let via_proxy = cp.client_via(proxy.addr()).await.unwrap();
     let maps: Api<ConfigMap> = Api::namespaced(via_proxy, "default");
@@ -344,7 +449,10 @@ async fn the_fault_proxy_cuts_and_restores_a_watch() {
     };
     let (name, deadline) = wait_for("before-cut", Duration::from_secs(30));
     while !seen.contains_key(name) {
-        let event = tokio::time::timeout_at(deadline.into(), events.next()).await.expect("watch event").unwrap();
+        let event = tokio::time::timeout_at(deadline.into(), events.next())
+            .await
+            .expect("watch event")
+            .unwrap();
         if let Ok(watcher::Event::Apply(m) | watcher::Event::InitApply(m)) = event {
             seen.insert(m.metadata.name.unwrap(), true);
         }
@@ -363,18 +471,26 @@ async fn the_fault_proxy_cuts_and_restores_a_watch() {
     .await
     .unwrap_or(false);
     assert!(broke, "the watch reported the cut connection");
-    assert!(maps.get_opt("before-cut").await.is_err(), "requests fail while cut");
+    assert!(
+        maps.get_opt("before-cut").await.is_err(),
+        "requests fail while cut"
+    );
     create("during-cut").await;
 
     proxy.restore();
     let (name, deadline) = wait_for("during-cut", Duration::from_secs(60));
     while !seen.contains_key(name) {
-        let event = tokio::time::timeout_at(deadline.into(), events.next()).await.expect("watch event after restore");
+        let event = tokio::time::timeout_at(deadline.into(), events.next())
+            .await
+            .expect("watch event after restore");
         if let Some(Ok(watcher::Event::Apply(m) | watcher::Event::InitApply(m))) = event {
             seen.insert(m.metadata.name.unwrap(), true);
         }
     }
-    assert!(seen.contains_key("during-cut"), "the watch resumed and saw what happened during the cut");
+    assert!(
+        seen.contains_key("during-cut"),
+        "the watch resumed and saw what happened during the cut"
+    );
 }
 
 #[tokio::test]
@@ -391,13 +507,23 @@ async fn control_planes_run_side_by_side_and_leave_nothing_behind() {
     let maps_a: Api<ConfigMap> = Api::namespaced(a.client(), "default");
     let maps_b: Api<ConfigMap> = Api::namespaced(b.client(), "default");
     maps_a
-        .create(&PostParams::default(), &from_json(json!({ "metadata": { "name": "only-in-a" } })))
+        .create(
+            &PostParams::default(),
+            &from_json(json!({ "metadata": { "name": "only-in-a" } })),
+        )
         .await
         .unwrap();
-    assert!(maps_b.get_opt("only-in-a").await.unwrap().is_none(), "separate etcds");
+    assert!(
+        maps_b.get_opt("only-in-a").await.unwrap().is_none(),
+        "separate etcds"
+    );
     let memory: u64 = a.resident_memory().iter().map(|(_, bytes)| bytes).sum();
     assert!(memory > 0);
-    eprintln!("control plane resident memory: {} MiB ({:?})", memory / (1024 * 1024), a.resident_memory());
+    eprintln!(
+        "control plane resident memory: {} MiB ({:?})",
+        memory / (1024 * 1024),
+        a.resident_memory()
+    );
 
     let pids: Vec<String> = a
         .logs()
@@ -420,5 +546,8 @@ async fn control_planes_run_side_by_side_and_leave_nothing_behind() {
     }
     assert!(!dir_a.exists(), "the control plane's folder is removed");
     let still_listening = std::net::TcpStream::connect(("127.0.0.1", port_a)).is_ok();
-    assert!(!still_listening, "nothing listens on the old apiserver port");
+    assert!(
+        !still_listening,
+        "nothing listens on the old apiserver port"
+    );
 }

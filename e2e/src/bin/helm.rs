@@ -34,8 +34,12 @@ use engine::{Config, Engine, EngineError, ReleaseOptions, UpgradeMode};
 
 #[derive(Debug, thiserror::Error)]
 enum HelmError {
+    /// A failed action, in helm's wording (see `helm_wording`).
+    #[error("{0}")]
+    Action(String),
+    /// The engine could not be loaded or called.
     #[error(transparent)]
-    Engine(#[from] EngineError),
+    Engine(EngineError),
     #[error(transparent)]
     Values(#[from] values::ValuesError),
     #[error(transparent)]
@@ -50,6 +54,39 @@ enum HelmError {
     ChartNotFound { path: String, reason: String },
     #[error("cannot write the output: {0}")]
     Stdout(#[source] std::io::Error),
+}
+
+impl From<EngineError> for HelmError {
+    fn from(error: EngineError) -> Self {
+        helm_wording(error, "")
+    }
+}
+
+/// What the engine prefixes its messages with ("<action> failed: ").
+const ENGINE_PREFIXES: [&str; 7] = [
+    "install failed: ",
+    "upgrade failed: ",
+    "uninstall failed: ",
+    "list failed: ",
+    "status failed: ",
+    "history failed: ",
+    "get values failed: ",
+];
+
+/// helm prints an action's error bare ("release: not found"), except install and
+/// upgrade, which it prefixes with "INSTALLATION FAILED: " and "UPGRADE FAILED: "; the
+/// engine prefixes every message with its own "<action> failed: ", which is replaced.
+fn helm_wording(error: EngineError, helm_prefix: &str) -> HelmError {
+    match error {
+        EngineError::Failed { message } | EngineError::ReleaseNotFound { message } => {
+            let mut bare = message.as_str();
+            while let Some(rest) = ENGINE_PREFIXES.iter().find_map(|p| bare.strip_prefix(p)) {
+                bare = rest;
+            }
+            HelmError::Action(format!("{helm_prefix}{bare}"))
+        }
+        other => HelmError::Engine(other),
+    }
 }
 
 fn main() -> ExitCode {
@@ -202,12 +239,13 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<(), HelmError> {
             };
             write(out, &text)
         }
-        Command::Get(GetCommand::Unsupported(words)) | Command::Unsupported(words) => {
-            Err(HelmError::Unsupported(format!(
-                "unsupported command {:?}",
-                words.first().map(|w| w.to_string_lossy().into_owned())
-            )))
-        }
+        // cli::parse refuses these already; kept so the match needs no wildcard.
+        Command::Unsupported(words) => Err(HelmError::Unsupported(cli::unsupported_command(
+            "helm", &words,
+        ))),
+        Command::Get(GetCommand::Unsupported(words)) => Err(HelmError::Unsupported(
+            cli::unsupported_command("helm get", &words),
+        )),
         Command::History(args) => {
             let config = target.configure(&engine, None)?;
             let revisions = config.history(&args.release)?;
@@ -287,13 +325,15 @@ fn upgrade(
                     args.release
                 ),
             )?;
-            config.install(
-                &args.release,
-                &chart,
-                &values,
-                args.version.as_deref(),
-                &options,
-            )?
+            config
+                .install(
+                    &args.release,
+                    &chart,
+                    &values,
+                    args.version.as_deref(),
+                    &options,
+                )
+                .map_err(|e| helm_wording(e, "INSTALLATION FAILED: "))?
         }
         Previous::Uninstalled => {
             write(
@@ -305,24 +345,28 @@ fn upgrade(
             )?;
             // The engine's upgrade with `install` replaces an uninstalled release, as
             // helm's install with Replace does; its plain install has no such option.
-            config.upgrade(
-                &args.release,
-                &chart,
-                &values,
-                args.version.as_deref(),
-                &UpgradeMode::helm(true),
-                &options,
-            )?
+            config
+                .upgrade(
+                    &args.release,
+                    &chart,
+                    &values,
+                    args.version.as_deref(),
+                    &UpgradeMode::helm(true),
+                    &options,
+                )
+                .map_err(|e| helm_wording(e, "INSTALLATION FAILED: "))?
         }
         Previous::Live => {
-            let release = config.upgrade(
-                &args.release,
-                &chart,
-                &values,
-                args.version.as_deref(),
-                &UpgradeMode::helm(false),
-                &options,
-            )?;
+            let release = config
+                .upgrade(
+                    &args.release,
+                    &chart,
+                    &values,
+                    args.version.as_deref(),
+                    &UpgradeMode::helm(false),
+                    &options,
+                )
+                .map_err(|e| helm_wording(e, "UPGRADE FAILED: "))?;
             write(
                 out,
                 &format!(
@@ -386,4 +430,45 @@ fn local_chart(chart: &str) -> Result<String, HelmError> {
 
 fn write(out: &mut dyn Write, text: &str) -> Result<(), HelmError> {
     out.write_all(text.as_bytes()).map_err(HelmError::Stdout)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(message: &str) -> EngineError {
+        EngineError::Failed {
+            message: message.to_string(),
+        }
+    }
+
+    #[test]
+    fn engine_messages_in_helm_wording() {
+        let wording = |error, prefix| helm_wording(error, prefix).to_string();
+        assert_eq!(
+            wording(failed("install failed: timed out"), "INSTALLATION FAILED: "),
+            "INSTALLATION FAILED: timed out"
+        );
+        assert_eq!(
+            wording(
+                failed("upgrade failed: install failed: boom"),
+                "INSTALLATION FAILED: "
+            ),
+            "INSTALLATION FAILED: boom"
+        );
+        assert_eq!(
+            wording(
+                EngineError::ReleaseNotFound {
+                    message: "status failed: release: not found".into()
+                },
+                ""
+            ),
+            "release: not found"
+        );
+        assert_eq!(wording(failed("something else"), ""), "something else");
+        assert!(matches!(
+            helm_wording(EngineError::NoResult { action: "list" }, ""),
+            HelmError::Engine(_)
+        ));
+    }
 }

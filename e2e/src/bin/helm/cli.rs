@@ -275,7 +275,7 @@ where
     }
 }
 
-fn unsupported_command(parent: &str, words: &[OsString]) -> String {
+pub fn unsupported_command(parent: &str, words: &[OsString]) -> String {
     let name = words
         .first()
         .map(|w| w.to_string_lossy().into_owned())

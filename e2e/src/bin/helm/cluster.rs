@@ -1,16 +1,14 @@
-//! The two things helm does that the engine library does not offer, done with a
-//! Kubernetes client: finding the namespaces that hold releases (`list -A`: the engine
-//! lists one namespace per configuration) and waiting for a rolled-back release's
-//! resources to be ready (`rollback --wait`: the engine's rollback has no wait option).
+//! What `helm list -A` needs that the engine library does not offer: the namespaces
+//! holding releases. The engine lists the one namespace its configuration was made for
+//! (its `list` has no all-namespaces option), so the executable lists each namespace
+//! found here; helm itself lists its storage records cluster-wide.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use kube::api::{Api, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use serde_json::Value;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -31,20 +29,6 @@ pub enum ClusterError {
     ListReleases(#[source] Box<kube::Error>),
     #[error("--all-namespaces is not supported with HELM_DRIVER={0:?} (only secret and configmap)")]
     Driver(String),
-    #[error("the release manifest cannot be parsed to wait on it: {0}")]
-    Manifest(#[source] serde_yaml::Error),
-    #[error("cannot read {kind} {namespace}/{name} while waiting for it: {source}")]
-    Read {
-        kind: String,
-        namespace: String,
-        name: String,
-        #[source]
-        source: Box<kube::Error>,
-    },
-    #[error(
-        "timed out after {seconds}s waiting for the release's resources to be ready; not ready: {pending}"
-    )]
-    Timeout { seconds: u64, pending: String },
 }
 
 /// How to reach the cluster: the same kubeconfig and context the engine was given.

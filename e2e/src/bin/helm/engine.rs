@@ -135,9 +135,9 @@ pub fn default_library_path() -> PathBuf {
     let cache = match std::env::var_os("STRATA_CACHE_DIR").filter(|p| !p.is_empty()) {
         Some(dir) => PathBuf::from(dir),
         None => {
-            let home = std::env::var_os("HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from("/root"));
+            // As the script's ${STRATA_CACHE_DIR:-$HOME/.cache/strata}; with no home at
+            // all the path is relative and the "missing library" error shows it.
+            let home = std::env::home_dir().unwrap_or_default();
             home.join(".cache").join("strata")
         }
     };
@@ -407,7 +407,15 @@ impl Config<'_> {
             // The helm CLI's --max-history default.
             "max_history": 10,
         });
-        self.release_action("upgrade", self.engine.upgrade, release, chart_path, values, version, &opts)
+        self.release_action(
+            "upgrade",
+            self.engine.upgrade,
+            release,
+            chart_path,
+            values,
+            version,
+            &opts,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
