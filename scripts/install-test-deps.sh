@@ -28,12 +28,15 @@ if [ "$(id -u)" -ne 0 ]; then
     SUDO=(sudo -n)
 fi
 
+# (No `producer | grep -q`: with pipefail, grep quitting early fails the producer.)
 installed() {
-    dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null | grep -qx installed
+    [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = installed ]
 }
 
 has_candidate() {
-    apt-cache policy "$1" 2>/dev/null | grep -q 'Candidate: [^(]'
+    local policy
+    policy=$(apt-cache policy "$1" 2>/dev/null) || return 1
+    [[ $policy =~ Candidate:\ [^\(] ]]
 }
 
 POLICY=/usr/sbin/policy-rc.d
@@ -97,7 +100,10 @@ else
 fi
 
 # Stop etcd / registry daemons that hold the default ports (e.g. started by a postinst on
-# a machine without systemd and without policy-rc.d).
+# a machine without systemd and without policy-rc.d). Only the listening process is
+# stopped: the packages' init.d scripts must not be used for this, as `/etc/init.d/etcd
+# stop` ends with `start-stop-daemon --stop --exec /usr/bin/etcd`, which would kill every
+# etcd on the machine, the running tests' ones included.
 pids_on_port() {
     ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u
 }
@@ -106,15 +112,15 @@ if command -v ss >/dev/null; then
         read -r _ service port name <<<"$d"
         for pid in $(pids_on_port "$port"); do
             [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$name" ] || continue
-            log "stopping the $name daemon (pid $pid) listening on port $port"
-            if [ -d /run/systemd/system ]; then
+            log "stopping the $name daemon (pid $pid) listening on port $port (tests start their own)"
+            if [[ $(cat "/proc/$pid/cgroup" 2>/dev/null) == */"$service".service* ]]; then
+                # A systemd unit would restart a killed daemon: stop the unit.
                 "${SUDO[@]}" systemctl stop "$service" >/dev/null 2>&1 || true
-            elif [ -x "/etc/init.d/$service" ]; then
-                "${SUDO[@]}" "/etc/init.d/$service" stop >/dev/null 2>&1 || true
             fi
-            if kill -0 "$pid" 2>/dev/null; then
-                "${SUDO[@]}" kill "$pid" 2>/dev/null || true
-                for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+            if [ -d "/proc/$pid" ]; then
+                "${SUDO[@]}" kill -TERM "$pid" 2>/dev/null || true
+                for _ in $(seq 50); do [ -d "/proc/$pid" ] || break; sleep 0.1; done
+                if [ -d "/proc/$pid" ]; then "${SUDO[@]}" kill -KILL "$pid" 2>/dev/null || true; fi
             fi
         done
     done
