@@ -1,10 +1,12 @@
 //! Cluster API CRDs for a test apiserver.
 //!
 //! The upstream CRDs (`../shared/capi-crds/`, or `$STRATA_CAPI_CRDS`) are installed with
-//! the three changes kube-apiserver 1.20 needs, none of which changes what a valid object
-//! looks like: only the storage version is kept, `spec.conversion` (a webhook tests do not
-//! run) is removed, and `default: ""` is removed from string properties (1.20 rejects an
-//! empty-string default). When the folder is absent, Strata's own minimal CRDs for the
+//! the changes kube-apiserver 1.20 needs, none of which changes what 1.20 accepts: only the
+//! storage version is kept, `spec.conversion` (a webhook tests do not run) is removed,
+//! `default: ""` is removed from string properties (1.20 rejects an empty-string default),
+//! and `x-kubernetes-validations` is removed. That fourth change is needed because the CRDs
+//! are server-side applied: CEL rules arrived in 1.23, 1.20's typed apply refuses the
+//! unknown field, and a plain create would silently drop it, so 1.20 never checks them. When the folder is absent, Strata's own minimal CRDs for the
 //! kinds it uses are installed instead (schemas open, so nothing is checked), and the
 //! caller is told so.
 //!
@@ -84,6 +86,7 @@ pub fn adapt_for_1_20(mut crd: Value, origin: &str) -> Result<Value, CrdError> {
         return Err(invalid("it does not have exactly one storage version"));
     }
     remove_empty_string_defaults(&mut crd);
+    remove_cel_rules(&mut crd);
     Ok(crd)
 }
 
@@ -98,6 +101,17 @@ fn remove_empty_string_defaults(value: &mut Value) {
             map.values_mut().for_each(remove_empty_string_defaults);
         }
         Value::Array(items) => items.iter_mut().for_each(remove_empty_string_defaults),
+        _ => {}
+    }
+}
+
+fn remove_cel_rules(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.remove("x-kubernetes-validations");
+            map.values_mut().for_each(remove_cel_rules);
+        }
+        Value::Array(items) => items.iter_mut().for_each(remove_cel_rules),
         _ => {}
     }
 }
@@ -407,6 +421,7 @@ mod tests {
                     { "name": "v1beta1", "storage": false },
                     { "name": "v1beta2", "storage": true, "schema": { "openAPIV3Schema": { "properties": {
                         "a": { "type": "string", "default": "" },
+                        "rules": { "type": "object", "x-kubernetes-validations": [{ "rule": "self.x > 0" }] },
                         "b": { "type": "string", "default": "x" },
                         "c": { "type": "integer", "default": 0 },
                     }}}},
@@ -421,6 +436,7 @@ mod tests {
         assert!(properties["a"].get("default").is_none());
         assert_eq!(properties["b"]["default"], "x");
         assert_eq!(properties["c"]["default"], 0);
+        assert!(properties["rules"].get("x-kubernetes-validations").is_none());
     }
 
     #[test]
@@ -461,5 +477,6 @@ mod tests {
         assert_eq!(crds.len(), 23);
         let text = serde_json::to_string(&crds).unwrap();
         assert!(!text.contains(r#""default":"""#));
+        assert!(!text.contains("x-kubernetes-validations"));
     }
 }
