@@ -436,7 +436,11 @@ mod tests {
         assert!(properties["a"].get("default").is_none());
         assert_eq!(properties["b"]["default"], "x");
         assert_eq!(properties["c"]["default"], 0);
-        assert!(properties["rules"].get("x-kubernetes-validations").is_none());
+        assert!(
+            properties["rules"]
+                .get("x-kubernetes-validations")
+                .is_none()
+        );
     }
 
     #[test]
