@@ -5,7 +5,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
 
-step() { printf '\n==> %s\n' "$*"; }
+step() { printf '\n==> [%ss] %s\n' "$SECONDS" "$*"; }
 
 step "installing what the tests need"
 if ! cargo nextest --version >/dev/null 2>&1; then
@@ -33,6 +33,10 @@ check() {
 check "formatting (cargo fmt --check)" cargo fmt --all --check
 check "lints (cargo clippy --all-targets -D warnings)" cargo clippy --workspace --all-targets --locked -- -D warnings
 
+# The end-to-end tests run the other crates' binaries (strata-agent under the process
+# kubelet); nextest builds only the binaries of the packages whose tests it runs.
+check "build every binary" cargo build --workspace --bins --locked
+
 step "tests (cargo nextest)"
 log=$(mktemp)
 cargo nextest run --workspace --locked --no-fail-fast 2>&1 | tee "$log"
@@ -55,5 +59,6 @@ else
 fi
 
 echo
+echo "took ${SECONDS}s"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

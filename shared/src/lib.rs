@@ -9,5 +9,6 @@ pub mod crds;
 pub mod finding;
 pub mod pack;
 pub mod profile;
+pub mod registry;
 pub mod values_merge;
 pub mod version;
