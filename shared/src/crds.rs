@@ -6,11 +6,16 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 
 use crate::cluster::WorkloadCluster;
+use crate::pack_registry::PackRegistry;
 use crate::profile::ClusterProfile;
 
 /// The CRDs, in a stable order.
 pub fn all() -> Vec<CustomResourceDefinition> {
-    vec![ClusterProfile::crd(), WorkloadCluster::crd()]
+    vec![
+        ClusterProfile::crd(),
+        PackRegistry::crd(),
+        WorkloadCluster::crd(),
+    ]
 }
 
 /// The file name a CRD is kept under in `manifests/crds/`: `<plural>.<group>.yaml`.
@@ -32,4 +37,25 @@ pub fn to_yaml(crd: &CustomResourceDefinition) -> Result<String, CrdRenderError>
         name: crd.metadata.name.clone().unwrap_or_default(),
         source,
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schemas_have_nothing_kubernetes_1_20_refuses() {
+        for crd in all() {
+            let json = serde_json::to_string(&crd).unwrap();
+            // 1.20 reads an empty-string default as null and refuses the CRD.
+            assert!(!json.contains(r#""default":"""#), "{}", file_name(&crd));
+            // CEL rules arrived in 1.23; a typed apply on 1.20 refuses the field.
+            assert!(
+                !json.contains("x-kubernetes-validations"),
+                "{}",
+                file_name(&crd)
+            );
+        }
+    }
 }

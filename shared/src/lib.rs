@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod crds;
 pub mod finding;
 pub mod pack;
+pub mod pack_registry;
 pub mod profile;
 pub mod registry;
 pub mod values_merge;
