@@ -136,6 +136,10 @@ else
     log "scripts/helm-engine.sh not found: skipping the Helm engine"
 fi
 
+# The ORAS Python SDK, for the interoperability tests and the registry benchmark.
+log "ORAS Python SDK (scripts/oras-sdk.sh)"
+oras_python=$(bash scripts/oras-sdk.sh)
+
 cache=${STRATA_CACHE_DIR:-$HOME/.cache/strata}
 kube_bin=$cache/kubernetes-v1.20.2/bin
 helm_lib=$cache/helm-sdkpy/libhelm_sdkpy.so
@@ -152,3 +156,4 @@ if [ -f "$helm_lib" ]; then
 else
     printf '  %-24s %s\n' "helm engine" "not installed ($helm_lib)"
 fi
+printf '  %-24s %s (%s)\n' "ORAS Python SDK" "$oras_python" "$(cat "$(dirname "$(dirname "$oras_python")")/STRATA-ORAS-VERSION")"

@@ -11,3 +11,4 @@ pub mod kubelet_sim;
 pub mod pki;
 pub mod process_kubelet;
 pub mod registry;
+pub mod token_server;

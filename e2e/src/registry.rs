@@ -1,6 +1,11 @@
 //! An OCI registry for tests: Debian's `docker-registry` (CNCF distribution 2.8) on a
 //! loopback port, with TLS from a test CA of its own, htpasswd (bcrypt) users and storage
 //! in a temporary folder. Each instance is independent, so several can run at once.
+//!
+//! With [`RegistryAuthMode::Token`] the registry takes bearer tokens instead of Basic
+//! credentials (distribution's `auth: token`), issued by a
+//! [`TokenServer`](crate::token_server::TokenServer) of its own that knows the same users
+//! and grants each the access its rules allow.
 
 use std::collections::hash_map::RandomState;
 use std::fs::{self, File};
@@ -17,6 +22,10 @@ use tracing::{debug, info, warn};
 
 use crate::binaries::{self, BinaryError};
 use crate::pki::{CertUse, PkiError, TestCa};
+use crate::token_server::{
+    AccessRule, DEFAULT_TOKEN_LIFETIME, KeyHeader, TokenServer, TokenServerError,
+    TokenServerOptions, TokenSigner, TokenUser,
+};
 
 /// bcrypt cost for the htpasswd file; the minimum the crate allows keeps start-up fast,
 /// and the passwords only guard a loopback registry for one test.
@@ -115,6 +124,11 @@ pub enum RegistryError {
         #[source]
         source: io::Error,
     },
+    #[error("cannot start the token server of a test registry: {source}")]
+    TokenServer {
+        #[source]
+        source: TokenServerError,
+    },
 }
 
 /// A user of the registry's htpasswd file.
@@ -133,13 +147,82 @@ impl RegistryUser {
     }
 }
 
-/// How to run a test registry. `Default`: TLS, one user `strata` with a random password.
+/// How clients authenticate to a test registry.
+#[derive(Debug, Clone, Default)]
+pub enum RegistryAuthMode {
+    /// Basic credentials checked against an htpasswd file (distribution's
+    /// `auth: htpasswd`); every user may do everything.
+    #[default]
+    Htpasswd,
+    /// Bearer tokens from a token server started with the registry (distribution's
+    /// `auth: token`); the users log in to the token server, which grants what
+    /// [`TokenAuth`] allows them.
+    Token(TokenAuth),
+}
+
+/// The token server's rules for a registry in [`RegistryAuthMode::Token`].
+///
+/// `Default`: every user may do everything, requests without credentials are refused,
+/// tokens name their key with `kid` and live five minutes.
+#[derive(Debug, Clone)]
+pub struct TokenAuth {
+    /// What the tokens of particular users may grant (by user name).
+    pub access: Vec<(String, Vec<AccessRule>)>,
+    /// What the tokens of the other users may grant.
+    pub default_access: Vec<AccessRule>,
+    /// What requests without credentials get; None: 401 from the token server.
+    pub anonymous: Option<Vec<AccessRule>>,
+    /// How tokens name their signing key (both are accepted by distribution 2.8).
+    pub key_header: KeyHeader,
+    pub lifetime: Duration,
+}
+
+impl Default for TokenAuth {
+    fn default() -> Self {
+        TokenAuth {
+            access: Vec::new(),
+            default_access: vec![AccessRule::everything()],
+            anonymous: None,
+            key_header: KeyHeader::default(),
+            lifetime: DEFAULT_TOKEN_LIFETIME,
+        }
+    }
+}
+
+impl TokenAuth {
+    /// Sets what `user`'s tokens may grant (replacing the default for that user).
+    pub fn grant(mut self, user: impl Into<String>, rules: Vec<AccessRule>) -> Self {
+        let user = user.into();
+        self.access.retain(|(name, _)| *name != user);
+        self.access.push((user, rules));
+        self
+    }
+
+    fn rules_for(&self, user: &str) -> Vec<AccessRule> {
+        self.access
+            .iter()
+            .find(|(name, _)| name == user)
+            .map_or_else(|| self.default_access.clone(), |(_, rules)| rules.clone())
+    }
+}
+
+/// The `service` a token-auth registry announces (and the audience of its tokens).
+pub const TOKEN_SERVICE: &str = "strata-test-registry";
+/// The issuer of the tokens a token-auth registry trusts.
+pub const TOKEN_ISSUER: &str = "strata-test-token-server";
+
+/// How to run a test registry. `Default`: TLS, htpasswd, one user `strata` with a random
+/// password.
 #[derive(Debug, Clone)]
 pub struct RegistryOptions {
-    /// The htpasswd users; the first is the one `username()`/`password()` return.
+    /// The users (htpasswd, or the token server's); the first is the one
+    /// `username()`/`password()` return.
     pub users: Vec<RegistryUser>,
     /// Serve HTTPS with a certificate from the registry's own test CA (else plain HTTP).
+    /// A token server serves HTTPS from the same CA when this is set.
     pub tls: bool,
+    /// How clients authenticate.
+    pub auth: RegistryAuthMode,
     /// How long start() waits for the registry to answer.
     pub ready_timeout: Duration,
 }
@@ -149,6 +232,7 @@ impl Default for RegistryOptions {
         RegistryOptions {
             users: vec![RegistryUser::new("strata", random_password())],
             tls: true,
+            auth: RegistryAuthMode::Htpasswd,
             ready_timeout: Duration::from_secs(30),
         }
     }
@@ -159,6 +243,14 @@ impl RegistryOptions {
     pub fn plain_http() -> Self {
         RegistryOptions {
             tls: false,
+            ..RegistryOptions::default()
+        }
+    }
+
+    /// The default options (TLS, one user), with bearer tokens from a token server.
+    pub fn token(auth: TokenAuth) -> Self {
+        RegistryOptions {
+            auth: RegistryAuthMode::Token(auth),
             ..RegistryOptions::default()
         }
     }
@@ -228,6 +320,8 @@ pub struct TestRegistry {
     url: String,
     ca: Option<TestCa>,
     users: Vec<RegistryUser>,
+    // Declared after `child`: dropped after the registry is killed.
+    token_server: Option<TokenServer>,
 }
 
 impl std::fmt::Debug for TestRegistry {
@@ -274,8 +368,33 @@ impl TestRegistry {
             None
         };
 
-        let htpasswd_path = dir_path.join("htpasswd");
-        write_file(&htpasswd_path, &htpasswd(&options.users)?)?;
+        let token_server = match &options.auth {
+            RegistryAuthMode::Htpasswd => None,
+            RegistryAuthMode::Token(auth) => Some(start_token_server(
+                &dir_path.join("pki"),
+                tls.as_ref().map(|(ca, _)| ca),
+                &options.users,
+                auth,
+            )?),
+        };
+        let auth = match &token_server {
+            None => {
+                let htpasswd_path = dir_path.join("htpasswd");
+                write_file(&htpasswd_path, &htpasswd(&options.users)?)?;
+                serde_json::json!({
+                    "htpasswd": { "realm": "strata-test-registry", "path": htpasswd_path },
+                })
+            }
+            Some((server, root_cert_bundle)) => serde_json::json!({
+                "token": {
+                    "realm": server.realm(),
+                    "service": server.service(),
+                    "issuer": server.issuer(),
+                    "rootcertbundle": root_cert_bundle,
+                },
+            }),
+        };
+        let token_server = token_server.map(|(server, _)| server);
 
         let storage = dir_path.join("storage");
         fs::create_dir_all(&storage).map_err(|source| RegistryError::Write {
@@ -308,9 +427,7 @@ impl TestRegistry {
                 "maintenance": { "uploadpurging": { "enabled": false } },
             },
             "http": http,
-            "auth": {
-                "htpasswd": { "realm": "strata-test-registry", "path": htpasswd_path },
-            },
+            "auth": auth,
         });
         let config_path = dir_path.join("config.yml");
         let yaml = serde_yaml::to_string(&config).map_err(|source| RegistryError::Config {
@@ -364,6 +481,7 @@ impl TestRegistry {
             url: String::new(),
             ca,
             users: options.users,
+            token_server,
         };
         let deadline = Instant::now() + options.ready_timeout;
         let addr = registry
@@ -416,6 +534,11 @@ impl TestRegistry {
     /// The CA itself, to issue more certificates from it (e.g. client certificates).
     pub fn ca(&self) -> Option<&TestCa> {
         self.ca.as_ref()
+    }
+
+    /// The token server, in [`RegistryAuthMode::Token`].
+    pub fn token_server(&self) -> Option<&TokenServer> {
+        self.token_server.as_ref()
     }
 
     /// The first user's name.
@@ -536,7 +659,8 @@ impl TestRegistry {
         }
     }
 
-    /// Polls `GET /v2/` until it answers 401 with a Basic challenge (auth is on) or 200.
+    /// Polls `GET /v2/` until it answers 401 with the challenge of its auth mode (Basic or
+    /// Bearer) or 200.
     async fn wait_until_ready(
         &mut self,
         deadline: Instant,
@@ -544,6 +668,11 @@ impl TestRegistry {
     ) -> Result<(), RegistryError> {
         let client = self.http_client()?;
         let url = format!("{}/v2/", self.url);
+        let scheme = if self.token_server.is_some() {
+            "Bearer"
+        } else {
+            "Basic"
+        };
         loop {
             let answer = client
                 .get(&url)
@@ -561,7 +690,7 @@ impl TestRegistry {
                         .to_string();
                     if status == reqwest::StatusCode::OK
                         || (status == reqwest::StatusCode::UNAUTHORIZED
-                            && challenge.starts_with("Basic"))
+                            && challenge.starts_with(scheme))
                     {
                         return Ok(());
                     }
@@ -625,6 +754,77 @@ impl Drop for TestRegistry {
             }
         }
     }
+}
+
+/// Starts the token server of a token-auth registry: a signing key certified by `ca` (the
+/// registry's CA; a CA of its own over plain HTTP), and HTTPS from `ca` when there is
+/// one. Returns it with the path of the `rootcertbundle` for distribution's
+/// configuration, which holds the CA (for tokens with `x5c`) and the signing
+/// certificate (for tokens with `kid`, which distribution looks up among the public keys
+/// of the bundle's certificates).
+fn start_token_server(
+    pki_dir: &Path,
+    ca: Option<&TestCa>,
+    users: &[RegistryUser],
+    auth: &TokenAuth,
+) -> Result<(TokenServer, PathBuf), RegistryError> {
+    let pki_error = |source| RegistryError::Pki {
+        dir: pki_dir.to_path_buf(),
+        source,
+    };
+    let own_ca;
+    let signing_ca = match ca {
+        Some(ca) => ca,
+        None => {
+            own_ca = TestCa::new(pki_dir, "strata-test-token-ca").map_err(pki_error)?;
+            &own_ca
+        }
+    };
+    let signing = signing_ca
+        .issue(
+            "token-signer",
+            CertUse::Client {
+                user: TOKEN_ISSUER,
+                groups: &[],
+            },
+        )
+        .map_err(pki_error)?;
+    let chain = format!("{}{}", signing.cert_pem, signing_ca.cert_pem);
+    let signer = TokenSigner::from_pem(&signing.key_pem, &chain)
+        .map_err(|source| RegistryError::TokenServer { source })?;
+    let bundle_path = pki_dir.join("token-rootcerts.pem");
+    write_file(
+        &bundle_path,
+        &format!("{}{}", signing_ca.cert_pem, signing.cert_pem),
+    )?;
+    let tls = match ca {
+        Some(ca) => {
+            let serving = ca
+                .issue("token-server", CertUse::Server { dns_names: &[] })
+                .map_err(pki_error)?;
+            Some((serving.cert_pem, serving.key_pem))
+        }
+        None => None,
+    };
+    let options = TokenServerOptions {
+        service: TOKEN_SERVICE.to_string(),
+        issuer: TOKEN_ISSUER.to_string(),
+        users: users
+            .iter()
+            .map(|user| TokenUser {
+                name: user.name.clone(),
+                password: user.password.clone(),
+                access: auth.rules_for(&user.name),
+            })
+            .collect(),
+        anonymous: auth.anonymous.clone(),
+        key_header: auth.key_header,
+        lifetime: auth.lifetime,
+        tls,
+    };
+    let server = TokenServer::start(options, signer)
+        .map_err(|source| RegistryError::TokenServer { source })?;
+    Ok((server, bundle_path))
 }
 
 fn write_file(path: &Path, text: &str) -> Result<(), RegistryError> {

@@ -7,6 +7,7 @@ mod crd_commands;
 mod documents;
 mod pack_commands;
 mod profile_commands;
+mod registry_commands;
 mod report;
 
 use std::path::{Path, PathBuf};
@@ -14,6 +15,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::profile_commands::PackOrigin;
+use crate::registry_commands::RegistryArgs;
 use crate::report::OutputFormat;
 
 #[derive(Parser)]
@@ -52,11 +55,44 @@ enum PackCommand {
         #[arg(long, short, value_enum, default_value = "text")]
         output: OutputFormat,
     },
-    /// Show a pack's name, version, layer, content, images and digest.
+    /// Show a pack's name, version, layer, content, images and digest; with --registry, a
+    /// pack in a registry (its pack.json and digest).
     Inspect {
-        /// A pack folder or a pack archive (.tar.gz).
-        #[arg(value_name = "DIR|ARCHIVE")]
-        target: PathBuf,
+        /// A pack folder, a pack archive (.tar.gz), or NAME:VERSION with --registry.
+        #[arg(value_name = "DIR|ARCHIVE|NAME:VERSION")]
+        target: String,
+        #[command(flatten)]
+        registry: RegistryArgs,
+        #[arg(long, short, value_enum, default_value = "text")]
+        output: OutputFormat,
+    },
+    /// Validate a pack, archive it and push it to a registry as <name>:<version>.
+    #[command(group = clap::ArgGroup::new("registry-required").arg("registry").required(true))]
+    Push {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        /// Replace the version if it already exists.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+    /// Pull a pack from a registry, verify it and unpack it into a folder.
+    #[command(group = clap::ArgGroup::new("registry-required").arg("registry").required(true))]
+    Pull {
+        #[arg(value_name = "NAME:VERSION")]
+        reference: String,
+        /// The folder to create (must not exist, or be empty).
+        #[arg(long, short = 'o', value_name = "DIR")]
+        output: PathBuf,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+    /// List the packs of a registry and their versions.
+    #[command(group = clap::ArgGroup::new("registry-required").arg("registry").required(true))]
+    List {
+        #[command(flatten)]
+        registry: RegistryArgs,
         #[arg(long, short, value_enum, default_value = "text")]
         output: OutputFormat,
     },
@@ -71,13 +107,20 @@ enum PackCommand {
 
 #[derive(Subcommand)]
 enum ProfileCommand {
-    /// Validate ClusterProfile files against a folder of packs.
+    /// Validate ClusterProfile files against a folder of packs or a registry.
     Validate {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
         /// A folder whose subfolders are packs.
-        #[arg(long, value_name = "DIR")]
-        packs: PathBuf,
+        #[arg(
+            long,
+            value_name = "DIR",
+            required_unless_present = "registry",
+            conflicts_with = "registry"
+        )]
+        packs: Option<PathBuf>,
+        #[command(flatten)]
+        registry: RegistryArgs,
         #[arg(long, short, value_enum, default_value = "text")]
         output: OutputFormat,
     },
@@ -88,8 +131,15 @@ enum ProfileCommand {
         /// A WorkloadCluster YAML file.
         #[arg(long, value_name = "FILE")]
         cluster: PathBuf,
-        #[arg(long, value_name = "DIR")]
-        packs: PathBuf,
+        #[arg(
+            long,
+            value_name = "DIR",
+            required_unless_present = "registry",
+            conflicts_with = "registry"
+        )]
+        packs: Option<PathBuf>,
+        #[command(flatten)]
+        registry: RegistryArgs,
     },
 }
 
@@ -123,27 +173,61 @@ impl CommandError {
     }
 }
 
+fn origin<'a>(
+    packs: Option<&'a Path>,
+    registry: &'a RegistryArgs,
+) -> Result<PackOrigin<'a>, CommandError> {
+    match (packs, registry.given()) {
+        (Some(dir), _) => Ok(PackOrigin::Folder(dir)),
+        (None, Some(_)) => Ok(PackOrigin::Registry(registry)),
+        // clap requires one of the two; this is only reached if that rule changes.
+        (None, None) => Err(CommandError::Failed(
+            "give --packs DIR or --registry HOST[:PORT]/BASE".into(),
+        )),
+    }
+}
+
 fn run(cli: Cli) -> Result<ExitStatus, CommandError> {
     match cli.command {
         Command::Pack(PackCommand::Validate { dirs, output }) => {
             pack_commands::validate(&dirs, output)
         }
-        Command::Pack(PackCommand::Inspect { target, output }) => {
-            pack_commands::inspect(&target, output)
-        }
+        Command::Pack(PackCommand::Inspect {
+            target,
+            registry,
+            output,
+        }) => match registry.given() {
+            Some(_) => registry_commands::inspect(&target, &registry, output),
+            None => pack_commands::inspect(Path::new(&target), output),
+        },
         Command::Pack(PackCommand::Archive { dir, output }) => {
             pack_commands::archive(&dir, &output)
+        }
+        Command::Pack(PackCommand::Push {
+            dir,
+            force,
+            registry,
+        }) => registry_commands::push(&dir, force, &registry),
+        Command::Pack(PackCommand::Pull {
+            reference,
+            output,
+            registry,
+        }) => registry_commands::pull(&reference, &output, &registry),
+        Command::Pack(PackCommand::List { registry, output }) => {
+            registry_commands::list(&registry, output)
         }
         Command::Profile(ProfileCommand::Validate {
             files,
             packs,
+            registry,
             output,
-        }) => profile_commands::validate(&files, &packs, output),
+        }) => profile_commands::validate(&files, origin(packs.as_deref(), &registry)?, output),
         Command::Profile(ProfileCommand::Render {
             profiles,
             cluster,
             packs,
-        }) => profile_commands::render(&profiles, &cluster, &packs),
+            registry,
+        }) => profile_commands::render(&profiles, &cluster, origin(packs.as_deref(), &registry)?),
         Command::Crds { output_dir } => crd_commands::run(output_dir.as_deref()),
     }
 }

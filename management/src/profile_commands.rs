@@ -9,8 +9,50 @@ use strata_shared::profile::rules::validate_profile;
 use strata_shared::profile::{ClusterProfile, compose};
 
 use crate::documents::read_objects;
+use crate::registry_commands::{RegistryArgs, fetch_packs};
 use crate::report::{InputReport, OutputFormat, print_findings};
 use crate::{CommandError, ExitStatus, pack_commands::print_json};
+
+/// Where a command finds the packs its profiles name.
+pub enum PackOrigin<'a> {
+    Folder(&'a Path),
+    Registry(&'a RegistryArgs),
+}
+
+enum LoadedSource {
+    Folder(LocalPackCatalog),
+    Registry(strata_shared::registry::resolver::RegistryPacks),
+}
+
+impl LoadedSource {
+    fn source(&self) -> &dyn PackSource {
+        match self {
+            LoadedSource::Folder(catalog) => catalog,
+            LoadedSource::Registry(packs) => packs,
+        }
+    }
+}
+
+fn load_source(
+    origin: &PackOrigin<'_>,
+    profiles: &[ClusterProfile],
+) -> Result<LoadedSource, CommandError> {
+    match origin {
+        PackOrigin::Folder(dir) => Ok(LoadedSource::Folder(load_catalog(dir)?)),
+        PackOrigin::Registry(args) => {
+            let wanted: Vec<(String, String)> = profiles
+                .iter()
+                .flat_map(|p| {
+                    p.spec
+                        .layers
+                        .iter()
+                        .map(|l| (l.name.clone(), l.version.clone()))
+                })
+                .collect();
+            Ok(LoadedSource::Registry(fetch_packs(args, &wanted)?))
+        }
+    }
+}
 
 const API_VERSION: &str = "strata.dev/v1alpha1";
 
@@ -35,18 +77,29 @@ fn profile_label(profile: &ClusterProfile) -> String {
 /// Validates every profile in the files against the packs.
 pub fn validate(
     files: &[PathBuf],
-    packs: &Path,
+    origin: PackOrigin<'_>,
     output: OutputFormat,
 ) -> Result<ExitStatus, CommandError> {
-    let catalog = load_catalog(packs)?;
+    let read: Vec<_> = files
+        .iter()
+        .map(|file| {
+            (
+                file,
+                read_objects::<ClusterProfile>(file, "ClusterProfile", API_VERSION),
+            )
+        })
+        .collect();
+    let all_profiles: Vec<ClusterProfile> = read
+        .iter()
+        .flat_map(|(_, (documents, _))| documents.iter().map(|d| d.object.clone()))
+        .collect();
+    let loaded = load_source(&origin, &all_profiles)?;
     let mut reports = Vec::new();
-    for file in files {
+    for (file, (profiles, mut findings)) in read {
         let input = file.display().to_string();
-        let (profiles, mut findings) =
-            read_objects::<ClusterProfile>(file, "ClusterProfile", API_VERSION);
         let mut valid = !findings.has_errors();
         for document in &profiles {
-            let (_, profile_findings) = validate_profile(&document.object, &catalog);
+            let (_, profile_findings) = validate_profile(&document.object, loaded.source());
             valid &= !profile_findings.has_errors();
             findings.extend_prefixed(&profile_label(&document.object), profile_findings);
         }
@@ -87,16 +140,15 @@ pub fn validate(
 pub fn render(
     profile_files: &[PathBuf],
     cluster_file: &Path,
-    packs: &Path,
+    origin: PackOrigin<'_>,
 ) -> Result<ExitStatus, CommandError> {
-    let catalog = load_catalog(packs)?;
-    render_with(profile_files, cluster_file, &catalog)
+    render_with(profile_files, cluster_file, &origin)
 }
 
 fn render_with(
     profile_files: &[PathBuf],
     cluster_file: &Path,
-    source: &dyn PackSource,
+    origin: &PackOrigin<'_>,
 ) -> Result<ExitStatus, CommandError> {
     let mut ok = true;
     let mut profiles = Vec::new();
@@ -128,7 +180,8 @@ fn render_with(
     if !ok {
         return Ok(ExitStatus::Invalid);
     }
-    let (stack, findings) = compose(cluster, &profiles, source);
+    let loaded = load_source(origin, &profiles)?;
+    let (stack, findings) = compose(cluster, &profiles, loaded.source());
     print_findings(&cluster_input, &findings);
     let Some(stack) = stack else {
         return Ok(ExitStatus::Invalid);

@@ -103,7 +103,11 @@ fn crds_prints_every_crd() {
     }
     assert_eq!(
         names,
-        ["clusterprofiles.strata.dev", "workloadclusters.strata.dev"]
+        [
+            "clusterprofiles.strata.dev",
+            "packregistries.strata.dev",
+            "workloadclusters.strata.dev"
+        ]
     );
 
     // The printed stream is the files of --output-dir, each behind a `---`.

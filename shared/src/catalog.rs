@@ -59,6 +59,12 @@ pub enum ResolveError {
         reference: String,
         origins: Vec<String>,
     },
+    #[error("pack {reference} could not be fetched from {origin}: {reason}")]
+    Fetch {
+        reference: String,
+        origin: String,
+        reason: String,
+    },
     #[error("pack {reference} at {origin} could not be archived to compute its digest: {reason}")]
     Unreadable {
         reference: String,

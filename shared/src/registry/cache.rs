@@ -1,1 +1,508 @@
-//! (being written)
+//! A content-addressed cache of pack archives, shared by the controller and the agent (and
+//! by several processes at once).
+//!
+//! Layout: `<root>/sha256/<64 hex digits>`, one immutable file per blob. Writers go through
+//! a `.tmp-*` file in the same folder and `rename(2)` it into place, so a blob under its
+//! final name is always complete, and concurrent writers of the same blob simply replace
+//! one complete file with another. Every read re-hashes the bytes: a blob that does not
+//! match its name (disk corruption, tampering) is deleted and reported as absent, so the
+//! caller downloads it again. A blob's mtime records when it was last used, for garbage
+//! collection.
+
+use std::collections::BTreeSet;
+use std::fs::{self, File};
+use std::io::{ErrorKind, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use tracing::{debug, warn};
+
+use crate::pack::archive::sha256_digest;
+
+const ALGORITHM_DIR: &str = "sha256";
+const TEMP_PREFIX: &str = ".tmp-";
+/// A temporary file this old is a leftover of a crashed writer, not a write in progress
+/// (even a 1 GiB blob is written in seconds).
+const STALE_TEMP_AGE: Duration = Duration::from_secs(60 * 60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("{digest:?} is not a pack digest: {reason}; expected sha256:<64 lowercase hex digits>")]
+    InvalidDigest {
+        digest: String,
+        reason: &'static str,
+    },
+    #[error("refusing to cache {size} bytes as {digest}: they hash to {found}")]
+    Mismatch {
+        digest: String,
+        found: String,
+        size: u64,
+    },
+    #[error("pack cache: {action} {}: {source}", .path.display())]
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io_error(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> CacheError {
+    let path = path.to_path_buf();
+    move |source| CacheError::Io {
+        path,
+        action,
+        source,
+    }
+}
+
+/// One cached blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheEntry {
+    pub digest: String,
+    pub size: u64,
+    /// When the blob was last written or read.
+    pub last_used: SystemTime,
+}
+
+/// What [`PackCache::collect_garbage`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GcReport {
+    /// Digests of the removed blobs.
+    pub removed: Vec<String>,
+    /// Bytes freed, including stale temporary files.
+    pub freed_bytes: u64,
+}
+
+/// A pack blob cache rooted at a folder. Cheap to clone (it is only the path).
+#[derive(Debug, Clone)]
+pub struct PackCache {
+    root: PathBuf,
+    blobs: PathBuf,
+}
+
+impl PackCache {
+    /// Opens (creating if needed) the cache at `root`.
+    pub fn open(root: &Path) -> Result<Self, CacheError> {
+        let blobs = root.join(ALGORITHM_DIR);
+        fs::create_dir_all(&blobs).map_err(io_error(&blobs, "creating"))?;
+        Ok(PackCache {
+            root: root.to_path_buf(),
+            blobs,
+        })
+    }
+
+    /// `$STRATA_CACHE_DIR/packs`, else `$HOME/.cache/strata/packs`, else (no home, as in
+    /// some containers) `<temp dir>/strata/packs`.
+    pub fn default_root() -> PathBuf {
+        let base = std::env::var_os("STRATA_CACHE_DIR")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("HOME")
+                    .filter(|v| !v.is_empty())
+                    .map(|home| PathBuf::from(home).join(".cache").join("strata"))
+            })
+            .unwrap_or_else(|| std::env::temp_dir().join("strata"));
+        base.join("packs")
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where the blob `digest` is (or would be) stored.
+    pub fn path_of(&self, digest: &str) -> Result<PathBuf, CacheError> {
+        let hex = check_digest(digest)?;
+        Ok(self.blobs.join(hex))
+    }
+
+    /// The blob's bytes, verified against `digest`; `None` when absent or corrupt (a
+    /// corrupt blob is deleted).
+    pub fn get(&self, digest: &str) -> Result<Option<Vec<u8>>, CacheError> {
+        let path = self.path_of(digest)?;
+        let mut file = match File::open(&path) {
+            Ok(file) => file,
+            Err(error) if error.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(CacheError::Io {
+                    path,
+                    action: "opening",
+                    source,
+                });
+            }
+        };
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .map_err(io_error(&path, "reading"))?;
+        let found = sha256_digest(&bytes);
+        if found != digest {
+            warn!(
+                path = %path.display(),
+                expected = digest,
+                found,
+                "cached pack blob is corrupt; removing it"
+            );
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                // Another process removed (or replaced) it first.
+                Err(error) if error.kind() == ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(CacheError::Io {
+                        path,
+                        action: "removing corrupt blob",
+                        source,
+                    });
+                }
+            }
+            return Ok(None);
+        }
+        // Best effort: the mtime only orders garbage collection, and another user's blob
+        // may not be ours to touch.
+        if let Err(error) = file.set_modified(SystemTime::now()) {
+            debug!(path = %path.display(), %error, "cannot record the use of a cached blob");
+        }
+        Ok(Some(bytes))
+    }
+
+    /// Stores `bytes` as `digest` after checking that they hash to it (nothing is written
+    /// otherwise). Returns the blob's path.
+    pub fn put(&self, digest: &str, bytes: &[u8]) -> Result<PathBuf, CacheError> {
+        let path = self.path_of(digest)?;
+        let found = sha256_digest(bytes);
+        if found != digest {
+            return Err(CacheError::Mismatch {
+                digest: digest.to_owned(),
+                found,
+                size: bytes.len() as u64,
+            });
+        }
+        let mut temp = tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .tempfile_in(&self.blobs)
+            .map_err(io_error(&self.blobs, "creating a temporary file in"))?;
+        let temp_path = temp.path().to_path_buf();
+        temp.write_all(bytes)
+            .map_err(io_error(&temp_path, "writing"))?;
+        // Synced before the rename so that a crash cannot leave a short file under the
+        // final name (reads would catch it, but then the blob is downloaded again).
+        temp.as_file()
+            .sync_all()
+            .map_err(io_error(&temp_path, "syncing"))?;
+        // Readable by the other Strata processes sharing the cache; never rewritten.
+        temp.as_file()
+            .set_permissions(fs::Permissions::from_mode(0o444))
+            .map_err(io_error(&temp_path, "setting permissions of"))?;
+        temp.persist(&path).map_err(|e| CacheError::Io {
+            path: path.clone(),
+            action: "moving a temporary file into place as",
+            source: e.error,
+        })?;
+        debug!(path = %path.display(), size = bytes.len(), "cached pack blob");
+        Ok(path)
+    }
+
+    /// Whether a blob is stored under `digest` (not verified; [`PackCache::get`] does).
+    pub fn contains(&self, digest: &str) -> bool {
+        self.path_of(digest).is_ok_and(|path| path.is_file())
+    }
+
+    /// Every stored blob, sorted by digest.
+    pub fn entries(&self) -> Result<Vec<CacheEntry>, CacheError> {
+        let mut entries = Vec::new();
+        for (name, path) in self.list()? {
+            if name.starts_with(TEMP_PREFIX) {
+                continue;
+            }
+            let digest = format!("{ALGORITHM_DIR}:{name}");
+            if check_digest(&digest).is_err() {
+                // Not ours; left alone.
+                continue;
+            }
+            let meta = match fs::metadata(&path) {
+                Ok(meta) => meta,
+                // Removed by a concurrent garbage collection.
+                Err(error) if error.kind() == ErrorKind::NotFound => continue,
+                Err(source) => {
+                    return Err(CacheError::Io {
+                        path,
+                        action: "inspecting",
+                        source,
+                    });
+                }
+            };
+            entries.push(CacheEntry {
+                digest,
+                size: meta.len(),
+                last_used: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            });
+        }
+        entries.sort_by(|a, b| a.digest.cmp(&b.digest));
+        Ok(entries)
+    }
+
+    /// Removes every blob not in `keep`, and temporary files left by crashed writers.
+    pub fn collect_garbage(&self, keep: &BTreeSet<String>) -> Result<GcReport, CacheError> {
+        let mut report = GcReport::default();
+        for entry in self.entries()? {
+            if keep.contains(&entry.digest) {
+                continue;
+            }
+            let path = self.path_of(&entry.digest)?;
+            match fs::remove_file(&path) {
+                Ok(()) => {
+                    report.freed_bytes += entry.size;
+                    report.removed.push(entry.digest);
+                }
+                Err(error) if error.kind() == ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(CacheError::Io {
+                        path,
+                        action: "removing",
+                        source,
+                    });
+                }
+            }
+        }
+        let now = SystemTime::now();
+        for (name, path) in self.list()? {
+            if !name.starts_with(TEMP_PREFIX) {
+                continue;
+            }
+            let Ok(meta) = fs::symlink_metadata(&path) else {
+                continue;
+            };
+            let age = meta
+                .modified()
+                .ok()
+                .and_then(|modified| now.duration_since(modified).ok())
+                .unwrap_or_default();
+            // A young temporary file belongs to a write in progress in another process.
+            if age < STALE_TEMP_AGE {
+                continue;
+            }
+            match fs::remove_file(&path) {
+                Ok(()) => {
+                    debug!(path = %path.display(), "removed a stale temporary file");
+                    report.freed_bytes += meta.len();
+                }
+                Err(error) if error.kind() == ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(CacheError::Io {
+                        path,
+                        action: "removing stale temporary file",
+                        source,
+                    });
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Temporary files currently in the cache (writes in progress or leftovers).
+    pub fn temp_files(&self) -> Result<Vec<PathBuf>, CacheError> {
+        Ok(self
+            .list()?
+            .into_iter()
+            .filter(|(name, _)| name.starts_with(TEMP_PREFIX))
+            .map(|(_, path)| path)
+            .collect())
+    }
+
+    fn list(&self) -> Result<Vec<(String, PathBuf)>, CacheError> {
+        let listing = fs::read_dir(&self.blobs).map_err(io_error(&self.blobs, "listing"))?;
+        let mut out = Vec::new();
+        for dirent in listing {
+            let dirent = dirent.map_err(io_error(&self.blobs, "listing"))?;
+            if let Some(name) = dirent.file_name().to_str() {
+                out.push((name.to_owned(), dirent.path()));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The hex part of a `sha256:<hex>` digest. Strict, because it becomes a file name.
+fn check_digest(digest: &str) -> Result<&str, CacheError> {
+    let fail = |reason| CacheError::InvalidDigest {
+        digest: digest.to_owned(),
+        reason,
+    };
+    let hex = digest
+        .strip_prefix("sha256:")
+        .ok_or_else(|| fail("it does not start with sha256:"))?;
+    if hex.len() != 64 {
+        return Err(fail("the hex part is not 64 characters long"));
+    }
+    if !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Err(fail("the hex part has characters other than 0-9 and a-f"));
+    }
+    Ok(hex)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn cache() -> (tempfile::TempDir, PackCache) {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = PackCache::open(&dir.path().join("packs")).unwrap();
+        (dir, cache)
+    }
+
+    #[test]
+    fn put_then_get() {
+        let (_dir, cache) = cache();
+        let bytes = b"pack archive bytes".to_vec();
+        let digest = sha256_digest(&bytes);
+        assert!(!cache.contains(&digest));
+        assert_eq!(cache.get(&digest).unwrap(), None);
+        let path = cache.put(&digest, &bytes).unwrap();
+        assert_eq!(path, cache.path_of(&digest).unwrap());
+        assert!(cache.contains(&digest));
+        assert_eq!(cache.get(&digest).unwrap(), Some(bytes.clone()));
+        // Putting it again is harmless.
+        cache.put(&digest, &bytes).unwrap();
+        let entries = cache.entries().unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].digest, digest);
+        assert_eq!(entries[0].size, bytes.len() as u64);
+        assert!(cache.temp_files().unwrap().is_empty());
+    }
+
+    #[test]
+    fn refuses_mismatched_bytes_and_writes_nothing() {
+        let (_dir, cache) = cache();
+        let digest = sha256_digest(b"expected");
+        let error = cache.put(&digest, b"something else").unwrap_err();
+        assert!(matches!(error, CacheError::Mismatch { .. }), "{error}");
+        assert!(error.to_string().contains(&digest));
+        assert!(!cache.contains(&digest));
+        assert!(cache.entries().unwrap().is_empty());
+        assert_eq!(
+            fs::read_dir(cache.root().join("sha256")).unwrap().count(),
+            0
+        );
+    }
+
+    #[test]
+    fn refuses_malformed_digests() {
+        let (_dir, cache) = cache();
+        for digest in [
+            "sha256:../../etc/passwd",
+            "md5:0123",
+            "sha256:ABCDEF",
+            &format!("sha256:{}", "G".repeat(64)),
+            &format!("sha256:{}", "A".repeat(64)),
+        ] {
+            assert!(matches!(
+                cache.get(digest).unwrap_err(),
+                CacheError::InvalidDigest { .. }
+            ));
+            assert!(matches!(
+                cache.put(digest, b"x").unwrap_err(),
+                CacheError::InvalidDigest { .. }
+            ));
+            assert!(!cache.contains(digest));
+        }
+    }
+
+    #[test]
+    fn corrupt_blob_is_detected_and_removed() {
+        let (_dir, cache) = cache();
+        let bytes = b"good bytes".to_vec();
+        let digest = sha256_digest(&bytes);
+        let path = cache.put(&digest, &bytes).unwrap();
+        let mut permissions = fs::metadata(&path).unwrap().permissions();
+        permissions.set_mode(0o644);
+        fs::set_permissions(&path, permissions).unwrap();
+        fs::write(&path, b"bad bytes!").unwrap();
+        assert_eq!(cache.get(&digest).unwrap(), None);
+        assert!(!path.exists());
+        assert!(!cache.contains(&digest));
+    }
+
+    #[test]
+    fn concurrent_puts_of_the_same_and_different_blobs() {
+        let (_dir, cache) = cache();
+        let blobs: Vec<Vec<u8>> = (0..4u8).map(|i| vec![i; 256 * 1024]).collect();
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                for blob in &blobs {
+                    let cache = cache.clone();
+                    scope.spawn(move || {
+                        let digest = sha256_digest(blob);
+                        cache.put(&digest, blob).unwrap();
+                        // Whatever interleaving: a reader sees the whole blob or nothing.
+                        if let Some(read) = cache.get(&digest).unwrap() {
+                            assert_eq!(&read, blob);
+                        }
+                    });
+                }
+            }
+        });
+        for blob in &blobs {
+            assert_eq!(
+                cache.get(&sha256_digest(blob)).unwrap().as_ref(),
+                Some(blob)
+            );
+        }
+        assert_eq!(cache.entries().unwrap().len(), 4);
+        assert!(cache.temp_files().unwrap().is_empty());
+    }
+
+    #[test]
+    fn garbage_collection_keeps_listed_blobs_and_removes_stale_temp_files() {
+        let (_dir, cache) = cache();
+        let keep_bytes = b"keep me".to_vec();
+        let drop_bytes = b"drop me, 16 byte".to_vec();
+        let keep = sha256_digest(&keep_bytes);
+        let dropped = sha256_digest(&drop_bytes);
+        cache.put(&keep, &keep_bytes).unwrap();
+        cache.put(&dropped, &drop_bytes).unwrap();
+        let blobs = cache.root().join("sha256");
+        let stale = blobs.join(".tmp-crashed");
+        fs::write(&stale, b"half a blob").unwrap();
+        File::options()
+            .write(true)
+            .open(&stale)
+            .unwrap()
+            .set_modified(SystemTime::now() - Duration::from_secs(2 * 60 * 60))
+            .unwrap();
+        let fresh = blobs.join(".tmp-in-progress");
+        fs::write(&fresh, b"being written").unwrap();
+        let foreign = blobs.join("README");
+        fs::write(&foreign, b"not a blob").unwrap();
+
+        let report = cache
+            .collect_garbage(&BTreeSet::from([keep.clone()]))
+            .unwrap();
+        assert_eq!(report.removed, vec![dropped.clone()]);
+        assert_eq!(
+            report.freed_bytes,
+            drop_bytes.len() as u64 + b"half a blob".len() as u64
+        );
+        assert!(cache.contains(&keep));
+        assert!(!cache.contains(&dropped));
+        assert!(!stale.exists());
+        assert!(fresh.exists(), "a write in progress must survive");
+        assert!(foreign.exists(), "files that are not blobs are left alone");
+        assert_eq!(cache.get(&keep).unwrap(), Some(keep_bytes));
+    }
+
+    #[test]
+    fn reads_update_last_used() {
+        let (_dir, cache) = cache();
+        let bytes = b"used".to_vec();
+        let digest = sha256_digest(&bytes);
+        let path = cache.put(&digest, &bytes).unwrap();
+        let old = SystemTime::now() - Duration::from_secs(3600);
+        File::open(&path).unwrap().set_modified(old).unwrap();
+        assert_eq!(cache.entries().unwrap()[0].last_used, old);
+        cache.get(&digest).unwrap().unwrap();
+        assert!(cache.entries().unwrap()[0].last_used > old);
+    }
+}

@@ -12,3 +12,4 @@ pub mod address;
 pub mod cache;
 pub mod client;
 pub mod credentials;
+pub mod resolver;
