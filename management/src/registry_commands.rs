@@ -148,6 +148,9 @@ pub fn pull(
     args: &RegistryArgs,
 ) -> Result<ExitStatus, CommandError> {
     let (name, version) = parse_reference(reference)?;
+    if let Some(parent) = output.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| CommandError::io(parent, "create", e))?;
+    }
     let client = client(args)?;
     let cache = cache()?;
     let pulled = runtime()?

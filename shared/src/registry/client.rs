@@ -57,6 +57,7 @@ use crate::pack::archive::{
 use crate::pack::manifest::PackManifest;
 use crate::registry::address::{AddressError, RegistryAddress};
 use crate::registry::cache::{CacheError, PackCache};
+use crate::registry::catalog::{CatalogFailure, CatalogReader};
 use crate::registry::credentials::Credentials;
 use crate::version::PackVersion;
 
@@ -160,7 +161,7 @@ pub enum RegistryError {
         username: Option<String>,
     },
     #[error(
-        "{} may not access {repository} on {registry} (403 Forbidden)",
+        "{} may not access {repository} on {registry}: the credentials are valid, the permission is missing",
         who(username)
     )]
     Forbidden {
@@ -435,7 +436,7 @@ fn has_tls_error(error: &(dyn std::error::Error + 'static)) -> bool {
 
 /// An error and its causes on one line: reqwest keeps the reason (refused, reset, bad
 /// certificate) in the sources.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -773,7 +774,12 @@ impl PackRegistryClient {
                 .map_err(classify)
         })
         .await
-        .map_err(|f| context.error(f))?;
+        // The existence check just succeeded with these credentials, so a 401 now is a
+        // token registry refusing the push scope: the account may read, not write.
+        .map_err(|f| match f {
+            Failure::Unauthorized => context.error(Failure::Forbidden),
+            other => context.error(other),
+        })?;
 
         let replaced = existing.is_some_and(|digest| digest != manifest_digest);
         info!(%manifest_digest, %layer_digest, size, replaced, "pushed pack");
@@ -829,26 +835,38 @@ impl PackRegistryClient {
     /// Names of the packs in the catalog (sorted).
     async fn pack_names(&self) -> Result<Vec<String>, RegistryError> {
         let prefix = format!("{}/", self.address.archive_prefix());
-        // The catalog is registry-wide; any reference on the host serves to address it.
-        let reference = Reference::with_tag(
-            self.address.host.clone(),
-            self.address.archive_prefix(),
-            "latest".to_owned(),
-        );
         let context = Context {
             client: self,
             reference: format!("{}/v2/_catalog", self.address.host),
             repository: "the catalog".to_owned(),
         };
+        let reader = CatalogReader::new(
+            &self.address.host,
+            self.options.plain_http,
+            self.options.ca_pem.as_deref(),
+            self.options.credentials.clone(),
+        )
+        .map_err(|reason| RegistryError::Setup {
+            registry: self.address.host.clone(),
+            reason,
+        })?;
         let repositories = self
             .paginate("listing the catalog", |last| {
-                let reference = &reference;
+                let reader = &reader;
                 async move {
-                    self.client
-                        .catalog(reference, &self.auth, Some(PAGE_SIZE), last.as_deref())
+                    reader
+                        .page(PAGE_SIZE, last.as_deref())
                         .await
-                        .map(|page| page.repositories)
-                        .map_err(classify)
+                        .map_err(|failure| match failure {
+                            CatalogFailure::Unauthorized => Failure::Unauthorized,
+                            CatalogFailure::Forbidden => Failure::Forbidden,
+                            CatalogFailure::NotFound => Failure::NotFound("/v2/_catalog".into()),
+                            CatalogFailure::Transient(message) => Failure::Transient {
+                                message,
+                                exhausted: None,
+                            },
+                            CatalogFailure::Protocol(message) => Failure::Protocol(message),
+                        })
                 }
             })
             .await
@@ -1755,7 +1773,7 @@ mod tests {
         };
         assert_eq!(
             forbidden.to_string(),
-            "user \"u\" may not access spectro-packs/archive/p on h:1 (403 Forbidden)"
+            "user \"u\" may not access spectro-packs/archive/p on h:1: the credentials are valid, the permission is missing"
         );
         let unknown = RegistryError::UnknownVersion {
             registry: "h:1".into(),

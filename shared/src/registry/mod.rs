@@ -10,6 +10,7 @@
 
 pub mod address;
 pub mod cache;
+mod catalog;
 pub mod client;
 pub mod credentials;
 pub mod resolver;
