@@ -12,3 +12,4 @@ pub mod pki;
 pub mod process_kubelet;
 pub mod registry;
 pub mod token_server;
+pub mod wait;

@@ -8,9 +8,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -18,6 +17,7 @@ use kube::Api;
 use serde_json::Value;
 use strata_e2e::control_plane::{ControlPlane, ControlPlaneOptions};
 use strata_e2e::kubelet_sim::{SimNode, SimulatedKubelet};
+use strata_e2e::wait::eventually;
 
 const RELEASE: &str = "demo";
 /// The chart names every object `<release>-<chart>`.
@@ -137,25 +137,6 @@ fn list_entry(list: &Value, name: &str) -> Value {
         .find(|r| r["name"] == name)
         .unwrap_or_else(|| panic!("release {name} not in helm list: {list}"))
         .clone()
-}
-
-/// Polls `check` until it returns Some, or fails after `timeout`.
-async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 #[tokio::test]

@@ -4,7 +4,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -20,25 +19,7 @@ use strata_e2e::control_plane::{ControlPlane, ControlPlaneOptions};
 use strata_e2e::fault_proxy::FaultProxy;
 use strata_e2e::kubelet_sim::{SimNode, SimulatedKubelet};
 use strata_e2e::process_kubelet::{ClusterAccess, ProcessKubelet, default_agent_binary};
-
-/// Polls `check` until it returns Some, or fails the test after `timeout` with `what`.
-async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
+use strata_e2e::wait::eventually;
 
 fn from_json<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> T {
     serde_json::from_value(value).unwrap()
