@@ -13,3 +13,4 @@ pub mod process_kubelet;
 pub mod registry;
 pub mod token_server;
 pub mod wait;
+pub mod cloud_sim;

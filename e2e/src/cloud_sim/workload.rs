@@ -1,0 +1,421 @@
+//! The workload clusters: each is a real control plane (the substrate's `ControlPlane`)
+//! with a simulated kubelet registering one Node per running Machine.
+//!
+//! They live in a process-wide registry keyed by the cluster's identity (the
+//! `sim.strata.dev/cluster-id` annotation), not by the apiserver its CAPI objects are in:
+//! when the objects are moved to another apiserver, the simulator watching that one finds
+//! the same control plane and continues the cluster. A control plane stops when its Cluster
+//! is deleted, or at [`stop_all`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{Node, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::{Api, Client};
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair, KeyUsagePurpose,
+};
+use serde_json::json;
+
+use super::SimError;
+use super::api::{FIELD_MANAGER, Kube};
+use super::kinds::{CLUSTER, KUBEADM_CONTROL_PLANE};
+use super::objects::{CLUSTER_NAME_LABEL, name, uid};
+use super::snapshot::ClusterView;
+use crate::control_plane::{ControlPlane, ControlPlaneOptions};
+use crate::kubelet_sim::{SimNode, SimulatedKubelet};
+
+/// How long a failed start is remembered before the next attempt.
+const RETRY_AFTER: Duration = Duration::from_secs(10);
+/// The type CAPI gives the secrets it writes for a cluster.
+pub const CAPI_SECRET_TYPE: &str = "cluster.x-k8s.io/secret";
+
+/// A running workload cluster.
+pub struct Workload {
+    id: String,
+    // Dropped before the control plane, so its tasks stop before the apiserver does.
+    kubelet: SimulatedKubelet,
+    control_plane: ControlPlane,
+    kubeconfig: String,
+    /// `-ca`, `-etcd`, `-sa`, `-proxy`: fixed at start so every write is the same.
+    certificates: Vec<(&'static str, BTreeMap<String, String>)>,
+}
+
+impl std::fmt::Debug for Workload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Workload")
+            .field("id", &self.id)
+            .field("server", &self.control_plane.server())
+            .finish()
+    }
+}
+
+impl Workload {
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// `https://127.0.0.1:<port>`.
+    pub fn server(&self) -> &str {
+        self.control_plane.server()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.control_plane.apiserver_port()
+    }
+
+    /// An admin client of the workload apiserver.
+    pub fn client(&self) -> Client {
+        self.control_plane.client()
+    }
+
+    /// The admin kubeconfig, as written to `<cluster>-kubeconfig`.
+    pub fn kubeconfig(&self) -> &str {
+        &self.kubeconfig
+    }
+
+    pub fn control_plane(&self) -> &ControlPlane {
+        &self.control_plane
+    }
+
+    pub fn kubelet(&self) -> &SimulatedKubelet {
+        &self.kubelet
+    }
+}
+
+enum Entry {
+    Starting,
+    Running(Arc<Workload>),
+    Failed { at: Instant, error: String },
+}
+
+static REGISTRY: LazyLock<Mutex<HashMap<String, Entry>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+fn registry() -> std::sync::MutexGuard<'static, HashMap<String, Entry>> {
+    // Entries are replaced whole; a panic elsewhere cannot leave one half-written.
+    REGISTRY.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The running workload cluster of a cluster identity.
+pub fn running(id: &str) -> Option<Arc<Workload>> {
+    match registry().get(id) {
+        Some(Entry::Running(workload)) => Some(workload.clone()),
+        _ => None,
+    }
+}
+
+/// Why the last start of this identity's control plane failed, if it did.
+pub fn start_error(id: &str) -> Option<String> {
+    match registry().get(id) {
+        Some(Entry::Failed { error, .. }) => Some(error.clone()),
+        _ => None,
+    }
+}
+
+/// Starts the identity's control plane in the background unless it runs, is starting, or
+/// failed moments ago.
+pub fn ensure_started(id: &str, cluster: &str, controller_manager: bool) {
+    {
+        let mut registry = registry();
+        match registry.get(id) {
+            Some(Entry::Running(_) | Entry::Starting) => return,
+            Some(Entry::Failed { at, .. }) if at.elapsed() < RETRY_AFTER => return,
+            _ => {}
+        }
+        registry.insert(id.to_string(), Entry::Starting);
+    }
+    let (id, cluster) = (id.to_string(), cluster.to_string());
+    tokio::spawn(async move {
+        let span = tracing::info_span!("workload", cluster = %cluster, id = %id);
+        let _entered = span.enter();
+        tracing::info!("starting the workload control plane");
+        let result = start(&id, &cluster, controller_manager).await;
+        let mut registry = registry();
+        match (result, registry.get(&id)) {
+            (Ok(workload), Some(Entry::Starting)) => {
+                tracing::info!(server = %workload.server(), "workload control plane ready");
+                registry.insert(id, Entry::Running(Arc::new(workload)));
+            }
+            // Stopped while starting: the Cluster went away.
+            (Ok(workload), _) => drop_in_background(workload),
+            (Err(e), _) => {
+                tracing::warn!(error = %e, "the workload control plane did not start");
+                registry.insert(
+                    id,
+                    Entry::Failed {
+                        at: Instant::now(),
+                        error: e.to_string(),
+                    },
+                );
+            }
+        }
+    });
+}
+
+/// Stops one identity's control plane (in the background: stopping waits for processes).
+pub fn stop(id: &str) {
+    if let Some(Entry::Running(workload)) = registry().remove(id) {
+        drop_in_background(workload);
+    }
+}
+
+/// Stops every workload control plane of this process. Tests call it at the end, since a
+/// process-wide registry is never dropped on its own.
+pub fn stop_all() {
+    let entries: Vec<Entry> = registry().drain().map(|(_, e)| e).collect();
+    drop(entries);
+}
+
+fn drop_in_background<T: Send + 'static>(value: T) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => {
+            handle.spawn_blocking(move || drop(value));
+        }
+        Err(_) => drop(value),
+    }
+}
+
+async fn start(id: &str, cluster: &str, controller_manager: bool) -> Result<Workload, SimError> {
+    let workload_error = |action: &'static str| {
+        let cluster = cluster.to_string();
+        move |reason: String| SimError::Workload {
+            cluster,
+            action,
+            reason,
+        }
+    };
+    let options = ControlPlaneOptions {
+        controller_manager,
+        ready_timeout: Duration::from_secs(180),
+        ..ControlPlaneOptions::named(&format!("wl-{cluster}"))
+    };
+    let control_plane = ControlPlane::start(options)
+        .await
+        .map_err(|e| workload_error("start the control plane")(e.to_string()))?;
+    let kubeconfig = std::fs::read_to_string(control_plane.kubeconfig_path())
+        .map_err(|e| workload_error("read the admin kubeconfig")(e.to_string()))?;
+    let kubelet = SimulatedKubelet::start(control_plane.client(), Vec::new())
+        .await
+        .map_err(|e| workload_error("start the simulated kubelet")(e.to_string()))?;
+    let pki = control_plane.dir().join("pki");
+    let read = |file: &str| {
+        std::fs::read_to_string(pki.join(file))
+            .map_err(|e| workload_error("read the service-account keys")(e.to_string()))
+    };
+    let pair = |crt: String, key: Option<String>| {
+        let mut data = BTreeMap::from([("tls.crt".to_string(), crt)]);
+        if let Some(key) = key {
+            data.insert("tls.key".into(), key);
+        }
+        data
+    };
+    let (etcd_crt, etcd_key) = new_ca(&format!("{cluster}-etcd"))
+        .map_err(|e| workload_error("generate the etcd CA")(e.to_string()))?;
+    let (proxy_crt, proxy_key) = new_ca(&format!("{cluster}-front-proxy"))
+        .map_err(|e| workload_error("generate the front-proxy CA")(e.to_string()))?;
+    let certificates = vec![
+        // The substrate keeps its CA's private key in memory only, so this secret holds
+        // the real cluster CA certificate without a key.
+        ("ca", pair(control_plane.ca_pem().to_string(), None)),
+        ("etcd", pair(etcd_crt, Some(etcd_key))),
+        (
+            "sa",
+            pair(
+                read("service-accounts.pub")?,
+                Some(read("service-accounts.key")?),
+            ),
+        ),
+        ("proxy", pair(proxy_crt, Some(proxy_key))),
+    ];
+    Ok(Workload {
+        id: id.to_string(),
+        control_plane,
+        kubelet,
+        kubeconfig,
+        certificates,
+    })
+}
+
+/// A self-signed CA (certificate and key, PEM).
+fn new_ca(common_name: &str) -> Result<(String, String), rcgen::Error> {
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, common_name);
+    params.distinguished_name = dn;
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let cert = params.self_signed(&key)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
+/// Writes `<cluster>-kubeconfig`, `-ca`, `-etcd`, `-sa` and `-proxy` as CAPI does (type
+/// `cluster.x-k8s.io/secret`, the cluster-name label, owned by the control plane), where
+/// they are missing or differ.
+pub async fn reconcile_secrets(
+    kube: &Kube,
+    view: &ClusterView<'_>,
+    workload: &Workload,
+) -> Result<(), SimError> {
+    let api: Api<Secret> = Api::namespaced(kube.client.clone(), view.namespace);
+    let existing = api
+        .list(&ListParams::default().labels(&format!("{CLUSTER_NAME_LABEL}={}", view.name)))
+        .await
+        .map_err(|source| SimError::List {
+            kind: format!("Secret in {}", view.namespace),
+            source: Box::new(source),
+        })?;
+    let (owner_kind, owner) = match view.kcp {
+        Some(kcp) => (KUBEADM_CONTROL_PLANE, kcp),
+        None => (CLUSTER, view.cluster),
+    };
+    let owner_reference = OwnerReference {
+        api_version: owner_kind.api_version(),
+        kind: owner_kind.kind.into(),
+        name: name(owner).into(),
+        uid: uid(owner).into(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    };
+    let mut wanted = vec![(
+        "kubeconfig",
+        BTreeMap::from([("value".to_string(), workload.kubeconfig.clone())]),
+    )];
+    wanted.extend(workload.certificates.iter().cloned());
+    for (suffix, data) in wanted {
+        let secret_name = format!("{}-{suffix}", view.name);
+        let data: BTreeMap<String, ByteString> = data
+            .into_iter()
+            .map(|(k, v)| (k, ByteString(v.into_bytes())))
+            .collect();
+        let current = existing
+            .items
+            .iter()
+            .find(|s| s.metadata.name.as_deref() == Some(&secret_name));
+        if current.is_some_and(|s| {
+            s.data.as_ref() == Some(&data) && s.type_.as_deref() == Some(CAPI_SECRET_TYPE)
+        }) {
+            continue;
+        }
+        let secret = Secret {
+            metadata: ObjectMeta {
+                name: Some(secret_name.clone()),
+                namespace: Some(view.namespace.into()),
+                labels: Some(BTreeMap::from([(
+                    CLUSTER_NAME_LABEL.to_string(),
+                    view.name.to_string(),
+                )])),
+                owner_references: Some(vec![owner_reference.clone()]),
+                ..ObjectMeta::default()
+            },
+            type_: Some(CAPI_SECRET_TYPE.into()),
+            data: Some(data),
+            ..Secret::default()
+        };
+        tracing::info!(secret = %secret_name, "writing a cluster secret");
+        api.patch(
+            &secret_name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&secret),
+        )
+        .await
+        .map_err(|source| SimError::Api {
+            action: "apply",
+            kind: "Secret".into(),
+            object: format!("{}/{secret_name}", view.namespace),
+            source: Box::new(source),
+        })?;
+    }
+    Ok(())
+}
+
+/// The workload cluster's Nodes by name.
+pub async fn nodes(workload: &Workload) -> Result<BTreeMap<String, Node>, SimError> {
+    let api: Api<Node> = Api::all(workload.client());
+    let list = api
+        .list(&ListParams::default())
+        .await
+        .map_err(|source| SimError::List {
+            kind: format!("Node of workload {}", workload.id),
+            source: Box::new(source),
+        })?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter_map(|n| Some((n.metadata.name.clone()?, n)))
+        .collect())
+}
+
+/// What a registered Node looks like.
+pub struct NodeSpec<'a> {
+    pub name: &'a str,
+    pub provider_id: &'a str,
+    pub control_plane: bool,
+    pub cpus: u32,
+    pub memory_mib: u64,
+    pub version: Option<&'a str>,
+}
+
+/// Registers a Node as its kubelet would, reporting the Machine's Kubernetes version.
+pub async fn register_node(workload: &Workload, node: NodeSpec<'_>) -> Result<(), SimError> {
+    let mut labels = BTreeMap::new();
+    if node.control_plane {
+        // Both names: 1.20 still uses `master`, newer tooling `control-plane`.
+        labels.insert(
+            "node-role.kubernetes.io/control-plane".to_string(),
+            String::new(),
+        );
+        labels.insert("node-role.kubernetes.io/master".to_string(), String::new());
+    }
+    let sim_node = SimNode {
+        name: node.name.into(),
+        labels,
+        provider_id: Some(node.provider_id.into()),
+        cpus: node.cpus,
+        memory_mib: node.memory_mib,
+    };
+    let node_error = |reason: String| SimError::Workload {
+        cluster: workload.id.clone(),
+        action: "register a node",
+        reason,
+    };
+    workload
+        .kubelet
+        .add_node(sim_node)
+        .await
+        .map_err(|e| node_error(e.to_string()))?;
+    if let Some(version) = node.version {
+        // The simulated kubelet reports 1.20.2; the kubelet a machine would run has the
+        // machine's version, which is what rollouts are checked by.
+        let api: Api<Node> = Api::all(workload.client());
+        let patch = json!({ "status": { "nodeInfo": {
+            "kubeletVersion": version,
+            "kubeProxyVersion": version,
+        }}});
+        api.patch_status(node.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|e| node_error(e.to_string()))?;
+    }
+    Ok(())
+}
+
+pub async fn remove_node(workload: &Workload, node: &str) -> Result<(), SimError> {
+    workload
+        .kubelet
+        .remove_node(node)
+        .await
+        .map_err(|e| SimError::Workload {
+            cluster: workload.id.clone(),
+            action: "remove a node",
+            reason: e.to_string(),
+        })
+}
