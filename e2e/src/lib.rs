@@ -5,6 +5,7 @@
 
 pub mod binaries;
 pub mod capi_crds;
+pub mod cloud_sim;
 pub mod control_plane;
 pub mod fault_proxy;
 pub mod kubelet_sim;
@@ -13,4 +14,3 @@ pub mod process_kubelet;
 pub mod registry;
 pub mod token_server;
 pub mod wait;
-pub mod cloud_sim;
