@@ -187,6 +187,22 @@ fn helm_engine_library_in(env: Lookup<'_>) -> Result<PathBuf, BinaryError> {
     }
 }
 
+/// The Python of the ORAS SDK's virtual environment, `<cache>/oras-venv/bin/python`
+/// (installed by `scripts/oras-sdk.sh`): the independent peer for registry interop.
+pub fn oras_python() -> Result<PathBuf, BinaryError> {
+    let path = cache_dir().join("oras-venv").join("bin").join("python");
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(not_found(
+            "the ORAS Python SDK",
+            path,
+            "installed by scripts/oras-sdk.sh into the cache, $STRATA_CACHE_DIR or $HOME/.cache/strata".to_string(),
+            "no such file",
+        ))
+    }
+}
+
 /// A program installed by a Debian package at `default`, unless `$var_name` names another.
 fn system_tool(
     tool: &str,

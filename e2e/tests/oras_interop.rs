@@ -16,7 +16,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use strata_e2e::binaries::cache_dir;
 use strata_e2e::registry::{RegistryOptions, TestRegistry};
 use strata_shared::pack::Pack;
 use strata_shared::registry::client::{self as pack_client, PackRegistryClient};
@@ -24,16 +23,9 @@ use strata_shared::registry::credentials::Credentials;
 
 const BASE: &str = "strata";
 
-/// The SDK's python; fails (never skips) when it is not installed.
 fn oras_python() -> PathBuf {
-    let python = cache_dir().join("oras-venv/bin/python");
-    assert!(
-        python.is_file(),
-        "the ORAS Python SDK is not installed ({} is missing); run \
-         scripts/install-test-deps.sh (or scripts/oras-sdk.sh)",
-        python.display()
-    );
-    python
+    // Fails (never skips) when the SDK is not installed.
+    strata_e2e::binaries::oras_python().unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn fixture_script() -> PathBuf {
