@@ -245,6 +245,30 @@ impl Kube {
     }
 
     /// Deletes an object (in the background; owner references clean up what it owns).
+    /// Server-side applies a Secret (bootstrap data, the cluster's `<cluster>-*` secrets).
+    pub async fn apply_secret(
+        &self,
+        namespace: &str,
+        secret: &k8s_openapi::api::core::v1::Secret,
+    ) -> Result<(), SimError> {
+        let name = secret.metadata.name.clone().unwrap_or_default();
+        let api: Api<k8s_openapi::api::core::v1::Secret> =
+            Api::namespaced(self.client.clone(), namespace);
+        api.patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(secret),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|source| SimError::Api {
+            action: "apply",
+            kind: "Secret".into(),
+            object: format!("{namespace}/{name}"),
+            source: Box::new(source),
+        })
+    }
+
     pub async fn delete(&self, kind: &Kind, ns: &str, object: &str) -> Result<(), SimError> {
         match self
             .api(kind, ns)

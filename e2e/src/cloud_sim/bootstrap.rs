@@ -10,11 +10,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::Api;
-use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
 
-use super::api::FIELD_MANAGER;
 use super::kinds::KUBEADM_CONFIG;
 use super::objects::{
     CLUSTER_NAME_LABEL, Cond, creation, generation, is_deleting, is_paused, metav1_conditions,
@@ -129,19 +126,7 @@ pub async fn reconcile(
         ..Secret::default()
     };
     tracing::info!(config = %secret_name, init, "bootstrap data ready");
-    let api: Api<Secret> = Api::namespaced(shared.kube.client.clone(), view.namespace);
-    api.patch(
-        &secret_name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&secret),
-    )
-    .await
-    .map_err(|source| SimError::Api {
-        action: "apply",
-        kind: "Secret".into(),
-        object: format!("{}/{secret_name}", view.namespace),
-        source: Box::new(source),
-    })?;
+    shared.kube.apply_secret(view.namespace, &secret).await?;
     let status = json!({
         "observedGeneration": generation,
         "dataSecretName": secret_name,

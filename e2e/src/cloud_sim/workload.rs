@@ -22,7 +22,7 @@ use rcgen::{
 use serde_json::json;
 
 use super::SimError;
-use super::api::{FIELD_MANAGER, Kube};
+use super::api::Kube;
 use super::kinds::{CLUSTER, KUBEADM_CONTROL_PLANE};
 use super::objects::{CLUSTER_NAME_LABEL, name, uid};
 use super::snapshot::ClusterView;
@@ -322,18 +322,7 @@ pub async fn reconcile_secrets(
             ..Secret::default()
         };
         tracing::info!(secret = %secret_name, "writing a cluster secret");
-        api.patch(
-            &secret_name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&secret),
-        )
-        .await
-        .map_err(|source| SimError::Api {
-            action: "apply",
-            kind: "Secret".into(),
-            object: format!("{}/{secret_name}", view.namespace),
-            source: Box::new(source),
-        })?;
+        kube.apply_secret(view.namespace, &secret).await?;
     }
     Ok(())
 }
