@@ -3,13 +3,17 @@
 //! pack folder and writing archives are the exceptions), so that it is unit-tested
 //! without a cluster.
 
+pub mod capi;
 pub mod catalog;
+pub mod cloud_account;
 pub mod cluster;
+pub mod conditions;
 pub mod crds;
 pub mod finding;
 pub mod pack;
 pub mod pack_registry;
 pub mod profile;
 pub mod registry;
+pub mod revision;
 pub mod values_merge;
 pub mod version;

@@ -37,6 +37,9 @@ pub struct StackLayer {
     pub profile: String,
     pub profile_version: String,
     pub priority: i32,
+    /// The `PackRegistry` named by the profile layer; the default one when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry: Option<String>,
     pub values: serde_yaml::Value,
     #[serde(skip)]
     pub manifest: PackManifest,
@@ -151,7 +154,10 @@ pub fn compose(
     for violation in check_dependencies(&entries) {
         findings.push(violation.finding);
     }
-    findings.extend(check_resources(&entries, &cluster.spec.node_pools));
+    findings.extend(check_resources(
+        &entries,
+        &cluster.spec.node_pools.effective(cluster.spec.cloud_type),
+    ));
 
     if findings.has_errors() {
         return (None, findings);
@@ -278,6 +284,7 @@ fn stack_layer(s: &Selected<'_>, l: &ResolvedLayer) -> StackLayer {
         profile: s.name.clone(),
         profile_version: s.profile.spec.version.clone(),
         priority: l.layer.priority.unwrap_or(0),
+        registry: l.layer.registry.clone(),
         values: merge_values(&l.pack.values, &l.values),
         manifest: l.pack.manifest.clone(),
         origin: l.pack.origin.clone(),

@@ -126,6 +126,7 @@ pub fn machine(cpus: u32, memory_mib: u64, disk_gib: u64) -> MachineShape {
         cpus: Some(cpus),
         memory_mib: Some(memory_mib),
         disk_gib: Some(disk_gib),
+        ..MachineShape::default()
     }
 }
 
@@ -153,6 +154,11 @@ pub fn cluster(cloud: ClusterCloud, profiles: &[&str]) -> WorkloadCluster {
                 }],
             },
             overrides: Vec::<LayerOverride>::new(),
+            cloud_account_ref: None,
+            cluster_network: None,
+            vsphere: None,
+            aws: None,
+            azure: None,
         },
     )
 }

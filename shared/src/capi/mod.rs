@@ -1,0 +1,1 @@
+//! Cluster API objects built from a revision (being written).

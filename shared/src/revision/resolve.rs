@@ -1,0 +1,218 @@
+//! From a validated cluster, its composed stack and its cloud account to the desired
+//! state a revision pins.
+
+use std::collections::BTreeMap;
+
+use serde_yaml::Value;
+use sha2::{Digest, Sha256};
+
+use super::{AccountSettings, DesiredState, KubeadmSettings, OsImage, RevisionLayer};
+use crate::cloud_account::CloudAccount;
+use crate::cluster::{ClusterCloud, ResolvedNetwork, WorkloadCluster, check_network};
+use crate::finding::Findings;
+use crate::pack::manifest::Layer;
+use crate::profile::compose::ComposedStack;
+use crate::values_merge::lookup;
+
+/// The name of revision `number` of cluster `cluster`.
+pub fn revision_name(cluster: &str, number: i64) -> String {
+    format!("{cluster}-r{number}")
+}
+
+/// `sha256:<hex>` of the desired state's JSON (struct fields in declaration order, maps
+/// sorted), so equal intents hash equal.
+pub fn content_hash(desired: &DesiredState) -> String {
+    let json = serde_json::to_vec(desired).unwrap_or_default();
+    let digest = Sha256::digest(&json);
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+fn layer_name(layer: Layer) -> String {
+    serde_json::to_value(layer)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_else(|| format!("{layer:?}").to_lowercase())
+}
+
+/// A scalar value as a command-line argument value; `None` for mappings and lists.
+fn scalar(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn extra_args(
+    values: &Value,
+    path: &str,
+    subject: &str,
+    findings: &mut Findings,
+) -> BTreeMap<String, String> {
+    let mut args = BTreeMap::new();
+    let Some(found) = lookup(values, path) else {
+        return args;
+    };
+    let Value::Mapping(mapping) = found else {
+        if !found.is_null() {
+            findings.error(
+                format!("{subject}: {path}"),
+                "is not a mapping; expected flag names with their values",
+            );
+        }
+        return args;
+    };
+    for (key, value) in mapping {
+        let Some(key) = key.as_str() else { continue };
+        match scalar(value) {
+            Some(v) => {
+                args.insert(key.to_string(), v);
+            }
+            // A flag set to null is a flag removed (Helm's rule for defaults).
+            None if value.is_null() => {}
+            None => findings.error(
+                format!("{subject}: {path}.{key}"),
+                "is a list or mapping; expected a single value for the flag",
+            ),
+        }
+    }
+    args
+}
+
+fn kubeadm_settings(values: &Value, subject: &str, findings: &mut Findings) -> KubeadmSettings {
+    KubeadmSettings {
+        api_server_extra_args: extra_args(values, "kubeadmconfig.apiServer.extraArgs", subject, findings),
+        controller_manager_extra_args: extra_args(
+            values,
+            "kubeadmconfig.controllerManager.extraArgs",
+            subject,
+            findings,
+        ),
+        scheduler_extra_args: extra_args(values, "kubeadmconfig.scheduler.extraArgs", subject, findings),
+        kubelet_extra_args: extra_args(values, "kubeadmconfig.kubeletExtraArgs", subject, findings),
+    }
+}
+
+/// The desired state of `cluster` from its composed `stack`. Errors name the field or
+/// layer: a stack without an OS or Kubernetes layer, an OS pack without the image its
+/// cloud needs, bad kubeadm values, a bad cluster network.
+pub fn desired_state(
+    cluster: &WorkloadCluster,
+    stack: &ComposedStack,
+    account: Option<&CloudAccount>,
+) -> Result<DesiredState, Findings> {
+    let mut findings = Findings::new();
+    let cloud = cluster.spec.cloud_type;
+    let os = stack.layers.iter().find(|l| l.layer == Layer::Os);
+    let k8s = stack.layers.iter().find(|l| l.layer == Layer::K8s);
+    if os.is_none() {
+        findings.error("spec.profiles", "the composed stack has no os layer; the machines need an image");
+    }
+    if k8s.is_none() {
+        findings.error("spec.profiles", "the composed stack has no k8s layer; the cluster needs a Kubernetes version");
+    }
+    let (Some(os), Some(k8s)) = (os, k8s) else {
+        return Err(findings);
+    };
+    let os_image = OsImage {
+        pack: os.name.clone(),
+        version: os.version.clone(),
+        annotations: os.manifest.annotations.clone(),
+    };
+    check_image(cloud, &os_image, &mut findings);
+
+    let k8s_subject = format!("profile {}: layer {}", k8s.profile, k8s.name);
+    let kubernetes_version = format!("v{}", k8s.version.trim_start_matches('v'));
+    if semver::Version::parse(kubernetes_version.trim_start_matches('v')).is_err() {
+        findings.error(
+            &k8s_subject,
+            format!("version {:?} is not a Kubernetes release; expected MAJOR.MINOR.PATCH", k8s.version),
+        );
+    }
+    let kubeadm = kubeadm_settings(&k8s.values, &k8s_subject, &mut findings);
+    let text = |path: &str| lookup(&k8s.values, path).and_then(Value::as_str);
+    let network = ResolvedNetwork::resolve(
+        cluster.spec.cluster_network.as_ref(),
+        text("pack.podCIDR"),
+        text("pack.serviceClusterIpRange"),
+    );
+    findings.extend(check_network(&network));
+
+    let mut layers = Vec::new();
+    for l in &stack.layers {
+        let values = match serde_yaml::to_string(&l.values) {
+            Ok(v) => v,
+            Err(e) => {
+                findings.error(format!("profile {}: layer {}", l.profile, l.name), format!("its merged values cannot be written as YAML: {e}"));
+                continue;
+            }
+        };
+        layers.push(RevisionLayer {
+            order: u32::try_from(l.order).unwrap_or(u32::MAX),
+            name: l.name.clone(),
+            version: l.version.clone(),
+            layer: layer_name(l.layer),
+            registry: l.registry.clone(),
+            digest: l.digest.clone(),
+            values,
+        });
+    }
+    if findings.has_errors() {
+        return Err(findings);
+    }
+    let spec = &cluster.spec;
+    Ok(DesiredState {
+        cloud_type: cloud,
+        profiles: stack.profiles.clone(),
+        kubernetes_version,
+        os: os_image,
+        kubeadm,
+        layers,
+        node_pools: spec.node_pools.clone(),
+        network,
+        vsphere: spec.vsphere.clone().filter(|_| cloud == ClusterCloud::Vsphere),
+        aws: spec.aws.clone().filter(|_| cloud == ClusterCloud::Aws),
+        azure: spec.azure.clone().filter(|_| cloud == ClusterCloud::Azure),
+        account: account.map(|a| AccountSettings {
+            name: a.metadata.name.clone().unwrap_or_default(),
+            vsphere: a.spec.vsphere.clone(),
+            azure: a.spec.azure.clone(),
+        }),
+    })
+}
+
+/// The OS pack carries the image its cloud boots from.
+fn check_image(cloud: ClusterCloud, os: &OsImage, findings: &mut Findings) {
+    let needed: &[&str] = match cloud {
+        ClusterCloud::Aws => &["imageId"],
+        ClusterCloud::Vsphere => &["imageId"],
+        ClusterCloud::Azure => &["imagePublisher", "imageOffer", "imageSKU"],
+        ClusterCloud::Sim => &[],
+    };
+    let what = match cloud {
+        ClusterCloud::Aws => "the AMI of the machines",
+        ClusterCloud::Vsphere => "the VM template or OVA the machines are cloned from",
+        ClusterCloud::Azure => "the marketplace image of the machines",
+        ClusterCloud::Sim => "",
+    };
+    let missing: Vec<&str> = needed
+        .iter()
+        .copied()
+        .filter(|k| os.annotation(k).is_none())
+        .collect();
+    if !missing.is_empty() {
+        findings.error(
+            format!("os layer {} {}", os.pack, os.version),
+            format!(
+                "pack.json has no annotation {}; on {cloud} it gives {what}",
+                missing.join(", ")
+            ),
+        );
+    }
+}
+
+#[cfg(test)]
+#[path = "resolve_tests.rs"]
+mod tests;
