@@ -3,15 +3,13 @@
 //! This version holds the agent's leader lease in its namespace, renewing it while it
 //! runs; the pivot, scale-out and layer installation are built on top of it.
 
-mod leader_lease;
-
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
 use kube::Client;
 
-use crate::leader_lease::LeaderLease;
+use strata_shared::lease::LeaderLease;
 
 #[derive(Parser)]
 #[command(name = "strata-agent", version, about = "Strata's in-cluster agent")]

@@ -9,6 +9,7 @@ pub mod cloud_sim;
 pub mod control_plane;
 pub mod fault_proxy;
 pub mod kubelet_sim;
+pub mod management;
 pub mod pki;
 pub mod process_kubelet;
 pub mod registry;

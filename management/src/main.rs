@@ -1,8 +1,9 @@
-//! `strata`: Strata's operator CLI (and, later, its management controller).
+//! `strata`: Strata's operator CLI and its management controller (`strata controller`).
 //!
 //! Exit status: 0 when every input is valid (warnings go to stderr), 1 when any is not or
 //! the command failed, 2 on usage errors.
 
+mod controller;
 mod crd_commands;
 mod documents;
 mod pack_commands;
@@ -44,6 +45,9 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         output_dir: Option<PathBuf>,
     },
+    /// Run the management controller: WorkloadClusters become revisions, Cluster API
+    /// objects and, once the first control-plane node is up, an installed agent.
+    Controller(controller::ControllerArgs),
 }
 
 #[derive(Subcommand)]
@@ -229,6 +233,16 @@ fn run(cli: Cli) -> Result<ExitStatus, CommandError> {
             registry,
         }) => profile_commands::render(&profiles, &cluster, origin(packs.as_deref(), &registry)?),
         Command::Crds { output_dir } => crd_commands::run(output_dir.as_deref()),
+        Command::Controller(args) => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| "info".into()),
+                )
+                .init();
+            controller::run(args).map_err(CommandError::Failed)?;
+            Ok(ExitStatus::Success)
+        }
     }
 }
 

@@ -104,7 +104,9 @@ fn crds_prints_every_crd() {
     assert_eq!(
         names,
         [
+            "cloudaccounts.strata.dev",
             "clusterprofiles.strata.dev",
+            "clusterrevisions.strata.dev",
             "packregistries.strata.dev",
             "workloadclusters.strata.dev"
         ]

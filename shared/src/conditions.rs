@@ -88,13 +88,28 @@ mod tests {
         let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
         let t1: Timestamp = "2026-01-01T00:01:00Z".parse().unwrap();
         let mut conditions = Vec::new();
-        set_condition(&mut conditions, ConditionUpdate::not("Ready", "Waiting", "a"), Some(1), t0);
-        set_condition(&mut conditions, ConditionUpdate::not("Ready", "StillWaiting", "b"), Some(2), t1);
+        set_condition(
+            &mut conditions,
+            ConditionUpdate::not("Ready", "Waiting", "a"),
+            Some(1),
+            t0,
+        );
+        set_condition(
+            &mut conditions,
+            ConditionUpdate::not("Ready", "StillWaiting", "b"),
+            Some(2),
+            t1,
+        );
         assert_eq!(conditions.len(), 1);
         assert_eq!(conditions[0].last_transition_time.0, t0);
         assert_eq!(conditions[0].reason, "StillWaiting");
         assert_eq!(conditions[0].observed_generation, Some(2));
-        set_condition(&mut conditions, ConditionUpdate::ok("Ready", "Done", ""), Some(2), t1);
+        set_condition(
+            &mut conditions,
+            ConditionUpdate::ok("Ready", "Done", ""),
+            Some(2),
+            t1,
+        );
         assert_eq!(conditions[0].last_transition_time.0, t1);
         assert!(is_true(&conditions, "Ready"));
         assert!(!is_true(&conditions, "Other"));

@@ -5,14 +5,18 @@
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
+use crate::cloud_account::CloudAccount;
 use crate::cluster::WorkloadCluster;
 use crate::pack_registry::PackRegistry;
 use crate::profile::ClusterProfile;
+use crate::revision::ClusterRevision;
 
 /// The CRDs, in a stable order.
 pub fn all() -> Vec<CustomResourceDefinition> {
     vec![
+        CloudAccount::crd(),
         ClusterProfile::crd(),
+        ClusterRevision::crd(),
         PackRegistry::crd(),
         WorkloadCluster::crd(),
     ]

@@ -3,6 +3,7 @@
 //! pack folder and writing archives are the exceptions), so that it is unit-tested
 //! without a cluster.
 
+pub mod agent_install;
 pub mod capi;
 pub mod catalog;
 pub mod cloud_account;
@@ -10,6 +11,7 @@ pub mod cluster;
 pub mod conditions;
 pub mod crds;
 pub mod finding;
+pub mod lease;
 pub mod pack;
 pub mod pack_registry;
 pub mod profile;

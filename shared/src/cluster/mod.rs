@@ -199,6 +199,22 @@ pub struct AzurePlacement {
     pub ssh_public_key: Option<String>,
 }
 
+/// The namespace of the management cluster that holds a cluster's CAPI objects and
+/// revisions and nothing else, so that RBAC can give its agent that namespace alone:
+/// `<namespace>-<name>`, shortened with a hash of both when longer than a namespace name
+/// may be.
+pub fn objects_namespace(namespace: &str, name: &str) -> String {
+    let full = format!("{namespace}-{name}");
+    if full.len() <= 63 {
+        return full;
+    }
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(full.as_bytes());
+    let hash: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+    let head = full[..54].trim_end_matches('-');
+    format!("{head}-{hash}")
+}
+
 /// Values for one layer of the composed stack, overriding the profile's.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 pub struct LayerOverride {
@@ -206,4 +222,20 @@ pub struct LayerOverride {
     pub pack: String,
     /// YAML text merged over the layer's values (Helm merge rules).
     pub values: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn objects_namespaces_are_valid_names_and_distinct() {
+        assert_eq!(objects_namespace("team-a", "edge-1"), "team-a-edge-1");
+        let long = "x".repeat(40);
+        let a = objects_namespace(&long, &format!("{long}-a"));
+        let b = objects_namespace(&long, &format!("{long}-b"));
+        assert!(a.len() <= 63 && b.len() <= 63, "{a} {b}");
+        assert_ne!(a, b);
+        assert!(!a.ends_with('-'));
+    }
 }

@@ -39,14 +39,18 @@ impl ResolvedNetwork {
         layer_pod_cidr: Option<&str>,
         layer_service_cidr: Option<&str>,
     ) -> ResolvedNetwork {
-        let pick = |set: Option<&Vec<String>>, layer: Option<&str>, default: &str| {
-            match set.filter(|v| !v.is_empty()) {
-                Some(v) => v.clone(),
-                None => vec![layer.unwrap_or(default).to_string()],
-            }
+        let pick = |set: Option<&Vec<String>>, layer: Option<&str>, default: &str| match set
+            .filter(|v| !v.is_empty())
+        {
+            Some(v) => v.clone(),
+            None => vec![layer.unwrap_or(default).to_string()],
         };
         ResolvedNetwork {
-            pod_cidrs: pick(cluster.map(|c| &c.pod_cidrs), layer_pod_cidr, DEFAULT_POD_CIDR),
+            pod_cidrs: pick(
+                cluster.map(|c| &c.pod_cidrs),
+                layer_pod_cidr,
+                DEFAULT_POD_CIDR,
+            ),
             service_cidrs: pick(
                 cluster.map(|c| &c.service_cidrs),
                 layer_service_cidr,
@@ -76,7 +80,9 @@ pub fn check_network(network: &ResolvedNetwork) -> Findings {
                 ),
                 Err(_) => findings.error(
                     format!("spec.clusterNetwork.{field}[{i}]"),
-                    format!("{cidr:?} is not a CIDR; expected an address range such as 10.96.0.0/12"),
+                    format!(
+                        "{cidr:?} is not a CIDR; expected an address range such as 10.96.0.0/12"
+                    ),
                 ),
             }
         }
@@ -89,7 +95,9 @@ pub fn check_network(network: &ResolvedNetwork) -> Findings {
             if pod.contains(&service.network()) || service.contains(&pod.network()) {
                 findings.error(
                     "spec.clusterNetwork",
-                    format!("the pod range {p} overlaps the service range {s}; they must be disjoint"),
+                    format!(
+                        "the pod range {p} overlaps the service range {s}; they must be disjoint"
+                    ),
                 );
             }
         }
@@ -147,9 +155,18 @@ mod tests {
             service_domain: "Cluster.Local".into(),
         };
         let findings = check_network(&network);
-        assert!(findings.contains("spec.clusterNetwork.podCidrs[1]", "\"banana\" is not a CIDR"));
-        assert!(findings.contains("spec.clusterNetwork.serviceCidrs[0]", "host bits set; expected the network address, 10.96.0.0/12"));
-        assert!(findings.contains("spec.clusterNetwork", "10.96.0.0/16 overlaps the service range 10.0.0.0/8"));
+        assert!(findings.contains(
+            "spec.clusterNetwork.podCidrs[1]",
+            "\"banana\" is not a CIDR"
+        ));
+        assert!(findings.contains(
+            "spec.clusterNetwork.serviceCidrs[0]",
+            "host bits set; expected the network address, 10.96.0.0/12"
+        ));
+        assert!(findings.contains(
+            "spec.clusterNetwork",
+            "10.96.0.0/16 overlaps the service range 10.0.0.0/8"
+        ));
         assert!(findings.contains("spec.clusterNetwork.serviceDomain", "not a DNS domain"));
         assert_eq!(findings.errors().count(), 4);
     }

@@ -14,7 +14,10 @@ pub struct WorkloadClusterStatus {
     pub observed_generation: Option<i64>,
     /// Standard conditions: Valid, RevisionPublished, ObjectsApplied,
     /// ControlPlaneInitialized, AgentInstalled, Pivoted, Deleting, Ready.
+    // A map keyed by type, so the controller and the agent each own their conditions
+    // under server-side apply.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
     /// The number of the `ClusterRevision` in force.
     #[serde(default, skip_serializing_if = "Option::is_none")]

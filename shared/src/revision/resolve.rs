@@ -83,14 +83,24 @@ fn extra_args(
 
 fn kubeadm_settings(values: &Value, subject: &str, findings: &mut Findings) -> KubeadmSettings {
     KubeadmSettings {
-        api_server_extra_args: extra_args(values, "kubeadmconfig.apiServer.extraArgs", subject, findings),
+        api_server_extra_args: extra_args(
+            values,
+            "kubeadmconfig.apiServer.extraArgs",
+            subject,
+            findings,
+        ),
         controller_manager_extra_args: extra_args(
             values,
             "kubeadmconfig.controllerManager.extraArgs",
             subject,
             findings,
         ),
-        scheduler_extra_args: extra_args(values, "kubeadmconfig.scheduler.extraArgs", subject, findings),
+        scheduler_extra_args: extra_args(
+            values,
+            "kubeadmconfig.scheduler.extraArgs",
+            subject,
+            findings,
+        ),
         kubelet_extra_args: extra_args(values, "kubeadmconfig.kubeletExtraArgs", subject, findings),
     }
 }
@@ -108,10 +118,16 @@ pub fn desired_state(
     let os = stack.layers.iter().find(|l| l.layer == Layer::Os);
     let k8s = stack.layers.iter().find(|l| l.layer == Layer::K8s);
     if os.is_none() {
-        findings.error("spec.profiles", "the composed stack has no os layer; the machines need an image");
+        findings.error(
+            "spec.profiles",
+            "the composed stack has no os layer; the machines need an image",
+        );
     }
     if k8s.is_none() {
-        findings.error("spec.profiles", "the composed stack has no k8s layer; the cluster needs a Kubernetes version");
+        findings.error(
+            "spec.profiles",
+            "the composed stack has no k8s layer; the cluster needs a Kubernetes version",
+        );
     }
     let (Some(os), Some(k8s)) = (os, k8s) else {
         return Err(findings);
@@ -128,7 +144,10 @@ pub fn desired_state(
     if semver::Version::parse(kubernetes_version.trim_start_matches('v')).is_err() {
         findings.error(
             &k8s_subject,
-            format!("version {:?} is not a Kubernetes release; expected MAJOR.MINOR.PATCH", k8s.version),
+            format!(
+                "version {:?} is not a Kubernetes release; expected MAJOR.MINOR.PATCH",
+                k8s.version
+            ),
         );
     }
     let kubeadm = kubeadm_settings(&k8s.values, &k8s_subject, &mut findings);
@@ -145,7 +164,10 @@ pub fn desired_state(
         let values = match serde_yaml::to_string(&l.values) {
             Ok(v) => v,
             Err(e) => {
-                findings.error(format!("profile {}: layer {}", l.profile, l.name), format!("its merged values cannot be written as YAML: {e}"));
+                findings.error(
+                    format!("profile {}: layer {}", l.profile, l.name),
+                    format!("its merged values cannot be written as YAML: {e}"),
+                );
                 continue;
             }
         };
@@ -172,7 +194,10 @@ pub fn desired_state(
         layers,
         node_pools: spec.node_pools.clone(),
         network,
-        vsphere: spec.vsphere.clone().filter(|_| cloud == ClusterCloud::Vsphere),
+        vsphere: spec
+            .vsphere
+            .clone()
+            .filter(|_| cloud == ClusterCloud::Vsphere),
         aws: spec.aws.clone().filter(|_| cloud == ClusterCloud::Aws),
         azure: spec.azure.clone().filter(|_| cloud == ClusterCloud::Azure),
         account: account.map(|a| AccountSettings {

@@ -20,12 +20,17 @@ pub fn validate_placement(cluster: &WorkloadCluster) -> Findings {
         if owner == cloud && !present {
             findings.error(
                 format!("spec.{field}"),
-                format!("is missing; a {cloud} cluster needs its placement ({})", placement_fields(cloud)),
+                format!(
+                    "is missing; a {cloud} cluster needs its placement ({})",
+                    placement_fields(cloud)
+                ),
             );
         } else if owner != cloud && present {
             findings.error(
                 format!("spec.{field}"),
-                format!("is set, but the cluster's cloudType is {cloud}; remove it or change cloudType"),
+                format!(
+                    "is set, but the cluster's cloudType is {cloud}; remove it or change cloudType"
+                ),
             );
         }
     }
@@ -38,8 +43,18 @@ pub fn validate_placement(cluster: &WorkloadCluster) -> Findings {
                 );
             }
         }
-        if aws.vpc_id.as_deref().is_some_and(|v| !v.starts_with("vpc-")) {
-            findings.error("spec.aws.vpcId", format!("{:?} is not a VPC ID; expected vpc-…", aws.vpc_id.as_deref().unwrap_or_default()));
+        if aws
+            .vpc_id
+            .as_deref()
+            .is_some_and(|v| !v.starts_with("vpc-"))
+        {
+            findings.error(
+                "spec.aws.vpcId",
+                format!(
+                    "{:?} is not a VPC ID; expected vpc-…",
+                    aws.vpc_id.as_deref().unwrap_or_default()
+                ),
+            );
         }
     }
     let pools = std::iter::once((
@@ -74,7 +89,12 @@ fn placement_fields(cloud: ClusterCloud) -> &'static str {
     }
 }
 
-fn check_machine(cloud: ClusterCloud, subject: &str, machine: &MachineShape, findings: &mut Findings) {
+fn check_machine(
+    cloud: ClusterCloud,
+    subject: &str,
+    machine: &MachineShape,
+    findings: &mut Findings,
+) {
     let mut need = |field: &str, present: bool, why: &str| {
         if !present {
             findings.error(format!("{subject}.{field}"), format!("is missing; {why}"));
@@ -82,21 +102,50 @@ fn check_machine(cloud: ClusterCloud, subject: &str, machine: &MachineShape, fin
     };
     match cloud {
         ClusterCloud::Vsphere => {
-            need("cpus", machine.cpus.is_some(), "vSphere machines are sized by cpus, memoryMib and diskGib");
-            need("memoryMib", machine.memory_mib.is_some(), "vSphere machines are sized by cpus, memoryMib and diskGib");
-            need("diskGib", machine.disk_gib.is_some(), "vSphere machines are sized by cpus, memoryMib and diskGib");
+            need(
+                "cpus",
+                machine.cpus.is_some(),
+                "vSphere machines are sized by cpus, memoryMib and diskGib",
+            );
+            need(
+                "memoryMib",
+                machine.memory_mib.is_some(),
+                "vSphere machines are sized by cpus, memoryMib and diskGib",
+            );
+            need(
+                "diskGib",
+                machine.disk_gib.is_some(),
+                "vSphere machines are sized by cpus, memoryMib and diskGib",
+            );
         }
-        ClusterCloud::Aws => need("instanceType", machine.instance_type.is_some(), "AWS machines are sized by their EC2 instance type, e.g. m5.xlarge"),
-        ClusterCloud::Azure => need("vmSize", machine.vm_size.is_some(), "Azure machines are sized by their VM size, e.g. Standard_D4s_v3"),
+        ClusterCloud::Aws => need(
+            "instanceType",
+            machine.instance_type.is_some(),
+            "AWS machines are sized by their EC2 instance type, e.g. m5.xlarge",
+        ),
+        ClusterCloud::Azure => need(
+            "vmSize",
+            machine.vm_size.is_some(),
+            "Azure machines are sized by their VM size, e.g. Standard_D4s_v3",
+        ),
         ClusterCloud::Sim => {}
     }
     let foreign = [
-        ("instanceType", machine.instance_type.is_some() && cloud != ClusterCloud::Aws),
-        ("vmSize", machine.vm_size.is_some() && cloud != ClusterCloud::Azure),
+        (
+            "instanceType",
+            machine.instance_type.is_some() && cloud != ClusterCloud::Aws,
+        ),
+        (
+            "vmSize",
+            machine.vm_size.is_some() && cloud != ClusterCloud::Azure,
+        ),
     ];
     for (field, wrong) in foreign {
         if wrong {
-            findings.error(format!("{subject}.{field}"), format!("is set, but means nothing on {cloud}; remove it"));
+            findings.error(
+                format!("{subject}.{field}"),
+                format!("is set, but means nothing on {cloud}; remove it"),
+            );
         }
     }
 }
@@ -115,7 +164,10 @@ pub fn validate_account(
     if account.spec.cloud_type != cloud {
         findings.error(
             format!("{subject}: spec.cloudType"),
-            format!("is {}, but the cluster's cloudType is {cloud}", account.spec.cloud_type),
+            format!(
+                "is {}, but the cluster's cloudType is {cloud}",
+                account.spec.cloud_type
+            ),
         );
         return findings;
     }
@@ -137,14 +189,20 @@ pub fn validate_account(
     let Some(secret) = &account.spec.secret_ref else {
         findings.error(
             format!("{subject}: spec.secretRef"),
-            format!("is missing; a {cloud} account needs a Secret with {}", required.join(", ")),
+            format!(
+                "is missing; a {cloud} account needs a Secret with {}",
+                required.join(", ")
+            ),
         );
         return findings;
     };
     match secret_keys {
         None => findings.error(
             format!("{subject}: spec.secretRef"),
-            format!("Secret {:?} was not found in the account's namespace", secret.name),
+            format!(
+                "Secret {:?} was not found in the account's namespace",
+                secret.name
+            ),
         ),
         Some(keys) => {
             let missing: Vec<&str> = required
@@ -159,7 +217,11 @@ pub fn validate_account(
                         "has no key {}; a {cloud} account's Secret needs {} (it has: {})",
                         missing.join(", "),
                         required.join(", "),
-                        if keys.is_empty() { "none".to_string() } else { keys.join(", ") }
+                        if keys.is_empty() {
+                            "none".to_string()
+                        } else {
+                            keys.join(", ")
+                        }
                     ),
                 );
             }

@@ -1,5 +1,5 @@
-//! The agent's Lease: one replica at a time does the cluster's work (the pivot above all
-//! must never run twice at once). A replica holds the lease by renewing it; another takes
+//! A leader Lease: one replica at a time does the work (the agent's pivot above all must
+//! never run twice at once; two controller replicas must not both write). A replica holds the lease by renewing it; another takes
 //! it over only when it has not been renewed for its whole duration. Writes carry the
 //! resourceVersion they were decided on, so two replicas racing for an expired lease
 //! cannot both win.
@@ -157,6 +157,38 @@ impl LeaderLease {
             Ok(()) => Ok(true),
             Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
             Err(e) => Err(self.error("write")(e)),
+        }
+    }
+}
+
+impl LeaderLease {
+    /// Gives the lease up if this replica holds it, so that a successor need not wait for
+    /// it to expire (graceful shutdown).
+    pub async fn release(&self) -> Result<(), LeaseError> {
+        let Some(mut lease) = self
+            .api
+            .get_opt(&self.name)
+            .await
+            .map_err(self.error("read"))?
+        else {
+            return Ok(());
+        };
+        let Some(spec) = lease.spec.as_mut() else {
+            return Ok(());
+        };
+        if spec.holder_identity.as_deref() != Some(self.identity.as_str()) {
+            return Ok(());
+        }
+        spec.holder_identity = None;
+        match self
+            .api
+            .replace(&self.name, &PostParams::default(), &lease)
+            .await
+        {
+            Ok(_) => Ok(()),
+            // Someone changed it meanwhile: it is no longer ours to give up.
+            Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+            Err(e) => Err(self.error("release")(e)),
         }
     }
 }

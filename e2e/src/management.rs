@@ -1,0 +1,459 @@
+//! A management cluster ready for Strata, for end-to-end tests, benchmarks and the demo:
+//! a real control plane with the Cluster API, simulator and Strata CRDs, a TLS registry
+//! holding the sample packs (a default `PackRegistry` in `strata-system`), the sample
+//! profiles, the simulated cloud, and `strata controller` as a real process.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::{Api, Client};
+use serde_json::Value;
+use strata_shared::pack::Pack;
+use strata_shared::registry::address::RegistryAddress;
+use strata_shared::registry::client::{PackRegistryClient, RegistryOptions};
+use strata_shared::registry::credentials::Credentials;
+
+use crate::capi_crds;
+use crate::cloud_sim::{CloudSimulator, SimOptions, sim_crds};
+use crate::control_plane::{ControlPlane, ControlPlaneOptions};
+use crate::process_kubelet::{ClusterAccess, ProcessKubelet, default_agent_binary};
+use crate::registry::{RegistryOptions as TestRegistryOptions, TestRegistry};
+
+/// Where shared profiles, registries and the controller's lease live.
+pub const SYSTEM_NAMESPACE: &str = "strata-system";
+/// The sample registry's `PackRegistry` name and base path.
+pub const SAMPLE_REGISTRY: &str = "samples";
+const FIELD_MANAGER: &str = "strata-e2e";
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The `strata` binary next to the running test or program (`target/<profile>/`).
+pub fn strata_binary() -> PathBuf {
+    if let Ok(path) = std::env::var("STRATA_BIN") {
+        return PathBuf::from(path);
+    }
+    default_agent_binary().with_file_name("strata")
+}
+
+/// Every YAML document of a file, as JSON.
+pub fn read_documents(path: &Path) -> Result<Vec<Value>, String> {
+    let text =
+        fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut out = Vec::new();
+    for document in serde_yaml::Deserializer::from_str(&text) {
+        let value = <Value as serde::Deserialize>::deserialize(document)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        if !value.is_null() {
+            out.push(value);
+        }
+    }
+    Ok(out)
+}
+
+/// Server-side applies any object given as JSON (namespaced when it names a namespace).
+pub async fn apply(client: &Client, object: &Value) -> Result<DynamicObject, String> {
+    let text = |p: &str| {
+        object
+            .pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    };
+    let (group, version) = text("/apiVersion")
+        .split_once('/')
+        .unwrap_or(("", text("/apiVersion")));
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, text("/kind")));
+    let name = text("/metadata/name");
+    let api: Api<DynamicObject> = match object
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+    {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    };
+    api.patch(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(object),
+    )
+    .await
+    .map_err(|e| format!("cannot apply {} {name}: {e}", text("/kind")))
+}
+
+pub async fn ensure_namespace(client: &Client, name: &str) -> Result<(), String> {
+    let namespace = Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..ObjectMeta::default()
+        },
+        ..Namespace::default()
+    };
+    let api: Api<Namespace> = Api::all(client.clone());
+    api.patch(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&namespace),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| format!("cannot create namespace {name}: {e}"))
+}
+
+/// A Secret with text values.
+pub async fn apply_secret(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    data: &[(&str, &str)],
+) -> Result<(), String> {
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(namespace.into()),
+            ..ObjectMeta::default()
+        },
+        string_data: Some(
+            data.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        ),
+        ..Secret::default()
+    };
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    api.patch(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&secret),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| format!("cannot apply Secret {namespace}/{name}: {e}"))
+}
+
+/// How to set the environment up.
+#[derive(Debug, Clone)]
+pub struct ManagementOptions {
+    pub name: String,
+    pub sim: SimOptions,
+    /// Run the simulated cloud (a benchmark of the controller alone may not want it).
+    pub simulator: bool,
+}
+
+impl ManagementOptions {
+    pub fn named(name: &str) -> Self {
+        ManagementOptions {
+            name: name.into(),
+            sim: SimOptions::fast(),
+            simulator: true,
+        }
+    }
+}
+
+/// The management cluster and what runs around it. Dropping it stops the simulator and
+/// the agent kubelets; call [`crate::cloud_sim::workload::stop_all`] at the end of a test
+/// to stop the workload control planes.
+pub struct ManagementEnv {
+    pub control_plane: ControlPlane,
+    pub registry: TestRegistry,
+    pub cloud: Option<CloudSimulator>,
+    kubelets: Mutex<BTreeMap<String, Arc<ProcessKubelet>>>,
+    pub dir: tempfile::TempDir,
+}
+
+impl ManagementEnv {
+    pub async fn start(options: ManagementOptions) -> Result<ManagementEnv, String> {
+        crate::registry::ensure_rustls_provider().map_err(|e| e.to_string())?;
+        let (control_plane, registry) = tokio::join!(
+            ControlPlane::start(ControlPlaneOptions::named(&options.name)),
+            TestRegistry::start(TestRegistryOptions::default()),
+        );
+        let control_plane = control_plane.map_err(|e| e.to_string())?;
+        let registry = registry.map_err(|e| e.to_string())?;
+        let client = control_plane.client();
+        capi_crds::install(&client)
+            .await
+            .map_err(|e| e.to_string())?;
+        sim_crds::install(&client)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut crds = Vec::new();
+        let crd_dir = repo_root().join("manifests/crds");
+        for entry in fs::read_dir(&crd_dir).map_err(|e| format!("{}: {e}", crd_dir.display()))? {
+            let path = entry.map_err(|e| e.to_string())?.path();
+            crds.extend(read_documents(&path)?);
+        }
+        capi_crds::apply_all(&client, &crds)
+            .await
+            .map_err(|e| e.to_string())?;
+        ensure_namespace(&client, SYSTEM_NAMESPACE).await?;
+
+        publish_sample_packs(&registry).await?;
+        let ca = registry.ca_pem().unwrap_or_default().to_string();
+        apply_secret(
+            &client,
+            SYSTEM_NAMESPACE,
+            "samples-registry",
+            &[
+                ("username", registry.username()),
+                ("password", registry.password()),
+            ],
+        )
+        .await?;
+        apply(
+            &client,
+            &serde_json::json!({
+                "apiVersion": "strata.dev/v1alpha1",
+                "kind": "PackRegistry",
+                "metadata": { "name": SAMPLE_REGISTRY, "namespace": SYSTEM_NAMESPACE },
+                "spec": {
+                    "endpoint": registry.host(),
+                    "basePath": SAMPLE_REGISTRY,
+                    "caBundle": ca,
+                    "credentialsSecretRef": { "name": "samples-registry" },
+                    "default": true,
+                },
+            }),
+        )
+        .await?;
+        let profile_dir = repo_root().join("manifests/samples/profiles");
+        let mut profiles: Vec<PathBuf> = fs::read_dir(&profile_dir)
+            .map_err(|e| format!("{}: {e}", profile_dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        profiles.sort();
+        for path in profiles {
+            for mut profile in read_documents(&path)? {
+                profile["metadata"]["namespace"] = SYSTEM_NAMESPACE.into();
+                apply(&client, &profile).await?;
+            }
+        }
+        let cloud = options
+            .simulator
+            .then(|| CloudSimulator::start(client.clone(), options.sim.clone()));
+        let dir = tempfile::Builder::new()
+            .prefix("strata-management-")
+            .tempdir()
+            .map_err(|e| e.to_string())?;
+        Ok(ManagementEnv {
+            control_plane,
+            registry,
+            cloud,
+            kubelets: Mutex::new(BTreeMap::new()),
+            dir,
+        })
+    }
+
+    pub fn client(&self) -> Client {
+        self.control_plane.client()
+    }
+
+    /// Runs the agent Deployments of a cluster's workload control plane as processes,
+    /// once that control plane runs; true when they are (or already were) being run.
+    pub async fn run_agents_of(&self, namespace: &str, cluster: &str) -> Result<bool, String> {
+        let key = format!("{namespace}/{cluster}");
+        if lock(&self.kubelets).contains_key(&key) {
+            return Ok(true);
+        }
+        let Some(cloud) = &self.cloud else {
+            return Ok(false);
+        };
+        let Some(workload) = cloud
+            .workload(namespace, cluster)
+            .await
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(false);
+        };
+        let access = ClusterAccess {
+            client: workload.client(),
+            server: workload.server().to_string(),
+            ca_pem: workload.control_plane().ca_pem().to_string(),
+        };
+        let kubelet =
+            ProcessKubelet::start(access, default_agent_binary()).map_err(|e| e.to_string())?;
+        lock(&self.kubelets).insert(key, Arc::new(kubelet));
+        Ok(true)
+    }
+
+    /// The process kubelet of a cluster, once [`ManagementEnv::run_agents_of`] started it.
+    pub fn agents_of(&self, namespace: &str, cluster: &str) -> Option<Arc<ProcessKubelet>> {
+        lock(&self.kubelets)
+            .get(&format!("{namespace}/{cluster}"))
+            .cloned()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Pushes every sample pack to `<registry>/samples`.
+pub async fn publish_sample_packs(registry: &TestRegistry) -> Result<(), String> {
+    let address: RegistryAddress = format!("{}/{SAMPLE_REGISTRY}", registry.host())
+        .parse()
+        .map_err(|e| format!("registry address: {e}"))?;
+    let client = PackRegistryClient::new(
+        address,
+        RegistryOptions {
+            ca_pem: registry.ca_pem().map(String::from),
+            credentials: Credentials::Basic {
+                username: registry.username().into(),
+                password: registry.password().into(),
+            },
+            ..RegistryOptions::default()
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let packs_dir = repo_root().join("manifests/samples/packs");
+    let mut dirs: Vec<PathBuf> = fs::read_dir(&packs_dir)
+        .map_err(|e| format!("{}: {e}", packs_dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("pack.json").is_file())
+        .collect();
+    dirs.sort();
+    for dir in dirs {
+        let (pack, findings) = Pack::load(&dir);
+        let pack = pack
+            .ok_or_else(|| format!("sample pack {} is not valid: {findings:?}", dir.display()))?;
+        client
+            .push(&pack, true)
+            .await
+            .map_err(|e| format!("cannot push {}: {e}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// `strata controller` running as a process against a management cluster.
+pub struct ControllerProcess {
+    child: Child,
+    pub log: PathBuf,
+    pub http: SocketAddr,
+}
+
+fn free_port() -> Result<u16, String> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| e.to_string())
+}
+
+impl ControllerProcess {
+    /// Starts `strata controller --kubeconfig <kubeconfig>` with the test defaults
+    /// (system namespace, agent image `strata-agent:e2e`, a cache under `dir`) and `extra`
+    /// flags; logs go to `dir/<name>.log`.
+    pub fn start(
+        kubeconfig: &Path,
+        dir: &Path,
+        name: &str,
+        extra: &[&str],
+    ) -> Result<ControllerProcess, String> {
+        let binary = strata_binary();
+        if !binary.is_file() {
+            return Err(format!(
+                "the strata binary is not at {}; build it with `cargo build -p strata-management`",
+                binary.display()
+            ));
+        }
+        let http: SocketAddr = format!("127.0.0.1:{}", free_port()?)
+            .parse()
+            .map_err(|e| format!("{e}"))?;
+        let log = dir.join(format!("{name}.log"));
+        let out = File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let err = out.try_clone().map_err(|e| e.to_string())?;
+        let child = Command::new(&binary)
+            .arg("controller")
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args(["--system-namespace", SYSTEM_NAMESPACE])
+            .args(["--agent-image", "strata-agent:e2e"])
+            .arg("--http-address")
+            .arg(http.to_string())
+            .arg("--cache-dir")
+            .arg(dir.join("cache"))
+            .arg("--identity")
+            .arg(name)
+            .args(extra)
+            .env(
+                "RUST_LOG",
+                std::env::var("STRATA_CONTROLLER_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
+        Ok(ControllerProcess { child, log, http })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process still runs.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGKILL: a crash, not a shutdown.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait up to `grace` before killing it; true when it stopped by itself.
+    pub fn terminate(&mut self, grace: Duration) -> bool {
+        use nix::sys::signal::{Signal, kill};
+        use nix::unistd::Pid;
+        let pid = Pid::from_raw(i32::try_from(self.child.id()).unwrap_or(0));
+        let _ = kill(pid, Signal::SIGTERM);
+        let deadline = std::time::Instant::now() + grace;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.kill();
+        false
+    }
+
+    /// Peak resident memory (VmHWM) in KiB, while it runs.
+    pub fn peak_memory_kib(&self) -> Option<u64> {
+        let status = fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
+    /// The last lines of its log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        crate::control_plane::log_tail(&self.log, lines)
+    }
+
+    /// GET `path` on its HTTP endpoint.
+    pub async fn get(&self, path: &str) -> Result<(u16, String), String> {
+        let response = reqwest::get(format!("http://{}{path}", self.http))
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let body = response.text().await.map_err(|e| e.to_string())?;
+        Ok((status, body))
+    }
+}
+
+impl Drop for ControllerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

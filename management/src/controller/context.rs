@@ -1,0 +1,36 @@
+//! What every reconcile shares: the client, the settings, the metrics, the pack resolver.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::Client;
+
+use super::metrics::Metrics;
+use super::packs::PackResolver;
+
+/// The field manager of everything the controller writes.
+pub const FIELD_MANAGER: &str = "strata.dev/controller";
+/// The finalizer that lets the controller tear a cluster down before it goes.
+pub const FINALIZER: &str = "strata.dev/controller";
+/// Every write is bounded: a hung apiserver must not hold a reconcile forever.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Settings from the command line, resolved.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub system_namespace: String,
+    pub agent_image: String,
+    pub management_server: String,
+    pub management_ca_pem: String,
+    pub agent_token_seconds: i64,
+    pub vsphere_provider_namespace: String,
+    pub aws_provider_namespace: String,
+    pub resync: Duration,
+}
+
+pub struct Context {
+    pub client: Client,
+    pub settings: Settings,
+    pub metrics: Arc<Metrics>,
+    pub packs: PackResolver,
+}

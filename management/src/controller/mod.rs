@@ -1,0 +1,79 @@
+//! `strata controller`: turns each `WorkloadCluster` into its revision and Cluster API
+//! objects, and once CAPI has brought up the first control-plane node, installs the agent
+//! into the new cluster (steps 1–4 of the order of operations).
+//!
+//! One reconcile is dereference → validate → resolve → publish revision → build → apply
+//! → install agent → update status ([`reconcile`]); the pure parts live in
+//! `strata-shared`. Only the replica holding the `strata-controller` Lease reconciles.
+
+mod agent_installer;
+mod apply;
+mod context;
+mod deletion;
+mod dereference;
+mod finalizer;
+mod http;
+mod metrics;
+mod packs;
+mod reconcile;
+mod revisions;
+mod run;
+mod status;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+pub use run::run;
+
+/// `strata controller` flags.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ControllerArgs {
+    /// The management cluster's kubeconfig; else $KUBECONFIG, ~/.kube/config or the
+    /// in-cluster service account.
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Watch WorkloadClusters in this namespace only; all namespaces when unset.
+    #[arg(long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Where shared ClusterProfiles, PackRegistries and the leader Lease live; profiles
+    /// and registries in a cluster's own namespace win over these.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "strata-system")]
+    pub system_namespace: String,
+    /// Clusters reconciled at once.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: u16,
+    /// The agent image installed into workload clusters; changing it rolls the agents.
+    #[arg(long, default_value = concat!("strata-agent:", env!("CARGO_PKG_VERSION")))]
+    pub agent_image: String,
+    /// The management API server's URL as the agents reach it; the kubeconfig's server
+    /// when unset (inside a cluster that is a service address agents cannot reach: set it).
+    #[arg(long, value_name = "URL")]
+    pub management_server: Option<String>,
+    /// The CA (PEM) of that server, for the agents; the kubeconfig's when unset.
+    #[arg(long, value_name = "FILE")]
+    pub management_ca_file: Option<PathBuf>,
+    /// How long an agent's management token lives; it is re-minted when a third is left.
+    #[arg(long, default_value_t = 86_400, value_name = "SECONDS")]
+    pub agent_token_seconds: i64,
+    /// Where CAPV reads VSphereClusterIdentity secrets.
+    #[arg(long, default_value = "capv-system")]
+    pub vsphere_provider_namespace: String,
+    /// Where CAPA reads AWSClusterStaticIdentity secrets.
+    #[arg(long, default_value = "capa-system")]
+    pub aws_provider_namespace: String,
+    /// /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub http_address: SocketAddr,
+    /// Reconcile a cluster at least this often, even when nothing it watches changed.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub resync_seconds: u64,
+    /// Turn off leader election (one replica only).
+    #[arg(long)]
+    pub no_leader_election: bool,
+    /// This replica's identity in the Lease; $POD_NAME, else the host name and pid.
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// The pack cache folder; the user cache folder when unset.
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+}

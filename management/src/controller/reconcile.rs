@@ -1,0 +1,685 @@
+//! One reconcile of a WorkloadCluster: dereference → validate → resolve → publish the
+//! revision → build → apply → install the agent → update status. Every step before the
+//! namespace is created only reads, so a cluster that fails validation creates nothing.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+use kube::runtime::controller::Action;
+use kube::{Api, Resource, ResourceExt};
+use serde_json::{Value, json};
+use strata_shared::agent_install::ClusterLocation;
+use strata_shared::capi::{
+    BuildError, BuildInput, IdentityInput, control_plane_objects, identity_objects,
+};
+use strata_shared::cloud_account::CloudAccount;
+use strata_shared::cluster::{ClusterCloud, ClusterPhase, ReplicaCounts, WorkloadCluster};
+use strata_shared::conditions::{ConditionUpdate, is_true};
+use strata_shared::finding::Findings;
+use strata_shared::profile::ClusterProfile;
+use strata_shared::profile::compose::{compose, validate_cluster_spec};
+use strata_shared::revision::{desired_state, validate_account, validate_placement};
+use tracing::Instrument;
+
+use super::agent_installer::{self, AgentInstallError};
+use super::apply::{
+    ApplyError, CLUSTER_NAMESPACE_LABEL, apply_json, ensure_namespace, ensure_plain_namespace,
+    namespace_belongs_to,
+};
+use super::context::Context;
+use super::deletion;
+use super::dereference::{self, DereferenceError};
+use super::finalizer::{self, FinalizerError};
+use super::revisions::{self, RevisionError};
+use super::status::{
+    self, AGENT_INSTALLED, CONTROL_PLANE_INITIALIZED, OBJECTS_APPLIED, PIVOTED, READY,
+    REVISION_PUBLISHED, StatusError, StatusUpdate, VALID,
+};
+
+/// How often a cluster waiting on CAPI or on its agent is looked at again, besides the
+/// events that wake it.
+const WAITING: Duration = Duration::from_secs(5);
+/// How often an invalid cluster is looked at again: what it names may appear.
+const INVALID_RETRY: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Dereference(#[from] DereferenceError),
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    #[error(transparent)]
+    Revision(#[from] RevisionError),
+    #[error(transparent)]
+    Status(#[from] StatusError),
+    #[error(transparent)]
+    Agent(#[from] AgentInstallError),
+    #[error(transparent)]
+    Finalizer(#[from] FinalizerError),
+    #[error("cannot build the CAPI objects of cluster {cluster}: {source}")]
+    Build {
+        cluster: String,
+        #[source]
+        source: BuildError,
+    },
+    #[error("cannot read {what}: {source}")]
+    Read {
+        what: String,
+        #[source]
+        source: Box<kube::Error>,
+    },
+}
+
+impl ReconcileError {
+    /// A short, stable label for metrics and condition reasons.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ReconcileError::Dereference(_) | ReconcileError::Read { .. } => "ReadFailed",
+            ReconcileError::Apply(_) => "ApplyFailed",
+            ReconcileError::Revision(_) => "RevisionFailed",
+            ReconcileError::Status(_) => "StatusFailed",
+            ReconcileError::Agent(_) => "AgentInstallFailed",
+            ReconcileError::Finalizer(_) => "FinalizerFailed",
+            ReconcileError::Build { .. } => "BuildFailed",
+        }
+    }
+}
+
+/// The entry point the runtime calls.
+pub async fn reconcile(
+    cluster: Arc<WorkloadCluster>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileError> {
+    let key = format!(
+        "{}/{}",
+        cluster.namespace().unwrap_or_default(),
+        cluster.name_any()
+    );
+    let span = tracing::info_span!("reconcile", cluster = %key);
+    let started = Instant::now();
+    let result = reconcile_inner(cluster, &ctx)
+        .instrument(span.clone())
+        .await;
+    ctx.metrics.reconciled(started.elapsed(), result.is_ok());
+    if let Err(e) = &result {
+        ctx.metrics.failed(e.reason());
+        span.in_scope(|| tracing::warn!(error = %e, reason = e.reason(), "reconcile failed"));
+    }
+    result
+}
+
+async fn reconcile_inner(
+    cluster: Arc<WorkloadCluster>,
+    ctx: &Context,
+) -> Result<Action, ReconcileError> {
+    let key = format!(
+        "{}/{}",
+        cluster.namespace().unwrap_or_default(),
+        cluster.name_any()
+    );
+    if cluster.meta().deletion_timestamp.is_some() {
+        if !finalizer::has(&cluster) {
+            return Ok(Action::await_change());
+        }
+        return match deletion::cleanup(&cluster, ctx).await? {
+            deletion::Cleanup::Done => {
+                finalizer::remove(&ctx.client, &cluster).await?;
+                ctx.metrics.set_phase(&key, None);
+                tracing::info!("cluster deleted");
+                Ok(Action::await_change())
+            }
+            deletion::Cleanup::Wait(after) => {
+                ctx.metrics.set_phase(&key, Some(ClusterPhase::Deleting));
+                Ok(Action::requeue(after))
+            }
+        };
+    }
+    if !finalizer::has(&cluster) {
+        // The next reconcile (woken by this very change) does the work.
+        finalizer::add(&ctx.client, &cluster).await?;
+        return Ok(Action::await_change());
+    }
+    let (action, phase) = converge(&cluster, ctx).await?;
+    ctx.metrics.set_phase(&key, Some(phase));
+    Ok(action)
+}
+
+/// The reason an invalid cluster's Valid condition gives, from what failed.
+pub fn composition_reason(findings: &Findings) -> &'static str {
+    let errors: Vec<_> = findings.errors().collect();
+    let any =
+        |test: &dyn Fn(&str, &str) -> bool| errors.iter().any(|f| test(&f.subject, &f.message));
+    if any(&|s, m| {
+        s.starts_with("spec.profiles[")
+            && (m.contains("was not found") || m.contains("has no version"))
+    }) {
+        "ProfileNotFound"
+    } else if any(&|_, m| m.contains("is for cloud")) {
+        "CloudMismatch"
+    } else if any(&|_, m| {
+        m.contains("could not be fetched")
+            || m.contains("no pack named")
+            || m.contains("has no version")
+    }) {
+        "PackUnresolved"
+    } else if any(&|s, _| s.contains("constraints")) {
+        "ConstraintsNotMet"
+    } else {
+        "InvalidProfile"
+    }
+}
+
+/// Up to five errors, `subject: message`, for a condition message.
+pub fn summarize(findings: &Findings) -> String {
+    let errors: Vec<String> = findings.errors().map(|f| f.to_string()).collect();
+    let shown = errors
+        .iter()
+        .take(5)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("; ");
+    if errors.len() > 5 {
+        format!("{shown} (and {} more)", errors.len() - 5)
+    } else {
+        shown
+    }
+}
+
+async fn invalid(
+    ctx: &Context,
+    cluster: &WorkloadCluster,
+    mut update: StatusUpdate<'_>,
+    reason: &'static str,
+    message: String,
+) -> Result<(Action, ClusterPhase), ReconcileError> {
+    tracing::info!(reason, %message, "cluster is not valid; nothing is created");
+    update.phase = Some(ClusterPhase::Invalid);
+    update.condition(ConditionUpdate::not(VALID, reason, message));
+    update.condition(ConditionUpdate::not(
+        READY,
+        reason,
+        "the cluster is not valid; see the Valid condition",
+    ));
+    status::write(&ctx.client, cluster, update).await?;
+    Ok((Action::requeue(INVALID_RETRY), ClusterPhase::Invalid))
+}
+
+async fn converge(
+    cluster: &WorkloadCluster,
+    ctx: &Context,
+) -> Result<(Action, ClusterPhase), ReconcileError> {
+    let name = cluster.name_any();
+    let namespace = cluster.namespace().unwrap_or_default();
+    let location = ClusterLocation::of(&namespace, &name);
+    let previous = cluster.status.clone().unwrap_or_default();
+    let mut update = StatusUpdate {
+        namespace: Some(location.objects_namespace.clone()),
+        revision: previous.revision,
+        agent_image: previous.agent_image.clone(),
+        ..StatusUpdate::default()
+    };
+
+    // Validate what needs nothing else.
+    let mut findings = validate_cluster_spec(cluster);
+    findings.extend(validate_placement(cluster));
+    if findings.has_errors() {
+        return invalid(ctx, cluster, update, "InvalidSpec", summarize(&findings)).await;
+    }
+
+    // Dereference.
+    let inputs = dereference::load(
+        &ctx.client,
+        cluster,
+        &location.objects_namespace,
+        &ctx.settings.system_namespace,
+    )
+    .await?;
+    if let Some(existing) = &inputs.objects_namespace
+        && !namespace_belongs_to(existing, &namespace, &name)
+    {
+        let message = format!(
+            "namespace {} already exists and is not this cluster's (labels {CLUSTER_NAMESPACE_LABEL} and strata.dev/workload-cluster do not name {namespace}/{name}); rename the cluster or remove the namespace",
+            location.objects_namespace
+        );
+        return invalid(ctx, cluster, update, "NamespaceConflict", message).await;
+    }
+    let account: Option<&CloudAccount> = match (&cluster.spec.cloud_account_ref, &inputs.account) {
+        (Some(reference), None) => {
+            let message = format!(
+                "spec.cloudAccountRef: CloudAccount {namespace}/{} does not exist",
+                reference.name
+            );
+            return invalid(ctx, cluster, update, "CloudAccountNotFound", message).await;
+        }
+        (Some(_), Some(account)) => {
+            let keys: Option<Vec<String>> = inputs
+                .account_secret
+                .as_ref()
+                .map(|s| s.keys().cloned().collect());
+            let findings = validate_account(cluster, account, keys.as_deref());
+            if findings.has_errors() {
+                return invalid(
+                    ctx,
+                    cluster,
+                    update,
+                    "CloudAccountInvalid",
+                    summarize(&findings),
+                )
+                .await;
+            }
+            Some(account)
+        }
+        (None, _) => None,
+    };
+
+    // Resolve the packs and compose.
+    let selected: Vec<&ClusterProfile> = cluster
+        .spec
+        .profiles
+        .iter()
+        .filter_map(|r| {
+            inputs.profiles.iter().find(|p| {
+                p.metadata.name.as_deref() == Some(r.name.as_str()) && p.spec.version == r.version
+            })
+        })
+        .collect();
+    let packs = ctx
+        .packs
+        .resolve(&ctx.client, &selected, &inputs.registries)
+        .await;
+    let (stack, findings) = compose(cluster, &inputs.profiles, &packs);
+    let Some(stack) = stack else {
+        let reason = composition_reason(&findings);
+        return invalid(ctx, cluster, update, reason, summarize(&findings)).await;
+    };
+    let desired = match desired_state(cluster, &stack, account) {
+        Ok(desired) => desired,
+        Err(findings) => {
+            return invalid(ctx, cluster, update, "InvalidStack", summarize(&findings)).await;
+        }
+    };
+    let warnings: Vec<String> = findings.warnings().map(|w| w.to_string()).collect();
+    update.condition(ConditionUpdate::ok(
+        VALID,
+        "Valid",
+        if warnings.is_empty() {
+            format!(
+                "{} layers from {}",
+                desired.layers.len(),
+                desired.profiles.join(", ")
+            )
+        } else {
+            format!("valid, with warnings: {}", warnings.join("; "))
+        },
+    ));
+
+    // Publish the revision.
+    let objects_namespace =
+        ensure_namespace(&ctx.client, &namespace, &name, &location.objects_namespace).await?;
+    let published =
+        revisions::publish(&ctx.client, &location.objects_namespace, &name, &desired).await?;
+    if published.new {
+        tracing::info!(revision = published.number, "published a new revision");
+    }
+    update.revision = Some(published.number);
+    update.condition(ConditionUpdate::ok(
+        REVISION_PUBLISHED,
+        "Published",
+        format!(
+            "revision {} (Kubernetes {}, {} layers)",
+            published.number,
+            desired.kubernetes_version,
+            desired.layers.len()
+        ),
+    ));
+
+    if is_true(&previous.conditions, PIVOTED) {
+        // The CAPI objects live in the workload cluster now; its agent applies revisions.
+        update.phase = Some(ClusterPhase::Pivoted);
+        update.control_plane = previous.control_plane.clone();
+        update.workers = previous.workers.clone();
+        status::write(&ctx.client, cluster, update).await?;
+        return Ok((Action::requeue(ctx.settings.resync), ClusterPhase::Pivoted));
+    }
+
+    // Build and apply.
+    let input = BuildInput {
+        cluster_name: &name,
+        namespace: &location.objects_namespace,
+        revision: published.number,
+        desired: &desired,
+    };
+    let build_failed = |source: BuildError| ReconcileError::Build {
+        cluster: format!("{namespace}/{name}"),
+        source,
+    };
+    let mut identities = Vec::new();
+    if let (Some(settings), true) = (
+        &desired.account,
+        cluster.spec.cloud_type != ClusterCloud::Sim,
+    ) {
+        let empty = BTreeMap::new();
+        let provider_namespace = match cluster.spec.cloud_type {
+            ClusterCloud::Vsphere => ctx.settings.vsphere_provider_namespace.as_str(),
+            ClusterCloud::Aws => ctx.settings.aws_provider_namespace.as_str(),
+            _ => location.objects_namespace.as_str(),
+        };
+        identities = identity_objects(&IdentityInput {
+            namespace: &location.objects_namespace,
+            account: settings,
+            cloud: cluster.spec.cloud_type,
+            secret_data: inputs.account_secret.as_ref().unwrap_or(&empty),
+            provider_namespace,
+        })
+        .map_err(build_failed)?;
+    }
+    let objects = control_plane_objects(&input).map_err(build_failed)?;
+    let applied = apply_objects(ctx, &namespace, &objects_namespace, identities, objects).await?;
+    update.condition(ConditionUpdate::ok(
+        OBJECTS_APPLIED,
+        "Applied",
+        format!(
+            "{applied} objects of revision {} applied in namespace {}",
+            published.number, location.objects_namespace
+        ),
+    ));
+
+    // What CAPI made of them.
+    let capi = read_capi_cluster(ctx, &location).await?;
+    let capi_status = capi
+        .as_ref()
+        .and_then(|c| c.data.get("status"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let number = |pointer: &str| {
+        capi_status
+            .pointer(pointer)
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+    };
+    let pools = &cluster.spec.node_pools;
+    update.control_plane = Some(ReplicaCounts::new(
+        i64::from(pools.control_plane.count),
+        number("/controlPlane/readyReplicas"),
+    ));
+    update.workers = Some(ReplicaCounts::new(
+        pools.workers.iter().map(|w| i64::from(w.count)).sum(),
+        number("/workers/readyReplicas"),
+    ));
+    if !control_plane_initialized(&capi_status) {
+        update.phase = Some(ClusterPhase::Provisioning);
+        let message = "CAPI is provisioning the first control-plane machine";
+        update.condition(ConditionUpdate::not(
+            CONTROL_PLANE_INITIALIZED,
+            "WaitingForControlPlane",
+            message,
+        ));
+        update.condition(ConditionUpdate::not(
+            AGENT_INSTALLED,
+            "WaitingForControlPlane",
+            message,
+        ));
+        update.condition(ConditionUpdate::not(READY, "Provisioning", message));
+        status::write(&ctx.client, cluster, update).await?;
+        return Ok((Action::requeue(WAITING), ClusterPhase::Provisioning));
+    }
+    update.condition(ConditionUpdate::ok(
+        CONTROL_PLANE_INITIALIZED,
+        "Initialized",
+        "the first control-plane node is up",
+    ));
+
+    // Install the agent.
+    let Some(kubeconfig) = read_kubeconfig(ctx, &location).await? else {
+        update.phase = Some(ClusterPhase::Provisioning);
+        let message = format!(
+            "waiting for CAPI to write Secret {}/{name}-kubeconfig",
+            location.objects_namespace
+        );
+        update.condition(ConditionUpdate::not(
+            AGENT_INSTALLED,
+            "WaitingForKubeconfig",
+            message.clone(),
+        ));
+        update.condition(ConditionUpdate::not(READY, "Provisioning", message));
+        status::write(&ctx.client, cluster, update).await?;
+        return Ok((Action::requeue(WAITING), ClusterPhase::Provisioning));
+    };
+    let report =
+        match agent_installer::install(&ctx.client, &ctx.settings, &location, &kubeconfig).await {
+            Ok(report) => report,
+            Err(e) => {
+                update.phase = Some(ClusterPhase::InstallingAgent);
+                update.condition(ConditionUpdate::not(
+                    AGENT_INSTALLED,
+                    "AgentInstallFailed",
+                    e.to_string(),
+                ));
+                update.condition(ConditionUpdate::not(
+                    READY,
+                    "InstallingAgent",
+                    "the agent is not installed yet",
+                ));
+                status::write(&ctx.client, cluster, update).await?;
+                return Err(e.into());
+            }
+        };
+    update.agent_image = Some(report.image.clone());
+    if !report.available {
+        update.phase = Some(ClusterPhase::InstallingAgent);
+        let message = format!(
+            "the agent Deployment ({}) has no available replica yet",
+            report.image
+        );
+        update.condition(ConditionUpdate::not(
+            AGENT_INSTALLED,
+            "AgentStarting",
+            message.clone(),
+        ));
+        update.condition(ConditionUpdate::not(READY, "InstallingAgent", message));
+        status::write(&ctx.client, cluster, update).await?;
+        return Ok((Action::requeue(WAITING), ClusterPhase::InstallingAgent));
+    }
+    update.phase = Some(ClusterPhase::AgentInstalled);
+    update.condition(ConditionUpdate::ok(
+        AGENT_INSTALLED,
+        "Running",
+        format!("the agent ({}) runs in the workload cluster", report.image),
+    ));
+    update.condition(ConditionUpdate::ok(
+        READY,
+        "AgentInstalled",
+        "the agent takes the cluster from here",
+    ));
+    status::write(&ctx.client, cluster, update).await?;
+    // The agent's token is renewed when a third of its life is left.
+    let renew = Duration::from_secs(
+        u64::try_from(ctx.settings.agent_token_seconds / 3)
+            .unwrap_or(60)
+            .max(60),
+    );
+    Ok((
+        Action::requeue(renew.min(ctx.settings.resync)),
+        ClusterPhase::AgentInstalled,
+    ))
+}
+
+fn control_plane_initialized(status: &Value) -> bool {
+    let flag = status
+        .pointer("/initialization/controlPlaneInitialized")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let condition = status
+        .pointer("/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|conditions| {
+            conditions.iter().any(|c| {
+                c.get("type").and_then(Value::as_str) == Some("ControlPlaneInitialized")
+                    && c.get("status").and_then(Value::as_str) == Some("True")
+            })
+        });
+    flag || condition
+}
+
+fn capi_cluster_resource() -> ApiResource {
+    ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "cluster.x-k8s.io",
+        "v1beta2",
+        "Cluster",
+    ))
+}
+
+async fn read_capi_cluster(
+    ctx: &Context,
+    location: &ClusterLocation,
+) -> Result<Option<DynamicObject>, ReconcileError> {
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        ctx.client.clone(),
+        &location.objects_namespace,
+        &capi_cluster_resource(),
+    );
+    api.get_opt(&location.cluster)
+        .await
+        .map_err(|e| ReconcileError::Read {
+            what: format!(
+                "CAPI Cluster {}/{}",
+                location.objects_namespace, location.cluster
+            ),
+            source: Box::new(e),
+        })
+}
+
+async fn read_kubeconfig(
+    ctx: &Context,
+    location: &ClusterLocation,
+) -> Result<Option<String>, ReconcileError> {
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &location.objects_namespace);
+    let name = format!("{}-kubeconfig", location.cluster);
+    let secret = secrets
+        .get_opt(&name)
+        .await
+        .map_err(|e| ReconcileError::Read {
+            what: format!("Secret {}/{name}", location.objects_namespace),
+            source: Box::new(e),
+        })?;
+    Ok(secret
+        .and_then(|s| s.data)
+        .and_then(|mut d| d.remove("value"))
+        .and_then(|v| String::from_utf8(v.0).ok()))
+}
+
+/// Applies the identities (owned by the objects namespace, since two of them are
+/// cluster-scoped and one lives in a provider's namespace) and then the cluster's objects:
+/// the `Cluster` first, then everything else owned by it. Returns how many were applied.
+async fn apply_objects(
+    ctx: &Context,
+    cluster_namespace: &str,
+    objects_namespace: &Namespace,
+    identities: Vec<Value>,
+    objects: Vec<Value>,
+) -> Result<usize, ReconcileError> {
+    let namespace_owner = json!({
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "name": objects_namespace.name_any(),
+        "uid": objects_namespace.uid().unwrap_or_default(),
+    });
+    let mut count = 0;
+    for mut object in identities {
+        if let Some(ns) = object
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            && ns != objects_namespace.name_any()
+        {
+            ensure_plain_namespace(&ctx.client, ns).await?;
+        }
+        object["metadata"]["ownerReferences"] = json!([namespace_owner]);
+        apply_json(&ctx.client, &object).await?;
+        count += 1;
+    }
+    let (clusters, rest): (Vec<Value>, Vec<Value>) = objects
+        .into_iter()
+        .partition(|o| o.get("kind").and_then(Value::as_str) == Some("Cluster"));
+    let mut owner = None;
+    for mut cluster in clusters {
+        // Lets the watch on CAPI Clusters find the WorkloadCluster again.
+        cluster["metadata"]["labels"][CLUSTER_NAMESPACE_LABEL] = json!(cluster_namespace);
+        let applied = apply_json(&ctx.client, &cluster).await?;
+        owner = Some(json!({
+            "apiVersion": cluster.get("apiVersion").cloned().unwrap_or(Value::Null),
+            "kind": "Cluster",
+            "name": applied.name_any(),
+            "uid": applied.uid().unwrap_or_default(),
+            "blockOwnerDeletion": true,
+        }));
+        count += 1;
+    }
+    for mut object in rest {
+        if let Some(owner) = &owner {
+            object["metadata"]["ownerReferences"] = json!([owner]);
+        }
+        apply_json(&ctx.client, &object).await?;
+        count += 1;
+    }
+    Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_follow_what_failed() {
+        let mut f = Findings::new();
+        f.error(
+            "spec.profiles[0]",
+            "profile \"x\" was not found; profiles given: none",
+        );
+        assert_eq!(composition_reason(&f), "ProfileNotFound");
+        let mut f = Findings::new();
+        f.error(
+            "profile aws-infra: spec.layers[1]",
+            "pack kubernetes:1.20.2 could not be fetched from registry r: refused",
+        );
+        assert_eq!(composition_reason(&f), "PackUnresolved");
+        let mut f = Findings::new();
+        f.error(
+            "profile aws-infra: kubernetes: constraints.resources[0]",
+            "needs at least 2 CPUs",
+        );
+        assert_eq!(composition_reason(&f), "ConstraintsNotMet");
+        let mut f = Findings::new();
+        f.error(
+            "spec.profiles[0]",
+            "profile aws-infra is for cloud \"aws\", but the cluster's cloudType is \"azure\"",
+        );
+        assert_eq!(composition_reason(&f), "CloudMismatch");
+    }
+
+    #[test]
+    fn initialization_is_read_from_the_flag_or_the_condition() {
+        assert!(control_plane_initialized(
+            &json!({"initialization": {"controlPlaneInitialized": true}})
+        ));
+        assert!(control_plane_initialized(
+            &json!({"conditions": [{"type": "ControlPlaneInitialized", "status": "True"}]})
+        ));
+        assert!(!control_plane_initialized(
+            &json!({"conditions": [{"type": "ControlPlaneInitialized", "status": "False"}]})
+        ));
+        assert!(!control_plane_initialized(&Value::Null));
+    }
+
+    #[test]
+    fn summaries_stop_at_five() {
+        let mut f = Findings::new();
+        for i in 0..7 {
+            f.error(format!("s{i}"), "bad");
+        }
+        let text = summarize(&f);
+        assert!(text.ends_with("(and 2 more)"), "{text}");
+    }
+}

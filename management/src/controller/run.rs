@@ -1,0 +1,263 @@
+//! Running the controller: the client, the HTTP endpoints, leader election, the watches,
+//! and a graceful stop on SIGTERM/SIGINT or on losing the lease.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Api, Client, Config, ResourceExt};
+use strata_shared::cluster::WorkloadCluster;
+use strata_shared::lease::LeaderLease;
+use strata_shared::registry::cache::PackCache;
+use tokio::sync::watch;
+
+use super::ControllerArgs;
+use super::apply::CLUSTER_NAMESPACE_LABEL;
+use super::context::{Context, Settings};
+use super::http::{self, Health};
+use super::metrics::Metrics;
+use super::packs::PackResolver;
+use super::reconcile::{ReconcileError, reconcile};
+
+const LEASE_NAME: &str = "strata-controller";
+const LEASE_SECONDS: u64 = 15;
+
+/// Runs until stopped; an error says what kept it from starting or running.
+pub fn run(args: ControllerArgs) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    runtime.block_on(run_async(args))
+}
+
+async fn load_config(path: Option<&Path>) -> Result<Config, String> {
+    match path {
+        Some(path) => {
+            let kubeconfig = Kubeconfig::read_from(path)
+                .map_err(|e| format!("--kubeconfig {}: {e}", path.display()))?;
+            Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .map_err(|e| format!("--kubeconfig {}: {e}", path.display()))
+        }
+        None => Config::infer()
+            .await
+            .map_err(|e| format!("no kubeconfig or in-cluster configuration found: {e}")),
+    }
+}
+
+fn pem_of(der_certificates: &[Vec<u8>]) -> String {
+    use base64::Engine;
+    let mut pem = String::new();
+    for der in der_certificates {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(der);
+        pem.push_str("-----BEGIN CERTIFICATE-----\n");
+        for line in encoded.as_bytes().chunks(64) {
+            pem.push_str(&String::from_utf8_lossy(line));
+            pem.push('\n');
+        }
+        pem.push_str("-----END CERTIFICATE-----\n");
+    }
+    pem
+}
+
+fn identity(args: &ControllerArgs) -> String {
+    args.identity.clone().unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "strata".into());
+        format!("{host}-{}", std::process::id())
+    })
+}
+
+/// Resolves when SIGTERM or SIGINT arrives.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = terminate => tracing::info!("terminated; stopping"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; stopping"),
+    }
+}
+
+async fn run_async(args: ControllerArgs) -> Result<(), String> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config = load_config(args.kubeconfig.as_deref()).await?;
+    let management_server = args.management_server.clone().unwrap_or_else(|| {
+        config
+            .cluster_url
+            .to_string()
+            .trim_end_matches('/')
+            .to_string()
+    });
+    let management_ca_pem = match &args.management_ca_file {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| format!("--management-ca-file {}: {e}", path.display()))?,
+        None => pem_of(config.root_cert.as_deref().unwrap_or_default()),
+    };
+    if args.management_server.is_none() && management_server.contains(".svc") {
+        tracing::warn!(server = %management_server, "agents get the in-cluster API address; set --management-server to one they can reach");
+    }
+    let client = Client::try_from(config).map_err(|e| format!("cannot create a client: {e}"))?;
+
+    let metrics = Arc::new(Metrics::new());
+    let health = Arc::new(Health {
+        metrics: metrics.clone(),
+        ready: Default::default(),
+        leading: Default::default(),
+    });
+    let (address, _server) = http::serve(args.http_address, health.clone())
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.http_address))?;
+    tracing::info!(%address, "serving /metrics, /healthz and /readyz");
+
+    let cache_root = args
+        .cache_dir
+        .clone()
+        .unwrap_or_else(PackCache::default_root);
+    let cache = PackCache::open(&cache_root).map_err(|e| format!("the pack cache: {e}"))?;
+    let work_dir = cache_root.join("controller-work");
+    std::fs::create_dir_all(&work_dir)
+        .map_err(|e| format!("cannot create {}: {e}", work_dir.display()))?;
+    let settings = Settings {
+        system_namespace: args.system_namespace.clone(),
+        agent_image: args.agent_image.clone(),
+        management_server,
+        management_ca_pem,
+        agent_token_seconds: args.agent_token_seconds.max(600),
+        vsphere_provider_namespace: args.vsphere_provider_namespace.clone(),
+        aws_provider_namespace: args.aws_provider_namespace.clone(),
+        resync: Duration::from_secs(args.resync_seconds.max(10)),
+    };
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        settings,
+        metrics: metrics.clone(),
+        packs: PackResolver::new(Some(cache), work_dir),
+    });
+
+    client
+        .apiserver_version()
+        .await
+        .map_err(|e| format!("cannot reach the API server: {e}"))?;
+    health.ready.store(true, Ordering::Relaxed);
+
+    let (lost_tx, mut lost_rx) = watch::channel(false);
+    let lease = if args.no_leader_election {
+        None
+    } else {
+        let me = identity(&args);
+        let lease = Arc::new(LeaderLease::new(
+            client.clone(),
+            &args.system_namespace,
+            LEASE_NAME,
+            &me,
+            Duration::from_secs(LEASE_SECONDS),
+        ));
+        tracing::info!(identity = %me, namespace = %args.system_namespace, "waiting to lead");
+        let acquire = async {
+            loop {
+                match lease.try_hold().await {
+                    Ok(true) => return,
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(error = %e, "cannot take the lease"),
+                }
+                tokio::time::sleep(Duration::from_secs(LEASE_SECONDS / 3)).await;
+            }
+        };
+        tokio::select! {
+            _ = acquire => {}
+            _ = shutdown_signal() => return Ok(()),
+        }
+        let renewer = lease.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(LEASE_SECONDS / 3)).await;
+                match renewer.try_hold().await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::error!("lost the lease to another replica; stopping");
+                        let _ = lost_tx.send(true);
+                        return;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot renew the lease"),
+                }
+            }
+        });
+        Some(lease)
+    };
+    health.leading.store(true, Ordering::Relaxed);
+    tracing::info!("leading; reconciling WorkloadClusters");
+
+    let clusters: Api<WorkloadCluster> = match &args.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let capi_clusters: Api<DynamicObject> = Api::all_with(
+        client.clone(),
+        &ApiResource::from_gvk(&GroupVersionKind::gvk(
+            "cluster.x-k8s.io",
+            "v1beta2",
+            "Cluster",
+        )),
+    );
+    let only_ours = watcher::Config::default().labels(CLUSTER_NAMESPACE_LABEL);
+    let stop = async move {
+        tokio::select! {
+            _ = shutdown_signal() => {}
+            _ = lost_rx.wait_for(|lost| *lost) => {}
+        }
+    };
+    Controller::new(clusters, watcher::Config::default())
+        .with_config(ControllerConfig::default().concurrency(args.concurrency))
+        .watches_with(
+            capi_clusters,
+            ApiResource::from_gvk(&GroupVersionKind::gvk(
+                "cluster.x-k8s.io",
+                "v1beta2",
+                "Cluster",
+            )),
+            only_ours,
+            |capi| {
+                let namespace = capi.labels().get(CLUSTER_NAMESPACE_LABEL).cloned()?;
+                Some(ObjectRef::<WorkloadCluster>::new(&capi.name_any()).within(&namespace))
+            },
+        )
+        .graceful_shutdown_on(stop)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| futures::future::ready(()))
+        .await;
+    if let Some(lease) = lease
+        && let Err(e) = lease.release().await
+    {
+        tracing::warn!(error = %e, "cannot release the lease");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Failed reconciles are retried after a fixed pause; the error is already in the
+/// cluster's conditions, the log and the metrics.
+fn error_policy(
+    _cluster: Arc<WorkloadCluster>,
+    _error: &ReconcileError,
+    _ctx: Arc<Context>,
+) -> Action {
+    Action::requeue(Duration::from_secs(10))
+}

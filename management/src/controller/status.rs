@@ -1,0 +1,122 @@
+//! The WorkloadCluster's status as the controller sees it, written with server-side apply
+//! on the status subresource. The controller sends only its own conditions; the agent
+//! owns the others (Pivoted, layer states) under its own field manager.
+
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client, ResourceExt};
+use serde_json::json;
+use strata_shared::cluster::{ClusterPhase, ReplicaCounts, WorkloadCluster};
+use strata_shared::conditions::{ConditionUpdate, set_condition};
+
+use super::context::{FIELD_MANAGER, WRITE_TIMEOUT};
+
+pub const VALID: &str = "Valid";
+pub const REVISION_PUBLISHED: &str = "RevisionPublished";
+pub const OBJECTS_APPLIED: &str = "ObjectsApplied";
+pub const CONTROL_PLANE_INITIALIZED: &str = "ControlPlaneInitialized";
+pub const AGENT_INSTALLED: &str = "AgentInstalled";
+pub const DELETING: &str = "Deleting";
+pub const READY: &str = "Ready";
+/// Written by the agent once the CAPI objects live in the workload cluster.
+pub const PIVOTED: &str = "Pivoted";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error("cannot write the status of WorkloadCluster {cluster}: {source}")]
+    Api {
+        cluster: String,
+        #[source]
+        source: Box<kube::Error>,
+    },
+    #[error("writing the status of WorkloadCluster {cluster} took longer than {seconds} s")]
+    Timeout { cluster: String, seconds: u64 },
+}
+
+/// What one reconcile found.
+#[derive(Debug, Default)]
+pub struct StatusUpdate<'a> {
+    pub phase: Option<ClusterPhase>,
+    pub conditions: Vec<ConditionUpdate<'a>>,
+    pub revision: Option<i64>,
+    pub namespace: Option<String>,
+    pub control_plane: Option<ReplicaCounts>,
+    pub workers: Option<ReplicaCounts>,
+    pub agent_image: Option<String>,
+}
+
+impl<'a> StatusUpdate<'a> {
+    pub fn condition(&mut self, update: ConditionUpdate<'a>) {
+        self.conditions.retain(|c| c.type_ != update.type_);
+        self.conditions.push(update);
+    }
+}
+
+pub async fn write(
+    client: &Client,
+    cluster: &WorkloadCluster,
+    update: StatusUpdate<'_>,
+) -> Result<(), StatusError> {
+    let name = cluster.name_any();
+    let namespace = cluster.namespace().unwrap_or_default();
+    let generation = cluster.metadata.generation;
+    let mut conditions = cluster
+        .status
+        .as_ref()
+        .map(|s| s.conditions.clone())
+        .unwrap_or_default();
+    let now = Timestamp::now();
+    let mine: Vec<String> = update
+        .conditions
+        .iter()
+        .map(|c| c.type_.to_string())
+        .collect();
+    for condition in update.conditions {
+        set_condition(&mut conditions, condition, generation, now);
+    }
+    conditions.retain(|c| mine.contains(&c.type_));
+    let status = json!({
+        "phase": update.phase,
+        "observedGeneration": generation,
+        "conditions": conditions,
+        "revision": update.revision,
+        "namespace": update.namespace,
+        "controlPlane": update.control_plane,
+        "workers": update.workers,
+        "agentImage": update.agent_image,
+    });
+    // Unset fields are left out rather than sent as null.
+    let status: serde_json::Map<String, serde_json::Value> = status
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let patch = json!({
+        "apiVersion": "strata.dev/v1alpha1",
+        "kind": "WorkloadCluster",
+        "status": status,
+    });
+    let api: Api<WorkloadCluster> = Api::namespaced(client.clone(), &namespace);
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let shown = format!("{namespace}/{name}");
+    match tokio::time::timeout(
+        WRITE_TIMEOUT,
+        api.patch_status(&name, &params, &Patch::Apply(&patch)),
+    )
+    .await
+    {
+        Ok(Ok(_)) => Ok(()),
+        // Deleted meanwhile: nothing to report on.
+        Ok(Err(kube::Error::Api(e))) if e.code == 404 => Ok(()),
+        Ok(Err(source)) => Err(StatusError::Api {
+            cluster: shown,
+            source: Box::new(source),
+        }),
+        Err(_) => Err(StatusError::Timeout {
+            cluster: shown,
+            seconds: WRITE_TIMEOUT.as_secs(),
+        }),
+    }
+}

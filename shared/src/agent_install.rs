@@ -1,0 +1,449 @@
+//! What installing the agent means, as objects: in the management cluster, the agent's
+//! service account and the RBAC that limits it to its own cluster; in the workload
+//! cluster, the `strata-system` namespace, the agent's service account and rights, the
+//! Secret that tells it how to reach the management cluster, and its Deployment.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
+use k8s_openapi::api::core::v1::{
+    Container, EnvVar, EnvVarSource, Namespace, ObjectFieldSelector, PodSpec, PodTemplateSpec,
+    Secret, SecretVolumeSource, ServiceAccount, Volume, VolumeMount,
+};
+use k8s_openapi::api::rbac::v1::{
+    ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use kube::config::{
+    AuthInfo, Cluster, Context, Kubeconfig, NamedAuthInfo, NamedCluster, NamedContext,
+};
+
+/// The agent's namespace in the workload cluster.
+pub const AGENT_NAMESPACE: &str = "strata-system";
+/// The agent's name everywhere: service accounts, roles, Deployment, Lease.
+pub const AGENT_NAME: &str = "strata-agent";
+/// The Secret in the workload cluster holding the agent's management-cluster access.
+pub const MANAGEMENT_SECRET: &str = "strata-management";
+/// Where the agent finds that Secret's files.
+pub const MANAGEMENT_MOUNT: &str = "/etc/strata/management";
+/// Annotation on the Secret: when its token expires (RFC 3339).
+pub const TOKEN_EXPIRES_ANNOTATION: &str = "strata.dev/token-expires";
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+pub const MANAGED_BY: &str = "strata";
+
+fn labels() -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".to_string(), AGENT_NAME.to_string()),
+        (MANAGED_BY_LABEL.to_string(), MANAGED_BY.to_string()),
+    ])
+}
+
+fn meta(name: &str, namespace: Option<&str>) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_string()),
+        namespace: namespace.map(String::from),
+        labels: Some(labels()),
+        ..ObjectMeta::default()
+    }
+}
+
+fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
+    let strings = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    PolicyRule {
+        api_groups: Some(strings(groups)),
+        resources: Some(strings(resources)),
+        verbs: strings(verbs),
+        ..PolicyRule::default()
+    }
+}
+
+/// Where a cluster's objects are in the management cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterLocation {
+    /// The WorkloadCluster's name (and the CAPI Cluster's).
+    pub cluster: String,
+    /// The WorkloadCluster's namespace.
+    pub cluster_namespace: String,
+    /// The namespace holding its CAPI objects and revisions, and nothing else.
+    pub objects_namespace: String,
+}
+
+impl ClusterLocation {
+    pub fn of(cluster_namespace: &str, cluster: &str) -> ClusterLocation {
+        ClusterLocation {
+            cluster: cluster.to_string(),
+            cluster_namespace: cluster_namespace.to_string(),
+            objects_namespace: crate::cluster::objects_namespace(cluster_namespace, cluster),
+        }
+    }
+}
+
+/// The agent's identity and rights in the management cluster: a service account in the
+/// cluster's own namespace; a Role there to read its revisions, move its CAPI objects
+/// and the secrets and config maps beside them, and renew its own token; and a Role in
+/// the WorkloadCluster's namespace to read that one object and write its status. Nothing
+/// cluster-wide, nothing of any other cluster.
+pub struct ManagementRbac {
+    pub service_account: ServiceAccount,
+    pub roles: Vec<Role>,
+    pub bindings: Vec<RoleBinding>,
+}
+
+pub fn management_rbac(location: &ClusterLocation) -> ManagementRbac {
+    let ns = location.objects_namespace.as_str();
+    const MOVE: &[&str] = &[
+        "get", "list", "watch", "create", "update", "patch", "delete",
+    ];
+    const READ: &[&str] = &["get", "list", "watch"];
+    let own_namespace = Role {
+        metadata: meta(AGENT_NAME, Some(ns)),
+        rules: Some(vec![
+            rule(&["strata.dev"], &["clusterrevisions"], READ),
+            rule(
+                &[
+                    "cluster.x-k8s.io",
+                    "infrastructure.cluster.x-k8s.io",
+                    "bootstrap.cluster.x-k8s.io",
+                    "controlplane.cluster.x-k8s.io",
+                    "addons.cluster.x-k8s.io",
+                ],
+                &["*"],
+                MOVE,
+            ),
+            rule(&[""], &["secrets", "configmaps"], MOVE),
+            rule(&[""], &["events"], &["create", "patch"]),
+            PolicyRule {
+                resource_names: Some(vec![AGENT_NAME.to_string()]),
+                ..rule(&[""], &["serviceaccounts/token"], &["create"])
+            },
+        ]),
+    };
+    let status = Role {
+        metadata: meta(
+            &status_role_name(location),
+            Some(&location.cluster_namespace),
+        ),
+        rules: Some(vec![
+            PolicyRule {
+                resource_names: Some(vec![location.cluster.clone()]),
+                ..rule(&["strata.dev"], &["workloadclusters"], READ)
+            },
+            PolicyRule {
+                resource_names: Some(vec![location.cluster.clone()]),
+                ..rule(
+                    &["strata.dev"],
+                    &["workloadclusters/status"],
+                    &["get", "patch", "update"],
+                )
+            },
+        ]),
+    };
+    let subject = Subject {
+        kind: "ServiceAccount".into(),
+        name: AGENT_NAME.into(),
+        namespace: Some(ns.into()),
+        ..Subject::default()
+    };
+    let binding = |role: &Role| RoleBinding {
+        metadata: role.metadata.clone(),
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "Role".into(),
+            name: role.metadata.name.clone().unwrap_or_default(),
+        },
+        subjects: Some(vec![subject.clone()]),
+    };
+    let bindings = vec![binding(&own_namespace), binding(&status)];
+    ManagementRbac {
+        service_account: ServiceAccount {
+            metadata: meta(AGENT_NAME, Some(ns)),
+            ..ServiceAccount::default()
+        },
+        roles: vec![own_namespace, status],
+        bindings,
+    }
+}
+
+/// The Role in the WorkloadCluster's namespace, named after the objects namespace so
+/// that clusters sharing a namespace get one each.
+pub fn status_role_name(location: &ClusterLocation) -> String {
+    format!("{AGENT_NAME}-{}", location.objects_namespace)
+}
+
+/// How the agent reaches the management cluster.
+#[derive(Clone)]
+pub struct ManagementAccess {
+    pub server: String,
+    pub ca_pem: String,
+    pub token: String,
+    /// RFC 3339.
+    pub token_expires: String,
+}
+
+impl std::fmt::Debug for ManagementAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManagementAccess")
+            .field("server", &self.server)
+            .field("token_expires", &self.token_expires)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A kubeconfig for the agent's management-cluster access, defaulting to its namespace.
+pub fn management_kubeconfig(access: &ManagementAccess, namespace: &str) -> Kubeconfig {
+    use base64::Engine;
+    let ca = base64::engine::general_purpose::STANDARD.encode(access.ca_pem.as_bytes());
+    Kubeconfig {
+        clusters: vec![NamedCluster {
+            name: "management".into(),
+            cluster: Some(Cluster {
+                server: Some(access.server.clone()),
+                certificate_authority_data: Some(ca),
+                ..Cluster::default()
+            }),
+            other: BTreeMap::new(),
+        }],
+        auth_infos: vec![NamedAuthInfo {
+            name: AGENT_NAME.into(),
+            auth_info: Some(AuthInfo {
+                token: Some(access.token.clone().into()),
+                ..AuthInfo::default()
+            }),
+            other: BTreeMap::new(),
+        }],
+        contexts: vec![NamedContext {
+            name: "management".into(),
+            context: Some(Context {
+                cluster: "management".into(),
+                user: Some(AGENT_NAME.into()),
+                namespace: Some(namespace.into()),
+                ..Context::default()
+            }),
+            other: BTreeMap::new(),
+        }],
+        current_context: Some("management".into()),
+        ..Kubeconfig::default()
+    }
+}
+
+/// Everything the agent needs in the workload cluster, in the order to apply it.
+pub struct WorkloadAgentObjects {
+    pub namespace: Namespace,
+    pub service_account: ServiceAccount,
+    pub binding: ClusterRoleBinding,
+    pub secret: Secret,
+    pub deployment: Deployment,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the agent's management kubeconfig for cluster {cluster} cannot be written: {reason}")]
+pub struct AgentInstallError {
+    pub cluster: String,
+    pub reason: String,
+}
+
+pub fn workload_objects(
+    location: &ClusterLocation,
+    access: &ManagementAccess,
+    image: &str,
+) -> Result<WorkloadAgentObjects, AgentInstallError> {
+    let kubeconfig =
+        serde_yaml::to_string(&management_kubeconfig(access, &location.objects_namespace))
+            .map_err(|e| AgentInstallError {
+                cluster: location.cluster.clone(),
+                reason: e.to_string(),
+            })?;
+    let data = BTreeMap::from([
+        ("kubeconfig".to_string(), kubeconfig),
+        ("server".to_string(), access.server.clone()),
+        ("ca.crt".to_string(), access.ca_pem.clone()),
+        ("token".to_string(), access.token.clone()),
+        ("namespace".to_string(), location.objects_namespace.clone()),
+        ("cluster".to_string(), location.cluster.clone()),
+        (
+            "clusterNamespace".to_string(),
+            location.cluster_namespace.clone(),
+        ),
+    ]);
+    let mut secret_meta = meta(MANAGEMENT_SECRET, Some(AGENT_NAMESPACE));
+    secret_meta.annotations = Some(BTreeMap::from([(
+        TOKEN_EXPIRES_ANNOTATION.to_string(),
+        access.token_expires.clone(),
+    )]));
+    let secret = Secret {
+        metadata: secret_meta,
+        type_: Some("Opaque".into()),
+        data: Some(
+            data.into_iter()
+                .map(|(k, v)| (k, ByteString(v.into_bytes())))
+                .collect(),
+        ),
+        ..Secret::default()
+    };
+    let field_env = |name: &str, path: &str| EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: path.into(),
+                ..ObjectFieldSelector::default()
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    };
+    let container = Container {
+        name: "agent".into(),
+        image: Some(image.into()),
+        env: Some(vec![
+            field_env("POD_NAMESPACE", "metadata.namespace"),
+            field_env("POD_NAME", "metadata.name"),
+            EnvVar {
+                name: "STRATA_MANAGEMENT_KUBECONFIG".into(),
+                value: Some(format!("{MANAGEMENT_MOUNT}/kubeconfig")),
+                ..EnvVar::default()
+            },
+        ]),
+        volume_mounts: Some(vec![VolumeMount {
+            name: "management".into(),
+            mount_path: MANAGEMENT_MOUNT.into(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        }]),
+        ..Container::default()
+    };
+    let deployment = Deployment {
+        metadata: meta(AGENT_NAME, Some(AGENT_NAMESPACE)),
+        spec: Some(DeploymentSpec {
+            replicas: Some(1),
+            selector: LabelSelector {
+                match_labels: Some(BTreeMap::from([(
+                    "app.kubernetes.io/name".to_string(),
+                    AGENT_NAME.to_string(),
+                )])),
+                ..LabelSelector::default()
+            },
+            // The lease keeps two agents from working at once; Recreate keeps a rollout
+            // from making them wait on each other.
+            strategy: Some(DeploymentStrategy {
+                type_: Some("Recreate".into()),
+                ..DeploymentStrategy::default()
+            }),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels()),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    service_account_name: Some(AGENT_NAME.into()),
+                    containers: vec![container],
+                    volumes: Some(vec![Volume {
+                        name: "management".into(),
+                        secret: Some(SecretVolumeSource {
+                            secret_name: Some(MANAGEMENT_SECRET.into()),
+                            ..SecretVolumeSource::default()
+                        }),
+                        ..Volume::default()
+                    }]),
+                    ..PodSpec::default()
+                }),
+            },
+            ..DeploymentSpec::default()
+        }),
+        ..Deployment::default()
+    };
+    Ok(WorkloadAgentObjects {
+        namespace: Namespace {
+            metadata: meta(AGENT_NAMESPACE, None),
+            ..Namespace::default()
+        },
+        service_account: ServiceAccount {
+            metadata: meta(AGENT_NAME, Some(AGENT_NAMESPACE)),
+            ..ServiceAccount::default()
+        },
+        // The agent installs CRDs, providers and every layer of its own cluster: it is
+        // that cluster's administrator.
+        binding: ClusterRoleBinding {
+            metadata: meta(AGENT_NAME, None),
+            role_ref: RoleRef {
+                api_group: "rbac.authorization.k8s.io".into(),
+                kind: "ClusterRole".into(),
+                name: "cluster-admin".into(),
+            },
+            subjects: Some(vec![Subject {
+                kind: "ServiceAccount".into(),
+                name: AGENT_NAME.into(),
+                namespace: Some(AGENT_NAMESPACE.into()),
+                ..Subject::default()
+            }]),
+        },
+        secret,
+        deployment,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn location() -> ClusterLocation {
+        ClusterLocation {
+            cluster: "edge-1".into(),
+            cluster_namespace: "team-a".into(),
+            objects_namespace: "team-a-edge-1".into(),
+        }
+    }
+
+    #[test]
+    fn management_rights_stay_in_the_cluster_s_namespaces() {
+        let rbac = management_rbac(&location());
+        let namespaces: Vec<_> = rbac
+            .roles
+            .iter()
+            .map(|r| r.metadata.namespace.clone().unwrap())
+            .collect();
+        assert_eq!(namespaces, ["team-a-edge-1", "team-a"]);
+        // In the shared namespace only the one WorkloadCluster, by name.
+        let shared = &rbac.roles[1];
+        for rule in shared.rules.as_ref().unwrap() {
+            assert_eq!(
+                rule.resource_names.as_deref(),
+                Some(&["edge-1".to_string()][..])
+            );
+            assert!(!rule.verbs.iter().any(|v| v == "delete" || v == "create"));
+        }
+        for binding in &rbac.bindings {
+            let subject = &binding.subjects.as_ref().unwrap()[0];
+            assert_eq!(subject.namespace.as_deref(), Some("team-a-edge-1"));
+            assert_eq!(binding.role_ref.kind, "Role");
+        }
+    }
+
+    #[test]
+    fn workload_secret_carries_a_kubeconfig_for_the_management_cluster() {
+        let access = ManagementAccess {
+            server: "https://mgmt.example:6443".into(),
+            ca_pem: "-----BEGIN CERTIFICATE-----\n".into(),
+            token: "tok".into(),
+            token_expires: "2026-11-22T00:00:00Z".into(),
+        };
+        let objects = workload_objects(&location(), &access, "strata-agent:1").unwrap();
+        let data = objects.secret.data.unwrap();
+        let kubeconfig: Kubeconfig = serde_yaml::from_slice(&data["kubeconfig"].0).unwrap();
+        let context = kubeconfig.contexts[0].context.as_ref().unwrap();
+        assert_eq!(context.namespace.as_deref(), Some("team-a-edge-1"));
+        assert_eq!(
+            kubeconfig.clusters[0]
+                .cluster
+                .as_ref()
+                .unwrap()
+                .server
+                .as_deref(),
+            Some("https://mgmt.example:6443")
+        );
+        let pod = objects.deployment.spec.unwrap().template.spec.unwrap();
+        assert_eq!(pod.containers[0].image.as_deref(), Some("strata-agent:1"));
+        assert_eq!(pod.service_account_name.as_deref(), Some(AGENT_NAME));
+    }
+}
