@@ -284,6 +284,38 @@ impl ManagementEnv {
         Ok(true)
     }
 
+    /// A kubeconfig for the `strata-controller` service account of
+    /// `manifests/controller/rbac.yaml` (applied here), so that a controller runs with
+    /// exactly the rights its manifests give it.
+    pub async fn controller_kubeconfig(&self) -> Result<PathBuf, String> {
+        use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+        use k8s_openapi::api::core::v1::ServiceAccount;
+        let client = self.client();
+        for document in read_documents(&repo_root().join("manifests/controller/rbac.yaml"))? {
+            apply(&client, &document).await?;
+        }
+        let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), SYSTEM_NAMESPACE);
+        let request = TokenRequest {
+            spec: TokenRequestSpec {
+                audiences: Vec::new(),
+                expiration_seconds: Some(7200),
+                ..TokenRequestSpec::default()
+            },
+            ..TokenRequest::default()
+        };
+        let token: TokenRequest = accounts
+            .create_subresource("token", "strata-controller", &Default::default(), &request)
+            .await
+            .map_err(|e| format!("cannot mint the controller's token: {e}"))?;
+        let token = token.status.ok_or("the token request has no status")?.token;
+        let path = self.dir.path().join("controller.kubeconfig");
+        let text = self
+            .control_plane
+            .kubeconfig_for_token("strata-controller", &token);
+        fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(path)
+    }
+
     /// The process kubelet of a cluster, once [`ManagementEnv::run_agents_of`] started it.
     pub fn agents_of(&self, namespace: &str, cluster: &str) -> Option<Arc<ProcessKubelet>> {
         lock(&self.kubelets)
@@ -375,7 +407,11 @@ impl ControllerProcess {
             .arg("--kubeconfig")
             .arg(kubeconfig)
             .args(["--system-namespace", SYSTEM_NAMESPACE])
-            .args(["--agent-image", "strata-agent:e2e"])
+            .args(if extra.contains(&"--agent-image") {
+                &[][..]
+            } else {
+                &["--agent-image", "strata-agent:e2e"][..]
+            })
             .arg("--http-address")
             .arg(http.to_string())
             .arg("--cache-dir")

@@ -6,163 +6,25 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::api::{DynamicObject, ListParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 use strata_e2e::capi_crds::pruned_fields;
-use strata_e2e::cloud_sim::workload;
 use strata_e2e::management::{
-    ControllerProcess, ManagementEnv, ManagementOptions, SYSTEM_NAMESPACE, apply, ensure_namespace,
-    read_documents, repo_root,
+    ControllerProcess, ManagementEnv, ManagementOptions, ensure_namespace,
 };
 use strata_shared::agent_install::{AGENT_NAME, AGENT_NAMESPACE, MANAGEMENT_SECRET};
 use strata_shared::capi::{BuildInput, control_plane_objects, identity_name, identity_secret_name};
 use strata_shared::cluster::{ClusterPhase, WorkloadCluster, objects_namespace};
 use strata_shared::revision::ClusterRevision;
 
-/// Stops the process-wide workload control planes when the test ends, passed or not.
-struct StopWorkloads;
-
-impl Drop for StopWorkloads {
-    fn drop(&mut self) {
-        workload::stop_all();
-    }
-}
-
-fn sample(path: &str) -> Vec<Value> {
-    read_documents(&repo_root().join("manifests/samples").join(path)).unwrap()
-}
-
-fn resource(api_version: &str, kind: &str) -> ApiResource {
-    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-    ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind))
-}
-
-async fn get_dynamic(
-    client: &Client,
-    api_version: &str,
-    kind: &str,
-    namespace: Option<&str>,
-    name: &str,
-) -> Option<DynamicObject> {
-    let resource = resource(api_version, kind);
-    let api: Api<DynamicObject> = match namespace {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
-        None => Api::all_with(client.clone(), &resource),
-    };
-    api.get_opt(name).await.unwrap()
-}
-
-/// Applies a sample's documents into `namespace` (overriding theirs).
-async fn apply_sample(client: &Client, path: &str, namespace: &str, edit: impl Fn(&mut Value)) {
-    for mut document in sample(path) {
-        document["metadata"]["namespace"] = json!(namespace);
-        edit(&mut document);
-        apply(client, &document).await.unwrap();
-    }
-}
-
-async fn cluster(client: &Client, namespace: &str, name: &str) -> Option<WorkloadCluster> {
-    Api::<WorkloadCluster>::namespaced(client.clone(), namespace)
-        .get_opt(name)
-        .await
-        .unwrap()
-}
-
-fn describe(cluster: Option<&WorkloadCluster>) -> String {
-    match cluster.and_then(|c| c.status.as_ref()) {
-        None => "no status".into(),
-        Some(s) => {
-            let conditions: Vec<String> = s
-                .conditions
-                .iter()
-                .map(|c| format!("{}={} {}: {}", c.type_, c.status, c.reason, c.message))
-                .collect();
-            format!("phase {:?}; {}", s.phase, conditions.join(" | "))
-        }
-    }
-}
-
-/// Waits for a phase, running the cluster's agents as processes once its workload
-/// control plane exists. Fails with the cluster's conditions and the controller's log.
-async fn wait_phase(
-    env: &ManagementEnv,
-    controller: &ControllerProcess,
-    namespace: &str,
-    name: &str,
-    phase: ClusterPhase,
-    timeout: Duration,
-) -> WorkloadCluster {
-    let client = env.client();
-    let deadline = Instant::now() + timeout;
-    let objects = objects_namespace(namespace, name);
-    loop {
-        env.run_agents_of(&objects, name).await.unwrap();
-        let found = cluster(&client, namespace, name).await;
-        if let Some(c) = &found
-            && c.status.as_ref().and_then(|s| s.phase) == Some(phase)
-        {
-            return c.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{namespace}/{name} did not reach {phase:?} in {timeout:?}: {}\n--- controller log ---\n{}",
-            describe(found.as_ref()),
-            controller.log_tail(40)
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
-
-fn condition<'a>(cluster: &'a WorkloadCluster, type_: &str) -> (&'a str, &'a str, &'a str) {
-    let c = cluster
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == type_))
-        .unwrap_or_else(|| panic!("no {type_} condition: {}", describe(Some(cluster))));
-    (c.status.as_str(), c.reason.as_str(), c.message.as_str())
-}
-
-/// A kubeconfig for the `strata-controller` service account of `manifests/controller`,
-/// so that the controller runs with exactly the rights its manifests give it.
-async fn controller_kubeconfig(env: &ManagementEnv) -> PathBuf {
-    let client = env.client();
-    for document in read_documents(&repo_root().join("manifests/controller/rbac.yaml")).unwrap() {
-        apply(&client, &document).await.unwrap();
-    }
-    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), SYSTEM_NAMESPACE);
-    let request = TokenRequest {
-        spec: TokenRequestSpec {
-            audiences: Vec::new(),
-            expiration_seconds: Some(7200),
-            ..TokenRequestSpec::default()
-        },
-        ..TokenRequest::default()
-    };
-    let token: TokenRequest = accounts
-        .create_subresource(
-            "token",
-            "strata-controller",
-            &PostParams::default(),
-            &request,
-        )
-        .await
-        .unwrap();
-    let token = token.status.unwrap().token;
-    let path = env.dir.path().join("controller.kubeconfig");
-    let text = env
-        .control_plane
-        .kubeconfig_for_token("strata-controller", &token);
-    std::fs::write(&path, text).unwrap();
-    path
-}
+mod controller_support;
+use controller_support::*;
 
 fn is_forbidden<T: std::fmt::Debug>(result: Result<T, kube::Error>, what: &str) {
     match result {
@@ -283,7 +145,7 @@ async fn provisions(cloud: &str, cluster_file: &str, account_file: &str, name: &
     })
     .await;
 
-    let kubeconfig = controller_kubeconfig(&env).await;
+    let kubeconfig = env.controller_kubeconfig().await.unwrap();
     let controller =
         ControllerProcess::start(&kubeconfig, env.dir.path(), "controller", &[]).unwrap();
     let wc = wait_phase(

@@ -1,0 +1,557 @@
+//! The controller's life beyond the happy path: every bad input is a condition and
+//! creates nothing; a controller killed half-way is replaced by its standby, which
+//! converges to the same objects; a change of intent is a new revision; a new agent image
+//! rolls the agent; deleting a cluster before its pivot tears it down.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::{Api, Client, ResourceExt};
+use serde_json::{Value, json};
+use strata_e2e::management::{
+    ControllerProcess, ManagementEnv, ManagementOptions, apply_secret, ensure_namespace,
+};
+use strata_e2e::wait::eventually;
+use strata_shared::agent_install::{AGENT_NAME, AGENT_NAMESPACE};
+use strata_shared::capi::{BuildInput, control_plane_objects};
+use strata_shared::cluster::{ClusterPhase, WorkloadCluster, objects_namespace};
+use strata_shared::revision::ClusterRevision;
+
+mod controller_support;
+use controller_support::*;
+
+async fn namespace_exists(client: &Client, name: &str) -> bool {
+    Api::<Namespace>::all(client.clone())
+        .get_opt(name)
+        .await
+        .unwrap()
+        .is_some()
+}
+
+async fn all_of(client: &Client, api_version: &str, kind: &str) -> Vec<DynamicObject> {
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource(api_version, kind));
+    api.list(&ListParams::default()).await.unwrap().items
+}
+
+/// One bad input: how to make it, the reason and a piece of the message it must give.
+struct Case {
+    name: &'static str,
+    base: &'static str,
+    edit: fn(&mut Value),
+    reason: &'static str,
+    message: &'static str,
+}
+
+#[tokio::test]
+async fn bad_inputs_yield_conditions_and_create_nothing() {
+    let env = ManagementEnv::start(ManagementOptions {
+        simulator: false,
+        ..ManagementOptions::named("bad-inputs")
+    })
+    .await
+    .unwrap();
+    let client = env.client();
+    let ns = "bad";
+    ensure_namespace(&client, ns).await.unwrap();
+    apply_sample(&client, "accounts/aws.yaml", ns, |_| {}).await;
+    apply_sample(&client, "accounts/vsphere.yaml", ns, |_| {}).await;
+    // An account whose secret lacks a key.
+    apply_secret(&client, ns, "half-secret", &[("AccessKeyID", "AKIA")])
+        .await
+        .unwrap();
+    apply_sample(&client, "accounts/aws.yaml", ns, |d| {
+        if d["kind"] == "CloudAccount" {
+            d["metadata"]["name"] = json!("half");
+            d["spec"]["secretRef"]["name"] = json!("half-secret");
+        }
+    })
+    .await;
+    // Profiles naming a pack version and a registry that do not exist.
+    apply_sample(&client, "profiles/sim-infra.yaml", ns, |d| {
+        d["metadata"]["name"] = json!("missing-pack");
+        d["spec"]["layers"][1]["version"] = json!("1.99.0");
+    })
+    .await;
+    apply_sample(&client, "profiles/sim-infra.yaml", ns, |d| {
+        d["metadata"]["name"] = json!("missing-registry");
+        d["spec"]["layers"][2]["registry"] = json!("nowhere");
+    })
+    .await;
+    // A namespace the conflicting cluster's objects would need, owned by nobody.
+    ensure_namespace(&client, &objects_namespace(ns, "conflict"))
+        .await
+        .unwrap();
+
+    let cases = [
+        Case {
+            name: "no-profile",
+            base: "clusters/sim-demo.yaml",
+            edit: |d| d["spec"]["profiles"][0]["name"] = json!("nope"),
+            reason: "ProfileNotFound",
+            message: "profile \"nope\" was not found",
+        },
+        Case {
+            name: "no-version",
+            base: "clusters/sim-demo.yaml",
+            edit: |d| d["spec"]["profiles"][0]["version"] = json!("9.9.9"),
+            reason: "ProfileNotFound",
+            message: "has no version \"9.9.9\"",
+        },
+        Case {
+            name: "wrong-cloud",
+            base: "clusters/sim-demo.yaml",
+            edit: |d| d["spec"]["profiles"][0] = json!({"name": "aws-infra", "version": "1.0.0"}),
+            reason: "CloudMismatch",
+            message: "is for cloud \"aws\"",
+        },
+        Case {
+            name: "no-account",
+            base: "clusters/aws-ml.yaml",
+            edit: |d| d["spec"]["cloudAccountRef"]["name"] = json!("ghost"),
+            reason: "CloudAccountNotFound",
+            message: "CloudAccount bad/ghost does not exist",
+        },
+        Case {
+            name: "account-cloud",
+            base: "clusters/aws-ml.yaml",
+            edit: |d| d["spec"]["cloudAccountRef"]["name"] = json!("vsphere-dc-east"),
+            reason: "CloudAccountInvalid",
+            message: "is vsphere, but the cluster's cloudType is aws",
+        },
+        Case {
+            name: "secret-key",
+            base: "clusters/aws-ml.yaml",
+            edit: |d| d["spec"]["cloudAccountRef"]["name"] = json!("half"),
+            reason: "CloudAccountInvalid",
+            message: "has no key SecretAccessKey",
+        },
+        Case {
+            name: "missing-pack",
+            base: "clusters/sim-demo.yaml",
+            edit: |d| d["spec"]["profiles"][0]["name"] = json!("missing-pack"),
+            reason: "PackUnresolved",
+            message: "has no version \"1.99.0\"",
+        },
+        Case {
+            name: "missing-registry",
+            base: "clusters/sim-demo.yaml",
+            edit: |d| d["spec"]["profiles"][0]["name"] = json!("missing-registry"),
+            reason: "PackUnresolved",
+            message: "no PackRegistry named \"nowhere\"",
+        },
+        Case {
+            name: "too-small",
+            base: "clusters/sim-demo.yaml",
+            edit: |d| d["spec"]["nodePools"]["controlPlane"]["machine"]["cpus"] = json!(1),
+            reason: "ConstraintsNotMet",
+            message: "needs at least 2 CPUs",
+        },
+        Case {
+            name: "bad-count",
+            base: "clusters/sim-demo.yaml",
+            edit: |d| d["spec"]["nodePools"]["controlPlane"]["count"] = json!(2),
+            reason: "InvalidSpec",
+            message: "expected 1, 3 or 5",
+        },
+        Case {
+            name: "no-placement",
+            base: "clusters/aws-ml.yaml",
+            edit: |d| {
+                d["spec"].as_object_mut().unwrap().remove("aws");
+            },
+            reason: "InvalidSpec",
+            message: "spec.aws: is missing",
+        },
+        Case {
+            name: "bad-network",
+            base: "clusters/sim-demo.yaml",
+            edit: |d| d["spec"]["clusterNetwork"] = json!({"podCidrs": ["10.96.0.0/16"]}),
+            reason: "InvalidStack",
+            message: "overlaps the service range 10.96.0.0/12",
+        },
+        Case {
+            name: "conflict",
+            base: "clusters/sim-demo.yaml",
+            edit: |_| {},
+            reason: "NamespaceConflict",
+            message: "already exists and is not this cluster's",
+        },
+    ];
+    for case in &cases {
+        apply_sample(&client, case.base, ns, |d| {
+            d["metadata"]["name"] = json!(case.name);
+            (case.edit)(d);
+        })
+        .await;
+    }
+    let controller = ControllerProcess::start(
+        env.control_plane.kubeconfig_path(),
+        env.dir.path(),
+        "controller",
+        &[],
+    )
+    .unwrap();
+    for case in &cases {
+        let wc = wait_phase(
+            &env,
+            &controller,
+            ns,
+            case.name,
+            ClusterPhase::Invalid,
+            Duration::from_secs(120),
+        )
+        .await;
+        let (status, reason, message) = condition(&wc, "Valid");
+        assert_eq!(
+            (status, reason),
+            ("False", case.reason),
+            "{}: {message}",
+            case.name
+        );
+        assert!(
+            message.contains(case.message),
+            "{}: {message:?} should say {:?}",
+            case.name,
+            case.message
+        );
+        assert_eq!(condition(&wc, "Ready").0, "False");
+        if case.name != "conflict" {
+            assert!(
+                !namespace_exists(&client, &objects_namespace(ns, case.name)).await,
+                "{}",
+                case.name
+            );
+        }
+    }
+    // Nothing anywhere: no CAPI object, no revision, no identity.
+    assert!(
+        all_of(&client, "cluster.x-k8s.io/v1beta2", "Cluster")
+            .await
+            .is_empty()
+    );
+    assert!(
+        all_of(&client, "strata.dev/v1alpha1", "ClusterRevision")
+            .await
+            .is_empty()
+    );
+    assert!(
+        all_of(
+            &client,
+            "infrastructure.cluster.x-k8s.io/v1beta2",
+            "AWSClusterStaticIdentity"
+        )
+        .await
+        .is_empty()
+    );
+
+    // What was missing appears: the cluster goes on by itself.
+    apply_sample(&client, "accounts/aws.yaml", ns, |d| {
+        if d["kind"] == "CloudAccount" {
+            d["metadata"]["name"] = json!("ghost");
+        }
+    })
+    .await;
+    let wc = wait_phase(
+        &env,
+        &controller,
+        ns,
+        "no-account",
+        ClusterPhase::Provisioning,
+        Duration::from_secs(90),
+    )
+    .await;
+    assert_eq!(condition(&wc, "Valid").0, "True");
+    assert_eq!(wc.status.unwrap().revision, Some(1));
+}
+
+async fn leads(controller: &ControllerProcess) -> bool {
+    let answer = controller.get("/readyz").await.ok();
+    answer.is_some_and(|(_, body)| body.trim() == "ok (leading)")
+}
+
+async fn leader_and_standby(a: &ControllerProcess, b: &ControllerProcess) -> (bool, bool) {
+    (leads(a).await, leads(b).await)
+}
+
+/// The CAPI objects (kind/name → spec) in a namespace.
+async fn capi_specs(
+    client: &Client,
+    namespace: &str,
+    built: &[Value],
+) -> Vec<(String, Value, i64)> {
+    let mut out = Vec::new();
+    for object in built {
+        let text = |p: &str| object.pointer(p).and_then(Value::as_str).unwrap();
+        let read = get_dynamic(
+            client,
+            text("/apiVersion"),
+            text("/kind"),
+            Some(namespace),
+            text("/metadata/name"),
+        )
+        .await
+        .unwrap();
+        out.push((
+            format!("{} {}", text("/kind"), text("/metadata/name")),
+            read.data["spec"].clone(),
+            read.metadata.generation.unwrap_or_default(),
+        ));
+    }
+    out
+}
+
+#[tokio::test]
+async fn restart_day2_image_roll_and_deletion() {
+    let _stop = StopWorkloads;
+    let env = ManagementEnv::start(ManagementOptions::named("lifecycle"))
+        .await
+        .unwrap();
+    let client = env.client();
+    let ns = "strata-demo";
+    let name = "demo";
+    let objects = objects_namespace(ns, name);
+    ensure_namespace(&client, ns).await.unwrap();
+    let kubeconfig = env.control_plane.kubeconfig_path().to_path_buf();
+    let mut a = ControllerProcess::start(&kubeconfig, env.dir.path(), "controller-a", &[]).unwrap();
+    let mut b = ControllerProcess::start(&kubeconfig, env.dir.path(), "controller-b", &[]).unwrap();
+    let (a_leads, b_leads) = eventually(
+        "one controller to lead",
+        Duration::from_secs(60),
+        || async {
+            let roles = leader_and_standby(&a, &b).await;
+            (roles.0 != roles.1).then_some(roles)
+        },
+    )
+    .await;
+    assert!(a_leads ^ b_leads);
+    let (leader, standby) = if a_leads {
+        (&mut a, &mut b)
+    } else {
+        (&mut b, &mut a)
+    };
+    let (_, body) = standby.get("/readyz").await.unwrap();
+    assert_eq!(body.trim(), "ok (standing by)");
+
+    // Kill the leader once it has applied the objects, before the agent is installed.
+    apply_sample(&client, "clusters/sim-demo.yaml", ns, |_| {}).await;
+    eventually(
+        "the CAPI objects to be applied",
+        Duration::from_secs(120),
+        || async {
+            let wc = cluster(&client, ns, name).await?;
+            let applied = wc
+                .status?
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "ObjectsApplied" && c.status == "True");
+            applied.then_some(())
+        },
+    )
+    .await;
+    let revision = Api::<ClusterRevision>::namespaced(client.clone(), &objects)
+        .get(&format!("{name}-r1"))
+        .await
+        .unwrap();
+    let built = control_plane_objects(&BuildInput {
+        cluster_name: name,
+        namespace: &objects,
+        revision: 1,
+        desired: &revision.spec.desired,
+    })
+    .unwrap();
+    let before = capi_specs(&client, &objects, &built).await;
+    leader.kill();
+
+    // The standby takes over once the lease expires, and converges to the same objects.
+    let wc = wait_phase(
+        &env,
+        standby,
+        ns,
+        name,
+        ClusterPhase::AgentInstalled,
+        Duration::from_secs(240),
+    )
+    .await;
+    assert_eq!(wc.status.as_ref().unwrap().revision, Some(1));
+    let revisions = Api::<ClusterRevision>::namespaced(client.clone(), &objects)
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        revisions.items.len(),
+        1,
+        "one revision, not one per controller"
+    );
+    let after = capi_specs(&client, &objects, &built).await;
+    for (sent, ((what, spec_before, generation_before), (_, spec_after, generation_after))) in
+        built.iter().zip(before.iter().zip(&after))
+    {
+        for spec in [spec_before, spec_after] {
+            let mut found = Vec::new();
+            differences(&sent["spec"], spec, "spec", &mut found);
+            assert!(found.is_empty(), "{what}: {found:?}");
+        }
+        // Templates are immutable: the same one, never rewritten.
+        if what.contains("Template") {
+            assert_eq!(generation_before, generation_after, "{what} was rewritten");
+        }
+    }
+    // Nothing extra: one template, one control plane.
+    let templates = Api::<DynamicObject>::namespaced_with(
+        client.clone(),
+        &objects,
+        &resource(
+            "infrastructure.cluster.x-k8s.io/v1beta2",
+            "SimMachineTemplate",
+        ),
+    )
+    .list(&ListParams::default())
+    .await
+    .unwrap();
+    assert_eq!(templates.items.len(), 1);
+
+    // A change of intent is the next revision; the same intent is not.
+    let clusters: Api<WorkloadCluster> = Api::namespaced(client.clone(), ns);
+    clusters
+        .patch(name, &PatchParams::default(), &Patch::Merge(json!({"spec": {"overrides": [{"pack": "cni-calico", "values": "manifests:\n  calico:\n    mtu: 1400\n"}]}})))
+        .await
+        .unwrap();
+    eventually("revision 2", Duration::from_secs(60), || async {
+        (cluster(&client, ns, name).await?.status?.revision == Some(2)).then_some(())
+    })
+    .await;
+    let r2 = Api::<ClusterRevision>::namespaced(client.clone(), &objects)
+        .get(&format!("{name}-r2"))
+        .await
+        .unwrap();
+    let calico = r2
+        .spec
+        .desired
+        .layers
+        .iter()
+        .find(|l| l.name == "cni-calico")
+        .unwrap();
+    assert!(calico.values.contains("mtu: 1400"), "{}", calico.values);
+    let capi_cluster = get_dynamic(
+        &client,
+        "cluster.x-k8s.io/v1beta2",
+        "Cluster",
+        Some(&objects),
+        name,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        capi_cluster
+            .annotations()
+            .get("strata.dev/revision")
+            .map(String::as_str),
+        Some("2")
+    );
+
+    // A graceful stop gives the lease up; a controller with a new agent image takes over
+    // at once and rolls the agent.
+    assert!(
+        standby.terminate(Duration::from_secs(20)),
+        "the controller did not stop on SIGTERM:\n{}",
+        standby.log_tail(20)
+    );
+    let c = ControllerProcess::start(
+        &kubeconfig,
+        env.dir.path(),
+        "controller-c",
+        &["--agent-image", "strata-agent:e2e-2"],
+    )
+    .unwrap();
+    let workload = env
+        .cloud
+        .as_ref()
+        .unwrap()
+        .workload(&objects, name)
+        .await
+        .unwrap()
+        .unwrap();
+    let deployments: Api<Deployment> = Api::namespaced(workload.client(), AGENT_NAMESPACE);
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let image = deployments
+            .get(AGENT_NAME)
+            .await
+            .ok()
+            .and_then(|d| d.spec?.template.spec?.containers.first()?.image.clone());
+        if image.as_deref() == Some("strata-agent:e2e-2") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the agent Deployment still has image {image:?}\n--- controller c ---\n{}",
+            c.log_tail(40)
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let wc = wait_phase(
+        &env,
+        &c,
+        ns,
+        name,
+        ClusterPhase::AgentInstalled,
+        Duration::from_secs(120),
+    )
+    .await;
+    assert_eq!(
+        wc.status.unwrap().agent_image.as_deref(),
+        Some("strata-agent:e2e-2")
+    );
+
+    // Deleting the cluster before its pivot: CAPI tears it down, then the namespace goes.
+    clusters
+        .delete(name, &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(
+        "the WorkloadCluster to be gone",
+        Duration::from_secs(180),
+        || async { cluster(&client, ns, name).await.is_none().then_some(()) },
+    )
+    .await;
+    assert!(
+        get_dynamic(
+            &client,
+            "cluster.x-k8s.io/v1beta2",
+            "Cluster",
+            Some(&objects),
+            name
+        )
+        .await
+        .is_none()
+    );
+    let namespace = Api::<Namespace>::all(client.clone())
+        .get_opt(&objects)
+        .await
+        .unwrap();
+    assert!(
+        namespace.is_none_or(|n| n.metadata.deletion_timestamp.is_some()),
+        "the objects namespace stays"
+    );
+    let id = workload.id().to_string();
+    drop(workload);
+    eventually(
+        "the workload control plane to stop",
+        Duration::from_secs(60),
+        || async {
+            strata_e2e::cloud_sim::workload::running(&id)
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await;
+    let (_, metrics) = c.get("/metrics").await.unwrap();
+    assert!(
+        metrics.contains("strata_controller_clusters{phase=\"AgentInstalled\"} 0"),
+        "{metrics}"
+    );
+}

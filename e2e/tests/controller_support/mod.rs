@@ -1,0 +1,137 @@
+//! What the controller tests share: samples, waiting for a phase, reading conditions.
+
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+use strata_e2e::cloud_sim::workload;
+use strata_e2e::management::{ControllerProcess, ManagementEnv, apply, read_documents, repo_root};
+use strata_shared::cluster::{ClusterPhase, WorkloadCluster, objects_namespace};
+
+/// Stops the process-wide workload control planes when the test ends, passed or not.
+pub struct StopWorkloads;
+
+impl Drop for StopWorkloads {
+    fn drop(&mut self) {
+        workload::stop_all();
+    }
+}
+
+pub fn sample(path: &str) -> Vec<Value> {
+    read_documents(&repo_root().join("manifests/samples").join(path)).unwrap()
+}
+
+pub fn resource(api_version: &str, kind: &str) -> ApiResource {
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind))
+}
+
+pub async fn get_dynamic(
+    client: &Client,
+    api_version: &str,
+    kind: &str,
+    namespace: Option<&str>,
+    name: &str,
+) -> Option<DynamicObject> {
+    let resource = resource(api_version, kind);
+    let api: Api<DynamicObject> = match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    };
+    api.get_opt(name).await.unwrap()
+}
+
+/// Applies a sample's documents into `namespace` (overriding theirs).
+pub async fn apply_sample(client: &Client, path: &str, namespace: &str, edit: impl Fn(&mut Value)) {
+    for mut document in sample(path) {
+        document["metadata"]["namespace"] = json!(namespace);
+        edit(&mut document);
+        apply(client, &document).await.unwrap();
+    }
+}
+
+pub async fn cluster(client: &Client, namespace: &str, name: &str) -> Option<WorkloadCluster> {
+    Api::<WorkloadCluster>::namespaced(client.clone(), namespace)
+        .get_opt(name)
+        .await
+        .unwrap()
+}
+
+pub fn describe(cluster: Option<&WorkloadCluster>) -> String {
+    match cluster.and_then(|c| c.status.as_ref()) {
+        None => "no status".into(),
+        Some(s) => {
+            let conditions: Vec<String> = s
+                .conditions
+                .iter()
+                .map(|c| format!("{}={} {}: {}", c.type_, c.status, c.reason, c.message))
+                .collect();
+            format!("phase {:?}; {}", s.phase, conditions.join(" | "))
+        }
+    }
+}
+
+/// Waits for a phase, running the cluster's agents as processes once its workload
+/// control plane exists. Fails with the cluster's conditions and the controller's log.
+pub async fn wait_phase(
+    env: &ManagementEnv,
+    controller: &ControllerProcess,
+    namespace: &str,
+    name: &str,
+    phase: ClusterPhase,
+    timeout: Duration,
+) -> WorkloadCluster {
+    let client = env.client();
+    let deadline = Instant::now() + timeout;
+    let objects = objects_namespace(namespace, name);
+    loop {
+        env.run_agents_of(&objects, name).await.unwrap();
+        let found = cluster(&client, namespace, name).await;
+        if let Some(c) = &found
+            && c.status.as_ref().and_then(|s| s.phase) == Some(phase)
+        {
+            return c.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{namespace}/{name} did not reach {phase:?} in {timeout:?}: {}\n--- controller log ---\n{}",
+            describe(found.as_ref()),
+            controller.log_tail(40)
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+pub fn condition<'a>(cluster: &'a WorkloadCluster, type_: &str) -> (&'a str, &'a str, &'a str) {
+    let c = cluster
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == type_))
+        .unwrap_or_else(|| panic!("no {type_} condition: {}", describe(Some(cluster))));
+    (c.status.as_str(), c.reason.as_str(), c.message.as_str())
+}
+
+/// Where `read` differs from what was `sent` (fields others added are not differences).
+pub fn differences(sent: &Value, read: &Value, path: &str, out: &mut Vec<String>) {
+    match (sent, read) {
+        (Value::Object(s), Value::Object(r)) => {
+            for (key, value) in s {
+                let here = format!("{path}.{key}");
+                match r.get(key) {
+                    Some(other) => differences(value, other, &here, out),
+                    None => out.push(format!("{here} is missing")),
+                }
+            }
+        }
+        (Value::Array(s), Value::Array(r)) if s.len() == r.len() => {
+            for (i, (a, b)) in s.iter().zip(r).enumerate() {
+                differences(a, b, &format!("{path}[{i}]"), out);
+            }
+        }
+        (a, b) if a == b => {}
+        (a, b) => out.push(format!("{path}: sent {a}, found {b}")),
+    }
+}
