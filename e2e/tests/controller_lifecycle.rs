@@ -453,6 +453,18 @@ async fn restart_day2_image_roll_and_deletion() {
         Some("2")
     );
 
+    // A changed profile is a new revision of every cluster using it.
+    apply_sample(&client, "profiles/sim-infra.yaml", "strata-system", |d| {
+        d["spec"]["layers"][3]["values"] = json!("storageClass:\n  default: true\n");
+    })
+    .await;
+    eventually(
+        "revision 3, from the changed profile",
+        Duration::from_secs(60),
+        || async { (cluster(&client, ns, name).await?.status?.revision == Some(3)).then_some(()) },
+    )
+    .await;
+
     // A graceful stop gives the lease up; a controller with a new agent image takes over
     // at once and rolls the agent.
     assert!(

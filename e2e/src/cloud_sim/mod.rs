@@ -111,6 +111,10 @@ pub struct SimOptions {
     /// Run kube-controller-manager in workload control planes (Deployments, node
     /// lifecycle…); ~100 MB more each.
     pub workload_controller_manager: bool,
+    /// Start a real control plane for each cluster's first control-plane machine. Off,
+    /// machines still get their instances but no cluster ever initializes: for measuring
+    /// what happens in the management cluster with hundreds of clusters.
+    pub workload_control_planes: bool,
 }
 
 impl Default for SimOptions {
@@ -125,11 +129,27 @@ impl Default for SimOptions {
             node_delay: Duration::from_secs(2),
             jitter: Duration::from_secs(2),
             workload_controller_manager: true,
+            workload_control_planes: true,
         }
     }
 }
 
 impl SimOptions {
+    /// No delays and no workload control planes: machines provision at once, for
+    /// benchmarks of the management side.
+    pub fn instant() -> Self {
+        SimOptions {
+            resync: Duration::from_millis(300),
+            infrastructure_delay: Duration::ZERO,
+            bootstrap_delay: Duration::ZERO,
+            provision_delay: Duration::ZERO,
+            node_delay: Duration::ZERO,
+            jitter: Duration::ZERO,
+            workload_control_planes: false,
+            ..SimOptions::default()
+        }
+    }
+
     /// Short delays, for tests.
     pub fn fast() -> Self {
         SimOptions {
@@ -385,6 +405,7 @@ async fn reconcile_cluster(
     up_to_date.extend(carry_on(machine_deployment::reconcile(shared, view).await));
     // The first control-plane machine with an instance starts the workload cluster.
     if workload.is_none()
+        && shared.options.workload_control_planes
         && view.machines.iter().any(|m| {
             snapshot::ClusterView::is_control_plane(m) && str_at(m, "/spec/providerID").is_some()
         })

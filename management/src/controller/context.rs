@@ -4,6 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kube::Client;
+use kube::runtime::reflector::Store;
+use strata_shared::pack_registry::PackRegistry;
+use strata_shared::profile::ClusterProfile;
 
 use super::metrics::Metrics;
 use super::packs::PackResolver;
@@ -33,4 +36,8 @@ pub struct Context {
     pub settings: Settings,
     pub metrics: Arc<Metrics>,
     pub packs: PackResolver,
+    /// Every ClusterProfile and PackRegistry, kept current by watches: read by every
+    /// reconcile, so not listed by every reconcile.
+    pub profiles: Store<ClusterProfile>,
+    pub registries: Store<PackRegistry>,
 }

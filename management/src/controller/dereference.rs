@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use kube::api::ListParams;
+use kube::runtime::reflector::Store;
 use kube::{Api, Client, ResourceExt};
 use strata_shared::cloud_account::CloudAccount;
 use strata_shared::cluster::WorkloadCluster;
@@ -39,35 +39,30 @@ pub struct Inputs {
     pub objects_namespace: Option<Namespace>,
 }
 
-/// Lists `K` in each namespace in turn (duplicates once), so that the first namespace's
-/// objects come first and win a lookup by name.
-async fn list_in<K>(
-    client: &Client,
-    namespaces: &[&str],
-    what: &str,
-) -> Result<Vec<K>, DereferenceError>
+/// The objects of `store` in each namespace in turn, so that the first namespace's come
+/// first and win a lookup by name.
+fn in_namespaces<K>(store: &Store<K>, namespaces: &[&str]) -> Vec<K>
 where
-    K: kube::Resource<Scope = kube::core::NamespaceResourceScope>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
-    K::DynamicType: Default,
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: std::hash::Hash + Eq + Clone,
 {
-    let mut all = Vec::new();
+    let all = store.state();
+    let mut found = Vec::new();
     let mut seen: Vec<&str> = Vec::new();
     for namespace in namespaces {
         if seen.contains(namespace) {
             continue;
         }
         seen.push(namespace);
-        let api: Api<K> = Api::namespaced(client.clone(), namespace);
-        let list = api
-            .list(&ListParams::default())
-            .await
-            .map_err(failed("list", format!("{what} in namespace {namespace}")))?;
-        all.extend(list.items);
+        let mut here: Vec<K> = all
+            .iter()
+            .filter(|o| o.meta().namespace.as_deref() == Some(*namespace))
+            .map(|o| (**o).clone())
+            .collect();
+        here.sort_by(|a, b| a.meta().name.cmp(&b.meta().name));
+        found.extend(here);
     }
-    Ok(all)
+    found
 }
 
 pub async fn load(
@@ -75,6 +70,8 @@ pub async fn load(
     cluster: &WorkloadCluster,
     objects_namespace: &str,
     system_namespace: &str,
+    profiles: &Store<ClusterProfile>,
+    registries: &Store<PackRegistry>,
 ) -> Result<Inputs, DereferenceError> {
     let namespace = cluster.namespace().unwrap_or_default();
     let lookup = [namespace.as_str(), system_namespace];
@@ -104,8 +101,8 @@ pub async fn load(
             });
         }
     }
-    let profiles = list_in::<ClusterProfile>(client, &lookup, "ClusterProfiles").await?;
-    let registries = list_in::<PackRegistry>(client, &lookup, "PackRegistries").await?;
+    let profiles = in_namespaces(profiles, &lookup);
+    let registries = in_namespaces(registries, &lookup);
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let objects_namespace = namespaces
         .get_opt(objects_namespace)

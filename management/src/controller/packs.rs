@@ -25,11 +25,16 @@ use strata_shared::registry::resolver::RegistryPacks;
 const REMEMBER_FOR: Duration = Duration::from_secs(300);
 
 type PackKey = (String, String, String);
+/// A `(name, version)` and what resolving it gave.
+type Resolution = ((String, String), Result<ResolvedPack, ResolveError>);
 
 pub struct PackResolver {
     cache: Option<PackCache>,
     work_dir: PathBuf,
     remembered: Mutex<HashMap<PackKey, (Instant, ResolvedPack)>>,
+    /// One fetch at a time: clusters reconciled together mostly want the same packs, and
+    /// the second one finds them remembered instead of fetching them again.
+    fetching: tokio::sync::Mutex<()>,
 }
 
 /// The packs of one reconcile, by the registry name layers use.
@@ -84,6 +89,7 @@ impl PackResolver {
             cache,
             work_dir,
             remembered: Mutex::new(HashMap::new()),
+            fetching: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -156,41 +162,56 @@ impl PackResolver {
         }
     }
 
+    /// The remembered packs of `list`, and the ones to fetch.
+    fn remembered_of(
+        &self,
+        address: &str,
+        list: &[(String, String)],
+    ) -> (Vec<Resolution>, Vec<(String, String)>) {
+        let now = Instant::now();
+        let mut results = Vec::new();
+        let mut missing = Vec::new();
+        let remembered = lock(&self.remembered);
+        for (name, version) in list {
+            let key = (address.to_string(), name.clone(), version.clone());
+            match remembered.get(&key) {
+                Some((at, pack)) if now.duration_since(*at) < REMEMBER_FOR => {
+                    results.push(((name.clone(), version.clone()), Ok(pack.clone())));
+                }
+                _ => missing.push((name.clone(), version.clone())),
+            }
+        }
+        (results, missing)
+    }
+
     async fn fetch(
         &self,
         client: &Client,
         registry: &PackRegistry,
         list: &[(String, String)],
-    ) -> Vec<((String, String), Result<ResolvedPack, ResolveError>)> {
+    ) -> Vec<Resolution> {
         let address = registry.spec.address();
-        let failed =
-            |reason: String| -> Vec<((String, String), Result<ResolvedPack, ResolveError>)> {
-                list.iter()
-                    .map(|(name, version)| {
-                        let error = ResolveError::Fetch {
-                            reference: format!("{name}:{version}"),
-                            origin: format!("PackRegistry {} ({address})", registry.name_any()),
-                            reason: reason.clone(),
-                        };
-                        ((name.clone(), version.clone()), Err(error))
-                    })
-                    .collect()
-            };
-        let now = Instant::now();
-        let mut results = Vec::new();
-        let mut missing = Vec::new();
-        {
-            let remembered = lock(&self.remembered);
-            for (name, version) in list {
-                let key = (address.clone(), name.clone(), version.clone());
-                match remembered.get(&key) {
-                    Some((at, pack)) if now.duration_since(*at) < REMEMBER_FOR => {
-                        results.push(((name.clone(), version.clone()), Ok(pack.clone())));
-                    }
-                    _ => missing.push((name.clone(), version.clone())),
-                }
-            }
+        let failed = |reason: String| -> Vec<Resolution> {
+            list.iter()
+                .map(|(name, version)| {
+                    let error = ResolveError::Fetch {
+                        reference: format!("{name}:{version}"),
+                        origin: format!("PackRegistry {} ({address})", registry.name_any()),
+                        reason: reason.clone(),
+                    };
+                    ((name.clone(), version.clone()), Err(error))
+                })
+                .collect()
+        };
+        let (mut results, mut missing) = self.remembered_of(&address, list);
+        if missing.is_empty() {
+            return results;
         }
+        let _turn = self.fetching.lock().await;
+        // Another reconcile may have fetched them while this one waited.
+        let (more, still_missing) = self.remembered_of(&address, &missing);
+        results.extend(more);
+        missing = still_missing;
         if missing.is_empty() {
             return results;
         }

@@ -39,9 +39,12 @@ use super::status::{
     REVISION_PUBLISHED, StatusError, StatusUpdate, VALID,
 };
 
-/// How often a cluster waiting on CAPI or on its agent is looked at again, besides the
-/// events that wake it.
+/// How often a cluster waiting for its kubeconfig or its agent is looked at again.
 const WAITING: Duration = Duration::from_secs(5);
+/// How often a cluster waiting for CAPI is looked at again, besides the changes of its
+/// CAPI Cluster that wake it: provisioning takes minutes, and hundreds of clusters polled
+/// often would crowd out the ones with work to do.
+const WAITING_FOR_CAPI: Duration = Duration::from_secs(60);
 /// How often an invalid cluster is looked at again: what it names may appear.
 const INVALID_RETRY: Duration = Duration::from_secs(30);
 
@@ -138,9 +141,7 @@ async fn reconcile_inner(
         };
     }
     if !finalizer::has(&cluster) {
-        // The next reconcile (woken by this very change) does the work.
         finalizer::add(&ctx.client, &cluster).await?;
-        return Ok(Action::await_change());
     }
     let (action, phase) = converge(&cluster, ctx).await?;
     ctx.metrics.set_phase(&key, Some(phase));
@@ -235,6 +236,8 @@ async fn converge(
         cluster,
         &location.objects_namespace,
         &ctx.settings.system_namespace,
+        &ctx.profiles,
+        &ctx.registries,
     )
     .await?;
     if let Some(existing) = &inputs.objects_namespace
@@ -424,7 +427,10 @@ async fn converge(
         ));
         update.condition(ConditionUpdate::not(READY, "Provisioning", message));
         status::write(&ctx.client, cluster, update).await?;
-        return Ok((Action::requeue(WAITING), ClusterPhase::Provisioning));
+        return Ok((
+            Action::requeue(WAITING_FOR_CAPI),
+            ClusterPhase::Provisioning,
+        ));
     }
     update.condition(ConditionUpdate::ok(
         CONTROL_PLANE_INITIALIZED,

@@ -10,11 +10,13 @@ use futures::StreamExt;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Config, ResourceExt};
 use strata_shared::cluster::WorkloadCluster;
 use strata_shared::lease::LeaderLease;
+use strata_shared::pack_registry::PackRegistry;
+use strata_shared::profile::ClusterProfile;
 use strata_shared::registry::cache::PackCache;
 use tokio::sync::watch;
 
@@ -145,17 +147,20 @@ async fn run_async(args: ControllerArgs) -> Result<(), String> {
         aws_provider_namespace: args.aws_provider_namespace.clone(),
         resync: Duration::from_secs(args.resync_seconds.max(10)),
     };
+    client
+        .apiserver_version()
+        .await
+        .map_err(|e| format!("cannot reach the API server: {e}"))?;
+    let profiles = mirror::<ClusterProfile>(&client);
+    let registries = mirror::<PackRegistry>(&client);
     let ctx = Arc::new(Context {
         client: client.clone(),
         settings,
         metrics: metrics.clone(),
         packs: PackResolver::new(Some(cache), work_dir),
+        profiles,
+        registries,
     });
-
-    client
-        .apiserver_version()
-        .await
-        .map_err(|e| format!("cannot reach the API server: {e}"))?;
     health.ready.store(true, Ordering::Relaxed);
 
     let (lost_tx, mut lost_rx) = watch::channel(false);
@@ -203,6 +208,12 @@ async fn run_async(args: ControllerArgs) -> Result<(), String> {
         Some(lease)
     };
     health.leading.store(true, Ordering::Relaxed);
+    for (what, ready) in [
+        ("ClusterProfiles", ctx.profiles.wait_until_ready().await),
+        ("PackRegistries", ctx.registries.wait_until_ready().await),
+    ] {
+        ready.map_err(|e| format!("cannot watch {what}: {e}"))?;
+    }
     tracing::info!("leading; reconciling WorkloadClusters");
 
     let clusters: Api<WorkloadCluster> = match &args.namespace {
@@ -224,8 +235,24 @@ async fn run_async(args: ControllerArgs) -> Result<(), String> {
             _ = lost_rx.wait_for(|lost| *lost) => {}
         }
     };
-    Controller::new(clusters, watcher::Config::default())
+    let controller = Controller::new(clusters, watcher::Config::default());
+    let known = controller.store();
+    controller
         .with_config(ControllerConfig::default().concurrency(args.concurrency))
+        // A changed profile changes the revision of every cluster that uses it.
+        .watches(
+            Api::<ClusterProfile>::all(client.clone()),
+            watcher::Config::default(),
+            move |profile| {
+                let name = profile.name_any();
+                known
+                    .state()
+                    .iter()
+                    .filter(|c| c.spec.profiles.iter().any(|p| p.name == name))
+                    .map(|c| ObjectRef::from_obj(c.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        )
         .watches_with(
             capi_clusters,
             ApiResource::from_gvk(&GroupVersionKind::gvk(
@@ -250,6 +277,34 @@ async fn run_async(args: ControllerArgs) -> Result<(), String> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// A store of every `K`, kept current by a watch in the background.
+fn mirror<K>(client: &Client) -> Store<K>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store();
+    let stream = reflector(
+        writer,
+        watcher(Api::<K>::all(client.clone()), watcher::Config::default()),
+    )
+    .default_backoff()
+    .touched_objects()
+    .for_each(|event| {
+        if let Err(e) = event {
+            tracing::warn!(error = %e, kind = %K::kind(&()), "watch failed; retrying");
+        }
+        futures::future::ready(())
+    });
+    tokio::spawn(stream);
+    store
 }
 
 /// Failed reconciles are retried after a fixed pause; the error is already in the

@@ -52,6 +52,66 @@ impl<'a> StatusUpdate<'a> {
     }
 }
 
+/// The status fields the controller owns.
+const OWN_FIELDS: [&str; 8] = [
+    "phase",
+    "observedGeneration",
+    "conditions",
+    "revision",
+    "namespace",
+    "controlPlane",
+    "workers",
+    "agentImage",
+];
+
+/// Whether the cluster's status already says what `status` would (the controller's
+/// conditions and fields; the agent's are not compared).
+fn unchanged(
+    cluster: &WorkloadCluster,
+    status: &serde_json::Map<String, serde_json::Value>,
+) -> bool {
+    let Some(existing) = cluster
+        .status
+        .as_ref()
+        .and_then(|s| serde_json::to_value(s).ok())
+    else {
+        return false;
+    };
+    let mine: Vec<&str> = status
+        .get("conditions")
+        .and_then(|c| c.as_array())
+        .map(|c| {
+            c.iter()
+                .filter_map(|c| c.get("type").and_then(|t| t.as_str()))
+                .collect()
+        })
+        .unwrap_or_default();
+    OWN_FIELDS.iter().all(|field| {
+        let ours = status.get(*field);
+        let theirs = existing.get(*field).filter(|v| !v.is_null());
+        if *field == "conditions" {
+            let theirs: Vec<&serde_json::Value> = theirs
+                .and_then(|c| c.as_array())
+                .map(|c| {
+                    c.iter()
+                        .filter(|c| {
+                            c.get("type")
+                                .and_then(|t| t.as_str())
+                                .is_some_and(|t| mine.contains(&t))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let ours: Vec<&serde_json::Value> = ours
+                .and_then(|c| c.as_array())
+                .map(|c| c.iter().collect())
+                .unwrap_or_default();
+            return ours == theirs;
+        }
+        ours == theirs
+    })
+}
+
 pub async fn write(
     client: &Client,
     cluster: &WorkloadCluster,
@@ -93,6 +153,10 @@ pub async fn write(
         .filter(|(_, v)| !v.is_null())
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
+    if unchanged(cluster, &status) {
+        // Writing the same status would only wake this cluster's reconcile again.
+        return Ok(());
+    }
     let patch = json!({
         "apiVersion": "strata.dev/v1alpha1",
         "kind": "WorkloadCluster",

@@ -1,0 +1,229 @@
+//! How fast `strata controller` turns WorkloadClusters into their CAPI objects, and how
+//! much memory it needs doing it.
+//!
+//! N WorkloadClusters (500 unless `STRATA_BENCH_CLUSTERS` says otherwise) on the `sim`
+//! cloud, whose machines provision at once (no workload control planes), are created
+//! first; then the controller starts, and the clock runs until every cluster's
+//! ObjectsApplied condition is True. The floor, measured in the same run against the same
+//! apiserver, is the bare writes the controller must make for each cluster (its namespace,
+//! its revision, its four CAPI objects, its status) sent as plain parallel API calls with
+//! the same concurrency: the ratio is what validation, pack resolution, the reads and the
+//! runtime cost on top.
+//!
+//! `cargo bench -p strata-e2e --bench controller_throughput`
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde_json::json;
+use strata_e2e::cloud_sim::SimOptions;
+use strata_e2e::management::{
+    ControllerProcess, ManagementEnv, ManagementOptions, apply, ensure_namespace, read_documents,
+    repo_root,
+};
+use strata_shared::capi::{BuildInput, control_plane_objects};
+use strata_shared::cluster::{WorkloadCluster, objects_namespace};
+use strata_shared::revision::{ClusterRevision, ClusterRevisionSpec, revision_name};
+
+const NAMESPACE: &str = "bench";
+const CONCURRENCY: usize = 8;
+
+fn cluster_name(i: usize) -> String {
+    format!("c{i:04}")
+}
+
+async fn applied_count(client: &Client) -> usize {
+    let clusters: Api<WorkloadCluster> = Api::namespaced(client.clone(), NAMESPACE);
+    let list = clusters.list(&ListParams::default()).await.unwrap();
+    list.items
+        .iter()
+        .filter(|c| {
+            c.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "ObjectsApplied" && c.status == "True")
+            })
+        })
+        .count()
+}
+
+/// The writes the controller makes for one cluster, done directly.
+async fn floor_writes(client: Client, i: usize, template: ClusterRevisionSpec) {
+    let name = format!("f{i:04}");
+    let objects = objects_namespace("floor", &name);
+    ensure_namespace(&client, &objects).await.unwrap();
+    let revisions: Api<ClusterRevision> = Api::namespaced(client.clone(), &objects);
+    let revision = ClusterRevision {
+        metadata: ObjectMeta {
+            name: Some(revision_name(&name, 1)),
+            namespace: Some(objects.clone()),
+            ..ObjectMeta::default()
+        },
+        spec: ClusterRevisionSpec {
+            cluster_name: name.clone(),
+            ..template.clone()
+        },
+    };
+    revisions
+        .create(&PostParams::default(), &revision)
+        .await
+        .unwrap();
+    let built = control_plane_objects(&BuildInput {
+        cluster_name: &name,
+        namespace: &objects,
+        revision: 1,
+        desired: &template.desired,
+    })
+    .unwrap();
+    for object in &built {
+        apply(&client, object).await.unwrap();
+    }
+    let clusters: Api<WorkloadCluster> = Api::namespaced(client.clone(), "floor");
+    let status = json!({
+        "apiVersion": "strata.dev/v1alpha1",
+        "kind": "WorkloadCluster",
+        "status": { "phase": "Provisioning", "revision": 1, "namespace": objects },
+    });
+    clusters
+        .patch_status(
+            &name,
+            &PatchParams::apply("floor").force(),
+            &Patch::Apply(&status),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::main]
+async fn main() {
+    let count: usize = std::env::var("STRATA_BENCH_CLUSTERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
+    let env = ManagementEnv::start(ManagementOptions {
+        sim: SimOptions::instant(),
+        ..ManagementOptions::named("bench")
+    })
+    .await
+    .unwrap();
+    let client = env.client();
+    ensure_namespace(&client, NAMESPACE).await.unwrap();
+    ensure_namespace(&client, "floor").await.unwrap();
+    let sample = read_documents(&repo_root().join("manifests/samples/clusters/sim-demo.yaml"))
+        .unwrap()
+        .remove(0);
+    let make = |namespace: &str, name: String| {
+        let mut object = sample.clone();
+        object["metadata"]["namespace"] = json!(namespace);
+        object["metadata"]["name"] = json!(name);
+        object
+    };
+
+    eprintln!("creating {count} WorkloadClusters…");
+    futures::stream::iter((0..count).map(|i| {
+        let client = client.clone();
+        let object = make(NAMESPACE, cluster_name(i));
+        async move { apply(&client, &object).await.map(|_| ()) }
+    }))
+    .buffer_unordered(CONCURRENCY)
+    .try_collect::<Vec<()>>()
+    .await
+    .unwrap();
+
+    eprintln!("starting the controller (concurrency {CONCURRENCY})…");
+    let concurrency = CONCURRENCY.to_string();
+    let mut controller = ControllerProcess::start(
+        env.control_plane.kubeconfig_path(),
+        env.dir.path(),
+        "controller",
+        &["--concurrency", &concurrency],
+    )
+    .unwrap();
+    let started = Instant::now();
+    let mut last_report = Instant::now();
+    loop {
+        let done = applied_count(&client).await;
+        if done >= count {
+            break;
+        }
+        if last_report.elapsed() > Duration::from_secs(10) {
+            eprintln!(
+                "  {done}/{count} after {:.0} s",
+                started.elapsed().as_secs_f64()
+            );
+            last_report = Instant::now();
+        }
+        assert!(
+            controller.running(),
+            "the controller stopped:\n{}",
+            controller.log_tail(30)
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(1800),
+            "not done in 30 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let took = started.elapsed();
+    let peak_kib = controller.peak_memory_kib().unwrap_or(0);
+    let (_, metrics) = controller.get("/metrics").await.unwrap();
+    controller.terminate(Duration::from_secs(10));
+
+    // The floor: the same writes, directly.
+    let template = Api::<ClusterRevision>::namespaced(
+        client.clone(),
+        &objects_namespace(NAMESPACE, &cluster_name(0)),
+    )
+    .get(&revision_name(&cluster_name(0), 1))
+    .await
+    .unwrap()
+    .spec;
+    futures::stream::iter((0..count).map(|i| {
+        let client = client.clone();
+        let object = make("floor", format!("f{i:04}"));
+        async move { apply(&client, &object).await.map(|_| ()) }
+    }))
+    .buffer_unordered(CONCURRENCY)
+    .try_collect::<Vec<()>>()
+    .await
+    .unwrap();
+    let floor_started = Instant::now();
+    futures::stream::iter((0..count).map(|i| floor_writes(client.clone(), i, template.clone())))
+        .buffer_unordered(CONCURRENCY)
+        .collect::<Vec<()>>()
+        .await;
+    let floor = floor_started.elapsed();
+
+    let reconciles = metrics
+        .lines()
+        .find(|l| l.starts_with("strata_controller_reconciles_total{result=\"success\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .unwrap_or("?")
+        .to_string();
+    println!(
+        "controller throughput: {count} WorkloadClusters on the sim cloud, concurrency {CONCURRENCY}"
+    );
+    println!(
+        "  controller: all CAPI objects applied in {:.1} s ({:.1} clusters/s), {reconciles} successful reconciles",
+        took.as_secs_f64(),
+        count as f64 / took.as_secs_f64()
+    );
+    println!(
+        "  floor (the same writes as plain parallel API calls): {:.1} s ({:.1} clusters/s)",
+        floor.as_secs_f64(),
+        count as f64 / floor.as_secs_f64()
+    );
+    println!(
+        "  ratio controller/floor: {:.2}",
+        took.as_secs_f64() / floor.as_secs_f64()
+    );
+    println!(
+        "  controller peak memory (VmHWM): {:.1} MiB",
+        peak_kib as f64 / 1024.0
+    );
+}
