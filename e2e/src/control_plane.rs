@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 use nix::sys::signal::{Signal, kill};
@@ -423,7 +423,16 @@ impl ControlPlane {
                 process.check_running()?;
             }
             match self.readiness().await {
-                Ok(()) if !options.controller_manager => return Ok(()),
+                // /readyz can answer before the apiserver's bootstrap has created the
+                // `default` namespace; callers expect it.
+                Ok(()) if !options.controller_manager => {
+                    let namespaces: Api<Namespace> = Api::all(self.client.clone());
+                    match namespaces.get_opt("default").await {
+                        Ok(Some(_)) => return Ok(()),
+                        Ok(None) => last_reason = "the default namespace does not exist yet".into(),
+                        Err(e) => last_reason = format!("cannot read namespaces: {e}"),
+                    }
+                }
                 Ok(()) => {
                     let accounts: Api<ServiceAccount> =
                         Api::namespaced(self.client.clone(), "default");

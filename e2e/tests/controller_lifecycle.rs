@@ -266,6 +266,74 @@ async fn bad_inputs_yield_conditions_and_create_nothing() {
     .await;
     assert_eq!(condition(&wc, "Valid").0, "True");
     assert_eq!(wc.status.unwrap().revision, Some(1));
+
+    // Once an agent has pivoted a cluster (as it will say in its own condition), deleting
+    // the cluster waits for the agent to move the objects back; nothing is deleted.
+    let clusters: Api<WorkloadCluster> = Api::namespaced(client.clone(), ns);
+    let pivoted = json!({
+        "apiVersion": "strata.dev/v1alpha1",
+        "kind": "WorkloadCluster",
+        "status": { "conditions": [{
+            "type": "Pivoted", "status": "True", "reason": "Moved",
+            "message": "the CAPI objects live in the workload cluster",
+            "lastTransitionTime": "2026-11-21T00:00:00Z",
+        }]},
+    });
+    clusters
+        .patch_status(
+            "no-account",
+            &PatchParams::apply("strata.dev/agent").force(),
+            &Patch::Apply(&pivoted),
+        )
+        .await
+        .unwrap();
+    wait_phase(
+        &env,
+        &controller,
+        ns,
+        "no-account",
+        ClusterPhase::Pivoted,
+        Duration::from_secs(60),
+    )
+    .await;
+    clusters
+        .delete("no-account", &DeleteParams::default())
+        .await
+        .unwrap();
+    let wc = wait_phase(
+        &env,
+        &controller,
+        ns,
+        "no-account",
+        ClusterPhase::Deleting,
+        Duration::from_secs(60),
+    )
+    .await;
+    let (status, reason, message) = condition(&wc, "Deleting");
+    assert_eq!((status, reason), ("False", "AwaitingMoveBack"), "{message}");
+    assert!(
+        message.contains("its agent must move them back"),
+        "{message}"
+    );
+    let objects = objects_namespace(ns, "no-account");
+    let capi = get_dynamic(
+        &client,
+        "cluster.x-k8s.io/v1beta2",
+        "Cluster",
+        Some(&objects),
+        "no-account",
+    )
+    .await;
+    assert!(
+        capi.is_some_and(|c| c.metadata.deletion_timestamp.is_none()),
+        "the CAPI Cluster was deleted"
+    );
+    assert!(namespace_exists(&client, &objects).await);
+    assert_eq!(
+        condition(&wc, "Pivoted").0,
+        "True",
+        "the agent's condition is kept"
+    );
 }
 
 async fn leads(controller: &ControllerProcess) -> bool {

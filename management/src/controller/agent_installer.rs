@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
@@ -225,14 +224,6 @@ pub async fn install(
         image: settings.agent_image.clone(),
         token_minted,
     })
-}
-
-/// Reads the agent Deployment, for tests of a live cluster.
-#[allow(dead_code)]
-pub async fn agent_deployment(workload: &Client) -> Result<Option<Deployment>, kube::Error> {
-    Api::<Deployment>::namespaced(workload.clone(), AGENT_NAMESPACE)
-        .get_opt(AGENT_NAME)
-        .await
 }
 
 #[cfg(test)]

@@ -48,11 +48,16 @@ where
         {
             Ok(Ok(_)) => {}
             Ok(Err(kube::Error::Api(e))) if e.code == 404 => return Ok(false),
-            Ok(Err(e)) => return Err(read_failed(e)),
+            Ok(Err(e)) => {
+                return Err(ReconcileError::Delete {
+                    what: what.to_string(),
+                    source: Box::new(e),
+                });
+            }
             Err(_) => {
-                return Err(ReconcileError::Read {
-                    what: format!("{what} (delete timed out)"),
-                    source: Box::new(kube::Error::Service("timeout".into())),
+                return Err(ReconcileError::Timeout {
+                    what: format!("deleting {what}"),
+                    seconds: WRITE_TIMEOUT.as_secs(),
                 });
             }
         }

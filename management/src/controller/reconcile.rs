@@ -68,6 +68,14 @@ pub enum ReconcileError {
         #[source]
         source: BuildError,
     },
+    #[error("cannot delete {what}: {source}")]
+    Delete {
+        what: String,
+        #[source]
+        source: Box<kube::Error>,
+    },
+    #[error("{what} took longer than {seconds} s")]
+    Timeout { what: String, seconds: u64 },
     #[error("cannot read {what}: {source}")]
     Read {
         what: String,
@@ -81,6 +89,8 @@ impl ReconcileError {
     pub fn reason(&self) -> &'static str {
         match self {
             ReconcileError::Dereference(_) | ReconcileError::Read { .. } => "ReadFailed",
+            ReconcileError::Timeout { .. } => "Timeout",
+            ReconcileError::Delete { .. } => "DeleteFailed",
             ReconcileError::Apply(_) => "ApplyFailed",
             ReconcileError::Revision(_) => "RevisionFailed",
             ReconcileError::Status(_) => "StatusFailed",

@@ -1,1 +1,355 @@
+//! Tests of the desired state a revision pins, and of the checks that need no pack.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use super::*;
+use crate::cloud_account::{CloudAccount, CloudAccountSpec, VsphereAccount};
+use crate::cluster::{
+    AwsPlacement, AwsSubnet, ClusterCloud, ClusterNetwork, LocalObjectReference, MachineShape,
+    VspherePlacement, WorkloadCluster,
+};
+use crate::profile::compose::compose;
+use crate::profile::fixtures::*;
+use crate::profile::{ProfileCloud, ProfileType};
+use crate::revision::{validate_account, validate_placement};
+
+const KUBERNETES_VALUES: &str = r#"
+pack:
+  podCIDR: 172.16.0.0/16
+kubeadmconfig:
+  apiServer:
+    extraArgs:
+      profiling: "false"
+      audit-log-maxage: 30
+  kubeletExtraArgs:
+    read-only-port: "0"
+    rotate-certificates: true
+"#;
+
+fn source(os_annotations: &str) -> MemorySource {
+    MemorySource::default()
+        .with(
+            &format!(
+                r#"{{"name": "ubuntu", "displayName": "Ubuntu", "version": "22.04", "layer": "os", "cloudTypes": ["all"], "annotations": {{{os_annotations}}}}}"#
+            ),
+            "{}",
+        )
+        .with(
+            r#"{"name": "kubernetes", "displayName": "Kubernetes", "version": "1.20.2", "layer": "k8s"}"#,
+            KUBERNETES_VALUES,
+        )
+        .pack("calico", "3.19.0", "cni", "")
+        .pack("hostpath", "1.7.3", "csi", "")
+}
+
+fn resolve(cluster: &WorkloadCluster, source: &MemorySource) -> Result<DesiredState, Findings> {
+    let base = profile("base", ProfileType::Infra, ProfileCloud::All, core_layers());
+    let (stack, findings) = compose(cluster, &[base], source);
+    let stack = stack.unwrap_or_else(|| panic!("{findings:#?}"));
+    desired_state(cluster, &stack, None)
+}
+
+fn aws_cluster() -> WorkloadCluster {
+    let mut c = cluster(ClusterCloud::Aws, &["base"]);
+    c.spec.aws = Some(AwsPlacement {
+        region: "us-east-1".into(),
+        ssh_key_name: "k".into(),
+        vpc_id: None,
+        subnets: vec![AwsSubnet {
+            id: "subnet-1".into(),
+            availability_zone: None,
+            is_public: None,
+        }],
+    });
+    c.spec.cloud_account_ref = Some(LocalObjectReference {
+        name: "acct".into(),
+    });
+    c.spec.node_pools.control_plane.machine = MachineShape {
+        instance_type: Some("m5.xlarge".into()),
+        ..MachineShape::default()
+    };
+    for pool in &mut c.spec.node_pools.workers {
+        pool.machine = MachineShape {
+            instance_type: Some("m5.2xlarge".into()),
+            disk_gib: Some(100),
+            ..MachineShape::default()
+        };
+    }
+    c
+}
+
+#[test]
+fn the_desired_state_pins_version_image_kubeadm_args_and_network() {
+    let desired = resolve(
+        &cluster(ClusterCloud::Sim, &["base"]),
+        &source(r#""imageId": "img-1""#),
+    )
+    .unwrap();
+    assert_eq!(desired.kubernetes_version, "v1.20.2");
+    assert_eq!(desired.os.annotation("imageId"), Some("img-1"));
+    assert_eq!(desired.profiles, ["base:1.0.0"]);
+    assert_eq!(
+        desired.kubeadm.api_server_extra_args["audit-log-maxage"],
+        "30"
+    );
+    assert_eq!(
+        desired.kubeadm.kubelet_extra_args["rotate-certificates"],
+        "true"
+    );
+    assert_eq!(
+        desired.network.pod_cidrs,
+        ["172.16.0.0/16"],
+        "from the Kubernetes layer"
+    );
+    assert_eq!(
+        desired.network.service_cidrs,
+        ["10.96.0.0/12"],
+        "the default"
+    );
+    let orders: Vec<(u32, &str)> = desired
+        .layers
+        .iter()
+        .map(|l| (l.order, l.layer.as_str()))
+        .collect();
+    assert_eq!(orders, [(1, "os"), (2, "k8s"), (3, "cni"), (4, "csi")]);
+    assert!(desired.layers[1].values.contains("podCIDR: 172.16.0.0/16"));
+    assert_eq!(desired.layers[1].digest, "sha256:kubernetes:1.20.2");
+}
+
+#[test]
+fn cluster_overrides_reach_the_kubeadm_args_and_null_removes_a_flag() {
+    let mut c = cluster(ClusterCloud::Sim, &["base"]);
+    c.spec.overrides.push(crate::cluster::LayerOverride {
+        pack: "kubernetes".into(),
+        values:
+            "kubeadmconfig:\n  kubeletExtraArgs:\n    read-only-port: null\n    max-pods: 200\n"
+                .into(),
+    });
+    c.spec.cluster_network = Some(ClusterNetwork {
+        pod_cidrs: vec!["10.244.0.0/16".into()],
+        ..ClusterNetwork::default()
+    });
+    let desired = resolve(&c, &source("")).unwrap();
+    assert!(
+        !desired
+            .kubeadm
+            .kubelet_extra_args
+            .contains_key("read-only-port")
+    );
+    assert_eq!(desired.kubeadm.kubelet_extra_args["max-pods"], "200");
+    assert_eq!(
+        desired.network.pod_cidrs,
+        ["10.244.0.0/16"],
+        "the cluster's choice wins"
+    );
+}
+
+#[test]
+fn each_cloud_needs_its_image_annotations() {
+    let cases = [
+        (
+            ClusterCloud::Aws,
+            "",
+            "has no annotation imageId; on aws it gives the AMI",
+        ),
+        (
+            ClusterCloud::Azure,
+            r#""imagePublisher": "p", "imageOffer": "o""#,
+            "has no annotation imageSKU; on azure",
+        ),
+        (
+            ClusterCloud::Vsphere,
+            r#""imageId": "  ""#,
+            "has no annotation imageId; on vsphere",
+        ),
+    ];
+    for (cloud, annotations, message) in cases {
+        let c = cluster(cloud, &["base"]);
+        let findings = resolve(&c, &source(annotations)).unwrap_err();
+        assert!(
+            findings.contains("os layer ubuntu 22.04", message),
+            "{cloud}: {findings:#?}"
+        );
+    }
+    // The sim cloud boots anything.
+    assert!(resolve(&cluster(ClusterCloud::Sim, &["base"]), &source("")).is_ok());
+}
+
+#[test]
+fn kubeadm_args_must_be_single_values() {
+    let bad = MemorySource::default()
+        .pack("ubuntu", "22.04", "os", r#", "cloudTypes": ["all"]"#)
+        .with(
+            r#"{"name": "kubernetes", "displayName": "Kubernetes", "version": "1.20.2", "layer": "k8s"}"#,
+            "kubeadmconfig:\n  apiServer:\n    extraArgs:\n      feature-gates: [a, b]\n  scheduler:\n    extraArgs: nonsense\n",
+        )
+        .pack("calico", "3.19.0", "cni", "")
+        .pack("hostpath", "1.7.3", "csi", "");
+    let findings = resolve(&cluster(ClusterCloud::Sim, &["base"]), &bad).unwrap_err();
+    assert!(
+        findings.contains(
+            "profile base: layer kubernetes: kubeadmconfig.apiServer.extraArgs.feature-gates",
+            "expected a single value"
+        ),
+        "{findings:#?}"
+    );
+    assert!(
+        findings.contains(
+            "profile base: layer kubernetes: kubeadmconfig.scheduler.extraArgs",
+            "is not a mapping"
+        ),
+        "{findings:#?}"
+    );
+}
+
+#[test]
+fn the_content_hash_follows_the_intent() {
+    let source = source("");
+    let a = resolve(&cluster(ClusterCloud::Sim, &["base"]), &source).unwrap();
+    let b = resolve(&cluster(ClusterCloud::Sim, &["base"]), &source).unwrap();
+    assert_eq!(content_hash(&a), content_hash(&b));
+    assert!(content_hash(&a).starts_with("sha256:") && content_hash(&a).len() == 71);
+    let mut bigger = cluster(ClusterCloud::Sim, &["base"]);
+    bigger.spec.node_pools.workers[0].count += 1;
+    let c = resolve(&bigger, &source).unwrap();
+    assert_ne!(content_hash(&a), content_hash(&c));
+    assert_eq!(revision_name("edge", 3), "edge-r3");
+}
+
+#[test]
+fn placement_and_machines_follow_the_cloud() {
+    assert!(
+        validate_placement(&aws_cluster()).is_empty(),
+        "{:#?}",
+        validate_placement(&aws_cluster())
+    );
+
+    let mut no_placement = aws_cluster();
+    no_placement.spec.aws = None;
+    no_placement.spec.vsphere = Some(VspherePlacement {
+        datacenter: "dc".into(),
+        datastore: "ds".into(),
+        network: "n".into(),
+        resource_pool: "rp".into(),
+        folder: "f".into(),
+        storage_policy: None,
+        control_plane_endpoint: None,
+    });
+    no_placement
+        .spec
+        .node_pools
+        .control_plane
+        .machine
+        .instance_type = None;
+    no_placement.spec.cloud_account_ref = None;
+    no_placement.spec.aws = Some(AwsPlacement {
+        vpc_id: Some("vpc1".into()),
+        subnets: vec![AwsSubnet {
+            id: "sub-1".into(),
+            availability_zone: None,
+            is_public: None,
+        }],
+        ..aws_cluster().spec.aws.unwrap()
+    });
+    let findings = validate_placement(&no_placement);
+    assert!(findings.contains("spec.vsphere", "is set, but the cluster's cloudType is aws"));
+    assert!(findings.contains("spec.aws.subnets[0].id", "\"sub-1\" is not a subnet ID"));
+    assert!(findings.contains("spec.aws.vpcId", "\"vpc1\" is not a VPC ID"));
+    assert!(findings.contains(
+        "spec.nodePools.controlPlane.machine.instanceType",
+        "is missing; AWS machines are sized"
+    ));
+    assert!(findings.contains(
+        "spec.cloudAccountRef",
+        "is missing; clusters on aws need a CloudAccount"
+    ));
+    assert_eq!(findings.errors().count(), 5, "{findings:#?}");
+
+    let mut vsphere = cluster(ClusterCloud::Vsphere, &["base"]);
+    vsphere.spec.node_pools.workers[0].machine.vm_size = Some("Standard_D4s_v3".into());
+    vsphere.spec.node_pools.workers[0].machine.disk_gib = None;
+    let findings = validate_placement(&vsphere);
+    assert!(findings.contains(
+        "spec.vsphere",
+        "is missing; clusters on vsphere need their placement"
+    ));
+    assert!(findings.contains(
+        "spec.nodePools.workers[0].machine.vmSize",
+        "means nothing on vsphere"
+    ));
+    assert!(findings.contains("spec.nodePools.workers[0].machine.diskGib", "is missing"));
+}
+
+fn account(cloud: ClusterCloud, secret: Option<&str>) -> CloudAccount {
+    CloudAccount::new(
+        "acct",
+        CloudAccountSpec {
+            cloud_type: cloud,
+            secret_ref: secret.map(|name| LocalObjectReference { name: name.into() }),
+            vsphere: None,
+            azure: None,
+        },
+    )
+}
+
+#[test]
+fn accounts_must_fit_the_cloud_and_hold_the_keys() {
+    let cluster = aws_cluster();
+    let keys = |k: &[&str]| k.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let ok = validate_account(
+        &cluster,
+        &account(ClusterCloud::Aws, Some("s")),
+        Some(&keys(&["AccessKeyID", "SecretAccessKey"])),
+    );
+    assert!(ok.is_empty(), "{ok:#?}");
+
+    let wrong_cloud = validate_account(&cluster, &account(ClusterCloud::Vsphere, Some("s")), None);
+    assert!(wrong_cloud.contains(
+        "CloudAccount acct: spec.cloudType",
+        "is vsphere, but the cluster's cloudType is aws"
+    ));
+
+    let no_secret = validate_account(&cluster, &account(ClusterCloud::Aws, None), None);
+    assert!(no_secret.contains(
+        "CloudAccount acct: spec.secretRef",
+        "is missing; aws accounts need a Secret with AccessKeyID, SecretAccessKey"
+    ));
+
+    let missing_secret = validate_account(&cluster, &account(ClusterCloud::Aws, Some("s")), None);
+    assert!(missing_secret.contains(
+        "CloudAccount acct: spec.secretRef",
+        "Secret \"s\" was not found"
+    ));
+
+    let half = validate_account(
+        &cluster,
+        &account(ClusterCloud::Aws, Some("s")),
+        Some(&keys(&["AccessKeyID"])),
+    );
+    assert!(half.contains("CloudAccount acct: Secret s", "has no key SecretAccessKey; aws accounts need AccessKeyID, SecretAccessKey (it has: AccessKeyID)"));
+
+    let mut vsphere_cluster = cluster.clone();
+    vsphere_cluster.spec.cloud_type = ClusterCloud::Vsphere;
+    let mut vsphere_account = account(ClusterCloud::Vsphere, Some("s"));
+    let findings = validate_account(
+        &vsphere_cluster,
+        &vsphere_account,
+        Some(&keys(&["username", "password"])),
+    );
+    assert!(findings.contains(
+        "CloudAccount acct: spec.vsphere",
+        "needs vCenter's server and thumbprint"
+    ));
+    vsphere_account.spec.vsphere = Some(VsphereAccount {
+        server: "vc".into(),
+        thumbprint: "AA".into(),
+    });
+    assert!(
+        validate_account(
+            &vsphere_cluster,
+            &vsphere_account,
+            Some(&keys(&["username", "password"]))
+        )
+        .is_empty()
+    );
+}

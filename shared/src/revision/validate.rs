@@ -21,7 +21,7 @@ pub fn validate_placement(cluster: &WorkloadCluster) -> Findings {
             findings.error(
                 format!("spec.{field}"),
                 format!(
-                    "is missing; a {cloud} cluster needs its placement ({})",
+                    "is missing; clusters on {cloud} need their placement ({})",
                     placement_fields(cloud)
                 ),
             );
@@ -74,7 +74,7 @@ pub fn validate_placement(cluster: &WorkloadCluster) -> Findings {
     if cloud != ClusterCloud::Sim && spec.cloud_account_ref.is_none() {
         findings.error(
             "spec.cloudAccountRef",
-            format!("is missing; a {cloud} cluster needs a CloudAccount with its credentials"),
+            format!("is missing; clusters on {cloud} need a CloudAccount with the credentials"),
         );
     }
     findings
@@ -190,7 +190,7 @@ pub fn validate_account(
         findings.error(
             format!("{subject}: spec.secretRef"),
             format!(
-                "is missing; a {cloud} account needs a Secret with {}",
+                "is missing; {cloud} accounts need a Secret with {}",
                 required.join(", ")
             ),
         );
@@ -214,7 +214,7 @@ pub fn validate_account(
                 findings.error(
                     format!("{subject}: Secret {}", secret.name),
                     format!(
-                        "has no key {}; a {cloud} account's Secret needs {} (it has: {})",
+                        "has no key {}; {cloud} accounts need {} (it has: {})",
                         missing.join(", "),
                         required.join(", "),
                         if keys.is_empty() {
