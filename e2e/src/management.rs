@@ -22,7 +22,7 @@ use strata_shared::registry::client::{PackRegistryClient, RegistryOptions};
 use strata_shared::registry::credentials::Credentials;
 
 use crate::capi_crds;
-use crate::cloud_sim::{CloudSimulator, SimOptions, sim_crds};
+use crate::cloud_sim::{CloudSimulator, SimOptions, Workload, sim_crds};
 use crate::control_plane::{ControlPlane, ControlPlaneOptions};
 use crate::process_kubelet::{ClusterAccess, ProcessKubelet, default_agent_binary};
 use crate::registry::{RegistryOptions as TestRegistryOptions, TestRegistry};
@@ -254,6 +254,21 @@ impl ManagementEnv {
 
     pub fn client(&self) -> Client {
         self.control_plane.client()
+    }
+
+    /// The workload control plane of a cluster (by its CAPI objects' namespace), once it runs.
+    pub async fn workload(
+        &self,
+        namespace: &str,
+        cluster: &str,
+    ) -> Result<Option<Arc<Workload>>, String> {
+        match &self.cloud {
+            Some(cloud) => cloud
+                .workload(namespace, cluster)
+                .await
+                .map_err(|e| e.to_string()),
+            None => Ok(None),
+        }
     }
 
     /// Runs the agent Deployments of a cluster's workload control plane as processes,

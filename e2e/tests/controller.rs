@@ -284,9 +284,6 @@ async fn provisions(cloud: &str, cluster_file: &str, account_file: &str, name: &
 
     // In the workload cluster: the agent, running as a process, holding its lease.
     let workload = env
-        .cloud
-        .as_ref()
-        .unwrap()
         .workload(&objects, name)
         .await
         .unwrap()

@@ -547,14 +547,7 @@ async fn restart_day2_image_roll_and_deletion() {
         &["--agent-image", "strata-agent:e2e-2"],
     )
     .unwrap();
-    let workload = env
-        .cloud
-        .as_ref()
-        .unwrap()
-        .workload(&objects, name)
-        .await
-        .unwrap()
-        .unwrap();
+    let workload = env.workload(&objects, name).await.unwrap().unwrap();
     let deployments: Api<Deployment> = Api::namespaced(workload.client(), AGENT_NAMESPACE);
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
     loop {

@@ -174,11 +174,9 @@ async fn run(args: Args) -> Result<(), String> {
     done(started);
 
     let started = step(4, total, "the agent in the workload cluster");
-    let cloud = env.cloud.as_ref().ok_or("no simulated cloud")?;
-    let workload_cluster = cloud
+    let workload_cluster = env
         .workload(&objects, CLUSTER)
-        .await
-        .map_err(|e| e.to_string())?
+        .await?
         .ok_or("the workload control plane is not running")?;
     let kubelet = env
         .agents_of(&objects, CLUSTER)
