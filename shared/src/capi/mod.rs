@@ -251,8 +251,8 @@ pub fn worker_pool_objects(input: &BuildInput) -> Result<Vec<Value>, BuildError>
         let role = Role::Worker(&pool.name);
         let deployment = format!("{cluster}-{}", pool.name);
         let template_spec = machine_template_spec(input, role, &pool.machine)?;
-        let template_name = template_name(&deployment, &template_spec);
-        let cloud = cloud_kubeadm(input, role, &template_name);
+        let machine_template = template_name(&deployment, &template_spec);
+        let cloud = cloud_kubeadm(input, role, &machine_template);
         let selector = json!({
             CLUSTER_NAME_LABEL: cluster,
             DEPLOYMENT_NAME_LABEL: deployment,
@@ -265,14 +265,19 @@ pub fn worker_pool_objects(input: &BuildInput) -> Result<Vec<Value>, BuildError>
         objects.push(object(
             kinds.api_version,
             kinds.machine_template,
-            metadata(input, &template_name, cluster_labels(cluster)),
+            metadata(input, &machine_template, cluster_labels(cluster)),
             template_spec,
         ));
+        // Named after its content like the machine template: CAPI rolls a
+        // MachineDeployment only when a template reference changes, so a changed kubelet
+        // flag must be a new KubeadmConfigTemplate.
+        let config_spec = json!({ "template": { "spec": kubeadm::worker_spec(desired, &cloud) } });
+        let config_name = template_name(&deployment, &config_spec);
         objects.push(object(
             BOOTSTRAP_API,
             "KubeadmConfigTemplate",
-            metadata(input, &deployment, cluster_labels(cluster)),
-            json!({ "template": { "spec": kubeadm::worker_spec(desired, &cloud) } }),
+            metadata(input, &config_name, cluster_labels(cluster)),
+            config_spec,
         ));
         objects.push(object(
             CORE_API,
@@ -288,9 +293,9 @@ pub fn worker_pool_objects(input: &BuildInput) -> Result<Vec<Value>, BuildError>
                         "clusterName": cluster,
                         "version": desired.kubernetes_version,
                         "bootstrap": {
-                            "configRef": reference(BOOTSTRAP_GROUP, "KubeadmConfigTemplate", &deployment),
+                            "configRef": reference(BOOTSTRAP_GROUP, "KubeadmConfigTemplate", &config_name),
                         },
-                        "infrastructureRef": reference(INFRA_GROUP, kinds.machine_template, &template_name),
+                        "infrastructureRef": reference(INFRA_GROUP, kinds.machine_template, &machine_template),
                     },
                 },
             }),

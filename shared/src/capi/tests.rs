@@ -433,6 +433,56 @@ fn worker_template(desired: &DesiredState) -> String {
         .to_string()
 }
 
+/// The KubeadmConfigTemplate of the first worker pool, and the name its MachineDeployment
+/// points at.
+fn worker_config(desired: &DesiredState) -> (String, String) {
+    let objects = worker_pool_objects(&BuildInput {
+        cluster_name: "demo",
+        namespace: "team-a-demo",
+        revision: 1,
+        desired,
+    })
+    .unwrap();
+    let config = objects
+        .iter()
+        .find(|o| o["kind"] == "KubeadmConfigTemplate")
+        .unwrap();
+    let deployment = objects
+        .iter()
+        .find(|o| o["kind"] == "MachineDeployment")
+        .unwrap();
+    (
+        config["metadata"]["name"].as_str().unwrap().to_string(),
+        deployment["spec"]["template"]["spec"]["bootstrap"]["configRef"]["name"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    )
+}
+
+#[test]
+fn a_changed_kubelet_flag_is_a_new_bootstrap_template_so_workers_roll() {
+    let before = fixture(ClusterCloud::Aws);
+    let (name, referenced) = worker_config(&before);
+    assert_eq!(name, referenced);
+    assert_eq!(worker_config(&before).0, name, "not deterministic");
+    let mut flagged = before.clone();
+    flagged
+        .kubeadm
+        .kubelet_extra_args
+        .insert("max-pods".into(), "200".into());
+    let (new_name, new_reference) = worker_config(&flagged);
+    assert_ne!(new_name, name);
+    assert_eq!(new_name, new_reference);
+    let mut elsewhere = before.clone();
+    elsewhere.node_pools.workers[0].count += 2;
+    assert_eq!(
+        worker_config(&elsewhere).0,
+        name,
+        "a count is not a new template"
+    );
+}
+
 #[test]
 fn a_template_is_renamed_when_its_machine_changes_and_only_then() {
     let before = fixture(ClusterCloud::Vsphere);
