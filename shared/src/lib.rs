@@ -14,6 +14,7 @@ pub mod finding;
 pub mod lease;
 pub mod pack;
 pub mod pack_registry;
+pub mod pivot;
 pub mod profile;
 pub mod registry;
 pub mod revision;
