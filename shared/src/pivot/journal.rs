@@ -15,6 +15,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::{MovePlan, SourceObject, content_hash};
+
 /// Which way the objects go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Direction {
@@ -158,6 +160,54 @@ pub enum JournalError {
 }
 
 impl MoveJournal {
+    /// A new journal for `plan`, recording each object's content as read in `objects`.
+    pub fn from_plan(
+        plan: &MovePlan,
+        objects: &[SourceObject],
+        direction: Direction,
+        source_namespace: &str,
+        target_namespace: &str,
+    ) -> MoveJournal {
+        let by_uid: BTreeMap<&str, &SourceObject> =
+            objects.iter().map(|o| (o.uid.as_str(), o)).collect();
+        let mut entries = BTreeMap::new();
+        for object in plan.objects() {
+            let hash = by_uid
+                .get(object.uid.as_str())
+                .map(|o| content_hash(&o.json))
+                .unwrap_or_default();
+            entries.insert(
+                object.uid.clone(),
+                JournalEntry {
+                    api_version: object.kind.api_version.clone(),
+                    kind: object.kind.kind.clone(),
+                    namespace: object.namespace.clone(),
+                    name: object.name.clone(),
+                    source_uid: object.uid.clone(),
+                    target_uid: None,
+                    content_hash: hash,
+                    has_status: plan.restores_status(object),
+                    global: plan.is_global(object),
+                    state: ObjectState::Pending,
+                },
+            );
+        }
+        MoveJournal {
+            cluster: plan.cluster.name.clone(),
+            direction,
+            source_namespace: source_namespace.to_string(),
+            target_namespace: target_namespace.to_string(),
+            phase: MovePhase::Planned,
+            groups: plan
+                .groups
+                .iter()
+                .map(|g| g.iter().map(|o| o.uid.clone()).collect())
+                .collect(),
+            objects: entries,
+            paused_by_move: false,
+        }
+    }
+
     fn entry_mut(&mut self, uid: &str) -> Result<&mut JournalEntry, JournalError> {
         let cluster = self.cluster.clone();
         self.objects

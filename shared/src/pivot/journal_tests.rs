@@ -238,3 +238,44 @@ fn recording_twice_is_harmless() {
         "a repeat does not go back"
     );
 }
+
+#[test]
+fn a_journal_from_a_plan_records_order_content_and_kinds() {
+    use crate::pivot::{MoveKind, SourceObject, plan};
+    use serde_json::json;
+    let kinds = [
+        MoveKind::from_crd(&json!({
+            "metadata": { "name": "clusters.cluster.x-k8s.io", "labels": { "clusterctl.cluster.x-k8s.io": "" } },
+            "spec": { "group": "cluster.x-k8s.io", "scope": "Namespaced",
+                "names": { "kind": "Cluster", "plural": "clusters" },
+                "versions": [{ "name": "v1beta2", "served": true, "storage": true, "subresources": { "status": {} } }] },
+        }))
+        .unwrap(),
+        MoveKind::secret(),
+    ];
+    let cluster = SourceObject::from_json(json!({
+        "apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Cluster",
+        "metadata": { "name": "edge", "namespace": "ns", "uid": "u-c" },
+        "spec": { "paused": false },
+    }))
+    .unwrap();
+    let secret = SourceObject::from_json(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": { "name": "edge-kubeconfig", "namespace": "ns", "uid": "u-s" },
+        "data": { "value": "eA==" },
+    }))
+    .unwrap();
+    let objects = vec![cluster.clone(), secret.clone()];
+    let plan = plan("edge", "ns", &kinds, &objects).unwrap();
+    let journal = MoveJournal::from_plan(&plan, &objects, Direction::Pivot, "ns", "ns");
+    assert_eq!(journal.cluster, "edge");
+    // The kubeconfig is soft-owned (by name), so it has no owner to wait for.
+    assert_eq!(journal.groups, [["u-c", "u-s"]]);
+    assert!(journal.objects["u-c"].has_status);
+    assert!(!journal.objects["u-s"].has_status);
+    assert_eq!(
+        journal.objects["u-s"].content_hash,
+        crate::pivot::content_hash(&secret.json)
+    );
+    assert_eq!(journal.next_step(), MoveStep::PauseSource);
+}
