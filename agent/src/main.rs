@@ -1,8 +1,14 @@
 //! `strata-agent`: the agent Strata installs into each workload cluster.
 //!
-//! This version holds the agent's leader lease in its namespace, renewing it while it
-//! runs; the pivot, scale-out and layer installation are built on top of it.
+//! One replica at a time (the leader Lease) does the cluster's work: it pivots the
+//! cluster's CAPI objects from the management cluster into this cluster, scales it to
+//! its revision and reports back (see `work`).
 
+mod management_link;
+mod pivot;
+mod work;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -26,6 +32,10 @@ struct Cli {
     /// How long a lease stays valid without renewal.
     #[arg(long, default_value_t = 15)]
     lease_seconds: u64,
+    /// The management cluster's kubeconfig, beside the files naming this cluster (the
+    /// mounted `strata-management` Secret); without it the agent only holds its lease.
+    #[arg(long, env = "STRATA_MANAGEMENT_KUBECONFIG")]
+    management_kubeconfig: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -56,17 +66,37 @@ async fn run(cli: Cli) -> Result<(), String> {
         .identity
         .unwrap_or_else(|| format!("strata-agent-{}", std::process::id()));
     let duration = Duration::from_secs(cli.lease_seconds.max(3));
-    let lease = LeaderLease::new(client, &namespace, &cli.lease_name, &identity, duration);
+    let lease = LeaderLease::new(
+        client.clone(),
+        &namespace,
+        &cli.lease_name,
+        &identity,
+        duration,
+    );
     tracing::info!(%namespace, %identity, lease = %cli.lease_name, pid = std::process::id(), "agent started");
     let mut leading = false;
     let renew_every = duration / 3;
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| format!("cannot listen for SIGTERM: {e}"))?;
+    let link = match &cli.management_kubeconfig {
+        Some(path) => Some(
+            management_link::ManagementLink::from_kubeconfig_file(path)
+                .map_err(|e| e.to_string())?,
+        ),
+        None => None,
+    };
+    let mut work: Option<tokio::task::JoinHandle<()>> = None;
     loop {
         match lease.try_hold().await {
             Ok(holds) if holds != leading => {
                 leading = holds;
                 tracing::info!(%identity, leading, "leadership changed");
+                if let Some(task) = work.take() {
+                    task.abort();
+                }
+                if let (true, Some(link)) = (leading, &link) {
+                    work = Some(tokio::spawn(work::run(client.clone(), link.clone())));
+                }
             }
             Ok(_) => {}
             Err(e) => tracing::warn!("{e}"),

@@ -315,8 +315,23 @@ pub async fn install_from(client: &Client, dir: &Path) -> Result<CrdSet, CrdErro
         );
         (minimal(), CrdSet::Minimal { looked_in: dir })
     };
+    let crds: Vec<Value> = crds.into_iter().map(label_for_clusterctl).collect();
     apply_all(client, &crds).await?;
     Ok(set)
+}
+
+/// The label `clusterctl init` puts on the CRDs it installs (the upstream files do not
+/// carry it), by which `clusterctl move` and Strata's pivot find the kinds to move.
+pub fn label_for_clusterctl(mut crd: Value) -> Value {
+    if let Some(metadata) = crd.get_mut("metadata").and_then(Value::as_object_mut) {
+        let labels = metadata.entry("labels").or_insert_with(|| json!({}));
+        if let Some(labels) = labels.as_object_mut() {
+            labels
+                .entry("clusterctl.cluster.x-k8s.io")
+                .or_insert_with(|| json!(""));
+        }
+    }
+    crd
 }
 
 /// Server-side applies CRDs and waits for them to be Established.

@@ -95,12 +95,27 @@ pub async fn wait_phase(
         {
             return c.clone();
         }
-        assert!(
-            Instant::now() < deadline,
-            "{namespace}/{name} did not reach {phase:?} in {timeout:?}: {}\n--- controller log ---\n{}",
-            describe(found.as_ref()),
-            controller.log_tail(40)
-        );
+        if Instant::now() >= deadline {
+            let agents: Vec<String> = env
+                .agents_of(&objects, name)
+                .map(|k| k.processes())
+                .unwrap_or_default()
+                .iter()
+                .map(|p| {
+                    format!(
+                        "--- agent {} ---\n{}",
+                        p.pod_name,
+                        strata_e2e::control_plane::log_tail(&p.log, 40)
+                    )
+                })
+                .collect();
+            panic!(
+                "{namespace}/{name} did not reach {phase:?} in {timeout:?}: {}\n--- controller log ---\n{}\n{}",
+                describe(found.as_ref()),
+                controller.log_tail(40),
+                agents.join("\n")
+            );
+        }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }

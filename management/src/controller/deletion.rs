@@ -13,11 +13,11 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use strata_shared::agent_install::{ClusterLocation, status_role_name};
 use strata_shared::cluster::{ClusterPhase, WorkloadCluster};
-use strata_shared::conditions::{ConditionUpdate, is_true};
+use strata_shared::conditions::ConditionUpdate;
 
 use super::context::{Context, WRITE_TIMEOUT};
 use super::reconcile::ReconcileError;
-use super::status::{self, DELETING, PIVOTED, READY, StatusUpdate};
+use super::status::{self, DELETING, READY, StatusUpdate};
 
 /// How often a deletion in progress is looked at again.
 const POLL: Duration = Duration::from_secs(2);
@@ -86,7 +86,7 @@ pub async fn cleanup(cluster: &WorkloadCluster, ctx: &Context) -> Result<Cleanup
         "the cluster is being deleted",
     ));
 
-    if is_true(&previous.conditions, PIVOTED) {
+    if super::status::agent_has_the_objects(&previous.conditions) {
         update.condition(ConditionUpdate::not(
             DELETING,
             "AwaitingMoveBack",

@@ -349,13 +349,20 @@ async fn converge(
         ),
     ));
 
-    if is_true(&previous.conditions, PIVOTED) {
-        // The CAPI objects live in the workload cluster now; its agent applies revisions.
-        update.phase = Some(ClusterPhase::Pivoted);
+    if status::agent_has_the_objects(&previous.conditions) {
+        // The agent is moving the CAPI objects, or they live in the workload cluster now:
+        // applying them here again would recreate what the move deletes. The agent applies
+        // revisions from here on.
+        let phase = if is_true(&previous.conditions, PIVOTED) {
+            ClusterPhase::Pivoted
+        } else {
+            ClusterPhase::Pivoting
+        };
+        update.phase = Some(phase);
         update.control_plane = previous.control_plane.clone();
         update.workers = previous.workers.clone();
         status::write(&ctx.client, cluster, update).await?;
-        return Ok((Action::requeue(ctx.settings.resync), ClusterPhase::Pivoted));
+        return Ok((Action::requeue(ctx.settings.resync), phase));
     }
 
     // Build and apply.

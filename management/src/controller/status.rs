@@ -18,8 +18,17 @@ pub const CONTROL_PLANE_INITIALIZED: &str = "ControlPlaneInitialized";
 pub const AGENT_INSTALLED: &str = "AgentInstalled";
 pub const DELETING: &str = "Deleting";
 pub const READY: &str = "Ready";
-/// Written by the agent once the CAPI objects live in the workload cluster.
+/// Written by the agent: False (reason Moving) while it moves the CAPI objects, True once
+/// they live in the workload cluster.
 pub const PIVOTED: &str = "Pivoted";
+
+/// Whether the agent has started moving the CAPI objects (or has moved them): from then on
+/// the controller leaves them alone.
+pub fn agent_has_the_objects(
+    conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+) -> bool {
+    strata_shared::conditions::find(conditions, PIVOTED).is_some()
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StatusError {

@@ -51,6 +51,8 @@ pub enum ClusterPhase {
     InstallingAgent,
     /// The agent runs in the workload cluster and takes it from here (pivot, scale-out).
     AgentInstalled,
+    /// The agent is moving the CAPI objects into the workload cluster.
+    Pivoting,
     /// The CAPI objects live in the workload cluster.
     Pivoted,
     Deleting,
@@ -64,17 +66,19 @@ impl ClusterPhase {
             ClusterPhase::Provisioning => "Provisioning",
             ClusterPhase::InstallingAgent => "InstallingAgent",
             ClusterPhase::AgentInstalled => "AgentInstalled",
+            ClusterPhase::Pivoting => "Pivoting",
             ClusterPhase::Pivoted => "Pivoted",
             ClusterPhase::Deleting => "Deleting",
         }
     }
 
-    pub const ALL: [ClusterPhase; 7] = [
+    pub const ALL: [ClusterPhase; 8] = [
         ClusterPhase::Pending,
         ClusterPhase::Invalid,
         ClusterPhase::Provisioning,
         ClusterPhase::InstallingAgent,
         ClusterPhase::AgentInstalled,
+        ClusterPhase::Pivoting,
         ClusterPhase::Pivoted,
         ClusterPhase::Deleting,
     ];

@@ -1,0 +1,92 @@
+//! The move journal, kept in a ConfigMap of the workload cluster's `strata-system`: the
+//! cluster that survives the move in both directions.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::PostParams;
+use kube::{Api, Client};
+use strata_shared::agent_install::AGENT_NAMESPACE;
+use strata_shared::pivot::journal::{Direction, MoveJournal};
+
+use super::PivotError;
+
+const KEY: &str = "journal.json";
+
+pub struct JournalStore {
+    api: Api<ConfigMap>,
+    name: String,
+}
+
+impl JournalStore {
+    pub fn new(client: Client, cluster: &str, direction: Direction) -> JournalStore {
+        let suffix = match direction {
+            Direction::Pivot => "pivot",
+            Direction::Reverse => "reverse",
+        };
+        JournalStore {
+            api: Api::namespaced(client, AGENT_NAMESPACE),
+            name: format!("strata-move-{cluster}-{suffix}"),
+        }
+    }
+
+    fn failed(&self, action: &'static str, reason: String) -> PivotError {
+        PivotError::JournalStore {
+            name: format!("{AGENT_NAMESPACE}/{}", self.name),
+            action,
+            reason,
+        }
+    }
+
+    /// The journal and its resourceVersion, if a move was started.
+    pub async fn load(&self) -> Result<Option<(MoveJournal, String)>, PivotError> {
+        let Some(map) = self
+            .api
+            .get_opt(&self.name)
+            .await
+            .map_err(|e| self.failed("read", e.to_string()))?
+        else {
+            return Ok(None);
+        };
+        let version = map.metadata.resource_version.clone().unwrap_or_default();
+        let text = map
+            .data
+            .as_ref()
+            .and_then(|d| d.get(KEY))
+            .ok_or_else(|| self.failed("read", format!("it has no {KEY}")))?;
+        let journal = serde_json::from_str(text).map_err(|e| self.failed("read", e.to_string()))?;
+        Ok(Some((journal, version)))
+    }
+
+    /// Writes the journal; `version` guards against a writer this agent does not know of.
+    /// Returns the new resourceVersion.
+    pub async fn save(
+        &self,
+        journal: &MoveJournal,
+        version: Option<&str>,
+    ) -> Result<String, PivotError> {
+        let text =
+            serde_json::to_string(journal).map_err(|e| self.failed("written", e.to_string()))?;
+        let map = ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(self.name.clone()),
+                namespace: Some(AGENT_NAMESPACE.into()),
+                resource_version: version.map(String::from),
+                ..ObjectMeta::default()
+            },
+            data: Some(BTreeMap::from([(KEY.to_string(), text)])),
+            ..ConfigMap::default()
+        };
+        let written = match version {
+            None => self.api.create(&PostParams::default(), &map).await,
+            Some(_) => {
+                self.api
+                    .replace(&self.name, &PostParams::default(), &map)
+                    .await
+            }
+        }
+        .map_err(|e| self.failed("written", e.to_string()))?;
+        Ok(written.metadata.resource_version.unwrap_or_default())
+    }
+}

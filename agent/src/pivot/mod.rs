@@ -1,0 +1,140 @@
+//! The pivot executor: moves one cluster's CAPI objects from a source cluster into a
+//! target cluster by the plan and journal of `strata_shared::pivot`, resumably.
+//!
+//! Kinds are discovered from the target's CRDs (the provider components are installed
+//! there before anything moves, and the agent administers that cluster), so the agent
+//! needs nothing cluster-wide in the management cluster.
+
+mod discover;
+mod journal_store;
+mod steps;
+
+use std::time::Duration;
+
+use kube::Client;
+use strata_shared::pivot::journal::{Direction, JournalError, MoveJournal, MoveStep};
+use strata_shared::pivot::{PlanError, plan};
+
+pub use journal_store::JournalStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PivotError {
+    #[error("cannot {action} {what} in the {side} cluster: {source}")]
+    Api {
+        action: &'static str,
+        what: String,
+        side: &'static str,
+        #[source]
+        source: Box<kube::Error>,
+    },
+    #[error("the move of cluster {cluster} cannot be planned: {source}")]
+    Plan {
+        cluster: String,
+        #[source]
+        source: PlanError,
+    },
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("the move journal {name} cannot be {action}: {reason}")]
+    JournalStore {
+        name: String,
+        action: &'static str,
+        reason: String,
+    },
+    #[error("{what} is not ready after {waited:?}: {reason}")]
+    NotReady {
+        what: String,
+        waited: Duration,
+        reason: String,
+    },
+}
+
+/// The two clusters of a move and where the objects are in each.
+pub struct MoveSides {
+    pub source: Client,
+    pub target: Client,
+    pub cluster: String,
+    pub source_namespace: String,
+    pub target_namespace: String,
+    pub direction: Direction,
+    /// Where the journal is kept (always in the workload cluster).
+    pub journal_client: Client,
+}
+
+/// Moves the cluster, resuming a journal when there is one. Returns when the move is done.
+pub async fn run_move(sides: &MoveSides) -> Result<(), PivotError> {
+    let store = JournalStore::new(
+        sides.journal_client.clone(),
+        &sides.cluster,
+        sides.direction,
+    );
+    let kinds = discover::kinds(&sides.target, &sides.source_namespace).await?;
+    let (mut journal, mut version) = match store.load().await? {
+        Some((journal, version))
+            if journal.phase != strata_shared::pivot::journal::MovePhase::Done =>
+        {
+            tracing::info!(phase = ?journal.phase, objects = journal.objects.len(), "resuming the move from its journal");
+            (journal, Some(version))
+        }
+        Some((journal, _)) => {
+            tracing::info!("the move is already done");
+            let _ = journal;
+            return Ok(());
+        }
+        None => {
+            discover::preflight(&sides.source, &sides.source_namespace, &sides.cluster).await?;
+            let objects =
+                discover::snapshot(&sides.source, &sides.source_namespace, &kinds).await?;
+            let planned = plan(&sides.cluster, &sides.source_namespace, &kinds, &objects).map_err(
+                |source| PivotError::Plan {
+                    cluster: sides.cluster.clone(),
+                    source,
+                },
+            )?;
+            for stay in &planned.stays {
+                tracing::info!(object = %stay.object, reason = %stay.reason, "stays");
+            }
+            tracing::info!(
+                objects = planned.len(),
+                groups = planned.groups.len(),
+                "planned the move"
+            );
+            let journal = MoveJournal::from_plan(
+                &planned,
+                &objects,
+                sides.direction,
+                &sides.source_namespace,
+                &sides.target_namespace,
+            );
+            (journal, None)
+        }
+    };
+    let executor = steps::Executor::new(sides, &kinds);
+    loop {
+        version = Some(store.save(&journal, version.as_deref()).await?);
+        let step = journal.next_step();
+        tracing::info!(?step, phase = ?journal.phase, "move step");
+        if step == MoveStep::Finished {
+            return Ok(());
+        }
+        executor.perform(&mut journal, step).await?;
+        crash_point(&journal);
+    }
+}
+
+/// Test fault injection: `STRATA_MOVE_EXIT_AFTER=<n>` makes the agent exit at once (as if
+/// killed) after its n-th recorded step, so a test can stop a move at every boundary.
+fn crash_point(journal: &MoveJournal) {
+    static STEPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let Some(limit) = std::env::var("STRATA_MOVE_EXIT_AFTER")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    else {
+        return;
+    };
+    let done = STEPS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+    if done >= limit {
+        tracing::warn!(done, phase = ?journal.phase, "exiting mid-move (STRATA_MOVE_EXIT_AFTER)");
+        std::process::exit(137);
+    }
+}

@@ -1,0 +1,434 @@
+//! The steps of a move, each idempotent: done again after a crash, it finds its work done
+//! and records it.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+use strata_shared::pivot::journal::{JournalEntry, JournalError, MoveJournal, MovePhase, MoveStep};
+use strata_shared::pivot::{
+    BLOCK_MOVE_ANNOTATION, DELETE_FOR_MOVE_ANNOTATION, GroupKind, MoveKind, ObjectKind,
+    SourceObject, content_hash, target_object,
+};
+
+use super::discover::resource;
+use super::{MoveSides, PivotError};
+
+/// Marks a Cluster paused by a move, so a resumed move knows the pause is its own.
+pub const PAUSED_BY_MOVE_ANNOTATION: &str = "strata.dev/paused-by-move";
+/// How long objects may carry `block-move` before the move gives up.
+const BLOCK_MOVE_WAIT: Duration = Duration::from_secs(300);
+
+pub struct Executor<'a> {
+    sides: &'a MoveSides,
+    kinds: BTreeMap<GroupKind, MoveKind>,
+}
+
+#[derive(Clone, Copy)]
+enum Side {
+    Source,
+    Target,
+}
+
+impl Side {
+    fn name(self) -> &'static str {
+        match self {
+            Side::Source => "source",
+            Side::Target => "target",
+        }
+    }
+}
+
+impl<'a> Executor<'a> {
+    pub fn new(sides: &'a MoveSides, kinds: &[MoveKind]) -> Executor<'a> {
+        Executor {
+            sides,
+            kinds: kinds.iter().map(|k| (k.group_kind(), k.clone())).collect(),
+        }
+    }
+
+    fn client(&self, side: Side) -> &Client {
+        match side {
+            Side::Source => &self.sides.source,
+            Side::Target => &self.sides.target,
+        }
+    }
+
+    fn namespace(&self, side: Side) -> &str {
+        match side {
+            Side::Source => &self.sides.source_namespace,
+            Side::Target => &self.sides.target_namespace,
+        }
+    }
+
+    fn api(&self, side: Side, entry: &JournalEntry) -> Result<Api<DynamicObject>, PivotError> {
+        let group_kind = ObjectKind::new(&entry.api_version, &entry.kind).group_kind();
+        let kind = self
+            .kinds
+            .get(&group_kind)
+            .ok_or_else(|| PivotError::NotReady {
+                what: entry.describe(),
+                waited: Duration::ZERO,
+                reason: format!("its kind {} is not installed in the target", entry.kind),
+            })?;
+        let resource = resource(kind);
+        Ok(if kind.namespaced {
+            Api::namespaced_with(self.client(side).clone(), self.namespace(side), &resource)
+        } else {
+            Api::all_with(self.client(side).clone(), &resource)
+        })
+    }
+
+    fn failed(
+        &self,
+        side: Side,
+        action: &'static str,
+        what: String,
+    ) -> impl FnOnce(kube::Error) -> PivotError {
+        move |e| PivotError::Api {
+            action,
+            what,
+            side: side.name(),
+            source: Box::new(e),
+        }
+    }
+
+    async fn get(
+        &self,
+        side: Side,
+        entry: &JournalEntry,
+    ) -> Result<Option<DynamicObject>, PivotError> {
+        self.api(side, entry)?
+            .get_opt(&entry.name)
+            .await
+            .map_err(self.failed(side, "read", entry.describe()))
+    }
+
+    fn cluster_entry<'j>(&self, journal: &'j MoveJournal) -> Option<&'j JournalEntry> {
+        journal.objects.values().find(|e| {
+            e.kind == "Cluster"
+                && e.api_version.starts_with("cluster.x-k8s.io/")
+                && e.name == journal.cluster
+        })
+    }
+
+    pub async fn perform(
+        &self,
+        journal: &mut MoveJournal,
+        step: MoveStep,
+    ) -> Result<(), PivotError> {
+        match step {
+            MoveStep::PauseSource => {
+                self.pause_source(journal).await?;
+                journal.advance(MovePhase::Paused)?;
+            }
+            MoveStep::Create(list) => self.create(journal, &list).await?,
+            MoveStep::RestoreStatus(list) => {
+                for uid in list {
+                    self.restore_status(journal, &uid).await?;
+                    journal.record_status_restored(&uid)?;
+                }
+            }
+            MoveStep::DeleteFromSource(list) => {
+                for uid in list {
+                    self.delete_from_source(journal, &uid).await?;
+                    journal.record_source_deleted(&uid)?;
+                }
+            }
+            MoveStep::Advance(phase) => journal.advance(phase)?,
+            MoveStep::UnpauseTarget => {
+                self.set_paused(journal, Side::Target, false).await?;
+                journal.advance(MovePhase::Done)?;
+            }
+            MoveStep::Finished => {}
+        }
+        Ok(())
+    }
+
+    async fn set_paused(
+        &self,
+        journal: &MoveJournal,
+        side: Side,
+        paused: bool,
+    ) -> Result<(), PivotError> {
+        let Some(entry) = self.cluster_entry(journal) else {
+            return Ok(());
+        };
+        let marker = if paused {
+            json!(journal.cluster)
+        } else {
+            Value::Null
+        };
+        let patch = json!({
+            "metadata": { "annotations": { PAUSED_BY_MOVE_ANNOTATION: marker } },
+            "spec": { "paused": paused },
+        });
+        self.api(side, entry)?
+            .patch(&entry.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(self.failed(side, "pause or unpause", entry.describe()))?;
+        Ok(())
+    }
+
+    /// Pauses the source Cluster (refusing one paused by someone else), then waits while
+    /// any object of the move carries `block-move`.
+    async fn pause_source(&self, journal: &MoveJournal) -> Result<(), PivotError> {
+        if let Some(entry) = self.cluster_entry(journal)
+            && let Some(found) = self.get(Side::Source, entry).await?
+        {
+            let paused = found
+                .data
+                .pointer("/spec/paused")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            let ours = found
+                .metadata
+                .annotations
+                .as_ref()
+                .is_some_and(|a| a.contains_key(PAUSED_BY_MOVE_ANNOTATION));
+            if paused && !ours {
+                return Err(PivotError::NotReady {
+                    what: entry.describe(),
+                    waited: Duration::ZERO,
+                    reason: "it is paused, and not by a Strata move; unpause it to let it move"
+                        .into(),
+                });
+            }
+        }
+        self.set_paused(journal, Side::Source, true).await?;
+        let started = Instant::now();
+        loop {
+            let mut blocked = Vec::new();
+            for entry in journal.objects.values() {
+                if let Some(found) = self.get(Side::Source, entry).await?
+                    && found
+                        .metadata
+                        .annotations
+                        .as_ref()
+                        .is_some_and(|a| a.contains_key(BLOCK_MOVE_ANNOTATION))
+                {
+                    blocked.push(entry.describe());
+                }
+            }
+            if blocked.is_empty() {
+                return Ok(());
+            }
+            if started.elapsed() >= BLOCK_MOVE_WAIT {
+                return Err(PivotError::NotReady {
+                    what: format!("the move of cluster {}", journal.cluster),
+                    waited: BLOCK_MOVE_WAIT,
+                    reason: format!("{} still carry {BLOCK_MOVE_ANNOTATION}", blocked.join(", ")),
+                });
+            }
+            tracing::info!(objects = %blocked.join(", "), "waiting for block-move to be lifted");
+            let pause = Duration::from_millis(500)
+                * 2u32.saturating_pow(started.elapsed().as_secs().min(4) as u32);
+            tokio::time::sleep(pause.min(Duration::from_secs(5))).await;
+        }
+    }
+
+    async fn target_namespace_uid(&self) -> Result<String, PivotError> {
+        let api: Api<Namespace> = Api::all(self.sides.target.clone());
+        let name = &self.sides.target_namespace;
+        let found = match api.get_opt(name).await.map_err(self.failed(
+            Side::Target,
+            "read",
+            format!("Namespace {name}"),
+        ))? {
+            Some(ns) => ns,
+            None => {
+                let namespace = Namespace {
+                    metadata: ObjectMeta {
+                        name: Some(name.clone()),
+                        ..ObjectMeta::default()
+                    },
+                    ..Namespace::default()
+                };
+                match api.create(&PostParams::default(), &namespace).await {
+                    Ok(ns) => ns,
+                    Err(kube::Error::Api(e)) if e.code == 409 => api
+                        .get(name)
+                        .await
+                        .map_err(self.failed(Side::Target, "read", format!("Namespace {name}")))?,
+                    Err(e) => {
+                        return Err(self.failed(
+                            Side::Target,
+                            "create",
+                            format!("Namespace {name}"),
+                        )(e));
+                    }
+                }
+            }
+        };
+        Ok(found.metadata.uid.unwrap_or_default())
+    }
+
+    /// Creates the listed objects in the target (in parallel), adopting copies a crashed
+    /// run made, and records each.
+    async fn create(&self, journal: &mut MoveJournal, list: &[String]) -> Result<(), PivotError> {
+        let namespace_uid = self.target_namespace_uid().await?;
+        let mut uids = journal.target_uids();
+        let entries: Vec<JournalEntry> = list
+            .iter()
+            .filter_map(|uid| journal.objects.get(uid).cloned())
+            .collect();
+        let results = futures::future::join_all(entries.iter().map(|entry| {
+            let mut known = uids.clone();
+            let namespace_uid = namespace_uid.clone();
+            async move { self.create_one(entry, &mut known, &namespace_uid).await }
+        }))
+        .await;
+        for (entry, result) in entries.iter().zip(results) {
+            let (target_uid, hash) = result?;
+            journal.record_created(&entry.source_uid, &target_uid, &hash)?;
+            uids.insert(entry.source_uid.clone(), target_uid);
+        }
+        Ok(())
+    }
+
+    async fn create_one(
+        &self,
+        entry: &JournalEntry,
+        uids: &mut BTreeMap<String, String>,
+        namespace_uid: &str,
+    ) -> Result<(String, String), PivotError> {
+        let target_api = self.api(Side::Target, entry)?;
+        if let Some(existing) = target_api.get_opt(&entry.name).await.map_err(self.failed(
+            Side::Target,
+            "read",
+            entry.describe(),
+        ))? {
+            let json = serde_json::to_value(&existing).unwrap_or(Value::Null);
+            // A shared object already in the target is used as it is.
+            let hash = if entry.global {
+                entry.content_hash.clone()
+            } else {
+                content_hash(&json)
+            };
+            return Ok((existing.metadata.uid.unwrap_or_default(), hash));
+        }
+        let source = self
+            .get(Side::Source, entry)
+            .await?
+            .ok_or_else(|| PivotError::NotReady {
+                what: entry.describe(),
+                waited: Duration::ZERO,
+                reason: "it is gone from the source before its copy was made; the move stops"
+                    .into(),
+            })?;
+        let mut json = serde_json::to_value(&source).unwrap_or(Value::Null);
+        json["apiVersion"] = json!(entry.api_version);
+        json["kind"] = json!(entry.kind);
+        let found = content_hash(&json);
+        if !entry.global && found != entry.content_hash {
+            return Err(JournalError::SourceChanged {
+                cluster: self.sides.cluster.clone(),
+                object: entry.describe(),
+                planned: entry.content_hash.clone(),
+                found,
+            }
+            .into());
+        }
+        let object = SourceObject::from_json(json).map_err(|source| PivotError::Plan {
+            cluster: entry.describe(),
+            source,
+        })?;
+        for owner in object.owners().iter().filter(|o| o.kind == "Namespace") {
+            uids.insert(owner.uid.clone(), namespace_uid.to_string());
+        }
+        let (mut copy, _status) =
+            target_object(&object, entry.has_status, uids).map_err(|source| PivotError::Plan {
+                cluster: entry.describe(),
+                source,
+            })?;
+        if entry.namespace.is_some() {
+            copy["metadata"]["namespace"] = json!(self.sides.target_namespace);
+        }
+        let hash = content_hash(&copy);
+        let data: DynamicObject =
+            serde_json::from_value(copy).map_err(|e| PivotError::NotReady {
+                what: entry.describe(),
+                waited: Duration::ZERO,
+                reason: format!("its copy is not an object: {e}"),
+            })?;
+        let created = match target_api.create(&PostParams::default(), &data).await {
+            Ok(created) => created,
+            Err(kube::Error::Api(e)) if e.code == 409 => target_api
+                .get(&entry.name)
+                .await
+                .map_err(self.failed(Side::Target, "read", entry.describe()))?,
+            Err(e) => return Err(self.failed(Side::Target, "create", entry.describe())(e)),
+        };
+        Ok((created.metadata.uid.unwrap_or_default(), hash))
+    }
+
+    /// clusterctl does not restore status; controllers read it right after the move.
+    async fn restore_status(&self, journal: &MoveJournal, uid: &str) -> Result<(), PivotError> {
+        let Some(entry) = journal.objects.get(uid) else {
+            return Ok(());
+        };
+        let Some(source) = self.get(Side::Source, entry).await? else {
+            return Ok(());
+        };
+        let Some(status) = source.data.get("status").cloned() else {
+            return Ok(());
+        };
+        self.api(Side::Target, entry)?
+            .patch_status(
+                &entry.name,
+                &PatchParams::default(),
+                &Patch::Merge(&json!({ "status": status })),
+            )
+            .await
+            .map_err(self.failed(Side::Target, "restore the status of", entry.describe()))?;
+        Ok(())
+    }
+
+    /// Lets the source's controllers release the object (`delete-for-move`), deletes it,
+    /// and clears its finalizers: its copy now owns the infrastructure.
+    async fn delete_from_source(&self, journal: &MoveJournal, uid: &str) -> Result<(), PivotError> {
+        let Some(entry) = journal.objects.get(uid) else {
+            return Ok(());
+        };
+        let api = self.api(Side::Source, entry)?;
+        let Some(found) = self.get(Side::Source, entry).await? else {
+            return Ok(());
+        };
+        let json = serde_json::to_value(&found).unwrap_or(Value::Null);
+        journal.check_delete(uid, &content_hash(&json))?;
+        let annotate = json!({ "metadata": { "annotations": { DELETE_FOR_MOVE_ANNOTATION: "" } } });
+        api.patch(
+            &entry.name,
+            &PatchParams::default(),
+            &Patch::Merge(&annotate),
+        )
+        .await
+        .map_err(self.failed(Side::Source, "annotate", entry.describe()))?;
+        match api.delete(&entry.name, &DeleteParams::background()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => return Ok(()),
+            Err(e) => return Err(self.failed(Side::Source, "delete", entry.describe())(e)),
+        }
+        let release = json!({ "metadata": { "finalizers": null } });
+        match api
+            .patch(
+                &entry.name,
+                &PatchParams::default(),
+                &Patch::Merge(&release),
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+            Err(e) => Err(self.failed(
+                Side::Source,
+                "release the finalizers of",
+                entry.describe(),
+            )(e)),
+        }
+    }
+}

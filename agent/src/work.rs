@@ -1,0 +1,355 @@
+//! What the leading agent does: pivot the cluster's CAPI objects into its own cluster,
+//! scale it to its revision, and report back whenever the management cluster answers.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+use strata_shared::agent_install::AGENT_NAMESPACE;
+use strata_shared::capi::{
+    BuildInput, control_plane_name, full_control_plane_replicas, worker_pool_objects,
+};
+use strata_shared::cluster::{ReplicaCounts, WorkloadCluster};
+use strata_shared::pivot::journal::{Direction, MovePhase};
+use strata_shared::revision::ClusterRevision;
+
+use crate::management_link::ManagementLink;
+use crate::pivot::{JournalStore, MoveSides, PivotError, run_move};
+
+/// The agent's field manager.
+pub const FIELD_MANAGER: &str = "strata.dev/agent";
+const RETRY: Duration = Duration::from_secs(5);
+const REPORT_EVERY: Duration = Duration::from_secs(10);
+
+fn capi(
+    client: &Client,
+    namespace: &str,
+    group: &str,
+    kind: &str,
+    plural: &str,
+) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk(group, "v1beta2", kind);
+    Api::namespaced_with(
+        client.clone(),
+        namespace,
+        &ApiResource::from_gvk_with_plural(&gvk, plural),
+    )
+}
+
+/// Runs until the task is dropped (on losing the lease or stopping).
+pub async fn run(workload: Client, link: ManagementLink) {
+    pivot(&workload, &link).await;
+    let revision = loop {
+        match latest_revision(&workload, &link).await {
+            Ok(revision) => break revision,
+            Err(e) => tracing::warn!(error = %e, "cannot read the cluster's revision; retrying"),
+        }
+        tokio::time::sleep(RETRY).await;
+    };
+    while let Err(e) = scale_out(&workload, &link, &revision).await {
+        tracing::warn!(error = %e, "cannot scale the cluster to its revision; retrying");
+        tokio::time::sleep(RETRY).await;
+    }
+    loop {
+        if let Err(e) = report(&workload, &link, &revision).await {
+            tracing::info!(error = %e, "cannot report to the management cluster; will try again");
+        }
+        tokio::time::sleep(REPORT_EVERY).await;
+    }
+}
+
+async fn pivot(workload: &Client, link: &ManagementLink) {
+    loop {
+        let management = match link.client().await {
+            Ok(client) => client,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot reach the management cluster; retrying");
+                tokio::time::sleep(RETRY).await;
+                continue;
+            }
+        };
+        let store = JournalStore::new(workload.clone(), &link.cluster, Direction::Pivot);
+        match store.load().await {
+            Ok(Some((journal, _))) if journal.phase == MovePhase::Done => return,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the move journal; retrying");
+                tokio::time::sleep(RETRY).await;
+                continue;
+            }
+        }
+        // Tell the controller first, so it leaves the objects alone while they move.
+        if let Err(e) = mark_moving(&management, link).await {
+            tracing::warn!(error = %e, "cannot tell the management cluster the move starts; retrying");
+            tokio::time::sleep(RETRY).await;
+            continue;
+        }
+        let sides = MoveSides {
+            source: management,
+            target: workload.clone(),
+            cluster: link.cluster.clone(),
+            source_namespace: link.objects_namespace.clone(),
+            target_namespace: link.objects_namespace.clone(),
+            direction: Direction::Pivot,
+            journal_client: workload.clone(),
+        };
+        match run_move(&sides).await {
+            Ok(()) => {
+                tracing::info!(cluster = %link.cluster, "the cluster's CAPI objects live in the cluster now");
+                return;
+            }
+            Err(e @ PivotError::NotReady { .. }) => {
+                tracing::info!(error = %e, "not ready to move yet")
+            }
+            Err(e) => tracing::error!(error = %e, "the move stopped; retrying"),
+        }
+        tokio::time::sleep(RETRY).await;
+    }
+}
+
+async fn mark_moving(management: &Client, link: &ManagementLink) -> Result<(), String> {
+    let status = json!({
+        "apiVersion": "strata.dev/v1alpha1",
+        "kind": "WorkloadCluster",
+        "status": { "conditions": [{
+            "type": "Pivoted",
+            "status": "False",
+            "reason": "Moving",
+            "message": "the agent is moving the CAPI objects into the workload cluster",
+            "lastTransitionTime": Timestamp::now().to_string(),
+        }]},
+    });
+    let api: Api<WorkloadCluster> = Api::namespaced(management.clone(), &link.cluster_namespace);
+    api.patch_status(
+        &link.cluster,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&status),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| e.to_string())
+}
+
+/// The latest revision: from the management cluster (kept locally too), else the local
+/// copy, so a cluster cut off from the management cluster still knows what it should be.
+async fn latest_revision(
+    workload: &Client,
+    link: &ManagementLink,
+) -> Result<ClusterRevision, String> {
+    let copies: Api<ConfigMap> = Api::namespaced(workload.clone(), AGENT_NAMESPACE);
+    let from_management = async {
+        let client = link.client().await.map_err(|e| e.to_string())?;
+        let revisions: Api<ClusterRevision> = Api::namespaced(client, &link.objects_namespace);
+        let list = revisions
+            .list(&ListParams::default().labels(&format!("strata.dev/cluster={}", link.cluster)))
+            .await
+            .map_err(|e| e.to_string())?;
+        list.items
+            .into_iter()
+            .max_by_key(|r| r.spec.number)
+            .ok_or_else(|| {
+                format!(
+                    "no revision of {} in {}",
+                    link.cluster, link.objects_namespace
+                )
+            })
+    };
+    match from_management.await {
+        Ok(revision) => {
+            let copy = ConfigMap {
+                metadata: ObjectMeta {
+                    name: Some("strata-revision".into()),
+                    namespace: Some(AGENT_NAMESPACE.into()),
+                    ..ObjectMeta::default()
+                },
+                data: Some(BTreeMap::from([(
+                    "revision.json".to_string(),
+                    serde_json::to_string(&revision.spec).map_err(|e| e.to_string())?,
+                )])),
+                ..ConfigMap::default()
+            };
+            copies
+                .patch(
+                    "strata-revision",
+                    &PatchParams::apply(FIELD_MANAGER).force(),
+                    &Patch::Apply(&copy),
+                )
+                .await
+                .map_err(|e| format!("cannot keep the revision locally: {e}"))?;
+            Ok(revision)
+        }
+        Err(reason) => {
+            let local = copies
+                .get_opt("strata-revision")
+                .await
+                .map_err(|e| e.to_string())?;
+            let text = local
+                .and_then(|c| c.data)
+                .and_then(|mut d| d.remove("revision.json"))
+                .ok_or(reason)?;
+            let spec = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+            Ok(ClusterRevision::new(&link.cluster, spec))
+        }
+    }
+}
+
+/// The control plane to its full count, and the worker pools created.
+async fn scale_out(
+    workload: &Client,
+    link: &ManagementLink,
+    revision: &ClusterRevision,
+) -> Result<(), String> {
+    let namespace = &link.objects_namespace;
+    let desired = &revision.spec.desired;
+    let clusters = capi(
+        workload,
+        namespace,
+        "cluster.x-k8s.io",
+        "Cluster",
+        "clusters",
+    );
+    let cluster = clusters
+        .get(&link.cluster)
+        .await
+        .map_err(|e| e.to_string())?;
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let kcp = capi(
+        workload,
+        namespace,
+        "controlplane.cluster.x-k8s.io",
+        "KubeadmControlPlane",
+        "kubeadmcontrolplanes",
+    );
+    let replicas = full_control_plane_replicas(desired);
+    let patch = json!({ "spec": { "replicas": replicas } });
+    kcp.patch(
+        &control_plane_name(&link.cluster),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map_err(|e| format!("cannot scale the control plane to {replicas}: {e}"))?;
+    let owner = json!([{
+        "apiVersion": "cluster.x-k8s.io/v1beta2",
+        "kind": "Cluster",
+        "name": link.cluster,
+        "uid": cluster.metadata.uid,
+        "blockOwnerDeletion": true,
+    }]);
+    let objects = worker_pool_objects(&BuildInput {
+        cluster_name: &link.cluster,
+        namespace,
+        revision: revision.spec.number,
+        desired,
+    })
+    .map_err(|e| e.to_string())?;
+    for mut object in objects {
+        object["metadata"]["ownerReferences"] = owner.clone();
+        let text = |p: &str| {
+            object
+                .pointer(p)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let (group, version) = text("/apiVersion")
+            .split_once('/')
+            .map(|(g, v)| (g.to_string(), v.to_string()))
+            .unwrap_or_default();
+        let resource =
+            ApiResource::from_gvk(&GroupVersionKind::gvk(&group, &version, &text("/kind")));
+        let api: Api<DynamicObject> = Api::namespaced_with(workload.clone(), namespace, &resource);
+        api.patch(&text("/metadata/name"), &params, &Patch::Apply(&object))
+            .await
+            .map_err(|e| {
+                format!(
+                    "cannot apply {} {}: {e}",
+                    text("/kind"),
+                    text("/metadata/name")
+                )
+            })?;
+    }
+    tracing::info!(
+        control_plane = replicas,
+        pools = desired.node_pools.workers.len(),
+        "scaled the cluster to its revision"
+    );
+    Ok(())
+}
+
+/// Pivoted, and the node counts, on the WorkloadCluster's status.
+async fn report(
+    workload: &Client,
+    link: &ManagementLink,
+    revision: &ClusterRevision,
+) -> Result<(), String> {
+    let clusters = capi(
+        workload,
+        &link.objects_namespace,
+        "cluster.x-k8s.io",
+        "Cluster",
+        "clusters",
+    );
+    let cluster = clusters
+        .get(&link.cluster)
+        .await
+        .map_err(|e| e.to_string())?;
+    let number = |p: &str| cluster.data.pointer(p).and_then(Value::as_i64).unwrap_or(0);
+    let pools = &revision.spec.desired.node_pools;
+    let control_plane = ReplicaCounts::new(
+        i64::from(pools.control_plane.count),
+        number("/status/controlPlane/readyReplicas"),
+    );
+    let workers = ReplicaCounts::new(
+        pools.workers.iter().map(|w| i64::from(w.count)).sum(),
+        number("/status/workers/readyReplicas"),
+    );
+    let status = json!({
+        "apiVersion": "strata.dev/v1alpha1",
+        "kind": "WorkloadCluster",
+        "status": {
+            "conditions": [{
+                "type": "Pivoted",
+                "status": "True",
+                "reason": "Moved",
+                "message": format!("the CAPI objects live in the workload cluster (namespace {})", link.objects_namespace),
+                "lastTransitionTime": pivoted_at(workload).await,
+            }],
+            "controlPlane": control_plane,
+            "workers": workers,
+        },
+    });
+    let management = link.client().await.map_err(|e| e.to_string())?;
+    let api: Api<WorkloadCluster> = Api::namespaced(management, &link.cluster_namespace);
+    api.patch_status(
+        &link.cluster,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&status),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// When the move finished (the journal's last write), so the condition's transition time
+/// stays put across reports.
+async fn pivoted_at(workload: &Client) -> String {
+    let maps: Api<ConfigMap> = Api::namespaced(workload.clone(), AGENT_NAMESPACE);
+    let list = maps.list(&ListParams::default()).await.ok();
+    list.and_then(|l| {
+        l.items.into_iter().find(|m| {
+            m.metadata
+                .name
+                .as_deref()
+                .is_some_and(|n| n.starts_with("strata-move-") && n.ends_with("-pivot"))
+        })
+    })
+    .and_then(|m| m.metadata.creation_timestamp)
+    .map(|t| t.0.to_string())
+    .unwrap_or_else(|| Timestamp::now().to_string())
+}
