@@ -15,11 +15,11 @@ use strata_shared::capi::{
     BuildInput, control_plane_name, full_control_plane_replicas, worker_pool_objects,
 };
 use strata_shared::cluster::{ReplicaCounts, WorkloadCluster};
-use strata_shared::pivot::journal::{Direction, MovePhase};
+use strata_shared::pivot::journal::Direction;
 use strata_shared::revision::ClusterRevision;
 
 use crate::management_link::ManagementLink;
-use crate::pivot::{JournalStore, MoveSides, PivotError, run_move};
+use crate::pivot::{MoveSides, PivotError, prepare, run_move};
 
 /// The agent's field manager.
 pub const FIELD_MANAGER: &str = "strata.dev/agent";
@@ -73,24 +73,8 @@ async fn pivot(workload: &Client, link: &ManagementLink) {
                 continue;
             }
         };
-        let store = JournalStore::new(workload.clone(), &link.cluster, Direction::Pivot);
-        match store.load().await {
-            Ok(Some((journal, _))) if journal.phase == MovePhase::Done => return,
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the move journal; retrying");
-                tokio::time::sleep(RETRY).await;
-                continue;
-            }
-        }
-        // Tell the controller first, so it leaves the objects alone while they move.
-        if let Err(e) = mark_moving(&management, link).await {
-            tracing::warn!(error = %e, "cannot tell the management cluster the move starts; retrying");
-            tokio::time::sleep(RETRY).await;
-            continue;
-        }
         let sides = MoveSides {
-            source: management,
+            source: management.clone(),
             target: workload.clone(),
             cluster: link.cluster.clone(),
             source_namespace: link.objects_namespace.clone(),
@@ -98,7 +82,30 @@ async fn pivot(workload: &Client, link: &ManagementLink) {
             direction: Direction::Pivot,
             journal_client: workload.clone(),
         };
-        match run_move(&sides).await {
+        let prepared = match prepare(&sides).await {
+            Ok(prepared) if prepared.is_done() => return,
+            Ok(prepared) => prepared,
+            Err(e @ PivotError::NotReady { .. }) => {
+                tracing::info!(error = %e, "not ready to move yet");
+                tokio::time::sleep(RETRY).await;
+                continue;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the move cannot start; retrying");
+                tokio::time::sleep(RETRY).await;
+                continue;
+            }
+        };
+        // Tell the controller before anything is touched, so it leaves the objects alone
+        // while they move.
+        if prepared.is_new()
+            && let Err(e) = mark_moving(&management, link).await
+        {
+            tracing::warn!(error = %e, "cannot tell the management cluster the move starts; retrying");
+            tokio::time::sleep(RETRY).await;
+            continue;
+        }
+        match run_move(&sides, prepared).await {
             Ok(()) => {
                 tracing::info!(cluster = %link.cluster, "the cluster's CAPI objects live in the cluster now");
                 return;

@@ -12,7 +12,7 @@ mod steps;
 use std::time::Duration;
 
 use kube::Client;
-use strata_shared::pivot::journal::{Direction, JournalError, MoveJournal, MoveStep};
+use strata_shared::pivot::journal::{Direction, JournalError, MoveJournal, MovePhase, MoveStep};
 use strata_shared::pivot::{PlanError, plan};
 
 pub use journal_store::JournalStore;
@@ -61,54 +61,85 @@ pub struct MoveSides {
     pub journal_client: Client,
 }
 
-/// Moves the cluster, resuming a journal when there is one. Returns when the move is done.
-pub async fn run_move(sides: &MoveSides) -> Result<(), PivotError> {
+/// A move ready to run: its kinds and its journal (resumed or new).
+pub struct PreparedMove {
+    kinds: Vec<strata_shared::pivot::MoveKind>,
+    journal: MoveJournal,
+    version: Option<String>,
+    store: JournalStore,
+}
+
+impl PreparedMove {
+    /// A move not started before (no journal yet): nothing has been touched.
+    pub fn is_new(&self) -> bool {
+        self.version.is_none()
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.journal.phase == MovePhase::Done
+    }
+}
+
+/// Discovers the kinds (the target must have the CAPI CRDs), then resumes the journal, or
+/// checks the source is ready and plans a new move. Changes nothing.
+pub async fn prepare(sides: &MoveSides) -> Result<PreparedMove, PivotError> {
     let store = JournalStore::new(
         sides.journal_client.clone(),
         &sides.cluster,
         sides.direction,
     );
     let kinds = discover::kinds(&sides.target, &sides.source_namespace).await?;
-    let (mut journal, mut version) = match store.load().await? {
-        Some((journal, version))
-            if journal.phase != strata_shared::pivot::journal::MovePhase::Done =>
-        {
+    if let Some((journal, version)) = store.load().await? {
+        if journal.phase != MovePhase::Done {
             tracing::info!(phase = ?journal.phase, objects = journal.objects.len(), "resuming the move from its journal");
-            (journal, Some(version))
         }
-        Some((journal, _)) => {
-            tracing::info!("the move is already done");
-            let _ = journal;
-            return Ok(());
-        }
-        None => {
-            discover::preflight(&sides.source, &sides.source_namespace, &sides.cluster).await?;
-            let objects =
-                discover::snapshot(&sides.source, &sides.source_namespace, &kinds).await?;
-            let planned = plan(&sides.cluster, &sides.source_namespace, &kinds, &objects).map_err(
-                |source| PivotError::Plan {
-                    cluster: sides.cluster.clone(),
-                    source,
-                },
-            )?;
-            for stay in &planned.stays {
-                tracing::info!(object = %stay.object, reason = %stay.reason, "stays");
+        return Ok(PreparedMove {
+            kinds,
+            journal,
+            version: Some(version),
+            store,
+        });
+    }
+    discover::preflight(&sides.source, &sides.source_namespace, &sides.cluster).await?;
+    let objects = discover::snapshot(&sides.source, &sides.source_namespace, &kinds).await?;
+    let planned =
+        plan(&sides.cluster, &sides.source_namespace, &kinds, &objects).map_err(|source| {
+            PivotError::Plan {
+                cluster: sides.cluster.clone(),
+                source,
             }
-            tracing::info!(
-                objects = planned.len(),
-                groups = planned.groups.len(),
-                "planned the move"
-            );
-            let journal = MoveJournal::from_plan(
-                &planned,
-                &objects,
-                sides.direction,
-                &sides.source_namespace,
-                &sides.target_namespace,
-            );
-            (journal, None)
-        }
-    };
+        })?;
+    for stay in &planned.stays {
+        tracing::info!(object = %stay.object, reason = %stay.reason, "stays");
+    }
+    tracing::info!(
+        objects = planned.len(),
+        groups = planned.groups.len(),
+        "planned the move"
+    );
+    let journal = MoveJournal::from_plan(
+        &planned,
+        &objects,
+        sides.direction,
+        &sides.source_namespace,
+        &sides.target_namespace,
+    );
+    Ok(PreparedMove {
+        kinds,
+        journal,
+        version: None,
+        store,
+    })
+}
+
+/// Runs a prepared move to its end, recording every step in the journal.
+pub async fn run_move(sides: &MoveSides, prepared: PreparedMove) -> Result<(), PivotError> {
+    let PreparedMove {
+        kinds,
+        mut journal,
+        mut version,
+        store,
+    } = prepared;
     let executor = steps::Executor::new(sides, &kinds);
     loop {
         version = Some(store.save(&journal, version.as_deref()).await?);

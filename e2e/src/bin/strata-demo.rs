@@ -10,7 +10,8 @@ use clap::Parser;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
-use strata_e2e::cloud_sim::{SimOptions, workload};
+use strata_e2e::capi_crds;
+use strata_e2e::cloud_sim::{CloudSimulator, SimOptions, sim_crds, workload};
 use strata_e2e::management::{
     ControllerProcess, ManagementEnv, ManagementOptions, apply, ensure_namespace, read_documents,
     repo_root,
@@ -29,6 +30,14 @@ struct Args {
 }
 
 const NAMESPACE: &str = "strata-demo";
+
+fn sim_options(fast: bool) -> SimOptions {
+    if fast {
+        SimOptions::fast()
+    } else {
+        SimOptions::default()
+    }
+}
 const CLUSTER: &str = "demo";
 
 struct Clock(Instant);
@@ -79,18 +88,14 @@ async fn machines(client: &Client, namespace: &str) -> Vec<String> {
 
 async fn run(args: Args) -> Result<(), String> {
     let clock = Clock(Instant::now());
-    let total = 5;
+    let total = 6;
 
     let started = step(
         1,
         total,
         "management cluster: control plane, CAPI + Strata CRDs, registry with the sample packs, profiles, simulated cloud",
     );
-    let sim = if args.fast {
-        SimOptions::fast()
-    } else {
-        SimOptions::default()
-    };
+    let sim = sim_options(args.fast);
     let env = ManagementEnv::start(ManagementOptions {
         sim,
         ..ManagementOptions::named("demo")
@@ -157,7 +162,10 @@ async fn run(args: Args) -> Result<(), String> {
                 seen.push(line);
             }
         }
-        if status.phase == Some(ClusterPhase::AgentInstalled) {
+        if matches!(
+            status.phase,
+            Some(ClusterPhase::AgentInstalled | ClusterPhase::Pivoting | ClusterPhase::Pivoted)
+        ) {
             break;
         }
         if status.phase == Some(ClusterPhase::Invalid) {
@@ -173,7 +181,11 @@ async fn run(args: Args) -> Result<(), String> {
     }
     done(started);
 
-    let started = step(4, total, "the agent in the workload cluster");
+    let started = step(
+        4,
+        total,
+        "the agent and the provider components in the workload cluster",
+    );
     let workload_cluster = env
         .workload(&objects, CLUSTER)
         .await?
@@ -200,9 +212,80 @@ async fn run(args: Args) -> Result<(), String> {
     );
     done(started);
 
-    let started = step(5, total, "pivot, scale-out and layers");
+    // Until the agent installs them as layers: what CAPI and the cloud provider are in the
+    // workload cluster.
+    capi_crds::install(&workload_cluster.client())
+        .await
+        .map_err(|e| e.to_string())?;
+    sim_crds::install(&workload_cluster.client())
+        .await
+        .map_err(|e| e.to_string())?;
+    let _workload_cloud = CloudSimulator::start(workload_cluster.client(), sim_options(args.fast));
     println!(
-        "    not built yet: the agent will move the CAPI objects into the workload cluster, raise the control plane to 3 and create the worker pool"
+        "    provider components in the workload cluster: the Cluster API CRDs and the simulated cloud"
+    );
+    done(started);
+
+    let started = step(
+        5,
+        total,
+        "pivot: the agent moves the CAPI objects into the workload cluster, then scales it to 3 control-plane nodes and 2 workers",
+    );
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let wc = clusters.get_opt(CLUSTER).await.map_err(|e| e.to_string())?;
+        let status = wc.and_then(|c| c.status).unwrap_or_default();
+        let mut lines: Vec<String> = status
+            .conditions
+            .iter()
+            .filter(|c| c.type_ == "Pivoted")
+            .map(|c| format!("Pivoted={}: {}", c.status, c.message))
+            .collect();
+        if let Some(phase) = status.phase {
+            lines.push(format!("phase {}", phase.as_str()));
+        }
+        let counts = |c: &Option<strata_shared::cluster::ReplicaCounts>| {
+            c.as_ref().map(|c| c.summary.clone()).unwrap_or_default()
+        };
+        lines.push(format!(
+            "control plane {} ready, workers {} ready",
+            counts(&status.control_plane),
+            counts(&status.workers)
+        ));
+        let left = machines(&client, &objects).await.len();
+        lines.push(format!("{left} machines left in the management cluster"));
+        lines.extend(
+            machines(&workload_cluster.client(), &objects)
+                .await
+                .into_iter()
+                .map(|m| format!("workload cluster: {m}")),
+        );
+        for line in lines {
+            if !seen.contains(&line) {
+                println!("    {} {line}", clock.stamp());
+                seen.push(line);
+            }
+        }
+        let ready = |c: &Option<strata_shared::cluster::ReplicaCounts>| {
+            c.as_ref()
+                .is_some_and(|c| c.ready == c.desired && c.desired > 0)
+        };
+        if status.phase == Some(ClusterPhase::Pivoted)
+            && ready(&status.control_plane)
+            && ready(&status.workers)
+        {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err("the cluster was not pivoted and scaled out in 10 minutes".into());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    done(started);
+
+    let started = step(6, total, "layers (CNI, CSI, add-ons)");
+    println!(
+        "    not built yet: the agent will install the stack's layers in order and keep them converged"
     );
     done(started);
 
@@ -221,11 +304,15 @@ async fn run(args: Args) -> Result<(), String> {
         env.control_plane.kubeconfig_path().display()
     );
     println!(
-        "  {kubectl} --kubeconfig {} -n {objects} get clusters,kubeadmcontrolplanes,machines,clusterrevisions",
+        "  {kubectl} --kubeconfig {} -n {objects} get clusterrevisions,clusters,machines",
         env.control_plane.kubeconfig_path().display()
     );
     println!(
-        "  {kubectl} --kubeconfig {} -n strata-system get deployments,leases",
+        "  {kubectl} --kubeconfig {} -n {objects} get clusters,kubeadmcontrolplanes,machinedeployments,machines",
+        workload_kubeconfig.display()
+    );
+    println!(
+        "  {kubectl} --kubeconfig {} -n strata-system get deployments,leases,configmaps",
         workload_kubeconfig.display()
     );
 
