@@ -12,17 +12,18 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{DynamicObject, ListParams};
+use kube::api::{DynamicObject, ListParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
-use serde_json::Value;
+use serde_json::{Value, json};
 use strata_e2e::capi_crds;
 use strata_e2e::cloud_sim::{CloudSimulator, SimOptions, sim_crds};
 use strata_e2e::management::{
     ControllerProcess, ManagementEnv, ManagementOptions, ensure_namespace,
 };
 use strata_e2e::wait::eventually;
-use strata_shared::agent_install::AGENT_NAMESPACE;
+use strata_shared::agent_install::{AGENT_NAME, AGENT_NAMESPACE};
 use strata_shared::cluster::{ClusterPhase, objects_namespace};
 use strata_shared::pivot::journal::{MoveJournal, MovePhase};
 
@@ -62,6 +63,89 @@ async fn machines(client: &Client, namespace: &str) -> BTreeMap<String, String> 
 
 #[tokio::test]
 async fn a_sim_cluster_pivots_into_itself_and_scales_out() {
+    pivots(false).await;
+}
+
+/// The agent exits (as if killed) right after each step of the move, before recording it:
+/// every step is then done twice, by two processes, and the move must still converge.
+#[tokio::test]
+async fn a_move_killed_after_every_step_converges_and_loses_nothing() {
+    pivots(true).await;
+}
+
+/// How many steps the move takes: the pause, per group a create (and a status restore
+/// when any object of it has a status subresource), a phase record, per group with an
+/// object that leaves the source a delete, a phase record, and the unpause.
+fn move_steps(journal: &MoveJournal) -> usize {
+    let entry = |uid: &String| &journal.objects[uid];
+    let creates: usize = journal
+        .groups
+        .iter()
+        .map(|g| 1 + usize::from(g.iter().any(|u| entry(u).has_status)))
+        .sum();
+    let deletes = journal
+        .groups
+        .iter()
+        .filter(|g| g.iter().any(|u| !entry(u).global))
+        .count();
+    1 + creates + 1 + deletes + 2
+}
+
+/// (api version, kind, name) of the source objects watched for loss.
+type Watched = Vec<(String, String, String)>;
+
+/// Polls until stopped: records any moment an object is in neither cluster.
+fn watch_for_loss(
+    source: Client,
+    target: Client,
+    namespace: String,
+    watched: Watched,
+) -> (
+    tokio::task::JoinHandle<Vec<String>>,
+    tokio::sync::watch::Sender<bool>,
+) {
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(async move {
+        let mut lost = Vec::new();
+        // Only what the source has had can be lost (the kubeconfig appears a moment after
+        // the workload control plane does).
+        let mut seen = std::collections::BTreeSet::new();
+        loop {
+            for (api_version, kind, name) in &watched {
+                let in_source = exists(&source, api_version, kind, &namespace, name).await;
+                if in_source == Some(true) {
+                    seen.insert(name.clone());
+                }
+                if in_source == Some(false) && seen.contains(name) {
+                    let in_target = exists(&target, api_version, kind, &namespace, name).await;
+                    if in_target == Some(false) {
+                        lost.push(format!("{kind} {name} was in neither cluster"));
+                    }
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                _ = stopped.changed() => return lost,
+            }
+        }
+    });
+    (task, stop)
+}
+
+/// Whether an object exists; None when the API could not say (a kind not installed yet).
+async fn exists(
+    client: &Client,
+    api_version: &str,
+    kind: &str,
+    namespace: &str,
+    name: &str,
+) -> Option<bool> {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), namespace, &resource(api_version, kind));
+    api.get_opt(name).await.ok().map(|o| o.is_some())
+}
+
+async fn pivots(crash_after_every_step: bool) {
     let _stop = StopWorkloads;
     let env = ManagementEnv::start(ManagementOptions::named("pivot"))
         .await
@@ -97,6 +181,53 @@ async fn a_sim_cluster_pivots_into_itself_and_scales_out() {
         },
     )
     .await;
+    if crash_after_every_step {
+        // The agent's Deployment gets the fault injection (the controller's apply leaves an
+        // env var of another field manager alone); the process kubelet restarts it with it.
+        let deployments: Api<Deployment> = Api::namespaced(w.clone(), AGENT_NAMESPACE);
+        eventually("the agent Deployment", Duration::from_secs(120), || async {
+            deployments.get_opt(AGENT_NAME).await.ok().flatten()
+        })
+        .await;
+        let patch = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": { "name": AGENT_NAME, "namespace": AGENT_NAMESPACE },
+            "spec": { "template": { "spec": { "containers": [{
+                "name": "agent",
+                "env": [{ "name": "STRATA_MOVE_EXIT_AFTER", "value": "1" }],
+            }]}}},
+        });
+        deployments
+            .patch(
+                AGENT_NAME,
+                &PatchParams::apply("e2e-crash"),
+                &Patch::Apply(&patch),
+            )
+            .await
+            .unwrap();
+    }
+    let mut watched: Watched = vec![
+        (
+            "cluster.x-k8s.io/v1beta2".into(),
+            "Cluster".into(),
+            name.into(),
+        ),
+        ("v1".into(), "Secret".into(), format!("{name}-kubeconfig")),
+        (
+            "controlplane.cluster.x-k8s.io/v1beta2".into(),
+            "KubeadmControlPlane".into(),
+            format!("{name}-control-plane"),
+        ),
+    ];
+    for machine in before.keys() {
+        watched.push((
+            "cluster.x-k8s.io/v1beta2".into(),
+            "Machine".into(),
+            machine.clone(),
+        ));
+    }
+    let (watcher, stop_watching) =
+        watch_for_loss(client.clone(), w.clone(), objects.clone(), watched);
     capi_crds::install(&w).await.unwrap();
     sim_crds::install(&w).await.unwrap();
     let _target_cloud = CloudSimulator::start(w.clone(), SimOptions::fast());
@@ -107,9 +238,11 @@ async fn a_sim_cluster_pivots_into_itself_and_scales_out() {
         ns,
         name,
         ClusterPhase::Pivoted,
-        Duration::from_secs(120),
+        Duration::from_secs(240),
     )
     .await;
+    let _ = stop_watching.send(true);
+    let lost = watcher.await.unwrap();
     assert_eq!(
         condition(&wc, "Pivoted").0,
         "True",
@@ -167,6 +300,62 @@ async fn a_sim_cluster_pivots_into_itself_and_scales_out() {
     let journal: MoveJournal =
         serde_json::from_str(&journal.data.unwrap()["journal.json"]).unwrap();
     assert_eq!(journal.phase, MovePhase::Done);
+    let moved: Vec<String> = journal.objects.values().map(|e| e.describe()).collect();
+    assert!(
+        lost.is_empty(),
+        "objects were lost during the move: {lost:?}; the move had {moved:?}"
+    );
+    // Every moved object exists once in the target, with the source's content, and not in
+    // the source any more.
+    for entry in journal.objects.values() {
+        let namespace = entry.namespace.as_deref();
+        let copy = get_dynamic(&w, &entry.api_version, &entry.kind, namespace, &entry.name)
+            .await
+            .unwrap_or_else(|| panic!("{} is missing from the target", entry.describe()));
+        let mut json = serde_json::to_value(&copy).unwrap();
+        json["apiVersion"] = json!(entry.api_version);
+        json["kind"] = json!(entry.kind);
+        if entry.kind == "KubeadmControlPlane" {
+            // The scale-out after the move raises it; the move copied 1.
+            json["spec"]["replicas"] = json!(1);
+        }
+        if !entry.global {
+            assert_eq!(
+                strata_shared::pivot::content_hash(&json),
+                entry.content_hash,
+                "{} differs from its source",
+                entry.describe()
+            );
+            assert!(
+                get_dynamic(
+                    &client,
+                    &entry.api_version,
+                    &entry.kind,
+                    namespace,
+                    &entry.name
+                )
+                .await
+                .is_none(),
+                "{} is still in the source",
+                entry.describe()
+            );
+        }
+    }
+    if crash_after_every_step {
+        let agents = env.agents_of(&objects, name).unwrap().processes();
+        let restarts: u32 = agents.iter().map(|p| p.restarts).sum();
+        // Every process records one step and leaves the next done but unrecorded.
+        let steps = move_steps(&journal);
+        assert!(
+            restarts as usize + 1 >= steps,
+            "the agent was restarted {restarts} times; the move has about {steps} steps"
+        );
+        eprintln!(
+            "the move survived {restarts} crashes ({} objects in {} groups)",
+            journal.objects.len(),
+            journal.groups.len()
+        );
+    }
 
     // The same machine continues; the cluster scales out to its revision.
     let after = machines(&w, &objects).await;

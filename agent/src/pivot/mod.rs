@@ -153,19 +153,21 @@ pub async fn run_move(sides: &MoveSides, prepared: PreparedMove) -> Result<(), P
     }
 }
 
-/// Test fault injection: `STRATA_MOVE_EXIT_AFTER=<n>` makes the agent exit at once (as if
-/// killed) after its n-th recorded step, so a test can stop a move at every boundary.
+/// Test fault injection: with `STRATA_MOVE_EXIT_AFTER=<n>` the agent exits at once (as if
+/// killed) after performing its (n+1)-th step, before recording it. Each process so
+/// records n steps and leaves one done but unrecorded, which the next process must redo:
+/// a test restarting the agent reaches every step boundary both ways.
 fn crash_point(journal: &MoveJournal) {
-    static STEPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    static PERFORMED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let Some(limit) = std::env::var("STRATA_MOVE_EXIT_AFTER")
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
     else {
         return;
     };
-    let done = STEPS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-    if done >= limit {
-        tracing::warn!(done, phase = ?journal.phase, "exiting mid-move (STRATA_MOVE_EXIT_AFTER)");
+    let performed = PERFORMED.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+    if performed > limit {
+        tracing::warn!(performed, phase = ?journal.phase, "exiting mid-move (STRATA_MOVE_EXIT_AFTER)");
         std::process::exit(137);
     }
 }
