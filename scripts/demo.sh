@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Strata's main job on its embedded default: the sample packs and profiles in
 # manifests/samples, a local management control plane, the simulated cloud and one
-# WorkloadCluster taken through the order of operations as far as it is built. Each step is
+# WorkloadCluster taken through the order of operations as far as it is built (up to the
+# pivot and the scale-out; the layers are not built yet). Each step is
 # shown with its progress and timing. Installs what it needs (idempotently, the Kubernetes
 # binaries cached in ~/.cache/strata) and can be run again.
 #
