@@ -36,6 +36,39 @@ struct Cli {
     /// mounted `strata-management` Secret); without it the agent only holds its lease.
     #[arg(long, env = "STRATA_MANAGEMENT_KUBECONFIG")]
     management_kubeconfig: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Print what a move of a cluster's CAPI objects would do (the groups in creation
+    /// order, what stays behind and why), changing nothing.
+    Plan {
+        /// The cluster the objects are in now.
+        #[arg(long, value_name = "FILE")]
+        source_kubeconfig: PathBuf,
+        /// The cluster they would move to (its CRDs say which kinds move).
+        #[arg(long, value_name = "FILE")]
+        target_kubeconfig: PathBuf,
+        #[arg(long)]
+        namespace: String,
+        /// The CAPI Cluster's name.
+        #[arg(long)]
+        cluster: String,
+    },
+}
+
+async fn client_from(path: &std::path::Path) -> Result<Client, String> {
+    let kubeconfig = kube::config::Kubeconfig::read_from(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .map_err(|e| format!("{}: {e}", path.display()))?;
+    Client::try_from(config).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 #[tokio::main]
@@ -56,6 +89,21 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
+    if let Some(Command::Plan {
+        source_kubeconfig,
+        target_kubeconfig,
+        namespace,
+        cluster,
+    }) = &cli.command
+    {
+        let source = client_from(source_kubeconfig).await?;
+        let target = client_from(target_kubeconfig).await?;
+        let text = pivot::dry_run(&source, &target, cluster, namespace)
+            .await
+            .map_err(|e| e.to_string())?;
+        print!("{text}");
+        return Ok(());
+    }
     let client = Client::try_default()
         .await
         .map_err(|e| format!("cannot reach the cluster's apiserver: {e}"))?;

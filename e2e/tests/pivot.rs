@@ -226,6 +226,65 @@ async fn pivots(crash_after_every_step: bool) {
             machine.clone(),
         ));
     }
+    if !crash_after_every_step {
+        // The dry run: the plan, and nothing changed (the management cluster's CRDs stand in
+        // for the target's, which are not installed yet, so the agent cannot start).
+        let before_rv = get_dynamic(
+            &client,
+            "cluster.x-k8s.io/v1beta2",
+            "Cluster",
+            Some(&objects),
+            name,
+        )
+        .await
+        .unwrap()
+        .metadata
+        .resource_version;
+        let kubeconfig = env.control_plane.kubeconfig_path();
+        let output =
+            std::process::Command::new(strata_e2e::process_kubelet::default_agent_binary())
+                .arg("plan")
+                .arg("--source-kubeconfig")
+                .arg(kubeconfig)
+                .arg("--target-kubeconfig")
+                .arg(kubeconfig)
+                .args(["--namespace", &objects, "--cluster", name])
+                .output()
+                .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            text.starts_with(&format!("move of Cluster {objects}/{name} (")),
+            "{text}"
+        );
+        assert!(text.contains("group 1:\n"), "{text}");
+        assert!(
+            text.contains(&format!("  Secret {objects}/{name}-kubeconfig")),
+            "{text}"
+        );
+        for machine in before.keys() {
+            assert!(
+                text.contains(&format!("  Machine {objects}/{machine} (status restored)")),
+                "{text}"
+            );
+        }
+        let after_rv = get_dynamic(
+            &client,
+            "cluster.x-k8s.io/v1beta2",
+            "Cluster",
+            Some(&objects),
+            name,
+        )
+        .await
+        .unwrap()
+        .metadata
+        .resource_version;
+        assert_eq!(before_rv, after_rv, "the dry run changed the Cluster");
+    }
     let (watcher, stop_watching) =
         watch_for_loss(client.clone(), w.clone(), objects.clone(), watched);
     capi_crds::install(&w).await.unwrap();

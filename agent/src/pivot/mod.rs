@@ -132,6 +132,23 @@ pub async fn prepare(sides: &MoveSides) -> Result<PreparedMove, PivotError> {
     })
 }
 
+/// The plan of a move as text, changing nothing in either cluster (a dry run).
+pub async fn dry_run(
+    source: &Client,
+    target: &Client,
+    cluster: &str,
+    namespace: &str,
+) -> Result<String, PivotError> {
+    let kinds = discover::kinds(target, namespace).await?;
+    let objects = discover::snapshot(source, namespace, &kinds).await?;
+    let planned =
+        plan(cluster, namespace, &kinds, &objects).map_err(|source| PivotError::Plan {
+            cluster: cluster.to_string(),
+            source,
+        })?;
+    Ok(planned.describe())
+}
+
 /// Runs a prepared move to its end, recording every step in the journal.
 pub async fn run_move(sides: &MoveSides, prepared: PreparedMove) -> Result<(), PivotError> {
     let PreparedMove {

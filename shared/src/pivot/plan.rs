@@ -100,6 +100,57 @@ impl MovePlan {
     pub fn restores_status(&self, object: &ObjectRef) -> bool {
         self.status_subresource.contains(&object.kind.group_kind())
     }
+
+    /// The plan for people (a dry run): the groups in creation order with what each object
+    /// is owned by, then what stays and why, and references that lead nowhere.
+    pub fn describe(&self) -> String {
+        let mut out = format!(
+            "move of {} ({} objects in {} groups)\n",
+            self.cluster,
+            self.len(),
+            self.groups.len()
+        );
+        for (i, group) in self.groups.iter().enumerate() {
+            out.push_str(&format!("group {}:\n", i + 1));
+            for object in group {
+                let mut notes = Vec::new();
+                if self.is_global(object) {
+                    notes.push("global: created if absent, kept in the source");
+                }
+                if self.restores_status(object) {
+                    notes.push("status restored");
+                }
+                let notes = if notes.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", notes.join("; "))
+                };
+                out.push_str(&format!("  {object}{notes}\n"));
+            }
+        }
+        if !self.stays.is_empty() {
+            out.push_str("stays:\n");
+            for stay in &self.stays {
+                out.push_str(&format!("  {}: {}\n", stay.object, stay.reason));
+            }
+        }
+        for owner in &self.external_owners {
+            out.push_str(&format!(
+                "owner not among the objects read: {} {} (uid {}), of {} objects\n",
+                owner.owner.kind,
+                owner.owner.name,
+                owner.owner.uid,
+                owner.dependents.len()
+            ));
+        }
+        for reference in &self.unfollowed_refs {
+            out.push_str(&format!(
+                "not followed: {} {} -> {}: {}\n",
+                reference.from, reference.field, reference.target, reference.reason
+            ));
+        }
+        out
+    }
 }
 
 /// Plans the move of Cluster `cluster_name` and what belongs to it, from `objects`: what

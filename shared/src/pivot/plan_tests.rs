@@ -1087,3 +1087,43 @@ mod layering {
         }
     }
 }
+
+#[test]
+fn a_dry_run_lists_the_groups_what_stays_and_why() {
+    let plan = edge_plan();
+    let text = plan.describe();
+    assert!(
+        text.starts_with(&format!(
+            "move of {} ({} objects in {} groups)\n",
+            plan.cluster,
+            plan.len(),
+            plan.groups.len()
+        )),
+        "{text}"
+    );
+    let first_group = &text[text.find("group 1:").unwrap()..text.find("group 2:").unwrap()];
+    assert!(
+        first_group.contains(&format!("  {} (status restored)", plan.cluster)),
+        "{text}"
+    );
+    assert!(
+        text.contains("(global: created if absent, kept in the source"),
+        "{text}"
+    );
+    assert!(text.contains("status restored"), "{text}");
+    assert!(text.contains("stays:\n"), "{text}");
+    for stay in &plan.stays {
+        assert!(
+            text.contains(&format!("  {}: {}\n", stay.object, stay.reason)),
+            "{text}"
+        );
+    }
+    // Every group is listed, each object once.
+    assert_eq!(
+        text.matches("\ngroup ").count() + usize::from(text.starts_with("group ")),
+        plan.groups.len()
+    );
+    for object in plan.objects() {
+        assert_eq!(text.matches(&format!("  {object}")).count(), 1, "{object}");
+    }
+}
