@@ -210,7 +210,6 @@ async fn run(args: Args) -> Result<(), String> {
         process.pid.unwrap_or_default(),
         process.log.display()
     );
-    done(started);
 
     // Until the agent installs them as layers: what CAPI and the cloud provider are in the
     // workload cluster.
