@@ -41,6 +41,25 @@ fn capi(
     )
 }
 
+/// The cluster's CAPI Cluster, in its own cluster.
+async fn target_cluster(workload: &Client, link: &ManagementLink) -> Result<DynamicObject, String> {
+    capi(
+        workload,
+        &link.objects_namespace,
+        "cluster.x-k8s.io",
+        "Cluster",
+        "clusters",
+    )
+    .get(&link.cluster)
+    .await
+    .map_err(|e| {
+        format!(
+            "cannot read Cluster {}/{}: {e}",
+            link.objects_namespace, link.cluster
+        )
+    })
+}
+
 /// Runs until the task is dropped (on losing the lease or stopping).
 pub async fn run(workload: Client, link: ManagementLink) {
     pivot(&workload, &link).await;
@@ -213,17 +232,7 @@ async fn scale_out(
 ) -> Result<(), String> {
     let namespace = &link.objects_namespace;
     let desired = &revision.spec.desired;
-    let clusters = capi(
-        workload,
-        namespace,
-        "cluster.x-k8s.io",
-        "Cluster",
-        "clusters",
-    );
-    let cluster = clusters
-        .get(&link.cluster)
-        .await
-        .map_err(|e| e.to_string())?;
+    let cluster = target_cluster(workload, link).await?;
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let kcp = capi(
         workload,
@@ -295,17 +304,7 @@ async fn report(
     link: &ManagementLink,
     revision: &ClusterRevision,
 ) -> Result<(), String> {
-    let clusters = capi(
-        workload,
-        &link.objects_namespace,
-        "cluster.x-k8s.io",
-        "Cluster",
-        "clusters",
-    );
-    let cluster = clusters
-        .get(&link.cluster)
-        .await
-        .map_err(|e| e.to_string())?;
+    let cluster = target_cluster(workload, link).await?;
     let number = |p: &str| cluster.data.pointer(p).and_then(Value::as_i64).unwrap_or(0);
     let pools = &revision.spec.desired.node_pools;
     let control_plane = ReplicaCounts::new(
