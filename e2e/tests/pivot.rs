@@ -226,6 +226,19 @@ async fn pivots(crash_after_every_step: bool) {
             machine.clone(),
         ));
     }
+    // CAPI writes the kubeconfig a moment after the control plane answers.
+    eventually(
+        "the cluster's kubeconfig Secret",
+        Duration::from_secs(60),
+        || async {
+            Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), &objects)
+                .get_opt(&format!("{name}-kubeconfig"))
+                .await
+                .ok()
+                .flatten()
+        },
+    )
+    .await;
     if !crash_after_every_step {
         // The dry run: the plan, and nothing changed (the management cluster's CRDs stand in
         // for the target's, which are not installed yet, so the agent cannot start).
