@@ -60,3 +60,36 @@ impl ManagementLink {
         Client::try_from(config).map_err(|e| failed(e.to_string()))
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_file_of_the_mounted_secret_is_named() {
+        let dir = std::env::temp_dir().join(format!("strata-link-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (key, value) in [
+            ("kubeconfig", "apiVersion: v1\n"),
+            ("cluster", "edge\n"),
+            ("namespace", "team-a-edge"),
+        ] {
+            std::fs::write(dir.join(key), value).unwrap();
+        }
+        let error = ManagementLink::from_kubeconfig_file(&dir.join("kubeconfig")).unwrap_err();
+        assert_eq!(error.path, dir.join("clusterNamespace"));
+        assert!(error.to_string().contains("clusterNamespace"), "{error}");
+        std::fs::write(dir.join("clusterNamespace"), "team-a\n").unwrap();
+        let link = ManagementLink::from_kubeconfig_file(&dir.join("kubeconfig")).unwrap();
+        assert_eq!(
+            (
+                link.cluster.as_str(),
+                link.cluster_namespace.as_str(),
+                link.objects_namespace.as_str()
+            ),
+            ("edge", "team-a", "team-a-edge")
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
