@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{
     Secret, SecretVolumeSource, ServiceAccount, Volume, VolumeMount,
 };
 use k8s_openapi::api::rbac::v1::{
-    ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
+    ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::config::{
@@ -82,13 +82,21 @@ impl ClusterLocation {
 /// The agent's identity and rights in the management cluster: a service account in the
 /// cluster's own namespace; a Role there to read its revisions, move its CAPI objects
 /// and the secrets and config maps beside them, and renew its own token; and a Role in
-/// the WorkloadCluster's namespace to read that one object and write its status. Nothing
-/// cluster-wide, nothing of any other cluster.
+/// the WorkloadCluster's namespace to read that one object and write its status.
+/// Cluster-wide it may only read: the CRDs (the provider components it installs in its
+/// own cluster, and the kinds a move back may create), and its cluster's own identity by
+/// name. Nothing of any other cluster.
 pub struct ManagementRbac {
     pub service_account: ServiceAccount,
     pub roles: Vec<Role>,
     pub bindings: Vec<RoleBinding>,
+    pub cluster_role: ClusterRole,
+    pub cluster_binding: ClusterRoleBinding,
 }
+
+/// Cluster-scoped identity kinds (vSphere and AWS; Azure's lives in the objects namespace).
+const CLUSTER_SCOPED_IDENTITIES: &[&str] =
+    &["vsphereclusteridentities", "awsclusterstaticidentities"];
 
 pub fn management_rbac(location: &ClusterLocation) -> ManagementRbac {
     let ns = location.objects_namespace.as_str();
@@ -155,6 +163,34 @@ pub fn management_rbac(location: &ClusterLocation) -> ManagementRbac {
         subjects: Some(vec![subject.clone()]),
     };
     let bindings = vec![binding(&own_namespace), binding(&status)];
+    let cluster_role = ClusterRole {
+        metadata: meta(&cluster_role_name(location), None),
+        rules: Some(vec![
+            rule(
+                &["apiextensions.k8s.io"],
+                &["customresourcedefinitions"],
+                READ,
+            ),
+            PolicyRule {
+                resource_names: Some(vec![crate::capi::identity_name(ns)]),
+                ..rule(
+                    &["infrastructure.cluster.x-k8s.io"],
+                    CLUSTER_SCOPED_IDENTITIES,
+                    &["get"],
+                )
+            },
+        ]),
+        ..ClusterRole::default()
+    };
+    let cluster_binding = ClusterRoleBinding {
+        metadata: cluster_role.metadata.clone(),
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "ClusterRole".into(),
+            name: cluster_role_name(location),
+        },
+        subjects: Some(vec![subject]),
+    };
     ManagementRbac {
         service_account: ServiceAccount {
             metadata: meta(AGENT_NAME, Some(ns)),
@@ -162,7 +198,15 @@ pub fn management_rbac(location: &ClusterLocation) -> ManagementRbac {
         },
         roles: vec![own_namespace, status],
         bindings,
+        cluster_role,
+        cluster_binding,
     }
+}
+
+/// The agent's ClusterRole and its binding, named after the objects namespace (one per
+/// cluster; a namespaced owner cannot own them, so deletion removes them by name).
+pub fn cluster_role_name(location: &ClusterLocation) -> String {
+    format!("{AGENT_NAME}-{}", location.objects_namespace)
 }
 
 /// The Role in the WorkloadCluster's namespace, named after the objects namespace so
@@ -418,6 +462,34 @@ mod tests {
             assert_eq!(subject.namespace.as_deref(), Some("team-a-edge-1"));
             assert_eq!(binding.role_ref.kind, "Role");
         }
+        // Cluster-wide: reading only, and of identities only its own, by name.
+        for rule in rbac.cluster_role.rules.as_ref().unwrap() {
+            assert!(
+                rule.verbs
+                    .iter()
+                    .all(|v| ["get", "list", "watch"].contains(&v.as_str())),
+                "{rule:?}"
+            );
+            if rule
+                .resources
+                .as_ref()
+                .unwrap()
+                .iter()
+                .any(|r| r.contains("identit"))
+            {
+                assert_eq!(
+                    rule.resource_names.as_deref(),
+                    Some(&["strata-team-a-edge-1".to_string()][..])
+                );
+                assert_eq!(rule.verbs, ["get"]);
+            }
+        }
+        let subject = &rbac.cluster_binding.subjects.as_ref().unwrap()[0];
+        assert_eq!(subject.namespace.as_deref(), Some("team-a-edge-1"));
+        assert_eq!(
+            rbac.cluster_binding.role_ref.name,
+            "strata-agent-team-a-edge-1"
+        );
     }
 
     #[test]

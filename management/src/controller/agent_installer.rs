@@ -171,6 +171,12 @@ pub async fn install(
             .await
             .map_err(AgentInstallError::Management)?;
     }
+    apply_typed(management, &rbac.cluster_role)
+        .await
+        .map_err(AgentInstallError::Management)?;
+    apply_typed(management, &rbac.cluster_binding)
+        .await
+        .map_err(AgentInstallError::Management)?;
 
     let workload = workload_client(&location.cluster, kubeconfig).await?;
     let unreadable = |what: &str| {

@@ -7,11 +7,11 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
-use strata_shared::agent_install::{ClusterLocation, status_role_name};
+use strata_shared::agent_install::{ClusterLocation, cluster_role_name, status_role_name};
 use strata_shared::cluster::{ClusterPhase, WorkloadCluster};
 use strata_shared::conditions::ConditionUpdate;
 
@@ -129,6 +129,21 @@ pub async fn cleanup(cluster: &WorkloadCluster, ctx: &Context) -> Result<Cleanup
         &bindings,
         &role_name,
         &format!("RoleBinding {namespace}/{role_name}"),
+    )
+    .await?;
+    let cluster_role = cluster_role_name(&location);
+    let cluster_bindings: Api<ClusterRoleBinding> = Api::all(client.clone());
+    delete_and_check(
+        &cluster_bindings,
+        &cluster_role,
+        &format!("ClusterRoleBinding {cluster_role}"),
+    )
+    .await?;
+    let cluster_roles: Api<ClusterRole> = Api::all(client.clone());
+    delete_and_check(
+        &cluster_roles,
+        &cluster_role,
+        &format!("ClusterRole {cluster_role}"),
     )
     .await?;
     let namespaces: Api<Namespace> = Api::all(client.clone());
