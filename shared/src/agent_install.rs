@@ -81,11 +81,13 @@ impl ClusterLocation {
 
 /// The agent's identity and rights in the management cluster: a service account in the
 /// cluster's own namespace; a Role there to read its revisions, move its CAPI objects
-/// and the secrets and config maps beside them, and renew its own token; and a Role in
-/// the WorkloadCluster's namespace to read that one object and write its status.
-/// Cluster-wide it may only read: the CRDs (the provider components it installs in its
-/// own cluster, and the kinds a move back may create), and its cluster's own identity by
-/// name. Nothing of any other cluster.
+/// and the secrets and config maps beside them, and renew its own token; a Role in
+/// the WorkloadCluster's namespace to read that one object and write its status; and, for
+/// clouds whose identity Secret lives in the provider's namespace, a Role there to read
+/// that one Secret (the pivot copies it into the workload cluster). Cluster-wide it may
+/// only read: the CRDs (the provider components it installs in its own cluster, and the
+/// kinds a move back may create), and its cluster's own identity by name. Nothing of any
+/// other cluster.
 pub struct ManagementRbac {
     pub service_account: ServiceAccount,
     pub roles: Vec<Role>,
@@ -98,7 +100,13 @@ pub struct ManagementRbac {
 const CLUSTER_SCOPED_IDENTITIES: &[&str] =
     &["vsphereclusteridentities", "awsclusterstaticidentities"];
 
-pub fn management_rbac(location: &ClusterLocation) -> ManagementRbac {
+/// `provider_namespace`: where the provider reads the cluster's identity Secret, for clouds
+/// whose identity is cluster-scoped (vSphere, AWS); None otherwise (the Secret, if any, is
+/// in the objects namespace).
+pub fn management_rbac(
+    location: &ClusterLocation,
+    provider_namespace: Option<&str>,
+) -> ManagementRbac {
     let ns = location.objects_namespace.as_str();
     const MOVE: &[&str] = &[
         "get", "list", "watch", "create", "update", "patch", "delete",
@@ -162,7 +170,18 @@ pub fn management_rbac(location: &ClusterLocation) -> ManagementRbac {
         },
         subjects: Some(vec![subject.clone()]),
     };
-    let bindings = vec![binding(&own_namespace), binding(&status)];
+    let identity_secret = provider_namespace.map(|namespace| Role {
+        metadata: meta(&provider_role_name(location), Some(namespace)),
+        rules: Some(vec![PolicyRule {
+            resource_names: Some(vec![crate::capi::identity_secret_name(ns)]),
+            ..rule(&[""], &["secrets"], &["get"])
+        }]),
+    });
+    let roles: Vec<Role> = [Some(own_namespace), Some(status), identity_secret]
+        .into_iter()
+        .flatten()
+        .collect();
+    let bindings = roles.iter().map(binding).collect();
     let cluster_role = ClusterRole {
         metadata: meta(&cluster_role_name(location), None),
         rules: Some(vec![
@@ -196,7 +215,7 @@ pub fn management_rbac(location: &ClusterLocation) -> ManagementRbac {
             metadata: meta(AGENT_NAME, Some(ns)),
             ..ServiceAccount::default()
         },
-        roles: vec![own_namespace, status],
+        roles,
         bindings,
         cluster_role,
         cluster_binding,
@@ -206,6 +225,12 @@ pub fn management_rbac(location: &ClusterLocation) -> ManagementRbac {
 /// The agent's ClusterRole and its binding, named after the objects namespace (one per
 /// cluster; a namespaced owner cannot own them, so deletion removes them by name).
 pub fn cluster_role_name(location: &ClusterLocation) -> String {
+    format!("{AGENT_NAME}-{}", location.objects_namespace)
+}
+
+/// The Role (and binding) in the provider's namespace to read the cluster's identity
+/// Secret, named after the objects namespace: every cluster of that cloud has one there.
+pub fn provider_role_name(location: &ClusterLocation) -> String {
     format!("{AGENT_NAME}-{}", location.objects_namespace)
 }
 
@@ -441,7 +466,7 @@ mod tests {
 
     #[test]
     fn management_rights_stay_in_the_cluster_s_namespaces() {
-        let rbac = management_rbac(&location());
+        let rbac = management_rbac(&location(), None);
         let namespaces: Vec<_> = rbac
             .roles
             .iter()
@@ -490,6 +515,46 @@ mod tests {
             rbac.cluster_binding.role_ref.name,
             "strata-agent-team-a-edge-1"
         );
+    }
+
+    #[test]
+    fn in_the_provider_namespace_only_its_own_identity_secret_and_only_get() {
+        let rbac = management_rbac(&location(), Some("capv-system"));
+        let namespaces: Vec<_> = rbac
+            .roles
+            .iter()
+            .map(|r| r.metadata.namespace.clone().unwrap())
+            .collect();
+        assert_eq!(namespaces, ["team-a-edge-1", "team-a", "capv-system"]);
+        let provider = &rbac.roles[2];
+        assert_eq!(
+            provider.metadata.name.as_deref(),
+            Some(provider_role_name(&location()).as_str())
+        );
+        let rules = provider.rules.as_ref().unwrap();
+        assert_eq!(rules.len(), 1);
+        assert_eq!(rules[0].api_groups.as_deref(), Some(&[String::new()][..]));
+        assert_eq!(
+            rules[0].resources.as_deref(),
+            Some(&["secrets".to_string()][..])
+        );
+        assert_eq!(rules[0].verbs, ["get"]);
+        assert_eq!(
+            rules[0].resource_names.as_deref(),
+            Some(&[crate::capi::identity_secret_name("team-a-edge-1")][..])
+        );
+        // Each Role has its binding, in its namespace, for the agent of this cluster only.
+        assert_eq!(rbac.bindings.len(), rbac.roles.len());
+        for (role, binding) in rbac.roles.iter().zip(&rbac.bindings) {
+            assert_eq!(binding.metadata.namespace, role.metadata.namespace);
+            assert_eq!(Some(&binding.role_ref.name), role.metadata.name.as_ref());
+            let subjects = binding.subjects.as_ref().unwrap();
+            assert_eq!(subjects.len(), 1);
+            assert_eq!(subjects[0].namespace.as_deref(), Some("team-a-edge-1"));
+            assert_eq!(subjects[0].name, AGENT_NAME);
+        }
+        // Without a provider namespace there is no such Role.
+        assert_eq!(management_rbac(&location(), None).roles.len(), 2);
     }
 
     #[test]

@@ -1,13 +1,17 @@
-//! What can move and what is there: kinds from the target's CRDs, the source's objects,
-//! and whether the source cluster is ready to be moved.
+//! What can move and what is there: kinds from the target's CRDs, the source's objects
+//! (and the identity outside the namespace they name), and whether the source cluster is
+//! ready to be moved.
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use kube::{Api, Client};
 use serde_json::Value;
-use strata_shared::pivot::{CLUSTERCTL_LABEL, MoveKind, SourceObject};
+use strata_shared::pivot::{
+    CLUSTERCTL_LABEL, MoveKind, SourceObject, WantedObject, unread_references,
+};
 
 use super::PivotError;
 
@@ -63,47 +67,85 @@ fn api_error(action: &'static str, what: String) -> impl FnOnce(kube::Error) -> 
     }
 }
 
-/// Every object of the movable kinds in the source namespace (and cluster-scoped ones
-/// the source lets the agent read).
+/// Every object of the movable kinds in the source namespace, then, one by one by name,
+/// the objects outside it that those reference: the cluster's identity when it is
+/// cluster-scoped, and the Secret it reads in the provider's namespace. The agent may
+/// `get` its own cluster's identity and Secret in the management cluster, and list no one's.
 pub async fn snapshot(
     source: &Client,
     namespace: &str,
     kinds: &[MoveKind],
 ) -> Result<Vec<SourceObject>, PivotError> {
     let mut objects = Vec::new();
-    for kind in kinds.iter().filter(|k| k.is_movable()) {
+    for kind in kinds.iter().filter(|k| k.is_movable() && k.namespaced) {
         let resource = resource(kind);
-        let api: Api<DynamicObject> = if kind.namespaced {
-            Api::namespaced_with(source.clone(), namespace, &resource)
-        } else {
-            Api::all_with(source.clone(), &resource)
-        };
-        let list = match api.list(&ListParams::default()).await {
-            Ok(list) => list,
-            // Cluster-scoped identities are shared and not the agent's to read in the
-            // management cluster: references to them are reported by the plan.
-            Err(kube::Error::Api(e)) if !kind.namespaced && e.code == 403 => {
-                tracing::info!(kind = %kind.kind, "cluster-scoped kind not readable in the source; not moved");
-                continue;
-            }
-            Err(e) => {
-                return Err(api_error(
-                    "list",
-                    format!("{} in namespace {namespace}", kind.plural),
-                )(e));
-            }
-        };
-        for item in list.items {
-            let mut json = serde_json::to_value(&item).unwrap_or(Value::Null);
-            json["apiVersion"] = Value::from(resource.api_version.clone());
-            json["kind"] = Value::from(kind.kind.clone());
-            match SourceObject::from_json(json) {
-                Ok(object) => objects.push(object),
-                Err(e) => tracing::warn!(error = %e, "an object cannot be read; it stays"),
+        let api: Api<DynamicObject> = Api::namespaced_with(source.clone(), namespace, &resource);
+        let list = api.list(&ListParams::default()).await.map_err(api_error(
+            "list",
+            format!("{} in namespace {namespace}", kind.plural),
+        ))?;
+        objects.extend(
+            list.items
+                .into_iter()
+                .filter_map(|item| source_object(item, &resource, kind)),
+        );
+    }
+    // An identity fetched in one round names its Secret only in the next.
+    let mut tried = BTreeSet::new();
+    loop {
+        let wanted: Vec<WantedObject> = unread_references(namespace, kinds, &objects)
+            .into_iter()
+            .filter(|wanted| tried.insert(wanted.to_string()))
+            .collect();
+        if wanted.is_empty() {
+            return Ok(objects);
+        }
+        for wanted in wanted {
+            if let Some(object) = fetch(source, &wanted).await? {
+                objects.push(object);
             }
         }
     }
-    Ok(objects)
+}
+
+/// One object outside the namespace, by name; None when it is absent or not the agent's
+/// to read (the plan then reports the reference as not followed).
+#[tracing::instrument(skip_all, fields(object = %wanted))]
+async fn fetch(source: &Client, wanted: &WantedObject) -> Result<Option<SourceObject>, PivotError> {
+    let resource = resource(&wanted.kind);
+    let api: Api<DynamicObject> = match &wanted.namespace {
+        Some(namespace) => Api::namespaced_with(source.clone(), namespace, &resource),
+        None => Api::all_with(source.clone(), &resource),
+    };
+    match api.get_opt(&wanted.name).await {
+        Ok(Some(item)) => Ok(source_object(item, &resource, &wanted.kind)),
+        Ok(None) => {
+            tracing::info!("a referenced object does not exist in the source; not moved");
+            Ok(None)
+        }
+        Err(kube::Error::Api(e)) if e.code == 403 => {
+            tracing::info!(reason = %e.message, "a referenced object is not the agent's to read; not moved");
+            Ok(None)
+        }
+        Err(e) => Err(api_error("read", wanted.to_string())(e)),
+    }
+}
+
+fn source_object(
+    item: DynamicObject,
+    resource: &ApiResource,
+    kind: &MoveKind,
+) -> Option<SourceObject> {
+    let mut json = serde_json::to_value(&item).unwrap_or(Value::Null);
+    json["apiVersion"] = Value::from(resource.api_version.clone());
+    json["kind"] = Value::from(kind.kind.clone());
+    match SourceObject::from_json(json) {
+        Ok(object) => Some(object),
+        Err(e) => {
+            tracing::warn!(error = %e, "an object cannot be read; it stays");
+            None
+        }
+    }
 }
 
 fn cluster_api(client: &Client, namespace: &str, kind: &str, plural: &str) -> Api<DynamicObject> {

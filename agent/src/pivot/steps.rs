@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use strata_shared::pivot::journal::{JournalEntry, JournalError, MoveJournal, MovePhase, MoveStep};
 use strata_shared::pivot::{
     BLOCK_MOVE_ANNOTATION, DELETE_FOR_MOVE_ANNOTATION, GroupKind, MoveKind, ObjectKind,
-    SourceObject, content_hash, target_object,
+    SourceObject, admitted_namespace_labels, content_hash, target_object,
 };
 
 use super::discover::resource;
@@ -26,6 +26,14 @@ const BLOCK_MOVE_WAIT: Duration = Duration::from_secs(300);
 pub struct Executor<'a> {
     sides: &'a MoveSides,
     kinds: BTreeMap<GroupKind, MoveKind>,
+}
+
+/// One object's copy in the target.
+struct Created {
+    target_uid: String,
+    hash: String,
+    /// Labels the target namespace needs for this copy (an identity) to admit it.
+    admits: BTreeMap<String, String>,
 }
 
 #[derive(Clone, Copy)]
@@ -65,6 +73,17 @@ impl<'a> Executor<'a> {
         }
     }
 
+    /// Where an entry is on `side`: objects of the moved namespace are in that side's
+    /// namespace; an object kept in another one (an identity's Secret in the provider's
+    /// namespace) is in the namespace of that name on both sides, where its provider
+    /// looks for it.
+    fn namespace_of(&self, side: Side, entry: &JournalEntry) -> String {
+        match entry.namespace.as_deref() {
+            Some(namespace) if namespace != self.sides.source_namespace => namespace.to_string(),
+            _ => self.namespace(side).to_string(),
+        }
+    }
+
     fn api(&self, side: Side, entry: &JournalEntry) -> Result<Api<DynamicObject>, PivotError> {
         let group_kind = ObjectKind::new(&entry.api_version, &entry.kind).group_kind();
         let kind = self
@@ -77,7 +96,11 @@ impl<'a> Executor<'a> {
             })?;
         let resource = resource(kind);
         Ok(if kind.namespaced {
-            Api::namespaced_with(self.client(side).clone(), self.namespace(side), &resource)
+            Api::namespaced_with(
+                self.client(side).clone(),
+                &self.namespace_of(side, entry),
+                &resource,
+            )
         } else {
             Api::all_with(self.client(side).clone(), &resource)
         })
@@ -231,9 +254,9 @@ impl<'a> Executor<'a> {
         }
     }
 
-    async fn target_namespace_uid(&self) -> Result<String, PivotError> {
+    /// The target's namespace `name`, created if absent.
+    async fn target_namespace(&self, name: &str) -> Result<Namespace, PivotError> {
         let api: Api<Namespace> = Api::all(self.sides.target.clone());
-        let name = &self.sides.target_namespace;
         let found = match api.get_opt(name).await.map_err(self.failed(
             Side::Target,
             "read",
@@ -243,7 +266,7 @@ impl<'a> Executor<'a> {
             None => {
                 let namespace = Namespace {
                     metadata: ObjectMeta {
-                        name: Some(name.clone()),
+                        name: Some(name.to_string()),
                         ..ObjectMeta::default()
                     },
                     ..Namespace::default()
@@ -264,13 +287,42 @@ impl<'a> Executor<'a> {
                 }
             }
         };
-        Ok(found.metadata.uid.unwrap_or_default())
+        Ok(found)
+    }
+
+    /// Gives the target namespace the labels the move's identities admit namespaces by,
+    /// unless it has them: a bare copy of the namespace would not be admitted.
+    async fn admit_target_namespace(
+        &self,
+        namespace: &Namespace,
+        wanted: BTreeMap<String, String>,
+    ) -> Result<(), PivotError> {
+        let current = namespace.metadata.labels.clone().unwrap_or_default();
+        let missing: BTreeMap<String, String> = wanted
+            .into_iter()
+            .filter(|(key, value)| current.get(key) != Some(value))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let name = &self.sides.target_namespace;
+        tracing::info!(namespace = %name, labels = ?missing, "labelling the target namespace for its identity");
+        let api: Api<Namespace> = Api::all(self.sides.target.clone());
+        api.patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({ "metadata": { "labels": missing } })),
+        )
+        .await
+        .map_err(self.failed(Side::Target, "label", format!("Namespace {name}")))?;
+        Ok(())
     }
 
     /// Creates the listed objects in the target (in parallel), adopting copies a crashed
     /// run made, and records each.
     async fn create(&self, journal: &mut MoveJournal, list: &[String]) -> Result<(), PivotError> {
-        let namespace_uid = self.target_namespace_uid().await?;
+        let namespace = self.target_namespace(&self.sides.target_namespace).await?;
+        let namespace_uid = namespace.metadata.uid.clone().unwrap_or_default();
         let mut uids = journal.target_uids();
         let entries: Vec<JournalEntry> = list
             .iter()
@@ -282,12 +334,16 @@ impl<'a> Executor<'a> {
             async move { self.create_one(entry, &mut known, &namespace_uid).await }
         }))
         .await;
+        let mut labels = BTreeMap::new();
         for (entry, result) in entries.iter().zip(results) {
-            let (target_uid, hash) = result?;
-            journal.record_created(&entry.source_uid, &target_uid, &hash)?;
-            uids.insert(entry.source_uid.clone(), target_uid);
+            let created = result?;
+            labels.extend(created.admits);
+            journal.record_created(&entry.source_uid, &created.target_uid, &created.hash)?;
+            uids.insert(entry.source_uid.clone(), created.target_uid);
         }
-        Ok(())
+        // Before the step is saved: a crash in between labels the namespace again on the
+        // redo, which finds the copies already made.
+        self.admit_target_namespace(&namespace, labels).await
     }
 
     async fn create_one(
@@ -295,8 +351,16 @@ impl<'a> Executor<'a> {
         entry: &JournalEntry,
         uids: &mut BTreeMap<String, String>,
         namespace_uid: &str,
-    ) -> Result<(String, String), PivotError> {
+    ) -> Result<Created, PivotError> {
         let target_api = self.api(Side::Target, entry)?;
+        // Only a cluster-scoped identity admits namespaces (by label).
+        let admits = |json: &Value| {
+            if entry.namespace.is_none() {
+                admitted_namespace_labels(json)
+            } else {
+                BTreeMap::new()
+            }
+        };
         if let Some(existing) = target_api.get_opt(&entry.name).await.map_err(self.failed(
             Side::Target,
             "read",
@@ -309,7 +373,11 @@ impl<'a> Executor<'a> {
             } else {
                 content_hash(&json)
             };
-            return Ok((existing.metadata.uid.unwrap_or_default(), hash));
+            return Ok(Created {
+                admits: admits(&json),
+                target_uid: existing.metadata.uid.unwrap_or_default(),
+                hash,
+            });
         }
         let source = self
             .get(Side::Source, entry)
@@ -346,9 +414,14 @@ impl<'a> Executor<'a> {
                 source,
             })?;
         if entry.namespace.is_some() {
-            copy["metadata"]["namespace"] = json!(self.sides.target_namespace);
+            let namespace = self.namespace_of(Side::Target, entry);
+            if namespace != self.sides.target_namespace {
+                self.target_namespace(&namespace).await?;
+            }
+            copy["metadata"]["namespace"] = json!(namespace);
         }
         let hash = content_hash(&copy);
+        let admits = admits(&copy);
         let data: DynamicObject =
             serde_json::from_value(copy).map_err(|e| PivotError::NotReady {
                 what: entry.describe(),
@@ -363,7 +436,11 @@ impl<'a> Executor<'a> {
                 .map_err(self.failed(Side::Target, "read", entry.describe()))?,
             Err(e) => return Err(self.failed(Side::Target, "create", entry.describe())(e)),
         };
-        Ok((created.metadata.uid.unwrap_or_default(), hash))
+        Ok(Created {
+            target_uid: created.metadata.uid.unwrap_or_default(),
+            hash,
+            admits,
+        })
     }
 
     /// clusterctl does not restore status; controllers read it right after the move.

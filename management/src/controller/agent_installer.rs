@@ -150,14 +150,17 @@ async fn mint_token(
     })
 }
 
-/// Installs (or re-asserts) the agent of one cluster.
+/// Installs (or re-asserts) the agent of one cluster. `provider_namespace`: where the
+/// cluster's identity Secret is, when it is outside the objects namespace (the agent gets
+/// `get` on that one Secret there, to copy it into its cluster).
 pub async fn install(
     management: &Client,
     settings: &Settings,
     location: &ClusterLocation,
     kubeconfig: &str,
+    provider_namespace: Option<&str>,
 ) -> Result<AgentReport, AgentInstallError> {
-    let rbac = management_rbac(location);
+    let rbac = management_rbac(location, provider_namespace);
     apply_typed(management, &rbac.service_account)
         .await
         .map_err(AgentInstallError::Management)?;

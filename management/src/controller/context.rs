@@ -31,6 +31,20 @@ pub struct Settings {
     pub resync: Duration,
 }
 
+impl Settings {
+    /// Where the provider of `cloud` reads its identity Secrets, for clouds whose identity
+    /// is cluster-scoped; None when the Secret lives beside the cluster (Azure) or there is
+    /// none (sim).
+    pub fn provider_namespace(&self, cloud: strata_shared::cluster::ClusterCloud) -> Option<&str> {
+        use strata_shared::cluster::ClusterCloud;
+        match cloud {
+            ClusterCloud::Vsphere => Some(&self.vsphere_provider_namespace),
+            ClusterCloud::Aws => Some(&self.aws_provider_namespace),
+            ClusterCloud::Azure | ClusterCloud::Sim => None,
+        }
+    }
+}
+
 pub struct Context {
     pub client: Client,
     pub settings: Settings,

@@ -1,6 +1,7 @@
 //! Deleting a WorkloadCluster. Before the pivot: delete its CAPI Cluster, wait for CAPI
-//! to tear the machines down, then remove the agent's rights and the objects namespace
-//! (its revisions and identity objects go with it). After the pivot the CAPI objects are
+//! to tear the machines down, then remove the agent's rights (in the cluster's namespace,
+//! the provider's and cluster-wide) and the objects namespace (its revisions and identity
+//! objects go with it). After the pivot the CAPI objects are
 //! in the workload cluster, and only its agent can bring them back; until it has, the
 //! cluster stays, and its Deleting condition says why.
 
@@ -11,7 +12,9 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBind
 use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
-use strata_shared::agent_install::{ClusterLocation, cluster_role_name, status_role_name};
+use strata_shared::agent_install::{
+    ClusterLocation, cluster_role_name, provider_role_name, status_role_name,
+};
 use strata_shared::cluster::{ClusterPhase, WorkloadCluster};
 use strata_shared::conditions::ConditionUpdate;
 
@@ -131,6 +134,20 @@ pub async fn cleanup(cluster: &WorkloadCluster, ctx: &Context) -> Result<Cleanup
         &format!("RoleBinding {namespace}/{role_name}"),
     )
     .await?;
+    // The agent's read of its identity Secret in the provider's namespace; the Secret goes
+    // with the objects namespace, which owns it.
+    if let Some(provider_namespace) = ctx.settings.provider_namespace(cluster.spec.cloud_type) {
+        let name = provider_role_name(&location);
+        let roles: Api<Role> = Api::namespaced(client.clone(), provider_namespace);
+        delete_and_check(&roles, &name, &format!("Role {provider_namespace}/{name}")).await?;
+        let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), provider_namespace);
+        delete_and_check(
+            &bindings,
+            &name,
+            &format!("RoleBinding {provider_namespace}/{name}"),
+        )
+        .await?;
+    }
     let cluster_role = cluster_role_name(&location);
     let cluster_bindings: Api<ClusterRoleBinding> = Api::all(client.clone());
     delete_and_check(

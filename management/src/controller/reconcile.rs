@@ -382,11 +382,10 @@ async fn converge(
         cluster.spec.cloud_type != ClusterCloud::Sim,
     ) {
         let empty = BTreeMap::new();
-        let provider_namespace = match cluster.spec.cloud_type {
-            ClusterCloud::Vsphere => ctx.settings.vsphere_provider_namespace.as_str(),
-            ClusterCloud::Aws => ctx.settings.aws_provider_namespace.as_str(),
-            _ => location.objects_namespace.as_str(),
-        };
+        let provider_namespace = ctx
+            .settings
+            .provider_namespace(cluster.spec.cloud_type)
+            .unwrap_or(location.objects_namespace.as_str());
         identities = identity_objects(&IdentityInput {
             namespace: &location.objects_namespace,
             account: settings,
@@ -471,25 +470,32 @@ async fn converge(
         status::write(&ctx.client, cluster, update).await?;
         return Ok((Action::requeue(WAITING), ClusterPhase::Provisioning));
     };
-    let report =
-        match agent_installer::install(&ctx.client, &ctx.settings, &location, &kubeconfig).await {
-            Ok(report) => report,
-            Err(e) => {
-                update.phase = Some(ClusterPhase::InstallingAgent);
-                update.condition(ConditionUpdate::not(
-                    AGENT_INSTALLED,
-                    "AgentInstallFailed",
-                    e.to_string(),
-                ));
-                update.condition(ConditionUpdate::not(
-                    READY,
-                    "InstallingAgent",
-                    "the agent is not installed yet",
-                ));
-                status::write(&ctx.client, cluster, update).await?;
-                return Err(e.into());
-            }
-        };
+    let report = match agent_installer::install(
+        &ctx.client,
+        &ctx.settings,
+        &location,
+        &kubeconfig,
+        ctx.settings.provider_namespace(cluster.spec.cloud_type),
+    )
+    .await
+    {
+        Ok(report) => report,
+        Err(e) => {
+            update.phase = Some(ClusterPhase::InstallingAgent);
+            update.condition(ConditionUpdate::not(
+                AGENT_INSTALLED,
+                "AgentInstallFailed",
+                e.to_string(),
+            ));
+            update.condition(ConditionUpdate::not(
+                READY,
+                "InstallingAgent",
+                "the agent is not installed yet",
+            ));
+            status::write(&ctx.client, cluster, update).await?;
+            return Err(e.into());
+        }
+    };
     update.agent_image = Some(report.image.clone());
     if !report.available {
         update.phase = Some(ClusterPhase::InstallingAgent);

@@ -4,8 +4,10 @@
 //!
 //! Where each lives is the provider's rule: `VSphereClusterIdentity` and
 //! `AWSClusterStaticIdentity` are cluster-scoped and read their Secret from the provider's
-//! own namespace; `AzureClusterIdentity` and its Secret live in the cluster's namespace and
-//! are pivoted with it (clusterctl's move-hierarchy label).
+//! own namespace (recorded on them, since the pivot must know it); `AzureClusterIdentity`
+//! and its Secret live in the cluster's namespace (with clusterctl's move-hierarchy label).
+//! The pivot copies every identity and its Secret into the workload cluster, and the
+//! management cluster keeps them.
 
 use std::collections::BTreeMap;
 
@@ -20,6 +22,11 @@ use crate::revision::AccountSettings;
 
 /// Optional credentials the provider uses when present.
 const AWS_SESSION_TOKEN: &str = "SessionToken";
+
+/// On a cluster-scoped identity: the namespace of the Secret it names. The provider reads
+/// that Secret from its own namespace, which the identity does not say; the pivot needs it
+/// to copy the Secret where the workload cluster's provider will look.
+pub const SECRET_NAMESPACE_ANNOTATION: &str = "strata.dev/secret-namespace";
 
 pub struct IdentityInput<'a> {
     /// The cluster's namespace, the only one allowed to use the identity.
@@ -56,7 +63,11 @@ pub fn identity_objects(input: &IdentityInput) -> Result<Vec<Value>, BuildError>
             let identity = json!({
                 "apiVersion": "infrastructure.cluster.x-k8s.io/v1beta2",
                 "kind": "VSphereClusterIdentity",
-                "metadata": { "name": name, "labels": labels },
+                "metadata": {
+                    "name": name,
+                    "labels": labels,
+                    "annotations": { SECRET_NAMESPACE_ANNOTATION: input.provider_namespace },
+                },
                 "spec": {
                     "secretName": secret_name,
                     // CAPV v1beta2 admits namespaces by selector only.
@@ -72,7 +83,11 @@ pub fn identity_objects(input: &IdentityInput) -> Result<Vec<Value>, BuildError>
             let identity = json!({
                 "apiVersion": "infrastructure.cluster.x-k8s.io/v1beta2",
                 "kind": "AWSClusterStaticIdentity",
-                "metadata": { "name": name, "labels": labels },
+                "metadata": {
+                    "name": name,
+                    "labels": labels,
+                    "annotations": { SECRET_NAMESPACE_ANNOTATION: input.provider_namespace },
+                },
                 "spec": {
                     // A Secret name in CAPA's namespace, not an object reference.
                     "secretRef": secret_name,

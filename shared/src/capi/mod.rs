@@ -24,7 +24,10 @@ use sha2::{Digest, Sha256};
 use crate::cluster::{ClusterCloud, MachineShape};
 use crate::revision::DesiredState;
 
-pub use identity::{IdentityInput, identity_name, identity_objects, identity_secret_name};
+pub use identity::{
+    IdentityInput, SECRET_NAMESPACE_ANNOTATION, identity_name, identity_objects,
+    identity_secret_name,
+};
 
 pub const CLUSTER_NAME_LABEL: &str = "cluster.x-k8s.io/cluster-name";
 pub const DEPLOYMENT_NAME_LABEL: &str = "cluster.x-k8s.io/deployment-name";

@@ -8,7 +8,7 @@ use super::objects::{CLUSTER_GROUP, GroupKind, MoveKind, ObjectRef, SourceObject
 use super::plan::UnfollowedRef;
 use super::refs::{SpecRef, spec_refs};
 use super::{MOVE_HIERARCHY_LABEL, MOVE_LABEL, PlanError};
-use crate::capi::CLUSTER_NAME_LABEL;
+use crate::capi::{CLUSTER_NAME_LABEL, SECRET_NAMESPACE_ANNOTATION};
 
 /// `<cluster>-<purpose>` secrets that CAPI and kubeadm create for a cluster, sometimes
 /// without an owner reference.
@@ -32,10 +32,10 @@ pub(super) struct Reach<'a> {
 /// The objects read, indexed.
 pub(super) struct Snapshot<'a> {
     pub(super) namespace: &'a str,
-    /// By uid: the namespace's objects and cluster-scoped ones.
+    /// By uid: every object read. Those of other namespaces are only reached through a
+    /// reference that may leave the namespace (an identity's Secret in the provider's
+    /// namespace); otherwise they are reported and stay.
     pub(super) by_uid: BTreeMap<&'a str, &'a SourceObject>,
-    /// Objects read from other namespaces: reported, never moved.
-    pub(super) elsewhere: Vec<&'a SourceObject>,
     /// Owner uid → uids of the objects it owns.
     pub(super) dependents: BTreeMap<&'a str, BTreeSet<&'a str>>,
     /// (group and kind, namespace, name) → uid.
@@ -52,7 +52,6 @@ impl<'a> Snapshot<'a> {
         let mut snapshot = Snapshot {
             namespace,
             by_uid: BTreeMap::new(),
-            elsewhere: Vec::new(),
             dependents: BTreeMap::new(),
             by_name: BTreeMap::new(),
             kinds: [MoveKind::secret(), MoveKind::config_map()]
@@ -62,14 +61,6 @@ impl<'a> Snapshot<'a> {
                 .collect(),
         };
         for object in objects {
-            if object
-                .namespace
-                .as_deref()
-                .is_some_and(|ns| ns != namespace)
-            {
-                snapshot.elsewhere.push(object);
-                continue;
-            }
             if let Some(first) = snapshot.by_uid.insert(&object.uid, object) {
                 return Err(PlanError::DuplicateUid {
                     uid: object.uid.clone(),
@@ -112,7 +103,22 @@ impl<'a> Snapshot<'a> {
     }
 
     pub(super) fn clusters(&self) -> impl Iterator<Item = &'a SourceObject> + '_ {
-        self.by_uid.values().copied().filter(|o| is_cluster(o))
+        self.by_uid
+            .values()
+            .copied()
+            .filter(|o| is_cluster(o) && self.in_namespace(o))
+    }
+
+    pub(super) fn in_namespace(&self, object: &SourceObject) -> bool {
+        object.namespace.as_deref() == Some(self.namespace)
+    }
+
+    /// In a namespace other than the one being moved.
+    pub(super) fn is_elsewhere(&self, object: &SourceObject) -> bool {
+        object
+            .namespace
+            .as_deref()
+            .is_some_and(|namespace| namespace != self.namespace)
     }
 
     pub(super) fn kind_of(&self, object: &SourceObject) -> Option<&MoveKind> {
@@ -126,7 +132,8 @@ impl<'a> Snapshot<'a> {
     /// The Cluster and the secrets it owns softly: by name, or by the cluster-name label.
     pub(super) fn roots_of(&self, cluster: &'a SourceObject) -> Vec<&'a str> {
         let soft_owned = self.by_uid.values().filter(|object| {
-            object.kind.group_kind() == GroupKind::new("", "Secret")
+            self.in_namespace(object)
+                && object.kind.group_kind() == GroupKind::new("", "Secret")
                 && (object.label(CLUSTER_NAME_LABEL) == Some(&cluster.name)
                     || soft_owned_secret_name(&object.name, &cluster.name))
         });
@@ -141,7 +148,7 @@ impl<'a> Snapshot<'a> {
             let kind_labelled = self
                 .kind_of(object)
                 .is_some_and(|kind| kind.move_label || kind.move_hierarchy_label);
-            object.namespace.is_some()
+            self.in_namespace(object)
                 && !is_cluster(object)
                 && self.is_movable(object)
                 && (kind_labelled
@@ -165,7 +172,19 @@ impl<'a> Snapshot<'a> {
             if !joins || !members.insert(object.uid.as_str()) {
                 continue;
             }
-            pending.extend(self.dependents.get(uid).into_iter().flatten().copied());
+            // Ownership does not cross namespaces; only a reference may lead out.
+            pending.extend(
+                self.dependents
+                    .get(uid)
+                    .into_iter()
+                    .flatten()
+                    .copied()
+                    .filter(|dependent| {
+                        self.by_uid
+                            .get(dependent)
+                            .is_some_and(|object| !self.is_elsewhere(object))
+                    }),
+            );
             for spec_ref in spec_refs(object) {
                 match self.resolve(&spec_ref) {
                     Ok(target) => pending.push(target),
@@ -191,6 +210,19 @@ impl<'a> Snapshot<'a> {
     /// Matches by group and kind, ignoring the version: a v1beta1 ref names the same
     /// object as a v1beta2 one.
     pub(super) fn resolve(&self, spec_ref: &SpecRef) -> Result<&'a str, String> {
+        let group_kind = GroupKind::new(&spec_ref.group, &spec_ref.kind);
+        if spec_ref.crosses_namespace {
+            let namespace = spec_ref.namespace.as_deref().ok_or_else(|| {
+                format!(
+                    "the identity does not say which namespace the provider reads it from (annotation {SECRET_NAMESPACE_ANNOTATION})"
+                )
+            })?;
+            return self
+                .by_name
+                .get(&(group_kind, Some(namespace), spec_ref.name.as_str()))
+                .copied()
+                .ok_or_else(|| "no such object was read".to_string());
+        }
         if let Some(other) = spec_ref
             .namespace
             .as_deref()
@@ -201,7 +233,6 @@ impl<'a> Snapshot<'a> {
                 self.namespace
             ));
         }
-        let group_kind = GroupKind::new(&spec_ref.group, &spec_ref.kind);
         let mut scopes = vec![Some(self.namespace)];
         if spec_ref.may_be_cluster_scoped {
             scopes.push(None);

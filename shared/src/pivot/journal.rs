@@ -70,8 +70,8 @@ pub struct JournalEntry {
     pub content_hash: String,
     /// Has a status subresource whose status is written after the create.
     pub has_status: bool,
-    /// Shared with other clusters (a cluster-scoped identity): created if absent, never
-    /// deleted from the source.
+    /// Kept by the source (an identity and its Secret, an object shared with another
+    /// cluster): created if absent, never deleted from the source.
     pub global: bool,
     pub state: ObjectState,
 }

@@ -10,13 +10,15 @@ mod graph;
 pub mod journal;
 mod objects;
 mod order;
+mod outside;
 mod plan;
 mod refs;
 mod target;
 
 pub use objects::{GroupKind, MoveKind, ObjectKind, ObjectRef, OwnerRef, SourceObject};
+pub use outside::{WantedObject, unread_references};
 pub use plan::{ExternalOwner, MovePlan, Stay, UnfollowedRef, plan};
-pub use target::{content_hash, target_object};
+pub use target::{admitted_namespace_labels, content_hash, target_object};
 
 /// On a CRD: its kind belongs to Cluster API and is discovered for moves (any value).
 pub const CLUSTERCTL_LABEL: &str = "clusterctl.cluster.x-k8s.io";

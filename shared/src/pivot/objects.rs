@@ -299,6 +299,13 @@ impl SourceObject {
             .and_then(Value::as_str)
     }
 
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        self.json
+            .pointer("/metadata/annotations")
+            .and_then(|annotations| annotations.get(key))
+            .and_then(Value::as_str)
+    }
+
     pub fn has_label(&self, key: &str) -> bool {
         self.json
             .pointer("/metadata/labels")

@@ -13,6 +13,7 @@ use super::PlanError;
 use super::graph::{Claims, Snapshot, creation_sort_key, is_cluster};
 use super::objects::{GroupKind, MoveKind, ObjectRef, OwnerRef, SourceObject};
 use super::order::layers;
+use super::refs::spec_refs;
 
 /// What moves, in which order, and what stays.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,9 +24,11 @@ pub struct MovePlan {
     /// group do not depend on each other and may be created in parallel. The Cluster is in
     /// the first group. Within a group: by kind, then name.
     pub groups: Vec<Vec<ObjectRef>>,
-    /// Objects other clusters may still use: cluster-scoped identities, objects that
-    /// another cluster of the namespace references too, and what those own. Created in
-    /// the target if absent, never deleted from the source.
+    /// Objects the source must keep: the identities the cluster's objects name (whatever
+    /// their scope) with the Secrets they reference, any other cluster-scoped object or
+    /// object of another namespace, objects that another cluster of the namespace
+    /// references too, and what those own. Created in the target if absent, never deleted
+    /// from the source.
     pub global: BTreeSet<ObjectRef>,
     /// Every object read that does not move, with the reason.
     pub stays: Vec<Stay>,
@@ -154,8 +157,9 @@ impl MovePlan {
 }
 
 /// Plans the move of Cluster `cluster_name` and what belongs to it, from `objects`: what
-/// was read from `namespace` plus cluster-scoped objects of Cluster API kinds. `kinds` are
-/// the kinds discovered from CRDs; Secret and ConfigMap are known without being listed.
+/// was read from `namespace`, plus the objects outside it that those reference (see
+/// [`super::unread_references`]). `kinds` are the kinds discovered from CRDs; Secret and
+/// ConfigMap are known without being listed.
 pub fn plan(
     cluster_name: &str,
     namespace: &str,
@@ -256,18 +260,21 @@ impl<'a> Snapshot<'a> {
         }
     }
 
-    /// Cluster-scoped objects and objects other clusters reach, with what they own: the
-    /// source copy must survive for the others.
+    /// Identities, objects outside the namespace and objects other clusters reach, with
+    /// what they own: the source copy must survive for the others, and the management
+    /// cluster keeps every cloud account's credentials it handed out.
     fn global(&self, moving: &BTreeSet<&'a str>, claims: &Claims<'a>) -> BTreeSet<&'a str> {
+        let identities = self.identities(moving);
         let mut global: BTreeSet<&'a str> = moving
             .iter()
             .copied()
             .filter(|uid| {
                 claims.contains_key(uid)
+                    || identities.contains(uid)
                     || self
                         .by_uid
                         .get(uid)
-                        .is_some_and(|object| object.namespace.is_none())
+                        .is_some_and(|object| !self.in_namespace(object))
             })
             .collect();
         let mut pending: Vec<&'a str> = global.iter().copied().collect();
@@ -279,6 +286,34 @@ impl<'a> Snapshot<'a> {
             }
         }
         global
+    }
+
+    /// What the moving objects' `identityRef`s name, and what those identities reference
+    /// in turn (their Secrets), among the moving objects.
+    fn identities(&self, moving: &BTreeSet<&'a str>) -> BTreeSet<&'a str> {
+        let resolved = |object: &SourceObject, only_identity: bool| -> Vec<&'a str> {
+            spec_refs(object)
+                .iter()
+                .filter(|spec_ref| spec_ref.identity || !only_identity)
+                .filter_map(|spec_ref| self.resolve(spec_ref).ok())
+                .filter(|uid| moving.contains(uid))
+                .collect()
+        };
+        let mut pending: Vec<&'a str> = moving
+            .iter()
+            .filter_map(|uid| self.by_uid.get(uid))
+            .flat_map(|object| resolved(object, true))
+            .collect();
+        let mut found = BTreeSet::new();
+        while let Some(uid) = pending.pop() {
+            if !found.insert(uid) {
+                continue;
+            }
+            if let Some(object) = self.by_uid.get(uid) {
+                pending.extend(resolved(object, false));
+            }
+        }
+        found
     }
 
     fn external_owners(&self, moving: &BTreeSet<&'a str>) -> Vec<ExternalOwner> {
@@ -316,15 +351,7 @@ impl<'a> Snapshot<'a> {
         stranded: &BTreeMap<&'a str, String>,
         claims: &Claims<'a>,
     ) -> Vec<Stay> {
-        let elsewhere = self.elsewhere.iter().map(|object| Stay {
-            object: object.object_ref(),
-            reason: format!(
-                "it is in namespace {}; only namespace {} moves",
-                object.namespace.as_deref().unwrap_or_default(),
-                self.namespace
-            ),
-        });
-        let here = self
+        let mut stays: Vec<Stay> = self
             .by_uid
             .iter()
             .filter(|(uid, _)| !moving.contains(*uid))
@@ -334,8 +361,8 @@ impl<'a> Snapshot<'a> {
                     .get(uid)
                     .cloned()
                     .unwrap_or_else(|| self.stay_reason(cluster, object, claims)),
-            });
-        let mut stays: Vec<Stay> = elsewhere.chain(here).collect();
+            })
+            .collect();
         stays.sort_by(|a, b| creation_sort_key(&a.object, &b.object));
         stays
     }
@@ -346,6 +373,13 @@ impl<'a> Snapshot<'a> {
         object: &SourceObject,
         claims: &Claims<'a>,
     ) -> String {
+        if self.is_elsewhere(object) {
+            return format!(
+                "it is in namespace {}; only namespace {} moves",
+                object.namespace.as_deref().unwrap_or_default(),
+                self.namespace
+            );
+        }
         let group_kind = object.kind.group_kind();
         match self.kind_of(object) {
             None => {

@@ -12,6 +12,8 @@ use super::*;
 use crate::pivot::{MoveKind, PlanError, SourceObject};
 
 const NS: &str = "strata-edge";
+/// Where the vSphere provider reads its identities' Secrets.
+const PROVIDER_NS: &str = "capv-system";
 const CORE: &str = "cluster.x-k8s.io/v1beta2";
 const CONTROL_PLANE: &str = "controlplane.cluster.x-k8s.io/v1beta2";
 const BOOTSTRAP: &str = "bootstrap.cluster.x-k8s.io/v1beta2";
@@ -219,7 +221,7 @@ fn namespace_objects() -> Vec<Value> {
         ),
         &[&edge1],
     );
-    let identity = owned_by(
+    let mut identity = owned_by(
         cluster_scoped(object(
             INFRA,
             "VSphereClusterIdentity",
@@ -228,6 +230,10 @@ fn namespace_objects() -> Vec<Value> {
         )),
         &[&namespace_owner],
     );
+    identity["metadata"]["annotations"] =
+        json!({crate::capi::SECRET_NAMESPACE_ANNOTATION: PROVIDER_NS});
+    let mut identity_secret = owned_by(secret("strata-edge-credentials"), &[&namespace_owner]);
+    identity_secret["metadata"]["namespace"] = json!(PROVIDER_NS);
     let unused_identity = cluster_scoped(object(
         INFRA,
         "VSphereClusterIdentity",
@@ -339,6 +345,7 @@ fn namespace_objects() -> Vec<Value> {
         edge1.clone(),
         vsphere_cluster,
         identity,
+        identity_secret,
         unused_identity,
         control_plane,
         cp_template,
@@ -416,6 +423,7 @@ fn moves_what_the_cluster_owns_references_and_labels() {
         "Cluster strata-edge/edge-1",
         "VSphereCluster strata-edge/edge-1",
         "VSphereClusterIdentity strata-edge",
+        "Secret capv-system/strata-edge-credentials",
         "KubeadmControlPlane strata-edge/edge-1-cp",
         "VSphereMachineTemplate strata-edge/edge-1-cp-3f2a",
         "VSphereMachineTemplate strata-edge/edge-1-md-9c1d",
@@ -527,16 +535,21 @@ fn a_missing_cluster_is_an_error_naming_it() {
 }
 
 #[test]
-fn the_cluster_scoped_identity_is_global_and_the_namespace_an_external_owner() {
+fn the_cluster_scoped_identity_and_its_secret_are_global_and_the_namespace_an_external_owner() {
     let plan = edge_plan();
-    assert_eq!(
-        described(&plan.global),
-        ["VSphereClusterIdentity strata-edge"]
-    );
+    let global = [
+        "Secret capv-system/strata-edge-credentials",
+        "VSphereClusterIdentity strata-edge",
+    ];
+    let mut found = described(&plan.global);
+    found.sort();
+    assert_eq!(found, global);
     let deleted: BTreeSet<String> = described(plan.deletion_order().concat())
         .into_iter()
         .collect();
-    assert!(!deleted.contains("VSphereClusterIdentity strata-edge"));
+    for object in global {
+        assert!(!deleted.contains(object), "{object} is deleted");
+    }
     assert_eq!(plan.external_owners.len(), 1);
     let external = &plan.external_owners[0];
     assert_eq!(
@@ -545,7 +558,129 @@ fn the_cluster_scoped_identity_is_global_and_the_namespace_an_external_owner() {
     );
     assert_eq!(
         described(&external.dependents),
-        ["VSphereClusterIdentity strata-edge"]
+        [
+            "Secret capv-system/strata-edge-credentials",
+            "VSphereClusterIdentity strata-edge"
+        ]
+    );
+}
+
+#[test]
+fn an_identity_secret_is_followed_only_into_the_namespace_its_identity_names() {
+    // Without the annotation the plan does not guess where the provider reads it.
+    let mut objects = namespace_objects();
+    for object in &mut objects {
+        if object["kind"] == "VSphereClusterIdentity" {
+            object["metadata"]
+                .as_object_mut()
+                .unwrap()
+                .remove("annotations");
+        }
+    }
+    let unannotated = plan("edge-1", NS, &kinds(), &sources(&objects)).unwrap();
+    assert!(
+        !unannotated
+            .objects()
+            .any(|o| o.name == "strata-edge-credentials")
+    );
+    let unfollowed = unannotated
+        .unfollowed_refs
+        .iter()
+        .find(|u| u.from.name == "strata-edge")
+        .unwrap();
+    assert_eq!(unfollowed.field, "spec.secretName");
+    assert_eq!(
+        unfollowed.reason,
+        "the identity does not say which namespace the provider reads it from (annotation strata.dev/secret-namespace)"
+    );
+    let stay = unannotated
+        .stays
+        .iter()
+        .find(|s| s.object.name == "strata-edge-credentials")
+        .unwrap();
+    assert_eq!(
+        stay.reason,
+        "it is in namespace capv-system; only namespace strata-edge moves"
+    );
+    // A Secret of that name in the moved namespace is not the one the identity means.
+    let mut objects = namespace_objects();
+    let mut lookalike = secret("strata-edge-credentials");
+    lookalike["metadata"]["uid"] = json!("uid-lookalike");
+    objects.push(lookalike);
+    let planned = plan("edge-1", NS, &kinds(), &sources(&objects)).unwrap();
+    let copies: Vec<String> = described(
+        planned
+            .objects()
+            .filter(|o| o.name == "strata-edge-credentials"),
+    );
+    assert_eq!(copies, ["Secret capv-system/strata-edge-credentials"]);
+}
+
+#[test]
+fn objects_of_the_provider_namespace_are_never_soft_owned_or_labelled_into_the_move() {
+    let mut objects = namespace_objects();
+    let mut kubeconfig = secret("edge-1-kubeconfig");
+    kubeconfig["metadata"]["namespace"] = json!(PROVIDER_NS);
+    kubeconfig["metadata"]["uid"] = json!("uid-provider-kubeconfig");
+    let mut labelled_there = labelled(
+        object("v1", "ConfigMap", "provider-settings", json!({"data": {}})),
+        "clusterctl.cluster.x-k8s.io/move",
+        "",
+    );
+    labelled_there["metadata"]["namespace"] = json!(PROVIDER_NS);
+    objects.extend([kubeconfig, labelled_there]);
+    let plan = plan("edge-1", NS, &kinds(), &sources(&objects)).unwrap();
+    for name in ["uid-provider-kubeconfig", "uid-configmap-provider-settings"] {
+        assert!(!plan.objects().any(|o| o.uid == name), "{name} moves");
+    }
+}
+
+#[test]
+fn an_identity_in_the_namespace_is_global_with_the_secret_it_references() {
+    // As Strata builds Azure clusters: the identity and its Secret beside the cluster, the
+    // Secret referenced by the identity, not owned by it.
+    let edge1 = cluster("edge-1");
+    let azure_cluster = owned_by(
+        object(
+            AZURE,
+            "AzureCluster",
+            "edge-1",
+            json!({"spec": {"identityRef": {
+                "apiVersion": AZURE, "kind": "AzureClusterIdentity", "name": "strata-edge",
+            }}}),
+        ),
+        &[&edge1],
+    );
+    let identity = labelled(
+        object(
+            AZURE,
+            "AzureClusterIdentity",
+            "strata-edge",
+            json!({"spec": {"clientSecret": {"name": "strata-edge-credentials", "namespace": NS}}}),
+        ),
+        "clusterctl.cluster.x-k8s.io/move-hierarchy",
+        "true",
+    );
+    let credentials = secret("strata-edge-credentials");
+    let mut kinds = kinds();
+    kinds.push(capi_kind(AZURE, "AzureCluster", true));
+    let objects = [edge1, azure_cluster, identity, credentials];
+    let plan = plan("edge-1", NS, &kinds, &sources(&objects)).unwrap();
+    let mut global = described(&plan.global);
+    global.sort();
+    assert_eq!(
+        global,
+        [
+            "AzureClusterIdentity strata-edge/strata-edge",
+            "Secret strata-edge/strata-edge-credentials"
+        ]
+    );
+    assert_eq!(
+        described(plan.deletion_order().concat()),
+        [
+            "AzureCluster strata-edge/edge-1",
+            "Cluster strata-edge/edge-1"
+        ]
     );
 }
 

@@ -1,11 +1,12 @@
 //! The references in an object's spec to objects it does not own: machine templates,
-//! bootstrap config templates, the infrastructure cluster, identities. Owner references
-//! alone miss them (a template is referenced by its MachineDeployment, not owned), and a
-//! cluster moved without them could not create a single machine.
+//! bootstrap config templates, the infrastructure cluster, identities and their Secrets.
+//! Owner references alone miss them (a template is referenced by its MachineDeployment,
+//! not owned), and a cluster moved without them could not create a single machine.
 
 use serde_json::Value;
 
 use super::objects::{SourceObject, group_of};
+use crate::capi::SECRET_NAMESPACE_ANNOTATION;
 
 /// A reference read from a spec, not yet resolved to an object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +21,11 @@ pub(super) struct SpecRef {
     /// Identities may be cluster-scoped (`AWSClusterStaticIdentity`,
     /// `VSphereClusterIdentity`); other references stay within the namespace.
     pub may_be_cluster_scoped: bool,
+    /// The reference names the provider identity the referrer uses.
+    pub identity: bool,
+    /// The Secret of a cluster-scoped identity, in the provider's namespace: the one
+    /// reference that may lead out of the namespace being moved.
+    pub crosses_namespace: bool,
 }
 
 struct RefField {
@@ -28,6 +34,11 @@ struct RefField {
     /// Group and kind of fields that hold only a name (and maybe a namespace).
     implied: Option<(&'static str, &'static str)>,
     may_be_cluster_scoped: bool,
+    identity: bool,
+    /// Read only on objects of these kinds (fields whose meaning depends on the kind).
+    only_on: &'static [&'static str],
+    /// A Secret in the namespace the referrer's [`SECRET_NAMESPACE_ANNOTATION`] names.
+    provider_secret: bool,
 }
 
 const fn field(pointer: &'static str, field: &'static str) -> RefField {
@@ -36,6 +47,9 @@ const fn field(pointer: &'static str, field: &'static str) -> RefField {
         field,
         implied: None,
         may_be_cluster_scoped: false,
+        identity: false,
+        only_on: &[],
+        provider_secret: false,
     }
 }
 
@@ -46,10 +60,8 @@ const fn named(
     kind: &'static str,
 ) -> RefField {
     RefField {
-        pointer,
-        field,
         implied: Some((group, kind)),
-        may_be_cluster_scoped: false,
+        ..self::field(pointer, field)
     }
 }
 
@@ -81,10 +93,20 @@ const REF_FIELDS: &[RefField] = &[
         "Secret",
     ),
     RefField {
-        pointer: "/spec/identityRef",
-        field: "spec.identityRef",
-        implied: None,
         may_be_cluster_scoped: true,
+        identity: true,
+        ..field("/spec/identityRef", "spec.identityRef")
+    },
+    // The Secrets of cluster-scoped identities, a name in the provider's namespace.
+    RefField {
+        only_on: &["VSphereClusterIdentity"],
+        provider_secret: true,
+        ..named("/spec/secretName", "spec.secretName", "", "Secret")
+    },
+    RefField {
+        only_on: &["AWSClusterStaticIdentity"],
+        provider_secret: true,
+        ..named("/spec/secretRef", "spec.secretRef", "", "Secret")
     },
     // AzureClusterIdentity's credentials: without them the identity is useless.
     named("/spec/clientSecret", "spec.clientSecret", "", "Secret"),
@@ -107,14 +129,17 @@ const REF_FIELDS: &[RefField] = &[
 pub(super) fn spec_refs(object: &SourceObject) -> Vec<SpecRef> {
     REF_FIELDS
         .iter()
+        .filter(|ref_field| {
+            ref_field.only_on.is_empty() || ref_field.only_on.contains(&object.kind.kind.as_str())
+        })
         .filter_map(|ref_field| {
             let value = object.json.pointer(ref_field.pointer)?;
-            read_ref(ref_field, value, object.kind.group())
+            read_ref(ref_field, value, object)
         })
         .collect()
 }
 
-fn read_ref(ref_field: &RefField, value: &Value, referrer_group: &str) -> Option<SpecRef> {
+fn read_ref(ref_field: &RefField, value: &Value, referrer: &SourceObject) -> Option<SpecRef> {
     let make = |group: &str, kind: &str, name: &str, namespace: Option<&str>| SpecRef {
         field: ref_field.field,
         group: group.to_string(),
@@ -122,10 +147,18 @@ fn read_ref(ref_field: &RefField, value: &Value, referrer_group: &str) -> Option
         name: name.to_string(),
         namespace: namespace.map(str::to_string),
         may_be_cluster_scoped: ref_field.may_be_cluster_scoped,
+        identity: ref_field.identity,
+        crosses_namespace: ref_field.provider_secret,
     };
     if let Some(name) = value.as_str() {
         let (group, kind) = ref_field.implied?;
-        return (!name.is_empty()).then(|| make(group, kind, name, None));
+        // Without the annotation the Secret's namespace is unknown: the reference is kept
+        // without one, so that the plan reports it instead of guessing.
+        let namespace = ref_field
+            .provider_secret
+            .then(|| referrer.annotation(SECRET_NAMESPACE_ANNOTATION))
+            .flatten();
+        return (!name.is_empty()).then(|| make(group, kind, name, namespace));
     }
     let text = |key: &str| value.get(key).and_then(Value::as_str);
     let name = text("name").filter(|name| !name.is_empty())?;
@@ -137,6 +170,6 @@ fn read_ref(ref_field: &RefField, value: &Value, referrer_group: &str) -> Option
     let group = text("apiGroup")
         .or_else(|| text("apiVersion").map(group_of))
         .or(implied_group)
-        .unwrap_or(referrer_group);
+        .unwrap_or(referrer.kind.group());
     Some(make(group, kind, name, namespace))
 }

@@ -59,6 +59,20 @@ pub fn target_object(
     Ok((object, status))
 }
 
+/// The labels a namespace needs for `identity` to admit the clusters in it: the `matchLabels`
+/// of `spec.allowedNamespaces.selector` (CAPV admits namespaces by selector only). Its copy
+/// in the target admits nothing until the target's namespace carries them, and the agent
+/// creates that namespace bare.
+pub fn admitted_namespace_labels(identity: &Value) -> BTreeMap<String, String> {
+    identity
+        .pointer("/spec/allowedNamespaces/selector/matchLabels")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter_map(|(key, value)| Some((key.clone(), value.as_str()?.to_string())))
+        .collect()
+}
+
 fn rewrite_owner_uids(
     source: &SourceObject,
     metadata: &mut Map<String, Value>,

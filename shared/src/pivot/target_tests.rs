@@ -260,3 +260,22 @@ fn the_hash_of_a_cluster_ignores_the_pause_the_move_sets_and_clears() {
         content_hash(&deployment(true))
     );
 }
+
+#[test]
+fn a_selector_identity_says_which_labels_admit_a_namespace() {
+    let vsphere = json!({
+        "kind": "VSphereClusterIdentity",
+        "spec": {"allowedNamespaces": {"selector": {"matchLabels": {"strata.dev/cluster-namespace": "team-edge"}}}},
+    });
+    assert_eq!(
+        admitted_namespace_labels(&vsphere),
+        BTreeMap::from([(
+            "strata.dev/cluster-namespace".to_string(),
+            "team-edge".to_string()
+        )])
+    );
+    // By a list of names (AWS, Azure), or admitting all: no label needed.
+    let by_name = json!({"spec": {"allowedNamespaces": {"list": ["team-edge"]}}});
+    assert!(admitted_namespace_labels(&by_name).is_empty());
+    assert!(admitted_namespace_labels(&json!({"spec": {}})).is_empty());
+}
