@@ -1,15 +1,20 @@
-//! What the controller tests share: samples, waiting for a phase, reading conditions.
+//! What the controller tests share: samples, waiting for a phase, reading conditions, and
+//! what a pivot left in either cluster.
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
-use kube::{Api, Client};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 use strata_e2e::cloud_sim::workload;
 use strata_e2e::management::{ControllerProcess, ManagementEnv, apply, read_documents, repo_root};
+use strata_shared::agent_install::AGENT_NAMESPACE;
 use strata_shared::cluster::{ClusterPhase, WorkloadCluster, objects_namespace};
+use strata_shared::pivot::journal::MoveJournal;
 
 /// Stops the process-wide workload control planes when the test ends, passed or not.
 pub struct StopWorkloads;
@@ -149,4 +154,102 @@ pub fn differences(sent: &Value, read: &Value, path: &str, out: &mut Vec<String>
         (a, b) if a == b => {}
         (a, b) => out.push(format!("{path}: sent {a}, found {b}")),
     }
+}
+
+/// The objects of a kind in a namespace; none when the kind is not installed.
+pub async fn list_objects(
+    client: &Client,
+    namespace: &str,
+    api_version: &str,
+    kind: &str,
+) -> Vec<DynamicObject> {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), namespace, &resource(api_version, kind));
+    api.list(&ListParams::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+}
+
+/// CAPI Machine name → its provider ID, in one cluster.
+pub async fn machine_instances(client: &Client, namespace: &str) -> BTreeMap<String, String> {
+    list_objects(client, namespace, "cluster.x-k8s.io/v1beta2", "Machine")
+        .await
+        .into_iter()
+        .map(|m| {
+            let id = m
+                .data
+                .pointer("/spec/providerID")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            (m.name_any(), id)
+        })
+        .collect()
+}
+
+/// The pivot's journal in the workload cluster.
+pub async fn pivot_journal(workload: &Client, cluster: &str) -> MoveJournal {
+    let map: ConfigMap = Api::namespaced(workload.clone(), AGENT_NAMESPACE)
+        .get(&format!("strata-move-{cluster}-pivot"))
+        .await
+        .unwrap();
+    serde_json::from_str(&map.data.unwrap()["journal.json"]).unwrap()
+}
+
+/// Checks every object of a finished move: its copy is in the target with the content its
+/// source had when planned; objects the source keeps (identities and their Secrets, shared
+/// objects) are still there, and nothing else is. Returns the entries checked, described.
+pub async fn check_moved_objects(
+    source: &Client,
+    target: &Client,
+    journal: &MoveJournal,
+) -> Vec<String> {
+    let mut checked = Vec::new();
+    for entry in journal.objects.values() {
+        let namespace = entry.namespace.as_deref();
+        let copy = get_dynamic(
+            target,
+            &entry.api_version,
+            &entry.kind,
+            namespace,
+            &entry.name,
+        )
+        .await
+        .unwrap_or_else(|| panic!("{} is missing from the target", entry.describe()));
+        let mut json = serde_json::to_value(&copy).unwrap();
+        json["apiVersion"] = json!(entry.api_version);
+        json["kind"] = json!(entry.kind);
+        if entry.kind == "KubeadmControlPlane" {
+            // The scale-out after the move raises it; the move copied 1.
+            json["spec"]["replicas"] = json!(1);
+        }
+        assert_eq!(
+            strata_shared::pivot::content_hash(&json),
+            entry.content_hash,
+            "{} differs from its source",
+            entry.describe()
+        );
+        let in_source = get_dynamic(
+            source,
+            &entry.api_version,
+            &entry.kind,
+            namespace,
+            &entry.name,
+        )
+        .await;
+        assert_eq!(
+            in_source.is_some(),
+            entry.global,
+            "{}: {}",
+            entry.describe(),
+            if entry.global {
+                "kept by the source, but gone from it"
+            } else {
+                "still in the source"
+            }
+        );
+        checked.push(entry.describe());
+    }
+    checked
 }

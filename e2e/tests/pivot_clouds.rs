@@ -1,0 +1,367 @@
+//! The pivot end to end for the clouds with credentials: a vSphere, an AWS and an Azure
+//! sample cluster each get their first control-plane node from the controller (run with
+//! the rights of `manifests/controller/rbac.yaml`), and their agent moves the CAPI objects
+//! into the workload cluster, with the cluster's identity and its Secret (copied; the
+//! management cluster keeps them), then scales the cluster out to its revision.
+//!
+//! vSphere's and AWS's identities are cluster-scoped with their Secret in the provider's
+//! namespace, which the agent may only `get` by name; Azure's are in the objects namespace.
+//!
+//! The tests run one at a time: each ends by stopping the process-wide workload control
+//! planes, which would pull them from under a test still running.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::{Api, Client};
+use serde_json::Value;
+use strata_e2e::capi_crds;
+use strata_e2e::cloud_sim::{CloudSimulator, SimOptions, sim_crds};
+use strata_e2e::management::{
+    ControllerProcess, ManagementEnv, ManagementOptions, ensure_namespace,
+};
+use strata_e2e::wait::eventually;
+use strata_shared::capi::{CLUSTER_NAMESPACE_LABEL, identity_name, identity_secret_name};
+use strata_shared::cluster::{ClusterPhase, objects_namespace};
+use strata_shared::pivot::journal::MovePhase;
+
+mod controller_support;
+use controller_support::*;
+
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// One cloud's sample and what its pivot must carry.
+struct Cloud {
+    name: &'static str,
+    cluster_file: &'static str,
+    account_file: &'static str,
+    namespace: &'static str,
+    cluster: &'static str,
+    identity_api_version: &'static str,
+    identity_kind: &'static str,
+    /// Cluster-scoped identities read their Secret from the provider's namespace.
+    provider_namespace: Option<&'static str>,
+    /// The provider's kinds of cluster and machines, none of which may stay behind.
+    infrastructure_api_version: &'static str,
+    infrastructure_kinds: [&'static str; 3],
+    control_plane_nodes: i64,
+    worker_nodes: i64,
+}
+
+const VSPHERE: Cloud = Cloud {
+    name: "vsphere",
+    cluster_file: "clusters/vsphere-edge.yaml",
+    account_file: "accounts/vsphere.yaml",
+    namespace: "team-edge",
+    cluster: "vsphere-edge",
+    identity_api_version: "infrastructure.cluster.x-k8s.io/v1beta2",
+    identity_kind: "VSphereClusterIdentity",
+    provider_namespace: Some("capv-system"),
+    infrastructure_api_version: "infrastructure.cluster.x-k8s.io/v1beta2",
+    infrastructure_kinds: ["VSphereCluster", "VSphereMachine", "VSphereMachineTemplate"],
+    control_plane_nodes: 3,
+    worker_nodes: 2,
+};
+
+const AWS: Cloud = Cloud {
+    name: "aws",
+    cluster_file: "clusters/aws-ml.yaml",
+    account_file: "accounts/aws.yaml",
+    namespace: "team-ml",
+    cluster: "aws-ml",
+    identity_api_version: "infrastructure.cluster.x-k8s.io/v1beta2",
+    identity_kind: "AWSClusterStaticIdentity",
+    provider_namespace: Some("capa-system"),
+    infrastructure_api_version: "infrastructure.cluster.x-k8s.io/v1beta2",
+    infrastructure_kinds: ["AWSCluster", "AWSMachine", "AWSMachineTemplate"],
+    control_plane_nodes: 3,
+    worker_nodes: 3,
+};
+
+const AZURE: Cloud = Cloud {
+    name: "azure",
+    cluster_file: "clusters/azure-web.yaml",
+    account_file: "accounts/azure.yaml",
+    namespace: "team-web",
+    cluster: "azure-web",
+    identity_api_version: "infrastructure.cluster.x-k8s.io/v1beta1",
+    identity_kind: "AzureClusterIdentity",
+    provider_namespace: None,
+    infrastructure_api_version: "infrastructure.cluster.x-k8s.io/v1beta1",
+    infrastructure_kinds: ["AzureCluster", "AzureMachine", "AzureMachineTemplate"],
+    control_plane_nodes: 1,
+    worker_nodes: 2,
+};
+
+#[tokio::test]
+async fn a_vsphere_cluster_pivots_with_its_identity_and_scales_out() {
+    pivots(&VSPHERE).await;
+}
+
+#[tokio::test]
+async fn an_aws_cluster_pivots_with_its_identity_and_scales_out() {
+    pivots(&AWS).await;
+}
+
+#[tokio::test]
+async fn an_azure_cluster_pivots_with_its_identity_and_scales_out() {
+    pivots(&AZURE).await;
+}
+
+/// The workload cluster's provider components: the CAPI and sim CRDs, and a simulator
+/// watching the workload cluster to play the providers there. Set up by the test for now;
+/// once the agent installs them itself, this function goes.
+async fn install_workload_providers(workload: &Client) -> CloudSimulator {
+    capi_crds::install(workload).await.unwrap();
+    sim_crds::install(workload).await.unwrap();
+    CloudSimulator::start(workload.clone(), SimOptions::fast())
+}
+
+async fn pivots(cloud: &Cloud) {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let _stop = StopWorkloads;
+    let started = Instant::now();
+    let env = ManagementEnv::start(ManagementOptions::named(&format!("pivot-{}", cloud.name)))
+        .await
+        .unwrap();
+    let client = env.client();
+    let (ns, name) = (cloud.namespace, cloud.cluster);
+    let objects = objects_namespace(ns, name);
+    ensure_namespace(&client, ns).await.unwrap();
+    apply_sample(&client, cloud.account_file, ns, |_| {}).await;
+    apply_sample(&client, cloud.cluster_file, ns, |_| {}).await;
+    // The controller with exactly the rights its manifests give it: it must be able to
+    // grant the agent its read of the identity Secret in the provider's namespace.
+    let kubeconfig = env.controller_kubeconfig().await.unwrap();
+    let controller =
+        ControllerProcess::start(&kubeconfig, env.dir.path(), "controller", &[]).unwrap();
+
+    let workload = eventually(
+        "the workload control plane",
+        Duration::from_secs(180),
+        || async { env.workload(&objects, name).await.ok().flatten() },
+    )
+    .await;
+    let w = workload.client();
+    let before = eventually(
+        "the first control-plane machine's instance",
+        Duration::from_secs(60),
+        || async {
+            let m = machine_instances(&client, &objects).await;
+            (m.len() == 1 && m.values().all(|id| !id.is_empty())).then_some(m)
+        },
+    )
+    .await;
+    let _target_cloud = install_workload_providers(&w).await;
+
+    let wc = wait_phase(
+        &env,
+        &controller,
+        ns,
+        name,
+        ClusterPhase::Pivoted,
+        Duration::from_secs(240),
+    )
+    .await;
+    let pivoted_after = started.elapsed();
+    assert_eq!(
+        condition(&wc, "Pivoted").0,
+        "True",
+        "{}",
+        describe(Some(&wc))
+    );
+
+    // Every object of the move is in the target with its source's content; the source
+    // kept only what it keeps.
+    let journal = pivot_journal(&w, name).await;
+    assert_eq!(journal.phase, MovePhase::Done);
+    let moved = check_moved_objects(&client, &w, &journal).await;
+
+    // Nothing of the cluster is left in the management cluster's namespace.
+    let infra = cloud.infrastructure_api_version;
+    let mut kinds = vec![
+        ("cluster.x-k8s.io/v1beta2", "Cluster"),
+        ("cluster.x-k8s.io/v1beta2", "Machine"),
+        ("cluster.x-k8s.io/v1beta2", "MachineSet"),
+        ("cluster.x-k8s.io/v1beta2", "MachineDeployment"),
+        (
+            "controlplane.cluster.x-k8s.io/v1beta2",
+            "KubeadmControlPlane",
+        ),
+        ("bootstrap.cluster.x-k8s.io/v1beta2", "KubeadmConfig"),
+    ];
+    kinds.extend(cloud.infrastructure_kinds.iter().map(|kind| (infra, *kind)));
+    for (api_version, kind) in kinds {
+        let left = list_objects(&client, &objects, api_version, kind).await;
+        assert!(
+            left.is_empty(),
+            "{kind} left in the source: {:?}",
+            left.iter()
+                .map(|o| o.metadata.name.clone())
+                .collect::<Vec<_>>()
+        );
+    }
+    let secrets: Vec<String> = Api::<Secret>::namespaced(client.clone(), &objects)
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|s| s.type_.as_deref() != Some("kubernetes.io/service-account-token"))
+        .filter_map(|s| s.metadata.name)
+        .collect();
+    let kept: Vec<String> = match cloud.provider_namespace {
+        None => vec![identity_secret_name(&objects)],
+        Some(_) => Vec::new(),
+    };
+    assert_eq!(secrets, kept, "secrets left in the source namespace");
+
+    // The identity and its Secret: moved into the target, and still in the management
+    // cluster for the controller and a move back.
+    let identity = identity_name(&objects);
+    let identity_namespace = match cloud.provider_namespace {
+        Some(_) => None,
+        None => Some(objects.as_str()),
+    };
+    for (side, c) in [("management", &client), ("workload", &w)] {
+        get_dynamic(
+            c,
+            cloud.identity_api_version,
+            cloud.identity_kind,
+            identity_namespace,
+            &identity,
+        )
+        .await
+        .unwrap_or_else(|| {
+            panic!(
+                "no {} {identity} in the {side} cluster",
+                cloud.identity_kind
+            )
+        });
+    }
+    assert!(
+        moved.iter().any(|m| m.starts_with(cloud.identity_kind)),
+        "the identity is not among the moved objects: {moved:?}"
+    );
+    let secret_namespace = cloud.provider_namespace.unwrap_or(&objects);
+    let secret_name = identity_secret_name(&objects);
+    let read_secret = |c: Client| {
+        let secret_name = secret_name.clone();
+        async move {
+            Api::<Secret>::namespaced(c, secret_namespace)
+                .get(&secret_name)
+                .await
+                .unwrap()
+                .data
+        }
+    };
+    let (in_management, in_workload) =
+        tokio::join!(read_secret(client.clone()), read_secret(w.clone()));
+    assert!(in_management.as_ref().is_some_and(|d| !d.is_empty()));
+    assert_eq!(
+        in_management, in_workload,
+        "the identity Secret's copy differs"
+    );
+    if cloud.provider_namespace.is_some() {
+        // Admitted by label (vSphere): the target namespace carries the label.
+        let target_ns = Api::<Namespace>::all(w.clone())
+            .get(&objects)
+            .await
+            .unwrap();
+        let identity_json = serde_json::to_value(
+            get_dynamic(
+                &w,
+                cloud.identity_api_version,
+                cloud.identity_kind,
+                None,
+                &identity,
+            )
+            .await
+            .unwrap(),
+        )
+        .unwrap();
+        if identity_json
+            .pointer("/spec/allowedNamespaces/selector")
+            .is_some()
+        {
+            let labels = target_ns.metadata.labels.unwrap_or_default();
+            assert_eq!(
+                labels.get(CLUSTER_NAMESPACE_LABEL),
+                Some(&objects),
+                "the target namespace is not admitted by its identity"
+            );
+        }
+    }
+
+    // The target Cluster runs on, with the same machine.
+    let target_cluster = get_dynamic(
+        &w,
+        "cluster.x-k8s.io/v1beta2",
+        "Cluster",
+        Some(&objects),
+        name,
+    )
+    .await
+    .expect("the Cluster in the target");
+    assert_ne!(
+        target_cluster.data.pointer("/spec/paused"),
+        Some(&Value::Bool(true)),
+        "the target is left paused"
+    );
+    let after = machine_instances(&w, &objects).await;
+    for (machine, id) in &before {
+        assert_eq!(
+            after.get(machine),
+            Some(id),
+            "machine {machine} was replaced or lost its instance"
+        );
+    }
+
+    // The scale-out to the revision's counts.
+    let (control_plane, workers) = (cloud.control_plane_nodes, cloud.worker_nodes);
+    let wc = eventually(
+        "the cluster scaled out to its revision",
+        Duration::from_secs(240),
+        || async {
+            let wc = cluster(&client, ns, name).await?;
+            let status = wc.status.clone()?;
+            let ready = status.control_plane.as_ref()?.ready == control_plane
+                && status.workers.as_ref()?.ready == workers;
+            ready.then_some(wc)
+        },
+    )
+    .await;
+    assert_eq!(
+        wc.status.as_ref().unwrap().phase,
+        Some(ClusterPhase::Pivoted)
+    );
+    let all = machine_instances(&w, &objects).await;
+    assert_eq!(
+        all.len() as i64,
+        control_plane + workers,
+        "machines in the target: {all:?}"
+    );
+    for (machine, id) in &before {
+        assert_eq!(
+            all.get(machine),
+            Some(id),
+            "machine {machine} was replaced during the scale-out"
+        );
+    }
+    let kept_by_source: Vec<String> = journal
+        .objects
+        .values()
+        .filter(|e| e.global)
+        .map(|e| e.describe())
+        .collect();
+    eprintln!(
+        "{}: pivoted {} objects in {:.0?} (kept in the management cluster: {}), scaled out to {control_plane}+{workers} in {:.0?}",
+        cloud.name,
+        journal.objects.len(),
+        pivoted_after,
+        kept_by_source.join(", "),
+        started.elapsed()
+    );
+}
