@@ -27,7 +27,7 @@ step() {
 install() { bash scripts/install-test-deps.sh 2>&1 | tail -n 3 | sed 's/^/    /'; }
 build() {
     cargo build --quiet --release -p strata-management -p strata-agent
-    cargo build --quiet --release -p strata-e2e --bin strata-demo
+    cargo build --quiet --release -p strata-e2e --bin strata-demo --bin strata-sim-cloud
 }
 strata=target/release/strata
 
@@ -35,7 +35,7 @@ validate_packs() { "$strata" pack validate "$samples"/packs/* 2>&1 | sed 's/^/  
 validate_profiles() { "$strata" profile validate "$samples"/profiles/*.yaml --packs "$samples/packs" | sed 's/^/    /'; }
 
 step "install the test substrate (etcd, registry, Kubernetes v1.20.2 binaries, cached)" install
-step "build strata, strata-agent and the demo" build
+step "build strata, strata-agent, the simulated cloud and the demo" build
 step "validate the sample packs (manifests/samples/packs)" validate_packs
 step "validate the sample profiles against them" validate_profiles
 

@@ -5,7 +5,9 @@
 //! its revision and reports back (see `work`).
 
 mod management_link;
+mod move_back;
 mod pivot;
+mod provider_install;
 mod work;
 
 use std::path::PathBuf;
@@ -16,6 +18,7 @@ use clap::Parser;
 use kube::Client;
 
 use strata_shared::lease::LeaderLease;
+use strata_shared::provider_components::ProviderController;
 
 #[derive(Parser)]
 #[command(name = "strata-agent", version, about = "Strata's in-cluster agent")]
@@ -36,6 +39,13 @@ struct Cli {
     /// mounted `strata-management` Secret); without it the agent only holds its lease.
     #[arg(long, env = "STRATA_MANAGEMENT_KUBECONFIG")]
     management_kubeconfig: Option<PathBuf>,
+    /// The image of the Cluster API provider controllers to deploy in this cluster before
+    /// its objects move here (the management controller passes it).
+    #[arg(long, value_name = "IMAGE")]
+    provider_image: Option<String>,
+    /// An argument for that image (repeatable, in order).
+    #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
+    provider_arg: Vec<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -133,6 +143,10 @@ async fn run(cli: Cli) -> Result<(), String> {
         ),
         None => None,
     };
+    let providers = cli.provider_image.clone().map(|image| ProviderController {
+        image,
+        args: cli.provider_arg.clone(),
+    });
     let mut work: Option<tokio::task::JoinHandle<()>> = None;
     loop {
         match lease.try_hold().await {
@@ -143,7 +157,11 @@ async fn run(cli: Cli) -> Result<(), String> {
                     task.abort();
                 }
                 if let (true, Some(link)) = (leading, &link) {
-                    work = Some(tokio::spawn(work::run(client.clone(), link.clone())));
+                    work = Some(tokio::spawn(work::run(
+                        client.clone(),
+                        link.clone(),
+                        providers.clone(),
+                    )));
                 }
             }
             Ok(_) => {}

@@ -14,12 +14,16 @@ use strata_shared::agent_install::AGENT_NAMESPACE;
 use strata_shared::capi::{
     BuildInput, control_plane_name, full_control_plane_replicas, worker_pool_objects,
 };
-use strata_shared::cluster::{ReplicaCounts, WorkloadCluster};
-use strata_shared::pivot::journal::Direction;
+use strata_shared::cluster::{
+    PIVOTED_CONDITION, REASON_MOVED, REASON_MOVING, ReplicaCounts, WorkloadCluster,
+};
+use strata_shared::pivot::journal::{Direction, MovePhase};
+use strata_shared::provider_components::ProviderController;
 use strata_shared::revision::ClusterRevision;
 
 use crate::management_link::ManagementLink;
-use crate::pivot::{MoveSides, PivotError, prepare, run_move};
+use crate::pivot::{JournalStore, MoveSides, PivotError, prepare, run_move};
+use crate::{move_back, provider_install};
 
 /// The agent's field manager.
 pub const FIELD_MANAGER: &str = "strata.dev/agent";
@@ -61,28 +65,56 @@ async fn target_cluster(workload: &Client, link: &ManagementLink) -> Result<Dyna
 }
 
 /// Runs until the task is dropped (on losing the lease or stopping).
-pub async fn run(workload: Client, link: ManagementLink) {
-    pivot(&workload, &link).await;
-    let revision = loop {
-        match latest_revision(&workload, &link).await {
-            Ok(revision) => break revision,
-            Err(e) => tracing::warn!(error = %e, "cannot read the cluster's revision; retrying"),
-        }
-        tokio::time::sleep(RETRY).await;
-    };
-    while let Err(e) = scale_out(&workload, &link, &revision).await {
-        tracing::warn!(error = %e, "cannot scale the cluster to its revision; retrying");
-        tokio::time::sleep(RETRY).await;
+pub async fn run(workload: Client, link: ManagementLink, providers: Option<ProviderController>) {
+    // A restart after a move back has started finishes it first: the objects may be
+    // half in each cluster.
+    if move_back::requested(&workload, &link).await != Some(true)
+        && !pivot(&workload, &link, providers.as_ref()).await
+    {
+        tracing::info!("the cluster is being deleted before its objects moved here; nothing to do");
+        std::future::pending::<()>().await;
     }
+    let mut revision: Option<ClusterRevision> = None;
+    let mut scaled = false;
     loop {
-        if let Err(e) = report(&workload, &link, &revision).await {
-            tracing::info!(error = %e, "cannot report to the management cluster; will try again");
+        if move_back::requested(&workload, &link).await == Some(true) {
+            move_back::move_back(&workload, &link).await;
+            // The cluster is CAPI's in the management cluster to delete now.
+            std::future::pending::<()>().await;
         }
-        tokio::time::sleep(REPORT_EVERY).await;
+        if revision.is_none() {
+            match latest_revision(&workload, &link).await {
+                Ok(found) => revision = Some(found),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the cluster's revision; retrying")
+                }
+            }
+        }
+        if let Some(revision) = &revision {
+            if !scaled {
+                match scale_out(&workload, &link, revision).await {
+                    Ok(()) => scaled = true,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot scale the cluster to its revision; retrying")
+                    }
+                }
+            }
+            if scaled && let Err(e) = report(&workload, &link, revision).await {
+                tracing::info!(error = %e, "cannot report to the management cluster; will try again");
+            }
+        }
+        tokio::time::sleep(if scaled { REPORT_EVERY } else { RETRY }).await;
     }
 }
 
-async fn pivot(workload: &Client, link: &ManagementLink) {
+/// Moves the objects here; false when the cluster is being deleted before a move started.
+async fn pivot(
+    workload: &Client,
+    link: &ManagementLink,
+    providers: Option<&ProviderController>,
+) -> bool {
+    // A cluster that has moved needs nothing of the management cluster to carry on.
+    let mut providers_installed = moved_already(workload, link).await;
     loop {
         let management = match link.client().await {
             Ok(client) => client,
@@ -92,6 +124,19 @@ async fn pivot(workload: &Client, link: &ManagementLink) {
                 continue;
             }
         };
+        if !providers_installed {
+            match provider_install::install(workload, &management, providers).await {
+                Ok(installed) => {
+                    tracing::info!(crds = installed.crds, controllers = ?installed.controllers, "provider components installed");
+                    providers_installed = true;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot install the provider components; retrying");
+                    tokio::time::sleep(RETRY).await;
+                    continue;
+                }
+            }
+        }
         let sides = MoveSides {
             source: management.clone(),
             target: workload.clone(),
@@ -102,7 +147,7 @@ async fn pivot(workload: &Client, link: &ManagementLink) {
             journal_client: workload.clone(),
         };
         let prepared = match prepare(&sides).await {
-            Ok(prepared) if prepared.is_done() => return,
+            Ok(prepared) if prepared.is_done() => return true,
             Ok(prepared) => prepared,
             Err(e @ PivotError::NotReady { .. }) => {
                 tracing::info!(error = %e, "not ready to move yet");
@@ -115,6 +160,17 @@ async fn pivot(workload: &Client, link: &ManagementLink) {
                 continue;
             }
         };
+        if prepared.is_new() {
+            match move_back::deletion_requested(link).await {
+                Some(true) => return false,
+                Some(false) => {}
+                None => {
+                    tracing::warn!("cannot tell whether the cluster is being deleted; retrying");
+                    tokio::time::sleep(RETRY).await;
+                    continue;
+                }
+            }
+        }
         // Tell the controller before anything is touched, so it leaves the objects alone
         // while they move.
         if prepared.is_new()
@@ -127,7 +183,7 @@ async fn pivot(workload: &Client, link: &ManagementLink) {
         match run_move(&sides, prepared).await {
             Ok(()) => {
                 tracing::info!(cluster = %link.cluster, "the cluster's CAPI objects live in the cluster now");
-                return;
+                return true;
             }
             Err(e @ PivotError::NotReady { .. }) => {
                 tracing::info!(error = %e, "not ready to move yet")
@@ -138,14 +194,19 @@ async fn pivot(workload: &Client, link: &ManagementLink) {
     }
 }
 
+async fn moved_already(workload: &Client, link: &ManagementLink) -> bool {
+    let store = JournalStore::new(workload.clone(), &link.cluster, Direction::Pivot);
+    matches!(store.load().await, Ok(Some((journal, _))) if journal.phase == MovePhase::Done)
+}
+
 async fn mark_moving(management: &Client, link: &ManagementLink) -> Result<(), String> {
     let status = json!({
         "apiVersion": "strata.dev/v1alpha1",
         "kind": "WorkloadCluster",
         "status": { "conditions": [{
-            "type": "Pivoted",
+            "type": PIVOTED_CONDITION,
             "status": "False",
-            "reason": "Moving",
+            "reason": REASON_MOVING,
             "message": "the agent is moving the CAPI objects into the workload cluster",
             "lastTransitionTime": Timestamp::now().to_string(),
         }]},
@@ -320,9 +381,9 @@ async fn report(
         "kind": "WorkloadCluster",
         "status": {
             "conditions": [{
-                "type": "Pivoted",
+                "type": PIVOTED_CONDITION,
                 "status": "True",
-                "reason": "Moved",
+                "reason": REASON_MOVED,
                 "message": format!("the CAPI objects live in the workload cluster (namespace {})", link.objects_namespace),
                 "lastTransitionTime": pivoted_at(workload).await,
             }],

@@ -1,14 +1,15 @@
-//! A kubelet for Strata's own components: for every Deployment of the Strata agent in a
-//! cluster (label `app.kubernetes.io/name=strata-agent`, or a container image named
-//! `strata-agent`), it runs the `strata-agent` binary as local processes, one per
-//! replica, with what a pod would get:
+//! A kubelet for Strata's own components: it runs, as local processes (one per replica),
+//! the Deployments whose container image is one it has a binary for: `strata-agent` (also
+//! any Deployment labelled `app.kubernetes.io/name=strata-agent`) and `strata-sim-cloud`
+//! (the simulated cloud's provider controllers, which an agent deploys in its cluster).
+//! Each process gets what a pod would get:
 //!
 //! - a service-account token for the pod's service account (TokenRequest, refreshed
 //!   before it expires) and the cluster CA, as files like those under
 //!   `/var/run/secrets/kubernetes.io/serviceaccount/`, plus a kubeconfig using them
 //!   (`KUBECONFIG`), since a local process cannot use the fixed in-cluster paths;
 //! - the container's env (values, `valueFrom` field/secret/configMap references, `envFrom`)
-//!   and args (the image's entrypoint is the agent binary, so `command[0]` is replaced by it);
+//!   and args (the image's entrypoint is the binary, so `command[0]` is replaced by it);
 //! - secret and configMap volumes, written to a folder per replica; every arg and env value
 //!   starting with a volume's mountPath is rewritten to that folder.
 //!
@@ -38,6 +39,8 @@ use crate::control_plane::ControlPlane;
 /// The label that marks a Deployment as Strata's agent.
 pub const AGENT_LABEL: (&str, &str) = ("app.kubernetes.io/name", "strata-agent");
 const POLL: Duration = Duration::from_millis(500);
+/// Each replica's output, in its folder.
+const LOG_FILE: &str = "process.log";
 const RESTART_DELAY: Duration = Duration::from_secs(1);
 const TOKEN_SECONDS: i64 = 3600;
 /// Tokens are re-requested well before they expire, as the kubelet does at 80%.
@@ -96,6 +99,9 @@ struct Replica {
 struct DeploymentRun {
     generation: i64,
     deployment: Deployment,
+    /// The container the binary plays, and the binary.
+    container: usize,
+    binary: PathBuf,
     replicas: Vec<Replica>,
 }
 
@@ -123,9 +129,9 @@ pub enum ProcessKubeletError {
     NoBinary(PathBuf),
 }
 
-/// The `strata-agent` binary next to the running test or program (`target/<profile>/`).
-pub fn default_agent_binary() -> PathBuf {
-    if let Ok(path) = std::env::var("STRATA_AGENT_BIN") {
+/// A binary next to the running test or program (`target/<profile>/`), or where `env` says.
+fn sibling_binary(env: &str, name: &str) -> PathBuf {
+    if let Ok(path) = std::env::var(env) {
         return PathBuf::from(path);
     }
     let exe = std::env::current_exe().unwrap_or_default();
@@ -134,7 +140,53 @@ pub fn default_agent_binary() -> PathBuf {
     if dir.ends_with("deps") {
         dir.pop();
     }
-    dir.join("strata-agent")
+    dir.join(name)
+}
+
+/// The `strata-sim-cloud` binary (`$STRATA_SIM_CLOUD_BIN`, else beside the running program).
+pub fn default_sim_cloud_binary() -> PathBuf {
+    sibling_binary("STRATA_SIM_CLOUD_BIN", "strata-sim-cloud")
+}
+
+/// Which binary runs which image, by the image's name without registry path or tag.
+#[derive(Debug, Clone)]
+pub struct ImageBinaries(BTreeMap<String, PathBuf>);
+
+impl ImageBinaries {
+    /// `strata-agent` and `strata-sim-cloud`, next to the running program.
+    pub fn strata(agent_binary: PathBuf) -> ImageBinaries {
+        ImageBinaries(BTreeMap::from([
+            ("strata-agent".to_string(), agent_binary),
+            ("strata-sim-cloud".to_string(), default_sim_cloud_binary()),
+        ]))
+    }
+
+    fn agent(&self) -> Option<&PathBuf> {
+        self.0.get("strata-agent")
+    }
+
+    /// The binary of the first container whose image it knows, and that container's index;
+    /// an agent-labelled Deployment runs the agent in its first container.
+    fn for_deployment(&self, deployment: &Deployment) -> Option<(usize, PathBuf)> {
+        let spec = pod_spec(deployment)?;
+        if let Some(found) = spec.containers.iter().enumerate().find_map(|(i, c)| {
+            self.0
+                .get(image_name(c.image.as_deref())?)
+                .map(|b| (i, b.clone()))
+        }) {
+            return Some(found);
+        }
+        let labelled =
+            deployment.labels().get(AGENT_LABEL.0).map(String::as_str) == Some(AGENT_LABEL.1);
+        labelled
+            .then(|| self.agent().map(|b| (0, b.clone())))
+            .flatten()
+    }
+}
+
+/// The `strata-agent` binary (`$STRATA_AGENT_BIN`, else beside the running program).
+pub fn default_agent_binary() -> PathBuf {
+    sibling_binary("STRATA_AGENT_BIN", "strata-agent")
 }
 
 impl ProcessKubelet {
@@ -154,7 +206,7 @@ impl ProcessKubelet {
         }));
         let task = tokio::spawn(run(
             access,
-            agent_binary,
+            ImageBinaries::strata(agent_binary),
             dir.path().to_path_buf(),
             state.clone(),
         ));
@@ -180,7 +232,7 @@ impl ProcessKubelet {
                     pod_name: replica.pod_name.clone(),
                     pid,
                     restarts: replica.restarts,
-                    log: replica.dir.join("agent.log"),
+                    log: replica.dir.join(LOG_FILE),
                     last_error: replica.last_error.clone(),
                 });
             }
@@ -209,51 +261,35 @@ impl Drop for ProcessKubelet {
     }
 }
 
-fn is_agent(deployment: &Deployment) -> bool {
-    if deployment.labels().get(AGENT_LABEL.0).map(String::as_str) == Some(AGENT_LABEL.1) {
-        return true;
-    }
-    pod_spec(deployment)
-        .map(|spec| {
-            spec.containers
-                .iter()
-                .any(|c| image_is_agent(c.image.as_deref()))
-        })
-        .unwrap_or(false)
-}
-
-fn image_is_agent(image: Option<&str>) -> bool {
-    let Some(image) = image else { return false };
+fn image_name(image: Option<&str>) -> Option<&str> {
+    let image = image?;
     let without_digest = image.split('@').next().unwrap_or(image);
     let last = without_digest.rsplit('/').next().unwrap_or(without_digest);
-    last.split(':').next() == Some("strata-agent")
+    last.split(':').next()
 }
 
 fn pod_spec(deployment: &Deployment) -> Option<&PodSpec> {
     deployment.spec.as_ref()?.template.spec.as_ref()
 }
 
-fn agent_container(spec: &PodSpec) -> Option<&Container> {
-    spec.containers
-        .iter()
-        .find(|c| image_is_agent(c.image.as_deref()))
-        .or_else(|| spec.containers.first())
-}
-
-async fn run(access: ClusterAccess, binary: PathBuf, dir: PathBuf, state: Arc<Mutex<State>>) {
+async fn run(
+    access: ClusterAccess,
+    binaries: ImageBinaries,
+    dir: PathBuf,
+    state: Arc<Mutex<State>>,
+) {
     let deployments: Api<Deployment> = Api::all(access.client.clone());
     loop {
         match deployments.list(&Default::default()).await {
             Ok(list) => {
-                let wanted: BTreeMap<String, Deployment> = list
+                let wanted: BTreeMap<String, (Deployment, usize, PathBuf)> = list
                     .items
                     .into_iter()
-                    .filter(|d| d.metadata.deletion_timestamp.is_none() && is_agent(d))
-                    .map(|d| {
-                        (
-                            format!("{}/{}", d.namespace().unwrap_or_default(), d.name_any()),
-                            d,
-                        )
+                    .filter(|d| d.metadata.deletion_timestamp.is_none())
+                    .filter_map(|d| {
+                        let (container, binary) = binaries.for_deployment(&d)?;
+                        let key = format!("{}/{}", d.namespace().unwrap_or_default(), d.name_any());
+                        Some((key, (d, container, binary)))
                     })
                     .collect();
                 sync_runs(&state, &wanted);
@@ -262,7 +298,7 @@ async fn run(access: ClusterAccess, binary: PathBuf, dir: PathBuf, state: Arc<Mu
         }
         let keys: Vec<String> = lock(&state).runs.keys().cloned().collect();
         for key in keys {
-            start_missing(&access, &binary, &dir, &state, &key).await;
+            start_missing(&access, &dir, &state, &key).await;
         }
         tokio::time::sleep(POLL).await;
     }
@@ -270,7 +306,7 @@ async fn run(access: ClusterAccess, binary: PathBuf, dir: PathBuf, state: Arc<Mu
 
 /// Brings the set of runs in line with the agent Deployments: new ones get replicas,
 /// changed ones are replaced, removed ones stopped.
-fn sync_runs(state: &Mutex<State>, wanted: &BTreeMap<String, Deployment>) {
+fn sync_runs(state: &Mutex<State>, wanted: &BTreeMap<String, (Deployment, usize, PathBuf)>) {
     let mut state = lock(state);
     let gone: Vec<String> = state
         .runs
@@ -280,11 +316,11 @@ fn sync_runs(state: &Mutex<State>, wanted: &BTreeMap<String, Deployment>) {
         .collect();
     for key in gone {
         if let Some(mut run) = state.runs.remove(&key) {
-            tracing::info!(deployment = %key, "agent deployment removed; stopping its processes");
+            tracing::info!(deployment = %key, "deployment removed; stopping its processes");
             run.replicas.iter_mut().for_each(stop_child);
         }
     }
-    for (key, deployment) in wanted {
+    for (key, (deployment, container, binary)) in wanted {
         let generation = deployment.metadata.generation.unwrap_or(0);
         let replicas = usize::try_from(
             deployment
@@ -300,7 +336,7 @@ fn sync_runs(state: &Mutex<State>, wanted: &BTreeMap<String, Deployment>) {
             .is_none_or(|run| run.generation != generation);
         if changed {
             if let Some(mut old) = state.runs.remove(key) {
-                tracing::info!(deployment = %key, generation, "agent deployment changed; replacing its processes");
+                tracing::info!(deployment = %key, generation, "deployment changed; replacing its processes");
                 old.replicas.iter_mut().for_each(stop_child);
             }
             let name = deployment.name_any();
@@ -309,6 +345,8 @@ fn sync_runs(state: &Mutex<State>, wanted: &BTreeMap<String, Deployment>) {
                 DeploymentRun {
                     generation,
                     deployment: deployment.clone(),
+                    container: *container,
+                    binary: binary.clone(),
                     replicas: (0..replicas)
                         .map(|i| Replica {
                             pod_name: format!("{name}-{i}"),
@@ -328,14 +366,8 @@ fn sync_runs(state: &Mutex<State>, wanted: &BTreeMap<String, Deployment>) {
 
 /// Starts replicas that are not running (first start, or restart after the delay) and
 /// refreshes tokens that are getting old.
-async fn start_missing(
-    access: &ClusterAccess,
-    binary: &Path,
-    dir: &Path,
-    state: &Mutex<State>,
-    key: &str,
-) {
-    let (deployment, indexes) = {
+async fn start_missing(access: &ClusterAccess, dir: &Path, state: &Mutex<State>, key: &str) {
+    let (deployment, container, binary, indexes) = {
         let mut state = lock(state);
         let Some(run) = state.runs.get_mut(key) else {
             return;
@@ -357,7 +389,7 @@ async fn start_missing(
             }
             if let Some(mut child) = replica.child.take() {
                 let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
-                tracing::info!(pod = %replica.pod_name, %status, "agent process exited; restarting");
+                tracing::info!(pod = %replica.pod_name, %status, "process exited; restarting");
                 replica.exited_at = Some(Instant::now());
                 replica.restarts += 1;
             }
@@ -368,12 +400,17 @@ async fn start_missing(
                 indexes.push(i);
             }
         }
-        (run.deployment.clone(), indexes)
+        (
+            run.deployment.clone(),
+            run.container,
+            run.binary.clone(),
+            indexes,
+        )
     };
     for i in indexes {
         let pod_name = format!("{}-{i}", deployment.name_any());
         let replica_dir = dir.join(key.replace('/', "_")).join(&pod_name);
-        let prepared = prepare_pod(access, &deployment, &pod_name, &replica_dir).await;
+        let prepared = prepare_pod(access, &deployment, container, &pod_name, &replica_dir).await;
         let mut state = lock(state);
         let Some(run) = state.runs.get_mut(key) else {
             return;
@@ -384,7 +421,7 @@ async fn start_missing(
         replica.dir = replica_dir.clone();
         match prepared {
             Err(message) => {
-                tracing::warn!(pod = %pod_name, "cannot start the agent: {message}");
+                tracing::warn!(pod = %pod_name, "cannot start the process: {message}");
                 replica.last_error = Some(message);
                 replica.exited_at = Some(Instant::now());
             }
@@ -394,9 +431,9 @@ async fn start_missing(
                     // A token refresh for a running replica: files are rewritten, nothing else.
                     continue;
                 }
-                match spawn(binary, &pod, &replica_dir) {
+                match spawn(&binary, &pod, &replica_dir) {
                     Ok(child) => {
-                        tracing::info!(pod = %pod_name, pid = child.id(), "agent process started");
+                        tracing::info!(pod = %pod_name, pid = child.id(), "process started");
                         replica.child = Some(child);
                         replica.last_error = None;
                     }
@@ -427,12 +464,16 @@ fn write_file(path: &Path, data: &[u8]) -> Result<(), String> {
 async fn prepare_pod(
     access: &ClusterAccess,
     deployment: &Deployment,
+    container: usize,
     pod_name: &str,
     dir: &Path,
 ) -> Result<PreparedPod, String> {
     let namespace = deployment.namespace().unwrap_or_else(|| "default".into());
     let spec = pod_spec(deployment).ok_or("the Deployment has no pod template")?;
-    let container = agent_container(spec).ok_or("the pod template has no container")?;
+    let container = spec
+        .containers
+        .get(container)
+        .ok_or("the pod template has no container")?;
     let account = spec
         .service_account_name
         .clone()
@@ -639,7 +680,7 @@ async fn materialize_volumes(
 }
 
 fn spawn(binary: &Path, pod: &PreparedPod, dir: &Path) -> Result<Child, String> {
-    let log_path = dir.join("agent.log");
+    let log_path = dir.join(LOG_FILE);
     let mut log = OpenOptions::new()
         .create(true)
         .append(true)

@@ -4,8 +4,9 @@
 //! the cluster without replacing a machine, then scales it to its revision and reports
 //! Pivoted and the node counts back.
 //!
-//! The provider components of the workload cluster (the CAPI and sim CRDs and the
-//! simulator) are set up by the test for now.
+//! The agent installs the workload cluster's provider components itself: the CAPI and
+//! sim CRDs copied from the management cluster, and the simulator as the provider
+//! controllers' Deployment, which the process kubelet runs as a `strata-sim-cloud` process.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -14,11 +15,10 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DynamicObject, ListParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
-use strata_e2e::capi_crds;
-use strata_e2e::cloud_sim::{CloudSimulator, SimOptions, sim_crds};
 use strata_e2e::management::{
     ControllerProcess, ManagementEnv, ManagementOptions, ensure_namespace,
 };
@@ -26,6 +26,7 @@ use strata_e2e::wait::eventually;
 use strata_shared::agent_install::{AGENT_NAME, AGENT_NAMESPACE};
 use strata_shared::cluster::{ClusterPhase, objects_namespace};
 use strata_shared::pivot::journal::{MoveJournal, MovePhase};
+use strata_shared::provider_components::{PROVIDER_NAME, PROVIDER_NAMESPACE};
 
 mod controller_support;
 use controller_support::*;
@@ -160,7 +161,7 @@ async fn pivots(crash_after_every_step: bool) {
         env.control_plane.kubeconfig_path(),
         env.dir.path(),
         "controller",
-        &[],
+        &["--provider-arg", "sim=--fast"],
     )
     .unwrap();
 
@@ -300,9 +301,6 @@ async fn pivots(crash_after_every_step: bool) {
     }
     let (watcher, stop_watching) =
         watch_for_loss(client.clone(), w.clone(), objects.clone(), watched);
-    capi_crds::install(&w).await.unwrap();
-    sim_crds::install(&w).await.unwrap();
-    let _target_cloud = CloudSimulator::start(w.clone(), SimOptions::fast());
 
     let wc = wait_phase(
         &env,
@@ -315,6 +313,35 @@ async fn pivots(crash_after_every_step: bool) {
     .await;
     let _ = stop_watching.send(true);
     let lost = watcher.await.unwrap();
+
+    // The agent installed the provider components: every clusterctl CRD of the management
+    // cluster, and the simulator as the provider controllers, run as a process.
+    let crd_names = |c: Client| async move {
+        let crds: Api<CustomResourceDefinition> = Api::all(c);
+        let mut names: Vec<String> = crds
+            .list(&ListParams::default().labels("clusterctl.cluster.x-k8s.io"))
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .map(|c| c.name_any())
+            .collect();
+        names.sort();
+        names
+    };
+    let management_crds = crd_names(client.clone()).await;
+    assert!(management_crds.len() > 10, "{management_crds:?}");
+    assert_eq!(crd_names(w.clone()).await, management_crds);
+    let providers = format!("{PROVIDER_NAMESPACE}/{PROVIDER_NAME}");
+    let kubelet = env.agents_of(&objects, name).unwrap();
+    assert!(
+        kubelet
+            .processes()
+            .iter()
+            .any(|p| p.deployment == providers && p.pid.is_some()),
+        "{providers} is not running: {:?}",
+        kubelet.processes()
+    );
     assert_eq!(
         condition(&wc, "Pivoted").0,
         "True",
@@ -463,4 +490,123 @@ async fn pivots(crash_after_every_step: bool) {
             "machine {machine} was replaced during the scale-out"
         );
     }
+    if !crash_after_every_step {
+        moves_back_when_deleted(&env, &controller, ns, name, &w, &all).await;
+    }
+}
+
+/// Deleting the pivoted WorkloadCluster: the agent moves the objects back (nothing lost on
+/// the way, no machine replaced), reports MovedBack, and CAPI in the management cluster
+/// then deletes the cluster, after which the WorkloadCluster and its namespace are gone.
+async fn moves_back_when_deleted(
+    env: &ManagementEnv,
+    controller: &ControllerProcess,
+    ns: &str,
+    name: &str,
+    w: &Client,
+    in_workload: &BTreeMap<String, String>,
+) {
+    let client = env.client();
+    let objects = objects_namespace(ns, name);
+    let mut watched: Watched = vec![
+        (
+            "cluster.x-k8s.io/v1beta2".into(),
+            "Cluster".into(),
+            name.into(),
+        ),
+        ("v1".into(), "Secret".into(), format!("{name}-kubeconfig")),
+        (
+            "controlplane.cluster.x-k8s.io/v1beta2".into(),
+            "KubeadmControlPlane".into(),
+            format!("{name}-control-plane"),
+        ),
+    ];
+    for machine in in_workload.keys() {
+        watched.push((
+            "cluster.x-k8s.io/v1beta2".into(),
+            "Machine".into(),
+            machine.clone(),
+        ));
+    }
+    // Machines as they arrive back, before CAPI there starts deleting them.
+    let (arrivals, stop_arrivals) = {
+        let client = client.clone();
+        let objects = objects.clone();
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            let mut seen = BTreeMap::new();
+            loop {
+                seen.extend(machines(&client, &objects).await);
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    _ = stopped.changed() => return seen,
+                }
+            }
+        });
+        (task, stop)
+    };
+    let (watcher, stop_watching) =
+        watch_for_loss(w.clone(), client.clone(), objects.clone(), watched);
+    Api::<strata_shared::cluster::WorkloadCluster>::namespaced(client.clone(), ns)
+        .delete(name, &Default::default())
+        .await
+        .unwrap();
+    let moved_back = eventually(
+        "the agent to report the objects moved back",
+        Duration::from_secs(240),
+        || async {
+            let wc = cluster(&client, ns, name).await?;
+            let status = wc.status.as_ref()?;
+            let pivoted = strata_shared::conditions::find(&status.conditions, "Pivoted")?;
+            (pivoted.reason == strata_shared::cluster::REASON_MOVED_BACK).then(|| wc.clone())
+        },
+    )
+    .await;
+    let journal: Option<ConfigMap> = Api::namespaced(w.clone(), AGENT_NAMESPACE)
+        .get_opt(&format!("strata-move-{name}-reverse"))
+        .await
+        .ok()
+        .flatten();
+    let _ = stop_watching.send(true);
+    let lost = watcher.await.unwrap();
+    assert!(lost.is_empty(), "objects were lost moving back: {lost:?}");
+    assert_eq!(
+        condition(&moved_back, "Pivoted").0,
+        "False",
+        "{}",
+        describe(Some(&moved_back))
+    );
+    if let Some(journal) = journal {
+        let journal: MoveJournal =
+            serde_json::from_str(&journal.data.unwrap()["journal.json"]).unwrap();
+        assert_eq!(journal.phase, MovePhase::Done);
+        assert!(journal.objects.values().any(|e| e.kind == "Machine"));
+    }
+
+    // CAPI in the management cluster deletes the cluster; the WorkloadCluster goes.
+    let deadline = std::time::Instant::now() + Duration::from_secs(240);
+    while cluster(&client, ns, name).await.is_some() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the WorkloadCluster was not deleted after the move back: {}\n{}",
+            describe(cluster(&client, ns, name).await.as_ref()),
+            controller.log_tail(30)
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let _ = stop_arrivals.send(true);
+    let arrived = arrivals.await.unwrap();
+    for (machine, id) in in_workload {
+        assert_eq!(
+            arrived.get(machine),
+            Some(id),
+            "machine {machine} did not come back with its instance"
+        );
+    }
+    let namespace: Option<k8s_openapi::api::core::v1::Namespace> =
+        Api::all(client.clone()).get_opt(&objects).await.unwrap();
+    assert!(
+        namespace.is_none_or(|n| n.metadata.deletion_timestamp.is_some()),
+        "the objects namespace is left"
+    );
 }

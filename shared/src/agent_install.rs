@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::provider_components::ProviderController;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
@@ -198,6 +199,11 @@ pub fn management_rbac(
                     &["get"],
                 )
             },
+            // A move back rewrites owner references to its objects namespace's UID.
+            PolicyRule {
+                resource_names: Some(vec![ns.to_string()]),
+                ..rule(&[""], &["namespaces"], &["get"])
+            },
         ]),
         ..ClusterRole::default()
     };
@@ -312,10 +318,13 @@ pub struct AgentInstallError {
     pub reason: String,
 }
 
+/// The agent's objects in the workload cluster. `providers` is what the agent deploys as
+/// the cluster's provider controllers before it moves anything (passed as its arguments).
 pub fn workload_objects(
     location: &ClusterLocation,
     access: &ManagementAccess,
     image: &str,
+    providers: Option<&ProviderController>,
 ) -> Result<WorkloadAgentObjects, AgentInstallError> {
     let kubeconfig =
         serde_yaml::to_string(&management_kubeconfig(access, &location.objects_namespace))
@@ -361,9 +370,17 @@ pub fn workload_objects(
         }),
         ..EnvVar::default()
     };
+    let args: Vec<String> = providers
+        .into_iter()
+        .flat_map(|p| {
+            std::iter::once(format!("--provider-image={}", p.image))
+                .chain(p.args.iter().map(|a| format!("--provider-arg={a}")))
+        })
+        .collect();
     let container = Container {
         name: "agent".into(),
         image: Some(image.into()),
+        args: (!args.is_empty()).then_some(args),
         env: Some(vec![
             field_env("POD_NAMESPACE", "metadata.namespace"),
             field_env("POD_NAME", "metadata.name"),
@@ -487,8 +504,14 @@ mod tests {
             assert_eq!(subject.namespace.as_deref(), Some("team-a-edge-1"));
             assert_eq!(binding.role_ref.kind, "Role");
         }
-        // Cluster-wide: reading only, and of identities only its own, by name.
+        // Cluster-wide: reading only, and of identities and namespaces only its own, by name.
         for rule in rbac.cluster_role.rules.as_ref().unwrap() {
+            if rule.resources.as_deref() == Some(&["namespaces".to_string()][..]) {
+                assert_eq!(
+                    rule.resource_names.as_deref(),
+                    Some(&["team-a-edge-1".to_string()][..])
+                );
+            }
             assert!(
                 rule.verbs
                     .iter()
@@ -565,7 +588,12 @@ mod tests {
             token: "tok".into(),
             token_expires: "2026-11-22T00:00:00Z".into(),
         };
-        let objects = workload_objects(&location(), &access, "strata-agent:1").unwrap();
+        let providers = ProviderController {
+            image: "strata-sim-cloud:1".into(),
+            args: vec!["--fast".into()],
+        };
+        let objects =
+            workload_objects(&location(), &access, "strata-agent:1", Some(&providers)).unwrap();
         let data = objects.secret.data.unwrap();
         let kubeconfig: Kubeconfig = serde_yaml::from_slice(&data["kubeconfig"].0).unwrap();
         let context = kubeconfig.contexts[0].context.as_ref().unwrap();
@@ -581,6 +609,13 @@ mod tests {
         );
         let pod = objects.deployment.spec.unwrap().template.spec.unwrap();
         assert_eq!(pod.containers[0].image.as_deref(), Some("strata-agent:1"));
+        assert_eq!(
+            pod.containers[0].args.as_deref().unwrap(),
+            [
+                "--provider-image=strata-sim-cloud:1",
+                "--provider-arg=--fast"
+            ]
+        );
         assert_eq!(pod.service_account_name.as_deref(), Some(AGENT_NAME));
     }
 }

@@ -16,6 +16,7 @@ pub mod pack;
 pub mod pack_registry;
 pub mod pivot;
 pub mod profile;
+pub mod provider_components;
 pub mod registry;
 pub mod revision;
 pub mod values_merge;

@@ -10,13 +10,13 @@ use clap::Parser;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
-use strata_e2e::capi_crds;
-use strata_e2e::cloud_sim::{CloudSimulator, SimOptions, sim_crds, workload};
+use strata_e2e::cloud_sim::{SimOptions, workload};
 use strata_e2e::management::{
     ControllerProcess, ManagementEnv, ManagementOptions, apply, ensure_namespace, read_documents,
     repo_root,
 };
 use strata_shared::cluster::{ClusterPhase, WorkloadCluster, objects_namespace};
+use strata_shared::provider_components::{PROVIDER_NAME, PROVIDER_NAMESPACE};
 
 #[derive(Debug, Parser)]
 #[command(about = "Strata's order of operations on local control planes and the simulated cloud")]
@@ -111,11 +111,17 @@ async fn run(args: Args) -> Result<(), String> {
 
     let started = step(2, total, "strata controller (leader election, metrics)");
     let image = concat!("strata-agent:", env!("CARGO_PKG_VERSION"));
+    // The agent deploys the simulator as the workload cluster's provider controllers; the
+    // demo's speed is passed on to it.
+    let mut controller_args = vec!["--agent-image", image];
+    if args.fast {
+        controller_args.extend(["--provider-arg", "sim=--fast"]);
+    }
     let controller = ControllerProcess::start(
         env.control_plane.kubeconfig_path(),
         env.dir.path(),
         "controller",
-        &["--agent-image", image],
+        &controller_args,
     )?;
     println!(
         "    pid {}, metrics at http://{}/metrics, log {}",
@@ -193,35 +199,38 @@ async fn run(args: Args) -> Result<(), String> {
     let kubelet = env
         .agents_of(&objects, CLUSTER)
         .ok_or("the agent is not being run")?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let process = loop {
-        if let Some(p) = kubelet.processes().into_iter().find(|p| p.pid.is_some()) {
-            break p;
+    // The agent, then the provider controllers it deploys once it has copied the
+    // Cluster API CRDs from the management cluster.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let mut shown = Vec::new();
+    loop {
+        for process in kubelet.processes() {
+            if process.pid.is_some() && !shown.contains(&process.deployment) {
+                println!(
+                    "    {} {} runs as pid {} in the workload cluster (log {})",
+                    clock.stamp(),
+                    process.deployment,
+                    process.pid.unwrap_or_default(),
+                    process.log.display()
+                );
+                shown.push(process.deployment.clone());
+            }
+        }
+        if shown.len() >= 2 {
+            break;
         }
         if Instant::now() > deadline {
-            return Err("the agent process did not start".into());
+            return Err(format!(
+                "the agent and the provider controllers it deploys did not both start in 3 minutes (started: {shown:?})"
+            ));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    }
     println!(
-        "    workload API server {}; agent {} runs as pid {} (log {})",
+        "    workload API server {}; the agent copied the Cluster API CRDs from the management cluster and deployed {}/{} (the simulated cloud)",
         workload_cluster.server(),
-        process.pod_name,
-        process.pid.unwrap_or_default(),
-        process.log.display()
-    );
-
-    // Until the agent installs them as layers: what CAPI and the cloud provider are in the
-    // workload cluster.
-    capi_crds::install(&workload_cluster.client())
-        .await
-        .map_err(|e| e.to_string())?;
-    sim_crds::install(&workload_cluster.client())
-        .await
-        .map_err(|e| e.to_string())?;
-    let _workload_cloud = CloudSimulator::start(workload_cluster.client(), sim_options(args.fast));
-    println!(
-        "    provider components in the workload cluster: the Cluster API CRDs and the simulated cloud"
+        PROVIDER_NAMESPACE,
+        PROVIDER_NAME
     );
     done(started);
 

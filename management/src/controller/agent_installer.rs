@@ -15,6 +15,8 @@ use strata_shared::agent_install::{
     TOKEN_EXPIRES_ANNOTATION, management_rbac, workload_objects,
 };
 
+use strata_shared::provider_components::ProviderController;
+
 use super::apply::{ApplyError, apply_typed};
 use super::context::{Settings, WRITE_TIMEOUT};
 
@@ -159,6 +161,7 @@ pub async fn install(
     location: &ClusterLocation,
     kubeconfig: &str,
     provider_namespace: Option<&str>,
+    providers: Option<&ProviderController>,
 ) -> Result<AgentReport, AgentInstallError> {
     let rbac = management_rbac(location, provider_namespace);
     apply_typed(management, &rbac.service_account)
@@ -200,7 +203,7 @@ pub async fn install(
         Some(access) => (access, false),
         None => (mint_token(management, location, settings).await?, true),
     };
-    let objects = workload_objects(location, &access, &settings.agent_image)?;
+    let objects = workload_objects(location, &access, &settings.agent_image, providers)?;
     let in_workload = |source: ApplyError| AgentInstallError::Workload {
         cluster: location.cluster.clone(),
         source,
@@ -255,6 +258,7 @@ mod tests {
             vsphere_provider_namespace: "capv-system".into(),
             aws_provider_namespace: "capa-system".into(),
             resync: Duration::from_secs(300),
+            providers: Default::default(),
         }
     }
 

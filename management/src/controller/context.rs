@@ -1,12 +1,15 @@
 //! What every reconcile shares: the client, the settings, the metrics, the pack resolver.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use kube::Client;
 use kube::runtime::reflector::Store;
+use strata_shared::cluster::ClusterCloud;
 use strata_shared::pack_registry::PackRegistry;
 use strata_shared::profile::ClusterProfile;
+use strata_shared::provider_components::ProviderController;
 
 use super::metrics::Metrics;
 use super::packs::PackResolver;
@@ -29,6 +32,8 @@ pub struct Settings {
     pub vsphere_provider_namespace: String,
     pub aws_provider_namespace: String,
     pub resync: Duration,
+    /// The provider controllers agents deploy, per cloud.
+    pub providers: HashMap<ClusterCloud, ProviderController>,
 }
 
 impl Settings {

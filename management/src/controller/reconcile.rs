@@ -476,6 +476,7 @@ async fn converge(
         &location,
         &kubeconfig,
         ctx.settings.provider_namespace(cluster.spec.cloud_type),
+        ctx.settings.providers.get(&cluster.spec.cloud_type),
     )
     .await
     {

@@ -17,6 +17,7 @@ use strata_shared::cluster::WorkloadCluster;
 use strata_shared::lease::LeaderLease;
 use strata_shared::pack_registry::PackRegistry;
 use strata_shared::profile::ClusterProfile;
+use strata_shared::provider_components::parse_provider_flags;
 use strata_shared::registry::cache::PackCache;
 use tokio::sync::watch;
 
@@ -146,6 +147,8 @@ async fn run_async(args: ControllerArgs) -> Result<(), String> {
         vsphere_provider_namespace: args.vsphere_provider_namespace.clone(),
         aws_provider_namespace: args.aws_provider_namespace.clone(),
         resync: Duration::from_secs(args.resync_seconds.max(10)),
+        providers: parse_provider_flags(&args.provider_images, &args.provider_args)
+            .map_err(|e| e.to_string())?,
     };
     client
         .apiserver_version()

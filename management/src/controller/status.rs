@@ -18,16 +18,15 @@ pub const CONTROL_PLANE_INITIALIZED: &str = "ControlPlaneInitialized";
 pub const AGENT_INSTALLED: &str = "AgentInstalled";
 pub const DELETING: &str = "Deleting";
 pub const READY: &str = "Ready";
-/// Written by the agent: False (reason Moving) while it moves the CAPI objects, True once
-/// they live in the workload cluster.
-pub const PIVOTED: &str = "Pivoted";
+/// Written by the agent (see `strata_shared::cluster::PIVOTED_CONDITION`).
+pub const PIVOTED: &str = strata_shared::cluster::PIVOTED_CONDITION;
 
-/// Whether the agent has started moving the CAPI objects (or has moved them): from then on
-/// the controller leaves them alone.
+/// Whether the agent has started moving the CAPI objects (or has moved them) and has not
+/// moved them back: while it has, the controller leaves them alone.
 pub fn agent_has_the_objects(
     conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
 ) -> bool {
-    strata_shared::conditions::find(conditions, PIVOTED).is_some()
+    strata_shared::cluster::agent_holds_the_objects(conditions)
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -14,7 +14,10 @@ use crate::profile::ProfileCloud;
 
 pub use machine::{MachineShape, known_instance_size};
 pub use network::{ClusterNetwork, ResolvedNetwork, check_network};
-pub use status::{ClusterPhase, LayerState, ReplicaCounts, WorkloadClusterStatus};
+pub use status::{
+    ClusterPhase, LayerState, PIVOTED_CONDITION, REASON_MOVED, REASON_MOVED_BACK, REASON_MOVING,
+    REASON_MOVING_BACK, ReplicaCounts, WorkloadClusterStatus, agent_holds_the_objects,
+};
 
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(

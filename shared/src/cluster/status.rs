@@ -38,6 +38,27 @@ pub struct WorkloadClusterStatus {
     pub agent_image: Option<String>,
 }
 
+/// The agent's condition on a WorkloadCluster: where the CAPI objects are. The agent owns
+/// it (server-side apply, `strata.dev/agent`); the controller reads it to know when to
+/// leave the objects alone.
+pub const PIVOTED_CONDITION: &str = "Pivoted";
+/// Pivoted=False: the objects are moving into the workload cluster.
+pub const REASON_MOVING: &str = "Moving";
+/// Pivoted=True: the objects live in the workload cluster.
+pub const REASON_MOVED: &str = "Moved";
+/// Pivoted=True: the cluster is being deleted and the objects are moving back.
+pub const REASON_MOVING_BACK: &str = "MovingBack";
+/// Pivoted=False: the objects are back in the management cluster, for CAPI there to
+/// delete the cluster.
+pub const REASON_MOVED_BACK: &str = "MovedBack";
+
+/// Whether the agent holds the CAPI objects, or may hold some of them (a move either way
+/// under way): while it does, the controller must not write or delete them.
+pub fn agent_holds_the_objects(conditions: &[Condition]) -> bool {
+    crate::conditions::find(conditions, PIVOTED_CONDITION)
+        .is_some_and(|c| c.reason != REASON_MOVED_BACK)
+}
+
 /// Where a cluster is in its life.
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 pub enum ClusterPhase {
@@ -112,4 +133,31 @@ pub struct LayerState {
     pub state: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pivoted(status: &str, reason: &str) -> Vec<Condition> {
+        vec![Condition {
+            type_: PIVOTED_CONDITION.into(),
+            status: status.into(),
+            reason: reason.into(),
+            message: String::new(),
+            last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+            ),
+            observed_generation: None,
+        }]
+    }
+
+    #[test]
+    fn the_agent_holds_the_objects_from_the_start_of_a_move_until_they_are_back() {
+        assert!(!agent_holds_the_objects(&[]));
+        assert!(agent_holds_the_objects(&pivoted("False", REASON_MOVING)));
+        assert!(agent_holds_the_objects(&pivoted("True", REASON_MOVED)));
+        assert!(agent_holds_the_objects(&pivoted("True", REASON_MOVING_BACK)));
+        assert!(!agent_holds_the_objects(&pivoted("False", REASON_MOVED_BACK)));
+    }
 }

@@ -1,0 +1,160 @@
+//! Deleting a pivoted cluster: its CAPI objects live here, so only the agent can hand them
+//! back. When the WorkloadCluster is being deleted, the agent moves them back into the
+//! cluster's namespace of the management cluster (the same engine as the pivot, in
+//! reverse, with its own journal), then reports `Pivoted=False, MovedBack`, which lets
+//! the controller delete the CAPI Cluster there and CAPI tear the machines down.
+
+use std::time::Duration;
+
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client};
+use serde_json::json;
+use strata_shared::cluster::{
+    PIVOTED_CONDITION, REASON_MOVED_BACK, REASON_MOVING_BACK, WorkloadCluster,
+};
+use strata_shared::pivot::journal::Direction;
+
+use crate::management_link::ManagementLink;
+use crate::pivot::{JournalStore, MoveSides, PivotError, prepare, run_move};
+use crate::work::FIELD_MANAGER;
+
+const RETRY: Duration = Duration::from_secs(5);
+
+/// Whether the objects are to move back: a move back has started already (its journal
+/// exists), or they came here and the WorkloadCluster is being deleted. None when that
+/// cannot be told.
+pub async fn requested(workload: &Client, link: &ManagementLink) -> Option<bool> {
+    let back = JournalStore::new(workload.clone(), &link.cluster, Direction::Reverse);
+    if let Ok(Some(_)) = back.load().await {
+        return Some(true);
+    }
+    // Nothing came here, so nothing goes back: the controller deletes the objects where
+    // they are.
+    let forth = JournalStore::new(workload.clone(), &link.cluster, Direction::Pivot);
+    if let Ok(None) = forth.load().await {
+        return Some(false);
+    }
+    deletion_requested(link).await
+}
+
+/// Whether the WorkloadCluster is being deleted; None when the management cluster cannot
+/// say.
+pub async fn deletion_requested(link: &ManagementLink) -> Option<bool> {
+    let management = link.client().await.ok()?;
+    let clusters: Api<WorkloadCluster> = Api::namespaced(management, &link.cluster_namespace);
+    match clusters.get_opt(&link.cluster).await {
+        Ok(Some(found)) => Some(found.metadata.deletion_timestamp.is_some()),
+        // Gone without a move back (its finalizer removed by hand): the objects stay here.
+        Ok(None) => Some(false),
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot read the WorkloadCluster");
+            None
+        }
+    }
+}
+
+async fn set_pivoted(
+    management: &Client,
+    link: &ManagementLink,
+    status: &str,
+    reason: &str,
+    message: String,
+) -> Result<(), String> {
+    let patch = json!({
+        "apiVersion": "strata.dev/v1alpha1",
+        "kind": "WorkloadCluster",
+        "status": { "conditions": [{
+            "type": PIVOTED_CONDITION,
+            "status": status,
+            "reason": reason,
+            "message": message,
+            "lastTransitionTime": Timestamp::now().to_string(),
+        }]},
+    });
+    let clusters: Api<WorkloadCluster> =
+        Api::namespaced(management.clone(), &link.cluster_namespace);
+    clusters
+        .patch_status(
+            &link.cluster,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("cannot write the Pivoted condition: {e}"))
+}
+
+/// Moves the objects back, resuming a move back a crash interrupted, and reports it done.
+/// Returns once the management cluster has been told.
+pub async fn move_back(workload: &Client, link: &ManagementLink) {
+    let management = loop {
+        let management = match link.client().await {
+            Ok(client) => client,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot reach the management cluster; retrying");
+                tokio::time::sleep(RETRY).await;
+                continue;
+            }
+        };
+        let sides = MoveSides {
+            source: workload.clone(),
+            target: management.clone(),
+            cluster: link.cluster.clone(),
+            source_namespace: link.objects_namespace.clone(),
+            target_namespace: link.objects_namespace.clone(),
+            direction: Direction::Reverse,
+            journal_client: workload.clone(),
+        };
+        let prepared = match prepare(&sides).await {
+            Ok(prepared) if prepared.is_done() => break management,
+            Ok(prepared) => prepared,
+            Err(e @ PivotError::NotReady { .. }) => {
+                tracing::info!(error = %e, "not ready to move back yet");
+                tokio::time::sleep(RETRY).await;
+                continue;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the move back cannot start; retrying");
+                tokio::time::sleep(RETRY).await;
+                continue;
+            }
+        };
+        if prepared.is_new()
+            && let Err(e) = set_pivoted(
+                &management,
+                link,
+                "True",
+                REASON_MOVING_BACK,
+                "the cluster is being deleted; the agent is moving its CAPI objects back to the management cluster".into(),
+            )
+            .await
+        {
+            tracing::warn!(error = %e, "retrying");
+            tokio::time::sleep(RETRY).await;
+            continue;
+        }
+        match run_move(&sides, prepared).await {
+            Ok(()) => break management,
+            Err(e) => tracing::error!(error = %e, "the move back stopped; retrying"),
+        }
+        tokio::time::sleep(RETRY).await;
+    };
+    tracing::info!(cluster = %link.cluster, "the cluster's CAPI objects are back in the management cluster");
+    let message = format!(
+        "the CAPI objects are back in namespace {} of the management cluster, for CAPI there to delete the cluster",
+        link.objects_namespace
+    );
+    while let Err(e) = set_pivoted(
+        &management,
+        link,
+        "False",
+        REASON_MOVED_BACK,
+        message.clone(),
+    )
+    .await
+    {
+        tracing::warn!(error = %e, "retrying");
+        tokio::time::sleep(RETRY).await;
+    }
+}

@@ -1,0 +1,241 @@
+//! Installs the Cluster API provider components into the agent's own cluster before
+//! anything moves there: the CRDs labelled for clusterctl, copied from the management
+//! cluster (the provider versions the cluster's objects were written for), and the
+//! provider controllers' Deployment when the management controller named one.
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use strata_shared::pivot::CLUSTERCTL_LABEL;
+use strata_shared::provider_components::{ProviderController, provider_objects};
+
+use crate::work::FIELD_MANAGER;
+
+/// How long the copied CRDs may take to be served.
+const ESTABLISH_WAIT: Duration = Duration::from_secs(60);
+/// Annotations that describe how an object was applied in the management cluster, not
+/// the object.
+const NOT_COPIED_ANNOTATIONS: &[&str] = &["kubectl.kubernetes.io/last-applied-configuration"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderInstallError {
+    #[error("cannot list the clusterctl CRDs of the management cluster: {0}")]
+    ListSource(#[source] Box<kube::Error>),
+    #[error(
+        "the management cluster has no CRDs labelled {CLUSTERCTL_LABEL}: it has no Cluster API to copy"
+    )]
+    NothingToCopy,
+    #[error("cannot apply {what} in this cluster: {source}")]
+    Apply {
+        what: String,
+        #[source]
+        source: Box<kube::Error>,
+    },
+    #[error("CRDs not served in this cluster after {waited:?}: {names}")]
+    NotEstablished { names: String, waited: Duration },
+}
+
+/// What was installed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Installed {
+    pub crds: usize,
+    pub controllers: Option<String>,
+}
+
+/// The CRD as this cluster should have it: the management cluster's spec, name, labels
+/// and annotations, nothing of its server-side state.
+fn crd_copy(crd: &CustomResourceDefinition) -> Value {
+    let annotations: serde_json::Map<String, Value> = crd
+        .annotations()
+        .iter()
+        .filter(|(k, _)| !NOT_COPIED_ANNOTATIONS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), Value::from(v.clone())))
+        .collect();
+    json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": crd.name_any(),
+            "labels": crd.labels(),
+            "annotations": annotations,
+        },
+        "spec": crd.spec,
+    })
+}
+
+async fn apply<K>(
+    api: &Api<K>,
+    name: &str,
+    object: &(impl Serialize + std::fmt::Debug),
+) -> Result<(), ProviderInstallError>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let what = format!("{} {name}", K::kind(&K::DynamicType::default()));
+    api.patch(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(object),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| ProviderInstallError::Apply {
+        what,
+        source: Box::new(e),
+    })
+}
+
+fn established(crd: &CustomResourceDefinition) -> bool {
+    crd.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| {
+            c.iter()
+                .any(|c| c.type_ == "Established" && c.status == "True")
+        })
+}
+
+/// Copies the CRDs and deploys the provider controllers; idempotent, so it runs at every
+/// start of the agent (an upgraded management cluster's CRDs reach the cluster too).
+pub async fn install(
+    workload: &Client,
+    management: &Client,
+    controllers: Option<&ProviderController>,
+) -> Result<Installed, ProviderInstallError> {
+    let source: Api<CustomResourceDefinition> = Api::all(management.clone());
+    let crds = source
+        .list(&ListParams::default().labels(CLUSTERCTL_LABEL))
+        .await
+        .map_err(|e| ProviderInstallError::ListSource(Box::new(e)))?
+        .items;
+    if crds.is_empty() {
+        return Err(ProviderInstallError::NothingToCopy);
+    }
+    let target: Api<CustomResourceDefinition> = Api::all(workload.clone());
+    for crd in &crds {
+        apply(&target, &crd.name_any(), &crd_copy(crd)).await?;
+    }
+    let names: Vec<String> = crds.iter().map(|c| c.name_any()).collect();
+    let started = Instant::now();
+    loop {
+        let mut waiting = Vec::new();
+        for name in &names {
+            let ready = target
+                .get_opt(name)
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|c| established(&c));
+            if !ready {
+                waiting.push(name.clone());
+            }
+        }
+        if waiting.is_empty() {
+            break;
+        }
+        if started.elapsed() >= ESTABLISH_WAIT {
+            return Err(ProviderInstallError::NotEstablished {
+                names: waiting.join(", "),
+                waited: ESTABLISH_WAIT,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    tracing::info!(crds = names.len(), "provider CRDs installed");
+
+    let Some(controllers) = controllers else {
+        tracing::warn!(
+            "no provider controllers were named for this cluster's cloud: its Cluster API objects will not be acted on here until they are installed"
+        );
+        return Ok(Installed {
+            crds: names.len(),
+            controllers: None,
+        });
+    };
+    let objects = provider_objects(controllers);
+    let name = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+        meta.name.clone().unwrap_or_default()
+    };
+    apply(
+        &Api::<Namespace>::all(workload.clone()),
+        &name(&objects.namespace.metadata),
+        &objects.namespace,
+    )
+    .await?;
+    let namespace = objects.namespace.metadata.name.clone().unwrap_or_default();
+    apply(
+        &Api::<ServiceAccount>::namespaced(workload.clone(), &namespace),
+        &name(&objects.service_account.metadata),
+        &objects.service_account,
+    )
+    .await?;
+    apply(
+        &Api::<ClusterRoleBinding>::all(workload.clone()),
+        &name(&objects.binding.metadata),
+        &objects.binding,
+    )
+    .await?;
+    apply(
+        &Api::<Deployment>::namespaced(workload.clone(), &namespace),
+        &name(&objects.deployment.metadata),
+        &objects.deployment,
+    )
+    .await?;
+    tracing::info!(image = %controllers.image, "provider controllers deployed");
+    Ok(Installed {
+        crds: names.len(),
+        controllers: Some(controllers.image.clone()),
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_copied_crd_keeps_its_schema_and_labels_but_not_server_state() {
+        let crd: CustomResourceDefinition = serde_json::from_value(json!({
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {
+                "name": "machines.cluster.x-k8s.io",
+                "uid": "u-1",
+                "resourceVersion": "42",
+                "labels": { CLUSTERCTL_LABEL: "", "cluster.x-k8s.io/provider": "cluster-api" },
+                "annotations": {
+                    "kubectl.kubernetes.io/last-applied-configuration": "{}",
+                    "controller-gen.kubebuilder.io/version": "v0.18.0",
+                },
+                "managedFields": [{ "manager": "kubectl" }],
+            },
+            "spec": {
+                "group": "cluster.x-k8s.io",
+                "names": { "kind": "Machine", "plural": "machines" },
+                "scope": "Namespaced",
+                "versions": [{ "name": "v1beta2", "served": true, "storage": true }],
+            },
+            "status": { "acceptedNames": { "kind": "Machine", "plural": "machines" }, "storedVersions": ["v1beta2"] },
+        }))
+        .unwrap();
+        let copy = crd_copy(&crd);
+        assert_eq!(copy["metadata"]["name"], "machines.cluster.x-k8s.io");
+        assert!(copy["metadata"]["labels"].get(CLUSTERCTL_LABEL).is_some());
+        let annotations = copy["metadata"]["annotations"].as_object().unwrap();
+        assert_eq!(annotations.len(), 1, "{annotations:?}");
+        for absent in ["uid", "resourceVersion", "managedFields"] {
+            assert!(copy["metadata"].get(absent).is_none(), "{absent}");
+        }
+        assert!(copy.get("status").is_none());
+        assert_eq!(copy["spec"]["versions"][0]["name"], "v1beta2");
+    }
+}
