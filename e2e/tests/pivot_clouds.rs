@@ -17,8 +17,6 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::{Api, Client};
 use serde_json::Value;
-use strata_e2e::capi_crds;
-use strata_e2e::cloud_sim::{CloudSimulator, SimOptions, sim_crds};
 use strata_e2e::management::{
     ControllerProcess, ManagementEnv, ManagementOptions, ensure_namespace,
 };
@@ -26,6 +24,7 @@ use strata_e2e::wait::eventually;
 use strata_shared::capi::{CLUSTER_NAMESPACE_LABEL, identity_name, identity_secret_name};
 use strata_shared::cluster::{ClusterPhase, objects_namespace};
 use strata_shared::pivot::journal::MovePhase;
+use strata_shared::provider_components::DEFAULT_SIM_PROVIDER_IMAGE;
 
 mod controller_support;
 use controller_support::*;
@@ -110,15 +109,6 @@ async fn an_azure_cluster_pivots_with_its_identity_and_scales_out() {
     pivots(&AZURE).await;
 }
 
-/// The workload cluster's provider components: the CAPI and sim CRDs, and a simulator
-/// watching the workload cluster to play the providers there. Set up by the test for now;
-/// once the agent installs them itself, this function goes.
-async fn install_workload_providers(workload: &Client) -> CloudSimulator {
-    capi_crds::install(workload).await.unwrap();
-    sim_crds::install(workload).await.unwrap();
-    CloudSimulator::start(workload.clone(), SimOptions::fast())
-}
-
 async fn pivots(cloud: &Cloud) {
     let _serial = ONE_AT_A_TIME.lock().await;
     let _stop = StopWorkloads;
@@ -135,8 +125,17 @@ async fn pivots(cloud: &Cloud) {
     // The controller with exactly the rights its manifests give it: it must be able to
     // grant the agent its read of the identity Secret in the provider's namespace.
     let kubeconfig = env.controller_kubeconfig().await.unwrap();
-    let controller =
-        ControllerProcess::start(&kubeconfig, env.dir.path(), "controller", &[]).unwrap();
+    // The simulator plays every provider: the agent deploys it in the workload cluster as
+    // the cloud's provider controllers.
+    let image = format!("{}={DEFAULT_SIM_PROVIDER_IMAGE}", cloud.name);
+    let fast = format!("{}=--fast", cloud.name);
+    let controller = ControllerProcess::start(
+        &kubeconfig,
+        env.dir.path(),
+        "controller",
+        &["--provider-image", &image, "--provider-arg", &fast],
+    )
+    .unwrap();
 
     let workload = eventually(
         "the workload control plane",
@@ -154,7 +153,6 @@ async fn pivots(cloud: &Cloud) {
         },
     )
     .await;
-    let _target_cloud = install_workload_providers(&w).await;
 
     let wc = wait_phase(
         &env,

@@ -99,9 +99,11 @@ impl MovePlan {
         self.global.contains(object)
     }
 
-    /// Whether the object's status must be written after its create.
+    /// Whether the object's status must be written after its create. Never for a global
+    /// object: the target may have it already, as its own (a move back adopts the
+    /// management cluster's identity, which the agent may only read there).
     pub fn restores_status(&self, object: &ObjectRef) -> bool {
-        self.status_subresource.contains(&object.kind.group_kind())
+        self.status_subresource.contains(&object.kind.group_kind()) && !self.is_global(object)
     }
 
     /// The plan for people (a dry run): the groups in creation order with what each object

@@ -1026,6 +1026,8 @@ fn status_is_restored_only_for_kinds_with_a_status_subresource() {
     assert!(plan.restores_status(find("VSphereMachine")));
     assert!(!plan.restores_status(find("VSphereMachineTemplate")));
     assert!(!plan.restores_status(find("Secret")));
+    // Its kind has a status subresource, but it is global.
+    assert!(!plan.restores_status(find("VSphereClusterIdentity")));
 }
 
 #[test]
