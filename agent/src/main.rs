@@ -7,6 +7,7 @@
 mod management_link;
 mod move_back;
 mod pivot;
+mod pivoted;
 mod provider_install;
 mod work;
 

@@ -6,18 +6,13 @@
 
 use std::time::Duration;
 
-use k8s_openapi::jiff::Timestamp;
-use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
-use serde_json::json;
-use strata_shared::cluster::{
-    PIVOTED_CONDITION, REASON_MOVED_BACK, REASON_MOVING_BACK, WorkloadCluster,
-};
+use strata_shared::cluster::{REASON_MOVED_BACK, REASON_MOVING_BACK, WorkloadCluster};
 use strata_shared::pivot::journal::Direction;
 
 use crate::management_link::ManagementLink;
 use crate::pivot::{JournalStore, MoveSides, PivotError, prepare, run_move};
-use crate::work::FIELD_MANAGER;
+use crate::pivoted::{self, REASON_MOVE_STOPPED};
 
 const RETRY: Duration = Duration::from_secs(5);
 
@@ -52,37 +47,6 @@ pub async fn deletion_requested(link: &ManagementLink) -> Option<bool> {
             None
         }
     }
-}
-
-async fn set_pivoted(
-    management: &Client,
-    link: &ManagementLink,
-    status: &str,
-    reason: &str,
-    message: String,
-) -> Result<(), String> {
-    let patch = json!({
-        "apiVersion": "strata.dev/v1alpha1",
-        "kind": "WorkloadCluster",
-        "status": { "conditions": [{
-            "type": PIVOTED_CONDITION,
-            "status": status,
-            "reason": reason,
-            "message": message,
-            "lastTransitionTime": Timestamp::now().to_string(),
-        }]},
-    });
-    let clusters: Api<WorkloadCluster> =
-        Api::namespaced(management.clone(), &link.cluster_namespace);
-    clusters
-        .patch_status(
-            &link.cluster,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await
-        .map(|_| ())
-        .map_err(|e| format!("cannot write the Pivoted condition: {e}"))
 }
 
 /// Moves the objects back, resuming a move back a crash interrupted, and reports it done.
@@ -121,12 +85,12 @@ pub async fn move_back(workload: &Client, link: &ManagementLink) {
             }
         };
         if prepared.is_new()
-            && let Err(e) = set_pivoted(
+            && let Err(e) = pivoted::set(
                 &management,
                 link,
                 "True",
                 REASON_MOVING_BACK,
-                "the cluster is being deleted; the agent is moving its CAPI objects back to the management cluster".into(),
+                "the cluster is being deleted; the agent is moving its CAPI objects back to the management cluster",
             )
             .await
         {
@@ -136,7 +100,15 @@ pub async fn move_back(workload: &Client, link: &ManagementLink) {
         }
         match run_move(&sides, prepared).await {
             Ok(()) => break management,
-            Err(e) => tracing::error!(error = %e, "the move back stopped; retrying"),
+            Err(e) => {
+                tracing::error!(error = %e, "the move back stopped; retrying");
+                let message = format!("the move back stopped (the agent retries): {e}");
+                if let Err(e) =
+                    pivoted::set(&management, link, "True", REASON_MOVE_STOPPED, &message).await
+                {
+                    tracing::warn!(error = %e, "cannot report the stopped move back");
+                }
+            }
         }
         tokio::time::sleep(RETRY).await;
     };
@@ -145,15 +117,7 @@ pub async fn move_back(workload: &Client, link: &ManagementLink) {
         "the CAPI objects are back in namespace {} of the management cluster, for CAPI there to delete the cluster",
         link.objects_namespace
     );
-    while let Err(e) = set_pivoted(
-        &management,
-        link,
-        "False",
-        REASON_MOVED_BACK,
-        message.clone(),
-    )
-    .await
-    {
+    while let Err(e) = pivoted::set(&management, link, "False", REASON_MOVED_BACK, &message).await {
         tracing::warn!(error = %e, "retrying");
         tokio::time::sleep(RETRY).await;
     }

@@ -23,6 +23,7 @@ use strata_shared::revision::ClusterRevision;
 
 use crate::management_link::ManagementLink;
 use crate::pivot::{JournalStore, MoveSides, PivotError, prepare, run_move};
+use crate::pivoted::{self, REASON_MOVE_STOPPED};
 use crate::{move_back, provider_install};
 
 /// The agent's field manager.
@@ -174,7 +175,14 @@ async fn pivot(
         // Tell the controller before anything is touched, so it leaves the objects alone
         // while they move.
         if prepared.is_new()
-            && let Err(e) = mark_moving(&management, link).await
+            && let Err(e) = pivoted::set(
+                &management,
+                link,
+                "False",
+                REASON_MOVING,
+                "the agent is moving the CAPI objects into the workload cluster",
+            )
+            .await
         {
             tracing::warn!(error = %e, "cannot tell the management cluster the move starts; retrying");
             tokio::time::sleep(RETRY).await;
@@ -188,7 +196,15 @@ async fn pivot(
             Err(e @ PivotError::NotReady { .. }) => {
                 tracing::info!(error = %e, "not ready to move yet")
             }
-            Err(e) => tracing::error!(error = %e, "the move stopped; retrying"),
+            Err(e) => {
+                tracing::error!(error = %e, "the move stopped; retrying");
+                let message = format!("the move stopped (the agent retries): {e}");
+                if let Err(e) =
+                    pivoted::set(&management, link, "False", REASON_MOVE_STOPPED, &message).await
+                {
+                    tracing::warn!(error = %e, "cannot report the stopped move");
+                }
+            }
         }
         tokio::time::sleep(RETRY).await;
     }
@@ -197,29 +213,6 @@ async fn pivot(
 async fn moved_already(workload: &Client, link: &ManagementLink) -> bool {
     let store = JournalStore::new(workload.clone(), &link.cluster, Direction::Pivot);
     matches!(store.load().await, Ok(Some((journal, _))) if journal.phase == MovePhase::Done)
-}
-
-async fn mark_moving(management: &Client, link: &ManagementLink) -> Result<(), String> {
-    let status = json!({
-        "apiVersion": "strata.dev/v1alpha1",
-        "kind": "WorkloadCluster",
-        "status": { "conditions": [{
-            "type": PIVOTED_CONDITION,
-            "status": "False",
-            "reason": REASON_MOVING,
-            "message": "the agent is moving the CAPI objects into the workload cluster",
-            "lastTransitionTime": Timestamp::now().to_string(),
-        }]},
-    });
-    let api: Api<WorkloadCluster> = Api::namespaced(management.clone(), &link.cluster_namespace);
-    api.patch_status(
-        &link.cluster,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&status),
-    )
-    .await
-    .map(|_| ())
-    .map_err(|e| e.to_string())
 }
 
 /// The latest revision: from the management cluster (kept locally too), else the local
