@@ -188,3 +188,25 @@ fn crash_point(journal: &MoveJournal) {
         std::process::exit(137);
     }
 }
+
+/// Test fault injection: with `STRATA_MOVE_WRITE_DELAY_MS=<ms>` every object-level write of
+/// the move (pause, create, status, the annotate, delete and release of a source delete,
+/// unpause) is logged as a "move write" with its kind and object, then followed by a pause
+/// of that long. A test watching the log can so kill the agent (SIGKILL) right after any
+/// chosen write: inside a group, not only at step boundaries. Inert without the variable.
+pub(crate) async fn wrote(kind: &'static str, object: &str) {
+    static DELAY: std::sync::OnceLock<Option<Duration>> = std::sync::OnceLock::new();
+    let delay = DELAY.get_or_init(|| {
+        std::env::var("STRATA_MOVE_WRITE_DELAY_MS")
+            .ok()?
+            .parse()
+            .ok()
+            .map(Duration::from_millis)
+    });
+    let Some(delay) = *delay else {
+        return;
+    };
+    // The object last: the test reads it to the end of the line.
+    tracing::info!(write = %kind, %object, "move write");
+    tokio::time::sleep(delay).await;
+}

@@ -194,6 +194,7 @@ impl<'a> Executor<'a> {
             .patch(&entry.name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .map_err(self.failed(side, "pause or unpause", entry.describe()))?;
+        super::wrote(if paused { "pause" } else { "unpause" }, &entry.describe()).await;
         Ok(())
     }
 
@@ -429,7 +430,10 @@ impl<'a> Executor<'a> {
                 reason: format!("its copy is not an object: {e}"),
             })?;
         let created = match target_api.create(&PostParams::default(), &data).await {
-            Ok(created) => created,
+            Ok(created) => {
+                super::wrote("create", &entry.describe()).await;
+                created
+            }
             Err(kube::Error::Api(e)) if e.code == 409 => target_api
                 .get(&entry.name)
                 .await
@@ -462,6 +466,7 @@ impl<'a> Executor<'a> {
             )
             .await
             .map_err(self.failed(Side::Target, "restore the status of", entry.describe()))?;
+        super::wrote("status", &entry.describe()).await;
         Ok(())
     }
 
@@ -485,8 +490,9 @@ impl<'a> Executor<'a> {
         )
         .await
         .map_err(self.failed(Side::Source, "annotate", entry.describe()))?;
+        super::wrote("annotate", &entry.describe()).await;
         match api.delete(&entry.name, &DeleteParams::background()).await {
-            Ok(_) => {}
+            Ok(_) => super::wrote("delete", &entry.describe()).await,
             Err(kube::Error::Api(e)) if e.code == 404 => return Ok(()),
             Err(e) => return Err(self.failed(Side::Source, "delete", entry.describe())(e)),
         }
@@ -499,7 +505,10 @@ impl<'a> Executor<'a> {
             )
             .await
         {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                super::wrote("release", &entry.describe()).await;
+                Ok(())
+            }
             Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
             Err(e) => Err(self.failed(
                 Side::Source,

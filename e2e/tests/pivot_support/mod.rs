@@ -1,0 +1,416 @@
+//! What the pivot tests share: listing a cluster's objects and machines, the loss watcher,
+//! the move's journal, and the checks of what a move left in either cluster (mid-move and
+//! at its end). A test using it declares `mod controller_support;` too.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{DynamicObject, ListParams};
+use kube::{Api, Client, ResourceExt};
+use serde_json::{Value, json};
+use strata_shared::agent_install::AGENT_NAMESPACE;
+use strata_shared::pivot::journal::{JournalEntry, MoveJournal, MovePhase, ObjectState};
+
+use crate::controller_support::{get_dynamic, resource};
+
+/// The annotation a move's pause of the source Cluster carries.
+pub const PAUSED_BY_MOVE: &str = "strata.dev/paused-by-move";
+
+pub async fn list(
+    client: &Client,
+    namespace: &str,
+    api_version: &str,
+    kind: &str,
+) -> Vec<DynamicObject> {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), namespace, &resource(api_version, kind));
+    api.list(&ListParams::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+}
+
+/// Machine name → provider ID.
+pub async fn machines(client: &Client, namespace: &str) -> BTreeMap<String, String> {
+    list(client, namespace, "cluster.x-k8s.io/v1beta2", "Machine")
+        .await
+        .into_iter()
+        .map(|m| {
+            let id = m
+                .data
+                .pointer("/spec/providerID")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            (m.name_any(), id)
+        })
+        .collect()
+}
+
+/// How many steps the move takes: the pause, per group a create (and a status restore
+/// when any object of it has a status subresource), a phase record, per group with an
+/// object that leaves the source a delete, a phase record, and the unpause.
+pub fn move_steps(journal: &MoveJournal) -> usize {
+    let entry = |uid: &String| &journal.objects[uid];
+    let creates: usize = journal
+        .groups
+        .iter()
+        .map(|g| 1 + usize::from(g.iter().any(|u| entry(u).has_status)))
+        .sum();
+    let deletes = journal
+        .groups
+        .iter()
+        .filter(|g| g.iter().any(|u| !entry(u).global))
+        .count();
+    1 + creates + 1 + deletes + 2
+}
+
+/// (api version, kind, name) of the source objects watched for loss.
+pub type Watched = Vec<(String, String, String)>;
+
+/// The objects every pivot of cluster `name` moves: its Cluster, kubeconfig Secret and
+/// control plane, and `machines`.
+pub fn watched_objects<'a>(name: &str, machines: impl IntoIterator<Item = &'a String>) -> Watched {
+    let mut watched: Watched = vec![
+        (
+            "cluster.x-k8s.io/v1beta2".into(),
+            "Cluster".into(),
+            name.into(),
+        ),
+        ("v1".into(), "Secret".into(), format!("{name}-kubeconfig")),
+        (
+            "controlplane.cluster.x-k8s.io/v1beta2".into(),
+            "KubeadmControlPlane".into(),
+            format!("{name}-control-plane"),
+        ),
+    ];
+    for machine in machines {
+        watched.push((
+            "cluster.x-k8s.io/v1beta2".into(),
+            "Machine".into(),
+            machine.clone(),
+        ));
+    }
+    watched
+}
+
+/// Polls until stopped: records any moment an object is in neither cluster.
+pub fn watch_for_loss(
+    source: Client,
+    target: Client,
+    namespace: String,
+    watched: Watched,
+) -> (
+    tokio::task::JoinHandle<Vec<String>>,
+    tokio::sync::watch::Sender<bool>,
+) {
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(async move {
+        let mut lost = Vec::new();
+        // Only what the source has had can be lost (the kubeconfig appears a moment after
+        // the workload control plane does).
+        let mut seen = BTreeSet::new();
+        loop {
+            for (api_version, kind, name) in &watched {
+                let in_source = exists(&source, api_version, kind, &namespace, name).await;
+                if in_source == Some(true) {
+                    seen.insert(name.clone());
+                }
+                if in_source == Some(false) && seen.contains(name) {
+                    let in_target = exists(&target, api_version, kind, &namespace, name).await;
+                    if in_target == Some(false) {
+                        lost.push(format!("{kind} {name} was in neither cluster"));
+                    }
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                _ = stopped.changed() => return lost,
+            }
+        }
+    });
+    (task, stop)
+}
+
+/// Whether an object exists; None when the API could not say (a kind not installed yet).
+pub async fn exists(
+    client: &Client,
+    api_version: &str,
+    kind: &str,
+    namespace: &str,
+    name: &str,
+) -> Option<bool> {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), namespace, &resource(api_version, kind));
+    api.get_opt(name).await.ok().map(|o| o.is_some())
+}
+
+/// A loss watcher over every object of the move: the `fixed` ones from the start, and each
+/// object of the journal once the journal exists (it is written before anything is
+/// touched). Every 100 ms it lists each kind in the source, and in the target for what
+/// the source has had and lost: an object then in neither is a loss.
+pub struct LossWatch {
+    task: tokio::task::JoinHandle<Vec<String>>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl LossWatch {
+    pub fn start(
+        source: Client,
+        target: Client,
+        namespace: &str,
+        cluster: &str,
+        fixed: Watched,
+    ) -> LossWatch {
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let namespace = namespace.to_string();
+        let cluster = cluster.to_string();
+        let task = tokio::spawn(async move {
+            let mut lost = Vec::new();
+            let mut seen: BTreeSet<(String, String, String)> = BTreeSet::new();
+            loop {
+                let mut watched: BTreeSet<(String, String, String)> =
+                    fixed.iter().cloned().collect();
+                if let Some(journal) = pivot_journal(&target, &cluster).await {
+                    watched.extend(
+                        journal
+                            .objects
+                            .values()
+                            .filter(|e| e.namespace.as_deref() == Some(namespace.as_str()))
+                            .map(|e| (e.api_version.clone(), e.kind.clone(), e.name.clone())),
+                    );
+                }
+                let kinds: BTreeSet<(String, String)> = watched
+                    .iter()
+                    .map(|(v, k, _)| (v.clone(), k.clone()))
+                    .collect();
+                for (api_version, kind) in kinds {
+                    let Some(in_source) = names(&source, &namespace, &api_version, &kind).await
+                    else {
+                        continue;
+                    };
+                    let mut missing = Vec::new();
+                    for key in watched
+                        .iter()
+                        .filter(|(v, k, _)| *v == api_version && *k == kind)
+                    {
+                        if in_source.contains(&key.2) {
+                            seen.insert(key.clone());
+                        } else if seen.contains(key) {
+                            missing.push(key.2.clone());
+                        }
+                    }
+                    if missing.is_empty() {
+                        continue;
+                    }
+                    // Read after the source: a copy made later cannot hide a loss.
+                    let Some(in_target) = names(&target, &namespace, &api_version, &kind).await
+                    else {
+                        continue;
+                    };
+                    for name in missing.iter().filter(|n| !in_target.contains(*n)) {
+                        lost.push(format!("{kind} {namespace}/{name} was in neither cluster"));
+                    }
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    _ = stopped.changed() => return lost,
+                }
+            }
+        });
+        LossWatch { task, stop }
+    }
+
+    /// Stops watching; the losses seen.
+    pub async fn finish(self) -> Vec<String> {
+        let _ = self.stop.send(true);
+        self.task.await.unwrap()
+    }
+}
+
+/// The names of a kind's objects in a namespace; None when the API could not say.
+async fn names(
+    client: &Client,
+    namespace: &str,
+    api_version: &str,
+    kind: &str,
+) -> Option<BTreeSet<String>> {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), namespace, &resource(api_version, kind));
+    let list = api.list(&ListParams::default()).await.ok()?;
+    Some(list.items.iter().map(|o| o.name_any()).collect())
+}
+
+/// The pivot's journal in the workload cluster, once the move has written it.
+pub async fn pivot_journal(workload: &Client, cluster: &str) -> Option<MoveJournal> {
+    let map: ConfigMap = Api::namespaced(workload.clone(), AGENT_NAMESPACE)
+        .get_opt(&format!("strata-move-{cluster}-pivot"))
+        .await
+        .ok()
+        .flatten()?;
+    serde_json::from_str(map.data?.get("journal.json")?).ok()
+}
+
+/// An entry's object in one cluster (the pivot keeps namespaces).
+async fn get_entry(client: &Client, entry: &JournalEntry) -> Option<DynamicObject> {
+    get_dynamic(
+        client,
+        &entry.api_version,
+        &entry.kind,
+        entry.namespace.as_deref(),
+        &entry.name,
+    )
+    .await
+}
+
+/// An object's content hash as the move computes it. The scale-out after a move raises
+/// the control plane's replicas; the move copied 1.
+fn hash_of(object: &DynamicObject, entry: &JournalEntry) -> String {
+    let mut json = serde_json::to_value(object).unwrap();
+    json["apiVersion"] = json!(entry.api_version);
+    json["kind"] = json!(entry.kind);
+    if entry.kind == "KubeadmControlPlane" {
+        json["spec"]["replicas"] = json!(1);
+    }
+    strata_shared::pivot::content_hash(&json)
+}
+
+fn is_cluster(entry: &JournalEntry, journal: &MoveJournal) -> bool {
+    entry.kind == "Cluster"
+        && entry.api_version.starts_with("cluster.x-k8s.io/")
+        && entry.name == journal.cluster
+}
+
+fn paused(object: &DynamicObject) -> bool {
+    object.data.pointer("/spec/paused") == Some(&Value::Bool(true))
+}
+
+fn paused_by_move(object: &DynamicObject) -> bool {
+    paused(object) && object.annotations().contains_key(PAUSED_BY_MOVE)
+}
+
+/// What must hold at any moment of a move, checked while no agent runs (right after a
+/// kill): an object is never in neither cluster; no source object is gone while a copy is
+/// still missing; every copy has its source's content; the source Cluster stays paused by
+/// the move, and the target's stays paused until every source object is gone; an object
+/// recorded deleted is gone. Returns the violations. Sources are read before targets and
+/// the journal read again last, so a move going on meanwhile cannot fake a violation.
+pub async fn mid_move_violations(source: &Client, target: &Client, cluster: &str) -> Vec<String> {
+    let Some(before) = pivot_journal(target, cluster).await else {
+        return Vec::new();
+    };
+    let mut in_source = BTreeMap::new();
+    for (uid, entry) in &before.objects {
+        in_source.insert(uid.clone(), get_entry(source, entry).await);
+    }
+    let mut in_target = BTreeMap::new();
+    for (uid, entry) in &before.objects {
+        in_target.insert(uid.clone(), get_entry(target, entry).await);
+    }
+    let after = pivot_journal(target, cluster)
+        .await
+        .unwrap_or(before.clone());
+    let mut violations = Vec::new();
+    let gone = |o: &Option<DynamicObject>| {
+        o.as_ref()
+            .is_none_or(|o| o.metadata.deletion_timestamp.is_some())
+    };
+    let all_copied = in_target.values().all(Option::is_some);
+    for (uid, entry) in &before.objects {
+        let source_object = &in_source[uid];
+        let copy = &in_target[uid];
+        let what = entry.describe();
+        if source_object.is_none() && copy.is_none() {
+            violations.push(format!("{what} is in neither cluster"));
+        }
+        if gone(source_object) && !all_copied && !entry.global {
+            violations.push(format!(
+                "{what} left the source before every copy existed in the target"
+            ));
+        }
+        if let Some(copy) = copy
+            && !entry.global
+            && hash_of(copy, entry) != entry.content_hash
+        {
+            violations.push(format!("{what}'s copy differs from its source"));
+        }
+        // Released of its finalizers, a deleted object may linger only for the moment the
+        // apiserver takes to remove it.
+        if entry.state == ObjectState::SourceDeleted
+            && let Some(found) = source_object
+            && (found.metadata.deletion_timestamp.is_none() || !found.finalizers().is_empty())
+        {
+            violations.push(format!(
+                "{what} is recorded deleted but still in the source (finalizers {:?})",
+                found.finalizers()
+            ));
+        }
+        if is_cluster(entry, &before) {
+            if before.phase >= MovePhase::Paused
+                && let Some(found) = source_object
+                && !gone(source_object)
+                && !paused_by_move(found)
+            {
+                violations.push(format!("the source {what} is not paused by the move"));
+            }
+            if after.phase < MovePhase::SourceDeleted
+                && let Some(found) = copy
+                && !paused(found)
+            {
+                violations.push(format!(
+                    "the target {what} is unpaused in phase {:?}",
+                    after.phase
+                ));
+            }
+        }
+    }
+    violations
+}
+
+/// Checks a finished move: the journal is done; every object exists once, in the target,
+/// with the content its source had when planned, and is gone from the source (objects the
+/// source keeps, identities and shared objects, are in both); the target Cluster is
+/// unpaused and the source not left paused. Returns the objects checked, described.
+pub async fn check_moved(source: &Client, target: &Client, cluster: &str) -> Vec<String> {
+    let journal = pivot_journal(target, cluster)
+        .await
+        .expect("the move's journal");
+    assert_eq!(journal.phase, MovePhase::Done, "the journal is not done");
+    let mut checked = Vec::new();
+    for entry in journal.objects.values() {
+        let what = entry.describe();
+        let copy = get_entry(target, entry)
+            .await
+            .unwrap_or_else(|| panic!("{what} is missing from the target"));
+        if !entry.global {
+            assert_eq!(
+                hash_of(&copy, entry),
+                entry.content_hash,
+                "{what} differs from its source"
+            );
+        }
+        let left = get_entry(source, entry).await;
+        assert_eq!(
+            left.is_some(),
+            entry.global,
+            "{what}: {}",
+            if entry.global {
+                "kept by the source, but gone from it"
+            } else {
+                "still in the source"
+            }
+        );
+        if is_cluster(entry, &journal) {
+            assert!(!paused(&copy), "the target {what} is left paused");
+            assert!(
+                left.as_ref().is_none_or(|c| !paused(c)),
+                "the source {what} is left paused"
+            );
+        }
+        checked.push(what);
+    }
+    checked
+}
