@@ -6,6 +6,7 @@
 
 mod management_link;
 mod move_back;
+mod move_command;
 mod pivot;
 mod pivoted;
 mod provider_install;
@@ -68,6 +69,21 @@ enum Command {
         #[arg(long)]
         cluster: String,
     },
+    /// Move a cluster's CAPI objects from one cluster into the same namespace of another,
+    /// keeping the journal in the target: run again after a failure, it continues.
+    Move {
+        /// The cluster the objects are in now.
+        #[arg(long, value_name = "FILE")]
+        source_kubeconfig: PathBuf,
+        /// The cluster they move to; its CRDs say which kinds move, and it keeps the journal.
+        #[arg(long, value_name = "FILE")]
+        target_kubeconfig: PathBuf,
+        #[arg(long)]
+        namespace: String,
+        /// The CAPI Cluster's name.
+        #[arg(long)]
+        cluster: String,
+    },
 }
 
 async fn client_from(path: &std::path::Path) -> Result<Client, String> {
@@ -114,6 +130,19 @@ async fn run(cli: Cli) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         print!("{text}");
         return Ok(());
+    }
+    if let Some(Command::Move {
+        source_kubeconfig,
+        target_kubeconfig,
+        namespace,
+        cluster,
+    }) = &cli.command
+    {
+        let source = client_from(source_kubeconfig).await?;
+        let target = client_from(target_kubeconfig).await?;
+        return move_command::run(source, target, namespace, cluster)
+            .await
+            .map_err(|e| e.to_string());
     }
     let client = Client::try_default()
         .await

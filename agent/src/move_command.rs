@@ -1,0 +1,390 @@
+//! `strata-agent move`: one cluster's move run by hand, with the agent's own engine and
+//! journal, so a move that stops half-way is continued by running the same command again.
+//!
+//! Progress comes from the journal itself: the executor saves it before every step, so a
+//! watch on it sees each step as it starts without the executor knowing it is watched.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use futures::channel::oneshot;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client};
+use strata_shared::agent_install::AGENT_NAMESPACE;
+use strata_shared::pivot::journal::{Direction, MoveJournal, MovePhase, MoveStep, ObjectState};
+
+use crate::pivot::{self, JournalStore, MoveSides, PivotError};
+
+/// How long the report may lag behind a finished move before the command ends anyway.
+const REPORT_GRACE: Duration = Duration::from_secs(3);
+
+#[derive(Debug, thiserror::Error)]
+pub enum MoveCommandError {
+    #[error(
+        "cannot {action} namespace {namespace} in the target cluster, where the move journal is kept: {source}"
+    )]
+    JournalNamespace {
+        action: &'static str,
+        namespace: &'static str,
+        #[source]
+        source: Box<kube::Error>,
+    },
+    #[error(
+        "Cluster {namespace}/{cluster} (cluster.x-k8s.io/v1beta2) is not in the source cluster, and no move of it was started"
+    )]
+    ClusterNotFound { namespace: String, cluster: String },
+    #[error("cannot read Cluster {namespace}/{cluster} in the source cluster: {source}")]
+    ReadCluster {
+        namespace: String,
+        cluster: String,
+        #[source]
+        source: Box<kube::Error>,
+    },
+    #[error("the move of Cluster {namespace}/{cluster} cannot start: {source}")]
+    Prepare {
+        namespace: String,
+        cluster: String,
+        #[source]
+        source: PivotError,
+    },
+    #[error(
+        "the move of Cluster {namespace}/{cluster} stopped after {elapsed:.1?}: {source} (what was done is in the journal; the same command continues the move)"
+    )]
+    Move {
+        namespace: String,
+        cluster: String,
+        elapsed: Duration,
+        #[source]
+        source: PivotError,
+    },
+    #[error("the journal of the move of Cluster {namespace}/{cluster} {reason}")]
+    Journal {
+        namespace: String,
+        cluster: String,
+        reason: String,
+    },
+}
+
+/// Moves Cluster `namespace/cluster` and what belongs to it from `source` into the same
+/// namespace of `target`, printing the plan, each step and the end.
+pub async fn run(
+    source: Client,
+    target: Client,
+    namespace: &str,
+    cluster: &str,
+) -> Result<(), MoveCommandError> {
+    let started = Instant::now();
+    println!("moving Cluster {namespace}/{cluster} into the target cluster");
+    ensure_journal_namespace(&target).await?;
+    check_cluster_exists(&source, &target, namespace, cluster).await?;
+    let sides = MoveSides {
+        source,
+        target: target.clone(),
+        cluster: cluster.to_string(),
+        source_namespace: namespace.to_string(),
+        target_namespace: namespace.to_string(),
+        direction: Direction::Pivot,
+        journal_client: target.clone(),
+    };
+    let prepared = pivot::prepare(&sides)
+        .await
+        .map_err(|source| MoveCommandError::Prepare {
+            namespace: namespace.to_string(),
+            cluster: cluster.to_string(),
+            source,
+        })?;
+    let (finished, outcome) = oneshot::channel();
+    let moving = async {
+        let result = pivot::run_move(&sides, prepared).await;
+        let _ = finished.send(result.is_ok());
+        result
+    };
+    let (result, reported) =
+        tokio::join!(moving, report(target.clone(), cluster, started, outcome));
+    result.map_err(|source| MoveCommandError::Move {
+        namespace: namespace.to_string(),
+        cluster: cluster.to_string(),
+        elapsed: started.elapsed(),
+        source,
+    })?;
+    let journal = match reported {
+        Some(journal) => journal,
+        None => read_journal(&target, namespace, cluster).await?,
+    };
+    println!(
+        "moved {} objects in {} groups of Cluster {namespace}/{cluster} in {:.2} s",
+        journal.objects.len(),
+        journal.groups.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The journal store writes into `strata-system` but does not create it: in a workload
+/// cluster the agent's installation has made it, a target given by hand may lack it.
+async fn ensure_journal_namespace(target: &Client) -> Result<(), MoveCommandError> {
+    let failed = |action: &'static str| {
+        move |e: kube::Error| MoveCommandError::JournalNamespace {
+            action,
+            namespace: AGENT_NAMESPACE,
+            source: Box::new(e),
+        }
+    };
+    let api: Api<Namespace> = Api::all(target.clone());
+    if api
+        .get_opt(AGENT_NAMESPACE)
+        .await
+        .map_err(failed("read"))?
+        .is_some()
+    {
+        return Ok(());
+    }
+    let namespace = Namespace {
+        metadata: ObjectMeta {
+            name: Some(AGENT_NAMESPACE.into()),
+            ..ObjectMeta::default()
+        },
+        ..Namespace::default()
+    };
+    match api.create(&PostParams::default(), &namespace).await {
+        Ok(_) => {
+            tracing::info!(
+                namespace = AGENT_NAMESPACE,
+                "created the journal's namespace in the target"
+            );
+            Ok(())
+        }
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+        Err(e) => Err(failed("create")(e)),
+    }
+}
+
+/// The engine's preflight waits up to ten minutes for a Cluster that is not ready, which
+/// suits an agent whose cluster is still being provisioned; a name mistyped by hand should
+/// fail at once. A missing Cluster is fine when a journal exists: a resumed move may have
+/// deleted it from the source already.
+async fn check_cluster_exists(
+    source: &Client,
+    target: &Client,
+    namespace: &str,
+    cluster: &str,
+) -> Result<(), MoveCommandError> {
+    let gvk = GroupVersionKind::gvk("cluster.x-k8s.io", "v1beta2", "Cluster");
+    let clusters: Api<DynamicObject> = Api::namespaced_with(
+        source.clone(),
+        namespace,
+        &ApiResource::from_gvk_with_plural(&gvk, "clusters"),
+    );
+    let found = match clusters.get_opt(cluster).await {
+        Ok(found) => found.is_some(),
+        // The kind itself is not served: no Cluster of that name either.
+        Err(kube::Error::Api(e)) if e.code == 404 => false,
+        Err(e) => {
+            return Err(MoveCommandError::ReadCluster {
+                namespace: namespace.to_string(),
+                cluster: cluster.to_string(),
+                source: Box::new(e),
+            });
+        }
+    };
+    if found {
+        return Ok(());
+    }
+    match JournalStore::new(target.clone(), cluster, Direction::Pivot)
+        .load()
+        .await
+    {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(MoveCommandError::ClusterNotFound {
+            namespace: namespace.to_string(),
+            cluster: cluster.to_string(),
+        }),
+        Err(e) => Err(MoveCommandError::Journal {
+            namespace: namespace.to_string(),
+            cluster: cluster.to_string(),
+            reason: format!("cannot be read: {e}"),
+        }),
+    }
+}
+
+async fn read_journal(
+    target: &Client,
+    namespace: &str,
+    cluster: &str,
+) -> Result<MoveJournal, MoveCommandError> {
+    let failed = |reason: String| MoveCommandError::Journal {
+        namespace: namespace.to_string(),
+        cluster: cluster.to_string(),
+        reason,
+    };
+    match JournalStore::new(target.clone(), cluster, Direction::Pivot)
+        .load()
+        .await
+    {
+        Ok(Some((journal, _))) => Ok(journal),
+        Ok(None) => Err(failed("is gone from the target after the move".into())),
+        Err(e) => Err(failed(format!("cannot be read: {e}"))),
+    }
+}
+
+/// This cluster's pivot journal, if `map` holds it. Recognised by content rather than by
+/// name, so the report does not depend on how the store names its ConfigMap.
+fn journal_in(map: &ConfigMap, cluster: &str) -> Option<MoveJournal> {
+    map.data.as_ref()?.values().find_map(|text| {
+        serde_json::from_str::<MoveJournal>(text)
+            .ok()
+            .filter(|j| j.cluster == cluster && j.direction == Direction::Pivot)
+    })
+}
+
+/// Prints each journal version as the step it starts, until the move is done (returning
+/// the last journal), failed, or finished without the report catching up.
+async fn report(
+    target: Client,
+    cluster: &str,
+    started: Instant,
+    mut outcome: oneshot::Receiver<bool>,
+) -> Option<MoveJournal> {
+    let api: Api<ConfigMap> = Api::namespaced(target, AGENT_NAMESPACE);
+    let mut maps = std::pin::pin!(watcher(api, watcher::Config::default()).applied_objects());
+    let mut progress = Progress::new(started);
+    let mut give_up_at: Option<tokio::time::Instant> = None;
+    loop {
+        tokio::select! {
+            next = maps.next() => match next {
+                Some(Ok(map)) => {
+                    if let Some(journal) = journal_in(&map, cluster) {
+                        progress.show(&journal);
+                        if journal.phase == MovePhase::Done {
+                            return Some(journal);
+                        }
+                    }
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "cannot watch the move journal; progress is not shown");
+                    return None;
+                }
+                None => return None,
+            },
+            succeeded = &mut outcome, if give_up_at.is_none() => match succeeded {
+                Ok(true) => give_up_at = Some(tokio::time::Instant::now() + REPORT_GRACE),
+                _ => return None,
+            },
+            _ = tokio::time::sleep_until(give_up_at.unwrap_or_else(tokio::time::Instant::now)), if give_up_at.is_some() => {
+                return None;
+            }
+        }
+    }
+}
+
+struct Progress {
+    started: Instant,
+    summarized: bool,
+    last: Option<(MovePhase, MoveStep)>,
+    steps: usize,
+}
+
+impl Progress {
+    fn new(started: Instant) -> Progress {
+        Progress {
+            started,
+            summarized: false,
+            last: None,
+            steps: 0,
+        }
+    }
+
+    fn show(&mut self, journal: &MoveJournal) {
+        if !self.summarized {
+            self.summarized = true;
+            summarize(journal);
+        }
+        let step = journal.next_step();
+        let key = (journal.phase, step.clone());
+        // The executor saves the journal again on resuming, unchanged.
+        if self.last.as_ref() == Some(&key) {
+            return;
+        }
+        self.last = Some(key);
+        if step == MoveStep::Finished {
+            return;
+        }
+        self.steps += 1;
+        println!(
+            "[{:>7.2} s] step {}: {}",
+            self.started.elapsed().as_secs_f64(),
+            self.steps,
+            describe(journal, &step)
+        );
+    }
+}
+
+fn summarize(journal: &MoveJournal) {
+    let objects = journal.objects.values();
+    let statuses = objects.clone().filter(|e| e.has_status).count();
+    let shared = objects.clone().filter(|e| e.global).count();
+    println!(
+        "plan: {} objects in {} groups, {statuses} with a status to restore, {shared} shared (created if absent, never deleted)",
+        journal.objects.len(),
+        journal.groups.len(),
+    );
+    for (i, group) in journal.groups.iter().enumerate() {
+        let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
+        for entry in group.iter().filter_map(|uid| journal.objects.get(uid)) {
+            *kinds.entry(entry.kind.as_str()).or_default() += 1;
+        }
+        let kinds: Vec<String> = kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        println!("  group {}: {}", i + 1, kinds.join(", "));
+    }
+    let created = objects
+        .clone()
+        .filter(|e| e.state >= ObjectState::Created)
+        .count();
+    if journal.phase != MovePhase::Planned || created > 0 {
+        let deleted = objects
+            .filter(|e| e.state == ObjectState::SourceDeleted)
+            .count();
+        println!(
+            "resuming from the journal: phase {:?}, {created} of {} created, {deleted} deleted from the source",
+            journal.phase,
+            journal.objects.len()
+        );
+    }
+}
+
+fn describe(journal: &MoveJournal, step: &MoveStep) -> String {
+    let group_of = |list: &[String]| {
+        let index = list
+            .first()
+            .and_then(|uid| journal.groups.iter().position(|g| g.contains(uid)))
+            .map_or(0, |i| i + 1);
+        format!("group {index}/{}", journal.groups.len())
+    };
+    match step {
+        MoveStep::PauseSource => {
+            "pause the source Cluster (and wait while an object carries block-move)".into()
+        }
+        MoveStep::Create(list) => format!(
+            "create {} objects of {} in the target",
+            list.len(),
+            group_of(list)
+        ),
+        MoveStep::RestoreStatus(list) => format!(
+            "restore the status of {} objects of {}",
+            list.len(),
+            group_of(list)
+        ),
+        MoveStep::DeleteFromSource(list) => format!(
+            "delete {} objects of {} from the source",
+            list.len(),
+            group_of(list)
+        ),
+        MoveStep::Advance(phase) => format!("record phase {phase:?}"),
+        MoveStep::UnpauseTarget => "unpause the target Cluster".into(),
+        MoveStep::Finished => "finished".into(),
+    }
+}
