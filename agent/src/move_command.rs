@@ -16,6 +16,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use strata_shared::agent_install::AGENT_NAMESPACE;
 use strata_shared::pivot::journal::{Direction, MoveJournal, MovePhase, MoveStep, ObjectState};
+use strata_shared::pivot::journal_record::journal_from;
 
 use crate::pivot::{self, JournalStore, MoveSides, PivotError};
 
@@ -234,11 +235,9 @@ async fn read_journal(
 /// This cluster's pivot journal, if `map` holds it. Recognised by content rather than by
 /// name, so the report does not depend on how the store names its ConfigMap.
 fn journal_in(map: &ConfigMap, cluster: &str) -> Option<MoveJournal> {
-    map.data.as_ref()?.values().find_map(|text| {
-        serde_json::from_str::<MoveJournal>(text)
-            .ok()
-            .filter(|j| j.cluster == cluster && j.direction == Direction::Pivot)
-    })
+    journal_from(map)
+        .ok()
+        .filter(|j| j.cluster == cluster && j.direction == Direction::Pivot)
 }
 
 /// Prints each journal version as the step it starts, until the move is done (returning

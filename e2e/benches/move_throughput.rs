@@ -58,7 +58,7 @@ use strata_e2e::control_plane::{ControlPlane, ControlPlaneOptions};
 use strata_e2e::management::{ensure_namespace, read_documents, repo_root};
 use strata_e2e::process_kubelet::default_agent_binary;
 use strata_shared::agent_install::AGENT_NAMESPACE;
-use strata_shared::pivot::journal::MoveJournal;
+use strata_shared::pivot::journal_record::{journal_from, recorded_bytes};
 
 const DEFAULT_SIZES: [usize; 3] = [10, 100, 500];
 const CONTROL_PLANE_MACHINES: usize = 3;
@@ -825,9 +825,8 @@ async fn journal_bytes(target: &Client, cluster: &str) -> usize {
         .unwrap()
         .items
         .iter()
-        .flat_map(|map| map.data.iter().flat_map(|data| data.values()))
-        .find(|text| serde_json::from_str::<MoveJournal>(text).is_ok_and(|j| j.cluster == cluster))
-        .map(String::len)
+        .find(|map| journal_from(map).is_ok_and(|j| j.cluster == cluster))
+        .map(recorded_bytes)
         .unwrap_or_else(|| panic!("no journal of the move of {cluster} in the target"))
 }
 

@@ -397,7 +397,7 @@ async fn pivots(crash_after_every_step: bool) {
         .await
         .unwrap();
     let journal: MoveJournal =
-        serde_json::from_str(&journal.data.unwrap()["journal.json"]).unwrap();
+        strata_shared::pivot::journal_record::journal_from(&journal).unwrap();
     assert_eq!(journal.phase, MovePhase::Done);
     let moved: Vec<String> = journal.objects.values().map(|e| e.describe()).collect();
     assert!(
@@ -578,7 +578,7 @@ async fn moves_back_when_deleted(
     );
     if let Some(journal) = journal {
         let journal: MoveJournal =
-            serde_json::from_str(&journal.data.unwrap()["journal.json"]).unwrap();
+            strata_shared::pivot::journal_record::journal_from(&journal).unwrap();
         assert_eq!(journal.phase, MovePhase::Done);
         assert!(journal.objects.values().any(|e| e.kind == "Machine"));
     }

@@ -1,7 +1,6 @@
-//! The move journal, kept in a ConfigMap of the workload cluster's `strata-system`: the
-//! cluster that survives the move in both directions.
-
-use std::collections::BTreeMap;
+//! The move journal, kept in a ConfigMap of the workload cluster's `strata-system` (the
+//! cluster that survives the move in both directions), compressed (see
+//! `strata_shared::pivot::journal_record`).
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -9,10 +8,9 @@ use kube::api::PostParams;
 use kube::{Api, Client};
 use strata_shared::agent_install::AGENT_NAMESPACE;
 use strata_shared::pivot::journal::{Direction, MoveJournal};
+use strata_shared::pivot::journal_record::{journal_data, journal_from};
 
 use super::PivotError;
-
-const KEY: &str = "journal.json";
 
 pub struct JournalStore {
     api: Api<ConfigMap>,
@@ -50,12 +48,7 @@ impl JournalStore {
             return Ok(None);
         };
         let version = map.metadata.resource_version.clone().unwrap_or_default();
-        let text = map
-            .data
-            .as_ref()
-            .and_then(|d| d.get(KEY))
-            .ok_or_else(|| self.failed("read", format!("it has no {KEY}")))?;
-        let journal = serde_json::from_str(text).map_err(|e| self.failed("read", e.to_string()))?;
+        let journal = journal_from(&map).map_err(|e| self.failed("read", e.to_string()))?;
         Ok(Some((journal, version)))
     }
 
@@ -66,8 +59,8 @@ impl JournalStore {
         journal: &MoveJournal,
         version: Option<&str>,
     ) -> Result<String, PivotError> {
-        let text =
-            serde_json::to_string(journal).map_err(|e| self.failed("written", e.to_string()))?;
+        let data = journal_data(journal, version.is_none())
+            .map_err(|e| self.failed("written", e.to_string()))?;
         let map = ConfigMap {
             metadata: ObjectMeta {
                 name: Some(self.name.clone()),
@@ -75,7 +68,7 @@ impl JournalStore {
                 resource_version: version.map(String::from),
                 ..ObjectMeta::default()
             },
-            data: Some(BTreeMap::from([(KEY.to_string(), text)])),
+            binary_data: Some(data),
             ..ConfigMap::default()
         };
         let written = match version {

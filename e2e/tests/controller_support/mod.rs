@@ -194,7 +194,7 @@ pub async fn pivot_journal(workload: &Client, cluster: &str) -> MoveJournal {
         .get(&format!("strata-move-{cluster}-pivot"))
         .await
         .unwrap();
-    serde_json::from_str(&map.data.unwrap()["journal.json"]).unwrap()
+    strata_shared::pivot::journal_record::journal_from(&map).unwrap()
 }
 
 /// Checks every object of a finished move: its copy is in the target with the content its

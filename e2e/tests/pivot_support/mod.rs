@@ -251,7 +251,7 @@ pub async fn pivot_journal(workload: &Client, cluster: &str) -> Option<MoveJourn
         .await
         .ok()
         .flatten()?;
-    serde_json::from_str(map.data?.get("journal.json")?).ok()
+    strata_shared::pivot::journal_record::journal_from(&map).ok()
 }
 
 /// An entry's object in one cluster (the pivot keeps namespaces).

@@ -279,3 +279,112 @@ fn a_journal_from_a_plan_records_order_content_and_kinds() {
     );
     assert_eq!(journal.next_step(), MoveStep::PauseSource);
 }
+
+// ---- the journal's record in a ConfigMap ------------------------------------------
+
+fn recorded(journal: &MoveJournal) -> k8s_openapi::api::core::v1::ConfigMap {
+    k8s_openapi::api::core::v1::ConfigMap {
+        binary_data: Some(super::super::journal_record::journal_data(journal, false).unwrap()),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_recorded_journal_reads_back_the_same() {
+    use super::super::journal_record::journal_from;
+    let mut journal = journal();
+    journal.record_created("c", "t-c", "sha256:c").unwrap();
+    let read = journal_from(&recorded(&journal)).unwrap();
+    assert_eq!(
+        serde_json::to_value(&read).unwrap(),
+        serde_json::to_value(&journal).unwrap()
+    );
+}
+
+#[test]
+fn the_journal_of_a_cluster_of_2000_machines_fits_a_config_map() {
+    use super::super::journal_record::{CONFIG_MAP_LIMIT, recorded_bytes};
+    let mut journal = journal();
+    // UIDs and hashes are random in life, so they compress as little as random hex does.
+    let random_hex = |seed: String| {
+        use sha2::Digest;
+        format!("{:x}", sha2::Sha256::digest(seed.as_bytes()))
+    };
+    let uid = |hex: String| {
+        format!(
+            "{}-{}-{}-{}-{}",
+            &hex[..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..32]
+        )
+    };
+    for i in 0..8000 {
+        let source = uid(random_hex(format!("source {i}")));
+        let mut object = entry(
+            "Machine",
+            &format!("edge-md-0-7f9c4-{i:05}"),
+            &source,
+            true,
+            false,
+        );
+        object.content_hash = format!("sha256:{}", random_hex(format!("content {i}")));
+        object.target_uid = Some(uid(random_hex(format!("target {i}"))));
+        object.state = ObjectState::Created;
+        journal.objects.insert(source, object);
+    }
+    let plain = serde_json::to_vec(&journal).unwrap().len();
+    assert!(
+        plain > CONFIG_MAP_LIMIT,
+        "{plain} bytes: not a test of the limit"
+    );
+    let bytes = recorded_bytes(&recorded(&journal));
+    assert!(bytes < CONFIG_MAP_LIMIT, "{bytes} of {plain} bytes");
+}
+
+#[test]
+fn a_record_that_is_not_a_journal_is_refused_with_what_is_wrong() {
+    use super::super::journal_record::{JOURNAL_KEY, journal_from};
+    let empty = k8s_openapi::api::core::v1::ConfigMap::default();
+    assert_eq!(
+        journal_from(&empty).unwrap_err().to_string(),
+        "it holds no journal.json.gz"
+    );
+    let garbage = k8s_openapi::api::core::v1::ConfigMap {
+        binary_data: Some(std::collections::BTreeMap::from([(
+            JOURNAL_KEY.to_string(),
+            k8s_openapi::ByteString(b"{\"cluster\": 1}".to_vec()),
+        )])),
+        ..Default::default()
+    };
+    let err = journal_from(&garbage).unwrap_err().to_string();
+    assert!(
+        err.starts_with("its journal.json.gz is not a gzip-compressed journal"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_new_journal_must_leave_room_for_the_copies_uids() {
+    use super::super::journal_record::{JournalRecordError, NEW_JOURNAL_LIMIT, journal_data};
+    let mut journal = journal();
+    let random_hex = |seed: String| {
+        use sha2::Digest;
+        format!("{:x}", sha2::Sha256::digest(seed.as_bytes()))
+    };
+    for i in 0..7000 {
+        let source = random_hex(format!("source {i}"));
+        let mut object = entry("Machine", &format!("m-{i:05}"), &source, true, false);
+        object.content_hash = format!("sha256:{}", random_hex(format!("content {i}")));
+        journal.objects.insert(source, object);
+    }
+    let err = journal_data(&journal, true).unwrap_err();
+    assert!(
+        matches!(err, JournalRecordError::TooLarge { limit, .. } if limit == NEW_JOURNAL_LIMIT),
+        "{err}"
+    );
+    assert!(err.to_string().ends_with("nothing was moved"), "{err}");
+    // The same journal, once started, may use the whole ConfigMap.
+    journal_data(&journal, false).unwrap();
+}

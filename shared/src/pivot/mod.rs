@@ -8,6 +8,7 @@
 
 mod graph;
 pub mod journal;
+pub mod journal_record;
 mod objects;
 mod order;
 mod outside;
