@@ -1,12 +1,14 @@
 //! The steps of a move, each idempotent: done again after a crash, it finds its work done
 //! and records it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+
+use futures::stream::{self, StreamExt};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 use strata_shared::pivot::journal::{JournalEntry, JournalError, MoveJournal, MovePhase, MoveStep};
@@ -20,6 +22,9 @@ use super::{MoveSides, PivotError};
 
 /// Marks a Cluster paused by a move, so a resumed move knows the pause is its own.
 pub const PAUSED_BY_MOVE_ANNOTATION: &str = "strata.dev/paused-by-move";
+/// Writes in flight at once within a step: enough to hide each request's latency, few
+/// enough that the apiservers are not flooded (a group of a large cluster holds thousands).
+const PARALLEL_WRITES: usize = 16;
 /// How long objects may carry `block-move` before the move gives up.
 const BLOCK_MOVE_WAIT: Duration = Duration::from_secs(300);
 
@@ -151,15 +156,28 @@ impl<'a> Executor<'a> {
             }
             MoveStep::Create(list) => self.create(journal, &list).await?,
             MoveStep::RestoreStatus(list) => {
-                for uid in list {
-                    self.restore_status(journal, &uid).await?;
-                    journal.record_status_restored(&uid)?;
+                let reading: &MoveJournal = journal;
+                let results: Vec<_> = stream::iter(list.clone())
+                    .map(|uid| async move { self.restore_status(reading, &uid).await })
+                    .buffered(PARALLEL_WRITES)
+                    .collect()
+                    .await;
+                // In the list's order: what is recorded was done, whatever failed after it.
+                for (uid, result) in list.iter().zip(results) {
+                    result?;
+                    journal.record_status_restored(uid)?;
                 }
             }
             MoveStep::DeleteFromSource(list) => {
-                for uid in list {
-                    self.delete_from_source(journal, &uid).await?;
-                    journal.record_source_deleted(&uid)?;
+                let reading: &MoveJournal = journal;
+                let results: Vec<_> = stream::iter(list.clone())
+                    .map(|uid| async move { self.delete_from_source(reading, &uid).await })
+                    .buffered(PARALLEL_WRITES)
+                    .collect()
+                    .await;
+                for (uid, result) in list.iter().zip(results) {
+                    result?;
+                    journal.record_source_deleted(uid)?;
                 }
             }
             MoveStep::Advance(phase) => journal.advance(phase)?,
@@ -190,11 +208,13 @@ impl<'a> Executor<'a> {
             "metadata": { "annotations": { PAUSED_BY_MOVE_ANNOTATION: marker } },
             "spec": { "paused": paused },
         });
-        self.api(side, entry)?
-            .patch(&entry.name, &PatchParams::default(), &Patch::Merge(&patch))
+        let api = self.api(side, entry)?;
+        let kind = if paused { "pause" } else { "unpause" };
+        let (params, patch) = (PatchParams::default(), Patch::Merge(&patch));
+        let write = api.patch(&entry.name, &params, &patch);
+        super::write(kind, &entry.describe(), write)
             .await
             .map_err(self.failed(side, "pause or unpause", entry.describe()))?;
-        super::wrote(if paused { "pause" } else { "unpause" }, &entry.describe()).await;
         Ok(())
     }
 
@@ -226,18 +246,7 @@ impl<'a> Executor<'a> {
         self.set_paused(journal, Side::Source, true).await?;
         let started = Instant::now();
         loop {
-            let mut blocked = Vec::new();
-            for entry in journal.objects.values() {
-                if let Some(found) = self.get(Side::Source, entry).await?
-                    && found
-                        .metadata
-                        .annotations
-                        .as_ref()
-                        .is_some_and(|a| a.contains_key(BLOCK_MOVE_ANNOTATION))
-                {
-                    blocked.push(entry.describe());
-                }
-            }
+            let blocked = self.blocked_objects(journal).await?;
             if blocked.is_empty() {
                 return Ok(());
             }
@@ -253,6 +262,60 @@ impl<'a> Executor<'a> {
                 * 2u32.saturating_pow(started.elapsed().as_secs().min(4) as u32);
             tokio::time::sleep(pause.min(Duration::from_secs(5))).await;
         }
+    }
+
+    /// The objects of the move that carry `block-move` in the source: one list per kind
+    /// in the namespace (a cluster has thousands of objects but a dozen kinds), a read per
+    /// object from elsewhere.
+    async fn blocked_objects(&self, journal: &MoveJournal) -> Result<Vec<String>, PivotError> {
+        let blocks = |meta: &ObjectMeta| {
+            meta.annotations
+                .as_ref()
+                .is_some_and(|a| a.contains_key(BLOCK_MOVE_ANNOTATION))
+        };
+        let mut lists: BTreeMap<(String, String, String), (&JournalEntry, BTreeSet<&str>)> =
+            BTreeMap::new();
+        let mut blocked = Vec::new();
+        for entry in journal.objects.values() {
+            // The agent may list its own namespace only; what the move takes from elsewhere
+            // (an identity, its Secret) it reads by name.
+            let in_namespace = entry.namespace.is_some()
+                && self.namespace_of(Side::Source, entry) == self.sides.source_namespace;
+            if in_namespace {
+                let key = (
+                    entry.api_version.clone(),
+                    entry.kind.clone(),
+                    self.sides.source_namespace.clone(),
+                );
+                lists
+                    .entry(key)
+                    .or_insert_with(|| (entry, BTreeSet::new()))
+                    .1
+                    .insert(&entry.name);
+            } else if let Some(found) = self.get(Side::Source, entry).await?
+                && blocks(&found.metadata)
+            {
+                blocked.push(entry.describe());
+            }
+        }
+        for ((_, kind, namespace), (entry, names)) in lists {
+            let listed = self
+                .api(Side::Source, entry)?
+                .list(&ListParams::default())
+                .await
+                .map_err(self.failed(
+                    Side::Source,
+                    "list",
+                    format!("the {kind} objects of namespace {namespace}"),
+                ))?;
+            for item in listed.items {
+                let name = item.metadata.name.as_deref().unwrap_or_default();
+                if names.contains(name) && blocks(&item.metadata) {
+                    blocked.push(format!("{kind} {namespace}/{name}"));
+                }
+            }
+        }
+        Ok(blocked)
     }
 
     /// The target's namespace `name`, created if absent.
@@ -329,12 +392,15 @@ impl<'a> Executor<'a> {
             .iter()
             .filter_map(|uid| journal.objects.get(uid).cloned())
             .collect();
-        let results = futures::future::join_all(entries.iter().map(|entry| {
-            let mut known = uids.clone();
-            let namespace_uid = namespace_uid.clone();
-            async move { self.create_one(entry, &mut known, &namespace_uid).await }
-        }))
-        .await;
+        let results: Vec<_> = stream::iter(entries.clone())
+            .map(|entry| {
+                let mut known = uids.clone();
+                let namespace_uid = namespace_uid.clone();
+                async move { self.create_one(&entry, &mut known, &namespace_uid).await }
+            })
+            .buffered(PARALLEL_WRITES)
+            .collect()
+            .await;
         let mut labels = BTreeMap::new();
         for (entry, result) in entries.iter().zip(results) {
             let created = result?;
@@ -429,11 +495,10 @@ impl<'a> Executor<'a> {
                 waited: Duration::ZERO,
                 reason: format!("its copy is not an object: {e}"),
             })?;
-        let created = match target_api.create(&PostParams::default(), &data).await {
-            Ok(created) => {
-                super::wrote("create", &entry.describe()).await;
-                created
-            }
+        let params = PostParams::default();
+        let write = target_api.create(&params, &data);
+        let created = match super::write("create", &entry.describe(), write).await {
+            Ok(created) => created,
             Err(kube::Error::Api(e)) if e.code == 409 => target_api
                 .get(&entry.name)
                 .await
@@ -458,15 +523,13 @@ impl<'a> Executor<'a> {
         let Some(status) = source.data.get("status").cloned() else {
             return Ok(());
         };
-        self.api(Side::Target, entry)?
-            .patch_status(
-                &entry.name,
-                &PatchParams::default(),
-                &Patch::Merge(&json!({ "status": status })),
-            )
+        let api = self.api(Side::Target, entry)?;
+        let status = json!({ "status": status });
+        let (params, patch) = (PatchParams::default(), Patch::Merge(&status));
+        let write = api.patch_status(&entry.name, &params, &patch);
+        super::write("status", &entry.describe(), write)
             .await
             .map_err(self.failed(Side::Target, "restore the status of", entry.describe()))?;
-        super::wrote("status", &entry.describe()).await;
         Ok(())
     }
 
@@ -483,32 +546,23 @@ impl<'a> Executor<'a> {
         let json = serde_json::to_value(&found).unwrap_or(Value::Null);
         journal.check_delete(uid, &content_hash(&json))?;
         let annotate = json!({ "metadata": { "annotations": { DELETE_FOR_MOVE_ANNOTATION: "" } } });
-        api.patch(
-            &entry.name,
-            &PatchParams::default(),
-            &Patch::Merge(&annotate),
-        )
-        .await
-        .map_err(self.failed(Side::Source, "annotate", entry.describe()))?;
-        super::wrote("annotate", &entry.describe()).await;
-        match api.delete(&entry.name, &DeleteParams::background()).await {
-            Ok(_) => super::wrote("delete", &entry.describe()).await,
+        let (params, patch) = (PatchParams::default(), Patch::Merge(&annotate));
+        let write = api.patch(&entry.name, &params, &patch);
+        super::write("annotate", &entry.describe(), write)
+            .await
+            .map_err(self.failed(Side::Source, "annotate", entry.describe()))?;
+        let background = DeleteParams::background();
+        let write = api.delete(&entry.name, &background);
+        match super::write("delete", &entry.describe(), write).await {
+            Ok(_) => {}
             Err(kube::Error::Api(e)) if e.code == 404 => return Ok(()),
             Err(e) => return Err(self.failed(Side::Source, "delete", entry.describe())(e)),
         }
         let release = json!({ "metadata": { "finalizers": null } });
-        match api
-            .patch(
-                &entry.name,
-                &PatchParams::default(),
-                &Patch::Merge(&release),
-            )
-            .await
-        {
-            Ok(_) => {
-                super::wrote("release", &entry.describe()).await;
-                Ok(())
-            }
+        let patch = Patch::Merge(&release);
+        let write = api.patch(&entry.name, &params, &patch);
+        match super::write("release", &entry.describe(), write).await {
+            Ok(_) => Ok(()),
             Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
             Err(e) => Err(self.failed(
                 Side::Source,
