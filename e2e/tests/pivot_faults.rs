@@ -4,9 +4,9 @@
 //! the `block-move` annotation holding the move at its pause.
 //!
 //! The kill points come from the agent's test fault injection `STRATA_MOVE_WRITE_DELAY_MS`:
-//! it logs every object-level write of the move ("move write", with its kind and object)
-//! and waits that long after it, time enough for the test, which follows the log, to kill
-//! the process before its next write. The kinds imply the phase: `pause` (Planned),
+//! the object-level writes of the move go one at a time, each logged ("move write", with
+//! its kind and object) and followed by a pause that long, time enough for the test, which
+//! follows the log, to kill the process before its next write. The kinds imply the phase: `pause` (Planned),
 //! `create` and `status` (Paused), `annotate`, `delete` and `release` (Created), `unpause`
 //! (SourceDeleted). Random choices come from a seed printed at the start; set
 //! `STRATA_FAULT_SEED` to replay one.
@@ -403,7 +403,7 @@ async fn a_move_killed_at_random_writes_converges_and_loses_nothing() {
             };
             writes += 1;
             last_write = Some(point.clone());
-            // Lines the killed process wrote before our kill landed.
+            // Lines the killed process wrote before our kill landed (a slow poll).
             if killed || kills >= MAX_KILLS {
                 continue;
             }

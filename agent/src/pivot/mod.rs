@@ -189,13 +189,19 @@ fn crash_point(journal: &MoveJournal) {
     }
 }
 
-/// Test fault injection: with `STRATA_MOVE_WRITE_DELAY_MS=<ms>` every object-level write of
+/// Test fault injection: with `STRATA_MOVE_WRITE_DELAY_MS=<ms>` the object-level writes of
 /// the move (pause, create, status, the annotate, delete and release of a source delete,
-/// unpause) is logged as a "move write" with its kind and object, then followed by a pause
-/// of that long. A test watching the log can so kill the agent (SIGKILL) right after any
-/// chosen write: inside a group, not only at step boundaries. Inert without the variable.
-pub(crate) async fn wrote(kind: &'static str, object: &str) {
+/// unpause) go one at a time; each that succeeds is logged as a "move write" with its kind
+/// and object, then followed by a pause of that long. A test watching the log can so kill
+/// the agent (SIGKILL) right after any chosen write, with no other write in flight: inside
+/// a group, not only at step boundaries. Without the variable it only awaits the write.
+pub(crate) async fn write<T, E>(
+    kind: &'static str,
+    object: &str,
+    write: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, E> {
     static DELAY: std::sync::OnceLock<Option<Duration>> = std::sync::OnceLock::new();
+    static TURN: std::sync::OnceLock<futures::lock::Mutex<()>> = std::sync::OnceLock::new();
     let delay = DELAY.get_or_init(|| {
         std::env::var("STRATA_MOVE_WRITE_DELAY_MS")
             .ok()?
@@ -204,9 +210,19 @@ pub(crate) async fn wrote(kind: &'static str, object: &str) {
             .map(Duration::from_millis)
     });
     let Some(delay) = *delay else {
-        return;
+        return write.await;
     };
-    // The object last: the test reads it to the end of the line.
-    tracing::info!(write = %kind, %object, "move write");
-    tokio::time::sleep(delay).await;
+    // Parallel writes of a group would otherwise land together, and a kill after one of
+    // them would not be a kill after that one only.
+    let _turn = TURN
+        .get_or_init(|| futures::lock::Mutex::new(()))
+        .lock()
+        .await;
+    let result = write.await;
+    if result.is_ok() {
+        // The object last: the test reads it to the end of the line.
+        tracing::info!(write = %kind, %object, "move write");
+        tokio::time::sleep(delay).await;
+    }
+    result
 }
