@@ -14,7 +14,7 @@ mod work;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use kube::Client;
@@ -178,35 +178,52 @@ async fn run(cli: Cli) -> Result<(), String> {
         args: cli.provider_arg.clone(),
     });
     let mut work: Option<tokio::task::JoinHandle<()>> = None;
+    // When the lease was last renewed (taken before the request, so never later than the
+    // renewal the apiserver recorded).
+    let mut renewed_at: Option<Instant> = None;
     loop {
-        match lease.try_hold().await {
-            Ok(holds) if holds != leading => {
-                leading = holds;
-                tracing::info!(%identity, leading, "leadership changed");
-                if let Some(task) = work.take() {
-                    task.abort();
-                }
-                if let (true, Some(link)) = (leading, &link) {
-                    work = Some(tokio::spawn(work::run(
-                        client.clone(),
-                        link.clone(),
-                        providers.clone(),
-                    )));
-                }
+        let attempt = Instant::now();
+        let holds = match lease.try_hold().await {
+            Ok(holds) => {
+                renewed_at = holds.then_some(attempt);
+                holds
             }
-            Ok(_) => {}
-            Err(e) => tracing::warn!("{e}"),
+            Err(e) => {
+                tracing::warn!("{e}");
+                // Unrenewed, the lease lapses and another replica may take it: the work
+                // stops before that can happen, so two agents never work at once.
+                leading && renewed_at.is_some_and(|t| t.elapsed() < duration - renew_every)
+            }
+        };
+        if holds != leading {
+            leading = holds;
+            tracing::info!(%identity, leading, "leadership changed");
+            if let Some(task) = work.take() {
+                task.abort();
+            }
+            if let (true, Some(link)) = (leading, &link) {
+                work = Some(tokio::spawn(work::run(
+                    client.clone(),
+                    link.clone(),
+                    providers.clone(),
+                )));
+            }
         }
-        tokio::select! {
-            _ = tokio::time::sleep(renew_every) => {}
-            _ = tokio::signal::ctrl_c() => {
-                tracing::info!("interrupted; stopping");
-                return Ok(());
+        let stop = tokio::select! {
+            _ = tokio::time::sleep(renew_every) => None,
+            _ = tokio::signal::ctrl_c() => Some("interrupted"),
+            _ = terminate.recv() => Some("terminated"),
+        };
+        if let Some(why) = stop {
+            tracing::info!("{why}; stopping");
+            if let Some(task) = work.take() {
+                task.abort();
             }
-            _ = terminate.recv() => {
-                tracing::info!("terminated; stopping");
-                return Ok(());
+            // A standby need not wait for the lease to lapse.
+            if leading && let Err(e) = lease.release().await {
+                tracing::warn!("{e}");
             }
+            return Ok(());
         }
     }
 }

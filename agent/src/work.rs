@@ -17,7 +17,7 @@ use strata_shared::capi::{
 use strata_shared::cluster::{
     PIVOTED_CONDITION, REASON_MOVED, REASON_MOVING, ReplicaCounts, WorkloadCluster,
 };
-use strata_shared::pivot::journal::{Direction, MovePhase};
+use strata_shared::pivot::journal::Direction;
 use strata_shared::provider_components::ProviderController;
 use strata_shared::revision::ClusterRevision;
 
@@ -114,8 +114,10 @@ async fn pivot(
     link: &ManagementLink,
     providers: Option<&ProviderController>,
 ) -> bool {
-    // A cluster that has moved needs nothing of the management cluster to carry on.
-    let mut providers_installed = moved_already(workload, link).await;
+    // A move is journaled only once the providers are installed: a restarted agent goes
+    // straight on with it, and a cluster that has moved needs nothing of the management
+    // cluster to carry on.
+    let mut providers_installed = move_started(workload, link).await;
     loop {
         let management = match link.client().await {
             Ok(client) => client,
@@ -210,9 +212,9 @@ async fn pivot(
     }
 }
 
-async fn moved_already(workload: &Client, link: &ManagementLink) -> bool {
+async fn move_started(workload: &Client, link: &ManagementLink) -> bool {
     let store = JournalStore::new(workload.clone(), &link.cluster, Direction::Pivot);
-    matches!(store.load().await, Ok(Some((journal, _))) if journal.phase == MovePhase::Done)
+    matches!(store.load().await, Ok(Some(_)))
 }
 
 /// The latest revision: from the management cluster (kept locally too), else the local

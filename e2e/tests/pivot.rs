@@ -10,13 +10,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 use strata_e2e::management::{
@@ -29,38 +28,9 @@ use strata_shared::pivot::journal::{MoveJournal, MovePhase};
 use strata_shared::provider_components::{PROVIDER_NAME, PROVIDER_NAMESPACE};
 
 mod controller_support;
+mod pivot_support;
 use controller_support::*;
-
-async fn list(
-    client: &Client,
-    namespace: &str,
-    api_version: &str,
-    kind: &str,
-) -> Vec<DynamicObject> {
-    let api: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), namespace, &resource(api_version, kind));
-    api.list(&ListParams::default())
-        .await
-        .map(|l| l.items)
-        .unwrap_or_default()
-}
-
-/// Machine name → provider ID.
-async fn machines(client: &Client, namespace: &str) -> BTreeMap<String, String> {
-    list(client, namespace, "cluster.x-k8s.io/v1beta2", "Machine")
-        .await
-        .into_iter()
-        .map(|m| {
-            let id = m
-                .data
-                .pointer("/spec/providerID")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            (m.name_any(), id)
-        })
-        .collect()
-}
+use pivot_support::*;
 
 #[tokio::test]
 async fn a_sim_cluster_pivots_into_itself_and_scales_out() {
@@ -72,78 +42,6 @@ async fn a_sim_cluster_pivots_into_itself_and_scales_out() {
 #[tokio::test]
 async fn a_move_killed_after_every_step_converges_and_loses_nothing() {
     pivots(true).await;
-}
-
-/// How many steps the move takes: the pause, per group a create (and a status restore
-/// when any object of it has a status subresource), a phase record, per group with an
-/// object that leaves the source a delete, a phase record, and the unpause.
-fn move_steps(journal: &MoveJournal) -> usize {
-    let entry = |uid: &String| &journal.objects[uid];
-    let creates: usize = journal
-        .groups
-        .iter()
-        .map(|g| 1 + usize::from(g.iter().any(|u| entry(u).has_status)))
-        .sum();
-    let deletes = journal
-        .groups
-        .iter()
-        .filter(|g| g.iter().any(|u| !entry(u).global))
-        .count();
-    1 + creates + 1 + deletes + 2
-}
-
-/// (api version, kind, name) of the source objects watched for loss.
-type Watched = Vec<(String, String, String)>;
-
-/// Polls until stopped: records any moment an object is in neither cluster.
-fn watch_for_loss(
-    source: Client,
-    target: Client,
-    namespace: String,
-    watched: Watched,
-) -> (
-    tokio::task::JoinHandle<Vec<String>>,
-    tokio::sync::watch::Sender<bool>,
-) {
-    let (stop, mut stopped) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(async move {
-        let mut lost = Vec::new();
-        // Only what the source has had can be lost (the kubeconfig appears a moment after
-        // the workload control plane does).
-        let mut seen = std::collections::BTreeSet::new();
-        loop {
-            for (api_version, kind, name) in &watched {
-                let in_source = exists(&source, api_version, kind, &namespace, name).await;
-                if in_source == Some(true) {
-                    seen.insert(name.clone());
-                }
-                if in_source == Some(false) && seen.contains(name) {
-                    let in_target = exists(&target, api_version, kind, &namespace, name).await;
-                    if in_target == Some(false) {
-                        lost.push(format!("{kind} {name} was in neither cluster"));
-                    }
-                }
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-                _ = stopped.changed() => return lost,
-            }
-        }
-    });
-    (task, stop)
-}
-
-/// Whether an object exists; None when the API could not say (a kind not installed yet).
-async fn exists(
-    client: &Client,
-    api_version: &str,
-    kind: &str,
-    namespace: &str,
-    name: &str,
-) -> Option<bool> {
-    let api: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), namespace, &resource(api_version, kind));
-    api.get_opt(name).await.ok().map(|o| o.is_some())
 }
 
 async fn pivots(crash_after_every_step: bool) {
@@ -493,120 +391,4 @@ async fn pivots(crash_after_every_step: bool) {
     if !crash_after_every_step {
         moves_back_when_deleted(&env, &controller, ns, name, &w, &all).await;
     }
-}
-
-/// Deleting the pivoted WorkloadCluster: the agent moves the objects back (nothing lost on
-/// the way, no machine replaced), reports MovedBack, and CAPI in the management cluster
-/// then deletes the cluster, after which the WorkloadCluster and its namespace are gone.
-async fn moves_back_when_deleted(
-    env: &ManagementEnv,
-    controller: &ControllerProcess,
-    ns: &str,
-    name: &str,
-    w: &Client,
-    in_workload: &BTreeMap<String, String>,
-) {
-    let client = env.client();
-    let objects = objects_namespace(ns, name);
-    let mut watched: Watched = vec![
-        (
-            "cluster.x-k8s.io/v1beta2".into(),
-            "Cluster".into(),
-            name.into(),
-        ),
-        ("v1".into(), "Secret".into(), format!("{name}-kubeconfig")),
-        (
-            "controlplane.cluster.x-k8s.io/v1beta2".into(),
-            "KubeadmControlPlane".into(),
-            format!("{name}-control-plane"),
-        ),
-    ];
-    for machine in in_workload.keys() {
-        watched.push((
-            "cluster.x-k8s.io/v1beta2".into(),
-            "Machine".into(),
-            machine.clone(),
-        ));
-    }
-    // Machines as they arrive back, before CAPI there starts deleting them.
-    let (arrivals, stop_arrivals) = {
-        let client = client.clone();
-        let objects = objects.clone();
-        let (stop, mut stopped) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(async move {
-            let mut seen = BTreeMap::new();
-            loop {
-                seen.extend(machines(&client, &objects).await);
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-                    _ = stopped.changed() => return seen,
-                }
-            }
-        });
-        (task, stop)
-    };
-    let (watcher, stop_watching) =
-        watch_for_loss(w.clone(), client.clone(), objects.clone(), watched);
-    Api::<strata_shared::cluster::WorkloadCluster>::namespaced(client.clone(), ns)
-        .delete(name, &Default::default())
-        .await
-        .unwrap();
-    let moved_back = eventually(
-        "the agent to report the objects moved back",
-        Duration::from_secs(240),
-        || async {
-            let wc = cluster(&client, ns, name).await?;
-            let status = wc.status.as_ref()?;
-            let pivoted = strata_shared::conditions::find(&status.conditions, "Pivoted")?;
-            (pivoted.reason == strata_shared::cluster::REASON_MOVED_BACK).then(|| wc.clone())
-        },
-    )
-    .await;
-    let journal: Option<ConfigMap> = Api::namespaced(w.clone(), AGENT_NAMESPACE)
-        .get_opt(&format!("strata-move-{name}-reverse"))
-        .await
-        .ok()
-        .flatten();
-    let _ = stop_watching.send(true);
-    let lost = watcher.await.unwrap();
-    assert!(lost.is_empty(), "objects were lost moving back: {lost:?}");
-    assert_eq!(
-        condition(&moved_back, "Pivoted").0,
-        "False",
-        "{}",
-        describe(Some(&moved_back))
-    );
-    if let Some(journal) = journal {
-        let journal: MoveJournal =
-            strata_shared::pivot::journal_record::journal_from(&journal).unwrap();
-        assert_eq!(journal.phase, MovePhase::Done);
-        assert!(journal.objects.values().any(|e| e.kind == "Machine"));
-    }
-
-    // CAPI in the management cluster deletes the cluster; the WorkloadCluster goes.
-    let deadline = std::time::Instant::now() + Duration::from_secs(240);
-    while cluster(&client, ns, name).await.is_some() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the WorkloadCluster was not deleted after the move back: {}\n{}",
-            describe(cluster(&client, ns, name).await.as_ref()),
-            controller.log_tail(30)
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    let _ = stop_arrivals.send(true);
-    let arrived = arrivals.await.unwrap();
-    for (machine, id) in in_workload {
-        assert_eq!(
-            arrived.get(machine),
-            Some(id),
-            "machine {machine} did not come back with its instance"
-        );
-    }
-    let namespace: Option<k8s_openapi::api::core::v1::Namespace> =
-        Api::all(client.clone()).get_opt(&objects).await.unwrap();
-    assert!(
-        namespace.is_none_or(|n| n.metadata.deletion_timestamp.is_some()),
-        "the objects namespace is left"
-    );
 }

@@ -6,6 +6,8 @@
 //!
 //! vSphere's and AWS's identities are cluster-scoped with their Secret in the provider's
 //! namespace, which the agent may only `get` by name; Azure's are in the objects namespace.
+//! The vSphere cluster is then deleted: its objects move back, adopting the identity the
+//! management cluster kept, and CAPI there deletes the cluster.
 //!
 //! The tests run one at a time: each ends by stopping the process-wide workload control
 //! planes, which would pull them from under a test still running.
@@ -27,7 +29,9 @@ use strata_shared::pivot::journal::MovePhase;
 use strata_shared::provider_components::DEFAULT_SIM_PROVIDER_IMAGE;
 
 mod controller_support;
+mod pivot_support;
 use controller_support::*;
+use pivot_support::moves_back_when_deleted;
 
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -47,6 +51,8 @@ struct Cloud {
     infrastructure_kinds: [&'static str; 3],
     control_plane_nodes: i64,
     worker_nodes: i64,
+    /// Whether the test goes on to delete the cluster, moving its objects back.
+    moves_back: bool,
 }
 
 const VSPHERE: Cloud = Cloud {
@@ -62,6 +68,7 @@ const VSPHERE: Cloud = Cloud {
     infrastructure_kinds: ["VSphereCluster", "VSphereMachine", "VSphereMachineTemplate"],
     control_plane_nodes: 3,
     worker_nodes: 2,
+    moves_back: true,
 };
 
 const AWS: Cloud = Cloud {
@@ -77,6 +84,7 @@ const AWS: Cloud = Cloud {
     infrastructure_kinds: ["AWSCluster", "AWSMachine", "AWSMachineTemplate"],
     control_plane_nodes: 3,
     worker_nodes: 3,
+    moves_back: false,
 };
 
 const AZURE: Cloud = Cloud {
@@ -92,10 +100,11 @@ const AZURE: Cloud = Cloud {
     infrastructure_kinds: ["AzureCluster", "AzureMachine", "AzureMachineTemplate"],
     control_plane_nodes: 1,
     worker_nodes: 2,
+    moves_back: false,
 };
 
 #[tokio::test]
-async fn a_vsphere_cluster_pivots_with_its_identity_and_scales_out() {
+async fn a_vsphere_cluster_pivots_with_its_identity_scales_out_and_moves_back() {
     pivots(&VSPHERE).await;
 }
 
@@ -362,4 +371,14 @@ async fn pivots(cloud: &Cloud) {
         kept_by_source.join(", "),
         started.elapsed()
     );
+    if cloud.moves_back {
+        // The move back adopts the identity the management cluster kept (the agent may
+        // only read it there).
+        moves_back_when_deleted(&env, &controller, ns, name, &w, &all).await;
+        eprintln!(
+            "{}: moved back and deleted in {:.0?}",
+            cloud.name,
+            started.elapsed()
+        );
+    }
 }

@@ -14,7 +14,11 @@ use serde_json::{Value, json};
 use strata_shared::agent_install::AGENT_NAMESPACE;
 use strata_shared::pivot::journal::{JournalEntry, MoveJournal, MovePhase, ObjectState};
 
-use crate::controller_support::{get_dynamic, resource};
+use strata_e2e::management::{ControllerProcess, ManagementEnv};
+use strata_e2e::wait::eventually;
+use strata_shared::cluster::objects_namespace;
+
+use crate::controller_support::{cluster, condition, describe, get_dynamic, resource};
 
 /// The annotation a move's pause of the source Cluster carries.
 pub const PAUSED_BY_MOVE: &str = "strata.dev/paused-by-move";
@@ -413,4 +417,120 @@ pub async fn check_moved(source: &Client, target: &Client, cluster: &str) -> Vec
         checked.push(what);
     }
     checked
+}
+
+/// Deleting the pivoted WorkloadCluster: the agent moves the objects back (nothing lost on
+/// the way, no machine replaced), reports MovedBack, and CAPI in the management cluster
+/// then deletes the cluster, after which the WorkloadCluster and its namespace are gone.
+pub async fn moves_back_when_deleted(
+    env: &ManagementEnv,
+    controller: &ControllerProcess,
+    ns: &str,
+    name: &str,
+    w: &Client,
+    in_workload: &BTreeMap<String, String>,
+) {
+    let client = env.client();
+    let objects = objects_namespace(ns, name);
+    let mut watched: Watched = vec![
+        (
+            "cluster.x-k8s.io/v1beta2".into(),
+            "Cluster".into(),
+            name.into(),
+        ),
+        ("v1".into(), "Secret".into(), format!("{name}-kubeconfig")),
+        (
+            "controlplane.cluster.x-k8s.io/v1beta2".into(),
+            "KubeadmControlPlane".into(),
+            format!("{name}-control-plane"),
+        ),
+    ];
+    for machine in in_workload.keys() {
+        watched.push((
+            "cluster.x-k8s.io/v1beta2".into(),
+            "Machine".into(),
+            machine.clone(),
+        ));
+    }
+    // Machines as they arrive back, before CAPI there starts deleting them.
+    let (arrivals, stop_arrivals) = {
+        let client = client.clone();
+        let objects = objects.clone();
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            let mut seen = BTreeMap::new();
+            loop {
+                seen.extend(machines(&client, &objects).await);
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    _ = stopped.changed() => return seen,
+                }
+            }
+        });
+        (task, stop)
+    };
+    let (watcher, stop_watching) =
+        watch_for_loss(w.clone(), client.clone(), objects.clone(), watched);
+    Api::<strata_shared::cluster::WorkloadCluster>::namespaced(client.clone(), ns)
+        .delete(name, &Default::default())
+        .await
+        .unwrap();
+    let moved_back = eventually(
+        "the agent to report the objects moved back",
+        Duration::from_secs(240),
+        || async {
+            let wc = cluster(&client, ns, name).await?;
+            let status = wc.status.as_ref()?;
+            let pivoted = strata_shared::conditions::find(&status.conditions, "Pivoted")?;
+            (pivoted.reason == strata_shared::cluster::REASON_MOVED_BACK).then(|| wc.clone())
+        },
+    )
+    .await;
+    let journal: Option<ConfigMap> = Api::namespaced(w.clone(), AGENT_NAMESPACE)
+        .get_opt(&format!("strata-move-{name}-reverse"))
+        .await
+        .ok()
+        .flatten();
+    let _ = stop_watching.send(true);
+    let lost = watcher.await.unwrap();
+    assert!(lost.is_empty(), "objects were lost moving back: {lost:?}");
+    assert_eq!(
+        condition(&moved_back, "Pivoted").0,
+        "False",
+        "{}",
+        describe(Some(&moved_back))
+    );
+    if let Some(journal) = journal {
+        let journal: MoveJournal =
+            strata_shared::pivot::journal_record::journal_from(&journal).unwrap();
+        assert_eq!(journal.phase, MovePhase::Done);
+        assert!(journal.objects.values().any(|e| e.kind == "Machine"));
+    }
+
+    // CAPI in the management cluster deletes the cluster; the WorkloadCluster goes.
+    let deadline = std::time::Instant::now() + Duration::from_secs(240);
+    while cluster(&client, ns, name).await.is_some() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the WorkloadCluster was not deleted after the move back: {}\n{}",
+            describe(cluster(&client, ns, name).await.as_ref()),
+            controller.log_tail(30)
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let _ = stop_arrivals.send(true);
+    let arrived = arrivals.await.unwrap();
+    for (machine, id) in in_workload {
+        assert_eq!(
+            arrived.get(machine),
+            Some(id),
+            "machine {machine} did not come back with its instance"
+        );
+    }
+    let namespace: Option<k8s_openapi::api::core::v1::Namespace> =
+        Api::all(client.clone()).get_opt(&objects).await.unwrap();
+    assert!(
+        namespace.is_none_or(|n| n.metadata.deletion_timestamp.is_some()),
+        "the objects namespace is left"
+    );
 }
