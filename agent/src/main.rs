@@ -98,6 +98,13 @@ async fn client_from(path: &std::path::Path) -> Result<Client, String> {
     Client::try_from(config).map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// Whether a leader whose renewal just failed may go on working: the lease, last renewed
+/// `since` ago, lapses after `duration` and another replica may then take it, so the work
+/// stops one renewal period before that, and two agents never work at once.
+fn still_holds(since: Option<Duration>, duration: Duration, renew_every: Duration) -> bool {
+    since.is_some_and(|since| since + renew_every < duration)
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -190,9 +197,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
             Err(e) => {
                 tracing::warn!("{e}");
-                // Unrenewed, the lease lapses and another replica may take it: the work
-                // stops before that can happen, so two agents never work at once.
-                leading && renewed_at.is_some_and(|t| t.elapsed() < duration - renew_every)
+                leading && still_holds(renewed_at.map(|t| t.elapsed()), duration, renew_every)
             }
         };
         if holds != leading {
@@ -225,5 +230,24 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
             return Ok(());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_leader_that_cannot_renew_stops_a_renewal_period_before_its_lease_lapses() {
+        let (lease, every) = (Duration::from_secs(15), Duration::from_secs(5));
+        assert!(still_holds(Some(Duration::from_secs(4)), lease, every));
+        assert!(still_holds(
+            Some(Duration::from_millis(9_900)),
+            lease,
+            every
+        ));
+        assert!(!still_holds(Some(Duration::from_secs(10)), lease, every));
+        assert!(!still_holds(Some(Duration::from_secs(16)), lease, every));
+        assert!(!still_holds(None, lease, every));
     }
 }
