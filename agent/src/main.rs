@@ -5,6 +5,7 @@
 //! its revision and reports back (see `work`).
 
 mod management_link;
+mod move_attempt;
 mod move_back;
 mod move_command;
 mod pivot;

@@ -11,8 +11,9 @@ use strata_shared::cluster::{REASON_MOVED_BACK, REASON_MOVING_BACK, WorkloadClus
 use strata_shared::pivot::journal::Direction;
 
 use crate::management_link::ManagementLink;
-use crate::pivot::{JournalStore, MoveSides, PivotError, prepare, run_move};
-use crate::pivoted::{self, REASON_MOVE_STOPPED};
+use crate::move_attempt::{prepare_attempt, run_attempt};
+use crate::pivot::JournalStore;
+use crate::pivoted;
 
 const RETRY: Duration = Duration::from_secs(5);
 
@@ -53,40 +54,16 @@ pub async fn deletion_requested(link: &ManagementLink) -> Option<bool> {
 /// Returns once the management cluster has been told.
 pub async fn move_back(workload: &Client, link: &ManagementLink) {
     let management = loop {
-        let management = match link.client().await {
-            Ok(client) => client,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot reach the management cluster; retrying");
-                tokio::time::sleep(RETRY).await;
-                continue;
-            }
+        let Some(attempt) = prepare_attempt(workload, link, Direction::Reverse).await else {
+            tokio::time::sleep(RETRY).await;
+            continue;
         };
-        let sides = MoveSides {
-            source: workload.clone(),
-            target: management.clone(),
-            cluster: link.cluster.clone(),
-            source_namespace: link.objects_namespace.clone(),
-            target_namespace: link.objects_namespace.clone(),
-            direction: Direction::Reverse,
-            journal_client: workload.clone(),
-        };
-        let prepared = match prepare(&sides).await {
-            Ok(prepared) if prepared.is_done() => break management,
-            Ok(prepared) => prepared,
-            Err(e @ PivotError::NotReady { .. }) => {
-                tracing::info!(error = %e, "not ready to move back yet");
-                tokio::time::sleep(RETRY).await;
-                continue;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "the move back cannot start; retrying");
-                tokio::time::sleep(RETRY).await;
-                continue;
-            }
-        };
-        if prepared.is_new()
+        if attempt.prepared.is_done() {
+            break attempt.management;
+        }
+        if attempt.prepared.is_new()
             && let Err(e) = pivoted::set(
-                &management,
+                &attempt.management,
                 link,
                 "True",
                 REASON_MOVING_BACK,
@@ -98,17 +75,10 @@ pub async fn move_back(workload: &Client, link: &ManagementLink) {
             tokio::time::sleep(RETRY).await;
             continue;
         }
-        match run_move(&sides, prepared).await {
-            Ok(()) => break management,
-            Err(e) => {
-                tracing::error!(error = %e, "the move back stopped; retrying");
-                let message = format!("the move back stopped (the agent retries): {e}");
-                if let Err(e) =
-                    pivoted::set(&management, link, "True", REASON_MOVE_STOPPED, &message).await
-                {
-                    tracing::warn!(error = %e, "cannot report the stopped move back");
-                }
-            }
+        let management = attempt.management.clone();
+        // The objects are partly in the workload cluster until the move back ends.
+        if run_attempt(attempt, link, "True").await {
+            break management;
         }
         tokio::time::sleep(RETRY).await;
     };

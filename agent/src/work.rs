@@ -22,8 +22,9 @@ use strata_shared::provider_components::ProviderController;
 use strata_shared::revision::ClusterRevision;
 
 use crate::management_link::ManagementLink;
-use crate::pivot::{JournalStore, MoveSides, PivotError, prepare, run_move};
-use crate::pivoted::{self, REASON_MOVE_STOPPED};
+use crate::move_attempt::{prepare_attempt, run_attempt};
+use crate::pivot::JournalStore;
+use crate::pivoted;
 use crate::{move_back, provider_install};
 
 /// The agent's field manager.
@@ -119,20 +120,9 @@ async fn pivot(
     // cluster to carry on.
     let mut providers_installed = move_started(workload, link).await;
     loop {
-        let management = match link.client().await {
-            Ok(client) => client,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot reach the management cluster; retrying");
-                tokio::time::sleep(RETRY).await;
-                continue;
-            }
-        };
         if !providers_installed {
-            match provider_install::install(workload, &management, providers).await {
-                Ok(installed) => {
-                    tracing::info!(crds = installed.crds, controllers = ?installed.controllers, "provider components installed");
-                    providers_installed = true;
-                }
+            match install_providers(workload, link, providers).await {
+                Ok(()) => providers_installed = true,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot install the provider components; retrying");
                     tokio::time::sleep(RETRY).await;
@@ -140,30 +130,14 @@ async fn pivot(
                 }
             }
         }
-        let sides = MoveSides {
-            source: management.clone(),
-            target: workload.clone(),
-            cluster: link.cluster.clone(),
-            source_namespace: link.objects_namespace.clone(),
-            target_namespace: link.objects_namespace.clone(),
-            direction: Direction::Pivot,
-            journal_client: workload.clone(),
+        let Some(attempt) = prepare_attempt(workload, link, Direction::Pivot).await else {
+            tokio::time::sleep(RETRY).await;
+            continue;
         };
-        let prepared = match prepare(&sides).await {
-            Ok(prepared) if prepared.is_done() => return true,
-            Ok(prepared) => prepared,
-            Err(e @ PivotError::NotReady { .. }) => {
-                tracing::info!(error = %e, "not ready to move yet");
-                tokio::time::sleep(RETRY).await;
-                continue;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "the move cannot start; retrying");
-                tokio::time::sleep(RETRY).await;
-                continue;
-            }
-        };
-        if prepared.is_new() {
+        if attempt.prepared.is_done() {
+            return true;
+        }
+        if attempt.prepared.is_new() {
             match move_back::deletion_requested(link).await {
                 Some(true) => return false,
                 Some(false) => {}
@@ -173,43 +147,41 @@ async fn pivot(
                     continue;
                 }
             }
-        }
-        // Tell the controller before anything is touched, so it leaves the objects alone
-        // while they move.
-        if prepared.is_new()
-            && let Err(e) = pivoted::set(
-                &management,
+            // Tell the controller before anything is touched, so it leaves the objects
+            // alone while they move.
+            if let Err(e) = pivoted::set(
+                &attempt.management,
                 link,
                 "False",
                 REASON_MOVING,
                 "the agent is moving the CAPI objects into the workload cluster",
             )
             .await
-        {
-            tracing::warn!(error = %e, "cannot tell the management cluster the move starts; retrying");
-            tokio::time::sleep(RETRY).await;
-            continue;
+            {
+                tracing::warn!(error = %e, "cannot tell the management cluster the move starts; retrying");
+                tokio::time::sleep(RETRY).await;
+                continue;
+            }
         }
-        match run_move(&sides, prepared).await {
-            Ok(()) => {
-                tracing::info!(cluster = %link.cluster, "the cluster's CAPI objects live in the cluster now");
-                return true;
-            }
-            Err(e @ PivotError::NotReady { .. }) => {
-                tracing::info!(error = %e, "not ready to move yet")
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "the move stopped; retrying");
-                let message = format!("the move stopped (the agent retries): {e}");
-                if let Err(e) =
-                    pivoted::set(&management, link, "False", REASON_MOVE_STOPPED, &message).await
-                {
-                    tracing::warn!(error = %e, "cannot report the stopped move");
-                }
-            }
+        if run_attempt(attempt, link, "False").await {
+            tracing::info!(cluster = %link.cluster, "the cluster's CAPI objects live in the cluster now");
+            return true;
         }
         tokio::time::sleep(RETRY).await;
     }
+}
+
+async fn install_providers(
+    workload: &Client,
+    link: &ManagementLink,
+    providers: Option<&ProviderController>,
+) -> Result<(), String> {
+    let management = link.client().await.map_err(|e| e.to_string())?;
+    let installed = provider_install::install(workload, &management, providers)
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(crds = installed.crds, controllers = ?installed.controllers, "provider components installed");
+    Ok(())
 }
 
 async fn move_started(workload: &Client, link: &ManagementLink) -> bool {

@@ -64,22 +64,8 @@ async fn pivots(crash_after_every_step: bool) {
     .unwrap();
 
     // The workload cluster's provider components, once its control plane runs.
-    let workload = eventually(
-        "the workload control plane",
-        Duration::from_secs(180),
-        || async { env.workload(&objects, name).await.ok().flatten() },
-    )
-    .await;
+    let (workload, before) = first_control_plane_node(&env, &objects, name).await;
     let w = workload.client();
-    let before = eventually(
-        "the first control-plane machine's instance",
-        Duration::from_secs(60),
-        || async {
-            let m = machines(&client, &objects).await;
-            (m.len() == 1 && m.values().all(|id| !id.is_empty())).then_some(m)
-        },
-    )
-    .await;
     if crash_after_every_step {
         // The agent's Deployment gets the fault injection (the controller's apply leaves an
         // env var of another field manager alone); the process kubelet restarts it with it.
@@ -250,14 +236,14 @@ async fn pivots(crash_after_every_step: bool) {
     // Nothing of the cluster is left in the management cluster; all of it is in the target.
     for kind in ["Cluster", "Machine", "MachineSet", "MachineDeployment"] {
         assert!(
-            list(&client, &objects, "cluster.x-k8s.io/v1beta2", kind)
+            list_objects(&client, &objects, "cluster.x-k8s.io/v1beta2", kind)
                 .await
                 .is_empty(),
             "{kind} left in the source"
         );
     }
     assert!(
-        list(
+        list_objects(
             &client,
             &objects,
             "controlplane.cluster.x-k8s.io/v1beta2",
@@ -267,7 +253,7 @@ async fn pivots(crash_after_every_step: bool) {
         .is_empty()
     );
     assert!(
-        list(
+        list_objects(
             &client,
             &objects,
             "infrastructure.cluster.x-k8s.io/v1beta2",
@@ -355,7 +341,7 @@ async fn pivots(crash_after_every_step: bool) {
     }
 
     // The same machine continues; the cluster scales out to its revision.
-    let after = machines(&w, &objects).await;
+    let after = machine_instances(&w, &objects).await;
     for (machine, id) in &before {
         assert_eq!(
             after.get(machine),
@@ -379,7 +365,7 @@ async fn pivots(crash_after_every_step: bool) {
         wc.status.as_ref().unwrap().phase,
         Some(ClusterPhase::Pivoted)
     );
-    let all = machines(&w, &objects).await;
+    let all = machine_instances(&w, &objects).await;
     assert_eq!(all.len(), 5, "{all:?}");
     for (machine, id) in &before {
         assert_eq!(

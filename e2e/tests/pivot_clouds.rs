@@ -31,7 +31,7 @@ use strata_shared::provider_components::DEFAULT_SIM_PROVIDER_IMAGE;
 mod controller_support;
 mod pivot_support;
 use controller_support::*;
-use pivot_support::moves_back_when_deleted;
+use pivot_support::{first_control_plane_node, moves_back_when_deleted};
 
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -146,22 +146,8 @@ async fn pivots(cloud: &Cloud) {
     )
     .unwrap();
 
-    let workload = eventually(
-        "the workload control plane",
-        Duration::from_secs(180),
-        || async { env.workload(&objects, name).await.ok().flatten() },
-    )
-    .await;
+    let (workload, before) = first_control_plane_node(&env, &objects, name).await;
     let w = workload.client();
-    let before = eventually(
-        "the first control-plane machine's instance",
-        Duration::from_secs(60),
-        || async {
-            let m = machine_instances(&client, &objects).await;
-            (m.len() == 1 && m.values().all(|id| !id.is_empty())).then_some(m)
-        },
-    )
-    .await;
 
     let wc = wait_phase(
         &env,

@@ -49,8 +49,8 @@ mod controller_support;
 mod pivot_support;
 use controller_support::{StopWorkloads, apply_sample, get_dynamic};
 use pivot_support::{
-    LossWatch, PAUSED_BY_MOVE, check_moved, machines, mid_move_violations, pivot_journal,
-    watched_objects,
+    LossWatch, PAUSED_BY_MOVE, check_moved, first_control_plane_node, mid_move_violations,
+    pivot_journal, watched_objects,
 };
 
 const NAMESPACE: &str = "strata-demo";
@@ -128,22 +128,8 @@ impl Setup {
             &["--provider-arg", "sim=--fast"],
         )
         .unwrap();
-        let workload = eventually(
-            "the workload control plane",
-            Duration::from_secs(180),
-            || async { env.workload(&objects, CLUSTER).await.ok().flatten() },
-        )
-        .await;
+        let (workload, machines) = first_control_plane_node(&env, &objects, CLUSTER).await;
         let w = workload.client();
-        let machines = eventually(
-            "the first control-plane machine's instance",
-            Duration::from_secs(60),
-            || async {
-                let m = machines(&client, &objects).await;
-                (m.len() == 1 && m.values().all(|id| !id.is_empty())).then_some(m)
-            },
-        )
-        .await;
         let deployments: Api<Deployment> = Api::namespaced(w.clone(), AGENT_NAMESPACE);
         eventually("the agent Deployment", Duration::from_secs(120), || async {
             deployments.get_opt(AGENT_NAME).await.ok().flatten()

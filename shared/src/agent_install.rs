@@ -318,6 +318,41 @@ pub struct AgentInstallError {
     pub reason: String,
 }
 
+/// One replica of `pod`, replaced rather than rolled (`Recreate`), selected and labelled by
+/// the name label of `meta`: Strata's singletons in a workload cluster, where two copies
+/// at once would act on the same objects.
+pub(crate) fn singleton_deployment(meta: ObjectMeta, pod: PodSpec) -> Deployment {
+    let labels = meta.labels.clone().unwrap_or_default();
+    let selector: BTreeMap<String, String> = labels
+        .iter()
+        .filter(|(k, _)| k.as_str() == "app.kubernetes.io/name")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    Deployment {
+        metadata: meta,
+        spec: Some(DeploymentSpec {
+            replicas: Some(1),
+            selector: LabelSelector {
+                match_labels: Some(selector),
+                ..LabelSelector::default()
+            },
+            strategy: Some(DeploymentStrategy {
+                type_: Some("Recreate".into()),
+                ..DeploymentStrategy::default()
+            }),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(pod),
+            },
+            ..DeploymentSpec::default()
+        }),
+        ..Deployment::default()
+    }
+}
+
 /// The agent's objects in the workload cluster. `providers` is what the agent deploys as
 /// the cluster's provider controllers before it moves anything (passed as its arguments).
 pub fn workload_objects(
@@ -398,46 +433,24 @@ pub fn workload_objects(
         }]),
         ..Container::default()
     };
-    let deployment = Deployment {
-        metadata: meta(AGENT_NAME, Some(AGENT_NAMESPACE)),
-        spec: Some(DeploymentSpec {
-            replicas: Some(1),
-            selector: LabelSelector {
-                match_labels: Some(BTreeMap::from([(
-                    "app.kubernetes.io/name".to_string(),
-                    AGENT_NAME.to_string(),
-                )])),
-                ..LabelSelector::default()
-            },
-            // The lease keeps two agents from working at once; Recreate keeps a rollout
-            // from making them wait on each other.
-            strategy: Some(DeploymentStrategy {
-                type_: Some("Recreate".into()),
-                ..DeploymentStrategy::default()
-            }),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels()),
-                    ..ObjectMeta::default()
+    // The lease keeps two agents from working at once; Recreate keeps a rollout from
+    // making them wait on each other.
+    let deployment = singleton_deployment(
+        meta(AGENT_NAME, Some(AGENT_NAMESPACE)),
+        PodSpec {
+            service_account_name: Some(AGENT_NAME.into()),
+            containers: vec![container],
+            volumes: Some(vec![Volume {
+                name: "management".into(),
+                secret: Some(SecretVolumeSource {
+                    secret_name: Some(MANAGEMENT_SECRET.into()),
+                    ..SecretVolumeSource::default()
                 }),
-                spec: Some(PodSpec {
-                    service_account_name: Some(AGENT_NAME.into()),
-                    containers: vec![container],
-                    volumes: Some(vec![Volume {
-                        name: "management".into(),
-                        secret: Some(SecretVolumeSource {
-                            secret_name: Some(MANAGEMENT_SECRET.into()),
-                            ..SecretVolumeSource::default()
-                        }),
-                        ..Volume::default()
-                    }]),
-                    ..PodSpec::default()
-                }),
-            },
-            ..DeploymentSpec::default()
-        }),
-        ..Deployment::default()
-    };
+                ..Volume::default()
+            }]),
+            ..PodSpec::default()
+        },
+    );
     Ok(WorkloadAgentObjects {
         namespace: Namespace {
             metadata: meta(AGENT_NAMESPACE, None),

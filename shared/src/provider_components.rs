@@ -6,10 +6,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
-use k8s_openapi::api::core::v1::{Container, Namespace, PodSpec, PodTemplateSpec, ServiceAccount};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Container, Namespace, PodSpec, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleRef, Subject};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::cluster::ClusterCloud;
 
@@ -142,37 +142,15 @@ pub fn provider_objects(controller: &ProviderController) -> ProviderObjects {
         args: (!controller.args.is_empty()).then(|| controller.args.clone()),
         ..Container::default()
     };
-    let deployment = Deployment {
-        metadata: meta(PROVIDER_NAME, Some(PROVIDER_NAMESPACE)),
-        spec: Some(DeploymentSpec {
-            replicas: Some(1),
-            selector: LabelSelector {
-                match_labels: Some(BTreeMap::from([(
-                    "app.kubernetes.io/name".to_string(),
-                    PROVIDER_NAME.to_string(),
-                )])),
-                ..LabelSelector::default()
-            },
-            // Two provider controllers acting on the same objects at once would fight.
-            strategy: Some(DeploymentStrategy {
-                type_: Some("Recreate".into()),
-                ..DeploymentStrategy::default()
-            }),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels()),
-                    ..ObjectMeta::default()
-                }),
-                spec: Some(PodSpec {
-                    service_account_name: Some(PROVIDER_NAME.into()),
-                    containers: vec![container],
-                    ..PodSpec::default()
-                }),
-            },
-            ..DeploymentSpec::default()
-        }),
-        ..Deployment::default()
-    };
+    // Two provider controllers acting on the same objects at once would fight.
+    let deployment = crate::agent_install::singleton_deployment(
+        meta(PROVIDER_NAME, Some(PROVIDER_NAMESPACE)),
+        PodSpec {
+            service_account_name: Some(PROVIDER_NAME.into()),
+            containers: vec![container],
+            ..PodSpec::default()
+        },
+    );
     ProviderObjects {
         namespace: Namespace {
             metadata: meta(PROVIDER_NAMESPACE, None),

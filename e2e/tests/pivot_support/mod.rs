@@ -14,45 +14,43 @@ use serde_json::{Value, json};
 use strata_shared::agent_install::AGENT_NAMESPACE;
 use strata_shared::pivot::journal::{JournalEntry, MoveJournal, MovePhase, ObjectState};
 
+use strata_e2e::cloud_sim::workload::Workload;
 use strata_e2e::management::{ControllerProcess, ManagementEnv};
 use strata_e2e::wait::eventually;
 use strata_shared::cluster::objects_namespace;
 
-use crate::controller_support::{cluster, condition, describe, get_dynamic, resource};
+use crate::controller_support::{
+    cluster, condition, describe, get_dynamic, machine_instances, resource,
+};
+
+/// A cluster's workload control plane once it runs, and its first control-plane machine
+/// (name → provider ID) once it has its instance: what a pivot starts from.
+pub async fn first_control_plane_node(
+    env: &ManagementEnv,
+    objects: &str,
+    name: &str,
+) -> (std::sync::Arc<Workload>, BTreeMap<String, String>) {
+    let client = env.client();
+    let workload = eventually(
+        "the workload control plane",
+        Duration::from_secs(180),
+        || async { env.workload(objects, name).await.ok().flatten() },
+    )
+    .await;
+    let machines = eventually(
+        "the first control-plane machine's instance",
+        Duration::from_secs(60),
+        || async {
+            let m = machine_instances(&client, objects).await;
+            (m.len() == 1 && m.values().all(|id| !id.is_empty())).then_some(m)
+        },
+    )
+    .await;
+    (workload, machines)
+}
 
 /// The annotation a move's pause of the source Cluster carries.
 pub const PAUSED_BY_MOVE: &str = "strata.dev/paused-by-move";
-
-pub async fn list(
-    client: &Client,
-    namespace: &str,
-    api_version: &str,
-    kind: &str,
-) -> Vec<DynamicObject> {
-    let api: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), namespace, &resource(api_version, kind));
-    api.list(&ListParams::default())
-        .await
-        .map(|l| l.items)
-        .unwrap_or_default()
-}
-
-/// Machine name → provider ID.
-pub async fn machines(client: &Client, namespace: &str) -> BTreeMap<String, String> {
-    list(client, namespace, "cluster.x-k8s.io/v1beta2", "Machine")
-        .await
-        .into_iter()
-        .map(|m| {
-            let id = m
-                .data
-                .pointer("/spec/providerID")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            (m.name_any(), id)
-        })
-        .collect()
-}
 
 /// How many steps the move takes: the pause, per group a create (and a status restore
 /// when any object of it has a status subresource), a phase record, per group with an
@@ -460,7 +458,7 @@ pub async fn moves_back_when_deleted(
         let task = tokio::spawn(async move {
             let mut seen = BTreeMap::new();
             loop {
-                seen.extend(machines(&client, &objects).await);
+                seen.extend(machine_instances(&client, &objects).await);
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(100)) => {}
                     _ = stopped.changed() => return seen,

@@ -157,7 +157,13 @@ mod tests {
         assert!(!agent_holds_the_objects(&[]));
         assert!(agent_holds_the_objects(&pivoted("False", REASON_MOVING)));
         assert!(agent_holds_the_objects(&pivoted("True", REASON_MOVED)));
-        assert!(agent_holds_the_objects(&pivoted("True", REASON_MOVING_BACK)));
-        assert!(!agent_holds_the_objects(&pivoted("False", REASON_MOVED_BACK)));
+        assert!(agent_holds_the_objects(&pivoted(
+            "True",
+            REASON_MOVING_BACK
+        )));
+        assert!(!agent_holds_the_objects(&pivoted(
+            "False",
+            REASON_MOVED_BACK
+        )));
     }
 }

@@ -1,0 +1,98 @@
+//! One attempt at moving the agent's cluster's CAPI objects, either way (the pivot in, the
+//! move back out): the same sides, preparation and error reporting, so the two differ only
+//! in what they check and announce before they start.
+
+use kube::Client;
+use strata_shared::pivot::journal::Direction;
+
+use crate::management_link::ManagementLink;
+use crate::pivot::{MoveSides, PivotError, PreparedMove, prepare, run_move};
+use crate::pivoted::{self, REASON_MOVE_STOPPED};
+
+/// A move ready to run, and the management cluster it goes from or to.
+pub struct Attempt {
+    pub management: Client,
+    sides: MoveSides,
+    pub prepared: PreparedMove,
+}
+
+fn what(direction: Direction) -> &'static str {
+    match direction {
+        Direction::Pivot => "the move",
+        Direction::Reverse => "the move back",
+    }
+}
+
+/// Reaches the management cluster and prepares the move (resuming its journal); None,
+/// with the reason logged, when it is to be tried again later.
+pub async fn prepare_attempt(
+    workload: &Client,
+    link: &ManagementLink,
+    direction: Direction,
+) -> Option<Attempt> {
+    let management = match link.client().await {
+        Ok(client) => client,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot reach the management cluster; retrying");
+            return None;
+        }
+    };
+    let (source, target) = match direction {
+        Direction::Pivot => (management.clone(), workload.clone()),
+        Direction::Reverse => (workload.clone(), management.clone()),
+    };
+    let sides = MoveSides {
+        source,
+        target,
+        cluster: link.cluster.clone(),
+        source_namespace: link.objects_namespace.clone(),
+        target_namespace: link.objects_namespace.clone(),
+        direction,
+        journal_client: workload.clone(),
+    };
+    match prepare(&sides).await {
+        Ok(prepared) => Some(Attempt {
+            management,
+            sides,
+            prepared,
+        }),
+        Err(e @ PivotError::NotReady { .. }) => {
+            tracing::info!(error = %e, "{} is not ready to start", what(direction));
+            None
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "{} cannot start; retrying", what(direction));
+            None
+        }
+    }
+}
+
+/// Runs a prepared move to its end; true when it got there. A move stopped by an error
+/// is reported on the WorkloadCluster (`MoveStopped`, with `pivoted_status` as the
+/// condition's status), since the agent alone sees it.
+pub async fn run_attempt(attempt: Attempt, link: &ManagementLink, pivoted_status: &str) -> bool {
+    let direction = attempt.sides.direction;
+    match run_move(&attempt.sides, attempt.prepared).await {
+        Ok(()) => true,
+        Err(e @ PivotError::NotReady { .. }) => {
+            tracing::info!(error = %e, "{} waits", what(direction));
+            false
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "{} stopped; retrying", what(direction));
+            let message = format!("{} stopped (the agent retries): {e}", what(direction));
+            if let Err(e) = pivoted::set(
+                &attempt.management,
+                link,
+                pivoted_status,
+                REASON_MOVE_STOPPED,
+                &message,
+            )
+            .await
+            {
+                tracing::warn!(error = %e, "cannot report the stopped move");
+            }
+            false
+        }
+    }
+}
