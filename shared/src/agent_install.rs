@@ -318,6 +318,26 @@ pub struct AgentInstallError {
     pub reason: String,
 }
 
+/// Makes the service account named like `meta`, in `namespace`, the workload cluster's
+/// administrator.
+pub(crate) fn cluster_admin_binding(meta: ObjectMeta, namespace: &str) -> ClusterRoleBinding {
+    let account = meta.name.clone().unwrap_or_default();
+    ClusterRoleBinding {
+        metadata: meta,
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "ClusterRole".into(),
+            name: "cluster-admin".into(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: account,
+            namespace: Some(namespace.into()),
+            ..Subject::default()
+        }]),
+    }
+}
+
 /// One replica of `pod`, replaced rather than rolled (`Recreate`), selected and labelled by
 /// the name label of `meta`: Strata's singletons in a workload cluster, where two copies
 /// at once would act on the same objects.
@@ -462,20 +482,7 @@ pub fn workload_objects(
         },
         // The agent installs CRDs, providers and every layer of its own cluster: it is
         // that cluster's administrator.
-        binding: ClusterRoleBinding {
-            metadata: meta(AGENT_NAME, None),
-            role_ref: RoleRef {
-                api_group: "rbac.authorization.k8s.io".into(),
-                kind: "ClusterRole".into(),
-                name: "cluster-admin".into(),
-            },
-            subjects: Some(vec![Subject {
-                kind: "ServiceAccount".into(),
-                name: AGENT_NAME.into(),
-                namespace: Some(AGENT_NAMESPACE.into()),
-                ..Subject::default()
-            }]),
-        },
+        binding: cluster_admin_binding(meta(AGENT_NAME, None), AGENT_NAMESPACE),
         secret,
         deployment,
     })

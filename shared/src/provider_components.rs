@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Container, Namespace, PodSpec, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleRef, Subject};
+use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::cluster::ClusterCloud;
@@ -161,20 +161,10 @@ pub fn provider_objects(controller: &ProviderController) -> ProviderObjects {
             ..ServiceAccount::default()
         },
         // Cluster API's controllers manage machines, nodes and secrets across the cluster.
-        binding: ClusterRoleBinding {
-            metadata: meta(PROVIDER_NAME, None),
-            role_ref: RoleRef {
-                api_group: "rbac.authorization.k8s.io".into(),
-                kind: "ClusterRole".into(),
-                name: "cluster-admin".into(),
-            },
-            subjects: Some(vec![Subject {
-                kind: "ServiceAccount".into(),
-                name: PROVIDER_NAME.into(),
-                namespace: Some(PROVIDER_NAMESPACE.into()),
-                ..Subject::default()
-            }]),
-        },
+        binding: crate::agent_install::cluster_admin_binding(
+            meta(PROVIDER_NAME, None),
+            PROVIDER_NAMESPACE,
+        ),
         deployment,
     }
 }
