@@ -39,6 +39,10 @@ pub enum ProviderInstallError {
         #[source]
         source: Box<kube::Error>,
     },
+    #[error(
+        "no provider controllers were named for this cluster's cloud (strata controller --provider-image CLOUD=IMAGE): the objects stay in the management cluster, where CAPI runs"
+    )]
+    NoControllers,
     #[error("CRDs not served in this cluster after {waited:?}: {names}")]
     NotEstablished { names: String, waited: Duration },
 }
@@ -47,7 +51,8 @@ pub enum ProviderInstallError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Installed {
     pub crds: usize,
-    pub controllers: Option<String>,
+    /// The provider controllers' image.
+    pub controllers: String,
 }
 
 /// The CRD as this cluster should have it: the management cluster's spec, name, labels
@@ -105,12 +110,15 @@ fn established(crd: &CustomResourceDefinition) -> bool {
 }
 
 /// Copies the CRDs and deploys the provider controllers; idempotent, so it runs at every
-/// start of the agent (an upgraded management cluster's CRDs reach the cluster too).
+/// start of an agent whose move has not begun. Without provider controllers for the
+/// cluster's cloud nothing is installed, and the move does not start.
 pub async fn install(
     workload: &Client,
     management: &Client,
     controllers: Option<&ProviderController>,
 ) -> Result<Installed, ProviderInstallError> {
+    // Objects moved where no controller acts on them would leave the cluster unmanaged.
+    let controllers = controllers.ok_or(ProviderInstallError::NoControllers)?;
     let source: Api<CustomResourceDefinition> = Api::all(management.clone());
     let crds = source
         .list(&ListParams::default().labels(CLUSTERCTL_LABEL))
@@ -152,15 +160,6 @@ pub async fn install(
     }
     tracing::info!(crds = names.len(), "provider CRDs installed");
 
-    let Some(controllers) = controllers else {
-        tracing::warn!(
-            "no provider controllers were named for this cluster's cloud: its Cluster API objects will not be acted on here until they are installed"
-        );
-        return Ok(Installed {
-            crds: names.len(),
-            controllers: None,
-        });
-    };
     let objects = provider_objects(controllers);
     let name = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
         meta.name.clone().unwrap_or_default()
@@ -193,7 +192,7 @@ pub async fn install(
     tracing::info!(image = %controllers.image, "provider controllers deployed");
     Ok(Installed {
         crds: names.len(),
-        controllers: Some(controllers.image.clone()),
+        controllers: controllers.image.clone(),
     })
 }
 

@@ -180,7 +180,7 @@ async fn install_providers(
     let installed = provider_install::install(workload, &management, providers)
         .await
         .map_err(|e| e.to_string())?;
-    tracing::info!(crds = installed.crds, controllers = ?installed.controllers, "provider components installed");
+    tracing::info!(crds = installed.crds, controllers = %installed.controllers, "provider components installed");
     Ok(())
 }
 

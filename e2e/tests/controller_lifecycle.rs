@@ -435,7 +435,7 @@ async fn restart_day2_image_roll_and_deletion() {
     leader.kill();
 
     // The standby takes over once the lease expires, and converges to the same objects.
-    let wc = wait_phase(
+    let wc = wait_phase_before_pivot(
         &env,
         standby,
         ns,
@@ -566,7 +566,7 @@ async fn restart_day2_image_roll_and_deletion() {
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    let wc = wait_phase(
+    let wc = wait_phase_before_pivot(
         &env,
         &c,
         ns,

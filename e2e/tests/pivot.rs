@@ -15,7 +15,7 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::{DynamicObject, ListParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 use strata_e2e::management::{
@@ -126,18 +126,21 @@ async fn pivots(crash_after_every_step: bool) {
     .await;
     if !crash_after_every_step {
         // The dry run: the plan, and nothing changed (the management cluster's CRDs stand in
-        // for the target's, which are not installed yet, so the agent cannot start).
-        let before_rv = get_dynamic(
-            &client,
-            "cluster.x-k8s.io/v1beta2",
-            "Cluster",
-            Some(&objects),
-            name,
-        )
-        .await
-        .unwrap()
-        .metadata
-        .resource_version;
+        // for the target's; no agent runs yet).
+        // What a move would change first: the Cluster's spec (its pause, which bumps the
+        // generation) and annotations. Its status goes on changing with CAPI's work.
+        let touched = |c: DynamicObject| (c.metadata.generation, c.metadata.annotations);
+        let cluster_before = touched(
+            get_dynamic(
+                &client,
+                "cluster.x-k8s.io/v1beta2",
+                "Cluster",
+                Some(&objects),
+                name,
+            )
+            .await
+            .unwrap(),
+        );
         let kubeconfig = env.control_plane.kubeconfig_path();
         let output =
             std::process::Command::new(strata_e2e::process_kubelet::default_agent_binary())
@@ -170,18 +173,21 @@ async fn pivots(crash_after_every_step: bool) {
                 "{text}"
             );
         }
-        let after_rv = get_dynamic(
-            &client,
-            "cluster.x-k8s.io/v1beta2",
-            "Cluster",
-            Some(&objects),
-            name,
-        )
-        .await
-        .unwrap()
-        .metadata
-        .resource_version;
-        assert_eq!(before_rv, after_rv, "the dry run changed the Cluster");
+        let cluster_after = touched(
+            get_dynamic(
+                &client,
+                "cluster.x-k8s.io/v1beta2",
+                "Cluster",
+                Some(&objects),
+                name,
+            )
+            .await
+            .unwrap(),
+        );
+        assert_eq!(
+            cluster_before, cluster_after,
+            "the dry run changed the Cluster"
+        );
     }
     let (watcher, stop_watching) =
         watch_for_loss(client.clone(), w.clone(), objects.clone(), watched);

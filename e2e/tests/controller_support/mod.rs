@@ -89,11 +89,39 @@ pub async fn wait_phase(
     phase: ClusterPhase,
     timeout: Duration,
 ) -> WorkloadCluster {
+    wait_for(env, controller, namespace, name, phase, timeout, true).await
+}
+
+/// Waits for a phase with the cluster's agents installed but not run (their Deployment is
+/// available all the same, through the simulated kubelet): the cluster stays before its
+/// pivot, for tests of what the controller does until then.
+pub async fn wait_phase_before_pivot(
+    env: &ManagementEnv,
+    controller: &ControllerProcess,
+    namespace: &str,
+    name: &str,
+    phase: ClusterPhase,
+    timeout: Duration,
+) -> WorkloadCluster {
+    wait_for(env, controller, namespace, name, phase, timeout, false).await
+}
+
+async fn wait_for(
+    env: &ManagementEnv,
+    controller: &ControllerProcess,
+    namespace: &str,
+    name: &str,
+    phase: ClusterPhase,
+    timeout: Duration,
+    run_agents: bool,
+) -> WorkloadCluster {
     let client = env.client();
     let deadline = Instant::now() + timeout;
     let objects = objects_namespace(namespace, name);
     loop {
-        env.run_agents_of(&objects, name).await.unwrap();
+        if run_agents {
+            env.run_agents_of(&objects, name).await.unwrap();
+        }
         let found = cluster(&client, namespace, name).await;
         if let Some(c) = &found
             && c.status.as_ref().and_then(|s| s.phase) == Some(phase)

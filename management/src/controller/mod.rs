@@ -47,7 +47,7 @@ pub struct ControllerArgs {
     pub agent_image: String,
     /// What runs the Cluster API provider controllers in a workload cluster of CLOUD once
     /// its objects move there (`CLOUD=IMAGE`, repeatable; the agent deploys it). Without
-    /// one for its cloud, an agent installs the provider CRDs only.
+    /// one for its cloud, an agent does not move its cluster.
     #[arg(
         long = "provider-image",
         value_name = "CLOUD=IMAGE",
