@@ -57,34 +57,37 @@ struct Cli {
 enum Command {
     /// Print what a move of a cluster's CAPI objects would do (the groups in creation
     /// order, what stays behind and why), changing nothing.
-    Plan {
-        /// The cluster the objects are in now.
-        #[arg(long, value_name = "FILE")]
-        source_kubeconfig: PathBuf,
-        /// The cluster they would move to (its CRDs say which kinds move).
-        #[arg(long, value_name = "FILE")]
-        target_kubeconfig: PathBuf,
-        #[arg(long)]
-        namespace: String,
-        /// The CAPI Cluster's name.
-        #[arg(long)]
-        cluster: String,
-    },
+    Plan(MoveArgs),
     /// Move a cluster's CAPI objects from one cluster into the same namespace of another,
     /// keeping the journal in the target: run again after a failure, it continues.
-    Move {
-        /// The cluster the objects are in now.
-        #[arg(long, value_name = "FILE")]
-        source_kubeconfig: PathBuf,
-        /// The cluster they move to; its CRDs say which kinds move, and it keeps the journal.
-        #[arg(long, value_name = "FILE")]
-        target_kubeconfig: PathBuf,
-        #[arg(long)]
-        namespace: String,
-        /// The CAPI Cluster's name.
-        #[arg(long)]
-        cluster: String,
-    },
+    Move(MoveArgs),
+}
+
+/// Which cluster's objects, from where to where.
+#[derive(clap::Args)]
+struct MoveArgs {
+    /// The cluster the objects are in now.
+    #[arg(long, value_name = "FILE")]
+    source_kubeconfig: PathBuf,
+    /// The cluster they move to: its CRDs say which kinds move (a move keeps its journal
+    /// there).
+    #[arg(long, value_name = "FILE")]
+    target_kubeconfig: PathBuf,
+    /// The objects' namespace, the same on both sides.
+    #[arg(long)]
+    namespace: String,
+    /// The CAPI Cluster's name.
+    #[arg(long)]
+    cluster: String,
+}
+
+impl MoveArgs {
+    async fn clients(&self) -> Result<(Client, Client), String> {
+        Ok((
+            client_from(&self.source_kubeconfig).await?,
+            client_from(&self.target_kubeconfig).await?,
+        ))
+    }
 }
 
 async fn client_from(path: &std::path::Path) -> Result<Client, String> {
@@ -124,33 +127,22 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
-    if let Some(Command::Plan {
-        source_kubeconfig,
-        target_kubeconfig,
-        namespace,
-        cluster,
-    }) = &cli.command
-    {
-        let source = client_from(source_kubeconfig).await?;
-        let target = client_from(target_kubeconfig).await?;
-        let text = pivot::dry_run(&source, &target, cluster, namespace)
-            .await
-            .map_err(|e| e.to_string())?;
-        print!("{text}");
-        return Ok(());
-    }
-    if let Some(Command::Move {
-        source_kubeconfig,
-        target_kubeconfig,
-        namespace,
-        cluster,
-    }) = &cli.command
-    {
-        let source = client_from(source_kubeconfig).await?;
-        let target = client_from(target_kubeconfig).await?;
-        return move_command::run(source, target, namespace, cluster)
-            .await
-            .map_err(|e| e.to_string());
+    match &cli.command {
+        Some(Command::Plan(args)) => {
+            let (source, target) = args.clients().await?;
+            let text = pivot::dry_run(&source, &target, &args.cluster, &args.namespace)
+                .await
+                .map_err(|e| e.to_string())?;
+            print!("{text}");
+            return Ok(());
+        }
+        Some(Command::Move(args)) => {
+            let (source, target) = args.clients().await?;
+            return move_command::run(source, target, &args.namespace, &args.cluster)
+                .await
+                .map_err(|e| e.to_string());
+        }
+        None => {}
     }
     let client = Client::try_default()
         .await
