@@ -17,7 +17,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DynamicObject, ListParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
-use serde_json::{Value, json};
+use serde_json::json;
 use strata_e2e::management::{
     ControllerProcess, ManagementEnv, ManagementOptions, ensure_namespace,
 };
@@ -91,26 +91,7 @@ async fn pivots(crash_after_every_step: bool) {
             .await
             .unwrap();
     }
-    let mut watched: Watched = vec![
-        (
-            "cluster.x-k8s.io/v1beta2".into(),
-            "Cluster".into(),
-            name.into(),
-        ),
-        ("v1".into(), "Secret".into(), format!("{name}-kubeconfig")),
-        (
-            "controlplane.cluster.x-k8s.io/v1beta2".into(),
-            "KubeadmControlPlane".into(),
-            format!("{name}-control-plane"),
-        ),
-    ];
-    for machine in before.keys() {
-        watched.push((
-            "cluster.x-k8s.io/v1beta2".into(),
-            "Machine".into(),
-            machine.clone(),
-        ));
-    }
+    let watched = watched_objects(name, before.keys());
     // CAPI writes the kubeconfig a moment after the control plane answers.
     eventually(
         "the cluster's kubeconfig Secret",
@@ -268,20 +249,7 @@ async fn pivots(crash_after_every_step: bool) {
         .await
         .is_empty()
     );
-    let target_cluster = get_dynamic(
-        &w,
-        "cluster.x-k8s.io/v1beta2",
-        "Cluster",
-        Some(&objects),
-        name,
-    )
-    .await
-    .expect("the Cluster in the target");
-    assert_ne!(
-        target_cluster.data.pointer("/spec/paused"),
-        Some(&Value::Bool(true)),
-        "the target is left paused"
-    );
+    assert_target_unpaused(&w, &objects, name).await;
     let journal: ConfigMap = Api::namespaced(w.clone(), AGENT_NAMESPACE)
         .get(&format!("strata-move-{name}-pivot"))
         .await

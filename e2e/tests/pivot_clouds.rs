@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::{Api, Client};
-use serde_json::Value;
+
 use strata_e2e::management::{
     ControllerProcess, ManagementEnv, ManagementOptions, ensure_namespace,
 };
@@ -31,7 +31,7 @@ use strata_shared::provider_components::DEFAULT_SIM_PROVIDER_IMAGE;
 mod controller_support;
 mod pivot_support;
 use controller_support::*;
-use pivot_support::{first_control_plane_node, moves_back_when_deleted};
+use pivot_support::{assert_target_unpaused, first_control_plane_node, moves_back_when_deleted};
 
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -289,20 +289,7 @@ async fn pivots(cloud: &Cloud) {
     }
 
     // The target Cluster runs on, with the same machine.
-    let target_cluster = get_dynamic(
-        &w,
-        "cluster.x-k8s.io/v1beta2",
-        "Cluster",
-        Some(&objects),
-        name,
-    )
-    .await
-    .expect("the Cluster in the target");
-    assert_ne!(
-        target_cluster.data.pointer("/spec/paused"),
-        Some(&Value::Bool(true)),
-        "the target is left paused"
-    );
+    assert_target_unpaused(&w, &objects, name).await;
     let after = machine_instances(&w, &objects).await;
     for (machine, id) in &before {
         assert_eq!(

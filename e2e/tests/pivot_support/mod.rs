@@ -49,6 +49,24 @@ pub async fn first_control_plane_node(
     (workload, machines)
 }
 
+/// The moved Cluster is in the target, and not left paused.
+pub async fn assert_target_unpaused(target: &Client, namespace: &str, name: &str) {
+    let cluster = get_dynamic(
+        target,
+        "cluster.x-k8s.io/v1beta2",
+        "Cluster",
+        Some(namespace),
+        name,
+    )
+    .await
+    .expect("the Cluster in the target");
+    assert_ne!(
+        cluster.data.pointer("/spec/paused"),
+        Some(&Value::Bool(true)),
+        "the target is left paused"
+    );
+}
+
 /// The annotation a move's pause of the source Cluster carries.
 pub const PAUSED_BY_MOVE: &str = "strata.dev/paused-by-move";
 
@@ -430,26 +448,7 @@ pub async fn moves_back_when_deleted(
 ) {
     let client = env.client();
     let objects = objects_namespace(ns, name);
-    let mut watched: Watched = vec![
-        (
-            "cluster.x-k8s.io/v1beta2".into(),
-            "Cluster".into(),
-            name.into(),
-        ),
-        ("v1".into(), "Secret".into(), format!("{name}-kubeconfig")),
-        (
-            "controlplane.cluster.x-k8s.io/v1beta2".into(),
-            "KubeadmControlPlane".into(),
-            format!("{name}-control-plane"),
-        ),
-    ];
-    for machine in in_workload.keys() {
-        watched.push((
-            "cluster.x-k8s.io/v1beta2".into(),
-            "Machine".into(),
-            machine.clone(),
-        ));
-    }
+    let watched = watched_objects(name, in_workload.keys());
     // Machines as they arrive back, before CAPI there starts deleting them.
     let (arrivals, stop_arrivals) = {
         let client = client.clone();
