@@ -24,7 +24,17 @@ pub async fn set(
     reason: &str,
     message: &str,
 ) -> Result<(), String> {
-    let patch = json!({
+    let clusters: Api<WorkloadCluster> =
+        Api::namespaced(management.clone(), &link.cluster_namespace);
+    // The agent's apply also owns the node counts it reported: an apply without them would
+    // take them away, leaving counts the schema refuses. They are sent again as they are.
+    let current = clusters
+        .get_status(&link.cluster)
+        .await
+        .map_err(|e| format!("cannot read the WorkloadCluster's status: {e}"))?
+        .status
+        .unwrap_or_default();
+    let mut patch = json!({
         "apiVersion": "strata.dev/v1alpha1",
         "kind": "WorkloadCluster",
         "status": { "conditions": [{
@@ -35,8 +45,12 @@ pub async fn set(
             "lastTransitionTime": Timestamp::now().to_string(),
         }]},
     });
-    let clusters: Api<WorkloadCluster> =
-        Api::namespaced(management.clone(), &link.cluster_namespace);
+    if let Some(counts) = current.control_plane {
+        patch["status"]["controlPlane"] = json!(counts);
+    }
+    if let Some(counts) = current.workers {
+        patch["status"]["workers"] = json!(counts);
+    }
     clusters
         .patch_status(
             &link.cluster,

@@ -55,7 +55,7 @@ async fn pivots(crash_after_every_step: bool) {
     let objects = objects_namespace(ns, name);
     ensure_namespace(&client, ns).await.unwrap();
     apply_sample(&client, "clusters/sim-demo.yaml", ns, |_| {}).await;
-    let controller = ControllerProcess::start(
+    let mut controller = ControllerProcess::start(
         env.control_plane.kubeconfig_path(),
         env.dir.path(),
         "controller",
@@ -349,6 +349,15 @@ async fn pivots(crash_after_every_step: bool) {
         );
     }
     if !crash_after_every_step {
-        moves_back_when_deleted(&env, &controller, ns, name, &w, &all).await;
+        moves_back_when_deleted(
+            &env,
+            &mut controller,
+            env.control_plane.kubeconfig_path(),
+            ns,
+            name,
+            &w,
+            &all,
+        )
+        .await;
     }
 }

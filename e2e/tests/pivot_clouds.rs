@@ -138,7 +138,7 @@ async fn pivots(cloud: &Cloud) {
     // the cloud's provider controllers.
     let image = format!("{}={DEFAULT_SIM_PROVIDER_IMAGE}", cloud.name);
     let fast = format!("{}=--fast", cloud.name);
-    let controller = ControllerProcess::start(
+    let mut controller = ControllerProcess::start(
         &kubeconfig,
         env.dir.path(),
         "controller",
@@ -347,7 +347,7 @@ async fn pivots(cloud: &Cloud) {
     if cloud.moves_back {
         // The move back adopts the identity the management cluster kept (the agent may
         // only read it there).
-        moves_back_when_deleted(&env, &controller, ns, name, &w, &all).await;
+        moves_back_when_deleted(&env, &mut controller, &kubeconfig, ns, name, &w, &all).await;
         eprintln!(
             "{}: moved back and deleted in {:.0?}",
             cloud.name,

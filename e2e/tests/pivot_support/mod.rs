@@ -438,9 +438,14 @@ pub async fn check_moved(source: &Client, target: &Client, cluster: &str) -> Vec
 /// Deleting the pivoted WorkloadCluster: the agent moves the objects back (nothing lost on
 /// the way, no machine replaced), reports MovedBack, and CAPI in the management cluster
 /// then deletes the cluster, after which the WorkloadCluster and its namespace are gone.
+///
+/// The controller is stopped while the objects move back: the agent needs nothing of it,
+/// and otherwise CAPI could delete what arrives before the test has seen it. A new one,
+/// with `kubeconfig`, then finishes the deletion.
 pub async fn moves_back_when_deleted(
     env: &ManagementEnv,
-    controller: &ControllerProcess,
+    controller: &mut ControllerProcess,
+    kubeconfig: &std::path::Path,
     ns: &str,
     name: &str,
     w: &Client,
@@ -448,26 +453,13 @@ pub async fn moves_back_when_deleted(
 ) {
     let client = env.client();
     let objects = objects_namespace(ns, name);
-    let watched = watched_objects(name, in_workload.keys());
-    // Machines as they arrive back, before CAPI there starts deleting them.
-    let (arrivals, stop_arrivals) = {
-        let client = client.clone();
-        let objects = objects.clone();
-        let (stop, mut stopped) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(async move {
-            let mut seen = BTreeMap::new();
-            loop {
-                seen.extend(machine_instances(&client, &objects).await);
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-                    _ = stopped.changed() => return seen,
-                }
-            }
-        });
-        (task, stop)
-    };
-    let (watcher, stop_watching) =
-        watch_for_loss(w.clone(), client.clone(), objects.clone(), watched);
+    controller.kill();
+    let (watcher, stop_watching) = watch_for_loss(
+        w.clone(),
+        client.clone(),
+        objects.clone(),
+        watched_objects(name, in_workload.keys()),
+    );
     Api::<strata_shared::cluster::WorkloadCluster>::namespaced(client.clone(), ns)
         .delete(name, &Default::default())
         .await
@@ -483,11 +475,6 @@ pub async fn moves_back_when_deleted(
         },
     )
     .await;
-    let journal: Option<ConfigMap> = Api::namespaced(w.clone(), AGENT_NAMESPACE)
-        .get_opt(&format!("strata-move-{name}-reverse"))
-        .await
-        .ok()
-        .flatten();
     let _ = stop_watching.send(true);
     let lost = watcher.await.unwrap();
     assert!(lost.is_empty(), "objects were lost moving back: {lost:?}");
@@ -497,14 +484,30 @@ pub async fn moves_back_when_deleted(
         "{}",
         describe(Some(&moved_back))
     );
-    if let Some(journal) = journal {
-        let journal: MoveJournal =
-            strata_shared::pivot::journal_record::journal_from(&journal).unwrap();
-        assert_eq!(journal.phase, MovePhase::Done);
-        assert!(journal.objects.values().any(|e| e.kind == "Machine"));
-    }
+    let journal: ConfigMap = Api::namespaced(w.clone(), AGENT_NAMESPACE)
+        .get(&format!("strata-move-{name}-reverse"))
+        .await
+        .unwrap();
+    let journal = strata_shared::pivot::journal_record::journal_from(&journal).unwrap();
+    assert_eq!(journal.phase, MovePhase::Done);
+    let machines_moved = journal
+        .objects
+        .values()
+        .filter(|e| e.kind == "Machine")
+        .count();
+    assert_eq!(machines_moved, in_workload.len(), "{:?}", journal.objects);
+    // Every machine is back with its instance, and none is left in the workload cluster.
+    assert_eq!(&machine_instances(&client, &objects).await, in_workload);
+    assert!(machine_instances(w, &objects).await.is_empty());
 
     // CAPI in the management cluster deletes the cluster; the WorkloadCluster goes.
+    let controller = ControllerProcess::start(
+        kubeconfig,
+        env.dir.path(),
+        "controller-after-move-back",
+        &[],
+    )
+    .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(240);
     while cluster(&client, ns, name).await.is_some() {
         assert!(
@@ -514,15 +517,6 @@ pub async fn moves_back_when_deleted(
             controller.log_tail(30)
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    let _ = stop_arrivals.send(true);
-    let arrived = arrivals.await.unwrap();
-    for (machine, id) in in_workload {
-        assert_eq!(
-            arrived.get(machine),
-            Some(id),
-            "machine {machine} did not come back with its instance"
-        );
     }
     let namespace: Option<k8s_openapi::api::core::v1::Namespace> =
         Api::all(client.clone()).get_opt(&objects).await.unwrap();
