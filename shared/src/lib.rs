@@ -21,3 +21,4 @@ pub mod registry;
 pub mod revision;
 pub mod values_merge;
 pub mod version;
+pub mod workload_kubeconfig;
