@@ -359,3 +359,6 @@ fn excerpt_to(text: &str, limit: usize) -> String {
     }
     cut
 }
+
+#[cfg(test)]
+mod tests;
