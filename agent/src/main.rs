@@ -4,13 +4,16 @@
 //! cluster's CAPI objects from the management cluster into this cluster, scales it to
 //! its revision and reports back (see `work`).
 
+mod identity_sync;
+mod link_keeper;
 mod management_link;
 mod move_attempt;
 mod move_back;
 mod move_command;
+mod move_grant;
 mod pivot;
-mod pivoted;
 mod provider_install;
+mod status_report;
 mod work;
 
 use std::path::PathBuf;
@@ -38,10 +41,11 @@ struct Cli {
     /// How long a lease stays valid without renewal.
     #[arg(long, default_value_t = 15)]
     lease_seconds: u64,
-    /// The management cluster's kubeconfig, beside the files naming this cluster (the
-    /// mounted `strata-management` Secret); without it the agent only holds its lease.
-    #[arg(long, env = "STRATA_MANAGEMENT_KUBECONFIG")]
-    management_kubeconfig: Option<PathBuf>,
+    /// The Secret in the agent's namespace of this cluster with its management access and
+    /// where its cluster's objects are (the controller writes it); without it the agent only
+    /// holds its lease.
+    #[arg(long, env = "STRATA_MANAGEMENT_SECRET")]
+    management_secret: Option<String>,
     /// The image of the Cluster API provider controllers to deploy in this cluster before
     /// its objects move here (the management controller passes it).
     #[arg(long, value_name = "IMAGE")]
@@ -166,9 +170,10 @@ async fn run(cli: Cli) -> Result<(), String> {
     let renew_every = duration / 3;
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| format!("cannot listen for SIGTERM: {e}"))?;
-    let link = match &cli.management_kubeconfig {
-        Some(path) => Some(
-            management_link::ManagementLink::from_kubeconfig_file(path)
+    let link = match &cli.management_secret {
+        Some(secret) => Some(
+            management_link::ManagementLink::load(client.clone(), secret)
+                .await
                 .map_err(|e| e.to_string())?,
         ),
         None => None,

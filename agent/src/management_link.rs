@@ -1,22 +1,61 @@
-//! The agent's way to the management cluster: the `strata-management` Secret mounted
-//! as files, read again for every connection so a renewed token is picked up.
+//! The agent's way to the management cluster. Its access is the link Secret in its own
+//! cluster (`strata-system/strata-management`), read anew for every connection, so that a
+//! token the agent renewed, or one `strata cluster rekey` put there, is used at once. The
+//! client is built from the Secret's server, CA and token alone (through the same checks as
+//! any kubeconfig Strata reads), with a deadline on every request.
+//!
+//! The agent renews its own token: the controller keeps a fresh one in the agent's credential
+//! Secret in the management cluster, which the agent may read; when it holds a newer one than
+//! the agent's, the agent writes it into its link Secret.
 
-use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client};
+use strata_shared::agent_install::AGENT_NAMESPACE;
+use strata_shared::management_access::{
+    AccessError, ManagementAccess, ManagementLinkData, credential_of, management_kubeconfig,
+};
+use strata_shared::workload_kubeconfig::{ClientTimeouts, parse};
+
+use crate::work::FIELD_MANAGER;
+
+/// A request to the management cluster that takes longer than this has failed: the link
+/// may be slow or cut, and the agent's work goes on without it.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 
 #[derive(Debug, thiserror::Error)]
-#[error("the management access in {path} is not usable: {reason}")]
-pub struct LinkError {
-    pub path: PathBuf,
-    pub reason: String,
+pub enum LinkError {
+    #[error("cannot read Secret {AGENT_NAMESPACE}/{secret} in this cluster: {source}")]
+    Read {
+        secret: String,
+        #[source]
+        source: Box<kube::Error>,
+    },
+    #[error(
+        "Secret {AGENT_NAMESPACE}/{secret} does not exist in this cluster (the controller writes it when it installs the agent)"
+    )]
+    Missing { secret: String },
+    #[error("the management access is not usable: {0}")]
+    Access(#[from] AccessError),
+    #[error(
+        "the management access in Secret {AGENT_NAMESPACE}/{secret} cannot make a client: {reason}"
+    )]
+    Client { secret: String, reason: String },
+    #[error("cannot write the renewed token into Secret {AGENT_NAMESPACE}/{secret}: {source}")]
+    Write {
+        secret: String,
+        #[source]
+        source: Box<kube::Error>,
+    },
 }
 
-/// Where this cluster's objects are in the management cluster.
-#[derive(Debug, Clone)]
+/// Where this cluster's objects are in the management cluster, and how to reach it.
+#[derive(Clone)]
 pub struct ManagementLink {
-    kubeconfig: PathBuf,
+    workload: Client,
+    secret: String,
     /// The WorkloadCluster's (and CAPI Cluster's) name.
     pub cluster: String,
     /// The WorkloadCluster's namespace.
@@ -25,71 +64,150 @@ pub struct ManagementLink {
     pub objects_namespace: String,
 }
 
-fn read(dir: &Path, key: &str) -> Result<String, LinkError> {
-    let path = dir.join(key);
-    std::fs::read_to_string(&path)
-        .map(|s| s.trim().to_string())
-        .map_err(|e| LinkError {
-            path: path.clone(),
-            reason: e.to_string(),
-        })
+impl std::fmt::Debug for ManagementLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManagementLink")
+            .field("secret", &self.secret)
+            .field("cluster", &self.cluster)
+            .field("cluster_namespace", &self.cluster_namespace)
+            .field("objects_namespace", &self.objects_namespace)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ManagementLink {
-    /// From the kubeconfig file of the mounted Secret; its sibling files name the cluster.
-    pub fn from_kubeconfig_file(kubeconfig: &Path) -> Result<ManagementLink, LinkError> {
-        let dir = kubeconfig.parent().unwrap_or(Path::new("."));
+    /// From the link Secret `secret` in the agent's namespace of `workload`.
+    pub async fn load(workload: Client, secret: &str) -> Result<ManagementLink, LinkError> {
+        let data = read(&workload, secret).await?;
         Ok(ManagementLink {
-            kubeconfig: kubeconfig.to_path_buf(),
-            cluster: read(dir, "cluster")?,
-            cluster_namespace: read(dir, "clusterNamespace")?,
-            objects_namespace: read(dir, "namespace")?,
+            workload,
+            secret: secret.to_string(),
+            cluster: data.location.cluster,
+            cluster_namespace: data.location.cluster_namespace,
+            objects_namespace: data.location.objects_namespace,
         })
     }
 
+    /// The link Secret as it is now.
+    pub async fn data(&self) -> Result<ManagementLinkData, LinkError> {
+        read(&self.workload, &self.secret).await
+    }
+
+    /// A client of the management cluster with the access the link Secret holds now.
     pub async fn client(&self) -> Result<Client, LinkError> {
-        let failed = |reason: String| LinkError {
-            path: self.kubeconfig.clone(),
-            reason,
-        };
-        let kubeconfig =
-            Kubeconfig::read_from(&self.kubeconfig).map_err(|e| failed(e.to_string()))?;
-        let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        let data = self.data().await?;
+        client_for(&data.access, &data.location.objects_namespace, &self.secret)
+    }
+
+    /// Takes the controller's renewed token when it is newer than the agent's; returns the
+    /// access in force afterwards. Errors reaching the management cluster are the caller's to
+    /// judge (an expired token shows as 401 there).
+    pub async fn renew(&self, management: &Client) -> Result<RenewOutcome, RenewError> {
+        let data = self.data().await.map_err(RenewError::Link)?;
+        let secrets: Api<Secret> = Api::namespaced(management.clone(), &data.system_namespace);
+        let found = tokio::time::timeout(REQUEST_TIMEOUT, secrets.get(&data.credential_secret))
             .await
-            .map_err(|e| failed(e.to_string()))?;
-        Client::try_from(config).map_err(|e| failed(e.to_string()))
+            .map_err(|_| RenewError::Timeout)?
+            .map_err(|e| RenewError::Management(Box::new(e)))?;
+        let offered = credential_of(&found).map_err(|e| RenewError::Link(e.into()))?;
+        // Only a later expiry is taken: the same token, or an older one (a controller
+        // restored from a backup, say), leaves the agent's as it is.
+        if offered.token_expires <= data.access.token_expires {
+            return Ok(RenewOutcome::Current(data.access));
+        }
+        let renewed = ManagementLinkData {
+            access: offered.clone(),
+            ..data
+        };
+        let secret =
+            renewed.to_secret(k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                name: Some(self.secret.clone()),
+                namespace: Some(AGENT_NAMESPACE.into()),
+                ..Default::default()
+            });
+        let local: Api<Secret> = Api::namespaced(self.workload.clone(), AGENT_NAMESPACE);
+        local
+            .patch(
+                &self.secret,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&secret),
+            )
+            .await
+            .map_err(|e| {
+                RenewError::Link(LinkError::Write {
+                    secret: self.secret.clone(),
+                    source: Box::new(e),
+                })
+            })?;
+        tracing::info!(expires = %offered.token_expires, "took the renewed management token");
+        Ok(RenewOutcome::Renewed(offered))
     }
 }
 
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
+/// What [`ManagementLink::renew`] found.
+#[derive(Debug)]
+pub enum RenewOutcome {
+    /// The agent's token is the newest.
+    Current(ManagementAccess),
+    /// A newer token was taken.
+    Renewed(ManagementAccess),
+}
 
-    #[test]
-    fn a_missing_file_of_the_mounted_secret_is_named() {
-        let dir = std::env::temp_dir().join(format!("strata-link-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        for (key, value) in [
-            ("kubeconfig", "apiVersion: v1\n"),
-            ("cluster", "edge\n"),
-            ("namespace", "team-a-edge"),
-        ] {
-            std::fs::write(dir.join(key), value).unwrap();
+#[derive(Debug, thiserror::Error)]
+pub enum RenewError {
+    #[error(transparent)]
+    Link(LinkError),
+    #[error("the management cluster did not answer in {} s", REQUEST_TIMEOUT.as_secs())]
+    Timeout,
+    #[error("cannot read the agent's credential in the management cluster: {0}")]
+    Management(#[source] Box<kube::Error>),
+}
+
+impl RenewError {
+    /// The HTTP status the management cluster answered with, when it answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            RenewError::Management(e) => match e.as_ref() {
+                kube::Error::Api(status) => Some(status.code),
+                _ => None,
+            },
+            _ => None,
         }
-        let error = ManagementLink::from_kubeconfig_file(&dir.join("kubeconfig")).unwrap_err();
-        assert_eq!(error.path, dir.join("clusterNamespace"));
-        assert!(error.to_string().contains("clusterNamespace"), "{error}");
-        std::fs::write(dir.join("clusterNamespace"), "team-a\n").unwrap();
-        let link = ManagementLink::from_kubeconfig_file(&dir.join("kubeconfig")).unwrap();
-        assert_eq!(
-            (
-                link.cluster.as_str(),
-                link.cluster_namespace.as_str(),
-                link.objects_namespace.as_str()
-            ),
-            ("edge", "team-a", "team-a-edge")
-        );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
+}
+
+async fn read(workload: &Client, secret: &str) -> Result<ManagementLinkData, LinkError> {
+    let secrets: Api<Secret> = Api::namespaced(workload.clone(), AGENT_NAMESPACE);
+    let found = secrets
+        .get_opt(secret)
+        .await
+        .map_err(|e| LinkError::Read {
+            secret: secret.to_string(),
+            source: Box::new(e),
+        })?
+        .ok_or_else(|| LinkError::Missing {
+            secret: secret.to_string(),
+        })?;
+    Ok(ManagementLinkData::from_secret(&found)?)
+}
+
+/// A client of the management cluster for `access`, through the same checks as any
+/// kubeconfig Strata reads: a server, its CA, a bearer token, nothing else.
+fn client_for(
+    access: &ManagementAccess,
+    namespace: &str,
+    secret: &str,
+) -> Result<Client, LinkError> {
+    let failed = |reason: String| LinkError::Client {
+        secret: secret.to_string(),
+        reason,
+    };
+    let text = serde_yaml::to_string(&management_kubeconfig(access, namespace))
+        .map_err(|e| failed(e.to_string()))?;
+    let checked = parse(&text).map_err(|e| failed(e.to_string()))?;
+    let mut config = checked
+        .to_kube_config(ClientTimeouts::uniform(REQUEST_TIMEOUT))
+        .map_err(|e| failed(e.to_string()))?;
+    config.default_namespace = namespace.to_string();
+    Client::try_from(config).map_err(|e| failed(e.to_string()))
 }

@@ -7,7 +7,12 @@ use strata_shared::pivot::journal::Direction;
 
 use crate::management_link::ManagementLink;
 use crate::pivot::{MoveSides, PivotError, PreparedMove, prepare, run_move};
-use crate::pivoted::{self, REASON_MOVE_STOPPED};
+use crate::status_report::StatusReport;
+
+/// A move stopped on an error (the message says which object and why). The agent retries;
+/// the condition stays until the move ends (False for a pivot, True for a move back, since
+/// the objects are still partly in the workload cluster).
+pub const REASON_MOVE_STOPPED: &str = "MoveStopped";
 
 /// A move ready to run, and the management cluster it goes from or to.
 pub struct Attempt {
@@ -70,7 +75,12 @@ pub async fn prepare_attempt(
 /// Runs a prepared move to its end; true when it got there. A move stopped by an error
 /// is reported on the WorkloadCluster (`MoveStopped`, with `pivoted_status` as the
 /// condition's status), since the agent alone sees it.
-pub async fn run_attempt(attempt: Attempt, link: &ManagementLink, pivoted_status: &str) -> bool {
+pub async fn run_attempt(
+    attempt: Attempt,
+    link: &ManagementLink,
+    pivoted_status: &str,
+    report: &StatusReport,
+) -> bool {
     let direction = attempt.sides.direction;
     match run_move(&attempt.sides, attempt.prepared).await {
         Ok(()) => true,
@@ -81,15 +91,8 @@ pub async fn run_attempt(attempt: Attempt, link: &ManagementLink, pivoted_status
         Err(e) => {
             tracing::error!(error = %e, "{} stopped; retrying", what(direction));
             let message = format!("{} stopped (the agent retries): {e}", what(direction));
-            if let Err(e) = pivoted::set(
-                &attempt.management,
-                link,
-                pivoted_status,
-                REASON_MOVE_STOPPED,
-                &message,
-            )
-            .await
-            {
+            report.set_pivoted(pivoted_status, REASON_MOVE_STOPPED, &message);
+            if let Err(e) = report.send(&attempt.management, link).await {
                 tracing::warn!(error = %e, "cannot report the stopped move");
             }
             false

@@ -13,7 +13,7 @@ use strata_shared::pivot::journal::Direction;
 use crate::management_link::ManagementLink;
 use crate::move_attempt::{prepare_attempt, run_attempt};
 use crate::pivot::JournalStore;
-use crate::pivoted;
+use crate::status_report::StatusReport;
 
 const RETRY: Duration = Duration::from_secs(5);
 
@@ -52,7 +52,7 @@ pub async fn deletion_requested(link: &ManagementLink) -> Option<bool> {
 
 /// Moves the objects back, resuming a move back a crash interrupted, and reports it done.
 /// Returns once the management cluster has been told.
-pub async fn move_back(workload: &Client, link: &ManagementLink) {
+pub async fn move_back(workload: &Client, link: &ManagementLink, report: &StatusReport) {
     let management = loop {
         let Some(attempt) = prepare_attempt(workload, link, Direction::Reverse).await else {
             tokio::time::sleep(RETRY).await;
@@ -61,23 +61,21 @@ pub async fn move_back(workload: &Client, link: &ManagementLink) {
         if attempt.prepared.is_done() {
             break attempt.management;
         }
-        if attempt.prepared.is_new()
-            && let Err(e) = pivoted::set(
-                &attempt.management,
-                link,
+        if attempt.prepared.is_new() {
+            report.set_pivoted(
                 "True",
                 REASON_MOVING_BACK,
                 "the cluster is being deleted; the agent is moving its CAPI objects back to the management cluster",
-            )
-            .await
-        {
-            tracing::warn!(error = %e, "retrying");
-            tokio::time::sleep(RETRY).await;
-            continue;
+            );
+            if let Err(e) = report.send(&attempt.management, link).await {
+                tracing::warn!(error = %e, "retrying");
+                tokio::time::sleep(RETRY).await;
+                continue;
+            }
         }
         let management = attempt.management.clone();
         // The objects are partly in the workload cluster until the move back ends.
-        if run_attempt(attempt, link, "True").await {
+        if run_attempt(attempt, link, "True", report).await {
             break management;
         }
         tokio::time::sleep(RETRY).await;
@@ -87,7 +85,8 @@ pub async fn move_back(workload: &Client, link: &ManagementLink) {
         "the CAPI objects are back in namespace {} of the management cluster, for CAPI there to delete the cluster",
         link.objects_namespace
     );
-    while let Err(e) = pivoted::set(&management, link, "False", REASON_MOVED_BACK, &message).await {
+    report.set_pivoted("False", REASON_MOVED_BACK, &message);
+    while let Err(e) = report.send(&management, link).await {
         tracing::warn!(error = %e, "retrying");
         tokio::time::sleep(RETRY).await;
     }

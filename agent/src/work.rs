@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use k8s_openapi::jiff::Timestamp;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
@@ -15,7 +14,7 @@ use strata_shared::capi::{
     BuildInput, control_plane_name, full_control_plane_replicas, worker_pool_objects,
 };
 use strata_shared::cluster::{
-    PIVOTED_CONDITION, REASON_MOVED, REASON_MOVING, ReplicaCounts, WorkloadCluster,
+    REASON_MOVED, REASON_MOVED_BACK, REASON_MOVING, ReplicaCounts, WorkloadCluster,
 };
 use strata_shared::pivot::journal::Direction;
 use strata_shared::provider_components::ProviderController;
@@ -23,9 +22,10 @@ use strata_shared::revision::ClusterRevision;
 
 use crate::management_link::ManagementLink;
 use crate::move_attempt::{prepare_attempt, run_attempt};
+use crate::move_grant::{self, Grant};
 use crate::pivot::JournalStore;
-use crate::pivoted;
-use crate::{move_back, provider_install};
+use crate::status_report::StatusReport;
+use crate::{identity_sync, link_keeper, move_back, provider_install};
 
 /// The agent's field manager.
 pub const FIELD_MANAGER: &str = "strata.dev/agent";
@@ -68,10 +68,26 @@ async fn target_cluster(workload: &Client, link: &ManagementLink) -> Result<Dyna
 
 /// Runs until the task is dropped (on losing the lease or stopping).
 pub async fn run(workload: Client, link: ManagementLink, providers: Option<ProviderController>) {
+    let report = StatusReport::default();
+    if let Ok(management) = link.client().await
+        && let Ok(Some(cluster)) =
+            Api::<WorkloadCluster>::namespaced(management, &link.cluster_namespace)
+                .get_opt(&link.cluster)
+                .await
+    {
+        report.seed(&cluster);
+    }
+    // The link is kept whatever the work is doing: reports, and a renewed token.
+    let keeper = tokio::spawn(link_keeper::run(
+        workload.clone(),
+        link.clone(),
+        report.clone(),
+    ));
+    let _stop_keeper = AbortOnDrop(keeper);
     // A restart after a move back has started finishes it first: the objects may be
     // half in each cluster.
     if move_back::requested(&workload, &link).await != Some(true)
-        && !pivot(&workload, &link, providers.as_ref()).await
+        && !pivot(&workload, &link, providers.as_ref(), &report).await
     {
         tracing::info!("the cluster is being deleted before its objects moved here; nothing to do");
         std::future::pending::<()>().await;
@@ -80,7 +96,7 @@ pub async fn run(workload: Client, link: ManagementLink, providers: Option<Provi
     let mut scaled = false;
     loop {
         if move_back::requested(&workload, &link).await == Some(true) {
-            move_back::move_back(&workload, &link).await;
+            move_back::move_back(&workload, &link, &report).await;
             // The cluster is CAPI's in the management cluster to delete now.
             std::future::pending::<()>().await;
         }
@@ -101,11 +117,38 @@ pub async fn run(workload: Client, link: ManagementLink, providers: Option<Provi
                     }
                 }
             }
-            if scaled && let Err(e) = report(&workload, &link, revision).await {
+            if scaled && let Err(e) = report_counts(&workload, &link, revision, &report).await {
                 tracing::info!(error = %e, "cannot report to the management cluster; will try again");
             }
         }
+        sync_identity(&workload, &link).await;
         tokio::time::sleep(if scaled { REPORT_EVERY } else { RETRY }).await;
+    }
+}
+
+/// Aborts a task when dropped: the link keeper ends with the work.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Copies a changed cloud identity from the management cluster (failures are the next
+/// round's to retry).
+async fn sync_identity(workload: &Client, link: &ManagementLink) {
+    let Ok(data) = link.data().await else {
+        return;
+    };
+    let Some(secret) = &data.identity_secret else {
+        return;
+    };
+    let Ok(management) = link.client().await else {
+        return;
+    };
+    if let Err(e) = identity_sync::sync(workload, &management, secret).await {
+        tracing::info!(error = %e, "cannot copy the cloud identity; will try again");
     }
 }
 
@@ -114,10 +157,11 @@ async fn pivot(
     workload: &Client,
     link: &ManagementLink,
     providers: Option<&ProviderController>,
+    report: &StatusReport,
 ) -> bool {
-    // A move is journaled only once the providers are installed: a restarted agent goes
-    // straight on with it, and a cluster that has moved needs nothing of the management
-    // cluster to carry on.
+    // A move is journaled only once the providers are installed and the move granted: a
+    // restarted agent goes straight on with it, and a cluster that has moved needs nothing
+    // of the management cluster to carry on.
     let mut providers_installed = move_started(workload, link).await;
     loop {
         if !providers_installed {
@@ -138,35 +182,55 @@ async fn pivot(
             return true;
         }
         if attempt.prepared.is_new() {
+            match move_grant::ask(&attempt.management, link, report).await {
+                Grant::Granted => {}
+                Grant::Refused => return false,
+                Grant::Pending => continue,
+            }
+            // A deletion that came after the grant finds nothing moved yet: say so, and the
+            // controller deletes the cluster where it is.
             match move_back::deletion_requested(link).await {
-                Some(true) => return false,
                 Some(false) => {}
+                Some(true) => {
+                    nothing_moved(&attempt.management, link, report).await;
+                    return false;
+                }
                 None => {
                     tracing::warn!("cannot tell whether the cluster is being deleted; retrying");
                     tokio::time::sleep(RETRY).await;
                     continue;
                 }
             }
-            // Tell the controller before anything is touched, so it leaves the objects
-            // alone while they move.
-            if let Err(e) = pivoted::set(
-                &attempt.management,
-                link,
+            // Tell the controller before anything is touched.
+            report.set_pivoted(
                 "False",
                 REASON_MOVING,
                 "the agent is moving the CAPI objects into the workload cluster",
-            )
-            .await
-            {
+            );
+            if let Err(e) = report.send(&attempt.management, link).await {
                 tracing::warn!(error = %e, "cannot tell the management cluster the move starts; retrying");
                 tokio::time::sleep(RETRY).await;
                 continue;
             }
         }
-        if run_attempt(attempt, link, "False").await {
+        if run_attempt(attempt, link, "False", report).await {
             tracing::info!(cluster = %link.cluster, "the cluster's CAPI objects live in the cluster now");
             return true;
         }
+        tokio::time::sleep(RETRY).await;
+    }
+}
+
+/// The move was granted but the cluster was deleted before anything moved: the objects
+/// never left the management cluster.
+async fn nothing_moved(management: &Client, link: &ManagementLink, report: &StatusReport) {
+    report.set_pivoted(
+        "False",
+        REASON_MOVED_BACK,
+        "the cluster was deleted before anything moved; its CAPI objects never left the management cluster",
+    );
+    while let Err(e) = report.send(management, link).await {
+        tracing::warn!(error = %e, "cannot tell the management cluster nothing moved; retrying");
         tokio::time::sleep(RETRY).await;
     }
 }
@@ -327,63 +391,36 @@ async fn scale_out(
 }
 
 /// Pivoted, and the node counts, on the WorkloadCluster's status.
-async fn report(
+async fn report_counts(
     workload: &Client,
     link: &ManagementLink,
     revision: &ClusterRevision,
+    report: &StatusReport,
 ) -> Result<(), String> {
     let cluster = target_cluster(workload, link).await?;
     let number = |p: &str| cluster.data.pointer(p).and_then(Value::as_i64).unwrap_or(0);
     let pools = &revision.spec.desired.node_pools;
-    let control_plane = ReplicaCounts::new(
-        i64::from(pools.control_plane.count),
-        number("/status/controlPlane/readyReplicas"),
+    report.set_counts(
+        ReplicaCounts::new(
+            i64::from(pools.control_plane.count),
+            number("/status/controlPlane/readyReplicas"),
+        ),
+        ReplicaCounts::new(
+            pools.workers.iter().map(|w| i64::from(w.count)).sum(),
+            number("/status/workers/readyReplicas"),
+        ),
     );
-    let workers = ReplicaCounts::new(
-        pools.workers.iter().map(|w| i64::from(w.count)).sum(),
-        number("/status/workers/readyReplicas"),
+    report.set_pivoted(
+        "True",
+        REASON_MOVED,
+        &format!(
+            "the CAPI objects live in the workload cluster (namespace {})",
+            link.objects_namespace
+        ),
     );
-    let status = json!({
-        "apiVersion": "strata.dev/v1alpha1",
-        "kind": "WorkloadCluster",
-        "status": {
-            "conditions": [{
-                "type": PIVOTED_CONDITION,
-                "status": "True",
-                "reason": REASON_MOVED,
-                "message": format!("the CAPI objects live in the workload cluster (namespace {})", link.objects_namespace),
-                "lastTransitionTime": pivoted_at(workload).await,
-            }],
-            "controlPlane": control_plane,
-            "workers": workers,
-        },
-    });
     let management = link.client().await.map_err(|e| e.to_string())?;
-    let api: Api<WorkloadCluster> = Api::namespaced(management, &link.cluster_namespace);
-    api.patch_status(
-        &link.cluster,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&status),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    Ok(())
-}
-
-/// When the move finished (the journal's last write), so the condition's transition time
-/// stays put across reports.
-async fn pivoted_at(workload: &Client) -> String {
-    let maps: Api<ConfigMap> = Api::namespaced(workload.clone(), AGENT_NAMESPACE);
-    let list = maps.list(&ListParams::default()).await.ok();
-    list.and_then(|l| {
-        l.items.into_iter().find(|m| {
-            m.metadata
-                .name
-                .as_deref()
-                .is_some_and(|n| n.starts_with("strata-move-") && n.ends_with("-pivot"))
-        })
-    })
-    .and_then(|m| m.metadata.creation_timestamp)
-    .map(|t| t.0.to_string())
-    .unwrap_or_else(|| Timestamp::now().to_string())
+    report
+        .send(&management, link)
+        .await
+        .map_err(|e| e.to_string())
 }

@@ -195,6 +195,11 @@ impl ManagementEnv {
             .await
             .map_err(|e| e.to_string())?;
         ensure_namespace(&client, SYSTEM_NAMESPACE).await?;
+        // The static roles the controller binds per namespace, and its own account: what an
+        // install of Strata puts there, whichever identity a test runs the controller with.
+        for document in read_documents(&repo_root().join("manifests/controller/rbac.yaml"))? {
+            apply(&client, &document).await?;
+        }
 
         publish_sample_packs(&registry).await?;
         let ca = registry.ca_pem().unwrap_or_default().to_string();

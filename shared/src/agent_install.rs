@@ -5,20 +5,17 @@
 
 use std::collections::BTreeMap;
 
+use crate::management_access::ManagementLinkData;
 use crate::provider_components::ProviderController;
-use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
     Container, EnvVar, EnvVarSource, Namespace, ObjectFieldSelector, PodSpec, PodTemplateSpec,
-    Secret, SecretVolumeSource, ServiceAccount, Volume, VolumeMount,
+    Secret, ServiceAccount,
 };
 use k8s_openapi::api::rbac::v1::{
     ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
-use kube::config::{
-    AuthInfo, Cluster, Context, Kubeconfig, NamedAuthInfo, NamedCluster, NamedContext,
-};
 
 /// The agent's namespace in the workload cluster.
 pub const AGENT_NAMESPACE: &str = "strata-system";
@@ -26,10 +23,6 @@ pub const AGENT_NAMESPACE: &str = "strata-system";
 pub const AGENT_NAME: &str = "strata-agent";
 /// The Secret in the workload cluster holding the agent's management-cluster access.
 pub const MANAGEMENT_SECRET: &str = "strata-management";
-/// Where the agent finds that Secret's files.
-pub const MANAGEMENT_MOUNT: &str = "/etc/strata/management";
-/// Annotation on the Secret: when its token expires (RFC 3339).
-pub const TOKEN_EXPIRES_ANNOTATION: &str = "strata.dev/token-expires";
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 pub const MANAGED_BY: &str = "strata";
 
@@ -78,17 +71,151 @@ impl ClusterLocation {
             objects_namespace: crate::cluster::objects_namespace(cluster_namespace, cluster),
         }
     }
+
+    /// The names of the agent's identity and rights in the management cluster, all derived
+    /// from the objects namespace, which is unique per cluster.
+    pub fn agent_names(&self) -> AgentNames {
+        AgentNames {
+            service_account: format!("agent-{}", self.objects_namespace),
+            credential_secret: format!("agent-{}-credential", self.objects_namespace),
+            rbac: format!("{AGENT_NAME}-{}", self.objects_namespace),
+        }
+    }
 }
 
-/// The agent's identity and rights in the management cluster: a service account in the
-/// cluster's own namespace; a Role there to read its revisions, move its CAPI objects
-/// and the secrets and config maps beside them, and renew its own token; a Role in
-/// the WorkloadCluster's namespace to read that one object and write its status; and, for
-/// clouds whose identity Secret lives in the provider's namespace, a Role there to read
-/// that one Secret (the pivot copies it into the workload cluster). Cluster-wide it may
-/// only read: the CRDs (the provider components it installs in its own cluster, and the
-/// kinds a move back may create), and its cluster's own identity by name. Nothing of any
-/// other cluster.
+/// The agent's objects in the management cluster, by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentNames {
+    /// Its service account, in the controller's system namespace: a namespace where the
+    /// agent may write nothing, so it cannot make itself a token Secret (which would never
+    /// expire) for that account.
+    pub service_account: String,
+    /// The Secret in the system namespace that holds the agent's current token. The tokens
+    /// are bound to it: deleting it revokes every token the agent has.
+    pub credential_secret: String,
+    /// Its Roles, RoleBindings, ClusterRole and ClusterRoleBinding.
+    pub rbac: String,
+}
+
+/// The static ClusterRole (in `manifests/controller/rbac.yaml`) with the agent's rights
+/// inside its own objects namespace, bound there per cluster. Being static, the controller
+/// grants it with `bind` and needs none of these rights itself.
+pub const AGENT_OBJECTS_ROLE: &str = "strata-agent-objects";
+/// The static ClusterRole with the controller's writes inside a namespace it manages (a
+/// cluster's objects namespace, a provider's namespace): it binds it there for itself,
+/// rather than holding Secret writes in every namespace.
+pub const CONTROLLER_OBJECTS_ROLE: &str = "strata-controller-objects";
+/// The RoleBinding of [`CONTROLLER_OBJECTS_ROLE`] in each namespace it is bound in.
+pub const CONTROLLER_BINDING: &str = "strata-controller";
+/// The RoleBinding of [`AGENT_OBJECTS_ROLE`] in an objects namespace.
+pub const AGENT_BINDING: &str = AGENT_NAME;
+
+/// The CAPI groups whose objects a move carries.
+pub const CAPI_GROUPS: [&str; 5] = [
+    "cluster.x-k8s.io",
+    "infrastructure.cluster.x-k8s.io",
+    "bootstrap.cluster.x-k8s.io",
+    "controlplane.cluster.x-k8s.io",
+    "addons.cluster.x-k8s.io",
+];
+
+const READ: &[&str] = &["get", "list", "watch"];
+/// A move reads, creates, updates (status and pause) and deletes.
+const MOVE: &[&str] = &[
+    "get", "list", "watch", "create", "update", "patch", "delete",
+];
+
+/// The rules of [`AGENT_OBJECTS_ROLE`], each with its reason. Every right here is for the
+/// objects namespace of one cluster only (the binding's namespace).
+pub fn agent_objects_rules() -> Vec<PolicyRule> {
+    vec![
+        // Its cluster's revisions: what the cluster should be.
+        rule(&["strata.dev"], &["clusterrevisions"], READ),
+        // The move and the move back: every CAPI object of the cluster, with status.
+        rule(&CAPI_GROUPS, &["*"], MOVE),
+        // The move and the move back carry the Secrets and ConfigMaps of the cluster
+        // (kubeconfig, certificates, bootstrap data).
+        rule(&[""], &["secrets", "configmaps"], MOVE),
+    ]
+}
+
+/// The static ClusterRole of the agent's rights in its objects namespace.
+pub fn agent_objects_role() -> ClusterRole {
+    ClusterRole {
+        metadata: ObjectMeta {
+            name: Some(AGENT_OBJECTS_ROLE.into()),
+            labels: Some(BTreeMap::from([(
+                MANAGED_BY_LABEL.to_string(),
+                MANAGED_BY.to_string(),
+            )])),
+            ..ObjectMeta::default()
+        },
+        rules: Some(agent_objects_rules()),
+        ..ClusterRole::default()
+    }
+}
+
+/// The rules of [`CONTROLLER_OBJECTS_ROLE`]: the identity Secrets it writes beside a
+/// cluster's objects (Azure) and in a provider's namespace (vSphere, AWS).
+pub fn controller_objects_rules() -> Vec<PolicyRule> {
+    vec![rule(&[""], &["secrets"], &["get", "create", "patch"])]
+}
+
+/// The static ClusterRole of the controller's writes in a namespace it manages.
+pub fn controller_objects_role() -> ClusterRole {
+    ClusterRole {
+        metadata: ObjectMeta {
+            name: Some(CONTROLLER_OBJECTS_ROLE.into()),
+            labels: Some(BTreeMap::from([(
+                MANAGED_BY_LABEL.to_string(),
+                MANAGED_BY.to_string(),
+            )])),
+            ..ObjectMeta::default()
+        },
+        rules: Some(controller_objects_rules()),
+        ..ClusterRole::default()
+    }
+}
+
+/// The controller's binding of [`CONTROLLER_OBJECTS_ROLE`] in `namespace`, for its own
+/// service account `account` in `system_namespace`.
+pub fn controller_binding(namespace: &str, system_namespace: &str, account: &str) -> RoleBinding {
+    RoleBinding {
+        metadata: ObjectMeta {
+            name: Some(CONTROLLER_BINDING.into()),
+            namespace: Some(namespace.into()),
+            labels: Some(BTreeMap::from([(
+                MANAGED_BY_LABEL.to_string(),
+                MANAGED_BY.to_string(),
+            )])),
+            ..ObjectMeta::default()
+        },
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "ClusterRole".into(),
+            name: CONTROLLER_OBJECTS_ROLE.into(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: account.into(),
+            namespace: Some(system_namespace.into()),
+            ..Subject::default()
+        }]),
+    }
+}
+
+/// The agent's identity and rights in the management cluster, for one cluster:
+/// - its service account in the system namespace, where it can write nothing;
+/// - in the objects namespace, the static [`AGENT_OBJECTS_ROLE`], bound;
+/// - in the WorkloadCluster's namespace, reading that one object and writing its status;
+/// - in the system namespace, reading its own credential Secret (its renewed token);
+/// - for clouds whose identity Secret lives in the provider's namespace, reading that one
+///   Secret there (the pivot copies it into the workload cluster, and a changed one is
+///   copied again);
+/// - cluster-wide, reading only: the CRDs, its cluster's own identity and its objects
+///   namespace, by name.
+///
+/// It may mint no token: its tokens come from the controller, which caps their life.
 pub struct ManagementRbac {
     pub service_account: ServiceAccount,
     pub roles: Vec<Role>,
@@ -101,96 +228,132 @@ pub struct ManagementRbac {
 const CLUSTER_SCOPED_IDENTITIES: &[&str] =
     &["vsphereclusteridentities", "awsclusterstaticidentities"];
 
+/// The labels that say which cluster an object of the agent's belongs to: deletion removes
+/// only what carries them.
+pub fn owner_labels(location: &ClusterLocation) -> BTreeMap<String, String> {
+    let mut labels = labels();
+    labels.insert(
+        OWNER_NAMESPACE_LABEL.to_string(),
+        location.cluster_namespace.clone(),
+    );
+    labels.insert(OWNER_NAME_LABEL.to_string(), location.cluster.clone());
+    labels
+}
+
+/// Whether an object carries `location`'s ownership labels.
+pub fn owned_by(labels: Option<&BTreeMap<String, String>>, location: &ClusterLocation) -> bool {
+    labels.is_some_and(|labels| {
+        labels.get(OWNER_NAMESPACE_LABEL) == Some(&location.cluster_namespace)
+            && labels.get(OWNER_NAME_LABEL) == Some(&location.cluster)
+    })
+}
+
+/// On the agent's objects in the management cluster: the WorkloadCluster's namespace.
+pub const OWNER_NAMESPACE_LABEL: &str = "strata.dev/owner-namespace";
+/// On the agent's objects in the management cluster: the WorkloadCluster's name.
+pub const OWNER_NAME_LABEL: &str = "strata.dev/owner-name";
+
+fn owned_meta(location: &ClusterLocation, name: &str, namespace: Option<&str>) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_string()),
+        namespace: namespace.map(String::from),
+        labels: Some(owner_labels(location)),
+        ..ObjectMeta::default()
+    }
+}
+
+/// `system_namespace`: the controller's, where the agent's account and credential live.
 /// `provider_namespace`: where the provider reads the cluster's identity Secret, for clouds
 /// whose identity is cluster-scoped (vSphere, AWS); None otherwise (the Secret, if any, is
 /// in the objects namespace).
 pub fn management_rbac(
     location: &ClusterLocation,
+    system_namespace: &str,
     provider_namespace: Option<&str>,
 ) -> ManagementRbac {
     let ns = location.objects_namespace.as_str();
-    const MOVE: &[&str] = &[
-        "get", "list", "watch", "create", "update", "patch", "delete",
-    ];
-    const READ: &[&str] = &["get", "list", "watch"];
-    let own_namespace = Role {
-        metadata: meta(AGENT_NAME, Some(ns)),
-        rules: Some(vec![
-            rule(&["strata.dev"], &["clusterrevisions"], READ),
-            rule(
-                &[
-                    "cluster.x-k8s.io",
-                    "infrastructure.cluster.x-k8s.io",
-                    "bootstrap.cluster.x-k8s.io",
-                    "controlplane.cluster.x-k8s.io",
-                    "addons.cluster.x-k8s.io",
-                ],
-                &["*"],
-                MOVE,
-            ),
-            rule(&[""], &["secrets", "configmaps"], MOVE),
-            rule(&[""], &["events"], &["create", "patch"]),
-            PolicyRule {
-                resource_names: Some(vec![AGENT_NAME.to_string()]),
-                ..rule(&[""], &["serviceaccounts/token"], &["create"])
-            },
-        ]),
+    let names = location.agent_names();
+    let subject = Subject {
+        kind: "ServiceAccount".into(),
+        name: names.service_account.clone(),
+        namespace: Some(system_namespace.into()),
+        ..Subject::default()
     };
     let status = Role {
-        metadata: meta(
-            &status_role_name(location),
-            Some(&location.cluster_namespace),
-        ),
+        metadata: owned_meta(location, &names.rbac, Some(&location.cluster_namespace)),
         rules: Some(vec![
+            // Whether its cluster is being deleted (the move back), and its revision number.
             PolicyRule {
                 resource_names: Some(vec![location.cluster.clone()]),
-                ..rule(&["strata.dev"], &["workloadclusters"], READ)
+                ..rule(&["strata.dev"], &["workloadclusters"], &["get"])
             },
+            // Its reports: where the objects are, the node counts, its last report time.
             PolicyRule {
                 resource_names: Some(vec![location.cluster.clone()]),
                 ..rule(
                     &["strata.dev"],
                     &["workloadclusters/status"],
-                    &["get", "patch", "update"],
+                    &["get", "patch"],
                 )
             },
         ]),
     };
-    let subject = Subject {
-        kind: "ServiceAccount".into(),
-        name: AGENT_NAME.into(),
-        namespace: Some(ns.into()),
-        ..Subject::default()
+    let credential = Role {
+        metadata: owned_meta(location, &names.rbac, Some(system_namespace)),
+        // Its renewed token, which the controller keeps fresh there.
+        rules: Some(vec![PolicyRule {
+            resource_names: Some(vec![names.credential_secret.clone()]),
+            ..rule(&[""], &["secrets"], &["get"])
+        }]),
     };
-    let binding = |role: &Role| RoleBinding {
-        metadata: role.metadata.clone(),
-        role_ref: RoleRef {
-            api_group: "rbac.authorization.k8s.io".into(),
-            kind: "Role".into(),
-            name: role.metadata.name.clone().unwrap_or_default(),
-        },
-        subjects: Some(vec![subject.clone()]),
-    };
+    // The move copies the cluster's identity Secret into the workload cluster, and a
+    // changed one again later.
     let identity_secret = provider_namespace.map(|namespace| Role {
-        metadata: meta(&provider_role_name(location), Some(namespace)),
+        metadata: owned_meta(location, &names.rbac, Some(namespace)),
         rules: Some(vec![PolicyRule {
             resource_names: Some(vec![crate::capi::identity_secret_name(ns)]),
             ..rule(&[""], &["secrets"], &["get"])
         }]),
     });
-    let roles: Vec<Role> = [Some(own_namespace), Some(status), identity_secret]
+    let roles: Vec<Role> = [Some(status), Some(credential), identity_secret]
         .into_iter()
         .flatten()
         .collect();
-    let bindings = roles.iter().map(binding).collect();
+    let mut bindings: Vec<RoleBinding> = roles
+        .iter()
+        .map(|role| RoleBinding {
+            metadata: role.metadata.clone(),
+            role_ref: RoleRef {
+                api_group: "rbac.authorization.k8s.io".into(),
+                kind: "Role".into(),
+                name: role.metadata.name.clone().unwrap_or_default(),
+            },
+            subjects: Some(vec![subject.clone()]),
+        })
+        .collect();
+    bindings.insert(
+        0,
+        RoleBinding {
+            metadata: owned_meta(location, AGENT_BINDING, Some(ns)),
+            role_ref: RoleRef {
+                api_group: "rbac.authorization.k8s.io".into(),
+                kind: "ClusterRole".into(),
+                name: AGENT_OBJECTS_ROLE.into(),
+            },
+            subjects: Some(vec![subject.clone()]),
+        },
+    );
     let cluster_role = ClusterRole {
-        metadata: meta(&cluster_role_name(location), None),
+        metadata: owned_meta(location, &names.rbac, None),
         rules: Some(vec![
+            // The provider components it installs in its own cluster are the management
+            // cluster's CRDs; the move finds the kinds it carries through them.
             rule(
                 &["apiextensions.k8s.io"],
                 &["customresourcedefinitions"],
                 READ,
             ),
+            // Its cluster's own identity (cluster-scoped for vSphere and AWS), to copy it.
             PolicyRule {
                 resource_names: Some(vec![crate::capi::identity_name(ns)]),
                 ..rule(
@@ -199,7 +362,8 @@ pub fn management_rbac(
                     &["get"],
                 )
             },
-            // A move back rewrites owner references to its objects namespace's UID.
+            // A move back rewrites owner references to its objects namespace's UID; the
+            // controller's pivot grant is an annotation there.
             PolicyRule {
                 resource_names: Some(vec![ns.to_string()]),
                 ..rule(&[""], &["namespaces"], &["get"])
@@ -212,93 +376,21 @@ pub fn management_rbac(
         role_ref: RoleRef {
             api_group: "rbac.authorization.k8s.io".into(),
             kind: "ClusterRole".into(),
-            name: cluster_role_name(location),
+            name: names.rbac.clone(),
         },
         subjects: Some(vec![subject]),
     };
     ManagementRbac {
         service_account: ServiceAccount {
-            metadata: meta(AGENT_NAME, Some(ns)),
+            metadata: owned_meta(location, &names.service_account, Some(system_namespace)),
+            // No token Secrets are made for it: its tokens are requested, bound and capped.
+            automount_service_account_token: Some(false),
             ..ServiceAccount::default()
         },
         roles,
         bindings,
         cluster_role,
         cluster_binding,
-    }
-}
-
-/// The agent's ClusterRole and its binding, named after the objects namespace (one per
-/// cluster; a namespaced owner cannot own them, so deletion removes them by name).
-pub fn cluster_role_name(location: &ClusterLocation) -> String {
-    format!("{AGENT_NAME}-{}", location.objects_namespace)
-}
-
-/// The Role (and binding) in the provider's namespace to read the cluster's identity
-/// Secret, named after the objects namespace: every cluster of that cloud has one there.
-pub fn provider_role_name(location: &ClusterLocation) -> String {
-    format!("{AGENT_NAME}-{}", location.objects_namespace)
-}
-
-/// The Role in the WorkloadCluster's namespace, named after the objects namespace so
-/// that clusters sharing a namespace get one each.
-pub fn status_role_name(location: &ClusterLocation) -> String {
-    format!("{AGENT_NAME}-{}", location.objects_namespace)
-}
-
-/// How the agent reaches the management cluster.
-#[derive(Clone)]
-pub struct ManagementAccess {
-    pub server: String,
-    pub ca_pem: String,
-    pub token: String,
-    /// RFC 3339.
-    pub token_expires: String,
-}
-
-impl std::fmt::Debug for ManagementAccess {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ManagementAccess")
-            .field("server", &self.server)
-            .field("token_expires", &self.token_expires)
-            .finish_non_exhaustive()
-    }
-}
-
-/// A kubeconfig for the agent's management-cluster access, defaulting to its namespace.
-pub fn management_kubeconfig(access: &ManagementAccess, namespace: &str) -> Kubeconfig {
-    use base64::Engine;
-    let ca = base64::engine::general_purpose::STANDARD.encode(access.ca_pem.as_bytes());
-    Kubeconfig {
-        clusters: vec![NamedCluster {
-            name: "management".into(),
-            cluster: Some(Cluster {
-                server: Some(access.server.clone()),
-                certificate_authority_data: Some(ca),
-                ..Cluster::default()
-            }),
-            other: BTreeMap::new(),
-        }],
-        auth_infos: vec![NamedAuthInfo {
-            name: AGENT_NAME.into(),
-            auth_info: Some(AuthInfo {
-                token: Some(access.token.clone().into()),
-                ..AuthInfo::default()
-            }),
-            other: BTreeMap::new(),
-        }],
-        contexts: vec![NamedContext {
-            name: "management".into(),
-            context: Some(Context {
-                cluster: "management".into(),
-                user: Some(AGENT_NAME.into()),
-                namespace: Some(namespace.into()),
-                ..Context::default()
-            }),
-            other: BTreeMap::new(),
-        }],
-        current_context: Some("management".into()),
-        ..Kubeconfig::default()
     }
 }
 
@@ -309,13 +401,6 @@ pub struct WorkloadAgentObjects {
     pub binding: ClusterRoleBinding,
     pub secret: Secret,
     pub deployment: Deployment,
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("the agent's management kubeconfig for cluster {cluster} cannot be written: {reason}")]
-pub struct AgentInstallError {
-    pub cluster: String,
-    pub reason: String,
 }
 
 /// Makes the service account named like `meta`, in `namespace`, the workload cluster's
@@ -376,44 +461,11 @@ pub(crate) fn singleton_deployment(meta: ObjectMeta, pod: PodSpec) -> Deployment
 /// The agent's objects in the workload cluster. `providers` is what the agent deploys as
 /// the cluster's provider controllers before it moves anything (passed as its arguments).
 pub fn workload_objects(
-    location: &ClusterLocation,
-    access: &ManagementAccess,
+    link: &ManagementLinkData,
     image: &str,
     providers: Option<&ProviderController>,
-) -> Result<WorkloadAgentObjects, AgentInstallError> {
-    let kubeconfig =
-        serde_yaml::to_string(&management_kubeconfig(access, &location.objects_namespace))
-            .map_err(|e| AgentInstallError {
-                cluster: location.cluster.clone(),
-                reason: e.to_string(),
-            })?;
-    let data = BTreeMap::from([
-        ("kubeconfig".to_string(), kubeconfig),
-        ("server".to_string(), access.server.clone()),
-        ("ca.crt".to_string(), access.ca_pem.clone()),
-        ("token".to_string(), access.token.clone()),
-        ("namespace".to_string(), location.objects_namespace.clone()),
-        ("cluster".to_string(), location.cluster.clone()),
-        (
-            "clusterNamespace".to_string(),
-            location.cluster_namespace.clone(),
-        ),
-    ]);
-    let mut secret_meta = meta(MANAGEMENT_SECRET, Some(AGENT_NAMESPACE));
-    secret_meta.annotations = Some(BTreeMap::from([(
-        TOKEN_EXPIRES_ANNOTATION.to_string(),
-        access.token_expires.clone(),
-    )]));
-    let secret = Secret {
-        metadata: secret_meta,
-        type_: Some("Opaque".into()),
-        data: Some(
-            data.into_iter()
-                .map(|(k, v)| (k, ByteString(v.into_bytes())))
-                .collect(),
-        ),
-        ..Secret::default()
-    };
+) -> WorkloadAgentObjects {
+    let secret = link.to_secret(meta(MANAGEMENT_SECRET, Some(AGENT_NAMESPACE)));
     let field_env = |name: &str, path: &str| EnvVar {
         name: name.into(),
         value_from: Some(EnvVarSource {
@@ -440,17 +492,11 @@ pub fn workload_objects(
             field_env("POD_NAMESPACE", "metadata.namespace"),
             field_env("POD_NAME", "metadata.name"),
             EnvVar {
-                name: "STRATA_MANAGEMENT_KUBECONFIG".into(),
-                value: Some(format!("{MANAGEMENT_MOUNT}/kubeconfig")),
+                name: "STRATA_MANAGEMENT_SECRET".into(),
+                value: Some(MANAGEMENT_SECRET.into()),
                 ..EnvVar::default()
             },
         ]),
-        volume_mounts: Some(vec![VolumeMount {
-            name: "management".into(),
-            mount_path: MANAGEMENT_MOUNT.into(),
-            read_only: Some(true),
-            ..VolumeMount::default()
-        }]),
         ..Container::default()
     };
     // The lease keeps two agents from working at once; Recreate keeps a rollout from
@@ -460,18 +506,10 @@ pub fn workload_objects(
         PodSpec {
             service_account_name: Some(AGENT_NAME.into()),
             containers: vec![container],
-            volumes: Some(vec![Volume {
-                name: "management".into(),
-                secret: Some(SecretVolumeSource {
-                    secret_name: Some(MANAGEMENT_SECRET.into()),
-                    ..SecretVolumeSource::default()
-                }),
-                ..Volume::default()
-            }]),
             ..PodSpec::default()
         },
     );
-    Ok(WorkloadAgentObjects {
+    WorkloadAgentObjects {
         namespace: Namespace {
             metadata: meta(AGENT_NAMESPACE, None),
             ..Namespace::default()
@@ -485,147 +523,213 @@ pub fn workload_objects(
         binding: cluster_admin_binding(meta(AGENT_NAME, None), AGENT_NAMESPACE),
         secret,
         deployment,
-    })
+    }
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::management_access::ManagementAccess;
 
     fn location() -> ClusterLocation {
-        ClusterLocation {
-            cluster: "edge-1".into(),
-            cluster_namespace: "team-a".into(),
-            objects_namespace: "team-a-edge-1".into(),
-        }
+        ClusterLocation::of("team-a", "edge-1")
+    }
+
+    fn strings(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
     }
 
     #[test]
     fn management_rights_stay_in_the_cluster_s_namespaces() {
-        let rbac = management_rbac(&location(), None);
+        let location = location();
+        let names = location.agent_names();
+        let rbac = management_rbac(&location, "strata-system", None);
         let namespaces: Vec<_> = rbac
             .roles
             .iter()
             .map(|r| r.metadata.namespace.clone().unwrap())
             .collect();
-        assert_eq!(namespaces, ["team-a-edge-1", "team-a"]);
-        // In the shared namespace only the one WorkloadCluster, by name.
-        let shared = &rbac.roles[1];
+        assert_eq!(namespaces, ["team-a", "strata-system"]);
+        // In the shared namespace only the one WorkloadCluster, by name, and never its spec.
+        let shared = &rbac.roles[0];
         for rule in shared.rules.as_ref().unwrap() {
             assert_eq!(
                 rule.resource_names.as_deref(),
-                Some(&["edge-1".to_string()][..])
+                Some(&strings(&["edge-1"])[..])
             );
-            assert!(!rule.verbs.iter().any(|v| v == "delete" || v == "create"));
+            assert!(
+                !rule
+                    .verbs
+                    .iter()
+                    .any(|v| ["delete", "create", "update"].contains(&v.as_str()))
+            );
         }
+        assert_eq!(
+            shared.rules.as_ref().unwrap()[0].verbs,
+            ["get"],
+            "the WorkloadCluster itself is read only"
+        );
+        // In the system namespace, reading its own credential Secret and nothing else.
+        let system = &rbac.roles[1].rules.as_ref().unwrap();
+        assert_eq!(system.len(), 1);
+        assert_eq!(system[0].verbs, ["get"]);
+        assert_eq!(
+            system[0].resource_names.as_deref(),
+            Some(&[names.credential_secret.clone()][..])
+        );
+        // Every binding names the agent's account in the system namespace.
+        assert_eq!(rbac.bindings.len(), rbac.roles.len() + 1);
         for binding in &rbac.bindings {
             let subject = &binding.subjects.as_ref().unwrap()[0];
-            assert_eq!(subject.namespace.as_deref(), Some("team-a-edge-1"));
-            assert_eq!(binding.role_ref.kind, "Role");
+            assert_eq!(subject.namespace.as_deref(), Some("strata-system"));
+            assert_eq!(subject.name, names.service_account);
         }
+        // In the objects namespace, the static role, bound.
+        let objects = &rbac.bindings[0];
+        assert_eq!(
+            objects.metadata.namespace.as_deref(),
+            Some(location.objects_namespace.as_str())
+        );
+        assert_eq!(objects.role_ref.kind, "ClusterRole");
+        assert_eq!(objects.role_ref.name, AGENT_OBJECTS_ROLE);
         // Cluster-wide: reading only, and of identities and namespaces only its own, by name.
         for rule in rbac.cluster_role.rules.as_ref().unwrap() {
-            if rule.resources.as_deref() == Some(&["namespaces".to_string()][..]) {
-                assert_eq!(
-                    rule.resource_names.as_deref(),
-                    Some(&["team-a-edge-1".to_string()][..])
-                );
-            }
             assert!(
                 rule.verbs
                     .iter()
                     .all(|v| ["get", "list", "watch"].contains(&v.as_str())),
                 "{rule:?}"
             );
-            if rule
-                .resources
-                .as_ref()
-                .unwrap()
+            let resources = rule.resources.as_ref().unwrap();
+            if resources
                 .iter()
-                .any(|r| r.contains("identit"))
+                .any(|r| r.contains("identit") || r == "namespaces")
             {
-                assert_eq!(
-                    rule.resource_names.as_deref(),
-                    Some(&["strata-team-a-edge-1".to_string()][..])
-                );
                 assert_eq!(rule.verbs, ["get"]);
+                assert_eq!(rule.resource_names.as_ref().map(Vec::len), Some(1));
             }
         }
-        let subject = &rbac.cluster_binding.subjects.as_ref().unwrap()[0];
-        assert_eq!(subject.namespace.as_deref(), Some("team-a-edge-1"));
+        assert_eq!(rbac.cluster_binding.role_ref.name, names.rbac);
+        // No token: the agent may request none, and no Secret is made for its account.
+        let everything = rbac
+            .roles
+            .iter()
+            .flat_map(|r| r.rules.clone().unwrap())
+            .chain(rbac.cluster_role.rules.clone().unwrap())
+            .chain(agent_objects_rules());
+        for rule in everything {
+            assert!(
+                !rule
+                    .resources
+                    .unwrap()
+                    .iter()
+                    .any(|r| r.starts_with("serviceaccounts")),
+                "the agent may not touch service accounts or their tokens"
+            );
+        }
         assert_eq!(
-            rbac.cluster_binding.role_ref.name,
-            "strata-agent-team-a-edge-1"
+            rbac.service_account.automount_service_account_token,
+            Some(false)
         );
     }
 
     #[test]
     fn in_the_provider_namespace_only_its_own_identity_secret_and_only_get() {
-        let rbac = management_rbac(&location(), Some("capv-system"));
-        let namespaces: Vec<_> = rbac
+        let location = location();
+        let rbac = management_rbac(&location, "strata-system", Some("capv-system"));
+        let provider = rbac
             .roles
             .iter()
-            .map(|r| r.metadata.namespace.clone().unwrap())
-            .collect();
-        assert_eq!(namespaces, ["team-a-edge-1", "team-a", "capv-system"]);
-        let provider = &rbac.roles[2];
-        assert_eq!(
-            provider.metadata.name.as_deref(),
-            Some(provider_role_name(&location()).as_str())
-        );
+            .find(|r| r.metadata.namespace.as_deref() == Some("capv-system"))
+            .unwrap();
         let rules = provider.rules.as_ref().unwrap();
         assert_eq!(rules.len(), 1);
-        assert_eq!(rules[0].api_groups.as_deref(), Some(&[String::new()][..]));
         assert_eq!(
             rules[0].resources.as_deref(),
-            Some(&["secrets".to_string()][..])
+            Some(&strings(&["secrets"])[..])
         );
         assert_eq!(rules[0].verbs, ["get"]);
         assert_eq!(
             rules[0].resource_names.as_deref(),
-            Some(&[crate::capi::identity_secret_name("team-a-edge-1")][..])
+            Some(
+                &[crate::capi::identity_secret_name(
+                    &location.objects_namespace
+                )][..]
+            )
         );
-        // Each Role has its binding, in its namespace, for the agent of this cluster only.
-        assert_eq!(rbac.bindings.len(), rbac.roles.len());
-        for (role, binding) in rbac.roles.iter().zip(&rbac.bindings) {
-            assert_eq!(binding.metadata.namespace, role.metadata.namespace);
+        // Each Role has its binding, in its namespace.
+        for role in &rbac.roles {
+            let binding = rbac
+                .bindings
+                .iter()
+                .find(|b| b.metadata.namespace == role.metadata.namespace)
+                .unwrap();
             assert_eq!(Some(&binding.role_ref.name), role.metadata.name.as_ref());
-            let subjects = binding.subjects.as_ref().unwrap();
-            assert_eq!(subjects.len(), 1);
-            assert_eq!(subjects[0].namespace.as_deref(), Some("team-a-edge-1"));
-            assert_eq!(subjects[0].name, AGENT_NAME);
         }
-        // Without a provider namespace there is no such Role.
-        assert_eq!(management_rbac(&location(), None).roles.len(), 2);
     }
 
     #[test]
-    fn workload_secret_carries_a_kubeconfig_for_the_management_cluster() {
-        let access = ManagementAccess {
-            server: "https://mgmt.example:6443".into(),
-            ca_pem: "-----BEGIN CERTIFICATE-----\n".into(),
-            token: "tok".into(),
-            token_expires: "2026-11-22T00:00:00Z".into(),
+    fn everything_the_agent_has_in_management_carries_its_cluster() {
+        let location = location();
+        let rbac = management_rbac(&location, "strata-system", Some("capv-system"));
+        let labels = std::iter::once(&rbac.service_account.metadata)
+            .chain(rbac.roles.iter().map(|r| &r.metadata))
+            .chain(rbac.bindings.iter().map(|b| &b.metadata))
+            .chain([&rbac.cluster_role.metadata, &rbac.cluster_binding.metadata]);
+        for meta in labels {
+            assert!(owned_by(meta.labels.as_ref(), &location), "{meta:?}");
+            assert!(!owned_by(
+                meta.labels.as_ref(),
+                &ClusterLocation::of("team-a-edge", "1")
+            ));
+        }
+    }
+
+    proptest::proptest! {
+        /// Clusters whose names join to the same text get apart RBAC names.
+        #[test]
+        fn rbac_names_are_unique_per_cluster(
+            segments in proptest::collection::vec("[a-z0-9]{1,6}", 2..6)
+        ) {
+            let mut seen = std::collections::BTreeSet::new();
+            for cut in 1..segments.len() {
+                let location = ClusterLocation::of(
+                    &segments[..cut].join("-"),
+                    &segments[cut..].join("-"),
+                );
+                let names = location.agent_names();
+                proptest::prop_assert!(seen.insert(names.rbac.clone()));
+                proptest::prop_assert!(seen.insert(names.service_account.clone()));
+                proptest::prop_assert!(seen.insert(names.credential_secret.clone()));
+                proptest::prop_assert!(names.service_account.len() <= 253);
+            }
+        }
+    }
+
+    #[test]
+    fn the_workload_cluster_gets_the_link_secret_and_the_agent() {
+        let location = location();
+        let link = ManagementLinkData {
+            access: ManagementAccess {
+                server: "https://mgmt.example:6443".into(),
+                ca_pem: "-----BEGIN CERTIFICATE-----\n".into(),
+                token: "tok".into(),
+                token_expires: "2026-11-22T00:00:00Z".parse().unwrap(),
+            },
+            credential_secret: location.agent_names().credential_secret,
+            location,
+            system_namespace: "strata-system".into(),
+            identity_secret: None,
         };
         let providers = ProviderController {
             image: "strata-sim-cloud:1".into(),
             args: vec!["--fast".into()],
         };
-        let objects =
-            workload_objects(&location(), &access, "strata-agent:1", Some(&providers)).unwrap();
-        let data = objects.secret.data.unwrap();
-        let kubeconfig: Kubeconfig = serde_yaml::from_slice(&data["kubeconfig"].0).unwrap();
-        let context = kubeconfig.contexts[0].context.as_ref().unwrap();
-        assert_eq!(context.namespace.as_deref(), Some("team-a-edge-1"));
+        let objects = workload_objects(&link, "strata-agent:1", Some(&providers));
         assert_eq!(
-            kubeconfig.clusters[0]
-                .cluster
-                .as_ref()
-                .unwrap()
-                .server
-                .as_deref(),
-            Some("https://mgmt.example:6443")
+            ManagementLinkData::from_secret(&objects.secret).unwrap(),
+            link
         );
         let pod = objects.deployment.spec.unwrap().template.spec.unwrap();
         assert_eq!(pod.containers[0].image.as_deref(), Some("strata-agent:1"));

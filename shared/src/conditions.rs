@@ -8,7 +8,8 @@ use k8s_openapi::jiff::Timestamp;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConditionUpdate<'a> {
     pub type_: &'a str,
-    pub status: bool,
+    /// True or False; None for Unknown.
+    pub status: Option<bool>,
     /// CamelCase, machine-readable.
     pub reason: &'a str,
     pub message: String,
@@ -18,7 +19,7 @@ impl<'a> ConditionUpdate<'a> {
     pub fn ok(type_: &'a str, reason: &'a str, message: impl Into<String>) -> Self {
         ConditionUpdate {
             type_,
-            status: true,
+            status: Some(true),
             reason,
             message: message.into(),
         }
@@ -27,15 +28,28 @@ impl<'a> ConditionUpdate<'a> {
     pub fn not(type_: &'a str, reason: &'a str, message: impl Into<String>) -> Self {
         ConditionUpdate {
             type_,
-            status: false,
+            status: Some(false),
+            reason,
+            message: message.into(),
+        }
+    }
+
+    pub fn unknown(type_: &'a str, reason: &'a str, message: impl Into<String>) -> Self {
+        ConditionUpdate {
+            type_,
+            status: None,
             reason,
             message: message.into(),
         }
     }
 }
 
-fn status_text(status: bool) -> &'static str {
-    if status { "True" } else { "False" }
+fn status_text(status: Option<bool>) -> &'static str {
+    match status {
+        Some(true) => "True",
+        Some(false) => "False",
+        None => "Unknown",
+    }
 }
 
 /// Sets `update` in `conditions` (by type), with `lastTransitionTime = now` only when the

@@ -12,6 +12,7 @@ pub mod conditions;
 pub mod crds;
 pub mod finding;
 pub mod lease;
+pub mod management_access;
 pub mod pack;
 pub mod pack_registry;
 pub mod pivot;

@@ -37,6 +37,14 @@ pub enum ApplyError {
     },
 }
 
+impl ApplyError {
+    /// Whether the API server refused the write for want of rights.
+    pub fn is_forbidden(&self) -> bool {
+        matches!(self, ApplyError::Api { source, .. }
+            if matches!(source.as_ref(), kube::Error::Api(e) if e.code == 403))
+    }
+}
+
 /// `namespace/name`, or `name` for cluster-scoped objects.
 fn display_name(namespace: Option<&str>, name: &str) -> String {
     match namespace {

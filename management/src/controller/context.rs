@@ -11,6 +11,7 @@ use strata_shared::pack_registry::PackRegistry;
 use strata_shared::profile::ClusterProfile;
 use strata_shared::provider_components::ProviderController;
 
+use super::link::LinkWatch;
 use super::metrics::Metrics;
 use super::packs::PackResolver;
 
@@ -29,6 +30,10 @@ pub struct Settings {
     pub management_server: String,
     pub management_ca_pem: String,
     pub agent_token_seconds: i64,
+    /// The longest silence of an agent that still counts as connected.
+    pub agent_silence: Duration,
+    /// The controller's service account in the system namespace.
+    pub controller_account: String,
     pub vsphere_provider_namespace: String,
     pub aws_provider_namespace: String,
     pub resync: Duration,
@@ -59,4 +64,6 @@ pub struct Context {
     /// reconcile, so not listed by every reconcile.
     pub profiles: Store<ClusterProfile>,
     pub registries: Store<PackRegistry>,
+    /// When each agent's report last changed.
+    pub link: LinkWatch,
 }

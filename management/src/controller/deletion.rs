@@ -1,26 +1,42 @@
-//! Deleting a WorkloadCluster. Before the pivot: delete its CAPI Cluster, wait for CAPI
-//! to tear the machines down, then remove the agent's rights (in the cluster's namespace,
-//! the provider's and cluster-wide) and the objects namespace (its revisions and identity
-//! objects go with it). After the pivot the CAPI objects are
-//! in the workload cluster, and only its agent can bring them back; until it has, the
-//! cluster stays, and its Deleting condition says why.
+//! Deleting a WorkloadCluster, decided from the cluster's ledger (never from what its agent
+//! reports):
+//!
+//! - no move was granted: the controller records that it deletes the cluster where it is
+//!   (from then on no move may start), deletes the CAPI Cluster, waits for CAPI to tear the
+//!   machines down, then removes the agent's account, credential and rights and the objects
+//!   namespace;
+//! - the move was granted: the CAPI objects are the agent's; the cluster waits
+//!   (`AwaitingMoveBack`) until the agent says they are back *and* the CAPI Cluster is there
+//!   to be seen in the objects namespace, records that, and goes on as above;
+//! - `spec.deletionPolicy: Orphan`: the escape hatch for a cluster whose agent is gone. The
+//!   agent's tokens are revoked, the management cluster's copies of its objects are removed
+//!   without Cluster API acting on them, and every cloud resource is left as it is; a Warning
+//!   event says so.
+//!
+//! Everything removed by name is removed only when it carries this cluster's ownership labels.
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, ObjectReference};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
-use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind};
+use kube::api::{
+    ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
+};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
-use strata_shared::agent_install::{
-    ClusterLocation, cluster_role_name, provider_role_name, status_role_name,
-};
-use strata_shared::cluster::{ClusterPhase, WorkloadCluster};
-use strata_shared::conditions::ConditionUpdate;
+use serde_json::json;
+use strata_shared::agent_install::{CAPI_GROUPS, ClusterLocation, owned_by};
+use strata_shared::cluster::ledger::{PivotLatch, decide_deletion, objects_returned};
+use strata_shared::cluster::{ClusterPhase, DeletionPolicy, REASON_MOVED_BACK, WorkloadCluster};
+use strata_shared::conditions::{ConditionUpdate, find};
 
-use super::context::{Context, WRITE_TIMEOUT};
+use super::apply::namespace_belongs_to;
+use super::context::{Context, FIELD_MANAGER, WRITE_TIMEOUT};
+use super::credentials;
+use super::ledger::{self, Recorded};
 use super::reconcile::ReconcileError;
-use super::status::{self, DELETING, READY, StatusUpdate};
+use super::status::{self, DELETING, PIVOTED, READY, StatusUpdate};
 
 /// How often a deletion in progress is looked at again.
 const POLL: Duration = Duration::from_secs(2);
@@ -32,8 +48,14 @@ pub enum Cleanup {
     Wait(Duration),
 }
 
-/// Deletes `name` unless it is gone or going; true while it still exists.
-async fn delete_and_check<K>(api: &Api<K>, name: &str, what: &str) -> Result<bool, ReconcileError>
+/// Deletes `name` unless it is gone or going; true while it still exists. `owned`: whether
+/// the object found may be deleted by this cluster (false: left alone, and reported gone).
+async fn delete_and_check<K>(
+    api: &Api<K>,
+    name: &str,
+    what: &str,
+    owned: impl Fn(&K) -> bool,
+) -> Result<bool, ReconcileError>
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
 {
@@ -44,6 +66,13 @@ where
     let Some(found) = api.get_opt(name).await.map_err(read_failed)? else {
         return Ok(false);
     };
+    if !owned(&found) {
+        tracing::warn!(
+            object = what,
+            "not deleting: it does not carry this cluster's ownership labels"
+        );
+        return Ok(false);
+    }
     if found.meta().deletion_timestamp.is_none() {
         tracing::info!(object = what, "deleting");
         match tokio::time::timeout(WRITE_TIMEOUT, api.delete(name, &DeleteParams::background()))
@@ -68,6 +97,37 @@ where
     Ok(true)
 }
 
+fn capi_clusters(client: &Client, namespace: &str) -> Api<DynamicObject> {
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "cluster.x-k8s.io",
+        "v1beta2",
+        "Cluster",
+    ));
+    Api::namespaced_with(client.clone(), namespace, &resource)
+}
+
+/// Whether the CAPI Cluster is in the objects namespace (a CAPI-less management cluster has
+/// none to have).
+async fn capi_cluster_present(
+    client: &Client,
+    location: &ClusterLocation,
+) -> Result<bool, ReconcileError> {
+    match capi_clusters(client, &location.objects_namespace)
+        .get_opt(&location.cluster)
+        .await
+    {
+        Ok(found) => Ok(found.is_some()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(false),
+        Err(e) => Err(ReconcileError::Read {
+            what: format!(
+                "CAPI Cluster {}/{}",
+                location.objects_namespace, location.cluster
+            ),
+            source: Box::new(e),
+        }),
+    }
+}
+
 pub async fn cleanup(cluster: &WorkloadCluster, ctx: &Context) -> Result<Cleanup, ReconcileError> {
     let client: &Client = &ctx.client;
     let name = cluster.name_any();
@@ -78,8 +138,6 @@ pub async fn cleanup(cluster: &WorkloadCluster, ctx: &Context) -> Result<Cleanup
         phase: Some(ClusterPhase::Deleting),
         namespace: Some(location.objects_namespace.clone()),
         revision: previous.revision,
-        control_plane: previous.control_plane.clone(),
-        workers: previous.workers.clone(),
         agent_image: previous.agent_image.clone(),
         ..StatusUpdate::default()
     };
@@ -88,27 +146,54 @@ pub async fn cleanup(cluster: &WorkloadCluster, ctx: &Context) -> Result<Cleanup
         "Deleting",
         "the cluster is being deleted",
     ));
-
-    if super::status::agent_has_the_objects(&previous.conditions) {
-        update.condition(ConditionUpdate::not(
-            DELETING,
-            "AwaitingMoveBack",
-            "the cluster's CAPI objects live in the workload cluster; its agent must move them back to the management cluster before CAPI can delete the machines",
-        ));
-        status::write(client, cluster, update).await?;
-        return Ok(Cleanup::Wait(AWAITING_AGENT));
+    let objects_namespace = ledger::read(client, &location.objects_namespace)
+        .await?
+        .filter(|n| namespace_belongs_to(n, &namespace, &name));
+    let ledger = ledger::of(objects_namespace.as_ref());
+    if cluster.spec.deletion_policy == DeletionPolicy::Orphan {
+        return orphan(ctx, cluster, &location, objects_namespace.as_ref(), update).await;
     }
 
-    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(
-        "cluster.x-k8s.io",
-        "v1beta2",
-        "Cluster",
-    ));
-    let capi: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), &location.objects_namespace, &resource);
+    match (ledger.pivot, &objects_namespace) {
+        (PivotLatch::Granted, Some(objects)) => {
+            let says_back =
+                find(&previous.conditions, PIVOTED).is_some_and(|c| c.reason == REASON_MOVED_BACK);
+            // The agent's word alone is not enough: the objects must be here to be seen.
+            if says_back && capi_cluster_present(client, &location).await? {
+                if let Recorded::Stale =
+                    ledger::record(client, objects, &[objects_returned()]).await?
+                {
+                    return Ok(Cleanup::Wait(POLL));
+                }
+            } else {
+                update.condition(ConditionUpdate::not(
+                    DELETING,
+                    "AwaitingMoveBack",
+                    "the cluster's CAPI objects live in the workload cluster; its agent must move them back to the management cluster before CAPI can delete the machines (spec.deletionPolicy: Orphan forgets the cluster instead, leaving its machines running)",
+                ));
+                status::write(client, cluster, update).await?;
+                return Ok(Cleanup::Wait(AWAITING_AGENT));
+            }
+        }
+        (PivotLatch::NotGranted, Some(objects)) if !ledger.deletion_decided => {
+            // From here on no move may start: the agent waits for a grant that cannot come.
+            if let Recorded::Stale = ledger::record(client, objects, &[decide_deletion()]).await? {
+                return Ok(Cleanup::Wait(POLL));
+            }
+        }
+        _ => {}
+    }
+
     let capi_name = format!("CAPI Cluster {}/{name}", location.objects_namespace);
     // Without the CAPI CRDs there is no CAPI Cluster to wait for.
-    let capi_exists = match delete_and_check(&capi, &name, &capi_name).await {
+    let capi_exists = match delete_and_check(
+        &capi_clusters(client, &location.objects_namespace),
+        &name,
+        &capi_name,
+        |_| true,
+    )
+    .await
+    {
         Err(ReconcileError::Read { source, .. }) if matches!(*source, kube::Error::Api(ref e) if e.code == 404) => {
             false
         }
@@ -123,62 +208,236 @@ pub async fn cleanup(cluster: &WorkloadCluster, ctx: &Context) -> Result<Cleanup
         status::write(client, cluster, update).await?;
         return Ok(Cleanup::Wait(POLL));
     }
-
-    let role_name = status_role_name(&location);
-    let roles: Api<Role> = Api::namespaced(client.clone(), &namespace);
-    delete_and_check(&roles, &role_name, &format!("Role {namespace}/{role_name}")).await?;
-    let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), &namespace);
-    delete_and_check(
-        &bindings,
-        &role_name,
-        &format!("RoleBinding {namespace}/{role_name}"),
-    )
-    .await?;
-    // The agent's read of its identity Secret in the provider's namespace; the Secret goes
-    // with the objects namespace, which owns it.
-    if let Some(provider_namespace) = ctx.settings.provider_namespace(cluster.spec.cloud_type) {
-        let name = provider_role_name(&location);
-        let roles: Api<Role> = Api::namespaced(client.clone(), provider_namespace);
-        delete_and_check(&roles, &name, &format!("Role {provider_namespace}/{name}")).await?;
-        let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), provider_namespace);
+    remove_agent(ctx, cluster, &location).await?;
+    if let Some(objects) = &objects_namespace {
+        let namespaces: Api<Namespace> = Api::all(client.clone());
         delete_and_check(
-            &bindings,
-            &name,
-            &format!("RoleBinding {provider_namespace}/{name}"),
+            &namespaces,
+            &objects.name_any(),
+            &format!("Namespace {}", location.objects_namespace),
+            |n: &Namespace| namespace_belongs_to(n, &namespace, &name),
         )
         .await?;
     }
-    let cluster_role = cluster_role_name(&location);
+    ctx.link.forget(&format!("{namespace}/{name}"));
+    Ok(Cleanup::Done)
+}
+
+/// The agent's account, credential and rights in the management cluster.
+async fn remove_agent(
+    ctx: &Context,
+    cluster: &WorkloadCluster,
+    location: &ClusterLocation,
+) -> Result<(), ReconcileError> {
+    let client = &ctx.client;
+    credentials::remove(client, &ctx.settings, location).await?;
+    let rbac_name = location.agent_names().rbac;
+    let ours_role = |r: &Role| owned_by(r.metadata.labels.as_ref(), location);
+    let ours_binding = |b: &RoleBinding| owned_by(b.metadata.labels.as_ref(), location);
+    let mut namespaces = vec![
+        location.cluster_namespace.clone(),
+        ctx.settings.system_namespace.clone(),
+    ];
+    if let Some(provider) = ctx.settings.provider_namespace(cluster.spec.cloud_type) {
+        namespaces.push(provider.to_string());
+    }
+    for namespace in namespaces {
+        let roles: Api<Role> = Api::namespaced(client.clone(), &namespace);
+        delete_and_check(
+            &roles,
+            &rbac_name,
+            &format!("Role {namespace}/{rbac_name}"),
+            ours_role,
+        )
+        .await?;
+        let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), &namespace);
+        delete_and_check(
+            &bindings,
+            &rbac_name,
+            &format!("RoleBinding {namespace}/{rbac_name}"),
+            ours_binding,
+        )
+        .await?;
+    }
     let cluster_bindings: Api<ClusterRoleBinding> = Api::all(client.clone());
     delete_and_check(
         &cluster_bindings,
-        &cluster_role,
-        &format!("ClusterRoleBinding {cluster_role}"),
+        &rbac_name,
+        &format!("ClusterRoleBinding {rbac_name}"),
+        |b: &ClusterRoleBinding| owned_by(b.metadata.labels.as_ref(), location),
     )
     .await?;
     let cluster_roles: Api<ClusterRole> = Api::all(client.clone());
     delete_and_check(
         &cluster_roles,
-        &cluster_role,
-        &format!("ClusterRole {cluster_role}"),
+        &rbac_name,
+        &format!("ClusterRole {rbac_name}"),
+        |r: &ClusterRole| owned_by(r.metadata.labels.as_ref(), location),
     )
     .await?;
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    if let Some(found) = namespaces
-        .get_opt(&location.objects_namespace)
-        .await
-        .map_err(|e| ReconcileError::Read {
-            what: format!("Namespace {}", location.objects_namespace),
-            source: Box::new(e),
-        })?
-        && super::apply::namespace_belongs_to(&found, &namespace, &name)
-    {
-        delete_and_check(
+    Ok(())
+}
+
+/// `deletionPolicy: Orphan`: forget the cluster, leave its cloud resources alone.
+async fn orphan(
+    ctx: &Context,
+    cluster: &WorkloadCluster,
+    location: &ClusterLocation,
+    objects_namespace: Option<&Namespace>,
+    mut update: StatusUpdate<'_>,
+) -> Result<Cleanup, ReconcileError> {
+    let client = &ctx.client;
+    // Cut the agent off first: whatever it still holds, it can no longer write here.
+    let revoked = credentials::revoke(client, &ctx.settings, location).await?;
+    if let Some(objects) = objects_namespace {
+        // Pause what Cluster API here might act on, then let the objects go without their
+        // finalizers (which would delete machines), and the namespace with them.
+        pause_capi_cluster(client, location).await?;
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let name = objects.name_any();
+        let still_there = delete_and_check(
             &namespaces,
-            &location.objects_namespace,
-            &format!("Namespace {}", location.objects_namespace),
+            &name,
+            &format!("Namespace {name}"),
+            |n: &Namespace| namespace_belongs_to(n, &location.cluster_namespace, &location.cluster),
         )
         .await?;
+        if still_there {
+            let released = release_capi_objects(client, &name).await?;
+            update.condition(ConditionUpdate::not(
+                DELETING,
+                "Orphaning",
+                format!(
+                    "removing the management cluster's copies of the cluster's objects without Cluster API acting on them ({released} released from their finalizers); the machines are left running"
+                ),
+            ));
+            status::write(client, cluster, update).await?;
+            return Ok(Cleanup::Wait(POLL));
+        }
     }
+    remove_agent(ctx, cluster, location).await?;
+    warn_orphaned(ctx, cluster, revoked).await;
+    ctx.link.forget(&format!(
+        "{}/{}",
+        location.cluster_namespace, location.cluster
+    ));
     Ok(Cleanup::Done)
+}
+
+async fn pause_capi_cluster(
+    client: &Client,
+    location: &ClusterLocation,
+) -> Result<(), ReconcileError> {
+    let api = capi_clusters(client, &location.objects_namespace);
+    let patch = json!({ "spec": { "paused": true } });
+    match tokio::time::timeout(
+        WRITE_TIMEOUT,
+        api.patch(
+            &location.cluster,
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        ),
+    )
+    .await
+    {
+        Ok(Ok(_)) => Ok(()),
+        // No Cluster (a pivoted cluster's lives in its workload cluster), or no CAPI here.
+        Ok(Err(kube::Error::Api(e))) if e.code == 404 => Ok(()),
+        Ok(Err(e)) => Err(ReconcileError::Delete {
+            what: format!(
+                "(pausing) CAPI Cluster {}/{}",
+                location.objects_namespace, location.cluster
+            ),
+            source: Box::new(e),
+        }),
+        Err(_) => Err(ReconcileError::Timeout {
+            what: "pausing the CAPI Cluster".into(),
+            seconds: WRITE_TIMEOUT.as_secs(),
+        }),
+    }
+}
+
+/// Removes the finalizers of every object of the CAPI groups in `namespace` (being deleted
+/// with it), so that none waits for a provider to delete what it stands for. Returns how
+/// many were released.
+async fn release_capi_objects(client: &Client, namespace: &str) -> Result<usize, ReconcileError> {
+    let discovery = kube::discovery::Discovery::new(client.clone())
+        .filter(&CAPI_GROUPS)
+        .run()
+        .await
+        .map_err(|e| ReconcileError::Read {
+            what: "the Cluster API kinds (discovery)".into(),
+            source: Box::new(e),
+        })?;
+    let mut released = 0;
+    for group in discovery.groups() {
+        for (resource, capabilities) in group.recommended_resources() {
+            if capabilities.scope != kube::discovery::Scope::Namespaced {
+                continue;
+            }
+            let api: Api<DynamicObject> =
+                Api::namespaced_with(client.clone(), namespace, &resource);
+            let list =
+                api.list(&ListParams::default())
+                    .await
+                    .map_err(|e| ReconcileError::Read {
+                        what: format!("{} in {namespace}", resource.plural),
+                        source: Box::new(e),
+                    })?;
+            for object in list.items.iter().filter(|o| !o.finalizers().is_empty()) {
+                let patch = json!({ "metadata": { "finalizers": null } });
+                let params = PatchParams {
+                    field_manager: Some(FIELD_MANAGER.into()),
+                    ..PatchParams::default()
+                };
+                match api
+                    .patch(&object.name_any(), &params, &Patch::Merge(&patch))
+                    .await
+                {
+                    Ok(_) => released += 1,
+                    Err(kube::Error::Api(e)) if e.code == 404 => {}
+                    Err(e) => {
+                        return Err(ReconcileError::Delete {
+                            what: format!(
+                                "(releasing) {} {namespace}/{}",
+                                resource.kind,
+                                object.name_any()
+                            ),
+                            source: Box::new(e),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    Ok(released)
+}
+
+async fn warn_orphaned(ctx: &Context, cluster: &WorkloadCluster, revoked: bool) {
+    let recorder = Recorder::new(
+        ctx.client.clone(),
+        Reporter {
+            controller: FIELD_MANAGER.into(),
+            instance: None,
+        },
+    );
+    let reference: ObjectReference = cluster.object_ref(&());
+    let note = format!(
+        "deleted with deletionPolicy Orphan: its Cluster API objects were not moved back and Cluster API deleted nothing; its machines and every other cloud resource are left as they are, and the workload cluster runs on by itself{}",
+        if revoked {
+            ", cut off from the management cluster (its agent's tokens are revoked)"
+        } else {
+            ""
+        }
+    );
+    let event = Event {
+        type_: EventType::Warning,
+        reason: "Orphaned".into(),
+        note: Some(note),
+        action: "Delete".into(),
+        secondary: None,
+    };
+    if let Err(e) = recorder.publish(&event, &reference).await {
+        tracing::warn!(error = %e, "cannot record the Orphaned event");
+    }
 }

@@ -9,16 +9,20 @@
 mod agent_installer;
 mod apply;
 mod context;
+mod credentials;
 mod deletion;
 mod dereference;
 mod finalizer;
 mod http;
+mod ledger;
+mod link;
 mod metrics;
 mod packs;
 mod reconcile;
 mod revisions;
 mod run;
 mod status;
+mod workload_access;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -68,9 +72,17 @@ pub struct ControllerArgs {
     /// The CA (PEM) of that server, for the agents; the kubeconfig's when unset.
     #[arg(long, value_name = "FILE")]
     pub management_ca_file: Option<PathBuf>,
-    /// How long an agent's management token lives; it is re-minted when a third is left.
-    #[arg(long, default_value_t = 86_400, value_name = "SECONDS")]
+    /// How long an agent's management token lives (600 to 604800); a new one is minted
+    /// when a third is left, and the agent fetches it.
+    #[arg(long, default_value_t = 86_400, value_name = "SECONDS", value_parser = clap::value_parser!(i64).range(600..=604_800))]
     pub agent_token_seconds: i64,
+    /// After how long without a report an agent counts as disconnected (AgentConnected=False).
+    #[arg(long, default_value_t = 90, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(10..))]
+    pub agent_silence_seconds: u64,
+    /// The controller's own service account (in the system namespace), which it binds to
+    /// its writes in each namespace it manages.
+    #[arg(long, env = "POD_SERVICE_ACCOUNT", default_value = "strata-controller")]
+    pub service_account: String,
     /// Where CAPV reads VSphereClusterIdentity secrets.
     #[arg(long, default_value = "capv-system")]
     pub vsphere_provider_namespace: String,

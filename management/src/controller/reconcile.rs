@@ -6,19 +6,26 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use backon::{ExponentialBuilder, Retryable};
+use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::{Value, json};
-use strata_shared::agent_install::ClusterLocation;
+use strata_shared::agent_install::{ClusterLocation, controller_binding};
 use strata_shared::capi::{
     BuildError, BuildInput, IdentityInput, control_plane_objects, identity_objects,
+    identity_secret_name,
 };
-use strata_shared::cloud_account::CloudAccount;
-use strata_shared::cluster::{ClusterCloud, ClusterPhase, ReplicaCounts, WorkloadCluster};
-use strata_shared::conditions::{ConditionUpdate, is_true};
+use strata_shared::cloud_account::{CloudAccount, copy_refusal};
+use strata_shared::cluster::ledger::{grant_move, objects_applied};
+use strata_shared::cluster::{
+    ClusterCloud, ClusterPhase, REASON_MOVE_REQUESTED, REASON_MOVED, ReplicaCounts,
+    WorkloadCluster, WorkloadClusterStatus,
+};
+use strata_shared::conditions::{ConditionUpdate, find};
 use strata_shared::finding::Findings;
+use strata_shared::management_access::SecretKey;
 use strata_shared::profile::ClusterProfile;
 use strata_shared::profile::compose::{compose, validate_cluster_spec};
 use strata_shared::revision::{desired_state, validate_account, validate_placement};
@@ -26,18 +33,22 @@ use tracing::Instrument;
 
 use super::agent_installer::{self, AgentInstallError};
 use super::apply::{
-    ApplyError, CLUSTER_NAMESPACE_LABEL, apply_json, ensure_namespace, ensure_plain_namespace,
-    namespace_belongs_to,
+    ApplyError, CLUSTER_NAMESPACE_LABEL, apply_json, apply_typed, ensure_namespace,
+    ensure_plain_namespace, namespace_belongs_to,
 };
 use super::context::Context;
+use super::credentials::{self, CredentialError};
 use super::deletion;
 use super::dereference::{self, DereferenceError};
 use super::finalizer::{self, FinalizerError};
+use super::ledger::{self, LedgerError, Recorded};
+use super::link;
 use super::revisions::{self, RevisionError};
 use super::status::{
     self, AGENT_INSTALLED, CONTROL_PLANE_INITIALIZED, OBJECTS_APPLIED, PIVOTED, READY,
     REVISION_PUBLISHED, StatusError, StatusUpdate, VALID,
 };
+use super::workload_access::{self, UNSAFE_KUBECONFIG, Workload, WorkloadAccessError};
 
 /// How often a cluster waiting for its kubeconfig or its agent is looked at again.
 const WAITING: Duration = Duration::from_secs(5);
@@ -62,6 +73,12 @@ pub enum ReconcileError {
     Agent(#[from] AgentInstallError),
     #[error(transparent)]
     Finalizer(#[from] FinalizerError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Credential(#[from] CredentialError),
+    #[error(transparent)]
+    WorkloadAccess(#[from] WorkloadAccessError),
     #[error("cannot build the CAPI objects of cluster {cluster}: {source}")]
     Build {
         cluster: String,
@@ -97,6 +114,9 @@ impl ReconcileError {
             ReconcileError::Agent(_) => "AgentInstallFailed",
             ReconcileError::Finalizer(_) => "FinalizerFailed",
             ReconcileError::Build { .. } => "BuildFailed",
+            ReconcileError::Ledger(_) => "LedgerFailed",
+            ReconcileError::Credential(_) => "CredentialFailed",
+            ReconcileError::WorkloadAccess(_) => "ReadFailed",
         }
     }
 }
@@ -218,6 +238,86 @@ async fn invalid(
     Ok((Action::requeue(INVALID_RETRY), ClusterPhase::Invalid))
 }
 
+/// The agent's side of the link, kept whatever else is wrong with the cluster: once an
+/// agent was installed (its credential exists), its token is renewed when due, and the
+/// AgentConnected condition says whether it reports. True when an agent was installed.
+async fn keep_link(
+    ctx: &Context,
+    cluster: &WorkloadCluster,
+    location: &ClusterLocation,
+    update: &mut StatusUpdate<'_>,
+) -> Result<bool, ReconcileError> {
+    let key = format!("{}/{}", location.cluster_namespace, location.cluster);
+    let Some(existing) = credentials::current(&ctx.client, &ctx.settings, location).await? else {
+        ctx.link.forget(&key);
+        return Ok(false);
+    };
+    credentials::refresh(&ctx.client, &ctx.settings, location, Some(existing)).await?;
+    let report = cluster
+        .status
+        .as_ref()
+        .and_then(|s| s.agent.as_ref())
+        .and_then(|a| a.last_report_time.as_ref())
+        .map(|t| t.0.to_string());
+    let silence = ctx.link.observe(&key, report.as_deref());
+    update.condition(link::connected_condition(
+        silence,
+        ctx.settings.agent_silence,
+    ));
+    Ok(true)
+}
+
+/// Whether the agent asks for its move (its own report: a request, not a decision).
+fn agent_requests_move(status: &WorkloadClusterStatus) -> bool {
+    find(&status.conditions, PIVOTED).is_some_and(|c| c.reason == REASON_MOVE_REQUESTED)
+}
+
+/// The status of a cluster whose agent holds its CAPI objects: the controller keeps its
+/// revision and the link, and leaves the objects, their node counts and their phase of the
+/// move to the agent (its report is shown, not trusted).
+async fn handed_over(
+    ctx: &Context,
+    cluster: &WorkloadCluster,
+    mut update: StatusUpdate<'_>,
+) -> Result<(Action, ClusterPhase), ReconcileError> {
+    let conditions = cluster
+        .status
+        .as_ref()
+        .map(|s| s.conditions.clone())
+        .unwrap_or_default();
+    let moved = find(&conditions, PIVOTED).is_some_and(|c| c.reason == REASON_MOVED);
+    let phase = if moved {
+        ClusterPhase::Pivoted
+    } else {
+        ClusterPhase::Pivoting
+    };
+    update.phase = Some(phase);
+    update.control_plane = None;
+    update.workers = None;
+    update.condition(if moved {
+        ConditionUpdate::ok(
+            READY,
+            "Pivoted",
+            "the cluster's CAPI objects live in the workload cluster, whose agent manages it",
+        )
+    } else {
+        ConditionUpdate::not(
+            READY,
+            "Pivoting",
+            "the agent was granted its move of the CAPI objects into the workload cluster",
+        )
+    });
+    status::write(&ctx.client, cluster, update).await?;
+    Ok((Action::requeue(link_recheck(ctx)), phase))
+}
+
+/// How often a cluster with an agent is looked at, so that its silence shows in time.
+fn link_recheck(ctx: &Context) -> Duration {
+    (ctx.settings.agent_silence / 2)
+        .max(Duration::from_secs(5))
+        .min(ctx.settings.resync)
+}
+
 async fn converge(
     cluster: &WorkloadCluster,
     ctx: &Context,
@@ -232,6 +332,7 @@ async fn converge(
         agent_image: previous.agent_image.clone(),
         ..StatusUpdate::default()
     };
+    let agent_installed = keep_link(ctx, cluster, &location, &mut update).await?;
 
     // Validate what needs nothing else.
     let mut findings = validate_cluster_spec(cluster);
@@ -283,6 +384,9 @@ async fn converge(
                 )
                 .await;
             }
+            if let Some(refusal) = copy_refusal(cluster.spec.cloud_type, account) {
+                return invalid(ctx, cluster, update, "CloudAccountNotCopyable", refusal).await;
+            }
             Some(account)
         }
         (None, _) => None,
@@ -332,6 +436,7 @@ async fn converge(
     // Publish the revision.
     let objects_namespace =
         ensure_namespace(&ctx.client, &namespace, &name, &location.objects_namespace).await?;
+    bind_controller(ctx, &location.objects_namespace).await?;
     let published =
         revisions::publish(&ctx.client, &location.objects_namespace, &name, &desired).await?;
     if published.new {
@@ -349,34 +454,9 @@ async fn converge(
         ),
     ));
 
-    if status::agent_has_the_objects(&previous.conditions) {
-        // The agent is moving the CAPI objects, or they live in the workload cluster now:
-        // applying them here again would recreate what the move deletes. The agent applies
-        // revisions from here on.
-        let phase = if is_true(&previous.conditions, PIVOTED) {
-            ClusterPhase::Pivoted
-        } else {
-            ClusterPhase::Pivoting
-        };
-        update.phase = Some(phase);
-        update.control_plane = previous.control_plane.clone();
-        update.workers = previous.workers.clone();
-        status::write(&ctx.client, cluster, update).await?;
-        return Ok((Action::requeue(ctx.settings.resync), phase));
-    }
-
-    // Build and apply.
-    let input = BuildInput {
-        cluster_name: &name,
-        namespace: &location.objects_namespace,
-        revision: published.number,
-        desired: &desired,
-    };
-    let build_failed = |source: BuildError| ReconcileError::Build {
-        cluster: format!("{namespace}/{name}"),
-        source,
-    };
-    let mut identities = Vec::new();
+    // The identities stay in the management cluster whoever holds the cluster's objects:
+    // a changed account reaches a pivoted cluster through them (its agent copies it).
+    let mut identity_secret = None;
     if let (Some(settings), true) = (
         &desired.account,
         cluster.spec.cloud_type != ClusterCloud::Sim,
@@ -386,17 +466,95 @@ async fn converge(
             .settings
             .provider_namespace(cluster.spec.cloud_type)
             .unwrap_or(location.objects_namespace.as_str());
-        identities = identity_objects(&IdentityInput {
+        let identities = identity_objects(&IdentityInput {
             namespace: &location.objects_namespace,
             account: settings,
             cloud: cluster.spec.cloud_type,
             secret_data: inputs.account_secret.as_ref().unwrap_or(&empty),
             provider_namespace,
         })
-        .map_err(build_failed)?;
+        .map_err(|source| ReconcileError::Build {
+            cluster: format!("{namespace}/{name}"),
+            source,
+        })?;
+        identity_secret = Some(SecretKey {
+            namespace: provider_namespace.to_string(),
+            name: identity_secret_name(&location.objects_namespace),
+        });
+        apply_identities(ctx, &objects_namespace, identities).await?;
     }
-    let objects = control_plane_objects(&input).map_err(build_failed)?;
-    let applied = apply_objects(ctx, &namespace, &objects_namespace, identities, objects).await?;
+
+    // Who acts on the CAPI objects is the ledger's to say.
+    let ledger = ledger::of(Some(&objects_namespace));
+    if ledger.agent_holds_the_objects() {
+        return handed_over(ctx, cluster, update).await;
+    }
+    if ledger.may_grant_move() && agent_installed && agent_requests_move(&previous) {
+        return match ledger::record(&ctx.client, &objects_namespace, &[grant_move()]).await? {
+            Recorded::Done(_) => {
+                tracing::info!("granted the agent its move of the CAPI objects");
+                handed_over(ctx, cluster, update).await
+            }
+            Recorded::Stale => Ok((
+                Action::requeue(Duration::from_secs(1)),
+                ClusterPhase::Pending,
+            )),
+        };
+    }
+    // Read again right before touching the objects: a grant recorded meanwhile (by another
+    // replica) stops this one here.
+    let Some(current) = ledger::read(&ctx.client, &location.objects_namespace).await? else {
+        return Ok((
+            Action::requeue(Duration::from_secs(1)),
+            ClusterPhase::Pending,
+        ));
+    };
+    let ledger = ledger::of(Some(&current));
+    if ledger.agent_holds_the_objects() {
+        return handed_over(ctx, cluster, update).await;
+    }
+
+    // Build and apply, never re-creating objects that were applied once and are gone (a move
+    // under way deletes them; so may an operator).
+    let capi = read_capi_cluster(ctx, &location).await?;
+    if ledger.objects_applied && capi.is_none() {
+        update.phase = Some(ClusterPhase::Provisioning);
+        let message = format!(
+            "CAPI Cluster {}/{name} was applied once and is gone; it is not created again",
+            location.objects_namespace
+        );
+        update.condition(ConditionUpdate::not(
+            OBJECTS_APPLIED,
+            "ObjectsGone",
+            message.clone(),
+        ));
+        update.condition(ConditionUpdate::not(READY, "ObjectsGone", message));
+        status::write(&ctx.client, cluster, update).await?;
+        return Ok((
+            Action::requeue(WAITING_FOR_CAPI),
+            ClusterPhase::Provisioning,
+        ));
+    }
+    let input = BuildInput {
+        cluster_name: &name,
+        namespace: &location.objects_namespace,
+        revision: published.number,
+        desired: &desired,
+    };
+    let objects = control_plane_objects(&input).map_err(|source| ReconcileError::Build {
+        cluster: format!("{namespace}/{name}"),
+        source,
+    })?;
+    let applied = apply_objects(ctx, &namespace, objects).await?;
+    let current = if ledger.objects_applied {
+        current
+    } else {
+        match ledger::record(&ctx.client, &current, &[objects_applied()]).await? {
+            Recorded::Done(updated) => updated,
+            // Recorded on the next pass.
+            Recorded::Stale => current,
+        }
+    };
     update.condition(ConditionUpdate::ok(
         OBJECTS_APPLIED,
         "Applied",
@@ -453,40 +611,86 @@ async fn converge(
         "Initialized",
         "the first control-plane node is up",
     ));
+    install_agent(ctx, cluster, &location, &current, identity_secret, update).await
+}
 
-    // Install the agent.
-    let Some(kubeconfig) = read_kubeconfig(ctx, &location).await? else {
-        update.phase = Some(ClusterPhase::Provisioning);
-        let message = format!(
-            "waiting for CAPI to write Secret {}/{name}-kubeconfig",
-            location.objects_namespace
-        );
-        update.condition(ConditionUpdate::not(
-            AGENT_INSTALLED,
-            "WaitingForKubeconfig",
-            message.clone(),
-        ));
-        update.condition(ConditionUpdate::not(READY, "Provisioning", message));
-        status::write(&ctx.client, cluster, update).await?;
-        return Ok((Action::requeue(WAITING), ClusterPhase::Provisioning));
+fn waiting_for_workload(update: &mut StatusUpdate<'_>, reason: &'static str, message: String) {
+    update.phase = Some(ClusterPhase::Provisioning);
+    update.condition(ConditionUpdate::not(
+        AGENT_INSTALLED,
+        reason,
+        message.clone(),
+    ));
+    update.condition(ConditionUpdate::not(READY, "Provisioning", message));
+}
+
+/// Installs the agent into the workload cluster, once CAPI's kubeconfig is there and is one
+/// Strata will use.
+async fn install_agent(
+    ctx: &Context,
+    cluster: &WorkloadCluster,
+    location: &ClusterLocation,
+    objects_namespace: &Namespace,
+    identity_secret: Option<SecretKey>,
+    mut update: StatusUpdate<'_>,
+) -> Result<(Action, ClusterPhase), ReconcileError> {
+    let workload = match workload_access::connect(&ctx.client, objects_namespace, location).await? {
+        Workload::Ready(client) => client,
+        Workload::Missing => {
+            let message = format!(
+                "waiting for CAPI to write Secret {}/{}-kubeconfig",
+                location.objects_namespace, location.cluster
+            );
+            waiting_for_workload(&mut update, "WaitingForKubeconfig", message);
+            status::write(&ctx.client, cluster, update).await?;
+            return Ok((Action::requeue(WAITING), ClusterPhase::Provisioning));
+        }
+        Workload::Retry => {
+            return Ok((
+                Action::requeue(Duration::from_secs(1)),
+                ClusterPhase::Provisioning,
+            ));
+        }
+        Workload::Unsafe => {
+            let message = format!(
+                "Secret {}/{}-kubeconfig is not a kubeconfig Strata uses (only a server, CA data and inline credentials, with the server and CA it had when first used); see the controller's log",
+                location.objects_namespace, location.cluster
+            );
+            waiting_for_workload(&mut update, UNSAFE_KUBECONFIG, message);
+            status::write(&ctx.client, cluster, update).await?;
+            return Ok((Action::requeue(INVALID_RETRY), ClusterPhase::Provisioning));
+        }
     };
-    let report = match agent_installer::install(
-        &ctx.client,
-        &ctx.settings,
-        &location,
-        &kubeconfig,
-        ctx.settings.provider_namespace(cluster.spec.cloud_type),
-        ctx.settings.providers.get(&cluster.spec.cloud_type),
-    )
-    .await
-    {
+    let provider_namespace = ctx.settings.provider_namespace(cluster.spec.cloud_type);
+    let installed = async {
+        let credential = credentials::ensure(&ctx.client, &ctx.settings, location).await?;
+        agent_installer::grant_rights(&ctx.client, &ctx.settings, location, provider_namespace)
+            .await?;
+        let report = agent_installer::install(
+            &workload,
+            &ctx.settings,
+            location,
+            &credential,
+            identity_secret,
+            ctx.settings.providers.get(&cluster.spec.cloud_type),
+        )
+        .await?;
+        Ok::<_, ReconcileError>(report)
+    };
+    let report = match installed.await {
         Ok(report) => report,
         Err(e) => {
             update.phase = Some(ClusterPhase::InstallingAgent);
+            let message = match &e {
+                ReconcileError::Agent(e) => e.public_message(),
+                _ => {
+                    "the agent's credential could not be written in the management cluster; see the controller's log"
+                }
+            };
             update.condition(ConditionUpdate::not(
                 AGENT_INSTALLED,
                 "AgentInstallFailed",
-                e.to_string(),
+                message,
             ));
             update.condition(ConditionUpdate::not(
                 READY,
@@ -494,7 +698,7 @@ async fn converge(
                 "the agent is not installed yet",
             ));
             status::write(&ctx.client, cluster, update).await?;
-            return Err(e.into());
+            return Err(e);
         }
     };
     update.agent_image = Some(report.image.clone());
@@ -525,16 +729,22 @@ async fn converge(
         "the agent takes the cluster from here",
     ));
     status::write(&ctx.client, cluster, update).await?;
-    // The agent's token is renewed when a third of its life is left.
-    let renew = Duration::from_secs(
-        u64::try_from(ctx.settings.agent_token_seconds / 3)
-            .unwrap_or(60)
-            .max(60),
-    );
     Ok((
-        Action::requeue(renew.min(ctx.settings.resync)),
+        Action::requeue(link_recheck(ctx)),
         ClusterPhase::AgentInstalled,
     ))
+}
+
+/// The controller's own writes in a namespace it manages (identity Secrets): the static
+/// ClusterRole, bound there for its own account.
+pub async fn bind_controller(ctx: &Context, namespace: &str) -> Result<(), ReconcileError> {
+    let binding = controller_binding(
+        namespace,
+        &ctx.settings.system_namespace,
+        &ctx.settings.controller_account,
+    );
+    apply_typed(&ctx.client, &binding).await?;
+    Ok(())
 }
 
 fn control_plane_initialized(status: &Value) -> bool {
@@ -582,42 +792,21 @@ async fn read_capi_cluster(
         })
 }
 
-async fn read_kubeconfig(
+/// Applies the identities, owned by the objects namespace (two of them are cluster-scoped
+/// and one lives in a provider's namespace, where the controller binds its writes first).
+/// A just-made binding takes the authorizer a moment to see: a refused write is tried again
+/// a few times.
+async fn apply_identities(
     ctx: &Context,
-    location: &ClusterLocation,
-) -> Result<Option<String>, ReconcileError> {
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &location.objects_namespace);
-    let name = format!("{}-kubeconfig", location.cluster);
-    let secret = secrets
-        .get_opt(&name)
-        .await
-        .map_err(|e| ReconcileError::Read {
-            what: format!("Secret {}/{name}", location.objects_namespace),
-            source: Box::new(e),
-        })?;
-    Ok(secret
-        .and_then(|s| s.data)
-        .and_then(|mut d| d.remove("value"))
-        .and_then(|v| String::from_utf8(v.0).ok()))
-}
-
-/// Applies the identities (owned by the objects namespace, since two of them are
-/// cluster-scoped and one lives in a provider's namespace) and then the cluster's objects:
-/// the `Cluster` first, then everything else owned by it. Returns how many were applied.
-async fn apply_objects(
-    ctx: &Context,
-    cluster_namespace: &str,
     objects_namespace: &Namespace,
     identities: Vec<Value>,
-    objects: Vec<Value>,
-) -> Result<usize, ReconcileError> {
+) -> Result<(), ReconcileError> {
     let namespace_owner = json!({
         "apiVersion": "v1",
         "kind": "Namespace",
         "name": objects_namespace.name_any(),
         "uid": objects_namespace.uid().unwrap_or_default(),
     });
-    let mut count = 0;
     for mut object in identities {
         if let Some(ns) = object
             .pointer("/metadata/namespace")
@@ -625,11 +814,30 @@ async fn apply_objects(
             && ns != objects_namespace.name_any()
         {
             ensure_plain_namespace(&ctx.client, ns).await?;
+            bind_controller(ctx, ns).await?;
         }
         object["metadata"]["ownerReferences"] = json!([namespace_owner]);
-        apply_json(&ctx.client, &object).await?;
-        count += 1;
+        let write = || apply_json(&ctx.client, &object);
+        write
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(200))
+                    .with_max_times(4),
+            )
+            .when(|e: &ApplyError| e.is_forbidden())
+            .await?;
     }
+    Ok(())
+}
+
+/// Applies the cluster's objects: the `Cluster` first, then everything else owned by it.
+/// Returns how many were applied.
+async fn apply_objects(
+    ctx: &Context,
+    cluster_namespace: &str,
+    objects: Vec<Value>,
+) -> Result<usize, ReconcileError> {
+    let mut count = 0;
     let (clusters, rest): (Vec<Value>, Vec<Value>) = objects
         .into_iter()
         .partition(|o| o.get("kind").and_then(Value::as_str) == Some("Cluster"));

@@ -143,7 +143,9 @@ async fn run_async(args: ControllerArgs) -> Result<(), String> {
         agent_image: args.agent_image.clone(),
         management_server,
         management_ca_pem,
-        agent_token_seconds: args.agent_token_seconds.max(600),
+        agent_token_seconds: args.agent_token_seconds,
+        agent_silence: Duration::from_secs(args.agent_silence_seconds),
+        controller_account: args.service_account.clone(),
         vsphere_provider_namespace: args.vsphere_provider_namespace.clone(),
         aws_provider_namespace: args.aws_provider_namespace.clone(),
         resync: Duration::from_secs(args.resync_seconds.max(10)),
@@ -163,6 +165,7 @@ async fn run_async(args: ControllerArgs) -> Result<(), String> {
         packs: PackResolver::new(Some(cache), work_dir),
         profiles,
         registries,
+        link: Default::default(),
     });
     health.ready.store(true, Ordering::Relaxed);
 

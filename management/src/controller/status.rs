@@ -21,14 +21,6 @@ pub const READY: &str = "Ready";
 /// Written by the agent (see `strata_shared::cluster::PIVOTED_CONDITION`).
 pub const PIVOTED: &str = strata_shared::cluster::PIVOTED_CONDITION;
 
-/// Whether the agent has started moving the CAPI objects (or has moved them) and has not
-/// moved them back: while it has, the controller leaves them alone.
-pub fn agent_has_the_objects(
-    conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
-) -> bool {
-    strata_shared::cluster::agent_holds_the_objects(conditions)
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum StatusError {
     #[error("cannot write the status of WorkloadCluster {cluster}: {source}")]

@@ -2,6 +2,7 @@
 //! profiles, node pools with the machine shape and placement its cloud needs, the cluster
 //! network and per-layer value overrides. The controller reports on it in its status.
 
+pub mod ledger;
 mod machine;
 mod network;
 mod status;
@@ -15,8 +16,9 @@ use crate::profile::ProfileCloud;
 pub use machine::{MachineShape, known_instance_size};
 pub use network::{ClusterNetwork, ResolvedNetwork, check_network};
 pub use status::{
-    ClusterPhase, LayerState, PIVOTED_CONDITION, REASON_MOVED, REASON_MOVED_BACK, REASON_MOVING,
-    REASON_MOVING_BACK, ReplicaCounts, WorkloadClusterStatus, agent_holds_the_objects,
+    AGENT_CONNECTED_CONDITION, AgentReport, ClusterPhase, LayerState, PIVOTED_CONDITION,
+    REASON_MOVE_REQUESTED, REASON_MOVED, REASON_MOVED_BACK, REASON_MOVING, REASON_MOVING_BACK,
+    ReplicaCounts, WorkloadClusterStatus,
 };
 
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -33,6 +35,8 @@ pub use status::{
     printcolumn = r#"{"name":"Revision","type":"integer","jsonPath":".status.revision"}"#,
     printcolumn = r#"{"name":"Control plane","type":"string","jsonPath":".status.controlPlane.summary"}"#,
     printcolumn = r#"{"name":"Workers","type":"string","jsonPath":".status.workers.summary"}"#,
+    printcolumn = r#"{"name":"Agent","type":"string","jsonPath":".status.conditions[?(@.type==\"AgentConnected\")].status"}"#,
+    printcolumn = r#"{"name":"Last report","type":"date","jsonPath":".status.agent.lastReportTime"}"#,
     printcolumn = r#"{"name":"Namespace","type":"string","priority":1,"jsonPath":".status.namespace"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
@@ -63,6 +67,25 @@ pub struct WorkloadClusterSpec {
     /// Per-layer value overrides, applied over the profile's values.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub overrides: Vec<LayerOverride>,
+    #[serde(default, skip_serializing_if = "DeletionPolicy::is_default")]
+    pub deletion_policy: DeletionPolicy,
+}
+
+/// What deleting this WorkloadCluster does to the cluster: `Delete` (the default) deletes
+/// its machines through Cluster API, moving its objects back from the workload cluster
+/// first; `Orphan` forgets it without the move back and leaves every cloud resource as it
+/// is (for a cluster whose agent is gone). May be changed while the deletion waits.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum DeletionPolicy {
+    #[default]
+    Delete,
+    Orphan,
+}
+
+impl DeletionPolicy {
+    pub fn is_default(&self) -> bool {
+        *self == DeletionPolicy::Delete
+    }
 }
 
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
@@ -202,20 +225,27 @@ pub struct AzurePlacement {
     pub ssh_public_key: Option<String>,
 }
 
+/// The prefix every objects namespace starts with: names that begin with it are Strata's,
+/// and a namespace of that name that does not carry the cluster's labels is never adopted.
+pub const OBJECTS_NAMESPACE_PREFIX: &str = "strata-wc-";
+
 /// The namespace of the management cluster that holds a cluster's CAPI objects and
 /// revisions and nothing else, so that RBAC can give its agent that namespace alone:
-/// `<namespace>-<name>`, shortened with a hash of both when longer than a namespace name
-/// may be.
+/// `strata-wc-<namespace>-<name>-<hash>`, the readable part shortened to fit 63 characters.
+///
+/// The hash (of `namespace/name`, where `/` cannot occur in either) is what makes the name
+/// unique: joined with `-` alone, `b/c-a` and `b-c/a` would share one, and `capv/system`
+/// would take the provider's own `capv-system`. The prefix keeps the names apart from
+/// every namespace people make by hand.
 pub fn objects_namespace(namespace: &str, name: &str) -> String {
-    let full = format!("{namespace}-{name}");
-    if full.len() <= 63 {
-        return full;
-    }
     use sha2::Digest;
-    let digest = sha2::Sha256::digest(full.as_bytes());
-    let hash: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
-    let head = full[..54].trim_end_matches('-');
-    format!("{head}-{hash}")
+    let digest = sha2::Sha256::digest(format!("{namespace}/{name}").as_bytes());
+    // 48 bits: a collision among a million clusters has odds of about 1 in 500.
+    let hash: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    let room = 63 - OBJECTS_NAMESPACE_PREFIX.len() - 1 - hash.len();
+    let readable = format!("{namespace}-{name}");
+    let readable = readable[..readable.len().min(room)].trim_end_matches('-');
+    format!("{OBJECTS_NAMESPACE_PREFIX}{readable}-{hash}")
 }
 
 /// Values for one layer of the composed stack, overriding the profile's.
@@ -231,14 +261,59 @@ pub struct LayerOverride {
 mod tests {
     use super::*;
 
+    fn is_dns_label(name: &str) -> bool {
+        name.len() <= 63
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !name.starts_with('-')
+            && !name.ends_with('-')
+    }
+
     #[test]
-    fn objects_namespaces_are_valid_names_and_distinct() {
-        assert_eq!(objects_namespace("team-a", "edge-1"), "team-a-edge-1");
-        let long = "x".repeat(40);
-        let a = objects_namespace(&long, &format!("{long}-a"));
-        let b = objects_namespace(&long, &format!("{long}-b"));
-        assert!(a.len() <= 63 && b.len() <= 63, "{a} {b}");
+    fn objects_namespaces_do_not_collide_where_joined_names_would() {
+        let a = objects_namespace("b", "c-a");
+        let b = objects_namespace("b-c", "a");
         assert_ne!(a, b);
-        assert!(!a.ends_with('-'));
+        assert!(a.starts_with("strata-wc-b-c-a-"), "{a}");
+        // A cluster named like a provider's namespace gets a namespace of its own.
+        assert_ne!(objects_namespace("capv", "system"), "capv-system");
+        let long = "x".repeat(63);
+        let name = objects_namespace(&long, &long);
+        assert!(is_dns_label(&name), "{name}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn objects_namespaces_are_valid_unique_and_reserved(
+            pairs in proptest::collection::vec(
+                ("[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?", "[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?"),
+                2..40,
+            )
+        ) {
+            let mut seen = std::collections::BTreeMap::new();
+            for (namespace, name) in &pairs {
+                let objects = objects_namespace(namespace, name);
+                proptest::prop_assert!(is_dns_label(&objects), "{}", objects);
+                proptest::prop_assert!(objects.starts_with(OBJECTS_NAMESPACE_PREFIX));
+                if let Some(other) = seen.insert(objects.clone(), (namespace, name)) {
+                    proptest::prop_assert_eq!(other, (namespace, name), "{} is shared", objects);
+                }
+            }
+        }
+
+        /// Every way of cutting one dashed name into a namespace and a name gives its own
+        /// objects namespace: the collisions a plain join would make.
+        #[test]
+        fn every_split_of_a_dashed_name_is_distinct(
+            segments in proptest::collection::vec("[a-z0-9]{1,6}", 2..8)
+        ) {
+            let mut seen = std::collections::BTreeSet::new();
+            for cut in 1..segments.len() {
+                let namespace = segments[..cut].join("-");
+                let name = segments[cut..].join("-");
+                proptest::prop_assert!(seen.insert(objects_namespace(&namespace, &name)));
+            }
+        }
     }
 }

@@ -13,7 +13,7 @@ pub struct WorkloadClusterStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// Standard conditions: Valid, RevisionPublished, ObjectsApplied,
-    /// ControlPlaneInitialized, AgentInstalled, Pivoted, Deleting, Ready.
+    /// ControlPlaneInitialized, AgentInstalled, AgentConnected, Pivoted, Deleting, Ready.
     // A map keyed by type, so the controller and the agent each own their conditions
     // under server-side apply.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -36,12 +36,34 @@ pub struct WorkloadClusterStatus {
     /// The agent image installed in the workload cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_image: Option<String>,
+    /// What the agent last said about itself (written by the agent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentReport>,
 }
 
+/// The agent's own report. Data from the site: shown, never acted on; the controller judges
+/// whether the agent is connected by when it saw this change, on its own clock.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentReport {
+    /// When the agent last reported (its own clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_report_time: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+    /// When the agent's management token expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_expires: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+}
+
+/// The controller's condition on whether the agent reports: False once it has been silent
+/// longer than the controller's threshold.
+pub const AGENT_CONNECTED_CONDITION: &str = "AgentConnected";
+
 /// The agent's condition on a WorkloadCluster: where the CAPI objects are. The agent owns
-/// it (server-side apply, `strata.dev/agent`); the controller reads it to know when to
-/// leave the objects alone.
+/// it (server-side apply, `strata.dev/agent`). It is the site's report, shown to people;
+/// the controller decides from its own ledger (see [`super::ledger`]), never from this.
 pub const PIVOTED_CONDITION: &str = "Pivoted";
+/// Pivoted=False: the agent is ready to move the objects and waits for the controller's grant.
+pub const REASON_MOVE_REQUESTED: &str = "MoveRequested";
 /// Pivoted=False: the objects are moving into the workload cluster.
 pub const REASON_MOVING: &str = "Moving";
 /// Pivoted=True: the objects live in the workload cluster.
@@ -51,13 +73,6 @@ pub const REASON_MOVING_BACK: &str = "MovingBack";
 /// Pivoted=False: the objects are back in the management cluster, for CAPI there to
 /// delete the cluster.
 pub const REASON_MOVED_BACK: &str = "MovedBack";
-
-/// Whether the agent holds the CAPI objects, or may hold some of them (a move either way
-/// under way): while it does, the controller must not write or delete them.
-pub fn agent_holds_the_objects(conditions: &[Condition]) -> bool {
-    crate::conditions::find(conditions, PIVOTED_CONDITION)
-        .is_some_and(|c| c.reason != REASON_MOVED_BACK)
-}
 
 /// Where a cluster is in its life.
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
@@ -133,37 +148,4 @@ pub struct LayerState {
     pub state: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn pivoted(status: &str, reason: &str) -> Vec<Condition> {
-        vec![Condition {
-            type_: PIVOTED_CONDITION.into(),
-            status: status.into(),
-            reason: reason.into(),
-            message: String::new(),
-            last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-                k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
-            ),
-            observed_generation: None,
-        }]
-    }
-
-    #[test]
-    fn the_agent_holds_the_objects_from_the_start_of_a_move_until_they_are_back() {
-        assert!(!agent_holds_the_objects(&[]));
-        assert!(agent_holds_the_objects(&pivoted("False", REASON_MOVING)));
-        assert!(agent_holds_the_objects(&pivoted("True", REASON_MOVED)));
-        assert!(agent_holds_the_objects(&pivoted(
-            "True",
-            REASON_MOVING_BACK
-        )));
-        assert!(!agent_holds_the_objects(&pivoted(
-            "False",
-            REASON_MOVED_BACK
-        )));
-    }
 }

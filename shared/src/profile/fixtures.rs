@@ -154,6 +154,7 @@ pub fn cluster(cloud: ClusterCloud, profiles: &[&str]) -> WorkloadCluster {
                 }],
             },
             overrides: Vec::<LayerOverride>::new(),
+            deletion_policy: Default::default(),
             cloud_account_ref: None,
             cluster_network: None,
             vsphere: None,

@@ -288,6 +288,7 @@ fn account(cloud: ClusterCloud, secret: Option<&str>) -> CloudAccount {
             secret_ref: secret.map(|name| LocalObjectReference { name: name.into() }),
             vsphere: None,
             azure: None,
+            copy_secret_to_workload_clusters: true,
         },
     )
 }

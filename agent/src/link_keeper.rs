@@ -1,0 +1,158 @@
+//! Keeps the agent's link with the management cluster: every beat it takes a renewed token
+//! when the controller has one, and reports that it is alive. All of it is started from the
+//! site (the management side never calls in). What it found is kept in the agent's own
+//! cluster too (ConfigMap `strata-system/strata-link`), so that the site shows the state of
+//! its link while management is unreachable; a token the management cluster refuses (401,
+//! 403) is said at warn level, there and in the log, with what to do.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client};
+use strata_shared::agent_install::AGENT_NAMESPACE;
+
+use crate::management_link::{ManagementLink, RenewOutcome};
+use crate::status_report::StatusReport;
+use crate::work::FIELD_MANAGER;
+
+/// How often the agent reports and looks for a renewed token.
+pub const BEAT: Duration = Duration::from_secs(20);
+/// The ConfigMap with the link's state in the agent's own cluster.
+pub const LINK_STATE: &str = "strata-link";
+
+/// The link as the agent last found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkState {
+    /// The report went through.
+    Connected,
+    /// The management cluster could not be reached (cut off, slow, down).
+    Unreachable(String),
+    /// The management cluster answered 401 or 403: the token expired or was revoked.
+    Refused(u16),
+    /// The agent's own link Secret is missing or unusable.
+    Unconfigured(String),
+}
+
+impl LinkState {
+    fn name(&self) -> &'static str {
+        match self {
+            LinkState::Connected => "Connected",
+            LinkState::Unreachable(_) => "Unreachable",
+            LinkState::Refused(_) => "Unauthorized",
+            LinkState::Unconfigured(_) => "Unconfigured",
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            LinkState::Connected => "the agent reports to the management cluster".into(),
+            LinkState::Unreachable(why) => {
+                format!("the management cluster cannot be reached: {why}")
+            }
+            LinkState::Refused(code) => format!(
+                "the management cluster refuses the agent's token (HTTP {code}): it expired while the site was cut off, or was revoked. Run `strata cluster rekey` from the management side with this cluster's admin kubeconfig (docs/security.md)"
+            ),
+            LinkState::Unconfigured(why) => why.clone(),
+        }
+    }
+}
+
+/// One beat: renew, report, and say how it went.
+pub async fn beat(link: &ManagementLink, report: &StatusReport) -> LinkState {
+    let management = match link.client().await {
+        Ok(client) => client,
+        Err(e) => return LinkState::Unconfigured(e.to_string()),
+    };
+    match link.renew(&management).await {
+        Ok(RenewOutcome::Current(access) | RenewOutcome::Renewed(access)) => {
+            report.set_token_expiry(access.token_expires);
+        }
+        Err(e) => {
+            return match e.status() {
+                Some(code @ (401 | 403)) => LinkState::Refused(code),
+                _ => LinkState::Unreachable(e.to_string()),
+            };
+        }
+    }
+    // A renewed token is in the link Secret now: the report goes with it.
+    let management = match link.client().await {
+        Ok(client) => client,
+        Err(e) => return LinkState::Unconfigured(e.to_string()),
+    };
+    match report.send(&management, link).await {
+        Ok(()) => LinkState::Connected,
+        Err(e) => match e.status() {
+            Some(code @ (401 | 403)) => LinkState::Refused(code),
+            _ => LinkState::Unreachable(e.to_string()),
+        },
+    }
+}
+
+/// Beats until the task is dropped.
+pub async fn run(workload: Client, link: ManagementLink, report: StatusReport) {
+    let mut last: Option<LinkState> = None;
+    loop {
+        let state = beat(&link, &report).await;
+        if last.as_ref() != Some(&state) {
+            match &state {
+                LinkState::Connected => {
+                    tracing::info!("the link with the management cluster works")
+                }
+                LinkState::Refused(_) | LinkState::Unconfigured(_) => {
+                    tracing::warn!(link = state.name(), "{}", state.message())
+                }
+                LinkState::Unreachable(_) => {
+                    tracing::info!(link = state.name(), "{}", state.message())
+                }
+            }
+        }
+        if let Err(e) = record(&workload, &state, last.as_ref() != Some(&state)).await {
+            tracing::debug!(error = %e, "cannot record the link's state in this cluster");
+        }
+        last = Some(state);
+        tokio::time::sleep(BEAT).await;
+    }
+}
+
+/// Writes the link's state into the agent's own cluster (`changed`: a new state, whose time
+/// is now).
+async fn record(workload: &Client, state: &LinkState, changed: bool) -> Result<(), kube::Error> {
+    let now = Timestamp::now().to_string();
+    let mut data = BTreeMap::from([
+        ("state".to_string(), state.name().to_string()),
+        ("message".to_string(), state.message()),
+    ]);
+    if changed {
+        data.insert("since".into(), now.clone());
+    }
+    if *state == LinkState::Connected {
+        data.insert("lastContact".into(), now);
+    }
+    let map = ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(LINK_STATE.into()),
+            namespace: Some(AGENT_NAMESPACE.into()),
+            ..ObjectMeta::default()
+        },
+        data: Some(data),
+        ..ConfigMap::default()
+    };
+    // Keys left out keep their values: a merge, not an apply, so `since` and `lastContact`
+    // stay until they change.
+    let api: Api<ConfigMap> = Api::namespaced(workload.clone(), AGENT_NAMESPACE);
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PatchParams::default()
+    };
+    match api.patch(LINK_STATE, &params, &Patch::Merge(&map)).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => {
+            api.create(&Default::default(), &map).await.map(|_| ())
+        }
+        Err(e) => Err(e),
+    }
+}

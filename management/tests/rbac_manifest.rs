@@ -1,0 +1,38 @@
+//! `manifests/controller/rbac.yaml` holds the static ClusterRoles the controller binds per
+//! namespace; their rules are defined once, in `strata_shared::agent_install`, and must match.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+
+use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule};
+use strata_shared::agent_install::{
+    AGENT_OBJECTS_ROLE, CONTROLLER_OBJECTS_ROLE, agent_objects_rules, controller_objects_rules,
+};
+
+fn manifest_role(name: &str) -> Vec<PolicyRule> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/controller/rbac.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    for document in serde_yaml::Deserializer::from_str(&text) {
+        let value: serde_json::Value = serde::Deserialize::deserialize(document).unwrap();
+        if value["kind"] == "ClusterRole" && value["metadata"]["name"] == name {
+            let role: ClusterRole = serde_json::from_value(value).unwrap();
+            return role.rules.unwrap_or_default();
+        }
+    }
+    panic!("{} has no ClusterRole {name}", path.display());
+}
+
+#[test]
+fn the_static_roles_in_the_manifest_are_the_ones_the_code_grants() {
+    for (name, rules) in [
+        (AGENT_OBJECTS_ROLE, agent_objects_rules()),
+        (CONTROLLER_OBJECTS_ROLE, controller_objects_rules()),
+    ] {
+        assert_eq!(
+            manifest_role(name),
+            rules,
+            "ClusterRole {name} in manifests/controller/rbac.yaml differs from the rules in shared/src/agent_install.rs; make them equal"
+        );
+    }
+}
