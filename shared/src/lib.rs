@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod conditions;
 pub mod crds;
 pub mod finding;
+pub mod leader;
 pub mod lease;
 pub mod pack;
 pub mod pack_registry;
