@@ -12,7 +12,6 @@ pub mod conditions;
 pub mod crds;
 pub mod finding;
 pub mod leader;
-pub mod lease;
 pub mod pack;
 pub mod pack_registry;
 pub mod pivot;
