@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Strata's tests need at run time, idempotently:
-#   - with apt: etcd-server (etcd 3.4) and docker-registry (distribution 2.8, the OCI
-#     registry); apt is skipped when both are installed;
+#   - with apt: etcd-server (etcd 3.4), docker-registry (distribution 2.8, the OCI
+#     registry) and faketime (libfaketime, which the leader-election test preloads to put
+#     one controller's wall clock ahead); apt is skipped when all are installed;
 #   - scripts/kube-binaries.sh: kube-apiserver, kube-controller-manager, kube-scheduler and
 #     kubectl v1.20.2 built from Debian's source package and cached. (Debian's
 #     kubernetes-client is not used: its kubectl 1.20 segfaults when it writes a kubeconfig
@@ -15,7 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-readonly PACKAGES=(etcd-server docker-registry)
+readonly PACKAGES=(etcd-server docker-registry faketime)
 # package  service  default port  daemon process name
 readonly DAEMONS=("etcd-server etcd 2379 etcd" "docker-registry docker-registry 5000 docker-registry")
 
@@ -148,6 +149,8 @@ log "summary:"
 printf '  %-24s %s (%s)\n' \
     etcd /usr/bin/etcd "$(first_line /usr/bin/etcd --version)" \
     docker-registry /usr/bin/docker-registry "$(dpkg-query -W -f='${Version}' docker-registry)"
+printf '  %-24s %s (%s)\n' libfaketime \
+    "$(dpkg-query -L libfaketime | grep 'libfaketimeMT.so.1$')" "$(dpkg-query -W -f='${Version}' libfaketime)"
 for b in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
     printf '  %-24s %s\n' "$b" "$kube_bin/$b"
 done

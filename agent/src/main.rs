@@ -18,12 +18,11 @@ mod work;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
 
 use clap::Parser;
 use kube::Client;
 
-use strata_shared::lease::LeaderLease;
+use strata_shared::leader::{LeaderElector, LeaseTiming};
 use strata_shared::provider_components::ProviderController;
 
 #[derive(Parser)]
@@ -106,13 +105,6 @@ async fn client_from(path: &std::path::Path) -> Result<Client, String> {
     Client::try_from(config).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// Whether a leader whose renewal just failed may go on working: the lease, last renewed
-/// `since` ago, lapses after `duration` and another replica may then take it, so the work
-/// stops one renewal period before that, and two agents never work at once.
-fn still_holds(since: Option<Duration>, duration: Duration, renew_every: Duration) -> bool {
-    since.is_some_and(|since| since + renew_every < duration)
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -157,17 +149,8 @@ async fn run(cli: Cli) -> Result<(), String> {
     let identity = cli
         .identity
         .unwrap_or_else(|| format!("strata-agent-{}", std::process::id()));
-    let duration = Duration::from_secs(cli.lease_seconds.max(3));
-    let lease = LeaderLease::new(
-        client.clone(),
-        &namespace,
-        &cli.lease_name,
-        &identity,
-        duration,
-    );
-    tracing::info!(%namespace, %identity, lease = %cli.lease_name, pid = std::process::id(), "agent started");
-    let mut leading = false;
-    let renew_every = duration / 3;
+    let seconds = u32::try_from(cli.lease_seconds.max(3)).unwrap_or(u32::MAX);
+    let timing = LeaseTiming::from_seconds(seconds).map_err(|e| format!("--lease-seconds: {e}"))?;
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| format!("cannot listen for SIGTERM: {e}"))?;
     let link = match &cli.management_secret {
@@ -182,70 +165,48 @@ async fn run(cli: Cli) -> Result<(), String> {
         image,
         args: cli.provider_arg.clone(),
     });
+    tracing::info!(%namespace, %identity, lease = %cli.lease_name, pid = std::process::id(), "agent started");
+    let leadership = LeaderElector::new(
+        client.clone(),
+        &namespace,
+        &cli.lease_name,
+        &identity,
+        timing,
+    )
+    .start();
+    let mut leader = leadership.watch();
+    // The work runs while this replica leads, and is aborted the moment it does not.
     let mut work: Option<tokio::task::JoinHandle<()>> = None;
-    // When the lease was last renewed (taken before the request, so never later than the
-    // renewal the apiserver recorded).
-    let mut renewed_at: Option<Instant> = None;
-    loop {
-        let attempt = Instant::now();
-        let holds = match lease.try_hold().await {
-            Ok(holds) => {
-                renewed_at = holds.then_some(attempt);
-                holds
-            }
-            Err(e) => {
-                tracing::warn!("{e}");
-                leading && still_holds(renewed_at.map(|t| t.elapsed()), duration, renew_every)
-            }
+    let why = loop {
+        let leading = tokio::select! {
+            changed = leader.changed() => changed,
+            _ = tokio::signal::ctrl_c() => break "interrupted",
+            _ = terminate.recv() => break "terminated",
         };
-        if holds != leading {
-            leading = holds;
-            tracing::info!(%identity, leading, "leadership changed");
-            if let Some(task) = work.take() {
-                task.abort();
-            }
-            if let (true, Some(link)) = (leading, &link) {
-                work = Some(tokio::spawn(work::run(
-                    client.clone(),
-                    link.clone(),
-                    providers.clone(),
-                )));
-            }
-        }
-        let stop = tokio::select! {
-            _ = tokio::time::sleep(renew_every) => None,
-            _ = tokio::signal::ctrl_c() => Some("interrupted"),
-            _ = terminate.recv() => Some("terminated"),
+        let Some(leading) = leading else {
+            break "the leader election ended";
         };
-        if let Some(why) = stop {
-            tracing::info!("{why}; stopping");
-            if let Some(task) = work.take() {
-                task.abort();
-            }
-            // A standby need not wait for the lease to lapse.
-            if leading && let Err(e) = lease.release().await {
-                tracing::warn!("{e}");
-            }
-            return Ok(());
+        tracing::info!(%identity, leading, "leadership changed");
+        if let Some(task) = work.take() {
+            task.abort();
         }
+        if let (true, Some(link)) = (leading, &link) {
+            work = Some(tokio::spawn(work::run(
+                client.clone(),
+                link.clone(),
+                providers.clone(),
+            )));
+        }
+    };
+    tracing::info!("{why}; stopping");
+    if let Some(task) = work.take() {
+        task.abort();
+        // An aborted task ends at its next await; the lease is given up only after that.
+        let _ = task.await;
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_leader_that_cannot_renew_stops_a_renewal_period_before_its_lease_lapses() {
-        let (lease, every) = (Duration::from_secs(15), Duration::from_secs(5));
-        assert!(still_holds(Some(Duration::from_secs(4)), lease, every));
-        assert!(still_holds(
-            Some(Duration::from_millis(9_900)),
-            lease,
-            every
-        ));
-        assert!(!still_holds(Some(Duration::from_secs(10)), lease, every));
-        assert!(!still_holds(Some(Duration::from_secs(16)), lease, every));
-        assert!(!still_holds(None, lease, every));
+    // A standby need not wait for the lease to lapse.
+    if let Err(e) = leadership.release().await {
+        tracing::warn!("{e}");
     }
+    Ok(())
 }

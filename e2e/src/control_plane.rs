@@ -90,6 +90,9 @@ pub struct ControlPlaneOptions {
     pub scheduler: bool,
     /// How long to wait for readiness before failing.
     pub ready_timeout: Duration,
+    /// Have the apiserver log every write to `audit.log` in its folder (see
+    /// [`crate::audit_log`]).
+    pub audit_log: bool,
 }
 
 impl Default for ControlPlaneOptions {
@@ -99,6 +102,7 @@ impl Default for ControlPlaneOptions {
             controller_manager: true,
             scheduler: false,
             ready_timeout: Duration::from_secs(90),
+            audit_log: false,
         }
     }
 }
@@ -210,6 +214,7 @@ pub struct ControlPlane {
     ca_file: PathBuf,
     kubeconfig: PathBuf,
     client: Client,
+    audit_log: Option<PathBuf>,
 }
 
 impl fmt::Debug for ControlPlane {
@@ -298,6 +303,20 @@ impl ControlPlane {
             &dir_path,
         )?);
 
+        let audit_log = options.audit_log.then(|| dir_path.join("audit.log"));
+        let mut audit_flags = Vec::new();
+        if let Some(log) = &audit_log {
+            let policy = dir_path.join("audit-policy.yaml");
+            fs::write(&policy, crate::audit_log::WRITE_POLICY)
+                .map_err(io_error("write", &policy))?;
+            audit_flags = vec![
+                format!("--audit-policy-file={}", policy.display()),
+                format!("--audit-log-path={}", log.display()),
+                "--audit-log-format=json".into(),
+                // Each event is written before the response goes out.
+                "--audit-log-mode=blocking".into(),
+            ];
+        }
         processes.push(ManagedProcess::spawn(
             "kube-apiserver",
             &binaries::kube_binary("kube-apiserver")?,
@@ -322,7 +341,10 @@ impl ControlPlane {
                 "--allow-privileged=true".into(),
                 "--profiling=false".into(),
                 "--v=1".into(),
-            ],
+            ]
+            .into_iter()
+            .chain(audit_flags)
+            .collect::<Vec<_>>(),
             &dir_path,
         )?);
 
@@ -405,6 +427,7 @@ impl ControlPlane {
             ca_file: ca.cert_file.clone(),
             kubeconfig,
             client,
+            audit_log,
         };
         cp.wait_ready(started, options).await?;
         tracing::info!(name = %cp.name, server = %cp.server, elapsed = ?started.elapsed(), "control plane ready");
@@ -498,6 +521,11 @@ impl ControlPlane {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The apiserver's audit log, when [`ControlPlaneOptions::audit_log`] turned it on.
+    pub fn audit_log_path(&self) -> Option<&Path> {
+        self.audit_log.as_deref()
     }
 
     /// The control plane's folder (PKI, etcd data, logs).

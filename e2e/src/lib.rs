@@ -3,6 +3,7 @@
 //! OCI registry and a Helm executable on the real Helm engine. Only the clouds and the
 //! kubelets are simulated.
 
+pub mod audit_log;
 pub mod binaries;
 pub mod capi_crds;
 pub mod cloud_sim;

@@ -146,6 +146,9 @@ pub struct ManagementOptions {
     pub sim: SimOptions,
     /// Run the simulated cloud (a benchmark of the controller alone may not want it).
     pub simulator: bool,
+    /// Turn on the management apiserver's audit log of writes
+    /// ([`ControlPlaneOptions::audit_log`]).
+    pub audit_log: bool,
 }
 
 impl ManagementOptions {
@@ -154,6 +157,7 @@ impl ManagementOptions {
             name: name.into(),
             sim: SimOptions::fast(),
             simulator: true,
+            audit_log: false,
         }
     }
 }
@@ -173,7 +177,10 @@ impl ManagementEnv {
     pub async fn start(options: ManagementOptions) -> Result<ManagementEnv, String> {
         crate::registry::ensure_rustls_provider().map_err(|e| e.to_string())?;
         let (control_plane, registry) = tokio::join!(
-            ControlPlane::start(ControlPlaneOptions::named(&options.name)),
+            ControlPlane::start(ControlPlaneOptions {
+                audit_log: options.audit_log,
+                ..ControlPlaneOptions::named(&options.name)
+            }),
             TestRegistry::start(TestRegistryOptions::default()),
         );
         let control_plane = control_plane.map_err(|e| e.to_string())?;
@@ -409,6 +416,18 @@ impl ControllerProcess {
         name: &str,
         extra: &[&str],
     ) -> Result<ControllerProcess, String> {
+        ControllerProcess::start_with_env(kubeconfig, dir, name, extra, &[])
+    }
+
+    /// [`ControllerProcess::start`] with more environment variables (e.g. `LD_PRELOAD` of
+    /// libfaketime and its `FAKETIME`, to skew the process's wall clock).
+    pub fn start_with_env(
+        kubeconfig: &Path,
+        dir: &Path,
+        name: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<ControllerProcess, String> {
         let binary = strata_binary();
         if !binary.is_file() {
             return Err(format!(
@@ -443,6 +462,7 @@ impl ControllerProcess {
                 "RUST_LOG",
                 std::env::var("STRATA_CONTROLLER_LOG").unwrap_or_else(|_| "info".into()),
             )
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)

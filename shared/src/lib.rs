@@ -11,7 +11,7 @@ pub mod cluster;
 pub mod conditions;
 pub mod crds;
 pub mod finding;
-pub mod lease;
+pub mod leader;
 pub mod management_access;
 pub mod pack;
 pub mod pack_registry;

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -14,12 +14,11 @@ use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Config, ResourceExt};
 use strata_shared::cluster::WorkloadCluster;
-use strata_shared::lease::LeaderLease;
+use strata_shared::leader::{LeaderElector, LeaderWatch, LeaseTiming};
 use strata_shared::pack_registry::PackRegistry;
 use strata_shared::profile::ClusterProfile;
 use strata_shared::provider_components::parse_provider_flags;
 use strata_shared::registry::cache::PackCache;
-use tokio::sync::watch;
 
 use super::ControllerArgs;
 use super::apply::CLUSTER_NAMESPACE_LABEL;
@@ -30,7 +29,7 @@ use super::packs::PackResolver;
 use super::reconcile::{ReconcileError, reconcile};
 
 const LEASE_NAME: &str = "strata-controller";
-const LEASE_SECONDS: u64 = 15;
+const LEASE_SECONDS: u32 = 15;
 
 /// Runs until stopped; an error says what kept it from starting or running.
 pub fn run(args: ControllerArgs) -> Result<(), String> {
@@ -80,6 +79,18 @@ fn identity(args: &ControllerArgs) -> String {
     })
 }
 
+/// `strata-controller/<version> (<identity>)`: the apiserver's audit log then names the
+/// replica behind every write.
+fn user_agent(identity: &str) -> Result<(axum::http::HeaderName, axum::http::HeaderValue), String> {
+    let text = format!(
+        "strata-controller/{} ({identity})",
+        env!("CARGO_PKG_VERSION")
+    );
+    let value = axum::http::HeaderValue::from_str(&text)
+        .map_err(|e| format!("--identity {identity:?} cannot go in a User-Agent header: {e}"))?;
+    Ok((axum::http::header::USER_AGENT, value))
+}
+
 /// Resolves when SIGTERM or SIGINT arrives.
 async fn shutdown_signal() {
     let terminate = async {
@@ -101,7 +112,9 @@ async fn shutdown_signal() {
 
 async fn run_async(args: ControllerArgs) -> Result<(), String> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let config = load_config(args.kubeconfig.as_deref()).await?;
+    let mut config = load_config(args.kubeconfig.as_deref()).await?;
+    let me = identity(&args);
+    config.headers.push(user_agent(&me)?);
     let management_server = args.management_server.clone().unwrap_or_else(|| {
         config
             .cluster_url
@@ -169,49 +182,32 @@ async fn run_async(args: ControllerArgs) -> Result<(), String> {
     });
     health.ready.store(true, Ordering::Relaxed);
 
-    let (lost_tx, mut lost_rx) = watch::channel(false);
-    let lease = if args.no_leader_election {
-        None
+    let (leadership, leader) = if args.no_leader_election {
+        (None, LeaderWatch::always())
     } else {
-        let me = identity(&args);
-        let lease = Arc::new(LeaderLease::new(
+        let timing = LeaseTiming::from_seconds(LEASE_SECONDS).map_err(|e| e.to_string())?;
+        let leadership = LeaderElector::new(
             client.clone(),
             &args.system_namespace,
             LEASE_NAME,
             &me,
-            Duration::from_secs(LEASE_SECONDS),
-        ));
+            timing,
+        )
+        .start();
+        let mut leader = leadership.watch();
         tracing::info!(identity = %me, namespace = %args.system_namespace, "waiting to lead");
-        let acquire = async {
-            loop {
-                match lease.try_hold().await {
-                    Ok(true) => return,
-                    Ok(false) => {}
-                    Err(e) => tracing::warn!(error = %e, "cannot take the lease"),
-                }
-                tokio::time::sleep(Duration::from_secs(LEASE_SECONDS / 3)).await;
-            }
-        };
         tokio::select! {
-            _ = acquire => {}
-            _ = shutdown_signal() => return Ok(()),
-        }
-        let renewer = lease.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(LEASE_SECONDS / 3)).await;
-                match renewer.try_hold().await {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        tracing::error!("lost the lease to another replica; stopping");
-                        let _ = lost_tx.send(true);
-                        return;
-                    }
-                    Err(e) => tracing::warn!(error = %e, "cannot renew the lease"),
+            acquired = leader.acquired() => if !acquired {
+                return Err(format!("the leader election of {me} ended before it led"));
+            },
+            _ = shutdown_signal() => {
+                if let Err(e) = leadership.release().await {
+                    tracing::warn!(error = %e, "cannot release the lease");
                 }
+                return Ok(());
             }
-        });
-        Some(lease)
+        }
+        (Some(leadership), leader)
     };
     health.leading.store(true, Ordering::Relaxed);
     for (what, ready) in [
@@ -235,10 +231,31 @@ async fn run_async(args: ControllerArgs) -> Result<(), String> {
         )),
     );
     let only_ours = watcher::Config::default().labels(CLUSTER_NAMESPACE_LABEL);
-    let stop = async move {
-        tokio::select! {
-            _ = shutdown_signal() => {}
-            _ = lost_rx.wait_for(|lost| *lost) => {}
+    let lost = Arc::new(AtomicBool::new(false));
+    let stop = {
+        let lost = lost.clone();
+        let mut leader = leader.clone();
+        async move {
+            tokio::select! {
+                _ = shutdown_signal() => {}
+                _ = leader.lost() => lost.store(true, Ordering::SeqCst),
+            }
+        }
+    };
+    // A reconcile runs only while this replica leads, and is dropped wherever it is the
+    // moment it does not: the successor may already be writing.
+    let reconcile_while_leading = {
+        let leader = leader.clone();
+        move |cluster: Arc<WorkloadCluster>, ctx: Arc<Context>| {
+            let leader = leader.clone();
+            async move {
+                let namespace = cluster.namespace().unwrap_or_default();
+                let name = cluster.name_any();
+                match leader.run_while_leading(reconcile(cluster, ctx)).await {
+                    Some(result) => result.map_err(LeadingReconcileError::Reconcile),
+                    None => Err(LeadingReconcileError::NotLeading { namespace, name }),
+                }
+            }
         }
     };
     let controller = Controller::new(clusters, watcher::Config::default());
@@ -273,16 +290,36 @@ async fn run_async(args: ControllerArgs) -> Result<(), String> {
             },
         )
         .graceful_shutdown_on(stop)
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile_while_leading, error_policy, ctx)
         .for_each(|_| futures::future::ready(()))
         .await;
-    if let Some(lease) = lease
-        && let Err(e) = lease.release().await
+    health.leading.store(false, Ordering::Relaxed);
+    let lost = lost.load(Ordering::SeqCst) || !leader.is_leading();
+    if let Some(leadership) = leadership
+        && let Err(e) = leadership.release().await
     {
         tracing::warn!(error = %e, "cannot release the lease");
     }
+    if lost {
+        tracing::error!(identity = %me, "lost the leadership: running reconciles were cancelled; stopping");
+        return Err(format!(
+            "{me} lost the leadership of lease {}/{LEASE_NAME}; stopped so that the new leader writes alone",
+            args.system_namespace
+        ));
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// What a reconcile run under leadership ends with.
+#[derive(Debug, thiserror::Error)]
+enum LeadingReconcileError {
+    #[error(transparent)]
+    Reconcile(ReconcileError),
+    #[error(
+        "the reconcile of WorkloadCluster {namespace}/{name} was cancelled: this replica no longer leads"
+    )]
+    NotLeading { namespace: String, name: String },
 }
 
 /// A store of every `K`, kept current by a watch in the background.
@@ -317,7 +354,7 @@ where
 /// cluster's conditions, the log and the metrics.
 fn error_policy(
     _cluster: Arc<WorkloadCluster>,
-    _error: &ReconcileError,
+    _error: &LeadingReconcileError,
     _ctx: Arc<Context>,
 ) -> Action {
     Action::requeue(Duration::from_secs(10))
