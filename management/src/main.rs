@@ -3,6 +3,7 @@
 //! Exit status: 0 when every input is valid (warnings go to stderr), 1 when any is not or
 //! the command failed, 2 on usage errors.
 
+mod cluster_commands;
 mod controller;
 mod crd_commands;
 mod documents;
@@ -48,6 +49,17 @@ enum Command {
     /// Run the management controller: WorkloadClusters become revisions, Cluster API
     /// objects and, once the first control-plane node is up, an installed agent.
     Controller(controller::ControllerArgs),
+    /// Operate on a WorkloadCluster.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// Give a cluster's agent its current management token through the workload cluster's
+    /// admin kubeconfig: the way back for a site whose token ran out while it was cut off
+    /// (docs/security.md).
+    Rekey(cluster_commands::RekeyArgs),
 }
 
 #[derive(Subcommand)]
@@ -233,6 +245,7 @@ fn run(cli: Cli) -> Result<ExitStatus, CommandError> {
             registry,
         }) => profile_commands::render(&profiles, &cluster, origin(packs.as_deref(), &registry)?),
         Command::Crds { output_dir } => crd_commands::run(output_dir.as_deref()),
+        Command::Cluster(ClusterCommand::Rekey(args)) => cluster_commands::rekey(&args),
         Command::Controller(args) => {
             tracing_subscriber::fmt()
                 .with_env_filter(
