@@ -272,7 +272,7 @@ pub enum RegistryError {
     Protocol { reference: String, message: String },
     #[error(
         "{registry} sent a {what} for {reference} of {}, over the {limit}-byte limit for a {what}",
-        size_text(*size, *declared)
+        size_text(*size, *declared, *limit)
     )]
     ResponseTooLarge {
         registry: String,
@@ -280,7 +280,8 @@ pub enum RegistryError {
         /// What the body was: `manifest`, `tag list page`, `catalog page`, …
         what: &'static str,
         size: u64,
-        /// `size` is what the answer declared (else: what arrived before it was cut off).
+        /// `size` is what the answer declared; else it is what had arrived when reading
+        /// stopped, and the answer was longer still.
         declared: bool,
         limit: u64,
     },
@@ -352,11 +353,12 @@ fn list_suffix(what: &str, items: &[String]) -> String {
     }
 }
 
-fn size_text(size: u64, declared: bool) -> String {
+fn size_text(size: u64, declared: bool, limit: u64) -> String {
     if declared {
         format!("{size} bytes")
     } else {
-        format!("more than {} bytes", size.saturating_sub(1))
+        // Reading stopped at the first piece past the limit: all that is known.
+        format!("more than {limit} bytes")
     }
 }
 
