@@ -1,7 +1,7 @@
 //! Strata's test substrate: real Kubernetes control planes on loopback, simulated
 //! kubelets (for pods, and as local processes for Strata's own agent), a fault proxy, an
-//! OCI registry and a Helm executable on the real Helm engine. Only the clouds and the
-//! kubelets are simulated.
+//! OCI registry (and a deliberately hostile one) and a Helm executable on the real Helm
+//! engine. Only the clouds and the kubelets are simulated.
 
 pub mod audit_log;
 pub mod binaries;
@@ -9,6 +9,7 @@ pub mod capi_crds;
 pub mod cloud_sim;
 pub mod control_plane;
 pub mod fault_proxy;
+pub mod hostile_registry;
 pub mod kubelet_sim;
 pub mod management;
 pub mod pki;

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use reqwest::header::CONTENT_TYPE;
 use reqwest::{StatusCode, Url};
-use strata_e2e::registry::{RegistryOptions as TestRegistryOptions, TestRegistry};
+use strata_e2e::registry::{RegistryOptions as TestRegistryOptions, TestRegistry, TokenAuth};
+use strata_e2e::token_server::AccessRule;
 use strata_shared::pack::Pack;
 use strata_shared::pack::archive::{ArchiveError, sha256_digest};
 use strata_shared::registry::address::RegistryAddress;
@@ -347,15 +348,12 @@ impl FakeRegistry {
         }
     }
 
+    /// Anonymous: plain HTTP never carries credentials.
     fn client(&self, retry: RetryPolicy) -> PackRegistryClient {
         PackRegistryClient::new(
             address_of(&self.addr.to_string()),
             RegistryOptions {
                 plain_http: true,
-                credentials: Credentials::Basic {
-                    username: "tester".into(),
-                    password: "secret".into(),
-                },
                 retry,
                 ..RegistryOptions::default()
             },
@@ -648,13 +646,26 @@ async fn push_refuses_an_existing_version_unless_forced() {
     );
 }
 
+/// Plain HTTP is anonymous only: a registry that lets anonymous users push (here through
+/// tokens from a plain HTTP token server) works end to end; credentials are refused.
 #[tokio::test]
 async fn plain_http_registry() {
-    let registry = TestRegistry::start(TestRegistryOptions::plain_http())
-        .await
-        .unwrap();
+    let registry = TestRegistry::start(TestRegistryOptions {
+        tls: false,
+        ..TestRegistryOptions::token(TokenAuth {
+            anonymous: Some(vec![AccessRule::everything()]),
+            ..TokenAuth::default()
+        })
+    })
+    .await
+    .unwrap();
     assert!(registry.ca_pem().is_none());
-    let client = client_for(&registry);
+    let anonymous = RegistryOptions {
+        plain_http: true,
+        retry: fast_retry(3),
+        ..RegistryOptions::default()
+    };
+    let client = client_with(&registry, anonymous.clone());
     let (_dir, pack) = sample_pack("kubernetes");
     let pushed = client.push(&pack, false).await.unwrap();
     assert_eq!(pushed.descriptor.layer_digest, pack.digest().unwrap());
@@ -672,12 +683,20 @@ async fn plain_http_registry() {
         .unwrap();
     assert_eq!(tree(&dest), tree(&pack.dir));
 
+    // Credentials over plain HTTP are refused before anything is sent.
+    let error =
+        PackRegistryClient::new(address_of(registry.host()), options_for(&registry)).unwrap_err();
+    assert!(
+        matches!(error, RegistryError::CredentialsOverPlainHttp { .. }),
+        "{error}"
+    );
+
     // Speaking TLS to a plain HTTP registry fails the handshake, which no retry fixes.
     let tls = client_with(
         &registry,
         RegistryOptions {
             plain_http: false,
-            ..options_for(&registry)
+            ..anonymous
         },
     );
     let error = tls.resolve("kubernetes", "1.20.2").await.unwrap_err();
@@ -1178,13 +1197,15 @@ async fn forbidden_is_not_unauthorized() {
                     repository.starts_with(&format!("{BASE}/spectro-packs/archive/")),
                     "{repository}"
                 );
-                assert_eq!(username.as_deref(), Some("tester"));
+                assert_eq!(username.as_deref(), None);
             }
             other => panic!("expected Forbidden, got {other:?}"),
         }
         let message = error.to_string();
-        assert!(message.contains("\"tester\" may not access"), "{message}");
-        assert!(!message.contains("secret"), "{message}");
+        assert!(
+            message.contains("an anonymous user may not access"),
+            "{message}"
+        );
     }
     // Not retried: one manifest request per call.
     assert_eq!(

@@ -10,7 +10,9 @@
 
 pub mod address;
 pub mod cache;
-mod catalog;
+mod challenge;
 pub mod client;
 pub mod credentials;
+mod failure;
 pub mod resolver;
+mod transport;
