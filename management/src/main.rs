@@ -48,7 +48,7 @@ enum Command {
     },
     /// Run the management controller: WorkloadClusters become revisions, Cluster API
     /// objects and, once the first control-plane node is up, an installed agent.
-    Controller(controller::ControllerArgs),
+    Controller(Box<controller::ControllerArgs>),
     /// Operate on a WorkloadCluster.
     #[command(subcommand)]
     Cluster(ClusterCommand),
@@ -253,7 +253,7 @@ fn run(cli: Cli) -> Result<ExitStatus, CommandError> {
                         .unwrap_or_else(|_| "info".into()),
                 )
                 .init();
-            controller::run(args).map_err(CommandError::Failed)?;
+            controller::run(*args).map_err(CommandError::Failed)?;
             Ok(ExitStatus::Success)
         }
     }

@@ -38,7 +38,7 @@ pub enum LedgerError {
 #[derive(Debug)]
 pub enum Recorded {
     /// The decision is recorded; the namespace as it is now.
-    Done(Namespace),
+    Done(Box<Namespace>),
     /// The namespace changed since it was read (another decision, another writer): nothing
     /// was written; decide again from a fresh read.
     Stale,
@@ -118,7 +118,7 @@ pub async fn record(
     {
         Ok(Ok(updated)) => {
             tracing::info!(namespace = %name, decision = %what, "recorded");
-            Ok(Recorded::Done(updated))
+            Ok(Recorded::Done(Box::new(updated)))
         }
         // A failed `test` (409 from newer servers, 422 or 500 from older ones) or a
         // conflict: the namespace moved on since it was read.

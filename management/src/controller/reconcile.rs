@@ -550,7 +550,7 @@ async fn converge(
         current
     } else {
         match ledger::record(&ctx.client, &current, &[objects_applied()]).await? {
-            Recorded::Done(updated) => updated,
+            Recorded::Done(updated) => *updated,
             // Recorded on the next pass.
             Recorded::Stale => current,
         }
