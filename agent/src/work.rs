@@ -174,6 +174,23 @@ async fn pivot(
                 }
             }
         }
+        // A new move is planned only once granted: from the grant on, the controller leaves
+        // the objects alone, so the plan's snapshot stays true.
+        if !move_started(workload, link).await {
+            let management = match link.client().await {
+                Ok(client) => client,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot reach the management cluster; retrying");
+                    tokio::time::sleep(RETRY).await;
+                    continue;
+                }
+            };
+            match move_grant::ask(&management, link, report).await {
+                Grant::Granted => {}
+                Grant::Refused => return false,
+                Grant::Pending => continue,
+            }
+        }
         let Some(attempt) = prepare_attempt(workload, link, Direction::Pivot).await else {
             tokio::time::sleep(RETRY).await;
             continue;
@@ -182,11 +199,6 @@ async fn pivot(
             return true;
         }
         if attempt.prepared.is_new() {
-            match move_grant::ask(&attempt.management, link, report).await {
-                Grant::Granted => {}
-                Grant::Refused => return false,
-                Grant::Pending => continue,
-            }
             // A deletion that came after the grant finds nothing moved yet: say so, and the
             // controller deletes the cluster where it is.
             match move_back::deletion_requested(link).await {

@@ -70,6 +70,14 @@ async fn bad_inputs_yield_conditions_and_create_nothing() {
         }
     })
     .await;
+    // An account that does not allow its secret into workload clusters.
+    apply_sample(&client, "accounts/aws.yaml", ns, |d| {
+        if d["kind"] == "CloudAccount" {
+            d["metadata"]["name"] = json!("kept-home");
+            d["spec"]["copySecretToWorkloadClusters"] = json!(false);
+        }
+    })
+    .await;
     // Profiles naming a pack version and a registry that do not exist.
     apply_sample(&client, "profiles/sim-infra.yaml", ns, |d| {
         d["metadata"]["name"] = json!("missing-pack");
@@ -121,6 +129,13 @@ async fn bad_inputs_yield_conditions_and_create_nothing() {
             edit: |d| d["spec"]["cloudAccountRef"]["name"] = json!("vsphere-dc-east"),
             reason: "CloudAccountInvalid",
             message: "is vsphere, but the cluster's cloudType is aws",
+        },
+        Case {
+            name: "not-copyable",
+            base: "clusters/aws-ml.yaml",
+            edit: |d| d["spec"]["cloudAccountRef"]["name"] = json!("kept-home"),
+            reason: "CloudAccountNotCopyable",
+            message: "spec.copySecretToWorkloadClusters is not true",
         },
         Case {
             name: "secret-key",
@@ -267,8 +282,8 @@ async fn bad_inputs_yield_conditions_and_create_nothing() {
     assert_eq!(condition(&wc, "Valid").0, "True");
     assert_eq!(wc.status.unwrap().revision, Some(1));
 
-    // Once an agent has pivoted a cluster (as it will say in its own condition), deleting
-    // the cluster waits for the agent to move the objects back; nothing is deleted.
+    // What a site writes into its status decides nothing: a forged "Pivoted=True, Moved"
+    // (the agent may write its status) leaves the controller applying the objects.
     let clusters: Api<WorkloadCluster> = Api::namespaced(client.clone(), ns);
     let pivoted = json!({
         "apiVersion": "strata.dev/v1alpha1",
@@ -284,6 +299,30 @@ async fn bad_inputs_yield_conditions_and_create_nothing() {
             "no-account",
             &PatchParams::apply("strata.dev/agent").force(),
             &Patch::Apply(&pivoted),
+        )
+        .await
+        .unwrap();
+    let objects = objects_namespace(ns, "no-account");
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let wc = cluster(&client, ns, "no-account").await.unwrap();
+        assert_eq!(
+            wc.status.as_ref().unwrap().phase,
+            Some(ClusterPhase::Provisioning),
+            "a forged Pivoted condition changed the controller's course: {}",
+            describe(Some(&wc))
+        );
+    }
+
+    // Once the controller has granted the move (its ledger, on the objects namespace; the
+    // test records it as the controller does), deleting the cluster waits for the agent to
+    // move the objects back; nothing is deleted.
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    namespaces
+        .patch(
+            &objects,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"strata.dev/pivot": "granted"}}})),
         )
         .await
         .unwrap();
@@ -315,7 +354,6 @@ async fn bad_inputs_yield_conditions_and_create_nothing() {
         message.contains("its agent must move them back"),
         "{message}"
     );
-    let objects = objects_namespace(ns, "no-account");
     let capi = get_dynamic(
         &client,
         "cluster.x-k8s.io/v1beta2",

@@ -257,6 +257,66 @@ async fn pivots(cloud: &Cloud) {
         in_management, in_workload,
         "the identity Secret's copy differs"
     );
+    // A rotated account secret reaches the pivoted cluster: the controller keeps the
+    // identity Secret current in the management cluster, and the agent copies it.
+    let account: strata_shared::cloud_account::CloudAccount = Api::namespaced(client.clone(), ns)
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .find(|a: &strata_shared::cloud_account::CloudAccount| {
+            a.spec.cloud_type.as_str() == cloud.name
+        })
+        .unwrap();
+    let account_secret = account.spec.secret_ref.clone().unwrap().name;
+    let key = strata_shared::cloud_account::required_secret_keys(account.spec.cloud_type)
+        .last()
+        .unwrap()
+        .to_string();
+    let rotated = format!("rotated-{}", std::process::id());
+    let mut values: Vec<(String, String)> = Api::<Secret>::namespaced(client.clone(), ns)
+        .get(&account_secret)
+        .await
+        .unwrap()
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+        .collect();
+    for (k, v) in values.iter_mut() {
+        if *k == key {
+            *v = rotated.clone();
+        }
+    }
+    let pairs: Vec<(&str, &str)> = values
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    strata_e2e::management::apply_secret(&client, ns, &account_secret, &pairs)
+        .await
+        .unwrap();
+    let rotated_copy = eventually(
+        "the rotated credentials in the workload cluster",
+        Duration::from_secs(150),
+        || {
+            let w = w.clone();
+            let rotated = rotated.clone();
+            let read = read_secret(w);
+            async move {
+                let data = read.await?;
+                data.values()
+                    .any(|v| String::from_utf8_lossy(&v.0).contains(&rotated))
+                    .then_some(data)
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        read_secret(client.clone()).await.as_ref(),
+        Some(&rotated_copy),
+        "the workload cluster's identity Secret differs from the management cluster's"
+    );
     if cloud.provider_namespace.is_some() {
         // Admitted by label (vSphere): the target namespace carries the label.
         let target_ns = Api::<Namespace>::all(w.clone())

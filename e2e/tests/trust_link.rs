@@ -1,0 +1,338 @@
+//! The link between a site and management lives (issue 12): an agent's management token is
+//! renewed before it expires and the cluster keeps reporting past the first token's real
+//! expiry (then its deletion moves back and completes); a site cut off longer than its
+//! token's life shows `AgentConnected=False`, says `Unauthorized` in its own cluster once the
+//! link returns, and `strata cluster rekey` brings it back.
+//!
+//! The API server's shortest token life is 10 minutes, so this test runs about 14 minutes:
+//! the two clusters run side by side, one with its link intact, one cut off.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client};
+use strata_e2e::fault_proxy::FaultProxy;
+use strata_e2e::management::{
+    ControllerProcess, ManagementEnv, ManagementOptions, ensure_namespace, strata_binary,
+};
+use strata_e2e::wait::eventually;
+use strata_shared::agent_install::{AGENT_NAMESPACE, MANAGEMENT_SECRET};
+use strata_shared::cluster::{ClusterPhase, WorkloadCluster, objects_namespace};
+use strata_shared::management_access::ManagementLinkData;
+
+mod controller_support;
+mod pivot_support;
+use controller_support::*;
+use pivot_support::*;
+
+const NAMESPACE: &str = "team-link";
+/// The API server's shortest token life.
+const TOKEN_SECONDS: u64 = 600;
+const SILENCE_SECONDS: u64 = 30;
+
+async fn link_data(workload: &Client) -> ManagementLinkData {
+    let secret = Api::<Secret>::namespaced(workload.clone(), AGENT_NAMESPACE)
+        .get(MANAGEMENT_SECRET)
+        .await
+        .unwrap();
+    ManagementLinkData::from_secret(&secret).unwrap()
+}
+
+async fn write_link(workload: &Client, data: &ManagementLinkData) {
+    let secret = data.to_secret(ObjectMeta {
+        name: Some(MANAGEMENT_SECRET.into()),
+        namespace: Some(AGENT_NAMESPACE.into()),
+        ..ObjectMeta::default()
+    });
+    Api::<Secret>::namespaced(workload.clone(), AGENT_NAMESPACE)
+        .patch(
+            MANAGEMENT_SECRET,
+            &PatchParams::apply("e2e-site-admin").force(),
+            &Patch::Apply(&secret),
+        )
+        .await
+        .unwrap();
+}
+
+fn last_report(wc: &WorkloadCluster) -> Option<Timestamp> {
+    wc.status
+        .as_ref()?
+        .agent
+        .as_ref()?
+        .last_report_time
+        .as_ref()
+        .map(|t| t.0)
+}
+
+async fn link_state(workload: &Client) -> Option<String> {
+    Api::<ConfigMap>::namespaced(workload.clone(), AGENT_NAMESPACE)
+        .get_opt("strata-link")
+        .await
+        .ok()
+        .flatten()?
+        .data?
+        .get("state")
+        .cloned()
+}
+
+/// Whether the management API server accepts `token`: a read the agent may do, which an
+/// expired or revoked token gets 401 for.
+async fn accepted(env: &ManagementEnv, token: &str) -> bool {
+    let client = env.control_plane.client_for_token(token).await.unwrap();
+    match Api::<WorkloadCluster>::namespaced(client, NAMESPACE)
+        .get("steady")
+        .await
+    {
+        Ok(_) => true,
+        Err(kube::Error::Api(e)) if e.code == 401 => false,
+        Err(other) => panic!("expected the cluster or 401, got {other}"),
+    }
+}
+
+#[tokio::test]
+async fn tokens_are_renewed_and_a_site_cut_off_longer_than_its_token_comes_back() {
+    let _stop = StopWorkloads;
+    let started = Instant::now();
+    let env = ManagementEnv::start(ManagementOptions::named("trust-link"))
+        .await
+        .unwrap();
+    let client = env.client();
+    ensure_namespace(&client, NAMESPACE).await.unwrap();
+    for name in ["steady", "cutoff"] {
+        apply_sample(&client, "clusters/sim-demo.yaml", NAMESPACE, |d| {
+            d["metadata"]["name"] = name.into();
+        })
+        .await;
+    }
+    let kubeconfig = env.controller_kubeconfig().await.unwrap();
+    let token_seconds = TOKEN_SECONDS.to_string();
+    let silence = SILENCE_SECONDS.to_string();
+    let mut controller = ControllerProcess::start(
+        &kubeconfig,
+        env.dir.path(),
+        "controller",
+        &[
+            "--provider-arg",
+            "sim=--fast",
+            "--agent-token-seconds",
+            &token_seconds,
+            "--agent-silence-seconds",
+            &silence,
+        ],
+    )
+    .unwrap();
+    let steady = wait_phase(
+        &env,
+        &controller,
+        NAMESPACE,
+        "steady",
+        ClusterPhase::Pivoted,
+        Duration::from_secs(300),
+    );
+    let cutoff = wait_phase(
+        &env,
+        &controller,
+        NAMESPACE,
+        "cutoff",
+        ClusterPhase::Pivoted,
+        Duration::from_secs(300),
+    );
+    tokio::join!(steady, cutoff);
+    let steady_w = env
+        .workload(&objects_namespace(NAMESPACE, "steady"), "steady")
+        .await
+        .unwrap()
+        .unwrap();
+    let cutoff_w = env
+        .workload(&objects_namespace(NAMESPACE, "cutoff"), "cutoff")
+        .await
+        .unwrap()
+        .unwrap();
+    let (steady_c, cutoff_c) = (steady_w.client(), cutoff_w.client());
+    eprintln!("both clusters pivoted after {:?}", started.elapsed());
+
+    // The cut-off site reaches management through a proxy of its own (a site admin can
+    // point its agent anywhere; here, at a path the test can cut).
+    let upstream: SocketAddr = format!("127.0.0.1:{}", env.control_plane.apiserver_port())
+        .parse()
+        .unwrap();
+    let proxy = FaultProxy::start(upstream).await.unwrap();
+    let mut through_proxy = link_data(&cutoff_c).await;
+    through_proxy.access.server = proxy.url_for("https");
+    write_link(&cutoff_c, &through_proxy).await;
+    eventually(
+        "reports through the proxy",
+        Duration::from_secs(60),
+        || async { (proxy.stats().accepted > 0).then_some(()) },
+    )
+    .await;
+    proxy.cut();
+    let cut_at = Instant::now();
+    let first = link_data(&steady_c).await.access;
+    assert!(accepted(&env, &first.token).await, "the first token works");
+    let cutoff_token = link_data(&cutoff_c).await.access;
+    eprintln!(
+        "cut the site off; the steady site's first token expires at {}",
+        first.token_expires
+    );
+
+    // While cut off: management sees the silence, the site keeps its objects.
+    let silent = eventually(
+        "AgentConnected=False for the cut-off site",
+        Duration::from_secs(SILENCE_SECONDS * 4),
+        || async {
+            let wc = cluster(&client, NAMESPACE, "cutoff").await?;
+            (condition(&wc, "AgentConnected").0 == "False").then_some(wc)
+        },
+    )
+    .await;
+    assert_eq!(condition(&silent, "AgentConnected").1, "AgentSilent");
+    let wc = cluster(&client, NAMESPACE, "steady").await.unwrap();
+    assert_eq!(
+        condition(&wc, "AgentConnected").0,
+        "True",
+        "the steady site stays connected: {}",
+        describe(Some(&wc))
+    );
+    assert_eq!(
+        link_state(&cutoff_c).await.as_deref(),
+        Some("Unreachable"),
+        "the cut-off site says so in its own cluster"
+    );
+
+    // Past the first token's real expiry: it is refused, and the steady site reports on
+    // with a renewed one.
+    let until_expiry = first.token_expires.duration_since(Timestamp::now());
+    let wait = Duration::try_from(until_expiry).unwrap_or_default() + Duration::from_secs(5);
+    let deadline = Instant::now() + wait;
+    while Instant::now() < deadline {
+        let wc = cluster(&client, NAMESPACE, "steady").await.unwrap();
+        assert_eq!(
+            condition(&wc, "AgentConnected").0,
+            "True",
+            "the steady site went silent before its first token expired: {}",
+            describe(Some(&wc))
+        );
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    }
+    assert!(
+        !accepted(&env, &first.token).await,
+        "the first token is still accepted after its expiry"
+    );
+    let renewed = link_data(&steady_c).await.access;
+    assert_ne!(
+        renewed.token, first.token,
+        "the steady site's token was not renewed"
+    );
+    assert!(renewed.token_expires > first.token_expires);
+    let before = last_report(&cluster(&client, NAMESPACE, "steady").await.unwrap()).unwrap();
+    let after_expiry = eventually(
+        "a report after the first token expired",
+        Duration::from_secs(60),
+        || async {
+            let wc = cluster(&client, NAMESPACE, "steady").await?;
+            last_report(&wc)
+                .filter(|t| *t > before && *t > first.token_expires)
+                .map(|_| wc)
+        },
+    )
+    .await;
+    assert_eq!(condition(&after_expiry, "AgentConnected").0, "True");
+    eprintln!(
+        "the steady site reports past its first token's expiry ({:?} in)",
+        started.elapsed()
+    );
+
+    // The cut lasts longer than the cut-off site's token: restore it, and the token it
+    // holds is refused.
+    let cut_for = Duration::from_secs(TOKEN_SECONDS + 30);
+    if let Some(rest) = cut_for.checked_sub(cut_at.elapsed()) {
+        tokio::time::sleep(rest).await;
+    }
+    assert!(cutoff_token.token_expires < Timestamp::now());
+    proxy.restore();
+    eventually(
+        "the cut-off site to say its token is refused",
+        Duration::from_secs(90),
+        || async { (link_state(&cutoff_c).await.as_deref() == Some("Unauthorized")).then_some(()) },
+    )
+    .await;
+    let wc = cluster(&client, NAMESPACE, "cutoff").await.unwrap();
+    assert_eq!(
+        condition(&wc, "AgentConnected").0,
+        "False",
+        "{}",
+        describe(Some(&wc))
+    );
+
+    // The documented way back: the operator hands the agent its current token.
+    let site_kubeconfig = env.dir.path().join("cutoff-admin.kubeconfig");
+    std::fs::write(&site_kubeconfig, cutoff_w.kubeconfig()).unwrap();
+    let output = std::process::Command::new(strata_binary())
+        .args(["cluster", "rekey", &format!("{NAMESPACE}/cutoff")])
+        .arg("--workload-kubeconfig")
+        .arg(&site_kubeconfig)
+        .arg("--kubeconfig")
+        .arg(env.control_plane.kubeconfig_path())
+        .args(["--timeout", "120"])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "rekey failed: {text}");
+    assert!(text.contains("the agent reports again"), "{text}");
+    eventually(
+        "AgentConnected=True for the rekeyed site",
+        Duration::from_secs(SILENCE_SECONDS * 3),
+        || async {
+            let wc = cluster(&client, NAMESPACE, "cutoff").await?;
+            (condition(&wc, "AgentConnected").0 == "True").then_some(())
+        },
+    )
+    .await;
+    eventually(
+        "the site to say it is connected",
+        Duration::from_secs(60),
+        || async { (link_state(&cutoff_c).await.as_deref() == Some("Connected")).then_some(()) },
+    )
+    .await;
+    // A rekey with the wrong site's kubeconfig writes nothing.
+    let other_kubeconfig = env.dir.path().join("steady-admin.kubeconfig");
+    std::fs::write(&other_kubeconfig, steady_w.kubeconfig()).unwrap();
+    let steady_before = link_data(&steady_c).await;
+    let output = std::process::Command::new(strata_binary())
+        .args(["cluster", "rekey", &format!("{NAMESPACE}/cutoff")])
+        .arg("--workload-kubeconfig")
+        .arg(&other_kubeconfig)
+        .arg("--kubeconfig")
+        .arg(env.control_plane.kubeconfig_path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stderr).to_string();
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains("not of team-link/cutoff"), "{text}");
+    assert_eq!(link_data(&steady_c).await, steady_before);
+
+    // A deletion after the renewal moves back and completes.
+    let in_workload = machine_instances(&steady_c, &objects_namespace(NAMESPACE, "steady")).await;
+    moves_back_when_deleted(
+        &env,
+        &mut controller,
+        &kubeconfig,
+        NAMESPACE,
+        "steady",
+        &steady_c,
+        &in_workload,
+    )
+    .await;
+    eprintln!("done in {:?}", started.elapsed());
+}
