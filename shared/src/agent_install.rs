@@ -120,10 +120,8 @@ pub const CAPI_GROUPS: [&str; 5] = [
 ];
 
 const READ: &[&str] = &["get", "list", "watch"];
-/// A move reads, creates, updates (status and pause) and deletes.
-const MOVE: &[&str] = &[
-    "get", "list", "watch", "create", "update", "patch", "delete",
-];
+/// A move reads, creates, patches (status, pause, finalizers) and deletes: nothing else.
+const MOVE: &[&str] = &["get", "list", "create", "patch", "delete"];
 
 /// The rules of [`AGENT_OBJECTS_ROLE`], each with its reason. Every right here is for the
 /// objects namespace of one cluster only (the binding's namespace).
