@@ -166,6 +166,8 @@ pub async fn cleanup(cluster: &WorkloadCluster, ctx: &Context) -> Result<Cleanup
                     return Ok(Cleanup::Wait(POLL));
                 }
             } else {
+                // The agent needs its link to move the objects back, however long that takes.
+                super::link::keep(ctx, cluster, &location, &mut update).await?;
                 update.condition(ConditionUpdate::not(
                     DELETING,
                     "AwaitingMoveBack",

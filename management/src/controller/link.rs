@@ -7,8 +7,39 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use strata_shared::cluster::AGENT_CONNECTED_CONDITION;
+use strata_shared::agent_install::ClusterLocation;
+use strata_shared::cluster::{AGENT_CONNECTED_CONDITION, WorkloadCluster};
 use strata_shared::conditions::ConditionUpdate;
+
+use super::context::Context;
+use super::credentials::{self, CredentialError};
+use super::status::StatusUpdate;
+
+/// The agent's side of the link, kept whatever else is wrong with the cluster: once an
+/// agent was installed (its credential exists), its token is renewed when due, and the
+/// AgentConnected condition says whether it reports. True when an agent was installed.
+pub async fn keep(
+    ctx: &Context,
+    cluster: &WorkloadCluster,
+    location: &ClusterLocation,
+    update: &mut StatusUpdate<'_>,
+) -> Result<bool, CredentialError> {
+    let key = format!("{}/{}", location.cluster_namespace, location.cluster);
+    let Some(existing) = credentials::current(&ctx.client, &ctx.settings, location).await? else {
+        ctx.link.forget(&key);
+        return Ok(false);
+    };
+    credentials::refresh(&ctx.client, &ctx.settings, location, Some(existing)).await?;
+    let report = cluster
+        .status
+        .as_ref()
+        .and_then(|s| s.agent.as_ref())
+        .and_then(|a| a.last_report_time.as_ref())
+        .map(|t| t.0.to_string());
+    let silence = ctx.link.observe(&key, report.as_deref());
+    update.condition(connected_condition(silence, ctx.settings.agent_silence));
+    Ok(true)
+}
 
 /// When each cluster's agent report last changed, as this controller saw it.
 #[derive(Default)]

@@ -238,35 +238,6 @@ async fn invalid(
     Ok((Action::requeue(INVALID_RETRY), ClusterPhase::Invalid))
 }
 
-/// The agent's side of the link, kept whatever else is wrong with the cluster: once an
-/// agent was installed (its credential exists), its token is renewed when due, and the
-/// AgentConnected condition says whether it reports. True when an agent was installed.
-async fn keep_link(
-    ctx: &Context,
-    cluster: &WorkloadCluster,
-    location: &ClusterLocation,
-    update: &mut StatusUpdate<'_>,
-) -> Result<bool, ReconcileError> {
-    let key = format!("{}/{}", location.cluster_namespace, location.cluster);
-    let Some(existing) = credentials::current(&ctx.client, &ctx.settings, location).await? else {
-        ctx.link.forget(&key);
-        return Ok(false);
-    };
-    credentials::refresh(&ctx.client, &ctx.settings, location, Some(existing)).await?;
-    let report = cluster
-        .status
-        .as_ref()
-        .and_then(|s| s.agent.as_ref())
-        .and_then(|a| a.last_report_time.as_ref())
-        .map(|t| t.0.to_string());
-    let silence = ctx.link.observe(&key, report.as_deref());
-    update.condition(link::connected_condition(
-        silence,
-        ctx.settings.agent_silence,
-    ));
-    Ok(true)
-}
-
 /// Whether the agent asks for its move (its own report: a request, not a decision).
 fn agent_requests_move(status: &WorkloadClusterStatus) -> bool {
     find(&status.conditions, PIVOTED).is_some_and(|c| c.reason == REASON_MOVE_REQUESTED)
@@ -332,7 +303,7 @@ async fn converge(
         agent_image: previous.agent_image.clone(),
         ..StatusUpdate::default()
     };
-    let agent_installed = keep_link(ctx, cluster, &location, &mut update).await?;
+    let agent_installed = link::keep(ctx, cluster, &location, &mut update).await?;
 
     // Validate what needs nothing else.
     let mut findings = validate_cluster_spec(cluster);
