@@ -47,7 +47,10 @@ async fn ledger(client: &Client, objects: &str) -> Option<ClusterLedger> {
 }
 
 fn requests_move(wc: &WorkloadCluster) -> bool {
-    condition(wc, "Pivoted").1 == REASON_MOVE_REQUESTED
+    wc.status.as_ref().is_some_and(|s| {
+        strata_shared::conditions::find(&s.conditions, "Pivoted")
+            .is_some_and(|c| c.reason == REASON_MOVE_REQUESTED)
+    })
 }
 
 /// The CAPI objects of a cluster in the management cluster, by kind and name.

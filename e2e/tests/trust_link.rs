@@ -127,6 +127,10 @@ async fn tokens_are_renewed_and_a_site_cut_off_longer_than_its_token_comes_back(
         ],
     )
     .unwrap();
+    let (steady_w, _) =
+        first_control_plane_node(&env, &objects_namespace(NAMESPACE, "steady"), "steady").await;
+    let (cutoff_w, _) =
+        first_control_plane_node(&env, &objects_namespace(NAMESPACE, "cutoff"), "cutoff").await;
     let steady = wait_phase(
         &env,
         &controller,
@@ -144,16 +148,6 @@ async fn tokens_are_renewed_and_a_site_cut_off_longer_than_its_token_comes_back(
         Duration::from_secs(300),
     );
     tokio::join!(steady, cutoff);
-    let steady_w = env
-        .workload(&objects_namespace(NAMESPACE, "steady"), "steady")
-        .await
-        .unwrap()
-        .unwrap();
-    let cutoff_w = env
-        .workload(&objects_namespace(NAMESPACE, "cutoff"), "cutoff")
-        .await
-        .unwrap()
-        .unwrap();
     let (steady_c, cutoff_c) = (steady_w.client(), cutoff_w.client());
     eprintln!("both clusters pivoted after {:?}", started.elapsed());
 
