@@ -3,10 +3,12 @@
 //! OCI registry (and a deliberately hostile one) and a Helm executable on the real Helm
 //! engine. Only the clouds and the kubelets are simulated.
 
+pub mod access_review;
 pub mod audit_log;
 pub mod binaries;
 pub mod capi_crds;
 pub mod cloud_sim;
+pub mod connection_trap;
 pub mod control_plane;
 pub mod fault_proxy;
 pub mod hostile_registry;
