@@ -3,6 +3,7 @@
 //! OCI registry (and a deliberately hostile one) and a Helm executable on the real Helm
 //! engine. Only the clouds and the kubelets are simulated.
 
+pub mod agent_footprint;
 pub mod audit_log;
 pub mod binaries;
 pub mod capi_crds;
