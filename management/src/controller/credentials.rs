@@ -291,6 +291,20 @@ pub async fn revoke(
     }
 }
 
+/// Whether the agent's account (carrying this cluster's labels) exists: an agent was
+/// installed and its account not yet removed.
+pub async fn account_exists(
+    client: &Client,
+    settings: &Settings,
+    location: &ClusterLocation,
+) -> Result<bool, CredentialError> {
+    let name = location.agent_names().service_account;
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &settings.system_namespace);
+    let what = format!("ServiceAccount {}/{name}", settings.system_namespace);
+    let found = bounded("read", &what, accounts.get_opt(&name)).await?;
+    Ok(found.is_some_and(|a| owned_by(a.metadata.labels.as_ref(), location)))
+}
+
 /// Removes the agent's account and credential (deletion of the cluster).
 pub async fn remove(
     client: &Client,

@@ -317,8 +317,11 @@ async fn orphan(
             return Ok(Cleanup::Wait(POLL));
         }
     }
+    // The tokens were most likely revoked by an earlier pass (one that then waited for the
+    // namespace to go); the agent's account, removed only below, says there were any.
+    let cut_off = revoked || credentials::account_exists(client, &ctx.settings, location).await?;
     remove_agent(ctx, cluster, location).await?;
-    warn_orphaned(ctx, cluster, revoked).await;
+    warn_orphaned(ctx, cluster, cut_off).await;
     ctx.link.forget(&format!(
         "{}/{}",
         location.cluster_namespace, location.cluster
