@@ -194,22 +194,63 @@ async fn run_async(args: ControllerArgs) -> Result<(), String> {
             timing,
         )
         .start();
-        let mut leader = leadership.watch();
-        tracing::info!(identity = %me, namespace = %args.system_namespace, "waiting to lead");
-        tokio::select! {
-            acquired = leader.acquired() => if !acquired {
-                return Err(format!("the leader election of {me} ended before it led"));
-            },
-            _ = shutdown_signal() => {
-                if let Err(e) = leadership.release().await {
-                    tracing::warn!(error = %e, "cannot release the lease");
-                }
-                return Ok(());
-            }
-        }
+        let leader = leadership.watch();
         (Some(leadership), leader)
     };
-    health.leading.store(true, Ordering::Relaxed);
+    let release = |leadership: Option<strata_shared::leader::Leadership>| async move {
+        if let Some(leadership) = leadership
+            && let Err(e) = leadership.release().await
+        {
+            tracing::warn!(error = %e, "cannot release the lease");
+        }
+    };
+    // A replica that loses the lease stops every reconcile at once and stands by to lead
+    // again: the elector only hands it back once no other replica holds it.
+    loop {
+        if leadership.is_some() {
+            tracing::info!(identity = %me, namespace = %args.system_namespace, "waiting to lead");
+            let mut waiting = leader.clone();
+            tokio::select! {
+                acquired = waiting.acquired() => if !acquired {
+                    return Err(format!("the leader election of {me} ended before it led"));
+                },
+                _ = shutdown_signal() => {
+                    release(leadership).await;
+                    return Ok(());
+                }
+            }
+        }
+        health.leading.store(true, Ordering::Relaxed);
+        let ended = lead(&args, &client, &ctx, &leader).await;
+        health.leading.store(false, Ordering::Relaxed);
+        match ended? {
+            Ended::Stopped => {
+                release(leadership).await;
+                tracing::info!("stopped");
+                return Ok(());
+            }
+            Ended::Lost => {
+                tracing::error!(identity = %me, "lost the leadership: running reconciles were cancelled; standing by");
+            }
+        }
+    }
+}
+
+/// How a term of leading ended.
+enum Ended {
+    /// SIGTERM or SIGINT.
+    Stopped,
+    /// The lease could not be renewed in time, or another replica holds it.
+    Lost,
+}
+
+/// Reconciles WorkloadClusters while this replica leads.
+async fn lead(
+    args: &ControllerArgs,
+    client: &Client,
+    ctx: &Arc<Context>,
+    leader: &LeaderWatch,
+) -> Result<Ended, String> {
     for (what, ready) in [
         ("ClusterProfiles", ctx.profiles.wait_until_ready().await),
         ("PackRegistries", ctx.registries.wait_until_ready().await),
@@ -290,25 +331,14 @@ async fn run_async(args: ControllerArgs) -> Result<(), String> {
             },
         )
         .graceful_shutdown_on(stop)
-        .run(reconcile_while_leading, error_policy, ctx)
+        .run(reconcile_while_leading, error_policy, ctx.clone())
         .for_each(|_| futures::future::ready(()))
         .await;
-    health.leading.store(false, Ordering::Relaxed);
-    let lost = lost.load(Ordering::SeqCst) || !leader.is_leading();
-    if let Some(leadership) = leadership
-        && let Err(e) = leadership.release().await
-    {
-        tracing::warn!(error = %e, "cannot release the lease");
+    if lost.load(Ordering::SeqCst) || !leader.is_leading() {
+        Ok(Ended::Lost)
+    } else {
+        Ok(Ended::Stopped)
     }
-    if lost {
-        tracing::error!(identity = %me, "lost the leadership: running reconciles were cancelled; stopping");
-        return Err(format!(
-            "{me} lost the leadership of lease {}/{LEASE_NAME}; stopped so that the new leader writes alone",
-            args.system_namespace
-        ));
-    }
-    tracing::info!("stopped");
-    Ok(())
 }
 
 /// What a reconcile run under leadership ends with.

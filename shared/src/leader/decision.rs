@@ -30,7 +30,9 @@ impl LeaseTiming {
     pub fn from_seconds(seconds: u32) -> Result<LeaseTiming, LeaderError> {
         let duration = Duration::from_secs(u64::from(seconds));
         let renew_every = duration / 3;
-        LeaseTiming::new(duration, renew_every, renew_every / 2)
+        // Most of a renewal period: an API server slowed by load (two control planes starting
+        // on two cores) answers a lease read in seconds, and a lost lease stops all work.
+        LeaseTiming::new(duration, renew_every, renew_every * 4 / 5)
     }
 
     pub fn new(
