@@ -334,7 +334,7 @@ async fn two_controllers_never_write_at_once() {
         loop {
             let log = fs::read_to_string(&a.process.log).unwrap();
             let said = log.matches("lost the leadership").count();
-            if said >= cycle as usize && log.contains("could not renew the lease in time") {
+            if said >= cycle && log.contains("could not renew the lease in time") {
                 break;
             }
             assert!(

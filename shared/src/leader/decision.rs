@@ -247,11 +247,11 @@ mod tests {
     }
 
     #[test]
-    fn default_timing_is_a_third_and_half_of_that() {
+    fn default_timing_is_a_third_and_four_fifths_of_that() {
         let t = timing();
         assert_eq!(
             (t.duration, t.renew_every, t.call_timeout),
-            (secs(15), secs(5), Duration::from_millis(2500))
+            (secs(15), secs(5), Duration::from_millis(4000))
         );
         assert_eq!(LeaseTiming::from_seconds(3).unwrap().renew_every, secs(1));
     }
