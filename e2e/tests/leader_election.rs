@@ -395,8 +395,16 @@ async fn two_controllers_never_write_at_once() {
     }
     stop_changes.store(true, Ordering::SeqCst);
     let changes = changes.await.unwrap();
-    assert!(b.process.terminate(Duration::from_secs(20)));
-    assert!(a.process.terminate(Duration::from_secs(20)));
+    assert!(
+        b.process.terminate(Duration::from_secs(20)),
+        "B did not stop on SIGTERM\n{}",
+        tails(&[&b])
+    );
+    assert!(
+        a.process.terminate(Duration::from_secs(20)),
+        "A did not stop on SIGTERM\n{}",
+        tails(&[&a])
+    );
 
     // The writes of the replicas, in the order the apiserver received them, form exactly
     // the terms the test saw, one after the other.

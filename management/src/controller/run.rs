@@ -30,6 +30,8 @@ use super::reconcile::{ReconcileError, reconcile};
 
 const LEASE_NAME: &str = "strata-controller";
 const LEASE_SECONDS: u32 = 15;
+/// How long running reconciles may take to finish once the controller stops.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Runs until stopped; an error says what kept it from starting or running.
 pub fn run(args: ControllerArgs) -> Result<(), String> {
@@ -273,14 +275,16 @@ async fn lead(
     );
     let only_ours = watcher::Config::default().labels(CLUSTER_NAMESPACE_LABEL);
     let lost = Arc::new(AtomicBool::new(false));
+    let stopping = Arc::new(tokio::sync::Notify::new());
     let stop = {
-        let lost = lost.clone();
+        let (lost, stopping) = (lost.clone(), stopping.clone());
         let mut leader = leader.clone();
         async move {
             tokio::select! {
                 _ = shutdown_signal() => {}
                 _ = leader.lost() => lost.store(true, Ordering::SeqCst),
             }
+            stopping.notify_one();
         }
     };
     // A reconcile runs only while this replica leads, and is dropped wherever it is the
@@ -301,7 +305,7 @@ async fn lead(
     };
     let controller = Controller::new(clusters, watcher::Config::default());
     let known = controller.store();
-    controller
+    let running = controller
         .with_config(ControllerConfig::default().concurrency(args.concurrency))
         // A changed profile changes the revision of every cluster that uses it.
         .watches(
@@ -332,8 +336,16 @@ async fn lead(
         )
         .graceful_shutdown_on(stop)
         .run(reconcile_while_leading, error_policy, ctx.clone())
-        .for_each(|_| futures::future::ready(()))
-        .await;
+        .for_each(|_| futures::future::ready(()));
+    // Running reconciles get a while to finish on SIGTERM; one stuck on a slow API server
+    // does not hold the process past its grace period.
+    tokio::select! {
+        _ = running => {}
+        _ = async {
+            stopping.notified().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => tracing::warn!(seconds = SHUTDOWN_GRACE.as_secs(), "running reconciles did not finish in time; stopping them"),
+    }
     if lost.load(Ordering::SeqCst) || !leader.is_leading() {
         Ok(Ended::Lost)
     } else {
