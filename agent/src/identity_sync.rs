@@ -8,8 +8,8 @@ use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::json;
 use strata_shared::management_access::SecretKey;
+use strata_shared::contracts::field_managers::AGENT_FIELD_MANAGER;
 
-use crate::work::FIELD_MANAGER;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IdentitySyncError {
@@ -72,7 +72,7 @@ pub async fn sync(
         data.insert(key.clone(), json!(value));
     }
     let params = PatchParams {
-        field_manager: Some(FIELD_MANAGER.into()),
+        field_manager: Some(AGENT_FIELD_MANAGER.into()),
         ..PatchParams::default()
     };
     target

@@ -13,16 +13,14 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
-use strata_shared::agent_install::AGENT_NAMESPACE;
+use strata_shared::contracts::names::{AGENT_NAMESPACE, LINK_STATE_CONFIG_MAP};
+use strata_shared::contracts::field_managers::AGENT_FIELD_MANAGER;
 
 use crate::management_link::{ManagementLink, RenewOutcome};
 use crate::status_report::StatusReport;
-use crate::work::FIELD_MANAGER;
 
 /// How often the agent reports and looks for a renewed token.
 pub const BEAT: Duration = Duration::from_secs(20);
-/// The ConfigMap with the link's state in the agent's own cluster.
-pub const LINK_STATE: &str = "strata-link";
 
 /// The link as the agent last found it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,7 +132,7 @@ async fn record(workload: &Client, state: &LinkState, changed: bool) -> Result<(
     }
     let map = ConfigMap {
         metadata: ObjectMeta {
-            name: Some(LINK_STATE.into()),
+            name: Some(LINK_STATE_CONFIG_MAP.into()),
             namespace: Some(AGENT_NAMESPACE.into()),
             ..ObjectMeta::default()
         },
@@ -145,10 +143,10 @@ async fn record(workload: &Client, state: &LinkState, changed: bool) -> Result<(
     // stay until they change.
     let api: Api<ConfigMap> = Api::namespaced(workload.clone(), AGENT_NAMESPACE);
     let params = PatchParams {
-        field_manager: Some(FIELD_MANAGER.into()),
+        field_manager: Some(AGENT_FIELD_MANAGER.into()),
         ..PatchParams::default()
     };
-    match api.patch(LINK_STATE, &params, &Patch::Merge(&map)).await {
+    match api.patch(LINK_STATE_CONFIG_MAP, &params, &Patch::Merge(&map)).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(e)) if e.code == 404 => {
             api.create(&Default::default(), &map).await.map(|_| ())

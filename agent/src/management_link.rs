@@ -13,13 +13,13 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
-use strata_shared::agent_install::AGENT_NAMESPACE;
+use strata_shared::contracts::names::AGENT_NAMESPACE;
 use strata_shared::management_access::{
     AccessError, ManagementAccess, ManagementLinkData, credential_of, management_kubeconfig,
 };
 use strata_shared::workload_kubeconfig::{ClientTimeouts, parse};
+use strata_shared::contracts::field_managers::AGENT_FIELD_MANAGER;
 
-use crate::work::FIELD_MANAGER;
 
 /// A request to the management cluster that takes longer than this has failed: the link
 /// may be slow or cut, and the agent's work goes on without it.
@@ -129,7 +129,7 @@ impl ManagementLink {
         local
             .patch(
                 &self.secret,
-                &PatchParams::apply(FIELD_MANAGER).force(),
+                &PatchParams::apply(AGENT_FIELD_MANAGER).force(),
                 &Patch::Apply(&secret),
             )
             .await

@@ -3,16 +3,12 @@
 //! in what they check and announce before they start.
 
 use kube::Client;
+use strata_shared::contracts::conditions::REASON_MOVE_STOPPED;
 use strata_shared::pivot::journal::Direction;
 
 use crate::management_link::ManagementLink;
 use crate::pivot::{MoveSides, PivotError, PreparedMove, prepare, run_move};
 use crate::status_report::StatusReport;
-
-/// A move stopped on an error (the message says which object and why). The agent retries;
-/// the condition stays until the move ends (False for a pivot, True for a move back, since
-/// the objects are still partly in the workload cluster).
-pub const REASON_MOVE_STOPPED: &str = "MoveStopped";
 
 /// A move ready to run, and the management cluster it goes from or to.
 pub struct Attempt {

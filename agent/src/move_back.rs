@@ -7,7 +7,8 @@
 use std::time::Duration;
 
 use kube::{Api, Client};
-use strata_shared::cluster::{REASON_MOVED_BACK, REASON_MOVING_BACK, WorkloadCluster};
+use strata_shared::cluster::WorkloadCluster;
+use strata_shared::contracts::conditions::{REASON_MOVED_BACK, REASON_MOVING_BACK};
 use strata_shared::pivot::journal::Direction;
 
 use crate::management_link::ManagementLink;

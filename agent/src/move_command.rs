@@ -11,10 +11,11 @@ use futures::StreamExt;
 use futures::channel::oneshot;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind, PostParams};
+use kube::api::{DynamicObject, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
-use strata_shared::agent_install::AGENT_NAMESPACE;
+use strata_shared::contracts::capi::CLUSTER;
+use strata_shared::contracts::names::AGENT_NAMESPACE;
 use strata_shared::pivot::journal::{Direction, MoveJournal, MovePhase, MoveStep, ObjectState};
 use strata_shared::pivot::journal_record::journal_from;
 
@@ -35,7 +36,8 @@ pub enum MoveCommandError {
         source: Box<kube::Error>,
     },
     #[error(
-        "Cluster {namespace}/{cluster} (cluster.x-k8s.io/v1beta2) is not in the source cluster, and no move of it was started"
+        "Cluster {namespace}/{cluster} ({api_version}) is not in the source cluster, and no move of it was started",
+        api_version = CLUSTER.api_version
     )]
     ClusterNotFound { namespace: String, cluster: String },
     #[error("cannot read Cluster {namespace}/{cluster} in the source cluster: {source}")]
@@ -174,12 +176,8 @@ async fn check_cluster_exists(
     namespace: &str,
     cluster: &str,
 ) -> Result<(), MoveCommandError> {
-    let gvk = GroupVersionKind::gvk("cluster.x-k8s.io", "v1beta2", "Cluster");
-    let clusters: Api<DynamicObject> = Api::namespaced_with(
-        source.clone(),
-        namespace,
-        &ApiResource::from_gvk_with_plural(&gvk, "clusters"),
-    );
+    let clusters: Api<DynamicObject> =
+        Api::namespaced_with(source.clone(), namespace, &CLUSTER.api_resource());
     let found = match clusters.get_opt(cluster).await {
         Ok(found) => found.is_some(),
         // The kind itself is not served: no Cluster of that name either.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::{Api, Client};
-use strata_shared::cluster::REASON_MOVE_REQUESTED;
+use strata_shared::contracts::conditions::REASON_MOVE_REQUESTED;
 use strata_shared::cluster::ledger::{ClusterLedger, PivotLatch};
 
 use crate::management_link::ManagementLink;

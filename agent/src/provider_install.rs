@@ -14,10 +14,10 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use strata_shared::pivot::CLUSTERCTL_LABEL;
+use strata_shared::contracts::labels::CLUSTERCTL_LABEL;
 use strata_shared::provider_components::{ProviderController, provider_objects};
+use strata_shared::contracts::field_managers::AGENT_FIELD_MANAGER;
 
-use crate::work::FIELD_MANAGER;
 
 /// How long the copied CRDs may take to be served.
 const ESTABLISH_WAIT: Duration = Duration::from_secs(60);
@@ -88,7 +88,7 @@ where
     let what = format!("{} {name}", K::kind(&K::DynamicType::default()));
     api.patch(
         name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
+        &PatchParams::apply(AGENT_FIELD_MANAGER).force(),
         &Patch::Apply(object),
     )
     .await

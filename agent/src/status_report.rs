@@ -10,10 +10,11 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::json;
-use strata_shared::cluster::{PIVOTED_CONDITION, ReplicaCounts, WorkloadCluster};
+use strata_shared::cluster::{ReplicaCounts, WorkloadCluster};
+use strata_shared::contracts::conditions::PIVOTED;
+use strata_shared::contracts::field_managers::AGENT_FIELD_MANAGER;
 
 use crate::management_link::ManagementLink;
-use crate::work::FIELD_MANAGER;
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot write the status of WorkloadCluster {cluster}: {source}")]
@@ -59,7 +60,7 @@ impl StatusReport {
         let pivoted = cluster.status.as_ref().and_then(|s| {
             s.conditions
                 .iter()
-                .find(|c| c.type_ == PIVOTED_CONDITION)
+                .find(|c| c.type_ == PIVOTED)
                 .cloned()
         });
         self.with(|status| {
@@ -79,7 +80,7 @@ impl StatusReport {
                 .map(|c| c.last_transition_time.clone())
                 .unwrap_or(Time(Timestamp::now()));
             status.pivoted = Some(Condition {
-                type_: PIVOTED_CONDITION.into(),
+                type_: PIVOTED.into(),
                 status: condition_status.into(),
                 reason: reason.into(),
                 message: message.into(),
@@ -130,7 +131,7 @@ impl StatusReport {
         clusters
             .patch_status(
                 &link.cluster,
-                &PatchParams::apply(FIELD_MANAGER).force(),
+                &PatchParams::apply(AGENT_FIELD_MANAGER).force(),
                 &Patch::Apply(&patch),
             )
             .await

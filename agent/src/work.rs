@@ -9,13 +9,15 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
-use strata_shared::agent_install::AGENT_NAMESPACE;
 use strata_shared::capi::{
     BuildInput, control_plane_name, full_control_plane_replicas, worker_pool_objects,
 };
-use strata_shared::cluster::{
-    REASON_MOVED, REASON_MOVED_BACK, REASON_MOVING, ReplicaCounts, WorkloadCluster,
-};
+use strata_shared::cluster::{ReplicaCounts, WorkloadCluster};
+use strata_shared::contracts::capi::{CLUSTER, CapiKind, KUBEADM_CONTROL_PLANE};
+use strata_shared::contracts::conditions::{REASON_MOVED, REASON_MOVED_BACK, REASON_MOVING};
+use strata_shared::contracts::field_managers::AGENT_FIELD_MANAGER;
+use strata_shared::contracts::labels::REVISION_CLUSTER_LABEL;
+use strata_shared::contracts::names::{AGENT_NAMESPACE, REVISION_COPY_CONFIG_MAP};
 use strata_shared::pivot::journal::Direction;
 use strata_shared::provider_components::ProviderController;
 use strata_shared::revision::ClusterRevision;
@@ -27,36 +29,17 @@ use crate::pivot::JournalStore;
 use crate::status_report::StatusReport;
 use crate::{identity_sync, link_keeper, move_back, provider_install};
 
-/// The agent's field manager.
-pub const FIELD_MANAGER: &str = "strata.dev/agent";
 const RETRY: Duration = Duration::from_secs(5);
 const REPORT_EVERY: Duration = Duration::from_secs(10);
 
-fn capi(
-    client: &Client,
-    namespace: &str,
-    group: &str,
-    kind: &str,
-    plural: &str,
-) -> Api<DynamicObject> {
-    let gvk = GroupVersionKind::gvk(group, "v1beta2", kind);
-    Api::namespaced_with(
-        client.clone(),
-        namespace,
-        &ApiResource::from_gvk_with_plural(&gvk, plural),
-    )
+fn capi(client: &Client, namespace: &str, kind: &CapiKind) -> Api<DynamicObject> {
+    Api::namespaced_with(client.clone(), namespace, &kind.api_resource())
 }
 
 /// The cluster's CAPI Cluster, in its own cluster.
 async fn target_cluster(workload: &Client, link: &ManagementLink) -> Result<DynamicObject, String> {
-    capi(
-        workload,
-        &link.objects_namespace,
-        "cluster.x-k8s.io",
-        "Cluster",
-        "clusters",
-    )
-    .get(&link.cluster)
+    capi(workload, &link.objects_namespace, &CLUSTER)
+        .get(&link.cluster)
     .await
     .map_err(|e| {
         format!(
@@ -276,7 +259,10 @@ async fn latest_revision(
         let client = link.client().await.map_err(|e| e.to_string())?;
         let revisions: Api<ClusterRevision> = Api::namespaced(client, &link.objects_namespace);
         let list = revisions
-            .list(&ListParams::default().labels(&format!("strata.dev/cluster={}", link.cluster)))
+            .list(&ListParams::default().labels(&format!(
+                "{REVISION_CLUSTER_LABEL}={}",
+                link.cluster
+            )))
             .await
             .map_err(|e| e.to_string())?;
         list.items
@@ -293,7 +279,7 @@ async fn latest_revision(
         Ok(revision) => {
             let copy = ConfigMap {
                 metadata: ObjectMeta {
-                    name: Some("strata-revision".into()),
+                    name: Some(REVISION_COPY_CONFIG_MAP.into()),
                     namespace: Some(AGENT_NAMESPACE.into()),
                     ..ObjectMeta::default()
                 },
@@ -305,8 +291,8 @@ async fn latest_revision(
             };
             copies
                 .patch(
-                    "strata-revision",
-                    &PatchParams::apply(FIELD_MANAGER).force(),
+                    REVISION_COPY_CONFIG_MAP,
+                    &PatchParams::apply(AGENT_FIELD_MANAGER).force(),
                     &Patch::Apply(&copy),
                 )
                 .await
@@ -315,7 +301,7 @@ async fn latest_revision(
         }
         Err(reason) => {
             let local = copies
-                .get_opt("strata-revision")
+                .get_opt(REVISION_COPY_CONFIG_MAP)
                 .await
                 .map_err(|e| e.to_string())?;
             let text = local
@@ -337,14 +323,8 @@ async fn scale_out(
     let namespace = &link.objects_namespace;
     let desired = &revision.spec.desired;
     let cluster = target_cluster(workload, link).await?;
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    let kcp = capi(
-        workload,
-        namespace,
-        "controlplane.cluster.x-k8s.io",
-        "KubeadmControlPlane",
-        "kubeadmcontrolplanes",
-    );
+    let params = PatchParams::apply(AGENT_FIELD_MANAGER).force();
+    let kcp = capi(workload, namespace, &KUBEADM_CONTROL_PLANE);
     let replicas = full_control_plane_replicas(desired);
     let patch = json!({ "spec": { "replicas": replicas } });
     kcp.patch(
@@ -355,8 +335,8 @@ async fn scale_out(
     .await
     .map_err(|e| format!("cannot scale the control plane to {replicas}: {e}"))?;
     let owner = json!([{
-        "apiVersion": "cluster.x-k8s.io/v1beta2",
-        "kind": "Cluster",
+        "apiVersion": CLUSTER.api_version,
+        "kind": CLUSTER.kind,
         "name": link.cluster,
         "uid": cluster.metadata.uid,
         "blockOwnerDeletion": true,

@@ -27,7 +27,8 @@ use strata_e2e::management::{
     repo_root,
 };
 use strata_shared::capi::{BuildInput, control_plane_objects};
-use strata_shared::cluster::{WorkloadCluster, objects_namespace};
+use strata_shared::cluster::WorkloadCluster;
+use strata_shared::contracts::names::objects_namespace;
 use strata_shared::revision::{ClusterRevision, ClusterRevisionSpec, revision_name};
 
 const NAMESPACE: &str = "bench";

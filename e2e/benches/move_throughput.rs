@@ -57,7 +57,7 @@ use strata_e2e::cloud_sim::sim_crds;
 use strata_e2e::control_plane::{ControlPlane, ControlPlaneOptions};
 use strata_e2e::management::{ensure_namespace, read_documents, repo_root};
 use strata_e2e::process_kubelet::default_agent_binary;
-use strata_shared::agent_install::AGENT_NAMESPACE;
+use strata_shared::contracts::names::AGENT_NAMESPACE;
 use strata_shared::pivot::journal_record::{journal_from, recorded_bytes};
 
 const DEFAULT_SIZES: [usize; 3] = [10, 100, 500];

@@ -12,9 +12,9 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBind
 use kube::api::ListParams;
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
-use strata_shared::agent_install::{
-    AGENT_BINDING, ClusterLocation, OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL, owned_by,
-};
+use strata_shared::agent_install::owned_by;
+use strata_shared::contracts::labels::{OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL};
+use strata_shared::contracts::names::{AGENT_BINDING, ClusterLocation};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FootprintError {

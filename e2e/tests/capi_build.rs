@@ -19,9 +19,9 @@ use strata_e2e::capi_crds::{self, CrdSet, pruned_fields};
 use strata_e2e::cloud_sim::sim_crds;
 use strata_e2e::control_plane::{ControlPlane, ControlPlaneOptions};
 use strata_shared::capi::{
-    BuildInput, CLUSTER_NAMESPACE_LABEL, IdentityInput, control_plane_objects, identity_objects,
-    worker_pool_objects,
+    BuildInput, IdentityInput, control_plane_objects, identity_objects, worker_pool_objects,
 };
+use strata_shared::contracts::labels::OBJECTS_NAMESPACE_LABEL;
 use strata_shared::cluster::ClusterCloud;
 use strata_shared::revision::DesiredState;
 
@@ -304,7 +304,7 @@ async fn create_namespace(client: &Client, name: &str) {
     let namespaces: Api<Namespace> = Api::all(client.clone());
     // The vSphere identity admits cluster namespaces by this label.
     let namespace = serde_json::from_value(json!({
-        "metadata": { "name": name, "labels": { CLUSTER_NAMESPACE_LABEL: name } },
+        "metadata": { "name": name, "labels": { OBJECTS_NAMESPACE_LABEL: name } },
     }))
     .unwrap();
     namespaces

@@ -18,9 +18,9 @@ use strata_e2e::capi_crds::pruned_fields;
 use strata_e2e::management::{
     ControllerProcess, ManagementEnv, ManagementOptions, ensure_namespace,
 };
-use strata_shared::agent_install::{AGENT_NAME, AGENT_NAMESPACE, MANAGEMENT_SECRET};
 use strata_shared::capi::{BuildInput, control_plane_objects, identity_name, identity_secret_name};
-use strata_shared::cluster::{ClusterPhase, WorkloadCluster, objects_namespace};
+use strata_shared::cluster::{ClusterPhase, WorkloadCluster};
+use strata_shared::contracts::names::{AGENT_NAME, AGENT_NAMESPACE, MANAGEMENT_SECRET, objects_namespace};
 use strata_shared::revision::ClusterRevision;
 
 mod controller_support;

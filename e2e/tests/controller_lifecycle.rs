@@ -16,9 +16,10 @@ use strata_e2e::management::{
     ControllerProcess, ManagementEnv, ManagementOptions, apply_secret, ensure_namespace,
 };
 use strata_e2e::wait::eventually;
-use strata_shared::agent_install::{AGENT_NAME, AGENT_NAMESPACE};
 use strata_shared::capi::{BuildInput, control_plane_objects};
-use strata_shared::cluster::{ClusterPhase, WorkloadCluster, objects_namespace};
+use strata_shared::cluster::{ClusterPhase, WorkloadCluster};
+use strata_shared::contracts::field_managers::AGENT_FIELD_MANAGER;
+use strata_shared::contracts::names::{AGENT_NAME, AGENT_NAMESPACE, objects_namespace};
 use strata_shared::revision::ClusterRevision;
 
 mod controller_support;
@@ -297,7 +298,7 @@ async fn bad_inputs_yield_conditions_and_create_nothing() {
     clusters
         .patch_status(
             "no-account",
-            &PatchParams::apply("strata.dev/agent").force(),
+            &PatchParams::apply(AGENT_FIELD_MANAGER).force(),
             &Patch::Apply(&pivoted),
         )
         .await

@@ -25,9 +25,9 @@ use strata_e2e::management::{
     ControllerProcess, ManagementEnv, ManagementOptions, ensure_namespace,
 };
 use strata_e2e::wait::eventually;
-use strata_shared::agent_install::{AGENT_NAMESPACE, ClusterLocation, MANAGEMENT_SECRET};
 use strata_shared::cluster::ClusterPhase;
-use strata_shared::cluster::ledger::{WORKLOAD_CA_ANNOTATION, WORKLOAD_SERVER_ANNOTATION};
+use strata_shared::contracts::labels::{WORKLOAD_CA_ANNOTATION, WORKLOAD_SERVER_ANNOTATION};
+use strata_shared::contracts::names::{AGENT_NAMESPACE, ClusterLocation, MANAGEMENT_SECRET};
 
 mod controller_support;
 use controller_support::*;

@@ -22,10 +22,12 @@ use strata_e2e::management::{
     ControllerProcess, ManagementEnv, ManagementOptions, ensure_namespace,
 };
 use strata_e2e::wait::eventually;
-use strata_shared::agent_install::{AGENT_NAME, AGENT_NAMESPACE};
-use strata_shared::cluster::{ClusterPhase, objects_namespace};
+use strata_shared::cluster::ClusterPhase;
+use strata_shared::contracts::names::{
+    AGENT_NAME, AGENT_NAMESPACE, PROVIDER_NAME, PROVIDER_NAMESPACE, objects_namespace,
+    pivot_journal_name,
+};
 use strata_shared::pivot::journal::{MoveJournal, MovePhase};
-use strata_shared::provider_components::{PROVIDER_NAME, PROVIDER_NAMESPACE};
 
 mod controller_support;
 mod pivot_support;
@@ -251,7 +253,7 @@ async fn pivots(crash_after_every_step: bool) {
     );
     assert_target_unpaused(&w, &objects, name).await;
     let journal: ConfigMap = Api::namespaced(w.clone(), AGENT_NAMESPACE)
-        .get(&format!("strata-move-{name}-pivot"))
+        .get(&pivot_journal_name(&name))
         .await
         .unwrap();
     let journal: MoveJournal =

@@ -23,8 +23,10 @@ use strata_e2e::management::{
     ControllerProcess, ManagementEnv, ManagementOptions, ensure_namespace,
 };
 use strata_e2e::wait::eventually;
-use strata_shared::capi::{CLUSTER_NAMESPACE_LABEL, identity_name, identity_secret_name};
-use strata_shared::cluster::{ClusterPhase, objects_namespace};
+use strata_shared::capi::{identity_name, identity_secret_name};
+use strata_shared::cluster::ClusterPhase;
+use strata_shared::contracts::labels::OBJECTS_NAMESPACE_LABEL;
+use strata_shared::contracts::names::objects_namespace;
 use strata_shared::pivot::journal::MovePhase;
 use strata_shared::provider_components::DEFAULT_SIM_PROVIDER_IMAGE;
 
@@ -341,7 +343,7 @@ async fn pivots(cloud: &Cloud) {
         {
             let labels = target_ns.metadata.labels.unwrap_or_default();
             assert_eq!(
-                labels.get(CLUSTER_NAMESPACE_LABEL),
+                labels.get(OBJECTS_NAMESPACE_LABEL),
                 Some(&objects),
                 "the target namespace is not admitted by its identity"
             );

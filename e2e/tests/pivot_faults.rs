@@ -40,16 +40,15 @@ use strata_e2e::management::{
 };
 use strata_e2e::process_kubelet::{AgentProcess, ProcessKubelet, default_agent_binary};
 use strata_e2e::wait::eventually;
-use strata_shared::agent_install::{AGENT_NAME, AGENT_NAMESPACE};
-use strata_shared::cluster::objects_namespace;
-use strata_shared::pivot::BLOCK_MOVE_ANNOTATION;
+use strata_shared::contracts::labels::{BLOCK_MOVE_ANNOTATION, PAUSED_BY_MOVE_ANNOTATION};
+use strata_shared::contracts::names::{AGENT_NAME, AGENT_NAMESPACE, objects_namespace};
 use strata_shared::pivot::journal::MovePhase;
 
 mod controller_support;
 mod pivot_support;
 use controller_support::{StopWorkloads, apply_sample, get_dynamic};
 use pivot_support::{
-    LossWatch, PAUSED_BY_MOVE, check_moved, first_control_plane_node, mid_move_violations,
+    LossWatch, check_moved, first_control_plane_node, mid_move_violations,
     pivot_journal, watched_objects,
 };
 
@@ -844,7 +843,7 @@ async fn the_block_move_annotation_holds_the_move_until_removed() {
             && c.metadata
                 .annotations
                 .as_ref()
-                .is_some_and(|a| a.contains_key(PAUSED_BY_MOVE))
+                .is_some_and(|a| a.contains_key(PAUSED_BY_MOVE_ANNOTATION))
     };
     eventually(
         "the agent to wait for block-move",

@@ -27,9 +27,9 @@ use strata_e2e::management::{
 };
 use strata_e2e::wait::eventually;
 use strata_shared::cluster::ledger::{ClusterLedger, PivotLatch};
-use strata_shared::cluster::{
-    ClusterPhase, REASON_MOVE_REQUESTED, WorkloadCluster, objects_namespace,
-};
+use strata_shared::cluster::{ClusterPhase, WorkloadCluster};
+use strata_shared::contracts::conditions::REASON_MOVE_REQUESTED;
+use strata_shared::contracts::names::{AGENT_NAMESPACE, objects_namespace, reverse_journal_name};
 
 mod controller_support;
 mod pivot_support;
@@ -295,9 +295,9 @@ async fn a_deletion_racing_the_move_request_has_one_winner_and_loses_nothing() {
                 }
                 let reverse = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(
                     w.clone(),
-                    strata_shared::agent_install::AGENT_NAMESPACE,
+                    AGENT_NAMESPACE,
                 )
-                .get_opt(&format!("strata-move-{name}-reverse"))
+                .get_opt(&reverse_journal_name(&name))
                 .await
                 .ok()
                 .flatten()

@@ -22,8 +22,8 @@ use strata_e2e::management::{
     ControllerProcess, ManagementEnv, ManagementOptions, ensure_namespace, strata_binary,
 };
 use strata_e2e::wait::eventually;
-use strata_shared::agent_install::{AGENT_NAMESPACE, MANAGEMENT_SECRET};
-use strata_shared::cluster::{ClusterPhase, WorkloadCluster, objects_namespace};
+use strata_shared::cluster::{ClusterPhase, WorkloadCluster};
+use strata_shared::contracts::names::{AGENT_NAMESPACE, LINK_STATE_CONFIG_MAP, MANAGEMENT_SECRET, objects_namespace};
 use strata_shared::management_access::ManagementLinkData;
 
 mod controller_support;
@@ -72,7 +72,7 @@ fn last_report(wc: &WorkloadCluster) -> Option<Timestamp> {
 
 async fn link_state(workload: &Client) -> Option<String> {
     Api::<ConfigMap>::namespaced(workload.clone(), AGENT_NAMESPACE)
-        .get_opt("strata-link")
+        .get_opt(LINK_STATE_CONFIG_MAP)
         .await
         .ok()
         .flatten()?

@@ -21,11 +21,11 @@ use k8s_openapi::jiff::Timestamp;
 use kube::{Api, Client, ResourceExt};
 use strata_e2e::management::{ManagementEnv, ManagementOptions, ensure_namespace};
 use strata_e2e::wait::eventually;
-use strata_shared::agent_install::{
-    AGENT_NAME, AGENT_NAMESPACE, CONTROLLER_BINDING, ClusterLocation,
-};
 use strata_shared::capi::identity_secret_name;
-use strata_shared::cluster::{ClusterPhase, OBJECTS_NAMESPACE_PREFIX, WorkloadCluster};
+use strata_shared::cluster::{ClusterPhase, WorkloadCluster};
+use strata_shared::contracts::names::{
+    AGENT_NAME, AGENT_NAMESPACE, CONTROLLER_BINDING, ClusterLocation, OBJECTS_NAMESPACE_PREFIX,
+};
 
 mod controller_support;
 mod pivot_support;

@@ -21,7 +21,7 @@ use strata_e2e::management::{
     ControllerProcess, ManagementEnv, ManagementOptions, SYSTEM_NAMESPACE, ensure_namespace,
 };
 use strata_e2e::wait::eventually;
-use strata_shared::agent_install::{
+use strata_shared::contracts::names::{
     AGENT_NAMESPACE, AGENT_OBJECTS_ROLE, CONTROLLER_OBJECTS_ROLE, ClusterLocation,
     MANAGEMENT_SECRET,
 };

@@ -14,14 +14,13 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
-use strata_shared::agent_install::{AGENT_NAMESPACE, ClusterLocation, MANAGEMENT_SECRET};
 use strata_shared::cluster::WorkloadCluster;
+use strata_shared::contracts::field_managers::CLI_FIELD_MANAGER;
+use strata_shared::contracts::names::{AGENT_NAMESPACE, ClusterLocation, MANAGEMENT_SECRET};
 use strata_shared::management_access::{ManagementLinkData, credential_of};
 
 use crate::{CommandError, ExitStatus};
 
-/// The field manager of what the CLI writes.
-const FIELD_MANAGER: &str = "strata.dev/cli";
 const POLL: Duration = Duration::from_secs(1);
 
 #[derive(clap::Args, Debug)]
@@ -163,7 +162,7 @@ async fn rekey_async(args: &RekeyArgs) -> Result<ExitStatus, CommandError> {
     local
         .patch(
             MANAGEMENT_SECRET,
-            &PatchParams::apply(FIELD_MANAGER).force(),
+            &PatchParams::apply(CLI_FIELD_MANAGER).force(),
             &Patch::Apply(&secret),
         )
         .await

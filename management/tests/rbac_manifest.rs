@@ -6,9 +6,8 @@
 use std::path::Path;
 
 use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule};
-use strata_shared::agent_install::{
-    AGENT_OBJECTS_ROLE, CONTROLLER_OBJECTS_ROLE, agent_objects_rules, controller_objects_rules,
-};
+use strata_shared::agent_install::{agent_objects_rules, controller_objects_rules};
+use strata_shared::contracts::names::{AGENT_OBJECTS_ROLE, CONTROLLER_OBJECTS_ROLE};
 
 fn manifest_role(name: &str) -> Vec<PolicyRule> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/controller/rbac.yaml");

@@ -5,30 +5,31 @@
 
 use std::collections::BTreeMap;
 
-use crate::management_access::ManagementLinkData;
-use crate::provider_components::ProviderController;
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{
-    Container, EnvVar, EnvVarSource, Namespace, ObjectFieldSelector, PodSpec, PodTemplateSpec,
-    Secret, ServiceAccount,
+    Container, EnvVar, EnvVarSource, Namespace, ObjectFieldSelector, PodSpec, Secret,
+    ServiceAccount,
 };
 use k8s_openapi::api::rbac::v1::{
     ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-/// The agent's namespace in the workload cluster.
-pub const AGENT_NAMESPACE: &str = "strata-system";
-/// The agent's name everywhere: service accounts, roles, Deployment, Lease.
-pub const AGENT_NAME: &str = "strata-agent";
-/// The Secret in the workload cluster holding the agent's management-cluster access.
-pub const MANAGEMENT_SECRET: &str = "strata-management";
-pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
-pub const MANAGED_BY: &str = "strata";
+use crate::contracts::capi::{CAPI_GROUPS, CLUSTER_SCOPED_IDENTITIES, INFRASTRUCTURE_GROUP};
+use crate::contracts::labels::{
+    APP_NAME_LABEL, MANAGED_BY, MANAGED_BY_LABEL, OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL,
+};
+use crate::contracts::names::{
+    AGENT_BINDING, AGENT_NAME, AGENT_NAMESPACE, AGENT_OBJECTS_ROLE, CONTROLLER_BINDING,
+    CONTROLLER_OBJECTS_ROLE, ClusterLocation, MANAGEMENT_SECRET,
+};
+use crate::management_access::ManagementLinkData;
+use crate::provider_components::ProviderController;
+use crate::workload_singleton::{cluster_admin_binding, singleton_deployment};
 
 fn labels() -> BTreeMap<String, String> {
     BTreeMap::from([
-        ("app.kubernetes.io/name".to_string(), AGENT_NAME.to_string()),
+        (APP_NAME_LABEL.to_string(), AGENT_NAME.to_string()),
         (MANAGED_BY_LABEL.to_string(), MANAGED_BY.to_string()),
     ])
 }
@@ -51,73 +52,6 @@ fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
         ..PolicyRule::default()
     }
 }
-
-/// Where a cluster's objects are in the management cluster.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClusterLocation {
-    /// The WorkloadCluster's name (and the CAPI Cluster's).
-    pub cluster: String,
-    /// The WorkloadCluster's namespace.
-    pub cluster_namespace: String,
-    /// The namespace holding its CAPI objects and revisions, and nothing else.
-    pub objects_namespace: String,
-}
-
-impl ClusterLocation {
-    pub fn of(cluster_namespace: &str, cluster: &str) -> ClusterLocation {
-        ClusterLocation {
-            cluster: cluster.to_string(),
-            cluster_namespace: cluster_namespace.to_string(),
-            objects_namespace: crate::cluster::objects_namespace(cluster_namespace, cluster),
-        }
-    }
-
-    /// The names of the agent's identity and rights in the management cluster, all derived
-    /// from the objects namespace, which is unique per cluster.
-    pub fn agent_names(&self) -> AgentNames {
-        AgentNames {
-            service_account: format!("agent-{}", self.objects_namespace),
-            credential_secret: format!("agent-{}-credential", self.objects_namespace),
-            rbac: format!("{AGENT_NAME}-{}", self.objects_namespace),
-        }
-    }
-}
-
-/// The agent's objects in the management cluster, by name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AgentNames {
-    /// Its service account, in the controller's system namespace: a namespace where the
-    /// agent may write nothing, so it cannot make itself a token Secret (which would never
-    /// expire) for that account.
-    pub service_account: String,
-    /// The Secret in the system namespace that holds the agent's current token. The tokens
-    /// are bound to it: deleting it revokes every token the agent has.
-    pub credential_secret: String,
-    /// Its Roles, RoleBindings, ClusterRole and ClusterRoleBinding.
-    pub rbac: String,
-}
-
-/// The static ClusterRole (in `manifests/controller/rbac.yaml`) with the agent's rights
-/// inside its own objects namespace, bound there per cluster. Being static, the controller
-/// grants it with `bind` and needs none of these rights itself.
-pub const AGENT_OBJECTS_ROLE: &str = "strata-agent-objects";
-/// The static ClusterRole with the controller's writes inside a namespace it manages (a
-/// cluster's objects namespace, a provider's namespace): it binds it there for itself,
-/// rather than holding Secret writes in every namespace.
-pub const CONTROLLER_OBJECTS_ROLE: &str = "strata-controller-objects";
-/// The RoleBinding of [`CONTROLLER_OBJECTS_ROLE`] in each namespace it is bound in.
-pub const CONTROLLER_BINDING: &str = "strata-controller";
-/// The RoleBinding of [`AGENT_OBJECTS_ROLE`] in an objects namespace.
-pub const AGENT_BINDING: &str = AGENT_NAME;
-
-/// The CAPI groups whose objects a move carries.
-pub const CAPI_GROUPS: [&str; 5] = [
-    "cluster.x-k8s.io",
-    "infrastructure.cluster.x-k8s.io",
-    "bootstrap.cluster.x-k8s.io",
-    "controlplane.cluster.x-k8s.io",
-    "addons.cluster.x-k8s.io",
-];
 
 const READ: &[&str] = &["get", "list", "watch"];
 /// A move reads, creates, patches (status, pause, finalizers) and deletes: nothing else.
@@ -222,10 +156,6 @@ pub struct ManagementRbac {
     pub cluster_binding: ClusterRoleBinding,
 }
 
-/// Cluster-scoped identity kinds (vSphere and AWS; Azure's lives in the objects namespace).
-const CLUSTER_SCOPED_IDENTITIES: &[&str] =
-    &["vsphereclusteridentities", "awsclusterstaticidentities"];
-
 /// The labels that say which cluster an object of the agent's belongs to: deletion removes
 /// only what carries them.
 pub fn owner_labels(location: &ClusterLocation) -> BTreeMap<String, String> {
@@ -245,11 +175,6 @@ pub fn owned_by(labels: Option<&BTreeMap<String, String>>, location: &ClusterLoc
             && labels.get(OWNER_NAME_LABEL) == Some(&location.cluster)
     })
 }
-
-/// On the agent's objects in the management cluster: the WorkloadCluster's namespace.
-pub const OWNER_NAMESPACE_LABEL: &str = "strata.dev/owner-namespace";
-/// On the agent's objects in the management cluster: the WorkloadCluster's name.
-pub const OWNER_NAME_LABEL: &str = "strata.dev/owner-name";
 
 fn owned_meta(location: &ClusterLocation, name: &str, namespace: Option<&str>) -> ObjectMeta {
     ObjectMeta {
@@ -355,8 +280,8 @@ pub fn management_rbac(
             PolicyRule {
                 resource_names: Some(vec![crate::capi::identity_name(ns)]),
                 ..rule(
-                    &["infrastructure.cluster.x-k8s.io"],
-                    CLUSTER_SCOPED_IDENTITIES,
+                    &[INFRASTRUCTURE_GROUP],
+                    &CLUSTER_SCOPED_IDENTITIES.map(|kind| kind.plural),
                     &["get"],
                 )
             },
@@ -399,61 +324,6 @@ pub struct WorkloadAgentObjects {
     pub binding: ClusterRoleBinding,
     pub secret: Secret,
     pub deployment: Deployment,
-}
-
-/// Makes the service account named like `meta`, in `namespace`, the workload cluster's
-/// administrator.
-pub(crate) fn cluster_admin_binding(meta: ObjectMeta, namespace: &str) -> ClusterRoleBinding {
-    let account = meta.name.clone().unwrap_or_default();
-    ClusterRoleBinding {
-        metadata: meta,
-        role_ref: RoleRef {
-            api_group: "rbac.authorization.k8s.io".into(),
-            kind: "ClusterRole".into(),
-            name: "cluster-admin".into(),
-        },
-        subjects: Some(vec![Subject {
-            kind: "ServiceAccount".into(),
-            name: account,
-            namespace: Some(namespace.into()),
-            ..Subject::default()
-        }]),
-    }
-}
-
-/// One replica of `pod`, replaced rather than rolled (`Recreate`), selected and labelled by
-/// the name label of `meta`: Strata's singletons in a workload cluster, where two copies
-/// at once would act on the same objects.
-pub(crate) fn singleton_deployment(meta: ObjectMeta, pod: PodSpec) -> Deployment {
-    let labels = meta.labels.clone().unwrap_or_default();
-    let selector: BTreeMap<String, String> = labels
-        .iter()
-        .filter(|(k, _)| k.as_str() == "app.kubernetes.io/name")
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    Deployment {
-        metadata: meta,
-        spec: Some(DeploymentSpec {
-            replicas: Some(1),
-            selector: LabelSelector {
-                match_labels: Some(selector),
-                ..LabelSelector::default()
-            },
-            strategy: Some(DeploymentStrategy {
-                type_: Some("Recreate".into()),
-                ..DeploymentStrategy::default()
-            }),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels),
-                    ..ObjectMeta::default()
-                }),
-                spec: Some(pod),
-            },
-            ..DeploymentSpec::default()
-        }),
-        ..Deployment::default()
-    }
 }
 
 /// The agent's objects in the workload cluster. `providers` is what the agent deploys as
@@ -681,27 +551,6 @@ mod tests {
                 meta.labels.as_ref(),
                 &ClusterLocation::of("team-a-edge", "1")
             ));
-        }
-    }
-
-    proptest::proptest! {
-        /// Clusters whose names join to the same text get apart RBAC names.
-        #[test]
-        fn rbac_names_are_unique_per_cluster(
-            segments in proptest::collection::vec("[a-z0-9]{1,6}", 2..6)
-        ) {
-            let mut seen = std::collections::BTreeSet::new();
-            for cut in 1..segments.len() {
-                let location = ClusterLocation::of(
-                    &segments[..cut].join("-"),
-                    &segments[cut..].join("-"),
-                );
-                let names = location.agent_names();
-                proptest::prop_assert!(seen.insert(names.rbac.clone()));
-                proptest::prop_assert!(seen.insert(names.service_account.clone()));
-                proptest::prop_assert!(seen.insert(names.credential_secret.clone()));
-                proptest::prop_assert!(names.service_account.len() <= 253);
-            }
         }
     }
 

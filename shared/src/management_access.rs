@@ -22,10 +22,8 @@ use kube::config::{
     AuthInfo, Cluster, Context, Kubeconfig, NamedAuthInfo, NamedCluster, NamedContext,
 };
 
-use crate::agent_install::{AGENT_NAME, ClusterLocation};
-
-/// Annotation on both Secrets: when the token expires (RFC 3339).
-pub const TOKEN_EXPIRES_ANNOTATION: &str = "strata.dev/token-expires";
+use crate::contracts::labels::TOKEN_EXPIRES_ANNOTATION;
+use crate::contracts::names::{AGENT_NAME, ClusterLocation};
 
 const KEY_SERVER: &str = "server";
 const KEY_CA: &str = "ca.crt";

@@ -12,11 +12,9 @@ use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::cluster::ClusterCloud;
-
-/// Where the provider controllers run in a workload cluster.
-pub const PROVIDER_NAMESPACE: &str = "capi-system";
-/// Their Deployment, service account and binding.
-pub const PROVIDER_NAME: &str = "capi-providers";
+use crate::contracts::labels::{APP_NAME_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
+use crate::contracts::names::{PROVIDER_NAME, PROVIDER_NAMESPACE};
+use crate::workload_singleton::{cluster_admin_binding, singleton_deployment};
 /// The image the sim cloud's providers run by default: the simulator.
 pub const DEFAULT_SIM_PROVIDER_IMAGE: &str =
     concat!("strata-sim-cloud:", env!("CARGO_PKG_VERSION"));
@@ -115,14 +113,8 @@ pub struct ProviderObjects {
 
 fn labels() -> BTreeMap<String, String> {
     BTreeMap::from([
-        (
-            "app.kubernetes.io/name".to_string(),
-            PROVIDER_NAME.to_string(),
-        ),
-        (
-            crate::agent_install::MANAGED_BY_LABEL.to_string(),
-            crate::agent_install::MANAGED_BY.to_string(),
-        ),
+        (APP_NAME_LABEL.to_string(), PROVIDER_NAME.to_string()),
+        (MANAGED_BY_LABEL.to_string(), MANAGED_BY.to_string()),
     ])
 }
 
@@ -143,7 +135,7 @@ pub fn provider_objects(controller: &ProviderController) -> ProviderObjects {
         ..Container::default()
     };
     // Two provider controllers acting on the same objects at once would fight.
-    let deployment = crate::agent_install::singleton_deployment(
+    let deployment = singleton_deployment(
         meta(PROVIDER_NAME, Some(PROVIDER_NAMESPACE)),
         PodSpec {
             service_account_name: Some(PROVIDER_NAME.into()),
@@ -161,10 +153,7 @@ pub fn provider_objects(controller: &ProviderController) -> ProviderObjects {
             ..ServiceAccount::default()
         },
         // Cluster API's controllers manage machines, nodes and secrets across the cluster.
-        binding: crate::agent_install::cluster_admin_binding(
-            meta(PROVIDER_NAME, None),
-            PROVIDER_NAMESPACE,
-        ),
+        binding: cluster_admin_binding(meta(PROVIDER_NAME, None), PROVIDER_NAMESPACE),
         deployment,
     }
 }

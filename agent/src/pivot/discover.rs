@@ -9,9 +9,9 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use kube::{Api, Client};
 use serde_json::Value;
-use strata_shared::pivot::{
-    CLUSTERCTL_LABEL, MoveKind, SourceObject, WantedObject, unread_references,
-};
+use strata_shared::contracts::capi::{CLUSTER, CapiKind, MACHINE};
+use strata_shared::contracts::labels::{CAPI_CLUSTER_NAME_LABEL, CLUSTERCTL_LABEL};
+use strata_shared::pivot::{MoveKind, SourceObject, WantedObject, unread_references};
 
 use super::PivotError;
 
@@ -47,12 +47,12 @@ pub async fn kinds(target: &Client, namespace: &str) -> Result<Vec<MoveKind>, Pi
     }
     if !kinds
         .iter()
-        .any(|k| k.group == "cluster.x-k8s.io" && k.kind == "Cluster")
+        .any(|k| k.group == CLUSTER.group && k.kind == CLUSTER.kind)
     {
         return Err(PivotError::NotReady {
             what: format!("the target cluster for namespace {namespace}"),
             waited: Duration::ZERO,
-            reason: "the Cluster API CRDs are not installed there yet (no Cluster kind labelled clusterctl.cluster.x-k8s.io)".into(),
+            reason: format!("the Cluster API CRDs are not installed there yet (no Cluster kind labelled {CLUSTERCTL_LABEL})"),
         });
     }
     Ok(kinds)
@@ -148,13 +148,8 @@ fn source_object(
     }
 }
 
-fn cluster_api(client: &Client, namespace: &str, kind: &str, plural: &str) -> Api<DynamicObject> {
-    let gvk = GroupVersionKind::gvk("cluster.x-k8s.io", "v1beta2", kind);
-    Api::namespaced_with(
-        client.clone(),
-        namespace,
-        &ApiResource::from_gvk_with_plural(&gvk, plural),
-    )
+fn cluster_api(client: &Client, namespace: &str, kind: &CapiKind) -> Api<DynamicObject> {
+    Api::namespaced_with(client.clone(), namespace, &kind.api_resource())
 }
 
 /// Why the source cluster cannot be moved yet, if it cannot.
@@ -163,7 +158,7 @@ async fn not_ready(
     namespace: &str,
     cluster: &str,
 ) -> Result<Option<String>, PivotError> {
-    let clusters = cluster_api(source, namespace, "Cluster", "clusters");
+    let clusters = cluster_api(source, namespace, &CLUSTER);
     let Some(found) = clusters
         .get_opt(cluster)
         .await
@@ -186,8 +181,8 @@ async fn not_ready(
     if !flag("/status/initialization/controlPlaneInitialized") {
         return Ok(Some("its control plane is not initialized".into()));
     }
-    let machines = cluster_api(source, namespace, "Machine", "machines")
-        .list(&ListParams::default().labels(&format!("cluster.x-k8s.io/cluster-name={cluster}")))
+    let machines = cluster_api(source, namespace, &MACHINE)
+        .list(&ListParams::default().labels(&format!("{CAPI_CLUSTER_NAME_LABEL}={cluster}")))
         .await
         .map_err(api_error(
             "list",

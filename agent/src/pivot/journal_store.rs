@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::PostParams;
 use kube::{Api, Client};
-use strata_shared::agent_install::AGENT_NAMESPACE;
+use strata_shared::contracts::names::{AGENT_NAMESPACE, pivot_journal_name, reverse_journal_name};
 use strata_shared::pivot::journal::{Direction, MoveJournal};
 use strata_shared::pivot::journal_record::{journal_data, journal_from};
 
@@ -19,13 +19,13 @@ pub struct JournalStore {
 
 impl JournalStore {
     pub fn new(client: Client, cluster: &str, direction: Direction) -> JournalStore {
-        let suffix = match direction {
-            Direction::Pivot => "pivot",
-            Direction::Reverse => "reverse",
+        let name = match direction {
+            Direction::Pivot => pivot_journal_name(cluster),
+            Direction::Reverse => reverse_journal_name(cluster),
         };
         JournalStore {
             api: Api::namespaced(client, AGENT_NAMESPACE),
-            name: format!("strata-move-{cluster}-{suffix}"),
+            name,
         }
     }
 

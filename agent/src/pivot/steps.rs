@@ -12,16 +12,18 @@ use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, Pos
 use kube::{Api, Client};
 use serde_json::{Value, json};
 use strata_shared::pivot::journal::{JournalEntry, JournalError, MoveJournal, MovePhase, MoveStep};
+use strata_shared::contracts::capi::CLUSTER;
+use strata_shared::contracts::labels::{
+    BLOCK_MOVE_ANNOTATION, DELETE_FOR_MOVE_ANNOTATION, PAUSED_BY_MOVE_ANNOTATION,
+};
 use strata_shared::pivot::{
-    BLOCK_MOVE_ANNOTATION, DELETE_FOR_MOVE_ANNOTATION, GroupKind, MoveKind, ObjectKind,
-    SourceObject, admitted_namespace_labels, content_hash, target_object,
+    GroupKind, MoveKind, ObjectKind, SourceObject, admitted_namespace_labels, content_hash,
+    target_object,
 };
 
 use super::discover::resource;
 use super::{MoveSides, PivotError};
 
-/// Marks a Cluster paused by a move, so a resumed move knows the pause is its own.
-pub const PAUSED_BY_MOVE_ANNOTATION: &str = "strata.dev/paused-by-move";
 /// Writes in flight at once within a step: enough to hide each request's latency, few
 /// enough that the apiservers are not flooded (a group of a large cluster holds thousands).
 const PARALLEL_WRITES: usize = 16;
@@ -137,11 +139,10 @@ impl<'a> Executor<'a> {
     }
 
     fn cluster_entry<'j>(&self, journal: &'j MoveJournal) -> Option<&'j JournalEntry> {
-        journal.objects.values().find(|e| {
-            e.kind == "Cluster"
-                && e.api_version.starts_with("cluster.x-k8s.io/")
-                && e.name == journal.cluster
-        })
+        journal
+            .objects
+            .values()
+            .find(|e| CLUSTER.is(&e.api_version, &e.kind) && e.name == journal.cluster)
     }
 
     pub async fn perform(

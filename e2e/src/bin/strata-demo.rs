@@ -15,8 +15,8 @@ use strata_e2e::management::{
     ControllerProcess, ManagementEnv, ManagementOptions, apply, ensure_namespace, read_documents,
     repo_root,
 };
-use strata_shared::cluster::{ClusterPhase, WorkloadCluster, objects_namespace};
-use strata_shared::provider_components::{PROVIDER_NAME, PROVIDER_NAMESPACE};
+use strata_shared::cluster::{ClusterPhase, WorkloadCluster};
+use strata_shared::contracts::names::{PROVIDER_NAME, PROVIDER_NAMESPACE, objects_namespace};
 
 #[derive(Debug, Parser)]
 #[command(about = "Strata's order of operations on local control planes and the simulated cloud")]

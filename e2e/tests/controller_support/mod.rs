@@ -12,8 +12,8 @@ use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 use strata_e2e::cloud_sim::workload;
 use strata_e2e::management::{ControllerProcess, ManagementEnv, apply, read_documents, repo_root};
-use strata_shared::agent_install::AGENT_NAMESPACE;
-use strata_shared::cluster::{ClusterPhase, WorkloadCluster, objects_namespace};
+use strata_shared::cluster::{ClusterPhase, WorkloadCluster};
+use strata_shared::contracts::names::{AGENT_NAMESPACE, objects_namespace, pivot_journal_name};
 use strata_shared::pivot::journal::MoveJournal;
 
 /// Stops the process-wide workload control planes when the test ends, passed or not.
@@ -219,7 +219,7 @@ pub async fn machine_instances(client: &Client, namespace: &str) -> BTreeMap<Str
 /// The pivot's journal in the workload cluster.
 pub async fn pivot_journal(workload: &Client, cluster: &str) -> MoveJournal {
     let map: ConfigMap = Api::namespaced(workload.clone(), AGENT_NAMESPACE)
-        .get(&format!("strata-move-{cluster}-pivot"))
+        .get(&pivot_journal_name(cluster))
         .await
         .unwrap();
     strata_shared::pivot::journal_record::journal_from(&map).unwrap()

@@ -11,13 +11,14 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{DynamicObject, ListParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
-use strata_shared::agent_install::AGENT_NAMESPACE;
+use strata_shared::contracts::labels::PAUSED_BY_MOVE_ANNOTATION;
+use strata_shared::contracts::names::{AGENT_NAMESPACE, pivot_journal_name, reverse_journal_name};
 use strata_shared::pivot::journal::{JournalEntry, MoveJournal, MovePhase, ObjectState};
 
 use strata_e2e::cloud_sim::workload::Workload;
 use strata_e2e::management::{ControllerProcess, ManagementEnv};
 use strata_e2e::wait::eventually;
-use strata_shared::cluster::objects_namespace;
+use strata_shared::contracts::names::objects_namespace;
 
 use crate::controller_support::{
     cluster, condition, describe, get_dynamic, machine_instances, resource,
@@ -66,9 +67,6 @@ pub async fn assert_target_unpaused(target: &Client, namespace: &str, name: &str
         "the target is left paused"
     );
 }
-
-/// The annotation a move's pause of the source Cluster carries.
-pub const PAUSED_BY_MOVE: &str = "strata.dev/paused-by-move";
 
 /// How many steps the move takes: the pause, per group a create (and a status restore
 /// when any object of it has a status subresource), a phase record, per group with an
@@ -267,7 +265,7 @@ async fn names(
 /// The pivot's journal in the workload cluster, once the move has written it.
 pub async fn pivot_journal(workload: &Client, cluster: &str) -> Option<MoveJournal> {
     let map: ConfigMap = Api::namespaced(workload.clone(), AGENT_NAMESPACE)
-        .get_opt(&format!("strata-move-{cluster}-pivot"))
+        .get_opt(&pivot_journal_name(cluster))
         .await
         .ok()
         .flatten()?;
@@ -309,7 +307,7 @@ fn paused(object: &DynamicObject) -> bool {
 }
 
 fn paused_by_move(object: &DynamicObject) -> bool {
-    paused(object) && object.annotations().contains_key(PAUSED_BY_MOVE)
+    paused(object) && object.annotations().contains_key(PAUSED_BY_MOVE_ANNOTATION)
 }
 
 /// What must hold at any moment of a move, checked while no agent runs (right after a
@@ -471,7 +469,7 @@ pub async fn moves_back_when_deleted(
             let wc = cluster(&client, ns, name).await?;
             let status = wc.status.as_ref()?;
             let pivoted = strata_shared::conditions::find(&status.conditions, "Pivoted")?;
-            (pivoted.reason == strata_shared::cluster::REASON_MOVED_BACK).then(|| wc.clone())
+            (pivoted.reason == strata_shared::contracts::conditions::REASON_MOVED_BACK).then(|| wc.clone())
         },
     )
     .await;
@@ -485,7 +483,7 @@ pub async fn moves_back_when_deleted(
         describe(Some(&moved_back))
     );
     let journal: ConfigMap = Api::namespaced(w.clone(), AGENT_NAMESPACE)
-        .get(&format!("strata-move-{name}-reverse"))
+        .get(&reverse_journal_name(&name))
         .await
         .unwrap();
     let journal = strata_shared::pivot::journal_record::journal_from(&journal).unwrap();

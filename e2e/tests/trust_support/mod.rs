@@ -15,8 +15,8 @@ use strata_e2e::management::{
     ControllerProcess, ManagementEnv, SYSTEM_NAMESPACE, ensure_namespace,
 };
 use strata_e2e::wait::eventually;
-use strata_shared::agent_install::{AGENT_NAMESPACE, ClusterLocation, MANAGEMENT_SECRET};
 use strata_shared::cluster::WorkloadCluster;
+use strata_shared::contracts::names::{AGENT_NAMESPACE, ClusterLocation, MANAGEMENT_SECRET};
 use strata_shared::provider_components::DEFAULT_SIM_PROVIDER_IMAGE;
 
 use crate::controller_support::{apply_sample, cluster};

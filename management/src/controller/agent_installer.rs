@@ -4,7 +4,8 @@
 //! current credential, and its Deployment.
 
 use kube::Client;
-use strata_shared::agent_install::{ClusterLocation, management_rbac, workload_objects};
+use strata_shared::agent_install::{management_rbac, workload_objects};
+use strata_shared::contracts::names::ClusterLocation;
 use strata_shared::management_access::{ManagementAccess, ManagementLinkData, SecretKey};
 use strata_shared::provider_components::ProviderController;
 

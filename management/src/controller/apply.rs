@@ -11,8 +11,13 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use strata_shared::contracts::field_managers::CONTROLLER_FIELD_MANAGER;
+use strata_shared::contracts::labels::{
+    MANAGED_BY, MANAGED_BY_LABEL, OBJECTS_NAMESPACE_LABEL, WORKLOAD_CLUSTER_LABEL,
+    WORKLOAD_CLUSTER_NAMESPACE_LABEL,
+};
 
-use super::context::{FIELD_MANAGER, WRITE_TIMEOUT};
+use super::context::WRITE_TIMEOUT;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
@@ -95,7 +100,7 @@ pub async fn apply_json(client: &Client, object: &Value) -> Result<DynamicObject
         Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
         None => Api::all_with(client.clone(), &resource),
     };
-    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let params = PatchParams::apply(CONTROLLER_FIELD_MANAGER).force();
     let shown = display_name(namespace, &name);
     bounded(
         &kind,
@@ -127,12 +132,7 @@ where
         .map_err(|e| invalid(format!("the applied object reads back wrong: {e}")))
 }
 
-/// Labels that mark a namespace as a cluster's objects namespace.
-pub const CLUSTER_NAMESPACE_LABEL: &str = "strata.dev/workload-cluster-namespace";
-pub const CLUSTER_NAME_LABEL: &str = "strata.dev/workload-cluster";
-/// Selects the namespace in the vSphere identity's allowedNamespaces.
-pub const OBJECTS_NAMESPACE_LABEL: &str = "strata.dev/cluster-namespace";
-
+/// The labels that mark a namespace as a cluster's objects namespace.
 pub fn namespace_labels(
     cluster_namespace: &str,
     cluster: &str,
@@ -140,26 +140,23 @@ pub fn namespace_labels(
 ) -> BTreeMap<String, String> {
     BTreeMap::from([
         (
-            CLUSTER_NAMESPACE_LABEL.to_string(),
+            WORKLOAD_CLUSTER_NAMESPACE_LABEL.to_string(),
             cluster_namespace.to_string(),
         ),
-        (CLUSTER_NAME_LABEL.to_string(), cluster.to_string()),
+        (WORKLOAD_CLUSTER_LABEL.to_string(), cluster.to_string()),
         (
             OBJECTS_NAMESPACE_LABEL.to_string(),
             objects_namespace.to_string(),
         ),
-        (
-            "app.kubernetes.io/managed-by".to_string(),
-            "strata".to_string(),
-        ),
+        (MANAGED_BY_LABEL.to_string(), MANAGED_BY.to_string()),
     ])
 }
 
 /// Whether an existing namespace is this cluster's (by its labels).
 pub fn namespace_belongs_to(namespace: &Namespace, cluster_namespace: &str, cluster: &str) -> bool {
     let labels = namespace.labels();
-    labels.get(CLUSTER_NAMESPACE_LABEL).map(String::as_str) == Some(cluster_namespace)
-        && labels.get(CLUSTER_NAME_LABEL).map(String::as_str) == Some(cluster)
+    labels.get(WORKLOAD_CLUSTER_NAMESPACE_LABEL).map(String::as_str) == Some(cluster_namespace)
+        && labels.get(WORKLOAD_CLUSTER_LABEL).map(String::as_str) == Some(cluster)
 }
 
 /// Creates or updates the cluster's objects namespace; returns it (with its UID).

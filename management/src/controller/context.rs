@@ -11,14 +11,10 @@ use strata_shared::pack_registry::PackRegistry;
 use strata_shared::profile::ClusterProfile;
 use strata_shared::provider_components::ProviderController;
 
-use super::link::LinkWatch;
+use super::link_watch::LinkWatch;
 use super::metrics::Metrics;
 use super::packs::PackResolver;
 
-/// The field manager of everything the controller writes.
-pub const FIELD_MANAGER: &str = "strata.dev/controller";
-/// The finalizer that lets the controller tear a cluster down before it goes.
-pub const FINALIZER: &str = "strata.dev/controller";
 /// Every write is bounded: a hung apiserver must not hold a reconcile forever.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -45,8 +41,7 @@ impl Settings {
     /// Where the provider of `cloud` reads its identity Secrets, for clouds whose identity
     /// is cluster-scoped; None when the Secret lives beside the cluster (Azure) or there is
     /// none (sim).
-    pub fn provider_namespace(&self, cloud: strata_shared::cluster::ClusterCloud) -> Option<&str> {
-        use strata_shared::cluster::ClusterCloud;
+    pub fn provider_namespace(&self, cloud: ClusterCloud) -> Option<&str> {
         match cloud {
             ClusterCloud::Vsphere => Some(&self.vsphere_provider_namespace),
             ClusterCloud::Aws => Some(&self.aws_provider_namespace),

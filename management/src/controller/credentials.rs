@@ -12,12 +12,14 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
-use strata_shared::agent_install::{ClusterLocation, owned_by, owner_labels};
+use strata_shared::agent_install::{owned_by, owner_labels};
+use strata_shared::contracts::field_managers::CONTROLLER_FIELD_MANAGER;
+use strata_shared::contracts::names::ClusterLocation;
 use strata_shared::management_access::{
     ManagementAccess, credential_of, credential_secret, needs_renewal,
 };
 
-use super::context::{FIELD_MANAGER, Settings, WRITE_TIMEOUT};
+use super::context::{Settings, WRITE_TIMEOUT};
 
 /// The longest life a token of an agent may have, whatever `--agent-token-seconds` says: a
 /// token that leaked from a site is good for a week at most.
@@ -121,7 +123,7 @@ pub async fn ensure(
         &account_shown,
         accounts.patch(
             &names.service_account,
-            &PatchParams::apply(FIELD_MANAGER).force(),
+            &PatchParams::apply(CONTROLLER_FIELD_MANAGER).force(),
             &Patch::Apply(&account),
         ),
     )
@@ -168,7 +170,7 @@ pub async fn refresh(
         &format!("Secret {system}/{}", names.credential_secret),
         secrets.patch(
             &names.credential_secret,
-            &PatchParams::apply(FIELD_MANAGER).force(),
+            &PatchParams::apply(CONTROLLER_FIELD_MANAGER).force(),
             &Patch::Apply(&written),
         ),
     )

@@ -19,24 +19,26 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, ObjectReference};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
-use kube::api::{
-    ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
-};
+use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde_json::json;
-use strata_shared::agent_install::{CAPI_GROUPS, ClusterLocation, owned_by};
+use strata_shared::agent_install::owned_by;
 use strata_shared::cluster::ledger::{PivotLatch, decide_deletion, objects_returned};
-use strata_shared::cluster::{ClusterPhase, DeletionPolicy, REASON_MOVED_BACK, WorkloadCluster};
+use strata_shared::cluster::{ClusterPhase, DeletionPolicy, WorkloadCluster};
 use strata_shared::conditions::{ConditionUpdate, find};
+use strata_shared::contracts::capi::{CAPI_GROUPS, CLUSTER};
+use strata_shared::contracts::conditions::{DELETING, PIVOTED, READY, REASON_MOVED_BACK};
+use strata_shared::contracts::field_managers::CONTROLLER_FIELD_MANAGER;
+use strata_shared::contracts::names::ClusterLocation;
 
 use super::apply::namespace_belongs_to;
-use super::context::{Context, FIELD_MANAGER, WRITE_TIMEOUT};
+use super::context::{Context, WRITE_TIMEOUT};
 use super::credentials;
 use super::ledger::{self, Recorded};
 use super::reconcile::ReconcileError;
-use super::status::{self, DELETING, PIVOTED, READY, StatusUpdate};
+use super::status::{self, StatusUpdate};
 
 /// How often a deletion in progress is looked at again.
 const POLL: Duration = Duration::from_secs(2);
@@ -98,12 +100,7 @@ where
 }
 
 fn capi_clusters(client: &Client, namespace: &str) -> Api<DynamicObject> {
-    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(
-        "cluster.x-k8s.io",
-        "v1beta2",
-        "Cluster",
-    ));
-    Api::namespaced_with(client.clone(), namespace, &resource)
+    Api::namespaced_with(client.clone(), namespace, &CLUSTER.api_resource())
 }
 
 /// Whether the CAPI Cluster is in the objects namespace (a CAPI-less management cluster has
@@ -221,7 +218,7 @@ pub async fn cleanup(cluster: &WorkloadCluster, ctx: &Context) -> Result<Cleanup
         )
         .await?;
     }
-    ctx.link.forget(&format!("{namespace}/{name}"));
+    ctx.link.forget(&location.key());
     Ok(Cleanup::Done)
 }
 
@@ -322,10 +319,7 @@ async fn orphan(
     let cut_off = revoked || credentials::account_exists(client, &ctx.settings, location).await?;
     remove_agent(ctx, cluster, location).await?;
     warn_orphaned(ctx, cluster, cut_off).await;
-    ctx.link.forget(&format!(
-        "{}/{}",
-        location.cluster_namespace, location.cluster
-    ));
+    ctx.link.forget(&location.key());
     Ok(Cleanup::Done)
 }
 
@@ -392,7 +386,7 @@ async fn release_capi_objects(client: &Client, namespace: &str) -> Result<usize,
             for object in list.items.iter().filter(|o| !o.finalizers().is_empty()) {
                 let patch = json!({ "metadata": { "finalizers": null } });
                 let params = PatchParams {
-                    field_manager: Some(FIELD_MANAGER.into()),
+                    field_manager: Some(CONTROLLER_FIELD_MANAGER.into()),
                     ..PatchParams::default()
                 };
                 match api
@@ -422,7 +416,7 @@ async fn warn_orphaned(ctx: &Context, cluster: &WorkloadCluster, revoked: bool) 
     let recorder = Recorder::new(
         ctx.client.clone(),
         Reporter {
-            controller: FIELD_MANAGER.into(),
+            controller: CONTROLLER_FIELD_MANAGER.into(),
             instance: None,
         },
     );

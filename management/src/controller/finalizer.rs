@@ -7,7 +7,9 @@ use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use strata_shared::cluster::WorkloadCluster;
 
-use super::context::{FINALIZER, WRITE_TIMEOUT};
+use strata_shared::contracts::field_managers::CONTROLLER_FINALIZER;
+
+use super::context::WRITE_TIMEOUT;
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot {action} the finalizer of WorkloadCluster {cluster}: {reason}")]
@@ -18,7 +20,7 @@ pub struct FinalizerError {
 }
 
 pub fn has(cluster: &WorkloadCluster) -> bool {
-    cluster.finalizers().iter().any(|f| f == FINALIZER)
+    cluster.finalizers().iter().any(|f| f == CONTROLLER_FINALIZER)
 }
 
 async fn set(
@@ -59,7 +61,7 @@ async fn set(
 
 pub async fn add(client: &Client, cluster: &WorkloadCluster) -> Result<(), FinalizerError> {
     let mut finalizers = cluster.finalizers().to_vec();
-    finalizers.push(FINALIZER.to_string());
+    finalizers.push(CONTROLLER_FINALIZER.to_string());
     set(client, cluster, finalizers, "add").await
 }
 
@@ -67,7 +69,7 @@ pub async fn remove(client: &Client, cluster: &WorkloadCluster) -> Result<(), Fi
     let finalizers: Vec<String> = cluster
         .finalizers()
         .iter()
-        .filter(|f| *f != FINALIZER)
+        .filter(|f| *f != CONTROLLER_FINALIZER)
         .cloned()
         .collect();
     set(client, cluster, finalizers, "remove").await

@@ -8,8 +8,9 @@ use kube::api::{Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 use strata_shared::cluster::ledger::ClusterLedger;
+use strata_shared::contracts::field_managers::CONTROLLER_FIELD_MANAGER;
 
-use super::context::{FIELD_MANAGER, WRITE_TIMEOUT};
+use super::context::WRITE_TIMEOUT;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -107,7 +108,7 @@ pub async fn record(
         })?;
     let api: Api<Namespace> = Api::all(client.clone());
     let params = PatchParams {
-        field_manager: Some(FIELD_MANAGER.to_string()),
+        field_manager: Some(CONTROLLER_FIELD_MANAGER.to_string()),
         ..PatchParams::default()
     };
     match tokio::time::timeout(

@@ -16,6 +16,7 @@ mod finalizer;
 mod http;
 mod ledger;
 mod link;
+mod link_watch;
 mod metrics;
 mod packs;
 mod reconcile;

@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use backon::{ExponentialBuilder, Retryable};
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+use kube::api::DynamicObject;
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::{Value, json};
-use strata_shared::agent_install::{ClusterLocation, controller_binding};
+use strata_shared::agent_install::controller_binding;
 use strata_shared::capi::{
     BuildError, BuildInput, IdentityInput, control_plane_objects, identity_objects,
     identity_secret_name,
@@ -20,10 +20,16 @@ use strata_shared::capi::{
 use strata_shared::cloud_account::{CloudAccount, copy_refusal};
 use strata_shared::cluster::ledger::{grant_move, objects_applied};
 use strata_shared::cluster::{
-    ClusterCloud, ClusterPhase, REASON_MOVE_REQUESTED, REASON_MOVED, ReplicaCounts,
-    WorkloadCluster, WorkloadClusterStatus,
+    ClusterCloud, ClusterPhase, ReplicaCounts, WorkloadCluster, WorkloadClusterStatus,
 };
 use strata_shared::conditions::{ConditionUpdate, find};
+use strata_shared::contracts::capi::CLUSTER;
+use strata_shared::contracts::conditions::{
+    AGENT_INSTALLED, CONTROL_PLANE_INITIALIZED, OBJECTS_APPLIED, PIVOTED, READY,
+    REASON_MOVE_REQUESTED, REASON_MOVED, REVISION_PUBLISHED, VALID,
+};
+use strata_shared::contracts::labels::{WORKLOAD_CLUSTER_LABEL, WORKLOAD_CLUSTER_NAMESPACE_LABEL};
+use strata_shared::contracts::names::ClusterLocation;
 use strata_shared::finding::Findings;
 use strata_shared::management_access::SecretKey;
 use strata_shared::profile::ClusterProfile;
@@ -33,8 +39,8 @@ use tracing::Instrument;
 
 use super::agent_installer::{self, AgentInstallError};
 use super::apply::{
-    ApplyError, CLUSTER_NAMESPACE_LABEL, apply_json, apply_typed, ensure_namespace,
-    ensure_plain_namespace, namespace_belongs_to,
+    ApplyError, apply_json, apply_typed, ensure_namespace, ensure_plain_namespace,
+    namespace_belongs_to,
 };
 use super::context::Context;
 use super::credentials::{self, CredentialError};
@@ -44,10 +50,7 @@ use super::finalizer::{self, FinalizerError};
 use super::ledger::{self, LedgerError, Recorded};
 use super::link;
 use super::revisions::{self, RevisionError};
-use super::status::{
-    self, AGENT_INSTALLED, CONTROL_PLANE_INITIALIZED, OBJECTS_APPLIED, PIVOTED, READY,
-    REVISION_PUBLISHED, StatusError, StatusUpdate, VALID,
-};
+use super::status::{self, StatusError, StatusUpdate};
 use super::workload_access::{self, UNSAFE_KUBECONFIG, Workload, WorkloadAccessError};
 
 /// How often a cluster waiting for its kubeconfig or its agent is looked at again.
@@ -326,7 +329,7 @@ async fn converge(
         && !namespace_belongs_to(existing, &namespace, &name)
     {
         let message = format!(
-            "namespace {} already exists and is not this cluster's (labels {CLUSTER_NAMESPACE_LABEL} and strata.dev/workload-cluster do not name {namespace}/{name}); rename the cluster or remove the namespace",
+            "namespace {} already exists and is not this cluster's (labels {WORKLOAD_CLUSTER_NAMESPACE_LABEL} and {WORKLOAD_CLUSTER_LABEL} do not name {namespace}/{name}); rename the cluster or remove the namespace",
             location.objects_namespace
         );
         return invalid(ctx, cluster, update, "NamespaceConflict", message).await;
@@ -735,14 +738,6 @@ fn control_plane_initialized(status: &Value) -> bool {
     flag || condition
 }
 
-fn capi_cluster_resource() -> ApiResource {
-    ApiResource::from_gvk(&GroupVersionKind::gvk(
-        "cluster.x-k8s.io",
-        "v1beta2",
-        "Cluster",
-    ))
-}
-
 async fn read_capi_cluster(
     ctx: &Context,
     location: &ClusterLocation,
@@ -750,7 +745,7 @@ async fn read_capi_cluster(
     let api: Api<DynamicObject> = Api::namespaced_with(
         ctx.client.clone(),
         &location.objects_namespace,
-        &capi_cluster_resource(),
+        &CLUSTER.api_resource(),
     );
     api.get_opt(&location.cluster)
         .await
@@ -811,15 +806,15 @@ async fn apply_objects(
     let mut count = 0;
     let (clusters, rest): (Vec<Value>, Vec<Value>) = objects
         .into_iter()
-        .partition(|o| o.get("kind").and_then(Value::as_str) == Some("Cluster"));
+        .partition(|o| o.get("kind").and_then(Value::as_str) == Some(CLUSTER.kind));
     let mut owner = None;
     for mut cluster in clusters {
         // Lets the watch on CAPI Clusters find the WorkloadCluster again.
-        cluster["metadata"]["labels"][CLUSTER_NAMESPACE_LABEL] = json!(cluster_namespace);
+        cluster["metadata"]["labels"][WORKLOAD_CLUSTER_NAMESPACE_LABEL] = json!(cluster_namespace);
         let applied = apply_json(&ctx.client, &cluster).await?;
         owner = Some(json!({
             "apiVersion": cluster.get("apiVersion").cloned().unwrap_or(Value::Null),
-            "kind": "Cluster",
+            "kind": CLUSTER.kind,
             "name": applied.name_any(),
             "uid": applied.uid().unwrap_or_default(),
             "blockOwnerDeletion": true,

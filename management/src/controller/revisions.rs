@@ -10,11 +10,9 @@ use strata_shared::revision::{
     ClusterRevision, ClusterRevisionSpec, DesiredState, content_hash, revision_name,
 };
 
-use super::context::WRITE_TIMEOUT;
+use strata_shared::contracts::labels::{REVISION_CLUSTER_LABEL, REVISION_NUMBER_LABEL};
 
-/// Labels on every revision, to list a cluster's.
-pub const REVISION_CLUSTER_LABEL: &str = "strata.dev/cluster";
-pub const REVISION_NUMBER_LABEL: &str = "strata.dev/revision";
+use super::context::WRITE_TIMEOUT;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RevisionError {

@@ -7,13 +7,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+use kube::api::DynamicObject;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Config, ResourceExt};
 use strata_shared::cluster::WorkloadCluster;
+use strata_shared::contracts::capi::CLUSTER;
+use strata_shared::contracts::labels::WORKLOAD_CLUSTER_NAMESPACE_LABEL;
 use strata_shared::leader::{LeaderElector, LeaderWatch, LeaseTiming};
 use strata_shared::pack_registry::PackRegistry;
 use strata_shared::profile::ClusterProfile;
@@ -21,7 +23,6 @@ use strata_shared::provider_components::parse_provider_flags;
 use strata_shared::registry::cache::PackCache;
 
 use super::ControllerArgs;
-use super::apply::CLUSTER_NAMESPACE_LABEL;
 use super::context::{Context, Settings};
 use super::http::{self, Health};
 use super::metrics::Metrics;
@@ -265,15 +266,8 @@ async fn lead(
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    let capi_clusters: Api<DynamicObject> = Api::all_with(
-        client.clone(),
-        &ApiResource::from_gvk(&GroupVersionKind::gvk(
-            "cluster.x-k8s.io",
-            "v1beta2",
-            "Cluster",
-        )),
-    );
-    let only_ours = watcher::Config::default().labels(CLUSTER_NAMESPACE_LABEL);
+    let capi_clusters: Api<DynamicObject> = Api::all_with(client.clone(), &CLUSTER.api_resource());
+    let only_ours = watcher::Config::default().labels(WORKLOAD_CLUSTER_NAMESPACE_LABEL);
     let lost = Arc::new(AtomicBool::new(false));
     let stopping = Arc::new(tokio::sync::Notify::new());
     let stop = {
@@ -323,14 +317,10 @@ async fn lead(
         )
         .watches_with(
             capi_clusters,
-            ApiResource::from_gvk(&GroupVersionKind::gvk(
-                "cluster.x-k8s.io",
-                "v1beta2",
-                "Cluster",
-            )),
+            CLUSTER.api_resource(),
             only_ours,
             |capi| {
-                let namespace = capi.labels().get(CLUSTER_NAMESPACE_LABEL).cloned()?;
+                let namespace = capi.labels().get(WORKLOAD_CLUSTER_NAMESPACE_LABEL).cloned()?;
                 Some(ObjectRef::<WorkloadCluster>::new(&capi.name_any()).within(&namespace))
             },
         )

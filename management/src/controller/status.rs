@@ -8,18 +8,9 @@ use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use strata_shared::cluster::{ClusterPhase, ReplicaCounts, WorkloadCluster};
 use strata_shared::conditions::{ConditionUpdate, set_condition};
+use strata_shared::contracts::field_managers::CONTROLLER_FIELD_MANAGER;
 
-use super::context::{FIELD_MANAGER, WRITE_TIMEOUT};
-
-pub const VALID: &str = "Valid";
-pub const REVISION_PUBLISHED: &str = "RevisionPublished";
-pub const OBJECTS_APPLIED: &str = "ObjectsApplied";
-pub const CONTROL_PLANE_INITIALIZED: &str = "ControlPlaneInitialized";
-pub const AGENT_INSTALLED: &str = "AgentInstalled";
-pub const DELETING: &str = "Deleting";
-pub const READY: &str = "Ready";
-/// Written by the agent (see `strata_shared::cluster::PIVOTED_CONDITION`).
-pub const PIVOTED: &str = strata_shared::cluster::PIVOTED_CONDITION;
+use super::context::WRITE_TIMEOUT;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StatusError {
@@ -163,7 +154,7 @@ pub async fn write(
         "status": status,
     });
     let api: Api<WorkloadCluster> = Api::namespaced(client.clone(), &namespace);
-    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let params = PatchParams::apply(CONTROLLER_FIELD_MANAGER).force();
     let shown = format!("{namespace}/{name}");
     match tokio::time::timeout(
         WRITE_TIMEOUT,

@@ -10,10 +10,9 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::{Api, Client};
-use strata_shared::agent_install::ClusterLocation;
-use strata_shared::cluster::ledger::{
-    WORKLOAD_CA_ANNOTATION, WORKLOAD_SERVER_ANNOTATION, WorkloadPin,
-};
+use strata_shared::cluster::ledger::WorkloadPin;
+use strata_shared::contracts::labels::{WORKLOAD_CA_ANNOTATION, WORKLOAD_SERVER_ANNOTATION};
+use strata_shared::contracts::names::ClusterLocation;
 use strata_shared::workload_kubeconfig::{ClientTimeouts, parse};
 
 use super::context::WRITE_TIMEOUT;

@@ -1,4 +1,4 @@
-//! AWS (CAPA, `v1beta2`): `AWSCluster` and `AWSMachineTemplate`.
+//! AWS (CAPA): `AWSCluster` and `AWSMachineTemplate`.
 
 use serde_json::{Map, Value, json};
 
@@ -7,12 +7,12 @@ use super::{
     BuildError, BuildInput, InfraKinds, Role, identity_name, image_annotation, insert_some,
 };
 use crate::cluster::{AwsPlacement, AwsSubnet, ClusterCloud, MachineShape};
+use crate::contracts::capi::{AWS_CLUSTER, AWS_CLUSTER_STATIC_IDENTITY, AWS_MACHINE_TEMPLATE};
 use crate::revision::DesiredState;
 
 pub(super) const KINDS: InfraKinds = InfraKinds {
-    api_version: "infrastructure.cluster.x-k8s.io/v1beta2",
-    cluster: "AWSCluster",
-    machine_template: "AWSMachineTemplate",
+    cluster: AWS_CLUSTER,
+    machine_template: AWS_MACHINE_TEMPLATE,
 };
 
 const DEFAULT_ROOT_VOLUME_GIB: u64 = 80;
@@ -33,7 +33,7 @@ pub(super) fn cluster_spec(input: &BuildInput) -> Result<Value, BuildError> {
     spec.insert("sshKeyName".into(), json!(placement.ssh_key_name));
     spec.insert(
         "identityRef".into(),
-        json!({ "kind": "AWSClusterStaticIdentity", "name": identity_name(input.namespace) }),
+        json!({ "kind": AWS_CLUSTER_STATIC_IDENTITY.kind, "name": identity_name(input.namespace) }),
     );
     let mut network = Map::new();
     if let Some(vpc) = &placement.vpc_id {

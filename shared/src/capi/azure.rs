@@ -1,6 +1,6 @@
-//! Azure (CAPZ, `v1beta1`): `AzureCluster` and `AzureMachineTemplate`. Unlike the core
-//! and other providers' types, CAPZ v1beta1 refers to its identity with a v1
-//! `ObjectReference` (apiVersion, kind, name, namespace).
+//! Azure (CAPZ, still `v1beta1`): `AzureCluster` and `AzureMachineTemplate`. Unlike the
+//! core and other providers' types, CAPZ refers to its identity with a v1 `ObjectReference`
+//! (apiVersion, kind, name, namespace).
 
 use serde_json::{Map, Value, json};
 
@@ -9,14 +9,12 @@ use super::{
     BuildError, BuildInput, InfraKinds, Role, identity_name, image_annotation, insert_some,
 };
 use crate::cluster::{AzurePlacement, ClusterCloud, MachineShape};
+use crate::contracts::capi::{AZURE_CLUSTER, AZURE_CLUSTER_IDENTITY, AZURE_MACHINE_TEMPLATE};
 use crate::revision::DesiredState;
 
-pub(super) const API_VERSION: &str = "infrastructure.cluster.x-k8s.io/v1beta1";
-
 pub(super) const KINDS: InfraKinds = InfraKinds {
-    api_version: API_VERSION,
-    cluster: "AzureCluster",
-    machine_template: "AzureMachineTemplate",
+    cluster: AZURE_CLUSTER,
+    machine_template: AZURE_MACHINE_TEMPLATE,
 };
 
 const DEFAULT_OS_DISK_GIB: u64 = 128;
@@ -35,8 +33,8 @@ pub(super) fn cluster_spec(input: &BuildInput) -> Result<Value, BuildError> {
         "resourceGroup": placement.resource_group,
         "subscriptionID": placement.subscription_id,
         "identityRef": {
-            "apiVersion": API_VERSION,
-            "kind": "AzureClusterIdentity",
+            "apiVersion": AZURE_CLUSTER_IDENTITY.api_version,
+            "kind": AZURE_CLUSTER_IDENTITY.kind,
             "name": identity_name(input.namespace),
             "namespace": input.namespace,
         },

@@ -15,18 +15,20 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value, json};
 
-use super::{BuildError, CLUSTER_NAMESPACE_LABEL, MANAGED_BY_LABEL, MOVE_HIERARCHY_LABEL, azure};
+use super::BuildError;
 use crate::cloud_account::required_secret_keys;
 use crate::cluster::ClusterCloud;
+use crate::contracts::capi::{
+    AWS_CLUSTER_STATIC_IDENTITY, AZURE_CLUSTER_IDENTITY, VSPHERE_CLUSTER_IDENTITY,
+};
+use crate::contracts::labels::{
+    MANAGED_BY, MOVE_HIERARCHY_LABEL, OBJECTS_NAMESPACE_LABEL, SECRET_NAMESPACE_ANNOTATION,
+    STRATA_MANAGED_BY_LABEL,
+};
 use crate::revision::AccountSettings;
 
 /// Optional credentials the provider uses when present.
 const AWS_SESSION_TOKEN: &str = "SessionToken";
-
-/// On a cluster-scoped identity: the namespace of the Secret it names. The provider reads
-/// that Secret from its own namespace, which the identity does not say; the pivot needs it
-/// to copy the Secret where the workload cluster's provider will look.
-pub const SECRET_NAMESPACE_ANNOTATION: &str = "strata.dev/secret-namespace";
 
 pub struct IdentityInput<'a> {
     /// The cluster's namespace, the only one allowed to use the identity.
@@ -55,14 +57,14 @@ pub fn identity_objects(input: &IdentityInput) -> Result<Vec<Value>, BuildError>
     let name = identity_name(input.namespace);
     let secret_name = identity_secret_name(input.namespace);
     let mut labels = json!({
-        MANAGED_BY_LABEL: "strata",
-        CLUSTER_NAMESPACE_LABEL: input.namespace,
+        STRATA_MANAGED_BY_LABEL: MANAGED_BY,
+        OBJECTS_NAMESPACE_LABEL: input.namespace,
     });
     let objects = match input.cloud {
         ClusterCloud::Vsphere => {
             let identity = json!({
-                "apiVersion": "infrastructure.cluster.x-k8s.io/v1beta2",
-                "kind": "VSphereClusterIdentity",
+                "apiVersion": VSPHERE_CLUSTER_IDENTITY.api_version,
+                "kind": VSPHERE_CLUSTER_IDENTITY.kind,
                 "metadata": {
                     "name": name,
                     "labels": labels,
@@ -72,7 +74,7 @@ pub fn identity_objects(input: &IdentityInput) -> Result<Vec<Value>, BuildError>
                     "secretName": secret_name,
                     // CAPV v1beta2 admits namespaces by selector only.
                     "allowedNamespaces": {
-                        "selector": { "matchLabels": { CLUSTER_NAMESPACE_LABEL: input.namespace } },
+                        "selector": { "matchLabels": { OBJECTS_NAMESPACE_LABEL: input.namespace } },
                     },
                 },
             });
@@ -81,8 +83,8 @@ pub fn identity_objects(input: &IdentityInput) -> Result<Vec<Value>, BuildError>
         }
         ClusterCloud::Aws => {
             let identity = json!({
-                "apiVersion": "infrastructure.cluster.x-k8s.io/v1beta2",
-                "kind": "AWSClusterStaticIdentity",
+                "apiVersion": AWS_CLUSTER_STATIC_IDENTITY.api_version,
+                "kind": AWS_CLUSTER_STATIC_IDENTITY.kind,
                 "metadata": {
                     "name": name,
                     "labels": labels,
@@ -111,8 +113,8 @@ pub fn identity_objects(input: &IdentityInput) -> Result<Vec<Value>, BuildError>
                     })?;
             labels[MOVE_HIERARCHY_LABEL] = json!("true");
             let identity = json!({
-                "apiVersion": azure::API_VERSION,
-                "kind": "AzureClusterIdentity",
+                "apiVersion": AZURE_CLUSTER_IDENTITY.api_version,
+                "kind": AZURE_CLUSTER_IDENTITY.kind,
                 "metadata": { "name": name, "namespace": input.namespace, "labels": labels },
                 "spec": {
                     "type": "ServicePrincipal",

@@ -3,10 +3,10 @@
 //! and its machine template (applied by the controller, with one replica), the worker
 //! pools (applied by the agent after the pivot), and the provider identity with its Secret.
 //!
-//! Field names and nesting follow the upstream storage versions (core, kubeadm, vSphere
-//! and AWS `v1beta2`; Azure `v1beta1`), as checked against the real CRDs by
-//! `e2e/tests/capi_build.rs`: the apiserver prunes a misspelled field silently, so nothing
-//! is written here that those schemas do not declare.
+//! Field names and nesting follow the upstream storage versions of the kinds in
+//! [`crate::contracts::capi`], as checked against the real CRDs by `e2e/tests/capi_build.rs`:
+//! the apiserver prunes a misspelled field silently, so nothing is written here that those
+//! schemas do not declare.
 
 mod aws;
 mod azure;
@@ -24,33 +24,16 @@ use sha2::{Digest, Sha256};
 use crate::cluster::{ClusterCloud, MachineShape};
 use crate::revision::DesiredState;
 
-pub use identity::{
-    IdentityInput, SECRET_NAMESPACE_ANNOTATION, identity_name, identity_objects,
-    identity_secret_name,
+use crate::contracts::capi::{
+    CLUSTER, CapiKind, KUBEADM_CONFIG_TEMPLATE, KUBEADM_CONTROL_PLANE, MACHINE_DEPLOYMENT,
+};
+use crate::contracts::labels::{
+    CAPI_CLUSTER_NAME_LABEL, CAPI_DEPLOYMENT_NAME_LABEL, CLOUD_TYPE_LABEL, CONTROL_PLANE_POOL,
+    NODE_POOL_LABEL, PROFILES_ANNOTATION, REVISION_ANNOTATION, WORKLOAD_CLUSTER_LABEL,
 };
 
-pub const CLUSTER_NAME_LABEL: &str = "cluster.x-k8s.io/cluster-name";
-pub const DEPLOYMENT_NAME_LABEL: &str = "cluster.x-k8s.io/deployment-name";
-pub const MOVE_HIERARCHY_LABEL: &str = "clusterctl.cluster.x-k8s.io/move-hierarchy";
-pub const CLOUD_TYPE_LABEL: &str = "strata.dev/cloud-type";
-pub const WORKLOAD_CLUSTER_LABEL: &str = "strata.dev/workload-cluster";
-pub const NODE_POOL_LABEL: &str = "strata.dev/node-pool";
-pub const MANAGED_BY_LABEL: &str = "strata.dev/managed-by";
-/// On the cluster's namespace (and on identity objects): the vSphere identity admits
-/// namespaces by label selector only, and 1.20 has no `kubernetes.io/metadata.name`.
-pub const CLUSTER_NAMESPACE_LABEL: &str = "strata.dev/cluster-namespace";
-pub const REVISION_ANNOTATION: &str = "strata.dev/revision";
-pub const PROFILES_ANNOTATION: &str = "strata.dev/profiles";
+pub use identity::{IdentityInput, identity_name, identity_objects, identity_secret_name};
 
-/// The `strata.dev/node-pool` value of control-plane machines.
-pub const CONTROL_PLANE_POOL: &str = "control-plane";
-
-const CORE_API: &str = "cluster.x-k8s.io/v1beta2";
-const CONTROL_PLANE_GROUP: &str = "controlplane.cluster.x-k8s.io";
-const CONTROL_PLANE_API: &str = "controlplane.cluster.x-k8s.io/v1beta2";
-const BOOTSTRAP_GROUP: &str = "bootstrap.cluster.x-k8s.io";
-const BOOTSTRAP_API: &str = "bootstrap.cluster.x-k8s.io/v1beta2";
-const INFRA_GROUP: &str = "infrastructure.cluster.x-k8s.io";
 const API_SERVER_PORT: u16 = 6443;
 
 pub struct BuildInput<'a> {
@@ -121,10 +104,10 @@ impl Role<'_> {
     }
 }
 
+/// The infrastructure kinds of one cloud.
 struct InfraKinds {
-    api_version: &'static str,
-    cluster: &'static str,
-    machine_template: &'static str,
+    cluster: CapiKind,
+    machine_template: CapiKind,
 }
 
 fn infra_kinds(cloud: ClusterCloud) -> InfraKinds {
@@ -191,8 +174,8 @@ pub fn control_plane_objects(input: &BuildInput) -> Result<Vec<Value>, BuildErro
     labels[CLOUD_TYPE_LABEL] = json!(desired.cloud_type.as_str());
     labels[WORKLOAD_CLUSTER_LABEL] = json!(cluster);
     let cluster_object = json!({
-        "apiVersion": CORE_API,
-        "kind": "Cluster",
+        "apiVersion": CLUSTER.api_version,
+        "kind": CLUSTER.kind,
         "metadata": {
             "name": cluster,
             "namespace": input.namespace,
@@ -204,13 +187,13 @@ pub fn control_plane_objects(input: &BuildInput) -> Result<Vec<Value>, BuildErro
         },
         "spec": {
             "clusterNetwork": cluster_network(desired),
-            "controlPlaneRef": reference(CONTROL_PLANE_GROUP, "KubeadmControlPlane", &kcp_name),
-            "infrastructureRef": reference(INFRA_GROUP, kinds.cluster, cluster),
+            "controlPlaneRef": reference(&KUBEADM_CONTROL_PLANE, &kcp_name),
+            "infrastructureRef": reference(&kinds.cluster, cluster),
         },
     });
     let kcp = json!({
-        "apiVersion": CONTROL_PLANE_API,
-        "kind": "KubeadmControlPlane",
+        "apiVersion": KUBEADM_CONTROL_PLANE.api_version,
+        "kind": KUBEADM_CONTROL_PLANE.kind,
         "metadata": metadata(input, &kcp_name, cluster_labels(cluster)),
         "spec": {
             "replicas": 1,
@@ -218,7 +201,7 @@ pub fn control_plane_objects(input: &BuildInput) -> Result<Vec<Value>, BuildErro
             "machineTemplate": {
                 "metadata": { "labels": { NODE_POOL_LABEL: CONTROL_PLANE_POOL } },
                 "spec": {
-                    "infrastructureRef": reference(INFRA_GROUP, kinds.machine_template, &template_name),
+                    "infrastructureRef": reference(&kinds.machine_template, &template_name),
                 },
             },
             "kubeadmConfigSpec": kubeadm::control_plane_spec(desired, &cloud),
@@ -227,14 +210,12 @@ pub fn control_plane_objects(input: &BuildInput) -> Result<Vec<Value>, BuildErro
     Ok(vec![
         cluster_object,
         object(
-            kinds.api_version,
-            kinds.cluster,
+            &kinds.cluster,
             metadata(input, cluster, cluster_labels(cluster)),
             infra_cluster,
         ),
         object(
-            kinds.api_version,
-            kinds.machine_template,
+            &kinds.machine_template,
             metadata(input, &template_name, cluster_labels(cluster)),
             template_spec,
         ),
@@ -257,8 +238,8 @@ pub fn worker_pool_objects(input: &BuildInput) -> Result<Vec<Value>, BuildError>
         let machine_template = template_name(&deployment, &template_spec);
         let cloud = cloud_kubeadm(input, role, &machine_template);
         let selector = json!({
-            CLUSTER_NAME_LABEL: cluster,
-            DEPLOYMENT_NAME_LABEL: deployment,
+            CAPI_CLUSTER_NAME_LABEL: cluster,
+            CAPI_DEPLOYMENT_NAME_LABEL: deployment,
         });
         let mut machine_labels = selector.clone();
         machine_labels[NODE_POOL_LABEL] = json!(pool.name);
@@ -266,8 +247,7 @@ pub fn worker_pool_objects(input: &BuildInput) -> Result<Vec<Value>, BuildError>
         deployment_labels[NODE_POOL_LABEL] = json!(pool.name);
 
         objects.push(object(
-            kinds.api_version,
-            kinds.machine_template,
+            &kinds.machine_template,
             metadata(input, &machine_template, cluster_labels(cluster)),
             template_spec,
         ));
@@ -277,14 +257,12 @@ pub fn worker_pool_objects(input: &BuildInput) -> Result<Vec<Value>, BuildError>
         let config_spec = json!({ "template": { "spec": kubeadm::worker_spec(desired, &cloud) } });
         let config_name = template_name(&deployment, &config_spec);
         objects.push(object(
-            BOOTSTRAP_API,
-            "KubeadmConfigTemplate",
+            &KUBEADM_CONFIG_TEMPLATE,
             metadata(input, &config_name, cluster_labels(cluster)),
             config_spec,
         ));
         objects.push(object(
-            CORE_API,
-            "MachineDeployment",
+            &MACHINE_DEPLOYMENT,
             metadata(input, &deployment, deployment_labels),
             json!({
                 "clusterName": cluster,
@@ -296,9 +274,9 @@ pub fn worker_pool_objects(input: &BuildInput) -> Result<Vec<Value>, BuildError>
                         "clusterName": cluster,
                         "version": desired.kubernetes_version,
                         "bootstrap": {
-                            "configRef": reference(BOOTSTRAP_GROUP, "KubeadmConfigTemplate", &config_name),
+                            "configRef": reference(&KUBEADM_CONFIG_TEMPLATE, &config_name),
                         },
-                        "infrastructureRef": reference(INFRA_GROUP, kinds.machine_template, &machine_template),
+                        "infrastructureRef": reference(&kinds.machine_template, &machine_template),
                     },
                 },
             }),
@@ -368,20 +346,20 @@ fn cluster_network(desired: &DesiredState) -> Value {
 }
 
 fn cluster_labels(cluster: &str) -> Value {
-    json!({ CLUSTER_NAME_LABEL: cluster })
+    json!({ CAPI_CLUSTER_NAME_LABEL: cluster })
 }
 
 fn metadata(input: &BuildInput, name: &str, labels: Value) -> Value {
     json!({ "name": name, "namespace": input.namespace, "labels": labels })
 }
 
-fn object(api_version: &str, kind: &str, metadata: Value, spec: Value) -> Value {
-    json!({ "apiVersion": api_version, "kind": kind, "metadata": metadata, "spec": spec })
+fn object(kind: &CapiKind, metadata: Value, spec: Value) -> Value {
+    json!({ "apiVersion": kind.api_version, "kind": kind.kind, "metadata": metadata, "spec": spec })
 }
 
 /// A v1beta2 contract reference: group, kind and name (the namespace is the referrer's).
-fn reference(api_group: &str, kind: &str, name: &str) -> Value {
-    json!({ "apiGroup": api_group, "kind": kind, "name": name })
+fn reference(kind: &CapiKind, name: &str) -> Value {
+    json!({ "apiGroup": kind.group, "kind": kind.kind, "name": name })
 }
 
 fn image_annotation<'d>(

@@ -1,16 +1,16 @@
-//! The simulated cloud (`e2e/src/cloud_sim`, `v1beta2`): `SimCluster` and
-//! `SimMachineTemplate`. It needs no placement, account or identity.
+//! The simulated cloud (`e2e/src/cloud_sim`): `SimCluster` and `SimMachineTemplate`. It
+//! needs no placement, account or identity.
 
 use serde_json::{Map, Value, json};
 
 use super::{InfraKinds, insert_some};
 use crate::cluster::MachineShape;
+use crate::contracts::capi::{SIM_CLUSTER, SIM_MACHINE_TEMPLATE};
 use crate::revision::DesiredState;
 
 pub(super) const KINDS: InfraKinds = InfraKinds {
-    api_version: "infrastructure.cluster.x-k8s.io/v1beta2",
-    cluster: "SimCluster",
-    machine_template: "SimMachineTemplate",
+    cluster: SIM_CLUSTER,
+    machine_template: SIM_MACHINE_TEMPLATE,
 };
 
 /// Empty: the simulator sets the control-plane endpoint once it has started the

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use super::*;
 use crate::cloud_account::{AzureAccount, VsphereAccount};
+use crate::contracts::labels::MOVE_HIERARCHY_LABEL;
 use crate::cluster::{
     AwsPlacement, AwsSubnet, AzurePlacement, ControlPlanePool, NodePools, ResolvedNetwork,
     VspherePlacement, WorkerPool,
@@ -406,7 +407,7 @@ fn every_reference_names_an_object_that_is_built() {
         for object in &objects {
             assert_eq!(object["metadata"]["namespace"], NAMESPACE);
             assert_eq!(
-                object["metadata"]["labels"][CLUSTER_NAME_LABEL], cluster,
+                object["metadata"]["labels"][CAPI_CLUSTER_NAME_LABEL], cluster,
                 "{cloud}: {} {}",
                 object["kind"], object["metadata"]["name"]
             );

@@ -1,4 +1,4 @@
-//! vSphere (CAPV, `v1beta2`): `VSphereCluster` and `VSphereMachineTemplate`.
+//! vSphere (CAPV): `VSphereCluster` and `VSphereMachineTemplate`.
 
 use serde_json::{Map, Value, json};
 
@@ -8,13 +8,13 @@ use super::{
     insert_some,
 };
 use crate::cloud_account::VsphereAccount;
+use crate::contracts::capi::{VSPHERE_CLUSTER, VSPHERE_CLUSTER_IDENTITY, VSPHERE_MACHINE_TEMPLATE};
 use crate::cluster::{ClusterCloud, MachineShape, VspherePlacement};
 use crate::revision::DesiredState;
 
 pub(super) const KINDS: InfraKinds = InfraKinds {
-    api_version: "infrastructure.cluster.x-k8s.io/v1beta2",
-    cluster: "VSphereCluster",
-    machine_template: "VSphereMachineTemplate",
+    cluster: VSPHERE_CLUSTER,
+    machine_template: VSPHERE_MACHINE_TEMPLATE,
 };
 
 const KUBE_VIP_IMAGE: &str = "ghcr.io/kube-vip/kube-vip:v0.3.8";
@@ -52,7 +52,7 @@ pub(super) fn cluster_spec(input: &BuildInput) -> Result<Value, BuildError> {
     spec.insert("thumbprint".into(), json!(account.thumbprint));
     spec.insert(
         "identityRef".into(),
-        json!({ "kind": "VSphereClusterIdentity", "name": identity_name(input.namespace) }),
+        json!({ "kind": VSPHERE_CLUSTER_IDENTITY.kind, "name": identity_name(input.namespace) }),
     );
     if let Some(host) = &placement.control_plane_endpoint {
         spec.insert(

@@ -10,18 +10,10 @@
 
 use std::collections::BTreeMap;
 
-/// `granted`: the agent may take the CAPI objects (and the controller leaves them alone);
-/// `returned`: the cluster is being deleted and the objects are back in the management
-/// cluster, for CAPI there to delete.
-pub const PIVOT_ANNOTATION: &str = "strata.dev/pivot";
-/// `decided`: the cluster is deleted where it is; no move may start.
-pub const DELETION_ANNOTATION: &str = "strata.dev/deletion";
-/// `true`: the controller applied the CAPI objects once; it never creates them again.
-pub const OBJECTS_APPLIED_ANNOTATION: &str = "strata.dev/objects-applied";
-/// The workload API server the cluster's kubeconfig named when the controller first used it.
-pub const WORKLOAD_SERVER_ANNOTATION: &str = "strata.dev/workload-server";
-/// The SHA-256 of the workload CA the cluster's kubeconfig carried then.
-pub const WORKLOAD_CA_ANNOTATION: &str = "strata.dev/workload-ca-sha256";
+use crate::contracts::labels::{
+    DELETION_ANNOTATION, OBJECTS_APPLIED_ANNOTATION, PIVOT_ANNOTATION, WORKLOAD_CA_ANNOTATION,
+    WORKLOAD_SERVER_ANNOTATION,
+};
 
 const GRANTED: &str = "granted";
 const RETURNED: &str = "returned";

@@ -15,11 +15,7 @@ use crate::profile::ProfileCloud;
 
 pub use machine::{MachineShape, known_instance_size};
 pub use network::{ClusterNetwork, ResolvedNetwork, check_network};
-pub use status::{
-    AGENT_CONNECTED_CONDITION, AgentReport, ClusterPhase, LayerState, PIVOTED_CONDITION,
-    REASON_MOVE_REQUESTED, REASON_MOVED, REASON_MOVED_BACK, REASON_MOVING, REASON_MOVING_BACK,
-    ReplicaCounts, WorkloadClusterStatus,
-};
+pub use status::{AgentReport, ClusterPhase, LayerState, ReplicaCounts, WorkloadClusterStatus};
 
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
@@ -225,29 +221,6 @@ pub struct AzurePlacement {
     pub ssh_public_key: Option<String>,
 }
 
-/// The prefix every objects namespace starts with: names that begin with it are Strata's,
-/// and a namespace of that name that does not carry the cluster's labels is never adopted.
-pub const OBJECTS_NAMESPACE_PREFIX: &str = "strata-wc-";
-
-/// The namespace of the management cluster that holds a cluster's CAPI objects and
-/// revisions and nothing else, so that RBAC can give its agent that namespace alone:
-/// `strata-wc-<namespace>-<name>-<hash>`, the readable part shortened to fit 63 characters.
-///
-/// The hash (of `namespace/name`, where `/` cannot occur in either) is what makes the name
-/// unique: joined with `-` alone, `b/c-a` and `b-c/a` would share one, and `capv/system`
-/// would take the provider's own `capv-system`. The prefix keeps the names apart from
-/// every namespace people make by hand.
-pub fn objects_namespace(namespace: &str, name: &str) -> String {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(format!("{namespace}/{name}").as_bytes());
-    // 48 bits: a collision among a million clusters has odds of about 1 in 500.
-    let hash: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
-    let room = 63 - OBJECTS_NAMESPACE_PREFIX.len() - 1 - hash.len();
-    let readable = format!("{namespace}-{name}");
-    let readable = readable[..readable.len().min(room)].trim_end_matches('-');
-    format!("{OBJECTS_NAMESPACE_PREFIX}{readable}-{hash}")
-}
-
 /// Values for one layer of the composed stack, overriding the profile's.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 pub struct LayerOverride {
@@ -255,65 +228,4 @@ pub struct LayerOverride {
     pub pack: String,
     /// YAML text merged over the layer's values (Helm merge rules).
     pub values: String,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn is_dns_label(name: &str) -> bool {
-        name.len() <= 63
-            && name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-            && !name.starts_with('-')
-            && !name.ends_with('-')
-    }
-
-    #[test]
-    fn objects_namespaces_do_not_collide_where_joined_names_would() {
-        let a = objects_namespace("b", "c-a");
-        let b = objects_namespace("b-c", "a");
-        assert_ne!(a, b);
-        assert!(a.starts_with("strata-wc-b-c-a-"), "{a}");
-        // A cluster named like a provider's namespace gets a namespace of its own.
-        assert_ne!(objects_namespace("capv", "system"), "capv-system");
-        let long = "x".repeat(63);
-        let name = objects_namespace(&long, &long);
-        assert!(is_dns_label(&name), "{name}");
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn objects_namespaces_are_valid_unique_and_reserved(
-            pairs in proptest::collection::vec(
-                ("[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?", "[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?"),
-                2..40,
-            )
-        ) {
-            let mut seen = std::collections::BTreeMap::new();
-            for (namespace, name) in &pairs {
-                let objects = objects_namespace(namespace, name);
-                proptest::prop_assert!(is_dns_label(&objects), "{}", objects);
-                proptest::prop_assert!(objects.starts_with(OBJECTS_NAMESPACE_PREFIX));
-                if let Some(other) = seen.insert(objects.clone(), (namespace, name)) {
-                    proptest::prop_assert_eq!(other, (namespace, name), "{} is shared", objects);
-                }
-            }
-        }
-
-        /// Every way of cutting one dashed name into a namespace and a name gives its own
-        /// objects namespace: the collisions a plain join would make.
-        #[test]
-        fn every_split_of_a_dashed_name_is_distinct(
-            segments in proptest::collection::vec("[a-z0-9]{1,6}", 2..8)
-        ) {
-            let mut seen = std::collections::BTreeSet::new();
-            for cut in 1..segments.len() {
-                let namespace = segments[..cut].join("-");
-                let name = segments[cut..].join("-");
-                proptest::prop_assert!(seen.insert(objects_namespace(&namespace, &name)));
-            }
-        }
-    }
 }

@@ -13,7 +13,8 @@ pub struct WorkloadClusterStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// Standard conditions: Valid, RevisionPublished, ObjectsApplied,
-    /// ControlPlaneInitialized, AgentInstalled, AgentConnected, Pivoted, Deleting, Ready.
+    /// ControlPlaneInitialized, AgentInstalled, AgentConnected, Pivoted, Deleting, Ready
+    /// (see `crate::contracts::conditions` for who writes each).
     // A map keyed by type, so the controller and the agent each own their conditions
     // under server-side apply.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -53,26 +54,6 @@ pub struct AgentReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_expires: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
 }
-
-/// The controller's condition on whether the agent reports: False once it has been silent
-/// longer than the controller's threshold.
-pub const AGENT_CONNECTED_CONDITION: &str = "AgentConnected";
-
-/// The agent's condition on a WorkloadCluster: where the CAPI objects are. The agent owns
-/// it (server-side apply, `strata.dev/agent`). It is the site's report, shown to people;
-/// the controller decides from its own ledger (see [`super::ledger`]), never from this.
-pub const PIVOTED_CONDITION: &str = "Pivoted";
-/// Pivoted=False: the agent is ready to move the objects and waits for the controller's grant.
-pub const REASON_MOVE_REQUESTED: &str = "MoveRequested";
-/// Pivoted=False: the objects are moving into the workload cluster.
-pub const REASON_MOVING: &str = "Moving";
-/// Pivoted=True: the objects live in the workload cluster.
-pub const REASON_MOVED: &str = "Moved";
-/// Pivoted=True: the cluster is being deleted and the objects are moving back.
-pub const REASON_MOVING_BACK: &str = "MovingBack";
-/// Pivoted=False: the objects are back in the management cluster, for CAPI there to
-/// delete the cluster.
-pub const REASON_MOVED_BACK: &str = "MovedBack";
 
 /// Where a cluster is in its life.
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]

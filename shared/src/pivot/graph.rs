@@ -4,11 +4,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::objects::{CLUSTER_GROUP, GroupKind, MoveKind, ObjectRef, SourceObject};
-use super::plan::UnfollowedRef;
+use super::PlanError;
+use super::objects::{GroupKind, MoveKind, ObjectRef, SourceObject, UnfollowedRef};
 use super::refs::{SpecRef, spec_refs};
-use super::{MOVE_HIERARCHY_LABEL, MOVE_LABEL, PlanError};
-use crate::capi::{CLUSTER_NAME_LABEL, SECRET_NAMESPACE_ANNOTATION};
+use crate::contracts::capi::CLUSTER;
+use crate::contracts::labels::{
+    CAPI_CLUSTER_NAME_LABEL, MOVE_HIERARCHY_LABEL, MOVE_LABEL, SECRET_NAMESPACE_ANNOTATION,
+};
 
 /// `<cluster>-<purpose>` secrets that CAPI and kubeadm create for a cluster, sometimes
 /// without an owner reference.
@@ -93,7 +95,7 @@ impl<'a> Snapshot<'a> {
 
     pub(super) fn cluster(&self, name: &str) -> Option<&'a SourceObject> {
         let key = (
-            GroupKind::new(CLUSTER_GROUP, "Cluster"),
+            GroupKind::new(CLUSTER.group, CLUSTER.kind),
             Some(self.namespace),
             name,
         );
@@ -134,7 +136,7 @@ impl<'a> Snapshot<'a> {
         let soft_owned = self.by_uid.values().filter(|object| {
             self.in_namespace(object)
                 && object.kind.group_kind() == GroupKind::new("", "Secret")
-                && (object.label(CLUSTER_NAME_LABEL) == Some(&cluster.name)
+                && (object.label(CAPI_CLUSTER_NAME_LABEL) == Some(&cluster.name)
                     || soft_owned_secret_name(&object.name, &cluster.name))
         });
         std::iter::once(cluster.uid.as_str())
@@ -291,7 +293,7 @@ impl<'a> Snapshot<'a> {
 }
 
 pub(super) fn is_cluster(object: &SourceObject) -> bool {
-    object.kind.kind == "Cluster" && object.kind.group() == CLUSTER_GROUP
+    CLUSTER.is(&object.kind.api_version, &object.kind.kind)
 }
 
 fn soft_owned_secret_name(secret_name: &str, cluster_name: &str) -> bool {

@@ -16,22 +16,12 @@ mod plan;
 mod refs;
 mod target;
 
-pub use objects::{GroupKind, MoveKind, ObjectKind, ObjectRef, OwnerRef, SourceObject};
+pub use objects::{
+    GroupKind, MoveKind, ObjectKind, ObjectRef, OwnerRef, SourceObject, UnfollowedRef,
+};
 pub use outside::{WantedObject, unread_references};
-pub use plan::{ExternalOwner, MovePlan, Stay, UnfollowedRef, plan};
+pub use plan::{ExternalOwner, MovePlan, Stay, plan};
 pub use target::{admitted_namespace_labels, content_hash, target_object};
-
-/// On a CRD: its kind belongs to Cluster API and is discovered for moves (any value).
-pub const CLUSTERCTL_LABEL: &str = "clusterctl.cluster.x-k8s.io";
-/// On an object or a CRD: move the object(s) even though no cluster owns them.
-pub const MOVE_LABEL: &str = "clusterctl.cluster.x-k8s.io/move";
-/// On an object or a CRD: move the object(s) together with everything they own.
-pub const MOVE_HIERARCHY_LABEL: &str = crate::capi::MOVE_HIERARCHY_LABEL;
-/// Set on a source object just before it is deleted, so that its controller's finalizer
-/// lets it go without tearing down the infrastructure it describes.
-pub const DELETE_FOR_MOVE_ANNOTATION: &str = "clusterctl.cluster.x-k8s.io/delete-for-move";
-/// While any object carries it, a provider is still working and the move must wait.
-pub const BLOCK_MOVE_ANNOTATION: &str = "clusterctl.cluster.x-k8s.io/block-move";
 
 /// Why a move cannot be planned or an object cannot be copied. Objects are named as
 /// `Kind namespace/name`.

@@ -6,10 +6,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{CLUSTERCTL_LABEL, MOVE_HIERARCHY_LABEL, MOVE_LABEL, PlanError};
-
-/// The core Cluster API group, of `Cluster` and `ClusterClass`.
-pub(super) const CLUSTER_GROUP: &str = "cluster.x-k8s.io";
+use super::PlanError;
+use crate::contracts::labels::{CLUSTERCTL_LABEL, MOVE_HIERARCHY_LABEL, MOVE_LABEL};
 
 /// `apiVersion` and `kind`, as written in an object.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -88,6 +86,17 @@ impl fmt::Display for ObjectRef {
     }
 }
 
+/// A reference in an object's spec that the plan did not follow, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnfollowedRef {
+    pub from: ObjectRef,
+    /// e.g. `spec.infrastructureRef`.
+    pub field: String,
+    /// `Kind.group name`, as the reference names it.
+    pub target: String,
+    pub reason: String,
+}
+
 /// An entry of `metadata.ownerReferences`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -140,12 +149,12 @@ pub struct MoveKind {
     pub plural: String,
     pub namespaced: bool,
     pub status_subresource: bool,
-    /// CRD labelled `clusterctl.cluster.x-k8s.io` (any value), or Secret/ConfigMap.
+    /// CRD labelled [`CLUSTERCTL_LABEL`] (any value), or Secret/ConfigMap.
     pub clusterctl: bool,
-    /// CRD labelled `clusterctl.cluster.x-k8s.io/move`: every object of the kind moves.
+    /// CRD labelled [`MOVE_LABEL`]: every object of the kind moves.
     pub move_label: bool,
-    /// CRD labelled `clusterctl.cluster.x-k8s.io/move-hierarchy`: every object of the kind
-    /// moves with what it owns.
+    /// CRD labelled [`MOVE_HIERARCHY_LABEL`]: every object of the kind moves with what it
+    /// owns.
     pub move_hierarchy_label: bool,
 }
 

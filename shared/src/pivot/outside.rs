@@ -144,7 +144,7 @@ mod tests {
         });
         if annotated {
             identity["metadata"]["annotations"] =
-                json!({crate::capi::SECRET_NAMESPACE_ANNOTATION: "capv-system"});
+                json!({crate::contracts::labels::SECRET_NAMESPACE_ANNOTATION: "capv-system"});
         }
         read(identity)
     }

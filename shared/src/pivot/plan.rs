@@ -11,9 +11,10 @@ use serde::{Deserialize, Serialize};
 
 use super::PlanError;
 use super::graph::{Claims, Snapshot, creation_sort_key, is_cluster};
-use super::objects::{GroupKind, MoveKind, ObjectRef, OwnerRef, SourceObject};
+use super::objects::{GroupKind, MoveKind, ObjectRef, OwnerRef, SourceObject, UnfollowedRef};
 use super::order::layers;
 use super::refs::spec_refs;
+use crate::contracts::labels::CLUSTERCTL_LABEL;
 
 /// What moves, in which order, and what stays.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,16 +53,6 @@ pub struct Stay {
 pub struct ExternalOwner {
     pub owner: OwnerRef,
     pub dependents: Vec<ObjectRef>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UnfollowedRef {
-    pub from: ObjectRef,
-    /// e.g. `spec.infrastructureRef`.
-    pub field: String,
-    /// `Kind.group name`, as the reference names it.
-    pub target: String,
-    pub reason: String,
 }
 
 impl MovePlan {
@@ -389,7 +380,7 @@ impl<'a> Snapshot<'a> {
             }
             Some(kind) if !kind.is_movable() => {
                 return format!(
-                    "kind {group_kind} is not a Cluster API kind (no clusterctl.cluster.x-k8s.io label on its CRD)"
+                    "kind {group_kind} is not a Cluster API kind (no {CLUSTERCTL_LABEL} label on its CRD)"
                 );
             }
             Some(_) => {}

@@ -231,7 +231,7 @@ fn namespace_objects() -> Vec<Value> {
         &[&namespace_owner],
     );
     identity["metadata"]["annotations"] =
-        json!({crate::capi::SECRET_NAMESPACE_ANNOTATION: PROVIDER_NS});
+        json!({crate::contracts::labels::SECRET_NAMESPACE_ANNOTATION: PROVIDER_NS});
     let mut identity_secret = owned_by(secret("strata-edge-credentials"), &[&namespace_owner]);
     identity_secret["metadata"]["namespace"] = json!(PROVIDER_NS);
     let unused_identity = cluster_scoped(object(

@@ -6,7 +6,8 @@
 use serde_json::Value;
 
 use super::objects::{SourceObject, group_of};
-use crate::capi::SECRET_NAMESPACE_ANNOTATION;
+use crate::contracts::capi::{AWS_CLUSTER_STATIC_IDENTITY, CLUSTER_CLASS, VSPHERE_CLUSTER_IDENTITY};
+use crate::contracts::labels::SECRET_NAMESPACE_ANNOTATION;
 
 /// A reference read from a spec, not yet resolved to an object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,12 +100,12 @@ const REF_FIELDS: &[RefField] = &[
     },
     // The Secrets of cluster-scoped identities, a name in the provider's namespace.
     RefField {
-        only_on: &["VSphereClusterIdentity"],
+        only_on: &[VSPHERE_CLUSTER_IDENTITY.kind],
         provider_secret: true,
         ..named("/spec/secretName", "spec.secretName", "", "Secret")
     },
     RefField {
-        only_on: &["AWSClusterStaticIdentity"],
+        only_on: &[AWS_CLUSTER_STATIC_IDENTITY.kind],
         provider_secret: true,
         ..named("/spec/secretRef", "spec.secretRef", "", "Secret")
     },
@@ -114,14 +115,14 @@ const REF_FIELDS: &[RefField] = &[
     named(
         "/spec/topology/classRef",
         "spec.topology.classRef",
-        "cluster.x-k8s.io",
-        "ClusterClass",
+        CLUSTER_CLASS.group,
+        CLUSTER_CLASS.kind,
     ),
     named(
         "/spec/topology/class",
         "spec.topology.class",
-        "cluster.x-k8s.io",
-        "ClusterClass",
+        CLUSTER_CLASS.group,
+        CLUSTER_CLASS.kind,
     ),
 ];
 

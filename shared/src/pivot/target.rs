@@ -6,8 +6,10 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::objects::{CLUSTER_GROUP, SourceObject, group_of};
-use super::{DELETE_FOR_MOVE_ANNOTATION, PlanError};
+use super::PlanError;
+use super::objects::SourceObject;
+use crate::contracts::capi::CLUSTER;
+use crate::contracts::labels::DELETE_FOR_MOVE_ANNOTATION;
 
 /// Metadata the source's apiserver set: the target sets its own, and rejects a create that
 /// carries a `resourceVersion`.
@@ -151,8 +153,10 @@ pub fn content_hash(object: &Value) -> String {
 
 fn is_capi_cluster(object: &Value) -> bool {
     let text = |key: &str| object.get(key).and_then(Value::as_str);
-    text("kind") == Some("Cluster")
-        && text("apiVersion").is_some_and(|api_version| group_of(api_version) == CLUSTER_GROUP)
+    match (text("apiVersion"), text("kind")) {
+        (Some(api_version), Some(kind)) => CLUSTER.is(api_version, kind),
+        _ => false,
+    }
 }
 
 fn write_canonical(value: &Value, out: &mut String) {
