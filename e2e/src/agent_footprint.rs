@@ -13,7 +13,7 @@ use kube::api::ListParams;
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use strata_shared::agent_install::owned_by;
-use strata_shared::contracts::labels::{OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL};
+use strata_shared::contracts::labels::{WORKLOAD_CLUSTER_LABEL, WORKLOAD_CLUSTER_NAMESPACE_LABEL};
 use strata_shared::contracts::names::{AGENT_BINDING, ClusterLocation};
 
 #[derive(Debug, thiserror::Error)]
@@ -148,7 +148,7 @@ pub async fn labelled_leftovers(
     location: &ClusterLocation,
 ) -> Result<Vec<String>, FootprintError> {
     let selector = format!(
-        "{OWNER_NAMESPACE_LABEL}={},{OWNER_NAME_LABEL}={}",
+        "{WORKLOAD_CLUSTER_NAMESPACE_LABEL}={},{WORKLOAD_CLUSTER_LABEL}={}",
         location.cluster_namespace, location.cluster
     );
     let params = ListParams::default().labels(&selector);

@@ -17,7 +17,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::contracts::capi::{CAPI_GROUPS, CLUSTER_SCOPED_IDENTITIES, INFRASTRUCTURE_GROUP};
 use crate::contracts::labels::{
-    APP_NAME_LABEL, MANAGED_BY, MANAGED_BY_LABEL, OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL,
+    APP_NAME_LABEL, MANAGED_BY, MANAGED_BY_LABEL, WORKLOAD_CLUSTER_LABEL,
+    WORKLOAD_CLUSTER_NAMESPACE_LABEL,
 };
 use crate::contracts::names::{
     AGENT_BINDING, AGENT_NAME, AGENT_NAMESPACE, AGENT_OBJECTS_ROLE, CONTROLLER_BINDING,
@@ -161,18 +162,18 @@ pub struct ManagementRbac {
 pub fn owner_labels(location: &ClusterLocation) -> BTreeMap<String, String> {
     let mut labels = labels();
     labels.insert(
-        OWNER_NAMESPACE_LABEL.to_string(),
+        WORKLOAD_CLUSTER_NAMESPACE_LABEL.to_string(),
         location.cluster_namespace.clone(),
     );
-    labels.insert(OWNER_NAME_LABEL.to_string(), location.cluster.clone());
+    labels.insert(WORKLOAD_CLUSTER_LABEL.to_string(), location.cluster.clone());
     labels
 }
 
 /// Whether an object carries `location`'s ownership labels.
 pub fn owned_by(labels: Option<&BTreeMap<String, String>>, location: &ClusterLocation) -> bool {
     labels.is_some_and(|labels| {
-        labels.get(OWNER_NAMESPACE_LABEL) == Some(&location.cluster_namespace)
-            && labels.get(OWNER_NAME_LABEL) == Some(&location.cluster)
+        labels.get(WORKLOAD_CLUSTER_NAMESPACE_LABEL) == Some(&location.cluster_namespace)
+            && labels.get(WORKLOAD_CLUSTER_LABEL) == Some(&location.cluster)
     })
 }
 

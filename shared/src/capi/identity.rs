@@ -22,8 +22,8 @@ use crate::contracts::capi::{
     AWS_CLUSTER_STATIC_IDENTITY, AZURE_CLUSTER_IDENTITY, VSPHERE_CLUSTER_IDENTITY,
 };
 use crate::contracts::labels::{
-    MANAGED_BY, MOVE_HIERARCHY_LABEL, OBJECTS_NAMESPACE_LABEL, SECRET_NAMESPACE_ANNOTATION,
-    STRATA_MANAGED_BY_LABEL,
+    MANAGED_BY, MANAGED_BY_LABEL, MOVE_HIERARCHY_LABEL, OBJECTS_NAMESPACE_LABEL,
+    SECRET_NAMESPACE_ANNOTATION,
 };
 use crate::revision::AccountSettings;
 
@@ -57,7 +57,7 @@ pub fn identity_objects(input: &IdentityInput) -> Result<Vec<Value>, BuildError>
     let name = identity_name(input.namespace);
     let secret_name = identity_secret_name(input.namespace);
     let mut labels = json!({
-        STRATA_MANAGED_BY_LABEL: MANAGED_BY,
+        MANAGED_BY_LABEL: MANAGED_BY,
         OBJECTS_NAMESPACE_LABEL: input.namespace,
     });
     let objects = match input.cloud {

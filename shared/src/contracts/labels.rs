@@ -22,17 +22,11 @@ pub const WORKLOAD_CLUSTER_NAMESPACE_LABEL: &str = "strata.dev/workload-cluster-
 /// `VSphereClusterIdentity` admits namespaces by label selector only (Kubernetes 1.20 has no
 /// `kubernetes.io/metadata.name`), and by the move, which gives the target namespace the
 /// labels its identities select.
-pub const OBJECTS_NAMESPACE_LABEL: &str = "strata.dev/cluster-namespace";
+pub const OBJECTS_NAMESPACE_LABEL: &str = "strata.dev/objects-namespace";
 /// On everything Strata creates outside a cluster's CAPI objects (the agent's and the
 /// providers' objects, identities, static roles, objects namespaces), valued [`MANAGED_BY`].
 /// Written by the controller and the agent; read by people and tools.
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
-/// On identity objects, valued [`MANAGED_BY`]: a second key of the same meaning.
-pub const STRATA_MANAGED_BY_LABEL: &str = "strata.dev/managed-by";
-/// On the agent's objects in the management cluster: the WorkloadCluster's namespace.
-pub const OWNER_NAMESPACE_LABEL: &str = "strata.dev/owner-namespace";
-/// On the agent's objects in the management cluster: the WorkloadCluster's name.
-pub const OWNER_NAME_LABEL: &str = "strata.dev/owner-name";
 /// The value of [`MANAGED_BY_LABEL`].
 pub const MANAGED_BY: &str = "strata";
 /// On the agent's and the providers' objects in a workload cluster: the application's name.

@@ -265,12 +265,12 @@ fn the_hash_of_a_cluster_ignores_the_pause_the_move_sets_and_clears() {
 fn a_selector_identity_says_which_labels_admit_a_namespace() {
     let vsphere = json!({
         "kind": "VSphereClusterIdentity",
-        "spec": {"allowedNamespaces": {"selector": {"matchLabels": {"strata.dev/cluster-namespace": "team-edge"}}}},
+        "spec": {"allowedNamespaces": {"selector": {"matchLabels": {"strata.dev/objects-namespace": "team-edge"}}}},
     });
     assert_eq!(
         admitted_namespace_labels(&vsphere),
         BTreeMap::from([(
-            "strata.dev/cluster-namespace".to_string(),
+            "strata.dev/objects-namespace".to_string(),
             "team-edge".to_string()
         )])
     );
