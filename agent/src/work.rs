@@ -14,6 +14,7 @@ use strata_shared::capi::{
 };
 use strata_shared::cluster::{ReplicaCounts, WorkloadCluster};
 use strata_shared::contracts::capi::{CLUSTER, CapiKind, KUBEADM_CONTROL_PLANE};
+use strata_shared::contracts::capi_views::ClusterView;
 use strata_shared::contracts::conditions::{REASON_MOVED, REASON_MOVED_BACK, REASON_MOVING};
 use strata_shared::contracts::field_managers::AGENT_FIELD_MANAGER;
 use strata_shared::contracts::labels::REVISION_CLUSTER_LABEL;
@@ -37,16 +38,17 @@ fn capi(client: &Client, namespace: &str, kind: &CapiKind) -> Api<DynamicObject>
 }
 
 /// The cluster's CAPI Cluster, in its own cluster.
-async fn target_cluster(workload: &Client, link: &ManagementLink) -> Result<DynamicObject, String> {
+async fn target_cluster(workload: &Client, link: &ManagementLink) -> Result<ClusterView, String> {
     capi(workload, &link.objects_namespace, &CLUSTER)
         .get(&link.cluster)
-    .await
-    .map_err(|e| {
-        format!(
-            "cannot read Cluster {}/{}: {e}",
-            link.objects_namespace, link.cluster
-        )
-    })
+        .await
+        .map(|cluster| ClusterView::of(&cluster))
+        .map_err(|e| {
+            format!(
+                "cannot read Cluster {}/{}: {e}",
+                link.objects_namespace, link.cluster
+            )
+        })
 }
 
 /// Runs until the task is dropped (on losing the lease or stopping).
@@ -338,7 +340,7 @@ async fn scale_out(
         "apiVersion": CLUSTER.api_version,
         "kind": CLUSTER.kind,
         "name": link.cluster,
-        "uid": cluster.metadata.uid,
+        "uid": cluster.uid,
         "blockOwnerDeletion": true,
     }]);
     let objects = worker_pool_objects(&BuildInput {
@@ -390,16 +392,15 @@ async fn report_counts(
     report: &StatusReport,
 ) -> Result<(), String> {
     let cluster = target_cluster(workload, link).await?;
-    let number = |p: &str| cluster.data.pointer(p).and_then(Value::as_i64).unwrap_or(0);
     let pools = &revision.spec.desired.node_pools;
     report.set_counts(
         ReplicaCounts::new(
             i64::from(pools.control_plane.count),
-            number("/status/controlPlane/readyReplicas"),
+            cluster.control_plane_ready,
         ),
         ReplicaCounts::new(
             pools.workers.iter().map(|w| i64::from(w.count)).sum(),
-            number("/status/workers/readyReplicas"),
+            cluster.workers_ready,
         ),
     );
     report.set_pivoted(

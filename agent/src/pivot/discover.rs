@@ -10,6 +10,7 @@ use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use kube::{Api, Client};
 use serde_json::Value;
 use strata_shared::contracts::capi::{CLUSTER, CapiKind, MACHINE};
+use strata_shared::contracts::capi_views::{ClusterView, MachineView};
 use strata_shared::contracts::labels::{CAPI_CLUSTER_NAME_LABEL, CLUSTERCTL_LABEL};
 use strata_shared::pivot::{MoveKind, SourceObject, WantedObject, unread_references};
 
@@ -168,17 +169,12 @@ async fn not_ready(
             "Cluster {namespace}/{cluster} does not exist"
         )));
     };
-    let flag = |pointer: &str| {
-        found
-            .data
-            .pointer(pointer)
-            .and_then(Value::as_bool)
-            .unwrap_or(false)
-    };
-    if !flag("/status/initialization/infrastructureProvisioned") {
+    // The v1beta2 flags: the move waits for both, whatever the conditions say.
+    let initialization = ClusterView::of(&found).initialization;
+    if !initialization.infrastructure_provisioned {
         return Ok(Some("its infrastructure is not provisioned".into()));
     }
-    if !flag("/status/initialization/controlPlaneInitialized") {
+    if !initialization.control_plane_initialized {
         return Ok(Some("its control plane is not initialized".into()));
     }
     let machines = cluster_api(source, namespace, &MACHINE)
@@ -191,8 +187,9 @@ async fn not_ready(
     let waiting: Vec<String> = machines
         .items
         .iter()
-        .filter(|m| m.data.pointer("/status/nodeRef/name").is_none())
-        .map(|m| m.metadata.name.clone().unwrap_or_default())
+        .map(MachineView::of)
+        .filter(|m| m.node.is_none())
+        .map(|m| m.name)
         .collect();
     if !waiting.is_empty() {
         return Ok(Some(format!(

@@ -13,6 +13,7 @@ use kube::{Api, Client};
 use serde_json::{Value, json};
 use strata_shared::pivot::journal::{JournalEntry, JournalError, MoveJournal, MovePhase, MoveStep};
 use strata_shared::contracts::capi::CLUSTER;
+use strata_shared::contracts::capi_views::ClusterView;
 use strata_shared::contracts::labels::{
     BLOCK_MOVE_ANNOTATION, DELETE_FOR_MOVE_ANNOTATION, PAUSED_BY_MOVE_ANNOTATION,
 };
@@ -225,11 +226,7 @@ impl<'a> Executor<'a> {
         if let Some(entry) = self.cluster_entry(journal)
             && let Some(found) = self.get(Side::Source, entry).await?
         {
-            let paused = found
-                .data
-                .pointer("/spec/paused")
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
+            let paused = ClusterView::of(&found).paused;
             let ours = found
                 .metadata
                 .annotations

@@ -24,6 +24,7 @@ use strata_shared::cluster::{
 };
 use strata_shared::conditions::{ConditionUpdate, find};
 use strata_shared::contracts::capi::CLUSTER;
+use strata_shared::contracts::capi_views::ClusterView;
 use strata_shared::contracts::conditions::{
     AGENT_INSTALLED, CONTROL_PLANE_INITIALIZED, OBJECTS_APPLIED, PIVOTED, READY,
     REASON_MOVE_REQUESTED, REASON_MOVED, REVISION_PUBLISHED, VALID,
@@ -539,28 +540,20 @@ async fn converge(
     ));
 
     // What CAPI made of them.
-    let capi = read_capi_cluster(ctx, &location).await?;
-    let capi_status = capi
-        .as_ref()
-        .and_then(|c| c.data.get("status"))
-        .cloned()
-        .unwrap_or(Value::Null);
-    let number = |pointer: &str| {
-        capi_status
-            .pointer(pointer)
-            .and_then(Value::as_i64)
-            .unwrap_or(0)
-    };
+    let capi = read_capi_cluster(ctx, &location)
+        .await?
+        .map(|c| ClusterView::of(&c))
+        .unwrap_or_default();
     let pools = &cluster.spec.node_pools;
     update.control_plane = Some(ReplicaCounts::new(
         i64::from(pools.control_plane.count),
-        number("/controlPlane/readyReplicas"),
+        capi.control_plane_ready,
     ));
     update.workers = Some(ReplicaCounts::new(
         pools.workers.iter().map(|w| i64::from(w.count)).sum(),
-        number("/workers/readyReplicas"),
+        capi.workers_ready,
     ));
-    if !control_plane_initialized(&capi_status) {
+    if !capi.control_plane_initialized() {
         update.phase = Some(ClusterPhase::Provisioning);
         let message = "CAPI is provisioning the first control-plane machine";
         update.condition(ConditionUpdate::not(
@@ -721,23 +714,6 @@ pub async fn bind_controller(ctx: &Context, namespace: &str) -> Result<(), Recon
     Ok(())
 }
 
-fn control_plane_initialized(status: &Value) -> bool {
-    let flag = status
-        .pointer("/initialization/controlPlaneInitialized")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    let condition = status
-        .pointer("/conditions")
-        .and_then(Value::as_array)
-        .is_some_and(|conditions| {
-            conditions.iter().any(|c| {
-                c.get("type").and_then(Value::as_str) == Some("ControlPlaneInitialized")
-                    && c.get("status").and_then(Value::as_str) == Some("True")
-            })
-        });
-    flag || condition
-}
-
 async fn read_capi_cluster(
     ctx: &Context,
     location: &ClusterLocation,
@@ -861,20 +837,6 @@ mod tests {
             "profile aws-infra is for cloud \"aws\", but the cluster's cloudType is \"azure\"",
         );
         assert_eq!(composition_reason(&f), "CloudMismatch");
-    }
-
-    #[test]
-    fn initialization_is_read_from_the_flag_or_the_condition() {
-        assert!(control_plane_initialized(
-            &json!({"initialization": {"controlPlaneInitialized": true}})
-        ));
-        assert!(control_plane_initialized(
-            &json!({"conditions": [{"type": "ControlPlaneInitialized", "status": "True"}]})
-        ));
-        assert!(!control_plane_initialized(
-            &json!({"conditions": [{"type": "ControlPlaneInitialized", "status": "False"}]})
-        ));
-        assert!(!control_plane_initialized(&Value::Null));
     }
 
     #[test]

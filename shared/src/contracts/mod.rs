@@ -4,6 +4,7 @@
 //! once, with who writes it and who reads it; nothing here does I/O.
 
 pub mod capi;
+pub mod capi_views;
 pub mod conditions;
 pub mod field_managers;
 pub mod labels;
