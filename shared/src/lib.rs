@@ -12,6 +12,7 @@ pub mod conditions;
 pub mod contracts;
 pub mod crds;
 pub mod finding;
+pub mod kube_writer;
 pub mod leader;
 pub mod management_access;
 pub mod pack;
