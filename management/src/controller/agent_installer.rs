@@ -3,24 +3,23 @@
 //! [`super::workload_access`]) the namespace, service account, rights, the link Secret with its
 //! current credential, and its Deployment.
 
-use kube::Client;
 use strata_shared::agent_install::{management_rbac, workload_objects};
 use strata_shared::contracts::names::ClusterLocation;
+use strata_shared::kube_writer::{KubeWriter, WriteError};
 use strata_shared::management_access::{ManagementAccess, ManagementLinkData, SecretKey};
 use strata_shared::provider_components::ProviderController;
 
-use super::apply::{ApplyError, apply_typed};
 use super::context::Settings;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentInstallError {
     #[error("in the management cluster: {0}")]
-    Management(#[source] ApplyError),
+    Management(#[source] WriteError),
     #[error("in the workload cluster of {cluster}: {source}")]
     Workload {
         cluster: String,
         #[source]
-        source: ApplyError,
+        source: WriteError,
     },
 }
 
@@ -50,26 +49,30 @@ pub struct AgentReport {
 /// The agent's rights in the management cluster (its account and credential are
 /// [`super::credentials`]'s).
 pub async fn grant_rights(
-    management: &Client,
+    management: &KubeWriter,
     settings: &Settings,
     location: &ClusterLocation,
     provider_namespace: Option<&str>,
 ) -> Result<(), AgentInstallError> {
     let rbac = management_rbac(location, &settings.system_namespace, provider_namespace);
     for role in &rbac.roles {
-        apply_typed(management, role)
+        management
+            .apply(role)
             .await
             .map_err(AgentInstallError::Management)?;
     }
     for binding in &rbac.bindings {
-        apply_typed(management, binding)
+        management
+            .apply(binding)
             .await
             .map_err(AgentInstallError::Management)?;
     }
-    apply_typed(management, &rbac.cluster_role)
+    management
+        .apply(&rbac.cluster_role)
         .await
         .map_err(AgentInstallError::Management)?;
-    apply_typed(management, &rbac.cluster_binding)
+    management
+        .apply(&rbac.cluster_binding)
         .await
         .map_err(AgentInstallError::Management)?;
     Ok(())
@@ -77,7 +80,7 @@ pub async fn grant_rights(
 
 /// Installs (or re-asserts) the agent in its workload cluster, with `access`.
 pub async fn install(
-    workload: &Client,
+    workload: &KubeWriter,
     settings: &Settings,
     location: &ClusterLocation,
     access: &ManagementAccess,
@@ -92,23 +95,23 @@ pub async fn install(
         identity_secret,
     };
     let objects = workload_objects(&link, &settings.agent_image, providers);
-    let in_workload = |source: ApplyError| AgentInstallError::Workload {
+    let in_workload = |source: WriteError| AgentInstallError::Workload {
         cluster: location.cluster.clone(),
         source,
     };
-    apply_typed(workload, &objects.namespace)
+    workload.apply(&objects.namespace)
         .await
         .map_err(in_workload)?;
-    apply_typed(workload, &objects.service_account)
+    workload.apply(&objects.service_account)
         .await
         .map_err(in_workload)?;
-    apply_typed(workload, &objects.binding)
+    workload.apply(&objects.binding)
         .await
         .map_err(in_workload)?;
-    apply_typed(workload, &objects.secret)
+    workload.apply(&objects.secret)
         .await
         .map_err(in_workload)?;
-    let deployment = apply_typed(workload, &objects.deployment)
+    let deployment = workload.apply(&objects.deployment)
         .await
         .map_err(in_workload)?;
     let status = deployment.status.unwrap_or_default();

@@ -7,6 +7,7 @@ use std::time::Duration;
 use kube::Client;
 use kube::runtime::reflector::Store;
 use strata_shared::cluster::ClusterCloud;
+use strata_shared::kube_writer::KubeWriter;
 use strata_shared::pack_registry::PackRegistry;
 use strata_shared::profile::ClusterProfile;
 use strata_shared::provider_components::ProviderController;
@@ -51,7 +52,10 @@ impl Settings {
 }
 
 pub struct Context {
+    /// For watches, discovery and events; every other call goes through `writer`.
     pub client: Client,
+    /// The management cluster, under the controller's field manager and [`WRITE_TIMEOUT`].
+    pub writer: KubeWriter,
     pub settings: Settings,
     pub metrics: Arc<Metrics>,
     pub packs: PackResolver,

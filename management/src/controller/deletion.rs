@@ -19,9 +19,10 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, ObjectReference};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
-use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{DynamicObject, ListParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use strata_shared::agent_install::owned_by;
@@ -32,11 +33,12 @@ use strata_shared::contracts::capi::{CAPI_GROUPS, CLUSTER};
 use strata_shared::contracts::conditions::{DELETING, PIVOTED, READY, REASON_MOVED_BACK};
 use strata_shared::contracts::field_managers::CONTROLLER_FIELD_MANAGER;
 use strata_shared::contracts::names::ClusterLocation;
+use strata_shared::kube_writer::{BoundedApi, Deleted, KubeWriter, Operation, Target};
 
-use super::apply::namespace_belongs_to;
-use super::context::{Context, WRITE_TIMEOUT};
+use super::context::Context;
 use super::credentials;
 use super::ledger::{self, Recorded};
+use super::namespaces::namespace_belongs_to;
 use super::reconcile::ReconcileError;
 use super::status::{self, StatusUpdate};
 
@@ -53,80 +55,55 @@ pub enum Cleanup {
 /// Deletes `name` unless it is gone or going; true while it still exists. `owned`: whether
 /// the object found may be deleted by this cluster (false: left alone, and reported gone).
 async fn delete_and_check<K>(
-    api: &Api<K>,
+    objects: &BoundedApi<K>,
     name: &str,
-    what: &str,
     owned: impl Fn(&K) -> bool,
 ) -> Result<bool, ReconcileError>
 where
-    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+    K: Resource + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
 {
-    let read_failed = |e: kube::Error| ReconcileError::Read {
-        what: what.to_string(),
-        source: Box::new(e),
-    };
-    let Some(found) = api.get_opt(name).await.map_err(read_failed)? else {
+    let object = objects.target(name);
+    let Some(found) = objects.get(name).await? else {
         return Ok(false);
     };
     if !owned(&found) {
         tracing::warn!(
-            object = what,
+            %object,
             "not deleting: it does not carry this cluster's ownership labels"
         );
         return Ok(false);
     }
     if found.meta().deletion_timestamp.is_none() {
-        tracing::info!(object = what, "deleting");
-        match tokio::time::timeout(WRITE_TIMEOUT, api.delete(name, &DeleteParams::background()))
-            .await
-        {
-            Ok(Ok(_)) => {}
-            Ok(Err(kube::Error::Api(e))) if e.code == 404 => return Ok(false),
-            Ok(Err(e)) => {
-                return Err(ReconcileError::Delete {
-                    what: what.to_string(),
-                    source: Box::new(e),
-                });
-            }
-            Err(_) => {
-                return Err(ReconcileError::Timeout {
-                    what: format!("deleting {what}"),
-                    seconds: WRITE_TIMEOUT.as_secs(),
-                });
-            }
+        tracing::info!(%object, "deleting");
+        if objects.delete(name).await? == Deleted::AlreadyGone {
+            return Ok(false);
         }
     }
     Ok(true)
 }
 
-fn capi_clusters(client: &Client, namespace: &str) -> Api<DynamicObject> {
-    Api::namespaced_with(client.clone(), namespace, &CLUSTER.api_resource())
+fn capi_clusters(writer: &KubeWriter, namespace: &str) -> BoundedApi<DynamicObject> {
+    writer.dynamic(&CLUSTER.api_resource(), Some(namespace))
 }
 
 /// Whether the CAPI Cluster is in the objects namespace (a CAPI-less management cluster has
 /// none to have).
 async fn capi_cluster_present(
-    client: &Client,
+    writer: &KubeWriter,
     location: &ClusterLocation,
 ) -> Result<bool, ReconcileError> {
-    match capi_clusters(client, &location.objects_namespace)
-        .get_opt(&location.cluster)
+    match capi_clusters(writer, &location.objects_namespace)
+        .get(&location.cluster)
         .await
     {
         Ok(found) => Ok(found.is_some()),
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(false),
-        Err(e) => Err(ReconcileError::Read {
-            what: format!(
-                "CAPI Cluster {}/{}",
-                location.objects_namespace, location.cluster
-            ),
-            source: Box::new(e),
-        }),
+        Err(e) if e.is_gone() => Ok(false),
+        Err(e) => Err(e.into()),
     }
 }
 
 pub async fn cleanup(cluster: &WorkloadCluster, ctx: &Context) -> Result<Cleanup, ReconcileError> {
-    let client: &Client = &ctx.client;
+    let writer = &ctx.writer;
     let name = cluster.name_any();
     let namespace = cluster.namespace().unwrap_or_default();
     let location = ClusterLocation::of(&namespace, &name);
@@ -143,7 +120,7 @@ pub async fn cleanup(cluster: &WorkloadCluster, ctx: &Context) -> Result<Cleanup
         "Deleting",
         "the cluster is being deleted",
     ));
-    let objects_namespace = ledger::read(client, &location.objects_namespace)
+    let objects_namespace = ledger::read(writer, &location.objects_namespace)
         .await?
         .filter(|n| namespace_belongs_to(n, &namespace, &name));
     let ledger = ledger::of(objects_namespace.as_ref());
@@ -156,9 +133,9 @@ pub async fn cleanup(cluster: &WorkloadCluster, ctx: &Context) -> Result<Cleanup
             let says_back =
                 find(&previous.conditions, PIVOTED).is_some_and(|c| c.reason == REASON_MOVED_BACK);
             // The agent's word alone is not enough: the objects must be here to be seen.
-            if says_back && capi_cluster_present(client, &location).await? {
+            if says_back && capi_cluster_present(writer, &location).await? {
                 if let Recorded::Stale =
-                    ledger::record(client, objects, &[objects_returned()]).await?
+                    ledger::record(writer, objects, &[objects_returned()]).await?
                 {
                     return Ok(Cleanup::Wait(POLL));
                 }
@@ -170,32 +147,24 @@ pub async fn cleanup(cluster: &WorkloadCluster, ctx: &Context) -> Result<Cleanup
                     "AwaitingMoveBack",
                     "the cluster's CAPI objects live in the workload cluster; its agent must move them back to the management cluster before CAPI can delete the machines (spec.deletionPolicy: Orphan forgets the cluster instead, leaving its machines running)",
                 ));
-                status::write(client, cluster, update).await?;
+                status::write(writer, cluster, update).await?;
                 return Ok(Cleanup::Wait(AWAITING_AGENT));
             }
         }
         (PivotLatch::NotGranted, Some(objects)) if !ledger.deletion_decided => {
             // From here on no move may start: the agent waits for a grant that cannot come.
-            if let Recorded::Stale = ledger::record(client, objects, &[decide_deletion()]).await? {
+            if let Recorded::Stale = ledger::record(writer, objects, &[decide_deletion()]).await? {
                 return Ok(Cleanup::Wait(POLL));
             }
         }
         _ => {}
     }
 
+    let capi = capi_clusters(writer, &location.objects_namespace);
     let capi_name = format!("CAPI Cluster {}/{name}", location.objects_namespace);
     // Without the CAPI CRDs there is no CAPI Cluster to wait for.
-    let capi_exists = match delete_and_check(
-        &capi_clusters(client, &location.objects_namespace),
-        &name,
-        &capi_name,
-        |_| true,
-    )
-    .await
-    {
-        Err(ReconcileError::Read { source, .. }) if matches!(*source, kube::Error::Api(ref e) if e.code == 404) => {
-            false
-        }
+    let capi_exists = match delete_and_check(&capi, &name, |_| true).await {
+        Err(ReconcileError::Kube(e)) if e.is_gone() => false,
         other => other?,
     };
     if capi_exists {
@@ -204,16 +173,14 @@ pub async fn cleanup(cluster: &WorkloadCluster, ctx: &Context) -> Result<Cleanup
             "DeletingMachines",
             format!("waiting for CAPI to delete {capi_name} and its machines"),
         ));
-        status::write(client, cluster, update).await?;
+        status::write(writer, cluster, update).await?;
         return Ok(Cleanup::Wait(POLL));
     }
     remove_agent(ctx, cluster, &location).await?;
     if let Some(objects) = &objects_namespace {
-        let namespaces: Api<Namespace> = Api::all(client.clone());
         delete_and_check(
-            &namespaces,
+            &writer.cluster_scoped::<Namespace>(),
             &objects.name_any(),
-            &format!("Namespace {}", location.objects_namespace),
             |n: &Namespace| namespace_belongs_to(n, &namespace, &name),
         )
         .await?;
@@ -228,8 +195,8 @@ async fn remove_agent(
     cluster: &WorkloadCluster,
     location: &ClusterLocation,
 ) -> Result<(), ReconcileError> {
-    let client = &ctx.client;
-    credentials::remove(client, &ctx.settings, location).await?;
+    let writer = &ctx.writer;
+    credentials::remove(writer, &ctx.settings, location).await?;
     let rbac_name = location.agent_names().rbac;
     let ours_role = |r: &Role| owned_by(r.metadata.labels.as_ref(), location);
     let ours_binding = |b: &RoleBinding| owned_by(b.metadata.labels.as_ref(), location);
@@ -241,36 +208,20 @@ async fn remove_agent(
         namespaces.push(provider.to_string());
     }
     for namespace in namespaces {
-        let roles: Api<Role> = Api::namespaced(client.clone(), &namespace);
-        delete_and_check(
-            &roles,
-            &rbac_name,
-            &format!("Role {namespace}/{rbac_name}"),
-            ours_role,
-        )
-        .await?;
-        let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), &namespace);
-        delete_and_check(
-            &bindings,
-            &rbac_name,
-            &format!("RoleBinding {namespace}/{rbac_name}"),
-            ours_binding,
-        )
-        .await?;
+        let roles = writer.namespaced::<Role>(&namespace);
+        delete_and_check(&roles, &rbac_name, ours_role).await?;
+        let bindings = writer.namespaced::<RoleBinding>(&namespace);
+        delete_and_check(&bindings, &rbac_name, ours_binding).await?;
     }
-    let cluster_bindings: Api<ClusterRoleBinding> = Api::all(client.clone());
     delete_and_check(
-        &cluster_bindings,
+        &writer.cluster_scoped::<ClusterRoleBinding>(),
         &rbac_name,
-        &format!("ClusterRoleBinding {rbac_name}"),
         |b: &ClusterRoleBinding| owned_by(b.metadata.labels.as_ref(), location),
     )
     .await?;
-    let cluster_roles: Api<ClusterRole> = Api::all(client.clone());
     delete_and_check(
-        &cluster_roles,
+        &writer.cluster_scoped::<ClusterRole>(),
         &rbac_name,
-        &format!("ClusterRole {rbac_name}"),
         |r: &ClusterRole| owned_by(r.metadata.labels.as_ref(), location),
     )
     .await?;
@@ -285,24 +236,22 @@ async fn orphan(
     objects_namespace: Option<&Namespace>,
     mut update: StatusUpdate<'_>,
 ) -> Result<Cleanup, ReconcileError> {
-    let client = &ctx.client;
+    let writer = &ctx.writer;
     // Cut the agent off first: whatever it still holds, it can no longer write here.
-    let revoked = credentials::revoke(client, &ctx.settings, location).await?;
+    let revoked = credentials::revoke(writer, &ctx.settings, location).await?;
     if let Some(objects) = objects_namespace {
         // Pause what Cluster API here might act on, then let the objects go without their
         // finalizers (which would delete machines), and the namespace with them.
-        pause_capi_cluster(client, location).await?;
-        let namespaces: Api<Namespace> = Api::all(client.clone());
+        pause_capi_cluster(writer, location).await?;
         let name = objects.name_any();
         let still_there = delete_and_check(
-            &namespaces,
+            &writer.cluster_scoped::<Namespace>(),
             &name,
-            &format!("Namespace {name}"),
             |n: &Namespace| namespace_belongs_to(n, &location.cluster_namespace, &location.cluster),
         )
         .await?;
         if still_there {
-            let released = release_capi_objects(client, &name).await?;
+            let released = release_capi_objects(ctx, &name).await?;
             update.condition(ConditionUpdate::not(
                 DELETING,
                 "Orphaning",
@@ -310,13 +259,13 @@ async fn orphan(
                     "removing the management cluster's copies of the cluster's objects without Cluster API acting on them ({released} released from their finalizers); the machines are left running"
                 ),
             ));
-            status::write(client, cluster, update).await?;
+            status::write(writer, cluster, update).await?;
             return Ok(Cleanup::Wait(POLL));
         }
     }
     // The tokens were most likely revoked by an earlier pass (one that then waited for the
     // namespace to go); the agent's account, removed only below, says there were any.
-    let cut_off = revoked || credentials::account_exists(client, &ctx.settings, location).await?;
+    let cut_off = revoked || credentials::account_exists(writer, &ctx.settings, location).await?;
     remove_agent(ctx, cluster, location).await?;
     warn_orphaned(ctx, cluster, cut_off).await;
     ctx.link.forget(&location.key());
@@ -324,87 +273,50 @@ async fn orphan(
 }
 
 async fn pause_capi_cluster(
-    client: &Client,
+    writer: &KubeWriter,
     location: &ClusterLocation,
 ) -> Result<(), ReconcileError> {
-    let api = capi_clusters(client, &location.objects_namespace);
     let patch = json!({ "spec": { "paused": true } });
-    match tokio::time::timeout(
-        WRITE_TIMEOUT,
-        api.patch(
-            &location.cluster,
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        ),
-    )
-    .await
+    match capi_clusters(writer, &location.objects_namespace)
+        .merge_patch(&location.cluster, &patch)
+        .await
     {
-        Ok(Ok(_)) => Ok(()),
+        Ok(_) => Ok(()),
         // No Cluster (a pivoted cluster's lives in its workload cluster), or no CAPI here.
-        Ok(Err(kube::Error::Api(e))) if e.code == 404 => Ok(()),
-        Ok(Err(e)) => Err(ReconcileError::Delete {
-            what: format!(
-                "(pausing) CAPI Cluster {}/{}",
-                location.objects_namespace, location.cluster
-            ),
-            source: Box::new(e),
-        }),
-        Err(_) => Err(ReconcileError::Timeout {
-            what: "pausing the CAPI Cluster".into(),
-            seconds: WRITE_TIMEOUT.as_secs(),
-        }),
+        Err(e) if e.is_gone() => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 
 /// Removes the finalizers of every object of the CAPI groups in `namespace` (being deleted
 /// with it), so that none waits for a provider to delete what it stands for. Returns how
 /// many were released.
-async fn release_capi_objects(client: &Client, namespace: &str) -> Result<usize, ReconcileError> {
-    let discovery = kube::discovery::Discovery::new(client.clone())
-        .filter(&CAPI_GROUPS)
-        .run()
-        .await
-        .map_err(|e| ReconcileError::Read {
-            what: "the Cluster API kinds (discovery)".into(),
-            source: Box::new(e),
-        })?;
+async fn release_capi_objects(ctx: &Context, namespace: &str) -> Result<usize, ReconcileError> {
+    let discovery = kube::discovery::Discovery::new(ctx.client.clone()).filter(&CAPI_GROUPS);
+    let discovery = ctx
+        .writer
+        .bounded(
+            Operation::Discover,
+            Target::kind("Cluster API", None),
+            discovery.run(),
+        )
+        .await?;
     let mut released = 0;
     for group in discovery.groups() {
         for (resource, capabilities) in group.recommended_resources() {
             if capabilities.scope != kube::discovery::Scope::Namespaced {
                 continue;
             }
-            let api: Api<DynamicObject> =
-                Api::namespaced_with(client.clone(), namespace, &resource);
-            let list =
-                api.list(&ListParams::default())
-                    .await
-                    .map_err(|e| ReconcileError::Read {
-                        what: format!("{} in {namespace}", resource.plural),
-                        source: Box::new(e),
-                    })?;
-            for object in list.items.iter().filter(|o| !o.finalizers().is_empty()) {
-                let patch = json!({ "metadata": { "finalizers": null } });
-                let params = PatchParams {
-                    field_manager: Some(CONTROLLER_FIELD_MANAGER.into()),
-                    ..PatchParams::default()
-                };
-                match api
-                    .patch(&object.name_any(), &params, &Patch::Merge(&patch))
-                    .await
-                {
+            let objects = ctx.writer.dynamic(&resource, Some(namespace));
+            let release = json!({ "metadata": { "finalizers": null } });
+            for object in objects.list(&ListParams::default()).await? {
+                if object.finalizers().is_empty() {
+                    continue;
+                }
+                match objects.merge_patch(&object.name_any(), &release).await {
                     Ok(_) => released += 1,
-                    Err(kube::Error::Api(e)) if e.code == 404 => {}
-                    Err(e) => {
-                        return Err(ReconcileError::Delete {
-                            what: format!(
-                                "(releasing) {} {namespace}/{}",
-                                resource.kind,
-                                object.name_any()
-                            ),
-                            source: Box::new(e),
-                        });
-                    }
+                    Err(e) if e.is_gone() => {}
+                    Err(e) => return Err(e.into()),
                 }
             }
         }

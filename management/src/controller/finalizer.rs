@@ -2,21 +2,18 @@
 //! patches guarded by the resourceVersion they were decided on, so a concurrent change to
 //! the finalizer list (another controller's) is never overwritten.
 
-use kube::api::{Patch, PatchParams};
-use kube::{Api, Client, ResourceExt};
+use kube::ResourceExt;
 use serde_json::json;
 use strata_shared::cluster::WorkloadCluster;
-
 use strata_shared::contracts::field_managers::CONTROLLER_FINALIZER;
-
-use super::context::WRITE_TIMEOUT;
+use strata_shared::kube_writer::{KubeWriter, WriteError};
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot {action} the finalizer of WorkloadCluster {cluster}: {reason}")]
+#[error("cannot {action} the controller's finalizer: {source}")]
 pub struct FinalizerError {
     pub action: &'static str,
-    pub cluster: String,
-    pub reason: String,
+    #[source]
+    pub source: WriteError,
 }
 
 pub fn has(cluster: &WorkloadCluster) -> bool {
@@ -24,53 +21,36 @@ pub fn has(cluster: &WorkloadCluster) -> bool {
 }
 
 async fn set(
-    client: &Client,
+    writer: &KubeWriter,
     cluster: &WorkloadCluster,
     finalizers: Vec<String>,
     action: &'static str,
 ) -> Result<(), FinalizerError> {
-    let namespace = cluster.namespace().unwrap_or_default();
-    let name = cluster.name_any();
-    let failed = |reason: String| FinalizerError {
-        action,
-        cluster: format!("{namespace}/{name}"),
-        reason,
-    };
-    let patch: json_patch::Patch = serde_json::from_value(json!([
+    let patch = json!([
         { "op": "test", "path": "/metadata/resourceVersion", "value": cluster.resource_version() },
         { "op": "add", "path": "/metadata/finalizers", "value": finalizers },
-    ]))
-    .map_err(|e| failed(e.to_string()))?;
-    let api: Api<WorkloadCluster> = Api::namespaced(client.clone(), &namespace);
-    match tokio::time::timeout(
-        WRITE_TIMEOUT,
-        api.patch(&name, &PatchParams::default(), &Patch::<()>::Json(patch)),
-    )
-    .await
-    {
-        Ok(Ok(_)) => Ok(()),
+    ]);
+    let clusters = writer.namespaced::<WorkloadCluster>(&cluster.namespace().unwrap_or_default());
+    match clusters.json_patch(&cluster.name_any(), &patch).await {
+        Ok(_) => Ok(()),
         // Gone already: nothing holds it any more.
-        Ok(Err(kube::Error::Api(e))) if e.code == 404 => Ok(()),
-        Ok(Err(e)) => Err(failed(e.to_string())),
-        Err(_) => Err(failed(format!(
-            "no answer in {} s",
-            WRITE_TIMEOUT.as_secs()
-        ))),
+        Err(e) if e.is_gone() => Ok(()),
+        Err(source) => Err(FinalizerError { action, source }),
     }
 }
 
-pub async fn add(client: &Client, cluster: &WorkloadCluster) -> Result<(), FinalizerError> {
+pub async fn add(writer: &KubeWriter, cluster: &WorkloadCluster) -> Result<(), FinalizerError> {
     let mut finalizers = cluster.finalizers().to_vec();
     finalizers.push(CONTROLLER_FINALIZER.to_string());
-    set(client, cluster, finalizers, "add").await
+    set(writer, cluster, finalizers, "add").await
 }
 
-pub async fn remove(client: &Client, cluster: &WorkloadCluster) -> Result<(), FinalizerError> {
+pub async fn remove(writer: &KubeWriter, cluster: &WorkloadCluster) -> Result<(), FinalizerError> {
     let finalizers: Vec<String> = cluster
         .finalizers()
         .iter()
         .filter(|f| *f != CONTROLLER_FINALIZER)
         .cloned()
         .collect();
-    set(client, cluster, finalizers, "remove").await
+    set(writer, cluster, finalizers, "remove").await
 }

@@ -4,34 +4,20 @@
 //! so that two decisions taken on the same state cannot both land.
 
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Patch, PatchParams};
-use kube::{Api, Client, ResourceExt};
+use kube::ResourceExt;
 use serde_json::{Value, json};
 use strata_shared::cluster::ledger::ClusterLedger;
-use strata_shared::contracts::field_managers::CONTROLLER_FIELD_MANAGER;
-
-use super::context::WRITE_TIMEOUT;
+use strata_shared::kube_writer::{KubeWriter, WriteError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
-    #[error("cannot read namespace {namespace}: {source}")]
-    Read {
-        namespace: String,
+    #[error("cannot read the cluster's ledger: {0}")]
+    Read(#[source] WriteError),
+    #[error("cannot record {decision}: {source}")]
+    Record {
+        decision: String,
         #[source]
-        source: Box<kube::Error>,
-    },
-    #[error("cannot record {what} on namespace {namespace}: {source}")]
-    Write {
-        namespace: String,
-        what: String,
-        #[source]
-        source: Box<kube::Error>,
-    },
-    #[error("recording {what} on namespace {namespace} took longer than {seconds} s")]
-    Timeout {
-        namespace: String,
-        what: String,
-        seconds: u64,
+        source: WriteError,
     },
 }
 
@@ -46,20 +32,12 @@ pub enum Recorded {
 }
 
 /// The namespace as the API server has it now.
-pub async fn read(client: &Client, namespace: &str) -> Result<Option<Namespace>, LedgerError> {
-    let api: Api<Namespace> = Api::all(client.clone());
-    match tokio::time::timeout(WRITE_TIMEOUT, api.get_opt(namespace)).await {
-        Ok(Ok(found)) => Ok(found),
-        Ok(Err(source)) => Err(LedgerError::Read {
-            namespace: namespace.to_string(),
-            source: Box::new(source),
-        }),
-        Err(_) => Err(LedgerError::Timeout {
-            namespace: namespace.to_string(),
-            what: "a read".into(),
-            seconds: WRITE_TIMEOUT.as_secs(),
-        }),
-    }
+pub async fn read(writer: &KubeWriter, namespace: &str) -> Result<Option<Namespace>, LedgerError> {
+    writer
+        .cluster_scoped::<Namespace>()
+        .get(namespace)
+        .await
+        .map_err(LedgerError::Read)
 }
 
 /// The ledger of a namespace (an absent namespace has recorded nothing).
@@ -90,53 +68,32 @@ fn patch_for(namespace: &Namespace, entries: &[(&str, &str)]) -> Value {
 
 /// Records `entries` (annotation, value) on `namespace`, as it was read.
 pub async fn record(
-    client: &Client,
+    writer: &KubeWriter,
     namespace: &Namespace,
     entries: &[(&str, &str)],
 ) -> Result<Recorded, LedgerError> {
     let name = namespace.name_any();
-    let what = entries
+    let decision = entries
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(", ");
-    let patch: json_patch::Patch =
-        serde_json::from_value(patch_for(namespace, entries)).map_err(|e| LedgerError::Write {
-            namespace: name.clone(),
-            what: what.clone(),
-            source: Box::new(kube::Error::SerdeError(e)),
-        })?;
-    let api: Api<Namespace> = Api::all(client.clone());
-    let params = PatchParams {
-        field_manager: Some(CONTROLLER_FIELD_MANAGER.to_string()),
-        ..PatchParams::default()
-    };
-    match tokio::time::timeout(
-        WRITE_TIMEOUT,
-        api.patch(&name, &params, &Patch::<()>::Json(patch)),
-    )
-    .await
+    let namespaces = writer.cluster_scoped::<Namespace>();
+    match namespaces
+        .json_patch(&name, &patch_for(namespace, entries))
+        .await
     {
-        Ok(Ok(updated)) => {
-            tracing::info!(namespace = %name, decision = %what, "recorded");
+        Ok(updated) => {
+            tracing::info!(namespace = %name, %decision, "recorded");
             Ok(Recorded::Done(Box::new(updated)))
         }
         // A failed `test` (409 from newer servers, 422 or 500 from older ones) or a
         // conflict: the namespace moved on since it was read.
-        Ok(Err(kube::Error::Api(e))) if [409, 422, 500].contains(&e.code) => {
-            tracing::info!(namespace = %name, decision = %what, code = e.code, "the namespace changed since it was read; deciding again");
+        Err(e) if matches!(e.code(), Some(409 | 422 | 500)) => {
+            tracing::info!(namespace = %name, %decision, code = e.code(), "the namespace changed since it was read; deciding again");
             Ok(Recorded::Stale)
         }
-        Ok(Err(source)) => Err(LedgerError::Write {
-            namespace: name,
-            what,
-            source: Box::new(source),
-        }),
-        Err(_) => Err(LedgerError::Timeout {
-            namespace: name,
-            what,
-            seconds: WRITE_TIMEOUT.as_secs(),
-        }),
+        Err(source) => Err(LedgerError::Record { decision, source }),
     }
 }
 

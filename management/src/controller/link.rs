@@ -19,11 +19,11 @@ pub async fn keep(
     update: &mut StatusUpdate<'_>,
 ) -> Result<bool, CredentialError> {
     let key = location.key();
-    let Some(existing) = credentials::current(&ctx.client, &ctx.settings, location).await? else {
+    let Some(existing) = credentials::current(&ctx.writer, &ctx.settings, location).await? else {
         ctx.link.forget(&key);
         return Ok(false);
     };
-    credentials::refresh(&ctx.client, &ctx.settings, location, Some(existing)).await?;
+    credentials::refresh(&ctx.writer, &ctx.settings, location, Some(existing)).await?;
     let report = cluster
         .status
         .as_ref()

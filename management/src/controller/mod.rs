@@ -7,7 +7,6 @@
 //! `strata-shared`. Only the replica holding the `strata-controller` Lease reconciles.
 
 mod agent_installer;
-mod apply;
 mod context;
 mod credentials;
 mod deletion;
@@ -18,6 +17,7 @@ mod ledger;
 mod link;
 mod link_watch;
 mod metrics;
+mod namespaces;
 mod packs;
 mod reconcile;
 mod revisions;

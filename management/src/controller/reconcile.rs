@@ -10,7 +10,7 @@ use backon::{ExponentialBuilder, Retryable};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::DynamicObject;
 use kube::runtime::controller::Action;
-use kube::{Api, Resource, ResourceExt};
+use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
 use strata_shared::agent_install::controller_binding;
 use strata_shared::capi::{
@@ -32,6 +32,7 @@ use strata_shared::contracts::conditions::{
 use strata_shared::contracts::labels::{WORKLOAD_CLUSTER_LABEL, WORKLOAD_CLUSTER_NAMESPACE_LABEL};
 use strata_shared::contracts::names::ClusterLocation;
 use strata_shared::finding::Findings;
+use strata_shared::kube_writer::{Operation, WriteError};
 use strata_shared::management_access::SecretKey;
 use strata_shared::profile::ClusterProfile;
 use strata_shared::profile::compose::{compose, validate_cluster_spec};
@@ -39,10 +40,6 @@ use strata_shared::revision::{desired_state, validate_account, validate_placemen
 use tracing::Instrument;
 
 use super::agent_installer::{self, AgentInstallError};
-use super::apply::{
-    ApplyError, apply_json, apply_typed, ensure_namespace, ensure_plain_namespace,
-    namespace_belongs_to,
-};
 use super::context::Context;
 use super::credentials::{self, CredentialError};
 use super::deletion;
@@ -50,6 +47,7 @@ use super::dereference::{self, DereferenceError};
 use super::finalizer::{self, FinalizerError};
 use super::ledger::{self, LedgerError, Recorded};
 use super::link;
+use super::namespaces::{ensure_namespace, ensure_plain_namespace, namespace_belongs_to};
 use super::revisions::{self, RevisionError};
 use super::status::{self, StatusError, StatusUpdate};
 use super::workload_access::{self, UNSAFE_KUBECONFIG, Workload, WorkloadAccessError};
@@ -68,7 +66,7 @@ pub enum ReconcileError {
     #[error(transparent)]
     Dereference(#[from] DereferenceError),
     #[error(transparent)]
-    Apply(#[from] ApplyError),
+    Kube(#[from] WriteError),
     #[error(transparent)]
     Revision(#[from] RevisionError),
     #[error(transparent)]
@@ -89,30 +87,17 @@ pub enum ReconcileError {
         #[source]
         source: BuildError,
     },
-    #[error("cannot delete {what}: {source}")]
-    Delete {
-        what: String,
-        #[source]
-        source: Box<kube::Error>,
-    },
-    #[error("{what} took longer than {seconds} s")]
-    Timeout { what: String, seconds: u64 },
-    #[error("cannot read {what}: {source}")]
-    Read {
-        what: String,
-        #[source]
-        source: Box<kube::Error>,
-    },
 }
 
 impl ReconcileError {
     /// A short, stable label for metrics and condition reasons.
     pub fn reason(&self) -> &'static str {
         match self {
-            ReconcileError::Dereference(_) | ReconcileError::Read { .. } => "ReadFailed",
-            ReconcileError::Timeout { .. } => "Timeout",
-            ReconcileError::Delete { .. } => "DeleteFailed",
-            ReconcileError::Apply(_) => "ApplyFailed",
+            ReconcileError::Dereference(_) => "ReadFailed",
+            ReconcileError::Kube(e) if e.is_timeout() => "Timeout",
+            ReconcileError::Kube(e) if e.operation().reads() => "ReadFailed",
+            ReconcileError::Kube(e) if e.operation() == Operation::Delete => "DeleteFailed",
+            ReconcileError::Kube(_) => "ApplyFailed",
             ReconcileError::Revision(_) => "RevisionFailed",
             ReconcileError::Status(_) => "StatusFailed",
             ReconcileError::Agent(_) => "AgentInstallFailed",
@@ -163,7 +148,7 @@ async fn reconcile_inner(
         }
         return match deletion::cleanup(&cluster, ctx).await? {
             deletion::Cleanup::Done => {
-                finalizer::remove(&ctx.client, &cluster).await?;
+                finalizer::remove(&ctx.writer, &cluster).await?;
                 ctx.metrics.set_phase(&key, None);
                 tracing::info!("cluster deleted");
                 Ok(Action::await_change())
@@ -175,7 +160,7 @@ async fn reconcile_inner(
         };
     }
     if !finalizer::has(&cluster) {
-        finalizer::add(&ctx.client, &cluster).await?;
+        finalizer::add(&ctx.writer, &cluster).await?;
     }
     let (action, phase) = converge(&cluster, ctx).await?;
     ctx.metrics.set_phase(&key, Some(phase));
@@ -238,7 +223,7 @@ async fn invalid(
         reason,
         "the cluster is not valid; see the Valid condition",
     ));
-    status::write(&ctx.client, cluster, update).await?;
+    status::write(&ctx.writer, cluster, update).await?;
     Ok((Action::requeue(INVALID_RETRY), ClusterPhase::Invalid))
 }
 
@@ -282,7 +267,7 @@ async fn handed_over(
             "the agent was granted its move of the CAPI objects into the workload cluster",
         )
     });
-    status::write(&ctx.client, cluster, update).await?;
+    status::write(&ctx.writer, cluster, update).await?;
     Ok((Action::requeue(link_recheck(ctx)), phase))
 }
 
@@ -410,10 +395,10 @@ async fn converge(
 
     // Publish the revision.
     let objects_namespace =
-        ensure_namespace(&ctx.client, &namespace, &name, &location.objects_namespace).await?;
+        ensure_namespace(&ctx.writer, &namespace, &name, &location.objects_namespace).await?;
     bind_controller(ctx, &location.objects_namespace).await?;
     let published =
-        revisions::publish(&ctx.client, &location.objects_namespace, &name, &desired).await?;
+        revisions::publish(&ctx.writer, &location.objects_namespace, &name, &desired).await?;
     if published.new {
         tracing::info!(revision = published.number, "published a new revision");
     }
@@ -465,7 +450,7 @@ async fn converge(
         return handed_over(ctx, cluster, update).await;
     }
     if ledger.may_grant_move() && agent_installed && agent_requests_move(&previous) {
-        return match ledger::record(&ctx.client, &objects_namespace, &[grant_move()]).await? {
+        return match ledger::record(&ctx.writer, &objects_namespace, &[grant_move()]).await? {
             Recorded::Done(_) => {
                 tracing::info!("granted the agent its move of the CAPI objects");
                 handed_over(ctx, cluster, update).await
@@ -478,7 +463,7 @@ async fn converge(
     }
     // Read again right before touching the objects: a grant recorded meanwhile (by another
     // replica) stops this one here.
-    let Some(current) = ledger::read(&ctx.client, &location.objects_namespace).await? else {
+    let Some(current) = ledger::read(&ctx.writer, &location.objects_namespace).await? else {
         return Ok((
             Action::requeue(Duration::from_secs(1)),
             ClusterPhase::Pending,
@@ -504,7 +489,7 @@ async fn converge(
             message.clone(),
         ));
         update.condition(ConditionUpdate::not(READY, "ObjectsGone", message));
-        status::write(&ctx.client, cluster, update).await?;
+        status::write(&ctx.writer, cluster, update).await?;
         return Ok((
             Action::requeue(WAITING_FOR_CAPI),
             ClusterPhase::Provisioning,
@@ -524,7 +509,7 @@ async fn converge(
     let current = if ledger.objects_applied {
         current
     } else {
-        match ledger::record(&ctx.client, &current, &[objects_applied()]).await? {
+        match ledger::record(&ctx.writer, &current, &[objects_applied()]).await? {
             Recorded::Done(updated) => *updated,
             // Recorded on the next pass.
             Recorded::Stale => current,
@@ -567,7 +552,7 @@ async fn converge(
             message,
         ));
         update.condition(ConditionUpdate::not(READY, "Provisioning", message));
-        status::write(&ctx.client, cluster, update).await?;
+        status::write(&ctx.writer, cluster, update).await?;
         return Ok((
             Action::requeue(WAITING_FOR_CAPI),
             ClusterPhase::Provisioning,
@@ -601,7 +586,7 @@ async fn install_agent(
     identity_secret: Option<SecretKey>,
     mut update: StatusUpdate<'_>,
 ) -> Result<(Action, ClusterPhase), ReconcileError> {
-    let workload = match workload_access::connect(&ctx.client, objects_namespace, location).await? {
+    let workload = match workload_access::connect(&ctx.writer, objects_namespace, location).await? {
         Workload::Ready(client) => client,
         Workload::Missing => {
             let message = format!(
@@ -609,7 +594,7 @@ async fn install_agent(
                 location.objects_namespace, location.cluster
             );
             waiting_for_workload(&mut update, "WaitingForKubeconfig", message);
-            status::write(&ctx.client, cluster, update).await?;
+            status::write(&ctx.writer, cluster, update).await?;
             return Ok((Action::requeue(WAITING), ClusterPhase::Provisioning));
         }
         Workload::Retry => {
@@ -624,14 +609,14 @@ async fn install_agent(
                 location.objects_namespace, location.cluster
             );
             waiting_for_workload(&mut update, UNSAFE_KUBECONFIG, message);
-            status::write(&ctx.client, cluster, update).await?;
+            status::write(&ctx.writer, cluster, update).await?;
             return Ok((Action::requeue(INVALID_RETRY), ClusterPhase::Provisioning));
         }
     };
     let provider_namespace = ctx.settings.provider_namespace(cluster.spec.cloud_type);
     let installed = async {
-        let credential = credentials::ensure(&ctx.client, &ctx.settings, location).await?;
-        agent_installer::grant_rights(&ctx.client, &ctx.settings, location, provider_namespace)
+        let credential = credentials::ensure(&ctx.writer, &ctx.settings, location).await?;
+        agent_installer::grant_rights(&ctx.writer, &ctx.settings, location, provider_namespace)
             .await?;
         let report = agent_installer::install(
             &workload,
@@ -664,7 +649,7 @@ async fn install_agent(
                 "InstallingAgent",
                 "the agent is not installed yet",
             ));
-            status::write(&ctx.client, cluster, update).await?;
+            status::write(&ctx.writer, cluster, update).await?;
             return Err(e);
         }
     };
@@ -681,7 +666,7 @@ async fn install_agent(
             message.clone(),
         ));
         update.condition(ConditionUpdate::not(READY, "InstallingAgent", message));
-        status::write(&ctx.client, cluster, update).await?;
+        status::write(&ctx.writer, cluster, update).await?;
         return Ok((Action::requeue(WAITING), ClusterPhase::InstallingAgent));
     }
     update.phase = Some(ClusterPhase::AgentInstalled);
@@ -695,7 +680,7 @@ async fn install_agent(
         "AgentInstalled",
         "the agent takes the cluster from here",
     ));
-    status::write(&ctx.client, cluster, update).await?;
+    status::write(&ctx.writer, cluster, update).await?;
     Ok((
         Action::requeue(link_recheck(ctx)),
         ClusterPhase::AgentInstalled,
@@ -710,7 +695,7 @@ pub async fn bind_controller(ctx: &Context, namespace: &str) -> Result<(), Recon
         &ctx.settings.system_namespace,
         &ctx.settings.controller_account,
     );
-    apply_typed(&ctx.client, &binding).await?;
+    ctx.writer.apply(&binding).await?;
     Ok(())
 }
 
@@ -718,20 +703,10 @@ async fn read_capi_cluster(
     ctx: &Context,
     location: &ClusterLocation,
 ) -> Result<Option<DynamicObject>, ReconcileError> {
-    let api: Api<DynamicObject> = Api::namespaced_with(
-        ctx.client.clone(),
-        &location.objects_namespace,
-        &CLUSTER.api_resource(),
-    );
-    api.get_opt(&location.cluster)
-        .await
-        .map_err(|e| ReconcileError::Read {
-            what: format!(
-                "CAPI Cluster {}/{}",
-                location.objects_namespace, location.cluster
-            ),
-            source: Box::new(e),
-        })
+    let clusters = ctx
+        .writer
+        .dynamic(&CLUSTER.api_resource(), Some(&location.objects_namespace));
+    Ok(clusters.get(&location.cluster).await?)
 }
 
 /// Applies the identities, owned by the objects namespace (two of them are cluster-scoped
@@ -755,18 +730,18 @@ async fn apply_identities(
             .and_then(Value::as_str)
             && ns != objects_namespace.name_any()
         {
-            ensure_plain_namespace(&ctx.client, ns).await?;
+            ensure_plain_namespace(&ctx.writer, ns).await?;
             bind_controller(ctx, ns).await?;
         }
         object["metadata"]["ownerReferences"] = json!([namespace_owner]);
-        let write = || apply_json(&ctx.client, &object);
+        let write = || ctx.writer.apply_json(&object);
         write
             .retry(
                 ExponentialBuilder::default()
                     .with_min_delay(Duration::from_millis(200))
                     .with_max_times(4),
             )
-            .when(|e: &ApplyError| e.is_forbidden())
+            .when(|e: &WriteError| e.is_forbidden())
             .await?;
     }
     Ok(())
@@ -787,7 +762,7 @@ async fn apply_objects(
     for mut cluster in clusters {
         // Lets the watch on CAPI Clusters find the WorkloadCluster again.
         cluster["metadata"]["labels"][WORKLOAD_CLUSTER_NAMESPACE_LABEL] = json!(cluster_namespace);
-        let applied = apply_json(&ctx.client, &cluster).await?;
+        let applied = ctx.writer.apply_json(&cluster).await?;
         owner = Some(json!({
             "apiVersion": cluster.get("apiVersion").cloned().unwrap_or(Value::Null),
             "kind": CLUSTER.kind,
@@ -801,7 +776,7 @@ async fn apply_objects(
         if let Some(owner) = &owner {
             object["metadata"]["ownerReferences"] = json!([owner]);
         }
-        apply_json(&ctx.client, &object).await?;
+        ctx.writer.apply_json(&object).await?;
         count += 1;
     }
     Ok(count)

@@ -4,34 +4,19 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{ListParams, PostParams};
-use kube::{Api, Client};
+use kube::api::ListParams;
+use strata_shared::contracts::labels::{REVISION_CLUSTER_LABEL, REVISION_NUMBER_LABEL};
+use strata_shared::kube_writer::{KubeWriter, WriteError};
 use strata_shared::revision::{
     ClusterRevision, ClusterRevisionSpec, DesiredState, content_hash, revision_name,
 };
 
-use strata_shared::contracts::labels::{REVISION_CLUSTER_LABEL, REVISION_NUMBER_LABEL};
-
-use super::context::WRITE_TIMEOUT;
-
 #[derive(Debug, thiserror::Error)]
-pub enum RevisionError {
-    #[error(
-        "cannot {action} the revisions of cluster {cluster} in namespace {namespace}: {source}"
-    )]
-    Api {
-        action: &'static str,
-        cluster: String,
-        namespace: String,
-        #[source]
-        source: Box<kube::Error>,
-    },
-    #[error("publishing revision {number} of cluster {cluster} took longer than {seconds} s")]
-    Timeout {
-        cluster: String,
-        number: i64,
-        seconds: u64,
-    },
+#[error("cannot publish the revision of cluster {cluster}: {source}")]
+pub struct RevisionError {
+    pub cluster: String,
+    #[source]
+    pub source: WriteError,
 }
 
 /// The revision in force after publishing: its number and whether it is new.
@@ -47,26 +32,22 @@ pub fn latest(revisions: &[ClusterRevision]) -> Option<&ClusterRevision> {
 }
 
 pub async fn publish(
-    client: &Client,
+    writer: &KubeWriter,
     namespace: &str,
     cluster: &str,
     desired: &DesiredState,
 ) -> Result<Published, RevisionError> {
-    let api: Api<ClusterRevision> = Api::namespaced(client.clone(), namespace);
-    let failed = |action: &'static str| {
-        move |source: kube::Error| RevisionError::Api {
-            action,
-            cluster: cluster.to_string(),
-            namespace: namespace.to_string(),
-            source: Box::new(source),
-        }
+    let revisions = writer.namespaced::<ClusterRevision>(namespace);
+    let failed = |source: WriteError| RevisionError {
+        cluster: cluster.to_string(),
+        source,
     };
-    let existing = api
+    let existing = revisions
         .list(&ListParams::default().labels(&format!("{REVISION_CLUSTER_LABEL}={cluster}")))
         .await
-        .map_err(failed("list"))?;
+        .map_err(failed)?;
     let hash = content_hash(desired);
-    let current = latest(&existing.items);
+    let current = latest(&existing);
     if let Some(current) = current.filter(|r| r.spec.content_hash == hash) {
         return Ok(Published {
             number: current.spec.number,
@@ -94,13 +75,6 @@ pub async fn publish(
     // Create, never apply: a revision that exists is never rewritten. Losing a race to
     // another writer of the same number fails with a conflict and the next reconcile
     // sees the winner.
-    match tokio::time::timeout(WRITE_TIMEOUT, api.create(&PostParams::default(), &revision)).await {
-        Ok(Ok(_)) => Ok(Published { number, new: true }),
-        Ok(Err(e)) => Err(failed("create")(e)),
-        Err(_) => Err(RevisionError::Timeout {
-            cluster: cluster.to_string(),
-            number,
-            seconds: WRITE_TIMEOUT.as_secs(),
-        }),
-    }
+    revisions.create(&revision).await.map_err(failed)?;
+    Ok(Published { number, new: true })
 }

@@ -15,15 +15,17 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Config, ResourceExt};
 use strata_shared::cluster::WorkloadCluster;
 use strata_shared::contracts::capi::CLUSTER;
+use strata_shared::contracts::field_managers::CONTROLLER_FIELD_MANAGER;
 use strata_shared::contracts::labels::WORKLOAD_CLUSTER_NAMESPACE_LABEL;
-use strata_shared::leader::{LeaderElector, LeaderWatch, LeaseTiming};
+use strata_shared::kube_writer::KubeWriter;
+use strata_shared::leader::{LeaderElector, LeaseTiming, LeaderWatch};
 use strata_shared::pack_registry::PackRegistry;
 use strata_shared::profile::ClusterProfile;
 use strata_shared::provider_components::parse_provider_flags;
 use strata_shared::registry::cache::PackCache;
 
 use super::ControllerArgs;
-use super::context::{Context, Settings};
+use super::context::{Context, Settings, WRITE_TIMEOUT};
 use super::http::{self, Health};
 use super::metrics::Metrics;
 use super::packs::PackResolver;
@@ -176,6 +178,7 @@ async fn run_async(args: ControllerArgs) -> Result<(), String> {
     let registries = mirror::<PackRegistry>(&client);
     let ctx = Arc::new(Context {
         client: client.clone(),
+        writer: KubeWriter::new(client.clone(), CONTROLLER_FIELD_MANAGER, WRITE_TIMEOUT),
         settings,
         metrics: metrics.clone(),
         packs: PackResolver::new(Some(cache), work_dir),

@@ -3,26 +3,16 @@
 //! owns the others (Pivoted, layer states) under its own field manager.
 
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Patch, PatchParams};
-use kube::{Api, Client, ResourceExt};
+use kube::ResourceExt;
 use serde_json::json;
 use strata_shared::cluster::{ClusterPhase, ReplicaCounts, WorkloadCluster};
 use strata_shared::conditions::{ConditionUpdate, set_condition};
-use strata_shared::contracts::field_managers::CONTROLLER_FIELD_MANAGER;
+use strata_shared::kube_writer::{KubeWriter, WriteError};
 
-use super::context::WRITE_TIMEOUT;
-
+/// The status could not be written (the error names the cluster).
 #[derive(Debug, thiserror::Error)]
-pub enum StatusError {
-    #[error("cannot write the status of WorkloadCluster {cluster}: {source}")]
-    Api {
-        cluster: String,
-        #[source]
-        source: Box<kube::Error>,
-    },
-    #[error("writing the status of WorkloadCluster {cluster} took longer than {seconds} s")]
-    Timeout { cluster: String, seconds: u64 },
-}
+#[error(transparent)]
+pub struct StatusError(#[from] WriteError);
 
 /// What one reconcile found.
 #[derive(Debug, Default)]
@@ -104,7 +94,7 @@ fn unchanged(
 }
 
 pub async fn write(
-    client: &Client,
+    writer: &KubeWriter,
     cluster: &WorkloadCluster,
     update: StatusUpdate<'_>,
 ) -> Result<(), StatusError> {
@@ -153,25 +143,11 @@ pub async fn write(
         "kind": "WorkloadCluster",
         "status": status,
     });
-    let api: Api<WorkloadCluster> = Api::namespaced(client.clone(), &namespace);
-    let params = PatchParams::apply(CONTROLLER_FIELD_MANAGER).force();
-    let shown = format!("{namespace}/{name}");
-    match tokio::time::timeout(
-        WRITE_TIMEOUT,
-        api.patch_status(&name, &params, &Patch::Apply(&patch)),
-    )
-    .await
-    {
-        Ok(Ok(_)) => Ok(()),
+    let clusters = writer.namespaced::<WorkloadCluster>(&namespace);
+    match clusters.apply_status(&name, &patch).await {
+        Ok(_) => Ok(()),
         // Deleted meanwhile: nothing to report on.
-        Ok(Err(kube::Error::Api(e))) if e.code == 404 => Ok(()),
-        Ok(Err(source)) => Err(StatusError::Api {
-            cluster: shown,
-            source: Box::new(source),
-        }),
-        Err(_) => Err(StatusError::Timeout {
-            cluster: shown,
-            seconds: WRITE_TIMEOUT.as_secs(),
-        }),
+        Err(e) if e.is_gone() => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }

@@ -9,10 +9,12 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use kube::{Api, Client};
+use kube::Client;
 use strata_shared::cluster::ledger::WorkloadPin;
+use strata_shared::contracts::field_managers::CONTROLLER_FIELD_MANAGER;
 use strata_shared::contracts::labels::{WORKLOAD_CA_ANNOTATION, WORKLOAD_SERVER_ANNOTATION};
 use strata_shared::contracts::names::ClusterLocation;
+use strata_shared::kube_writer::{KubeWriter, WriteError};
 use strata_shared::workload_kubeconfig::{ClientTimeouts, parse};
 
 use super::context::WRITE_TIMEOUT;
@@ -25,14 +27,8 @@ pub const UNSAFE_KUBECONFIG: &str = "UnsafeKubeconfig";
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkloadAccessError {
-    #[error("cannot read Secret {secret}: {source}")]
-    Read {
-        secret: String,
-        #[source]
-        source: Box<kube::Error>,
-    },
-    #[error("reading Secret {secret} took longer than {seconds} s")]
-    Timeout { secret: String, seconds: u64 },
+    #[error(transparent)]
+    Read(#[from] WriteError),
     #[error(transparent)]
     Pin(#[from] LedgerError),
 }
@@ -41,8 +37,8 @@ pub enum WorkloadAccessError {
 pub enum Workload {
     /// CAPI has not written it yet.
     Missing,
-    /// A client of the workload cluster.
-    Ready(Client),
+    /// The workload cluster, under the controller's field manager, every call bounded.
+    Ready(KubeWriter),
     /// The pin was just recorded, on a namespace that then moved on: read again.
     Retry,
     /// Refused; the reason is logged, never shown to the site.
@@ -52,28 +48,14 @@ pub enum Workload {
 /// The client of `location`'s workload cluster. `namespace`: the objects namespace as just
 /// read (its annotations are the ledger the pin is kept in).
 pub async fn connect(
-    client: &Client,
+    management: &KubeWriter,
     namespace: &Namespace,
     location: &ClusterLocation,
 ) -> Result<Workload, WorkloadAccessError> {
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &location.objects_namespace);
+    let secrets = management.namespaced::<Secret>(&location.objects_namespace);
     let name = format!("{}-kubeconfig", location.cluster);
     let shown = format!("{}/{name}", location.objects_namespace);
-    let secret = match tokio::time::timeout(WRITE_TIMEOUT, secrets.get_opt(&name)).await {
-        Ok(Ok(found)) => found,
-        Ok(Err(source)) => {
-            return Err(WorkloadAccessError::Read {
-                secret: shown,
-                source: Box::new(source),
-            });
-        }
-        Err(_) => {
-            return Err(WorkloadAccessError::Timeout {
-                secret: shown,
-                seconds: WRITE_TIMEOUT.as_secs(),
-            });
-        }
-    };
+    let secret = secrets.get(&name).await?;
     let Some(value) = secret
         .and_then(|s| s.data)
         .and_then(|mut d| d.remove("value"))
@@ -105,7 +87,7 @@ pub async fn connect(
         }
         None => {
             let recorded = ledger::record(
-                client,
+                management,
                 namespace,
                 &[
                     (WORKLOAD_SERVER_ANNOTATION, seen.server.as_str()),
@@ -123,7 +105,11 @@ pub async fn connect(
         Err(e) => return refused(e.to_string()),
     };
     match Client::try_from(config) {
-        Ok(client) => Ok(Workload::Ready(client)),
+        Ok(client) => Ok(Workload::Ready(KubeWriter::new(
+            client,
+            CONTROLLER_FIELD_MANAGER,
+            WRITE_TIMEOUT,
+        ))),
         Err(e) => refused(format!("no client can be built from it: {e}")),
     }
 }
