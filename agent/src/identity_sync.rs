@@ -4,58 +4,40 @@
 //! data here again, so the providers in this cluster use the new credentials.
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Patch, PatchParams};
-use kube::{Api, Client};
 use serde_json::json;
+use strata_shared::kube_writer::{KubeWriter, WriteError};
 use strata_shared::management_access::SecretKey;
-use strata_shared::contracts::field_managers::AGENT_FIELD_MANAGER;
-
 
 #[derive(Debug, thiserror::Error)]
 pub enum IdentitySyncError {
-    #[error("cannot read the identity Secret {secret} in the management cluster: {source}")]
-    Source {
-        secret: SecretKey,
-        #[source]
-        source: Box<kube::Error>,
-    },
-    #[error("cannot {action} the identity Secret {secret} in this cluster: {source}")]
-    Target {
-        action: &'static str,
-        secret: SecretKey,
-        #[source]
-        source: Box<kube::Error>,
-    },
+    #[error("in the management cluster: {0}")]
+    Source(#[source] WriteError),
+    #[error("the identity Secret {secret} is not in the management cluster")]
+    SourceMissing { secret: SecretKey },
+    #[error("in this cluster: {0}")]
+    Target(#[source] WriteError),
 }
 
 /// Copies the data of `secret` from the management cluster into this one when they differ;
 /// true when it did. A Secret not in this cluster yet is the move's to bring.
 pub async fn sync(
-    workload: &Client,
-    management: &Client,
+    workload: &KubeWriter,
+    management: &KubeWriter,
     secret: &SecretKey,
 ) -> Result<bool, IdentitySyncError> {
-    let source: Api<Secret> = Api::namespaced(management.clone(), &secret.namespace);
-    let original = source
+    let original = management
+        .namespaced::<Secret>(&secret.namespace)
         .get(&secret.name)
         .await
-        .map_err(|e| IdentitySyncError::Source {
+        .map_err(IdentitySyncError::Source)?
+        .ok_or_else(|| IdentitySyncError::SourceMissing {
             secret: secret.clone(),
-            source: Box::new(e),
         })?;
-    let target: Api<Secret> = Api::namespaced(workload.clone(), &secret.namespace);
-    let target_failed = |action| {
-        let secret = secret.clone();
-        move |e: kube::Error| IdentitySyncError::Target {
-            action,
-            secret,
-            source: Box::new(e),
-        }
-    };
-    let Some(copy) = target
-        .get_opt(&secret.name)
+    let copies = workload.namespaced::<Secret>(&secret.namespace);
+    let Some(copy) = copies
+        .get(&secret.name)
         .await
-        .map_err(target_failed("read"))?
+        .map_err(IdentitySyncError::Target)?
     else {
         return Ok(false);
     };
@@ -71,18 +53,10 @@ pub async fn sync(
     for (key, value) in original.data.iter().flatten() {
         data.insert(key.clone(), json!(value));
     }
-    let params = PatchParams {
-        field_manager: Some(AGENT_FIELD_MANAGER.into()),
-        ..PatchParams::default()
-    };
-    target
-        .patch(
-            &secret.name,
-            &params,
-            &Patch::Merge(&json!({ "data": data })),
-        )
+    copies
+        .merge_patch(&secret.name, &json!({ "data": data }))
         .await
-        .map_err(target_failed("update"))?;
+        .map_err(IdentitySyncError::Target)?;
     tracing::info!(secret = %secret, "copied the changed cloud identity from the management cluster");
     Ok(true)
 }

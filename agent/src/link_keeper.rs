@@ -11,10 +11,8 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Patch, PatchParams};
-use kube::{Api, Client};
 use strata_shared::contracts::names::{AGENT_NAMESPACE, LINK_STATE_CONFIG_MAP};
-use strata_shared::contracts::field_managers::AGENT_FIELD_MANAGER;
+use strata_shared::kube_writer::{KubeWriter, WriteError};
 
 use crate::management_link::{ManagementLink, RenewOutcome};
 use crate::status_report::StatusReport;
@@ -61,8 +59,8 @@ impl LinkState {
 
 /// One beat: renew, report, and say how it went.
 pub async fn beat(link: &ManagementLink, report: &StatusReport) -> LinkState {
-    let management = match link.client().await {
-        Ok(client) => client,
+    let management = match link.management().await {
+        Ok(management) => management,
         Err(e) => return LinkState::Unconfigured(e.to_string()),
     };
     match link.renew(&management).await {
@@ -77,13 +75,13 @@ pub async fn beat(link: &ManagementLink, report: &StatusReport) -> LinkState {
         }
     }
     // A renewed token is in the link Secret now: the report goes with it.
-    let management = match link.client().await {
-        Ok(client) => client,
+    let management = match link.management().await {
+        Ok(management) => management,
         Err(e) => return LinkState::Unconfigured(e.to_string()),
     };
     match report.send(&management, link).await {
         Ok(()) => LinkState::Connected,
-        Err(e) => match e.status() {
+        Err(e) => match e.code() {
             Some(code @ (401 | 403)) => LinkState::Refused(code),
             _ => LinkState::Unreachable(e.to_string()),
         },
@@ -91,7 +89,7 @@ pub async fn beat(link: &ManagementLink, report: &StatusReport) -> LinkState {
 }
 
 /// Beats until the task is dropped.
-pub async fn run(workload: Client, link: ManagementLink, report: StatusReport) {
+pub async fn run(workload: KubeWriter, link: ManagementLink, report: StatusReport) {
     let mut last: Option<LinkState> = None;
     loop {
         let state = beat(&link, &report).await;
@@ -118,7 +116,7 @@ pub async fn run(workload: Client, link: ManagementLink, report: StatusReport) {
 
 /// Writes the link's state into the agent's own cluster (`changed`: a new state, whose time
 /// is now).
-async fn record(workload: &Client, state: &LinkState, changed: bool) -> Result<(), kube::Error> {
+async fn record(workload: &KubeWriter, state: &LinkState, changed: bool) -> Result<(), WriteError> {
     let now = Timestamp::now().to_string();
     let mut data = BTreeMap::from([
         ("state".to_string(), state.name().to_string()),
@@ -141,16 +139,10 @@ async fn record(workload: &Client, state: &LinkState, changed: bool) -> Result<(
     };
     // Keys left out keep their values: a merge, not an apply, so `since` and `lastContact`
     // stay until they change.
-    let api: Api<ConfigMap> = Api::namespaced(workload.clone(), AGENT_NAMESPACE);
-    let params = PatchParams {
-        field_manager: Some(AGENT_FIELD_MANAGER.into()),
-        ..PatchParams::default()
-    };
-    match api.patch(LINK_STATE_CONFIG_MAP, &params, &Patch::Merge(&map)).await {
+    let maps = workload.namespaced::<ConfigMap>(AGENT_NAMESPACE);
+    match maps.merge_patch(LINK_STATE_CONFIG_MAP, &map).await {
         Ok(_) => Ok(()),
-        Err(kube::Error::Api(e)) if e.code == 404 => {
-            api.create(&Default::default(), &map).await.map(|_| ())
-        }
+        Err(e) if e.is_gone() => maps.create(&map).await.map(|_| ()),
         Err(e) => Err(e),
     }
 }

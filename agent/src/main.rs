@@ -18,12 +18,23 @@ mod work;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use kube::Client;
 
+use strata_shared::contracts::field_managers::AGENT_FIELD_MANAGER;
+use strata_shared::kube_writer::KubeWriter;
 use strata_shared::leader::{LeaderElector, LeaseTiming};
 use strata_shared::provider_components::ProviderController;
+
+/// Every call the agent makes to its own cluster (and, in `move`, to either cluster) is
+/// bounded: a hung API server must not hold the agent forever.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
+
+fn writer(client: Client) -> KubeWriter {
+    KubeWriter::new(client, AGENT_FIELD_MANAGER, WRITE_TIMEOUT)
+}
 
 #[derive(Parser)]
 #[command(name = "strata-agent", version, about = "Strata's in-cluster agent")]
@@ -85,10 +96,10 @@ struct MoveArgs {
 }
 
 impl MoveArgs {
-    async fn clients(&self) -> Result<(Client, Client), String> {
+    async fn writers(&self) -> Result<(KubeWriter, KubeWriter), String> {
         Ok((
-            client_from(&self.source_kubeconfig).await?,
-            client_from(&self.target_kubeconfig).await?,
+            writer(client_from(&self.source_kubeconfig).await?),
+            writer(client_from(&self.target_kubeconfig).await?),
         ))
     }
 }
@@ -125,7 +136,7 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<(), String> {
     match &cli.command {
         Some(Command::Plan(args)) => {
-            let (source, target) = args.clients().await?;
+            let (source, target) = args.writers().await?;
             let text = pivot::dry_run(&source, &target, &args.cluster, &args.namespace)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -133,7 +144,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             return Ok(());
         }
         Some(Command::Move(args)) => {
-            let (source, target) = args.clients().await?;
+            let (source, target) = args.writers().await?;
             return move_command::run(source, target, &args.namespace, &args.cluster)
                 .await
                 .map_err(|e| e.to_string());
@@ -155,7 +166,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         .map_err(|e| format!("cannot listen for SIGTERM: {e}"))?;
     let link = match &cli.management_secret {
         Some(secret) => Some(
-            management_link::ManagementLink::load(client.clone(), secret)
+            management_link::ManagementLink::load(writer(client.clone()), secret)
                 .await
                 .map_err(|e| e.to_string())?,
         ),
@@ -192,7 +203,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         if let (true, Some(link)) = (leading, &link) {
             work = Some(tokio::spawn(work::run(
-                client.clone(),
+                writer(client.clone()),
                 link.clone(),
                 providers.clone(),
             )));

@@ -11,15 +11,16 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Patch, PatchParams};
-use kube::{Api, Client};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::Client;
+use strata_shared::contracts::field_managers::AGENT_FIELD_MANAGER;
 use strata_shared::contracts::names::AGENT_NAMESPACE;
+use strata_shared::kube_writer::{KubeWriter, WriteError};
 use strata_shared::management_access::{
-    AccessError, ManagementAccess, ManagementLinkData, credential_of, management_kubeconfig,
+    AccessError, ManagementAccess, ManagementLinkData, SecretKey, credential_of,
+    management_kubeconfig,
 };
 use strata_shared::workload_kubeconfig::{ClientTimeouts, parse};
-use strata_shared::contracts::field_managers::AGENT_FIELD_MANAGER;
-
 
 /// A request to the management cluster that takes longer than this has failed: the link
 /// may be slow or cut, and the agent's work goes on without it.
@@ -27,12 +28,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
-    #[error("cannot read Secret {AGENT_NAMESPACE}/{secret} in this cluster: {source}")]
-    Read {
-        secret: String,
-        #[source]
-        source: Box<kube::Error>,
-    },
+    #[error("the link Secret in this cluster: {0}")]
+    Read(#[source] WriteError),
     #[error(
         "Secret {AGENT_NAMESPACE}/{secret} does not exist in this cluster (the controller writes it when it installs the agent)"
     )]
@@ -43,18 +40,14 @@ pub enum LinkError {
         "the management access in Secret {AGENT_NAMESPACE}/{secret} cannot make a client: {reason}"
     )]
     Client { secret: String, reason: String },
-    #[error("cannot write the renewed token into Secret {AGENT_NAMESPACE}/{secret}: {source}")]
-    Write {
-        secret: String,
-        #[source]
-        source: Box<kube::Error>,
-    },
+    #[error("cannot write the renewed token into this cluster's link Secret: {0}")]
+    Write(#[source] WriteError),
 }
 
 /// Where this cluster's objects are in the management cluster, and how to reach it.
 #[derive(Clone)]
 pub struct ManagementLink {
-    workload: Client,
+    workload: KubeWriter,
     secret: String,
     /// The WorkloadCluster's (and CAPI Cluster's) name.
     pub cluster: String,
@@ -77,7 +70,7 @@ impl std::fmt::Debug for ManagementLink {
 
 impl ManagementLink {
     /// From the link Secret `secret` in the agent's namespace of `workload`.
-    pub async fn load(workload: Client, secret: &str) -> Result<ManagementLink, LinkError> {
+    pub async fn load(workload: KubeWriter, secret: &str) -> Result<ManagementLink, LinkError> {
         let data = read(&workload, secret).await?;
         Ok(ManagementLink {
             workload,
@@ -93,22 +86,33 @@ impl ManagementLink {
         read(&self.workload, &self.secret).await
     }
 
-    /// A client of the management cluster with the access the link Secret holds now.
-    pub async fn client(&self) -> Result<Client, LinkError> {
+    /// The management cluster with the access the link Secret holds now, under the agent's
+    /// field manager, every call bounded.
+    pub async fn management(&self) -> Result<KubeWriter, LinkError> {
         let data = self.data().await?;
-        client_for(&data.access, &data.location.objects_namespace, &self.secret)
+        let client = client_for(&data.access, &data.location.objects_namespace, &self.secret)?;
+        Ok(KubeWriter::new(
+            client,
+            AGENT_FIELD_MANAGER,
+            REQUEST_TIMEOUT,
+        ))
     }
 
     /// Takes the controller's renewed token when it is newer than the agent's; returns the
     /// access in force afterwards. Errors reaching the management cluster are the caller's to
     /// judge (an expired token shows as 401 there).
-    pub async fn renew(&self, management: &Client) -> Result<RenewOutcome, RenewError> {
+    pub async fn renew(&self, management: &KubeWriter) -> Result<RenewOutcome, RenewError> {
         let data = self.data().await.map_err(RenewError::Link)?;
-        let secrets: Api<Secret> = Api::namespaced(management.clone(), &data.system_namespace);
-        let found = tokio::time::timeout(REQUEST_TIMEOUT, secrets.get(&data.credential_secret))
+        let credential = SecretKey {
+            namespace: data.system_namespace.clone(),
+            name: data.credential_secret.clone(),
+        };
+        let found = management
+            .namespaced::<Secret>(&credential.namespace)
+            .get(&credential.name)
             .await
-            .map_err(|_| RenewError::Timeout)?
-            .map_err(|e| RenewError::Management(Box::new(e)))?;
+            .map_err(RenewError::Management)?
+            .ok_or(RenewError::CredentialMissing { secret: credential })?;
         let offered = credential_of(&found).map_err(|e| RenewError::Link(e.into()))?;
         // Only a later expiry is taken: the same token, or an older one (a controller
         // restored from a backup, say), leaves the agent's as it is.
@@ -119,26 +123,15 @@ impl ManagementLink {
             access: offered.clone(),
             ..data
         };
-        let secret =
-            renewed.to_secret(k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
-                name: Some(self.secret.clone()),
-                namespace: Some(AGENT_NAMESPACE.into()),
-                ..Default::default()
-            });
-        let local: Api<Secret> = Api::namespaced(self.workload.clone(), AGENT_NAMESPACE);
-        local
-            .patch(
-                &self.secret,
-                &PatchParams::apply(AGENT_FIELD_MANAGER).force(),
-                &Patch::Apply(&secret),
-            )
+        let secret = renewed.to_secret(ObjectMeta {
+            name: Some(self.secret.clone()),
+            namespace: Some(AGENT_NAMESPACE.into()),
+            ..ObjectMeta::default()
+        });
+        self.workload
+            .apply(&secret)
             .await
-            .map_err(|e| {
-                RenewError::Link(LinkError::Write {
-                    secret: self.secret.clone(),
-                    source: Box::new(e),
-                })
-            })?;
+            .map_err(|e| RenewError::Link(LinkError::Write(e)))?;
         tracing::info!(expires = %offered.token_expires, "took the renewed management token");
         Ok(RenewOutcome::Renewed(offered))
     }
@@ -157,34 +150,28 @@ pub enum RenewOutcome {
 pub enum RenewError {
     #[error(transparent)]
     Link(LinkError),
-    #[error("the management cluster did not answer in {} s", REQUEST_TIMEOUT.as_secs())]
-    Timeout,
     #[error("cannot read the agent's credential in the management cluster: {0}")]
-    Management(#[source] Box<kube::Error>),
+    Management(#[source] WriteError),
+    #[error("the agent's credential Secret {secret} is not in the management cluster")]
+    CredentialMissing { secret: SecretKey },
 }
 
 impl RenewError {
     /// The HTTP status the management cluster answered with, when it answered.
     pub fn status(&self) -> Option<u16> {
         match self {
-            RenewError::Management(e) => match e.as_ref() {
-                kube::Error::Api(status) => Some(status.code),
-                _ => None,
-            },
+            RenewError::Management(e) => e.code(),
             _ => None,
         }
     }
 }
 
-async fn read(workload: &Client, secret: &str) -> Result<ManagementLinkData, LinkError> {
-    let secrets: Api<Secret> = Api::namespaced(workload.clone(), AGENT_NAMESPACE);
-    let found = secrets
-        .get_opt(secret)
+async fn read(workload: &KubeWriter, secret: &str) -> Result<ManagementLinkData, LinkError> {
+    let found = workload
+        .namespaced::<Secret>(AGENT_NAMESPACE)
+        .get(secret)
         .await
-        .map_err(|e| LinkError::Read {
-            secret: secret.to_string(),
-            source: Box::new(e),
-        })?
+        .map_err(LinkError::Read)?
         .ok_or_else(|| LinkError::Missing {
             secret: secret.to_string(),
         })?;

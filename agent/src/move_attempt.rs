@@ -2,8 +2,8 @@
 //! move back out): the same sides, preparation and error reporting, so the two differ only
 //! in what they check and announce before they start.
 
-use kube::Client;
 use strata_shared::contracts::conditions::REASON_MOVE_STOPPED;
+use strata_shared::kube_writer::KubeWriter;
 use strata_shared::pivot::journal::Direction;
 
 use crate::management_link::ManagementLink;
@@ -12,7 +12,7 @@ use crate::status_report::StatusReport;
 
 /// A move ready to run, and the management cluster it goes from or to.
 pub struct Attempt {
-    pub management: Client,
+    pub management: KubeWriter,
     sides: MoveSides,
     pub prepared: PreparedMove,
 }
@@ -27,12 +27,12 @@ fn what(direction: Direction) -> &'static str {
 /// Reaches the management cluster and prepares the move (resuming its journal); None,
 /// with the reason logged, when it is to be tried again later.
 pub async fn prepare_attempt(
-    workload: &Client,
+    workload: &KubeWriter,
     link: &ManagementLink,
     direction: Direction,
 ) -> Option<Attempt> {
-    let management = match link.client().await {
-        Ok(client) => client,
+    let management = match link.management().await {
+        Ok(management) => management,
         Err(e) => {
             tracing::warn!(error = %e, "cannot reach the management cluster; retrying");
             return None;
@@ -49,7 +49,7 @@ pub async fn prepare_attempt(
         source_namespace: link.objects_namespace.clone(),
         target_namespace: link.objects_namespace.clone(),
         direction,
-        journal_client: workload.clone(),
+        journal: workload.clone(),
     };
     match prepare(&sides).await {
         Ok(prepared) => Some(Attempt {

@@ -6,9 +6,9 @@
 
 use std::time::Duration;
 
-use kube::{Api, Client};
 use strata_shared::cluster::WorkloadCluster;
 use strata_shared::contracts::conditions::{REASON_MOVED_BACK, REASON_MOVING_BACK};
+use strata_shared::kube_writer::KubeWriter;
 use strata_shared::pivot::journal::Direction;
 
 use crate::management_link::ManagementLink;
@@ -21,14 +21,14 @@ const RETRY: Duration = Duration::from_secs(5);
 /// Whether the objects are to move back: a move back has started already (its journal
 /// exists), or they came here and the WorkloadCluster is being deleted. None when that
 /// cannot be told.
-pub async fn requested(workload: &Client, link: &ManagementLink) -> Option<bool> {
-    let back = JournalStore::new(workload.clone(), &link.cluster, Direction::Reverse);
+pub async fn requested(workload: &KubeWriter, link: &ManagementLink) -> Option<bool> {
+    let back = JournalStore::new(workload, &link.cluster, Direction::Reverse);
     if let Ok(Some(_)) = back.load().await {
         return Some(true);
     }
     // Nothing came here, so nothing goes back: the controller deletes the objects where
     // they are.
-    let forth = JournalStore::new(workload.clone(), &link.cluster, Direction::Pivot);
+    let forth = JournalStore::new(workload, &link.cluster, Direction::Pivot);
     if let Ok(None) = forth.load().await {
         return Some(false);
     }
@@ -38,9 +38,9 @@ pub async fn requested(workload: &Client, link: &ManagementLink) -> Option<bool>
 /// Whether the WorkloadCluster is being deleted; None when the management cluster cannot
 /// say.
 pub async fn deletion_requested(link: &ManagementLink) -> Option<bool> {
-    let management = link.client().await.ok()?;
-    let clusters: Api<WorkloadCluster> = Api::namespaced(management, &link.cluster_namespace);
-    match clusters.get_opt(&link.cluster).await {
+    let management = link.management().await.ok()?;
+    let clusters = management.namespaced::<WorkloadCluster>(&link.cluster_namespace);
+    match clusters.get(&link.cluster).await {
         Ok(Some(found)) => Some(found.metadata.deletion_timestamp.is_some()),
         // Gone without a move back (its finalizer removed by hand): the objects stay here.
         Ok(None) => Some(false),
@@ -53,7 +53,7 @@ pub async fn deletion_requested(link: &ManagementLink) -> Option<bool> {
 
 /// Moves the objects back, resuming a move back a crash interrupted, and reports it done.
 /// Returns once the management cluster has been told.
-pub async fn move_back(workload: &Client, link: &ManagementLink, report: &StatusReport) {
+pub async fn move_back(workload: &KubeWriter, link: &ManagementLink, report: &StatusReport) {
     let management = loop {
         let Some(attempt) = prepare_attempt(workload, link, Direction::Reverse).await else {
             tokio::time::sleep(RETRY).await;

@@ -11,11 +11,11 @@ use futures::StreamExt;
 use futures::channel::oneshot;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{DynamicObject, PostParams};
+use kube::Api;
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client};
 use strata_shared::contracts::capi::CLUSTER;
 use strata_shared::contracts::names::AGENT_NAMESPACE;
+use strata_shared::kube_writer::{KubeWriter, WriteError};
 use strata_shared::pivot::journal::{Direction, MoveJournal, MovePhase, MoveStep, ObjectState};
 use strata_shared::pivot::journal_record::journal_from;
 
@@ -26,27 +26,15 @@ const REPORT_GRACE: Duration = Duration::from_secs(3);
 
 #[derive(Debug, thiserror::Error)]
 pub enum MoveCommandError {
-    #[error(
-        "cannot {action} namespace {namespace} in the target cluster, where the move journal is kept: {source}"
-    )]
-    JournalNamespace {
-        action: &'static str,
-        namespace: &'static str,
-        #[source]
-        source: Box<kube::Error>,
-    },
+    #[error("in the target cluster, where the move journal is kept: {0}")]
+    JournalNamespace(#[source] WriteError),
     #[error(
         "Cluster {namespace}/{cluster} ({api_version}) is not in the source cluster, and no move of it was started",
         api_version = CLUSTER.api_version
     )]
     ClusterNotFound { namespace: String, cluster: String },
-    #[error("cannot read Cluster {namespace}/{cluster} in the source cluster: {source}")]
-    ReadCluster {
-        namespace: String,
-        cluster: String,
-        #[source]
-        source: Box<kube::Error>,
-    },
+    #[error("in the source cluster: {0}")]
+    ReadCluster(#[source] WriteError),
     #[error("the move of Cluster {namespace}/{cluster} cannot start: {source}")]
     Prepare {
         namespace: String,
@@ -75,8 +63,8 @@ pub enum MoveCommandError {
 /// Moves Cluster `namespace/cluster` and what belongs to it from `source` into the same
 /// namespace of `target`, printing the plan, each step and the end.
 pub async fn run(
-    source: Client,
-    target: Client,
+    source: KubeWriter,
+    target: KubeWriter,
     namespace: &str,
     cluster: &str,
 ) -> Result<(), MoveCommandError> {
@@ -91,7 +79,7 @@ pub async fn run(
         source_namespace: namespace.to_string(),
         target_namespace: namespace.to_string(),
         direction: Direction::Pivot,
-        journal_client: target.clone(),
+        journal: target.clone(),
     };
     let prepared = pivot::prepare(&sides)
         .await
@@ -129,19 +117,12 @@ pub async fn run(
 
 /// The journal store writes into `strata-system` but does not create it: in a workload
 /// cluster the agent's installation has made it, a target given by hand may lack it.
-async fn ensure_journal_namespace(target: &Client) -> Result<(), MoveCommandError> {
-    let failed = |action: &'static str| {
-        move |e: kube::Error| MoveCommandError::JournalNamespace {
-            action,
-            namespace: AGENT_NAMESPACE,
-            source: Box::new(e),
-        }
-    };
-    let api: Api<Namespace> = Api::all(target.clone());
-    if api
-        .get_opt(AGENT_NAMESPACE)
+async fn ensure_journal_namespace(target: &KubeWriter) -> Result<(), MoveCommandError> {
+    let namespaces = target.cluster_scoped::<Namespace>();
+    if namespaces
+        .get(AGENT_NAMESPACE)
         .await
-        .map_err(failed("read"))?
+        .map_err(MoveCommandError::JournalNamespace)?
         .is_some()
     {
         return Ok(());
@@ -153,17 +134,15 @@ async fn ensure_journal_namespace(target: &Client) -> Result<(), MoveCommandErro
         },
         ..Namespace::default()
     };
-    match api.create(&PostParams::default(), &namespace).await {
-        Ok(_) => {
-            tracing::info!(
-                namespace = AGENT_NAMESPACE,
-                "created the journal's namespace in the target"
-            );
-            Ok(())
-        }
-        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
-        Err(e) => Err(failed("create")(e)),
-    }
+    namespaces
+        .create_or_adopt(&namespace)
+        .await
+        .map_err(MoveCommandError::JournalNamespace)?;
+    tracing::info!(
+        namespace = AGENT_NAMESPACE,
+        "the journal's namespace is in the target"
+    );
+    Ok(())
 }
 
 /// The engine's preflight waits up to ten minutes for a Cluster that is not ready, which
@@ -171,29 +150,22 @@ async fn ensure_journal_namespace(target: &Client) -> Result<(), MoveCommandErro
 /// fail at once. A missing Cluster is fine when a journal exists: a resumed move may have
 /// deleted it from the source already.
 async fn check_cluster_exists(
-    source: &Client,
-    target: &Client,
+    source: &KubeWriter,
+    target: &KubeWriter,
     namespace: &str,
     cluster: &str,
 ) -> Result<(), MoveCommandError> {
-    let clusters: Api<DynamicObject> =
-        Api::namespaced_with(source.clone(), namespace, &CLUSTER.api_resource());
-    let found = match clusters.get_opt(cluster).await {
+    let clusters = source.dynamic(&CLUSTER.api_resource(), Some(namespace));
+    let found = match clusters.get(cluster).await {
         Ok(found) => found.is_some(),
         // The kind itself is not served: no Cluster of that name either.
-        Err(kube::Error::Api(e)) if e.code == 404 => false,
-        Err(e) => {
-            return Err(MoveCommandError::ReadCluster {
-                namespace: namespace.to_string(),
-                cluster: cluster.to_string(),
-                source: Box::new(e),
-            });
-        }
+        Err(e) if e.is_gone() => false,
+        Err(e) => return Err(MoveCommandError::ReadCluster(e)),
     };
     if found {
         return Ok(());
     }
-    match JournalStore::new(target.clone(), cluster, Direction::Pivot)
+    match JournalStore::new(target, cluster, Direction::Pivot)
         .load()
         .await
     {
@@ -211,7 +183,7 @@ async fn check_cluster_exists(
 }
 
 async fn read_journal(
-    target: &Client,
+    target: &KubeWriter,
     namespace: &str,
     cluster: &str,
 ) -> Result<MoveJournal, MoveCommandError> {
@@ -220,7 +192,7 @@ async fn read_journal(
         cluster: cluster.to_string(),
         reason,
     };
-    match JournalStore::new(target.clone(), cluster, Direction::Pivot)
+    match JournalStore::new(target, cluster, Direction::Pivot)
         .load()
         .await
     {
@@ -241,12 +213,13 @@ fn journal_in(map: &ConfigMap, cluster: &str) -> Option<MoveJournal> {
 /// Prints each journal version as the step it starts, until the move is done (returning
 /// the last journal), failed, or finished without the report catching up.
 async fn report(
-    target: Client,
+    target: KubeWriter,
     cluster: &str,
     started: Instant,
     mut outcome: oneshot::Receiver<bool>,
 ) -> Option<MoveJournal> {
-    let api: Api<ConfigMap> = Api::namespaced(target, AGENT_NAMESPACE);
+    // A watch: the one call the writer does not make.
+    let api: Api<ConfigMap> = Api::namespaced(target.client().clone(), AGENT_NAMESPACE);
     let mut maps = std::pin::pin!(watcher(api, watcher::Config::default()).applied_objects());
     let mut progress = Progress::new(started);
     let mut give_up_at: Option<tokio::time::Instant> = None;

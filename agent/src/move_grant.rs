@@ -8,9 +8,9 @@
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Namespace;
-use kube::{Api, Client};
-use strata_shared::contracts::conditions::REASON_MOVE_REQUESTED;
 use strata_shared::cluster::ledger::{ClusterLedger, PivotLatch};
+use strata_shared::contracts::conditions::REASON_MOVE_REQUESTED;
+use strata_shared::kube_writer::KubeWriter;
 
 use crate::management_link::ManagementLink;
 use crate::status_report::StatusReport;
@@ -42,12 +42,16 @@ pub fn decision(ledger: &ClusterLedger) -> Grant {
     }
 }
 
-async fn read(management: &Client, link: &ManagementLink) -> Option<Grant> {
-    let namespaces: Api<Namespace> = Api::all(management.clone());
+async fn read(management: &KubeWriter, link: &ManagementLink) -> Option<Grant> {
+    let namespaces = management.cluster_scoped::<Namespace>();
     match namespaces.get(&link.objects_namespace).await {
-        Ok(namespace) => Some(decision(&ClusterLedger::read(
+        Ok(Some(namespace)) => Some(decision(&ClusterLedger::read(
             namespace.metadata.annotations.as_ref(),
         ))),
+        Ok(None) => {
+            tracing::debug!("the cluster's objects namespace, its ledger, is not there");
+            None
+        }
         Err(e) => {
             tracing::debug!(error = %e, "cannot read the cluster's ledger");
             None
@@ -56,7 +60,7 @@ async fn read(management: &Client, link: &ManagementLink) -> Option<Grant> {
 }
 
 /// Asks for the move and waits up to a minute for the answer.
-pub async fn ask(management: &Client, link: &ManagementLink, report: &StatusReport) -> Grant {
+pub async fn ask(management: &KubeWriter, link: &ManagementLink, report: &StatusReport) -> Grant {
     if let Some(decided @ (Grant::Granted | Grant::Refused)) = read(management, link).await {
         return decided;
     }

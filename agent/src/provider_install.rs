@@ -5,19 +5,13 @@
 
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
-use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{ListParams, Patch, PatchParams};
-use kube::{Api, Client, Resource, ResourceExt};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use kube::ResourceExt;
+use kube::api::ListParams;
 use serde_json::{Value, json};
 use strata_shared::contracts::labels::CLUSTERCTL_LABEL;
+use strata_shared::kube_writer::{KubeWriter, WriteError};
 use strata_shared::provider_components::{ProviderController, provider_objects};
-use strata_shared::contracts::field_managers::AGENT_FIELD_MANAGER;
-
 
 /// How long the copied CRDs may take to be served.
 const ESTABLISH_WAIT: Duration = Duration::from_secs(60);
@@ -27,18 +21,14 @@ const NOT_COPIED_ANNOTATIONS: &[&str] = &["kubectl.kubernetes.io/last-applied-co
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderInstallError {
-    #[error("cannot list the clusterctl CRDs of the management cluster: {0}")]
-    ListSource(#[source] Box<kube::Error>),
+    #[error("in the management cluster: {0}")]
+    ListSource(#[source] WriteError),
     #[error(
         "the management cluster has no CRDs labelled {CLUSTERCTL_LABEL}: it has no Cluster API to copy"
     )]
     NothingToCopy,
-    #[error("cannot apply {what} in this cluster: {source}")]
-    Apply {
-        what: String,
-        #[source]
-        source: Box<kube::Error>,
-    },
+    #[error("in this cluster: {0}")]
+    Apply(#[source] WriteError),
     #[error(
         "no provider controllers were named for this cluster's cloud (strata controller --provider-image CLOUD=IMAGE): the objects stay in the management cluster, where CAPI runs"
     )]
@@ -76,29 +66,6 @@ fn crd_copy(crd: &CustomResourceDefinition) -> Value {
     })
 }
 
-async fn apply<K>(
-    api: &Api<K>,
-    name: &str,
-    object: &(impl Serialize + std::fmt::Debug),
-) -> Result<(), ProviderInstallError>
-where
-    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
-    K::DynamicType: Default,
-{
-    let what = format!("{} {name}", K::kind(&K::DynamicType::default()));
-    api.patch(
-        name,
-        &PatchParams::apply(AGENT_FIELD_MANAGER).force(),
-        &Patch::Apply(object),
-    )
-    .await
-    .map(|_| ())
-    .map_err(|e| ProviderInstallError::Apply {
-        what,
-        source: Box::new(e),
-    })
-}
-
 fn established(crd: &CustomResourceDefinition) -> bool {
     crd.status
         .as_ref()
@@ -113,32 +80,34 @@ fn established(crd: &CustomResourceDefinition) -> bool {
 /// start of an agent whose move has not begun. Without provider controllers for the
 /// cluster's cloud nothing is installed, and the move does not start.
 pub async fn install(
-    workload: &Client,
-    management: &Client,
+    workload: &KubeWriter,
+    management: &KubeWriter,
     controllers: Option<&ProviderController>,
 ) -> Result<Installed, ProviderInstallError> {
     // Objects moved where no controller acts on them would leave the cluster unmanaged.
     let controllers = controllers.ok_or(ProviderInstallError::NoControllers)?;
-    let source: Api<CustomResourceDefinition> = Api::all(management.clone());
-    let crds = source
+    let crds = management
+        .cluster_scoped::<CustomResourceDefinition>()
         .list(&ListParams::default().labels(CLUSTERCTL_LABEL))
         .await
-        .map_err(|e| ProviderInstallError::ListSource(Box::new(e)))?
-        .items;
+        .map_err(ProviderInstallError::ListSource)?;
     if crds.is_empty() {
         return Err(ProviderInstallError::NothingToCopy);
     }
-    let target: Api<CustomResourceDefinition> = Api::all(workload.clone());
     for crd in &crds {
-        apply(&target, &crd.name_any(), &crd_copy(crd)).await?;
+        workload
+            .apply_json(&crd_copy(crd))
+            .await
+            .map_err(ProviderInstallError::Apply)?;
     }
+    let target = workload.cluster_scoped::<CustomResourceDefinition>();
     let names: Vec<String> = crds.iter().map(|c| c.name_any()).collect();
     let started = Instant::now();
     loop {
         let mut waiting = Vec::new();
         for name in &names {
             let ready = target
-                .get_opt(name)
+                .get(name)
                 .await
                 .ok()
                 .flatten()
@@ -161,34 +130,13 @@ pub async fn install(
     tracing::info!(crds = names.len(), "provider CRDs installed");
 
     let objects = provider_objects(controllers);
-    let name = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
-        meta.name.clone().unwrap_or_default()
+    let applied = async {
+        workload.apply(&objects.namespace).await?;
+        workload.apply(&objects.service_account).await?;
+        workload.apply(&objects.binding).await?;
+        workload.apply(&objects.deployment).await
     };
-    apply(
-        &Api::<Namespace>::all(workload.clone()),
-        &name(&objects.namespace.metadata),
-        &objects.namespace,
-    )
-    .await?;
-    let namespace = objects.namespace.metadata.name.clone().unwrap_or_default();
-    apply(
-        &Api::<ServiceAccount>::namespaced(workload.clone(), &namespace),
-        &name(&objects.service_account.metadata),
-        &objects.service_account,
-    )
-    .await?;
-    apply(
-        &Api::<ClusterRoleBinding>::all(workload.clone()),
-        &name(&objects.binding.metadata),
-        &objects.binding,
-    )
-    .await?;
-    apply(
-        &Api::<Deployment>::namespaced(workload.clone(), &namespace),
-        &name(&objects.deployment.metadata),
-        &objects.deployment,
-    )
-    .await?;
+    applied.await.map_err(ProviderInstallError::Apply)?;
     tracing::info!(image = %controllers.image, "provider controllers deployed");
     Ok(Installed {
         crds: names.len(),

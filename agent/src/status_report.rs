@@ -7,32 +7,12 @@ use std::sync::{Arc, Mutex};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Patch, PatchParams};
-use kube::{Api, Client};
 use serde_json::json;
 use strata_shared::cluster::{ReplicaCounts, WorkloadCluster};
 use strata_shared::contracts::conditions::PIVOTED;
-use strata_shared::contracts::field_managers::AGENT_FIELD_MANAGER;
+use strata_shared::kube_writer::{KubeWriter, WriteError};
 
 use crate::management_link::ManagementLink;
-
-#[derive(Debug, thiserror::Error)]
-#[error("cannot write the status of WorkloadCluster {cluster}: {source}")]
-pub struct ReportError {
-    pub cluster: String,
-    #[source]
-    pub source: Box<kube::Error>,
-}
-
-impl ReportError {
-    /// The HTTP status the management cluster answered with, when it answered.
-    pub fn status(&self) -> Option<u16> {
-        match self.source.as_ref() {
-            kube::Error::Api(status) => Some(status.code),
-            _ => None,
-        }
-    }
-}
 
 #[derive(Debug, Default, Clone)]
 struct AgentStatus {
@@ -102,9 +82,9 @@ impl StatusReport {
     /// Sends all of it, with the time of this report.
     pub async fn send(
         &self,
-        management: &Client,
+        management: &KubeWriter,
         link: &ManagementLink,
-    ) -> Result<(), ReportError> {
+    ) -> Result<(), WriteError> {
         let status = self.with(|status| status.clone());
         let mut body = json!({
             "agent": {
@@ -126,20 +106,11 @@ impl StatusReport {
             "kind": "WorkloadCluster",
             "status": body,
         });
-        let clusters: Api<WorkloadCluster> =
-            Api::namespaced(management.clone(), &link.cluster_namespace);
-        clusters
-            .patch_status(
-                &link.cluster,
-                &PatchParams::apply(AGENT_FIELD_MANAGER).force(),
-                &Patch::Apply(&patch),
-            )
+        management
+            .namespaced::<WorkloadCluster>(&link.cluster_namespace)
+            .apply_status(&link.cluster, &patch)
             .await
             .map(|_| ())
-            .map_err(|e| ReportError {
-                cluster: format!("{}/{}", link.cluster_namespace, link.cluster),
-                source: Box::new(e),
-            })
     }
 }
 

@@ -6,9 +6,8 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams};
-use kube::{Api, Client};
-use serde_json::{Value, json};
+use kube::api::{DynamicObject, ListParams};
+use serde_json::json;
 use strata_shared::capi::{
     BuildInput, control_plane_name, full_control_plane_replicas, worker_pool_objects,
 };
@@ -16,9 +15,9 @@ use strata_shared::cluster::{ReplicaCounts, WorkloadCluster};
 use strata_shared::contracts::capi::{CLUSTER, CapiKind, KUBEADM_CONTROL_PLANE};
 use strata_shared::contracts::capi_views::ClusterView;
 use strata_shared::contracts::conditions::{REASON_MOVED, REASON_MOVED_BACK, REASON_MOVING};
-use strata_shared::contracts::field_managers::AGENT_FIELD_MANAGER;
 use strata_shared::contracts::labels::REVISION_CLUSTER_LABEL;
 use strata_shared::contracts::names::{AGENT_NAMESPACE, REVISION_COPY_CONFIG_MAP};
+use strata_shared::kube_writer::{BoundedApi, KubeWriter};
 use strata_shared::pivot::journal::Direction;
 use strata_shared::provider_components::ProviderController;
 use strata_shared::revision::ClusterRevision;
@@ -33,32 +32,35 @@ use crate::{identity_sync, link_keeper, move_back, provider_install};
 const RETRY: Duration = Duration::from_secs(5);
 const REPORT_EVERY: Duration = Duration::from_secs(10);
 
-fn capi(client: &Client, namespace: &str, kind: &CapiKind) -> Api<DynamicObject> {
-    Api::namespaced_with(client.clone(), namespace, &kind.api_resource())
+fn capi(workload: &KubeWriter, namespace: &str, kind: &CapiKind) -> BoundedApi<DynamicObject> {
+    workload.dynamic(&kind.api_resource(), Some(namespace))
 }
 
 /// The cluster's CAPI Cluster, in its own cluster.
-async fn target_cluster(workload: &Client, link: &ManagementLink) -> Result<ClusterView, String> {
-    capi(workload, &link.objects_namespace, &CLUSTER)
-        .get(&link.cluster)
-        .await
-        .map(|cluster| ClusterView::of(&cluster))
-        .map_err(|e| {
-            format!(
-                "cannot read Cluster {}/{}: {e}",
-                link.objects_namespace, link.cluster
-            )
-        })
+async fn target_cluster(
+    workload: &KubeWriter,
+    link: &ManagementLink,
+) -> Result<ClusterView, String> {
+    let clusters = capi(workload, &link.objects_namespace, &CLUSTER);
+    match clusters.get(&link.cluster).await {
+        Ok(Some(cluster)) => Ok(ClusterView::of(&cluster)),
+        Ok(None) => Err(format!("{} is not in this cluster", clusters.target(&link.cluster))),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Runs until the task is dropped (on losing the lease or stopping).
-pub async fn run(workload: Client, link: ManagementLink, providers: Option<ProviderController>) {
+pub async fn run(
+    workload: KubeWriter,
+    link: ManagementLink,
+    providers: Option<ProviderController>,
+) {
     let report = StatusReport::default();
-    if let Ok(management) = link.client().await
-        && let Ok(Some(cluster)) =
-            Api::<WorkloadCluster>::namespaced(management, &link.cluster_namespace)
-                .get_opt(&link.cluster)
-                .await
+    if let Ok(management) = link.management().await
+        && let Ok(Some(cluster)) = management
+            .namespaced::<WorkloadCluster>(&link.cluster_namespace)
+            .get(&link.cluster)
+            .await
     {
         report.seed(&cluster);
     }
@@ -122,14 +124,14 @@ impl Drop for AbortOnDrop {
 
 /// Copies a changed cloud identity from the management cluster (failures are the next
 /// round's to retry).
-async fn sync_identity(workload: &Client, link: &ManagementLink) {
+async fn sync_identity(workload: &KubeWriter, link: &ManagementLink) {
     let Ok(data) = link.data().await else {
         return;
     };
     let Some(secret) = &data.identity_secret else {
         return;
     };
-    let Ok(management) = link.client().await else {
+    let Ok(management) = link.management().await else {
         return;
     };
     if let Err(e) = identity_sync::sync(workload, &management, secret).await {
@@ -139,7 +141,7 @@ async fn sync_identity(workload: &Client, link: &ManagementLink) {
 
 /// Moves the objects here; false when the cluster is being deleted before a move started.
 async fn pivot(
-    workload: &Client,
+    workload: &KubeWriter,
     link: &ManagementLink,
     providers: Option<&ProviderController>,
     report: &StatusReport,
@@ -162,8 +164,8 @@ async fn pivot(
         // A new move is planned only once granted: from the grant on, the controller leaves
         // the objects alone, so the plan's snapshot stays true.
         if !move_started(workload, link).await {
-            let management = match link.client().await {
-                Ok(client) => client,
+            let management = match link.management().await {
+                Ok(management) => management,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot reach the management cluster; retrying");
                     tokio::time::sleep(RETRY).await;
@@ -220,7 +222,7 @@ async fn pivot(
 
 /// The move was granted but the cluster was deleted before anything moved: the objects
 /// never left the management cluster.
-async fn nothing_moved(management: &Client, link: &ManagementLink, report: &StatusReport) {
+async fn nothing_moved(management: &KubeWriter, link: &ManagementLink, report: &StatusReport) {
     report.set_pivoted(
         "False",
         REASON_MOVED_BACK,
@@ -233,11 +235,11 @@ async fn nothing_moved(management: &Client, link: &ManagementLink, report: &Stat
 }
 
 async fn install_providers(
-    workload: &Client,
+    workload: &KubeWriter,
     link: &ManagementLink,
     providers: Option<&ProviderController>,
 ) -> Result<(), String> {
-    let management = link.client().await.map_err(|e| e.to_string())?;
+    let management = link.management().await.map_err(|e| e.to_string())?;
     let installed = provider_install::install(workload, &management, providers)
         .await
         .map_err(|e| e.to_string())?;
@@ -245,30 +247,28 @@ async fn install_providers(
     Ok(())
 }
 
-async fn move_started(workload: &Client, link: &ManagementLink) -> bool {
-    let store = JournalStore::new(workload.clone(), &link.cluster, Direction::Pivot);
+async fn move_started(workload: &KubeWriter, link: &ManagementLink) -> bool {
+    let store = JournalStore::new(workload, &link.cluster, Direction::Pivot);
     matches!(store.load().await, Ok(Some(_)))
 }
 
 /// The latest revision: from the management cluster (kept locally too), else the local
 /// copy, so a cluster cut off from the management cluster still knows what it should be.
 async fn latest_revision(
-    workload: &Client,
+    workload: &KubeWriter,
     link: &ManagementLink,
 ) -> Result<ClusterRevision, String> {
-    let copies: Api<ConfigMap> = Api::namespaced(workload.clone(), AGENT_NAMESPACE);
     let from_management = async {
-        let client = link.client().await.map_err(|e| e.to_string())?;
-        let revisions: Api<ClusterRevision> = Api::namespaced(client, &link.objects_namespace);
-        let list = revisions
+        let management = link.management().await.map_err(|e| e.to_string())?;
+        let list = management
+            .namespaced::<ClusterRevision>(&link.objects_namespace)
             .list(&ListParams::default().labels(&format!(
                 "{REVISION_CLUSTER_LABEL}={}",
                 link.cluster
             )))
             .await
             .map_err(|e| e.to_string())?;
-        list.items
-            .into_iter()
+        list.into_iter()
             .max_by_key(|r| r.spec.number)
             .ok_or_else(|| {
                 format!(
@@ -291,19 +291,16 @@ async fn latest_revision(
                 )])),
                 ..ConfigMap::default()
             };
-            copies
-                .patch(
-                    REVISION_COPY_CONFIG_MAP,
-                    &PatchParams::apply(AGENT_FIELD_MANAGER).force(),
-                    &Patch::Apply(&copy),
-                )
+            workload
+                .apply(&copy)
                 .await
                 .map_err(|e| format!("cannot keep the revision locally: {e}"))?;
             Ok(revision)
         }
         Err(reason) => {
-            let local = copies
-                .get_opt(REVISION_COPY_CONFIG_MAP)
+            let local = workload
+                .namespaced::<ConfigMap>(AGENT_NAMESPACE)
+                .get(REVISION_COPY_CONFIG_MAP)
                 .await
                 .map_err(|e| e.to_string())?;
             let text = local
@@ -318,24 +315,19 @@ async fn latest_revision(
 
 /// The control plane to its full count, and the worker pools created.
 async fn scale_out(
-    workload: &Client,
+    workload: &KubeWriter,
     link: &ManagementLink,
     revision: &ClusterRevision,
 ) -> Result<(), String> {
     let namespace = &link.objects_namespace;
     let desired = &revision.spec.desired;
     let cluster = target_cluster(workload, link).await?;
-    let params = PatchParams::apply(AGENT_FIELD_MANAGER).force();
     let kcp = capi(workload, namespace, &KUBEADM_CONTROL_PLANE);
     let replicas = full_control_plane_replicas(desired);
     let patch = json!({ "spec": { "replicas": replicas } });
-    kcp.patch(
-        &control_plane_name(&link.cluster),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await
-    .map_err(|e| format!("cannot scale the control plane to {replicas}: {e}"))?;
+    kcp.merge_patch(&control_plane_name(&link.cluster), &patch)
+        .await
+        .map_err(|e| format!("cannot scale the control plane to {replicas}: {e}"))?;
     let owner = json!([{
         "apiVersion": CLUSTER.api_version,
         "kind": CLUSTER.kind,
@@ -352,29 +344,10 @@ async fn scale_out(
     .map_err(|e| e.to_string())?;
     for mut object in objects {
         object["metadata"]["ownerReferences"] = owner.clone();
-        let text = |p: &str| {
-            object
-                .pointer(p)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string()
-        };
-        let (group, version) = text("/apiVersion")
-            .split_once('/')
-            .map(|(g, v)| (g.to_string(), v.to_string()))
-            .unwrap_or_default();
-        let resource =
-            ApiResource::from_gvk(&GroupVersionKind::gvk(&group, &version, &text("/kind")));
-        let api: Api<DynamicObject> = Api::namespaced_with(workload.clone(), namespace, &resource);
-        api.patch(&text("/metadata/name"), &params, &Patch::Apply(&object))
+        workload
+            .apply_json(&object)
             .await
-            .map_err(|e| {
-                format!(
-                    "cannot apply {} {}: {e}",
-                    text("/kind"),
-                    text("/metadata/name")
-                )
-            })?;
+            .map_err(|e| e.to_string())?;
     }
     tracing::info!(
         control_plane = replicas,
@@ -386,7 +359,7 @@ async fn scale_out(
 
 /// Pivoted, and the node counts, on the WorkloadCluster's status.
 async fn report_counts(
-    workload: &Client,
+    workload: &KubeWriter,
     link: &ManagementLink,
     revision: &ClusterRevision,
     report: &StatusReport,
@@ -411,7 +384,7 @@ async fn report_counts(
             link.objects_namespace
         ),
     );
-    let management = link.client().await.map_err(|e| e.to_string())?;
+    let management = link.management().await.map_err(|e| e.to_string())?;
     report
         .send(&management, link)
         .await

@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
-use kube::{Api, Client};
 use serde_json::Value;
 use strata_shared::contracts::capi::{CLUSTER, CapiKind, MACHINE};
 use strata_shared::contracts::capi_views::{ClusterView, MachineView};
 use strata_shared::contracts::labels::{CAPI_CLUSTER_NAME_LABEL, CLUSTERCTL_LABEL};
+use strata_shared::kube_writer::{BoundedApi, KubeWriter, WriteError};
 use strata_shared::pivot::{MoveKind, SourceObject, WantedObject, unread_references};
 
 use super::PivotError;
@@ -25,19 +25,17 @@ pub fn resource(kind: &MoveKind) -> ApiResource {
 }
 
 /// The movable kinds: CRDs labelled for clusterctl, plus Secrets and ConfigMaps.
-pub async fn kinds(target: &Client, namespace: &str) -> Result<Vec<MoveKind>, PivotError> {
-    let crds: Api<CustomResourceDefinition> = Api::all(target.clone());
-    let list = crds
+pub async fn kinds(target: &KubeWriter, namespace: &str) -> Result<Vec<MoveKind>, PivotError> {
+    let crds = target
+        .cluster_scoped::<CustomResourceDefinition>()
         .list(&ListParams::default().labels(CLUSTERCTL_LABEL))
         .await
-        .map_err(|e| PivotError::Api {
-            action: "list",
-            what: "the clusterctl CRDs".into(),
+        .map_err(|source| PivotError::Api {
             side: "target",
-            source: Box::new(e),
+            source,
         })?;
     let mut kinds = vec![MoveKind::secret(), MoveKind::config_map()];
-    for crd in list.items {
+    for crd in crds {
         let json = serde_json::to_value(&crd).unwrap_or(Value::Null);
         match MoveKind::from_crd(&json) {
             Ok(kind) => kinds.push(kind),
@@ -59,12 +57,10 @@ pub async fn kinds(target: &Client, namespace: &str) -> Result<Vec<MoveKind>, Pi
     Ok(kinds)
 }
 
-fn api_error(action: &'static str, what: String) -> impl FnOnce(kube::Error) -> PivotError {
-    move |e| PivotError::Api {
-        action,
-        what,
+fn in_source(source: WriteError) -> PivotError {
+    PivotError::Api {
         side: "source",
-        source: Box::new(e),
+        source,
     }
 }
 
@@ -73,20 +69,20 @@ fn api_error(action: &'static str, what: String) -> impl FnOnce(kube::Error) -> 
 /// cluster-scoped, and the Secret it reads in the provider's namespace. The agent may
 /// `get` its own cluster's identity and Secret in the management cluster, and list no one's.
 pub async fn snapshot(
-    source: &Client,
+    source: &KubeWriter,
     namespace: &str,
     kinds: &[MoveKind],
 ) -> Result<Vec<SourceObject>, PivotError> {
     let mut objects = Vec::new();
     for kind in kinds.iter().filter(|k| k.is_movable() && k.namespaced) {
         let resource = resource(kind);
-        let api: Api<DynamicObject> = Api::namespaced_with(source.clone(), namespace, &resource);
-        let list = api.list(&ListParams::default()).await.map_err(api_error(
-            "list",
-            format!("{} in namespace {namespace}", kind.plural),
-        ))?;
+        let items = source
+            .dynamic(&resource, Some(namespace))
+            .list(&ListParams::default())
+            .await
+            .map_err(in_source)?;
         objects.extend(
-            list.items
+            items
                 .into_iter()
                 .filter_map(|item| source_object(item, &resource, kind)),
         );
@@ -112,23 +108,23 @@ pub async fn snapshot(
 /// One object outside the namespace, by name; None when it is absent or not the agent's
 /// to read (the plan then reports the reference as not followed).
 #[tracing::instrument(skip_all, fields(object = %wanted))]
-async fn fetch(source: &Client, wanted: &WantedObject) -> Result<Option<SourceObject>, PivotError> {
+async fn fetch(
+    source: &KubeWriter,
+    wanted: &WantedObject,
+) -> Result<Option<SourceObject>, PivotError> {
     let resource = resource(&wanted.kind);
-    let api: Api<DynamicObject> = match &wanted.namespace {
-        Some(namespace) => Api::namespaced_with(source.clone(), namespace, &resource),
-        None => Api::all_with(source.clone(), &resource),
-    };
-    match api.get_opt(&wanted.name).await {
+    let objects = source.dynamic(&resource, wanted.namespace.as_deref());
+    match objects.get(&wanted.name).await {
         Ok(Some(item)) => Ok(source_object(item, &resource, &wanted.kind)),
         Ok(None) => {
             tracing::info!("a referenced object does not exist in the source; not moved");
             Ok(None)
         }
-        Err(kube::Error::Api(e)) if e.code == 403 => {
-            tracing::info!(reason = %e.message, "a referenced object is not the agent's to read; not moved");
+        Err(e) if e.is_forbidden() => {
+            tracing::info!(reason = %e, "a referenced object is not the agent's to read; not moved");
             Ok(None)
         }
-        Err(e) => Err(api_error("read", wanted.to_string())(e)),
+        Err(e) => Err(in_source(e)),
     }
 }
 
@@ -149,22 +145,18 @@ fn source_object(
     }
 }
 
-fn cluster_api(client: &Client, namespace: &str, kind: &CapiKind) -> Api<DynamicObject> {
-    Api::namespaced_with(client.clone(), namespace, &kind.api_resource())
+fn cluster_api(source: &KubeWriter, namespace: &str, kind: &CapiKind) -> BoundedApi<DynamicObject> {
+    source.dynamic(&kind.api_resource(), Some(namespace))
 }
 
 /// Why the source cluster cannot be moved yet, if it cannot.
 async fn not_ready(
-    source: &Client,
+    source: &KubeWriter,
     namespace: &str,
     cluster: &str,
 ) -> Result<Option<String>, PivotError> {
     let clusters = cluster_api(source, namespace, &CLUSTER);
-    let Some(found) = clusters
-        .get_opt(cluster)
-        .await
-        .map_err(api_error("read", format!("Cluster {namespace}/{cluster}")))?
-    else {
+    let Some(found) = clusters.get(cluster).await.map_err(in_source)? else {
         return Ok(Some(format!(
             "Cluster {namespace}/{cluster} does not exist"
         )));
@@ -180,12 +172,8 @@ async fn not_ready(
     let machines = cluster_api(source, namespace, &MACHINE)
         .list(&ListParams::default().labels(&format!("{CAPI_CLUSTER_NAME_LABEL}={cluster}")))
         .await
-        .map_err(api_error(
-            "list",
-            format!("the Machines of {namespace}/{cluster}"),
-        ))?;
+        .map_err(in_source)?;
     let waiting: Vec<String> = machines
-        .items
         .iter()
         .map(MachineView::of)
         .filter(|m| m.node.is_none())
@@ -201,7 +189,11 @@ async fn not_ready(
 }
 
 /// Waits (bounded) until the source cluster is provisioned and every machine has its node.
-pub async fn preflight(source: &Client, namespace: &str, cluster: &str) -> Result<(), PivotError> {
+pub async fn preflight(
+    source: &KubeWriter,
+    namespace: &str,
+    cluster: &str,
+) -> Result<(), PivotError> {
     let started = Instant::now();
     loop {
         match not_ready(source, namespace, cluster).await? {

@@ -4,27 +4,27 @@
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::PostParams;
-use kube::{Api, Client};
 use strata_shared::contracts::names::{AGENT_NAMESPACE, pivot_journal_name, reverse_journal_name};
+use strata_shared::kube_writer::{BoundedApi, KubeWriter};
 use strata_shared::pivot::journal::{Direction, MoveJournal};
 use strata_shared::pivot::journal_record::{journal_data, journal_from};
 
 use super::PivotError;
 
 pub struct JournalStore {
-    api: Api<ConfigMap>,
+    maps: BoundedApi<ConfigMap>,
     name: String,
 }
 
 impl JournalStore {
-    pub fn new(client: Client, cluster: &str, direction: Direction) -> JournalStore {
+    /// The journal of `cluster`'s move in `direction`, kept through `workload`.
+    pub fn new(workload: &KubeWriter, cluster: &str, direction: Direction) -> JournalStore {
         let name = match direction {
             Direction::Pivot => pivot_journal_name(cluster),
             Direction::Reverse => reverse_journal_name(cluster),
         };
         JournalStore {
-            api: Api::namespaced(client, AGENT_NAMESPACE),
+            maps: workload.namespaced(AGENT_NAMESPACE),
             name,
         }
     }
@@ -40,8 +40,8 @@ impl JournalStore {
     /// The journal and its resourceVersion, if a move was started.
     pub async fn load(&self) -> Result<Option<(MoveJournal, String)>, PivotError> {
         let Some(map) = self
-            .api
-            .get_opt(&self.name)
+            .maps
+            .get(&self.name)
             .await
             .map_err(|e| self.failed("read", e.to_string()))?
         else {
@@ -72,12 +72,8 @@ impl JournalStore {
             ..ConfigMap::default()
         };
         let written = match version {
-            None => self.api.create(&PostParams::default(), &map).await,
-            Some(_) => {
-                self.api
-                    .replace(&self.name, &PostParams::default(), &map)
-                    .await
-            }
+            None => self.maps.create(&map).await,
+            Some(_) => self.maps.replace(&map).await,
         }
         .map_err(|e| self.failed("written", e.to_string()))?;
         Ok(written.metadata.resource_version.unwrap_or_default())

@@ -11,7 +11,7 @@ mod steps;
 
 use std::time::Duration;
 
-use kube::Client;
+use strata_shared::kube_writer::{KubeWriter, WriteError};
 use strata_shared::pivot::journal::{Direction, JournalError, MoveJournal, MovePhase, MoveStep};
 use strata_shared::pivot::{PlanError, plan};
 
@@ -19,13 +19,11 @@ pub use journal_store::JournalStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PivotError {
-    #[error("cannot {action} {what} in the {side} cluster: {source}")]
+    #[error("in the {side} cluster: {source}")]
     Api {
-        action: &'static str,
-        what: String,
         side: &'static str,
         #[source]
-        source: Box<kube::Error>,
+        source: WriteError,
     },
     #[error("the move of cluster {cluster} cannot be planned: {source}")]
     Plan {
@@ -51,14 +49,14 @@ pub enum PivotError {
 
 /// The two clusters of a move and where the objects are in each.
 pub struct MoveSides {
-    pub source: Client,
-    pub target: Client,
+    pub source: KubeWriter,
+    pub target: KubeWriter,
     pub cluster: String,
     pub source_namespace: String,
     pub target_namespace: String,
     pub direction: Direction,
     /// Where the journal is kept (always in the workload cluster).
-    pub journal_client: Client,
+    pub journal: KubeWriter,
 }
 
 /// A move ready to run: its kinds and its journal (resumed or new).
@@ -83,11 +81,7 @@ impl PreparedMove {
 /// Discovers the kinds (the target must have the CAPI CRDs), then resumes the journal, or
 /// checks the source is ready and plans a new move. Changes nothing.
 pub async fn prepare(sides: &MoveSides) -> Result<PreparedMove, PivotError> {
-    let store = JournalStore::new(
-        sides.journal_client.clone(),
-        &sides.cluster,
-        sides.direction,
-    );
+    let store = JournalStore::new(&sides.journal, &sides.cluster, sides.direction);
     let kinds = discover::kinds(&sides.target, &sides.source_namespace).await?;
     if let Some((journal, version)) = store.load().await? {
         if journal.phase != MovePhase::Done {
@@ -134,8 +128,8 @@ pub async fn prepare(sides: &MoveSides) -> Result<PreparedMove, PivotError> {
 
 /// The plan of a move as text, changing nothing in either cluster (a dry run).
 pub async fn dry_run(
-    source: &Client,
-    target: &Client,
+    source: &KubeWriter,
+    target: &KubeWriter,
     cluster: &str,
     namespace: &str,
 ) -> Result<String, PivotError> {

@@ -8,15 +8,15 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
-use kube::{Api, Client};
+use kube::api::{DynamicObject, ListParams};
 use serde_json::{Value, json};
-use strata_shared::pivot::journal::{JournalEntry, JournalError, MoveJournal, MovePhase, MoveStep};
 use strata_shared::contracts::capi::CLUSTER;
 use strata_shared::contracts::capi_views::ClusterView;
 use strata_shared::contracts::labels::{
     BLOCK_MOVE_ANNOTATION, DELETE_FOR_MOVE_ANNOTATION, PAUSED_BY_MOVE_ANNOTATION,
 };
+use strata_shared::kube_writer::{BoundedApi, Deleted, KubeWriter, WriteError};
+use strata_shared::pivot::journal::{JournalEntry, JournalError, MoveJournal, MovePhase, MoveStep};
 use strata_shared::pivot::{
     GroupKind, MoveKind, ObjectKind, SourceObject, admitted_namespace_labels, content_hash,
     target_object,
@@ -67,7 +67,7 @@ impl<'a> Executor<'a> {
         }
     }
 
-    fn client(&self, side: Side) -> &Client {
+    fn writer(&self, side: Side) -> &KubeWriter {
         match side {
             Side::Source => &self.sides.source,
             Side::Target => &self.sides.target,
@@ -92,7 +92,11 @@ impl<'a> Executor<'a> {
         }
     }
 
-    fn api(&self, side: Side, entry: &JournalEntry) -> Result<Api<DynamicObject>, PivotError> {
+    fn api(
+        &self,
+        side: Side,
+        entry: &JournalEntry,
+    ) -> Result<BoundedApi<DynamicObject>, PivotError> {
         let group_kind = ObjectKind::new(&entry.api_version, &entry.kind).group_kind();
         let kind = self
             .kinds
@@ -102,30 +106,10 @@ impl<'a> Executor<'a> {
                 waited: Duration::ZERO,
                 reason: format!("its kind {} is not installed in the target", entry.kind),
             })?;
-        let resource = resource(kind);
-        Ok(if kind.namespaced {
-            Api::namespaced_with(
-                self.client(side).clone(),
-                &self.namespace_of(side, entry),
-                &resource,
-            )
-        } else {
-            Api::all_with(self.client(side).clone(), &resource)
-        })
-    }
-
-    fn failed(
-        &self,
-        side: Side,
-        action: &'static str,
-        what: String,
-    ) -> impl FnOnce(kube::Error) -> PivotError {
-        move |e| PivotError::Api {
-            action,
-            what,
-            side: side.name(),
-            source: Box::new(e),
-        }
+        let namespace = kind.namespaced.then(|| self.namespace_of(side, entry));
+        Ok(self
+            .writer(side)
+            .dynamic(&resource(kind), namespace.as_deref()))
     }
 
     async fn get(
@@ -134,9 +118,9 @@ impl<'a> Executor<'a> {
         entry: &JournalEntry,
     ) -> Result<Option<DynamicObject>, PivotError> {
         self.api(side, entry)?
-            .get_opt(&entry.name)
+            .get(&entry.name)
             .await
-            .map_err(self.failed(side, "read", entry.describe()))
+            .map_err(failed(side))
     }
 
     fn cluster_entry<'j>(&self, journal: &'j MoveJournal) -> Option<&'j JournalEntry> {
@@ -212,11 +196,10 @@ impl<'a> Executor<'a> {
         });
         let api = self.api(side, entry)?;
         let kind = if paused { "pause" } else { "unpause" };
-        let (params, patch) = (PatchParams::default(), Patch::Merge(&patch));
-        let write = api.patch(&entry.name, &params, &patch);
+        let write = api.merge_patch(&entry.name, &patch);
         super::write(kind, &entry.describe(), write)
             .await
-            .map_err(self.failed(side, "pause or unpause", entry.describe()))?;
+            .map_err(failed(side))?;
         Ok(())
     }
 
@@ -301,12 +284,8 @@ impl<'a> Executor<'a> {
                 .api(Side::Source, entry)?
                 .list(&ListParams::default())
                 .await
-                .map_err(self.failed(
-                    Side::Source,
-                    "list",
-                    format!("the {kind} objects of namespace {namespace}"),
-                ))?;
-            for item in listed.items {
+                .map_err(failed(Side::Source))?;
+            for item in listed {
                 let name = item.metadata.name.as_deref().unwrap_or_default();
                 if names.contains(name) && blocks(&item.metadata) {
                     blocked.push(format!("{kind} {namespace}/{name}"));
@@ -318,38 +297,21 @@ impl<'a> Executor<'a> {
 
     /// The target's namespace `name`, created if absent.
     async fn target_namespace(&self, name: &str) -> Result<Namespace, PivotError> {
-        let api: Api<Namespace> = Api::all(self.sides.target.clone());
-        let found = match api.get_opt(name).await.map_err(self.failed(
-            Side::Target,
-            "read",
-            format!("Namespace {name}"),
-        ))? {
-            Some(ns) => ns,
-            None => {
-                let namespace = Namespace {
-                    metadata: ObjectMeta {
-                        name: Some(name.to_string()),
-                        ..ObjectMeta::default()
-                    },
-                    ..Namespace::default()
-                };
-                match api.create(&PostParams::default(), &namespace).await {
-                    Ok(ns) => ns,
-                    Err(kube::Error::Api(e)) if e.code == 409 => api
-                        .get(name)
-                        .await
-                        .map_err(self.failed(Side::Target, "read", format!("Namespace {name}")))?,
-                    Err(e) => {
-                        return Err(self.failed(
-                            Side::Target,
-                            "create",
-                            format!("Namespace {name}"),
-                        )(e));
-                    }
-                }
-            }
+        let namespaces = self.sides.target.cluster_scoped::<Namespace>();
+        if let Some(found) = namespaces.get(name).await.map_err(failed(Side::Target))? {
+            return Ok(found);
+        }
+        let namespace = Namespace {
+            metadata: ObjectMeta {
+                name: Some(name.to_string()),
+                ..ObjectMeta::default()
+            },
+            ..Namespace::default()
         };
-        Ok(found)
+        namespaces
+            .create_or_adopt(&namespace)
+            .await
+            .map_err(failed(Side::Target))
     }
 
     /// Gives the target namespace the labels the move's identities admit namespaces by,
@@ -369,14 +331,12 @@ impl<'a> Executor<'a> {
         }
         let name = &self.sides.target_namespace;
         tracing::info!(namespace = %name, labels = ?missing, "labelling the target namespace for its identity");
-        let api: Api<Namespace> = Api::all(self.sides.target.clone());
-        api.patch(
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(&json!({ "metadata": { "labels": missing } })),
-        )
-        .await
-        .map_err(self.failed(Side::Target, "label", format!("Namespace {name}")))?;
+        self.sides
+            .target
+            .cluster_scoped::<Namespace>()
+            .merge_patch(name, &json!({ "metadata": { "labels": missing } }))
+            .await
+            .map_err(failed(Side::Target))?;
         Ok(())
     }
 
@@ -426,11 +386,11 @@ impl<'a> Executor<'a> {
                 BTreeMap::new()
             }
         };
-        if let Some(existing) = target_api.get_opt(&entry.name).await.map_err(self.failed(
-            Side::Target,
-            "read",
-            entry.describe(),
-        ))? {
+        if let Some(existing) = target_api
+            .get(&entry.name)
+            .await
+            .map_err(failed(Side::Target))?
+        {
             let json = serde_json::to_value(&existing).unwrap_or(Value::Null);
             // A shared object already in the target is used as it is.
             let hash = if entry.global {
@@ -493,15 +453,20 @@ impl<'a> Executor<'a> {
                 waited: Duration::ZERO,
                 reason: format!("its copy is not an object: {e}"),
             })?;
-        let params = PostParams::default();
-        let write = target_api.create(&params, &data);
+        let write = target_api.create(&data);
         let created = match super::write("create", &entry.describe(), write).await {
             Ok(created) => created,
-            Err(kube::Error::Api(e)) if e.code == 409 => target_api
+            // Made meanwhile: the adoption is not a write, so it is not logged as one.
+            Err(e) if e.is_conflict() => target_api
                 .get(&entry.name)
                 .await
-                .map_err(self.failed(Side::Target, "read", entry.describe()))?,
-            Err(e) => return Err(self.failed(Side::Target, "create", entry.describe())(e)),
+                .map_err(failed(Side::Target))?
+                .ok_or_else(|| PivotError::NotReady {
+                    what: entry.describe(),
+                    waited: Duration::ZERO,
+                    reason: "its copy in the target was there and is gone again".into(),
+                })?,
+            Err(e) => return Err(failed(Side::Target)(e)),
         };
         Ok(Created {
             target_uid: created.metadata.uid.unwrap_or_default(),
@@ -523,11 +488,10 @@ impl<'a> Executor<'a> {
         };
         let api = self.api(Side::Target, entry)?;
         let status = json!({ "status": status });
-        let (params, patch) = (PatchParams::default(), Patch::Merge(&status));
-        let write = api.patch_status(&entry.name, &params, &patch);
+        let write = api.merge_patch_status(&entry.name, &status);
         super::write("status", &entry.describe(), write)
             .await
-            .map_err(self.failed(Side::Target, "restore the status of", entry.describe()))?;
+            .map_err(failed(Side::Target))?;
         Ok(())
     }
 
@@ -544,29 +508,37 @@ impl<'a> Executor<'a> {
         let json = serde_json::to_value(&found).unwrap_or(Value::Null);
         journal.check_delete(uid, &content_hash(&json))?;
         let annotate = json!({ "metadata": { "annotations": { DELETE_FOR_MOVE_ANNOTATION: "" } } });
-        let (params, patch) = (PatchParams::default(), Patch::Merge(&annotate));
-        let write = api.patch(&entry.name, &params, &patch);
+        let write = api.merge_patch(&entry.name, &annotate);
         super::write("annotate", &entry.describe(), write)
             .await
-            .map_err(self.failed(Side::Source, "annotate", entry.describe()))?;
-        let background = DeleteParams::background();
-        let write = api.delete(&entry.name, &background);
-        match super::write("delete", &entry.describe(), write).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(e)) if e.code == 404 => return Ok(()),
-            Err(e) => return Err(self.failed(Side::Source, "delete", entry.describe())(e)),
+            .map_err(failed(Side::Source))?;
+        // An object gone already was not written: the write hook logs only what was.
+        let delete = async {
+            match api.delete(&entry.name).await {
+                Ok(Deleted::Requested) => Ok(()),
+                Ok(Deleted::AlreadyGone) => Err(None),
+                Err(e) => Err(Some(e)),
+            }
+        };
+        match super::write("delete", &entry.describe(), delete).await {
+            Ok(()) => {}
+            Err(None) => return Ok(()),
+            Err(Some(e)) => return Err(failed(Side::Source)(e)),
         }
         let release = json!({ "metadata": { "finalizers": null } });
-        let patch = Patch::Merge(&release);
-        let write = api.patch(&entry.name, &params, &patch);
+        let write = api.merge_patch(&entry.name, &release);
         match super::write("release", &entry.describe(), write).await {
             Ok(_) => Ok(()),
-            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-            Err(e) => Err(self.failed(
-                Side::Source,
-                "release the finalizers of",
-                entry.describe(),
-            )(e)),
+            Err(e) if e.is_gone() => Ok(()),
+            Err(e) => Err(failed(Side::Source)(e)),
         }
+    }
+}
+
+/// A failed call on `side`, as the move reports it.
+fn failed(side: Side) -> impl FnOnce(WriteError) -> PivotError {
+    move |source| PivotError::Api {
+        side: side.name(),
+        source,
     }
 }
