@@ -37,12 +37,10 @@ impl StatusReport {
     /// Starts from the `Pivoted` condition the status carries (a restarted agent's), so the
     /// first write does not take it away.
     pub fn seed(&self, cluster: &WorkloadCluster) {
-        let pivoted = cluster.status.as_ref().and_then(|s| {
-            s.conditions
-                .iter()
-                .find(|c| c.type_ == PIVOTED)
-                .cloned()
-        });
+        let pivoted = cluster
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == PIVOTED).cloned());
         self.with(|status| {
             if status.pivoted.is_none() {
                 status.pivoted = pivoted;

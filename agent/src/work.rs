@@ -44,7 +44,10 @@ async fn target_cluster(
     let clusters = capi(workload, &link.objects_namespace, &CLUSTER);
     match clusters.get(&link.cluster).await {
         Ok(Some(cluster)) => Ok(ClusterView::of(&cluster)),
-        Ok(None) => Err(format!("{} is not in this cluster", clusters.target(&link.cluster))),
+        Ok(None) => Err(format!(
+            "{} is not in this cluster",
+            clusters.target(&link.cluster)
+        )),
         Err(e) => Err(e.to_string()),
     }
 }
@@ -262,10 +265,10 @@ async fn latest_revision(
         let management = link.management().await.map_err(|e| e.to_string())?;
         let list = management
             .namespaced::<ClusterRevision>(&link.objects_namespace)
-            .list(&ListParams::default().labels(&format!(
-                "{REVISION_CLUSTER_LABEL}={}",
-                link.cluster
-            )))
+            .list(
+                &ListParams::default()
+                    .labels(&format!("{REVISION_CLUSTER_LABEL}={}", link.cluster)),
+            )
             .await
             .map_err(|e| e.to_string())?;
         list.into_iter()

@@ -21,8 +21,8 @@ use strata_e2e::control_plane::{ControlPlane, ControlPlaneOptions};
 use strata_shared::capi::{
     BuildInput, IdentityInput, control_plane_objects, identity_objects, worker_pool_objects,
 };
-use strata_shared::contracts::labels::OBJECTS_NAMESPACE_LABEL;
 use strata_shared::cluster::ClusterCloud;
+use strata_shared::contracts::labels::OBJECTS_NAMESPACE_LABEL;
 use strata_shared::revision::DesiredState;
 
 const FIELD_MANAGER: &str = "strata-e2e-capi-build";

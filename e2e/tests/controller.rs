@@ -20,7 +20,9 @@ use strata_e2e::management::{
 };
 use strata_shared::capi::{BuildInput, control_plane_objects, identity_name, identity_secret_name};
 use strata_shared::cluster::{ClusterPhase, WorkloadCluster};
-use strata_shared::contracts::names::{AGENT_NAME, AGENT_NAMESPACE, MANAGEMENT_SECRET, objects_namespace};
+use strata_shared::contracts::names::{
+    AGENT_NAME, AGENT_NAMESPACE, MANAGEMENT_SECRET, objects_namespace,
+};
 use strata_shared::revision::ClusterRevision;
 
 mod controller_support;

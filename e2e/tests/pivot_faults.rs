@@ -48,8 +48,8 @@ mod controller_support;
 mod pivot_support;
 use controller_support::{StopWorkloads, apply_sample, get_dynamic};
 use pivot_support::{
-    LossWatch, check_moved, first_control_plane_node, mid_move_violations,
-    pivot_journal, watched_objects,
+    LossWatch, check_moved, first_control_plane_node, mid_move_violations, pivot_journal,
+    watched_objects,
 };
 
 const NAMESPACE: &str = "strata-demo";

@@ -23,7 +23,9 @@ use strata_e2e::management::{
 };
 use strata_e2e::wait::eventually;
 use strata_shared::cluster::{ClusterPhase, WorkloadCluster};
-use strata_shared::contracts::names::{AGENT_NAMESPACE, LINK_STATE_CONFIG_MAP, MANAGEMENT_SECRET, objects_namespace};
+use strata_shared::contracts::names::{
+    AGENT_NAMESPACE, LINK_STATE_CONFIG_MAP, MANAGEMENT_SECRET, objects_namespace,
+};
 use strata_shared::management_access::ManagementLinkData;
 
 mod controller_support;

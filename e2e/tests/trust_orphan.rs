@@ -20,8 +20,8 @@ use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use strata_e2e::management::{ManagementEnv, ManagementOptions};
 use strata_e2e::wait::eventually;
-use strata_shared::contracts::names::{AGENT_NAME, AGENT_NAMESPACE, ClusterLocation};
 use strata_shared::cluster::{ClusterPhase, WorkloadCluster};
+use strata_shared::contracts::names::{AGENT_NAME, AGENT_NAMESPACE, ClusterLocation};
 
 mod controller_support;
 mod pivot_support;

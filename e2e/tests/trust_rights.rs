@@ -21,11 +21,11 @@ use strata_e2e::management::{
     ControllerProcess, ManagementEnv, ManagementOptions, SYSTEM_NAMESPACE, ensure_namespace,
 };
 use strata_e2e::wait::eventually;
+use strata_shared::cluster::ClusterPhase;
 use strata_shared::contracts::names::{
     AGENT_NAMESPACE, AGENT_OBJECTS_ROLE, CONTROLLER_OBJECTS_ROLE, ClusterLocation,
     MANAGEMENT_SECRET,
 };
-use strata_shared::cluster::ClusterPhase;
 
 mod controller_support;
 use controller_support::*;

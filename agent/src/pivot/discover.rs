@@ -51,7 +51,9 @@ pub async fn kinds(target: &KubeWriter, namespace: &str) -> Result<Vec<MoveKind>
         return Err(PivotError::NotReady {
             what: format!("the target cluster for namespace {namespace}"),
             waited: Duration::ZERO,
-            reason: format!("the Cluster API CRDs are not installed there yet (no Cluster kind labelled {CLUSTERCTL_LABEL})"),
+            reason: format!(
+                "the Cluster API CRDs are not installed there yet (no Cluster kind labelled {CLUSTERCTL_LABEL})"
+            ),
         });
     }
     Ok(kinds)

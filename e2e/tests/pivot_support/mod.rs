@@ -469,7 +469,8 @@ pub async fn moves_back_when_deleted(
             let wc = cluster(&client, ns, name).await?;
             let status = wc.status.as_ref()?;
             let pivoted = strata_shared::conditions::find(&status.conditions, "Pivoted")?;
-            (pivoted.reason == strata_shared::contracts::conditions::REASON_MOVED_BACK).then(|| wc.clone())
+            (pivoted.reason == strata_shared::contracts::conditions::REASON_MOVED_BACK)
+                .then(|| wc.clone())
         },
     )
     .await;

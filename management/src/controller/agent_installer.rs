@@ -99,19 +99,21 @@ pub async fn install(
         cluster: location.cluster.clone(),
         source,
     };
-    workload.apply(&objects.namespace)
+    workload
+        .apply(&objects.namespace)
         .await
         .map_err(in_workload)?;
-    workload.apply(&objects.service_account)
+    workload
+        .apply(&objects.service_account)
         .await
         .map_err(in_workload)?;
-    workload.apply(&objects.binding)
+    workload
+        .apply(&objects.binding)
         .await
         .map_err(in_workload)?;
-    workload.apply(&objects.secret)
-        .await
-        .map_err(in_workload)?;
-    let deployment = workload.apply(&objects.deployment)
+    workload.apply(&objects.secret).await.map_err(in_workload)?;
+    let deployment = workload
+        .apply(&objects.deployment)
         .await
         .map_err(in_workload)?;
     let status = deployment.status.unwrap_or_default();

@@ -17,7 +17,10 @@ pub struct FinalizerError {
 }
 
 pub fn has(cluster: &WorkloadCluster) -> bool {
-    cluster.finalizers().iter().any(|f| f == CONTROLLER_FINALIZER)
+    cluster
+        .finalizers()
+        .iter()
+        .any(|f| f == CONTROLLER_FINALIZER)
 }
 
 async fn set(

@@ -35,7 +35,10 @@ pub fn namespace_labels(
 /// Whether an existing namespace is this cluster's (by its labels).
 pub fn namespace_belongs_to(namespace: &Namespace, cluster_namespace: &str, cluster: &str) -> bool {
     let labels = namespace.labels();
-    labels.get(WORKLOAD_CLUSTER_NAMESPACE_LABEL).map(String::as_str) == Some(cluster_namespace)
+    labels
+        .get(WORKLOAD_CLUSTER_NAMESPACE_LABEL)
+        .map(String::as_str)
+        == Some(cluster_namespace)
         && labels.get(WORKLOAD_CLUSTER_LABEL).map(String::as_str) == Some(cluster)
 }
 

@@ -18,7 +18,7 @@ use strata_shared::contracts::capi::CLUSTER;
 use strata_shared::contracts::field_managers::CONTROLLER_FIELD_MANAGER;
 use strata_shared::contracts::labels::WORKLOAD_CLUSTER_NAMESPACE_LABEL;
 use strata_shared::kube_writer::KubeWriter;
-use strata_shared::leader::{LeaderElector, LeaseTiming, LeaderWatch};
+use strata_shared::leader::{LeaderElector, LeaderWatch, LeaseTiming};
 use strata_shared::pack_registry::PackRegistry;
 use strata_shared::profile::ClusterProfile;
 use strata_shared::provider_components::parse_provider_flags;
@@ -318,15 +318,13 @@ async fn lead(
                     .collect::<Vec<_>>()
             },
         )
-        .watches_with(
-            capi_clusters,
-            CLUSTER.api_resource(),
-            only_ours,
-            |capi| {
-                let namespace = capi.labels().get(WORKLOAD_CLUSTER_NAMESPACE_LABEL).cloned()?;
-                Some(ObjectRef::<WorkloadCluster>::new(&capi.name_any()).within(&namespace))
-            },
-        )
+        .watches_with(capi_clusters, CLUSTER.api_resource(), only_ours, |capi| {
+            let namespace = capi
+                .labels()
+                .get(WORKLOAD_CLUSTER_NAMESPACE_LABEL)
+                .cloned()?;
+            Some(ObjectRef::<WorkloadCluster>::new(&capi.name_any()).within(&namespace))
+        })
         .graceful_shutdown_on(stop)
         .run(reconcile_while_leading, error_policy, ctx.clone())
         .for_each(|_| futures::future::ready(()));

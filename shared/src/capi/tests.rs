@@ -6,11 +6,11 @@ use std::path::PathBuf;
 
 use super::*;
 use crate::cloud_account::{AzureAccount, VsphereAccount};
-use crate::contracts::labels::MOVE_HIERARCHY_LABEL;
 use crate::cluster::{
     AwsPlacement, AwsSubnet, AzurePlacement, ControlPlanePool, NodePools, ResolvedNetwork,
     VspherePlacement, WorkerPool,
 };
+use crate::contracts::labels::MOVE_HIERARCHY_LABEL;
 use crate::revision::{AccountSettings, KubeadmSettings, OsImage, RevisionLayer};
 
 const NAMESPACE: &str = "strata-demo";

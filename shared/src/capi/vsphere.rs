@@ -8,8 +8,8 @@ use super::{
     insert_some,
 };
 use crate::cloud_account::VsphereAccount;
-use crate::contracts::capi::{VSPHERE_CLUSTER, VSPHERE_CLUSTER_IDENTITY, VSPHERE_MACHINE_TEMPLATE};
 use crate::cluster::{ClusterCloud, MachineShape, VspherePlacement};
+use crate::contracts::capi::{VSPHERE_CLUSTER, VSPHERE_CLUSTER_IDENTITY, VSPHERE_MACHINE_TEMPLATE};
 use crate::revision::DesiredState;
 
 pub(super) const KINDS: InfraKinds = InfraKinds {

@@ -173,10 +173,7 @@ mod tests {
     fn every_kind_is_of_a_capi_group_with_its_api_version_and_plural() {
         for kind in ALL {
             assert!(CAPI_GROUPS.contains(&kind.group), "{kind:?}");
-            assert_eq!(
-                kind.api_version,
-                format!("{}/{}", kind.group, kind.version)
-            );
+            assert_eq!(kind.api_version, format!("{}/{}", kind.group, kind.version));
             // The resource's plural is the one declared, not a guess from the kind.
             let resource = kind.api_resource();
             assert_eq!(resource.plural, kind.plural);

@@ -47,7 +47,9 @@ impl ClusterView {
             uid: cluster.metadata.uid.clone(),
             paused: flag("/spec/paused"),
             initialization: Initialization {
-                infrastructure_provisioned: flag("/status/initialization/infrastructureProvisioned"),
+                infrastructure_provisioned: flag(
+                    "/status/initialization/infrastructureProvisioned",
+                ),
                 control_plane_initialized: flag("/status/initialization/controlPlaneInitialized"),
             },
             control_plane_initialized_condition: condition,
@@ -161,6 +163,9 @@ mod tests {
         };
         assert_eq!(machine(json!({})).node, None);
         let up = machine(json!({"nodeRef": {"name": "node-7"}}));
-        assert_eq!((up.name.as_str(), up.node.as_deref()), ("edge-1-md-0-abc", Some("node-7")));
+        assert_eq!(
+            (up.name.as_str(), up.node.as_deref()),
+            ("edge-1-md-0-abc", Some("node-7"))
+        );
     }
 }

@@ -57,7 +57,9 @@ where
         name: &str,
         call: impl Future<Output = Result<T, kube::Error>>,
     ) -> Result<T, WriteError> {
-        self.writer.bounded(operation, self.target(name), call).await
+        self.writer
+            .bounded(operation, self.target(name), call)
+            .await
     }
 
     fn post_params(&self) -> PostParams {
@@ -73,7 +75,8 @@ where
 
     /// The object, or None when there is none (404).
     pub async fn get(&self, name: &str) -> Result<Option<K>, WriteError> {
-        self.call(Operation::Get, name, self.api.get_opt(name)).await
+        self.call(Operation::Get, name, self.api.get_opt(name))
+            .await
     }
 
     /// Every object of the kind here that `params` selects.

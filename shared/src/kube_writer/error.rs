@@ -69,7 +69,11 @@ pub enum Target {
 }
 
 impl Target {
-    pub fn object(kind: impl Into<String>, namespace: Option<&str>, name: impl Into<String>) -> Self {
+    pub fn object(
+        kind: impl Into<String>,
+        namespace: Option<&str>,
+        name: impl Into<String>,
+    ) -> Self {
         Target::Object {
             kind: kind.into(),
             namespace: namespace.map(String::from),
@@ -221,7 +225,8 @@ mod tests {
     use super::*;
 
     fn refused(code: u16, reason: &str) -> WriteError {
-        let status = kube::core::Status::failure("secrets \"x\" not allowed", reason).with_code(code);
+        let status =
+            kube::core::Status::failure("secrets \"x\" not allowed", reason).with_code(code);
         WriteError::from_kube(
             Operation::Apply,
             Target::object("Secret", Some("strata-system"), "x"),

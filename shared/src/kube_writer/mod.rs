@@ -241,23 +241,38 @@ mod tests {
         assert_eq!(resource.group, "cluster.x-k8s.io");
         assert_eq!(resource.version, "v1beta2");
         assert_eq!(resource.plural, "clusters");
-        assert_eq!(target, Target::object("Cluster", Some("strata-wc-a"), "edge-1"));
+        assert_eq!(
+            target,
+            Target::object("Cluster", Some("strata-wc-a"), "edge-1")
+        );
         let (resource, target) = json_address(&json!({
             "apiVersion": "v1",
             "kind": "Namespace",
             "metadata": { "name": "strata-wc-a" },
         }))
         .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!((resource.group.as_str(), resource.plural.as_str()), ("", "namespaces"));
+        assert_eq!(
+            (resource.group.as_str(), resource.plural.as_str()),
+            ("", "namespaces")
+        );
         assert_eq!(target, Target::object("Namespace", None, "strata-wc-a"));
     }
 
     #[test]
     fn a_json_object_without_its_address_is_refused_by_name() {
         let cases = [
-            (json!({ "kind": "Secret", "metadata": { "name": "s" } }), "it has no apiVersion"),
-            (json!({ "apiVersion": "v1", "kind": "Secret", "metadata": {} }), "it has no metadata.name"),
-            (json!({ "apiVersion": "v1", "metadata": { "name": "s" } }), "it has no kind"),
+            (
+                json!({ "kind": "Secret", "metadata": { "name": "s" } }),
+                "it has no apiVersion",
+            ),
+            (
+                json!({ "apiVersion": "v1", "kind": "Secret", "metadata": {} }),
+                "it has no metadata.name",
+            ),
+            (
+                json!({ "apiVersion": "v1", "metadata": { "name": "s" } }),
+                "it has no kind",
+            ),
         ];
         for (object, reason) in cases {
             match json_address(&object) {
@@ -275,9 +290,14 @@ mod tests {
     async fn a_call_without_an_answer_ends_at_the_timeout_and_says_so() {
         let target = Target::object("Secret", Some("strata-system"), "strata-management");
         let never = std::future::pending::<Result<(), kube::Error>>();
-        let error = bound(Duration::from_millis(10), Operation::Get, target.clone(), never)
-            .await
-            .err();
+        let error = bound(
+            Duration::from_millis(10),
+            Operation::Get,
+            target.clone(),
+            never,
+        )
+        .await
+        .err();
         match error {
             Some(WriteError::TimedOut {
                 operation,
@@ -290,7 +310,9 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let answered = bound(Duration::from_secs(5), Operation::Get, target, async { Ok(7) });
+        let answered = bound(Duration::from_secs(5), Operation::Get, target, async {
+            Ok(7)
+        });
         assert_eq!(answered.await.ok(), Some(7));
     }
 }

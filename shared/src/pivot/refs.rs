@@ -6,7 +6,9 @@
 use serde_json::Value;
 
 use super::objects::{SourceObject, group_of};
-use crate::contracts::capi::{AWS_CLUSTER_STATIC_IDENTITY, CLUSTER_CLASS, VSPHERE_CLUSTER_IDENTITY};
+use crate::contracts::capi::{
+    AWS_CLUSTER_STATIC_IDENTITY, CLUSTER_CLASS, VSPHERE_CLUSTER_IDENTITY,
+};
 use crate::contracts::labels::SECRET_NAMESPACE_ANNOTATION;
 
 /// A reference read from a spec, not yet resolved to an object.
