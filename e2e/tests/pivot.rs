@@ -253,7 +253,7 @@ async fn pivots(crash_after_every_step: bool) {
     );
     assert_target_unpaused(&w, &objects, name).await;
     let journal: ConfigMap = Api::namespaced(w.clone(), AGENT_NAMESPACE)
-        .get(&pivot_journal_name(&name))
+        .get(&pivot_journal_name(name))
         .await
         .unwrap();
     let journal: MoveJournal =

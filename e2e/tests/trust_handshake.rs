@@ -297,7 +297,7 @@ async fn a_deletion_racing_the_move_request_has_one_winner_and_loses_nothing() {
                     w.clone(),
                     AGENT_NAMESPACE,
                 )
-                .get_opt(&reverse_journal_name(&name))
+                .get_opt(&reverse_journal_name(name))
                 .await
                 .ok()
                 .flatten()

@@ -484,7 +484,7 @@ pub async fn moves_back_when_deleted(
         describe(Some(&moved_back))
     );
     let journal: ConfigMap = Api::namespaced(w.clone(), AGENT_NAMESPACE)
-        .get(&reverse_journal_name(&name))
+        .get(&reverse_journal_name(name))
         .await
         .unwrap();
     let journal = strata_shared::pivot::journal_record::journal_from(&journal).unwrap();

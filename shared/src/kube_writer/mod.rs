@@ -64,7 +64,11 @@ impl KubeWriter {
     /// The objects of a namespaced kind in `namespace`.
     pub fn namespaced<K>(&self, namespace: &str) -> BoundedApi<K>
     where
-        K: Resource<Scope = NamespaceResourceScope>,
+        K: Resource<Scope = NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + Serialize
+            + std::fmt::Debug,
         K::DynamicType: Default,
     {
         let kind = K::kind(&K::DynamicType::default()).into_owned();
@@ -79,7 +83,11 @@ impl KubeWriter {
     /// The objects of a cluster-scoped kind.
     pub fn cluster_scoped<K>(&self) -> BoundedApi<K>
     where
-        K: Resource<Scope = ClusterResourceScope>,
+        K: Resource<Scope = ClusterResourceScope>
+            + Clone
+            + DeserializeOwned
+            + Serialize
+            + std::fmt::Debug,
         K::DynamicType: Default,
     {
         let kind = K::kind(&K::DynamicType::default()).into_owned();
