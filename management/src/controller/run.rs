@@ -243,6 +243,7 @@ async fn run_async(args: ControllerArgs) -> Result<(), String> {
 }
 
 /// How a term of leading ended.
+#[derive(Debug, PartialEq, Eq)]
 enum Ended {
     /// SIGTERM or SIGINT.
     Stopped,
@@ -272,13 +273,14 @@ async fn lead(
     let capi_clusters: Api<DynamicObject> = Api::all_with(client.clone(), &CLUSTER.api_resource());
     let only_ours = watcher::Config::default().labels(WORKLOAD_CLUSTER_NAMESPACE_LABEL);
     let lost = Arc::new(AtomicBool::new(false));
+    let terminated = Arc::new(AtomicBool::new(false));
     let stopping = Arc::new(tokio::sync::Notify::new());
     let stop = {
-        let (lost, stopping) = (lost.clone(), stopping.clone());
+        let (lost, terminated, stopping) = (lost.clone(), terminated.clone(), stopping.clone());
         let mut leader = leader.clone();
         async move {
             tokio::select! {
-                _ = shutdown_signal() => {}
+                _ = shutdown_signal() => terminated.store(true, Ordering::SeqCst),
                 _ = leader.lost() => lost.store(true, Ordering::SeqCst),
             }
             stopping.notify_one();
@@ -337,10 +339,22 @@ async fn lead(
             tokio::time::sleep(SHUTDOWN_GRACE).await;
         } => tracing::warn!(seconds = SHUTDOWN_GRACE.as_secs(), "running reconciles did not finish in time; stopping them"),
     }
-    if lost.load(Ordering::SeqCst) || !leader.is_leading() {
-        Ok(Ended::Lost)
+    Ok(how_the_term_ended(
+        terminated.load(Ordering::SeqCst),
+        lost.load(Ordering::SeqCst) || !leader.is_leading(),
+    ))
+}
+
+/// A replica told to stop stops, even if its lease lapsed while its reconciles wound down:
+/// standing by again would leave it running after SIGTERM.
+fn how_the_term_ended(terminated: bool, lost_the_lease: bool) -> Ended {
+    if terminated {
+        Ended::Stopped
+    } else if lost_the_lease {
+        Ended::Lost
     } else {
-        Ok(Ended::Stopped)
+        // The controller's stream ended without either: nothing more to lead for.
+        Ended::Stopped
     }
 }
 
@@ -391,4 +405,25 @@ fn error_policy(
     _ctx: Arc<Context>,
 ) -> Action {
     Action::requeue(Duration::from_secs(10))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_term_ends_in_a_stop_whenever_the_replica_was_told_to_stop() {
+        for (terminated, lost_the_lease, expected) in [
+            (true, true, Ended::Stopped),
+            (true, false, Ended::Stopped),
+            (false, true, Ended::Lost),
+            (false, false, Ended::Stopped),
+        ] {
+            assert_eq!(
+                how_the_term_ended(terminated, lost_the_lease),
+                expected,
+                "terminated={terminated} lost_the_lease={lost_the_lease}"
+            );
+        }
+    }
 }
