@@ -363,13 +363,17 @@ impl ControlPlane {
             fs::write(&path, text).map_err(io_error("write", &path))?;
             Ok(path)
         };
+        // The controller manager and the scheduler start once the apiserver answers: the
+        // controller manager gives the apiserver 10 s to become healthy and exits after
+        // that, which a loaded machine exceeds.
+        let mut after_apiserver: Vec<(&str, PathBuf, Vec<String>)> = Vec::new();
         if options.controller_manager {
             let kubeconfig =
                 component_kubeconfig("system:kube-controller-manager", "controller-manager")?;
-            processes.push(ManagedProcess::spawn(
+            after_apiserver.push((
                 "kube-controller-manager",
-                &binaries::kube_binary("kube-controller-manager")?,
-                &[
+                binaries::kube_binary("kube-controller-manager")?,
+                vec![
                     format!("--kubeconfig={}", kubeconfig.display()),
                     "--leader-elect=false".into(),
                     "--port=0".into(),
@@ -384,23 +388,21 @@ impl ControlPlane {
                         .into(),
                     "--v=1".into(),
                 ],
-                &dir_path,
-            )?);
+            ));
         }
         if options.scheduler {
             let kubeconfig = component_kubeconfig("system:kube-scheduler", "scheduler")?;
-            processes.push(ManagedProcess::spawn(
+            after_apiserver.push((
                 "kube-scheduler",
-                &binaries::kube_binary("kube-scheduler")?,
-                &[
+                binaries::kube_binary("kube-scheduler")?,
+                vec![
                     format!("--kubeconfig={}", kubeconfig.display()),
                     "--leader-elect=false".into(),
                     "--port=0".into(),
                     "--secure-port=0".into(),
                     "--v=1".into(),
                 ],
-                &dir_path,
-            )?);
+            ));
         }
 
         let kubeconfig = dir_path.join("admin.kubeconfig");
@@ -429,6 +431,13 @@ impl ControlPlane {
             client,
             audit_log,
         };
+        if !after_apiserver.is_empty() {
+            cp.wait_apiserver(started, options).await?;
+            for (name, binary, args) in after_apiserver {
+                let process = ManagedProcess::spawn(name, &binary, &args, &cp.dir_path)?;
+                cp.processes.push(process);
+            }
+        }
         cp.wait_ready(started, options).await?;
         tracing::info!(name = %cp.name, server = %cp.server, elapsed = ?started.elapsed(), "control plane ready");
         Ok(cp)
@@ -474,6 +483,33 @@ impl ControlPlane {
                     name: self.name.clone(),
                     waited: options.ready_timeout,
                     reason: last_reason,
+                    logs: self.describe_logs(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Waits until the apiserver answers `/readyz`, within the start-up deadline.
+    async fn wait_apiserver(
+        &mut self,
+        started: Instant,
+        options: &ControlPlaneOptions,
+    ) -> Result<(), ControlPlaneError> {
+        let deadline = started + options.ready_timeout;
+        loop {
+            for process in &mut self.processes {
+                process.check_running()?;
+            }
+            let reason = match self.readiness().await {
+                Ok(()) => return Ok(()),
+                Err(reason) => reason,
+            };
+            if Instant::now() >= deadline {
+                return Err(ControlPlaneError::NotReady {
+                    name: self.name.clone(),
+                    waited: options.ready_timeout,
+                    reason,
                     logs: self.describe_logs(),
                 });
             }
