@@ -3,7 +3,8 @@
 //! WorkloadCluster's namespace, the system namespace and, for vSphere and AWS, the provider
 //! namespace), its binding in the objects namespace, and its ClusterRole and binding. Tests
 //! use it to check that deleting one cluster leaves another's agent its rights, and that
-//! nothing of a deleted cluster's agent is left.
+//! nothing of a deleted cluster's agent is left; the two assertions panic with what is
+//! missing or left.
 
 use std::collections::BTreeMap;
 
@@ -15,6 +16,8 @@ use serde::de::DeserializeOwned;
 use strata_shared::agent_install::owned_by;
 use strata_shared::contracts::labels::{WORKLOAD_CLUSTER_LABEL, WORKLOAD_CLUSTER_NAMESPACE_LABEL};
 use strata_shared::contracts::names::{AGENT_BINDING, ClusterLocation};
+
+use crate::management::SYSTEM_NAMESPACE;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FootprintError {
@@ -162,6 +165,62 @@ pub async fn labelled_leftovers(
         labelled::<ClusterRoleBinding>(client, location, &params, "ClusterRoleBinding").await?,
     );
     Ok(left)
+}
+
+/// Asserts that everything of `location`'s agent is there, carrying its cluster's labels;
+/// `when` names the moment in the failure's message.
+pub async fn assert_agent_footprint_whole(
+    client: &Client,
+    location: &ClusterLocation,
+    provider_namespace: Option<&str>,
+    when: &str,
+) {
+    let found = footprint(client, location, provider_namespace).await;
+    assert!(
+        found.not_owned().is_empty(),
+        "{when}: the agent of {}/{} is missing {:?}",
+        location.cluster_namespace,
+        location.cluster,
+        found.not_owned()
+    );
+}
+
+/// Asserts that nothing of `location`'s agent is left: not by name, not under any name
+/// carrying its labels.
+pub async fn assert_agent_gone(
+    client: &Client,
+    location: &ClusterLocation,
+    provider_namespace: Option<&str>,
+) {
+    let found = footprint(client, location, provider_namespace).await;
+    assert!(
+        found.present().is_empty(),
+        "the agent of {}/{} left {:?}",
+        location.cluster_namespace,
+        location.cluster,
+        found.present()
+    );
+    let labelled = labelled_leftovers(client, location)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        labelled.is_empty(),
+        "left with the labels of {}/{}: {labelled:?}",
+        location.cluster_namespace,
+        location.cluster
+    );
+}
+
+/// The agent's footprint with the controller's objects in the substrate's system
+/// namespace; a read that fails is the test's failure.
+async fn footprint(
+    client: &Client,
+    location: &ClusterLocation,
+    provider_namespace: Option<&str>,
+) -> AgentFootprint {
+    read(client, location, SYSTEM_NAMESPACE, provider_namespace)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 async fn labelled<K>(

@@ -15,18 +15,19 @@ use kube::api::{DynamicObject, ListParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 use strata_e2e::capi_crds::pruned_fields;
+use strata_e2e::cloud_sim::workload::StopWorkloads;
+use strata_e2e::dynamic_objects::{get_dynamic, resource};
 use strata_e2e::management::{
     ControllerProcess, ManagementEnv, ManagementOptions, ensure_namespace,
 };
+use strata_e2e::samples::apply_sample;
+use strata_e2e::workload_cluster_status::{cluster, condition, describe, wait_phase};
 use strata_shared::capi::{BuildInput, control_plane_objects, identity_name, identity_secret_name};
 use strata_shared::cluster::{ClusterPhase, WorkloadCluster};
 use strata_shared::contracts::names::{
     AGENT_NAME, AGENT_NAMESPACE, MANAGEMENT_SECRET, objects_namespace,
 };
 use strata_shared::revision::ClusterRevision;
-
-mod controller_support;
-use controller_support::*;
 
 fn is_forbidden<T: std::fmt::Debug>(result: Result<T, kube::Error>, what: &str) {
     match result {

@@ -12,18 +12,21 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
+use strata_e2e::cloud_sim::workload::StopWorkloads;
+use strata_e2e::dynamic_objects::{differences, get_dynamic, resource};
 use strata_e2e::management::{
     ControllerProcess, ManagementEnv, ManagementOptions, apply_secret, ensure_namespace,
 };
+use strata_e2e::samples::apply_sample;
 use strata_e2e::wait::eventually;
+use strata_e2e::workload_cluster_status::{
+    cluster, condition, describe, wait_phase, wait_phase_before_pivot,
+};
 use strata_shared::capi::{BuildInput, control_plane_objects};
 use strata_shared::cluster::{ClusterPhase, WorkloadCluster};
 use strata_shared::contracts::field_managers::AGENT_FIELD_MANAGER;
 use strata_shared::contracts::names::{AGENT_NAME, AGENT_NAMESPACE, objects_namespace};
 use strata_shared::revision::ClusterRevision;
-
-mod controller_support;
-use controller_support::*;
 
 async fn namespace_exists(client: &Client, name: &str) -> bool {
     Api::<Namespace>::all(client.clone())

@@ -20,17 +20,18 @@ use k8s_openapi::api::core::v1::{Event, Namespace, Secret};
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
+use strata_e2e::cloud_sim::workload::StopWorkloads;
 use strata_e2e::connection_trap::ConnectionTrap;
+use strata_e2e::dynamic_objects::resource;
 use strata_e2e::management::{
     ControllerProcess, ManagementEnv, ManagementOptions, ensure_namespace,
 };
+use strata_e2e::samples::apply_sample;
 use strata_e2e::wait::eventually;
+use strata_e2e::workload_cluster_status::{cluster, condition, wait_phase_before_pivot};
 use strata_shared::cluster::ClusterPhase;
 use strata_shared::contracts::labels::{WORKLOAD_CA_ANNOTATION, WORKLOAD_SERVER_ANNOTATION};
 use strata_shared::contracts::names::{AGENT_NAMESPACE, ClusterLocation, MANAGEMENT_SECRET};
-
-mod controller_support;
-use controller_support::*;
 
 const UNSAFE: &str = "UnsafeKubeconfig";
 /// What the controller logs, with the details, for each refusal.

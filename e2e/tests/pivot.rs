@@ -18,21 +18,25 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{DynamicObject, ListParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
+use strata_e2e::cloud_sim::workload::StopWorkloads;
+use strata_e2e::dynamic_objects::{get_dynamic, list_objects};
+use strata_e2e::loss_watch::{watch_for_loss, watched_objects};
 use strata_e2e::management::{
     ControllerProcess, ManagementEnv, ManagementOptions, ensure_namespace,
 };
+use strata_e2e::move_checks::{assert_target_unpaused, check_moved_objects, move_steps};
+use strata_e2e::pivoted_cluster::{
+    first_control_plane_node, machine_instances, moves_back_when_deleted,
+};
+use strata_e2e::samples::apply_sample;
 use strata_e2e::wait::eventually;
+use strata_e2e::workload_cluster_status::{cluster, condition, describe, wait_phase};
 use strata_shared::cluster::ClusterPhase;
 use strata_shared::contracts::names::{
     AGENT_NAME, AGENT_NAMESPACE, PROVIDER_NAME, PROVIDER_NAMESPACE, objects_namespace,
     pivot_journal_name,
 };
 use strata_shared::pivot::journal::{MoveJournal, MovePhase};
-
-mod controller_support;
-mod pivot_support;
-use controller_support::*;
-use pivot_support::*;
 
 #[tokio::test]
 async fn a_sim_cluster_pivots_into_itself_and_scales_out() {

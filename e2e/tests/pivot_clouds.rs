@@ -19,21 +19,24 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::{Api, Client};
 
+use strata_e2e::cloud_sim::workload::StopWorkloads;
+use strata_e2e::dynamic_objects::{get_dynamic, list_objects};
 use strata_e2e::management::{
     ControllerProcess, ManagementEnv, ManagementOptions, ensure_namespace,
 };
+use strata_e2e::move_checks::{assert_target_unpaused, check_moved_objects, pivot_journal};
+use strata_e2e::pivoted_cluster::{
+    first_control_plane_node, machine_instances, moves_back_when_deleted,
+};
+use strata_e2e::samples::apply_sample;
 use strata_e2e::wait::eventually;
+use strata_e2e::workload_cluster_status::{cluster, condition, describe, wait_phase};
 use strata_shared::capi::{identity_name, identity_secret_name};
 use strata_shared::cluster::ClusterPhase;
 use strata_shared::contracts::labels::OBJECTS_NAMESPACE_LABEL;
 use strata_shared::contracts::names::objects_namespace;
 use strata_shared::pivot::journal::MovePhase;
 use strata_shared::provider_components::DEFAULT_SIM_PROVIDER_IMAGE;
-
-mod controller_support;
-mod pivot_support;
-use controller_support::*;
-use pivot_support::{assert_target_unpaused, first_control_plane_node, moves_back_when_deleted};
 
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -170,7 +173,7 @@ async fn pivots(cloud: &Cloud) {
 
     // Every object of the move is in the target with its source's content; the source
     // kept only what it keeps.
-    let journal = pivot_journal(&w, name).await;
+    let journal = pivot_journal(&w, name).await.expect("the move's journal");
     assert_eq!(journal.phase, MovePhase::Done);
     let moved = check_moved_objects(&client, &w, &journal).await;
 

@@ -33,24 +33,22 @@ use kube::{Api, Client};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::json;
+use strata_e2e::cloud_sim::workload::StopWorkloads;
 use strata_e2e::cloud_sim::workload::Workload;
 use strata_e2e::control_plane::log_tail;
+use strata_e2e::dynamic_objects::{get_dynamic, resource};
+use strata_e2e::loss_watch::{LossWatch, watched_objects};
 use strata_e2e::management::{
     ControllerProcess, ManagementEnv, ManagementOptions, ensure_namespace,
 };
+use strata_e2e::move_checks::{check_moved, mid_move_violations, pivot_journal};
+use strata_e2e::pivoted_cluster::first_control_plane_node;
 use strata_e2e::process_kubelet::{AgentProcess, ProcessKubelet, default_agent_binary};
+use strata_e2e::samples::apply_sample;
 use strata_e2e::wait::eventually;
 use strata_shared::contracts::labels::{BLOCK_MOVE_ANNOTATION, PAUSED_BY_MOVE_ANNOTATION};
 use strata_shared::contracts::names::{AGENT_NAME, AGENT_NAMESPACE, objects_namespace};
 use strata_shared::pivot::journal::MovePhase;
-
-mod controller_support;
-mod pivot_support;
-use controller_support::{StopWorkloads, apply_sample, get_dynamic};
-use pivot_support::{
-    LossWatch, check_moved, first_control_plane_node, mid_move_violations, pivot_journal,
-    watched_objects,
-};
 
 const NAMESPACE: &str = "strata-demo";
 const CLUSTER: &str = "demo";
@@ -807,7 +805,7 @@ async fn the_block_move_annotation_holds_the_move_until_removed() {
     let kcp_api: Api<DynamicObject> = Api::namespaced_with(
         setup.client.clone(),
         &setup.objects,
-        &controller_support::resource(
+        &resource(
             "controlplane.cluster.x-k8s.io/v1beta2",
             "KubeadmControlPlane",
         ),

@@ -16,16 +16,15 @@ use strata_e2e::management::{
 };
 use strata_e2e::pki::TestCa;
 use strata_e2e::registry::TestRegistry;
+use strata_e2e::samples::apply_sample;
 use strata_e2e::wait::eventually;
+use strata_e2e::workload_cluster_status::{cluster, describe};
 use strata_shared::pack::Pack;
 use strata_shared::registry::address::RegistryAddress;
 use strata_shared::registry::client::{
     PackRegistryClient, RegistryError, RegistryOptions, RetryPolicy,
 };
 use strata_shared::registry::credentials::Credentials;
-
-mod controller_support;
-use controller_support::{apply_sample, cluster, describe};
 
 const BASE: &str = "hostile";
 const MIB: usize = 1 << 20;

@@ -20,21 +20,23 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::json;
+use strata_e2e::cloud_sim::workload::StopWorkloads;
+use strata_e2e::dynamic_objects::list_objects;
 use strata_e2e::fault_proxy::FaultProxy;
+use strata_e2e::loss_watch::{watch_for_loss, watched_objects};
 use strata_e2e::management::{
     ControllerProcess, ManagementEnv, ManagementOptions, SAMPLE_REGISTRY, SYSTEM_NAMESPACE,
     ensure_namespace,
 };
+use strata_e2e::move_checks::pivot_journal;
+use strata_e2e::pivoted_cluster::machine_instances;
+use strata_e2e::samples::apply_sample;
 use strata_e2e::wait::eventually;
+use strata_e2e::workload_cluster_status::{cluster, describe, wait_phase_before_pivot};
 use strata_shared::cluster::ledger::{ClusterLedger, PivotLatch};
 use strata_shared::cluster::{ClusterPhase, WorkloadCluster};
 use strata_shared::contracts::conditions::REASON_MOVE_REQUESTED;
 use strata_shared::contracts::names::{AGENT_NAMESPACE, objects_namespace, reverse_journal_name};
-
-mod controller_support;
-mod pivot_support;
-use controller_support::*;
-use pivot_support::*;
 
 const NAMESPACE: &str = "team-handshake";
 
@@ -290,7 +292,7 @@ async fn a_deletion_racing_the_move_request_has_one_winner_and_loses_nothing() {
             let objects = objects_namespace(NAMESPACE, name);
             if let Ok(Some(workload)) = env.workload(&objects, name).await {
                 let w = workload.client();
-                if pivot_support::pivot_journal(&w, name).await.is_some() {
+                if pivot_journal(&w, name).await.is_some() {
                     moved.insert(name);
                 }
                 let reverse = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(

@@ -17,21 +17,22 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
+use strata_e2e::cloud_sim::workload::StopWorkloads;
 use strata_e2e::fault_proxy::FaultProxy;
 use strata_e2e::management::{
     ControllerProcess, ManagementEnv, ManagementOptions, ensure_namespace, strata_binary,
 };
+use strata_e2e::pivoted_cluster::{
+    first_control_plane_node, machine_instances, moves_back_when_deleted,
+};
+use strata_e2e::samples::apply_sample;
 use strata_e2e::wait::eventually;
+use strata_e2e::workload_cluster_status::{cluster, condition, describe, wait_phase};
 use strata_shared::cluster::{ClusterPhase, WorkloadCluster};
 use strata_shared::contracts::names::{
     AGENT_NAMESPACE, LINK_STATE_CONFIG_MAP, MANAGEMENT_SECRET, objects_namespace,
 };
 use strata_shared::management_access::ManagementLinkData;
-
-mod controller_support;
-mod pivot_support;
-use controller_support::*;
-use pivot_support::*;
 
 const NAMESPACE: &str = "team-link";
 /// The API server's shortest token life.

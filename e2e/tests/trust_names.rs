@@ -19,20 +19,21 @@ use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use k8s_openapi::jiff::Timestamp;
 use kube::{Api, Client, ResourceExt};
+use strata_e2e::agent_footprint::{assert_agent_footprint_whole, assert_agent_gone};
+use strata_e2e::cloud_sim::workload::StopWorkloads;
 use strata_e2e::management::{ManagementEnv, ManagementOptions, ensure_namespace};
+use strata_e2e::management_trust::start_controller;
+use strata_e2e::pivoted_cluster::{
+    first_control_plane_node, machine_instances, moves_back_when_deleted,
+};
+use strata_e2e::samples::{apply_sample, apply_small_sim_cluster};
 use strata_e2e::wait::eventually;
+use strata_e2e::workload_cluster_status::{cluster, condition, describe, wait_phase, wait_scaled};
 use strata_shared::capi::identity_secret_name;
 use strata_shared::cluster::{ClusterPhase, WorkloadCluster};
 use strata_shared::contracts::names::{
     AGENT_NAME, AGENT_NAMESPACE, CONTROLLER_BINDING, ClusterLocation, OBJECTS_NAMESPACE_PREFIX,
 };
-
-mod controller_support;
-mod pivot_support;
-mod trust_support;
-use controller_support::*;
-use pivot_support::{first_control_plane_node, moves_back_when_deleted};
-use trust_support::*;
 
 const VSPHERE_PROVIDER_NAMESPACE: &str = "capv-system";
 

@@ -18,17 +18,19 @@ use k8s_openapi::api::events::v1::Event;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
+use strata_e2e::agent_footprint::{assert_agent_footprint_whole, assert_agent_gone};
+use strata_e2e::cloud_sim::workload::StopWorkloads;
+use strata_e2e::dynamic_objects::{get_dynamic, list_objects};
 use strata_e2e::management::{ManagementEnv, ManagementOptions};
+use strata_e2e::management_trust::{agent_token, answer_to_token, start_controller};
+use strata_e2e::pivoted_cluster::{first_control_plane_node, machine_instances};
+use strata_e2e::samples::apply_small_sim_cluster;
 use strata_e2e::wait::eventually;
+use strata_e2e::workload_cluster_status::{
+    cluster, describe, wait_phase, wait_phase_before_pivot, wait_scaled,
+};
 use strata_shared::cluster::{ClusterPhase, WorkloadCluster};
 use strata_shared::contracts::names::{AGENT_NAME, AGENT_NAMESPACE, ClusterLocation};
-
-mod controller_support;
-mod pivot_support;
-mod trust_support;
-use controller_support::*;
-use pivot_support::first_control_plane_node;
-use trust_support::*;
 
 /// How long a deleted cluster whose agent is gone is watched staying in AwaitingMoveBack.
 const AWAITING_HELD: Duration = Duration::from_secs(20);

@@ -17,18 +17,18 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, PostParams};
 use kube::{Api, Client};
 use strata_e2e::access_review::{Right, ServiceAccountUser, unexpected};
+use strata_e2e::cloud_sim::workload::StopWorkloads;
 use strata_e2e::management::{
     ControllerProcess, ManagementEnv, ManagementOptions, SYSTEM_NAMESPACE, ensure_namespace,
 };
+use strata_e2e::samples::apply_sample;
 use strata_e2e::wait::eventually;
+use strata_e2e::workload_cluster_status::wait_phase_before_pivot;
 use strata_shared::cluster::ClusterPhase;
 use strata_shared::contracts::names::{
     AGENT_NAMESPACE, AGENT_OBJECTS_ROLE, CONTROLLER_OBJECTS_ROLE, ClusterLocation,
     MANAGEMENT_SECRET,
 };
-
-mod controller_support;
-use controller_support::*;
 
 const CONTROLLER_ACCOUNT: &str = "strata-controller";
 const RBAC: &str = "rbac.authorization.k8s.io";

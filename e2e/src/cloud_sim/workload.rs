@@ -171,6 +171,16 @@ pub fn stop_all() {
     drop(entries);
 }
 
+/// Calls [`stop_all`] when dropped: a test holds one so that the workload control planes
+/// stop when it ends, passed or not.
+pub struct StopWorkloads;
+
+impl Drop for StopWorkloads {
+    fn drop(&mut self) {
+        stop_all();
+    }
+}
+
 fn drop_in_background<T: Send + 'static>(value: T) {
     match tokio::runtime::Handle::try_current() {
         Ok(handle) => {

@@ -1,0 +1,169 @@
+//! A cluster around its pivot: the workload control plane and first machine a pivot
+//! starts from, the machines either cluster holds, and the deletion of a pivoted cluster
+//! that moves its objects back to the management cluster before CAPI deletes it.
+//!
+//! A read the API server refuses, or a check that fails, panics with the object named:
+//! these are for tests, where that is the failure.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::{Api, Client, ResourceExt};
+use serde_json::Value;
+use strata_shared::cluster::WorkloadCluster;
+use strata_shared::conditions::find;
+use strata_shared::contracts::capi::MACHINE;
+use strata_shared::contracts::conditions::{PIVOTED, REASON_MOVED_BACK};
+use strata_shared::contracts::names::{AGENT_NAMESPACE, objects_namespace, reverse_journal_name};
+use strata_shared::pivot::journal::MovePhase;
+use strata_shared::pivot::journal_record::journal_from;
+
+use crate::cloud_sim::Workload;
+use crate::dynamic_objects::list_objects;
+use crate::loss_watch::{watch_for_loss, watched_objects};
+use crate::management::{ControllerProcess, ManagementEnv};
+use crate::wait::eventually;
+use crate::workload_cluster_status::{cluster, condition, describe};
+
+/// A cluster's workload control plane once it runs, and its first control-plane machine
+/// (name → provider ID) once it has its instance: what a pivot starts from.
+pub async fn first_control_plane_node(
+    env: &ManagementEnv,
+    objects: &str,
+    name: &str,
+) -> (Arc<Workload>, BTreeMap<String, String>) {
+    let client = env.client();
+    let workload = eventually(
+        "the workload control plane",
+        Duration::from_secs(180),
+        || async { env.workload(objects, name).await.ok().flatten() },
+    )
+    .await;
+    let machines = eventually(
+        "the first control-plane machine's instance",
+        Duration::from_secs(60),
+        || async {
+            let m = machine_instances(&client, objects).await;
+            (m.len() == 1 && m.values().all(|id| !id.is_empty())).then_some(m)
+        },
+    )
+    .await;
+    (workload, machines)
+}
+
+/// CAPI Machine name → its provider ID, in one cluster.
+pub async fn machine_instances(client: &Client, namespace: &str) -> BTreeMap<String, String> {
+    list_objects(client, namespace, MACHINE.api_version, MACHINE.kind)
+        .await
+        .into_iter()
+        .map(|m| {
+            let id = m
+                .data
+                .pointer("/spec/providerID")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            (m.name_any(), id)
+        })
+        .collect()
+}
+
+/// Deleting the pivoted WorkloadCluster: the agent moves the objects back (nothing lost on
+/// the way, no machine replaced), reports MovedBack, and CAPI in the management cluster
+/// then deletes the cluster, after which the WorkloadCluster and its namespace are gone.
+///
+/// The controller is stopped while the objects move back: the agent needs nothing of it,
+/// and otherwise CAPI could delete what arrives before the test has seen it. A new one,
+/// with `kubeconfig`, then finishes the deletion.
+pub async fn moves_back_when_deleted(
+    env: &ManagementEnv,
+    controller: &mut ControllerProcess,
+    kubeconfig: &Path,
+    ns: &str,
+    name: &str,
+    w: &Client,
+    in_workload: &BTreeMap<String, String>,
+) {
+    let client = env.client();
+    let objects = objects_namespace(ns, name);
+    controller.kill();
+    let (watcher, stop_watching) = watch_for_loss(
+        w.clone(),
+        client.clone(),
+        objects.clone(),
+        watched_objects(name, in_workload.keys()),
+    );
+    Api::<WorkloadCluster>::namespaced(client.clone(), ns)
+        .delete(name, &Default::default())
+        .await
+        .unwrap_or_else(|e| panic!("deleting the WorkloadCluster {ns}/{name}: {e}"));
+    let moved_back = eventually(
+        "the agent to report the objects moved back",
+        Duration::from_secs(240),
+        || async {
+            let wc = cluster(&client, ns, name).await?;
+            let status = wc.status.as_ref()?;
+            let pivoted = find(&status.conditions, PIVOTED)?;
+            (pivoted.reason == REASON_MOVED_BACK).then(|| wc.clone())
+        },
+    )
+    .await;
+    let _ = stop_watching.send(true);
+    let lost = watcher
+        .await
+        .unwrap_or_else(|e| panic!("the loss watcher stopped before it was asked: {e}"));
+    assert!(lost.is_empty(), "objects were lost moving back: {lost:?}");
+    assert_eq!(
+        condition(&moved_back, PIVOTED).0,
+        "False",
+        "{}",
+        describe(Some(&moved_back))
+    );
+    let journal_name = reverse_journal_name(name);
+    let journal: ConfigMap = Api::namespaced(w.clone(), AGENT_NAMESPACE)
+        .get(&journal_name)
+        .await
+        .unwrap_or_else(|e| panic!("reading the reverse journal {journal_name}: {e}"));
+    let journal = journal_from(&journal)
+        .unwrap_or_else(|e| panic!("the reverse journal {journal_name}: {e}"));
+    assert_eq!(journal.phase, MovePhase::Done);
+    let machines_moved = journal
+        .objects
+        .values()
+        .filter(|e| e.kind == MACHINE.kind)
+        .count();
+    assert_eq!(machines_moved, in_workload.len(), "{:?}", journal.objects);
+    // Every machine is back with its instance, and none is left in the workload cluster.
+    assert_eq!(&machine_instances(&client, &objects).await, in_workload);
+    assert!(machine_instances(w, &objects).await.is_empty());
+
+    // CAPI in the management cluster deletes the cluster; the WorkloadCluster goes.
+    let controller = ControllerProcess::start(
+        kubeconfig,
+        env.dir.path(),
+        "controller-after-move-back",
+        &[],
+    )
+    .unwrap_or_else(|e| panic!("starting the controller after the move back: {e}"));
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while cluster(&client, ns, name).await.is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "the WorkloadCluster was not deleted after the move back: {}\n{}",
+            describe(cluster(&client, ns, name).await.as_ref()),
+            controller.log_tail(30)
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let namespace: Option<Namespace> = Api::all(client.clone())
+        .get_opt(&objects)
+        .await
+        .unwrap_or_else(|e| panic!("reading the namespace {objects}: {e}"));
+    assert!(
+        namespace.is_none_or(|n| n.metadata.deletion_timestamp.is_some()),
+        "the objects namespace is left"
+    );
+}

@@ -1,0 +1,46 @@
+//! The repository's sample manifests (`manifests/samples/`), read and applied into a test's
+//! namespace, whole or edited.
+//!
+//! A sample that cannot be read or applied panics with the file or the error named: these
+//! are for tests, where a broken sample is the failure.
+
+use kube::Client;
+use serde_json::{Value, json};
+
+use crate::management::{apply, ensure_namespace, read_documents, repo_root};
+
+/// Every document of `manifests/samples/<path>`, as JSON.
+pub fn sample(path: &str) -> Vec<Value> {
+    read_documents(&repo_root().join("manifests/samples").join(path))
+        .unwrap_or_else(|e| panic!("the sample {path}: {e}"))
+}
+
+/// Applies a sample's documents into `namespace` (overriding theirs), each after `edit`.
+pub async fn apply_sample(client: &Client, path: &str, namespace: &str, edit: impl Fn(&mut Value)) {
+    for mut document in sample(path) {
+        document["metadata"]["namespace"] = json!(namespace);
+        edit(&mut document);
+        apply(client, &document)
+            .await
+            .unwrap_or_else(|e| panic!("applying the sample {path} into {namespace}: {e}"));
+    }
+}
+
+/// The sim sample as `namespace/name`, with one control-plane node and one worker: the
+/// pivot happens at the first node all the same, and the scale-out after it is short.
+/// With `orphan`, deleting it forgets the cluster without the move back and leaves its
+/// cloud resources (`deletionPolicy: Orphan`).
+pub async fn apply_small_sim_cluster(client: &Client, namespace: &str, name: &str, orphan: bool) {
+    ensure_namespace(client, namespace)
+        .await
+        .unwrap_or_else(|e| panic!("creating the namespace {namespace}: {e}"));
+    apply_sample(client, "clusters/sim-demo.yaml", namespace, |document| {
+        document["metadata"]["name"] = json!(name);
+        document["spec"]["nodePools"]["controlPlane"]["count"] = json!(1);
+        document["spec"]["nodePools"]["workers"][0]["count"] = json!(1);
+        if orphan {
+            document["spec"]["deletionPolicy"] = json!("Orphan");
+        }
+    })
+    .await;
+}

@@ -1,0 +1,142 @@
+//! A WorkloadCluster's status as a test sees it: the object read, its phase and conditions
+//! described in one line, one condition found, and waiting for a phase or a number of
+//! ready nodes.
+//!
+//! A read the API server refuses, a missing condition or a state never reached panics with
+//! the cluster named: these are checks for tests, where that is the failure.
+
+use std::time::{Duration, Instant};
+
+use kube::{Api, Client};
+use strata_shared::cluster::{ClusterPhase, WorkloadCluster};
+use strata_shared::contracts::names::objects_namespace;
+
+use crate::control_plane::log_tail;
+use crate::management::{ControllerProcess, ManagementEnv};
+use crate::wait::eventually;
+
+/// The WorkloadCluster `namespace/name`; `None` when it does not exist.
+pub async fn cluster(client: &Client, namespace: &str, name: &str) -> Option<WorkloadCluster> {
+    Api::<WorkloadCluster>::namespaced(client.clone(), namespace)
+        .get_opt(name)
+        .await
+        .unwrap_or_else(|e| panic!("reading the WorkloadCluster {namespace}/{name}: {e}"))
+}
+
+/// A cluster's phase and conditions in one line, for a failure's message.
+pub fn describe(cluster: Option<&WorkloadCluster>) -> String {
+    match cluster.and_then(|c| c.status.as_ref()) {
+        None => "no status".into(),
+        Some(s) => {
+            let conditions: Vec<String> = s
+                .conditions
+                .iter()
+                .map(|c| format!("{}={} {}: {}", c.type_, c.status, c.reason, c.message))
+                .collect();
+            format!("phase {:?}; {}", s.phase, conditions.join(" | "))
+        }
+    }
+}
+
+/// The status, reason and message of the cluster's condition `type_`; panics, with the
+/// cluster described, when it has none.
+pub fn condition<'a>(cluster: &'a WorkloadCluster, type_: &str) -> (&'a str, &'a str, &'a str) {
+    let c = cluster
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == type_))
+        .unwrap_or_else(|| panic!("no {type_} condition: {}", describe(Some(cluster))));
+    (c.status.as_str(), c.reason.as_str(), c.message.as_str())
+}
+
+/// Waits for a phase, running the cluster's agents as processes once its workload
+/// control plane exists. Fails with the cluster's conditions and the controller's log.
+pub async fn wait_phase(
+    env: &ManagementEnv,
+    controller: &ControllerProcess,
+    namespace: &str,
+    name: &str,
+    phase: ClusterPhase,
+    timeout: Duration,
+) -> WorkloadCluster {
+    wait_for(env, controller, namespace, name, phase, timeout, true).await
+}
+
+/// Waits for a phase with the cluster's agents installed but not run (their Deployment is
+/// available all the same, through the simulated kubelet): the cluster stays before its
+/// pivot, for tests of what the controller does until then.
+pub async fn wait_phase_before_pivot(
+    env: &ManagementEnv,
+    controller: &ControllerProcess,
+    namespace: &str,
+    name: &str,
+    phase: ClusterPhase,
+    timeout: Duration,
+) -> WorkloadCluster {
+    wait_for(env, controller, namespace, name, phase, timeout, false).await
+}
+
+async fn wait_for(
+    env: &ManagementEnv,
+    controller: &ControllerProcess,
+    namespace: &str,
+    name: &str,
+    phase: ClusterPhase,
+    timeout: Duration,
+    run_agents: bool,
+) -> WorkloadCluster {
+    let client = env.client();
+    let deadline = Instant::now() + timeout;
+    let objects = objects_namespace(namespace, name);
+    loop {
+        if run_agents {
+            env.run_agents_of(&objects, name)
+                .await
+                .unwrap_or_else(|e| panic!("running the agents of {namespace}/{name}: {e}"));
+        }
+        let found = cluster(&client, namespace, name).await;
+        if let Some(c) = &found
+            && c.status.as_ref().and_then(|s| s.phase) == Some(phase)
+        {
+            return c.clone();
+        }
+        if Instant::now() >= deadline {
+            let agents: Vec<String> = env
+                .agents_of(&objects, name)
+                .map(|k| k.processes())
+                .unwrap_or_default()
+                .iter()
+                .map(|p| format!("--- agent {} ---\n{}", p.pod_name, log_tail(&p.log, 40)))
+                .collect();
+            panic!(
+                "{namespace}/{name} did not reach {phase:?} in {timeout:?}: {}\n--- controller log ---\n{}\n{}",
+                describe(found.as_ref()),
+                controller.log_tail(40),
+                agents.join("\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Waits until the cluster reports `control_plane` and `workers` ready nodes.
+pub async fn wait_scaled(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    control_plane: i64,
+    workers: i64,
+) -> WorkloadCluster {
+    eventually(
+        &format!("{namespace}/{name} scaled to {control_plane}+{workers} ready nodes"),
+        Duration::from_secs(240),
+        || async {
+            let wc = cluster(client, namespace, name).await?;
+            let status = wc.status.clone()?;
+            let ready = status.control_plane.as_ref()?.ready == control_plane
+                && status.workers.as_ref()?.ready == workers;
+            ready.then_some(wc)
+        },
+    )
+    .await
+}
