@@ -35,7 +35,9 @@ check "lints (cargo clippy --all-targets -D warnings)" cargo clippy --workspace 
 
 # The end-to-end tests run the other crates' binaries (strata-agent under the process
 # kubelet); nextest builds only the binaries of the packages whose tests it runs.
-check "build every binary" cargo build --workspace --bins --locked
+# The agent with its test fault hooks (agent/src/pivot/fault_hooks.rs), which the pivot
+# tests switch on; a release build leaves them out.
+check "build every binary" cargo build --workspace --bins --locked --features strata-agent/fault-hooks
 
 step "tests (cargo nextest)"
 log=$(mktemp)
