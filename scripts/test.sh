@@ -35,11 +35,18 @@ check "lints (cargo clippy --all-targets -D warnings)" cargo clippy --workspace 
 
 # The end-to-end tests run the other crates' binaries (strata-agent under the process
 # kubelet); nextest builds only the binaries of the packages whose tests it runs.
-check "build every binary" cargo build --workspace --bins --locked
+# The agent's default build has no fault hook (its unit test reads no variable); run first,
+# since building it replaces target/debug/strata-agent.
+check "the default agent build has no fault hook" \
+    cargo nextest run -p strata-agent --locked -E 'test(a_default_build_reads_no_variable_and_has_no_hook)'
+# The agent with its test fault hooks (agent/src/pivot/fault_hooks.rs), which the pivot
+# tests switch on; a release build leaves them out. The test run below keeps the feature:
+# the agent's own tests rebuild its binary, and without it would replace the hooked one.
+check "build every binary" cargo build --workspace --bins --locked --features strata-agent/fault-hooks
 
 step "tests (cargo nextest)"
 log=$(mktemp)
-cargo nextest run --workspace --locked --no-fail-fast 2>&1 | tee "$log"
+cargo nextest run --workspace --locked --features strata-agent/fault-hooks --no-fail-fast 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 summary=$(grep -E '^ *Summary \[' "$log" | tail -n 1)
 rm -f "$log"

@@ -4,6 +4,7 @@
 //! cluster's CAPI objects from the management cluster into this cluster, scales it to
 //! its revision and reports back (see `work`).
 
+mod agent_error;
 mod identity_sync;
 mod link_keeper;
 mod management_link;
@@ -13,6 +14,7 @@ mod move_command;
 mod move_grant;
 mod pivot;
 mod provider_install;
+mod revision_keeper;
 mod status_report;
 mod work;
 
@@ -27,6 +29,8 @@ use strata_shared::contracts::field_managers::AGENT_FIELD_MANAGER;
 use strata_shared::kube_writer::KubeWriter;
 use strata_shared::leader::{LeaderElector, LeaseTiming};
 use strata_shared::provider_components::ProviderController;
+
+use crate::agent_error::AgentError;
 
 /// Every call the agent makes to its own cluster (and, in `move`, to either cluster) is
 /// bounded: a hung API server must not hold the agent forever.
@@ -96,7 +100,7 @@ struct MoveArgs {
 }
 
 impl MoveArgs {
-    async fn writers(&self) -> Result<(KubeWriter, KubeWriter), String> {
+    async fn writers(&self) -> Result<(KubeWriter, KubeWriter), AgentError> {
         Ok((
             writer(client_from(&self.source_kubeconfig).await?),
             writer(client_from(&self.target_kubeconfig).await?),
@@ -104,16 +108,22 @@ impl MoveArgs {
     }
 }
 
-async fn client_from(path: &std::path::Path) -> Result<Client, String> {
-    let kubeconfig = kube::config::Kubeconfig::read_from(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+async fn client_from(path: &std::path::Path) -> Result<Client, AgentError> {
+    let unreadable = |source| AgentError::Kubeconfig {
+        path: path.to_path_buf(),
+        source,
+    };
+    let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(unreadable)?;
     let config = kube::Config::from_custom_kubeconfig(
         kubeconfig,
         &kube::config::KubeConfigOptions::default(),
     )
     .await
-    .map_err(|e| format!("{}: {e}", path.display()))?;
-    Client::try_from(config).map_err(|e| format!("{}: {e}", path.display()))
+    .map_err(unreadable)?;
+    Client::try_from(config).map_err(|source| AgentError::KubeconfigClient {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 #[tokio::main]
@@ -126,34 +136,38 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            tracing::error!("{message}");
+        Err(error) => {
+            tracing::error!("{error}");
             ExitCode::FAILURE
         }
     }
 }
 
-async fn run(cli: Cli) -> Result<(), String> {
+async fn run(cli: Cli) -> Result<(), AgentError> {
     match &cli.command {
         Some(Command::Plan(args)) => {
             let (source, target) = args.writers().await?;
             let text = pivot::dry_run(&source, &target, &args.cluster, &args.namespace)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|source| AgentError::Plan {
+                    namespace: args.namespace.clone(),
+                    cluster: args.cluster.clone(),
+                    source,
+                })?;
             print!("{text}");
-            return Ok(());
+            Ok(())
         }
         Some(Command::Move(args)) => {
             let (source, target) = args.writers().await?;
-            return move_command::run(source, target, &args.namespace, &args.cluster)
-                .await
-                .map_err(|e| e.to_string());
+            Ok(move_command::run(source, target, &args.namespace, &args.cluster).await?)
         }
-        None => {}
+        None => serve(cli).await,
     }
-    let client = Client::try_default()
-        .await
-        .map_err(|e| format!("cannot reach the cluster's apiserver: {e}"))?;
+}
+
+/// The agent in its cluster: holds its lease, and works while it leads.
+async fn serve(cli: Cli) -> Result<(), AgentError> {
+    let client = Client::try_default().await.map_err(AgentError::InCluster)?;
     let namespace = cli
         .namespace
         .unwrap_or_else(|| client.default_namespace().to_string());
@@ -161,15 +175,13 @@ async fn run(cli: Cli) -> Result<(), String> {
         .identity
         .unwrap_or_else(|| format!("strata-agent-{}", std::process::id()));
     let seconds = u32::try_from(cli.lease_seconds.max(3)).unwrap_or(u32::MAX);
-    let timing = LeaseTiming::from_seconds(seconds).map_err(|e| format!("--lease-seconds: {e}"))?;
+    let timing = LeaseTiming::from_seconds(seconds).map_err(AgentError::LeaseTiming)?;
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| format!("cannot listen for SIGTERM: {e}"))?;
+        .map_err(AgentError::Signal)?;
     let link = match &cli.management_secret {
-        Some(secret) => Some(
-            management_link::ManagementLink::load(writer(client.clone()), secret)
-                .await
-                .map_err(|e| e.to_string())?,
-        ),
+        Some(secret) => {
+            Some(management_link::ManagementLink::load(writer(client.clone()), secret).await?)
+        }
         None => None,
     };
     let providers = cli.provider_image.clone().map(|image| ProviderController {

@@ -7,7 +7,7 @@ use strata_shared::kube_writer::KubeWriter;
 use strata_shared::pivot::journal::Direction;
 
 use crate::management_link::ManagementLink;
-use crate::pivot::{MoveSides, PivotError, PreparedMove, prepare, run_move};
+use crate::pivot::{MoveSides, PreparedMove, prepare, run_move};
 use crate::status_report::StatusReport;
 
 /// A move ready to run, and the management cluster it goes from or to.
@@ -57,7 +57,7 @@ pub async fn prepare_attempt(
             sides,
             prepared,
         }),
-        Err(e @ PivotError::NotReady { .. }) => {
+        Err(e) if e.is_waiting() => {
             tracing::info!(error = %e, "{} is not ready to start", what(direction));
             None
         }
@@ -80,10 +80,12 @@ pub async fn run_attempt(
     let direction = attempt.sides.direction;
     match run_move(&attempt.sides, attempt.prepared).await {
         Ok(()) => true,
-        Err(e @ PivotError::NotReady { .. }) => {
+        Err(e) if e.is_waiting() => {
             tracing::info!(error = %e, "{} waits", what(direction));
             false
         }
+        // Stopped for good (an object gone, a copy refused) or on a failed call: either is
+        // reported, naming the object and the cause.
         Err(e) => {
             tracing::error!(error = %e, "{} stopped; retrying", what(direction));
             let message = format!("{} stopped (the agent retries): {e}", what(direction));

@@ -1,55 +1,79 @@
-//! What the leading agent does: pivot the cluster's CAPI objects into its own cluster,
-//! scale it to its revision, and report back whenever the management cluster answers.
+//! What the leading agent does, as a machine of phases: pivot the cluster's CAPI objects
+//! into its own cluster, keep it at its revision and report back whenever the management
+//! cluster answers, and hand the objects back when the cluster is deleted. The transitions
+//! are all in [`Work::next`].
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::ConfigMap;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{DynamicObject, ListParams};
-use serde_json::json;
-use strata_shared::capi::{
-    BuildInput, control_plane_name, full_control_plane_replicas, worker_pool_objects,
-};
-use strata_shared::cluster::{ReplicaCounts, WorkloadCluster};
-use strata_shared::contracts::capi::{CLUSTER, CapiKind, KUBEADM_CONTROL_PLANE};
-use strata_shared::contracts::capi_views::ClusterView;
-use strata_shared::contracts::conditions::{REASON_MOVED, REASON_MOVED_BACK, REASON_MOVING};
-use strata_shared::contracts::labels::REVISION_CLUSTER_LABEL;
-use strata_shared::contracts::names::{AGENT_NAMESPACE, REVISION_COPY_CONFIG_MAP};
-use strata_shared::kube_writer::{BoundedApi, KubeWriter};
+use strata_shared::cluster::WorkloadCluster;
+use strata_shared::contracts::conditions::{REASON_MOVED_BACK, REASON_MOVING};
+use strata_shared::kube_writer::KubeWriter;
 use strata_shared::pivot::journal::Direction;
 use strata_shared::provider_components::ProviderController;
 use strata_shared::revision::ClusterRevision;
+use tracing::Instrument;
 
+use crate::agent_error::{AgentError, Step};
 use crate::management_link::ManagementLink;
-use crate::move_attempt::{prepare_attempt, run_attempt};
+use crate::move_attempt::{Attempt, prepare_attempt, run_attempt};
 use crate::move_grant::{self, Grant};
 use crate::pivot::JournalStore;
+use crate::revision_keeper::{latest_revision, report_counts, scale_out};
 use crate::status_report::StatusReport;
 use crate::{identity_sync, link_keeper, move_back, provider_install};
 
 const RETRY: Duration = Duration::from_secs(5);
 const REPORT_EVERY: Duration = Duration::from_secs(10);
 
-fn capi(workload: &KubeWriter, namespace: &str, kind: &CapiKind) -> BoundedApi<DynamicObject> {
-    workload.dynamic(&kind.api_resource(), Some(namespace))
+/// Where the agent is in its cluster's life.
+#[derive(Debug, Clone)]
+pub enum Phase {
+    /// Just elected: a restart after a move back has started finishes it first, since the
+    /// objects may be half in each cluster.
+    Starting,
+    /// The objects are in the management cluster: install the providers, ask for the move,
+    /// move them here.
+    Pivoting,
+    /// The objects live here: keep the cluster at its revision and report.
+    Holding {
+        revision: Option<Box<ClusterRevision>>,
+        scaled: bool,
+    },
+    /// The cluster is being deleted: move its objects back to the management cluster.
+    MovingBack,
+    /// Nothing more to do: the cluster was deleted before anything moved, or its objects
+    /// are back in the management cluster for CAPI there to delete it.
+    Finished,
 }
 
-/// The cluster's CAPI Cluster, in its own cluster.
-async fn target_cluster(
-    workload: &KubeWriter,
-    link: &ManagementLink,
-) -> Result<ClusterView, String> {
-    let clusters = capi(workload, &link.objects_namespace, &CLUSTER);
-    match clusters.get(&link.cluster).await {
-        Ok(Some(cluster)) => Ok(ClusterView::of(&cluster)),
-        Ok(None) => Err(format!(
-            "{} is not in this cluster",
-            clusters.target(&link.cluster)
-        )),
-        Err(e) => Err(e.to_string()),
+impl Phase {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Phase::Starting => "starting",
+            Phase::Pivoting => "pivoting",
+            Phase::Holding { .. } => "holding",
+            Phase::MovingBack => "moving back",
+            Phase::Finished => "finished",
+        }
     }
+}
+
+/// How one try at the move ended.
+enum Try {
+    /// True: the objects live here; false: they are not to move (the cluster is deleted).
+    Done(bool),
+    /// The controller has not decided yet: ask again at once (the ask itself waited).
+    AskAgain,
+    /// Something was not ready or failed: again after a pause.
+    Later,
+}
+
+/// The leading agent's work for one cluster.
+struct Work {
+    workload: KubeWriter,
+    link: ManagementLink,
+    providers: Option<ProviderController>,
+    report: StatusReport,
 }
 
 /// Runs until the task is dropped (on losing the lease or stopping).
@@ -68,31 +92,81 @@ pub async fn run(
         report.seed(&cluster);
     }
     // The link is kept whatever the work is doing: reports, and a renewed token.
-    let keeper = tokio::spawn(link_keeper::run(
-        workload.clone(),
-        link.clone(),
-        report.clone(),
-    ));
+    let keeper = tokio::spawn(
+        link_keeper::run(workload.clone(), link.clone(), report.clone())
+            .instrument(tracing::info_span!("link", cluster = %link.cluster)),
+    );
     let _stop_keeper = AbortOnDrop(keeper);
-    // A restart after a move back has started finishes it first: the objects may be
-    // half in each cluster.
-    if move_back::requested(&workload, &link).await != Some(true)
-        && !pivot(&workload, &link, providers.as_ref(), &report).await
-    {
-        tracing::info!("the cluster is being deleted before its objects moved here; nothing to do");
-        std::future::pending::<()>().await;
+    let work = Work {
+        workload,
+        link,
+        providers,
+        report,
+    };
+    let mut phase = Phase::Starting;
+    while !matches!(phase, Phase::Finished) {
+        let span = tracing::info_span!("work", cluster = %work.link.cluster, step = phase.name());
+        let next = work.next(phase).instrument(span).await;
+        phase = next;
     }
-    let mut revision: Option<ClusterRevision> = None;
-    let mut scaled = false;
-    loop {
-        if move_back::requested(&workload, &link).await == Some(true) {
-            move_back::move_back(&workload, &link, &report).await;
-            // The cluster is CAPI's in the management cluster to delete now.
-            std::future::pending::<()>().await;
+    std::future::pending::<()>().await;
+}
+
+impl Work {
+    /// One phase's work, and the phase it leads to.
+    async fn next(&self, phase: Phase) -> Phase {
+        match phase {
+            Phase::Starting => {
+                if move_back::requested(&self.workload, &self.link).await == Some(true) {
+                    Phase::Holding {
+                        revision: None,
+                        scaled: false,
+                    }
+                } else {
+                    Phase::Pivoting
+                }
+            }
+            Phase::Pivoting => {
+                if self.pivot().await {
+                    Phase::Holding {
+                        revision: None,
+                        scaled: false,
+                    }
+                } else {
+                    tracing::info!(
+                        "the cluster is being deleted before its objects moved here; nothing to do"
+                    );
+                    Phase::Finished
+                }
+            }
+            Phase::Holding { revision, scaled } => {
+                if move_back::requested(&self.workload, &self.link).await == Some(true) {
+                    return Phase::MovingBack;
+                }
+                let (revision, scaled) = self.hold(revision, scaled).await;
+                tokio::time::sleep(if scaled { REPORT_EVERY } else { RETRY }).await;
+                Phase::Holding { revision, scaled }
+            }
+            Phase::MovingBack => {
+                move_back::move_back(&self.workload, &self.link, &self.report).await;
+                // The cluster is CAPI's in the management cluster to delete now.
+                Phase::Finished
+            }
+            Phase::Finished => Phase::Finished,
         }
+    }
+
+    /// One round of holding the cluster: its revision read once, the cluster scaled to it
+    /// once, then the counts reported and the cloud identity kept current every round.
+    async fn hold(
+        &self,
+        mut revision: Option<Box<ClusterRevision>>,
+        mut scaled: bool,
+    ) -> (Option<Box<ClusterRevision>>, bool) {
+        let (workload, link) = (&self.workload, &self.link);
         if revision.is_none() {
-            match latest_revision(&workload, &link).await {
-                Ok(found) => revision = Some(found),
+            match latest_revision(workload, link).await {
+                Ok(found) => revision = Some(Box::new(found)),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot read the cluster's revision; retrying")
                 }
@@ -100,19 +174,135 @@ pub async fn run(
         }
         if let Some(revision) = &revision {
             if !scaled {
-                match scale_out(&workload, &link, revision).await {
+                match scale_out(workload, link, revision).await {
                     Ok(()) => scaled = true,
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot scale the cluster to its revision; retrying")
                     }
                 }
             }
-            if scaled && let Err(e) = report_counts(&workload, &link, revision, &report).await {
+            if scaled && let Err(e) = report_counts(workload, link, revision, &self.report).await {
                 tracing::info!(error = %e, "cannot report to the management cluster; will try again");
             }
         }
-        sync_identity(&workload, &link).await;
-        tokio::time::sleep(if scaled { REPORT_EVERY } else { RETRY }).await;
+        sync_identity(workload, link).await;
+        (revision, scaled)
+    }
+
+    /// Moves the objects here; false when the cluster is being deleted before a move
+    /// started.
+    async fn pivot(&self) -> bool {
+        // A move is journaled only once the providers are installed and the move granted: a
+        // restarted agent goes straight on with it, and a cluster that has moved needs
+        // nothing of the management cluster to carry on.
+        let mut providers_installed = move_started(&self.workload, &self.link).await;
+        loop {
+            if !providers_installed {
+                match self.install_providers().await {
+                    Ok(()) => providers_installed = true,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot install the provider components; retrying");
+                        tokio::time::sleep(RETRY).await;
+                        continue;
+                    }
+                }
+            }
+            match self.pivot_once().await {
+                Try::Done(moved) => return moved,
+                Try::AskAgain => {}
+                Try::Later => tokio::time::sleep(RETRY).await,
+            }
+        }
+    }
+
+    /// One try at the move once the providers are installed.
+    async fn pivot_once(&self) -> Try {
+        let (workload, link, report) = (&self.workload, &self.link, &self.report);
+        // A new move is planned only once granted: from the grant on, the controller leaves
+        // the objects alone, so the plan's snapshot stays true.
+        if !move_started(workload, link).await {
+            let management = match link.management().await {
+                Ok(management) => management,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot reach the management cluster; retrying");
+                    return Try::Later;
+                }
+            };
+            match move_grant::ask(&management, link, report).await {
+                Grant::Granted => {}
+                Grant::Refused => return Try::Done(false),
+                // Asked again at once: the ask itself waited.
+                Grant::Pending => return Try::AskAgain,
+            }
+        }
+        let Some(attempt) = prepare_attempt(workload, link, Direction::Pivot).await else {
+            return Try::Later;
+        };
+        if attempt.prepared.is_done() {
+            return Try::Done(true);
+        }
+        if attempt.prepared.is_new() {
+            match self.announce_new_move(&attempt).await {
+                Ok(true) => {}
+                Ok(false) => return Try::Done(false),
+                Err(()) => return Try::Later,
+            }
+        }
+        if run_attempt(attempt, link, "False", report).await {
+            tracing::info!(cluster = %link.cluster, "the cluster's CAPI objects live in the cluster now");
+            return Try::Done(true);
+        }
+        Try::Later
+    }
+
+    /// Before a new move touches anything: a deletion that came after the grant finds
+    /// nothing moved (said, and the controller deletes the cluster where it is: false);
+    /// otherwise the controller is told the move starts (true). Err: try again.
+    async fn announce_new_move(&self, attempt: &Attempt) -> Result<bool, ()> {
+        let (link, report) = (&self.link, &self.report);
+        match move_back::deletion_requested(link).await {
+            Some(false) => {}
+            Some(true) => {
+                nothing_moved(&attempt.management, link, report).await;
+                return Ok(false);
+            }
+            None => {
+                tracing::warn!("cannot tell whether the cluster is being deleted; retrying");
+                return Err(());
+            }
+        }
+        report.set_pivoted(
+            "False",
+            REASON_MOVING,
+            "the agent is moving the CAPI objects into the workload cluster",
+        );
+        if let Err(e) = report.send(&attempt.management, link).await {
+            tracing::warn!(error = %e, "cannot tell the management cluster the move starts; retrying");
+            return Err(());
+        }
+        Ok(true)
+    }
+
+    async fn install_providers(&self) -> Result<(), AgentError> {
+        let link = &self.link;
+        let management = link
+            .management()
+            .await
+            .map_err(|source| AgentError::Management {
+                cluster: link.cluster.clone(),
+                step: Step::InstallProviders,
+                source,
+            })?;
+        let installed =
+            provider_install::install(&self.workload, &management, self.providers.as_ref())
+                .await
+                .map_err(|source| AgentError::Providers {
+                    cluster: link.cluster.clone(),
+                    step: Step::InstallProviders,
+                    source,
+                })?;
+        tracing::info!(crds = installed.crds, controllers = %installed.controllers, "provider components installed");
+        Ok(())
     }
 }
 
@@ -142,87 +332,6 @@ async fn sync_identity(workload: &KubeWriter, link: &ManagementLink) {
     }
 }
 
-/// Moves the objects here; false when the cluster is being deleted before a move started.
-async fn pivot(
-    workload: &KubeWriter,
-    link: &ManagementLink,
-    providers: Option<&ProviderController>,
-    report: &StatusReport,
-) -> bool {
-    // A move is journaled only once the providers are installed and the move granted: a
-    // restarted agent goes straight on with it, and a cluster that has moved needs nothing
-    // of the management cluster to carry on.
-    let mut providers_installed = move_started(workload, link).await;
-    loop {
-        if !providers_installed {
-            match install_providers(workload, link, providers).await {
-                Ok(()) => providers_installed = true,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot install the provider components; retrying");
-                    tokio::time::sleep(RETRY).await;
-                    continue;
-                }
-            }
-        }
-        // A new move is planned only once granted: from the grant on, the controller leaves
-        // the objects alone, so the plan's snapshot stays true.
-        if !move_started(workload, link).await {
-            let management = match link.management().await {
-                Ok(management) => management,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot reach the management cluster; retrying");
-                    tokio::time::sleep(RETRY).await;
-                    continue;
-                }
-            };
-            match move_grant::ask(&management, link, report).await {
-                Grant::Granted => {}
-                Grant::Refused => return false,
-                Grant::Pending => continue,
-            }
-        }
-        let Some(attempt) = prepare_attempt(workload, link, Direction::Pivot).await else {
-            tokio::time::sleep(RETRY).await;
-            continue;
-        };
-        if attempt.prepared.is_done() {
-            return true;
-        }
-        if attempt.prepared.is_new() {
-            // A deletion that came after the grant finds nothing moved yet: say so, and the
-            // controller deletes the cluster where it is.
-            match move_back::deletion_requested(link).await {
-                Some(false) => {}
-                Some(true) => {
-                    nothing_moved(&attempt.management, link, report).await;
-                    return false;
-                }
-                None => {
-                    tracing::warn!("cannot tell whether the cluster is being deleted; retrying");
-                    tokio::time::sleep(RETRY).await;
-                    continue;
-                }
-            }
-            // Tell the controller before anything is touched.
-            report.set_pivoted(
-                "False",
-                REASON_MOVING,
-                "the agent is moving the CAPI objects into the workload cluster",
-            );
-            if let Err(e) = report.send(&attempt.management, link).await {
-                tracing::warn!(error = %e, "cannot tell the management cluster the move starts; retrying");
-                tokio::time::sleep(RETRY).await;
-                continue;
-            }
-        }
-        if run_attempt(attempt, link, "False", report).await {
-            tracing::info!(cluster = %link.cluster, "the cluster's CAPI objects live in the cluster now");
-            return true;
-        }
-        tokio::time::sleep(RETRY).await;
-    }
-}
-
 /// The move was granted but the cluster was deleted before anything moved: the objects
 /// never left the management cluster.
 async fn nothing_moved(management: &KubeWriter, link: &ManagementLink, report: &StatusReport) {
@@ -237,159 +346,7 @@ async fn nothing_moved(management: &KubeWriter, link: &ManagementLink, report: &
     }
 }
 
-async fn install_providers(
-    workload: &KubeWriter,
-    link: &ManagementLink,
-    providers: Option<&ProviderController>,
-) -> Result<(), String> {
-    let management = link.management().await.map_err(|e| e.to_string())?;
-    let installed = provider_install::install(workload, &management, providers)
-        .await
-        .map_err(|e| e.to_string())?;
-    tracing::info!(crds = installed.crds, controllers = %installed.controllers, "provider components installed");
-    Ok(())
-}
-
 async fn move_started(workload: &KubeWriter, link: &ManagementLink) -> bool {
     let store = JournalStore::new(workload, &link.cluster, Direction::Pivot);
     matches!(store.load().await, Ok(Some(_)))
-}
-
-/// The latest revision: from the management cluster (kept locally too), else the local
-/// copy, so a cluster cut off from the management cluster still knows what it should be.
-async fn latest_revision(
-    workload: &KubeWriter,
-    link: &ManagementLink,
-) -> Result<ClusterRevision, String> {
-    let from_management = async {
-        let management = link.management().await.map_err(|e| e.to_string())?;
-        let list = management
-            .namespaced::<ClusterRevision>(&link.objects_namespace)
-            .list(
-                &ListParams::default()
-                    .labels(&format!("{REVISION_CLUSTER_LABEL}={}", link.cluster)),
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-        list.into_iter()
-            .max_by_key(|r| r.spec.number)
-            .ok_or_else(|| {
-                format!(
-                    "no revision of {} in {}",
-                    link.cluster, link.objects_namespace
-                )
-            })
-    };
-    match from_management.await {
-        Ok(revision) => {
-            let copy = ConfigMap {
-                metadata: ObjectMeta {
-                    name: Some(REVISION_COPY_CONFIG_MAP.into()),
-                    namespace: Some(AGENT_NAMESPACE.into()),
-                    ..ObjectMeta::default()
-                },
-                data: Some(BTreeMap::from([(
-                    "revision.json".to_string(),
-                    serde_json::to_string(&revision.spec).map_err(|e| e.to_string())?,
-                )])),
-                ..ConfigMap::default()
-            };
-            workload
-                .apply(&copy)
-                .await
-                .map_err(|e| format!("cannot keep the revision locally: {e}"))?;
-            Ok(revision)
-        }
-        Err(reason) => {
-            let local = workload
-                .namespaced::<ConfigMap>(AGENT_NAMESPACE)
-                .get(REVISION_COPY_CONFIG_MAP)
-                .await
-                .map_err(|e| e.to_string())?;
-            let text = local
-                .and_then(|c| c.data)
-                .and_then(|mut d| d.remove("revision.json"))
-                .ok_or(reason)?;
-            let spec = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-            Ok(ClusterRevision::new(&link.cluster, spec))
-        }
-    }
-}
-
-/// The control plane to its full count, and the worker pools created.
-async fn scale_out(
-    workload: &KubeWriter,
-    link: &ManagementLink,
-    revision: &ClusterRevision,
-) -> Result<(), String> {
-    let namespace = &link.objects_namespace;
-    let desired = &revision.spec.desired;
-    let cluster = target_cluster(workload, link).await?;
-    let kcp = capi(workload, namespace, &KUBEADM_CONTROL_PLANE);
-    let replicas = full_control_plane_replicas(desired);
-    let patch = json!({ "spec": { "replicas": replicas } });
-    kcp.merge_patch(&control_plane_name(&link.cluster), &patch)
-        .await
-        .map_err(|e| format!("cannot scale the control plane to {replicas}: {e}"))?;
-    let owner = json!([{
-        "apiVersion": CLUSTER.api_version,
-        "kind": CLUSTER.kind,
-        "name": link.cluster,
-        "uid": cluster.uid,
-        "blockOwnerDeletion": true,
-    }]);
-    let objects = worker_pool_objects(&BuildInput {
-        cluster_name: &link.cluster,
-        namespace,
-        revision: revision.spec.number,
-        desired,
-    })
-    .map_err(|e| e.to_string())?;
-    for mut object in objects {
-        object["metadata"]["ownerReferences"] = owner.clone();
-        workload
-            .apply_json(&object)
-            .await
-            .map_err(|e| e.to_string())?;
-    }
-    tracing::info!(
-        control_plane = replicas,
-        pools = desired.node_pools.workers.len(),
-        "scaled the cluster to its revision"
-    );
-    Ok(())
-}
-
-/// Pivoted, and the node counts, on the WorkloadCluster's status.
-async fn report_counts(
-    workload: &KubeWriter,
-    link: &ManagementLink,
-    revision: &ClusterRevision,
-    report: &StatusReport,
-) -> Result<(), String> {
-    let cluster = target_cluster(workload, link).await?;
-    let pools = &revision.spec.desired.node_pools;
-    report.set_counts(
-        ReplicaCounts::new(
-            i64::from(pools.control_plane.count),
-            cluster.control_plane_ready,
-        ),
-        ReplicaCounts::new(
-            pools.workers.iter().map(|w| i64::from(w.count)).sum(),
-            cluster.workers_ready,
-        ),
-    );
-    report.set_pivoted(
-        "True",
-        REASON_MOVED,
-        &format!(
-            "the CAPI objects live in the workload cluster (namespace {})",
-            link.objects_namespace
-        ),
-    );
-    let management = link.management().await.map_err(|e| e.to_string())?;
-    report
-        .send(&management, link)
-        .await
-        .map_err(|e| e.to_string())
 }

@@ -6,6 +6,7 @@
 //! needs nothing cluster-wide in the management cluster.
 
 mod discover;
+pub(crate) mod fault_hooks;
 mod journal_store;
 mod steps;
 
@@ -39,12 +40,35 @@ pub enum PivotError {
         action: &'static str,
         reason: String,
     },
+    /// Waiting: the move may go on later by itself.
     #[error("{what} is not ready after {waited:?}: {reason}")]
     NotReady {
         what: String,
         waited: Duration,
         reason: String,
     },
+    /// The move cannot go on however long it waits: it is reported, and what was done stays
+    /// recorded in the journal.
+    #[error("{object} {cause}; the move stops")]
+    Stopped { object: String, cause: StopCause },
+}
+
+/// Why a move cannot go on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StopCause {
+    #[error("is gone from the source before its copy was made")]
+    GoneFromSource,
+    #[error("cannot be copied: its copy is not an object ({reason})")]
+    CopyNotAnObject { reason: String },
+    #[error("is of kind {kind}, which is not installed in the target")]
+    KindNotInTarget { kind: String },
+}
+
+impl PivotError {
+    /// Whether the move only waits (and is not reported as stopped).
+    pub fn is_waiting(&self) -> bool {
+        matches!(self, PivotError::NotReady { .. })
+    }
 }
 
 /// The two clusters of a move and where the objects are in each.
@@ -160,63 +184,30 @@ pub async fn run_move(sides: &MoveSides, prepared: PreparedMove) -> Result<(), P
             return Ok(());
         }
         executor.perform(&mut journal, step).await?;
-        crash_point(&journal);
+        fault_hooks::crash_point(&journal);
     }
 }
 
-/// Test fault injection: with `STRATA_MOVE_EXIT_AFTER=<n>` the agent exits at once (as if
-/// killed) after performing its (n+1)-th step, before recording it. Each process so
-/// records n steps and leaves one done but unrecorded, which the next process must redo:
-/// a test restarting the agent reaches every step boundary both ways.
-fn crash_point(journal: &MoveJournal) {
-    static PERFORMED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let Some(limit) = std::env::var("STRATA_MOVE_EXIT_AFTER")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-    else {
-        return;
-    };
-    let performed = PERFORMED.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-    if performed > limit {
-        tracing::warn!(performed, phase = ?journal.phase, "exiting mid-move (STRATA_MOVE_EXIT_AFTER)");
-        std::process::exit(137);
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Test fault injection: with `STRATA_MOVE_WRITE_DELAY_MS=<ms>` the object-level writes of
-/// the move (pause, create, status, the annotate, delete and release of a source delete,
-/// unpause) go one at a time; each that succeeds is logged as a "move write" with its kind
-/// and object, then followed by a pause of that long. A test watching the log can so kill
-/// the agent (SIGKILL) right after any chosen write, with no other write in flight: inside
-/// a group, not only at step boundaries. Without the variable it only awaits the write.
-pub(crate) async fn write<T, E>(
-    kind: &'static str,
-    object: &str,
-    write: impl std::future::Future<Output = Result<T, E>>,
-) -> Result<T, E> {
-    static DELAY: std::sync::OnceLock<Option<Duration>> = std::sync::OnceLock::new();
-    static TURN: std::sync::OnceLock<futures::lock::Mutex<()>> = std::sync::OnceLock::new();
-    let delay = DELAY.get_or_init(|| {
-        std::env::var("STRATA_MOVE_WRITE_DELAY_MS")
-            .ok()?
-            .parse()
-            .ok()
-            .map(Duration::from_millis)
-    });
-    let Some(delay) = *delay else {
-        return write.await;
-    };
-    // Parallel writes of a group would otherwise land together, and a kill after one of
-    // them would not be a kill after that one only.
-    let _turn = TURN
-        .get_or_init(|| futures::lock::Mutex::new(()))
-        .lock()
-        .await;
-    let result = write.await;
-    if result.is_ok() {
-        // The object last: the test reads it to the end of the line.
-        tracing::info!(write = %kind, %object, "move write");
-        tokio::time::sleep(delay).await;
+    #[test]
+    fn a_stopped_move_names_the_object_and_the_cause_and_does_not_wait() {
+        let stopped = PivotError::Stopped {
+            object: "Secret strata-wc-a/demo-ca".into(),
+            cause: StopCause::GoneFromSource,
+        };
+        assert_eq!(
+            stopped.to_string(),
+            "Secret strata-wc-a/demo-ca is gone from the source before its copy was made; the move stops"
+        );
+        assert!(!stopped.is_waiting());
+        let waiting = PivotError::NotReady {
+            what: "Cluster a/demo".into(),
+            waited: Duration::ZERO,
+            reason: "its control plane is not initialized".into(),
+        };
+        assert!(waiting.is_waiting());
     }
-    result
 }

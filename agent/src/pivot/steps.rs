@@ -23,7 +23,7 @@ use strata_shared::pivot::{
 };
 
 use super::discover::resource;
-use super::{MoveSides, PivotError};
+use super::{MoveSides, PivotError, StopCause};
 
 /// Writes in flight at once within a step: enough to hide each request's latency, few
 /// enough that the apiservers are not flooded (a group of a large cluster holds thousands).
@@ -101,10 +101,11 @@ impl<'a> Executor<'a> {
         let kind = self
             .kinds
             .get(&group_kind)
-            .ok_or_else(|| PivotError::NotReady {
-                what: entry.describe(),
-                waited: Duration::ZERO,
-                reason: format!("its kind {} is not installed in the target", entry.kind),
+            .ok_or_else(|| PivotError::Stopped {
+                object: entry.describe(),
+                cause: StopCause::KindNotInTarget {
+                    kind: entry.kind.clone(),
+                },
             })?;
         let namespace = kind.namespaced.then(|| self.namespace_of(side, entry));
         Ok(self
@@ -197,7 +198,7 @@ impl<'a> Executor<'a> {
         let api = self.api(side, entry)?;
         let kind = if paused { "pause" } else { "unpause" };
         let write = api.merge_patch(&entry.name, &patch);
-        super::write(kind, &entry.describe(), write)
+        super::fault_hooks::write(kind, &entry.describe(), write)
             .await
             .map_err(failed(side))?;
         Ok(())
@@ -378,14 +379,7 @@ impl<'a> Executor<'a> {
         namespace_uid: &str,
     ) -> Result<Created, PivotError> {
         let target_api = self.api(Side::Target, entry)?;
-        // Only a cluster-scoped identity admits namespaces (by label).
-        let admits = |json: &Value| {
-            if entry.namespace.is_none() {
-                admitted_namespace_labels(json)
-            } else {
-                BTreeMap::new()
-            }
-        };
+        let admits = |json: &Value| admits_of(entry, json);
         if let Some(existing) = target_api
             .get(&entry.name)
             .await
@@ -404,14 +398,43 @@ impl<'a> Executor<'a> {
                 hash,
             });
         }
+        let (data, hash, admits) = self.copy_of(entry, uids, namespace_uid).await?;
+        let write = target_api.create(&data);
+        let created = match super::fault_hooks::write("create", &entry.describe(), write).await {
+            Ok(created) => created,
+            // Made meanwhile: the adoption is not a write, so it is not logged as one.
+            Err(e) if e.is_conflict() => target_api
+                .get(&entry.name)
+                .await
+                .map_err(failed(Side::Target))?
+                .ok_or_else(|| PivotError::NotReady {
+                    what: entry.describe(),
+                    waited: Duration::ZERO,
+                    reason: "its copy in the target was there and is gone again".into(),
+                })?,
+            Err(e) => return Err(failed(Side::Target)(e)),
+        };
+        Ok(Created {
+            target_uid: created.metadata.uid.unwrap_or_default(),
+            hash,
+            admits,
+        })
+    }
+
+    /// The copy to create of an entry, read from the source (which must still hold the
+    /// planned content), and its content hash.
+    async fn copy_of(
+        &self,
+        entry: &JournalEntry,
+        uids: &mut BTreeMap<String, String>,
+        namespace_uid: &str,
+    ) -> Result<(DynamicObject, String, BTreeMap<String, String>), PivotError> {
         let source = self
             .get(Side::Source, entry)
             .await?
-            .ok_or_else(|| PivotError::NotReady {
-                what: entry.describe(),
-                waited: Duration::ZERO,
-                reason: "it is gone from the source before its copy was made; the move stops"
-                    .into(),
+            .ok_or_else(|| PivotError::Stopped {
+                object: entry.describe(),
+                cause: StopCause::GoneFromSource,
             })?;
         let mut json = serde_json::to_value(&source).unwrap_or(Value::Null);
         json["apiVersion"] = json!(entry.api_version);
@@ -446,33 +469,15 @@ impl<'a> Executor<'a> {
             copy["metadata"]["namespace"] = json!(namespace);
         }
         let hash = content_hash(&copy);
-        let admits = admits(&copy);
+        let admits = admits_of(entry, &copy);
         let data: DynamicObject =
-            serde_json::from_value(copy).map_err(|e| PivotError::NotReady {
-                what: entry.describe(),
-                waited: Duration::ZERO,
-                reason: format!("its copy is not an object: {e}"),
+            serde_json::from_value(copy).map_err(|e| PivotError::Stopped {
+                object: entry.describe(),
+                cause: StopCause::CopyNotAnObject {
+                    reason: e.to_string(),
+                },
             })?;
-        let write = target_api.create(&data);
-        let created = match super::write("create", &entry.describe(), write).await {
-            Ok(created) => created,
-            // Made meanwhile: the adoption is not a write, so it is not logged as one.
-            Err(e) if e.is_conflict() => target_api
-                .get(&entry.name)
-                .await
-                .map_err(failed(Side::Target))?
-                .ok_or_else(|| PivotError::NotReady {
-                    what: entry.describe(),
-                    waited: Duration::ZERO,
-                    reason: "its copy in the target was there and is gone again".into(),
-                })?,
-            Err(e) => return Err(failed(Side::Target)(e)),
-        };
-        Ok(Created {
-            target_uid: created.metadata.uid.unwrap_or_default(),
-            hash,
-            admits,
-        })
+        Ok((data, hash, admits))
     }
 
     /// clusterctl does not restore status; controllers read it right after the move.
@@ -489,7 +494,7 @@ impl<'a> Executor<'a> {
         let api = self.api(Side::Target, entry)?;
         let status = json!({ "status": status });
         let write = api.merge_patch_status(&entry.name, &status);
-        super::write("status", &entry.describe(), write)
+        super::fault_hooks::write("status", &entry.describe(), write)
             .await
             .map_err(failed(Side::Target))?;
         Ok(())
@@ -509,7 +514,7 @@ impl<'a> Executor<'a> {
         journal.check_delete(uid, &content_hash(&json))?;
         let annotate = json!({ "metadata": { "annotations": { DELETE_FOR_MOVE_ANNOTATION: "" } } });
         let write = api.merge_patch(&entry.name, &annotate);
-        super::write("annotate", &entry.describe(), write)
+        super::fault_hooks::write("annotate", &entry.describe(), write)
             .await
             .map_err(failed(Side::Source))?;
         // An object gone already was not written: the write hook logs only what was.
@@ -520,18 +525,28 @@ impl<'a> Executor<'a> {
                 Err(e) => Err(Some(e)),
             }
         };
-        match super::write("delete", &entry.describe(), delete).await {
+        match super::fault_hooks::write("delete", &entry.describe(), delete).await {
             Ok(()) => {}
             Err(None) => return Ok(()),
             Err(Some(e)) => return Err(failed(Side::Source)(e)),
         }
         let release = json!({ "metadata": { "finalizers": null } });
         let write = api.merge_patch(&entry.name, &release);
-        match super::write("release", &entry.describe(), write).await {
+        match super::fault_hooks::write("release", &entry.describe(), write).await {
             Ok(_) => Ok(()),
             Err(e) if e.is_gone() => Ok(()),
             Err(e) => Err(failed(Side::Source)(e)),
         }
+    }
+}
+
+/// The labels the target namespace needs for an entry's copy: only a cluster-scoped
+/// identity admits namespaces (by label).
+fn admits_of(entry: &JournalEntry, json: &Value) -> BTreeMap<String, String> {
+    if entry.namespace.is_none() {
+        admitted_namespace_labels(json)
+    } else {
+        BTreeMap::new()
     }
 }
 

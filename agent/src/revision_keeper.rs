@@ -1,0 +1,223 @@
+//! Once the objects live here: the cluster at its revision (the control plane to its full
+//! count, the worker pools created) and its node counts reported.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{DynamicObject, ListParams};
+use serde_json::json;
+use strata_shared::capi::{
+    BuildInput, control_plane_name, full_control_plane_replicas, worker_pool_objects,
+};
+use strata_shared::cluster::ReplicaCounts;
+use strata_shared::contracts::capi::{CLUSTER, CapiKind, KUBEADM_CONTROL_PLANE};
+use strata_shared::contracts::capi_views::ClusterView;
+use strata_shared::contracts::conditions::REASON_MOVED;
+use strata_shared::contracts::labels::REVISION_CLUSTER_LABEL;
+use strata_shared::contracts::names::{AGENT_NAMESPACE, REVISION_COPY_CONFIG_MAP};
+use strata_shared::kube_writer::{BoundedApi, KubeWriter, WriteError};
+use strata_shared::revision::ClusterRevision;
+
+use crate::agent_error::{AgentError, Step};
+use crate::management_link::{LinkError, ManagementLink};
+use crate::status_report::StatusReport;
+
+fn capi(workload: &KubeWriter, namespace: &str, kind: &CapiKind) -> BoundedApi<DynamicObject> {
+    workload.dynamic(&kind.api_resource(), Some(namespace))
+}
+
+fn api_failed(link: &ManagementLink, step: Step) -> impl FnOnce(WriteError) -> AgentError + '_ {
+    move |source| AgentError::Api {
+        cluster: link.cluster.clone(),
+        step,
+        source,
+    }
+}
+
+fn unreachable(link: &ManagementLink, step: Step) -> impl FnOnce(LinkError) -> AgentError + '_ {
+    move |source| AgentError::Management {
+        cluster: link.cluster.clone(),
+        step,
+        source,
+    }
+}
+
+/// The cluster's CAPI Cluster, in its own cluster.
+async fn target_cluster(
+    workload: &KubeWriter,
+    link: &ManagementLink,
+) -> Result<ClusterView, AgentError> {
+    let clusters = capi(workload, &link.objects_namespace, &CLUSTER);
+    match clusters
+        .get(&link.cluster)
+        .await
+        .map_err(api_failed(link, Step::ReadCluster))?
+    {
+        Some(cluster) => Ok(ClusterView::of(&cluster)),
+        None => Err(AgentError::Missing {
+            cluster: link.cluster.clone(),
+            step: Step::ReadCluster,
+            object: clusters.target(&link.cluster).to_string(),
+        }),
+    }
+}
+
+/// The latest revision in the management cluster, kept locally too.
+async fn revision_from_management(
+    workload: &KubeWriter,
+    link: &ManagementLink,
+) -> Result<ClusterRevision, AgentError> {
+    let management = link
+        .management()
+        .await
+        .map_err(unreachable(link, Step::ReadRevision))?;
+    let list = management
+        .namespaced::<ClusterRevision>(&link.objects_namespace)
+        .list(&ListParams::default().labels(&format!("{REVISION_CLUSTER_LABEL}={}", link.cluster)))
+        .await
+        .map_err(api_failed(link, Step::ReadRevision))?;
+    let revision = list
+        .into_iter()
+        .max_by_key(|r| r.spec.number)
+        .ok_or_else(|| AgentError::NoRevision {
+            cluster: link.cluster.clone(),
+            step: Step::ReadRevision,
+            namespace: link.objects_namespace.clone(),
+        })?;
+    let text =
+        serde_json::to_string(&revision.spec).map_err(|source| AgentError::RevisionCopy {
+            cluster: link.cluster.clone(),
+            step: Step::KeepRevisionLocally,
+            source,
+        })?;
+    let copy = ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(REVISION_COPY_CONFIG_MAP.into()),
+            namespace: Some(AGENT_NAMESPACE.into()),
+            ..ObjectMeta::default()
+        },
+        data: Some(BTreeMap::from([("revision.json".to_string(), text)])),
+        ..ConfigMap::default()
+    };
+    workload
+        .apply(&copy)
+        .await
+        .map_err(api_failed(link, Step::KeepRevisionLocally))?;
+    Ok(revision)
+}
+
+/// The latest revision: from the management cluster (kept locally too), else the local
+/// copy, so a cluster cut off from the management cluster still knows what it should be.
+pub async fn latest_revision(
+    workload: &KubeWriter,
+    link: &ManagementLink,
+) -> Result<ClusterRevision, AgentError> {
+    let unreached = match revision_from_management(workload, link).await {
+        Ok(revision) => return Ok(revision),
+        Err(e) => e,
+    };
+    let local = workload
+        .namespaced::<ConfigMap>(AGENT_NAMESPACE)
+        .get(REVISION_COPY_CONFIG_MAP)
+        .await
+        .map_err(api_failed(link, Step::ReadLocalRevision))?;
+    let Some(text) = local
+        .and_then(|c| c.data)
+        .and_then(|mut d| d.remove("revision.json"))
+    else {
+        return Err(unreached);
+    };
+    let spec = serde_json::from_str(&text).map_err(|source| AgentError::RevisionCopy {
+        cluster: link.cluster.clone(),
+        step: Step::ReadLocalRevision,
+        source,
+    })?;
+    Ok(ClusterRevision::new(&link.cluster, spec))
+}
+
+/// The control plane to its full count, and the worker pools created.
+pub async fn scale_out(
+    workload: &KubeWriter,
+    link: &ManagementLink,
+    revision: &ClusterRevision,
+) -> Result<(), AgentError> {
+    let namespace = &link.objects_namespace;
+    let desired = &revision.spec.desired;
+    let cluster = target_cluster(workload, link).await?;
+    let kcp = capi(workload, namespace, &KUBEADM_CONTROL_PLANE);
+    let replicas = full_control_plane_replicas(desired);
+    let patch = json!({ "spec": { "replicas": replicas } });
+    kcp.merge_patch(&control_plane_name(&link.cluster), &patch)
+        .await
+        .map_err(api_failed(link, Step::ScaleControlPlane))?;
+    let owner = json!([{
+        "apiVersion": CLUSTER.api_version,
+        "kind": CLUSTER.kind,
+        "name": link.cluster,
+        "uid": cluster.uid,
+        "blockOwnerDeletion": true,
+    }]);
+    let objects = worker_pool_objects(&BuildInput {
+        cluster_name: &link.cluster,
+        namespace,
+        revision: revision.spec.number,
+        desired,
+    })
+    .map_err(|source| AgentError::WorkerPools {
+        cluster: link.cluster.clone(),
+        step: Step::ApplyWorkerPools,
+        revision: revision.spec.number,
+        source,
+    })?;
+    for mut object in objects {
+        object["metadata"]["ownerReferences"] = owner.clone();
+        workload
+            .apply_json(&object)
+            .await
+            .map_err(api_failed(link, Step::ApplyWorkerPools))?;
+    }
+    tracing::info!(
+        control_plane = replicas,
+        pools = desired.node_pools.workers.len(),
+        "scaled the cluster to its revision"
+    );
+    Ok(())
+}
+
+/// Pivoted, and the node counts, on the WorkloadCluster's status.
+pub async fn report_counts(
+    workload: &KubeWriter,
+    link: &ManagementLink,
+    revision: &ClusterRevision,
+    report: &StatusReport,
+) -> Result<(), AgentError> {
+    let cluster = target_cluster(workload, link).await?;
+    let pools = &revision.spec.desired.node_pools;
+    report.set_counts(
+        ReplicaCounts::new(
+            i64::from(pools.control_plane.count),
+            cluster.control_plane_ready,
+        ),
+        ReplicaCounts::new(
+            pools.workers.iter().map(|w| i64::from(w.count)).sum(),
+            cluster.workers_ready,
+        ),
+    );
+    report.set_pivoted(
+        "True",
+        REASON_MOVED,
+        &format!(
+            "the CAPI objects live in the workload cluster (namespace {})",
+            link.objects_namespace
+        ),
+    );
+    let management = link
+        .management()
+        .await
+        .map_err(unreachable(link, Step::Report))?;
+    report
+        .send(&management, link)
+        .await
+        .map_err(api_failed(link, Step::Report))
+}
