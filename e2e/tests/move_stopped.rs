@@ -24,10 +24,11 @@ use strata_shared::contracts::labels::BLOCK_MOVE_ANNOTATION;
 use strata_shared::contracts::names::{AGENT_NAME, AGENT_NAMESPACE, objects_namespace};
 use strata_shared::pivot::journal::{JournalEntry, MoveJournal, ObjectState};
 
-mod controller_support;
-mod pivot_support;
-use controller_support::{StopWorkloads, apply_sample, get_dynamic, resource};
-use pivot_support::{first_control_plane_node, pivot_journal};
+use strata_e2e::cloud_sim::workload::StopWorkloads;
+use strata_e2e::dynamic_objects::{get_dynamic, resource};
+use strata_e2e::move_checks::pivot_journal;
+use strata_e2e::pivoted_cluster::first_control_plane_node;
+use strata_e2e::samples::apply_sample;
 
 const NAMESPACE: &str = "strata-demo";
 const CLUSTER: &str = "demo";
