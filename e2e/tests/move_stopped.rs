@@ -229,7 +229,7 @@ async fn an_object_gone_from_the_source_stops_the_move_and_is_reported() {
     // Stopped for good: still stopped a retry later, never started deleting.
     tokio::time::sleep(Duration::from_secs(12)).await;
     let cluster = clusters.get(CLUSTER).await.unwrap();
-    let condition = controller_support::condition(&cluster, PIVOTED);
+    let condition = strata_e2e::workload_cluster_status::condition(&cluster, PIVOTED);
     assert_eq!(
         (condition.0, condition.1),
         ("False", REASON_MOVE_STOPPED),
