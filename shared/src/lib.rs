@@ -1,28 +1,20 @@
-//! Strata's domain model: packs, cluster profiles, their composition and constraints,
-//! and the custom resource types. Pure logic with as little I/O as possible (reading a
-//! pack folder and writing archives are the exceptions), so that it is unit-tested
-//! without a cluster.
+//! Strata's adapters: the code of the domain that does I/O. The registry client and its
+//! cache, the bounded kube writer, the lease loop, clients for workload clusters and the
+//! management cluster, and the agent's install objects that carry a kubeconfig.
+//!
+//! The pure domain (packs, profiles, revisions, CAPI builders, the move plan, contracts, CRD
+//! types) is `strata-core`; it is re-exported here under its old paths, so that
+//! `strata_shared::pack::...` and the like keep working.
+
+pub use strata_core::{
+    capi, catalog, cloud_account, cluster, conditions, contracts, crds, finding, pack,
+    pack_registry, pivot, profile, provider_components, revision, values_merge, version,
+    workload_singleton,
+};
 
 pub mod agent_install;
-pub mod capi;
-pub mod catalog;
-pub mod cloud_account;
-pub mod cluster;
-pub mod conditions;
-pub mod contracts;
-pub mod crds;
-pub mod finding;
 pub mod kube_writer;
 pub mod leader;
 pub mod management_access;
-pub mod pack;
-pub mod pack_registry;
-pub mod pivot;
-pub mod profile;
-pub mod provider_components;
 pub mod registry;
-pub mod revision;
-pub mod values_merge;
-pub mod version;
 pub mod workload_kubeconfig;
-pub mod workload_singleton;

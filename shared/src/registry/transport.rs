@@ -89,9 +89,21 @@ fn lock(state: &Mutex<AuthState>) -> std::sync::MutexGuard<'_, AuthState> {
     state.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Why no HTTP client could be built for a registry; the registry is named by the caller.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum TransportSetupError {
+    #[error("the CA is not usable: {chain}")]
+    UnusableCa { chain: String },
+    #[error("cannot build an HTTP client: {chain}")]
+    HttpClient { chain: String },
+}
+
 impl Transport {
-    /// A client for `host` with the TLS settings of `options`; Err is the reason.
-    pub(crate) fn new(host: &str, options: &RegistryOptions) -> Result<Transport, String> {
+    /// A client for `host` with the TLS settings of `options`.
+    pub(crate) fn new(
+        host: &str,
+        options: &RegistryOptions,
+    ) -> Result<Transport, TransportSetupError> {
         // reqwest is built without a crypto provider; without a process-wide one,
         // building a client panics. Err means one is installed already: fine.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -113,13 +125,19 @@ impl Transport {
             .read_timeout(Duration::from_secs(60))
             .redirect(redirects);
         if let Some(pem) = &options.ca_pem {
-            let certificates = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
-                .map_err(|e| format!("the CA is not usable: {}", error_chain(&e)))?;
+            let certificates =
+                reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(|e| {
+                    TransportSetupError::UnusableCa {
+                        chain: error_chain(&e),
+                    }
+                })?;
             builder = builder.tls_certs_merge(certificates);
         }
         let http = builder
             .build()
-            .map_err(|e| format!("cannot build an HTTP client: {}", error_chain(&e)))?;
+            .map_err(|e| TransportSetupError::HttpClient {
+                chain: error_chain(&e),
+            })?;
         let scheme = if options.plain_http { "http" } else { "https" };
         Ok(Transport {
             http,

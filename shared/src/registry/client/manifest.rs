@@ -105,9 +105,34 @@ pub(super) fn parse_pack_manifest(body: &[u8]) -> Result<OciImageManifest, Failu
         .map_err(|e| Failure::Protocol(format!("the manifest cannot be read: {e}")))
 }
 
+/// Why a manifest holds no usable pack layer; put after the reference in
+/// [`super::RegistryError::NotAPack`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(super) enum PackLayerError {
+    #[error("its manifest has no layers")]
+    NoLayers,
+    #[error(
+        "none of its {count} layers is titled *.tar.gz (titles: {}); expected one pack archive",
+        titles.join(", ")
+    )]
+    NoneTitled { count: usize, titles: Vec<String> },
+    #[error(
+        "{} layers are titled *.tar.gz ({}); expected exactly one pack archive",
+        titles.len(),
+        titles.join(", ")
+    )]
+    SeveralTitled { titles: Vec<String> },
+    #[error("its pack layer digest {digest:?} is not sha256:<64 hex digits>")]
+    DigestNotSha256 { digest: String },
+    #[error("its pack layer has a negative size {size}")]
+    NegativeSize { size: i64 },
+}
+
 /// The pack layer of a manifest and its file name: the layer titled `*.tar.gz`, or the
 /// only layer.
-pub(super) fn pack_layer(manifest: &OciImageManifest) -> Result<(&OciDescriptor, String), String> {
+pub(super) fn pack_layer(
+    manifest: &OciImageManifest,
+) -> Result<(&OciDescriptor, String), PackLayerError> {
     let title = |layer: &OciDescriptor| {
         layer
             .annotations
@@ -122,37 +147,30 @@ pub(super) fn pack_layer(manifest: &OciImageManifest) -> Result<(&OciDescriptor,
         .collect();
     let layer = match (candidates.as_slice(), manifest.layers.as_slice()) {
         ([only], _) => *only,
-        ([], []) => return Err("its manifest has no layers".to_owned()),
+        ([], []) => return Err(PackLayerError::NoLayers),
         ([], [only]) => only,
         ([], layers) => {
             let titles: Vec<String> = layers
                 .iter()
                 .map(|l| title(l).unwrap_or_else(|| "(untitled)".to_owned()))
                 .collect();
-            return Err(format!(
-                "none of its {} layers is titled *.tar.gz (titles: {}); expected one pack \
-                 archive",
-                layers.len(),
-                titles.join(", ")
-            ));
+            return Err(PackLayerError::NoneTitled {
+                count: layers.len(),
+                titles,
+            });
         }
         (several, _) => {
             let titles: Vec<String> = several.iter().filter_map(|l| title(l)).collect();
-            return Err(format!(
-                "{} layers are titled *.tar.gz ({}); expected exactly one pack archive",
-                several.len(),
-                titles.join(", ")
-            ));
+            return Err(PackLayerError::SeveralTitled { titles });
         }
     };
     if !is_sha256_digest(&layer.digest) {
-        return Err(format!(
-            "its pack layer digest {:?} is not sha256:<64 hex digits>",
-            layer.digest
-        ));
+        return Err(PackLayerError::DigestNotSha256 {
+            digest: layer.digest.clone(),
+        });
     }
     if layer.size < 0 {
-        return Err(format!("its pack layer has a negative size {}", layer.size));
+        return Err(PackLayerError::NegativeSize { size: layer.size });
     }
     let file_name = title(layer).unwrap_or_else(|| format!("{}.tar.gz", layer.digest));
     Ok((layer, file_name))
@@ -216,19 +234,25 @@ mod tests {
             descriptor(Some("b.tar.gz"), 'b'),
         ]);
         let reason = pack_layer(&m).unwrap_err();
-        assert!(reason.contains("2 layers are titled"), "{reason}");
+        assert!(
+            reason.to_string().contains("2 layers are titled"),
+            "{reason}"
+        );
 
         let m = manifest(vec![descriptor(Some("a.txt"), 'a'), descriptor(None, 'b')]);
         let reason = pack_layer(&m).unwrap_err();
-        assert!(reason.contains("none of its 2 layers"), "{reason}");
+        assert!(
+            reason.to_string().contains("none of its 2 layers"),
+            "{reason}"
+        );
 
         let reason = pack_layer(&manifest(vec![])).unwrap_err();
-        assert!(reason.contains("no layers"), "{reason}");
+        assert!(reason.to_string().contains("no layers"), "{reason}");
 
         let mut bad = descriptor(Some("p.tar.gz"), 'a');
         bad.digest = "sha512:00".into();
         let reason = pack_layer(&manifest(vec![bad])).unwrap_err();
-        assert!(reason.contains("not sha256"), "{reason}");
+        assert!(reason.to_string().contains("not sha256"), "{reason}");
     }
 
     #[test]

@@ -80,8 +80,8 @@ pub fn validate_profile(
         }
         let values = match parse_layer_values(layer.values.as_deref()) {
             Ok(values) => values,
-            Err(message) => {
-                findings.error(format!("{subject}.values"), message);
+            Err(error) => {
+                findings.error(format!("{subject}.values"), error.to_string());
                 continue;
             }
         };
@@ -139,19 +139,29 @@ pub fn validate_profile(
     (resolved, findings)
 }
 
+/// Why a layer's `values` text is refused; put after the field in a finding.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LayerValuesError {
+    #[error("found {found}, expected YAML text holding a mapping of values")]
+    NotAMapping { found: &'static str },
+    #[error("is not valid YAML: {detail}")]
+    Yaml { detail: String },
+}
+
 /// Parses a layer's `values` text: empty or absent is null; otherwise a YAML mapping.
-pub fn parse_layer_values(text: Option<&str>) -> Result<serde_yaml::Value, String> {
+pub fn parse_layer_values(text: Option<&str>) -> Result<serde_yaml::Value, LayerValuesError> {
     let Some(text) = text else {
         return Ok(serde_yaml::Value::Null);
     };
     match serde_yaml::from_str::<serde_yaml::Value>(text) {
         Ok(serde_yaml::Value::Mapping(m)) => Ok(serde_yaml::Value::Mapping(m)),
         Ok(serde_yaml::Value::Null) => Ok(serde_yaml::Value::Null),
-        Ok(other) => Err(format!(
-            "found {}, expected YAML text holding a mapping of values",
-            describe_yaml(&other)
-        )),
-        Err(e) => Err(format!("is not valid YAML: {e}")),
+        Ok(other) => Err(LayerValuesError::NotAMapping {
+            found: describe_yaml(&other),
+        }),
+        Err(e) => Err(LayerValuesError::Yaml {
+            detail: e.to_string(),
+        }),
     }
 }
 

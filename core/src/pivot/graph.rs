@@ -23,6 +23,19 @@ const SOFT_OWNED_SECRET_PURPOSES: [&str; 6] = [
     "apiserver-etcd-client",
 ];
 
+/// Why a reference in a spec was not followed; the plan records it beside the reference.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(super) enum UnresolvedRef {
+    #[error(
+        "the identity does not say which namespace the provider reads it from (annotation {SECRET_NAMESPACE_ANNOTATION})"
+    )]
+    IdentityNamespaceUnknown,
+    #[error("no such object was read")]
+    NotRead,
+    #[error("it is in namespace {found}; only namespace {moving} moves")]
+    OtherNamespace { found: String, moving: String },
+}
+
 /// Object uid → names of the other clusters whose objects reach it.
 pub(super) type Claims<'a> = BTreeMap<&'a str, BTreeSet<&'a str>>;
 
@@ -198,7 +211,7 @@ impl<'a> Snapshot<'a> {
                             GroupKind::new(&spec_ref.group, &spec_ref.kind),
                             spec_ref.name
                         ),
-                        reason,
+                        reason: reason.to_string(),
                     }),
                 }
             }
@@ -211,29 +224,28 @@ impl<'a> Snapshot<'a> {
 
     /// Matches by group and kind, ignoring the version: a v1beta1 ref names the same
     /// object as a v1beta2 one.
-    pub(super) fn resolve(&self, spec_ref: &SpecRef) -> Result<&'a str, String> {
+    pub(super) fn resolve(&self, spec_ref: &SpecRef) -> Result<&'a str, UnresolvedRef> {
         let group_kind = GroupKind::new(&spec_ref.group, &spec_ref.kind);
         if spec_ref.crosses_namespace {
-            let namespace = spec_ref.namespace.as_deref().ok_or_else(|| {
-                format!(
-                    "the identity does not say which namespace the provider reads it from (annotation {SECRET_NAMESPACE_ANNOTATION})"
-                )
-            })?;
+            let namespace = spec_ref
+                .namespace
+                .as_deref()
+                .ok_or(UnresolvedRef::IdentityNamespaceUnknown)?;
             return self
                 .by_name
                 .get(&(group_kind, Some(namespace), spec_ref.name.as_str()))
                 .copied()
-                .ok_or_else(|| "no such object was read".to_string());
+                .ok_or(UnresolvedRef::NotRead);
         }
         if let Some(other) = spec_ref
             .namespace
             .as_deref()
             .filter(|ns| *ns != self.namespace)
         {
-            return Err(format!(
-                "it is in namespace {other}; only namespace {} moves",
-                self.namespace
-            ));
+            return Err(UnresolvedRef::OtherNamespace {
+                found: other.to_owned(),
+                moving: self.namespace.to_owned(),
+            });
         }
         let mut scopes = vec![Some(self.namespace)];
         if spec_ref.may_be_cluster_scoped {
@@ -246,7 +258,7 @@ impl<'a> Snapshot<'a> {
                     .get(&(group_kind.clone(), scope, spec_ref.name.as_str()))
                     .copied()
             })
-            .ok_or_else(|| "no such object was read".to_string())
+            .ok_or(UnresolvedRef::NotRead)
     }
 
     /// Other clusters of the namespace, and everything each of them reaches.

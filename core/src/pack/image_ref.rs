@@ -9,16 +9,48 @@
 
 use oci_spec::distribution::{ParseError, Reference};
 
-/// Checks that `reference` is a valid image reference. The error is a human reason that
-/// does not repeat the reference, to be put after it in a finding.
-pub fn check_image_reference(reference: &str) -> Result<(), String> {
+/// Why an image reference is refused. The message does not repeat the reference: it is
+/// put after it in a finding.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ImageReferenceError {
+    #[error("it is empty")]
+    Empty,
+    #[error("it contains whitespace")]
+    Whitespace,
+    #[error("{parser}; expected e.g. sha256:<64 hex digits>")]
+    DigestRejected { parser: String },
+    #[error("{parser}")]
+    NameTooLong { parser: String },
+    #[error("the repository name is missing")]
+    NoName,
+    #[error(
+        "the repository path \"{path}\" has uppercase letters; repository paths must be lowercase"
+    )]
+    UppercasePath { path: String },
+    #[error("the tag after ':' is empty")]
+    EmptyTag,
+    #[error(
+        "the tag \"{tag}\" is not valid; a tag is 1 to 128 letters, digits, '_', '.' or '-', not starting with '.' or '-'"
+    )]
+    InvalidTag { tag: String },
+    #[error(
+        "the digest \"{digest}\" is not valid; expected algorithm:hex, e.g. sha256:<64 hex digits>"
+    )]
+    InvalidDigest { digest: String },
+    #[error(
+        "the name \"{name}\" is not valid; expected [registry[:port]/]path with lowercase letters, digits and the separators '.', '_', '__', '-' inside path components"
+    )]
+    InvalidName { name: String },
+}
+
+/// Checks that `reference` is a valid image reference.
+pub fn check_image_reference(reference: &str) -> Result<(), ImageReferenceError> {
     match Reference::try_from(reference) {
         Ok(parsed) => {
             if parsed.repository().chars().any(|c| c.is_ascii_uppercase()) {
-                Err(format!(
-                    "the repository path \"{}\" has uppercase letters; repository paths must be lowercase",
-                    parsed.repository()
-                ))
+                Err(ImageReferenceError::UppercasePath {
+                    path: parsed.repository().to_owned(),
+                })
             } else {
                 Ok(())
             }
@@ -27,20 +59,26 @@ pub fn check_image_reference(reference: &str) -> Result<(), String> {
     }
 }
 
-fn explain_parse_error(reference: &str, error: &ParseError) -> String {
+fn explain_parse_error(reference: &str, error: &ParseError) -> ImageReferenceError {
     if reference.is_empty() {
-        return "it is empty".to_string();
+        return ImageReferenceError::Empty;
     }
     if reference.chars().any(char::is_whitespace) {
-        return "it contains whitespace".to_string();
+        return ImageReferenceError::Whitespace;
     }
     match error {
         ParseError::DigestInvalidLength
         | ParseError::DigestUnsupported
         | ParseError::DigestInvalidFormat => {
-            return format!("{error}; expected e.g. sha256:<64 hex digits>");
+            return ImageReferenceError::DigestRejected {
+                parser: error.to_string(),
+            };
         }
-        ParseError::NameTooLong => return error.to_string(),
+        ParseError::NameTooLong => {
+            return ImageReferenceError::NameTooLong {
+                parser: error.to_string(),
+            };
+        }
         _ => {}
     }
 
@@ -59,35 +97,35 @@ fn explain_parse_error(reference: &str, error: &ParseError) -> String {
     };
 
     if name.is_empty() {
-        return "the repository name is missing".to_string();
+        return ImageReferenceError::NoName;
     }
     let path = match name.split_once('/') {
         Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => rest,
         _ => name,
     };
     if path.chars().any(|c| c.is_ascii_uppercase()) {
-        return format!(
-            "the repository path \"{path}\" has uppercase letters; repository paths must be lowercase"
-        );
+        return ImageReferenceError::UppercasePath {
+            path: path.to_owned(),
+        };
     }
     if let Some(tag) = tag {
         if tag.is_empty() {
-            return "the tag after ':' is empty".to_string();
+            return ImageReferenceError::EmptyTag;
         }
         if !is_valid_tag(tag) {
-            return format!(
-                "the tag \"{tag}\" is not valid; a tag is 1 to 128 letters, digits, '_', '.' or '-', not starting with '.' or '-'"
-            );
+            return ImageReferenceError::InvalidTag {
+                tag: tag.to_owned(),
+            };
         }
     }
     if let Some(digest) = digest {
-        return format!(
-            "the digest \"{digest}\" is not valid; expected algorithm:hex, e.g. sha256:<64 hex digits>"
-        );
+        return ImageReferenceError::InvalidDigest {
+            digest: digest.to_owned(),
+        };
     }
-    format!(
-        "the name \"{name}\" is not valid; expected [registry[:port]/]path with lowercase letters, digits and the separators '.', '_', '__', '-' inside path components"
-    )
+    ImageReferenceError::InvalidName {
+        name: name.to_owned(),
+    }
 }
 
 fn is_valid_tag(tag: &str) -> bool {
@@ -127,7 +165,9 @@ mod tests {
     }
 
     fn reason(reference: &str) -> String {
-        check_image_reference(reference).expect_err(reference)
+        check_image_reference(reference)
+            .expect_err(reference)
+            .to_string()
     }
 
     #[test]

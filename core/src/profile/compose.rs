@@ -352,7 +352,7 @@ fn apply_cluster_overrides(
         };
         match parse_layer_values(Some(&over.values)) {
             Ok(values) => layer.values = merge_values(&layer.values, &values),
-            Err(message) => findings.error(format!("{subject}.values"), message),
+            Err(error) => findings.error(format!("{subject}.values"), error.to_string()),
         }
     }
 }

@@ -229,19 +229,37 @@ fn chart_identity(text: &str, subject: &str, findings: &mut Findings) -> Option<
     }
 }
 
+/// Why a chart archive's Chart.yaml could not be read; the message follows "is not a Helm
+/// chart archive:" in a finding about the archive.
+#[derive(Debug, thiserror::Error)]
+enum ChartArchiveError {
+    #[error("cannot be opened: {0}")]
+    Open(std::io::Error),
+    #[error("not a gzipped tar archive ({0})")]
+    NotTarGz(std::io::Error),
+    #[error("not a readable gzipped tar archive ({0})")]
+    Entry(std::io::Error),
+    #[error("has an unreadable entry name ({0})")]
+    EntryName(std::io::Error),
+    #[error("its Chart.yaml is larger than 1 MiB")]
+    ChartYamlTooLarge,
+    #[error("its Chart.yaml cannot be read ({0})")]
+    ChartYamlUnreadable(std::io::Error),
+    #[error("no <chart>/Chart.yaml inside")]
+    NoChartYaml,
+}
+
 /// Reads `<chart>/Chart.yaml` from a chart archive, the way Helm packages them: one
 /// top-level folder holding the chart.
-fn chart_yaml_in_archive(path: &Path) -> Result<String, String> {
-    let file = fs::File::open(path).map_err(|e| format!("cannot be opened: {e}"))?;
+fn chart_yaml_in_archive(path: &Path) -> Result<String, ChartArchiveError> {
+    let file = fs::File::open(path).map_err(ChartArchiveError::Open)?;
     let mut archive = tar::Archive::new(GzDecoder::new(file));
-    let entries = archive
-        .entries()
-        .map_err(|e| format!("not a gzipped tar archive ({e})"))?;
+    let entries = archive.entries().map_err(ChartArchiveError::NotTarGz)?;
     for entry in entries {
-        let entry = entry.map_err(|e| format!("not a readable gzipped tar archive ({e})"))?;
+        let entry = entry.map_err(ChartArchiveError::Entry)?;
         let entry_path = entry
             .path()
-            .map_err(|e| format!("has an unreadable entry name ({e})"))?
+            .map_err(ChartArchiveError::EntryName)?
             .into_owned();
         let parts: Vec<_> = entry_path
             .components()
@@ -249,17 +267,17 @@ fn chart_yaml_in_archive(path: &Path) -> Result<String, String> {
             .collect();
         if parts.len() == 2 && parts[1].as_os_str() == "Chart.yaml" {
             if entry.header().size().unwrap_or(u64::MAX) > MAX_CHART_YAML_BYTES {
-                return Err("its Chart.yaml is larger than 1 MiB".into());
+                return Err(ChartArchiveError::ChartYamlTooLarge);
             }
             let mut text = String::new();
             entry
                 .take(MAX_CHART_YAML_BYTES)
                 .read_to_string(&mut text)
-                .map_err(|e| format!("its Chart.yaml cannot be read ({e})"))?;
+                .map_err(ChartArchiveError::ChartYamlUnreadable)?;
             return Ok(text);
         }
     }
-    Err("no <chart>/Chart.yaml inside".into())
+    Err(ChartArchiveError::NoChartYaml)
 }
 
 fn scan_manifests(

@@ -3,7 +3,7 @@
 //! `v1beta1`), as `e2e/tests/capi_build.rs` checks against the real CRDs. Code elsewhere
 //! names a kind by its constant here, never by its group or version as text.
 
-use kube::api::{ApiResource, GroupVersionKind};
+use kube::core::{ApiResource, GroupVersionKind};
 
 /// One Cluster API kind at the version Strata writes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,7 +14,7 @@ use crate::contracts::labels::MOVE_HIERARCHY_LABEL;
 use crate::revision::{AccountSettings, KubeadmSettings, OsImage, RevisionLayer};
 
 const NAMESPACE: &str = "strata-demo";
-const REGENERATE: &str = "STRATA_UPDATE_GOLDEN=1 cargo test -p strata-shared capi::";
+const REGENERATE: &str = "STRATA_UPDATE_GOLDEN=1 cargo test -p strata-core capi::";
 const CLOUDS: [ClusterCloud; 4] = [
     ClusterCloud::Vsphere,
     ClusterCloud::Aws,
@@ -269,7 +269,7 @@ fn build_all(cloud: ClusterCloud) -> Vec<Value> {
 
 fn golden_text(cloud: ClusterCloud) -> String {
     let mut text = format!(
-        "# The Cluster API objects Strata builds for the {cloud} fixture of shared/src/capi/tests.rs.\n\
+        "# The Cluster API objects Strata builds for the {cloud} fixture of core/src/capi/tests.rs.\n\
          # Generated; do not edit. Regenerate with: {REGENERATE}\n"
     );
     for (i, object) in build_all(cloud).iter().enumerate() {

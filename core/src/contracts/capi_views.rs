@@ -2,7 +2,7 @@
 //! (its storage versions, [`super::capi`]); a field that is absent or of another type reads
 //! as its zero value, as the objects are read while CAPI is still filling them in.
 
-use kube::api::DynamicObject;
+use kube::core::DynamicObject;
 use serde_json::Value;
 
 /// What the controller and the agent read of a CAPI `Cluster`.

@@ -647,16 +647,28 @@ fn relative_paths(value: Option<&Value>, field: &str, findings: &mut Findings) -
         .collect()
 }
 
+/// Why a path does not name something inside a pack; the message follows the path in a
+/// finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PackPathError {
+    #[error("is empty; expected a path relative to the pack folder")]
+    Empty,
+    #[error("is an absolute path; expected a path relative to the pack folder")]
+    Absolute,
+    #[error("contains '..'; expected a path inside the pack folder")]
+    LeavesPack,
+}
+
 /// Whether a path names something inside a pack: relative, no `..`, no empty path.
-pub fn check_relative_path(path: &str) -> Result<(), String> {
+pub fn check_relative_path(path: &str) -> Result<(), PackPathError> {
     if path.is_empty() {
-        return Err("is empty; expected a path relative to the pack folder".into());
+        return Err(PackPathError::Empty);
     }
     if path.starts_with('/') || path.starts_with('\\') || path.chars().nth(1) == Some(':') {
-        return Err("is an absolute path; expected a path relative to the pack folder".into());
+        return Err(PackPathError::Absolute);
     }
     if path.split(['/', '\\']).any(|part| part == "..") {
-        return Err("contains '..'; expected a path inside the pack folder".into());
+        return Err(PackPathError::LeavesPack);
     }
     Ok(())
 }
