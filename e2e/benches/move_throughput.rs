@@ -6,7 +6,7 @@
 //! and 500 Machines unless `STRATA_BENCH_MACHINES=10,100` says otherwise) the source gets
 //! one sim cluster as CAPI leaves it once provisioned: the Cluster, SimCluster,
 //! KubeadmControlPlane, templates and MachineDeployment Strata's controller builds (the
-//! sim golden file of `shared/src/capi/golden/`), a MachineSet, 3 control-plane Machines
+//! sim golden file of `core/src/capi/golden/`), a MachineSet, 3 control-plane Machines
 //! owned by the KubeadmControlPlane and the rest owned by the MachineSet, and per Machine
 //! its SimMachine and KubeadmConfig (owned by the Machine) and bootstrap-data Secret (owned
 //! by the KubeadmConfig), plus the cluster's CA and kubeconfig Secrets. Owner references,
@@ -64,7 +64,7 @@ const DEFAULT_SIZES: [usize; 3] = [10, 100, 500];
 const CONTROL_PLANE_MACHINES: usize = 3;
 /// Setting up the source is not measured; this only keeps it quick.
 const SETUP_CONCURRENCY: usize = 16;
-const GOLDEN: &str = "shared/src/capi/golden/sim.yaml";
+const GOLDEN: &str = "core/src/capi/golden/sim.yaml";
 const NODE_POOL_LABEL: &str = "strata.dev/node-pool";
 const KUBERNETES_VERSION: &str = "v1.20.2";
 /// The bench's own limit on one move, far above what any size here takes.
@@ -1065,7 +1065,11 @@ fn agent_binary() -> PathBuf {
     let built = std::fs::metadata(&binary).and_then(|m| m.modified()).ok();
     if let (Some(built), Some((changed, path))) = (
         built,
-        newest_source(&[root.join("agent/src"), root.join("shared/src")]),
+        newest_source(&[
+            root.join("agent/src"),
+            root.join("shared/src"),
+            root.join("core/src"),
+        ]),
     ) && changed > built
     {
         eprintln!(
