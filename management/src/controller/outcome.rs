@@ -191,6 +191,7 @@ const PROVISIONING_MESSAGE: &str = "CAPI is provisioning the first control-plane
 
 /// The status and requeue of `outcome`; `link_recheck` is how often a cluster with an agent
 /// is looked at, so that the agent's silence shows in time.
+// Longer than 80 lines: one arm per outcome, read as a table; splitting it would hide that.
 pub fn decide(outcome: &Outcome, link_recheck: Duration) -> Decision {
     use ClusterPhase::{AgentInstalled, InstallingAgent, Pending, Pivoted, Pivoting, Provisioning};
     match outcome {
