@@ -6,7 +6,7 @@ use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::finding::{Finding, Findings};
+use crate::finding::{Finding, FindingKind, Findings};
 use crate::pack::manifest::PackManifest;
 use crate::pack::{Pack, PackContent};
 use crate::version::PackVersion;
@@ -71,6 +71,20 @@ pub enum ResolveError {
         origin: String,
         reason: String,
     },
+}
+
+impl ResolveError {
+    /// The kind of finding this error makes on the layer that named the pack.
+    pub fn finding_kind(&self) -> FindingKind {
+        match self {
+            ResolveError::UnknownPack { .. }
+            | ResolveError::UnknownVersion { .. }
+            | ResolveError::Fetch { .. } => FindingKind::PackUnresolved,
+            ResolveError::InvalidPack { .. }
+            | ResolveError::Ambiguous { .. }
+            | ResolveError::Unreadable { .. } => FindingKind::Invalid,
+        }
+    }
 }
 
 fn list_suffix(what: &str, items: &[String]) -> String {

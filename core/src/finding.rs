@@ -24,11 +24,31 @@ impl fmt::Display for Severity {
     }
 }
 
+/// What kind of problem a finding is, set where the finding is made, so that a caller can
+/// branch on it (a condition's reason) without reading the message, which may be reworded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum FindingKind {
+    /// A cluster names a profile (or a version of it) that is not there.
+    ProfileNotFound,
+    /// A profile is for another cloud than the cluster's.
+    CloudMismatch,
+    /// A layer's pack could not be found or fetched.
+    PackUnresolved,
+    /// A pack's constraint (a dependency, a resource minimum) is not met.
+    ConstraintNotMet,
+    /// Any other problem with the input.
+    #[default]
+    Invalid,
+}
+
 /// One problem with an input. `subject` is a field path (`constraints.dependencies[0].type`)
 /// or a file inside the input (`manifests/operator.yaml`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
     pub severity: Severity,
+    /// Not serialized: the reports that print findings keep their shape.
+    #[serde(skip)]
+    pub kind: FindingKind,
     pub subject: String,
     pub message: String,
 }
@@ -37,6 +57,7 @@ impl Finding {
     pub fn error(subject: impl Into<String>, message: impl Into<String>) -> Self {
         Finding {
             severity: Severity::Error,
+            kind: FindingKind::Invalid,
             subject: subject.into(),
             message: message.into(),
         }
@@ -45,9 +66,16 @@ impl Finding {
     pub fn warning(subject: impl Into<String>, message: impl Into<String>) -> Self {
         Finding {
             severity: Severity::Warning,
+            kind: FindingKind::Invalid,
             subject: subject.into(),
             message: message.into(),
         }
+    }
+
+    /// The same finding, of kind `kind`.
+    pub fn of_kind(mut self, kind: FindingKind) -> Self {
+        self.kind = kind;
+        self
     }
 }
 
@@ -77,6 +105,16 @@ impl Findings {
 
     pub fn warning(&mut self, subject: impl Into<String>, message: impl Into<String>) {
         self.push(Finding::warning(subject, message));
+    }
+
+    /// An error of a kind a caller branches on.
+    pub fn error_of(
+        &mut self,
+        kind: FindingKind,
+        subject: impl Into<String>,
+        message: impl Into<String>,
+    ) {
+        self.push(Finding::error(subject, message).of_kind(kind));
     }
 
     pub fn extend(&mut self, other: Findings) {

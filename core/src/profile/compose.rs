@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::catalog::PackSource;
 use crate::cluster::WorkloadCluster;
-use crate::finding::Findings;
+use crate::finding::{FindingKind, Findings};
 use crate::pack::PackContent;
 use crate::pack::manifest::{Layer, PackManifest};
 use crate::profile::constraints::{StackEntry, check_dependencies, check_resources};
@@ -106,11 +106,12 @@ pub fn compose(
                     versions.join(", ")
                 )
             };
-            findings.error(subject, message);
+            findings.error_of(FindingKind::ProfileNotFound, subject, message);
             continue;
         };
         if profile.spec.cloud_type != ProfileCloud::All && profile.spec.cloud_type != cloud {
-            findings.error(
+            findings.error_of(
+                FindingKind::CloudMismatch,
                 &subject,
                 format!(
                     "profile {} is for cloud {:?}, but the cluster's cloudType is {:?}",

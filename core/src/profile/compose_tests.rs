@@ -567,3 +567,81 @@ fn cluster_spec_rules() {
         "\"GPU_pool\" is not a valid pool name"
     ));
 }
+
+#[test]
+fn findings_carry_the_kind_of_problem_where_they_are_made() {
+    use crate::finding::FindingKind;
+    let kinds = |cloud: ClusterCloud,
+                 selected: &[&str],
+                 given: &[ClusterProfile],
+                 source: &MemorySource| {
+        let (_, findings) = compose(&cluster(cloud, selected), given, source);
+        findings.errors().map(|f| f.kind).collect::<Vec<_>>()
+    };
+    let source = MemorySource::core();
+    let aws_only = profile(
+        "aws-base",
+        ProfileType::Infra,
+        ProfileCloud::Aws,
+        core_layers(),
+    );
+    let mut v2 = base();
+    v2.spec.version = "2.0.0".into();
+    let unresolved = profile(
+        "apps",
+        ProfileType::AddOn,
+        ProfileCloud::All,
+        vec![layer("absent:1")],
+    );
+    let demanding = MemorySource::core().pack(
+        "app",
+        "1",
+        "addon",
+        r#", "constraints": {"resources": [{"type": "cpu", "minLimit": 64}]}"#,
+    );
+    let apps = profile(
+        "apps",
+        ProfileType::AddOn,
+        ProfileCloud::All,
+        vec![layer("app:1")],
+    );
+    let cases: Vec<(Vec<FindingKind>, Vec<FindingKind>)> = vec![
+        (
+            kinds(ClusterCloud::Sim, &["missing"], &[base()], &source),
+            vec![FindingKind::ProfileNotFound],
+        ),
+        (
+            kinds(ClusterCloud::Sim, &["base"], &[v2], &source),
+            vec![FindingKind::ProfileNotFound],
+        ),
+        (
+            kinds(ClusterCloud::Azure, &["aws-base"], &[aws_only], &source),
+            vec![FindingKind::CloudMismatch],
+        ),
+        (
+            kinds(
+                ClusterCloud::Sim,
+                &["base", "apps"],
+                &[base(), unresolved],
+                &source,
+            ),
+            vec![FindingKind::PackUnresolved],
+        ),
+        (
+            kinds(
+                ClusterCloud::Sim,
+                &["base", "apps"],
+                &[base(), apps],
+                &demanding,
+            ),
+            vec![FindingKind::ConstraintNotMet; 2],
+        ),
+        (
+            kinds(ClusterCloud::Sim, &[], &[base()], &source),
+            vec![FindingKind::Invalid],
+        ),
+    ];
+    for (got, expected) in cases {
+        assert_eq!(got, expected);
+    }
+}

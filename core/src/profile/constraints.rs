@@ -16,7 +16,7 @@
 //! GiB for `diskSize`. The `…ParamRef` fields are validated with the pack but not evaluated.
 
 use crate::cluster::{MachineShape, NodePools};
-use crate::finding::{Finding, Findings};
+use crate::finding::{Finding, FindingKind, Findings};
 use crate::pack::manifest::{
     Dependency, DependencyType, Layer, PackManifest, ResourceType, ScheduleType,
 };
@@ -57,7 +57,8 @@ pub fn check_dependencies(stack: &[StackEntry<'_>]) -> Vec<DependencyViolation> 
                     finding: Finding::error(
                         format!("{}: constraints.dependencies[{d}]", entry.location),
                         message,
-                    ),
+                    )
+                    .of_kind(FindingKind::ConstraintNotMet),
                 });
             }
         }
@@ -141,7 +142,8 @@ pub fn check_resources(stack: &[StackEntry<'_>], pools: &NodePools) -> Findings 
             let subject = format!("{}: constraints.resources[{r}]", entry.location);
             for (pool_name, machine) in pools_for(&schedules, pools) {
                 match amount(machine, resource.kind) {
-                    Some(have) if (have as f64) < min => findings.error(
+                    Some(have) if (have as f64) < min => findings.error_of(
+                        FindingKind::ConstraintNotMet,
                         &subject,
                         format!(
                             "{} needs at least {min} {} of {} per node; node pool {pool_name} has {have}",

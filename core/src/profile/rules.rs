@@ -88,7 +88,7 @@ pub fn validate_profile(
         let pack = match source.resolve(&layer.name, &layer.version, layer.registry.as_deref()) {
             Ok(pack) => pack,
             Err(e) => {
-                findings.error(&subject, e.to_string());
+                findings.error_of(e.finding_kind(), &subject, e.to_string());
                 continue;
             }
         };

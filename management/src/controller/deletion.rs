@@ -33,19 +33,44 @@ use strata_shared::contracts::capi::{CAPI_GROUPS, CLUSTER};
 use strata_shared::contracts::conditions::{DELETING, PIVOTED, READY, REASON_MOVED_BACK};
 use strata_shared::contracts::field_managers::CONTROLLER_FIELD_MANAGER;
 use strata_shared::contracts::names::ClusterLocation;
-use strata_shared::kube_writer::{BoundedApi, Deleted, KubeWriter, Operation, Target};
+use strata_shared::kube_writer::{BoundedApi, Deleted, KubeWriter, Operation, Target, WriteError};
 
 use super::context::Context;
-use super::credentials;
-use super::ledger::{self, Recorded};
+use super::credentials::{self, CredentialError};
+use super::failure_reason::write_reason;
+use super::ledger::{self, LedgerError, Recorded};
 use super::namespaces::namespace_belongs_to;
-use super::reconcile::ReconcileError;
-use super::status::{self, StatusUpdate};
+use super::status::{self, StatusError, StatusUpdate};
 
 /// How often a deletion in progress is looked at again.
 const POLL: Duration = Duration::from_secs(2);
 /// How often a pivoted cluster waiting for its agent is looked at again.
 const AWAITING_AGENT: Duration = Duration::from_secs(30);
+
+/// What stopped a deletion pass; each source names the object it was about.
+#[derive(Debug, thiserror::Error)]
+pub enum DeletionError {
+    #[error("deleting the cluster: {0}")]
+    Kube(#[from] WriteError),
+    #[error("deleting the cluster: {0}")]
+    Ledger(#[from] LedgerError),
+    #[error("deleting the cluster: {0}")]
+    Credential(#[from] CredentialError),
+    #[error("deleting the cluster: {0}")]
+    Status(#[from] StatusError),
+}
+
+impl DeletionError {
+    /// A short, stable label for metrics (the same labels a reconcile's errors use).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            DeletionError::Kube(e) => write_reason(e),
+            DeletionError::Ledger(_) => "LedgerFailed",
+            DeletionError::Credential(_) => "CredentialFailed",
+            DeletionError::Status(_) => "StatusFailed",
+        }
+    }
+}
 
 pub enum Cleanup {
     Done,
@@ -58,7 +83,7 @@ async fn delete_and_check<K>(
     objects: &BoundedApi<K>,
     name: &str,
     owned: impl Fn(&K) -> bool,
-) -> Result<bool, ReconcileError>
+) -> Result<bool, DeletionError>
 where
     K: Resource + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
 {
@@ -91,7 +116,7 @@ fn capi_clusters(writer: &KubeWriter, namespace: &str) -> BoundedApi<DynamicObje
 async fn capi_cluster_present(
     writer: &KubeWriter,
     location: &ClusterLocation,
-) -> Result<bool, ReconcileError> {
+) -> Result<bool, DeletionError> {
     match capi_clusters(writer, &location.objects_namespace)
         .get(&location.cluster)
         .await
@@ -102,7 +127,7 @@ async fn capi_cluster_present(
     }
 }
 
-pub async fn cleanup(cluster: &WorkloadCluster, ctx: &Context) -> Result<Cleanup, ReconcileError> {
+pub async fn cleanup(cluster: &WorkloadCluster, ctx: &Context) -> Result<Cleanup, DeletionError> {
     let writer = &ctx.writer;
     let name = cluster.name_any();
     let namespace = cluster.namespace().unwrap_or_default();
@@ -164,7 +189,7 @@ pub async fn cleanup(cluster: &WorkloadCluster, ctx: &Context) -> Result<Cleanup
     let capi_name = format!("CAPI Cluster {}/{name}", location.objects_namespace);
     // Without the CAPI CRDs there is no CAPI Cluster to wait for.
     let capi_exists = match delete_and_check(&capi, &name, |_| true).await {
-        Err(ReconcileError::Kube(e)) if e.is_gone() => false,
+        Err(DeletionError::Kube(e)) if e.is_gone() => false,
         other => other?,
     };
     if capi_exists {
@@ -194,7 +219,7 @@ async fn remove_agent(
     ctx: &Context,
     cluster: &WorkloadCluster,
     location: &ClusterLocation,
-) -> Result<(), ReconcileError> {
+) -> Result<(), DeletionError> {
     let writer = &ctx.writer;
     credentials::remove(writer, &ctx.settings, location).await?;
     let rbac_name = location.agent_names().rbac;
@@ -235,7 +260,7 @@ async fn orphan(
     location: &ClusterLocation,
     objects_namespace: Option<&Namespace>,
     mut update: StatusUpdate<'_>,
-) -> Result<Cleanup, ReconcileError> {
+) -> Result<Cleanup, DeletionError> {
     let writer = &ctx.writer;
     // Cut the agent off first: whatever it still holds, it can no longer write here.
     let revoked = credentials::revoke(writer, &ctx.settings, location).await?;
@@ -275,7 +300,7 @@ async fn orphan(
 async fn pause_capi_cluster(
     writer: &KubeWriter,
     location: &ClusterLocation,
-) -> Result<(), ReconcileError> {
+) -> Result<(), DeletionError> {
     let patch = json!({ "spec": { "paused": true } });
     match capi_clusters(writer, &location.objects_namespace)
         .merge_patch(&location.cluster, &patch)
@@ -291,7 +316,7 @@ async fn pause_capi_cluster(
 /// Removes the finalizers of every object of the CAPI groups in `namespace` (being deleted
 /// with it), so that none waits for a provider to delete what it stands for. Returns how
 /// many were released.
-async fn release_capi_objects(ctx: &Context, namespace: &str) -> Result<usize, ReconcileError> {
+async fn release_capi_objects(ctx: &Context, namespace: &str) -> Result<usize, DeletionError> {
     let discovery = kube::discovery::Discovery::new(ctx.client.clone()).filter(&CAPI_GROUPS);
     let discovery = ctx
         .writer

@@ -2,27 +2,38 @@
 //! objects, and once CAPI has brought up the first control-plane node, installs the agent
 //! into the new cluster (steps 1–4 of the order of operations).
 //!
-//! One reconcile is dereference → validate → resolve → publish revision → build → apply
-//! → install agent → update status ([`reconcile`]); the pure parts live in
-//! `strata-shared`. Only the replica holding the `strata-controller` Lease reconciles.
+//! One reconcile is a pipeline, a module per step: [`dereference`] → [`validate`] →
+//! [`resolve`] → [`apply`] (revision, identities, CAPI objects built by [`build`]) →
+//! [`observe`] → [`install`] the agent; it ends in an [`outcome`], from which the status and
+//! the requeue are derived ([`reconcile`] runs it; [`deletion`] is the other path). The pure
+//! parts live in `strata-shared`. Only the replica holding the `strata-controller` Lease
+//! reconciles.
 
 mod agent_installer;
+mod apply;
+mod build;
 mod context;
 mod credentials;
 mod deletion;
 mod dereference;
+mod failure_reason;
 mod finalizer;
 mod http;
+mod install;
 mod ledger;
 mod link;
 mod link_watch;
 mod metrics;
 mod namespaces;
+mod observe;
+mod outcome;
 mod packs;
 mod reconcile;
+mod resolve;
 mod revisions;
 mod run;
 mod status;
+mod validate;
 mod workload_access;
 
 use std::net::SocketAddr;

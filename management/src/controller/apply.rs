@@ -1,0 +1,305 @@
+//! Applying a valid, resolved cluster to the management cluster: its objects namespace and
+//! revision, its cloud identities, then — when the ledger says the CAPI objects are still
+//! the controller's to act on — the CAPI objects of the revision.
+
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::ResourceExt;
+use serde_json::{Value, json};
+use strata_shared::agent_install::controller_binding;
+use strata_shared::cluster::WorkloadClusterStatus;
+use strata_shared::cluster::ledger::{ClusterLedger, grant_move, objects_applied};
+use strata_shared::conditions::{ConditionUpdate, find};
+use strata_shared::contracts::capi::CLUSTER;
+use strata_shared::contracts::conditions::{
+    PIVOTED, REASON_MOVE_REQUESTED, REASON_MOVED, REVISION_PUBLISHED,
+};
+use strata_shared::contracts::labels::WORKLOAD_CLUSTER_NAMESPACE_LABEL;
+use strata_shared::kube_writer::WriteError;
+
+use super::context::Context;
+use super::failure_reason::write_reason;
+use super::ledger::{self, LedgerError, Recorded};
+use super::namespaces::{ensure_namespace, ensure_plain_namespace};
+use super::outcome::Outcome;
+use super::revisions::{self, RevisionError};
+use super::validate::ValidCluster;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("applying cluster {cluster}: {source}")]
+    Kube {
+        cluster: String,
+        #[source]
+        source: WriteError,
+    },
+    #[error("applying cluster {cluster}: {source}")]
+    Revision {
+        cluster: String,
+        #[source]
+        source: RevisionError,
+    },
+    #[error("applying cluster {cluster}: {source}")]
+    Ledger {
+        cluster: String,
+        #[source]
+        source: LedgerError,
+    },
+}
+
+impl ApplyError {
+    /// A short, stable label for metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ApplyError::Kube { source, .. } => write_reason(source),
+            ApplyError::Revision { .. } => "RevisionFailed",
+            ApplyError::Ledger { .. } => "LedgerFailed",
+        }
+    }
+
+    fn kube(valid: &ValidCluster<'_>) -> impl FnOnce(WriteError) -> ApplyError {
+        let cluster = valid.location.key();
+        move |source| ApplyError::Kube { cluster, source }
+    }
+
+    fn ledger(valid: &ValidCluster<'_>) -> impl FnOnce(LedgerError) -> ApplyError {
+        let cluster = valid.location.key();
+        move |source| ApplyError::Ledger { cluster, source }
+    }
+}
+
+/// The objects namespace and the revision published in it.
+pub struct Publication {
+    pub objects_namespace: Namespace,
+    pub revision: i64,
+    pub condition: ConditionUpdate<'static>,
+}
+
+/// Creates the objects namespace, binds the controller's writes there and publishes the
+/// revision of `desired`.
+pub async fn publish(
+    ctx: &Context,
+    valid: &ValidCluster<'_>,
+    desired: &strata_shared::revision::DesiredState,
+) -> Result<Publication, ApplyError> {
+    let location = &valid.location;
+    let objects_namespace = ensure_namespace(
+        &ctx.writer,
+        valid.namespace(),
+        valid.name(),
+        &location.objects_namespace,
+    )
+    .await
+    .map_err(ApplyError::kube(valid))?;
+    bind_controller(ctx, &location.objects_namespace)
+        .await
+        .map_err(ApplyError::kube(valid))?;
+    let published = revisions::publish(
+        &ctx.writer,
+        &location.objects_namespace,
+        valid.name(),
+        desired,
+    )
+    .await
+    .map_err(|source| ApplyError::Revision {
+        cluster: location.key(),
+        source,
+    })?;
+    if published.new {
+        tracing::info!(revision = published.number, "published a new revision");
+    }
+    let condition = ConditionUpdate::ok(
+        REVISION_PUBLISHED,
+        "Published",
+        format!(
+            "revision {} (Kubernetes {}, {} layers)",
+            published.number,
+            desired.kubernetes_version,
+            desired.layers.len()
+        ),
+    );
+    Ok(Publication {
+        objects_namespace,
+        revision: published.number,
+        condition,
+    })
+}
+
+/// The controller's own writes in a namespace it manages (identity Secrets): the static
+/// ClusterRole, bound there for its own account.
+async fn bind_controller(ctx: &Context, namespace: &str) -> Result<(), WriteError> {
+    let binding = controller_binding(
+        namespace,
+        &ctx.settings.system_namespace,
+        &ctx.settings.controller_account,
+    );
+    ctx.writer.apply(&binding).await?;
+    Ok(())
+}
+
+/// Applies the identities, owned by the objects namespace (two of them are cluster-scoped
+/// and one lives in a provider's namespace, where the controller binds its writes first).
+/// A just-made binding takes the authorizer a moment to see: a refused write is tried again
+/// a few times.
+pub async fn identities(
+    ctx: &Context,
+    valid: &ValidCluster<'_>,
+    objects_namespace: &Namespace,
+    identities: Vec<Value>,
+) -> Result<(), ApplyError> {
+    let namespace_owner = json!({
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "name": objects_namespace.name_any(),
+        "uid": objects_namespace.uid().unwrap_or_default(),
+    });
+    for mut object in identities {
+        if let Some(ns) = object
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            && ns != objects_namespace.name_any()
+        {
+            ensure_plain_namespace(&ctx.writer, ns)
+                .await
+                .map_err(ApplyError::kube(valid))?;
+            bind_controller(ctx, ns)
+                .await
+                .map_err(ApplyError::kube(valid))?;
+        }
+        object["metadata"]["ownerReferences"] = json!([namespace_owner]);
+        let write = || ctx.writer.apply_json(&object);
+        write
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(200))
+                    .with_max_times(4),
+            )
+            .when(|e: &WriteError| e.is_forbidden())
+            .await
+            .map_err(ApplyError::kube(valid))?;
+    }
+    Ok(())
+}
+
+/// Who acts on the CAPI objects, as the ledger says right before they are touched.
+pub enum Turn {
+    /// The controller's: the objects namespace as just read, and its ledger.
+    Controller(Box<Namespace>, ClusterLedger),
+    /// Not the controller's (the agent holds them, or the ledger moved under this pass).
+    Ended(Outcome),
+}
+
+/// Whether the agent asks for its move (its own report: a request, not a decision).
+fn agent_requests_move(status: &WorkloadClusterStatus) -> bool {
+    find(&status.conditions, PIVOTED).is_some_and(|c| c.reason == REASON_MOVE_REQUESTED)
+}
+
+fn handed_over(status: &WorkloadClusterStatus) -> Outcome {
+    let moved = find(&status.conditions, PIVOTED).is_some_and(|c| c.reason == REASON_MOVED);
+    Outcome::HandedOver { moved }
+}
+
+/// Reads the ledger (granting the agent its move when it asks and may have it) and says
+/// whose turn it is. `agent_installed`: whether the cluster has an agent.
+pub async fn turn(
+    ctx: &Context,
+    valid: &ValidCluster<'_>,
+    objects_namespace: &Namespace,
+    agent_installed: bool,
+) -> Result<Turn, ApplyError> {
+    let status = valid.cluster.status.clone().unwrap_or_default();
+    let ledger = ledger::of(Some(objects_namespace));
+    if ledger.agent_holds_the_objects() {
+        return Ok(Turn::Ended(handed_over(&status)));
+    }
+    if ledger.may_grant_move() && agent_installed && agent_requests_move(&status) {
+        let recorded = ledger::record(&ctx.writer, objects_namespace, &[grant_move()])
+            .await
+            .map_err(ApplyError::ledger(valid))?;
+        return Ok(Turn::Ended(match recorded {
+            Recorded::Done(_) => {
+                tracing::info!("granted the agent its move of the CAPI objects");
+                handed_over(&status)
+            }
+            Recorded::Stale => Outcome::LedgerChanged,
+        }));
+    }
+    // Read again right before touching the objects: a grant recorded meanwhile (by another
+    // replica) stops this one here.
+    let current = ledger::read(&ctx.writer, &valid.location.objects_namespace)
+        .await
+        .map_err(ApplyError::ledger(valid))?;
+    let Some(current) = current else {
+        return Ok(Turn::Ended(Outcome::LedgerChanged));
+    };
+    let ledger = ledger::of(Some(&current));
+    if ledger.agent_holds_the_objects() {
+        return Ok(Turn::Ended(handed_over(&status)));
+    }
+    Ok(Turn::Controller(Box::new(current), ledger))
+}
+
+/// Applies the cluster's objects: the `Cluster` first, then everything else owned by it.
+/// Returns how many were applied.
+pub async fn capi_objects(
+    ctx: &Context,
+    valid: &ValidCluster<'_>,
+    objects: Vec<Value>,
+) -> Result<usize, ApplyError> {
+    let mut count = 0;
+    let (clusters, rest): (Vec<Value>, Vec<Value>) = objects
+        .into_iter()
+        .partition(|o| o.get("kind").and_then(Value::as_str) == Some(CLUSTER.kind));
+    let mut owner = None;
+    for mut cluster in clusters {
+        // Lets the watch on CAPI Clusters find the WorkloadCluster again.
+        cluster["metadata"]["labels"][WORKLOAD_CLUSTER_NAMESPACE_LABEL] = json!(valid.namespace());
+        let applied = ctx
+            .writer
+            .apply_json(&cluster)
+            .await
+            .map_err(ApplyError::kube(valid))?;
+        owner = Some(json!({
+            "apiVersion": cluster.get("apiVersion").cloned().unwrap_or(Value::Null),
+            "kind": CLUSTER.kind,
+            "name": applied.name_any(),
+            "uid": applied.uid().unwrap_or_default(),
+            "blockOwnerDeletion": true,
+        }));
+        count += 1;
+    }
+    for mut object in rest {
+        if let Some(owner) = &owner {
+            object["metadata"]["ownerReferences"] = json!([owner]);
+        }
+        ctx.writer
+            .apply_json(&object)
+            .await
+            .map_err(ApplyError::kube(valid))?;
+        count += 1;
+    }
+    Ok(count)
+}
+
+/// Records in the ledger that the CAPI objects were applied (once); returns the namespace
+/// as it is after.
+pub async fn record_applied(
+    ctx: &Context,
+    valid: &ValidCluster<'_>,
+    current: Namespace,
+    ledger: &ClusterLedger,
+) -> Result<Namespace, ApplyError> {
+    if ledger.objects_applied {
+        return Ok(current);
+    }
+    let recorded = ledger::record(&ctx.writer, &current, &[objects_applied()])
+        .await
+        .map_err(ApplyError::ledger(valid))?;
+    Ok(match recorded {
+        Recorded::Done(updated) => *updated,
+        // Recorded on the next pass.
+        Recorded::Stale => current,
+    })
+}

@@ -1,0 +1,73 @@
+//! Resolving a valid cluster: its profiles' packs (from the registries it may use), the
+//! composed stack, and the desired state a revision is made of. A stack that does not
+//! compose makes the cluster [`Invalid`], its reason from the kinds of the findings.
+
+use strata_shared::conditions::ConditionUpdate;
+use strata_shared::contracts::conditions::VALID;
+use strata_shared::profile::ClusterProfile;
+use strata_shared::profile::compose::compose;
+use strata_shared::revision::{DesiredState, desired_state};
+
+use super::context::Context;
+use super::dereference::Inputs;
+use super::outcome::{Invalid, InvalidReason};
+use super::validate::ValidCluster;
+
+/// What a valid cluster resolves to.
+pub struct Resolved {
+    pub desired: DesiredState,
+    /// The warnings of the composition, `severity: subject: message`.
+    pub warnings: Vec<String>,
+}
+
+impl Resolved {
+    /// The Valid condition of a cluster that resolved.
+    pub fn valid_condition(&self) -> ConditionUpdate<'static> {
+        ConditionUpdate::ok(
+            VALID,
+            "Valid",
+            if self.warnings.is_empty() {
+                format!(
+                    "{} layers from {}",
+                    self.desired.layers.len(),
+                    self.desired.profiles.join(", ")
+                )
+            } else {
+                format!("valid, with warnings: {}", self.warnings.join("; "))
+            },
+        )
+    }
+}
+
+pub async fn stack(
+    ctx: &Context,
+    valid: &ValidCluster<'_>,
+    inputs: &Inputs,
+) -> Result<Resolved, Invalid> {
+    let cluster = valid.cluster;
+    let selected: Vec<&ClusterProfile> = cluster
+        .spec
+        .profiles
+        .iter()
+        .filter_map(|r| {
+            inputs.profiles.iter().find(|p| {
+                p.metadata.name.as_deref() == Some(r.name.as_str()) && p.spec.version == r.version
+            })
+        })
+        .collect();
+    let packs = ctx
+        .packs
+        .resolve(&ctx.client, &selected, &inputs.registries)
+        .await;
+    let (stack, findings) = compose(cluster, &inputs.profiles, &packs);
+    let Some(stack) = stack else {
+        let reason = InvalidReason::of_composition(&findings);
+        return Err(Invalid::from_findings(reason, &findings));
+    };
+    let desired = desired_state(cluster, &stack, valid.account)
+        .map_err(|findings| Invalid::from_findings(InvalidReason::InvalidStack, &findings))?;
+    Ok(Resolved {
+        desired,
+        warnings: findings.warnings().map(|w| w.to_string()).collect(),
+    })
+}
