@@ -201,6 +201,19 @@ async fn rekey_async(args: &RekeyArgs) -> Result<ExitStatus, CommandError> {
     )))
 }
 
+/// Why the agent's credential did not become usable.
+#[derive(Debug, thiserror::Error)]
+enum CredentialWaitError {
+    #[error("cannot read it: {0}")]
+    Read(#[source] kube::Error),
+    #[error(
+        "its token expired at {at}: the controller renews it, so it is not running or cannot write there"
+    )]
+    Expired { at: Timestamp },
+    #[error("no new token after {seconds} s: is the controller running?")]
+    NoNewToken { seconds: u64 },
+}
+
 /// The agent's credential once it is usable: at once, or after a revocation, once the
 /// controller has minted a new one (bound to a new Secret).
 async fn wait_for_credential(
@@ -209,13 +222,13 @@ async fn wait_for_credential(
     before: &Secret,
     revoked: bool,
     timeout: Duration,
-) -> Result<strata_shared::management_access::ManagementAccess, String> {
+) -> Result<strata_shared::management_access::ManagementAccess, CredentialWaitError> {
     let started = Instant::now();
     loop {
         let found = secrets
             .get_opt(name)
             .await
-            .map_err(|e| format!("cannot read it: {e}"))?;
+            .map_err(CredentialWaitError::Read)?;
         let fresh = found.filter(|s| !revoked || s.metadata.uid != before.metadata.uid);
         if let Some(secret) = fresh
             && let Ok(access) = credential_of(&secret)
@@ -224,17 +237,15 @@ async fn wait_for_credential(
                 return Ok(access);
             }
             if !revoked {
-                return Err(format!(
-                    "its token expired at {}: the controller renews it, so it is not running or cannot write there",
-                    access.token_expires
-                ));
+                return Err(CredentialWaitError::Expired {
+                    at: access.token_expires,
+                });
             }
         }
         if started.elapsed() >= timeout {
-            return Err(format!(
-                "no new token after {} s: is the controller running?",
-                timeout.as_secs()
-            ));
+            return Err(CredentialWaitError::NoNewToken {
+                seconds: timeout.as_secs(),
+            });
         }
         tokio::time::sleep(POLL).await;
     }

@@ -253,7 +253,7 @@ fn run(cli: Cli) -> Result<ExitStatus, CommandError> {
                         .unwrap_or_else(|_| "info".into()),
                 )
                 .init();
-            controller::run(*args).map_err(CommandError::Failed)?;
+            controller::run(*args).map_err(|e| CommandError::Failed(e.to_string()))?;
             Ok(ExitStatus::Success)
         }
     }

@@ -127,6 +127,54 @@ async fn capi_cluster_present(
     }
 }
 
+/// Settles the move with the ledger before anything is deleted: a pivoted cluster must have
+/// its objects back (the agent's word and the objects seen), and an unpivoted one gets the
+/// decision that no move may start. `Some` is the wait while that is not so.
+async fn settle_the_move(
+    ctx: &Context,
+    cluster: &WorkloadCluster,
+    location: &ClusterLocation,
+    objects_namespace: Option<&Namespace>,
+    update: &mut StatusUpdate<'_>,
+) -> Result<Option<Cleanup>, DeletionError> {
+    let writer = &ctx.writer;
+    let ledger = ledger::of(objects_namespace);
+    let previous = cluster.status.clone().unwrap_or_default();
+    match (ledger.pivot, objects_namespace) {
+        (PivotLatch::Granted, Some(objects)) => {
+            let says_back =
+                find(&previous.conditions, PIVOTED).is_some_and(|c| c.reason == REASON_MOVED_BACK);
+            // The agent's word alone is not enough: the objects must be here to be seen.
+            if says_back && capi_cluster_present(writer, location).await? {
+                if let Recorded::Stale =
+                    ledger::record(writer, objects, &[objects_returned()]).await?
+                {
+                    return Ok(Some(Cleanup::Wait(POLL)));
+                }
+            } else {
+                // The agent needs its link to move the objects back, however long that takes.
+                super::link::keep(ctx, cluster, location, update).await?;
+                update.condition(ConditionUpdate::not(
+                    DELETING,
+                    "AwaitingMoveBack",
+                    "the cluster's CAPI objects live in the workload cluster; its agent must move them back to the management cluster before CAPI can delete the machines (spec.deletionPolicy: Orphan forgets the cluster instead, leaving its machines running)",
+                ));
+                status::write(writer, cluster, std::mem::take(update)).await?;
+                return Ok(Some(Cleanup::Wait(AWAITING_AGENT)));
+            }
+        }
+        (PivotLatch::NotGranted, Some(objects)) if !ledger.deletion_decided => {
+            // From here on no move may start: the agent waits for a grant that cannot come.
+            if let Recorded::Stale = ledger::record(writer, objects, &[decide_deletion()]).await? {
+                return Ok(Some(Cleanup::Wait(POLL)));
+            }
+        }
+        _ => {}
+    }
+
+    Ok(None)
+}
+
 pub async fn cleanup(cluster: &WorkloadCluster, ctx: &Context) -> Result<Cleanup, DeletionError> {
     let writer = &ctx.writer;
     let name = cluster.name_any();
@@ -148,41 +196,20 @@ pub async fn cleanup(cluster: &WorkloadCluster, ctx: &Context) -> Result<Cleanup
     let objects_namespace = ledger::read(writer, &location.objects_namespace)
         .await?
         .filter(|n| namespace_belongs_to(n, &namespace, &name));
-    let ledger = ledger::of(objects_namespace.as_ref());
     if cluster.spec.deletion_policy == DeletionPolicy::Orphan {
         return orphan(ctx, cluster, &location, objects_namespace.as_ref(), update).await;
     }
 
-    match (ledger.pivot, &objects_namespace) {
-        (PivotLatch::Granted, Some(objects)) => {
-            let says_back =
-                find(&previous.conditions, PIVOTED).is_some_and(|c| c.reason == REASON_MOVED_BACK);
-            // The agent's word alone is not enough: the objects must be here to be seen.
-            if says_back && capi_cluster_present(writer, &location).await? {
-                if let Recorded::Stale =
-                    ledger::record(writer, objects, &[objects_returned()]).await?
-                {
-                    return Ok(Cleanup::Wait(POLL));
-                }
-            } else {
-                // The agent needs its link to move the objects back, however long that takes.
-                super::link::keep(ctx, cluster, &location, &mut update).await?;
-                update.condition(ConditionUpdate::not(
-                    DELETING,
-                    "AwaitingMoveBack",
-                    "the cluster's CAPI objects live in the workload cluster; its agent must move them back to the management cluster before CAPI can delete the machines (spec.deletionPolicy: Orphan forgets the cluster instead, leaving its machines running)",
-                ));
-                status::write(writer, cluster, update).await?;
-                return Ok(Cleanup::Wait(AWAITING_AGENT));
-            }
-        }
-        (PivotLatch::NotGranted, Some(objects)) if !ledger.deletion_decided => {
-            // From here on no move may start: the agent waits for a grant that cannot come.
-            if let Recorded::Stale = ledger::record(writer, objects, &[decide_deletion()]).await? {
-                return Ok(Cleanup::Wait(POLL));
-            }
-        }
-        _ => {}
+    if let Some(waiting) = settle_the_move(
+        ctx,
+        cluster,
+        &location,
+        objects_namespace.as_ref(),
+        &mut update,
+    )
+    .await?
+    {
+        return Ok(waiting);
     }
 
     let capi = capi_clusters(writer, &location.objects_namespace);

@@ -219,7 +219,8 @@ impl PackResolver {
         registry: &PackRegistry,
         list: &[(String, String)],
     ) -> Vec<Resolution> {
-        let failed = |reason: String| -> Vec<Resolution> {
+        let failed = |reason: RegistrySetupError| -> Vec<Resolution> {
+            let reason = reason.to_string();
             list.iter()
                 .map(|(name, version)| {
                     let error = ResolveError::Fetch {
@@ -256,7 +257,7 @@ impl PackResolver {
                     None => {
                         let made = PackRegistryClient::new(address.clone(), options.clone())
                             .map(Arc::new)
-                            .map_err(|e| e.to_string())?;
+                            .map_err(RegistrySetupError::Client)?;
                         registry_client = Some(Arc::clone(&made));
                         made
                     }
@@ -280,8 +281,8 @@ impl PackResolver {
     fn lookup(
         &self,
         key: &PackKey,
-        start: impl FnOnce() -> Result<Flight, String>,
-    ) -> Result<Lookup, String> {
+        start: impl FnOnce() -> Result<Flight, RegistrySetupError>,
+    ) -> Result<Lookup, RegistrySetupError> {
         let mut memory = lock(&self.memory);
         if let Some((at, pack)) = memory.remembered.get(key)
             && at.elapsed() < REMEMBER_FOR
@@ -399,16 +400,47 @@ fn unknown_registry(
         .collect()
 }
 
+/// Why a `PackRegistry` could not be used: each pack it should give fails with this reason.
+#[derive(Debug, thiserror::Error)]
+enum RegistrySetupError {
+    #[error("spec.endpoint/basePath {address:?}: {source}")]
+    Address {
+        address: String,
+        #[source]
+        source: strata_shared::registry::address::AddressError,
+    },
+    #[error("cannot read Secret {namespace}/{name}: {source}")]
+    ReadSecret {
+        namespace: String,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("spec.credentialsSecretRef: Secret {namespace}/{name} does not exist")]
+    SecretMissing { namespace: String, name: String },
+    #[error("Secret {namespace}/{name} has no text key {key:?}; expected username and password")]
+    SecretKey {
+        namespace: String,
+        name: String,
+        key: String,
+    },
+    #[error("{0}")]
+    Client(#[source] strata_shared::registry::client::RegistryError),
+}
+
 /// The address and client options a `PackRegistry` and its Secret give.
 async fn registry_settings(
     client: &Client,
     registry: &PackRegistry,
-) -> Result<(RegistryAddress, RegistryOptions), String> {
+) -> Result<(RegistryAddress, RegistryOptions), RegistrySetupError> {
     let spec = &registry.spec;
-    let address: RegistryAddress = spec
-        .address()
-        .parse()
-        .map_err(|e| format!("spec.endpoint/basePath {:?}: {e}", spec.address()))?;
+    let address: RegistryAddress =
+        spec.address()
+            .parse()
+            .map_err(|source| RegistrySetupError::Address {
+                address: spec.address(),
+                source,
+            })?;
     let credentials = match &spec.credentials_secret_ref {
         None => Credentials::Anonymous,
         Some(reference) => {
@@ -417,22 +449,23 @@ async fn registry_settings(
             let secret = secrets
                 .get_opt(&reference.name)
                 .await
-                .map_err(|e| format!("cannot read Secret {namespace}/{}: {e}", reference.name))?
-                .ok_or_else(|| {
-                    format!(
-                        "spec.credentialsSecretRef: Secret {namespace}/{} does not exist",
-                        reference.name
-                    )
+                .map_err(|source| RegistrySetupError::ReadSecret {
+                    namespace: namespace.clone(),
+                    name: reference.name.clone(),
+                    source,
+                })?
+                .ok_or_else(|| RegistrySetupError::SecretMissing {
+                    namespace: namespace.clone(),
+                    name: reference.name.clone(),
                 })?;
             let data = secret.data.unwrap_or_default();
             let text = |key: &str| {
                 data.get(key)
                     .and_then(|v| String::from_utf8(v.0.clone()).ok())
-                    .ok_or_else(|| {
-                        format!(
-                            "Secret {namespace}/{} has no text key {key:?}; expected username and password",
-                            reference.name
-                        )
+                    .ok_or_else(|| RegistrySetupError::SecretKey {
+                        namespace: namespace.clone(),
+                        name: reference.name.clone(),
+                        key: key.to_string(),
                     })
             };
             Credentials::Basic {
@@ -507,7 +540,12 @@ mod tests {
     }
 
     fn remembered(resolver: &PackResolver, key: &PackKey) -> bool {
-        let lookup = resolver.lookup(key, || Err("would fetch".into()));
+        let lookup = resolver.lookup(key, || {
+            Err(RegistrySetupError::SecretMissing {
+                namespace: "test".into(),
+                name: "would-fetch".into(),
+            })
+        });
         matches!(lookup, Ok(Lookup::Remembered(_)))
     }
 

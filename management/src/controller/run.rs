@@ -1,7 +1,7 @@
 //! Running the controller: the client, the HTTP endpoints, leader election, the watches,
 //! and a graceful stop on SIGTERM/SIGINT or on losing the lease.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -36,27 +36,85 @@ const LEASE_SECONDS: u32 = 15;
 /// How long running reconciles may take to finish once the controller stops.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
+/// What kept the controller from starting or running.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    #[error("--kubeconfig {}: {source}", path.display())]
+    Kubeconfig {
+        path: PathBuf,
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    #[error("no kubeconfig or in-cluster configuration found: {0}")]
+    NoConfig(#[source] kube::config::InferConfigError),
+    #[error("--identity {identity:?} cannot go in a User-Agent header: {source}")]
+    Identity {
+        identity: String,
+        #[source]
+        source: axum::http::header::InvalidHeaderValue,
+    },
+    #[error("--management-ca-file {}: {source}", path.display())]
+    ManagementCa {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot create a client: {0}")]
+    Client(#[source] kube::Error),
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the pack cache: {0}")]
+    PackCache(#[source] strata_shared::registry::cache::CacheError),
+    #[error("cannot create {}: {source}", path.display())]
+    WorkDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    ProviderFlags(#[source] strata_shared::provider_components::ProviderFlagError),
+    #[error("cannot reach the API server: {0}")]
+    ApiServer(#[source] kube::Error),
+    #[error("{0}")]
+    Lease(#[source] strata_shared::leader::LeaderError),
+    #[error("the leader election of {identity} ended before it led")]
+    ElectionEnded { identity: String },
+    #[error("cannot watch {what}: {source}")]
+    Watch {
+        what: &'static str,
+        #[source]
+        source: kube::runtime::reflector::store::WriterDropped,
+    },
+}
+
 /// Runs until stopped; an error says what kept it from starting or running.
-pub fn run(args: ControllerArgs) -> Result<(), String> {
+pub fn run(args: ControllerArgs) -> Result<(), RunError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+        .map_err(RunError::Runtime)?;
     runtime.block_on(run_async(args))
 }
 
-async fn load_config(path: Option<&Path>) -> Result<Config, String> {
+async fn load_config(path: Option<&Path>) -> Result<Config, RunError> {
     match path {
         Some(path) => {
-            let kubeconfig = Kubeconfig::read_from(path)
-                .map_err(|e| format!("--kubeconfig {}: {e}", path.display()))?;
-            Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            let kubeconfig = |source| RunError::Kubeconfig {
+                path: path.to_path_buf(),
+                source,
+            };
+            let text = Kubeconfig::read_from(path).map_err(kubeconfig)?;
+            Config::from_custom_kubeconfig(text, &KubeConfigOptions::default())
                 .await
-                .map_err(|e| format!("--kubeconfig {}: {e}", path.display()))
+                .map_err(kubeconfig)
         }
-        None => Config::infer()
-            .await
-            .map_err(|e| format!("no kubeconfig or in-cluster configuration found: {e}")),
+        None => Config::infer().await.map_err(RunError::NoConfig),
     }
 }
 
@@ -86,13 +144,17 @@ fn identity(args: &ControllerArgs) -> String {
 
 /// `strata-controller/<version> (<identity>)`: the apiserver's audit log then names the
 /// replica behind every write.
-fn user_agent(identity: &str) -> Result<(axum::http::HeaderName, axum::http::HeaderValue), String> {
+fn user_agent(
+    identity: &str,
+) -> Result<(axum::http::HeaderName, axum::http::HeaderValue), RunError> {
     let text = format!(
         "strata-controller/{} ({identity})",
         env!("CARGO_PKG_VERSION")
     );
-    let value = axum::http::HeaderValue::from_str(&text)
-        .map_err(|e| format!("--identity {identity:?} cannot go in a User-Agent header: {e}"))?;
+    let value = axum::http::HeaderValue::from_str(&text).map_err(|source| RunError::Identity {
+        identity: identity.to_string(),
+        source,
+    })?;
     Ok((axum::http::header::USER_AGENT, value))
 }
 
@@ -115,11 +177,20 @@ async fn shutdown_signal() {
     }
 }
 
-async fn run_async(args: ControllerArgs) -> Result<(), String> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+/// Where agents reach the management cluster: its server and CA.
+struct ManagementLinkAddress {
+    server: String,
+    ca_pem: String,
+}
+
+/// The management cluster's client (its requests naming this replica), and the address
+/// agents are given.
+async fn connect(
+    args: &ControllerArgs,
+    me: &str,
+) -> Result<(Client, ManagementLinkAddress), RunError> {
     let mut config = load_config(args.kubeconfig.as_deref()).await?;
-    let me = identity(&args);
-    config.headers.push(user_agent(&me)?);
+    config.headers.push(user_agent(me)?);
     let management_server = args.management_server.clone().unwrap_or_else(|| {
         config
             .cluster_url
@@ -128,14 +199,78 @@ async fn run_async(args: ControllerArgs) -> Result<(), String> {
             .to_string()
     });
     let management_ca_pem = match &args.management_ca_file {
-        Some(path) => std::fs::read_to_string(path)
-            .map_err(|e| format!("--management-ca-file {}: {e}", path.display()))?,
+        Some(path) => std::fs::read_to_string(path).map_err(|source| RunError::ManagementCa {
+            path: path.clone(),
+            source,
+        })?,
         None => pem_of(config.root_cert.as_deref().unwrap_or_default()),
     };
     if args.management_server.is_none() && management_server.contains(".svc") {
         tracing::warn!(server = %management_server, "agents get the in-cluster API address; set --management-server to one they can reach");
     }
-    let client = Client::try_from(config).map_err(|e| format!("cannot create a client: {e}"))?;
+    let client = Client::try_from(config).map_err(RunError::Client)?;
+    Ok((
+        client,
+        ManagementLinkAddress {
+            server: management_server,
+            ca_pem: management_ca_pem,
+        },
+    ))
+}
+
+/// What every reconcile shares, once the API server answers.
+async fn context(
+    args: &ControllerArgs,
+    client: &Client,
+    metrics: Arc<Metrics>,
+    link: ManagementLinkAddress,
+) -> Result<Arc<Context>, RunError> {
+    let cache_root = args
+        .cache_dir
+        .clone()
+        .unwrap_or_else(PackCache::default_root);
+    let cache = PackCache::open(&cache_root).map_err(RunError::PackCache)?;
+    let work_dir = cache_root.join("controller-work");
+    std::fs::create_dir_all(&work_dir).map_err(|source| RunError::WorkDir {
+        path: work_dir.clone(),
+        source,
+    })?;
+    let settings = Settings {
+        system_namespace: args.system_namespace.clone(),
+        agent_image: args.agent_image.clone(),
+        management_server: link.server,
+        management_ca_pem: link.ca_pem,
+        agent_token_seconds: args.agent_token_seconds,
+        agent_silence: Duration::from_secs(args.agent_silence_seconds),
+        controller_account: args.service_account.clone(),
+        vsphere_provider_namespace: args.vsphere_provider_namespace.clone(),
+        aws_provider_namespace: args.aws_provider_namespace.clone(),
+        resync: Duration::from_secs(args.resync_seconds.max(10)),
+        providers: parse_provider_flags(&args.provider_images, &args.provider_args)
+            .map_err(RunError::ProviderFlags)?,
+    };
+    client
+        .apiserver_version()
+        .await
+        .map_err(RunError::ApiServer)?;
+    let profiles = mirror::<ClusterProfile>(client);
+    let registries = mirror::<PackRegistry>(client);
+    Ok(Arc::new(Context {
+        client: client.clone(),
+        writer: KubeWriter::new(client.clone(), CONTROLLER_FIELD_MANAGER, WRITE_TIMEOUT),
+        settings,
+        metrics,
+        packs: PackResolver::new(Some(cache), work_dir),
+        profiles,
+        registries,
+        link: Default::default(),
+    }))
+}
+
+async fn run_async(args: ControllerArgs) -> Result<(), RunError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let me = identity(&args);
+    let (client, link) = connect(&args, &me).await?;
 
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health {
@@ -145,53 +280,18 @@ async fn run_async(args: ControllerArgs) -> Result<(), String> {
     });
     let (address, _server) = http::serve(args.http_address, health.clone())
         .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.http_address))?;
+        .map_err(|source| RunError::Listen {
+            address: args.http_address,
+            source,
+        })?;
     tracing::info!(%address, "serving /metrics, /healthz and /readyz");
-
-    let cache_root = args
-        .cache_dir
-        .clone()
-        .unwrap_or_else(PackCache::default_root);
-    let cache = PackCache::open(&cache_root).map_err(|e| format!("the pack cache: {e}"))?;
-    let work_dir = cache_root.join("controller-work");
-    std::fs::create_dir_all(&work_dir)
-        .map_err(|e| format!("cannot create {}: {e}", work_dir.display()))?;
-    let settings = Settings {
-        system_namespace: args.system_namespace.clone(),
-        agent_image: args.agent_image.clone(),
-        management_server,
-        management_ca_pem,
-        agent_token_seconds: args.agent_token_seconds,
-        agent_silence: Duration::from_secs(args.agent_silence_seconds),
-        controller_account: args.service_account.clone(),
-        vsphere_provider_namespace: args.vsphere_provider_namespace.clone(),
-        aws_provider_namespace: args.aws_provider_namespace.clone(),
-        resync: Duration::from_secs(args.resync_seconds.max(10)),
-        providers: parse_provider_flags(&args.provider_images, &args.provider_args)
-            .map_err(|e| e.to_string())?,
-    };
-    client
-        .apiserver_version()
-        .await
-        .map_err(|e| format!("cannot reach the API server: {e}"))?;
-    let profiles = mirror::<ClusterProfile>(&client);
-    let registries = mirror::<PackRegistry>(&client);
-    let ctx = Arc::new(Context {
-        client: client.clone(),
-        writer: KubeWriter::new(client.clone(), CONTROLLER_FIELD_MANAGER, WRITE_TIMEOUT),
-        settings,
-        metrics: metrics.clone(),
-        packs: PackResolver::new(Some(cache), work_dir),
-        profiles,
-        registries,
-        link: Default::default(),
-    });
+    let ctx = context(&args, &client, metrics, link).await?;
     health.ready.store(true, Ordering::Relaxed);
 
     let (leadership, leader) = if args.no_leader_election {
         (None, LeaderWatch::always())
     } else {
-        let timing = LeaseTiming::from_seconds(LEASE_SECONDS).map_err(|e| e.to_string())?;
+        let timing = LeaseTiming::from_seconds(LEASE_SECONDS).map_err(RunError::Lease)?;
         let leadership = LeaderElector::new(
             client.clone(),
             &args.system_namespace,
@@ -218,7 +318,7 @@ async fn run_async(args: ControllerArgs) -> Result<(), String> {
             let mut waiting = leader.clone();
             tokio::select! {
                 acquired = waiting.acquired() => if !acquired {
-                    return Err(format!("the leader election of {me} ended before it led"));
+                    return Err(RunError::ElectionEnded { identity: me });
                 },
                 _ = shutdown_signal() => {
                     release(leadership).await;
@@ -257,12 +357,12 @@ async fn lead(
     client: &Client,
     ctx: &Arc<Context>,
     leader: &LeaderWatch,
-) -> Result<Ended, String> {
+) -> Result<Ended, RunError> {
     for (what, ready) in [
         ("ClusterProfiles", ctx.profiles.wait_until_ready().await),
         ("PackRegistries", ctx.registries.wait_until_ready().await),
     ] {
-        ready.map_err(|e| format!("cannot watch {what}: {e}"))?;
+        ready.map_err(|source| RunError::Watch { what, source })?;
     }
     tracing::info!("leading; reconciling WorkloadClusters");
 
@@ -286,22 +386,7 @@ async fn lead(
             stopping.notify_one();
         }
     };
-    // A reconcile runs only while this replica leads, and is dropped wherever it is the
-    // moment it does not: the successor may already be writing.
-    let reconcile_while_leading = {
-        let leader = leader.clone();
-        move |cluster: Arc<WorkloadCluster>, ctx: Arc<Context>| {
-            let leader = leader.clone();
-            async move {
-                let namespace = cluster.namespace().unwrap_or_default();
-                let name = cluster.name_any();
-                match leader.run_while_leading(reconcile(cluster, ctx)).await {
-                    Some(result) => result.map_err(LeadingReconcileError::Reconcile),
-                    None => Err(LeadingReconcileError::NotLeading { namespace, name }),
-                }
-            }
-        }
-    };
+    let reconcile_while_leading = while_leading(leader);
     let controller = Controller::new(clusters, watcher::Config::default());
     let known = controller.store();
     let running = controller
@@ -355,6 +440,28 @@ fn how_the_term_ended(terminated: bool, lost_the_lease: bool) -> Ended {
     } else {
         // The controller's stream ended without either: nothing more to lead for.
         Ended::Stopped
+    }
+}
+
+/// A reconcile that runs only while this replica leads, and is dropped wherever it is the
+/// moment it does not: the successor may already be writing.
+fn while_leading(
+    leader: &LeaderWatch,
+) -> impl Fn(
+    Arc<WorkloadCluster>,
+    Arc<Context>,
+) -> futures::future::BoxFuture<'static, Result<Action, LeadingReconcileError>> {
+    let leader = leader.clone();
+    move |cluster: Arc<WorkloadCluster>, ctx: Arc<Context>| {
+        let leader = leader.clone();
+        Box::pin(async move {
+            let namespace = cluster.namespace().unwrap_or_default();
+            let name = cluster.name_any();
+            match leader.run_while_leading(reconcile(cluster, ctx)).await {
+                Some(result) => result.map_err(LeadingReconcileError::Reconcile),
+                None => Err(LeadingReconcileError::NotLeading { namespace, name }),
+            }
+        })
     }
 }
 
