@@ -143,12 +143,19 @@ fn replica_writes(audit: &Path) -> Vec<AuditEvent> {
 
 /// Waits until `identity` has made a write besides its lease: the term is doing real work.
 async fn wait_for_work(audit: &Path, replica: &Replica, others: &[&Replica]) {
-    let what = format!("{} to write something besides its lease", replica.identity);
+    let what = format!(
+        "{} to write something besides its lease in this term",
+        replica.identity
+    );
     let mut all = vec![replica];
     all.extend_from_slice(others);
+    // A replica keeps its identity across its terms: only a write seen from now on shows
+    // that this term worked, not one of an earlier term.
+    let before = replica_writes(audit).len();
     until(&what, Duration::from_secs(60), &all, || async {
         replica_writes(audit)
             .iter()
+            .skip(before)
             .any(|e| writer(e) == Some(replica.identity.as_str()) && !is_lease(e))
     })
     .await;

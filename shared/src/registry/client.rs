@@ -46,10 +46,8 @@
 
 mod descriptor;
 mod download;
-mod error;
 mod listing;
 mod manifest;
-mod options;
 mod pull;
 mod push;
 mod resolve;
@@ -64,11 +62,12 @@ use tracing::{Instrument, info_span};
 use crate::pack::Pack;
 use crate::registry::address::RegistryAddress;
 use crate::registry::credentials::Credentials;
+pub use crate::registry::error::RegistryError;
+use crate::registry::failure::Context;
+pub(crate) use crate::registry::options::USER_AGENT;
+pub use crate::registry::options::{RegistryOptions, ResponseLimits, RetryPolicy};
 use crate::registry::transport::Transport;
 pub use descriptor::{PackDescriptor, PulledPack, PushedPack};
-use error::Context;
-pub use error::RegistryError;
-pub use options::{RegistryOptions, ResponseLimits, RetryPolicy};
 
 /// The pack layer's media type: what `oras push` gives a file.
 pub const PACK_LAYER_MEDIA_TYPE: &str = "application/vnd.oci.image.layer.v1.tar";
@@ -77,7 +76,6 @@ pub const PACK_CONFIG_MEDIA_TYPE: &str = "application/vnd.unknown.config.v1+json
 /// The annotation holding the layer's file name.
 pub const TITLE_ANNOTATION: &str = "org.opencontainers.image.title";
 const PACK_CONFIG: &[u8] = b"{}";
-pub(crate) const USER_AGENT: &str = concat!("strata/", env!("CARGO_PKG_VERSION"));
 
 /// A client for one pack registry.
 pub struct PackRegistryClient {
@@ -128,11 +126,17 @@ impl PackRegistryClient {
         &self.address
     }
 
-    fn context(&self, reference: &Reference) -> Context<'_> {
+    fn context(&self, reference: &Reference) -> Context {
+        self.context_of(reference.whole(), reference.repository().to_owned())
+    }
+
+    /// The context errors about `reference` (in `repository`) are reported in.
+    fn context_of(&self, reference: String, repository: String) -> Context {
         Context {
-            client: self,
-            reference: reference.whole(),
-            repository: reference.repository().to_owned(),
+            registry: self.address.host.clone(),
+            username: self.options.credentials.username().map(str::to_owned),
+            reference,
+            repository,
         }
     }
 

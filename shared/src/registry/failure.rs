@@ -4,7 +4,7 @@
 
 use oci_client::errors::{DigestError, OciDistributionError, OciEnvelope, OciErrorCode};
 
-use crate::registry::client::RegistryError;
+use crate::registry::error::RegistryError;
 
 /// What one attempt of a registry operation ran into, before it is put into the words of
 /// the operation (which repository, which pack).
@@ -221,6 +221,56 @@ pub(crate) fn shorten(message: &str) -> String {
     match message.char_indices().nth(MAX) {
         Some((index, _)) => format!("{}…", &message[..index]),
         None => message.to_owned(),
+    }
+}
+
+/// The context an error is reported in.
+pub(crate) struct Context {
+    /// The registry's host.
+    pub(crate) registry: String,
+    /// The user the client authenticates as, if any.
+    pub(crate) username: Option<String>,
+    pub(crate) reference: String,
+    pub(crate) repository: String,
+}
+
+impl Context {
+    pub(crate) fn error(&self, failure: Failure) -> RegistryError {
+        let registry = self.registry.clone();
+        let username = self.username.clone();
+        match failure {
+            Failure::Transient { message, .. } | Failure::Tls(message) => {
+                RegistryError::Unreachable {
+                    registry,
+                    attempts: 1,
+                    last_error: message,
+                }
+            }
+            Failure::Unauthorized => RegistryError::Unauthorized { registry, username },
+            Failure::Forbidden => RegistryError::Forbidden {
+                registry,
+                repository: self.repository.clone(),
+                username,
+            },
+            Failure::NotFound(message) => RegistryError::Protocol {
+                reference: self.reference.clone(),
+                message: format!("not found: {message}"),
+            },
+            Failure::NotAPack(reason) => RegistryError::NotAPack {
+                reference: self.reference.clone(),
+                reason,
+            },
+            Failure::Mismatch { expected, found } => RegistryError::DigestMismatch {
+                reference: self.reference.clone(),
+                expected,
+                found,
+            },
+            Failure::Protocol(message) => RegistryError::Protocol {
+                reference: self.reference.clone(),
+                message,
+            },
+            Failure::Final(error) => *error,
+        }
     }
 }
 

@@ -13,6 +13,8 @@ pub mod cache;
 mod challenge;
 pub mod client;
 pub mod credentials;
+pub mod error;
 mod failure;
+pub mod options;
 pub mod resolver;
 mod transport;

@@ -26,9 +26,10 @@ use reqwest::{RequestBuilder, Response, StatusCode};
 use tracing::debug;
 
 use crate::registry::challenge::{Challenge, challenge_of, check_realm};
-use crate::registry::client::{RegistryError, RegistryOptions};
 use crate::registry::credentials::Credentials;
+use crate::registry::error::{RegistryError, seconds};
 use crate::registry::failure::{Failure, answer_failure, error_chain, request_failure};
+use crate::registry::options::{RegistryOptions, USER_AGENT};
 
 /// The most of an error answer read for its message: the start says enough.
 const ERROR_BODY_BYTES: u64 = 64 * 1024;
@@ -119,7 +120,7 @@ impl Transport {
             }
         });
         let mut builder = reqwest::Client::builder()
-            .user_agent(crate::registry::client::USER_AGENT)
+            .user_agent(USER_AGENT)
             .connect_timeout(Duration::from_secs(10))
             // Between reads; whole answers are bounded per request or by the deadline.
             .read_timeout(Duration::from_secs(60))
@@ -436,16 +437,6 @@ async fn read_start(mut response: Response, limit: u64) -> Vec<u8> {
         }
     }
     body
-}
-
-/// `30 s`, `0.5 s`: a duration as people read limits.
-pub(crate) fn seconds(duration: Duration) -> String {
-    let secs = duration.as_secs_f64();
-    if duration.subsec_nanos() == 0 {
-        format!("{} s", duration.as_secs())
-    } else {
-        format!("{secs:.1} s")
-    }
 }
 
 #[cfg(test)]

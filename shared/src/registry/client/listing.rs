@@ -11,7 +11,7 @@ use std::future::Future;
 use oci_client::Reference;
 use tracing::debug;
 
-use super::{Context, PackRegistryClient, RegistryError};
+use super::{PackRegistryClient, RegistryError};
 use crate::registry::failure::Failure;
 use crate::registry::transport::Scope;
 use crate::version::PackVersion;
@@ -48,11 +48,10 @@ impl PackRegistryClient {
     /// Names of the packs in the catalog (sorted).
     async fn pack_names(&self) -> Result<Vec<String>, RegistryError> {
         let prefix = format!("{}/", self.address.archive_prefix());
-        let context = Context {
-            client: self,
-            reference: format!("{}/v2/_catalog", self.address.host),
-            repository: "the catalog".to_owned(),
-        };
+        let context = self.context_of(
+            format!("{}/v2/_catalog", self.address.host),
+            "the catalog".to_owned(),
+        );
         let repositories = self
             .paginate("catalog", &context.reference, |last| async move {
                 self.page("/v2/_catalog", "repositories", Scope::Catalog, last)

@@ -1,4 +1,4 @@
-//! The client's one error type, and how a classified failure becomes one.
+//! The registry client's one error type.
 
 use std::time::Duration;
 
@@ -6,9 +6,6 @@ use crate::finding::Finding;
 use crate::pack::archive::ArchiveError;
 use crate::registry::address::AddressError;
 use crate::registry::cache::CacheError;
-use crate::registry::failure::Failure;
-
-use super::PackRegistryClient;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -116,7 +113,7 @@ pub enum RegistryError {
     #[error(
         "fetching {reference} from {registry} took longer than {} (the deadline for one \
          pack): the registry is too slow or stalled",
-        crate::registry::transport::seconds(*deadline)
+        seconds(*deadline)
     )]
     DeadlineExceeded {
         registry: String,
@@ -188,54 +185,12 @@ fn first_problems(problems: &[Finding]) -> String {
     }
 }
 
-/// The context an error is reported in.
-pub(super) struct Context<'a> {
-    pub(super) client: &'a PackRegistryClient,
-    pub(super) reference: String,
-    pub(super) repository: String,
-}
-
-impl Context<'_> {
-    pub(super) fn error(&self, failure: Failure) -> RegistryError {
-        let registry = self.client.address.host.clone();
-        let username = self
-            .client
-            .options
-            .credentials
-            .username()
-            .map(str::to_owned);
-        match failure {
-            Failure::Transient { message, .. } | Failure::Tls(message) => {
-                RegistryError::Unreachable {
-                    registry,
-                    attempts: 1,
-                    last_error: message,
-                }
-            }
-            Failure::Unauthorized => RegistryError::Unauthorized { registry, username },
-            Failure::Forbidden => RegistryError::Forbidden {
-                registry,
-                repository: self.repository.clone(),
-                username,
-            },
-            Failure::NotFound(message) => RegistryError::Protocol {
-                reference: self.reference.clone(),
-                message: format!("not found: {message}"),
-            },
-            Failure::NotAPack(reason) => RegistryError::NotAPack {
-                reference: self.reference.clone(),
-                reason,
-            },
-            Failure::Mismatch { expected, found } => RegistryError::DigestMismatch {
-                reference: self.reference.clone(),
-                expected,
-                found,
-            },
-            Failure::Protocol(message) => RegistryError::Protocol {
-                reference: self.reference.clone(),
-                message,
-            },
-            Failure::Final(error) => *error,
-        }
+/// `30 s`, `0.5 s`: a duration as people read limits.
+pub(crate) fn seconds(duration: Duration) -> String {
+    let secs = duration.as_secs_f64();
+    if duration.subsec_nanos() == 0 {
+        format!("{} s", duration.as_secs())
+    } else {
+        format!("{secs:.1} s")
     }
 }

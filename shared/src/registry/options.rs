@@ -4,6 +4,9 @@ use std::time::Duration;
 
 use crate::registry::credentials::Credentials;
 
+/// The User-Agent of every request to a registry.
+pub(crate) const USER_AGENT: &str = concat!("strata/", env!("CARGO_PKG_VERSION"));
+
 /// How transient failures are retried.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryPolicy {
