@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::finding::{Finding, FindingKind, Findings};
 use crate::pack::manifest::PackManifest;
-use crate::pack::{Pack, PackContent};
+use crate::pack::{Pack, PackContent, ValueRules};
 use crate::version::PackVersion;
 
 /// A pack a layer resolved to: what composition and rendering need of it.
@@ -17,11 +17,27 @@ pub struct ResolvedPack {
     pub manifest: PackManifest,
     /// The pack's own values.yaml.
     pub values: serde_yaml::Value,
+    /// Its schema.yaml, presets.yaml and the presets its values.yaml enables.
+    pub rules: ValueRules,
     /// sha256 of the pack's deterministic archive.
     pub digest: String,
     pub content: PackContent,
     /// Where it came from (a folder, or a registry reference).
     pub origin: String,
+}
+
+impl ResolvedPack {
+    /// What a layer needs of a loaded pack, with its digest and where it came from.
+    pub fn of(pack: &Pack, digest: String, origin: String) -> ResolvedPack {
+        ResolvedPack {
+            manifest: pack.manifest.clone(),
+            values: pack.values.document.clone(),
+            rules: pack.value_rules(),
+            digest,
+            content: pack.content(),
+            origin,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -287,12 +303,6 @@ impl PackSource for LocalPackCatalog {
             origin: origin.clone(),
             reason: e.to_string(),
         })?;
-        Ok(ResolvedPack {
-            manifest: pack.manifest.clone(),
-            values: pack.values.document.clone(),
-            digest,
-            content: pack.content(),
-            origin,
-        })
+        Ok(ResolvedPack::of(pack, digest, origin))
     }
 }

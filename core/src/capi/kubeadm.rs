@@ -1,5 +1,6 @@
-//! The `kubeadmConfigSpec` of the control plane and of worker pools, from the Kubernetes
-//! layer's kubeadm settings plus what the cloud needs of every node.
+//! The `kubeadmConfigSpec` of the control plane and of worker pools, from the layers'
+//! kubeadm settings plus what the cloud needs of every node. The layers' commands and
+//! files go to every machine, control plane and workers alike, after the cloud's files.
 //!
 //! v1beta2 shapes: extra arguments are lists of `{name, value}` (not maps), and
 //! cluster-wide settings (version, CIDRs, cluster name) come from the `Cluster`, so
@@ -9,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use crate::revision::DesiredState;
+use crate::revision::{DesiredState, KubeadmFile};
 
 /// What one cloud adds to every machine's kubeadm configuration.
 #[derive(Debug, Default)]
@@ -71,7 +72,7 @@ pub(super) fn control_plane_spec(desired: &DesiredState, cloud: &CloudKubeadm) -
             json!({ "nodeRegistration": registration }),
         );
     }
-    finish(spec, cloud)
+    finish(spec, desired, cloud)
 }
 
 pub(super) fn worker_spec(desired: &DesiredState, cloud: &CloudKubeadm) -> Value {
@@ -82,15 +83,51 @@ pub(super) fn worker_spec(desired: &DesiredState, cloud: &CloudKubeadm) -> Value
             json!({ "nodeRegistration": registration }),
         );
     }
-    finish(spec, cloud)
+    finish(spec, desired, cloud)
 }
 
-fn finish(mut spec: Map<String, Value>, cloud: &CloudKubeadm) -> Value {
-    if !cloud.files.is_empty() {
-        spec.insert("files".into(), Value::Array(cloud.files.clone()));
+fn finish(mut spec: Map<String, Value>, desired: &DesiredState, cloud: &CloudKubeadm) -> Value {
+    let settings = &desired.kubeadm;
+    let files: Vec<Value> = cloud
+        .files
+        .iter()
+        .cloned()
+        .chain(settings.files.iter().map(file))
+        .collect();
+    if !files.is_empty() {
+        spec.insert("files".into(), Value::Array(files));
+    }
+    if !settings.pre_kubeadm_commands.is_empty() {
+        spec.insert(
+            "preKubeadmCommands".into(),
+            json!(settings.pre_kubeadm_commands),
+        );
+    }
+    if !settings.post_kubeadm_commands.is_empty() {
+        spec.insert(
+            "postKubeadmCommands".into(),
+            json!(settings.post_kubeadm_commands),
+        );
     }
     spec.insert("format".into(), json!("cloud-config"));
     Value::Object(spec)
+}
+
+/// A layer's file as Cluster API's `files` entry.
+fn file(file: &KubeadmFile) -> Value {
+    let mut entry = Map::new();
+    entry.insert("path".into(), json!(file.path));
+    entry.insert("content".into(), json!(file.content));
+    for (key, value) in [
+        ("owner", &file.owner),
+        ("permissions", &file.permissions),
+        ("encoding", &file.encoding),
+    ] {
+        if let Some(value) = value {
+            entry.insert(key.into(), json!(value));
+        }
+    }
+    Value::Object(entry)
 }
 
 fn node_registration(desired: &DesiredState, cloud: &CloudKubeadm) -> Option<Value> {

@@ -42,6 +42,7 @@ fn layer(order: u32, name: &str, version: &str, layer: &str) -> RevisionLayer {
         registry: None,
         digest: format!("sha256:{:064x}", order),
         values: "pack: {}\n".into(),
+        secrets_digest: None,
     }
 }
 
@@ -133,6 +134,7 @@ fn fixture(cloud: ClusterCloud) -> DesiredState {
             controller_manager_extra_args: args(&[("profiling", "false")]),
             scheduler_extra_args: args(&[("profiling", "false")]),
             kubelet_extra_args: args(&[("read-only-port", "0")]),
+            ..KubeadmSettings::default()
         },
         layers: vec![
             layer(1, &os_layer, &os_version, "os"),

@@ -226,6 +226,11 @@ pub struct AzurePlacement {
 pub struct LayerOverride {
     /// The pack name of the layer.
     pub pack: String,
-    /// YAML text merged over the layer's values (Helm merge rules).
+    /// YAML text merged over the layer's values (Helm merge rules); `""` for an override
+    /// that only chooses presets.
     pub values: String,
+    /// Presets of the pack's presets.yaml to apply (`name` or `Group:name`); each replaces
+    /// the profile's choice in its group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presets: Option<Vec<String>>,
 }

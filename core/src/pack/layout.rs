@@ -2,7 +2,11 @@
 //!
 //! A chart pack keeps Helm charts under `charts/`, as `.tgz` archives and/or unpacked
 //! folders with a `Chart.yaml` (the vendor's istio example has both for each chart, which is
-//! one chart, not two). A manifest pack keeps Kubernetes YAML under `manifests/`.
+//! one chart, not two). When the archive and the folder of one chart hold different
+//! versions (published packs do), the archive is the chart: it is what `pack.json`'s
+//! `charts` names and what gets installed; the folder is its source, kept for reading. That
+//! is a warning naming both versions. A manifest pack keeps Kubernetes YAML under
+//! `manifests/`.
 //! `logo.png` is needed to publish; `README.md` and `ansible-roles/` are recorded and never
 //! run.
 
@@ -171,19 +175,25 @@ fn scan_charts(root: &Path, charts_dir: &Path, findings: &mut Findings) -> Vec<C
         };
         match charts.get_mut(&name) {
             Some(existing) => {
-                if existing.version != version {
-                    findings.error(
+                if !same_chart_version(&existing.version, &version) {
+                    let (archive, folder) = if source == ChartSource::Archive {
+                        ((&subject, &version), (&existing.path, &existing.version))
+                    } else {
+                        ((&existing.path, &existing.version), (&subject, &version))
+                    };
+                    findings.warning(
                         &subject,
                         format!(
-                            "holds chart {name} version {version}, but {} holds version {}; \
-                             an archive and a folder of one chart must match",
-                            existing.path, existing.version
+                            "chart {name}: the archive {} holds version {}, the folder {} holds \
+                             version {}; the archive is used (it is what gets installed)",
+                            archive.0, archive.1, folder.0, folder.1
                         ),
                     );
                 }
                 existing.sources.push(source);
                 if source == ChartSource::Archive {
                     existing.path = subject;
+                    existing.version = version;
                 }
             }
             None => {
@@ -200,6 +210,15 @@ fn scan_charts(root: &Path, charts_dir: &Path, findings: &mut Findings) -> Vec<C
         }
     }
     charts.into_values().collect()
+}
+
+/// Equal text, or equal as versions (`0.12.2` and `v0.12.2`, as one published pack has).
+fn same_chart_version(a: &str, b: &str) -> bool {
+    a == b
+        || matches!(
+            (crate::version::PackVersion::parse(a), crate::version::PackVersion::parse(b)),
+            (Ok(a), Ok(b)) if a == b
+        )
 }
 
 fn chart_identity(text: &str, subject: &str, findings: &mut Findings) -> Option<(String, String)> {
@@ -249,8 +268,10 @@ enum ChartArchiveError {
     NoChartYaml,
 }
 
-/// Reads `<chart>/Chart.yaml` from a chart archive, the way Helm packages them: one
-/// top-level folder holding the chart.
+/// Reads `<chart>/Chart.yaml` from a chart archive the way Helm's loader does: the first
+/// component of every entry's path is the chart's folder, whatever it is called, so
+/// `./Chart.yaml` (an archive made with `tar -C chart .`, as published packs have) is the
+/// chart's Chart.yaml just as `nginx/Chart.yaml` is.
 fn chart_yaml_in_archive(path: &Path) -> Result<String, ChartArchiveError> {
     let file = fs::File::open(path).map_err(ChartArchiveError::Open)?;
     let mut archive = tar::Archive::new(GzDecoder::new(file));
@@ -261,11 +282,7 @@ fn chart_yaml_in_archive(path: &Path) -> Result<String, ChartArchiveError> {
             .path()
             .map_err(ChartArchiveError::EntryName)?
             .into_owned();
-        let parts: Vec<_> = entry_path
-            .components()
-            .filter(|c| !matches!(c, std::path::Component::CurDir))
-            .collect();
-        if parts.len() == 2 && parts[1].as_os_str() == "Chart.yaml" {
+        if is_chart_yaml_entry(&entry_path) {
             if entry.header().size().unwrap_or(u64::MAX) > MAX_CHART_YAML_BYTES {
                 return Err(ChartArchiveError::ChartYamlTooLarge);
             }
@@ -278,6 +295,20 @@ fn chart_yaml_in_archive(path: &Path) -> Result<String, ChartArchiveError> {
         }
     }
     Err(ChartArchiveError::NoChartYaml)
+}
+
+/// Whether an archive entry is the chart's own Chart.yaml: Helm strips the first path
+/// component and cleans the rest (`x/./Chart.yaml` is `Chart.yaml`).
+fn is_chart_yaml_entry(entry: &Path) -> bool {
+    let text = entry.to_string_lossy();
+    let Some((_, inside)) = text.split_once('/') else {
+        return false;
+    };
+    let rest: Vec<&str> = inside
+        .split('/')
+        .filter(|part| !part.is_empty() && *part != ".")
+        .collect();
+    rest == ["Chart.yaml"]
 }
 
 fn scan_manifests(

@@ -72,6 +72,12 @@ fn chart_yaml(name: &str, version: &str) -> String {
 }
 
 fn chart_archive(name: &str, version: &str) -> Vec<u8> {
+    chart_archive_at(&format!("{name}/Chart.yaml"), name, version)
+}
+
+/// A chart archive whose Chart.yaml is the entry `entry` (`./Chart.yaml` for an archive
+/// made with `tar -C chart .`).
+fn chart_archive_at(entry: &str, name: &str, version: &str) -> Vec<u8> {
     let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
         Vec::new(),
         flate2::Compression::default(),
@@ -80,10 +86,11 @@ fn chart_archive(name: &str, version: &str) -> Vec<u8> {
     let mut header = tar::Header::new_gnu();
     header.set_size(text.len() as u64);
     header.set_mode(0o644);
+    header.set_entry_type(tar::EntryType::Regular);
+    // Written raw: the tar crate's path setters drop a leading `./`.
+    header.as_old_mut().name[..entry.len()].copy_from_slice(entry.as_bytes());
     header.set_cksum();
-    builder
-        .append_data(&mut header, format!("{name}/Chart.yaml"), text.as_bytes())
-        .unwrap();
+    builder.append(&header, text.as_bytes()).unwrap();
     builder.into_inner().unwrap().finish().unwrap()
 }
 
@@ -226,17 +233,82 @@ fn chart_folders_need_chart_yaml_and_archives_must_be_charts() {
         .file("charts/app/Chart.yaml", "apiVersion: v2\nversion: 1.0.0\n")
         .errors();
     assert!(findings.contains("charts/app/Chart.yaml", "has no name"));
-    let findings = PackDir::addon("ingress")
-        .bytes("charts/app.tgz", &chart_archive("app", "1.0.0"))
-        .file("charts/app/Chart.yaml", &chart_yaml("app", "2.0.0"))
-        .errors();
-    assert!(
-        findings.contains(
-            "charts/app.tgz",
-            "holds chart app version 1.0.0, but charts/app holds version 2.0.0"
-        ),
-        "{findings:#?}"
+}
+
+#[test]
+fn an_archive_and_a_folder_of_different_versions_use_the_archive() {
+    // Folder first (charts/app sorts before charts/app.tgz), then archive first.
+    for (archive, folder) in [
+        ("charts/app.tgz", "charts/app"),
+        ("charts/app.tgz", "charts/zz-app"),
+    ] {
+        let pack = PackDir::addon("ingress")
+            .bytes(archive, &chart_archive("app", "1.0.0"))
+            .file(&format!("{folder}/Chart.yaml"), &chart_yaml("app", "2.0.0"));
+        let (loaded, findings) = pack.load();
+        let loaded = loaded.unwrap_or_else(|| panic!("{findings:#?}"));
+        let chart = &loaded.layout.charts[0];
+        assert_eq!(
+            (chart.version.as_str(), chart.path.as_str()),
+            ("1.0.0", archive)
+        );
+        let warned_on = if folder == "charts/app" {
+            archive
+        } else {
+            folder
+        };
+        assert!(
+            findings.contains(
+                warned_on,
+                &format!(
+                    "chart app: the archive {archive} holds version 1.0.0, the folder {folder} \
+                     holds version 2.0.0; the archive is used"
+                )
+            ),
+            "{findings:#?}"
+        );
+    }
+    // The same version written with and without a leading v is the same version.
+    let (loaded, findings) = PackDir::addon("ingress")
+        .bytes("charts/app.tgz", &chart_archive("app", "0.12.2"))
+        .file("charts/app/Chart.yaml", &chart_yaml("app", "v0.12.2"))
+        .load();
+    assert!(loaded.is_some());
+    assert_eq!(
+        findings
+            .warnings()
+            .filter(|w| w.message.contains("the archive is used"))
+            .count(),
+        0
     );
+}
+
+#[test]
+fn chart_archives_rooted_at_dot_load_as_helm_loads_them() {
+    let (loaded, findings) = PackDir::addon("ingress")
+        .bytes(
+            "charts/app-1.0.0.tgz",
+            &chart_archive_at("./Chart.yaml", "app", "1.0.0"),
+        )
+        .load();
+    let loaded = loaded.unwrap_or_else(|| panic!("{findings:#?}"));
+    assert_eq!(loaded.layout.charts[0].name, "app");
+    assert_eq!(loaded.layout.charts[0].version, "1.0.0");
+    // Helm takes the first component as the chart folder: deeper is not the chart's.
+    let findings = PackDir::addon("ingress")
+        .bytes(
+            "charts/app.tgz",
+            &chart_archive_at("./app/Chart.yaml", "app", "1.0.0"),
+        )
+        .errors();
+    assert!(findings.contains("charts/app.tgz", "no <chart>/Chart.yaml inside"));
+    let findings = PackDir::addon("ingress")
+        .bytes(
+            "charts/app.tgz",
+            &chart_archive_at("Chart.yaml", "app", "1.0.0"),
+        )
+        .errors();
+    assert!(findings.contains("charts/app.tgz", "no <chart>/Chart.yaml inside"));
 }
 
 #[test]

@@ -1,134 +1,27 @@
 //! `pack.json`: a pack's metadata, validated against the pack JSON schema of the vendor
-//! documentation (`shared/seeds/001_…`), which is the contract.
+//! documentation (`shared/seeds/001_…`) and the schema the publisher's pack checks apply
+//! to published packs. Where the two disagree both forms are accepted (see
+//! [`crate::pack::vocabulary`] and `docs/packs.md`, which says where each rule comes from).
 //!
 //! Validation walks the raw JSON rather than relying on serde's errors, so that every
 //! problem is reported at once with its field path, what was found and what was expected.
-//! Unknown fields and trailing commas are warnings; everything the schema forbids is an
-//! error. Checks that need the pack folder (that `charts` and `kubeManifests` exist) are
-//! made by [`crate::pack::Pack`].
+//! Unknown fields, trailing commas, values outside the known vocabulary of a free field
+//! (`addonType`, `cloudTypes`) and a leading `v` on the version are warnings; everything
+//! both schemas forbid is an error. Checks that need the pack folder (that `charts` and
+//! `kubeManifests` exist) are made by [`crate::pack::Pack`].
 
 use std::collections::BTreeMap;
-use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::finding::Findings;
 use crate::pack::lenient_json::strip_trailing_commas;
 use crate::version::{PackVersion, VersionBounds};
 
-/// Generates an enum of the schema's string values with its wire spelling, so the list in
-/// error messages and the parser cannot drift apart.
-macro_rules! schema_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident => $wire:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
-        pub enum $name {
-            $(#[serde(rename = $wire)] $variant),+
-        }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            pub fn as_str(&self) -> &'static str {
-                match self { $($name::$variant => $wire),+ }
-            }
-
-            pub fn parse(s: &str) -> Option<Self> {
-                match s { $($wire => Some($name::$variant),)+ _ => None }
-            }
-
-            /// The accepted spellings, for error messages.
-            pub fn expected() -> String {
-                [$($wire),+].iter().map(|w| format!("{w:?}")).collect::<Vec<_>>().join(", ")
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-
-schema_enum! {
-    /// The layer of a cluster profile a pack fills.
-    Layer {
-        Kernel => "kernel",
-        Os => "os",
-        K8s => "k8s",
-        Cni => "cni",
-        Csi => "csi",
-        Addon => "addon",
-    }
-}
-
-schema_enum! {
-    /// The clouds a pack supports (`cloudTypes` / `cloudType`).
-    PackCloud {
-        All => "all",
-        Aws => "aws",
-        Azure => "azure",
-        Gcp => "gcp",
-        Vsphere => "vsphere",
-        Openstack => "openstack",
-        Baremetal => "baremetal",
-        Maas => "maas",
-        Aks => "aks",
-        Eks => "eks",
-        Edge => "edge",
-        EdgeNative => "edge-native",
-        Coxedge => "coxedge",
-    }
-}
-
-schema_enum! {
-    /// What kind of add-on an `addon` pack is. Three values contain spaces, as documented.
-    AddonType {
-        Logging => "logging",
-        Monitoring => "monitoring",
-        LoadBalancer => "load balancer",
-        Authentication => "authentication",
-        Ingress => "ingress",
-        Security => "security",
-        Ai => "ai",
-        AppServices => "app services",
-        Network => "network",
-        Storage => "storage",
-        Registry => "registry",
-        Servicemesh => "servicemesh",
-        SystemApp => "system app",
-    }
-}
-
-schema_enum! {
-    /// How a pack depends on another pack of the stack.
-    DependencyType {
-        Required => "required",
-        Optional => "optional",
-        NotSupported => "notSupported",
-        Upgrade => "upgrade",
-    }
-}
-
-schema_enum! {
-    /// A machine resource a pack needs a minimum of.
-    ResourceType {
-        Cpu => "cpu",
-        Memory => "memory",
-        DiskSize => "diskSize",
-    }
-}
-
-schema_enum! {
-    /// Which nodes a resource minimum applies to.
-    ScheduleType {
-        All => "all",
-        ControlPlane => "control-plane",
-        Worker => "worker",
-    }
-}
+pub use crate::pack::vocabulary::{
+    AddonType, DependencyType, Layer, PackCloud, ResourceType, ScheduleType,
+};
 
 /// A validated `pack.json`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -146,16 +39,26 @@ pub struct PackManifest {
     pub cloud_types: Vec<PackCloud>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cloud_type: Option<PackCloud>,
+    /// Cloud types in `cloudTypes`/`cloudType` that neither schema Strata knows lists, as
+    /// written; kept so that a pack declaring only such clouds is not taken for one that
+    /// declares none (which would mean every cloud).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub other_cloud_types: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub eol: Option<String>,
+    /// As written: the publisher's schema leaves it free text. [`PackManifest::addon_kind`]
+    /// reads it against the known vocabulary.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub addon_type: Option<AddonType>,
+    pub addon_type: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub addon_sub_type: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub charts: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub kube_manifests: Vec<String>,
+    /// `ansibleRoles` (publisher's schema): paths inside the pack, recorded, never run.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ansible_roles: Vec<String>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Constraints::is_empty")]
@@ -181,11 +84,32 @@ impl PackManifest {
         clouds
     }
 
+    /// Whether the pack declares no cloud at all (known or not), which means every cloud.
+    pub fn declares_no_cloud(&self) -> bool {
+        self.cloud_types.is_empty()
+            && self.cloud_type.is_none()
+            && self.other_cloud_types.is_empty()
+    }
+
+    /// Every declared cloud type as written, known ones first, for messages.
+    pub fn declared_cloud_names(&self) -> Vec<String> {
+        self.declared_clouds()
+            .iter()
+            .map(|c| c.to_string())
+            .chain(self.other_cloud_types.iter().cloned())
+            .collect()
+    }
+
     /// Whether the pack may be used on a cloud. A pack that declares no cloud, or `all`,
-    /// may be used anywhere.
+    /// may be used anywhere; one that declares only clouds Strata does not know, nowhere.
     pub fn supports_cloud(&self, cloud: PackCloud) -> bool {
         let declared = self.declared_clouds();
-        declared.is_empty() || declared.contains(&PackCloud::All) || declared.contains(&cloud)
+        self.declares_no_cloud() || declared.contains(&PackCloud::All) || declared.contains(&cloud)
+    }
+
+    /// The add-on type read against the known vocabulary; `None` when absent or unknown.
+    pub fn addon_kind(&self) -> Option<AddonType> {
+        self.addon_type.as_deref().and_then(AddonType::parse)
     }
 }
 
@@ -251,6 +175,7 @@ const TOP_LEVEL_FIELDS: &[&str] = &[
     "eol",
     "addonType",
     "addonSubType",
+    "ansibleRoles",
     "charts",
     "kubeManifests",
     "annotations",
@@ -337,6 +262,19 @@ fn validate_object(object: &Map<String, Value>, findings: &mut Findings) -> Opti
                 None
             }
         });
+    if let Some(version) = &version
+        && parsed_version.is_some()
+        && version.trim_start().starts_with(['v', 'V'])
+    {
+        findings.warning(
+            "version",
+            format!(
+                "{version:?} has a leading 'v'; accepted, but the publisher's pack checks refuse it \
+                 (write {:?})",
+                version.trim_start()[1..].trim_end()
+            ),
+        );
+    }
     let layer = match object.get("layer") {
         None => {
             findings.error(
@@ -352,27 +290,32 @@ fn validate_object(object: &Map<String, Value>, findings: &mut Findings) -> Opti
     let group = optional_string(object, "group", findings);
     let eol = optional_string(object, "eol", findings);
     let addon_sub_type = optional_string(object, "addonSubType", findings);
+    let mut other_cloud_types = Vec::new();
     let cloud_types = match object.get("cloudTypes") {
         None => Vec::new(),
         Some(value) => string_array(value, "cloudTypes", findings)
             .into_iter()
-            .filter_map(|(path, s)| {
-                parse_schema_str(&s, &path, findings, PackCloud::parse, PackCloud::expected)
-            })
+            .filter_map(|(path, s)| cloud(&s, &path, &mut other_cloud_types, findings))
             .collect(),
     };
-    let cloud_type = object.get("cloudType").and_then(|value| {
-        schema_value(
-            value,
-            "cloudType",
-            findings,
-            PackCloud::parse,
-            PackCloud::expected,
-        )
-    });
+    let cloud_type = match object.get("cloudType") {
+        None => None,
+        Some(Value::String(s)) => cloud(s, "cloudType", &mut other_cloud_types, findings),
+        Some(other) => {
+            findings.error(
+                "cloudType",
+                format!(
+                    "found {}, expected a cloud type such as \"aws\"",
+                    describe(other)
+                ),
+            );
+            None
+        }
+    };
     let addon_type = validate_addon_type(object.get("addonType"), layer, findings);
     let charts = relative_paths(object.get("charts"), "charts", findings);
     let kube_manifests = relative_paths(object.get("kubeManifests"), "kubeManifests", findings);
+    let ansible_roles = relative_paths(object.get("ansibleRoles"), "ansibleRoles", findings);
     let annotations = annotations(object.get("annotations"), findings);
     let constraints = object
         .get("constraints")
@@ -388,30 +331,74 @@ fn validate_object(object: &Map<String, Value>, findings: &mut Findings) -> Opti
         group,
         cloud_types,
         cloud_type,
+        other_cloud_types,
         eol,
         addon_type,
         addon_sub_type,
         charts,
         kube_manifests,
+        ansible_roles,
         annotations,
         constraints,
     })
 }
 
+/// A cloud type: a known one, or a warning naming the known ones and the text kept in
+/// `other`, so that a cloud Strata has not heard of never makes a pack unusable to read.
+fn cloud(
+    text: &str,
+    subject: &str,
+    other: &mut Vec<String>,
+    findings: &mut Findings,
+) -> Option<PackCloud> {
+    let parsed = PackCloud::parse(text);
+    if parsed.is_none() {
+        findings.warning(
+            subject,
+            format!(
+                "{text:?} is not a cloud type Strata knows (known: {}); accepted, but no \
+                 Strata cloud matches it",
+                PackCloud::expected()
+            ),
+        );
+        other.push(text.to_string());
+    }
+    parsed
+}
+
+/// `addonType` is free text in the publisher's schema and a fixed list in the docs': a
+/// value outside the list is a warning, a missing one on an addon pack an error (the docs
+/// require it, and every published add-on sets it).
 fn validate_addon_type(
     value: Option<&Value>,
     layer: Option<Layer>,
     findings: &mut Findings,
-) -> Option<AddonType> {
-    let parsed = value.and_then(|value| {
-        schema_value(
-            value,
+) -> Option<String> {
+    let text = match value {
+        None => None,
+        Some(Value::String(text)) => Some(text.clone()),
+        Some(other) => {
+            findings.error(
+                "addonType",
+                format!(
+                    "found {}, expected a string such as \"monitoring\"",
+                    describe(other)
+                ),
+            );
+            None
+        }
+    };
+    if let Some(text) = &text
+        && AddonType::parse(text).is_none()
+    {
+        findings.warning(
             "addonType",
-            findings,
-            AddonType::parse,
-            AddonType::expected,
-        )
-    });
+            format!(
+                "{text:?} is not an add-on type Strata knows (known: {}); accepted as written",
+                AddonType::expected()
+            ),
+        );
+    }
     match (layer, value) {
         (Some(Layer::Addon), None) => findings.error(
             "addonType",
@@ -426,7 +413,7 @@ fn validate_addon_type(
         ),
         _ => {}
     }
-    parsed
+    text
 }
 
 fn constraints(value: &Value, findings: &mut Findings) -> Constraints {
@@ -490,7 +477,9 @@ fn dependency(
         DependencyType::expected,
     );
     let mut bound = |field: &str| -> (Option<String>, Option<PackVersion>) {
-        let text = optional_string_at(object, path, field, findings);
+        // `""` is how the docs' examples and most published packs write "no bound".
+        let text = optional_string_at(object, path, field, findings)
+            .filter(|text| !text.trim().is_empty());
         let parsed = text.as_deref().and_then(|t| match PackVersion::parse(t) {
             Ok(v) => Some(v),
             Err(e) => {

@@ -23,7 +23,8 @@ fn accepts_a_minimal_addon() {
     assert!(findings.is_empty(), "{findings:?}");
     let manifest = manifest.unwrap();
     assert_eq!(manifest.layer, Layer::Addon);
-    assert_eq!(manifest.addon_type, Some(AddonType::Ingress));
+    assert_eq!(manifest.addon_type.as_deref(), Some("ingress"));
+    assert_eq!(manifest.addon_kind(), Some(AddonType::Ingress));
     assert!(manifest.supports_cloud(PackCloud::Aws));
 }
 
@@ -82,18 +83,49 @@ fn version_must_parse() {
 }
 
 #[test]
-fn cloud_types_come_from_the_documented_list() {
-    let findings = errors_of(&minimal(
-        r#", "cloudTypes": ["aws", "digitalocean", 3], "cloudType": "moon""#,
+fn cloud_types_outside_both_lists_are_warnings() {
+    let (manifest, findings) = parse_manifest(&minimal(
+        r#", "cloudTypes": ["aws", "digitalocean"], "cloudType": "moon""#,
     ));
+    let manifest = manifest.unwrap();
     assert!(findings.contains(
         "cloudTypes[1]",
-        r#"found "digitalocean", expected one of "all""#
+        r#""digitalocean" is not a cloud type Strata knows (known: "all", "aws""#
     ));
-    assert!(findings.contains("cloudTypes[2]", "found the number 3, expected a string"));
-    assert!(findings.contains("cloudType", r#"found "moon""#));
+    assert!(findings.contains("cloudType", r#""moon" is not a cloud type Strata knows"#));
+    assert!(!findings.has_errors());
+    assert_eq!(manifest.other_cloud_types, ["digitalocean", "moon"]);
+    assert_eq!(
+        manifest.declared_cloud_names(),
+        ["aws", "digitalocean", "moon"]
+    );
+    // Only unknown clouds: meant for none of Strata's, not for every cloud.
+    let (manifest, _) = parse_manifest(&minimal(r#", "cloudTypes": ["moon"]"#));
+    let manifest = manifest.unwrap();
+    assert!(!manifest.declares_no_cloud());
+    assert!(!manifest.supports_cloud(PackCloud::Aws));
+    let findings = errors_of(&minimal(r#", "cloudTypes": ["aws", 3]"#));
+    assert!(findings.contains("cloudTypes[1]", "found the number 3, expected a string"));
     let findings = errors_of(&minimal(r#", "cloudTypes": "aws""#));
     assert!(findings.contains("cloudTypes", "expected an array of strings"));
+}
+
+#[test]
+fn the_publishers_cloud_types_are_known() {
+    let (manifest, findings) = parse_manifest(&minimal(
+        r#", "cloudTypes": ["libvirt", "custom", "tencent", "tke", "edge-native"]"#,
+    ));
+    assert!(findings.is_empty(), "{findings:?}");
+    assert_eq!(
+        manifest.unwrap().cloud_types,
+        [
+            PackCloud::Libvirt,
+            PackCloud::Custom,
+            PackCloud::Tencent,
+            PackCloud::Tke,
+            PackCloud::EdgeNative
+        ]
+    );
 }
 
 #[test]
@@ -121,10 +153,28 @@ fn addon_type_is_required_for_addons_and_accepts_spaced_values() {
         let (manifest, findings) = parse_manifest(&text);
         assert!(manifest.is_some(), "{spaced}: {findings:?}");
     }
-    let findings = errors_of(
+    // Free text in the publisher's schema: an unknown value is a warning.
+    let (manifest, findings) = parse_manifest(
         r#"{"name": "a", "displayName": "A", "version": "1", "layer": "addon", "addonType": "loadbalancer"}"#,
     );
-    assert!(findings.contains("addonType", r#"found "loadbalancer", expected one of"#));
+    let manifest = manifest.unwrap();
+    assert_eq!(manifest.addon_type.as_deref(), Some("loadbalancer"));
+    assert_eq!(manifest.addon_kind(), None);
+    assert!(findings.contains(
+        "addonType",
+        r#""loadbalancer" is not an add-on type Strata knows (known: "logging", "monitoring", "load balancer""#
+    ));
+    assert!(!findings.has_errors());
+    // The published packs' hyphenated spelling is known.
+    let (manifest, findings) = parse_manifest(
+        r#"{"name": "a", "displayName": "A", "version": "1", "layer": "addon", "addonType": "app-services"}"#,
+    );
+    assert!(findings.is_empty(), "{findings:?}");
+    assert_eq!(manifest.unwrap().addon_kind(), Some(AddonType::AppServices));
+    let findings = errors_of(
+        r#"{"name": "a", "displayName": "A", "version": "1", "layer": "addon", "addonType": 3}"#,
+    );
+    assert!(findings.contains("addonType", "found the number 3, expected a string"));
     let (_, findings) = parse_manifest(
         r#"{"name": "a", "displayName": "A", "version": "1", "layer": "os", "addonType": "ai"}"#,
     );
@@ -186,7 +236,7 @@ fn resources_follow_the_schema() {
         r#", "constraints": {"resources": [
             {"type": "gpu", "minLimit": 1},
             {"type": "cpu", "minLimit": "2"},
-            {"type": "memory", "minLimit": -5, "components": [{"scheduleType": "master"}, {}]}
+            {"type": "memory", "minLimit": -5, "components": [{"scheduleType": "control"}, {}]}
         ]}"#,
     ));
     assert!(findings.contains(
@@ -203,7 +253,7 @@ fn resources_follow_the_schema() {
     ));
     assert!(findings.contains(
         "constraints.resources[2].components[0].scheduleType",
-        r#"found "master", expected one of "all", "control-plane", "worker""#
+        r#"found "control", expected one of "all", "control-plane", "master", "worker""#
     ));
     assert!(findings.contains(
         "constraints.resources[2].components[1].scheduleType",
@@ -256,4 +306,57 @@ fn name_that_cannot_be_an_oci_repository_is_a_warning() {
     assert!(!is_oci_path_component("a._b"));
     assert!(!is_oci_path_component("-a"));
     assert!(!is_oci_path_component("A"));
+}
+
+#[test]
+fn master_is_the_publishers_control_plane() {
+    let (manifest, findings) = parse_manifest(&minimal(
+        r#", "constraints": {"resources": [{"type": "cpu", "minLimit": 2, "components": [{"scheduleType": "master"}]}]}"#,
+    ));
+    assert!(findings.is_empty(), "{findings:?}");
+    assert_eq!(
+        manifest.unwrap().constraints.resources[0].components[0].schedule_type,
+        ScheduleType::ControlPlane
+    );
+}
+
+#[test]
+fn empty_bounds_mean_no_bound() {
+    let (manifest, findings) = parse_manifest(&minimal(
+        r#", "constraints": {"dependencies": [
+            {"packName": "kubernetes", "layer": "k8s", "type": "required", "minVersion": "1.27", "maxVersion": ""},
+            {"packName": "calico", "layer": "cni", "type": "optional", "minVersion": "", "maxVersion": " "}
+        ]}"#,
+    ));
+    assert!(findings.is_empty(), "{findings:?}");
+    let dependencies = manifest.unwrap().constraints.dependencies;
+    assert!(dependencies[0].bounds.min.is_some() && dependencies[0].bounds.max.is_none());
+    assert_eq!(dependencies[0].max_version, None);
+    assert!(dependencies[1].bounds.is_unbounded());
+}
+
+#[test]
+fn a_leading_v_is_accepted_with_a_warning() {
+    let (manifest, findings) = parse_manifest(
+        r#"{"name": "weka", "displayName": "Weka", "version": "v1.8.7", "layer": "addon", "addonType": "storage"}"#,
+    );
+    let manifest = manifest.unwrap();
+    assert_eq!(
+        manifest.version().map(|v| v.numbers().to_vec()),
+        Some(vec![1, 8, 7])
+    );
+    assert!(findings.contains(
+        "version",
+        r#""v1.8.7" has a leading 'v'; accepted, but the publisher's pack checks refuse it (write "1.8.7")"#
+    ));
+    assert!(!findings.has_errors());
+}
+
+#[test]
+fn ansible_roles_are_paths_inside_the_pack() {
+    let (manifest, findings) = parse_manifest(&minimal(r#", "ansibleRoles": ["roles/setup"]"#));
+    assert!(findings.is_empty(), "{findings:?}");
+    assert_eq!(manifest.unwrap().ansible_roles, ["roles/setup"]);
+    let findings = errors_of(&minimal(r#", "ansibleRoles": ["../x"]"#));
+    assert!(findings.contains("ansibleRoles[0]", "contains '..'"));
 }

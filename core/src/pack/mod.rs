@@ -1,15 +1,20 @@
-//! Packs: one layer's content (`pack.json`, `values.yaml`, charts or manifests).
+//! Packs: one layer's content (`pack.json`, `values.yaml`, charts or manifests, and
+//! optionally `schema.yaml` and `presets.yaml`).
 //!
 //! [`Pack::load`] reads a pack folder and validates everything about it at once, returning
 //! every finding. A pack with error findings is not loaded.
 
 pub mod archive;
 pub mod image_ref;
+pub mod key_path;
 pub mod kube_manifest;
 pub mod layout;
 pub mod lenient_json;
 pub mod manifest;
+pub mod presets;
 pub mod values;
+pub mod values_schema;
+pub mod vocabulary;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -21,7 +26,9 @@ use crate::pack::archive::{ArchiveError, archive_to_vec, sha256_digest};
 use crate::pack::kube_manifest::{KubeObjectRef, check_manifest, substitute};
 use crate::pack::layout::{PackLayout, scan_layout};
 use crate::pack::manifest::{Layer, PackManifest, check_relative_path, parse_manifest_partially};
+use crate::pack::presets::{PackPresets, PresetChoice, PresetRef, apply_presets, parse_presets};
 use crate::pack::values::{PackValues, parse_values};
+use crate::pack::values_schema::{ValuesSchema, names_missing_section, parse_schema};
 
 /// What a pack installs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -60,8 +67,53 @@ pub struct Pack {
     pub dir: PathBuf,
     pub manifest: PackManifest,
     pub values: PackValues,
+    /// `schema.yaml`; empty when the pack has none.
+    pub schema: ValuesSchema,
+    /// `presets.yaml`; empty when the pack has none.
+    pub presets: PackPresets,
     pub layout: PackLayout,
     pub manifest_objects: Vec<ManifestObjects>,
+}
+
+/// What a pack says about its values besides the defaults, which composition needs to
+/// compute and check a layer's values.
+#[derive(Debug, Clone, Default)]
+pub struct ValueRules {
+    pub schema: ValuesSchema,
+    pub presets: PackPresets,
+    /// The presets the pack's values.yaml enables (its `enabled-presets` comment).
+    pub enabled_presets: Vec<PresetRef>,
+}
+
+/// Where the pack's own preset choice comes from, in messages; a pack without
+/// presets.yaml ignores it.
+pub const PACK_PRESETS_SOURCE: &str = "the pack's values.yaml (spectrocloud.com/enabled-presets)";
+
+impl ValueRules {
+    fn of(values: &PackValues, schema: &ValuesSchema, presets: &PackPresets) -> ValueRules {
+        ValueRules {
+            schema: schema.clone(),
+            presets: presets.clone(),
+            enabled_presets: values
+                .enabled_presets
+                .as_ref()
+                .map(|a| a.presets.clone())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The pack's defaults with the presets its values.yaml enables applied; the defaults
+    /// as they are when that choice cannot be used (pack validation reports why).
+    pub fn defaults_with_presets(&self, defaults: &serde_yaml::Value) -> serde_yaml::Value {
+        let choice = PresetChoice {
+            source: PACK_PRESETS_SOURCE.to_string(),
+            presets: self.enabled_presets.clone(),
+        };
+        match self.presets.select(&[choice], &[PACK_PRESETS_SOURCE]) {
+            Ok(selected) => apply_presets(&selected, defaults),
+            Err(_) => defaults.clone(),
+        }
+    }
 }
 
 impl Pack {
@@ -110,6 +162,18 @@ impl Pack {
             check_declared_paths(dir, manifest, &mut findings);
             check_content_for_layer(manifest.layer, &layout, &mut findings);
         }
+        let schema = read_optional(dir, "schema.yaml", parse_schema, &mut findings);
+        let presets = read_optional(dir, "presets.yaml", parse_presets, &mut findings);
+        if let Some(values) = &values {
+            check_value_rules(
+                values,
+                &schema,
+                &presets,
+                &chart_names,
+                &manifest_names,
+                &mut findings,
+            );
+        }
         let manifest_objects = match &values {
             Some(values) => check_manifest_files(dir, &layout, &values.document, &mut findings),
             None => Vec::new(),
@@ -126,6 +190,8 @@ impl Pack {
                     dir: dir.to_path_buf(),
                     manifest,
                     values,
+                    schema,
+                    presets,
                     layout,
                     manifest_objects,
                 }),
@@ -133,6 +199,11 @@ impl Pack {
             ),
             _ => (None, findings),
         }
+    }
+
+    /// The schema, presets and enabled presets, as composition needs them.
+    pub fn value_rules(&self) -> ValueRules {
+        ValueRules::of(&self.values, &self.schema, &self.presets)
     }
 
     pub fn content(&self) -> PackContent {
@@ -160,6 +231,60 @@ impl Pack {
     /// `<name>:<version>`, how operators and registries name a pack.
     pub fn reference(&self) -> String {
         format!("{}:{}", self.manifest.name, self.manifest.version)
+    }
+}
+
+/// Parses an optional file of the pack with `parse`; absent means empty.
+fn read_optional<T: Default>(
+    dir: &Path,
+    file: &str,
+    parse: fn(&str) -> (T, Findings),
+    findings: &mut Findings,
+) -> T {
+    match fs::read_to_string(dir.join(file)) {
+        Ok(text) => {
+            let (parsed, file_findings) = parse(&text);
+            findings.extend_prefixed(file, file_findings);
+            parsed
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => T::default(),
+        Err(e) => {
+            findings.error(file, format!("cannot be read: {e}"));
+            T::default()
+        }
+    }
+}
+
+/// The schema and presets against the pack's own values: the values.yaml comment names
+/// existing presets, preset removals name something, schema keys can name values, the
+/// defaults (with the enabled presets) have the schema's types.
+fn check_value_rules(
+    values: &PackValues,
+    schema: &ValuesSchema,
+    presets: &PackPresets,
+    charts: &[String],
+    manifests: &[String],
+    findings: &mut Findings,
+) {
+    findings.extend(presets::check_against_defaults(
+        presets,
+        values.enabled_presets.as_ref(),
+        &values.document,
+    ));
+    let defaults = ValueRules::of(values, schema, presets).defaults_with_presets(&values.document);
+    let variants: Vec<serde_yaml::Value> = presets
+        .presets
+        .iter()
+        .map(|preset| apply_presets(&[preset], &defaults))
+        .collect();
+    findings.extend_prefixed(
+        "schema.yaml",
+        values_schema::check_against_defaults(schema, &defaults, &variants),
+    );
+    for entry in &schema.entries {
+        if let Some(message) = names_missing_section(entry, charts, manifests) {
+            findings.warning(format!("schema.yaml: {}", entry.key), message);
+        }
     }
 }
 

@@ -8,7 +8,8 @@
 //!   namespace: monitoring          # where the pack's objects go
 //!   content:
 //!     images:                      # images the pack pulls, for pre-pulling and air gaps
-//!       - docker.io/library/nginx:1.25
+//!       - docker.io/library/nginx:1.25       # the docs' form
+//!       - image: ghcr.io/org/app:1.3.2       # the form the publisher's checks require
 //! charts:                          # one section per chart under charts/
 //!   kube-prometheus-stack: {...}
 //! manifests:                       # one section per manifest under manifests/
@@ -22,6 +23,7 @@ use serde_yaml::{Mapping, Value};
 
 use crate::finding::Findings;
 use crate::pack::image_ref::check_image_reference;
+use crate::pack::presets::{PresetAnnotation, enabled_presets_annotation};
 
 /// A parsed `values.yaml`. Fields other than `document` hold only what passed validation;
 /// the findings say what was left out and why.
@@ -37,6 +39,8 @@ pub struct PackValues {
     pub chart_sections: Vec<String>,
     /// The keys of `manifests`, in file order.
     pub manifest_sections: Vec<String>,
+    /// The `# spectrocloud.com/enabled-presets: …` comment that opens the file, if any.
+    pub enabled_presets: Option<PresetAnnotation>,
 }
 
 const MAX_NAMESPACE_LENGTH: usize = 63;
@@ -85,6 +89,7 @@ pub fn parse_values(
         images: Vec::new(),
         chart_sections: Vec::new(),
         manifest_sections: Vec::new(),
+        enabled_presets: enabled_presets_annotation(text),
     };
     if let Some(pack) = document.get("pack") {
         check_pack_section(pack, &mut values, &mut findings);
@@ -118,8 +123,14 @@ fn check_pack_section(pack: &Value, values: &mut PackValues, findings: &mut Find
         );
         return;
     };
-    if let Some(namespace) = pack.get("namespace") {
-        values.namespace = check_namespace(namespace, findings);
+    match pack.get("namespace") {
+        // Published packs write `namespace:` with nothing after it to mean "not set".
+        Some(Value::Null) => findings.warning(
+            "pack.namespace",
+            "is empty; it is ignored as if it were not set",
+        ),
+        Some(namespace) => values.namespace = check_namespace(namespace, findings),
+        None => {}
     }
     if let Some(content) = pack.get("content") {
         let Value::Mapping(content) = content else {
@@ -199,14 +210,7 @@ fn check_images(images: &Value, findings: &mut Findings) -> Vec<String> {
     let mut valid = Vec::with_capacity(items.len());
     for (index, item) in items.iter().enumerate() {
         let subject = format!("{SUBJECT}[{index}]");
-        let Value::String(reference) = item else {
-            findings.error(
-                subject,
-                format!(
-                    "found {}, expected a string image reference such as docker.io/library/nginx:1.25",
-                    describe_kind(item)
-                ),
-            );
+        let Some((reference, subject)) = image_entry(item, subject, findings) else {
             continue;
         };
         match check_image_reference(reference) {
@@ -220,6 +224,63 @@ fn check_images(images: &Value, findings: &mut Findings) -> Vec<String> {
         }
     }
     valid
+}
+
+/// The reference of one `pack.content.images` entry and the subject to report it under:
+/// a string (the docs' form) or a mapping with `image` (the form the publisher's pack
+/// checks require, `- image: ghcr.io/org/app:1.3.2`). Other keys beside `image` are
+/// warnings; a mapping without it is an error naming the keys it has.
+fn image_entry<'v>(
+    item: &'v Value,
+    subject: String,
+    findings: &mut Findings,
+) -> Option<(&'v String, String)> {
+    const EXPECTED: &str = "expected an image reference such as docker.io/library/nginx:1.25, or a mapping `image: <reference>`";
+    match item {
+        Value::String(reference) => Some((reference, subject)),
+        Value::Mapping(entry) => {
+            let keys: Vec<String> = entry
+                .keys()
+                .map(|k| {
+                    k.as_str()
+                        .map_or_else(|| describe_kind_and_value(k), String::from)
+                })
+                .collect();
+            for key in keys.iter().filter(|k| k.as_str() != "image") {
+                findings.warning(
+                    format!("{subject}.{key}"),
+                    "unknown key in an image entry; it is ignored (an entry holds `image`)",
+                );
+            }
+            match entry.get("image") {
+                Some(Value::String(reference)) => Some((reference, format!("{subject}.image"))),
+                Some(other) => {
+                    findings.error(
+                        format!("{subject}.image"),
+                        format!("found {}, {EXPECTED}", describe_kind_and_value(other)),
+                    );
+                    None
+                }
+                None => {
+                    findings.error(
+                        subject,
+                        format!(
+                            "is a mapping without `image` (it has: {}); {EXPECTED}",
+                            keys.join(", ")
+                        ),
+                    );
+                    None
+                }
+            }
+        }
+        other => {
+            findings.error(
+                subject,
+                format!("found {}, {EXPECTED}", describe_kind(other)),
+            );
+            None
+        }
+    }
 }
 
 /// Checks a `charts` or `manifests` section: a mapping whose keys name the pack's charts
@@ -402,8 +463,11 @@ mod tests {
             "pack.namespace",
             "found a number (42), expected a namespace name"
         ));
-        let (_, findings) = parse("pack:\n  namespace:\n");
-        assert!(findings.contains("pack.namespace", "found null, expected a namespace name"));
+        // Published packs leave it empty to mean "not set".
+        let (values, findings) = parse("pack:\n  namespace:\n");
+        assert_eq!(values.expect("values").namespace, None);
+        assert!(!findings.has_errors(), "{findings:?}");
+        assert!(findings.contains("pack.namespace", "is empty; it is ignored"));
     }
 
     #[test]
@@ -451,15 +515,42 @@ mod tests {
     }
 
     #[test]
+    fn images_are_strings_or_mappings_with_image() {
+        let values = parse_ok(
+            "pack:\n  content:\n    images:\n      - nginx:1.25\n      - image: ghcr.io/org/app:1.3.2\n",
+        );
+        assert_eq!(
+            values.images,
+            names(&["nginx:1.25", "ghcr.io/org/app:1.3.2"])
+        );
+        // The reference inside a mapping is checked like a plain one.
+        let (values, findings) = parse(
+            "pack:\n  content:\n    images:\n      - image: Nginx\n      - image: 3\n      - iamge: nginx\n      - {image: nginx, digest: x}\n",
+        );
+        assert_eq!(values.expect("values").images, names(&["nginx"]));
+        assert_eq!(findings.errors().count(), 3, "{findings:?}");
+        assert!(findings.contains("pack.content.images[0].image", "must be lowercase"));
+        assert!(findings.contains(
+            "pack.content.images[1].image",
+            "found a number (3), expected an image reference"
+        ));
+        assert!(findings.contains(
+            "pack.content.images[2]",
+            "is a mapping without `image` (it has: iamge)"
+        ));
+        assert!(findings.contains("pack.content.images[3].digest", "unknown key"));
+    }
+
+    #[test]
     fn each_bad_image_is_an_error_with_its_index() {
         let (values, findings) = parse(
-            "pack:\n  content:\n    images:\n      - nginx:1.25\n      - {image: nginx}\n      - nginx::1\n      - Nginx\n",
+            "pack:\n  content:\n    images:\n      - nginx:1.25\n      - [nginx]\n      - nginx::1\n      - Nginx\n",
         );
         assert_eq!(values.expect("values").images, names(&["nginx:1.25"]));
         assert_eq!(findings.errors().count(), 3);
         assert!(findings.contains(
             "pack.content.images[1]",
-            "found a mapping, expected a string image reference"
+            "found a list, expected an image reference"
         ));
         assert!(findings.contains(
             "pack.content.images[2]",

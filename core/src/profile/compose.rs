@@ -6,8 +6,11 @@
 //! order (the base profile's add-ons, then the add-on profiles as the cluster lists them)
 //! and layer order. A pack in two profiles is an error naming both.
 //!
-//! Values: pack defaults < profile layer values < cluster overrides, merged with Helm's
-//! rules ([`crate::values_merge::merge_values`]).
+//! Values: pack defaults < presets < profile layer values < cluster overrides, merged
+//! with Helm's rules ([`crate::values_merge::merge_values`]); see [`layer_values`]. The
+//! result is checked against the pack's schema.yaml: a required value still unset is an
+//! error here, naming the key and the schema's hint. A problem the profile already has is
+//! reported once, by the profile's validation.
 
 use std::collections::BTreeMap;
 
@@ -18,10 +21,11 @@ use crate::cluster::WorkloadCluster;
 use crate::finding::{FindingKind, Findings};
 use crate::pack::PackContent;
 use crate::pack::manifest::{Layer, PackManifest};
+use crate::pack::values_schema::ValueProblem;
 use crate::profile::constraints::{StackEntry, check_dependencies, check_resources};
+use crate::profile::layer_values::{self, LayerInputs, LayerValues, preset_choices};
 use crate::profile::rules::{ResolvedLayer, parse_layer_values, validate_profile};
 use crate::profile::{ClusterProfile, ProfileCloud, ProfileType};
-use crate::values_merge::merge_values;
 
 /// One layer of a composed stack.
 #[derive(Debug, Clone, Serialize)]
@@ -40,11 +44,20 @@ pub struct StackLayer {
     /// The `PackRegistry` named by the profile layer; the default one when unset.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub registry: Option<String>,
-    pub values: serde_yaml::Value,
+    /// The effective values; secrets are masked when printed or serialized.
+    pub values: LayerValues,
     #[serde(skip)]
     pub manifest: PackManifest,
     #[serde(skip)]
     pub origin: String,
+    /// The layer's index in its profile's `spec.layers`.
+    #[serde(skip)]
+    pub index: usize,
+    #[serde(skip)]
+    pub inputs: LayerInputs,
+    /// The problems the profile's validation already reported.
+    #[serde(skip)]
+    pub profile_problems: Vec<ValueProblem>,
 }
 
 /// A cluster's stack, ready to install in order.
@@ -125,7 +138,7 @@ pub fn compose(
         findings.extend_prefixed(&format!("profile {}", reference.name), profile_findings);
         // Packs must allow the cluster's cloud too, which an `all` profile does not ensure.
         for l in &layers {
-            if !cloud.admits(&l.pack.manifest.declared_clouds()) {
+            if !cloud.admits(&l.pack.manifest) {
                 findings.error(
                     format!("profile {}: spec.layers[{}]", reference.name, l.index),
                     format!(
@@ -147,6 +160,7 @@ pub fn compose(
     check_packs_unique_across_profiles(&selected, &mut findings);
     let mut stack = order_stack(&selected);
     apply_cluster_overrides(cluster, &mut stack, &mut findings);
+    resolve_values(&mut stack, &mut findings);
 
     let entries: Vec<StackEntry<'_>> = stack
         .iter()
@@ -275,6 +289,11 @@ fn check_packs_unique_across_profiles(selected: &[Selected<'_>], findings: &mut 
 }
 
 fn stack_layer(s: &Selected<'_>, l: &ResolvedLayer) -> StackLayer {
+    // Until the cluster's overrides are in, the profile's view; resolve_values replaces it.
+    let values = match l.inputs.resolve() {
+        Ok(resolution) => resolution.values,
+        Err(_) => LayerValues::new(l.pack.values.clone(), &l.pack.rules.schema),
+    };
     StackLayer {
         order: 0,
         name: l.pack.manifest.name.clone(),
@@ -286,9 +305,12 @@ fn stack_layer(s: &Selected<'_>, l: &ResolvedLayer) -> StackLayer {
         profile_version: s.profile.spec.version.clone(),
         priority: l.layer.priority.unwrap_or(0),
         registry: l.layer.registry.clone(),
-        values: merge_values(&l.pack.values, &l.values),
+        values,
         manifest: l.pack.manifest.clone(),
         origin: l.pack.origin.clone(),
+        index: l.index,
+        inputs: l.inputs.clone(),
+        profile_problems: l.problems.clone(),
     }
 }
 
@@ -352,8 +374,51 @@ fn apply_cluster_overrides(
             continue;
         };
         match parse_layer_values(Some(&over.values)) {
-            Ok(values) => layer.values = merge_values(&layer.values, &values),
+            Ok(values) => layer.inputs.overlays.push(values),
             Err(error) => findings.error(format!("{subject}.values"), error.to_string()),
+        }
+        let first = layer.inputs.choices.len();
+        layer.inputs.choices.extend(preset_choices(
+            &subject,
+            Some(&over.values),
+            over.presets.as_deref(),
+        ));
+        for error in layer.inputs.choice_errors(first) {
+            findings.error(format!("{subject}.presets"), error.to_string());
+        }
+    }
+}
+
+/// Each layer's effective values, with the problems the profile did not already report.
+/// A required value unset is an error now: nothing comes after the cluster.
+fn resolve_values(stack: &mut [StackLayer], findings: &mut Findings) {
+    for layer in stack {
+        let Ok(layer_values::Resolution { values, problems }) = layer.inputs.resolve() else {
+            // The failing choice was reported where it was made.
+            continue;
+        };
+        layer.values = values;
+        let subject = format!("profile {}: spec.layers[{}]", layer.profile, layer.index);
+        for problem in problems {
+            let already = layer.profile_problems.contains(&problem)
+                && !matches!(problem, ValueProblem::RequiredUnset { .. });
+            if already {
+                continue;
+            }
+            let message = format!("pack {}:{}: {problem}", layer.name, layer.version);
+            match problem {
+                ValueProblem::RequiredUnset { .. } => findings.error(
+                    &subject,
+                    format!(
+                        "{message}; set it in the profile layer's values or in the cluster's \
+                         spec.overrides for pack {}",
+                        layer.name
+                    ),
+                ),
+                ValueProblem::WrongType { .. } | ValueProblem::ReadOnlyChanged { .. } => {
+                    findings.error(&subject, message)
+                }
+            }
         }
     }
 }

@@ -267,11 +267,12 @@ fn values_merge_pack_then_profile_then_cluster() {
             c.spec.overrides.push(LayerOverride {
                 pack: "app".into(),
                 values: values.into(),
+                presets: None,
             });
         }
         let (stack, findings) = compose(&c, &[base(), addons], &source);
         assert!(!findings.has_errors(), "{findings:#?}");
-        let merged = &stack.unwrap().layers[4].values;
+        let merged = &stack.unwrap().layers[4].values.unmasked().clone();
         let expected: serde_yaml::Value = serde_yaml::from_str(expected).unwrap();
         assert_eq!(
             merged, &expected,
@@ -287,10 +288,12 @@ fn overrides_must_name_a_pack_of_the_stack_and_be_a_mapping() {
         LayerOverride {
             pack: "nginx".into(),
             values: "a: 1".into(),
+            presets: None,
         },
         LayerOverride {
             pack: "calico".into(),
             values: "just text".into(),
+            presets: None,
         },
     ];
     let (stack, findings) = compose(&c, &[base()], &MemorySource::core());

@@ -33,6 +33,7 @@ impl MemorySource {
             ResolvedPack {
                 manifest,
                 values,
+                rules: Default::default(),
                 digest: format!("sha256:{key}"),
                 content: PackContent::Manifests,
                 origin: "memory".into(),
@@ -90,6 +91,7 @@ pub fn layer(reference: &str) -> ProfileLayer {
         version: version.into(),
         registry: None,
         values: None,
+        presets: None,
         priority: None,
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod compose;
 pub mod constraints;
+pub mod layer_values;
 pub mod rules;
 
 use std::fmt;
@@ -14,7 +15,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::pack::manifest::PackCloud;
+use crate::pack::manifest::{PackCloud, PackManifest};
 
 /// A published profile version. Clusters select a profile by name and version; the object's
 /// name is the profile's name.
@@ -62,6 +63,10 @@ pub struct ProfileLayer {
     /// YAML text overriding the pack's values.yaml (Helm merge rules).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub values: Option<String>,
+    /// Presets of the pack's presets.yaml to apply (`name` or `Group:name`); each replaces
+    /// the pack's own choice in its group. Applied to the pack's values before `values`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presets: Option<Vec<String>>,
     /// Install priority among add-on layers: lower installs first; unset counts as 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<i32>,
@@ -106,10 +111,12 @@ pub enum ProfileCloud {
 }
 
 impl ProfileCloud {
-    /// Whether a pack declaring `clouds` may be used on this cloud. The simulated cloud and
-    /// `all` stand for no particular cloud, so they take only packs meant for every cloud.
-    pub fn admits(&self, declared: &[PackCloud]) -> bool {
-        if declared.is_empty() || declared.contains(&PackCloud::All) {
+    /// Whether a pack may be used on this cloud. The simulated cloud and `all` stand for no
+    /// particular cloud, so they take only packs meant for every cloud; a pack declaring
+    /// only clouds Strata does not know is meant for none of them.
+    pub fn admits(&self, pack: &PackManifest) -> bool {
+        let declared = pack.declared_clouds();
+        if pack.declares_no_cloud() || declared.contains(&PackCloud::All) {
             return true;
         }
         match self {

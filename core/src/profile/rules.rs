@@ -5,13 +5,20 @@
 //! - `infra`: exactly one `os`, `k8s`, `cni` and `csi` layer, at most one `kernel`, no add-on.
 //! - `add-on`: only `addon` layers.
 //! - `full`: the infra rules plus any number of add-ons.
+//!
+//! Each layer's values (pack defaults, presets, the layer's values) are checked against
+//! the pack's schema.yaml: a value of the wrong type or a read-only value changed is an
+//! error; a required value left unset is a warning, since a cluster may still set it (the
+//! composition makes it an error then).
 
 use std::collections::BTreeMap;
 
 use crate::catalog::{PackSource, ResolvedPack};
 use crate::finding::Findings;
 use crate::pack::manifest::Layer;
+use crate::pack::values_schema::ValueProblem;
 use crate::profile::constraints::{StackEntry, check_dependencies};
+use crate::profile::layer_values::{LayerInputs, preset_choices};
 use crate::profile::{ClusterProfile, ProfileLayer, ProfileType};
 use crate::version::PackVersion;
 
@@ -23,6 +30,11 @@ pub struct ResolvedLayer {
     pub pack: ResolvedPack,
     /// The layer's `values`, parsed (null when it has none).
     pub values: serde_yaml::Value,
+    /// What the layer's values are made of so far: the pack's, the layer's presets and
+    /// values (a cluster's overrides come later).
+    pub inputs: LayerInputs,
+    /// What the pack's schema finds wrong with the layer's values, reported here.
+    pub problems: Vec<ValueProblem>,
 }
 
 /// Validates a profile and resolves its layers. Findings name the field (`spec.version`,
@@ -92,13 +104,8 @@ pub fn validate_profile(
                 continue;
             }
         };
-        if !spec.cloud_type.admits(&pack.manifest.declared_clouds()) {
-            let declared: Vec<String> = pack
-                .manifest
-                .declared_clouds()
-                .iter()
-                .map(|c| c.to_string())
-                .collect();
+        if !spec.cloud_type.admits(&pack.manifest) {
+            let declared = pack.manifest.declared_cloud_names();
             findings.error(
                 &subject,
                 format!(
@@ -114,11 +121,20 @@ pub fn validate_profile(
                 ),
             );
         }
+        let inputs = LayerInputs {
+            defaults: pack.values.clone(),
+            rules: pack.rules.clone(),
+            choices: preset_choices(&subject, layer.values.as_deref(), layer.presets.as_deref()),
+            overlays: vec![values.clone()],
+        };
+        let problems = check_layer_values(&subject, &pack, &inputs, &mut findings);
         resolved.push(ResolvedLayer {
             index,
             layer: layer.clone(),
             pack,
             values,
+            inputs,
+            problems,
         });
     }
 
@@ -137,6 +153,48 @@ pub fn validate_profile(
         }
     }
     (resolved, findings)
+}
+
+/// The layer's presets and values against the pack's schema; returns the problems found
+/// (reported as findings on `subject`) so that composition does not report them again.
+fn check_layer_values(
+    subject: &str,
+    pack: &ResolvedPack,
+    inputs: &LayerInputs,
+    findings: &mut Findings,
+) -> Vec<ValueProblem> {
+    let errors = inputs.choice_errors(0);
+    if !errors.is_empty() {
+        for error in errors {
+            findings.error(format!("{subject}.presets"), error.to_string());
+        }
+        return Vec::new();
+    }
+    let resolution = match inputs.resolve() {
+        Ok(resolution) => resolution,
+        Err(errors) => {
+            for error in errors {
+                findings.error(format!("{subject}.presets"), error.to_string());
+            }
+            return Vec::new();
+        }
+    };
+    let pack_ref = format!("{}:{}", pack.manifest.name, pack.manifest.version);
+    for problem in &resolution.problems {
+        let message = format!("pack {pack_ref}: {problem}");
+        match problem {
+            ValueProblem::RequiredUnset { .. } => findings.warning(
+                format!("{subject}.values"),
+                format!(
+                    "{message}; every cluster using this profile must set it in spec.overrides"
+                ),
+            ),
+            ValueProblem::WrongType { .. } | ValueProblem::ReadOnlyChanged { .. } => {
+                findings.error(format!("{subject}.values"), message)
+            }
+        }
+    }
+    resolution.problems
 }
 
 /// Why a layer's `values` text is refused; put after the field in a finding.

@@ -5,6 +5,7 @@
 //! nothing but its cluster's namespace, works from it after the pivot. A change of intent
 //! publishes the next number; an unchanged intent is recognised by its content hash.
 
+mod kubeadm_values;
 mod resolve;
 mod validate;
 
@@ -93,7 +94,10 @@ impl OsImage {
     }
 }
 
-/// kubeadm settings from the Kubernetes layer's `kubeadmconfig` values.
+/// kubeadm settings from the layers' `kubeadmconfig` values, merged in install order: a
+/// flag set by a later layer replaces an earlier layer's, commands and files of every
+/// layer are appended. The Kubernetes layer sets the flags; an OS or add-on layer adds
+/// commands and files (an NFS CSI installing `nfs-common` before kubeadm runs).
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct KubeadmSettings {
@@ -105,6 +109,32 @@ pub struct KubeadmSettings {
     pub scheduler_extra_args: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub kubelet_extra_args: BTreeMap<String, String>,
+    /// `kubeadmconfig.preKubeadmCommands`, run on every machine before kubeadm.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pre_kubeadm_commands: Vec<String>,
+    /// `kubeadmconfig.postKubeadmCommands`, run on every machine after kubeadm.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub post_kubeadm_commands: Vec<String>,
+    /// `kubeadmconfig.files`, written on every machine before kubeadm runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<KubeadmFile>,
+}
+
+/// A file a layer writes on every machine (Cluster API's `files` entry). Layers write it
+/// as Cluster API does (`path`, `owner`, `permissions`) or as the vendor's docs do
+/// (`targetPath`, `targetOwner`, `targetPermissions`).
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KubeadmFile {
+    pub path: String,
+    pub content: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<String>,
+    /// `base64`, `gzip` or `gzip+base64`, as Cluster API takes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<String>,
 }
 
 /// One layer, pinned.
@@ -122,8 +152,14 @@ pub struct RevisionLayer {
     pub registry: Option<String>,
     /// `sha256:` of the pack archive.
     pub digest: String,
-    /// The merged values (pack < profile < cluster), as YAML.
+    /// The merged values (pack < presets < profile < cluster), as YAML, with every value
+    /// the pack's schema marks secret replaced by `<secret>`.
     pub values: String,
+    /// `sha256:` of the layer's secret values, so that a changed secret changes the
+    /// revision; absent when the layer has none set. It identifies a change and hides
+    /// nothing from a reader who can guess the secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets_digest: Option<String>,
 }
 
 /// What the identity objects need of the cloud account, besides its secret.

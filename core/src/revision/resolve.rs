@@ -1,17 +1,16 @@
 //! From a validated cluster, its composed stack and its cloud account to the desired
 //! state a revision pins.
 
-use std::collections::BTreeMap;
-
 use serde_yaml::Value;
 use sha2::{Digest, Sha256};
 
+use super::kubeadm_values::{layer_settings, merge_layer};
 use super::{AccountSettings, DesiredState, KubeadmSettings, OsImage, RevisionLayer};
 use crate::cloud_account::CloudAccount;
 use crate::cluster::{ClusterCloud, ResolvedNetwork, WorkloadCluster, check_network};
 use crate::finding::Findings;
 use crate::pack::manifest::Layer;
-use crate::profile::compose::ComposedStack;
+use crate::profile::compose::{ComposedStack, StackLayer};
 use crate::values_merge::lookup;
 
 /// The name of revision `number` of cluster `cluster`.
@@ -35,79 +34,10 @@ fn layer_name(layer: Layer) -> String {
         .unwrap_or_else(|| format!("{layer:?}").to_lowercase())
 }
 
-/// A scalar value as a command-line argument value; `None` for mappings and lists.
-fn scalar(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) => Some(s.clone()),
-        Value::Bool(b) => Some(b.to_string()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-fn extra_args(
-    values: &Value,
-    path: &str,
-    subject: &str,
-    findings: &mut Findings,
-) -> BTreeMap<String, String> {
-    let mut args = BTreeMap::new();
-    let Some(found) = lookup(values, path) else {
-        return args;
-    };
-    let Value::Mapping(mapping) = found else {
-        if !found.is_null() {
-            findings.error(
-                format!("{subject}: {path}"),
-                "is not a mapping; expected flag names with their values",
-            );
-        }
-        return args;
-    };
-    for (key, value) in mapping {
-        let Some(key) = key.as_str() else { continue };
-        match scalar(value) {
-            Some(v) => {
-                args.insert(key.to_string(), v);
-            }
-            // A flag set to null is a flag removed (Helm's rule for defaults).
-            None if value.is_null() => {}
-            None => findings.error(
-                format!("{subject}: {path}.{key}"),
-                "is a list or mapping; expected a single value for the flag",
-            ),
-        }
-    }
-    args
-}
-
-fn kubeadm_settings(values: &Value, subject: &str, findings: &mut Findings) -> KubeadmSettings {
-    KubeadmSettings {
-        api_server_extra_args: extra_args(
-            values,
-            "kubeadmconfig.apiServer.extraArgs",
-            subject,
-            findings,
-        ),
-        controller_manager_extra_args: extra_args(
-            values,
-            "kubeadmconfig.controllerManager.extraArgs",
-            subject,
-            findings,
-        ),
-        scheduler_extra_args: extra_args(
-            values,
-            "kubeadmconfig.scheduler.extraArgs",
-            subject,
-            findings,
-        ),
-        kubelet_extra_args: extra_args(values, "kubeadmconfig.kubeletExtraArgs", subject, findings),
-    }
-}
-
 /// The desired state of `cluster` from its composed `stack`. Errors name the field or
 /// layer: a stack without an OS or Kubernetes layer, an OS pack without the image its
-/// cloud needs, bad kubeadm values, a bad cluster network.
+/// cloud needs, bad kubeadm values, a bad cluster network. Layer values are stored with
+/// their secrets masked.
 pub fn desired_state(
     cluster: &WorkloadCluster,
     stack: &ComposedStack,
@@ -150,8 +80,15 @@ pub fn desired_state(
             ),
         );
     }
-    let kubeadm = kubeadm_settings(&k8s.values, &k8s_subject, &mut findings);
-    let text = |path: &str| lookup(&k8s.values, path).and_then(Value::as_str);
+    let mut kubeadm = KubeadmSettings::default();
+    for l in &stack.layers {
+        let subject = format!("profile {}: layer {}", l.profile, l.name);
+        merge_layer(
+            &mut kubeadm,
+            layer_settings(l.values.unmasked(), &subject, &mut findings),
+        );
+    }
+    let text = |path: &str| lookup(k8s.values.unmasked(), path).and_then(Value::as_str);
     let network = ResolvedNetwork::resolve(
         cluster.spec.cluster_network.as_ref(),
         text("pack.podCIDR"),
@@ -161,7 +98,7 @@ pub fn desired_state(
 
     let mut layers = Vec::new();
     for l in &stack.layers {
-        let values = match serde_yaml::to_string(&l.values) {
+        let values = match serde_yaml::to_string(&l.values.masked()) {
             Ok(v) => v,
             Err(e) => {
                 findings.error(
@@ -179,6 +116,7 @@ pub fn desired_state(
             registry: l.registry.clone(),
             digest: l.digest.clone(),
             values,
+            secrets_digest: secrets_digest(l),
         });
     }
     if findings.has_errors() {
@@ -206,6 +144,32 @@ pub fn desired_state(
             azure: a.spec.azure.clone(),
         }),
     })
+}
+
+/// `sha256:` over the layer's name, pack digest and secret values, or `None` without any.
+fn secrets_digest(layer: &StackLayer) -> Option<String> {
+    let secrets = layer.values.secret_values();
+    if secrets.is_empty() {
+        return None;
+    }
+    let mut hasher = Sha256::new();
+    for part in [layer.name.as_str(), layer.digest.as_str()] {
+        hasher.update(part.len().to_le_bytes());
+        hasher.update(part.as_bytes());
+    }
+    for (key, value) in &secrets {
+        let value = serde_json::to_string(value).unwrap_or_default();
+        for part in [key.as_str(), value.as_str()] {
+            hasher.update(part.len().to_le_bytes());
+            hasher.update(part.as_bytes());
+        }
+    }
+    let hex: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Some(format!("sha256:{hex}"))
 }
 
 /// The OS pack carries the image its cloud boots from.

@@ -124,6 +124,7 @@ fn cluster_overrides_reach_the_kubeadm_args_and_null_removes_a_flag() {
         values:
             "kubeadmconfig:\n  kubeletExtraArgs:\n    read-only-port: null\n    max-pods: 200\n"
                 .into(),
+        presets: None,
     });
     c.spec.cluster_network = Some(ClusterNetwork {
         pod_cidrs: vec!["10.244.0.0/16".into()],

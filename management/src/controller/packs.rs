@@ -529,6 +529,7 @@ mod tests {
         ResolvedPack {
             manifest,
             values: serde_yaml::Value::Null,
+            rules: Default::default(),
             digest: format!("sha256:{}", "a".repeat(64)),
             content: PackContent::None,
             origin: "registry.example:5000/team/spectro-packs/archive/private:1.0.0".into(),

@@ -40,16 +40,14 @@ impl RegistryPacks {
                 Ok(pulled) => {
                     let (pack, findings) = crate::pack::Pack::load(&pulled.dir);
                     match pack {
-                        Some(pack) => Ok(ResolvedPack {
-                            content: pack.content(),
-                            manifest: pack.manifest,
-                            values: pack.values.document,
-                            digest: pulled.descriptor.layer_digest.clone(),
-                            origin: format!(
+                        Some(pack) => Ok(ResolvedPack::of(
+                            &pack,
+                            pulled.descriptor.layer_digest.clone(),
+                            format!(
                                 "{}@{}",
                                 pulled.descriptor.reference, pulled.descriptor.manifest_digest
                             ),
-                        }),
+                        )),
                         None => Err(ResolveError::InvalidPack {
                             reference: key.clone(),
                             origin: pulled.descriptor.reference.clone(),
