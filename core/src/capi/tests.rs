@@ -595,6 +595,50 @@ fn cloud_arguments_come_first_and_the_layers_settings_win() {
 }
 
 #[test]
+fn layer_commands_and_files_reach_every_machine_after_the_clouds_files() {
+    let mut desired = fixture(ClusterCloud::Azure);
+    desired.kubeadm.pre_kubeadm_commands =
+        vec!["echo os".into(), "apt install -y nfs-common".into()];
+    desired.kubeadm.post_kubeadm_commands = vec!["echo done".into()];
+    desired.kubeadm.files = vec![crate::revision::KubeadmFile {
+        path: "/etc/nfs.conf".into(),
+        content: "[nfsd]\n".into(),
+        owner: Some("root:root".into()),
+        permissions: Some("0644".into()),
+        encoding: None,
+    }];
+    let cluster = cluster_name(ClusterCloud::Azure);
+    let control_plane = control_plane_objects(&input(&cluster, &desired)).unwrap();
+    let workers = worker_pool_objects(&input(&cluster, &desired)).unwrap();
+    let specs = [
+        &find(&control_plane, "KubeadmControlPlane")["spec"]["kubeadmConfigSpec"],
+        &find(&workers, "KubeadmConfigTemplate")["spec"]["template"]["spec"],
+    ];
+    for spec in specs {
+        assert_eq!(
+            spec["preKubeadmCommands"],
+            json!(["echo os", "apt install -y nfs-common"])
+        );
+        assert_eq!(spec["postKubeadmCommands"], json!(["echo done"]));
+        let files = spec["files"].as_array().unwrap();
+        // Azure's cloud config first, then the layers' file.
+        assert_eq!(files.len(), 2, "{files:#?}");
+        assert_eq!(files[0]["path"], "/etc/kubernetes/azure.json");
+        assert_eq!(
+            files[1],
+            json!({"path": "/etc/nfs.conf", "content": "[nfsd]\n", "owner": "root:root", "permissions": "0644"})
+        );
+    }
+    // A changed command is a new bootstrap template, so the workers roll.
+    let before = worker_config(&desired).0;
+    desired
+        .kubeadm
+        .pre_kubeadm_commands
+        .push("echo more".into());
+    assert_ne!(worker_config(&desired).0, before);
+}
+
+#[test]
 fn a_missing_placement_is_named() {
     for cloud in [
         ClusterCloud::Vsphere,

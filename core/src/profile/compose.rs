@@ -426,3 +426,7 @@ fn resolve_values(stack: &mut [StackLayer], findings: &mut Findings) {
 #[cfg(test)]
 #[path = "compose_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "compose_values_tests.rs"]
+mod values_tests;

@@ -8,8 +8,10 @@ use crate::cluster::{
     ClusterCloud, ControlPlanePool, LayerOverride, MachineShape, NodePools, ProfileRef, WorkerPool,
     WorkloadCluster, WorkloadClusterSpec,
 };
-use crate::pack::PackContent;
 use crate::pack::manifest::parse_manifest;
+use crate::pack::presets::{enabled_presets_annotation, parse_presets};
+use crate::pack::values_schema::parse_schema;
+use crate::pack::{PackContent, ValueRules};
 use crate::profile::{ClusterProfile, ClusterProfileSpec, ProfileCloud, ProfileLayer, ProfileType};
 
 /// Packs keyed by `name:version`.
@@ -20,7 +22,11 @@ pub struct MemorySource {
 
 impl MemorySource {
     /// Adds a pack from pack.json text and values.yaml text.
-    pub fn with(mut self, pack_json: &str, values: &str) -> Self {
+    pub fn with(self, pack_json: &str, values: &str) -> Self {
+        self.insert(pack_json, values, ValueRules::default())
+    }
+
+    fn insert(mut self, pack_json: &str, values: &str, rules: ValueRules) -> Self {
         let (manifest, findings) = parse_manifest(pack_json);
         let Some(manifest) = manifest else {
             panic!("fixture pack.json is invalid: {findings:?}\n{pack_json}");
@@ -33,13 +39,31 @@ impl MemorySource {
             ResolvedPack {
                 manifest,
                 values,
-                rules: Default::default(),
+                rules,
                 digest: format!("sha256:{key}"),
                 content: PackContent::Manifests,
                 origin: "memory".into(),
             },
         );
         self
+    }
+
+    /// Adds a pack with a schema.yaml and a presets.yaml; the presets its values enable
+    /// come from the values' opening `enabled-presets` comment.
+    pub fn with_rules(self, pack_json: &str, values: &str, schema: &str, presets: &str) -> Self {
+        let (schema, findings) = parse_schema(schema);
+        assert!(!findings.has_errors(), "fixture schema.yaml: {findings:?}");
+        let (presets, findings) = parse_presets(presets);
+        assert!(!findings.has_errors(), "fixture presets.yaml: {findings:?}");
+        let enabled_presets = enabled_presets_annotation(values)
+            .map(|a| a.presets)
+            .unwrap_or_default();
+        let rules = ValueRules {
+            schema,
+            presets,
+            enabled_presets,
+        };
+        self.insert(pack_json, values, rules)
     }
 
     /// Adds a pack with just a name, version, layer and extra pack.json fields.

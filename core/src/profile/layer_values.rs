@@ -51,15 +51,7 @@ impl LayerValues {
 
     /// The values with every set secret replaced by `<secret>`.
     pub fn masked(&self) -> Value {
-        let mut masked = self.document.clone();
-        for key in &self.secrets {
-            key.for_each_mut(&mut masked, &mut |value| {
-                if !is_unset(Some(value)) {
-                    *value = Value::from(SECRET_MASK);
-                }
-            });
-        }
-        masked
+        mask(&self.secrets, &self.document)
     }
 
     /// The set secrets as `(key, value)`, in schema order.
@@ -75,6 +67,25 @@ impl LayerValues {
             })
             .collect()
     }
+}
+
+/// `values` with every set value at one of `secrets` replaced by `<secret>`.
+pub fn mask(secrets: &[KeyPath], values: &Value) -> Value {
+    let mut masked = values.clone();
+    for key in secrets {
+        key.for_each_mut(&mut masked, &mut |value| {
+            if !is_unset(Some(value)) {
+                *value = Value::from(SECRET_MASK);
+            }
+        });
+    }
+    masked
+}
+
+/// `values` masked with a schema's secrets.
+pub fn mask_with(schema: &ValuesSchema, values: &Value) -> Value {
+    let secrets: Vec<KeyPath> = schema.secrets().map(|e| e.key.clone()).collect();
+    mask(&secrets, values)
 }
 
 impl fmt::Debug for LayerValues {
@@ -116,8 +127,8 @@ pub fn preset_choices(
     choices
 }
 
-/// What a layer's values are made of.
-#[derive(Debug, Clone, Default)]
+/// What a layer's values are made of. Its `Debug` masks secrets like [`LayerValues`].
+#[derive(Clone, Default)]
 pub struct LayerInputs {
     pub defaults: Value,
     pub rules: ValueRules,
@@ -125,6 +136,18 @@ pub struct LayerInputs {
     pub choices: Vec<PresetChoice>,
     /// Profile values, then cluster overrides, in merge order.
     pub overlays: Vec<Value>,
+}
+
+impl fmt::Debug for LayerInputs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let schema = &self.rules.schema;
+        let overlays: Vec<Value> = self.overlays.iter().map(|o| mask_with(schema, o)).collect();
+        f.debug_struct("LayerInputs")
+            .field("defaults", &mask_with(schema, &self.defaults))
+            .field("choices", &self.choices)
+            .field("overlays", &overlays)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Effective values and their problems.

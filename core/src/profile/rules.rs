@@ -18,12 +18,13 @@ use crate::finding::Findings;
 use crate::pack::manifest::Layer;
 use crate::pack::values_schema::ValueProblem;
 use crate::profile::constraints::{StackEntry, check_dependencies};
-use crate::profile::layer_values::{LayerInputs, preset_choices};
+use crate::profile::layer_values::{LayerInputs, mask_with, preset_choices};
 use crate::profile::{ClusterProfile, ProfileLayer, ProfileType};
 use crate::version::PackVersion;
 
-/// A profile layer and the pack it resolved to.
-#[derive(Debug, Clone)]
+/// A profile layer and the pack it resolved to. Its `Debug` shows the layer's values with
+/// the pack's secrets masked, and not the layer's values text.
+#[derive(Clone)]
 pub struct ResolvedLayer {
     pub index: usize,
     pub layer: ProfileLayer,
@@ -35,6 +36,19 @@ pub struct ResolvedLayer {
     pub inputs: LayerInputs,
     /// What the pack's schema finds wrong with the layer's values, reported here.
     pub problems: Vec<ValueProblem>,
+}
+
+impl std::fmt::Debug for ResolvedLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResolvedLayer")
+            .field("index", &self.index)
+            .field("layer", &self.layer.reference())
+            .field("pack", &self.pack.origin)
+            .field("values", &mask_with(&self.pack.rules.schema, &self.values))
+            .field("inputs", &self.inputs)
+            .field("problems", &self.problems)
+            .finish()
+    }
 }
 
 /// Validates a profile and resolves its layers. Findings name the field (`spec.version`,

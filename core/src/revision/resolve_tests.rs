@@ -355,3 +355,193 @@ fn accounts_must_fit_the_cloud_and_hold_the_keys() {
         .is_empty()
     );
 }
+
+/// An infra profile whose OS layer adds a command, and an add-on profile with an NFS CSI-like
+/// add-on that installs nfs-common and writes a file, and a secret.
+fn nfs_source(addon_values: &str) -> MemorySource {
+    MemorySource::default()
+        .with(
+            r#"{"name": "ubuntu", "displayName": "Ubuntu", "version": "22.04", "layer": "os", "cloudTypes": ["all"]}"#,
+            "kubeadmconfig:\n  preKubeadmCommands: ['echo os']\n  kubeletExtraArgs: {node-labels: os=ubuntu}\n",
+        )
+        .with(
+            r#"{"name": "kubernetes", "displayName": "Kubernetes", "version": "1.20.2", "layer": "k8s"}"#,
+            KUBERNETES_VALUES,
+        )
+        .pack("calico", "3.19.0", "cni", "")
+        .pack("hostpath", "1.7.3", "csi", "")
+        .with_rules(
+            r#"{"name": "nfs", "displayName": "NFS", "version": "4.0.13", "layer": "addon", "addonType": "storage"}"#,
+            addon_values,
+            "charts.nfs.server.password:\n  schema: '{{ format \"${password}\" }}'\n",
+            "",
+        )
+}
+
+const NFS_VALUES: &str = r#"
+kubeadmconfig:
+  preKubeadmCommands:
+    - apt update
+    - apt install -y nfs-common
+  postKubeadmCommands: ['echo nfs ready']
+  kubeletExtraArgs: {node-labels: nfs=yes}
+  files:
+    - targetPath: /etc/nfs.conf
+      targetOwner: root:root
+      targetPermissions: '0644'
+      content: '[nfsd]'
+charts:
+  nfs:
+    server: {host: 10.0.0.5, password: ''}
+"#;
+
+fn resolve_with_addon(
+    cluster: &WorkloadCluster,
+    source: &MemorySource,
+) -> Result<DesiredState, Findings> {
+    let base = profile("base", ProfileType::Infra, ProfileCloud::All, core_layers());
+    let addons = profile(
+        "storage",
+        ProfileType::AddOn,
+        ProfileCloud::All,
+        vec![layer("nfs:4.0.13")],
+    );
+    let (stack, findings) = compose(cluster, &[base, addons], source);
+    let stack = stack.unwrap_or_else(|| panic!("{findings:#?}"));
+    desired_state(cluster, &stack, None)
+}
+
+#[test]
+fn every_layers_kubeadmconfig_is_merged_in_install_order() {
+    let c = cluster(ClusterCloud::Sim, &["base", "storage"]);
+    let desired = resolve_with_addon(&c, &nfs_source(NFS_VALUES)).unwrap();
+    let kubeadm = &desired.kubeadm;
+    assert_eq!(
+        kubeadm.pre_kubeadm_commands,
+        ["echo os", "apt update", "apt install -y nfs-common"]
+    );
+    assert_eq!(kubeadm.post_kubeadm_commands, ["echo nfs ready"]);
+    assert_eq!(
+        kubeadm.files,
+        [crate::revision::KubeadmFile {
+            path: "/etc/nfs.conf".into(),
+            content: "[nfsd]".into(),
+            owner: Some("root:root".into()),
+            permissions: Some("0644".into()),
+            encoding: None,
+        }]
+    );
+    // A later layer's flag replaces an earlier one's; the others stay.
+    assert_eq!(kubeadm.kubelet_extra_args["node-labels"], "nfs=yes");
+    assert_eq!(kubeadm.kubelet_extra_args["read-only-port"], "0");
+    assert_eq!(kubeadm.api_server_extra_args["profiling"], "false");
+}
+
+#[test]
+fn malformed_kubeadmconfig_of_an_add_on_is_named() {
+    let bad = "kubeadmconfig:\n  preKubeadmCommands: [ok, {run: x}]\n  files:\n  - {targetPath: /a}\n  - {path: /b, content: c, mode: '0600'}\n";
+    let findings = resolve_with_addon(
+        &cluster(ClusterCloud::Sim, &["base", "storage"]),
+        &nfs_source(bad),
+    )
+    .unwrap_err();
+    assert!(
+        findings.contains(
+            "profile storage: layer nfs: kubeadmconfig.preKubeadmCommands[1]",
+            "found a mapping, expected a shell command"
+        ),
+        "{findings:#?}"
+    );
+    assert!(findings.contains(
+        "profile storage: layer nfs: kubeadmconfig.files[0]",
+        "has no content; a file needs its path and content"
+    ));
+    assert!(findings.contains(
+        "profile storage: layer nfs: kubeadmconfig.files[1].mode",
+        "is not a field of a file; known fields: path, targetPath, content, owner, targetOwner"
+    ));
+}
+
+#[test]
+fn a_secret_never_appears_in_the_desired_state_or_the_capi_objects() {
+    const SECRET: &str = "pa55-w0rd-never-shown";
+    let mut c = cluster(ClusterCloud::Sim, &["base", "storage"]);
+    c.spec.overrides.push(crate::cluster::LayerOverride {
+        pack: "nfs".into(),
+        values: format!("charts:\n  nfs:\n    server:\n      password: {SECRET}\n"),
+        presets: None,
+    });
+    let source = nfs_source(NFS_VALUES);
+    let base = profile("base", ProfileType::Infra, ProfileCloud::All, core_layers());
+    let addons = profile(
+        "storage",
+        ProfileType::AddOn,
+        ProfileCloud::All,
+        vec![layer("nfs:4.0.13")],
+    );
+    let (stack, findings) = compose(&c, &[base, addons], &source);
+    let stack = stack.unwrap_or_else(|| panic!("{findings:#?}"));
+    // The real value is there for whatever installs the layer.
+    let nfs = stack.layers.iter().find(|l| l.name == "nfs").unwrap();
+    assert_eq!(
+        nfs.values.unmasked()["charts"]["nfs"]["server"]["password"],
+        serde_yaml::Value::from(SECRET)
+    );
+    let desired = desired_state(&c, &stack, None).unwrap();
+    let revision = crate::revision::ClusterRevisionSpec {
+        cluster_name: "demo".into(),
+        number: 1,
+        content_hash: content_hash(&desired),
+        desired: desired.clone(),
+    };
+    let input = crate::capi::BuildInput {
+        cluster_name: "demo",
+        namespace: "team-a-demo",
+        revision: 1,
+        desired: &desired,
+    };
+    let mut objects = crate::capi::control_plane_objects(&input).unwrap();
+    objects.extend(crate::capi::worker_pool_objects(&input).unwrap());
+    let printed = [
+        serde_yaml::to_string(&stack).unwrap(),
+        format!("{stack:?}"),
+        serde_yaml::to_string(&revision).unwrap(),
+        serde_json::to_string(&revision).unwrap(),
+        format!("{revision:?}"),
+        findings
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n"),
+        serde_json::to_string(&objects).unwrap(),
+    ];
+    for text in &printed {
+        assert!(!text.contains(SECRET), "the secret leaked into: {text}");
+    }
+    let nfs_layer = desired.layers.iter().find(|l| l.name == "nfs").unwrap();
+    assert!(
+        nfs_layer.values.contains("password: <secret>"),
+        "{}",
+        nfs_layer.values
+    );
+    assert!(nfs_layer.values.contains("host: 10.0.0.5"));
+    // A changed secret is a changed revision; no secret, no digest.
+    let digest = nfs_layer.secrets_digest.clone().unwrap();
+    c.spec.overrides[0].values = "charts:\n  nfs:\n    server:\n      password: another\n".into();
+    let changed = resolve_with_addon(&c, &source).unwrap();
+    assert_ne!(content_hash(&changed), content_hash(&desired));
+    let changed_layer = changed.layers.iter().find(|l| l.name == "nfs").unwrap();
+    assert_ne!(changed_layer.secrets_digest.as_ref(), Some(&digest));
+    assert_eq!(changed_layer.values, nfs_layer.values);
+    c.spec.overrides.clear();
+    let unset = resolve_with_addon(&c, &source).unwrap();
+    assert_eq!(
+        unset
+            .layers
+            .iter()
+            .find(|l| l.name == "nfs")
+            .unwrap()
+            .secrets_digest,
+        None
+    );
+}
