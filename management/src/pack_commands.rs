@@ -104,13 +104,9 @@ pub fn inspect(target: &Path, output: OutputFormat) -> Result<ExitStatus, Comman
         display_name: &manifest.display_name,
         version: &manifest.version,
         layer: manifest.layer.to_string(),
-        addon_type: manifest.addon_type.map(|a| a.to_string()),
+        addon_type: manifest.addon_type.clone(),
         content: pack.content().as_str(),
-        clouds: manifest
-            .declared_clouds()
-            .iter()
-            .map(|c| c.to_string())
-            .collect(),
+        clouds: manifest.declared_cloud_names(),
         charts: pack
             .layout
             .charts

@@ -451,7 +451,8 @@ fn unknown_pack_json_field_is_a_warning() {
     });
     let output = validate_valid(root.path());
     let known = "Known fields here: name, displayName, version, layer, group, cloudTypes, cloudType, \
-                 eol, addonType, addonSubType, charts, kubeManifests, annotations, constraints";
+                 eol, addonType, addonSubType, ansibleRoles, charts, kubeManifests, annotations, \
+                 constraints";
     assert_stderr_line(
         &output,
         &format!("demo: warning: pack.json: homepage: unknown field; it is ignored. {known}"),

@@ -413,3 +413,7 @@ fn check_param_refs(manifest: &PackManifest, values: &serde_yaml::Value, finding
 #[cfg(test)]
 #[path = "load_tests.rs"]
 mod load_tests;
+
+#[cfg(test)]
+#[path = "compat_tests.rs"]
+mod compat_tests;

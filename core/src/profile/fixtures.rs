@@ -66,6 +66,18 @@ impl MemorySource {
         self.insert(pack_json, values, rules)
     }
 
+    /// Adds a pack loaded from a folder, as a local catalog would resolve it.
+    pub fn loaded(mut self, pack: &crate::pack::Pack) -> Self {
+        let key = pack.reference();
+        let resolved = ResolvedPack::of(
+            pack,
+            format!("sha256:{key}"),
+            pack.dir.display().to_string(),
+        );
+        self.packs.insert(key, resolved);
+        self
+    }
+
     /// Adds a pack with just a name, version, layer and extra pack.json fields.
     pub fn pack(self, name: &str, version: &str, layer: &str, extra: &str) -> Self {
         let addon = if layer == "addon" {
