@@ -384,7 +384,10 @@ fn apply_cluster_overrides(
             over.presets.as_deref(),
         ));
         for error in layer.inputs.choice_errors(first) {
-            findings.error(format!("{subject}.presets"), error.to_string());
+            findings.error(
+                format!("{subject}.presets"),
+                format!("pack {}:{}: {error}", layer.name, layer.version),
+            );
         }
     }
 }

@@ -165,13 +165,13 @@ fn bad_preset_choices_name_where_they_were_made() {
     assert!(
         findings.contains(
             "profile apps: spec.layers[0].presets",
-            "spec.layers[0].presets names Size:small and Size:large, which are both in group \"Size\""
+            "pack app:1.0.0: spec.layers[0].presets names Size:small and Size:large, which are both in group \"Size\""
         ),
         "{findings:#?}"
     );
     assert!(findings.contains(
         "spec.overrides[0].presets",
-        "spec.overrides[0].presets names the preset huge, but presets.yaml has no preset \"huge\" (it has: Size:small, Size:large)"
+        "pack app:1.0.0: spec.overrides[0].presets names the preset huge, but presets.yaml has no preset \"huge\" (it has: Size:small, Size:large)"
     ));
 }
 

@@ -177,10 +177,14 @@ fn check_layer_values(
     inputs: &LayerInputs,
     findings: &mut Findings,
 ) -> Vec<ValueProblem> {
+    let pack_ref = format!("{}:{}", pack.manifest.name, pack.manifest.version);
     let errors = inputs.choice_errors(0);
     if !errors.is_empty() {
         for error in errors {
-            findings.error(format!("{subject}.presets"), error.to_string());
+            findings.error(
+                format!("{subject}.presets"),
+                format!("pack {pack_ref}: {error}"),
+            );
         }
         return Vec::new();
     }
@@ -188,12 +192,14 @@ fn check_layer_values(
         Ok(resolution) => resolution,
         Err(errors) => {
             for error in errors {
-                findings.error(format!("{subject}.presets"), error.to_string());
+                findings.error(
+                    format!("{subject}.presets"),
+                    format!("pack {pack_ref}: {error}"),
+                );
             }
             return Vec::new();
         }
     };
-    let pack_ref = format!("{}:{}", pack.manifest.name, pack.manifest.version);
     for problem in &resolution.problems {
         let message = format!("pack {pack_ref}: {problem}");
         match problem {
