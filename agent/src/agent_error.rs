@@ -62,6 +62,14 @@ pub enum AgentError {
     LeaseTiming(#[source] LeaderError),
     #[error("cannot listen for SIGTERM: {0}")]
     Signal(#[source] std::io::Error),
+    #[error(
+        "cannot serve /metrics, /healthz and /readyz on {address} (--http-host, --http-port): {source}"
+    )]
+    Listen {
+        address: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Link(#[from] LinkError),
     #[error("the plan of Cluster {namespace}/{cluster}: {source}")]

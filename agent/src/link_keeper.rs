@@ -6,6 +6,7 @@
 //! 403) is said at warn level, there and in the log, with what to do.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -14,6 +15,7 @@ use k8s_openapi::jiff::Timestamp;
 use strata_shared::contracts::names::{AGENT_NAMESPACE, LINK_STATE_CONFIG_MAP};
 use strata_shared::kube_writer::{KubeWriter, WriteError};
 
+use crate::health::AgentHealth;
 use crate::management_link::{ManagementLink, RenewOutcome};
 use crate::status_report::StatusReport;
 
@@ -34,7 +36,11 @@ pub enum LinkState {
 }
 
 impl LinkState {
-    fn name(&self) -> &'static str {
+    /// Every state's name, as [`LinkState::name`] gives it.
+    pub const NAMES: [&'static str; 4] =
+        ["Connected", "Unreachable", "Unauthorized", "Unconfigured"];
+
+    pub fn name(&self) -> &'static str {
         match self {
             LinkState::Connected => "Connected",
             LinkState::Unreachable(_) => "Unreachable",
@@ -89,10 +95,16 @@ pub async fn beat(link: &ManagementLink, report: &StatusReport) -> LinkState {
 }
 
 /// Beats until the task is dropped.
-pub async fn run(workload: KubeWriter, link: ManagementLink, report: StatusReport) {
+pub async fn run(
+    workload: KubeWriter,
+    link: ManagementLink,
+    report: StatusReport,
+    health: Arc<AgentHealth>,
+) {
     let mut last: Option<LinkState> = None;
     loop {
         let state = beat(&link, &report).await;
+        health.link_beat(state.name());
         if last.as_ref() != Some(&state) {
             match &state {
                 LinkState::Connected => {
@@ -144,5 +156,22 @@ async fn record(workload: &KubeWriter, state: &LinkState, changed: bool) -> Resu
         Ok(_) => Ok(()),
         Err(e) if e.is_gone() => maps.create(&map).await.map(|_| ()),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_state_name_is_listed_once() {
+        let states = [
+            LinkState::Connected,
+            LinkState::Unreachable("cut off".into()),
+            LinkState::Refused(401),
+            LinkState::Unconfigured("no Secret".into()),
+        ];
+        let names: Vec<&str> = states.iter().map(LinkState::name).collect();
+        assert_eq!(names, LinkState::NAMES);
     }
 }

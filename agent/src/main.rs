@@ -5,6 +5,7 @@
 //! its revision and reports back (see `work`).
 
 mod agent_error;
+mod health;
 mod identity_sync;
 mod link_keeper;
 mod management_link;
@@ -18,19 +19,25 @@ mod revision_keeper;
 mod status_report;
 mod work;
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
 use kube::Client;
 
 use strata_shared::contracts::field_managers::AGENT_FIELD_MANAGER;
+use strata_shared::contracts::names::AGENT_HTTP_PORT;
 use strata_shared::kube_writer::KubeWriter;
 use strata_shared::leader::{LeaderElector, LeaseTiming};
+use strata_shared::probe_endpoints;
 use strata_shared::provider_components::ProviderController;
 
 use crate::agent_error::AgentError;
+use crate::health::AgentHealth;
+use crate::work::AbortOnDrop;
 
 /// Every call the agent makes to its own cluster (and, in `move`, to either cluster) is
 /// bounded: a hung API server must not hold the agent forever.
@@ -40,8 +47,16 @@ fn writer(client: Client) -> KubeWriter {
     KubeWriter::new(client, AGENT_FIELD_MANAGER, WRITE_TIMEOUT)
 }
 
+/// `--version`; a build with the test fault hooks says so, so that a test can refuse a
+/// build without them instead of waiting for a fault that never comes.
+const VERSION: &str = if cfg!(feature = "fault-hooks") {
+    concat!(env!("CARGO_PKG_VERSION"), " (with test fault hooks)")
+} else {
+    env!("CARGO_PKG_VERSION")
+};
+
 #[derive(Parser)]
-#[command(name = "strata-agent", version, about = "Strata's in-cluster agent")]
+#[command(name = "strata-agent", version = VERSION, about = "Strata's in-cluster agent")]
 struct Cli {
     /// The namespace of the agent's lease; defaults to $POD_NAMESPACE, then the
     /// kubeconfig's namespace.
@@ -67,6 +82,12 @@ struct Cli {
     /// An argument for that image (repeatable, in order).
     #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
     provider_arg: Vec<String>,
+    /// The address /metrics, /healthz and /readyz listen on: the pod's IP when the
+    /// Deployment passes it, else every address.
+    #[arg(long, env = "POD_IP", default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED))]
+    http_host: IpAddr,
+    #[arg(long, default_value_t = AGENT_HTTP_PORT)]
+    http_port: u16,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -168,6 +189,19 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
 /// The agent in its cluster: holds its lease, and works while it leads.
 async fn serve(cli: Cli) -> Result<(), AgentError> {
     let client = Client::try_default().await.map_err(AgentError::InCluster)?;
+    let health = Arc::new(AgentHealth::new(
+        &work::Phase::NAMES,
+        &link_keeper::LinkState::NAMES,
+    ));
+    let http_address = SocketAddr::new(cli.http_host, cli.http_port);
+    let (address, _endpoints) = probe_endpoints::serve(http_address, health.clone())
+        .await
+        .map_err(|source| AgentError::Listen {
+            address: http_address,
+            source,
+        })?;
+    tracing::info!(%address, "serving /metrics, /healthz and /readyz");
+    let _readiness = AbortOnDrop(tokio::spawn(become_ready(client.clone(), health.clone())));
     let namespace = cli
         .namespace
         .unwrap_or_else(|| client.default_namespace().to_string());
@@ -210,6 +244,7 @@ async fn serve(cli: Cli) -> Result<(), AgentError> {
             break "the leader election ended";
         };
         tracing::info!(%identity, leading, "leadership changed");
+        health.set_leading(leading);
         if let Some(task) = work.take() {
             task.abort();
         }
@@ -218,6 +253,7 @@ async fn serve(cli: Cli) -> Result<(), AgentError> {
                 writer(client.clone()),
                 link.clone(),
                 providers.clone(),
+                health.clone(),
             )));
         }
     };
@@ -232,4 +268,22 @@ async fn serve(cli: Cli) -> Result<(), AgentError> {
         tracing::warn!("{e}");
     }
     Ok(())
+}
+
+/// Ready once this cluster's apiserver answers: the management cluster's does not count,
+/// since an edge agent goes on working without it.
+async fn become_ready(client: Client, health: Arc<AgentHealth>) {
+    loop {
+        match tokio::time::timeout(WRITE_TIMEOUT, client.apiserver_version()).await {
+            Ok(Ok(_)) => {
+                health.set_ready();
+                return;
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "this cluster's apiserver does not answer yet")
+            }
+            Err(_) => tracing::debug!("this cluster's apiserver does not answer yet"),
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
 }

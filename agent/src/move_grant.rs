@@ -88,15 +88,10 @@ pub async fn ask(management: &KubeWriter, link: &ManagementLink, report: &Status
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
     use strata_shared::cluster::ledger::{decide_deletion, grant_move, objects_returned};
 
     fn ledger(pairs: &[(&str, &str)]) -> ClusterLedger {
-        let map: BTreeMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        ClusterLedger::read(Some(&map))
+        ClusterLedger::of_pairs(pairs)
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! cluster answers, and hand the objects back when the cluster is deleted. The transitions
 //! are all in [`Work::next`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use strata_shared::cluster::WorkloadCluster;
@@ -14,6 +15,7 @@ use strata_shared::revision::ClusterRevision;
 use tracing::Instrument;
 
 use crate::agent_error::{AgentError, Step};
+use crate::health::AgentHealth;
 use crate::management_link::ManagementLink;
 use crate::move_attempt::{Attempt, prepare_attempt, run_attempt};
 use crate::move_grant::{self, Grant};
@@ -47,6 +49,10 @@ pub enum Phase {
 }
 
 impl Phase {
+    /// Every phase's name, as [`Phase::name`] gives it.
+    pub const NAMES: [&'static str; 5] =
+        ["starting", "pivoting", "holding", "moving back", "finished"];
+
     pub fn name(&self) -> &'static str {
         match self {
             Phase::Starting => "starting",
@@ -81,6 +87,7 @@ pub async fn run(
     workload: KubeWriter,
     link: ManagementLink,
     providers: Option<ProviderController>,
+    health: Arc<AgentHealth>,
 ) {
     let report = StatusReport::default();
     if let Ok(management) = link.management().await
@@ -93,8 +100,13 @@ pub async fn run(
     }
     // The link is kept whatever the work is doing: reports, and a renewed token.
     let keeper = tokio::spawn(
-        link_keeper::run(workload.clone(), link.clone(), report.clone())
-            .instrument(tracing::info_span!("link", cluster = %link.cluster)),
+        link_keeper::run(
+            workload.clone(),
+            link.clone(),
+            report.clone(),
+            health.clone(),
+        )
+        .instrument(tracing::info_span!("link", cluster = %link.cluster)),
     );
     let _stop_keeper = AbortOnDrop(keeper);
     let work = Work {
@@ -105,10 +117,12 @@ pub async fn run(
     };
     let mut phase = Phase::Starting;
     while !matches!(phase, Phase::Finished) {
+        health.set_phase(phase.name());
         let span = tracing::info_span!("work", cluster = %work.link.cluster, step = phase.name());
         let next = work.next(phase).instrument(span).await;
         phase = next;
     }
+    health.set_phase(phase.name());
     std::future::pending::<()>().await;
 }
 
@@ -306,8 +320,9 @@ impl Work {
     }
 }
 
-/// Aborts a task when dropped: the link keeper ends with the work.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+/// Aborts a task when dropped: the link keeper ends with the work, the readiness check
+/// with the agent.
+pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
@@ -349,4 +364,25 @@ async fn nothing_moved(management: &KubeWriter, link: &ManagementLink, report: &
 async fn move_started(workload: &KubeWriter, link: &ManagementLink) -> bool {
     let store = JournalStore::new(workload, &link.cluster, Direction::Pivot);
     matches!(store.load().await, Ok(Some(_)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_phase_name_is_listed_once() {
+        let phases = [
+            Phase::Starting,
+            Phase::Pivoting,
+            Phase::Holding {
+                revision: None,
+                scaled: false,
+            },
+            Phase::MovingBack,
+            Phase::Finished,
+        ];
+        let names: Vec<&str> = phases.iter().map(Phase::name).collect();
+        assert_eq!(names, Phase::NAMES);
+    }
 }

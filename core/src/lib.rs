@@ -11,14 +11,12 @@
 
 pub mod capi;
 pub mod catalog;
-pub mod cloud_account;
 pub mod cluster;
 pub mod conditions;
 pub mod contracts;
-pub mod crds;
+pub mod crd;
 pub mod finding;
 pub mod pack;
-pub mod pack_registry;
 pub mod pivot;
 pub mod profile;
 pub mod provider_components;
@@ -26,3 +24,6 @@ pub mod revision;
 pub mod values_merge;
 pub mod version;
 pub mod workload_singleton;
+
+// The custom resource types' older paths.
+pub use crd::{cloud_account, pack_registry};

@@ -4,6 +4,7 @@
 //! engine. Only the clouds and the kubelets are simulated.
 
 pub mod access_review;
+pub mod agent_endpoints;
 pub mod agent_footprint;
 pub mod audit_log;
 pub mod binaries;

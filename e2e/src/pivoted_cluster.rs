@@ -10,23 +10,91 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::{Api, Client, ResourceExt};
 use serde_json::Value;
 use strata_shared::cluster::WorkloadCluster;
 use strata_shared::conditions::find;
 use strata_shared::contracts::capi::MACHINE;
 use strata_shared::contracts::conditions::{PIVOTED, REASON_MOVED_BACK};
-use strata_shared::contracts::names::{AGENT_NAMESPACE, objects_namespace, reverse_journal_name};
+use strata_shared::contracts::names::{
+    AGENT_NAME, AGENT_NAMESPACE, objects_namespace, reverse_journal_name,
+};
 use strata_shared::pivot::journal::MovePhase;
 use strata_shared::pivot::journal_record::journal_from;
 
 use crate::cloud_sim::Workload;
 use crate::dynamic_objects::list_objects;
 use crate::loss_watch::{watch_for_loss, watched_objects};
-use crate::management::{ControllerProcess, ManagementEnv};
+use crate::management::{ControllerProcess, ManagementEnv, ManagementOptions, ensure_namespace};
+use crate::samples::apply_sample;
 use crate::wait::eventually;
 use crate::workload_cluster_status::{cluster, condition, describe};
+
+/// The sample sim cluster (`clusters/sim-demo.yaml`, Cluster `cluster`, in `namespace`)
+/// with its controller running, up to the moment a pivot can start: the first
+/// control-plane machine has its instance, the agent's Deployment is in the workload
+/// cluster and CAPI wrote the cluster's kubeconfig. The agents are not run yet.
+pub struct ReadyToPivot {
+    pub env: ManagementEnv,
+    pub controller: ControllerProcess,
+    /// The management cluster's client.
+    pub client: Client,
+    pub workload: Arc<Workload>,
+    /// The cluster's objects namespace.
+    pub objects: String,
+    /// The first control-plane machine → its provider ID.
+    pub machines: BTreeMap<String, String>,
+}
+
+impl ReadyToPivot {
+    pub async fn start(env_name: &str, namespace: &str, cluster: &str) -> ReadyToPivot {
+        let env = ManagementEnv::start(ManagementOptions::named(env_name))
+            .await
+            .unwrap_or_else(|e| panic!("the management environment {env_name}: {e}"));
+        let client = env.client();
+        let objects = objects_namespace(namespace, cluster);
+        ensure_namespace(&client, namespace)
+            .await
+            .unwrap_or_else(|e| panic!("namespace {namespace}: {e}"));
+        apply_sample(&client, "clusters/sim-demo.yaml", namespace, |_| {}).await;
+        let controller = ControllerProcess::start(
+            env.control_plane.kubeconfig_path(),
+            env.dir.path(),
+            "controller",
+            &["--provider-arg", "sim=--fast"],
+        )
+        .unwrap_or_else(|e| panic!("the controller: {e}"));
+        let (workload, machines) = first_control_plane_node(&env, &objects, cluster).await;
+        let deployments: Api<Deployment> = Api::namespaced(workload.client(), AGENT_NAMESPACE);
+        eventually("the agent Deployment", Duration::from_secs(120), || async {
+            deployments.get_opt(AGENT_NAME).await.ok().flatten()
+        })
+        .await;
+        // CAPI writes the kubeconfig a moment after the control plane answers.
+        eventually(
+            "the cluster's kubeconfig Secret",
+            Duration::from_secs(60),
+            || async {
+                Api::<Secret>::namespaced(client.clone(), &objects)
+                    .get_opt(&format!("{cluster}-kubeconfig"))
+                    .await
+                    .ok()
+                    .flatten()
+            },
+        )
+        .await;
+        ReadyToPivot {
+            env,
+            controller,
+            client,
+            workload,
+            objects,
+            machines,
+        }
+    }
+}
 
 /// A cluster's workload control plane once it runs, and its first control-plane machine
 /// (name → provider ID) once it has its instance: what a pivot starts from.

@@ -8,6 +8,8 @@
 //!   before it expires) and the cluster CA, as files like those under
 //!   `/var/run/secrets/kubernetes.io/serviceaccount/`, plus a kubeconfig using them
 //!   (`KUBECONFIG`), since a local process cannot use the fixed in-cluster paths;
+//! - its own pod IP (`status.podIP`): a random address of the loopback network, so that
+//!   replicas serving the same port do not collide, as they would not in their own pods;
 //! - the container's env (values, `valueFrom` field/secret/configMap references, `envFrom`)
 //!   and args (the image's entrypoint is the binary, so `command[0]` is replaced by it);
 //! - secret and configMap volumes, written to a folder per replica; every arg and env value
@@ -18,7 +20,9 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
+use std::hash::{BuildHasher, Hasher, RandomState};
 use std::io::Write;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -80,6 +84,8 @@ pub struct AgentProcess {
     /// `<deployment>-<index>`, stable across restarts like a pod name across container restarts.
     pub pod_name: String,
     pub pid: Option<u32>,
+    /// The replica's own address (its `status.podIP`).
+    pub pod_ip: Ipv4Addr,
     pub restarts: u32,
     pub log: PathBuf,
     /// Why the replica could not be started, if it could not.
@@ -88,6 +94,7 @@ pub struct AgentProcess {
 
 struct Replica {
     pod_name: String,
+    pod_ip: Ipv4Addr,
     dir: PathBuf,
     child: Option<Child>,
     restarts: u32,
@@ -184,6 +191,26 @@ impl ImageBinaries {
     }
 }
 
+/// Panics, saying how to build it, unless the agent binary has the test fault hooks
+/// (`STRATA_MOVE_EXIT_AFTER`, `STRATA_MOVE_WRITE_DELAY_MS`) that a test is about to use:
+/// without them the faults never happen and the test would wait for nothing.
+pub fn require_fault_hooks() {
+    let binary = default_agent_binary();
+    let output = Command::new(&binary)
+        .arg("--version")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {} --version: {e}", binary.display()));
+    let version = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        version.contains("with test fault hooks"),
+        "{} ({}) was built without the test fault hooks this test uses: build it with \
+         `cargo build --workspace --bins --features strata-agent/fault-hooks` and run the \
+         tests with the same feature (scripts/test.sh does both)",
+        binary.display(),
+        version.trim()
+    );
+}
+
 /// The `strata-agent` binary (`$STRATA_AGENT_BIN`, else beside the running program).
 pub fn default_agent_binary() -> PathBuf {
     sibling_binary("STRATA_AGENT_BIN", "strata-agent")
@@ -231,6 +258,7 @@ impl ProcessKubelet {
                     deployment: key.clone(),
                     pod_name: replica.pod_name.clone(),
                     pid,
+                    pod_ip: replica.pod_ip,
                     restarts: replica.restarts,
                     log: replica.dir.join(LOG_FILE),
                     last_error: replica.last_error.clone(),
@@ -350,6 +378,7 @@ fn sync_runs(state: &Mutex<State>, wanted: &BTreeMap<String, (Deployment, usize,
                     replicas: (0..replicas)
                         .map(|i| Replica {
                             pod_name: format!("{name}-{i}"),
+                            pod_ip: random_pod_ip(),
                             dir: PathBuf::new(),
                             child: None,
                             restarts: 0,
@@ -383,7 +412,7 @@ async fn start_missing(access: &ClusterAccess, dir: &Path, state: &Mutex<State>,
                     .token_written
                     .is_some_and(|t| t.elapsed() > TOKEN_REFRESH)
                 {
-                    indexes.push(i);
+                    indexes.push((i, replica.pod_ip));
                 }
                 continue;
             }
@@ -397,7 +426,7 @@ async fn start_missing(access: &ClusterAccess, dir: &Path, state: &Mutex<State>,
                 .exited_at
                 .is_none_or(|t| t.elapsed() >= RESTART_DELAY)
             {
-                indexes.push(i);
+                indexes.push((i, replica.pod_ip));
             }
         }
         (
@@ -407,10 +436,14 @@ async fn start_missing(access: &ClusterAccess, dir: &Path, state: &Mutex<State>,
             indexes,
         )
     };
-    for i in indexes {
-        let pod_name = format!("{}-{i}", deployment.name_any());
+    for (i, pod_ip) in indexes {
+        let pod = PodIdentity {
+            name: format!("{}-{i}", deployment.name_any()),
+            ip: pod_ip,
+        };
+        let pod_name = pod.name.clone();
         let replica_dir = dir.join(key.replace('/', "_")).join(&pod_name);
-        let prepared = prepare_pod(access, &deployment, container, &pod_name, &replica_dir).await;
+        let prepared = prepare_pod(access, &deployment, container, &pod, &replica_dir).await;
         let mut state = lock(state);
         let Some(run) = state.runs.get_mut(key) else {
             return;
@@ -447,6 +480,22 @@ async fn start_missing(access: &ClusterAccess, dir: &Path, state: &Mutex<State>,
     }
 }
 
+/// The pod a replica plays.
+struct PodIdentity {
+    name: String,
+    ip: Ipv4Addr,
+}
+
+/// A random address of 127.0.0.0/8 (all of it reaches this host) outside 127.0.0.x, where
+/// the control planes listen: random, so that the kubelets of tests running side by side
+/// do not hand out the same one.
+pub fn random_pod_ip() -> Ipv4Addr {
+    let n = RandomState::new().build_hasher().finish();
+    let octet =
+        |shift: u32, from: u64, span: u64| u8::try_from(from + (n >> shift) % span).unwrap_or(1);
+    Ipv4Addr::new(127, octet(0, 1, 254), octet(8, 0, 256), octet(16, 1, 254))
+}
+
 /// What a replica's process gets.
 struct PreparedPod {
     args: Vec<String>,
@@ -465,7 +514,7 @@ async fn prepare_pod(
     access: &ClusterAccess,
     deployment: &Deployment,
     container: usize,
-    pod_name: &str,
+    pod: &PodIdentity,
     dir: &Path,
 ) -> Result<PreparedPod, String> {
     let namespace = deployment.namespace().unwrap_or_else(|| "default".into());
@@ -529,7 +578,7 @@ async fn prepare_pod(
         }
     }
     for var in container.env.iter().flatten() {
-        let value = env_value(&access.client, &namespace, pod_name, var).await?;
+        let value = env_value(&access.client, &namespace, pod, var).await?;
         env.push((var.name.clone(), rewrite(&value)));
     }
     let args: Vec<String> = container
@@ -602,7 +651,7 @@ async fn config_map_data(
 async fn env_value(
     client: &Client,
     namespace: &str,
-    pod_name: &str,
+    pod: &PodIdentity,
     var: &EnvVar,
 ) -> Result<String, String> {
     if let Some(value) = &var.value {
@@ -613,9 +662,10 @@ async fn env_value(
     };
     if let Some(field) = &from.field_ref {
         return match field.field_path.as_str() {
-            "metadata.name" => Ok(pod_name.into()),
+            "metadata.name" => Ok(pod.name.clone()),
             "metadata.namespace" => Ok(namespace.into()),
-            "status.podIP" | "status.hostIP" => Ok("127.0.0.1".into()),
+            "status.podIP" => Ok(pod.ip.to_string()),
+            "status.hostIP" => Ok("127.0.0.1".into()),
             "spec.nodeName" => Ok("strata-process-kubelet".into()),
             other => Err(format!("env {}: field {other} is not simulated", var.name)),
         };

@@ -608,7 +608,9 @@ async fn restart_day2_image_roll_and_deletion() {
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    let wc = wait_phase_before_pivot(
+    // The phase was AgentInstalled before the roll too, so the phase alone does not say
+    // that controller c has recorded the new image: wait for the image in the status.
+    wait_phase_before_pivot(
         &env,
         &c,
         ns,
@@ -617,10 +619,17 @@ async fn restart_day2_image_roll_and_deletion() {
         Duration::from_secs(120),
     )
     .await;
-    assert_eq!(
-        wc.status.unwrap().agent_image.as_deref(),
-        Some("strata-agent:e2e-2")
-    );
+    eventually(
+        "status.agentImage to name the rolled image",
+        Duration::from_secs(60),
+        || async {
+            let status = cluster(&client, ns, name).await?.status?;
+            (status.agent_image.as_deref() == Some("strata-agent:e2e-2")
+                && status.phase == Some(ClusterPhase::AgentInstalled))
+            .then_some(())
+        },
+    )
+    .await;
 
     // Deleting the cluster before its pivot: CAPI tears it down, then the namespace goes.
     clusters

@@ -9,26 +9,19 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Secret;
 use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::json;
-use strata_e2e::management::{
-    ControllerProcess, ManagementEnv, ManagementOptions, ensure_namespace,
-};
 use strata_e2e::wait::eventually;
 use strata_shared::cluster::WorkloadCluster;
 use strata_shared::contracts::conditions::{PIVOTED, REASON_MOVE_STOPPED};
 use strata_shared::contracts::labels::BLOCK_MOVE_ANNOTATION;
-use strata_shared::contracts::names::{AGENT_NAME, AGENT_NAMESPACE, objects_namespace};
 use strata_shared::pivot::journal::{JournalEntry, MoveJournal, ObjectState};
 
 use strata_e2e::cloud_sim::workload::StopWorkloads;
 use strata_e2e::dynamic_objects::{get_dynamic, resource};
 use strata_e2e::move_checks::pivot_journal;
-use strata_e2e::pivoted_cluster::first_control_plane_node;
-use strata_e2e::samples::apply_sample;
+use strata_e2e::pivoted_cluster::ReadyToPivot;
 
 const NAMESPACE: &str = "strata-demo";
 const CLUSTER: &str = "demo";
@@ -68,42 +61,15 @@ async fn in_source(client: &Client, entry: &JournalEntry) -> Option<DynamicObjec
 #[tokio::test]
 async fn an_object_gone_from_the_source_stops_the_move_and_is_reported() {
     let _stop = StopWorkloads;
-    let env = ManagementEnv::start(ManagementOptions::named("move-stopped"))
-        .await
-        .unwrap();
-    let client = env.client();
-    let objects = objects_namespace(NAMESPACE, CLUSTER);
-    ensure_namespace(&client, NAMESPACE).await.unwrap();
-    apply_sample(&client, "clusters/sim-demo.yaml", NAMESPACE, |_| {}).await;
-    let controller = ControllerProcess::start(
-        env.control_plane.kubeconfig_path(),
-        env.dir.path(),
-        "controller",
-        &["--provider-arg", "sim=--fast"],
-    )
-    .unwrap();
-    let (workload, _machines) = first_control_plane_node(&env, &objects, CLUSTER).await;
+    let ReadyToPivot {
+        env,
+        controller,
+        client,
+        workload,
+        objects,
+        ..
+    } = ReadyToPivot::start("move-stopped", NAMESPACE, CLUSTER).await;
     let w = workload.client();
-    eventually("the agent Deployment", Duration::from_secs(120), || async {
-        Api::<Deployment>::namespaced(w.clone(), AGENT_NAMESPACE)
-            .get_opt(AGENT_NAME)
-            .await
-            .ok()
-            .flatten()
-    })
-    .await;
-    eventually(
-        "the cluster's kubeconfig Secret",
-        Duration::from_secs(60),
-        || async {
-            Api::<Secret>::namespaced(client.clone(), &objects)
-                .get_opt(&format!("{CLUSTER}-kubeconfig"))
-                .await
-                .ok()
-                .flatten()
-        },
-    )
-    .await;
 
     // block-move holds the move at its pause, after the plan: the window in which an object
     // of the plan is taken away.

@@ -18,6 +18,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{DynamicObject, ListParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
+use strata_e2e::agent_endpoints::{self, sample};
 use strata_e2e::cloud_sim::workload::StopWorkloads;
 use strata_e2e::dynamic_objects::{get_dynamic, list_objects};
 use strata_e2e::loss_watch::{watch_for_loss, watched_objects};
@@ -80,6 +81,7 @@ async fn pivots(crash_after_every_step: bool) {
             deployments.get_opt(AGENT_NAME).await.ok().flatten()
         })
         .await;
+        strata_e2e::process_kubelet::require_fault_hooks();
         let patch = json!({
             "apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": { "name": AGENT_NAME, "namespace": AGENT_NAMESPACE },
@@ -322,6 +324,7 @@ async fn pivots(crash_after_every_step: bool) {
         );
     }
     if !crash_after_every_step {
+        agent_endpoints_report_its_work(&env, &objects, name).await;
         moves_back_when_deleted(
             &env,
             &mut controller,
@@ -333,4 +336,37 @@ async fn pivots(crash_after_every_step: bool) {
         )
         .await;
     }
+}
+
+/// The leading agent's `/metrics`, `/readyz` and `/healthz`, at its pod IP, say what it
+/// does: it leads, holds the pivoted cluster and reaches the management cluster.
+async fn agent_endpoints_report_its_work(env: &ManagementEnv, objects: &str, name: &str) {
+    let agents = env.agents_of(objects, name).unwrap();
+    let leader = eventually(
+        "an agent whose /metrics says it leads and holds the cluster, with a working link",
+        Duration::from_secs(60),
+        || async {
+            for agent in agents.processes() {
+                let Ok(metrics) = agent_endpoints::get(&agent, "/metrics").await else {
+                    continue;
+                };
+                let text = &metrics.body;
+                let holding = sample(text, "strata_agent_leading") == Some(1.0)
+                    && sample(text, r#"strata_agent_phase{phase="holding"}"#) == Some(1.0)
+                    && sample(text, r#"strata_agent_phase{phase="pivoting"}"#) == Some(0.0)
+                    && sample(text, r#"strata_agent_link{state="Connected"}"#) == Some(1.0)
+                    && sample(text, r#"strata_agent_link_beats_total{state="Connected"}"#)
+                        .is_some_and(|beats| beats >= 1.0);
+                if metrics.status == 200 && holding {
+                    return Some(agent);
+                }
+            }
+            None
+        },
+    )
+    .await;
+    let ready = agent_endpoints::get(&leader, "/readyz").await.unwrap();
+    assert_eq!((ready.status, ready.body.as_str()), (200, "ok (leading)\n"));
+    let live = agent_endpoints::get(&leader, "/healthz").await.unwrap();
+    assert_eq!((live.status, live.body.as_str()), (200, "ok\n"));
 }

@@ -38,16 +38,15 @@ use strata_e2e::cloud_sim::workload::Workload;
 use strata_e2e::control_plane::log_tail;
 use strata_e2e::dynamic_objects::{get_dynamic, resource};
 use strata_e2e::loss_watch::{LossWatch, watched_objects};
-use strata_e2e::management::{
-    ControllerProcess, ManagementEnv, ManagementOptions, ensure_namespace,
-};
+use strata_e2e::management::{ControllerProcess, ManagementEnv};
 use strata_e2e::move_checks::{check_moved, mid_move_violations, pivot_journal};
-use strata_e2e::pivoted_cluster::first_control_plane_node;
-use strata_e2e::process_kubelet::{AgentProcess, ProcessKubelet, default_agent_binary};
-use strata_e2e::samples::apply_sample;
+use strata_e2e::pivoted_cluster::ReadyToPivot;
+use strata_e2e::process_kubelet::{
+    AgentProcess, ProcessKubelet, default_agent_binary, random_pod_ip, require_fault_hooks,
+};
 use strata_e2e::wait::eventually;
 use strata_shared::contracts::labels::{BLOCK_MOVE_ANNOTATION, PAUSED_BY_MOVE_ANNOTATION};
-use strata_shared::contracts::names::{AGENT_NAME, AGENT_NAMESPACE, objects_namespace};
+use strata_shared::contracts::names::{AGENT_NAME, AGENT_NAMESPACE};
 use strata_shared::pivot::journal::MovePhase;
 
 const NAMESPACE: &str = "strata-demo";
@@ -111,40 +110,16 @@ struct Setup {
 
 impl Setup {
     async fn start(name: &str) -> Setup {
-        let env = ManagementEnv::start(ManagementOptions::named(name))
-            .await
-            .unwrap();
-        let client = env.client();
-        let objects = objects_namespace(NAMESPACE, CLUSTER);
-        ensure_namespace(&client, NAMESPACE).await.unwrap();
-        apply_sample(&client, "clusters/sim-demo.yaml", NAMESPACE, |_| {}).await;
-        let controller = ControllerProcess::start(
-            env.control_plane.kubeconfig_path(),
-            env.dir.path(),
-            "controller",
-            &["--provider-arg", "sim=--fast"],
-        )
-        .unwrap();
-        let (workload, machines) = first_control_plane_node(&env, &objects, CLUSTER).await;
+        require_fault_hooks();
+        let ReadyToPivot {
+            env,
+            controller,
+            client,
+            workload,
+            objects,
+            machines,
+        } = ReadyToPivot::start(name, NAMESPACE, CLUSTER).await;
         let w = workload.client();
-        let deployments: Api<Deployment> = Api::namespaced(w.clone(), AGENT_NAMESPACE);
-        eventually("the agent Deployment", Duration::from_secs(120), || async {
-            deployments.get_opt(AGENT_NAME).await.ok().flatten()
-        })
-        .await;
-        // CAPI writes the kubeconfig a moment after the control plane answers.
-        eventually(
-            "the cluster's kubeconfig Secret",
-            Duration::from_secs(60),
-            || async {
-                Api::<Secret>::namespaced(client.clone(), &objects)
-                    .get_opt(&format!("{CLUSTER}-kubeconfig"))
-                    .await
-                    .ok()
-                    .flatten()
-            },
-        )
-        .await;
         Setup {
             env,
             controller,
@@ -569,6 +544,7 @@ impl SecondAgent {
                     match from.field_ref.as_ref().map(|f| f.field_path.as_str()) {
                         Some("metadata.name") => identity.to_string(),
                         Some("metadata.namespace") => AGENT_NAMESPACE.to_string(),
+                        Some("status.podIP") => random_pod_ip().to_string(),
                         other => panic!("env {} from {other:?} is not simulated here", var.name),
                     }
                 }

@@ -57,7 +57,7 @@ async fn strata_crds_install_and_keep_every_field_of_the_samples() {
     .await
     .unwrap();
     let client = cp.client();
-    let crds: Vec<Value> = strata_shared::crds::all()
+    let crds: Vec<Value> = strata_shared::crd::all()
         .into_iter()
         .map(|crd| serde_json::to_value(crd).unwrap())
         .collect();

@@ -281,6 +281,9 @@ fn agent_deployment(settings: &str) -> Deployment {
                         "env": [
                             { "name": "POD_NAME", "valueFrom": { "fieldRef": { "fieldPath": "metadata.name" } } },
                             { "name": "POD_NAMESPACE", "valueFrom": { "fieldRef": { "fieldPath": "metadata.namespace" } } },
+                            // The agent serves its endpoints on its pod's IP: each replica
+                            // its own loopback address here.
+                            { "name": "POD_IP", "valueFrom": { "fieldRef": { "fieldPath": "status.podIP" } } },
                             { "name": "STRATA_SETTING", "valueFrom": { "configMapKeyRef": { "name": settings, "key": "setting" } } },
                             { "name": "RUST_LOG", "value": "info" },
                         ],

@@ -3,16 +3,16 @@
 use std::fs;
 use std::path::Path;
 
-use strata_shared::crds;
+use strata_shared::crd;
 
 use crate::{CommandError, ExitStatus};
 
 /// The CRDs as one multi-document YAML stream.
 pub fn render_all() -> Result<String, CommandError> {
     let mut out = String::new();
-    for crd in crds::all() {
+    for definition in crd::all() {
         out.push_str("---\n");
-        out.push_str(&crds::to_yaml(&crd).map_err(|e| CommandError::Failed(e.to_string()))?);
+        out.push_str(&crd::to_yaml(&definition).map_err(|e| CommandError::Failed(e.to_string()))?);
     }
     Ok(out)
 }
@@ -24,9 +24,9 @@ pub fn run(output_dir: Option<&Path>) -> Result<ExitStatus, CommandError> {
         return Ok(ExitStatus::Success);
     };
     fs::create_dir_all(dir).map_err(|e| CommandError::io(dir, "create", e))?;
-    for crd in crds::all() {
-        let path = dir.join(crds::file_name(&crd));
-        let yaml = crds::to_yaml(&crd).map_err(|e| CommandError::Failed(e.to_string()))?;
+    for definition in crd::all() {
+        let path = dir.join(crd::file_name(&definition));
+        let yaml = crd::to_yaml(&definition).map_err(|e| CommandError::Failed(e.to_string()))?;
         fs::write(&path, yaml).map_err(|e| CommandError::io(&path, "write", e))?;
         println!("wrote {}", path.display());
     }

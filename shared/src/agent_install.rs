@@ -7,13 +7,14 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{
-    Container, EnvVar, EnvVarSource, Namespace, ObjectFieldSelector, PodSpec, Secret,
-    ServiceAccount,
+    Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, Namespace, ObjectFieldSelector,
+    PodSpec, Probe, Secret, ServiceAccount,
 };
 use k8s_openapi::api::rbac::v1::{
     ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::contracts::capi::{CAPI_GROUPS, CLUSTER_SCOPED_IDENTITIES, INFRASTRUCTURE_GROUP};
 use crate::contracts::labels::{
@@ -21,8 +22,9 @@ use crate::contracts::labels::{
     WORKLOAD_CLUSTER_NAMESPACE_LABEL,
 };
 use crate::contracts::names::{
-    AGENT_BINDING, AGENT_NAME, AGENT_NAMESPACE, AGENT_OBJECTS_ROLE, CONTROLLER_BINDING,
-    CONTROLLER_OBJECTS_ROLE, ClusterLocation, MANAGEMENT_SECRET,
+    AGENT_BINDING, AGENT_HTTP_PORT, AGENT_HTTP_PORT_NAME, AGENT_NAME, AGENT_NAMESPACE,
+    AGENT_OBJECTS_ROLE, CONTROLLER_BINDING, CONTROLLER_OBJECTS_ROLE, ClusterLocation,
+    MANAGEMENT_SECRET,
 };
 use crate::management_access::ManagementLinkData;
 use crate::provider_components::ProviderController;
@@ -327,6 +329,20 @@ pub struct WorkloadAgentObjects {
     pub deployment: Deployment,
 }
 
+fn http_probe(path: &str, period_seconds: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::String(AGENT_HTTP_PORT_NAME.into()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(period_seconds),
+        timeout_seconds: Some(3),
+        failure_threshold: Some(3),
+        ..Probe::default()
+    }
+}
+
 /// The agent's objects in the workload cluster. `providers` is what the agent deploys as
 /// the cluster's provider controllers before it moves anything (passed as its arguments).
 pub fn workload_objects(
@@ -360,12 +376,22 @@ pub fn workload_objects(
         env: Some(vec![
             field_env("POD_NAMESPACE", "metadata.namespace"),
             field_env("POD_NAME", "metadata.name"),
+            field_env("POD_IP", "status.podIP"),
             EnvVar {
                 name: "STRATA_MANAGEMENT_SECRET".into(),
                 value: Some(MANAGEMENT_SECRET.into()),
                 ..EnvVar::default()
             },
         ]),
+        ports: Some(vec![ContainerPort {
+            name: Some(AGENT_HTTP_PORT_NAME.into()),
+            container_port: i32::from(AGENT_HTTP_PORT),
+            ..ContainerPort::default()
+        }]),
+        // Liveness only asks whether the process answers; readiness whether it reached
+        // this cluster's apiserver (not management's: an edge agent works without it).
+        liveness_probe: Some(http_probe("/healthz", 10)),
+        readiness_probe: Some(http_probe("/readyz", 5)),
         ..Container::default()
     };
     // The lease keeps two agents from working at once; Recreate keeps a rollout from
@@ -589,5 +615,37 @@ mod tests {
             ]
         );
         assert_eq!(pod.service_account_name.as_deref(), Some(AGENT_NAME));
+
+        // The probes name the port the agent listens on, on the pod's IP.
+        let agent = &pod.containers[0];
+        let port = &agent.ports.as_ref().unwrap()[0];
+        assert_eq!(
+            (port.name.as_deref(), port.container_port),
+            (Some(AGENT_HTTP_PORT_NAME), 8080)
+        );
+        let probe_path = |probe: Option<&Probe>| {
+            let get = probe.unwrap().http_get.as_ref().unwrap();
+            assert_eq!(get.port, IntOrString::String(AGENT_HTTP_PORT_NAME.into()));
+            get.path.clone().unwrap()
+        };
+        assert_eq!(probe_path(agent.liveness_probe.as_ref()), "/healthz");
+        assert_eq!(probe_path(agent.readiness_probe.as_ref()), "/readyz");
+        let pod_ip = agent
+            .env
+            .iter()
+            .flatten()
+            .find(|e| e.name == "POD_IP")
+            .unwrap();
+        assert_eq!(
+            pod_ip
+                .value_from
+                .as_ref()
+                .unwrap()
+                .field_ref
+                .as_ref()
+                .unwrap()
+                .field_path,
+            "status.podIP"
+        );
     }
 }

@@ -7,7 +7,7 @@
 //! `strata_shared::pack::...` and the like keep working.
 
 pub use strata_core::{
-    capi, catalog, cloud_account, cluster, conditions, contracts, crds, finding, pack,
+    capi, catalog, cloud_account, cluster, conditions, contracts, crd, finding, pack,
     pack_registry, pivot, profile, provider_components, revision, values_merge, version,
     workload_singleton,
 };
@@ -16,5 +16,6 @@ pub mod agent_install;
 pub mod kube_writer;
 pub mod leader;
 pub mod management_access;
+pub mod probe_endpoints;
 pub mod registry;
 pub mod workload_kubeconfig;

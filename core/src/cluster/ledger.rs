@@ -47,6 +47,16 @@ pub struct ClusterLedger {
 }
 
 impl ClusterLedger {
+    /// The ledger of these annotation pairs (the form the ledger's writes take, as
+    /// `grant_move()` gives them).
+    pub fn of_pairs(pairs: &[(&str, &str)]) -> ClusterLedger {
+        let annotations: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect();
+        ClusterLedger::read(Some(&annotations))
+    }
+
     /// The ledger in a namespace's annotations. A value the controller never writes (an
     /// edit by hand) reads as the cautious choice: an unknown pivot value means the agent
     /// may hold the objects.
@@ -114,11 +124,7 @@ mod tests {
     use super::*;
 
     fn ledger(pairs: &[(&str, &str)]) -> ClusterLedger {
-        let map: BTreeMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        ClusterLedger::read(Some(&map))
+        ClusterLedger::of_pairs(pairs)
     }
 
     #[test]

@@ -9,6 +9,11 @@ use sha2::Digest;
 pub const AGENT_NAMESPACE: &str = "strata-system";
 /// The agent's name everywhere: service accounts, roles, Deployment, Lease.
 pub const AGENT_NAME: &str = "strata-agent";
+/// The port of the agent's `/metrics`, `/healthz` and `/readyz`: its `--http-port`
+/// default and its Deployment's container port.
+pub const AGENT_HTTP_PORT: u16 = 8080;
+/// That container port's name, which the probes name.
+pub const AGENT_HTTP_PORT_NAME: &str = "http";
 /// The Secret in the workload cluster holding the agent's management-cluster access.
 /// Written by the controller at install (and by `strata cluster rekey`); the agent reads it
 /// for every connection and writes a renewed token into it.

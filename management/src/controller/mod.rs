@@ -18,7 +18,7 @@ mod deletion;
 mod dereference;
 mod failure_reason;
 mod finalizer;
-mod http;
+mod health;
 mod install;
 mod ledger;
 mod link;

@@ -24,8 +24,9 @@ use std::time::{Duration, Instant};
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use k8s_openapi::api::core::v1::Secret;
-use kube::{Api, Client, ResourceExt};
+use kube::ResourceExt;
 use strata_shared::catalog::{PackSource, ResolveError, ResolvedPack};
+use strata_shared::kube_writer::{KubeWriter, WriteError};
 use strata_shared::pack::archive::sha256_digest;
 use strata_shared::pack_registry::PackRegistry;
 use strata_shared::profile::ClusterProfile;
@@ -169,7 +170,7 @@ impl PackResolver {
     /// marked default.
     pub async fn resolve(
         &self,
-        client: &Client,
+        writer: &KubeWriter,
         profiles: &[&ClusterProfile],
         registries: &[PackRegistry],
     ) -> ResolvedPacks {
@@ -195,7 +196,7 @@ impl PackResolver {
                 registries.iter().find(|r| r.name_any() == registry_name)
             };
             let results = match found {
-                Some(registry) => self.fetch(client, registry, &list).await,
+                Some(registry) => self.fetch(writer, registry, &list).await,
                 None => unknown_registry(&registry_name, registries, &list),
             };
             (registry_name, results)
@@ -215,7 +216,7 @@ impl PackResolver {
 
     async fn fetch(
         &self,
-        client: &Client,
+        writer: &KubeWriter,
         registry: &PackRegistry,
         list: &[(String, String)],
     ) -> Vec<Resolution> {
@@ -236,7 +237,7 @@ impl PackResolver {
                 })
                 .collect()
         };
-        let (address, options) = match registry_settings(client, registry).await {
+        let (address, options) = match registry_settings(writer, registry).await {
             Ok(settings) => settings,
             Err(reason) => return failed(reason),
         };
@@ -409,13 +410,8 @@ enum RegistrySetupError {
         #[source]
         source: strata_shared::registry::address::AddressError,
     },
-    #[error("cannot read Secret {namespace}/{name}: {source}")]
-    ReadSecret {
-        namespace: String,
-        name: String,
-        #[source]
-        source: kube::Error,
-    },
+    #[error("spec.credentialsSecretRef: {0}")]
+    ReadSecret(#[source] WriteError),
     #[error("spec.credentialsSecretRef: Secret {namespace}/{name} does not exist")]
     SecretMissing { namespace: String, name: String },
     #[error("Secret {namespace}/{name} has no text key {key:?}; expected username and password")]
@@ -430,7 +426,7 @@ enum RegistrySetupError {
 
 /// The address and client options a `PackRegistry` and its Secret give.
 async fn registry_settings(
-    client: &Client,
+    writer: &KubeWriter,
     registry: &PackRegistry,
 ) -> Result<(RegistryAddress, RegistryOptions), RegistrySetupError> {
     let spec = &registry.spec;
@@ -445,15 +441,11 @@ async fn registry_settings(
         None => Credentials::Anonymous,
         Some(reference) => {
             let namespace = registry.namespace().unwrap_or_default();
-            let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
-            let secret = secrets
-                .get_opt(&reference.name)
+            let secret = writer
+                .namespaced::<Secret>(&namespace)
+                .get(&reference.name)
                 .await
-                .map_err(|source| RegistrySetupError::ReadSecret {
-                    namespace: namespace.clone(),
-                    name: reference.name.clone(),
-                    source,
-                })?
+                .map_err(RegistrySetupError::ReadSecret)?
                 .ok_or_else(|| RegistrySetupError::SecretMissing {
                     namespace: namespace.clone(),
                     name: reference.name.clone(),

@@ -57,7 +57,7 @@ pub async fn stack(
         .collect();
     let packs = ctx
         .packs
-        .resolve(&ctx.client, &selected, &inputs.registries)
+        .resolve(&ctx.writer, &selected, &inputs.registries)
         .await;
     let (stack, findings) = compose(cluster, &inputs.profiles, &packs);
     let Some(stack) = stack else {

@@ -20,13 +20,14 @@ use strata_shared::contracts::labels::WORKLOAD_CLUSTER_NAMESPACE_LABEL;
 use strata_shared::kube_writer::KubeWriter;
 use strata_shared::leader::{LeaderElector, LeaderWatch, LeaseTiming};
 use strata_shared::pack_registry::PackRegistry;
+use strata_shared::probe_endpoints;
 use strata_shared::profile::ClusterProfile;
 use strata_shared::provider_components::parse_provider_flags;
 use strata_shared::registry::cache::PackCache;
 
 use super::ControllerArgs;
 use super::context::{Context, Settings, WRITE_TIMEOUT};
-use super::http::{self, Health};
+use super::health::Health;
 use super::metrics::Metrics;
 use super::packs::PackResolver;
 use super::reconcile::{ReconcileError, reconcile};
@@ -278,7 +279,7 @@ async fn run_async(args: ControllerArgs) -> Result<(), RunError> {
         ready: Default::default(),
         leading: Default::default(),
     });
-    let (address, _server) = http::serve(args.http_address, health.clone())
+    let (address, _server) = probe_endpoints::serve(args.http_address, health.clone())
         .await
         .map_err(|source| RunError::Listen {
             address: args.http_address,

@@ -1,15 +1,25 @@
-//! Every CustomResourceDefinition Strata owns, generated from the Rust types.
-//! `strata crds` prints them; `manifests/crds/` holds the output and a test fails when
-//! the two differ.
+//! Every custom resource type Strata owns, one module each, and their
+//! CustomResourceDefinitions generated from the types. `strata crds` prints them;
+//! `manifests/crds/` holds the output and a test fails when the two differ.
+//!
+//! The domain logic around each type lives with its concern (`profile` composes profiles,
+//! `revision` resolves revisions, `cluster::ledger` records decisions) and re-exports the
+//! type under its own path.
+
+pub mod cloud_account;
+pub mod cluster_profile;
+pub mod cluster_revision;
+pub mod pack_registry;
+pub mod workload_cluster;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
-use crate::cloud_account::CloudAccount;
-use crate::cluster::WorkloadCluster;
-use crate::pack_registry::PackRegistry;
-use crate::profile::ClusterProfile;
-use crate::revision::ClusterRevision;
+use cloud_account::CloudAccount;
+use cluster_profile::ClusterProfile;
+use cluster_revision::ClusterRevision;
+use pack_registry::PackRegistry;
+use workload_cluster::WorkloadCluster;
 
 /// The CRDs, in a stable order.
 pub fn all() -> Vec<CustomResourceDefinition> {

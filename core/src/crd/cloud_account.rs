@@ -7,7 +7,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::cluster::ClusterCloud;
+use crate::crd::workload_cluster::ClusterCloud;
 
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
@@ -28,7 +28,7 @@ pub struct CloudAccountSpec {
     /// `SecretAccessKey` (and optionally `SessionToken`); azure: `clientSecret`. The sim
     /// cloud needs none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret_ref: Option<crate::cluster::LocalObjectReference>,
+    pub secret_ref: Option<crate::crd::workload_cluster::LocalObjectReference>,
     /// vCenter's address and TLS thumbprint (required for vsphere).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vsphere: Option<VsphereAccount>,
