@@ -16,5 +16,6 @@ pub mod agent_install;
 pub mod kube_writer;
 pub mod leader;
 pub mod management_access;
+pub mod pack_render;
 pub mod registry;
 pub mod workload_kubeconfig;
