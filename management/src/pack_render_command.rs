@@ -23,15 +23,6 @@ pub struct RenderRequest<'a> {
 }
 
 pub fn render(request: &RenderRequest<'_>) -> Result<ExitStatus, CommandError> {
-    let helm = match Helm::locate() {
-        Ok(Some(helm)) => helm,
-        Ok(None) => {
-            return Err(CommandError::Failed(format!(
-                "no helm binary to render with: set {HELM_ENV} to one or put helm on PATH"
-            )));
-        }
-        Err(error) => return Err(CommandError::Failed(error.to_string())),
-    };
     // Holds a pulled pack's folder until rendering is done.
     let mut _pulled = None;
     let dir = match request.registry.given() {
@@ -61,6 +52,15 @@ pub fn render(request: &RenderRequest<'_>) -> Result<ExitStatus, CommandError> {
         .collect::<Result<Vec<_>, _>>()?;
     let values = effective_values(&pack, request.presets, &overrides)
         .map_err(|e| CommandError::Failed(e.to_string()))?;
+    let helm = match Helm::locate() {
+        Ok(Some(helm)) => helm,
+        Ok(None) => {
+            return Err(CommandError::Failed(format!(
+                "no helm binary to render with: set {HELM_ENV} to one or put helm on PATH"
+            )));
+        }
+        Err(error) => return Err(CommandError::Failed(error.to_string())),
+    };
     let rendered =
         render_pack(&helm, &pack, &values).map_err(|e| CommandError::Failed(e.to_string()))?;
     let mut stdout = std::io::stdout().lock();

@@ -313,17 +313,60 @@ fn manifest_without_metadata_name_is_an_error() {
 }
 
 #[test]
-fn manifest_looking_up_a_missing_value_names_the_path_and_line() {
+fn a_templated_manifest_without_helm_is_a_not_rendered_warning() {
     let root = tempfile::tempdir().unwrap();
     let dir = demo_pack(root.path(), "demo");
     write(
         &dir.join("manifests/app.yaml"),
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  key: \"{{ .Values.missing.key }}\"\n",
     );
-    let output = validate_invalid(root.path());
-    assert_stderr_line(
-        &output,
-        "demo: error: manifests/app.yaml: line 6: .Values.missing.key is not set: .Values has no key `missing`",
+    let output = validate_valid(root.path());
+    assert_eq!(
+        stderr_lines(&output),
+        [
+            "demo: warning: manifests/app.yaml: has template actions ({{ … }}) that were not rendered, so its objects were not checked: no helm binary was found (set STRATA_HELM or put helm on PATH to check it, or see its output with `strata pack render`)"
+        ],
+        "{}",
+        describe(&output)
+    );
+}
+
+#[test]
+fn render_without_helm_says_how_to_get_one() {
+    let root = tempfile::tempdir().unwrap();
+    demo_pack(root.path(), "demo");
+    let output = run_in(root.path(), &["pack", "render", "demo"]);
+    assert_eq!(code(&output), 1, "{}", describe(&output));
+    assert_eq!(stdout(&output), "");
+    assert_eq!(
+        stderr(&output),
+        "strata: error: no helm binary to render with: set STRATA_HELM to one or put helm on PATH\n"
+    );
+}
+
+#[test]
+fn render_refuses_presets_until_they_exist_and_names_a_bad_values_file() {
+    let root = tempfile::tempdir().unwrap();
+    demo_pack(root.path(), "demo");
+    let output = run_in(
+        root.path(),
+        &[
+            "pack", "render", "demo", "--preset", "small", "--preset", "ha",
+        ],
+    );
+    assert_eq!(code(&output), 1, "{}", describe(&output));
+    assert_eq!(
+        stderr(&output),
+        "strata: error: pack demo:1.0.0: presets are not supported yet (asked for: small, ha); render with --values FILE instead\n"
+    );
+    write(&root.path().join("bad.yaml"), "a: [\n");
+    let output = run_in(root.path(), &["pack", "render", "demo", "-f", "bad.yaml"]);
+    assert_eq!(code(&output), 1, "{}", describe(&output));
+    assert!(
+        stderr(&output)
+            .starts_with("strata: error: values file bad.yaml: not valid YAML at line 2"),
+        "{}",
+        describe(&output)
     );
 }
 
