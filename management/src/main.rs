@@ -8,6 +8,7 @@ mod controller;
 mod crd_commands;
 mod documents;
 mod pack_commands;
+mod pack_render_command;
 mod profile_commands;
 mod registry_commands;
 mod report;
@@ -34,7 +35,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Validate, inspect and archive packs.
+    /// Validate, inspect, render and archive packs.
     #[command(subcommand)]
     Pack(PackCommand),
     /// Validate cluster profiles and render a cluster's composed stack.
@@ -111,6 +112,23 @@ enum PackCommand {
         registry: RegistryArgs,
         #[arg(long, short, value_enum, default_value = "text")]
         output: OutputFormat,
+    },
+    /// Print the Kubernetes objects a pack installs, as YAML, like `helm template`: its
+    /// charts and its manifests (each wrapped into a chart) rendered by helm
+    /// ($STRATA_HELM, else helm on PATH) with the pack's values (docs/rendering.md).
+    Render {
+        /// A pack folder, or NAME:VERSION with --registry.
+        #[arg(value_name = "DIR|NAME:VERSION")]
+        target: String,
+        /// A values file merged over the pack's values.yaml with Helm's rules; repeat it
+        /// for more, later files win.
+        #[arg(long = "values", short = 'f', value_name = "FILE")]
+        values: Vec<PathBuf>,
+        /// A preset of the pack to apply before the values files; repeat it for more.
+        #[arg(long = "preset", value_name = "NAME")]
+        presets: Vec<String>,
+        #[command(flatten)]
+        registry: RegistryArgs,
     },
     /// Write a pack's deterministic archive and print its sha256.
     Archive {
@@ -216,6 +234,17 @@ fn run(cli: Cli) -> Result<ExitStatus, CommandError> {
             Some(_) => registry_commands::inspect(&target, &registry, output),
             None => pack_commands::inspect(Path::new(&target), output),
         },
+        Command::Pack(PackCommand::Render {
+            target,
+            values,
+            presets,
+            registry,
+        }) => pack_render_command::render(&pack_render_command::RenderRequest {
+            target: &target,
+            values_files: &values,
+            presets: &presets,
+            registry: &registry,
+        }),
         Command::Pack(PackCommand::Archive { dir, output }) => {
             pack_commands::archive(&dir, &output)
         }

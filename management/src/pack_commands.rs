@@ -8,16 +8,24 @@ use serde::Serialize;
 use strata_shared::finding::Findings;
 use strata_shared::pack::Pack;
 use strata_shared::pack::archive::{ArchiveLimits, sha256_digest, unpack_archive};
+use strata_shared::pack_render::{Helm, check_templates};
 
 use crate::report::{InputReport, OutputFormat, print_findings};
 use crate::{CommandError, ExitStatus};
 
-/// Validates every pack folder; exit status 1 when any has an error.
+/// Validates every pack folder; exit status 1 when any has an error. Templated manifests
+/// and charts are rendered with the pack's values and checked when a helm binary is found
+/// ($STRATA_HELM, else helm on PATH); without one, each templated manifest is a warning.
 pub fn validate(dirs: &[PathBuf], output: OutputFormat) -> Result<ExitStatus, CommandError> {
+    let helm = Helm::locate().map_err(|e| CommandError::Failed(e.to_string()))?;
     let mut reports = Vec::new();
     for dir in dirs {
         let input = dir.display().to_string();
-        let (pack, findings) = Pack::load(dir);
+        let (pack, mut findings) = Pack::load(dir);
+        let pack = pack.filter(|pack| {
+            findings.extend(check_templates(pack, helm.as_ref()));
+            !findings.has_errors()
+        });
         if output == OutputFormat::Text {
             print_findings(&input, &findings);
             if let Some(pack) = &pack {

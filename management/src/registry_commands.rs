@@ -51,7 +51,7 @@ impl RegistryArgs {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, CommandError> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CommandError> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -104,7 +104,7 @@ pub fn client(args: &RegistryArgs) -> Result<PackRegistryClient, CommandError> {
     PackRegistryClient::new(address, options).map_err(|e| CommandError::Failed(e.to_string()))
 }
 
-fn cache() -> Result<PackCache, CommandError> {
+pub(crate) fn pack_cache() -> Result<PackCache, CommandError> {
     PackCache::open(&PackCache::default_root()).map_err(|e| CommandError::Failed(e.to_string()))
 }
 
@@ -152,7 +152,7 @@ pub fn pull(
         std::fs::create_dir_all(parent).map_err(|e| CommandError::io(parent, "create", e))?;
     }
     let client = client(args)?;
-    let cache = cache()?;
+    let cache = pack_cache()?;
     let pulled = runtime()?
         .block_on(client.pull(&name, &version, output, Some(&cache)))
         .map_err(|e| CommandError::Failed(e.to_string()))?;
@@ -200,7 +200,7 @@ pub fn inspect(
 ) -> Result<ExitStatus, CommandError> {
     let (name, version) = parse_reference(reference)?;
     let client = client(args)?;
-    let cache = cache()?;
+    let cache = pack_cache()?;
     let (descriptor, manifest) = runtime()?
         .block_on(client.inspect(&name, &version, Some(&cache)))
         .map_err(|e| CommandError::Failed(e.to_string()))?;
@@ -235,7 +235,7 @@ pub fn fetch_packs(
     wanted: &[(String, String)],
 ) -> Result<strata_shared::registry::resolver::RegistryPacks, CommandError> {
     let client = client(args)?;
-    let cache = cache()?;
+    let cache = pack_cache()?;
     let work = tempfile::tempdir()
         .map_err(|e| CommandError::io(Path::new("a temporary folder"), "create", e))?;
     let packs = runtime()?.block_on(strata_shared::registry::resolver::RegistryPacks::fetch(

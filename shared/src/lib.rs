@@ -1,6 +1,7 @@
 //! Strata's adapters: the code of the domain that does I/O. The registry client and its
 //! cache, the bounded kube writer, the lease loop, clients for workload clusters and the
-//! management cluster, and the agent's install objects that carry a kubeconfig.
+//! management cluster, the agent's install objects that carry a kubeconfig, and rendering
+//! packs with helm.
 //!
 //! The pure domain (packs, profiles, revisions, CAPI builders, the move plan, contracts, CRD
 //! types) is `strata-core`; it is re-exported here under its old paths, so that
@@ -16,6 +17,7 @@ pub mod agent_install;
 pub mod kube_writer;
 pub mod leader;
 pub mod management_access;
+pub mod pack_render;
 pub mod probe_endpoints;
 pub mod registry;
 pub mod workload_kubeconfig;

@@ -126,12 +126,10 @@ fn sample_packs_have_the_content_their_layer_needs() {
     assert_eq!(charts[0].1.len(), 2);
     let kubeflow = load("kubeflow");
     assert_eq!(kubeflow.content(), PackContent::Manifests);
-    let objects: Vec<&str> = kubeflow
-        .manifest_objects
-        .iter()
-        .flat_map(|m| m.objects.iter().map(|o| o.kind.as_str()))
-        .collect();
-    assert_eq!(objects, ["KfDef", "Namespace", "Deployment"]);
+    assert!(
+        kubeflow.manifest_objects.is_empty(),
+        "kubeflow's manifests are templates: their objects are known once rendered"
+    );
     assert_eq!(load("golden-centos-aws").content(), PackContent::None);
     assert_eq!(
         load("golden-centos-aws").manifest.annotations["imageId"],
@@ -385,27 +383,27 @@ fn manifests_must_be_kubernetes_objects() {
 }
 
 #[test]
-fn manifest_values_are_substituted_and_a_missing_one_is_named() {
-    let manifest = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Values.manifests.app.name }}\n  namespace: {{ .Values.pack.namespace }}\n";
-    let pack = PackDir::addon("ingress")
-        .file("manifests/app.yaml", manifest)
+fn templated_manifests_are_left_to_rendering_and_plain_ones_are_checked() {
+    let template = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Values.missing | required \"x\" }}\n";
+    let (pack, findings) = PackDir::addon("ingress")
+        .file("manifests/app.yaml", template)
         .file(
-            "values.yaml",
-            "pack:\n  namespace: web\nmanifests:\n  app:\n    name: settings\n",
-        );
-    let loaded = pack.load().0.unwrap();
-    let object = &loaded.manifest_objects[0].objects[0];
-    assert_eq!(
-        (object.name.as_str(), object.namespace.as_deref()),
-        ("settings", Some("web"))
-    );
-    let findings = PackDir::addon("ingress")
-        .file("manifests/app.yaml", manifest)
-        .errors();
-    assert!(
-        findings.contains("manifests/app.yaml", ".Values.manifests.app.name"),
-        "{findings:#?}"
-    );
+            "manifests/plain.yaml",
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: web\n",
+        )
+        .load();
+    let pack = pack.unwrap();
+    assert!(findings.is_empty(), "{findings:#?}");
+    let checked: Vec<(&str, &str)> = pack
+        .manifest_objects
+        .iter()
+        .flat_map(|m| {
+            m.objects
+                .iter()
+                .map(move |o| (m.path.as_str(), o.name.as_str()))
+        })
+        .collect();
+    assert_eq!(checked, [("manifests/plain.yaml", "web")]);
 }
 
 #[test]

@@ -12,6 +12,8 @@ pub mod layout;
 pub mod lenient_json;
 pub mod manifest;
 pub mod presets;
+pub mod render;
+pub mod render_failure;
 pub mod values;
 pub mod values_schema;
 pub mod vocabulary;
@@ -23,7 +25,7 @@ use serde::Serialize;
 
 use crate::finding::Findings;
 use crate::pack::archive::{ArchiveError, archive_to_vec, sha256_digest};
-use crate::pack::kube_manifest::{KubeObjectRef, check_manifest, substitute};
+use crate::pack::kube_manifest::{KubeObjectRef, check_manifest};
 use crate::pack::layout::{PackLayout, scan_layout};
 use crate::pack::manifest::{Layer, PackManifest, check_relative_path, parse_manifest_partially};
 use crate::pack::presets::{PackPresets, PresetChoice, PresetRef, apply_presets, parse_presets};
@@ -54,7 +56,7 @@ impl PackContent {
     }
 }
 
-/// The objects one manifest file declares, after value substitution.
+/// The objects one plain manifest file (one without template actions) declares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManifestObjects {
     pub path: String,
@@ -174,10 +176,7 @@ impl Pack {
                 &mut findings,
             );
         }
-        let manifest_objects = match &values {
-            Some(values) => check_manifest_files(dir, &layout, &values.document, &mut findings),
-            None => Vec::new(),
-        };
+        let manifest_objects = check_manifest_files(dir, &layout, &mut findings);
         if let (Some(manifest), Some(values)) = (&manifest, &values) {
             check_param_refs(manifest, &values.document, &mut findings);
         }
@@ -353,10 +352,13 @@ fn check_content_for_layer(layer: Layer, layout: &PackLayout, findings: &mut Fin
     }
 }
 
+/// Checks the objects of the manifests that have no template actions. A templated
+/// manifest's objects are known only once helm renders it (`pack::render`), which loading a
+/// pack does not do; `strata_shared::pack_render::check_templates` does, or says it could
+/// not.
 fn check_manifest_files(
     dir: &Path,
     layout: &PackLayout,
-    values: &serde_yaml::Value,
     findings: &mut Findings,
 ) -> Vec<ManifestObjects> {
     let mut result = Vec::new();
@@ -368,14 +370,10 @@ fn check_manifest_files(
                 continue;
             }
         };
-        let rendered = match substitute(&text, values) {
-            Ok(rendered) => rendered,
-            Err(e) => {
-                findings.error(&file.path, e.to_string());
-                continue;
-            }
-        };
-        let (objects, manifest_findings) = check_manifest(&rendered);
+        if render::is_templated(&text) {
+            continue;
+        }
+        let (objects, manifest_findings) = check_manifest(&text);
         findings.extend_prefixed(&file.path, manifest_findings);
         result.push(ManifestObjects {
             path: file.path.clone(),

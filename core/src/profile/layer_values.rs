@@ -24,7 +24,7 @@ use crate::pack::presets::{
 };
 use crate::pack::values_schema::check::{SECRET_MASK, check_read_only, check_values};
 use crate::pack::values_schema::{ValueProblem, ValuesSchema, is_unset};
-use crate::pack::{PACK_PRESETS_SOURCE, ValueRules};
+use crate::pack::{PACK_PRESETS_SOURCE, Pack, ValueRules};
 use crate::values_merge::merge_values;
 
 /// A layer's merged values, masked wherever they are printed or stored.
@@ -199,6 +199,35 @@ impl LayerInputs {
             problems,
         })
     }
+}
+
+/// Where `strata pack render --preset` choices come from, in messages.
+pub const RENDER_PRESETS_SOURCE: &str = "--preset";
+
+/// The values a pack renders with on its own (`strata pack render`, `strata pack
+/// validate`): its defaults with the presets its values.yaml enables, replaced group by
+/// group by those `presets` name, then `overlays` in order; with what the schema finds
+/// wrong. The same path as a layer's values in a profile, without the profile.
+pub fn pack_values(
+    pack: &Pack,
+    presets: &[String],
+    overlays: Vec<Value>,
+) -> Result<Resolution, Vec<PresetError>> {
+    let choices = if presets.is_empty() {
+        Vec::new()
+    } else {
+        vec![PresetChoice {
+            source: RENDER_PRESETS_SOURCE.to_string(),
+            presets: presets.iter().map(|name| PresetRef::parse(name)).collect(),
+        }]
+    };
+    LayerInputs {
+        defaults: pack.values.document.clone(),
+        rules: pack.value_rules(),
+        choices,
+        overlays,
+    }
+    .resolve()
 }
 
 #[cfg(test)]

@@ -5,8 +5,10 @@
 //! rendering (sprig and all) and real release storage against a real apiserver, and the
 //! agent can later run a real helm binary unchanged.
 //!
-//! Supported: `upgrade [--install]`, `uninstall`, `list`, `status`, `get manifest`,
-//! `get values`, `history`, `rollback`; anything else exits 1 naming what is unsupported.
+//! Supported: `template`, `upgrade [--install]`, `uninstall`, `list`, `status`,
+//! `get manifest`, `get values`, `history`, `rollback`; anything else exits 1 naming what
+//! is unsupported. `template` renders without a cluster, through an install into an
+//! in-process fake API server (see helm/template.rs).
 
 // A binary's root file resolves `mod x;` next to itself (like a mod.rs), so the
 // submodules in helm/ are named by path.
@@ -16,10 +18,14 @@ mod cli;
 mod cluster;
 #[path = "helm/engine.rs"]
 mod engine;
+#[path = "helm/fake_cluster.rs"]
+mod fake_cluster;
 #[path = "helm/output.rs"]
 mod output;
 #[path = "helm/rollback.rs"]
 mod rollback;
+#[path = "helm/template.rs"]
+mod template;
 #[path = "helm/values.rs"]
 mod values;
 
@@ -54,6 +60,10 @@ enum HelmError {
     ChartNotFound { path: String, reason: String },
     #[error("cannot write the output: {0}")]
     Stdout(#[source] std::io::Error),
+    #[error(transparent)]
+    Template(#[from] fake_cluster::FakeClusterError),
+    #[error("cannot create a temporary folder for the template's kubeconfig: {0}")]
+    TempDir(#[source] std::io::Error),
 }
 
 impl From<EngineError> for HelmError {
@@ -165,8 +175,13 @@ fn kubeconfig_path(flag: Option<&Path>) -> Option<String> {
 
 fn run(cli: Cli, out: &mut dyn Write) -> Result<(), HelmError> {
     let target = Target::new(&cli.global);
+    if let Command::Template(args) = &cli.command {
+        return template(&target, args, out);
+    }
     let engine = Engine::load(&engine::default_library_path())?;
     match cli.command {
+        // Handled above, before the engine is loaded; kept so the match needs no wildcard.
+        Command::Template(_) => Ok(()),
         Command::Upgrade(args) => upgrade(&engine, &target, args, out),
         Command::Uninstall(args) => {
             let config = target.configure(&engine, None)?;
@@ -378,6 +393,46 @@ fn upgrade(
         }
     };
     write(out, &output::status_table(&release))
+}
+
+/// `helm template`: rendered through the fake API server of helm/fake_cluster.rs.
+fn template(
+    target: &Target,
+    args: &cli::TemplateArgs,
+    out: &mut dyn Write,
+) -> Result<(), HelmError> {
+    let work = tempfile::tempdir().map_err(HelmError::TempDir)?;
+    let cache = work.path().join("kube-cache");
+    // client-go keeps a discovery cache per API server address; each render has a fresh
+    // fake server, so the cache goes into the render's own folder instead of ~/.kube.
+    set_kube_cache_dir(&cache);
+    let (release, chart) = args.release_and_chart();
+    let chart = local_chart(chart)?;
+    let values = values::load(&args.values)?;
+    let engine = Engine::load(&engine::default_library_path())?;
+    template::run(
+        &engine,
+        &template::TemplateRequest {
+            release,
+            chart: &chart,
+            namespace: target.namespace.as_deref().unwrap_or("default"),
+            values: &values,
+            version: args.version.as_deref(),
+            work_dir: work.path(),
+        },
+        out,
+    )
+}
+
+/// Sets `KUBECACHEDIR`, which the engine's client-go reads, before the engine library is
+/// loaded (its Go runtime copies the environment when it starts) and before this process
+/// starts any thread.
+#[allow(unsafe_code)]
+fn set_kube_cache_dir(dir: &Path) {
+    // SAFETY: called from `template` on the main thread before the engine library is
+    // loaded and before the fake API server's runtime exists: no other thread is running
+    // that could read or write the environment concurrently.
+    unsafe { std::env::set_var("KUBECACHEDIR", dir) };
 }
 
 /// What the release's history says before an upgrade.

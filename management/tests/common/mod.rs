@@ -10,9 +10,12 @@ use std::time::{Duration, SystemTime};
 
 use assert_cmd::Command;
 
-/// The `strata` binary.
+/// The `strata` binary, with no helm to find: these tests check what strata does on its
+/// own (e2e's pack_render tests run it with helm).
 pub fn strata() -> Command {
-    Command::cargo_bin("strata").expect("the strata binary is built")
+    let mut command = Command::cargo_bin("strata").expect("the strata binary is built");
+    command.env_remove("STRATA_HELM").env("PATH", "");
+    command
 }
 
 /// `strata <args>` run in `dir`, whatever its exit status.
@@ -128,7 +131,7 @@ kind: ConfigMap
 metadata:
   name: app
 data:
-  replicas: \"{{ .Values.manifests.app.replicas }}\"
+  replicas: \"1\"
 ";
 
 /// Creates `root/<dir_name>`: a valid addon pack `demo:1.0.0` with one manifest, a logo and

@@ -10,7 +10,7 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 /// What the commands and subcommands of this helm are, for error messages.
 pub const SUPPORTED: &str =
-    "upgrade, uninstall, list, status, get manifest, get values, history, rollback";
+    "template, upgrade, uninstall, list, status, get manifest, get values, history, rollback";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -45,6 +45,8 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand, PartialEq, Eq)]
 pub enum Command {
+    /// locally render templates
+    Template(TemplateArgs),
     /// upgrade a release (install it first with --install)
     Upgrade(UpgradeArgs),
     /// uninstall a release
@@ -124,6 +126,37 @@ pub struct UpgradeArgs {
     pub create_namespace: bool,
     #[command(flatten)]
     pub wait: WaitArgs,
+}
+
+#[derive(Debug, Args, PartialEq, Eq)]
+pub struct TemplateArgs {
+    /// [NAME] CHART: the release name (default "release-name") and a local chart folder
+    /// or packaged chart (.tgz)
+    #[arg(required = true, num_args = 1..=2, value_name = "NAME] [CHART")]
+    pub names: Vec<String>,
+    /// specify values in a YAML file (can specify multiple; later ones win)
+    #[arg(
+        short = 'f',
+        long = "values",
+        value_name = "FILE",
+        value_delimiter = ','
+    )]
+    pub values: Vec<String>,
+    /// specify a version constraint for the chart version to use
+    #[arg(long, value_name = "VERSION")]
+    pub version: Option<String>,
+}
+
+impl TemplateArgs {
+    /// The release name and the chart, as helm reads one or two arguments.
+    pub fn release_and_chart(&self) -> (&str, &str) {
+        match self.names.as_slice() {
+            [release, chart] => (release, chart),
+            [chart] => ("release-name", chart),
+            // clap takes one or two; nothing else reaches here.
+            _ => ("release-name", ""),
+        }
+    }
 }
 
 #[derive(Debug, Args, PartialEq, Eq)]
@@ -489,6 +522,31 @@ mod tests {
         assert_eq!(rb.revision, Some(1));
         assert!(rb.wait.wait);
         assert_eq!(rb.wait.timeout, GoDuration { seconds: 120 });
+    }
+
+    #[test]
+    fn template_with_or_without_a_release_name() {
+        let cli = run(&[
+            "template",
+            "demo",
+            "./chart",
+            "-f",
+            "a.yaml",
+            "--namespace",
+            "apps",
+        ]);
+        assert_eq!(cli.global.namespace.as_deref(), Some("apps"));
+        let Command::Template(args) = cli.command else {
+            panic!("not a template")
+        };
+        assert_eq!(args.release_and_chart(), ("demo", "./chart"));
+        assert_eq!(args.values, ["a.yaml"]);
+        let Command::Template(args) = run(&["template", "./chart"]).command else {
+            panic!("not a template")
+        };
+        assert_eq!(args.release_and_chart(), ("release-name", "./chart"));
+        assert!(usage(&["template"]).contains("required"));
+        assert!(usage(&["template", "a", "b", "c"]).contains("c"));
     }
 
     #[test]

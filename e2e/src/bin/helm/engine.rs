@@ -385,6 +385,34 @@ impl Config<'_> {
         )
     }
 
+    /// An install for `helm template`, into the fake API server of fake_cluster.rs:
+    /// nothing waits, nothing is validated against an OpenAPI schema the fake does not
+    /// serve, and objects are created with plain POSTs, which the fake echoes.
+    pub fn render(
+        &self,
+        release: &str,
+        chart_path: &str,
+        values: &Value,
+        version: Option<&str>,
+    ) -> Result<Value, EngineError> {
+        let opts = serde_json::json!({
+            "create_namespace": false,
+            "wait": false,
+            "timeout_seconds": 60,
+            "disable_openapi_validation": true,
+            "server_side_apply": "false",
+        });
+        self.release_action(
+            "install",
+            self.engine.install,
+            release,
+            chart_path,
+            values,
+            version,
+            &opts,
+        )
+    }
+
     /// `helm upgrade`.
     pub fn upgrade(
         &self,

@@ -1,0 +1,608 @@
+//! `strata pack render` and `strata pack validate` with the real Helm engine (e2e's `helm`,
+//! on `libhelm_sdkpy.so`, as `$STRATA_HELM`): what Strata renders is compared with what
+//! `helm template` renders from charts this test writes by hand from the same templates and
+//! values; the rendered objects go to a real 1.20 apiserver as a server-side dry run; bad
+//! templates fail naming the pack, the file and the line; validation without helm says
+//! what it could not check.
+//!
+//! Needs the engine library (`scripts/helm-engine.sh`), the `strata` binary (`cargo build
+//! --workspace --bins`) and, for the apiserver, the Kubernetes binaries.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use kube::Api;
+use kube::api::{DynamicObject, PostParams};
+use serde_json::Value;
+use serde_yaml::Value as Yaml;
+use strata_e2e::control_plane::{ControlPlane, ControlPlaneOptions};
+use strata_e2e::dynamic_objects::{get_dynamic, resource};
+use strata_e2e::management::{repo_root, strata_binary};
+
+const HELM: &str = env!("CARGO_BIN_EXE_helm");
+
+fn render_packs() -> PathBuf {
+    repo_root().join("manifests/samples/render-packs")
+}
+
+fn sample_packs() -> PathBuf {
+    repo_root().join("manifests/samples/packs")
+}
+
+/// What one process printed.
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn success(self, what: &str) -> Self {
+        assert_eq!(
+            self.code,
+            Some(0),
+            "{what} failed\nstdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    fn failure(self, what: &str) -> Self {
+        assert_eq!(
+            self.code,
+            Some(1),
+            "{what} was expected to fail\nstdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+}
+
+fn output(command: &mut Command) -> Run {
+    let output = command.output().expect("the process runs");
+    Run {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// `strata <args>` with e2e's helm as `$STRATA_HELM`.
+fn strata(args: &[&str]) -> Run {
+    let binary = strata_binary();
+    assert!(
+        binary.is_file(),
+        "build strata first: cargo build --workspace --bins ({})",
+        binary.display()
+    );
+    output(Command::new(binary).args(args).env("STRATA_HELM", HELM))
+}
+
+/// `strata <args>` with no helm to find.
+fn strata_without_helm(args: &[&str]) -> Run {
+    let empty = tempfile::tempdir().unwrap();
+    output(
+        Command::new(strata_binary())
+            .args(args)
+            .env_remove("STRATA_HELM")
+            .env("PATH", empty.path()),
+    )
+}
+
+/// `helm template <release> <chart> --namespace <ns> [-f <values>]`, run by the test.
+fn helm_template(release: &str, chart: &Path, namespace: &str, values: Option<&Path>) -> String {
+    let mut command = Command::new(HELM);
+    command
+        .arg("template")
+        .arg(release)
+        .arg(chart)
+        .args(["--namespace", namespace]);
+    if let Some(values) = values {
+        command.arg("-f").arg(values);
+    }
+    output(&mut command)
+        .success(&format!("helm template {}", chart.display()))
+        .stdout
+}
+
+fn write(path: &Path, text: &str) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, text).unwrap();
+}
+
+/// The YAML documents of a rendered output, without the empty ones.
+fn documents(text: &str) -> Vec<Value> {
+    serde_yaml::Deserializer::from_str(text)
+        .map(|document| serde::Deserialize::deserialize(document).unwrap())
+        .filter(|document: &Value| !document.is_null())
+        .collect()
+}
+
+fn kinds(objects: &[Value]) -> Vec<String> {
+    objects
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn object<'o>(objects: &'o [Value], kind: &str) -> &'o Value {
+    objects
+        .iter()
+        .find(|o| o["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} in {objects:#?}"))
+}
+
+/// What `.Values` of `manifests/hello-universe.yaml` must be, written out by hand from the
+/// pack's values.yaml: the `manifests.hello-universe` section over the whole file.
+const HELLO_UNIVERSE_VALUES: &str = "pack:
+  namespace: hello-universe
+  content:
+    images:
+      - ghcr.io/spectrocloud/hello-universe:1.1.0
+greeting: Hello from the whole values
+manifests:
+  hello-universe:
+    namespace: hello-universe
+    apiEnabled: false
+    replicas: 2
+    image: ghcr.io/spectrocloud/hello-universe:1.1.0
+    port: 8080
+    config:
+      title: Hello Universe
+      features: [counter, api]
+namespace: hello-universe
+apiEnabled: false
+replicas: 2
+image: ghcr.io/spectrocloud/hello-universe:1.1.0
+port: 8080
+config:
+  title: Hello Universe
+  features: [counter, api]
+";
+
+/// A chart as a person would write one for a manifest: Chart.yaml, the template, values.
+fn hand_written_chart(dir: &Path, template: &str, manifest: &Path, values: &str) -> PathBuf {
+    let chart = dir.join(template);
+    write(
+        &chart.join("Chart.yaml"),
+        "apiVersion: v2\nname: hello-manifests\nversion: 1.0.0\nappVersion: \"1.0.0\"\n",
+    );
+    write(
+        &chart.join("templates").join(template),
+        &fs::read_to_string(manifest).unwrap(),
+    );
+    write(&chart.join("values.yaml"), values);
+    chart
+}
+
+#[test]
+fn a_manifest_pack_renders_as_helm_renders_its_templates_and_values() {
+    let pack = render_packs().join("hello-manifests");
+    let rendered = strata(&["pack", "render", pack.to_str().unwrap()])
+        .success("strata pack render hello-manifests")
+        .stdout;
+
+    let work = tempfile::tempdir().unwrap();
+    let universe = hand_written_chart(
+        work.path(),
+        "hello-universe.yaml",
+        &pack.join("manifests/hello-universe.yaml"),
+        HELLO_UNIVERSE_VALUES,
+    );
+    let namespace = hand_written_chart(
+        work.path(),
+        "namespace.yaml",
+        &pack.join("manifests/namespace.yaml"),
+        "{}\n",
+    );
+    let expected = helm_template("hello-manifests", &universe, "hello-universe", None)
+        + &helm_template("hello-manifests", &namespace, "hello-universe", None);
+    assert_eq!(
+        rendered, expected,
+        "byte for byte what helm template renders"
+    );
+
+    // And it is what the template means, not only the same as helm.
+    let objects = documents(&rendered);
+    assert_eq!(
+        kinds(&objects),
+        ["ConfigMap", "Service", "Deployment", "Namespace"]
+    );
+    let config = object(&objects, "ConfigMap");
+    assert_eq!(config["metadata"]["namespace"], "hello-universe");
+    assert_eq!(
+        config["metadata"]["labels"]["app.kubernetes.io/version"],
+        "1.0.0"
+    );
+    assert_eq!(config["data"]["greeting"], "Hello from the whole values");
+    assert_eq!(config["data"]["api-enabled"], "false");
+    let json: Value =
+        serde_json::from_str(config["data"]["config.json"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"title": "Hello Universe", "features": ["counter", "api"]})
+    );
+    let deployment = object(&objects, "Deployment");
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["containers"][0]["image"],
+        "ghcr.io/spectrocloud/hello-universe:1.1.0"
+    );
+    assert_eq!(
+        object(&objects, "Service")["spec"]["ports"][0]["targetPort"],
+        8080
+    );
+}
+
+#[test]
+fn values_files_merge_over_the_packs_values_with_helms_rules() {
+    let pack = render_packs().join("hello-manifests");
+    let work = tempfile::tempdir().unwrap();
+    let first = work.path().join("first.yaml");
+    write(
+        &first,
+        "manifests:\n  hello-universe:\n    apiEnabled: true\n    config:\n      title: Overridden\n",
+    );
+    let second = work.path().join("second.yaml");
+    write(
+        &second,
+        "greeting: null\nmanifests:\n  hello-universe:\n    port: 9090\n",
+    );
+    let rendered = strata(&[
+        "pack",
+        "render",
+        pack.to_str().unwrap(),
+        "--values",
+        first.to_str().unwrap(),
+        "-f",
+        second.to_str().unwrap(),
+    ])
+    .success("strata pack render --values")
+    .stdout;
+    let objects = documents(&rendered);
+    assert_eq!(
+        kinds(&objects),
+        ["ConfigMap", "Service", "Namespace"],
+        "`if not .Values.apiEnabled` leaves the Deployment out"
+    );
+    let config = object(&objects, "ConfigMap");
+    assert_eq!(config["data"]["api-enabled"], "true");
+    // Maps merge key by key: the title changed, the features stayed.
+    let json: Value =
+        serde_json::from_str(config["data"]["config.json"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"title": "Overridden", "features": ["counter", "api"]})
+    );
+    // A null removes the key, as with helm -f; `quote` of nothing is nothing.
+    assert!(config["data"]["greeting"].is_null(), "{config:#?}");
+    assert_eq!(
+        object(&objects, "Service")["spec"]["ports"][0]["targetPort"],
+        9090
+    );
+}
+
+#[test]
+fn a_chart_pack_renders_its_chart_with_its_section_as_helm_does() {
+    let pack = render_packs().join("hello-chart");
+    let rendered = strata(&["pack", "render", pack.to_str().unwrap()])
+        .success("strata pack render hello-chart")
+        .stdout;
+    let work = tempfile::tempdir().unwrap();
+    let values = work.path().join("values.yaml");
+    write(&values, "replicaCount: 3\nextraLabels:\n  team: platform\n");
+    let expected = helm_template(
+        "hello-web",
+        &pack.join("charts/hello-web"),
+        "hello-web",
+        Some(&values),
+    );
+    assert_eq!(
+        rendered, expected,
+        "byte for byte what helm template renders"
+    );
+    let objects = documents(&rendered);
+    assert_eq!(kinds(&objects), ["Service", "Deployment"]);
+    let deployment = object(&objects, "Deployment");
+    assert_eq!(deployment["metadata"]["name"], "hello-web-hello-web");
+    assert_eq!(deployment["metadata"]["namespace"], "hello-web");
+    assert_eq!(
+        deployment["spec"]["replicas"], 3,
+        "the pack's section over the chart's default"
+    );
+    assert_eq!(deployment["metadata"]["labels"]["team"], "platform");
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["containers"][0]["image"],
+        "docker.io/library/nginx:1.25",
+        "the chart's own default values still apply"
+    );
+    // A values file reaches the chart through its section.
+    let overlay = work.path().join("overlay.yaml");
+    write(&overlay, "charts:\n  hello-web:\n    replicaCount: 5\n");
+    let rendered = strata(&[
+        "pack",
+        "render",
+        pack.to_str().unwrap(),
+        "-f",
+        overlay.to_str().unwrap(),
+    ])
+    .success("strata pack render hello-chart -f")
+    .stdout;
+    let objects = documents(&rendered);
+    assert_eq!(object(&objects, "Deployment")["spec"]["replicas"], 5);
+    assert_eq!(
+        object(&objects, "Deployment")["metadata"]["labels"]["team"],
+        "platform"
+    );
+}
+
+/// A `{{ .Values.<path> }}` lookup done as Strata's earlier plain substitution did it:
+/// the value's text, from the manifest's `.Values`.
+fn plain_lookups(text: &str, values: &Yaml) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(open) = rest.find("{{") {
+        out.push_str(&rest[..open]);
+        let close = rest[open..].find("}}").unwrap() + open;
+        let path = rest[open + 2..close]
+            .trim()
+            .strip_prefix(".Values.")
+            .unwrap();
+        let value = path.split('.').fold(values, |value, key| {
+            value.get(key).unwrap_or_else(|| panic!("{path}"))
+        });
+        out.push_str(&match value {
+            Yaml::String(text) => text.clone(),
+            Yaml::Number(number) => number.to_string(),
+            Yaml::Bool(flag) => flag.to_string(),
+            other => panic!("{path} is {other:?}"),
+        });
+        rest = &rest[close + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn sorted(mut objects: Vec<Value>) -> Vec<Value> {
+    objects.sort_by_key(|o| o.to_string());
+    objects
+}
+
+#[test]
+fn sample_packs_render_as_their_plain_lookups_did() {
+    for name in ["kubeflow", "cni-calico", "csi-hostpath"] {
+        let pack = sample_packs().join(name);
+        let rendered = strata(&["pack", "render", pack.to_str().unwrap()])
+            .success(&format!("strata pack render {name}"))
+            .stdout;
+        let values: Yaml =
+            serde_yaml::from_str(&fs::read_to_string(pack.join("values.yaml")).unwrap()).unwrap();
+        let mut expected = Vec::new();
+        for entry in fs::read_dir(pack.join("manifests")).unwrap() {
+            let path = entry.unwrap().path();
+            let stem = path.file_stem().unwrap().to_str().unwrap().to_string();
+            let own = strata_shared::pack::render::manifest_values(&values, &stem);
+            expected.extend(documents(&plain_lookups(
+                &fs::read_to_string(&path).unwrap(),
+                &own,
+            )));
+        }
+        assert_eq!(sorted(documents(&rendered)), sorted(expected), "{name}");
+    }
+    let istio = sample_packs().join("istio");
+    let rendered = strata(&["pack", "render", istio.to_str().unwrap()])
+        .success("strata pack render istio")
+        .stdout;
+    let objects = documents(&rendered);
+    let names: Vec<&str> = objects
+        .iter()
+        .map(|o| o["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "istio-controlplane-istio-controlplane",
+            "istio-operator-istio-operator"
+        ]
+    );
+    assert!(
+        objects.iter().all(|o| o["metadata"]["namespace"].is_null()
+            || o["metadata"]["namespace"] == "istio-system")
+    );
+}
+
+#[tokio::test]
+async fn rendered_objects_are_accepted_by_a_real_apiserver() {
+    let cp = ControlPlane::start(ControlPlaneOptions {
+        controller_manager: false,
+        ..ControlPlaneOptions::named("render")
+    })
+    .await
+    .expect("control plane starts");
+    let client = cp.client();
+    let mut objects = Vec::new();
+    for pack in ["hello-manifests", "hello-chart"] {
+        let dir = render_packs().join(pack);
+        let rendered = strata(&["pack", "render", dir.to_str().unwrap()])
+            .success(&format!("strata pack render {pack}"))
+            .stdout;
+        objects.extend(documents(&rendered));
+    }
+    assert_eq!(objects.len(), 6, "{objects:#?}");
+    // A create with dryRun=All: the apiserver admits and validates the object as it would
+    // store it, and stores nothing. (1.20's server-side apply refuses a Service port
+    // without `protocol`, which a create defaults.) Namespaces are created for real first:
+    // a namespaced object's dry run needs its namespace; the chart pack renders none.
+    let test_namespace: Value = serde_json::json!({
+        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "hello-web"}
+    });
+    objects.sort_by_key(|object| object["kind"] != "Namespace");
+    let dry_run = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    let mut accepted = BTreeSet::new();
+    for object in std::iter::once(&test_namespace).chain(&objects) {
+        let api_version = object["apiVersion"].as_str().unwrap();
+        let kind = object["kind"].as_str().unwrap();
+        let name = object["metadata"]["name"].as_str().unwrap();
+        let namespace = object["metadata"]["namespace"].as_str();
+        let resource = resource(api_version, kind);
+        let api: Api<DynamicObject> = match namespace {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+            None => Api::all_with(client.clone(), &resource),
+        };
+        let sent: DynamicObject = serde_json::from_value(object.clone()).unwrap();
+        let params = if kind == "Namespace" {
+            PostParams::default()
+        } else {
+            dry_run.clone()
+        };
+        let answer = api
+            .create(&params, &sent)
+            .await
+            .unwrap_or_else(|e| panic!("{kind} {name} refused by the apiserver: {e}"));
+        assert_eq!(answer.metadata.name.as_deref(), Some(name));
+        accepted.insert(format!("{kind}/{name}"));
+    }
+    assert_eq!(
+        accepted.iter().map(String::as_str).collect::<Vec<_>>(),
+        [
+            "ConfigMap/hello-universe-config",
+            "Deployment/hello-universe",
+            "Deployment/hello-web-hello-web",
+            "Namespace/hello-universe",
+            "Namespace/hello-web",
+            "Service/hello-universe",
+            "Service/hello-web-hello-web",
+        ]
+    );
+    // A dry run writes nothing.
+    assert!(
+        get_dynamic(
+            &client,
+            "apps/v1",
+            "Deployment",
+            Some("hello-web"),
+            "hello-web-hello-web"
+        )
+        .await
+        .is_none()
+    );
+}
+
+/// A copy of hello-manifests whose hello-universe.yaml is `manifest`.
+fn broken_pack(root: &Path, manifest: &str) -> PathBuf {
+    let source = render_packs().join("hello-manifests");
+    let dir = root.join("hello-manifests");
+    for file in [
+        "pack.json",
+        "values.yaml",
+        "logo.png",
+        "manifests/namespace.yaml",
+    ] {
+        fs::create_dir_all(dir.join(file).parent().unwrap()).unwrap();
+        fs::copy(source.join(file), dir.join(file)).unwrap();
+    }
+    write(&dir.join("manifests/hello-universe.yaml"), manifest);
+    dir
+}
+
+const HEADER: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: hello\n";
+
+#[test]
+fn bad_templates_fail_naming_the_pack_the_file_and_the_line() {
+    let cases = [
+        (
+            "does not parse",
+            format!("{HEADER}data:\n  a: {{{{ if .Values.apiEnabled }}}}\n"),
+            "strata: error: pack hello-manifests:1.0.0: manifests/hello-universe.yaml line 7: parse error at (manifests/hello-universe.yaml:7): unexpected EOF\n",
+        ),
+        (
+            "unknown function",
+            format!("{HEADER}data:\n  a: {{{{ .Values.greeting | shout }}}}\n"),
+            "strata: error: pack hello-manifests:1.0.0: manifests/hello-universe.yaml line 6: parse error at (manifests/hello-universe.yaml:6): function \"shout\" not defined\n",
+        ),
+        (
+            "missing required value",
+            format!(
+                "{HEADER}  namespace: {{{{ required \"manifests.hello-universe.targetNamespace is required\" .Values.targetNamespace }}}}\n"
+            ),
+            "strata: error: pack hello-manifests:1.0.0: manifests/hello-universe.yaml line 5 column 16: execution error at (manifests/hello-universe.yaml:5:16): manifests.hello-universe.targetNamespace is required\n",
+        ),
+        (
+            "nil value",
+            format!("{HEADER}data:\n  a: {{{{ .Values.config.nested.deeper }}}}\n"),
+            "strata: error: pack hello-manifests:1.0.0: manifests/hello-universe.yaml line 6 column 15: manifests/hello-universe.yaml:6:15 executing \"manifests/hello-universe.yaml\" at <.Values.config.nested.deeper>: nil pointer evaluating interface {}.deeper\n",
+        ),
+    ];
+    for (what, manifest, expected) in cases {
+        let root = tempfile::tempdir().unwrap();
+        let pack = broken_pack(root.path(), &manifest);
+        let run = strata(&["pack", "render", pack.to_str().unwrap()]).failure(what);
+        assert_eq!(run.stdout, "", "{what}: nothing half-rendered");
+        assert_eq!(run.stderr, expected, "{what}");
+    }
+}
+
+#[test]
+fn validation_renders_with_helm_and_says_what_it_could_not_check_without() {
+    let pack = render_packs().join("hello-manifests");
+    let input = pack.to_str().unwrap();
+    // Without helm: the templated manifest is a warning, the plain one is checked.
+    let run = strata_without_helm(&["pack", "validate", input]).success("validate without helm");
+    assert_eq!(
+        run.stderr,
+        format!(
+            "{input}: warning: manifests/hello-universe.yaml: has template actions ({{{{ … }}}}) that were not rendered, so its objects were not checked: no helm binary was found (set STRATA_HELM or put helm on PATH to check it, or see its output with `strata pack render`)\n"
+        )
+    );
+    assert_eq!(
+        run.stdout,
+        format!("{input}: ok: hello-manifests:1.0.0 (addon layer)\n")
+    );
+    // With helm: rendered and checked, nothing to say.
+    let run = strata(&["pack", "validate", input]).success("validate with helm");
+    assert_eq!(run.stderr, "");
+    let chart_pack = render_packs().join("hello-chart");
+    strata(&["pack", "validate", chart_pack.to_str().unwrap()]).success("validate a chart pack");
+
+    // A template that renders an object Kubernetes would refuse is an error, with helm
+    // only: the namespace is rendered from the greeting.
+    let root = tempfile::tempdir().unwrap();
+    let broken = broken_pack(
+        root.path(),
+        &format!("{HEADER}  namespace: {{{{ .Values.greeting | replace \" \" \"_\" }}}}\n"),
+    );
+    let broken_input = broken.to_str().unwrap();
+    let run = strata(&["pack", "validate", broken_input]).failure("validate a bad namespace");
+    assert_eq!(
+        run.stderr,
+        format!(
+            "{broken_input}: error: manifests/hello-universe.yaml (rendered): document 1: kind ConfigMap: metadata.namespace \"Hello_from_the_whole_values\" is not a valid namespace name: it contains 'H'\n"
+        )
+    );
+    strata_without_helm(&["pack", "validate", broken_input]).success("the same without helm");
+    // A template helm refuses is an error located in the file.
+    let broken = broken_pack(
+        root.path(),
+        &format!(
+            "{HEADER}  namespace: {{{{ required \"set targetNamespace\" .Values.targetNamespace }}}}\n"
+        ),
+    );
+    let run = strata(&["pack", "validate", broken.to_str().unwrap()])
+        .failure("validate a required value");
+    assert_eq!(
+        run.stderr,
+        format!(
+            "{}: error: manifests/hello-universe.yaml: line 5, column 16: execution error at (manifests/hello-universe.yaml:5:16): set targetNamespace\n",
+            broken.display()
+        )
+    );
+}
