@@ -29,6 +29,10 @@ fn render_packs() -> PathBuf {
     repo_root().join("manifests/samples/render-packs")
 }
 
+fn compat_packs() -> PathBuf {
+    repo_root().join("manifests/samples/compat-packs")
+}
+
 fn sample_packs() -> PathBuf {
     repo_root().join("manifests/samples/packs")
 }
@@ -604,5 +608,204 @@ fn validation_renders_with_helm_and_says_what_it_could_not_check_without() {
             "{}: error: manifests/hello-universe.yaml: line 5, column 16: execution error at (manifests/hello-universe.yaml:5:16): set targetNamespace\n",
             broken.display()
         )
+    );
+}
+
+/// Kinds a dry run creates without a namespace.
+const CLUSTER_SCOPED: [&str; 6] = [
+    "Namespace",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "CustomResourceDefinition",
+    "StorageClass",
+    "PriorityClass",
+];
+
+/// Creates each object with dryRun=All (Namespaces for real, first, as a namespaced
+/// object's dry run needs its namespace; so are the namespaces the objects name and do not
+/// create); an object without a namespace goes to `namespace`. Returns `Kind/name` of each
+/// accepted object, Namespaces first.
+async fn dry_run_create(client: &kube::Client, objects: &[Value], namespace: &str) -> Vec<String> {
+    // The namespaces the objects go to that they do not create themselves.
+    let rendered: BTreeSet<&str> = objects
+        .iter()
+        .filter(|o| o["kind"] == "Namespace")
+        .filter_map(|o| o["metadata"]["name"].as_str())
+        .collect();
+    let mut namespaces: BTreeSet<String> = objects
+        .iter()
+        .filter_map(|o| o["metadata"]["namespace"].as_str().map(str::to_string))
+        .collect();
+    namespaces.insert(namespace.to_string());
+    namespaces.retain(|name| !rendered.contains(name.as_str()));
+    let namespace_api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    for name in &namespaces {
+        let object =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
+        match namespace_api.create(&PostParams::default(), &object).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 409 => {}
+            Err(e) => panic!("namespace {name}: {e}"),
+        }
+    }
+    let dry_run = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    let mut accepted = Vec::new();
+    // A rendered Namespace is created for real, before the objects that go in it.
+    let mut ordered: Vec<&Value> = objects.iter().collect();
+    ordered.sort_by_key(|o| o["kind"] != "Namespace");
+    for object in ordered {
+        let api_version = object["apiVersion"].as_str().unwrap();
+        let kind = object["kind"].as_str().unwrap();
+        let name = object["metadata"]["name"].as_str().unwrap();
+        let resource = resource(api_version, kind);
+        let api: Api<DynamicObject> = if CLUSTER_SCOPED.contains(&kind) {
+            Api::all_with(client.clone(), &resource)
+        } else {
+            let ns = object["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or(namespace);
+            Api::namespaced_with(client.clone(), ns, &resource)
+        };
+        let sent: DynamicObject = serde_json::from_value(object.clone()).unwrap();
+        let params = if kind == "Namespace" {
+            PostParams::default()
+        } else {
+            dry_run.clone()
+        };
+        let answer = api
+            .create(&params, &sent)
+            .await
+            .unwrap_or_else(|e| panic!("{kind} {name} refused by the apiserver: {e}\n{object:#}"));
+        assert_eq!(answer.metadata.name.as_deref(), Some(name));
+        accepted.push(format!("{kind}/{name}"));
+    }
+    accepted
+}
+
+/// The pack's namespace (`pack.namespace` in its values.yaml), else `default`.
+fn pack_namespace(dir: &Path) -> String {
+    let values: Yaml =
+        serde_yaml::from_str(&fs::read_to_string(dir.join("values.yaml")).unwrap()).unwrap();
+    values["pack"]["namespace"]
+        .as_str()
+        .unwrap_or("default")
+        .to_string()
+}
+
+/// Every test pack (the published forms under compat-packs/, the template forms under
+/// render-packs/) validates, warnings allowed, and renders with its defaults to objects a
+/// 1.20 apiserver accepts in a dry run, or fails with exactly the documented error for a
+/// value its schema requires; that pack then renders and is accepted once the value is set.
+#[tokio::test]
+async fn every_test_pack_validates_and_renders_to_objects_the_apiserver_accepts() {
+    let cp = ControlPlane::start(ControlPlaneOptions {
+        controller_manager: false,
+        ..ControlPlaneOptions::named("render-all")
+    })
+    .await
+    .expect("control plane starts");
+    let client = cp.client();
+    let mut dirs: Vec<PathBuf> = [compat_packs(), render_packs()]
+        .iter()
+        .flat_map(|root| fs::read_dir(root).unwrap())
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.join("pack.json").is_file())
+        .collect();
+    dirs.sort();
+    assert_eq!(dirs.len(), 9, "{dirs:?}");
+    let mut outcome = Vec::new();
+    for dir in &dirs {
+        let path = dir.to_str().unwrap();
+        let name = dir.file_name().unwrap().to_str().unwrap().to_string();
+        strata(&["pack", "validate", path]).success(&format!("strata pack validate {name}"));
+        let rendered = strata(&["pack", "render", path]);
+        let rendered = if rendered.code == Some(1)
+            && rendered.stderr.contains(
+                "its values do not satisfy its schema.yaml (set them with --values FILE):\n  manifests.console.licenseKey is required and not set (hint: The license key from your account page.)",
+            ) {
+            outcome.push(format!("{name}: requires manifests.console.licenseKey"));
+            let values = tempfile::NamedTempFile::new().unwrap();
+            write(
+                values.path(),
+                "manifests:\n  console:\n    licenseKey: KEY-1\n    apiToken: s3cretTOKEN0123456789\n",
+            );
+            strata(&["pack", "render", path, "-f", values.path().to_str().unwrap()])
+        } else {
+            rendered
+        };
+        let objects = documents(
+            &rendered
+                .success(&format!("strata pack render {name}"))
+                .stdout,
+        );
+        assert!(!objects.is_empty(), "{name} renders no object");
+        let accepted = dry_run_create(&client, &objects, &pack_namespace(dir)).await;
+        outcome.push(format!("{name}: {}", accepted.join(" ")));
+    }
+    assert_eq!(
+        outcome,
+        [
+            "addon-kubeadmconfig: ConfigMap/nfs-client",
+            "empty-bounds: ConfigMap/empty-bounds",
+            "leading-v: ConfigMap/leading-v",
+            "mapping-images: ConfigMap/mapping-images",
+            "presets-groups: ConfigMap/gateway Service/gateway",
+            "schema-values: requires manifests.console.licenseKey",
+            "schema-values: ConfigMap/console",
+            "unknown-vocabulary: ConfigMap/unknown-vocabulary",
+            "hello-chart: Service/hello-web-hello-web Deployment/hello-web-hello-web",
+            "hello-manifests: Namespace/hello-universe ConfigMap/hello-universe-config Service/hello-universe Deployment/hello-universe",
+        ]
+    );
+}
+
+/// `--preset` changes what the pack renders: the compat pack's own choice is a load
+/// balancer; `expose-ingress` gives a ClusterIP service and the ingress host.
+#[test]
+fn presets_change_what_a_pack_renders() {
+    let dir = compat_packs().join("presets-groups");
+    let path = dir.to_str().unwrap();
+    let own = documents(&strata(&["pack", "render", path]).success("render").stdout);
+    assert_eq!(object(&own, "Service")["spec"]["type"], "LoadBalancer");
+    assert_eq!(object(&own, "ConfigMap")["data"]["logLevel"], "info");
+    assert!(object(&own, "ConfigMap")["data"]["host"].is_null());
+    let chosen = documents(
+        &strata(&[
+            "pack",
+            "render",
+            path,
+            "--preset",
+            "expose-ingress",
+            "--preset",
+            "Log level:logs-debug",
+        ])
+        .success("render with presets")
+        .stdout,
+    );
+    assert_eq!(object(&chosen, "Service")["spec"]["type"], "ClusterIP");
+    assert_eq!(object(&chosen, "ConfigMap")["data"]["logLevel"], "debug");
+    assert_eq!(
+        object(&chosen, "ConfigMap")["data"]["host"],
+        "gateway.example"
+    );
+    let refused = strata(&[
+        "pack",
+        "render",
+        path,
+        "--preset",
+        "expose-ingress",
+        "--preset",
+        "expose-loadbalancer",
+    ])
+    .failure("two presets of one group");
+    assert!(
+        refused.stderr.contains(
+            "which are both in group \"Exposure\"; presets of one group exclude each other"
+        ),
+        "{}",
+        refused.stderr
     );
 }
