@@ -22,6 +22,7 @@ use serde_yaml::Value as Yaml;
 use strata_e2e::control_plane::{ControlPlane, ControlPlaneOptions};
 use strata_e2e::dynamic_objects::{get_dynamic, resource};
 use strata_e2e::management::{repo_root, strata_binary};
+use strata_shared::pack_render::DEFAULTS_DO_NOT_RENDER;
 
 const HELM: &str = env!("CARGO_BIN_EXE_helm");
 
@@ -593,7 +594,8 @@ fn validation_renders_with_helm_and_says_what_it_could_not_check_without() {
         )
     );
     strata_without_helm(&["pack", "validate", broken_input]).success("the same without helm");
-    // A template helm refuses is an error located in the file.
+    // A template that fails with the pack's defaults (a required value the pack leaves to
+    // the cluster) is a warning located in the file: the pack is valid.
     let broken = broken_pack(
         root.path(),
         &format!(
@@ -601,13 +603,32 @@ fn validation_renders_with_helm_and_says_what_it_could_not_check_without() {
         ),
     );
     let run = strata(&["pack", "validate", broken.to_str().unwrap()])
-        .failure("validate a required value");
+        .success("validate a required value");
     assert_eq!(
         run.stderr,
         format!(
-            "{}: error: manifests/hello-universe.yaml: line 5, column 16: execution error at (manifests/hello-universe.yaml:5:16): set targetNamespace\n",
+            "{}: warning: manifests/hello-universe.yaml: line 5, column 16: execution error at (manifests/hello-universe.yaml:5:16): set targetNamespace; {DEFAULTS_DO_NOT_RENDER}\n",
             broken.display()
         )
+    );
+    // A template that does not parse is an error: no values mend it.
+    let broken = broken_pack(
+        root.path(),
+        &format!("{HEADER}  namespace: {{{{ nosuchfunction .Values.greeting }}}}\n"),
+    );
+    let run = strata(&["pack", "validate", broken.to_str().unwrap()])
+        .failure("validate an unknown function");
+    assert!(
+        run.stderr
+            .contains(": error: manifests/hello-universe.yaml: line 5: parse error"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("function \"nosuchfunction\" not defined"),
+        "{}",
+        run.stderr
     );
 }
 

@@ -37,6 +37,15 @@ pub struct TemplateFailure {
     pub message: String,
 }
 
+impl TemplateFailure {
+    /// Whether the template itself is wrong (it does not parse, or calls a function that
+    /// does not exist), which no values can mend; anything else helm refuses depends on the
+    /// values it rendered with.
+    pub fn is_template_fault(&self) -> bool {
+        self.message.starts_with("parse error") || self.message.contains("\" not defined")
+    }
+}
+
 impl fmt::Display for TemplateFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.file)?;

@@ -18,6 +18,9 @@ use super::{HELM_ENV, Helm, RenderError};
 pub const REQUIRED_UNSET: &str =
     "not rendered with the pack's defaults, which leave values its schema requires unset";
 
+/// The warning on what fails to render with the pack's default values alone.
+pub const DEFAULTS_DO_NOT_RENDER: &str = "it does not render with the pack's default values alone: a profile or cluster must set what it needs (try them with `strata pack render -f FILE`)";
+
 /// The warning on a templated manifest that validation could not render.
 pub const NOT_RENDERED: &str = "has template actions ({{ … }}) that were not rendered, so its objects were not checked: no helm binary was found";
 
@@ -80,8 +83,18 @@ pub fn check_templates(pack: &Pack, helm: Option<&Helm>) -> Findings {
 fn check_unit(pack: &Pack, helm: &Helm, unit: &RenderUnit, findings: &mut Findings) {
     let output = match helm.render(&pack.dir, unit) {
         Ok(output) => output,
-        Err(RenderError::Template { failure, .. }) => {
+        Err(RenderError::Template { failure, .. }) if failure.is_template_fault() => {
             findings.error(&failure.file, located(&failure));
+            return;
+        }
+        // The template is sound but fails with the pack's defaults (a `required` value, a
+        // chart's values.schema.json, a `fail`): published packs leave such values to the
+        // profile or cluster, and their publisher's checks accept them.
+        Err(RenderError::Template { failure, .. }) => {
+            findings.warning(
+                &failure.file,
+                format!("{}; {DEFAULTS_DO_NOT_RENDER}", located(&failure)),
+            );
             return;
         }
         Err(other) => {

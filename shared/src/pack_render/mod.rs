@@ -28,7 +28,7 @@ use strata_core::pack::render::{
 };
 use strata_core::pack::render_failure::{TemplateFailure, explain_failure};
 
-pub use check::{NOT_RENDERED, check_templates};
+pub use check::{DEFAULTS_DO_NOT_RENDER, NOT_RENDERED, check_templates};
 pub use locate::{HELM_ENV, LocateError};
 
 /// Why a pack could not be rendered. Every variant names the pack and the file of it that
