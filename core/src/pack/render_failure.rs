@@ -354,4 +354,22 @@ mod tests {
         let explained = explain_failure(&manifest_unit(), stderr);
         assert_eq!((explained.line, explained.column), (Some(9), Some(1)));
     }
+
+    #[test]
+    fn only_a_template_that_cannot_parse_is_its_own_fault() {
+        let failure = |message: &str| TemplateFailure {
+            file: "manifests/app.yaml".into(),
+            line: Some(3),
+            column: None,
+            message: message.into(),
+        };
+        let parse = "parse error at (manifests/app.yaml:3): unexpected \"}\" in operand";
+        let unknown = "parse error at (manifests/app.yaml:3): function \"shout\" not defined";
+        assert!(failure(parse).is_template_fault());
+        assert!(failure(unknown).is_template_fault());
+        let required = "execution error at (manifests/app.yaml:3:5): namespace is required";
+        let schema = "values don't meet the specifications of the schema(s) in the following chart(s): app: - at '/auth': missing properties 'key'";
+        assert!(!failure(required).is_template_fault());
+        assert!(!failure(schema).is_template_fault());
+    }
 }
