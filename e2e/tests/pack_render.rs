@@ -753,7 +753,13 @@ async fn every_test_pack_validates_and_renders_to_objects_the_apiserver_accepts(
                 values.path(),
                 "manifests:\n  console:\n    licenseKey: KEY-1\n    apiToken: s3cretTOKEN0123456789\n",
             );
-            strata(&["pack", "render", path, "-f", values.path().to_str().unwrap()])
+            let set = values.path().to_str().unwrap();
+            let masked = strata(&["pack", "render", path, "-f", set]).success("render masked");
+            assert!(!masked.stdout.contains("s3cretTOKEN0123456789"), "{}", masked.stdout);
+            assert!(masked.stdout.contains("token: \"<secret>\""), "{}", masked.stdout);
+            let shown = strata(&["pack", "render", path, "-f", set, "--show-secrets"]);
+            assert!(shown.stdout.contains("token: \"s3cretTOKEN0123456789\""), "{}", shown.stdout);
+            shown
         } else {
             rendered
         };
@@ -775,7 +781,7 @@ async fn every_test_pack_validates_and_renders_to_objects_the_apiserver_accepts(
             "mapping-images: ConfigMap/mapping-images",
             "presets-groups: ConfigMap/gateway Service/gateway",
             "schema-values: requires manifests.console.licenseKey",
-            "schema-values: ConfigMap/console",
+            "schema-values: Secret/console-token ConfigMap/console",
             "unknown-vocabulary: ConfigMap/unknown-vocabulary",
             "hello-chart: Service/hello-web-hello-web Deployment/hello-web-hello-web",
             "hello-manifests: Namespace/hello-universe ConfigMap/hello-universe-config Service/hello-universe Deployment/hello-universe",

@@ -127,6 +127,10 @@ enum PackCommand {
         /// A preset of the pack to apply before the values files; repeat it for more.
         #[arg(long = "preset", value_name = "NAME")]
         presets: Vec<String>,
+        /// Render with the values the pack's schema.yaml marks secret; without it they
+        /// render as `<secret>`, so the output can be shared.
+        #[arg(long)]
+        show_secrets: bool,
         #[command(flatten)]
         registry: RegistryArgs,
     },
@@ -238,11 +242,13 @@ fn run(cli: Cli) -> Result<ExitStatus, CommandError> {
             target,
             values,
             presets,
+            show_secrets,
             registry,
         }) => pack_render_command::render(&pack_render_command::RenderRequest {
             target: &target,
             values_files: &values,
             presets: &presets,
+            show_secrets,
             registry: &registry,
         }),
         Command::Pack(PackCommand::Archive { dir, output }) => {

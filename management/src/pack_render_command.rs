@@ -20,6 +20,8 @@ pub struct RenderRequest<'a> {
     pub target: &'a str,
     pub values_files: &'a [PathBuf],
     pub presets: &'a [String],
+    /// Render with the real secret values instead of `<secret>`.
+    pub show_secrets: bool,
     pub registry: &'a RegistryArgs,
 }
 
@@ -72,7 +74,12 @@ pub fn render(request: &RenderRequest<'_>) -> Result<ExitStatus, CommandError> {
             lines.join("\n")
         )));
     }
-    let values = resolution.values.unmasked().clone();
+    // What is printed is shared and pasted: the schema's secrets stay out of it unless asked.
+    let values = if request.show_secrets {
+        resolution.values.unmasked().clone()
+    } else {
+        resolution.values.masked()
+    };
     let helm = match Helm::locate() {
         Ok(Some(helm)) => helm,
         Ok(None) => {
