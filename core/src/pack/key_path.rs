@@ -7,7 +7,7 @@
 
 use serde_yaml::Value;
 
-use crate::pack::values::describe_kind;
+use crate::pack::yaml_text::describe_kind;
 
 /// One step of a path.
 #[derive(Debug, Clone, PartialEq, Eq)]

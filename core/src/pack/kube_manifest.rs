@@ -11,9 +11,8 @@ use serde::Deserialize;
 use serde_yaml::{Mapping, Value};
 
 use crate::finding::Findings;
-use crate::pack::values::{
-    WHOLE_FILE, describe_kind, describe_kind_and_value, namespace_name_problem, yaml_error_message,
-};
+use crate::pack::values::{WHOLE_FILE, namespace_name_problem};
+use crate::pack::yaml_text::{describe_kind, describe_kind_and_value, yaml_error_message};
 
 /// One Kubernetes object found in a manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -17,6 +17,7 @@ pub mod render_failure;
 pub mod values;
 pub mod values_schema;
 pub mod vocabulary;
+pub mod yaml_text;
 
 use std::fs;
 use std::path::{Path, PathBuf};

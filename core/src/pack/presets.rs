@@ -37,7 +37,7 @@ use serde_yaml::Value;
 
 use crate::finding::Findings;
 use crate::pack::key_path::KeyPath;
-use crate::pack::values::{describe_kind, yaml_error_message};
+use crate::pack::yaml_text::{describe_kind, yaml_error_message};
 use crate::values_merge::merge_values;
 
 /// The comment that names a pack's (or a layer's) enabled presets.

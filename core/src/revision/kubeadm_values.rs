@@ -20,7 +20,7 @@ use serde_yaml::Value;
 
 use super::{KubeadmFile, KubeadmSettings};
 use crate::finding::Findings;
-use crate::pack::values::describe_kind;
+use crate::pack::yaml_text::describe_kind;
 use crate::values_merge::lookup;
 
 /// A scalar value as a command-line argument value; `None` for mappings and lists.

@@ -25,8 +25,8 @@ use serde_yaml::Value;
 
 use crate::finding::Findings;
 use crate::pack::key_path::{KeyPath, Resolved};
-use crate::pack::values::{describe_kind, yaml_error_message};
 use crate::pack::values_schema::format::ValueFormat;
+use crate::pack::yaml_text::{describe_kind, yaml_error_message};
 
 pub use check::{ValueProblem, is_unset};
 
