@@ -210,16 +210,7 @@ pub fn namespace(pack: &Pack) -> String {
 /// Every unit of the pack, rendered with `values` (usually `profile::layer_values::pack_values`).
 pub fn render_units(pack: &Pack, values: &Value) -> Result<Vec<RenderUnit>, RenderPlanError> {
     let mut units = chart_units(pack, values);
-    for manifest in &pack.layout.manifests {
-        let text = read_manifest(pack, &manifest.path)?;
-        units.push(manifest_unit(
-            pack,
-            &manifest.path,
-            &manifest.name,
-            text,
-            values,
-        )?);
-    }
+    units.extend(manifest_units(pack, values, false)?);
     Ok(units)
 }
 
@@ -229,18 +220,29 @@ pub fn templated_manifest_units(
     pack: &Pack,
     values: &Value,
 ) -> Result<Vec<RenderUnit>, RenderPlanError> {
+    manifest_units(pack, values, true)
+}
+
+/// The units of the pack's manifests, in path order; only those with template actions
+/// when `only_templated`.
+fn manifest_units(
+    pack: &Pack,
+    values: &Value,
+    only_templated: bool,
+) -> Result<Vec<RenderUnit>, RenderPlanError> {
     let mut units = Vec::new();
     for manifest in &pack.layout.manifests {
         let text = read_manifest(pack, &manifest.path)?;
-        if is_templated(&text) {
-            units.push(manifest_unit(
-                pack,
-                &manifest.path,
-                &manifest.name,
-                text,
-                values,
-            )?);
+        if only_templated && !is_templated(&text) {
+            continue;
         }
+        units.push(manifest_unit(
+            pack,
+            &manifest.path,
+            &manifest.name,
+            text,
+            values,
+        )?);
     }
     Ok(units)
 }
