@@ -527,12 +527,12 @@ fn bad_templates_fail_naming_the_pack_the_file_and_the_line() {
         (
             "does not parse",
             format!("{HEADER}data:\n  a: {{{{ if .Values.apiEnabled }}}}\n"),
-            "strata: error: pack hello-manifests:1.0.0: manifests/hello-universe.yaml line 7: parse error at (manifests/hello-universe.yaml:7): unexpected EOF\n",
+            "strata: error: pack hello-manifests:1.0.0: manifests/hello-universe.yaml line 7: parse error at (manifests/hello-universe.yaml:7): unexpected EOF (if manifests/hello-universe.yaml carries another tool's templates, to be installed as written, list \"hello-universe\" under pack.\"strata.dev/verbatim-manifests\" in the pack's or the layer's values)\n",
         ),
         (
             "unknown function",
             format!("{HEADER}data:\n  a: {{{{ .Values.greeting | shout }}}}\n"),
-            "strata: error: pack hello-manifests:1.0.0: manifests/hello-universe.yaml line 6: parse error at (manifests/hello-universe.yaml:6): function \"shout\" not defined\n",
+            "strata: error: pack hello-manifests:1.0.0: manifests/hello-universe.yaml line 6: parse error at (manifests/hello-universe.yaml:6): function \"shout\" not defined (if manifests/hello-universe.yaml carries another tool's templates, to be installed as written, list \"hello-universe\" under pack.\"strata.dev/verbatim-manifests\" in the pack's or the layer's values)\n",
         ),
         (
             "missing required value",
@@ -736,7 +736,7 @@ async fn every_test_pack_validates_and_renders_to_objects_the_apiserver_accepts(
         .filter(|path| path.join("pack.json").is_file())
         .collect();
     dirs.sort();
-    assert_eq!(dirs.len(), 9, "{dirs:?}");
+    assert_eq!(dirs.len(), 10, "{dirs:?}");
     let mut outcome = Vec::new();
     for dir in &dirs {
         let path = dir.to_str().unwrap();
@@ -777,6 +777,7 @@ async fn every_test_pack_validates_and_renders_to_objects_the_apiserver_accepts(
         [
             "addon-kubeadmconfig: ConfigMap/nfs-client",
             "empty-bounds: ConfigMap/empty-bounds",
+            "foreign-templates: ConfigMap/injector-settings ConfigMap/injector-templates",
             "leading-v: ConfigMap/leading-v",
             "mapping-images: ConfigMap/mapping-images",
             "presets-groups: ConfigMap/gateway Service/gateway",
@@ -834,5 +835,66 @@ fn presets_change_what_a_pack_renders() {
         ),
         "{}",
         refused.stderr
+    );
+}
+
+/// A manifest that carries another tool's templates (as kubeflow 1.5.0 carries Istio's) is
+/// installed as written once the pack's or the layer's values name it verbatim; unnamed, it
+/// fails validation and rendering with a message that says how to name it.
+#[test]
+fn a_manifest_of_another_tools_templates_is_installed_as_written() {
+    let pack = compat_packs().join("foreign-templates");
+    let written = fs::read_to_string(pack.join("manifests/injector-templates.yaml")).unwrap();
+    let rendered = strata(&["pack", "render", pack.to_str().unwrap()]).success("render");
+    let verbatim = "---\n# Source: foreign-templates/manifests/injector-templates.yaml (verbatim)\n";
+    let at = rendered.stdout.find(verbatim).expect("the verbatim unit is in the output");
+    assert_eq!(&rendered.stdout[at + verbatim.len()..], written, "byte for byte");
+    assert!(rendered.stdout.contains("logLevel: \"info\""), "{}", rendered.stdout);
+
+    // The same pack without the key, as a publisher who never heard of Strata wrote it.
+    let root = tempfile::tempdir().unwrap();
+    let copy = root.path().join("foreign-templates");
+    for file in [
+        "pack.json",
+        "logo.png",
+        "README.md",
+        "manifests/injector-templates.yaml",
+        "manifests/injector-settings.yaml",
+    ] {
+        fs::create_dir_all(copy.join(file).parent().unwrap()).unwrap();
+        fs::copy(pack.join(file), copy.join(file)).unwrap();
+    }
+    write(
+        &copy.join("values.yaml"),
+        "pack:\n  namespace: mesh-system\nmanifests:\n  injector-settings:\n    logLevel: info\n",
+    );
+    let copy_path = copy.to_str().unwrap();
+    let hint = "(if manifests/injector-templates.yaml carries another tool's templates, to be installed as written, list \"injector-templates\" under pack.\"strata.dev/verbatim-manifests\" in the pack's or the layer's values)";
+    let refused = strata(&["pack", "validate", copy_path]).failure("validate unnamed");
+    assert!(
+        refused.stderr.contains("manifests/injector-templates.yaml")
+            && refused.stderr.contains("function \"Template_Version_Check\" not defined")
+            && refused.stderr.contains(hint),
+        "{}",
+        refused.stderr
+    );
+    let refused = strata(&["pack", "render", copy_path]).failure("render unnamed");
+    assert!(refused.stderr.contains(hint), "{}", refused.stderr);
+    assert_eq!(refused.stdout, "", "nothing half-rendered");
+
+    // A layer (here a values file) names it: the published pack is used unchanged.
+    let layer = root.path().join("layer.yaml");
+    write(&layer, "pack:\n  strata.dev/verbatim-manifests: [injector-templates]\n");
+    let rendered = strata(&["pack", "render", copy_path, "-f", layer.to_str().unwrap()])
+        .success("render with the layer's choice");
+    assert!(rendered.stdout.ends_with(&written), "{}", rendered.stdout);
+
+    // A name that is no manifest of the pack is refused, naming the key and the choices.
+    write(&layer, "pack:\n  strata.dev/verbatim-manifests: [injector]\n");
+    let refused = strata(&["pack", "render", copy_path, "-f", layer.to_str().unwrap()])
+        .failure("render with a wrong name");
+    assert_eq!(
+        refused.stderr,
+        "strata: error: pack foreign-templates:1.0.0: values pack.strata.dev/verbatim-manifests: [0] is \"injector\", which names no manifest of the pack; expected names of the pack's manifests: injector-settings, injector-templates\n"
     );
 }

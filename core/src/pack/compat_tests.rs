@@ -54,6 +54,7 @@ fn every_compat_pack_is_covered_here() {
         [
             "addon-kubeadmconfig",
             "empty-bounds",
+            "foreign-templates",
             "leading-v",
             "mapping-images",
             "presets-groups",
@@ -61,6 +62,20 @@ fn every_compat_pack_is_covered_here() {
             "unknown-vocabulary"
         ]
     );
+}
+
+#[test]
+fn foreign_templates() {
+    let pack = load("foreign-templates", &[]);
+    assert_eq!(pack.values.verbatim_manifests, ["injector-templates"]);
+    let values = pack.values.document.clone();
+    let units = crate::pack::render::render_units(&pack, &values).unwrap();
+    let verbatim: Vec<&str> = units
+        .iter()
+        .filter(|u| matches!(u.chart, crate::pack::render::UnitChart::Verbatim { .. }))
+        .map(|u| u.source.as_str())
+        .collect();
+    assert_eq!(verbatim, ["manifests/injector-templates.yaml"]);
 }
 
 #[test]

@@ -177,7 +177,11 @@ impl Pack {
                 &mut findings,
             );
         }
-        let manifest_objects = check_manifest_files(dir, &layout, &mut findings);
+        let verbatim = values
+            .as_ref()
+            .map(|values| values.verbatim_manifests.clone())
+            .unwrap_or_default();
+        let manifest_objects = check_manifest_files(dir, &layout, &verbatim, &mut findings);
         if let (Some(manifest), Some(values)) = (&manifest, &values) {
             check_param_refs(manifest, &values.document, &mut findings);
         }
@@ -353,13 +357,15 @@ fn check_content_for_layer(layer: Layer, layout: &PackLayout, findings: &mut Fin
     }
 }
 
-/// Checks the objects of the manifests that have no template actions. A templated
+/// Checks the objects of the manifests that have no template actions or that the pack's
+/// values name verbatim (installed as written, `{{` and all). A templated
 /// manifest's objects are known only once helm renders it (`pack::render`), which loading a
 /// pack does not do; `strata_shared::pack_render::check_templates` does, or says it could
 /// not.
 fn check_manifest_files(
     dir: &Path,
     layout: &PackLayout,
+    verbatim: &[String],
     findings: &mut Findings,
 ) -> Vec<ManifestObjects> {
     let mut result = Vec::new();
@@ -371,7 +377,7 @@ fn check_manifest_files(
                 continue;
             }
         };
-        if render::is_templated(&text) {
+        if render::is_templated(&text) && !verbatim.contains(&file.name) {
             continue;
         }
         let (objects, manifest_findings) = check_manifest(&text);

@@ -12,6 +12,8 @@
 //!   after the pack: `Chart.yaml`, `templates/<path>` (the manifest byte for byte, so helm's
 //!   line numbers are the file's) and `values.yaml` holding the manifest's `.Values`.
 //!   Release name = the pack's name.
+//! - A manifest the values list under `pack."strata.dev/verbatim-manifests"` is no template:
+//!   its unit is the file as written (`UnitChart::Verbatim`), which no helm run touches.
 //! - Every unit renders into the pack's namespace (`pack.namespace`), else `default`.
 //! - Units come charts first, then manifests, each in path order.
 //!
@@ -31,6 +33,7 @@ use serde_yaml::Value;
 use thiserror::Error;
 
 use crate::pack::Pack;
+use crate::pack::values::{VERBATIM_MANIFESTS_KEY, verbatim_manifests};
 use crate::values_merge::merge_values;
 
 /// The namespace of a pack that names none, as helm's own default.
@@ -71,6 +74,13 @@ pub enum RenderPlanError {
 
     #[error("values file {path}: {problem}")]
     ValuesFile { path: String, problem: String },
+
+    #[error("pack {pack}: values pack.{key}: {problem}")]
+    VerbatimManifests {
+        pack: String,
+        key: &'static str,
+        problem: String,
+    },
 }
 
 /// One `helm template` run.
@@ -96,6 +106,9 @@ pub enum UnitChart {
     InPack { name: String, path: String },
     /// A chart written for the unit: a manifest wrapped into a chart.
     Generated(GeneratedChart),
+    /// No chart: a manifest installed as written (`strata.dev/verbatim-manifests`). Its
+    /// output is the text with a `# Source:` line, as helm heads what it renders.
+    Verbatim { output: String },
 }
 
 /// A chart to write to a temporary folder and render.
@@ -106,6 +119,8 @@ pub struct GeneratedChart {
     pub files: Vec<ChartFile>,
     /// The manifest's path inside the chart (`templates/app.yaml`).
     pub template: String,
+    /// The manifest's name in values (`manifests.<name>`, `strata.dev/verbatim-manifests`).
+    pub manifest: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,6 +136,7 @@ impl RenderUnit {
         match &self.chart {
             UnitChart::InPack { name, .. } => name,
             UnitChart::Generated(chart) => &chart.name,
+            UnitChart::Verbatim { .. } => &self.release,
         }
     }
 
@@ -135,6 +151,7 @@ impl RenderUnit {
         }
         match &self.chart {
             UnitChart::Generated(chart) => (inside == chart.template).then(|| self.source.clone()),
+            UnitChart::Verbatim { .. } => None,
             UnitChart::InPack { path, .. } if is_archive(path) => {
                 Some(format!("{path} ({helm_name})"))
             }
@@ -214,8 +231,8 @@ pub fn render_units(pack: &Pack, values: &Value) -> Result<Vec<RenderUnit>, Rend
     Ok(units)
 }
 
-/// The units of the pack's manifests that have template actions, the ones validation
-/// cannot check without rendering.
+/// The units of the pack's manifests that have template actions and are not verbatim, the
+/// ones validation cannot check without rendering.
 pub fn templated_manifest_units(
     pack: &Pack,
     values: &Value,
@@ -230,9 +247,23 @@ fn manifest_units(
     values: &Value,
     only_templated: bool,
 ) -> Result<Vec<RenderUnit>, RenderPlanError> {
+    let names: Vec<String> = pack.layout.manifests.iter().map(|m| m.name.clone()).collect();
+    let verbatim = verbatim_manifests(values, &names).map_err(|problem| {
+        RenderPlanError::VerbatimManifests {
+            pack: pack.reference(),
+            key: VERBATIM_MANIFESTS_KEY,
+            problem,
+        }
+    })?;
     let mut units = Vec::new();
     for manifest in &pack.layout.manifests {
         let text = read_manifest(pack, &manifest.path)?;
+        if verbatim.contains(&manifest.name) {
+            if !only_templated {
+                units.push(verbatim_unit(pack, &manifest.path, text));
+            }
+            continue;
+        }
         if only_templated && !is_templated(&text) {
             continue;
         }
@@ -324,6 +355,7 @@ pub fn manifest_unit(
             },
         ],
         template,
+        manifest: name.to_string(),
     };
     Ok(RenderUnit {
         pack: reference,
@@ -333,6 +365,23 @@ pub fn manifest_unit(
         chart: UnitChart::Generated(chart),
         values: None,
     })
+}
+
+/// The unit of a manifest installed as written.
+fn verbatim_unit(pack: &Pack, path: &str, text: String) -> RenderUnit {
+    let mut output = format!("---\n# Source: {}/{path} (verbatim)\n", pack.manifest.name);
+    output.push_str(&text);
+    if !text.ends_with('\n') {
+        output.push('\n');
+    }
+    RenderUnit {
+        pack: pack.reference(),
+        source: path.to_string(),
+        release: pack.manifest.name.clone(),
+        namespace: namespace(pack),
+        chart: UnitChart::Verbatim { output },
+        values: None,
+    }
 }
 
 /// What helm accepts as a chart name: a single path component.

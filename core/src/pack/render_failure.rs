@@ -20,7 +20,8 @@
 
 use std::fmt;
 
-use crate::pack::render::RenderUnit;
+use crate::pack::render::{RenderUnit, UnitChart};
+use crate::pack::values::VERBATIM_MANIFESTS_KEY;
 
 /// What `helm template` printed after `Error: ` when it renders from the same chart in
 /// debug mode; not part of what went wrong.
@@ -93,13 +94,24 @@ pub fn explain_failure(unit: &RenderUnit, stderr: &str) -> TemplateFailure {
     }
     message.push_str(rest);
     let (file, line, column) = location.unwrap_or_else(|| (unit.source.clone(), None, None));
-    TemplateFailure {
+    let mut failure = TemplateFailure {
         file,
         line,
         column,
         message: one_line(&message),
+    };
+    // A manifest that does not parse may hold another tool's templates rather than broken
+    // ones; only the pack or the layer can say which.
+    if let (true, UnitChart::Generated(chart)) = (failure.is_template_fault(), &unit.chart) {
+        let name = &chart.manifest;
+        failure.message.push_str(&format!(
+            " (if {} carries another tool's templates, to be installed as written, list {name:?} under pack.\"{VERBATIM_MANIFESTS_KEY}\" in the pack's or the layer's values)",
+            unit.source
+        ));
     }
+    failure
 }
+
 
 /// The error helm printed: from the last line starting with `Error: ` (warnings come
 /// before it), without that prefix or the debug hint.
@@ -160,7 +172,7 @@ fn one_line(text: &str) -> String {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use crate::pack::render::{ChartFile, GeneratedChart, UnitChart};
+    use crate::pack::render::{ChartFile, GeneratedChart};
 
     fn manifest_unit() -> RenderUnit {
         RenderUnit {
@@ -175,6 +187,7 @@ mod tests {
                     content: String::new(),
                 }],
                 template: "templates/sub/app.yaml".into(),
+                manifest: "app".into(),
             }),
             values: None,
         }
@@ -217,7 +230,7 @@ mod tests {
                 "manifests/sub/app.yaml",
                 Some(4),
                 None,
-                "parse error at (manifests/sub/app.yaml:4): function \"nope\" not defined"
+                "parse error at (manifests/sub/app.yaml:4): function \"nope\" not defined (if manifests/sub/app.yaml carries another tool's templates, to be installed as written, list \"app\" under pack.\"strata.dev/verbatim-manifests\" in the pack's or the layer's values)"
             )
         );
     }

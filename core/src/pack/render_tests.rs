@@ -413,3 +413,103 @@ fn values_files_are_mappings_and_errors_name_the_file_and_line() {
         "values file v.yaml: is a single value; expected a mapping of values"
     );
 }
+
+const FOREIGN: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: injector\ndata:\n  t: \"{{ Template_Version_Check }}\"\n";
+
+#[test]
+fn a_verbatim_manifest_is_its_own_output_and_not_a_template_to_check() {
+    let temp = tempfile::tempdir().unwrap();
+    let pack = pack(
+        temp.path(),
+        "mesh",
+        "1.0.0",
+        &[
+            ("manifests/injector.yaml", FOREIGN),
+            ("manifests/settings.yaml", "a: {{ .Values.a }}\n"),
+            (
+                "values.yaml",
+                "pack:\n  strata.dev/verbatim-manifests: [injector]\n",
+            ),
+        ],
+    );
+    assert_eq!(pack.values.verbatim_manifests, ["injector"]);
+    // Loading checked the verbatim file's objects as a plain manifest's.
+    assert!(
+        pack.manifest_objects
+            .iter()
+            .any(|m| m.path == "manifests/injector.yaml" && m.objects.len() == 1),
+        "{:?}",
+        pack.manifest_objects
+    );
+    let values = pack.values.document.clone();
+    let units = render_units(&pack, &values).unwrap();
+    let sources: Vec<&str> = units.iter().map(|u| u.source.as_str()).collect();
+    assert_eq!(sources, ["manifests/injector.yaml", "manifests/settings.yaml"]);
+    assert_eq!(
+        units[0].chart,
+        UnitChart::Verbatim {
+            output: format!("---\n# Source: mesh/manifests/injector.yaml (verbatim)\n{FOREIGN}")
+        }
+    );
+    let templated = templated_manifest_units(&pack, &values).unwrap();
+    let sources: Vec<&str> = templated.iter().map(|u| u.source.as_str()).collect();
+    assert_eq!(sources, ["manifests/settings.yaml"]);
+}
+
+#[test]
+fn a_layer_names_a_verbatim_manifest_and_a_wrong_name_is_refused() {
+    let temp = tempfile::tempdir().unwrap();
+    let pack = pack(
+        temp.path(),
+        "mesh",
+        "1.0.0",
+        &[("manifests/injector.yaml", FOREIGN), ("values.yaml", "")],
+    );
+    let layer = yaml("pack:\n  strata.dev/verbatim-manifests: [injector]\n");
+    let units = render_units(&pack, &layer).unwrap();
+    assert!(matches!(units[0].chart, UnitChart::Verbatim { .. }));
+
+    for (values, problem) in [
+        (
+            "pack:\n  strata.dev/verbatim-manifests: [injektor]\n",
+            "[0] is \"injektor\", which names no manifest of the pack; expected names of the pack's manifests: injector",
+        ),
+        (
+            "pack:\n  strata.dev/verbatim-manifests: injector\n",
+            "found a string (\"injector\"), expected a list of manifest names; expected names of the pack's manifests: injector",
+        ),
+    ] {
+        let error = render_units(&pack, &yaml(values)).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!("pack mesh:1.0.0: values pack.strata.dev/verbatim-manifests: {problem}")
+        );
+    }
+}
+
+#[test]
+fn a_packs_own_verbatim_list_is_checked_when_it_loads() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("mesh");
+    write(
+        &dir,
+        "pack.json",
+        r#"{"name": "mesh", "displayName": "X", "version": "1.0.0", "layer": "addon", "addonType": "monitoring"}"#,
+    );
+    fs::write(dir.join("logo.png"), PNG).unwrap();
+    write(&dir, "manifests/injector.yaml", FOREIGN);
+    write(
+        &dir,
+        "values.yaml",
+        "pack:\n  strata.dev/verbatim-manifests: [injector, missing]\n",
+    );
+    let (loaded, findings) = Pack::load(&dir);
+    assert!(loaded.is_none());
+    assert!(
+        findings.contains(
+            "values.yaml: pack.strata.dev/verbatim-manifests",
+            "[1] is \"missing\", which names no manifest of the pack; expected names of the pack's manifests: injector"
+        ),
+        "{findings:#?}"
+    );
+}

@@ -6,6 +6,8 @@
 //! ```yaml
 //! pack:
 //!   namespace: monitoring          # where the pack's objects go
+//!   strata.dev/verbatim-manifests: # manifests installed as written, not rendered as
+//!     - base_manifests             #   templates (they carry another tool's templates)
 //!   content:
 //!     images:                      # images the pack pulls, for pre-pulling and air gaps
 //!       - docker.io/library/nginx:1.25       # the docs' form
@@ -42,6 +44,57 @@ pub struct PackValues {
     pub manifest_sections: Vec<String>,
     /// The `# spectrocloud.com/enabled-presets: …` comment that opens the file, if any.
     pub enabled_presets: Option<PresetAnnotation>,
+    /// `pack."strata.dev/verbatim-manifests"`: names of manifests installed as written.
+    pub verbatim_manifests: Vec<String>,
+}
+
+/// The key under `pack` that lists the manifests (by name, the file name without its
+/// extension, as `manifests.<name>` sections do) that are installed as written instead of
+/// rendered as templates. Manifests that carry another tool's Go templates (Istio's
+/// sidecar injector templates in a ConfigMap) must reach the cluster unrendered; nothing
+/// in a file tells that apart from a broken template, so the pack or the layer says so.
+pub const VERBATIM_MANIFESTS_KEY: &str = "strata.dev/verbatim-manifests";
+
+/// The verbatim manifest names of `values` (a pack's or a layer's merged values), each
+/// checked against the pack's `manifests` names; the problem, as a sentence, otherwise.
+pub fn verbatim_manifests(values: &Value, manifests: &[String]) -> Result<Vec<String>, String> {
+    let Some(listed) = values.get("pack").and_then(|pack| pack.get(VERBATIM_MANIFESTS_KEY)) else {
+        return Ok(Vec::new());
+    };
+    let expected = || {
+        if manifests.is_empty() {
+            "the pack has no manifests".to_string()
+        } else {
+            format!("expected names of the pack's manifests: {}", manifests.join(", "))
+        }
+    };
+    let Value::Sequence(items) = listed else {
+        return Err(format!(
+            "found {}, expected a list of manifest names; {}",
+            describe_kind_and_value(listed),
+            expected()
+        ));
+    };
+    let mut names = Vec::with_capacity(items.len());
+    for (index, item) in items.iter().enumerate() {
+        match item {
+            Value::String(name) if manifests.contains(name) => names.push(name.clone()),
+            Value::String(name) => {
+                return Err(format!(
+                    "[{index}] is {name:?}, which names no manifest of the pack; {}",
+                    expected()
+                ));
+            }
+            other => {
+                return Err(format!(
+                    "[{index}] is {}; {}",
+                    describe_kind_and_value(other),
+                    expected()
+                ));
+            }
+        }
+    }
+    Ok(names)
 }
 
 const MAX_NAMESPACE_LENGTH: usize = 63;
@@ -91,9 +144,14 @@ pub fn parse_values(
         chart_sections: Vec::new(),
         manifest_sections: Vec::new(),
         enabled_presets: enabled_presets_annotation(text),
+        verbatim_manifests: Vec::new(),
     };
     if let Some(pack) = document.get("pack") {
         check_pack_section(pack, &mut values, &mut findings);
+    }
+    match verbatim_manifests(&document, manifests) {
+        Ok(names) => values.verbatim_manifests = names,
+        Err(problem) => findings.error(format!("pack.{VERBATIM_MANIFESTS_KEY}"), problem),
     }
     if let Some(section) = document.get("charts") {
         values.chart_sections =

@@ -136,6 +136,8 @@ impl Helm {
         let chart_path = match &unit.chart {
             UnitChart::InPack { path, .. } => pack_dir.join(path),
             UnitChart::Generated(chart) => write_chart(unit, chart, &work.path().join("chart"))?,
+            // Installed as written: nothing for helm to do.
+            UnitChart::Verbatim { output } => return Ok(output.clone()),
         };
         let mut args = vec![
             "template".into(),
