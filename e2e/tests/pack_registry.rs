@@ -1419,3 +1419,79 @@ async fn digest_mismatch_and_truncated_blobs_are_not_cached() {
     let kept: BTreeSet<String> = BTreeSet::new();
     assert_eq!(cache.collect_garbage(&kept).unwrap().removed, vec![digest]);
 }
+
+/// What a site does with a revision's pin: pulls the pack only when the registry still
+/// serves the pinned archive, caches it, and later gets it from its cache alone with the
+/// registry gone; with neither, the error names the registry.
+#[tokio::test]
+async fn pinned_pulls_verify_the_pin_and_work_from_the_cache_alone() {
+    let registry = start_registry().await;
+    let client = client_for(&registry);
+    let (_dir, pack) = sample_pack("csi-hostpath");
+    let pushed = client.push(&pack, false).await.unwrap();
+    let pinned = pushed.descriptor.layer_digest.clone();
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = PackCache::open(cache_dir.path()).unwrap();
+    let work = tempfile::tempdir().unwrap();
+
+    // A pin the registry no longer serves (the tag was pushed again): nothing fetched,
+    // nothing cached, nothing unpacked.
+    let stale = format!("sha256:{}", "0".repeat(64));
+    let dest = work.path().join("stale");
+    let error = client
+        .pull_pinned("csi-hostpath", "1.7.3", &stale, &dest, Some(&cache))
+        .await
+        .unwrap_err();
+    match &error {
+        RegistryError::PinChanged {
+            reference,
+            pinned: p,
+            found,
+        } => {
+            assert_eq!(reference, &pushed.descriptor.reference);
+            assert_eq!(p, &stale);
+            assert_eq!(found, &pinned);
+        }
+        other => panic!("expected PinChanged, got {other:?}"),
+    }
+    assert!(!dest.exists());
+    assert!(cache.entries().unwrap().is_empty());
+    assert_no_staging_left(work.path());
+
+    // The right pin: from the registry, then cached.
+    let dest = work.path().join("first");
+    let first = client
+        .pull_pinned("csi-hostpath", "1.7.3", &pinned, &dest, Some(&cache))
+        .await
+        .unwrap();
+    assert!(!first.from_cache);
+    assert_eq!(tree(&dest), tree(&pack.dir));
+    assert!(cache.contains(&pinned));
+
+    // The registry gone: the cache alone serves the pin.
+    let host = registry.host().to_owned();
+    registry.stop().unwrap();
+    let dest = work.path().join("offline");
+    let offline = client
+        .pull_pinned("csi-hostpath", "1.7.3", &pinned, &dest, Some(&cache))
+        .await
+        .unwrap();
+    assert!(offline.from_cache);
+    assert_eq!(tree(&dest), tree(&pack.dir));
+
+    // A corrupt cache entry is not served: it is removed, and with the registry gone the
+    // pull fails naming the registry.
+    fs::write(cache.path_of(&pinned).unwrap(), b"not the pack").unwrap();
+    let dest = work.path().join("corrupt");
+    let error = client
+        .pull_pinned("csi-hostpath", "1.7.3", &pinned, &dest, Some(&cache))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, RegistryError::Unreachable { registry: r, .. } if *r == host),
+        "{error:?}"
+    );
+    assert!(!cache.contains(&pinned));
+    assert!(!dest.exists());
+    assert_no_staging_left(work.path());
+}

@@ -67,7 +67,7 @@ use crate::registry::failure::Context;
 pub(crate) use crate::registry::options::USER_AGENT;
 pub use crate::registry::options::{RegistryOptions, ResponseLimits, RetryPolicy};
 use crate::registry::transport::Transport;
-pub use descriptor::{PackDescriptor, PulledPack, PushedPack};
+pub use descriptor::{PackDescriptor, PinnedPull, PulledPack, PushedPack};
 
 /// The pack layer's media type: what `oras push` gives a file.
 pub const PACK_LAYER_MEDIA_TYPE: &str = "application/vnd.oci.image.layer.v1.tar";

@@ -58,6 +58,14 @@ pub enum RegistryError {
         expected: String,
         found: String,
     },
+    #[error(
+        "{reference}: the registry serves the pack archive {found}, but it is pinned to {pinned}; the tag was pushed again since it was pinned, so nothing was fetched (push the pinned pack back, or pin the new digest)"
+    )]
+    PinChanged {
+        reference: String,
+        pinned: String,
+        found: String,
+    },
     #[error("{reference}: the download ended after {found} of {expected} bytes")]
     Truncated {
         reference: String,

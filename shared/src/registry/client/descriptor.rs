@@ -31,3 +31,12 @@ pub struct PulledPack {
     /// The folder the pack is in (the `dest` given to `pull`).
     pub dir: PathBuf,
 }
+
+/// A pack pulled by its pinned digest (`PackRegistryClient::pull_pinned`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinnedPull {
+    /// The folder the pack is in (the `dest` given).
+    pub dir: PathBuf,
+    /// The site's cache served it; the registry was not asked.
+    pub from_cache: bool,
+}

@@ -7,7 +7,7 @@ use oci_client::Reference;
 use tracing::{Instrument, info, info_span};
 
 use super::unpack::{UnpackJob, blocking, cached, check_destination, store};
-use super::{PackDescriptor, PackRegistryClient, PulledPack, RegistryError};
+use super::{PackDescriptor, PackRegistryClient, PinnedPull, PulledPack, RegistryError};
 use crate::pack::archive::ArchiveLimits;
 use crate::pack::manifest::PackManifest;
 use crate::registry::cache::PackCache;
@@ -75,6 +75,76 @@ impl PackRegistryClient {
             Ok(PulledPack {
                 descriptor,
                 dir: dest.to_path_buf(),
+            })
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Pulls `name:version` pinned to the archive digest `pinned` (`sha256:…`, as a
+    /// revision holds it) into `dest`, as `pull` does. The cache is asked first by the
+    /// pinned digest alone, so a site whose registry is unreachable still gets every pack it
+    /// cached; otherwise the registry's archive must be exactly the pinned one, or nothing is
+    /// downloaded ([`RegistryError::PinChanged`]). Returns whether the cache served it.
+    pub async fn pull_pinned(
+        &self,
+        name: &str,
+        version: &str,
+        pinned: &str,
+        dest: &Path,
+        cache: Option<&PackCache>,
+    ) -> Result<PinnedPull, RegistryError> {
+        let reference = self.address.reference(name, version)?;
+        let reference_text = reference.whole();
+        let span = info_span!("registry.pull_pinned", reference = %reference_text, %pinned);
+        async {
+            check_destination(dest).map_err(|source| RegistryError::Archive {
+                reference: reference_text.clone(),
+                source,
+            })?;
+            let by_pin = PackDescriptor {
+                reference: reference_text.clone(),
+                manifest_digest: String::new(),
+                layer_digest: pinned.to_owned(),
+                layer_size: 0,
+                file_name: String::new(),
+            };
+            let (bytes, from_cache) = match cached(&by_pin, cache).await? {
+                Some(bytes) => (bytes, true),
+                None => {
+                    let work = async {
+                        let descriptor = self.resolve_inner(name, version, &reference).await?;
+                        if descriptor.layer_digest != pinned {
+                            return Err(RegistryError::PinChanged {
+                                reference: reference_text.clone(),
+                                pinned: pinned.to_owned(),
+                                found: descriptor.layer_digest,
+                            });
+                        }
+                        self.download(&descriptor).await
+                    };
+                    (self.within_deadline(&reference_text, work).await?, false)
+                }
+            };
+            let job = UnpackJob {
+                reference: reference_text.clone(),
+                name: name.to_owned(),
+                version: version.to_owned(),
+                limits: self.archive_limits(),
+            };
+            let dest_owned = dest.to_path_buf();
+            let bytes = blocking(&reference_text, move || {
+                job.pull_into(&bytes, &dest_owned).map(|()| bytes)
+            })
+            .await?;
+            // Cached only once it proved to be a valid pack of this name and version.
+            if !from_cache {
+                store(pinned, bytes, cache).await?;
+            }
+            info!(from_cache, "pulled pinned pack");
+            Ok(PinnedPull {
+                dir: dest.to_path_buf(),
+                from_cache,
             })
         }
         .instrument(span)
