@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use strata_shared::finding::Findings;
+use strata_shared::helm_cli::Helm;
 use strata_shared::pack::Pack;
 use strata_shared::pack::archive::{ArchiveLimits, sha256_digest, unpack_archive};
-use strata_shared::pack_render::{Helm, check_templates};
+use strata_shared::pack_render::check_templates;
 
 use crate::report::{InputReport, OutputFormat, print_findings};
 use crate::{CommandError, ExitStatus};

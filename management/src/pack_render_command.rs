@@ -5,9 +5,10 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use strata_shared::helm_cli::{HELM_ENV, Helm};
 use strata_shared::pack::Pack;
 use strata_shared::pack::render::parse_values_file;
-use strata_shared::pack_render::{HELM_ENV, Helm, render_pack};
+use strata_shared::pack_render::render_pack;
 use strata_shared::profile::layer_values::pack_values;
 
 use crate::registry_commands::{RegistryArgs, client, pack_cache, parse_reference, runtime};

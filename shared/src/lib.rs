@@ -14,6 +14,7 @@ pub use strata_core::{
 };
 
 pub mod agent_install;
+pub mod helm_cli;
 pub mod kube_writer;
 pub mod leader;
 pub mod management_access;

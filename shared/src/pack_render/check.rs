@@ -11,7 +11,8 @@ use strata_core::pack::values::WHOLE_FILE;
 use strata_core::pack::values_schema::ValueProblem;
 use strata_core::profile::layer_values::pack_values;
 
-use super::{HELM_ENV, Helm, RenderError};
+use super::RenderError;
+use crate::helm_cli::{HELM_ENV, Helm};
 
 /// The warning on what validation did not render because the pack's schema requires values
 /// its defaults leave unset.

@@ -3,7 +3,7 @@
 //! so what Strata renders is what helm renders from the same template and values
 //! (`docs/rendering.md` says why there is no second template engine).
 //!
-//! - [`Helm::locate`]: the binary is `$STRATA_HELM`, else `helm` on `PATH`.
+//! - The binary: [`crate::helm_cli::Helm`] (`$STRATA_HELM`, else `helm` on `PATH`).
 //! - [`Helm::render`]: one unit; its chart (generated or the pack's) rendered into the
 //!   pack's namespace, helm's output returned as it printed it.
 //! - [`render_pack`]: every unit of a pack, their outputs one after the other.
@@ -11,12 +11,9 @@
 //!   templated manifests: their rendered objects checked, or a warning that they were not.
 
 mod check;
-mod locate;
-mod run;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde_yaml::Value;
 use thiserror::Error;
@@ -28,8 +25,9 @@ use strata_core::pack::render::{
 };
 use strata_core::pack::render_failure::{TemplateFailure, explain_failure};
 
+use crate::helm_cli::{Helm, RunError};
+
 pub use check::{DEFAULTS_DO_NOT_RENDER, NOT_RENDERED, check_templates};
-pub use locate::{HELM_ENV, LocateError};
 
 /// Why a pack could not be rendered. Every variant names the pack and the file of it that
 /// was being rendered.
@@ -89,13 +87,6 @@ pub enum RenderError {
     Plan(#[from] RenderPlanError),
 }
 
-/// A helm binary to render with.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Helm {
-    binary: PathBuf,
-    timeout: Duration,
-}
-
 /// One unit's output: the pack file it came from and what helm printed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderedUnit {
@@ -104,26 +95,6 @@ pub struct RenderedUnit {
 }
 
 impl Helm {
-    /// How long one `helm template` may take before it is stopped. Rendering is local
-    /// work; a minute is far beyond any real chart and short of a hung process.
-    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
-
-    pub fn new(binary: impl Into<PathBuf>) -> Self {
-        Helm {
-            binary: binary.into(),
-            timeout: Self::DEFAULT_TIMEOUT,
-        }
-    }
-
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    pub fn binary(&self) -> &Path {
-        &self.binary
-    }
-
     /// Renders one unit of the pack in `pack_dir`: `helm template <release> <chart>
     /// --namespace <namespace> [-f <values>]`. Returns what helm printed.
     pub fn render(&self, pack_dir: &Path, unit: &RenderUnit) -> Result<String, RenderError> {
@@ -157,22 +128,21 @@ impl Helm {
             args.push("--values".into());
             args.push(path.into_os_string());
         }
-        debug!(pack = %unit.pack, unit = %unit.source, binary = %self.binary.display(), "helm template");
-        let finished =
-            run::run(&self.binary, &args, self.timeout).map_err(|error| match error {
-                run::RunError::Spawn(source) => RenderError::Run {
-                    pack: unit.pack.clone(),
-                    unit: unit.source.clone(),
-                    binary: self.binary.clone(),
-                    source,
-                },
-                run::RunError::TimedOut => RenderError::TimedOut {
-                    pack: unit.pack.clone(),
-                    unit: unit.source.clone(),
-                    binary: self.binary.clone(),
-                    seconds: self.timeout.as_secs(),
-                },
-            })?;
+        debug!(pack = %unit.pack, unit = %unit.source, binary = %self.binary().display(), "helm template");
+        let finished = self.run(&args).map_err(|error| match error {
+            RunError::Spawn(source) => RenderError::Run {
+                pack: unit.pack.clone(),
+                unit: unit.source.clone(),
+                binary: self.binary().to_path_buf(),
+                source,
+            },
+            RunError::TimedOut => RenderError::TimedOut {
+                pack: unit.pack.clone(),
+                unit: unit.source.clone(),
+                binary: self.binary().to_path_buf(),
+                seconds: self.timeout().as_secs(),
+            },
+        })?;
         if !finished.success {
             let stderr = String::from_utf8_lossy(&finished.stderr);
             return Err(RenderError::Template {
@@ -183,7 +153,7 @@ impl Helm {
         String::from_utf8(finished.stdout).map_err(|_| RenderError::NotUtf8 {
             pack: unit.pack.clone(),
             unit: unit.source.clone(),
-            binary: self.binary.clone(),
+            binary: self.binary().to_path_buf(),
         })
     }
 }
