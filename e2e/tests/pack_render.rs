@@ -846,10 +846,22 @@ fn a_manifest_of_another_tools_templates_is_installed_as_written() {
     let pack = compat_packs().join("foreign-templates");
     let written = fs::read_to_string(pack.join("manifests/injector-templates.yaml")).unwrap();
     let rendered = strata(&["pack", "render", pack.to_str().unwrap()]).success("render");
-    let verbatim = "---\n# Source: foreign-templates/manifests/injector-templates.yaml (verbatim)\n";
-    let at = rendered.stdout.find(verbatim).expect("the verbatim unit is in the output");
-    assert_eq!(&rendered.stdout[at + verbatim.len()..], written, "byte for byte");
-    assert!(rendered.stdout.contains("logLevel: \"info\""), "{}", rendered.stdout);
+    let verbatim =
+        "---\n# Source: foreign-templates/manifests/injector-templates.yaml (verbatim)\n";
+    let at = rendered
+        .stdout
+        .find(verbatim)
+        .expect("the verbatim unit is in the output");
+    assert_eq!(
+        &rendered.stdout[at + verbatim.len()..],
+        written,
+        "byte for byte"
+    );
+    assert!(
+        rendered.stdout.contains("logLevel: \"info\""),
+        "{}",
+        rendered.stdout
+    );
 
     // The same pack without the key, as a publisher who never heard of Strata wrote it.
     let root = tempfile::tempdir().unwrap();
@@ -873,7 +885,9 @@ fn a_manifest_of_another_tools_templates_is_installed_as_written() {
     let refused = strata(&["pack", "validate", copy_path]).failure("validate unnamed");
     assert!(
         refused.stderr.contains("manifests/injector-templates.yaml")
-            && refused.stderr.contains("function \"Template_Version_Check\" not defined")
+            && refused
+                .stderr
+                .contains("function \"Template_Version_Check\" not defined")
             && refused.stderr.contains(hint),
         "{}",
         refused.stderr
@@ -884,13 +898,19 @@ fn a_manifest_of_another_tools_templates_is_installed_as_written() {
 
     // A layer (here a values file) names it: the published pack is used unchanged.
     let layer = root.path().join("layer.yaml");
-    write(&layer, "pack:\n  strata.dev/verbatim-manifests: [injector-templates]\n");
+    write(
+        &layer,
+        "pack:\n  strata.dev/verbatim-manifests: [injector-templates]\n",
+    );
     let rendered = strata(&["pack", "render", copy_path, "-f", layer.to_str().unwrap()])
         .success("render with the layer's choice");
     assert!(rendered.stdout.ends_with(&written), "{}", rendered.stdout);
 
     // A name that is no manifest of the pack is refused, naming the key and the choices.
-    write(&layer, "pack:\n  strata.dev/verbatim-manifests: [injector]\n");
+    write(
+        &layer,
+        "pack:\n  strata.dev/verbatim-manifests: [injector]\n",
+    );
     let refused = strata(&["pack", "render", copy_path, "-f", layer.to_str().unwrap()])
         .failure("render with a wrong name");
     assert_eq!(

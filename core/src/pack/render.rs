@@ -247,7 +247,12 @@ fn manifest_units(
     values: &Value,
     only_templated: bool,
 ) -> Result<Vec<RenderUnit>, RenderPlanError> {
-    let names: Vec<String> = pack.layout.manifests.iter().map(|m| m.name.clone()).collect();
+    let names: Vec<String> = pack
+        .layout
+        .manifests
+        .iter()
+        .map(|m| m.name.clone())
+        .collect();
     let verbatim = verbatim_manifests(values, &names).map_err(|problem| {
         RenderPlanError::VerbatimManifests {
             pack: pack.reference(),

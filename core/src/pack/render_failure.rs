@@ -112,7 +112,6 @@ pub fn explain_failure(unit: &RenderUnit, stderr: &str) -> TemplateFailure {
     failure
 }
 
-
 /// The error helm printed: from the last line starting with `Error: ` (warnings come
 /// before it), without that prefix or the debug hint.
 fn error_text(stderr: &str) -> &str {

@@ -444,7 +444,10 @@ fn a_verbatim_manifest_is_its_own_output_and_not_a_template_to_check() {
     let values = pack.values.document.clone();
     let units = render_units(&pack, &values).unwrap();
     let sources: Vec<&str> = units.iter().map(|u| u.source.as_str()).collect();
-    assert_eq!(sources, ["manifests/injector.yaml", "manifests/settings.yaml"]);
+    assert_eq!(
+        sources,
+        ["manifests/injector.yaml", "manifests/settings.yaml"]
+    );
     assert_eq!(
         units[0].chart,
         UnitChart::Verbatim {

@@ -58,14 +58,20 @@ pub const VERBATIM_MANIFESTS_KEY: &str = "strata.dev/verbatim-manifests";
 /// The verbatim manifest names of `values` (a pack's or a layer's merged values), each
 /// checked against the pack's `manifests` names; the problem, as a sentence, otherwise.
 pub fn verbatim_manifests(values: &Value, manifests: &[String]) -> Result<Vec<String>, String> {
-    let Some(listed) = values.get("pack").and_then(|pack| pack.get(VERBATIM_MANIFESTS_KEY)) else {
+    let Some(listed) = values
+        .get("pack")
+        .and_then(|pack| pack.get(VERBATIM_MANIFESTS_KEY))
+    else {
         return Ok(Vec::new());
     };
     let expected = || {
         if manifests.is_empty() {
             "the pack has no manifests".to_string()
         } else {
-            format!("expected names of the pack's manifests: {}", manifests.join(", "))
+            format!(
+                "expected names of the pack's manifests: {}",
+                manifests.join(", ")
+            )
         }
     };
     let Value::Sequence(items) = listed else {
