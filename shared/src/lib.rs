@@ -14,6 +14,7 @@ pub use strata_core::{
 };
 
 pub mod agent_install;
+pub mod chart_release;
 pub mod helm_cli;
 pub mod kube_writer;
 pub mod leader;

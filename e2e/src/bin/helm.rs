@@ -277,6 +277,22 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<(), HelmError> {
             let history = config.history(&args.release)?;
             let revisions = output::releases(&history)?;
             let revision = rollback::target(revisions, &args.release, args.revision.unwrap_or(0))?;
+            // helm rolls back from a release a stopped helm left pending (the usual way out
+            // of "another operation is in progress"); the engine's upgrade below would
+            // refuse it, so the pending revision is superseded first, as helm's rollback
+            // leaves it.
+            if let Some(latest) = revisions
+                .iter()
+                .map(output::Release)
+                .max_by_key(|r| r.revision())
+                .filter(|r| r.status().starts_with("pending-"))
+            {
+                target.cluster().supersede_pending(
+                    target.namespace.as_deref().unwrap_or("default"),
+                    &args.release,
+                    latest.revision(),
+                )?;
+            }
             // Not the engine's rollback, which is broken; see rollback.rs.
             let chart = rollback::RollbackChart::write(revision)?;
             let mode = UpgradeMode {

@@ -6,8 +6,12 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
+use std::io::{Read, Write};
+
+use base64::Engine as _;
+use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use kube::api::{Api, ListParams};
+use kube::api::{Api, ListParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +33,14 @@ pub enum ClusterError {
     ListReleases(#[source] Box<kube::Error>),
     #[error("--all-namespaces is not supported with HELM_DRIVER={0:?} (only secret and configmap)")]
     Driver(String),
+    #[error("cannot read helm's release record {name}: {reason}")]
+    ReadRecord { name: String, reason: String },
+    #[error("cannot write helm's release record {name}: {source}")]
+    WriteRecord {
+        name: String,
+        #[source]
+        source: Box<kube::Error>,
+    },
 }
 
 /// How to reach the cluster: the same kubeconfig and context the engine was given.
@@ -100,6 +112,70 @@ impl Cluster {
             };
             let unique: BTreeSet<String> = namespaces.into_iter().flatten().collect();
             Ok(unique.into_iter().collect())
+        })
+    }
+
+    /// Marks the release's revision `revision`, left `pending-*` by a helm that was
+    /// stopped mid-operation, as `superseded`, as helm's own rollback does with the
+    /// release it rolls back from (the engine's upgrade, which this executable's rollback
+    /// goes through, refuses a release whose latest revision is pending). Secret driver
+    /// only: the record is `sh.helm.release.v1.<release>.v<revision>`, its `release` key
+    /// base64 of gzip of the release's JSON.
+    pub fn supersede_pending(
+        &self,
+        namespace: &str,
+        release: &str,
+        revision: i64,
+    ) -> Result<(), ClusterError> {
+        let name = format!("sh.helm.release.v1.{release}.v{revision}");
+        let unreadable = |reason: String| ClusterError::ReadRecord {
+            name: name.clone(),
+            reason,
+        };
+        Self::runtime()?.block_on(async {
+            let api: Api<Secret> = Api::namespaced(self.client().await?, namespace);
+            let mut secret = api
+                .get(&name)
+                .await
+                .map_err(|e| unreadable(e.to_string()))?;
+            let encoded = secret
+                .data
+                .as_ref()
+                .and_then(|data| data.get("release"))
+                .ok_or_else(|| unreadable("it has no release key".into()))?;
+            let gzipped = base64::engine::general_purpose::STANDARD
+                .decode(&encoded.0)
+                .map_err(|e| unreadable(e.to_string()))?;
+            let mut json = Vec::new();
+            flate2::read::GzDecoder::new(gzipped.as_slice())
+                .read_to_end(&mut json)
+                .map_err(|e| unreadable(e.to_string()))?;
+            let mut record: serde_json::Value =
+                serde_json::from_slice(&json).map_err(|e| unreadable(e.to_string()))?;
+            record["info"]["status"] = "superseded".into();
+            let json = serde_json::to_vec(&record).map_err(|e| unreadable(e.to_string()))?;
+            let mut gzip =
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            gzip.write_all(&json)
+                .map_err(|e| unreadable(e.to_string()))?;
+            let gzipped = gzip.finish().map_err(|e| unreadable(e.to_string()))?;
+            let encoded = base64::engine::general_purpose::STANDARD.encode(gzipped);
+            secret
+                .data
+                .get_or_insert_with(Default::default)
+                .insert("release".into(), ByteString(encoded.into_bytes()));
+            secret
+                .metadata
+                .labels
+                .get_or_insert_with(Default::default)
+                .insert("status".into(), "superseded".into());
+            api.replace(&name, &PostParams::default(), &secret)
+                .await
+                .map_err(|e| ClusterError::WriteRecord {
+                    name: name.clone(),
+                    source: Box::new(e),
+                })?;
+            Ok(())
         })
     }
 }
