@@ -16,6 +16,7 @@ pub mod conditions;
 pub mod contracts;
 pub mod crd;
 pub mod finding;
+pub mod layer;
 pub mod pack;
 pub mod pivot;
 pub mod profile;
