@@ -8,7 +8,7 @@
 //! `strata_shared::pack::...` and the like keep working.
 
 pub use strata_core::{
-    capi, catalog, cloud_account, cluster, conditions, contracts, crd, finding, pack,
+    capi, catalog, cloud_account, cluster, conditions, contracts, crd, finding, layer, pack,
     pack_registry, pivot, profile, provider_components, revision, values_merge, version,
     workload_singleton,
 };
@@ -17,6 +17,7 @@ pub mod agent_install;
 pub mod chart_release;
 pub mod helm_cli;
 pub mod kube_writer;
+pub mod layer_apply;
 pub mod leader;
 pub mod management_access;
 pub mod pack_render;

@@ -1,0 +1,237 @@
+//! A manifest layer applied to a real apiserver (`strata_shared::layer_apply`): CRDs first
+//! and Established before their custom resources, every object labelled into the layer's
+//! ApplySet, the parent ConfigMap describing the set, a field another manager changed set
+//! back, and what a new version no longer renders pruned.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::Api;
+use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use strata_e2e::control_plane::{ControlPlane, ControlPlaneOptions};
+use strata_shared::contracts::field_managers::AGENT_FIELD_MANAGER;
+use strata_shared::layer::readiness::Readiness;
+use strata_shared::layer_apply::{
+    LayerApplyError, ManifestLayer, apply_manifest_layer, layer_readiness,
+};
+
+const CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.strata.dev
+spec:
+  group: example.strata.dev
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget}
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+"#;
+
+// Rendered in an order that is not the install order: the custom resource and the
+// Deployment come before the CRD and the Namespace they need.
+fn version_one() -> String {
+    format!(
+        "apiVersion: example.strata.dev/v1\nkind: Widget\nmetadata: {{name: w1}}\nspec: {{size: 3}}\n---\n\
+         apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web}}\nspec:\n  replicas: 2\n  selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec: {{containers: [{{name: web, image: nginx}}]}}\n---\n\
+         apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: settings}}\ndata: {{level: info}}\n---\n\
+         apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: extra, namespace: shop}}\ndata: {{a: b}}\n---\n\
+         {CRD}---\n\
+         apiVersion: v1\nkind: Namespace\nmetadata: {{name: shop}}\n"
+    )
+}
+
+/// Version two no longer renders the Widget and the `extra` ConfigMap.
+fn version_two() -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web}}\nspec:\n  replicas: 2\n  selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec: {{containers: [{{name: web, image: nginx}}]}}\n---\n\
+         apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: settings}}\ndata: {{level: info}}\n---\n\
+         {CRD}---\n\
+         apiVersion: v1\nkind: Namespace\nmetadata: {{name: shop}}\n"
+    )
+}
+
+fn layer(rendered: &str) -> ManifestLayer<'_> {
+    ManifestLayer {
+        name: "shop",
+        namespace: "shop",
+        rendered,
+    }
+}
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn keys(keys: &[strata_shared::layer::install_order::ObjectKey]) -> Vec<String> {
+    keys.iter()
+        .map(|k| match &k.namespace {
+            Some(ns) => format!("{}/{ns}/{}", k.kind, k.name),
+            None => format!("{}/{}", k.kind, k.name),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_manifest_layer_is_applied_in_order_as_an_applyset_corrected_and_pruned() {
+    let cp = ControlPlane::start(ControlPlaneOptions {
+        controller_manager: false,
+        ..ControlPlaneOptions::named("layer-apply")
+    })
+    .await
+    .unwrap();
+    let client = cp.client();
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(serde_json::json!({"metadata": {"name": "strata-system"}}))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+
+    // Version one: in install order, CRD first, Namespace next, the Widget last.
+    let one = version_one();
+    let report = apply_manifest_layer(&client, &layer(&one), AGENT_FIELD_MANAGER, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(
+        keys(&report.applied),
+        [
+            "CustomResourceDefinition/widgets.example.strata.dev",
+            "Namespace/shop",
+            "ConfigMap/shop/settings",
+            "ConfigMap/shop/extra",
+            "Deployment/shop/web",
+            "Widget/shop/w1",
+        ]
+    );
+    assert!(report.pruned.is_empty());
+
+    // The set: the parent describes it, every member carries its id.
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), "strata-system");
+    let parent = config_maps.get("strata-layer-shop").await.unwrap();
+    let labels = parent.metadata.labels.clone().unwrap();
+    let id = labels["applyset.kubernetes.io/id"].clone();
+    assert!(id.starts_with("applyset-") && id.ends_with("-v1"), "{id}");
+    let annotations: BTreeMap<String, String> = parent.metadata.annotations.clone().unwrap();
+    assert_eq!(
+        annotations["applyset.kubernetes.io/contains-group-kinds"],
+        "ConfigMap,CustomResourceDefinition.apiextensions.k8s.io,Deployment.apps,Namespace,Widget.example.strata.dev"
+    );
+    assert_eq!(
+        annotations["applyset.kubernetes.io/additional-namespaces"],
+        "shop"
+    );
+    assert!(annotations["applyset.kubernetes.io/tooling"].starts_with("strata/v"));
+    let shop: Api<ConfigMap> = Api::namespaced(client.clone(), "shop");
+    let settings = shop.get("settings").await.unwrap();
+    assert_eq!(
+        settings.metadata.labels.as_ref().unwrap()["applyset.kubernetes.io/part-of"],
+        id
+    );
+    let widgets: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "shop",
+        &ApiResource::from_gvk(&GroupVersionKind::gvk("example.strata.dev", "v1", "Widget")),
+    );
+    let widget = widgets.get("w1").await.unwrap();
+    assert_eq!(widget.data["spec"]["size"], 3);
+
+    // Readiness as the cluster has it: no controller runs the Deployment here.
+    let states = layer_readiness(&client, "shop", &report.applied)
+        .await
+        .unwrap();
+    let not_ready: Vec<String> = states
+        .iter()
+        .filter_map(|(key, state)| match state {
+            Readiness::Ready => None,
+            Readiness::NotReady { reason } | Readiness::Failed { reason } => {
+                Some(format!("{}: {reason}", key.name))
+            }
+        })
+        .collect();
+    assert_eq!(not_ready.len(), 1, "{not_ready:?}");
+    assert!(not_ready[0].starts_with("web: "), "{not_ready:?}");
+
+    // Another manager changes a field the layer owns and adds one it does not: the next
+    // apply sets the first back and leaves the second.
+    shop.patch(
+        "settings",
+        &PatchParams::apply("someone-else").force(),
+        &Patch::Apply(serde_json::json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "settings", "namespace": "shop"},
+            "data": {"level": "debug", "extra": "kept"},
+        })),
+    )
+    .await
+    .unwrap();
+    let again = apply_manifest_layer(&client, &layer(&one), AGENT_FIELD_MANAGER, WAIT)
+        .await
+        .unwrap();
+    assert!(again.pruned.is_empty());
+    let data = shop.get("settings").await.unwrap().data.unwrap();
+    assert_eq!(data["level"], "info");
+    assert_eq!(data["extra"], "kept");
+
+    // Version two drops the Widget and a ConfigMap: both pruned, the Widget first
+    // (reverse install order); the rest stays.
+    let two = version_two();
+    let report = apply_manifest_layer(&client, &layer(&two), AGENT_FIELD_MANAGER, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(
+        keys(&report.pruned),
+        ["Widget/shop/w1", "ConfigMap/shop/extra"]
+    );
+    assert!(shop.get_opt("extra").await.unwrap().is_none());
+    assert!(widgets.get_opt("w1").await.unwrap().is_none());
+    assert!(shop.get_opt("settings").await.unwrap().is_some());
+    let annotations = config_maps
+        .get("strata-layer-shop")
+        .await
+        .unwrap()
+        .metadata
+        .annotations
+        .unwrap();
+    assert_eq!(
+        annotations["applyset.kubernetes.io/contains-group-kinds"],
+        "ConfigMap,CustomResourceDefinition.apiextensions.k8s.io,Deployment.apps,Namespace"
+    );
+    // Applied again, nothing more to prune.
+    let report = apply_manifest_layer(&client, &layer(&two), AGENT_FIELD_MANAGER, WAIT)
+        .await
+        .unwrap();
+    assert!(report.pruned.is_empty());
+
+    // An object that belongs to another set is not taken over.
+    shop.patch(
+        "foreign",
+        &PatchParams::apply("other-tool"),
+        &Patch::Apply(serde_json::json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "foreign", "namespace": "shop",
+                         "labels": {"applyset.kubernetes.io/part-of": "applyset-other-v1"}},
+        })),
+    )
+    .await
+    .unwrap();
+    let taking = format!(
+        "{two}---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: foreign\n  labels: {{applyset.kubernetes.io/part-of: applyset-other-v1}}\n"
+    );
+    let error = apply_manifest_layer(&client, &layer(&taking), AGENT_FIELD_MANAGER, WAIT)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, LayerApplyError::ApplySet { .. }),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("applyset-other-v1"), "{error}");
+}

@@ -1,0 +1,458 @@
+//! A manifest layer applied to a cluster: its rendered objects applied by server-side apply
+//! under one field manager, in `strata_core::layer::install_order`'s order (CRDs first and
+//! waited for until Established, Namespaces next), as one ApplySet
+//! (`strata_core::layer::applyset`), so that what a new version no longer renders is
+//! pruned. `docs/layers.md` gives the rules; this module only talks to the apiserver.
+//!
+//! Nothing is lost on an interruption: the parent is written with the previous and the new
+//! members' kinds and namespaces before anything is applied, so a rerun finds every member
+//! of either version, and pruning happens only after every object of the new version was
+//! applied.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::discovery::{Scope, pinned_kind};
+use serde_json::{Value, json};
+use thiserror::Error;
+use tracing::{Instrument, debug, info, info_span};
+
+use strata_core::layer::applyset::{ApplySetError, LayerApplySet, ParentState};
+use strata_core::layer::install_order::{
+    GroupKind, InstallPlan, IsNamespaced, LayerObject, ManifestError, ObjectKey, Phase,
+    layer_objects, phase,
+};
+use strata_core::layer::readiness::{Readiness, readiness};
+
+/// Why a layer could not be applied. Every variant names the layer, and the object where
+/// there is one.
+#[derive(Debug, Error)]
+pub enum LayerApplyError {
+    #[error("layer {layer}: the rendered objects cannot be read: {source}")]
+    Manifest {
+        layer: String,
+        #[source]
+        source: ManifestError,
+    },
+    #[error("layer {layer}: {source}")]
+    ApplySet {
+        layer: String,
+        #[source]
+        source: ApplySetError,
+    },
+    #[error("layer {layer}: {object}: the cluster does not serve this kind: {source}")]
+    Discovery {
+        layer: String,
+        object: String,
+        #[source]
+        source: Box<kube::Error>,
+    },
+    #[error("layer {layer}: {object}: {action} failed: {source}")]
+    Write {
+        layer: String,
+        object: String,
+        action: &'static str,
+        #[source]
+        source: Box<kube::Error>,
+    },
+    #[error("layer {layer}: {object} is not Established after {seconds} s: {reason}")]
+    NotEstablished {
+        layer: String,
+        object: String,
+        seconds: u64,
+        reason: String,
+    },
+}
+
+/// What applying a layer did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplyReport {
+    /// Every object of the layer, in the order applied.
+    pub applied: Vec<ObjectKey>,
+    /// Objects of an earlier version that this one no longer renders, deleted.
+    pub pruned: Vec<ObjectKey>,
+}
+
+/// One manifest layer to apply: its name (which names its ApplySet), its namespace (for
+/// namespaced objects that name none) and its rendered objects (`helm template` output).
+#[derive(Debug, Clone)]
+pub struct ManifestLayer<'a> {
+    pub name: &'a str,
+    pub namespace: &'a str,
+    pub rendered: &'a str,
+}
+
+/// Applies `layer` under `field_manager` and prunes what left it. CRDs of the layer are
+/// waited for until Established, at most `crd_wait`.
+pub async fn apply_manifest_layer(
+    client: &kube::Client,
+    layer: &ManifestLayer<'_>,
+    field_manager: &str,
+    crd_wait: Duration,
+) -> Result<ApplyReport, LayerApplyError> {
+    let span = info_span!("layer.apply", layer = layer.name);
+    async {
+        let name = layer.name.to_string();
+        let set =
+            LayerApplySet::for_layer(layer.name).map_err(|source| LayerApplyError::ApplySet {
+                layer: name.clone(),
+                source,
+            })?;
+        // Scope by the fixed table first; custom resources are known only once their
+        // CRDs (maybe in this very layer) are Established.
+        let first = parse(layer, None)?;
+        let previous = read_parent(client, &set, &name).await?;
+        let mut resources = Resources::default();
+        let mut applied = Vec::new();
+        let crds: Vec<&LayerObject> = first
+            .iter()
+            .filter(|o| phase(&o.key.group, &o.key.kind) == Phase::CustomResourceDefinitions)
+            .collect();
+        for crd in &crds {
+            apply(client, &set, &name, crd, field_manager, &mut resources).await?;
+            applied.push(crd.key.clone());
+        }
+        for crd in &crds {
+            wait_established(client, &name, crd, crd_wait, &mut resources).await?;
+        }
+        // Now every kind of the layer can be discovered, and placed by its real scope.
+        let mut scopes = BTreeMap::new();
+        for object in &first {
+            let gk = object.key.group_kind();
+            if scopes.contains_key(&gk) {
+                continue;
+            }
+            let resource = resources.get(client, &name, &object.key).await?;
+            scopes.insert(gk, resource.1);
+        }
+        let lookup = |gk: &GroupKind| scopes.get(gk).copied();
+        let plan = InstallPlan::new(parse(layer, Some(&lookup))?);
+        let keys: Vec<ObjectKey> = plan.install_order().map(|o| o.key.clone()).collect();
+        write_parent(
+            client,
+            &set,
+            &name,
+            field_manager,
+            &set.superset_metadata(&previous, &keys),
+        )
+        .await?;
+        for object in plan.install_order() {
+            if phase(&object.key.group, &object.key.kind) == Phase::CustomResourceDefinitions {
+                continue;
+            }
+            apply(client, &set, &name, object, field_manager, &mut resources).await?;
+            applied.push(object.key.clone());
+        }
+        let pruned = prune(client, &set, &name, &previous, &keys, &mut resources).await?;
+        write_parent(
+            client,
+            &set,
+            &name,
+            field_manager,
+            &set.parent_metadata(&keys),
+        )
+        .await?;
+        info!(
+            applied = applied.len(),
+            pruned = pruned.len(),
+            "layer applied"
+        );
+        Ok(ApplyReport { applied, pruned })
+    }
+    .instrument(span)
+    .await
+}
+
+/// The readiness of each of `objects` as the cluster has it now; a missing object is not
+/// ready.
+pub async fn layer_readiness(
+    client: &kube::Client,
+    layer: &str,
+    objects: &[ObjectKey],
+) -> Result<Vec<(ObjectKey, Readiness)>, LayerApplyError> {
+    let mut resources = Resources::default();
+    let mut states = Vec::with_capacity(objects.len());
+    for key in objects {
+        let api = resources.api(client, layer, key).await?;
+        let state = match api.get_opt(&key.name).await {
+            Ok(Some(found)) => readiness(&to_json(&found)),
+            Ok(None) => Readiness::NotReady {
+                reason: format!("{key} does not exist"),
+            },
+            Err(source) => {
+                return Err(write_error(layer, key, "reading", source));
+            }
+        };
+        states.push((key.clone(), state));
+    }
+    Ok(states)
+}
+
+fn parse(
+    layer: &ManifestLayer<'_>,
+    scopes: Option<IsNamespaced<'_>>,
+) -> Result<Vec<LayerObject>, LayerApplyError> {
+    layer_objects(layer.rendered, layer.namespace, scopes).map_err(|source| {
+        LayerApplyError::Manifest {
+            layer: layer.name.to_string(),
+            source,
+        }
+    })
+}
+
+/// Discovered kinds, each asked once: its resource and whether it is namespaced.
+#[derive(Default)]
+struct Resources(BTreeMap<(String, String, String), (ApiResource, bool)>);
+
+impl Resources {
+    async fn get(
+        &mut self,
+        client: &kube::Client,
+        layer: &str,
+        key: &ObjectKey,
+    ) -> Result<(ApiResource, bool), LayerApplyError> {
+        let id = (key.group.clone(), key.version.clone(), key.kind.clone());
+        if let Some(found) = self.0.get(&id) {
+            return Ok(found.clone());
+        }
+        let gvk = GroupVersionKind::gvk(&key.group, &key.version, &key.kind);
+        let (resource, capabilities) =
+            pinned_kind(client, &gvk)
+                .await
+                .map_err(|source| LayerApplyError::Discovery {
+                    layer: layer.to_string(),
+                    object: key.to_string(),
+                    source: Box::new(source),
+                })?;
+        let found = (resource, capabilities.scope == Scope::Namespaced);
+        self.0.insert(id, found.clone());
+        Ok(found)
+    }
+
+    async fn api(
+        &mut self,
+        client: &kube::Client,
+        layer: &str,
+        key: &ObjectKey,
+    ) -> Result<Api<DynamicObject>, LayerApplyError> {
+        let (resource, namespaced) = self.get(client, layer, key).await?;
+        Ok(match (&key.namespace, namespaced) {
+            (Some(namespace), true) => Api::namespaced_with(client.clone(), namespace, &resource),
+            _ => Api::all_with(client.clone(), &resource),
+        })
+    }
+}
+
+async fn apply(
+    client: &kube::Client,
+    set: &LayerApplySet,
+    layer: &str,
+    object: &LayerObject,
+    field_manager: &str,
+    resources: &mut Resources,
+) -> Result<(), LayerApplyError> {
+    let mut body = object.object.clone();
+    set.label_member(&mut body)
+        .map_err(|source| LayerApplyError::ApplySet {
+            layer: layer.to_string(),
+            source,
+        })?;
+    let api = resources.api(client, layer, &object.key).await?;
+    // The layer owns what it renders: a field someone else changed is taken back.
+    let params = PatchParams::apply(field_manager).force();
+    api.patch(&object.key.name, &params, &Patch::Apply(&body))
+        .await
+        .map_err(|source| write_error(layer, &object.key, "server-side apply", source))?;
+    debug!(object = %object.key, "applied");
+    Ok(())
+}
+
+async fn wait_established(
+    client: &kube::Client,
+    layer: &str,
+    crd: &LayerObject,
+    wait: Duration,
+    resources: &mut Resources,
+) -> Result<(), LayerApplyError> {
+    let api = resources.api(client, layer, &crd.key).await?;
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let found = api
+            .get_opt(&crd.key.name)
+            .await
+            .map_err(|source| write_error(layer, &crd.key, "reading", source))?;
+        let state = found.map_or_else(
+            || Readiness::NotReady {
+                reason: "it does not exist".into(),
+            },
+            |found| readiness(&to_json(&found)),
+        );
+        let reason = match state {
+            Readiness::Ready => return Ok(()),
+            Readiness::NotReady { reason } | Readiness::Failed { reason } => reason,
+        };
+        if tokio::time::Instant::now() >= deadline {
+            return Err(LayerApplyError::NotEstablished {
+                layer: layer.to_string(),
+                object: crd.key.to_string(),
+                seconds: wait.as_secs(),
+                reason,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Deletes the members of the set that `keys` no longer holds, found by the set's label in
+/// every kind and namespace the parent named before and names now; in reverse install
+/// order.
+async fn prune(
+    client: &kube::Client,
+    set: &LayerApplySet,
+    layer: &str,
+    previous: &ParentState,
+    keys: &[ObjectKey],
+    resources: &mut Resources,
+) -> Result<Vec<ObjectKey>, LayerApplyError> {
+    let mut kinds: BTreeSet<GroupKind> = previous.group_kinds.clone();
+    kinds.extend(keys.iter().map(ObjectKey::group_kind));
+    let keep: BTreeSet<(&str, &str, Option<&str>, &str)> =
+        keys.iter().map(ObjectKey::identity).collect();
+    let selector = ListParams::default().labels(&set.member_selector());
+    let mut found = Vec::new();
+    for kind in &kinds {
+        // The version does not matter to a list; the cluster's preferred one is asked.
+        let probe = ObjectKey {
+            group: kind.group.clone(),
+            version: preferred_version(client, layer, kind).await?,
+            kind: kind.kind.clone(),
+            namespace: None,
+            name: String::new(),
+        };
+        let api = resources.api(client, layer, &probe).await?;
+        let listed = api
+            .list(&selector)
+            .await
+            .map_err(|source| write_error(layer, &probe, "listing the layer's", source))?;
+        for item in listed.items {
+            let key = ObjectKey {
+                namespace: item.metadata.namespace.clone(),
+                name: item.metadata.name.clone().unwrap_or_default(),
+                ..probe.clone()
+            };
+            if !keep.contains(&key.identity()) {
+                found.push(key);
+            }
+        }
+    }
+    strata_core::layer::install_order::sort_for_install(&mut found);
+    found.reverse();
+    for key in &found {
+        let api = resources.api(client, layer, key).await?;
+        match api.delete(&key.name, &DeleteParams::background()).await {
+            Ok(_) => info!(object = %key, "pruned: no longer in the layer"),
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(source) => return Err(write_error(layer, key, "pruning", source)),
+        }
+    }
+    Ok(found)
+}
+
+async fn preferred_version(
+    client: &kube::Client,
+    layer: &str,
+    kind: &GroupKind,
+) -> Result<String, LayerApplyError> {
+    let discovered = kube::discovery::group(client, &kind.group)
+        .await
+        .map_err(|source| LayerApplyError::Discovery {
+            layer: layer.to_string(),
+            object: kind.to_string(),
+            source: Box::new(source),
+        })?;
+    Ok(discovered.preferred_version_or_latest().to_string())
+}
+
+async fn read_parent(
+    client: &kube::Client,
+    set: &LayerApplySet,
+    layer: &str,
+) -> Result<ParentState, LayerApplyError> {
+    let parent = set.parent();
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), &parent.namespace);
+    let found = api
+        .get_opt(&parent.name)
+        .await
+        .map_err(|source| LayerApplyError::Write {
+            layer: layer.to_string(),
+            object: parent.to_string(),
+            action: "reading",
+            source: Box::new(source),
+        })?;
+    let Some(found) = found else {
+        return Ok(ParentState::default());
+    };
+    set.parse_parent(
+        &found.metadata.labels.unwrap_or_default(),
+        &found.metadata.annotations.unwrap_or_default(),
+    )
+    .map_err(|source| LayerApplyError::ApplySet {
+        layer: layer.to_string(),
+        source,
+    })
+}
+
+async fn write_parent(
+    client: &kube::Client,
+    set: &LayerApplySet,
+    layer: &str,
+    field_manager: &str,
+    metadata: &strata_core::layer::applyset::ParentMetadata,
+) -> Result<(), LayerApplyError> {
+    let parent = set.parent();
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), &parent.namespace);
+    let body = json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": parent.name,
+            "namespace": parent.namespace,
+            "labels": metadata.labels,
+            "annotations": metadata.annotations,
+        },
+    });
+    api.patch(
+        &parent.name,
+        &PatchParams::apply(field_manager).force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .map_err(|source| LayerApplyError::Write {
+        layer: layer.to_string(),
+        object: parent.to_string(),
+        action: "writing the layer's ApplySet parent",
+        source: Box::new(source),
+    })?;
+    Ok(())
+}
+
+fn write_error(
+    layer: &str,
+    key: &ObjectKey,
+    action: &'static str,
+    source: kube::Error,
+) -> LayerApplyError {
+    LayerApplyError::Write {
+        layer: layer.to_string(),
+        object: key.to_string(),
+        action,
+        source: Box::new(source),
+    }
+}
+
+fn to_json(object: &DynamicObject) -> Value {
+    serde_json::to_value(object).unwrap_or(Value::Null)
+}
