@@ -25,9 +25,8 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::contracts::names::AGENT_NAMESPACE;
-use crate::layer::install_order::{
-    GroupKind, ObjectKey, describe_object, json_kind, sort_for_install,
-};
+use crate::layer::install_order::sort_for_install;
+use crate::layer::object_key::{GroupKind, ObjectKey, describe_object, json_kind};
 use crate::layer::release::dns_subdomain_problem;
 use crate::pack::values::namespace_name_problem;
 

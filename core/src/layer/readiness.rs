@@ -16,7 +16,7 @@
 
 use serde_json::Value;
 
-use crate::layer::install_order::{describe_object, split_api_version};
+use crate::layer::object_key::{describe_object, split_api_version};
 
 /// Whether an object is ready, and why not.
 #[derive(Debug, Clone, PartialEq, Eq)]
