@@ -174,10 +174,16 @@ fn layer_values<'s>(stack: &'s ComposedStack, name: &str) -> &'s Value {
 fn schema_values() {
     let pack = load(
         "schema-values",
-        &[(
-            "schema.yaml: manifests.console.licenseKey",
-            "manifests.console.licenseKey is required and not set (hint: The license key from your account page.); the pack has no default",
-        )],
+        &[
+            (
+                "schema.yaml: manifests.console.licenseKey",
+                "manifests.console.licenseKey is required and not set (hint: The license key from your account page.); the pack has no default",
+            ),
+            (
+                "values.yaml",
+                "values manifests.console.apiToken: .spectro.var.CONSOLE_TOKEN: user variables (.spectro.var.*) are not supported by Strata yet",
+            ),
+        ],
     );
     assert_eq!(pack.schema.entries.len(), 11);
     assert_eq!(pack.schema.secrets().count(), 2);
@@ -195,7 +201,7 @@ fn schema_values() {
     let over = LayerOverride {
         pack: "schema-values".into(),
         values:
-            "manifests:\n  console:\n    licenseKey: LIC-123\n    adminPassword: s3cret-admin\n"
+            "manifests:\n  console:\n    licenseKey: LIC-123\n    adminPassword: s3cret-admin\n    apiToken: t0kenValue0123456789\n"
                 .into(),
         presets: None,
     };

@@ -290,6 +290,14 @@ fn check_value_rules(
             findings.warning(format!("schema.yaml: {}", entry.key), message);
         }
     }
+    // A macro Strata cannot resolve is the cluster's problem only if the value stays: a
+    // profile or cluster may set it.
+    for problem in crate::layer::macros::check_macros(&values.document) {
+        findings.warning(
+            "values.yaml",
+            format!("{problem}; a cluster whose layer keeps this value is refused"),
+        );
+    }
 }
 
 fn missing_or_unreadable(error: &std::io::Error, what: &str) -> String {

@@ -516,3 +516,36 @@ fn a_packs_own_verbatim_list_is_checked_when_it_loads() {
         "{findings:#?}"
     );
 }
+
+#[test]
+fn a_macro_strata_cannot_resolve_is_a_warning_on_the_pack() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("app");
+    write(
+        &dir,
+        "pack.json",
+        r#"{"name": "app", "displayName": "X", "version": "1.0.0", "layer": "addon", "addonType": "monitoring"}"#,
+    );
+    fs::write(dir.join("logo.png"), PNG).unwrap();
+    write(&dir, "manifests/app.yaml", PLAIN);
+    write(
+        &dir,
+        "values.yaml",
+        "name: \"{{ .spectro.system.cluster.name }}\"\nurl: \"{{ .spectro.var.baseUrl }}\"\n",
+    );
+    let (loaded, findings) = Pack::load(&dir);
+    assert!(loaded.is_some(), "{findings:#?}");
+    let warnings: Vec<_> = findings.warnings().collect();
+    assert_eq!(warnings.len(), 1, "{findings:#?}");
+    assert_eq!(warnings[0].subject, "values.yaml");
+    assert!(
+        warnings[0]
+            .message
+            .starts_with("values url: .spectro.var.baseUrl: user variables")
+            && warnings[0]
+                .message
+                .ends_with("a cluster whose layer keeps this value is refused"),
+        "{}",
+        warnings[0].message
+    );
+}

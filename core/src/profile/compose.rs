@@ -19,6 +19,7 @@ use serde::Serialize;
 use crate::catalog::PackSource;
 use crate::cluster::WorkloadCluster;
 use crate::finding::{FindingKind, Findings};
+use crate::layer::macros::check_macros;
 use crate::pack::PackContent;
 use crate::pack::manifest::{Layer, PackManifest};
 use crate::pack::values_schema::ValueProblem;
@@ -400,8 +401,19 @@ fn resolve_values(stack: &mut [StackLayer], findings: &mut Findings) {
             // The failing choice was reported where it was made.
             continue;
         };
-        layer.values = values;
         let subject = format!("profile {}: spec.layers[{}]", layer.profile, layer.index);
+        // Nothing comes after the cluster: a macro that names nothing is refused now, not
+        // when the agent installs the layer.
+        for problem in check_macros(values.unmasked()) {
+            findings.error(
+                &subject,
+                format!(
+                    "pack {}:{}: {problem}; set the value in the profile layer's values or in the cluster's spec.overrides for pack {}",
+                    layer.name, layer.version, layer.name
+                ),
+            );
+        }
+        layer.values = values;
         for problem in problems {
             let already = layer.profile_problems.contains(&problem)
                 && !matches!(problem, ValueProblem::RequiredUnset { .. });

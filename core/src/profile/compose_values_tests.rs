@@ -214,3 +214,44 @@ fn a_wrong_type_is_reported_once_where_it_was_written() {
         "{findings:#?}"
     );
 }
+
+/// A system macro Strata knows passes; one it does not is a warning on the profile and an
+/// error on the cluster, naming the key and the macros Strata knows; a cluster that sets
+/// the value itself is valid.
+#[test]
+fn an_unknown_macro_is_a_profile_warning_and_a_cluster_error() {
+    let values = "charts:\n  app:\n    adminPassword: s3cret\n    cluster: \"{{ .spectro.system.cluster.name }}\"\n    token: \"{{ .spectro.var.apiToken }}\"\n";
+    let c = cluster(ClusterCloud::Sim, &["base", "apps"]);
+    let (stack, findings) = compose(&c, &[base(), apps(Some(values), None)], &source());
+    assert!(stack.is_none());
+    let warning = findings
+        .warnings()
+        .find(|f| f.subject == "profile apps: spec.layers[0].values")
+        .unwrap_or_else(|| panic!("{findings:#?}"));
+    assert!(
+        warning.message.starts_with(
+            "pack app:1.0.0: values charts.app.token: .spectro.var.apiToken: user variables (.spectro.var.*) are not supported by Strata yet"
+        ),
+        "{}",
+        warning.message
+    );
+    let errors: Vec<_> = findings.errors().collect();
+    assert_eq!(errors.len(), 1, "{findings:#?}");
+    assert_eq!(errors[0].subject, "profile apps: spec.layers[0]");
+    assert!(
+        errors[0]
+            .message
+            .contains("values charts.app.token: .spectro.var.apiToken")
+            && errors[0].message.contains(".spectro.system.cluster.name")
+            && errors[0]
+                .message
+                .ends_with("in the cluster's spec.overrides for pack app"),
+        "{}",
+        errors[0].message
+    );
+
+    let c = with_override("charts:\n  app:\n    token: written-out\n", None);
+    let (stack, findings) = compose(&c, &[base(), apps(Some(values), None)], &source());
+    assert!(stack.is_some(), "{findings:#?}");
+    assert_eq!(findings.errors().count(), 0, "{findings:#?}");
+}

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 
 use crate::catalog::{PackSource, ResolvedPack};
 use crate::finding::Findings;
+use crate::layer::macros::check_macros;
 use crate::pack::manifest::Layer;
 use crate::pack::values_schema::ValueProblem;
 use crate::profile::constraints::{StackEntry, check_dependencies};
@@ -213,6 +214,14 @@ fn check_layer_values(
                 findings.error(format!("{subject}.values"), message)
             }
         }
+    }
+    for problem in check_macros(resolution.values.unmasked()) {
+        findings.warning(
+            format!("{subject}.values"),
+            format!(
+                "pack {pack_ref}: {problem}; every cluster using this profile must set the value in spec.overrides"
+            ),
+        );
     }
     resolution.problems
 }
