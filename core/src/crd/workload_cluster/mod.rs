@@ -14,7 +14,10 @@ use crate::crd::cluster_profile::ProfileCloud;
 
 pub use machine::{MachineShape, known_instance_size};
 pub use network::{ClusterNetwork, ResolvedNetwork, check_network};
-pub use status::{AgentReport, ClusterPhase, LayerState, ReplicaCounts, WorkloadClusterStatus};
+pub use status::{
+    AgentReport, ClusterPhase, LayerPhase, LayerState, ReplicaCounts, WorkloadClusterStatus,
+    layers_summary,
+};
 
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
@@ -30,6 +33,7 @@ pub use status::{AgentReport, ClusterPhase, LayerState, ReplicaCounts, WorkloadC
     printcolumn = r#"{"name":"Revision","type":"integer","jsonPath":".status.revision"}"#,
     printcolumn = r#"{"name":"Control plane","type":"string","jsonPath":".status.controlPlane.summary"}"#,
     printcolumn = r#"{"name":"Workers","type":"string","jsonPath":".status.workers.summary"}"#,
+    printcolumn = r#"{"name":"Layers","type":"string","jsonPath":".status.layersSummary"}"#,
     printcolumn = r#"{"name":"Agent","type":"string","jsonPath":".status.conditions[?(@.type==\"AgentConnected\")].status"}"#,
     printcolumn = r#"{"name":"Last report","type":"date","jsonPath":".status.agent.lastReportTime"}"#,
     printcolumn = r#"{"name":"Namespace","type":"string","priority":1,"jsonPath":".status.namespace"}"#,

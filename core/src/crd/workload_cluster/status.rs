@@ -31,9 +31,15 @@ pub struct WorkloadClusterStatus {
     pub control_plane: Option<ReplicaCounts>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workers: Option<ReplicaCounts>,
-    /// Per-layer install state, reported by the agent.
+    /// Per-layer install state, reported by the agent, in install order.
+    // A map keyed by name, so that each layer's entry is merged on its own under
+    // server-side apply.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub layers: Vec<LayerState>,
+    /// `ready/total` of `layers`, for `kubectl get` (`4/4`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layers_summary: Option<String>,
     /// The agent image installed in the workload cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_image: Option<String>,
@@ -120,13 +126,106 @@ impl ReplicaCounts {
     }
 }
 
+/// One layer as the agent last saw it in its cluster. Data from the site: shown, never acted
+/// on by the controller.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LayerState {
+    /// The pack's name.
     pub name: String,
     pub version: String,
-    /// Pending, Installing, Installed, Failed.
-    pub state: String,
+    /// `sha256:` of the pack archive the revision pins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    pub state: LayerPhase,
+    /// Why the layer is not Ready: the object and the cause.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// When `state` last changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+    /// How many times the agent set back an object or field of the layer that had changed
+    /// or gone.
+    #[serde(default)]
+    pub drift_corrections: i64,
+}
+
+/// Where a layer is in its install.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum LayerPhase {
+    /// Waiting for the layers before it.
+    Pending,
+    /// Being applied, or applied and not yet ready.
+    Installing,
+    /// Every object of the layer is ready.
+    Ready,
+    /// Applying failed or the layer did not become ready in time; retried with backoff.
+    Failed,
+}
+
+impl LayerPhase {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            LayerPhase::Pending => "Pending",
+            LayerPhase::Installing => "Installing",
+            LayerPhase::Ready => "Ready",
+            LayerPhase::Failed => "Failed",
+        }
+    }
+}
+
+/// `ready/total` of `layers`: the `Layers` column.
+pub fn layers_summary(layers: &[LayerState]) -> String {
+    let ready = layers
+        .iter()
+        .filter(|layer| layer.state == LayerPhase::Ready)
+        .count();
+    format!("{ready}/{}", layers.len())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn layer(name: &str, state: LayerPhase) -> LayerState {
+        LayerState {
+            name: name.into(),
+            version: "1.0.0".into(),
+            digest: None,
+            state,
+            message: None,
+            last_transition_time: None,
+            drift_corrections: 0,
+        }
+    }
+
+    #[test]
+    fn the_layers_column_counts_the_ready_ones() {
+        assert_eq!(layers_summary(&[]), "0/0");
+        let layers = [
+            layer("cni", LayerPhase::Ready),
+            layer("csi", LayerPhase::Ready),
+            layer("app", LayerPhase::Failed),
+            layer("web", LayerPhase::Pending),
+        ];
+        assert_eq!(layers_summary(&layers), "2/4");
+    }
+
+    #[test]
+    fn a_layer_reads_as_the_status_writes_it() {
+        let mut failed = layer("app", LayerPhase::Failed);
+        failed.message = Some("Deployment shop/web: 0 of 2 replicas available".into());
+        failed.drift_corrections = 3;
+        let json = serde_json::to_value(&failed).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "name": "app", "version": "1.0.0", "state": "Failed",
+                "message": "Deployment shop/web: 0 of 2 replicas available",
+                "driftCorrections": 3,
+            })
+        );
+        assert_eq!(serde_json::from_value::<LayerState>(json).unwrap(), failed);
+    }
 }
