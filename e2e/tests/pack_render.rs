@@ -918,3 +918,55 @@ fn a_manifest_of_another_tools_templates_is_installed_as_written() {
         "strata: error: pack foreign-templates:1.0.0: values pack.strata.dev/verbatim-manifests: [0] is \"injector\", which names no manifest of the pack; expected names of the pack's manifests: injector-settings, injector-templates\n"
     );
 }
+
+/// System macros in a layer's values are resolved by Helm's engine with the cluster's
+/// facts, Sprig functions and all, as published packs write them; other templates in
+/// values are left alone, and a macro that does not render names the layer.
+#[test]
+fn system_macros_in_values_resolve_through_helms_engine() {
+    use strata_shared::crd::workload_cluster::ClusterCloud;
+    use strata_shared::helm_cli::Helm;
+    use strata_shared::layer::macros::ClusterFacts;
+    use strata_shared::pack_render::resolve_macros;
+
+    let facts = ClusterFacts {
+        name: "edge-1".into(),
+        namespace: "strata-edge-1".into(),
+        uid: "0c4f-uid".into(),
+        pod_cidrs: vec!["10.244.0.0/16".into(), "fd00::/104".into()],
+        service_cidrs: vec!["10.96.0.0/12".into()],
+        endpoint_host: "10.0.0.5".into(),
+        endpoint_port: 6443,
+        kubernetes_version: "v1.20.2".into(),
+        cloud_type: ClusterCloud::Sim,
+    };
+    let values: Yaml = serde_yaml::from_str(
+        "namespaceLabels:\n  piraeus-system: \"pod-security.kubernetes.io/enforce-version=v{{ .spectro.system.kubernetes.version | substr 0 4 }}\"\n\
+         splunk:\n  clusterName: \"{{.spectro.system.cluster.name}}\"\n  endpoint: \"https://{{ .spectro.system.cluster.kubevip }}:{{ .spectro.system.cluster.endpoint.port }}\"\n\
+         pods: \"{{ .spectro.system.cluster.podCidrs }}\"\n\
+         alert: \"{{ $labels.instance }} is down\"\n\
+         replicas: 2\n",
+    )
+    .unwrap();
+    let helm = Helm::new(HELM);
+    let resolved = resolve_macros(&helm, "piraeus", &values, &facts).unwrap();
+    let expected: Yaml = serde_yaml::from_str(
+        "namespaceLabels:\n  piraeus-system: pod-security.kubernetes.io/enforce-version=v1.20\n\
+         splunk:\n  clusterName: edge-1\n  endpoint: https://10.0.0.5:6443\n\
+         pods: 10.244.0.0/16,fd00::/104\n\
+         alert: \"{{ $labels.instance }} is down\"\n\
+         replicas: 2\n",
+    )
+    .unwrap();
+    assert_eq!(resolved, expected);
+
+    let broken: Yaml =
+        serde_yaml::from_str("name: \"{{ .spectro.system.cluster.name | shout }}\"\n").unwrap();
+    let error = resolve_macros(&helm, "piraeus", &broken, &facts).unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.starts_with("pack layer piraeus: ")
+            && message.contains("function \"shout\" not defined"),
+        "{message}"
+    );
+}

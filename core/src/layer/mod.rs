@@ -8,6 +8,7 @@
 
 pub mod applyset;
 pub mod install_order;
+pub mod macro_chart;
 pub mod macros;
 pub mod object_key;
 pub mod readiness;

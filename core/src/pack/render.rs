@@ -119,8 +119,9 @@ pub struct GeneratedChart {
     pub files: Vec<ChartFile>,
     /// The manifest's path inside the chart (`templates/app.yaml`).
     pub template: String,
-    /// The manifest's name in values (`manifests.<name>`, `strata.dev/verbatim-manifests`).
-    pub manifest: String,
+    /// The manifest's name in values (`manifests.<name>`, `strata.dev/verbatim-manifests`);
+    /// `None` for a chart that wraps no manifest of the pack.
+    pub manifest: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -360,7 +361,7 @@ pub fn manifest_unit(
             },
         ],
         template,
-        manifest: name.to_string(),
+        manifest: Some(name.to_string()),
     };
     Ok(RenderUnit {
         pack: reference,

@@ -102,8 +102,11 @@ pub fn explain_failure(unit: &RenderUnit, stderr: &str) -> TemplateFailure {
     };
     // A manifest that does not parse may hold another tool's templates rather than broken
     // ones; only the pack or the layer can say which.
-    if let (true, UnitChart::Generated(chart)) = (failure.is_template_fault(), &unit.chart) {
-        let name = &chart.manifest;
+    let manifest = match &unit.chart {
+        UnitChart::Generated(chart) => chart.manifest.as_ref(),
+        _ => None,
+    };
+    if let (true, Some(name)) = (failure.is_template_fault(), manifest) {
         failure.message.push_str(&format!(
             " (if {} carries another tool's templates, to be installed as written, list {name:?} under pack.\"{VERBATIM_MANIFESTS_KEY}\" in the pack's or the layer's values)",
             unit.source
@@ -186,7 +189,7 @@ mod tests {
                     content: String::new(),
                 }],
                 template: "templates/sub/app.yaml".into(),
-                manifest: "app".into(),
+                manifest: Some("app".into()),
             }),
             values: None,
         }

@@ -11,6 +11,7 @@
 //!   templated manifests: their rendered objects checked, or a warning that they were not.
 
 mod check;
+mod macros;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -28,6 +29,7 @@ use strata_core::pack::render_failure::{TemplateFailure, explain_failure};
 use crate::helm_cli::{Helm, RunError};
 
 pub use check::{DEFAULTS_DO_NOT_RENDER, NOT_RENDERED, check_templates};
+pub use macros::resolve_macros;
 
 /// Why a pack could not be rendered. Every variant names the pack and the file of it that
 /// was being rendered.
@@ -85,6 +87,13 @@ pub enum RenderError {
 
     #[error(transparent)]
     Plan(#[from] RenderPlanError),
+
+    #[error("{pack}: the values' system macros: {source}")]
+    Macros {
+        pack: String,
+        #[source]
+        source: strata_core::layer::macro_chart::MacroChartError,
+    },
 }
 
 /// One unit's output: the pack file it came from and what helm printed.
