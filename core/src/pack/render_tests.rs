@@ -18,6 +18,13 @@ fn yaml(text: &str) -> Value {
 
 /// Writes a pack folder of `files` (path, text) plus pack.json and a logo, and loads it.
 fn pack(temp: &Path, name: &str, version: &str, files: &[(&str, &str)]) -> Pack {
+    let dir = write_pack(temp, name, version, files);
+    let (pack, findings) = Pack::load(&dir);
+    pack.unwrap_or_else(|| panic!("test pack loads: {findings:#?}"))
+}
+
+/// Writes a pack folder of `files` (path, text) plus pack.json and a logo.
+fn write_pack(temp: &Path, name: &str, version: &str, files: &[(&str, &str)]) -> PathBuf {
     let dir = temp.join(name);
     let pack_json = format!(
         r#"{{"name": "{name}", "displayName": "X", "version": "{version}", "layer": "addon", "addonType": "monitoring"}}"#
@@ -27,8 +34,7 @@ fn pack(temp: &Path, name: &str, version: &str, files: &[(&str, &str)]) -> Pack 
     for (path, text) in files {
         write(&dir, path, text);
     }
-    let (pack, findings) = Pack::load(&dir);
-    pack.unwrap_or_else(|| panic!("test pack loads: {findings:#?}"))
+    dir
 }
 
 fn write(dir: &Path, path: &str, text: &str) {
@@ -493,18 +499,17 @@ fn a_layer_names_a_verbatim_manifest_and_a_wrong_name_is_refused() {
 #[test]
 fn a_packs_own_verbatim_list_is_checked_when_it_loads() {
     let temp = tempfile::tempdir().unwrap();
-    let dir = temp.path().join("mesh");
-    write(
-        &dir,
-        "pack.json",
-        r#"{"name": "mesh", "displayName": "X", "version": "1.0.0", "layer": "addon", "addonType": "monitoring"}"#,
-    );
-    fs::write(dir.join("logo.png"), PNG).unwrap();
-    write(&dir, "manifests/injector.yaml", FOREIGN);
-    write(
-        &dir,
-        "values.yaml",
-        "pack:\n  strata.dev/verbatim-manifests: [injector, missing]\n",
+    let dir = write_pack(
+        temp.path(),
+        "mesh",
+        "1.0.0",
+        &[
+            ("manifests/injector.yaml", FOREIGN),
+            (
+                "values.yaml",
+                "pack:\n  strata.dev/verbatim-manifests: [injector, missing]\n",
+            ),
+        ],
     );
     let (loaded, findings) = Pack::load(&dir);
     assert!(loaded.is_none());
@@ -520,18 +525,17 @@ fn a_packs_own_verbatim_list_is_checked_when_it_loads() {
 #[test]
 fn a_macro_strata_cannot_resolve_is_a_warning_on_the_pack() {
     let temp = tempfile::tempdir().unwrap();
-    let dir = temp.path().join("app");
-    write(
-        &dir,
-        "pack.json",
-        r#"{"name": "app", "displayName": "X", "version": "1.0.0", "layer": "addon", "addonType": "monitoring"}"#,
-    );
-    fs::write(dir.join("logo.png"), PNG).unwrap();
-    write(&dir, "manifests/app.yaml", PLAIN);
-    write(
-        &dir,
-        "values.yaml",
-        "name: \"{{ .spectro.system.cluster.name }}\"\nurl: \"{{ .spectro.var.baseUrl }}\"\n",
+    let dir = write_pack(
+        temp.path(),
+        "app",
+        "1.0.0",
+        &[
+            ("manifests/app.yaml", PLAIN),
+            (
+                "values.yaml",
+                "name: \"{{ .spectro.system.cluster.name }}\"\nurl: \"{{ .spectro.var.baseUrl }}\"\n",
+            ),
+        ],
     );
     let (loaded, findings) = Pack::load(&dir);
     assert!(loaded.is_some(), "{findings:#?}");
