@@ -235,3 +235,119 @@ async fn a_manifest_layer_is_applied_in_order_as_an_applyset_corrected_and_prune
     );
     assert!(error.to_string().contains("applyset-other-v1"), "{error}");
 }
+
+const GADGET_CRD: &str = r#"{"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+ "metadata": {"name": "gadgets.example.strata.dev"},
+ "spec": {"group": "example.strata.dev", "scope": "Namespaced",
+  "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget"},
+  "versions": [{"name": "v1", "served": true, "storage": true,
+   "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}}"#;
+
+/// A custom resource whose CRD an operator creates when it starts (not the layer) is
+/// applied once the kind is served; one whose kind never comes fails naming it; and a kind
+/// no longer served has nothing left to prune.
+#[tokio::test]
+async fn a_kind_an_operator_creates_is_waited_for() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+
+    let cp = ControlPlane::start(ControlPlaneOptions {
+        controller_manager: false,
+        ..ControlPlaneOptions::named("layer-kinds")
+    })
+    .await
+    .unwrap();
+    let client = cp.client();
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    for name in ["strata-system", "ops"] {
+        namespaces
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap(),
+            )
+            .await
+            .unwrap();
+    }
+    let rendered = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: operator-settings}\n---\n\
+                    apiVersion: example.strata.dev/v1\nkind: Gadget\nmetadata: {name: g1}\nspec: {a: 1}\n";
+    let layer = ManifestLayer {
+        name: "ops",
+        namespace: "ops",
+        rendered,
+    };
+
+    // Nothing creates the kind: the layer fails after the wait, naming the object, and
+    // applies nothing.
+    let error = apply_manifest_layer(&client, &layer, AGENT_FIELD_MANAGER, Duration::from_secs(2))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, LayerApplyError::KindNotServed { .. }),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .to_string()
+            .contains("Gadget.example.strata.dev ops/g1"),
+        "{error}"
+    );
+    let ops: Api<ConfigMap> = Api::namespaced(client.clone(), "ops");
+    assert!(ops.get_opt("operator-settings").await.unwrap().is_none());
+
+    // "The operator" creates its CRD a moment after the layer starts.
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let operator = {
+        let crds = crds.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            crds.create(
+                &PostParams::default(),
+                &serde_json::from_str(GADGET_CRD).unwrap(),
+            )
+            .await
+            .unwrap();
+        })
+    };
+    let report = apply_manifest_layer(&client, &layer, AGENT_FIELD_MANAGER, WAIT)
+        .await
+        .unwrap();
+    operator.await.unwrap();
+    assert_eq!(
+        keys(&report.applied),
+        ["ConfigMap/ops/operator-settings", "Gadget/ops/g1"]
+    );
+
+    // The CRD goes (uninstalled with its operator); the next version has no Gadget, and
+    // pruning skips the kind nobody serves any more.
+    crds.delete("gadgets.example.strata.dev", &Default::default())
+        .await
+        .unwrap();
+    let gadgets_gone = async {
+        while kube::discovery::pinned_kind(
+            &client,
+            &GroupVersionKind::gvk("example.strata.dev", "v1", "Gadget"),
+        )
+        .await
+        .is_ok()
+        {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), gadgets_gone)
+        .await
+        .unwrap();
+    let settings_only = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: operator-settings}\n";
+    let report = apply_manifest_layer(
+        &client,
+        &ManifestLayer {
+            name: "ops",
+            namespace: "ops",
+            rendered: settings_only,
+        },
+        AGENT_FIELD_MANAGER,
+        WAIT,
+    )
+    .await
+    .unwrap();
+    assert!(report.pruned.is_empty(), "{:?}", report.pruned);
+    assert_eq!(keys(&report.applied), ["ConfigMap/ops/operator-settings"]);
+}

@@ -58,6 +58,14 @@ pub enum LayerApplyError {
         #[source]
         source: Box<kube::Error>,
     },
+    #[error(
+        "layer {layer}: {object}: the cluster still does not serve this kind after {seconds} s; its CRD comes from neither this layer nor an earlier one, or its operator has not created it"
+    )]
+    KindNotServed {
+        layer: String,
+        object: String,
+        seconds: u64,
+    },
     #[error("layer {layer}: {object} is not Established after {seconds} s: {reason}")]
     NotEstablished {
         layer: String,
@@ -86,12 +94,14 @@ pub struct ManifestLayer<'a> {
 }
 
 /// Applies `layer` under `field_manager` and prunes what left it. CRDs of the layer are
-/// waited for until Established, at most `crd_wait`.
+/// waited for until Established, and kinds the cluster does not serve yet (a CRD that an
+/// operator of this layer creates when it starts) until they are served, each at most
+/// `type_wait`.
 pub async fn apply_manifest_layer(
     client: &kube::Client,
     layer: &ManifestLayer<'_>,
     field_manager: &str,
-    crd_wait: Duration,
+    type_wait: Duration,
 ) -> Result<ApplyReport, LayerApplyError> {
     let span = info_span!("layer.apply", layer = layer.name);
     async {
@@ -116,7 +126,7 @@ pub async fn apply_manifest_layer(
             applied.push(crd.key.clone());
         }
         for crd in &crds {
-            wait_established(client, &name, crd, crd_wait, &mut resources).await?;
+            wait_established(client, &name, crd, type_wait, &mut resources).await?;
         }
         // Now every kind of the layer can be discovered, and placed by its real scope.
         let mut scopes = BTreeMap::new();
@@ -125,7 +135,9 @@ pub async fn apply_manifest_layer(
             if scopes.contains_key(&gk) {
                 continue;
             }
-            let resource = resources.get(client, &name, &object.key).await?;
+            let resource = resources
+                .served(client, &name, &object.key, type_wait)
+                .await?;
             scopes.insert(gk, resource.1);
         }
         let lookup = |gk: &GroupKind| scopes.get(gk).copied();
@@ -232,6 +244,36 @@ impl Resources {
         Ok(found)
     }
 
+    /// As [`Resources::get`], waiting up to `wait` for a kind the cluster does not serve
+    /// yet.
+    async fn served(
+        &mut self,
+        client: &kube::Client,
+        layer: &str,
+        key: &ObjectKey,
+        wait: Duration,
+    ) -> Result<(ApiResource, bool), LayerApplyError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match self.get(client, layer, key).await {
+                Err(LayerApplyError::Discovery { source, .. })
+                    if not_served(&source) && tokio::time::Instant::now() < deadline =>
+                {
+                    debug!(object = %key, "kind not served yet; waiting");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(LayerApplyError::Discovery { source, .. }) if not_served(&source) => {
+                    return Err(LayerApplyError::KindNotServed {
+                        layer: layer.to_string(),
+                        object: key.to_string(),
+                        seconds: wait.as_secs(),
+                    });
+                }
+                other => return other,
+            }
+        }
+    }
+
     async fn api(
         &mut self,
         client: &kube::Client,
@@ -324,10 +366,16 @@ async fn prune(
     let selector = ListParams::default().labels(&set.member_selector());
     let mut found = Vec::new();
     for kind in &kinds {
-        // The version does not matter to a list; the cluster's preferred one is asked.
+        // The version does not matter to a list; the cluster's preferred one is asked. A
+        // kind no longer served (its CRD went) has no members left to prune.
+        let version = match preferred_version(client, layer, kind).await {
+            Ok(version) => version,
+            Err(LayerApplyError::Discovery { source, .. }) if not_served(&source) => continue,
+            Err(other) => return Err(other),
+        };
         let probe = ObjectKey {
             group: kind.group.clone(),
-            version: preferred_version(client, layer, kind).await?,
+            version,
             kind: kind.kind.clone(),
             namespace: None,
             name: String::new(),
@@ -450,6 +498,16 @@ fn write_error(
         object: key.to_string(),
         action,
         source: Box::new(source),
+    }
+}
+
+/// Whether discovery failed because the cluster does not serve the group, version or kind
+/// (yet), rather than because it could not be asked.
+fn not_served(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Api(status) => status.code == 404,
+        kube::Error::Discovery(_) => true,
+        _ => false,
     }
 }
 
