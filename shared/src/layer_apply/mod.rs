@@ -9,13 +9,11 @@
 //! of either version, and pruning happens only after every object of the new version was
 //! applied.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
-use kube::core::{ApiResource, GroupVersionKind};
-use kube::discovery::{Scope, pinned_kind};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
 use thiserror::Error;
 use tracing::{Instrument, debug, info, info_span};
@@ -26,6 +24,12 @@ use strata_core::layer::install_order::{
     layer_objects, phase,
 };
 use strata_core::layer::readiness::{Readiness, readiness};
+
+mod prune;
+mod resources;
+
+use prune::prune;
+use resources::Resources;
 
 /// Why a layer could not be applied. Every variant names the layer, and the object where
 /// there is one.
@@ -215,79 +219,6 @@ fn parse(
     })
 }
 
-/// Discovered kinds, each asked once: its resource and whether it is namespaced.
-#[derive(Default)]
-struct Resources(BTreeMap<(String, String, String), (ApiResource, bool)>);
-
-impl Resources {
-    async fn get(
-        &mut self,
-        client: &kube::Client,
-        layer: &str,
-        key: &ObjectKey,
-    ) -> Result<(ApiResource, bool), LayerApplyError> {
-        let id = (key.group.clone(), key.version.clone(), key.kind.clone());
-        if let Some(found) = self.0.get(&id) {
-            return Ok(found.clone());
-        }
-        let gvk = GroupVersionKind::gvk(&key.group, &key.version, &key.kind);
-        let (resource, capabilities) =
-            pinned_kind(client, &gvk)
-                .await
-                .map_err(|source| LayerApplyError::Discovery {
-                    layer: layer.to_string(),
-                    object: key.to_string(),
-                    source: Box::new(source),
-                })?;
-        let found = (resource, capabilities.scope == Scope::Namespaced);
-        self.0.insert(id, found.clone());
-        Ok(found)
-    }
-
-    /// As [`Resources::get`], waiting up to `wait` for a kind the cluster does not serve
-    /// yet.
-    async fn served(
-        &mut self,
-        client: &kube::Client,
-        layer: &str,
-        key: &ObjectKey,
-        wait: Duration,
-    ) -> Result<(ApiResource, bool), LayerApplyError> {
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            match self.get(client, layer, key).await {
-                Err(LayerApplyError::Discovery { source, .. })
-                    if not_served(&source) && tokio::time::Instant::now() < deadline =>
-                {
-                    debug!(object = %key, "kind not served yet; waiting");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-                Err(LayerApplyError::Discovery { source, .. }) if not_served(&source) => {
-                    return Err(LayerApplyError::KindNotServed {
-                        layer: layer.to_string(),
-                        object: key.to_string(),
-                        seconds: wait.as_secs(),
-                    });
-                }
-                other => return other,
-            }
-        }
-    }
-
-    async fn api(
-        &mut self,
-        client: &kube::Client,
-        layer: &str,
-        key: &ObjectKey,
-    ) -> Result<Api<DynamicObject>, LayerApplyError> {
-        let (resource, namespaced) = self.get(client, layer, key).await?;
-        Ok(match (&key.namespace, namespaced) {
-            (Some(namespace), true) => Api::namespaced_with(client.clone(), namespace, &resource),
-            _ => Api::all_with(client.clone(), &resource),
-        })
-    }
-}
-
 async fn apply(
     client: &kube::Client,
     set: &LayerApplySet,
@@ -346,82 +277,6 @@ async fn wait_established(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-/// Deletes the members of the set that `keys` no longer holds, found by the set's label in
-/// every kind and namespace the parent named before and names now; in reverse install
-/// order.
-async fn prune(
-    client: &kube::Client,
-    set: &LayerApplySet,
-    layer: &str,
-    previous: &ParentState,
-    keys: &[ObjectKey],
-    resources: &mut Resources,
-) -> Result<Vec<ObjectKey>, LayerApplyError> {
-    let mut kinds: BTreeSet<GroupKind> = previous.group_kinds.clone();
-    kinds.extend(keys.iter().map(ObjectKey::group_kind));
-    let keep: BTreeSet<(&str, &str, Option<&str>, &str)> =
-        keys.iter().map(ObjectKey::identity).collect();
-    let selector = ListParams::default().labels(&set.member_selector());
-    let mut found = Vec::new();
-    for kind in &kinds {
-        // The version does not matter to a list; the cluster's preferred one is asked. A
-        // kind no longer served (its CRD went) has no members left to prune.
-        let version = match preferred_version(client, layer, kind).await {
-            Ok(version) => version,
-            Err(LayerApplyError::Discovery { source, .. }) if not_served(&source) => continue,
-            Err(other) => return Err(other),
-        };
-        let probe = ObjectKey {
-            group: kind.group.clone(),
-            version,
-            kind: kind.kind.clone(),
-            namespace: None,
-            name: String::new(),
-        };
-        let api = resources.api(client, layer, &probe).await?;
-        let listed = api
-            .list(&selector)
-            .await
-            .map_err(|source| write_error(layer, &probe, "listing the layer's", source))?;
-        for item in listed.items {
-            let key = ObjectKey {
-                namespace: item.metadata.namespace.clone(),
-                name: item.metadata.name.clone().unwrap_or_default(),
-                ..probe.clone()
-            };
-            if !keep.contains(&key.identity()) {
-                found.push(key);
-            }
-        }
-    }
-    strata_core::layer::install_order::sort_for_install(&mut found);
-    found.reverse();
-    for key in &found {
-        let api = resources.api(client, layer, key).await?;
-        match api.delete(&key.name, &DeleteParams::background()).await {
-            Ok(_) => info!(object = %key, "pruned: no longer in the layer"),
-            Err(kube::Error::Api(status)) if status.code == 404 => {}
-            Err(source) => return Err(write_error(layer, key, "pruning", source)),
-        }
-    }
-    Ok(found)
-}
-
-async fn preferred_version(
-    client: &kube::Client,
-    layer: &str,
-    kind: &GroupKind,
-) -> Result<String, LayerApplyError> {
-    let discovered = kube::discovery::group(client, &kind.group)
-        .await
-        .map_err(|source| LayerApplyError::Discovery {
-            layer: layer.to_string(),
-            object: kind.to_string(),
-            source: Box::new(source),
-        })?;
-    Ok(discovered.preferred_version_or_latest().to_string())
 }
 
 async fn read_parent(
@@ -487,7 +342,7 @@ async fn write_parent(
     Ok(())
 }
 
-fn write_error(
+pub(super) fn write_error(
     layer: &str,
     key: &ObjectKey,
     action: &'static str,
@@ -498,16 +353,6 @@ fn write_error(
         object: key.to_string(),
         action,
         source: Box::new(source),
-    }
-}
-
-/// Whether discovery failed because the cluster does not serve the group, version or kind
-/// (yet), rather than because it could not be asked.
-fn not_served(error: &kube::Error) -> bool {
-    match error {
-        kube::Error::Api(status) => status.code == 404,
-        kube::Error::Discovery(_) => true,
-        _ => false,
     }
 }
 
