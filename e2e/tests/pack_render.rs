@@ -447,35 +447,11 @@ async fn rendered_objects_are_accepted_by_a_real_apiserver() {
     let test_namespace: Value = serde_json::json!({
         "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "hello-web"}
     });
-    objects.sort_by_key(|object| object["kind"] != "Namespace");
-    let dry_run = PostParams {
-        dry_run: true,
-        ..PostParams::default()
-    };
-    let mut accepted = BTreeSet::new();
-    for object in std::iter::once(&test_namespace).chain(&objects) {
-        let api_version = object["apiVersion"].as_str().unwrap();
-        let kind = object["kind"].as_str().unwrap();
-        let name = object["metadata"]["name"].as_str().unwrap();
-        let namespace = object["metadata"]["namespace"].as_str();
-        let resource = resource(api_version, kind);
-        let api: Api<DynamicObject> = match namespace {
-            Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
-            None => Api::all_with(client.clone(), &resource),
-        };
-        let sent: DynamicObject = serde_json::from_value(object.clone()).unwrap();
-        let params = if kind == "Namespace" {
-            PostParams::default()
-        } else {
-            dry_run.clone()
-        };
-        let answer = api
-            .create(&params, &sent)
-            .await
-            .unwrap_or_else(|e| panic!("{kind} {name} refused by the apiserver: {e}"));
-        assert_eq!(answer.metadata.name.as_deref(), Some(name));
-        accepted.insert(format!("{kind}/{name}"));
-    }
+    objects.push(test_namespace);
+    let accepted: BTreeSet<String> = dry_run_create(&client, &objects, "hello-web")
+        .await
+        .into_iter()
+        .collect();
     assert_eq!(
         accepted.iter().map(String::as_str).collect::<Vec<_>>(),
         [
