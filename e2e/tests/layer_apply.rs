@@ -234,6 +234,40 @@ async fn a_manifest_layer_is_applied_in_order_as_an_applyset_corrected_and_prune
         "{error:?}"
     );
     assert!(error.to_string().contains("applyset-other-v1"), "{error}");
+
+    // An object the apiserver refuses (a selector that does not match its pods) stops the
+    // layer naming the object, and nothing is pruned: the ConfigMap this version no longer
+    // renders is still there, and the parent still names its kind.
+    let refused = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: bad}\nspec:\n  selector: {matchLabels: {app: x}}\n  template:\n    metadata: {labels: {app: y}}\n    spec: {containers: [{name: c, image: nginx}]}\n";
+    let error = apply_manifest_layer(&client, &layer(refused), AGENT_FIELD_MANAGER, WAIT)
+        .await
+        .unwrap_err();
+    match &error {
+        LayerApplyError::Write {
+            layer,
+            object,
+            action,
+            ..
+        } => {
+            assert_eq!(layer, "shop");
+            assert_eq!(object, "Deployment.apps shop/bad");
+            assert_eq!(*action, "server-side apply");
+        }
+        other => panic!("expected the apiserver's refusal, got {other:?}"),
+    }
+    assert!(error.to_string().contains("selector"), "{error}");
+    assert!(shop.get_opt("settings").await.unwrap().is_some());
+    let annotations = config_maps
+        .get("strata-layer-shop")
+        .await
+        .unwrap()
+        .metadata
+        .annotations
+        .unwrap();
+    assert!(
+        annotations["applyset.kubernetes.io/contains-group-kinds"].contains("ConfigMap"),
+        "{annotations:?}"
+    );
 }
 
 const GADGET_CRD: &str = r#"{"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
