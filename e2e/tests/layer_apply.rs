@@ -211,6 +211,25 @@ async fn a_manifest_layer_is_applied_in_order_as_an_applyset_corrected_and_prune
         .unwrap();
     assert!(report.pruned.is_empty());
 
+    // Someone on the site labels an object of theirs into the set: the agent never applied
+    // it, so it is not the agent's to delete.
+    shop.patch(
+        "planted",
+        &PatchParams::apply("site-user"),
+        &Patch::Apply(serde_json::json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "planted", "namespace": "shop",
+                         "labels": {"applyset.kubernetes.io/part-of": id.clone()}},
+        })),
+    )
+    .await
+    .unwrap();
+    let report = apply_manifest_layer(&client, &layer(&two), AGENT_FIELD_MANAGER, WAIT)
+        .await
+        .unwrap();
+    assert!(report.pruned.is_empty(), "{:?}", report.pruned);
+    assert!(shop.get_opt("planted").await.unwrap().is_some());
+
     // An object that belongs to another set is not taken over.
     shop.patch(
         "foreign",

@@ -162,7 +162,16 @@ pub async fn apply_manifest_layer(
             apply(client, &set, &name, object, field_manager, &mut resources).await?;
             applied.push(object.key.clone());
         }
-        let pruned = prune(client, &set, &name, &previous, &keys, &mut resources).await?;
+        let pruned = prune(
+            client,
+            &set,
+            field_manager,
+            &name,
+            &previous,
+            &keys,
+            &mut resources,
+        )
+        .await?;
         write_parent(
             client,
             &set,

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use kube::api::{DeleteParams, ListParams};
-use tracing::info;
+use tracing::{info, warn};
 
 use strata_core::layer::applyset::{LayerApplySet, ParentState};
 use strata_core::layer::install_order::{GroupKind, ObjectKey, sort_for_install};
@@ -15,10 +15,12 @@ use super::{LayerApplyError, write_error};
 
 /// Deletes the members of the set that `keys` no longer holds, found by the set's label in
 /// every kind and namespace the parent named before and names now; in reverse install
-/// order.
+/// order. Only what `field_manager` applied is deleted: a label is all anyone needs to put
+/// an object in the set, and the agent's rights to delete are wider than theirs.
 pub(super) async fn prune(
     client: &kube::Client,
     set: &LayerApplySet,
+    field_manager: &str,
     layer: &str,
     previous: &ParentState,
     keys: &[ObjectKey],
@@ -56,8 +58,17 @@ pub(super) async fn prune(
                 name: item.metadata.name.clone().unwrap_or_default(),
                 ..probe.clone()
             };
-            if !keep.contains(&key.identity()) {
+            if keep.contains(&key.identity()) {
+                continue;
+            }
+            let applied_here = item.metadata.managed_fields.iter().flatten().any(|entry| {
+                entry.manager.as_deref() == Some(field_manager)
+                    && entry.operation.as_deref() == Some("Apply")
+            });
+            if applied_here {
                 found.push(key);
+            } else {
+                warn!(object = %key, "carries the layer's ApplySet label but was never applied by the agent; not pruned");
             }
         }
     }
