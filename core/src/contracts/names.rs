@@ -26,6 +26,15 @@ pub const LINK_STATE_CONFIG_MAP: &str = "strata-link";
 /// so that a cluster cut off from the management cluster still knows what it should be.
 /// Written and read by the agent.
 pub const REVISION_COPY_CONFIG_MAP: &str = "strata-revision";
+/// The Secret with the pack registries a cluster's layers come from (address, CA, read
+/// credentials), as its agent needs them: the controller keeps it in the cluster's objects
+/// namespace in the management cluster, and the agent keeps a copy of that name in its own
+/// namespace, so that a site cut off from the management cluster still reaches them.
+pub const PACK_REGISTRIES_SECRET: &str = "strata-pack-registries";
+/// The ConfigMap in the agent's namespace with the state of each layer (what
+/// `status.layers` says in the management cluster), so that a site shows it with the
+/// management cluster unreachable. Written by the agent.
+pub const LAYER_STATE_CONFIG_MAP: &str = "strata-layers";
 
 /// The ConfigMap in the agent's namespace with the journal of the move of `cluster` into
 /// its workload cluster. Written and read by the agent (and `strata-agent move`).

@@ -17,4 +17,5 @@ pub mod error;
 mod failure;
 pub mod options;
 pub mod resolver;
+pub mod site_access;
 mod transport;
