@@ -18,6 +18,11 @@ struct PhaseLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LayerLabel {
+    layer: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LinkLabel {
     state: &'static str,
 }
@@ -34,6 +39,8 @@ pub struct AgentHealth {
     phase: Family<PhaseLabel, Gauge>,
     link: Family<LinkLabel, Gauge>,
     beats: Family<LinkLabel, Counter>,
+    layer_ready: Family<LayerLabel, Gauge>,
+    drift_corrections: Family<LayerLabel, Counter>,
 }
 
 impl AgentHealth {
@@ -66,6 +73,18 @@ impl AgentHealth {
             "Beats of the link with the management cluster, by the state found",
             beats.clone(),
         );
+        let layer_ready = Family::<LayerLabel, Gauge>::default();
+        let drift_corrections = Family::<LayerLabel, Counter>::default();
+        registry.register(
+            "layer_ready",
+            "1 while the layer is Ready, 0 while it is not",
+            layer_ready.clone(),
+        );
+        registry.register(
+            "layer_drift_corrections",
+            "Objects and fields of the layer set back after they changed or went",
+            drift_corrections.clone(),
+        );
         for &name in phases {
             phase.get_or_create(&PhaseLabel { phase: name }).set(0);
         }
@@ -82,6 +101,8 @@ impl AgentHealth {
             phase,
             link,
             beats,
+            layer_ready,
+            drift_corrections,
         }
     }
 
@@ -108,6 +129,22 @@ impl AgentHealth {
                 .get_or_create(&PhaseLabel { phase: name })
                 .set(value);
         }
+    }
+
+    pub fn layer_ready(&self, layer: &str, ready: bool) {
+        self.layer_ready
+            .get_or_create(&LayerLabel {
+                layer: layer.to_string(),
+            })
+            .set(i64::from(ready));
+    }
+
+    pub fn drift_corrected(&self, layer: &str, count: u64) {
+        self.drift_corrections
+            .get_or_create(&LayerLabel {
+                layer: layer.to_string(),
+            })
+            .inc_by(count);
     }
 
     /// A beat of the link found it in state `found` (one of the names given to `new`).

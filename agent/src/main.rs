@@ -7,6 +7,7 @@
 mod agent_error;
 mod health;
 mod identity_sync;
+mod layers;
 mod link_keeper;
 mod management_link;
 mod move_attempt;
@@ -79,6 +80,14 @@ struct Cli {
     /// its objects move here (the management controller passes it).
     #[arg(long, value_name = "IMAGE")]
     provider_image: Option<String>,
+    /// Where the packs of the cluster's layers are kept (a folder that outlives the agent:
+    /// its Deployment mounts one from the node); only the packs the cluster's revision pins
+    /// stay there.
+    #[arg(long, env = "STRATA_AGENT_PACK_CACHE", value_name = "DIR", default_value = strata_shared::contracts::names::AGENT_PACK_CACHE)]
+    pack_cache: PathBuf,
+    /// The longest one layer may take to install and become Ready, in seconds.
+    #[arg(long, default_value_t = 300)]
+    layer_timeout: u64,
     /// An argument for that image (repeatable, in order).
     #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
     provider_arg: Vec<String>,
@@ -202,6 +211,7 @@ async fn serve(cli: Cli) -> Result<(), AgentError> {
         })?;
     tracing::info!(%address, "serving /metrics, /healthz and /readyz");
     let _readiness = AbortOnDrop(tokio::spawn(become_ready(client.clone(), health.clone())));
+    let layer_setup = layer_setup(&client, &cli)?;
     let namespace = cli
         .namespace
         .unwrap_or_else(|| client.default_namespace().to_string());
@@ -253,6 +263,7 @@ async fn serve(cli: Cli) -> Result<(), AgentError> {
                 writer(client.clone()),
                 link.clone(),
                 providers.clone(),
+                layer_setup.clone(),
                 health.clone(),
             )));
         }
@@ -268,6 +279,30 @@ async fn serve(cli: Cli) -> Result<(), AgentError> {
         tracing::warn!("{e}");
     }
     Ok(())
+}
+
+/// The pack cache, the work folder, helm and its kubeconfig for the layers.
+fn layer_setup(client: &Client, cli: &Cli) -> Result<layers::LayerSetup, AgentError> {
+    let unusable = |source: std::io::Error| AgentError::PackCache {
+        path: cli.pack_cache.clone(),
+        source,
+    };
+    let (blobs, work_dir) = layers::setup_dirs(&cli.pack_cache).map_err(unusable)?;
+    let cache = strata_shared::registry::cache::PackCache::open(&blobs)
+        .map_err(|e| unusable(std::io::Error::other(e.to_string())))?;
+    let kubeconfig = layers::helm_kubeconfig(&work_dir).map_err(unusable)?;
+    let helm = strata_shared::helm_cli::Helm::locate().map_err(AgentError::Helm)?;
+    if helm.is_none() {
+        tracing::warn!("no helm binary (STRATA_HELM or PATH): layers with charts or templates will fail");
+    }
+    Ok(layers::LayerSetup {
+        client: client.clone(),
+        helm,
+        cache,
+        work_dir,
+        kubeconfig,
+        timeout: Duration::from_secs(cli.layer_timeout.max(10)),
+    })
 }
 
 /// Ready once this cluster's apiserver answers: the management cluster's does not count,

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use serde_json::json;
-use strata_shared::cluster::{ReplicaCounts, WorkloadCluster};
+use strata_shared::cluster::{LayerState, ReplicaCounts, WorkloadCluster, layers_summary};
 use strata_shared::contracts::conditions::PIVOTED;
 use strata_shared::kube_writer::{KubeWriter, WriteError};
 
@@ -19,6 +19,7 @@ struct AgentStatus {
     pivoted: Option<Condition>,
     counts: Option<(ReplicaCounts, ReplicaCounts)>,
     token_expires: Option<Timestamp>,
+    layers: Option<Vec<LayerState>>,
 }
 
 /// The agent's status, shared by its tasks.
@@ -73,6 +74,11 @@ impl StatusReport {
         self.with(|status| status.counts = Some((control_plane, workers)));
     }
 
+    /// Each layer's state, in install order, once the layer installer has read them.
+    pub fn set_layers(&self, layers: Vec<LayerState>) {
+        self.with(|status| status.layers = Some(layers));
+    }
+
     pub fn set_token_expiry(&self, expires: Timestamp) {
         self.with(|status| status.token_expires = Some(expires));
     }
@@ -94,6 +100,10 @@ impl StatusReport {
         }
         if let Some(condition) = &status.pivoted {
             body["conditions"] = json!([condition]);
+        }
+        if let Some(layers) = &status.layers {
+            body["layers"] = json!(layers);
+            body["layersSummary"] = json!(layers_summary(layers));
         }
         if let Some((control_plane, workers)) = &status.counts {
             body["controlPlane"] = json!(control_plane);

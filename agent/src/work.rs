@@ -3,7 +3,7 @@
 //! cluster answers, and hand the objects back when the cluster is deleted. The transitions
 //! are all in [`Work::next`].
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use strata_shared::cluster::WorkloadCluster;
@@ -16,6 +16,7 @@ use tracing::Instrument;
 
 use crate::agent_error::{AgentError, Step};
 use crate::health::AgentHealth;
+use crate::layers::{LayerInstaller, LayerSetup};
 use crate::management_link::ManagementLink;
 use crate::move_attempt::{Attempt, prepare_attempt, run_attempt};
 use crate::move_grant::{self, Grant};
@@ -80,6 +81,10 @@ struct Work {
     link: ManagementLink,
     providers: Option<ProviderController>,
     report: StatusReport,
+    health: Arc<AgentHealth>,
+    layer_setup: LayerSetup,
+    /// The layer installer, once the cluster holds its objects and knows its revision.
+    layers: Mutex<Option<AbortOnDrop>>,
 }
 
 /// Runs until the task is dropped (on losing the lease or stopping).
@@ -87,6 +92,7 @@ pub async fn run(
     workload: KubeWriter,
     link: ManagementLink,
     providers: Option<ProviderController>,
+    layer_setup: LayerSetup,
     health: Arc<AgentHealth>,
 ) {
     let report = StatusReport::default();
@@ -114,6 +120,9 @@ pub async fn run(
         link,
         providers,
         report,
+        health: health.clone(),
+        layer_setup,
+        layers: Mutex::new(None),
     };
     let mut phase = Phase::Starting;
     while !matches!(phase, Phase::Finished) {
@@ -162,6 +171,8 @@ impl Work {
                 Phase::Holding { revision, scaled }
             }
             Phase::MovingBack => {
+                // The layers stay as they are while the cluster goes.
+                self.layers.lock().unwrap_or_else(|p| p.into_inner()).take();
                 move_back::move_back(&self.workload, &self.link, &self.report).await;
                 // The cluster is CAPI's in the management cluster to delete now.
                 Phase::Finished
@@ -195,12 +206,34 @@ impl Work {
                     }
                 }
             }
+            if scaled {
+                self.start_layers(revision);
+            }
             if scaled && let Err(e) = report_counts(workload, link, revision, &self.report).await {
                 tracing::info!(error = %e, "cannot report to the management cluster; will try again");
             }
         }
         sync_identity(workload, link).await;
         (revision, scaled)
+    }
+
+    /// Starts the layer installer for `revision` once.
+    fn start_layers(&self, revision: &ClusterRevision) {
+        let mut layers = self.layers.lock().unwrap_or_else(|p| p.into_inner());
+        if layers.is_some() {
+            return;
+        }
+        let installer = LayerInstaller::new(
+            self.workload.clone(),
+            self.link.clone(),
+            self.report.clone(),
+            self.health.clone(),
+            self.layer_setup.clone(),
+        );
+        let span = tracing::info_span!("layers", cluster = %self.link.cluster);
+        *layers = Some(AbortOnDrop(tokio::spawn(
+            installer.run(revision.clone()).instrument(span),
+        )));
     }
 
     /// Moves the objects here; false when the cluster is being deleted before a move

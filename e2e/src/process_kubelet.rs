@@ -564,6 +564,12 @@ async fn prepare_pod(
     env.push(("KUBERNETES_SERVICE_PORT".into(), port));
     env.push(("KUBECONFIG".into(), kubeconfig.display().to_string()));
     env.push(("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()));
+    // The image's helm: the tests' own, on the real Helm engine.
+    let helm = sibling_binary("STRATA_HELM", "helm");
+    if let (true, Ok(library)) = (helm.is_file(), crate::binaries::helm_engine_library()) {
+        env.push(("STRATA_HELM".into(), helm.display().to_string()));
+        env.push(("STRATA_HELM_LIB".into(), library.display().to_string()));
+    }
     for from in container.env_from.iter().flatten() {
         let prefix = from.prefix.clone().unwrap_or_default();
         if let Some(secret) = &from.secret_ref {

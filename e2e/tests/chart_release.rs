@@ -23,7 +23,7 @@ const HELM: &str = env!("CARGO_BIN_EXE_helm");
 const NS: &str = "web";
 
 fn chart() -> PathBuf {
-    repo_root().join("manifests/samples/render-packs/hello-chart/charts/hello-web")
+    repo_root().join("manifests/samples/packs/hello-chart/charts/hello-web")
 }
 
 fn release(cp: &ControlPlane, name: &str, values: &str) -> ChartRelease {

@@ -26,9 +26,11 @@ use strata_shared::pack_render::DEFAULTS_DO_NOT_RENDER;
 
 const HELM: &str = env!("CARGO_BIN_EXE_helm");
 
-fn render_packs() -> PathBuf {
-    repo_root().join("manifests/samples/render-packs")
-}
+/// The sample packs whose manifests and chart use Helm's template forms: `hello-manifests`
+/// (`if not`, `default`, `quote`, `toJson | indent`, its `manifests.hello-universe` values
+/// section and whole-values lookups, beside a plain manifest) and `hello-chart` (a chart
+/// taking the pack's `charts.hello-web` section). The sim demo installs both as add-ons.
+const TEMPLATE_PACKS: [&str; 2] = ["hello-chart", "hello-manifests"];
 
 fn compat_packs() -> PathBuf {
     repo_root().join("manifests/samples/compat-packs")
@@ -188,7 +190,7 @@ fn hand_written_chart(dir: &Path, template: &str, manifest: &Path, values: &str)
 
 #[test]
 fn a_manifest_pack_renders_as_helm_renders_its_templates_and_values() {
-    let pack = render_packs().join("hello-manifests");
+    let pack = sample_packs().join("hello-manifests");
     let rendered = strata(&["pack", "render", pack.to_str().unwrap()])
         .success("strata pack render hello-manifests")
         .stdout;
@@ -247,7 +249,7 @@ fn a_manifest_pack_renders_as_helm_renders_its_templates_and_values() {
 
 #[test]
 fn values_files_merge_over_the_packs_values_with_helms_rules() {
-    let pack = render_packs().join("hello-manifests");
+    let pack = sample_packs().join("hello-manifests");
     let work = tempfile::tempdir().unwrap();
     let first = work.path().join("first.yaml");
     write(
@@ -295,7 +297,7 @@ fn values_files_merge_over_the_packs_values_with_helms_rules() {
 
 #[test]
 fn a_chart_pack_renders_its_chart_with_its_section_as_helm_does() {
-    let pack = render_packs().join("hello-chart");
+    let pack = sample_packs().join("hello-chart");
     let rendered = strata(&["pack", "render", pack.to_str().unwrap()])
         .success("strata pack render hello-chart")
         .stdout;
@@ -433,7 +435,7 @@ async fn rendered_objects_are_accepted_by_a_real_apiserver() {
     let client = cp.client();
     let mut objects = Vec::new();
     for pack in ["hello-manifests", "hello-chart"] {
-        let dir = render_packs().join(pack);
+        let dir = sample_packs().join(pack);
         let rendered = strata(&["pack", "render", dir.to_str().unwrap()])
             .success(&format!("strata pack render {pack}"))
             .stdout;
@@ -480,7 +482,7 @@ async fn rendered_objects_are_accepted_by_a_real_apiserver() {
 
 /// A copy of hello-manifests whose hello-universe.yaml is `manifest`.
 fn broken_pack(root: &Path, manifest: &str) -> PathBuf {
-    let source = render_packs().join("hello-manifests");
+    let source = sample_packs().join("hello-manifests");
     let dir = root.join("hello-manifests");
     for file in [
         "pack.json",
@@ -534,7 +536,7 @@ fn bad_templates_fail_naming_the_pack_the_file_and_the_line() {
 
 #[test]
 fn validation_renders_with_helm_and_says_what_it_could_not_check_without() {
-    let pack = render_packs().join("hello-manifests");
+    let pack = sample_packs().join("hello-manifests");
     let input = pack.to_str().unwrap();
     // Without helm: the templated manifest is a warning, the plain one is checked.
     let run = strata_without_helm(&["pack", "validate", input]).success("validate without helm");
@@ -551,7 +553,7 @@ fn validation_renders_with_helm_and_says_what_it_could_not_check_without() {
     // With helm: rendered and checked, nothing to say.
     let run = strata(&["pack", "validate", input]).success("validate with helm");
     assert_eq!(run.stderr, "");
-    let chart_pack = render_packs().join("hello-chart");
+    let chart_pack = sample_packs().join("hello-chart");
     strata(&["pack", "validate", chart_pack.to_str().unwrap()]).success("validate a chart pack");
 
     // A template that renders an object Kubernetes would refuse is an error, with helm
@@ -692,8 +694,8 @@ fn pack_namespace(dir: &Path) -> String {
         .to_string()
 }
 
-/// Every test pack (the published forms under compat-packs/, the template forms under
-/// render-packs/) validates, warnings allowed, and renders with its defaults to objects a
+/// Every test pack (the published forms under compat-packs/, the template forms of
+/// [`TEMPLATE_PACKS`]) validates, warnings allowed, and renders with its defaults to objects a
 /// 1.20 apiserver accepts in a dry run, or fails with exactly the documented error for a
 /// value its schema requires; that pack then renders and is accepted once the value is set.
 #[tokio::test]
@@ -705,11 +707,11 @@ async fn every_test_pack_validates_and_renders_to_objects_the_apiserver_accepts(
     .await
     .expect("control plane starts");
     let client = cp.client();
-    let mut dirs: Vec<PathBuf> = [compat_packs(), render_packs()]
-        .iter()
-        .flat_map(|root| fs::read_dir(root).unwrap())
+    let mut dirs: Vec<PathBuf> = fs::read_dir(compat_packs())
+        .unwrap()
         .map(|entry| entry.unwrap().path())
         .filter(|path| path.join("pack.json").is_file())
+        .chain(TEMPLATE_PACKS.iter().map(|pack| sample_packs().join(pack)))
         .collect();
     dirs.sort();
     assert_eq!(dirs.len(), 10, "{dirs:?}");

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, Namespace, ObjectFieldSelector,
-    PodSpec, Probe, Secret, ServiceAccount,
+    Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, HostPathVolumeSource, Namespace,
+    ObjectFieldSelector, PodSpec, Probe, Secret, ServiceAccount, Volume, VolumeMount,
 };
 use k8s_openapi::api::rbac::v1::{
     ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
@@ -22,7 +22,7 @@ use crate::contracts::labels::{
     WORKLOAD_CLUSTER_NAMESPACE_LABEL,
 };
 use crate::contracts::names::{
-    AGENT_BINDING, AGENT_HTTP_PORT, AGENT_HTTP_PORT_NAME, AGENT_NAME, AGENT_NAMESPACE,
+    AGENT_BINDING, AGENT_HTTP_PORT, AGENT_PACK_CACHE, AGENT_HTTP_PORT_NAME, AGENT_NAME, AGENT_NAMESPACE,
     AGENT_OBJECTS_ROLE, CONTROLLER_BINDING, CONTROLLER_OBJECTS_ROLE, ClusterLocation,
     MANAGEMENT_SECRET,
 };
@@ -382,7 +382,17 @@ pub fn workload_objects(
                 value: Some(MANAGEMENT_SECRET.into()),
                 ..EnvVar::default()
             },
+            EnvVar {
+                name: "STRATA_AGENT_PACK_CACHE".into(),
+                value: Some(AGENT_PACK_CACHE.into()),
+                ..EnvVar::default()
+            },
         ]),
+        volume_mounts: Some(vec![VolumeMount {
+            name: "pack-cache".into(),
+            mount_path: AGENT_PACK_CACHE.into(),
+            ..VolumeMount::default()
+        }]),
         ports: Some(vec![ContainerPort {
             name: Some(AGENT_HTTP_PORT_NAME.into()),
             container_port: i32::from(AGENT_HTTP_PORT),
@@ -401,6 +411,16 @@ pub fn workload_objects(
         PodSpec {
             service_account_name: Some(AGENT_NAME.into()),
             containers: vec![container],
+            // On the node, so that an agent started again (even in a new pod) installs
+            // its layers from it with the registry out of reach.
+            volumes: Some(vec![Volume {
+                name: "pack-cache".into(),
+                host_path: Some(HostPathVolumeSource {
+                    path: AGENT_PACK_CACHE.into(),
+                    type_: Some("DirectoryOrCreate".into()),
+                }),
+                ..Volume::default()
+            }]),
             ..PodSpec::default()
         },
     );

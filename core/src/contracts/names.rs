@@ -31,6 +31,9 @@ pub const REVISION_COPY_CONFIG_MAP: &str = "strata-revision";
 /// namespace in the management cluster, and the agent keeps a copy of that name in its own
 /// namespace, so that a site cut off from the management cluster still reaches them.
 pub const PACK_REGISTRIES_SECRET: &str = "strata-pack-registries";
+/// Where the agent keeps the packs of its layers, on its node (a hostPath), so that a
+/// restarted agent installs them with the registry out of reach.
+pub const AGENT_PACK_CACHE: &str = "/var/lib/strata-agent";
 /// The ConfigMap in the agent's namespace with the state of each layer (what
 /// `status.layers` says in the management cluster), so that a site shows it with the
 /// management cluster unreachable. Written by the agent.

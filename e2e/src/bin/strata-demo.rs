@@ -135,7 +135,7 @@ async fn run(args: Args) -> Result<(), String> {
         3,
         total,
         &format!(
-            "WorkloadCluster {NAMESPACE}/{CLUSTER} (profile sim-infra, 3 control-plane nodes, 2 workers): revision, CAPI objects, first control-plane node"
+            "WorkloadCluster {NAMESPACE}/{CLUSTER} (profiles sim-infra and sim-addons, 3 control-plane nodes, 2 workers): revision, CAPI objects, first control-plane node"
         ),
     );
     ensure_namespace(&client, NAMESPACE).await?;
@@ -291,10 +291,43 @@ async fn run(args: Args) -> Result<(), String> {
     }
     done(started);
 
-    let started = step(6, total, "layers (CNI, CSI, add-ons)");
-    println!(
-        "    not built yet: the agent will install the stack's layers in order and keep them converged"
+    let started = step(
+        6,
+        total,
+        "layers: the agent installs the CNI, the CSI and the add-ons in order, each Ready before the next",
     );
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let wc = clusters.get_opt(CLUSTER).await.map_err(|e| e.to_string())?;
+        let status = wc.and_then(|c| c.status).unwrap_or_default();
+        for layer in &status.layers {
+            let mut line = format!("layer {} {} {}", layer.name, layer.version, layer.state.as_str());
+            if let Some(message) = &layer.message {
+                line.push_str(&format!(": {message}"));
+            }
+            if !seen.contains(&line) {
+                println!("    {} {line}", clock.stamp());
+                seen.push(line);
+            }
+        }
+        let all_ready = !status.layers.is_empty()
+            && status
+                .layers
+                .iter()
+                .all(|l| l.state == strata_shared::cluster::LayerPhase::Ready);
+        if all_ready {
+            println!(
+                "    {} layers {} Ready",
+                clock.stamp(),
+                status.layers_summary.unwrap_or_default()
+            );
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err("the cluster's layers were not Ready in 10 minutes".into());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     done(started);
 
     let workload_kubeconfig = env.dir.path().join("workload.kubeconfig");
@@ -321,6 +354,14 @@ async fn run(args: Args) -> Result<(), String> {
     );
     println!(
         "  {kubectl} --kubeconfig {} -n strata-system get deployments,leases,configmaps",
+        workload_kubeconfig.display()
+    );
+    println!(
+        "  {kubectl} --kubeconfig {} -n strata-system get configmap strata-layers -o jsonpath='{{.data.layers\\.json}}'",
+        workload_kubeconfig.display()
+    );
+    println!(
+        "  {kubectl} --kubeconfig {} get daemonsets,deployments,storageclasses -A",
         workload_kubeconfig.display()
     );
 

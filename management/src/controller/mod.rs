@@ -32,6 +32,7 @@ mod reconcile;
 mod resolve;
 mod revisions;
 mod run;
+mod site_registries;
 mod status;
 mod validate;
 mod workload_access;

@@ -403,7 +403,7 @@ fn unknown_registry(
 
 /// Why a `PackRegistry` could not be used: each pack it should give fails with this reason.
 #[derive(Debug, thiserror::Error)]
-enum RegistrySetupError {
+pub(super) enum RegistrySetupError {
     #[error("spec.endpoint/basePath {address:?}: {source}")]
     Address {
         address: String,
@@ -425,7 +425,7 @@ enum RegistrySetupError {
 }
 
 /// The address and client options a `PackRegistry` and its Secret give.
-async fn registry_settings(
+pub(super) async fn registry_settings(
     writer: &KubeWriter,
     registry: &PackRegistry,
 ) -> Result<(RegistryAddress, RegistryOptions), RegistrySetupError> {

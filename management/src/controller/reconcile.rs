@@ -29,6 +29,7 @@ use super::link;
 use super::observe::{self, ObserveError};
 use super::outcome::{Counts, Outcome, decide};
 use super::resolve;
+use super::site_registries::{self, SiteRegistriesError};
 use super::status::{self, StatusError, StatusUpdate};
 use super::validate::{self, ValidCluster};
 
@@ -52,6 +53,8 @@ pub enum ReconcileError {
     Link(#[from] CredentialError),
     #[error(transparent)]
     Deletion(#[from] DeletionError),
+    #[error(transparent)]
+    SiteRegistries(#[from] SiteRegistriesError),
 }
 
 impl ReconcileError {
@@ -67,6 +70,7 @@ impl ReconcileError {
             ReconcileError::Finalizer(_) => "FinalizerFailed",
             ReconcileError::Link(_) => "CredentialFailed",
             ReconcileError::Deletion(e) => e.reason(),
+            ReconcileError::SiteRegistries(e) => e.reason(),
         }
     }
 }
@@ -217,6 +221,11 @@ async fn steps(
         }
         None => None,
     };
+    // Like the identities, kept whoever holds the objects: the agent installs the layers
+    // from these registries and takes a changed one from here.
+    let site = site_registries::site_registries(ctx, &valid, &inputs.registries, &resolved.desired)
+        .await?;
+    site_registries::publish(ctx, &valid, &publication.objects_namespace, &site).await?;
     let (current, ledger) =
         match apply::turn(ctx, &valid, &publication.objects_namespace, agent_installed).await? {
             Turn::Controller(current, ledger) => (*current, ledger),

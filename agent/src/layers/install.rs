@@ -1,0 +1,313 @@
+//! One layer installed: its pack pulled by the digest its revision pins, its values' system
+//! macros resolved, its manifests rendered and applied as the layer's ApplySet, its charts
+//! installed or upgraded as Helm releases, and the whole waited for until Ready.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_yaml::Value;
+use strata_shared::contracts::field_managers::AGENT_FIELD_MANAGER;
+use strata_shared::helm_cli::Helm;
+use strata_shared::layer::install_order::{ObjectKey, layer_objects};
+use strata_shared::layer::macros::ClusterFacts;
+use strata_shared::layer::readiness::Readiness;
+use strata_shared::layer_apply::{ManifestLayer, apply_manifest_layer, layer_readiness};
+use strata_shared::pack::Pack;
+use strata_shared::pack::render::{UnitChart, render_units};
+use strata_shared::pack::values_schema::check::SECRET_MASK;
+use strata_shared::pack_render::resolve_macros;
+use strata_shared::registry::cache::PackCache;
+use strata_shared::registry::site_access::SiteRegistries;
+use strata_shared::revision::RevisionLayer;
+
+use super::LayerError;
+use super::record::{InstalledKind, Release};
+
+/// What installing layers needs of the agent's setup.
+#[derive(Clone)]
+pub struct LayerSetup {
+    pub client: kube::Client,
+    pub helm: Option<Helm>,
+    pub cache: PackCache,
+    /// Where packs are unpacked while a layer installs.
+    pub work_dir: PathBuf,
+    /// The cluster as helm reaches it.
+    pub kubeconfig: PathBuf,
+    /// The longest a layer may take to apply and become Ready.
+    pub timeout: Duration,
+}
+
+/// A layer as installed: what it is made of, its objects (what its health is read from)
+/// and, for manifests, what was applied (what a drift pass sets back).
+pub struct Installed {
+    pub kind: InstalledKind,
+    pub objects: Vec<ObjectKey>,
+    pub rendered: Option<(String, String)>,
+    pub from_cache: bool,
+}
+
+/// Pulls, renders and applies `layer`; does not wait for it to be Ready.
+pub async fn install(
+    setup: &LayerSetup,
+    layer: &RevisionLayer,
+    registries: &SiteRegistries,
+    facts: &ClusterFacts,
+) -> Result<Installed, LayerError> {
+    let name = layer.name.as_str();
+    let failed = |cause: String| LayerError::new(layer, cause);
+    let values: Value = serde_yaml::from_str(&layer.values)
+        .map_err(|e| failed(format!("its values in the revision are not YAML: {e}")))?;
+    if let Some(key) = masked_key(&values, "") {
+        return Err(failed(format!(
+            "value {key} is a secret, and revisions carry secrets masked ({SECRET_MASK}); secret values do not reach sites yet"
+        )));
+    }
+    let (registry_name, registry) = registries
+        .for_layer(name, layer.registry.as_deref())
+        .map_err(|e| failed(e.to_string()))?;
+    let client = registry
+        .client(registry_name)
+        .map_err(|e| failed(e.to_string()))?;
+    let work = tempfile::Builder::new()
+        .prefix("layer-")
+        .tempdir_in(&setup.work_dir)
+        .map_err(|e| {
+            failed(format!(
+                "cannot make a work folder in {}: {e}",
+                setup.work_dir.display()
+            ))
+        })?;
+    let dest = work.path().join(name);
+    let pulled = client
+        .pull_pinned(name, &layer.version, &layer.digest, &dest, Some(&setup.cache))
+        .await
+        .map_err(|e| failed(format!("pack {name}:{} from {registry}: {e}", layer.version)))?;
+    let (pack, findings) = Pack::load(&pulled.dir);
+    let pack = pack.ok_or_else(|| {
+        failed(format!(
+            "pack {name}:{} ({}) is not a valid pack: {}",
+            layer.version,
+            layer.digest,
+            findings
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        ))
+    })?;
+    let helm = setup.helm.as_ref();
+    let values = match helm {
+        Some(helm) => {
+            let helm = helm.clone();
+            let (layer_name, facts) = (name.to_string(), facts.clone());
+            blocking(layer, move || {
+                resolve_macros(&helm, &layer_name, &values, &facts).map_err(|e| e.to_string())
+            })
+            .await?
+        }
+        None => values,
+    };
+    let units = render_units(&pack, &values).map_err(|e| failed(e.to_string()))?;
+    let (charts, manifests): (Vec<_>, Vec<_>) = units
+        .into_iter()
+        .partition(|unit| matches!(unit.chart, UnitChart::InPack { .. }));
+    let needs_helm = !charts.is_empty()
+        || manifests
+            .iter()
+            .any(|unit| matches!(unit.chart, UnitChart::Generated(_)));
+    let helm = match (helm, needs_helm) {
+        (Some(helm), _) => Some(helm.clone().with_timeout(setup.timeout)),
+        (None, false) => None,
+        (None, true) => {
+            return Err(failed(
+                "its pack has templates or charts and the agent has no helm (set STRATA_HELM or put helm on PATH)".into(),
+            ));
+        }
+    };
+    let mut objects = Vec::new();
+    let mut rendered = None;
+    let mut releases = Vec::new();
+    if !manifests.is_empty() {
+        let namespace = manifests[0].namespace.clone();
+        let mut text = String::new();
+        for unit in manifests {
+            let output = match (&unit.chart, &helm) {
+                (UnitChart::Verbatim { output }, _) => output.clone(),
+                (_, Some(helm)) => {
+                    let (helm, dir) = (helm.clone(), pack.dir.clone());
+                    blocking(layer, move || {
+                        helm.render(&dir, &unit).map_err(|e| e.to_string())
+                    })
+                    .await?
+                }
+                (_, None) => String::new(),
+            };
+            text.push_str(&output);
+            text.push_str("\n---\n");
+        }
+        let report = apply_manifest_layer(
+            &setup.client,
+            &ManifestLayer {
+                name,
+                namespace: &namespace,
+                rendered: &text,
+            },
+            AGENT_FIELD_MANAGER,
+            setup.timeout,
+        )
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+        objects.extend(report.applied);
+        rendered = Some((namespace, text));
+    }
+    for unit in charts {
+        let (UnitChart::InPack { path, .. }, Some(helm)) = (&unit.chart, &helm) else {
+            continue;
+        };
+        let release = strata_shared::chart_release::ChartRelease {
+            name: unit.release.clone(),
+            namespace: unit.namespace.clone(),
+            chart: pack.dir.join(path),
+            values: unit.values.clone().unwrap_or(Value::Null),
+            kubeconfig: setup.kubeconfig.clone(),
+        };
+        let helm = helm.clone();
+        let manifest = blocking(layer, move || {
+            strata_shared::chart_release::install_or_upgrade(&helm, &release)
+                .and_then(|_| {
+                    strata_shared::chart_release::release_manifest(
+                        &helm,
+                        &release.kubeconfig,
+                        &release.namespace,
+                        &release.name,
+                    )
+                })
+                .map_err(|e| e.to_string())
+        })
+        .await?;
+        let keys = layer_objects(&manifest, &unit.namespace, None).map_err(|e| {
+            failed(format!(
+                "release {}/{}: its manifest: {e}",
+                unit.namespace, unit.release
+            ))
+        })?;
+        objects.extend(keys.into_iter().map(|o| o.key));
+        releases.push(Release {
+            namespace: unit.namespace.clone(),
+            name: unit.release.clone(),
+        });
+    }
+    let kind = if releases.is_empty() {
+        InstalledKind::Manifests
+    } else {
+        InstalledKind::Charts { releases }
+    };
+    Ok(Installed {
+        kind,
+        objects,
+        rendered,
+        from_cache: pulled.from_cache,
+    })
+}
+
+/// Waits until every object is Ready: Err names the object and the cause when one fails or
+/// the time runs out.
+pub async fn wait_ready(
+    setup: &LayerSetup,
+    layer: &RevisionLayer,
+    objects: &[ObjectKey],
+) -> Result<(), LayerError> {
+    let deadline = Instant::now() + setup.timeout;
+    loop {
+        let states = layer_readiness(&setup.client, &layer.name, objects)
+            .await
+            .map_err(|e| LayerError::new(layer, e.to_string()))?;
+        let waiting = states.iter().find(|(_, state)| !state.is_ready());
+        match waiting {
+            None => return Ok(()),
+            Some((key, Readiness::Failed { reason })) => {
+                return Err(LayerError::new(layer, format!("{key} failed: {reason}")));
+            }
+            Some((key, Readiness::NotReady { reason })) => {
+                if Instant::now() >= deadline {
+                    return Err(LayerError::new(
+                        layer,
+                        format!(
+                            "not Ready within {} s: {key}: {reason}",
+                            setup.timeout.as_secs()
+                        ),
+                    ));
+                }
+            }
+            Some((_, Readiness::Ready)) => {}
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// The first values key (dotted) whose value is the secret mask.
+fn masked_key(values: &Value, at: &str) -> Option<String> {
+    match values {
+        Value::String(text) if text == SECRET_MASK => Some(at.to_string()),
+        Value::Mapping(map) => map.iter().find_map(|(key, value)| {
+            let key = key.as_str().map(String::from).unwrap_or_else(|| format!("{key:?}"));
+            let path = if at.is_empty() { key } else { format!("{at}.{key}") };
+            masked_key(value, &path)
+        }),
+        Value::Sequence(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, value)| masked_key(value, &format!("{at}[{i}]"))),
+        _ => None,
+    }
+}
+
+/// helm runs as a process: off the async threads.
+async fn blocking<T: Send + 'static>(
+    layer: &RevisionLayer,
+    work: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, LayerError> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(cause)) => Err(LayerError::new(layer, cause)),
+        Err(e) => Err(LayerError::new(layer, format!("the helm task stopped: {e}"))),
+    }
+}
+
+/// A kubeconfig for helm: `$KUBECONFIG` when the agent has one, else one written into
+/// `dir` for the pod's service account (the in-cluster server, CA and token files).
+pub fn helm_kubeconfig(dir: &Path) -> std::io::Result<PathBuf> {
+    if let Some(path) = std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(path));
+    }
+    const ACCOUNT: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+    let host = std::env::var("KUBERNETES_SERVICE_HOST").unwrap_or_default();
+    let port = std::env::var("KUBERNETES_SERVICE_PORT").unwrap_or_else(|_| "443".into());
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host
+    };
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: in-cluster\n  cluster:\n    server: https://{host}:{port}\n    certificate-authority: {ACCOUNT}/ca.crt\nusers:\n- name: agent\n  user:\n    tokenFile: {ACCOUNT}/token\ncontexts:\n- name: in-cluster\n  context: {{cluster: in-cluster, user: agent}}\ncurrent-context: in-cluster\n"
+    );
+    let path = dir.join("helm-kubeconfig");
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_masked_secret_is_found_by_its_key() {
+        let values: Value =
+            serde_yaml::from_str("pack: {namespace: a}\nauth:\n  users:\n    - {name: x, password: <secret>}\n")
+                .unwrap();
+        assert_eq!(masked_key(&values, "").as_deref(), Some("auth.users[0].password"));
+        let plain: Value = serde_yaml::from_str("a: {b: secret}").unwrap();
+        assert_eq!(masked_key(&plain, ""), None);
+    }
+}

@@ -1,0 +1,549 @@
+//! Step 6: the layers of the cluster's revision installed from the cluster's own side, in
+//! the revision's order, each gated on the health of the one before, and kept converged.
+//!
+//! The OS and Kubernetes layers are node-level (the CAPI objects carry them); every other
+//! layer (CNI, CSI, add-ons) is installed here by [`LayerInstaller`], which runs as a task
+//! of its own beside the holding work, so that a long install never delays the reports or
+//! a move back. A layer that fails is `Failed` with its cause, the layers after it wait, and
+//! it is tried again with exponential backoff. What each layer's state is goes into
+//! `status.layers` (through the status report) and into this cluster's
+//! `strata-system/strata-layers`, which also records what is installed, so that a layer that
+//! leaves the stack is uninstalled, in reverse order, by whichever agent runs then.
+
+mod install;
+mod record;
+mod registries;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use strata_shared::cluster::{LayerPhase, LayerState, WorkloadCluster};
+use strata_shared::contracts::capi::CLUSTER;
+use strata_shared::contracts::field_managers::AGENT_FIELD_MANAGER;
+use strata_shared::kube_writer::KubeWriter;
+use strata_shared::layer::applyset::layer_parent_name;
+use strata_shared::layer::install_order::ObjectKey;
+use strata_shared::layer::macros::ClusterFacts;
+use strata_shared::layer_apply::{ManifestLayer, apply_manifest_layer};
+use strata_shared::revision::{ClusterRevision, RevisionLayer};
+
+use tracing::Instrument;
+
+use crate::health::AgentHealth;
+use crate::management_link::ManagementLink;
+use crate::status_report::StatusReport;
+
+pub use install::{LayerSetup, helm_kubeconfig};
+use record::{InstalledKind, InstalledLayer, LayerRecord, install_digest};
+
+/// How often the installed layers are checked again once all are Ready.
+const CONVERGE_EVERY: Duration = Duration::from_secs(30);
+/// How often the installer looks again while a layer waits for its retry.
+const TICK: Duration = Duration::from_secs(5);
+
+/// Why a layer is not installed: the layer and the cause, with the object or file in it.
+#[derive(Debug, thiserror::Error)]
+#[error("layer {layer} ({version}): {cause}")]
+pub struct LayerError {
+    pub layer: String,
+    pub version: String,
+    pub cause: String,
+}
+
+impl LayerError {
+    fn new(layer: &RevisionLayer, cause: impl Into<String>) -> LayerError {
+        LayerError {
+            layer: layer.name.clone(),
+            version: layer.version.clone(),
+            cause: cause.into(),
+        }
+    }
+}
+
+/// The layers the agent installs: every layer but the node-level ones, in install order.
+pub fn site_layers(revision: &ClusterRevision) -> Vec<&RevisionLayer> {
+    let mut layers: Vec<&RevisionLayer> = revision
+        .spec
+        .desired
+        .layers
+        .iter()
+        .filter(|l| !matches!(l.layer.as_str(), "os" | "k8s" | "kernel"))
+        .collect();
+    layers.sort_by_key(|l| l.order);
+    layers
+}
+
+/// A layer applied by this agent since it started: what its health and drift are read from.
+struct Applied {
+    install_digest: String,
+    objects: Vec<ObjectKey>,
+    /// Manifests: the namespace and rendered text applied.
+    rendered: Option<(String, String)>,
+}
+
+/// When a failed layer is tried again.
+struct Retry {
+    at: Instant,
+    delays: ExponentialBackoff,
+}
+
+pub struct LayerInstaller {
+    workload: KubeWriter,
+    link: ManagementLink,
+    report: StatusReport,
+    health: Arc<AgentHealth>,
+    setup: LayerSetup,
+    record: LayerRecord,
+    applied: BTreeMap<String, Applied>,
+    retries: BTreeMap<String, Retry>,
+    last_check: Option<Instant>,
+    cluster_uid: Option<String>,
+}
+
+impl LayerInstaller {
+    pub fn new(
+        workload: KubeWriter,
+        link: ManagementLink,
+        report: StatusReport,
+        health: Arc<AgentHealth>,
+        setup: LayerSetup,
+    ) -> LayerInstaller {
+        LayerInstaller {
+            workload,
+            link,
+            report,
+            health,
+            setup,
+            record: LayerRecord::default(),
+            applied: BTreeMap::new(),
+            retries: BTreeMap::new(),
+            last_check: None,
+            cluster_uid: None,
+        }
+    }
+
+    /// Runs until the task is dropped.
+    pub async fn run(mut self, revision: ClusterRevision) {
+        remove_leftovers(&self.setup.work_dir);
+        loop {
+            match LayerRecord::load(&self.workload).await {
+                Ok(record) => {
+                    self.record = record;
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the layers' record; retrying");
+                    tokio::time::sleep(TICK).await;
+                }
+            }
+        }
+        self.report.set_layers(self.record.states.clone());
+        loop {
+            self.round(&revision).await;
+            tokio::time::sleep(TICK).await;
+        }
+    }
+
+    /// One pass: layers that left the stack uninstalled, then each layer in order installed
+    /// when it is not (or not as the revision wants it), up to the first that is not Ready.
+    async fn round(&mut self, revision: &ClusterRevision) {
+        let wanted = site_layers(revision);
+        if !self.uninstall_removed(&wanted).await {
+            return;
+        }
+        let check_due = self
+            .last_check
+            .is_none_or(|at| at.elapsed() >= CONVERGE_EVERY);
+        let mut blocked = false;
+        let mut changed = false;
+        for layer in &wanted {
+            if self.state_of(&layer.name).is_none() {
+                changed |= self.set_state(layer, LayerPhase::Pending, Some("waiting for the layers before it".into()));
+            }
+        }
+        for layer in &wanted {
+            if blocked {
+                changed |= self.set_state(layer, LayerPhase::Pending, Some("waiting for the layers before it".into()));
+                continue;
+            }
+            let digest = install_digest(layer);
+            let current = self
+                .applied
+                .get(&layer.name)
+                .is_some_and(|a| a.install_digest == digest);
+            if current {
+                if check_due {
+                    changed |= self.check(layer).await;
+                }
+                blocked = self.state_of(&layer.name) != Some(LayerPhase::Ready);
+                continue;
+            }
+            if let Some(retry) = self.retries.get(&layer.name)
+                && Instant::now() < retry.at
+            {
+                blocked = true;
+                continue;
+            }
+            self.install(revision, layer, &digest).await;
+            changed = true;
+            blocked = self.state_of(&layer.name) != Some(LayerPhase::Ready);
+        }
+        if check_due {
+            self.last_check = Some(Instant::now());
+            if !blocked {
+                self.bound_cache(&wanted);
+            }
+        }
+        // In the revision's order, as status.layers shows them.
+        let position = |name: &str| wanted.iter().position(|l| l.name == name);
+        self.record.states.retain(|s| position(&s.name).is_some());
+        self.record.states.sort_by_key(|s| position(&s.name));
+        if changed {
+            self.publish().await;
+        }
+    }
+
+    async fn install(&mut self, revision: &ClusterRevision, layer: &RevisionLayer, digest: &str) {
+        self.set_state(layer, LayerPhase::Installing, None);
+        // Recorded before anything is applied: an agent killed from here on finds the layer
+        // to finish, or to uninstall if it left the stack meanwhile.
+        let kind = self
+            .record
+            .installed(&layer.name)
+            .map(|i| i.kind.clone())
+            .unwrap_or(InstalledKind::Manifests);
+        self.record.set_installed(InstalledLayer {
+            name: layer.name.clone(),
+            version: layer.version.clone(),
+            digest: layer.digest.clone(),
+            install_digest: digest.to_string(),
+            kind,
+            complete: false,
+        });
+        self.publish().await;
+        let started = Instant::now();
+        let span = tracing::info_span!("layer", layer = %layer.name, version = %layer.version);
+        match self.install_and_wait(revision, layer).instrument(span).await {
+            Ok((installed, from_cache)) => {
+                self.record.set_installed(InstalledLayer {
+                    name: layer.name.clone(),
+                    version: layer.version.clone(),
+                    digest: layer.digest.clone(),
+                    install_digest: digest.to_string(),
+                    kind: installed.0,
+                    complete: true,
+                });
+                self.applied.insert(
+                    layer.name.clone(),
+                    Applied {
+                        install_digest: digest.to_string(),
+                        objects: installed.1,
+                        rendered: installed.2,
+                    },
+                );
+                self.retries.remove(&layer.name);
+                let seconds = started.elapsed().as_secs_f64();
+                tracing::info!(layer = %layer.name, version = %layer.version, from_cache, seconds, "layer Ready");
+                self.set_state(layer, LayerPhase::Ready, None);
+            }
+            Err(e) => {
+                let retry = self.retries.entry(layer.name.clone()).or_insert_with(|| Retry {
+                    at: Instant::now(),
+                    delays: ExponentialBuilder::default()
+                        .with_min_delay(Duration::from_secs(5))
+                        .with_max_delay(Duration::from_secs(300))
+                        .with_jitter()
+                        .without_max_times()
+                        .build(),
+                });
+                let delay = retry.delays.next().unwrap_or(Duration::from_secs(300));
+                retry.at = Instant::now() + delay;
+                tracing::warn!(error = %e, retry_in_s = delay.as_secs(), "layer failed");
+                self.set_state(layer, LayerPhase::Failed, Some(e.cause));
+            }
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    async fn install_and_wait(
+        &mut self,
+        revision: &ClusterRevision,
+        layer: &RevisionLayer,
+    ) -> Result<((InstalledKind, Vec<ObjectKey>, Option<(String, String)>), bool), LayerError> {
+        let registries = registries::site_registries(&self.workload, &self.link)
+            .await
+            .map_err(|e| LayerError::new(layer, e.to_string()))?;
+        let facts = self.facts(revision).await;
+        let installed = install::install(&self.setup, layer, &registries, &facts).await?;
+        install::wait_ready(&self.setup, layer, &installed.objects).await?;
+        Ok((
+            (installed.kind, installed.objects, installed.rendered),
+            installed.from_cache,
+        ))
+    }
+
+    /// An installed layer looked at again: its objects set back where they drifted, and
+    /// its health read. Returns whether its state changed.
+    async fn check(&mut self, layer: &RevisionLayer) -> bool {
+        let Some(applied) = self.applied.get(&layer.name) else {
+            return false;
+        };
+        let (rendered, objects) = (applied.rendered.clone(), applied.objects.clone());
+        let mut corrected = false;
+        if let Some((namespace, text)) = &rendered {
+            let manifest = ManifestLayer {
+                name: &layer.name,
+                namespace,
+                rendered: text,
+            };
+            match strata_shared::layer_apply::correct_drift(
+                &self.setup.client,
+                &manifest,
+                AGENT_FIELD_MANAGER,
+            )
+            .await
+            {
+                Ok(report) if !report.corrections.is_empty() => {
+                    let count = report.corrections.len();
+                    self.health.drift_corrected(&layer.name, count as u64);
+                    self.add_corrections(&layer.name, count as i64);
+                    corrected = true;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(layer = %layer.name, error = %e, "drift pass failed; will try again"),
+            }
+        }
+        let state = match strata_shared::layer_apply::layer_readiness(
+            &self.setup.client,
+            &layer.name,
+            &objects,
+        )
+        .await
+        {
+            Ok(states) => states
+                .into_iter()
+                .find(|(_, s)| !s.is_ready())
+                .map(|(key, s)| format!("{key}: {s:?}")),
+            Err(e) => Some(e.to_string()),
+        };
+        let changed = match state {
+            None => self.set_state(layer, LayerPhase::Ready, None),
+            Some(why) => self.set_state(layer, LayerPhase::Installing, Some(format!("no longer Ready: {why}"))),
+        };
+        changed || corrected
+    }
+
+    /// The cache keeps the packs the revision pins and nothing else, once they all are
+    /// installed: it holds at most one revision's packs.
+    fn bound_cache(&self, wanted: &[&RevisionLayer]) {
+        let keep = wanted.iter().map(|l| l.digest.clone()).collect();
+        match self.setup.cache.collect_garbage(&keep) {
+            Ok(report) if !report.removed.is_empty() => {
+                tracing::info!(removed = report.removed.len(), freed_bytes = report.freed_bytes, "removed packs no layer uses from the cache");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot clean the pack cache"),
+        }
+    }
+
+    /// Layers the record holds that the revision no longer has, uninstalled newest first.
+    /// False while one could not be (the rest waits).
+    async fn uninstall_removed(&mut self, wanted: &[&RevisionLayer]) -> bool {
+        let removed: Vec<InstalledLayer> = self
+            .record
+            .installed
+            .iter()
+            .rev()
+            .filter(|i| !wanted.iter().any(|w| w.name == i.name))
+            .cloned()
+            .collect();
+        for layer in removed {
+            match self.uninstall(&layer).await {
+                Ok(()) => {
+                    tracing::info!(layer = %layer.name, version = %layer.version, "layer uninstalled: it left the cluster's stack");
+                    self.record.forget(&layer.name);
+                    self.record.states.retain(|s| s.name != layer.name);
+                    self.applied.remove(&layer.name);
+                    self.publish().await;
+                }
+                Err(e) => {
+                    tracing::warn!(layer = %layer.name, error = %e, "cannot uninstall the layer; will try again");
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    async fn uninstall(&self, layer: &InstalledLayer) -> Result<(), String> {
+        if let InstalledKind::Charts { releases } = &layer.kind {
+            let helm = self
+                .setup
+                .helm
+                .clone()
+                .ok_or("its releases need helm, and the agent has none")?;
+            for release in releases.iter().rev() {
+                let (helm, kubeconfig, release) =
+                    (helm.clone(), self.setup.kubeconfig.clone(), release.clone());
+                tokio::task::spawn_blocking(move || {
+                    strata_shared::chart_release::uninstall(
+                        &helm,
+                        &kubeconfig,
+                        &release.namespace,
+                        &release.name,
+                    )
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            }
+        }
+        // Nothing rendered: every member of the layer's ApplySet is pruned, in reverse
+        // install order; then the set's parent goes.
+        apply_manifest_layer(
+            &self.setup.client,
+            &ManifestLayer {
+                name: &layer.name,
+                namespace: "default",
+                rendered: "",
+            },
+            AGENT_FIELD_MANAGER,
+            self.setup.timeout,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let parents = self
+            .workload
+            .namespaced::<k8s_openapi::api::core::v1::ConfigMap>(
+                strata_shared::contracts::names::AGENT_NAMESPACE,
+            );
+        parents
+            .delete(&layer_parent_name(&layer.name))
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    /// The cluster's facts for its values' system macros.
+    async fn facts(&mut self, revision: &ClusterRevision) -> ClusterFacts {
+        if self.cluster_uid.is_none()
+            && let Ok(management) = self.link.management().await
+            && let Ok(Some(cluster)) = management
+                .namespaced::<WorkloadCluster>(&self.link.cluster_namespace)
+                .get(&self.link.cluster)
+                .await
+        {
+            self.cluster_uid = cluster.metadata.uid.clone();
+        }
+        let desired = &revision.spec.desired;
+        let (endpoint_host, endpoint_port) = self.endpoint().await;
+        ClusterFacts {
+            name: self.link.cluster.clone(),
+            namespace: self.link.objects_namespace.clone(),
+            uid: self.cluster_uid.clone().unwrap_or_default(),
+            pod_cidrs: desired.network.pod_cidrs.clone(),
+            service_cidrs: desired.network.service_cidrs.clone(),
+            endpoint_host,
+            endpoint_port,
+            kubernetes_version: desired.kubernetes_version.clone(),
+            cloud_type: desired.cloud_type,
+        }
+    }
+
+    /// The control-plane endpoint of the CAPI Cluster, which lives here after the pivot.
+    async fn endpoint(&self) -> (String, u16) {
+        let clusters = self
+            .workload
+            .dynamic(&CLUSTER.api_resource(), Some(&self.link.objects_namespace));
+        let Ok(Some(cluster)) = clusters.get(&self.link.cluster).await else {
+            return (String::new(), 0);
+        };
+        let endpoint = &cluster.data["spec"]["controlPlaneEndpoint"];
+        let host = endpoint["host"].as_str().unwrap_or_default().to_string();
+        let port = endpoint["port"]
+            .as_u64()
+            .and_then(|p| u16::try_from(p).ok())
+            .unwrap_or(0);
+        (host, port)
+    }
+
+    fn state_of(&self, name: &str) -> Option<LayerPhase> {
+        self.record
+            .states
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.state)
+    }
+
+    fn add_corrections(&mut self, name: &str, count: i64) {
+        if let Some(state) = self.record.states.iter_mut().find(|s| s.name == name) {
+            state.drift_corrections += count;
+        }
+    }
+
+    /// Sets a layer's state (its transition time moves only when the phase does); returns
+    /// whether anything changed.
+    fn set_state(&mut self, layer: &RevisionLayer, phase: LayerPhase, message: Option<String>) -> bool {
+        let states = &mut self.record.states;
+        let index = match states.iter().position(|s| s.name == layer.name) {
+            Some(index) => index,
+            None => {
+                states.push(LayerState {
+                    name: layer.name.clone(),
+                    version: layer.version.clone(),
+                    digest: Some(layer.digest.clone()),
+                    state: phase,
+                    message: None,
+                    last_transition_time: None,
+                    drift_corrections: 0,
+                });
+                states.len() - 1
+            }
+        };
+        let entry = &mut states[index];
+        let before = entry.clone();
+        if entry.state != phase || entry.last_transition_time.is_none() {
+            entry.last_transition_time = Some(Time(Timestamp::now()));
+        }
+        entry.state = phase;
+        entry.version = layer.version.clone();
+        entry.digest = Some(layer.digest.clone());
+        entry.message = message;
+        self.health.layer_ready(&layer.name, phase == LayerPhase::Ready);
+        *entry != before
+    }
+
+    /// The states in the revision's order, in this cluster and for the next report.
+    async fn publish(&mut self) {
+        if let Err(e) = self.record.save(&self.workload).await {
+            tracing::warn!(error = %e, "cannot record the layers' state in this cluster; will try again");
+        }
+        self.report.set_layers(self.record.states.clone());
+    }
+}
+
+/// Work folders an agent killed mid-install left behind.
+fn remove_leftovers(work_dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(work_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with("layer-")
+            && let Err(e) = std::fs::remove_dir_all(entry.path())
+        {
+            tracing::warn!(path = %entry.path().display(), error = %e, "cannot remove a leftover work folder");
+        }
+    }
+}
+
+/// Where the agent keeps packs and works on them, from its `--pack-cache`.
+pub fn setup_dirs(cache_root: &std::path::Path) -> std::io::Result<(PathBuf, PathBuf)> {
+    let work = cache_root.join("work");
+    std::fs::create_dir_all(&work)?;
+    Ok((cache_root.join("blobs"), work))
+}

@@ -1,0 +1,204 @@
+//! What the agent keeps in its own cluster about the layers, in the ConfigMap
+//! `strata-system/strata-layers`: each layer's state (what `status.layers` says, readable
+//! at the site with the management cluster unreachable) and what is installed (so that a
+//! restarted agent knows what to uninstall when a layer leaves the stack, and which
+//! layers it need not install again).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use strata_shared::cluster::LayerState;
+use strata_shared::contracts::names::{AGENT_NAMESPACE, LAYER_STATE_CONFIG_MAP};
+use strata_shared::kube_writer::{KubeWriter, WriteError};
+use strata_shared::revision::RevisionLayer;
+
+const STATES_KEY: &str = "layers.json";
+const INSTALLED_KEY: &str = "installed.json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("ConfigMap {AGENT_NAMESPACE}/{LAYER_STATE_CONFIG_MAP}: {0}")]
+    Api(#[source] WriteError),
+    #[error("ConfigMap {AGENT_NAMESPACE}/{LAYER_STATE_CONFIG_MAP}, key {key:?}: {reason}")]
+    Malformed { key: &'static str, reason: String },
+}
+
+/// One Helm release of a chart layer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Release {
+    pub namespace: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "type")]
+pub enum InstalledKind {
+    /// Manifests: the layer's ApplySet (`strata-layer-<name>`).
+    Manifests,
+    /// Charts (and maybe manifests too): the releases.
+    Charts { releases: Vec<Release> },
+}
+
+/// A layer the agent applied (or started to).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstalledLayer {
+    pub name: String,
+    pub version: String,
+    pub digest: String,
+    /// [`install_digest`] of what was installed.
+    pub install_digest: String,
+    pub kind: InstalledKind,
+    /// False from the moment an install starts until it finished: an agent killed in
+    /// between installs it again.
+    pub complete: bool,
+}
+
+/// The pack, its values and its secrets' digest: a layer whose install digest is
+/// unchanged need not be installed again.
+pub fn install_digest(layer: &RevisionLayer) -> String {
+    let mut hash = Sha256::new();
+    for part in [
+        layer.digest.as_str(),
+        layer.values.as_str(),
+        layer.secrets_digest.as_deref().unwrap_or_default(),
+    ] {
+        hash.update((part.len() as u64).to_be_bytes());
+        hash.update(part.as_bytes());
+    }
+    let digest = hash.finalize();
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+/// The record as kept in the cluster.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LayerRecord {
+    pub states: Vec<LayerState>,
+    pub installed: Vec<InstalledLayer>,
+}
+
+impl LayerRecord {
+    pub fn installed(&self, name: &str) -> Option<&InstalledLayer> {
+        self.installed.iter().find(|i| i.name == name)
+    }
+
+    /// Sets `layer`'s entry, keeping the order layers were first installed in (uninstall
+    /// goes in reverse).
+    pub fn set_installed(&mut self, layer: InstalledLayer) {
+        match self.installed.iter_mut().find(|i| i.name == layer.name) {
+            Some(entry) => *entry = layer,
+            None => self.installed.push(layer),
+        }
+    }
+
+    pub fn forget(&mut self, name: &str) {
+        self.installed.retain(|i| i.name != name);
+    }
+
+    /// Reads it from the cluster; an absent ConfigMap is an empty record.
+    pub async fn load(workload: &KubeWriter) -> Result<LayerRecord, RecordError> {
+        let found = workload
+            .namespaced::<ConfigMap>(AGENT_NAMESPACE)
+            .get(LAYER_STATE_CONFIG_MAP)
+            .await
+            .map_err(RecordError::Api)?;
+        let data = found.and_then(|c| c.data).unwrap_or_default();
+        Ok(LayerRecord {
+            states: parse(&data, STATES_KEY)?,
+            installed: parse(&data, INSTALLED_KEY)?,
+        })
+    }
+
+    pub async fn save(&self, workload: &KubeWriter) -> Result<(), RecordError> {
+        let map = ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(LAYER_STATE_CONFIG_MAP.into()),
+                namespace: Some(AGENT_NAMESPACE.into()),
+                ..ObjectMeta::default()
+            },
+            data: Some(BTreeMap::from([
+                (STATES_KEY.to_string(), json(&self.states)),
+                (INSTALLED_KEY.to_string(), json(&self.installed)),
+            ])),
+            ..ConfigMap::default()
+        };
+        workload.apply(&map).await.map_err(RecordError::Api)?;
+        Ok(())
+    }
+}
+
+fn parse<T: for<'de> Deserialize<'de> + Default>(
+    data: &BTreeMap<String, String>,
+    key: &'static str,
+) -> Result<T, RecordError> {
+    match data.get(key) {
+        None => Ok(T::default()),
+        Some(text) => serde_json::from_str(text).map_err(|e| RecordError::Malformed {
+            key,
+            reason: e.to_string(),
+        }),
+    }
+}
+
+/// Lists of plain values always serialize.
+fn json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn layer(values: &str) -> RevisionLayer {
+        RevisionLayer {
+            order: 3,
+            name: "cni-calico".into(),
+            version: "3.19.0".into(),
+            layer: "cni".into(),
+            registry: None,
+            digest: "sha256:aa".into(),
+            values: values.into(),
+            secrets_digest: None,
+        }
+    }
+
+    #[test]
+    fn the_install_digest_changes_with_the_values_and_the_secrets() {
+        let a = install_digest(&layer("a: 1"));
+        assert_eq!(a, install_digest(&layer("a: 1")));
+        assert_ne!(a, install_digest(&layer("a: 2")));
+        let mut secret = layer("a: 1");
+        secret.secrets_digest = Some("sha256:bb".into());
+        assert_ne!(a, install_digest(&secret));
+    }
+
+    #[test]
+    fn installed_layers_keep_their_first_order() {
+        let entry = |name: &str, complete| InstalledLayer {
+            name: name.into(),
+            version: "1".into(),
+            digest: "d".into(),
+            install_digest: "i".into(),
+            kind: InstalledKind::Manifests,
+            complete,
+        };
+        let mut record = LayerRecord::default();
+        record.set_installed(entry("cni", false));
+        record.set_installed(entry("csi", true));
+        record.set_installed(entry("cni", true));
+        let names: Vec<_> = record.installed.iter().map(|i| (i.name.as_str(), i.complete)).collect();
+        assert_eq!(names, [("cni", true), ("csi", true)]);
+        record.forget("cni");
+        assert_eq!(record.installed.len(), 1);
+        let json = serde_json::to_string(&record.installed).unwrap();
+        assert_eq!(
+            serde_json::from_str::<Vec<InstalledLayer>>(&json).unwrap(),
+            record.installed
+        );
+    }
+}

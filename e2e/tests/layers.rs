@@ -1,0 +1,367 @@
+//! Step 6 end to end: a pivoted sim cluster's agent installs the layers of its revision
+//! (the sample profiles' CNI, CSI, a chart add-on and a manifest add-on) in order, each
+//! Ready before the next starts; keeps them converged; re-applies them from its own copies
+//! with the management cluster and the registry out of reach; and uninstalls the layers
+//! that leave the stack.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::storage::v1::CSIDriver;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::{Api, Client, Resource};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::json;
+use strata_e2e::cloud_sim::workload::StopWorkloads;
+use strata_e2e::management::{ControllerProcess, ManagementEnv, ManagementOptions, ensure_namespace};
+use strata_e2e::samples::apply_sample;
+use strata_e2e::wait::eventually;
+use strata_e2e::workload_cluster_status::{cluster, describe, wait_phase};
+use strata_shared::cluster::{ClusterPhase, LayerPhase, LayerState, WorkloadCluster};
+use strata_shared::contracts::names::{
+    AGENT_NAME, AGENT_NAMESPACE, LAYER_STATE_CONFIG_MAP, MANAGEMENT_SECRET,
+    PACK_REGISTRIES_SECRET, objects_namespace,
+};
+
+const NS: &str = "strata-demo";
+const NAME: &str = "demo";
+/// The site layers of the sample cluster, in install order.
+const LAYERS: [&str; 4] = ["cni-calico", "csi-hostpath", "hello-chart", "hello-manifests"];
+
+fn layers_of(wc: &WorkloadCluster) -> Vec<LayerState> {
+    wc.status
+        .as_ref()
+        .map(|s| s.layers.clone())
+        .unwrap_or_default()
+}
+
+fn all_ready(layers: &[LayerState], names: &[&str]) -> bool {
+    layers.len() == names.len()
+        && layers
+            .iter()
+            .zip(names)
+            .all(|(l, n)| l.name == *n && l.state == LayerPhase::Ready)
+}
+
+async fn wait_layers_ready(client: &Client, names: &[&str], what: &str) -> WorkloadCluster {
+    eventually(what, Duration::from_secs(300), || async {
+        let wc = cluster(client, NS, NAME).await?;
+        all_ready(&layers_of(&wc), names).then_some(wc)
+    })
+    .await
+}
+
+/// The earliest creation time among objects of a layer, as the apiserver recorded it.
+fn created<K: Resource>(object: &K) -> Timestamp {
+    object.meta().creation_timestamp.clone().unwrap().0
+}
+
+fn ready_at(layers: &[LayerState], name: &str) -> Timestamp {
+    let layer = layers.iter().find(|l| l.name == name).unwrap();
+    layer.last_transition_time.clone().unwrap().0
+}
+
+/// The agent's record in its own cluster, as a site reads it.
+async fn site_states(w: &Client) -> Vec<LayerState> {
+    let map: ConfigMap = Api::namespaced(w.clone(), AGENT_NAMESPACE)
+        .get(LAYER_STATE_CONFIG_MAP)
+        .await
+        .unwrap();
+    serde_json::from_str(&map.data.unwrap()["layers.json"]).unwrap()
+}
+
+fn kill_agent(env: &ManagementEnv, objects: &str) -> u32 {
+    let agents = env.agents_of(objects, NAME).unwrap();
+    let agent = agents
+        .processes()
+        .into_iter()
+        .find(|p| p.deployment == format!("{AGENT_NAMESPACE}/{AGENT_NAME}"))
+        .unwrap();
+    let pid = agent.pid.unwrap();
+    kill(Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
+    agent.restarts
+}
+
+async fn wait_restarted(env: &ManagementEnv, objects: &str, before: u32) {
+    let agents = env.agents_of(objects, NAME).unwrap();
+    eventually("the agent to run again", Duration::from_secs(30), || async {
+        agents
+            .processes()
+            .into_iter()
+            .any(|p| p.deployment.ends_with(AGENT_NAME) && p.restarts > before && p.pid.is_some())
+            .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_pivoted_cluster_installs_its_layers_in_order_and_keeps_them() {
+    let _stop = StopWorkloads;
+    let env = ManagementEnv::start(ManagementOptions::named("layers"))
+        .await
+        .unwrap();
+    let client = env.client();
+    let objects = objects_namespace(NS, NAME);
+    ensure_namespace(&client, NS).await.unwrap();
+    apply_sample(&client, "clusters/sim-demo.yaml", NS, |_| {}).await;
+    let controller = ControllerProcess::start(
+        env.control_plane.kubeconfig_path(),
+        env.dir.path(),
+        "controller",
+        &["--provider-arg", "sim=--fast"],
+    )
+    .unwrap();
+    wait_phase(
+        &env,
+        &controller,
+        NS,
+        NAME,
+        ClusterPhase::Pivoted,
+        Duration::from_secs(300),
+    )
+    .await;
+    let w = env.workload(&objects, NAME).await.unwrap().unwrap().client();
+
+    // In order, each Ready before the next one's first object exists.
+    let wc = wait_layers_ready(&client, &LAYERS, "the four layers Ready").await;
+    let layers = layers_of(&wc);
+    assert_eq!(
+        wc.status.as_ref().unwrap().layers_summary.as_deref(),
+        Some("4/4"),
+        "{}",
+        describe(Some(&wc))
+    );
+    for layer in &layers {
+        assert!(layer.digest.as_deref().unwrap().starts_with("sha256:"));
+        assert_eq!(layer.drift_corrections, 0, "{layer:?}");
+    }
+    let calico: DaemonSet = Api::namespaced(w.clone(), "calico-system")
+        .get("calico-node")
+        .await
+        .unwrap();
+    let csi: CSIDriver = Api::all(w.clone()).get("hostpath.csi.k8s.io").await.unwrap();
+    let web: Deployment = Api::namespaced(w.clone(), "hello-web")
+        .get("hello-web")
+        .await
+        .unwrap();
+    let universe_config: ConfigMap = Api::namespaced(w.clone(), "hello-universe")
+        .get("hello-universe-config")
+        .await
+        .unwrap();
+    let firsts = [
+        created(&calico),
+        created(&csi),
+        created(&web),
+        created(&universe_config),
+    ];
+    for (i, pair) in LAYERS.windows(2).enumerate() {
+        let ready = ready_at(&layers, pair[0]);
+        assert!(
+            ready <= firsts[i + 1],
+            "{} was Ready at {ready}, after {} started at {}",
+            pair[0],
+            pair[1],
+            firsts[i + 1]
+        );
+    }
+    assert!(all_ready(&site_states(&w).await, &LAYERS));
+
+    // Drift: a deleted Deployment and an edited ConfigMap of the manifest layer come back,
+    // and are counted; a key someone else added stays.
+    let deployments: Api<Deployment> = Api::namespaced(w.clone(), "hello-universe");
+    deployments
+        .delete("hello-universe", &DeleteParams::background())
+        .await
+        .unwrap();
+    let configs: Api<ConfigMap> = Api::namespaced(w.clone(), "hello-universe");
+    let edit = json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": { "name": "hello-universe-config", "namespace": "hello-universe" },
+        "data": { "greeting": "edited by hand", "extra": "kept" },
+    });
+    configs
+        .patch(
+            "hello-universe-config",
+            &PatchParams::apply("site-admin").force(),
+            &Patch::Apply(&edit),
+        )
+        .await
+        .unwrap();
+    let wc = eventually(
+        "the drift corrected and counted",
+        Duration::from_secs(120),
+        || async {
+            let wc = cluster(&client, NS, NAME).await?;
+            let layer = layers_of(&wc)
+                .into_iter()
+                .find(|l| l.name == "hello-manifests")?;
+            (layer.drift_corrections >= 2 && layer.state == LayerPhase::Ready).then_some(wc)
+        },
+    )
+    .await;
+    assert!(deployments.get_opt("hello-universe").await.unwrap().is_some());
+    let data = configs
+        .get("hello-universe-config")
+        .await
+        .unwrap()
+        .data
+        .unwrap();
+    assert_eq!(data["greeting"], "Hello from the whole values", "{data:?}");
+    assert_eq!(data.get("extra").map(String::as_str), Some("kept"));
+    for layer in layers_of(&wc) {
+        if layer.name != "hello-manifests" {
+            assert_eq!(layer.drift_corrections, 0, "{layer:?}");
+        }
+    }
+
+    // Cut off: the management cluster and the registry out of reach (the link Secret names
+    // a dead server, the site's copy of the registries a dead registry), a Deployment of a
+    // layer deleted while the agent is down: the restarted agent re-applies every layer
+    // from its copies (revision, registries) and its pack cache.
+    let secrets: Api<Secret> = Api::namespaced(w.clone(), AGENT_NAMESPACE);
+    let link = secrets.get(MANAGEMENT_SECRET).await.unwrap();
+    let registries = secrets.get(PACK_REGISTRIES_SECRET).await.unwrap();
+    let dead = |secret: &Secret, key: &str, from: &str| {
+        let mut data: BTreeMap<String, String> = secret
+            .data
+            .clone()
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8(v.0).unwrap()))
+            .collect();
+        let value = data.get_mut(key).unwrap();
+        *value = value.replace(from, "127.0.0.1:9");
+        json!({ "stringData": data })
+    };
+    let management_server = String::from_utf8(link.data.clone().unwrap()["server"].0.clone())
+        .unwrap()
+        .trim_start_matches("https://")
+        .to_string();
+    let registry_host = env.registry.host().to_string();
+    let restarts = kill_agent(&env, &objects);
+    secrets
+        .patch(
+            MANAGEMENT_SECRET,
+            &PatchParams::default(),
+            &Patch::Merge(dead(&link, "server", &management_server)),
+        )
+        .await
+        .unwrap();
+    secrets
+        .patch(
+            PACK_REGISTRIES_SECRET,
+            &PatchParams::default(),
+            &Patch::Merge(dead(&registries, "registries.json", &registry_host)),
+        )
+        .await
+        .unwrap();
+    let web_deployments: Api<Deployment> = Api::namespaced(w.clone(), "hello-web");
+    let universe_before = deployments.get("hello-universe").await.unwrap();
+    deployments
+        .delete("hello-universe", &DeleteParams::background())
+        .await
+        .unwrap();
+    wait_restarted(&env, &objects, restarts).await;
+    let restored = eventually(
+        "the deleted Deployment re-applied from the cache",
+        Duration::from_secs(180),
+        || async {
+            let found = deployments.get_opt("hello-universe").await.ok()??;
+            (found.metadata.uid != universe_before.metadata.uid).then_some(found)
+        },
+    )
+    .await;
+    assert!(restored.metadata.uid.is_some());
+    eventually("the site's record says Ready", Duration::from_secs(120), || async {
+        all_ready(&site_states(&w).await, &LAYERS).then_some(())
+    })
+    .await;
+    assert!(web_deployments.get_opt("hello-web").await.unwrap().is_some());
+    let log = std::fs::read_to_string(
+        &env.agents_of(&objects, NAME)
+            .unwrap()
+            .processes()
+            .into_iter()
+            .find(|p| p.deployment.ends_with(AGENT_NAME))
+            .unwrap()
+            .log,
+    )
+    .unwrap();
+    let since_restart = log.rsplit("--- starting").next().unwrap();
+    assert!(
+        since_restart.contains("from_cache=true"),
+        "the restarted agent did not install from its cache:\n{since_restart}"
+    );
+    // The link back.
+    let original: BTreeMap<String, String> = link
+        .data
+        .clone()
+        .unwrap()
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8(v.0).unwrap()))
+        .collect();
+    secrets
+        .patch(
+            MANAGEMENT_SECRET,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "stringData": original })),
+        )
+        .await
+        .unwrap();
+
+    // A profile leaves the cluster: its layers are uninstalled, the last first, by the
+    // agent that reads the new revision.
+    let revision_before = cluster(&client, NS, NAME)
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .revision;
+    Api::<WorkloadCluster>::namespaced(client.clone(), NS)
+        .patch(
+            NAME,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "profiles": [{ "name": "sim-infra", "version": "1.0.0" }] } })),
+        )
+        .await
+        .unwrap();
+    eventually("the next revision", Duration::from_secs(120), || async {
+        let wc = cluster(&client, NS, NAME).await?;
+        (wc.status?.revision > revision_before).then_some(())
+    })
+    .await;
+    let restarts = kill_agent(&env, &objects);
+    wait_restarted(&env, &objects, restarts).await;
+    let wc = wait_layers_ready(&client, &LAYERS[..2], "two layers left, Ready").await;
+    assert_eq!(
+        wc.status.as_ref().unwrap().layers_summary.as_deref(),
+        Some("2/2")
+    );
+    eventually("the add-ons' objects gone", Duration::from_secs(120), || async {
+        let web = web_deployments.get_opt("hello-web").await.ok()?;
+        let config = configs.get_opt("hello-universe-config").await.ok()?;
+        (web.is_none() && config.is_none()).then_some(())
+    })
+    .await;
+    let parents: Api<ConfigMap> = Api::namespaced(w.clone(), AGENT_NAMESPACE);
+    assert!(
+        parents
+            .get_opt("strata-layer-hello-manifests")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        parents
+            .get_opt("strata-layer-cni-calico")
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
