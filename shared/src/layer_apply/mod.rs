@@ -3,6 +3,7 @@
 //! waited for until Established, Namespaces next), as one ApplySet
 //! (`strata_core::layer::applyset`), so that what a new version no longer renders is
 //! pruned. `docs/layers.md` gives the rules; this module only talks to the apiserver.
+//! Between versions, [`correct_drift`] keeps an applied layer as it was applied.
 //!
 //! Nothing is lost on an interruption: the parent is written with the previous and the new
 //! members' kinds and namespaces before anything is applied, so a rerun finds every member
@@ -25,9 +26,11 @@ use strata_core::layer::install_order::{
 };
 use strata_core::layer::readiness::{Readiness, readiness};
 
+mod drift;
 mod prune;
 mod resources;
 
+pub use drift::{DriftCorrection, DriftKind, DriftReport, correct_drift};
 use prune::prune;
 use resources::Resources;
 
@@ -236,20 +239,41 @@ async fn apply(
     field_manager: &str,
     resources: &mut Resources,
 ) -> Result<(), LayerApplyError> {
+    let body = member_body(set, layer, object)?;
+    let api = resources.api(client, layer, &object.key).await?;
+    server_side_apply(&api, layer, &object.key, &body, field_manager).await?;
+    debug!(object = %object.key, "applied");
+    Ok(())
+}
+
+/// What is applied for `object`: the rendered object labelled into the layer's set.
+pub(super) fn member_body(
+    set: &LayerApplySet,
+    layer: &str,
+    object: &LayerObject,
+) -> Result<Value, LayerApplyError> {
     let mut body = object.object.clone();
     set.label_member(&mut body)
         .map_err(|source| LayerApplyError::ApplySet {
             layer: layer.to_string(),
             source,
         })?;
-    let api = resources.api(client, layer, &object.key).await?;
+    Ok(body)
+}
+
+/// Applies `body` as `key` and returns the object as the apiserver has it afterwards.
+pub(super) async fn server_side_apply(
+    api: &Api<DynamicObject>,
+    layer: &str,
+    key: &ObjectKey,
+    body: &Value,
+    field_manager: &str,
+) -> Result<DynamicObject, LayerApplyError> {
     // The layer owns what it renders: a field someone else changed is taken back.
     let params = PatchParams::apply(field_manager).force();
-    api.patch(&object.key.name, &params, &Patch::Apply(&body))
+    api.patch(&key.name, &params, &Patch::Apply(body))
         .await
-        .map_err(|source| write_error(layer, &object.key, "server-side apply", source))?;
-    debug!(object = %object.key, "applied");
-    Ok(())
+        .map_err(|source| write_error(layer, key, "server-side apply", source))
 }
 
 async fn wait_established(
