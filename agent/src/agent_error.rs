@@ -58,14 +58,8 @@ pub enum AgentError {
     },
     #[error("cannot reach this cluster's API server: {0}")]
     InCluster(#[source] kube::Error),
-    #[error("--pack-cache {}: {source}", .path.display())]
-    PackCache {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{0}")]
-    Helm(#[source] strata_shared::helm_cli::LocateError),
+    #[error(transparent)]
+    LayerSetup(#[from] crate::layers::SetupError),
     #[error("--lease-seconds: {0}")]
     LeaseTiming(#[source] LeaderError),
     #[error("cannot listen for SIGTERM: {0}")]

@@ -211,7 +211,11 @@ async fn serve(cli: Cli) -> Result<(), AgentError> {
         })?;
     tracing::info!(%address, "serving /metrics, /healthz and /readyz");
     let _readiness = AbortOnDrop(tokio::spawn(become_ready(client.clone(), health.clone())));
-    let layer_setup = layer_setup(&client, &cli)?;
+    let layer_setup = layers::LayerSetup::new(
+        &client,
+        &cli.pack_cache,
+        Duration::from_secs(cli.layer_timeout.max(10)),
+    )?;
     let namespace = cli
         .namespace
         .unwrap_or_else(|| client.default_namespace().to_string());
@@ -279,30 +283,6 @@ async fn serve(cli: Cli) -> Result<(), AgentError> {
         tracing::warn!("{e}");
     }
     Ok(())
-}
-
-/// The pack cache, the work folder, helm and its kubeconfig for the layers.
-fn layer_setup(client: &Client, cli: &Cli) -> Result<layers::LayerSetup, AgentError> {
-    let unusable = |source: std::io::Error| AgentError::PackCache {
-        path: cli.pack_cache.clone(),
-        source,
-    };
-    let (blobs, work_dir) = layers::setup_dirs(&cli.pack_cache).map_err(unusable)?;
-    let cache = strata_shared::registry::cache::PackCache::open(&blobs)
-        .map_err(|e| unusable(std::io::Error::other(e.to_string())))?;
-    let kubeconfig = layers::helm_kubeconfig(&work_dir).map_err(unusable)?;
-    let helm = strata_shared::helm_cli::Helm::locate().map_err(AgentError::Helm)?;
-    if helm.is_none() {
-        tracing::warn!("no helm binary (STRATA_HELM or PATH): layers with charts or templates will fail");
-    }
-    Ok(layers::LayerSetup {
-        client: client.clone(),
-        helm,
-        cache,
-        work_dir,
-        kubeconfig,
-        timeout: Duration::from_secs(cli.layer_timeout.max(10)),
-    })
 }
 
 /// Ready once this cluster's apiserver answers: the management cluster's does not count,

@@ -19,20 +19,28 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::json;
 use strata_e2e::cloud_sim::workload::StopWorkloads;
-use strata_e2e::management::{ControllerProcess, ManagementEnv, ManagementOptions, ensure_namespace};
+use strata_e2e::management::{
+    ControllerProcess, ManagementEnv, ManagementOptions, ensure_namespace,
+};
+use strata_e2e::pivoted_cluster::first_control_plane_node;
 use strata_e2e::samples::apply_sample;
 use strata_e2e::wait::eventually;
 use strata_e2e::workload_cluster_status::{cluster, describe, wait_phase};
 use strata_shared::cluster::{ClusterPhase, LayerPhase, LayerState, WorkloadCluster};
 use strata_shared::contracts::names::{
-    AGENT_NAME, AGENT_NAMESPACE, LAYER_STATE_CONFIG_MAP, MANAGEMENT_SECRET,
-    PACK_REGISTRIES_SECRET, objects_namespace,
+    AGENT_NAME, AGENT_NAMESPACE, LAYER_STATE_CONFIG_MAP, MANAGEMENT_SECRET, PACK_REGISTRIES_SECRET,
+    objects_namespace,
 };
 
 const NS: &str = "strata-demo";
 const NAME: &str = "demo";
 /// The site layers of the sample cluster, in install order.
-const LAYERS: [&str; 4] = ["cni-calico", "csi-hostpath", "hello-chart", "hello-manifests"];
+const LAYERS: [&str; 4] = [
+    "cni-calico",
+    "csi-hostpath",
+    "hello-chart",
+    "hello-manifests",
+];
 
 fn layers_of(wc: &WorkloadCluster) -> Vec<LayerState> {
     wc.status
@@ -76,6 +84,24 @@ async fn site_states(w: &Client) -> Vec<LayerState> {
     serde_json::from_str(&map.data.unwrap()["layers.json"]).unwrap()
 }
 
+/// The log as text, without the terminal colour codes of its fields.
+fn without_colours(log: &str) -> String {
+    let mut text = String::with_capacity(log.len());
+    let mut chars = log.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            text.push(c);
+        }
+    }
+    text
+}
+
 fn kill_agent(env: &ManagementEnv, objects: &str) -> u32 {
     let agents = env.agents_of(objects, NAME).unwrap();
     let agent = agents
@@ -90,13 +116,19 @@ fn kill_agent(env: &ManagementEnv, objects: &str) -> u32 {
 
 async fn wait_restarted(env: &ManagementEnv, objects: &str, before: u32) {
     let agents = env.agents_of(objects, NAME).unwrap();
-    eventually("the agent to run again", Duration::from_secs(30), || async {
-        agents
-            .processes()
-            .into_iter()
-            .any(|p| p.deployment.ends_with(AGENT_NAME) && p.restarts > before && p.pid.is_some())
-            .then_some(())
-    })
+    eventually(
+        "the agent to run again",
+        Duration::from_secs(30),
+        || async {
+            agents
+                .processes()
+                .into_iter()
+                .any(|p| {
+                    p.deployment.ends_with(AGENT_NAME) && p.restarts > before && p.pid.is_some()
+                })
+                .then_some(())
+        },
+    )
     .await;
 }
 
@@ -117,6 +149,8 @@ async fn a_pivoted_cluster_installs_its_layers_in_order_and_keeps_them() {
         &["--provider-arg", "sim=--fast"],
     )
     .unwrap();
+    let (workload, _) = first_control_plane_node(&env, &objects, NAME).await;
+    let w = workload.client();
     wait_phase(
         &env,
         &controller,
@@ -126,7 +160,6 @@ async fn a_pivoted_cluster_installs_its_layers_in_order_and_keeps_them() {
         Duration::from_secs(300),
     )
     .await;
-    let w = env.workload(&objects, NAME).await.unwrap().unwrap().client();
 
     // In order, each Ready before the next one's first object exists.
     let wc = wait_layers_ready(&client, &LAYERS, "the four layers Ready").await;
@@ -145,9 +178,12 @@ async fn a_pivoted_cluster_installs_its_layers_in_order_and_keeps_them() {
         .get("calico-node")
         .await
         .unwrap();
-    let csi: CSIDriver = Api::all(w.clone()).get("hostpath.csi.k8s.io").await.unwrap();
+    let csi: CSIDriver = Api::all(w.clone())
+        .get("hostpath.csi.k8s.io")
+        .await
+        .unwrap();
     let web: Deployment = Api::namespaced(w.clone(), "hello-web")
-        .get("hello-web")
+        .get("hello-web-hello-web")
         .await
         .unwrap();
     let universe_config: ConfigMap = Api::namespaced(w.clone(), "hello-universe")
@@ -205,7 +241,13 @@ async fn a_pivoted_cluster_installs_its_layers_in_order_and_keeps_them() {
         },
     )
     .await;
-    assert!(deployments.get_opt("hello-universe").await.unwrap().is_some());
+    assert!(
+        deployments
+            .get_opt("hello-universe")
+            .await
+            .unwrap()
+            .is_some()
+    );
     let data = configs
         .get("hello-universe-config")
         .await
@@ -278,11 +320,19 @@ async fn a_pivoted_cluster_installs_its_layers_in_order_and_keeps_them() {
     )
     .await;
     assert!(restored.metadata.uid.is_some());
-    eventually("the site's record says Ready", Duration::from_secs(120), || async {
-        all_ready(&site_states(&w).await, &LAYERS).then_some(())
-    })
+    eventually(
+        "the site's record says Ready",
+        Duration::from_secs(120),
+        || async { all_ready(&site_states(&w).await, &LAYERS).then_some(()) },
+    )
     .await;
-    assert!(web_deployments.get_opt("hello-web").await.unwrap().is_some());
+    assert!(
+        web_deployments
+            .get_opt("hello-web-hello-web")
+            .await
+            .unwrap()
+            .is_some()
+    );
     let log = std::fs::read_to_string(
         &env.agents_of(&objects, NAME)
             .unwrap()
@@ -293,7 +343,7 @@ async fn a_pivoted_cluster_installs_its_layers_in_order_and_keeps_them() {
             .log,
     )
     .unwrap();
-    let since_restart = log.rsplit("--- starting").next().unwrap();
+    let since_restart = without_colours(log.rsplit("--- starting").next().unwrap());
     assert!(
         since_restart.contains("from_cache=true"),
         "the restarted agent did not install from its cache:\n{since_restart}"
@@ -327,7 +377,9 @@ async fn a_pivoted_cluster_installs_its_layers_in_order_and_keeps_them() {
         .patch(
             NAME,
             &PatchParams::default(),
-            &Patch::Merge(json!({ "spec": { "profiles": [{ "name": "sim-infra", "version": "1.0.0" }] } })),
+            &Patch::Merge(
+                json!({ "spec": { "profiles": [{ "name": "sim-infra", "version": "1.0.0" }] } }),
+            ),
         )
         .await
         .unwrap();
@@ -343,11 +395,15 @@ async fn a_pivoted_cluster_installs_its_layers_in_order_and_keeps_them() {
         wc.status.as_ref().unwrap().layers_summary.as_deref(),
         Some("2/2")
     );
-    eventually("the add-ons' objects gone", Duration::from_secs(120), || async {
-        let web = web_deployments.get_opt("hello-web").await.ok()?;
-        let config = configs.get_opt("hello-universe-config").await.ok()?;
-        (web.is_none() && config.is_none()).then_some(())
-    })
+    eventually(
+        "the add-ons' objects gone",
+        Duration::from_secs(120),
+        || async {
+            let web = web_deployments.get_opt("hello-web-hello-web").await.ok()?;
+            let config = configs.get_opt("hello-universe-config").await.ok()?;
+            (web.is_none() && config.is_none()).then_some(())
+        },
+    )
     .await;
     let parents: Api<ConfigMap> = Api::namespaced(w.clone(), AGENT_NAMESPACE);
     assert!(

@@ -37,6 +37,50 @@ pub struct LayerSetup {
     pub timeout: Duration,
 }
 
+/// Why the agent cannot install layers at all.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("--pack-cache {}: {reason}", .path.display())]
+    PackCache { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Helm(#[from] strata_shared::helm_cli::LocateError),
+}
+
+impl LayerSetup {
+    /// The pack cache and work folder under `pack_cache`, helm (`$STRATA_HELM`, else on
+    /// `PATH`) and a kubeconfig for it.
+    pub fn new(
+        client: &kube::Client,
+        pack_cache: &Path,
+        timeout: Duration,
+    ) -> Result<LayerSetup, SetupError> {
+        let unusable = |reason: String| SetupError::PackCache {
+            path: pack_cache.to_path_buf(),
+            reason,
+        };
+        let work_dir = pack_cache.join("work");
+        std::fs::create_dir_all(&work_dir)
+            .map_err(|e| unusable(format!("cannot create {}: {e}", work_dir.display())))?;
+        let cache =
+            PackCache::open(&pack_cache.join("blobs")).map_err(|e| unusable(e.to_string()))?;
+        let kubeconfig = helm_kubeconfig(&work_dir).map_err(|e| unusable(e.to_string()))?;
+        let helm = Helm::locate()?;
+        if helm.is_none() {
+            tracing::warn!(
+                "no helm binary (STRATA_HELM or PATH): layers with charts or templates will fail"
+            );
+        }
+        Ok(LayerSetup {
+            client: client.clone(),
+            helm,
+            cache,
+            work_dir,
+            kubeconfig,
+            timeout,
+        })
+    }
+}
+
 /// A layer as installed: what it is made of, its objects (what its health is read from)
 /// and, for manifests, what was applied (what a drift pass sets back).
 pub struct Installed {
@@ -79,9 +123,20 @@ pub async fn install(
         })?;
     let dest = work.path().join(name);
     let pulled = client
-        .pull_pinned(name, &layer.version, &layer.digest, &dest, Some(&setup.cache))
+        .pull_pinned(
+            name,
+            &layer.version,
+            &layer.digest,
+            &dest,
+            Some(&setup.cache),
+        )
         .await
-        .map_err(|e| failed(format!("pack {name}:{} from {registry}: {e}", layer.version)))?;
+        .map_err(|e| {
+            failed(format!(
+                "pack {name}:{} from {registry}: {e}",
+                layer.version
+            ))
+        })?;
     let (pack, findings) = Pack::load(&pulled.dir);
     let pack = pack.ok_or_else(|| {
         failed(format!(
@@ -250,8 +305,15 @@ fn masked_key(values: &Value, at: &str) -> Option<String> {
     match values {
         Value::String(text) if text == SECRET_MASK => Some(at.to_string()),
         Value::Mapping(map) => map.iter().find_map(|(key, value)| {
-            let key = key.as_str().map(String::from).unwrap_or_else(|| format!("{key:?}"));
-            let path = if at.is_empty() { key } else { format!("{at}.{key}") };
+            let key = key
+                .as_str()
+                .map(String::from)
+                .unwrap_or_else(|| format!("{key:?}"));
+            let path = if at.is_empty() {
+                key
+            } else {
+                format!("{at}.{key}")
+            };
             masked_key(value, &path)
         }),
         Value::Sequence(items) => items
@@ -270,13 +332,16 @@ async fn blocking<T: Send + 'static>(
     match tokio::task::spawn_blocking(work).await {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(cause)) => Err(LayerError::new(layer, cause)),
-        Err(e) => Err(LayerError::new(layer, format!("the helm task stopped: {e}"))),
+        Err(e) => Err(LayerError::new(
+            layer,
+            format!("the helm task stopped: {e}"),
+        )),
     }
 }
 
 /// A kubeconfig for helm: `$KUBECONFIG` when the agent has one, else one written into
 /// `dir` for the pod's service account (the in-cluster server, CA and token files).
-pub fn helm_kubeconfig(dir: &Path) -> std::io::Result<PathBuf> {
+fn helm_kubeconfig(dir: &Path) -> std::io::Result<PathBuf> {
     if let Some(path) = std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
         return Ok(PathBuf::from(path));
     }
@@ -303,10 +368,14 @@ mod tests {
 
     #[test]
     fn a_masked_secret_is_found_by_its_key() {
-        let values: Value =
-            serde_yaml::from_str("pack: {namespace: a}\nauth:\n  users:\n    - {name: x, password: <secret>}\n")
-                .unwrap();
-        assert_eq!(masked_key(&values, "").as_deref(), Some("auth.users[0].password"));
+        let values: Value = serde_yaml::from_str(
+            "pack: {namespace: a}\nauth:\n  users:\n    - {name: x, password: <secret>}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            masked_key(&values, "").as_deref(),
+            Some("auth.users[0].password")
+        );
         let plain: Value = serde_yaml::from_str("a: {b: secret}").unwrap();
         assert_eq!(masked_key(&plain, ""), None);
     }

@@ -15,7 +15,6 @@ mod record;
 mod registries;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -38,7 +37,7 @@ use crate::health::AgentHealth;
 use crate::management_link::ManagementLink;
 use crate::status_report::StatusReport;
 
-pub use install::{LayerSetup, helm_kubeconfig};
+pub use install::{LayerSetup, SetupError};
 use record::{InstalledKind, InstalledLayer, LayerRecord, install_digest};
 
 /// How often the installed layers are checked again once all are Ready.
@@ -163,12 +162,20 @@ impl LayerInstaller {
         let mut changed = false;
         for layer in &wanted {
             if self.state_of(&layer.name).is_none() {
-                changed |= self.set_state(layer, LayerPhase::Pending, Some("waiting for the layers before it".into()));
+                changed |= self.set_state(
+                    layer,
+                    LayerPhase::Pending,
+                    Some("waiting for the layers before it".into()),
+                );
             }
         }
         for layer in &wanted {
             if blocked {
-                changed |= self.set_state(layer, LayerPhase::Pending, Some("waiting for the layers before it".into()));
+                changed |= self.set_state(
+                    layer,
+                    LayerPhase::Pending,
+                    Some("waiting for the layers before it".into()),
+                );
                 continue;
             }
             let digest = install_digest(layer);
@@ -228,7 +235,11 @@ impl LayerInstaller {
         self.publish().await;
         let started = Instant::now();
         let span = tracing::info_span!("layer", layer = %layer.name, version = %layer.version);
-        match self.install_and_wait(revision, layer).instrument(span).await {
+        match self
+            .install_and_wait(revision, layer)
+            .instrument(span)
+            .await
+        {
             Ok((installed, from_cache)) => {
                 self.record.set_installed(InstalledLayer {
                     name: layer.name.clone(),
@@ -252,15 +263,18 @@ impl LayerInstaller {
                 self.set_state(layer, LayerPhase::Ready, None);
             }
             Err(e) => {
-                let retry = self.retries.entry(layer.name.clone()).or_insert_with(|| Retry {
-                    at: Instant::now(),
-                    delays: ExponentialBuilder::default()
-                        .with_min_delay(Duration::from_secs(5))
-                        .with_max_delay(Duration::from_secs(300))
-                        .with_jitter()
-                        .without_max_times()
-                        .build(),
-                });
+                let retry = self
+                    .retries
+                    .entry(layer.name.clone())
+                    .or_insert_with(|| Retry {
+                        at: Instant::now(),
+                        delays: ExponentialBuilder::default()
+                            .with_min_delay(Duration::from_secs(5))
+                            .with_max_delay(Duration::from_secs(300))
+                            .with_jitter()
+                            .without_max_times()
+                            .build(),
+                    });
                 let delay = retry.delays.next().unwrap_or(Duration::from_secs(300));
                 retry.at = Instant::now() + delay;
                 tracing::warn!(error = %e, retry_in_s = delay.as_secs(), "layer failed");
@@ -274,7 +288,13 @@ impl LayerInstaller {
         &mut self,
         revision: &ClusterRevision,
         layer: &RevisionLayer,
-    ) -> Result<((InstalledKind, Vec<ObjectKey>, Option<(String, String)>), bool), LayerError> {
+    ) -> Result<
+        (
+            (InstalledKind, Vec<ObjectKey>, Option<(String, String)>),
+            bool,
+        ),
+        LayerError,
+    > {
         let registries = registries::site_registries(&self.workload, &self.link)
             .await
             .map_err(|e| LayerError::new(layer, e.to_string()))?;
@@ -315,7 +335,9 @@ impl LayerInstaller {
                     corrected = true;
                 }
                 Ok(_) => {}
-                Err(e) => tracing::warn!(layer = %layer.name, error = %e, "drift pass failed; will try again"),
+                Err(e) => {
+                    tracing::warn!(layer = %layer.name, error = %e, "drift pass failed; will try again")
+                }
             }
         }
         let state = match strata_shared::layer_apply::layer_readiness(
@@ -333,7 +355,11 @@ impl LayerInstaller {
         };
         let changed = match state {
             None => self.set_state(layer, LayerPhase::Ready, None),
-            Some(why) => self.set_state(layer, LayerPhase::Installing, Some(format!("no longer Ready: {why}"))),
+            Some(why) => self.set_state(
+                layer,
+                LayerPhase::Installing,
+                Some(format!("no longer Ready: {why}")),
+            ),
         };
         changed || corrected
     }
@@ -344,7 +370,11 @@ impl LayerInstaller {
         let keep = wanted.iter().map(|l| l.digest.clone()).collect();
         match self.setup.cache.collect_garbage(&keep) {
             Ok(report) if !report.removed.is_empty() => {
-                tracing::info!(removed = report.removed.len(), freed_bytes = report.freed_bytes, "removed packs no layer uses from the cache");
+                tracing::info!(
+                    removed = report.removed.len(),
+                    freed_bytes = report.freed_bytes,
+                    "removed packs no layer uses from the cache"
+                );
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "cannot clean the pack cache"),
@@ -488,7 +518,12 @@ impl LayerInstaller {
 
     /// Sets a layer's state (its transition time moves only when the phase does); returns
     /// whether anything changed.
-    fn set_state(&mut self, layer: &RevisionLayer, phase: LayerPhase, message: Option<String>) -> bool {
+    fn set_state(
+        &mut self,
+        layer: &RevisionLayer,
+        phase: LayerPhase,
+        message: Option<String>,
+    ) -> bool {
         let states = &mut self.record.states;
         let index = match states.iter().position(|s| s.name == layer.name) {
             Some(index) => index,
@@ -514,7 +549,8 @@ impl LayerInstaller {
         entry.version = layer.version.clone();
         entry.digest = Some(layer.digest.clone());
         entry.message = message;
-        self.health.layer_ready(&layer.name, phase == LayerPhase::Ready);
+        self.health
+            .layer_ready(&layer.name, phase == LayerPhase::Ready);
         *entry != before
     }
 
@@ -539,11 +575,4 @@ fn remove_leftovers(work_dir: &std::path::Path) {
             tracing::warn!(path = %entry.path().display(), error = %e, "cannot remove a leftover work folder");
         }
     }
-}
-
-/// Where the agent keeps packs and works on them, from its `--pack-cache`.
-pub fn setup_dirs(cache_root: &std::path::Path) -> std::io::Result<(PathBuf, PathBuf)> {
-    let work = cache_root.join("work");
-    std::fs::create_dir_all(&work)?;
-    Ok((cache_root.join("blobs"), work))
 }

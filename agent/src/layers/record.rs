@@ -191,7 +191,11 @@ mod tests {
         record.set_installed(entry("cni", false));
         record.set_installed(entry("csi", true));
         record.set_installed(entry("cni", true));
-        let names: Vec<_> = record.installed.iter().map(|i| (i.name.as_str(), i.complete)).collect();
+        let names: Vec<_> = record
+            .installed
+            .iter()
+            .map(|i| (i.name.as_str(), i.complete))
+            .collect();
         assert_eq!(names, [("cni", true), ("csi", true)]);
         record.forget("cni");
         assert_eq!(record.installed.len(), 1);

@@ -301,7 +301,12 @@ async fn run(args: Args) -> Result<(), String> {
         let wc = clusters.get_opt(CLUSTER).await.map_err(|e| e.to_string())?;
         let status = wc.and_then(|c| c.status).unwrap_or_default();
         for layer in &status.layers {
-            let mut line = format!("layer {} {} {}", layer.name, layer.version, layer.state.as_str());
+            let mut line = format!(
+                "layer {} {} {}",
+                layer.name,
+                layer.version,
+                layer.state.as_str()
+            );
             if let Some(message) = &layer.message {
                 line.push_str(&format!(": {message}"));
             }

@@ -21,7 +21,9 @@ use super::validate::ValidCluster;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SiteRegistriesError {
-    #[error("cluster {cluster}: the pack registries for its agent: PackRegistry {registry}: {source}")]
+    #[error(
+        "cluster {cluster}: the pack registries for its agent: PackRegistry {registry}: {source}"
+    )]
     Setup {
         cluster: String,
         registry: String,
@@ -40,7 +42,9 @@ impl SiteRegistriesError {
     pub fn reason(&self) -> &'static str {
         match self {
             SiteRegistriesError::Setup { .. } => "RegistrySetupFailed",
-            SiteRegistriesError::Write { source, .. } => super::failure_reason::write_reason(source),
+            SiteRegistriesError::Write { source, .. } => {
+                super::failure_reason::write_reason(source)
+            }
         }
     }
 }

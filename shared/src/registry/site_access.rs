@@ -196,11 +196,13 @@ impl SiteRegistry {
         let address: RegistryAddress =
             self.address
                 .parse()
-                .map_err(|e: crate::registry::address::AddressError| SiteAccessError::Address {
-                    registry: name.into(),
-                    address: self.address.clone(),
-                    reason: e.to_string(),
-                })?;
+                .map_err(
+                    |e: crate::registry::address::AddressError| SiteAccessError::Address {
+                        registry: name.into(),
+                        address: self.address.clone(),
+                        reason: e.to_string(),
+                    },
+                )?;
         let credentials = match (&self.username, &self.password) {
             (Some(username), Some(password)) => Credentials::Basic {
                 username: username.clone(),
@@ -266,7 +268,10 @@ mod tests {
             namespace: Some("strata-wc-a".into()),
             ..ObjectMeta::default()
         });
-        assert_eq!(secret.metadata.name.as_deref(), Some(PACK_REGISTRIES_SECRET));
+        assert_eq!(
+            secret.metadata.name.as_deref(),
+            Some(PACK_REGISTRIES_SECRET)
+        );
         assert_eq!(SiteRegistries::from_secret(&secret).unwrap(), sample());
     }
 
@@ -298,12 +303,17 @@ mod tests {
         let missing = SiteRegistries::from_secret(&Secret::default())
             .unwrap_err()
             .to_string();
-        assert!(missing.contains("has no key \"registries.json\""), "{missing}");
+        assert!(
+            missing.contains("has no key \"registries.json\""),
+            "{missing}"
+        );
         let malformed = SiteRegistries::from_secret(&secret_with("{\"registries\": 3}"))
             .unwrap_err()
             .to_string();
         assert!(
-            malformed.starts_with("Secret strata-system/strata-pack-registries, key \"registries.json\": invalid type"),
+            malformed.starts_with(
+                "Secret strata-system/strata-pack-registries, key \"registries.json\": invalid type"
+            ),
             "{malformed}"
         );
         let unknown_field = SiteRegistries::from_secret(&secret_with(
@@ -311,18 +321,27 @@ mod tests {
         ))
         .unwrap_err()
         .to_string();
-        assert!(unknown_field.contains("unknown field `exec`"), "{unknown_field}");
+        assert!(
+            unknown_field.contains("unknown field `exec`"),
+            "{unknown_field}"
+        );
         let bad_default = SiteRegistries::from_secret(&secret_with(
             "{\"default\": \"b\", \"registries\": {\"a\": {\"address\": \"h/b\"}}}",
         ))
         .unwrap_err()
         .to_string();
         assert!(bad_default.contains("the default \"b\" is not one of the registries"));
-        let huge = format!("{{\"registries\": {{}}, \"x\": \"{}\"}}", "a".repeat(MAX_BYTES));
+        let huge = format!(
+            "{{\"registries\": {{}}, \"x\": \"{}\"}}",
+            "a".repeat(MAX_BYTES)
+        );
         let too_large = SiteRegistries::from_secret(&secret_with(&huge))
             .unwrap_err()
             .to_string();
-        assert!(too_large.contains("more than the 262144 accepted"), "{too_large}");
+        assert!(
+            too_large.contains("more than the 262144 accepted"),
+            "{too_large}"
+        );
     }
 
     #[test]
@@ -330,7 +349,10 @@ mod tests {
         let mut registry = sample().registries["samples"].clone();
         registry.plain_http = true;
         let refused = registry.client("samples").unwrap_err().to_string();
-        assert!(refused.starts_with("pack registry \"samples\": "), "{refused}");
+        assert!(
+            refused.starts_with("pack registry \"samples\": "),
+            "{refused}"
+        );
         assert!(!refused.contains("s3cret"));
         assert_eq!(registry.to_string(), "registry.test:5000/samples as reader");
     }
