@@ -525,6 +525,96 @@ async fn a_drift_pass_recreates_what_was_deleted_and_sets_back_what_was_changed(
     assert_eq!(corrections(&report), Vec::<String>::new());
 }
 
+// Two Deployments the layer renders with 2 replicas; an autoscaler scales `web`.
+const AUTOSCALED_LAYER: &str = "apiVersion: v1\nkind: Namespace\nmetadata: {name: scaled}\n---\n\
+apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec: {containers: [{name: web, image: nginx}]}\n---\n\
+apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: plain}\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: plain}}\n  template:\n    metadata: {labels: {app: plain}}\n    spec: {containers: [{name: plain, image: nginx}]}\n---\n\
+apiVersion: autoscaling/v1\nkind: HorizontalPodAutoscaler\nmetadata: {name: web}\nspec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}\n  minReplicas: 1\n  maxReplicas: 5\n";
+
+/// The autoscaler's count, as the HPA controller sets it: through the scale subresource.
+async fn scale(deployments: &Api<Deployment>, name: &str, replicas: i32) {
+    deployments
+        .patch_scale(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"replicas": replicas}})),
+        )
+        .await
+        .unwrap();
+}
+
+async fn replicas(deployments: &Api<Deployment>, name: &str) -> Option<i32> {
+    deployments.get(name).await.unwrap().spec.unwrap().replicas
+}
+
+#[tokio::test]
+async fn the_replicas_an_autoscaler_sets_are_left_to_it() {
+    let cp = ControlPlane::start(ControlPlaneOptions {
+        controller_manager: false,
+        ..ControlPlaneOptions::named("layer-hpa")
+    })
+    .await
+    .unwrap();
+    let client = cp.client();
+    create_namespaces(&client, &["strata-system"]).await;
+    let layer = ManifestLayer {
+        name: "scaled",
+        namespace: "scaled",
+        rendered: AUTOSCALED_LAYER,
+    };
+    apply_manifest_layer(&client, &layer, AGENT_FIELD_MANAGER, WAIT)
+        .await
+        .unwrap();
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "scaled");
+    scale(&deployments, "web", 4).await;
+    scale(&deployments, "plain", 5).await;
+
+    // The autoscaled count stays; the other one is the layer's, and is set back.
+    let report = correct_drift(&client, &layer, AGENT_FIELD_MANAGER)
+        .await
+        .unwrap();
+    assert_eq!(
+        corrections(&report),
+        ["Deployment/scaled/plain: spec.replicas set back"]
+    );
+    assert_eq!(replicas(&deployments, "web").await, Some(4));
+    assert_eq!(replicas(&deployments, "plain").await, Some(2));
+
+    // Applied again (a new version of the layer, a restarted agent): the same, and the
+    // layer let go of the field without resetting it.
+    apply_manifest_layer(&client, &layer, AGENT_FIELD_MANAGER, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(replicas(&deployments, "web").await, Some(4));
+    scale(&deployments, "web", 3).await;
+    apply_manifest_layer(&client, &layer, AGENT_FIELD_MANAGER, WAIT)
+        .await
+        .unwrap();
+    let report = correct_drift(&client, &layer, AGENT_FIELD_MANAGER)
+        .await
+        .unwrap();
+    assert_eq!(corrections(&report), Vec::<String>::new());
+    assert_eq!(replicas(&deployments, "web").await, Some(3));
+    let owners: Vec<String> = deployments
+        .get("web")
+        .await
+        .unwrap()
+        .metadata
+        .managed_fields
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|entry| {
+            entry.manager.as_deref() == Some(AGENT_FIELD_MANAGER)
+                && entry
+                    .fields_v1
+                    .as_ref()
+                    .is_some_and(|f| f.0.pointer("/f:spec/f:replicas").is_some())
+        })
+        .map(|entry| format!("{entry:?}"))
+        .collect();
+    assert!(owners.is_empty(), "the agent still owns web's replicas: {owners:?}");
+}
+
 /// Not a test: what a drift pass over an unchanged layer of 500 ConfigMaps costs, against
 /// applying the same layer again. `cargo nextest run -p strata-e2e --test layer_apply
 /// --run-ignored only --no-capture drift_pass_cost`.

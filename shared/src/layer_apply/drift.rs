@@ -19,7 +19,8 @@ use strata_core::layer::install_order::{GroupKind, InstallPlan, LayerObject, Obj
 
 use super::resources::{Resources, not_served};
 use super::{
-    LayerApplyError, ManifestLayer, member_body, parse, server_side_apply, to_json, write_error,
+    Autoscaled, LayerApplyError, ManifestLayer, member_body, parse, server_side_apply, to_json,
+    write_error,
 };
 
 /// What the drift pass did to one object.
@@ -66,6 +67,7 @@ pub async fn correct_drift(
             source,
         })?;
         let mut resources = Resources::default();
+        let autoscaled = Autoscaled::read(client, name).await?;
         // Scoped as the apply scopes them, by the kind's first version in the layer.
         let first = parse(layer, None)?;
         let mut scopes = HashMap::new();
@@ -88,6 +90,13 @@ pub async fn correct_drift(
         let lookup = |kind: &GroupKind| scopes.get(kind).copied();
         let plan = InstallPlan::new(parse(layer, Some(&lookup))?);
         let mut report = DriftReport::default();
+        let pass = Pass {
+            client,
+            set: &set,
+            layer: name,
+            field_manager,
+            autoscaled: &autoscaled,
+        };
         for objects in by_version_kind(&plan) {
             let Some(probe) = objects.first().map(|object| list_key(&object.key)) else {
                 continue;
@@ -121,7 +130,7 @@ pub async fn correct_drift(
                 let id = (object.key.namespace.clone(), object.key.name.clone());
                 let found = live.get(&id);
                 if let Some(kind) =
-                    correct(client, &set, name, object, found, field_manager, &mut resources)
+                    correct(&pass, object, found, &mut resources)
                         .await?
                 {
                     report.corrections.push(DriftCorrection {
@@ -146,30 +155,43 @@ pub async fn correct_drift(
     .await
 }
 
+/// What one drift pass applies with.
+#[derive(Clone, Copy)]
+struct Pass<'a> {
+    client: &'a kube::Client,
+    set: &'a LayerApplySet,
+    layer: &'a str,
+    field_manager: &'a str,
+    autoscaled: &'a Autoscaled,
+}
+
 /// Applies `object` again if `live` (as listed; `None` when not listed) does not hold it;
 /// the correction, if the apply was one.
 async fn correct(
-    client: &kube::Client,
-    set: &LayerApplySet,
-    layer: &str,
+    pass: &Pass<'_>,
     object: &LayerObject,
     live: Option<&DynamicObject>,
-    field_manager: &str,
     resources: &mut Resources,
 ) -> Result<Option<DriftKind>, LayerApplyError> {
+    let Pass {
+        client,
+        set,
+        layer,
+        field_manager,
+        autoscaled,
+    } = *pass;
     let key = &object.key;
-    let desired = member_body(set, layer, object)?;
+    let desired = member_body(set, layer, object, autoscaled)?;
     let Some(live) = live else {
         // Deleted, or its ApplySet label removed (then it is not listed either): applying
         // it puts it back in the set either way.
         let api = resources.api(client, layer, key).await?;
-        server_side_apply(&api, layer, key, &desired, field_manager).await?;
+        server_side_apply(&api, layer, key, &desired, field_manager, autoscaled).await?;
         info!(layer, object = %key, "drift corrected: re-created");
         return Ok(Some(DriftKind::Recreated));
     };
     // Only the fields the layer renders are compared, so what other managers set is left
-    // to them. Except where the layer renders the same field: a Deployment's
-    // `spec.replicas` that an HPA scales is set back to the rendered count on every pass.
+    // to them; the replicas of an autoscaled workload are not among them.
     let mut live_json = to_json(live);
     if let Value::Object(fields) = &mut live_json {
         // List items do not always carry their type; the list was made at the key's.
@@ -180,7 +202,7 @@ async fn correct(
         return Ok(None);
     };
     let api = resources.api(client, layer, key).await?;
-    let applied = server_side_apply(&api, layer, key, &desired, field_manager).await?;
+    let applied = server_side_apply(&api, layer, key, &desired, field_manager, autoscaled).await?;
     // A difference that only the apiserver's normalisation makes (`1000m` stored as `1`)
     // leaves the object as it was: no new resourceVersion, no correction.
     if applied.metadata.resource_version == live.metadata.resource_version {

@@ -26,10 +26,12 @@ use strata_core::layer::install_order::{
 };
 use strata_core::layer::readiness::{Readiness, readiness};
 
+mod autoscaled;
 mod drift;
 mod prune;
 mod resources;
 
+pub use autoscaled::{Autoscaled, HANDOVER_FIELD_MANAGER};
 pub use drift::{DriftCorrection, DriftKind, DriftReport, correct_drift};
 use prune::prune;
 use resources::Resources;
@@ -122,6 +124,7 @@ pub async fn apply_manifest_layer(
         // CRDs (maybe in this very layer) are Established.
         let first = parse(layer, None)?;
         let previous = read_parent(client, &set, &name).await?;
+        let autoscaled = Autoscaled::read(client, &name).await?;
         let mut resources = Resources::default();
         let mut applied = Vec::new();
         let crds: Vec<&LayerObject> = first
@@ -129,7 +132,16 @@ pub async fn apply_manifest_layer(
             .filter(|o| phase(&o.key.group, &o.key.kind) == Phase::CustomResourceDefinitions)
             .collect();
         for crd in &crds {
-            apply(client, &set, &name, crd, field_manager, &mut resources).await?;
+            apply(
+                client,
+                &set,
+                &name,
+                crd,
+                field_manager,
+                &autoscaled,
+                &mut resources,
+            )
+            .await?;
             applied.push(crd.key.clone());
         }
         for crd in &crds {
@@ -162,7 +174,16 @@ pub async fn apply_manifest_layer(
             if phase(&object.key.group, &object.key.kind) == Phase::CustomResourceDefinitions {
                 continue;
             }
-            apply(client, &set, &name, object, field_manager, &mut resources).await?;
+            apply(
+                client,
+                &set,
+                &name,
+                object,
+                field_manager,
+                &autoscaled,
+                &mut resources,
+            )
+            .await?;
             applied.push(object.key.clone());
         }
         let pruned = prune(
@@ -237,22 +258,26 @@ async fn apply(
     layer: &str,
     object: &LayerObject,
     field_manager: &str,
+    autoscaled: &Autoscaled,
     resources: &mut Resources,
 ) -> Result<(), LayerApplyError> {
-    let body = member_body(set, layer, object)?;
+    let body = member_body(set, layer, object, autoscaled)?;
     let api = resources.api(client, layer, &object.key).await?;
-    server_side_apply(&api, layer, &object.key, &body, field_manager).await?;
+    server_side_apply(&api, layer, &object.key, &body, field_manager, autoscaled).await?;
     debug!(object = %object.key, "applied");
     Ok(())
 }
 
-/// What is applied for `object`: the rendered object labelled into the layer's set.
+/// What is applied for `object`: the rendered object labelled into the layer's set, without
+/// the replicas of a workload an autoscaler scales.
 pub(super) fn member_body(
     set: &LayerApplySet,
     layer: &str,
     object: &LayerObject,
+    autoscaled: &Autoscaled,
 ) -> Result<Value, LayerApplyError> {
     let mut body = object.object.clone();
+    autoscaled.strip(&object.key, &mut body);
     set.label_member(&mut body)
         .map_err(|source| LayerApplyError::ApplySet {
             layer: layer.to_string(),
@@ -268,7 +293,9 @@ pub(super) async fn server_side_apply(
     key: &ObjectKey,
     body: &Value,
     field_manager: &str,
+    autoscaled: &Autoscaled,
 ) -> Result<DynamicObject, LayerApplyError> {
+    autoscaled.hand_over(api, layer, key).await?;
     // The layer owns what it renders: a field someone else changed is taken back.
     let params = PatchParams::apply(field_manager).force();
     api.patch(&key.name, &params, &Patch::Apply(body))
