@@ -357,10 +357,26 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// Pushes every sample pack to `<registry>/samples`.
 pub async fn publish_sample_packs(registry: &TestRegistry) -> Result<(), String> {
+    let client = samples_client(registry)?;
+    let packs_dir = repo_root().join("manifests/samples/packs");
+    let mut dirs: Vec<PathBuf> = fs::read_dir(&packs_dir)
+        .map_err(|e| format!("{}: {e}", packs_dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("pack.json").is_file())
+        .collect();
+    dirs.sort();
+    for dir in dirs {
+        push_pack(&client, &dir).await?;
+    }
+    Ok(())
+}
+
+/// A client of `<registry>/samples` with the registry's credentials.
+fn samples_client(registry: &TestRegistry) -> Result<PackRegistryClient, String> {
     let address: RegistryAddress = format!("{}/{SAMPLE_REGISTRY}", registry.host())
         .parse()
         .map_err(|e| format!("registry address: {e}"))?;
-    let client = PackRegistryClient::new(
+    PackRegistryClient::new(
         address,
         RegistryOptions {
             ca_pem: registry.ca_pem().map(String::from),
@@ -371,24 +387,22 @@ pub async fn publish_sample_packs(registry: &TestRegistry) -> Result<(), String>
             ..RegistryOptions::default()
         },
     )
-    .map_err(|e| e.to_string())?;
-    let packs_dir = repo_root().join("manifests/samples/packs");
-    let mut dirs: Vec<PathBuf> = fs::read_dir(&packs_dir)
-        .map_err(|e| format!("{}: {e}", packs_dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.join("pack.json").is_file())
-        .collect();
-    dirs.sort();
-    for dir in dirs {
-        let (pack, findings) = Pack::load(&dir);
-        let pack = pack
-            .ok_or_else(|| format!("sample pack {} is not valid: {findings:?}", dir.display()))?;
-        client
-            .push(&pack, true)
-            .await
-            .map_err(|e| format!("cannot push {}: {e}", dir.display()))?;
-    }
-    Ok(())
+    .map_err(|e| e.to_string())
+}
+
+/// Pushes the pack in `dir` to `<registry>/samples`, where the sample packs are.
+pub async fn publish_pack(registry: &TestRegistry, dir: &Path) -> Result<(), String> {
+    push_pack(&samples_client(registry)?, dir).await
+}
+
+async fn push_pack(client: &PackRegistryClient, dir: &Path) -> Result<(), String> {
+    let (pack, findings) = Pack::load(dir);
+    let pack = pack.ok_or_else(|| format!("pack {} is not valid: {findings:?}", dir.display()))?;
+    client
+        .push(&pack, true)
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("cannot push {}: {e}", dir.display()))
 }
 
 /// `strata controller` running as a process against a management cluster.

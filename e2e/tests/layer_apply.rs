@@ -612,7 +612,10 @@ async fn the_replicas_an_autoscaler_sets_are_left_to_it() {
         })
         .map(|entry| format!("{entry:?}"))
         .collect();
-    assert!(owners.is_empty(), "the agent still owns web's replicas: {owners:?}");
+    assert!(
+        owners.is_empty(),
+        "the agent still owns web's replicas: {owners:?}"
+    );
 }
 
 /// Not a test: what a drift pass over an unchanged layer of 500 ConfigMaps costs, against

@@ -20,7 +20,8 @@ use nix::unistd::Pid;
 use serde_json::json;
 use strata_e2e::cloud_sim::workload::StopWorkloads;
 use strata_e2e::management::{
-    ControllerProcess, ManagementEnv, ManagementOptions, ensure_namespace,
+    ControllerProcess, ManagementEnv, ManagementOptions, SYSTEM_NAMESPACE, apply, ensure_namespace,
+    publish_pack,
 };
 use strata_e2e::pivoted_cluster::first_control_plane_node;
 use strata_e2e::samples::apply_sample;
@@ -102,6 +103,18 @@ fn without_colours(log: &str) -> String {
     text
 }
 
+/// The agent's log, every process of it, without colours.
+fn agent_log(env: &ManagementEnv, objects: &str) -> String {
+    let agent = env
+        .agents_of(objects, NAME)
+        .unwrap()
+        .processes()
+        .into_iter()
+        .find(|p| p.deployment.ends_with(AGENT_NAME))
+        .unwrap();
+    without_colours(&std::fs::read_to_string(agent.log).unwrap())
+}
+
 fn kill_agent(env: &ManagementEnv, objects: &str) -> u32 {
     let agents = env.agents_of(objects, NAME).unwrap();
     let agent = agents
@@ -151,6 +164,30 @@ async fn a_pivoted_cluster_installs_its_layers_in_order_and_keeps_them() {
     .unwrap();
     let (workload, _) = first_control_plane_node(&env, &objects, NAME).await;
     let w = workload.client();
+    // The agent dies right after it installed the chart layer's release, before it saw it
+    // Ready or recorded it: the next agent must finish it without a second release.
+    strata_e2e::process_kubelet::require_fault_hooks();
+    let agent_deployments: Api<Deployment> = Api::namespaced(w.clone(), AGENT_NAMESPACE);
+    eventually("the agent Deployment", Duration::from_secs(120), || async {
+        agent_deployments.get_opt(AGENT_NAME).await.ok().flatten()
+    })
+    .await;
+    let crash = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": { "name": AGENT_NAME, "namespace": AGENT_NAMESPACE },
+        "spec": { "template": { "spec": { "containers": [{
+            "name": "agent",
+            "env": [{ "name": "STRATA_LAYER_EXIT_AFTER_APPLY", "value": "hello-chart" }],
+        }]}}},
+    });
+    agent_deployments
+        .patch(
+            AGENT_NAME,
+            &PatchParams::apply("e2e-crash"),
+            &Patch::Apply(&crash),
+        )
+        .await
+        .unwrap();
     wait_phase(
         &env,
         &controller,
@@ -207,6 +244,28 @@ async fn a_pivoted_cluster_installs_its_layers_in_order_and_keeps_them() {
         );
     }
     assert!(all_ready(&site_states(&w).await, &LAYERS));
+    let log = agent_log(&env, &objects);
+    assert_eq!(
+        log.matches("fault hook: exiting right after applying the layer")
+            .count(),
+        1,
+        "the agent was to die once after applying hello-chart"
+    );
+    let kubeconfig = env.dir.path().join("workload.kubeconfig");
+    std::fs::write(&kubeconfig, workload.kubeconfig()).unwrap();
+    let releases = std::process::Command::new(env!("CARGO_BIN_EXE_helm"))
+        .args(["list", "--output", "json", "--namespace", "hello-web"])
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .output()
+        .unwrap();
+    assert!(releases.status.success(), "{releases:?}");
+    let releases: Vec<serde_json::Value> = serde_json::from_slice(&releases.stdout).unwrap();
+    let releases: Vec<(&str, &str)> = releases
+        .iter()
+        .map(|r| (r["name"].as_str().unwrap(), r["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(releases, [("hello-web", "deployed")]);
 
     // Drift: a deleted Deployment and an edited ConfigMap of the manifest layer come back,
     // and are counted; a key someone else added stays.
@@ -333,17 +392,8 @@ async fn a_pivoted_cluster_installs_its_layers_in_order_and_keeps_them() {
             .unwrap()
             .is_some()
     );
-    let log = std::fs::read_to_string(
-        &env.agents_of(&objects, NAME)
-            .unwrap()
-            .processes()
-            .into_iter()
-            .find(|p| p.deployment.ends_with(AGENT_NAME))
-            .unwrap()
-            .log,
-    )
-    .unwrap();
-    let since_restart = without_colours(log.rsplit("--- starting").next().unwrap());
+    let log = agent_log(&env, &objects);
+    let since_restart = log.rsplit("--- starting").next().unwrap();
     assert!(
         since_restart.contains("from_cache=true"),
         "the restarted agent did not install from its cache:\n{since_restart}"
@@ -420,4 +470,138 @@ async fn a_pivoted_cluster_installs_its_layers_in_order_and_keeps_them() {
             .unwrap()
             .is_some()
     );
+}
+
+/// A pack whose Service the apiserver refuses: it renders and validates, and fails only
+/// when applied.
+fn write_bad_pack(dir: &std::path::Path) {
+    std::fs::create_dir_all(dir.join("manifests")).unwrap();
+    std::fs::write(
+        dir.join("pack.json"),
+        r#"{"name": "bad-addon", "displayName": "Refused", "version": "1.0.0", "layer": "addon", "addonType": "app services", "cloudTypes": ["all"], "kubeManifests": ["manifests/bad.yaml"]}"#,
+    )
+    .unwrap();
+    std::fs::write(dir.join("values.yaml"), "pack:\n  namespace: bad\n").unwrap();
+    std::fs::write(
+        dir.join("manifests/bad.yaml"),
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: bad}\n---\n\
+         apiVersion: v1\nkind: Service\nmetadata: {name: bad, namespace: bad}\n\
+         spec:\n  type: Bogus\n  ports: [{port: 80, protocol: TCP}]\n",
+    )
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_layer_the_apiserver_refuses_fails_naming_the_object_and_holds_the_layers_after_it() {
+    let _stop = StopWorkloads;
+    let env = ManagementEnv::start(ManagementOptions::named("layers-bad"))
+        .await
+        .unwrap();
+    let client = env.client();
+    let objects = objects_namespace(NS, NAME);
+    let pack = env.dir.path().join("bad-addon");
+    write_bad_pack(&pack);
+    publish_pack(&env.registry, &pack).await.unwrap();
+    apply(
+        &client,
+        &json!({
+            "apiVersion": "strata.dev/v1alpha1", "kind": "ClusterProfile",
+            "metadata": { "name": "bad-addons", "namespace": SYSTEM_NAMESPACE },
+            "spec": {
+                "type": "add-on", "version": "1.0.0", "cloudType": "all",
+                "layers": [
+                    { "name": "bad-addon", "version": "1.0.0" },
+                    { "name": "hello-manifests", "version": "1.0.0" },
+                ],
+            },
+        }),
+    )
+    .await
+    .unwrap();
+    ensure_namespace(&client, NS).await.unwrap();
+    apply_sample(&client, "clusters/sim-demo.yaml", NS, |cluster| {
+        cluster["spec"]["profiles"] = json!([
+            { "name": "sim-infra", "version": "1.0.0" },
+            { "name": "bad-addons", "version": "1.0.0" },
+        ]);
+    })
+    .await;
+    let controller = ControllerProcess::start(
+        env.control_plane.kubeconfig_path(),
+        env.dir.path(),
+        "controller",
+        &["--provider-arg", "sim=--fast"],
+    )
+    .unwrap();
+    let (workload, _) = first_control_plane_node(&env, &objects, NAME).await;
+    let w = workload.client();
+    wait_phase(
+        &env,
+        &controller,
+        NS,
+        NAME,
+        ClusterPhase::Pivoted,
+        Duration::from_secs(300),
+    )
+    .await;
+    let wc = eventually(
+        "the refused layer Failed",
+        Duration::from_secs(300),
+        || async {
+            let wc = cluster(&client, NS, NAME).await?;
+            let layers = layers_of(&wc);
+            let failed = layers.iter().find(|l| l.name == "bad-addon")?;
+            (failed.state == LayerPhase::Failed).then_some(wc)
+        },
+    )
+    .await;
+    let layers = layers_of(&wc);
+    let states: Vec<(&str, LayerPhase)> =
+        layers.iter().map(|l| (l.name.as_str(), l.state)).collect();
+    assert_eq!(
+        states,
+        [
+            ("cni-calico", LayerPhase::Ready),
+            ("csi-hostpath", LayerPhase::Ready),
+            ("bad-addon", LayerPhase::Failed),
+            ("hello-manifests", LayerPhase::Pending),
+        ],
+        "{}",
+        describe(Some(&wc))
+    );
+    let message = layers[2].message.clone().unwrap();
+    assert!(
+        message.contains("Service bad/bad") && message.contains("spec.type"),
+        "{message}"
+    );
+    assert_eq!(
+        wc.status.as_ref().unwrap().layers_summary.as_deref(),
+        Some("2/4")
+    );
+    // Said at the site too; nothing of the layer after it was applied.
+    let site = site_states(&w).await;
+    assert_eq!(site[2].state, LayerPhase::Failed);
+    assert!(
+        Api::<ConfigMap>::namespaced(w.clone(), "hello-universe")
+            .get_opt("hello-universe-config")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Tried again, with backoff: the earlier layers stay Ready, the failure stays said.
+    let log = agent_log(&env, &objects);
+    eventually(
+        "a retry of the refused layer",
+        Duration::from_secs(120),
+        || async {
+            (agent_log(&env, &objects).matches("layer failed").count()
+                > log.matches("layer failed").count())
+            .then_some(())
+        },
+    )
+    .await;
+    let wc = cluster(&client, NS, NAME).await.unwrap();
+    let layers = layers_of(&wc);
+    assert_eq!(layers[0].state, LayerPhase::Ready);
+    assert_eq!(layers[2].state, LayerPhase::Failed);
 }

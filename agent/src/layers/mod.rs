@@ -10,6 +10,7 @@
 //! `strata-system/strata-layers`, which also records what is installed, so that a layer that
 //! leaves the stack is uninstalled, in reverse order, by whichever agent runs then.
 
+mod crash_point;
 mod install;
 mod record;
 mod registries;
@@ -216,23 +217,32 @@ impl LayerInstaller {
     }
 
     async fn install(&mut self, revision: &ClusterRevision, layer: &RevisionLayer, digest: &str) {
-        self.set_state(layer, LayerPhase::Installing, None);
-        // Recorded before anything is applied: an agent killed from here on finds the layer
-        // to finish, or to uninstall if it left the stack meanwhile.
-        let kind = self
+        // A layer an earlier agent installed as the revision wants it is applied again to
+        // know its objects, quietly: it stays as it was said to be unless that fails.
+        let again = self
             .record
             .installed(&layer.name)
-            .map(|i| i.kind.clone())
-            .unwrap_or(InstalledKind::Manifests);
-        self.record.set_installed(InstalledLayer {
-            name: layer.name.clone(),
-            version: layer.version.clone(),
-            digest: layer.digest.clone(),
-            install_digest: digest.to_string(),
-            kind,
-            complete: false,
-        });
-        self.publish().await;
+            .is_some_and(|i| i.complete && i.install_digest == digest)
+            && self.state_of(&layer.name) == Some(LayerPhase::Ready);
+        if !again {
+            self.set_state(layer, LayerPhase::Installing, None);
+            // Recorded before anything is applied: an agent killed from here on finds the
+            // layer to finish, or to uninstall if it left the stack meanwhile.
+            let kind = self
+                .record
+                .installed(&layer.name)
+                .map(|i| i.kind.clone())
+                .unwrap_or(InstalledKind::Manifests);
+            self.record.set_installed(InstalledLayer {
+                name: layer.name.clone(),
+                version: layer.version.clone(),
+                digest: layer.digest.clone(),
+                install_digest: digest.to_string(),
+                kind,
+                complete: false,
+            });
+            self.publish().await;
+        }
         let started = Instant::now();
         let span = tracing::info_span!("layer", layer = %layer.name, version = %layer.version);
         match self
@@ -300,6 +310,7 @@ impl LayerInstaller {
             .map_err(|e| LayerError::new(layer, e.to_string()))?;
         let facts = self.facts(revision).await;
         let installed = install::install(&self.setup, layer, &registries, &facts).await?;
+        crash_point::after_apply(&layer.name, &self.setup.work_dir);
         install::wait_ready(&self.setup, layer, &installed.objects).await?;
         Ok((
             (installed.kind, installed.objects, installed.rendered),
