@@ -472,45 +472,52 @@ async fn a_pivoted_cluster_installs_its_layers_in_order_and_keeps_them() {
     );
 }
 
-/// A pack whose Service the apiserver refuses: it renders and validates, and fails only
-/// when applied.
-fn write_bad_pack(dir: &std::path::Path) {
+/// A small add-on pack: a Namespace and a Service in it.
+fn write_addon_pack(dir: &std::path::Path) {
     std::fs::create_dir_all(dir.join("manifests")).unwrap();
     std::fs::write(
         dir.join("pack.json"),
-        r#"{"name": "bad-addon", "displayName": "Refused", "version": "1.0.0", "layer": "addon", "addonType": "app services", "cloudTypes": ["all"], "kubeManifests": ["manifests/bad.yaml"]}"#,
+        r#"{"name": "quota-addon", "displayName": "Refused while the quota holds", "version": "1.0.0", "layer": "addon", "addonType": "app services", "cloudTypes": ["all"], "kubeManifests": ["manifests/service.yaml"]}"#,
     )
     .unwrap();
-    std::fs::write(dir.join("values.yaml"), "pack:\n  namespace: bad\n").unwrap();
+    std::fs::write(dir.join("values.yaml"), "pack:\n  namespace: quota\n").unwrap();
     std::fs::write(
-        dir.join("manifests/bad.yaml"),
-        "apiVersion: v1\nkind: Namespace\nmetadata: {name: bad}\n---\n\
-         apiVersion: v1\nkind: Service\nmetadata: {name: bad, namespace: bad}\n\
-         spec:\n  type: Bogus\n  ports: [{port: 80, protocol: TCP}]\n",
+        dir.join("manifests/service.yaml"),
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: quota}\n---\n\
+         apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: quota}\n\
+         spec:\n  selector: {app: web}\n  ports: [{port: 80, protocol: TCP}]\n",
     )
     .unwrap();
 }
 
+fn layer_named<'a>(layers: &'a [LayerState], name: &str) -> &'a LayerState {
+    layers.iter().find(|l| l.name == name).unwrap()
+}
+
+/// Bad input at the site: an object the apiserver refuses (a ResourceQuota of the site
+/// forbids the layer's Service), then a pack the registry no longer serves at the pinned
+/// digest. Each is a Failed layer naming the object or the digests; the layers before it
+/// keep running, the ones after it wait, and it is tried again until it works.
 #[tokio::test]
-async fn a_layer_the_apiserver_refuses_fails_naming_the_object_and_holds_the_layers_after_it() {
+async fn bad_input_at_the_site_fails_the_layer_naming_the_cause_and_holds_the_rest() {
     let _stop = StopWorkloads;
     let env = ManagementEnv::start(ManagementOptions::named("layers-bad"))
         .await
         .unwrap();
     let client = env.client();
     let objects = objects_namespace(NS, NAME);
-    let pack = env.dir.path().join("bad-addon");
-    write_bad_pack(&pack);
+    let pack = env.dir.path().join("quota-addon");
+    write_addon_pack(&pack);
     publish_pack(&env.registry, &pack).await.unwrap();
     apply(
         &client,
         &json!({
             "apiVersion": "strata.dev/v1alpha1", "kind": "ClusterProfile",
-            "metadata": { "name": "bad-addons", "namespace": SYSTEM_NAMESPACE },
+            "metadata": { "name": "quota-addons", "namespace": SYSTEM_NAMESPACE },
             "spec": {
                 "type": "add-on", "version": "1.0.0", "cloudType": "all",
                 "layers": [
-                    { "name": "bad-addon", "version": "1.0.0" },
+                    { "name": "quota-addon", "version": "1.0.0" },
                     { "name": "hello-manifests", "version": "1.0.0" },
                 ],
             },
@@ -522,7 +529,7 @@ async fn a_layer_the_apiserver_refuses_fails_naming_the_object_and_holds_the_lay
     apply_sample(&client, "clusters/sim-demo.yaml", NS, |cluster| {
         cluster["spec"]["profiles"] = json!([
             { "name": "sim-infra", "version": "1.0.0" },
-            { "name": "bad-addons", "version": "1.0.0" },
+            { "name": "quota-addons", "version": "1.0.0" },
         ]);
     })
     .await;
@@ -535,6 +542,21 @@ async fn a_layer_the_apiserver_refuses_fails_naming_the_object_and_holds_the_lay
     .unwrap();
     let (workload, _) = first_control_plane_node(&env, &objects, NAME).await;
     let w = workload.client();
+    // The site's own rule, before the agent gets there: no Services in `quota`.
+    apply_workload(
+        &w,
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "quota"}}),
+    )
+    .await;
+    apply_workload(
+        &w,
+        json!({
+            "apiVersion": "v1", "kind": "ResourceQuota",
+            "metadata": {"name": "no-services", "namespace": "quota"},
+            "spec": {"hard": {"services": "0"}},
+        }),
+    )
+    .await;
     wait_phase(
         &env,
         &controller,
@@ -549,9 +571,7 @@ async fn a_layer_the_apiserver_refuses_fails_naming_the_object_and_holds_the_lay
         Duration::from_secs(300),
         || async {
             let wc = cluster(&client, NS, NAME).await?;
-            let layers = layers_of(&wc);
-            let failed = layers.iter().find(|l| l.name == "bad-addon")?;
-            (failed.state == LayerPhase::Failed).then_some(wc)
+            (layer_named(&layers_of(&wc), "quota-addon").state == LayerPhase::Failed).then_some(wc)
         },
     )
     .await;
@@ -563,7 +583,7 @@ async fn a_layer_the_apiserver_refuses_fails_naming_the_object_and_holds_the_lay
         [
             ("cni-calico", LayerPhase::Ready),
             ("csi-hostpath", LayerPhase::Ready),
-            ("bad-addon", LayerPhase::Failed),
+            ("quota-addon", LayerPhase::Failed),
             ("hello-manifests", LayerPhase::Pending),
         ],
         "{}",
@@ -571,37 +591,106 @@ async fn a_layer_the_apiserver_refuses_fails_naming_the_object_and_holds_the_lay
     );
     let message = layers[2].message.clone().unwrap();
     assert!(
-        message.contains("Service bad/bad") && message.contains("spec.type"),
+        message.contains("Service quota/web") && message.contains("exceeded quota"),
         "{message}"
     );
     assert_eq!(
         wc.status.as_ref().unwrap().layers_summary.as_deref(),
         Some("2/4")
     );
-    // Said at the site too; nothing of the layer after it was applied.
-    let site = site_states(&w).await;
-    assert_eq!(site[2].state, LayerPhase::Failed);
+    // Said at the site too; nothing of the layer after it applied.
+    assert_eq!(site_states(&w).await[2].state, LayerPhase::Failed);
+    let configs: Api<ConfigMap> = Api::namespaced(w.clone(), "hello-universe");
     assert!(
-        Api::<ConfigMap>::namespaced(w.clone(), "hello-universe")
+        configs
             .get_opt("hello-universe-config")
             .await
             .unwrap()
             .is_none()
     );
-    // Tried again, with backoff: the earlier layers stay Ready, the failure stays said.
-    let log = agent_log(&env, &objects);
-    eventually(
-        "a retry of the refused layer",
-        Duration::from_secs(120),
+
+    // The next layer's tag is pushed again with other content: the registry no longer
+    // serves the archive its revision pins. Then the site lifts its quota.
+    let changed = env.dir.path().join("hello-manifests");
+    copy_dir(
+        &strata_e2e::management::repo_root().join("manifests/samples/packs/hello-manifests"),
+        &changed,
+    );
+    let values = std::fs::read_to_string(changed.join("values.yaml")).unwrap();
+    std::fs::write(
+        changed.join("values.yaml"),
+        values.replace("Hello from the whole values", "Pushed again"),
+    )
+    .unwrap();
+    publish_pack(&env.registry, &changed).await.unwrap();
+    Api::<k8s_openapi::api::core::v1::ResourceQuota>::namespaced(w.clone(), "quota")
+        .delete("no-services", &DeleteParams::default())
+        .await
+        .unwrap();
+    let wc = eventually(
+        "the layer retried and Ready, the next one Failed on its pin",
+        Duration::from_secs(300),
         || async {
-            (agent_log(&env, &objects).matches("layer failed").count()
-                > log.matches("layer failed").count())
-            .then_some(())
+            let wc = cluster(&client, NS, NAME).await?;
+            let layers = layers_of(&wc);
+            (layer_named(&layers, "quota-addon").state == LayerPhase::Ready
+                && layer_named(&layers, "hello-manifests").state == LayerPhase::Failed)
+                .then_some(wc)
         },
     )
     .await;
-    let wc = cluster(&client, NS, NAME).await.unwrap();
     let layers = layers_of(&wc);
-    assert_eq!(layers[0].state, LayerPhase::Ready);
-    assert_eq!(layers[2].state, LayerPhase::Failed);
+    let failed = layer_named(&layers, "hello-manifests");
+    let message = failed.message.clone().unwrap();
+    assert!(
+        message.contains("the tag was pushed again since it was pinned")
+            && message.contains(failed.digest.as_deref().unwrap()),
+        "{message}"
+    );
+    assert!(
+        configs
+            .get_opt("hello-universe-config")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(layer_named(&layers, "cni-calico").state, LayerPhase::Ready);
+}
+
+async fn apply_workload(w: &Client, object: serde_json::Value) {
+    let client = w.clone();
+    let (group_version, kind) = (
+        object["apiVersion"].as_str().unwrap().to_string(),
+        object["kind"].as_str().unwrap().to_string(),
+    );
+    let (group, version) = group_version
+        .rsplit_once('/')
+        .unwrap_or(("", &group_version));
+    let resource =
+        kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(group, version, &kind));
+    let name = object["metadata"]["name"].as_str().unwrap().to_string();
+    let api: Api<kube::api::DynamicObject> = match object["metadata"]["namespace"].as_str() {
+        Some(namespace) => Api::namespaced_with(client, namespace, &resource),
+        None => Api::all_with(client, &resource),
+    };
+    api.patch(
+        &name,
+        &PatchParams::apply("site-admin"),
+        &Patch::Apply(&object),
+    )
+    .await
+    .unwrap();
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
 }
