@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Strata's main job on its embedded default: the sample packs and profiles in
 # manifests/samples, a local management control plane, the simulated cloud and one
-# WorkloadCluster taken through the order of operations as far as it is built (up to the
-# pivot and the scale-out; the layers are not built yet). Each step is
-# shown with its progress and timing. Installs what it needs (idempotently, the Kubernetes
+# WorkloadCluster taken through the whole order of operations: the pivot, the scale-out and
+# the layers (CNI, CSI and two add-ons, installed by the agent with the Helm engine). Each
+# step is shown with its progress and timing. Installs what it needs (idempotently, the Kubernetes
 # binaries cached in ~/.cache/strata) and can be run again.
 #
 #   bash scripts/demo.sh           # cloud-like delays; waits for Enter at the end on a terminal
@@ -27,7 +27,7 @@ step() {
 install() { bash scripts/install-test-deps.sh 2>&1 | tail -n 3 | sed 's/^/    /'; }
 build() {
     cargo build --quiet --release -p strata-management -p strata-agent
-    cargo build --quiet --release -p strata-e2e --bin strata-demo --bin strata-sim-cloud
+    cargo build --quiet --release -p strata-e2e --bin strata-demo --bin strata-sim-cloud --bin helm
 }
 strata=target/release/strata
 
@@ -35,7 +35,7 @@ validate_packs() { "$strata" pack validate "$samples"/packs/* 2>&1 | sed 's/^/  
 validate_profiles() { "$strata" profile validate "$samples"/profiles/*.yaml --packs "$samples/packs" | sed 's/^/    /'; }
 
 step "install the test substrate (etcd, registry, Kubernetes v1.20.2 binaries, cached)" install
-step "build strata, strata-agent, the simulated cloud and the demo" build
+step "build strata, strata-agent, the simulated cloud, helm and the demo" build
 step "validate the sample packs (manifests/samples/packs)" validate_packs
 step "validate the sample profiles against them" validate_profiles
 

@@ -280,17 +280,15 @@ pub async fn wait_ready(
         let waiting = states.iter().find(|(_, state)| !state.is_ready());
         match waiting {
             None => return Ok(()),
-            Some((key, Readiness::Failed { reason })) => {
-                return Err(LayerError::new(layer, format!("{key} failed: {reason}")));
+            // The reason names the object.
+            Some((_, Readiness::Failed { reason })) => {
+                return Err(LayerError::new(layer, format!("failed: {reason}")));
             }
-            Some((key, Readiness::NotReady { reason })) => {
+            Some((_, Readiness::NotReady { reason })) => {
                 if Instant::now() >= deadline {
                     return Err(LayerError::new(
                         layer,
-                        format!(
-                            "not Ready within {} s: {key}: {reason}",
-                            setup.timeout.as_secs()
-                        ),
+                        format!("not Ready within {} s: {reason}", setup.timeout.as_secs()),
                     ));
                 }
             }

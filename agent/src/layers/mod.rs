@@ -29,6 +29,7 @@ use strata_shared::kube_writer::KubeWriter;
 use strata_shared::layer::applyset::layer_parent_name;
 use strata_shared::layer::install_order::ObjectKey;
 use strata_shared::layer::macros::ClusterFacts;
+use strata_shared::layer::readiness::Readiness;
 use strata_shared::layer_apply::{ManifestLayer, apply_manifest_layer};
 use strata_shared::revision::{ClusterRevision, RevisionLayer};
 
@@ -361,7 +362,11 @@ impl LayerInstaller {
             Ok(states) => states
                 .into_iter()
                 .find(|(_, s)| !s.is_ready())
-                .map(|(key, s)| format!("{key}: {s:?}")),
+                .map(|(key, state)| match state {
+                    // The reason names the object.
+                    Readiness::NotReady { reason } | Readiness::Failed { reason } => reason,
+                    Readiness::Ready => key.to_string(),
+                }),
             Err(e) => Some(e.to_string()),
         };
         let changed = match state {

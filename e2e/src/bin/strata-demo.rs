@@ -57,6 +57,20 @@ fn done(started: Instant) {
     println!("    done in {:.1}s", started.elapsed().as_secs_f64());
 }
 
+/// A layer's state as the agent reports it.
+fn layer_line(layer: &strata_shared::cluster::LayerState) -> String {
+    let mut line = format!(
+        "layer {} {} {}",
+        layer.name,
+        layer.version,
+        layer.state.as_str()
+    );
+    if let Some(message) = &layer.message {
+        line.push_str(&format!(": {message}"));
+    }
+    line
+}
+
 /// One line per Machine: name, phase, node.
 async fn machines(client: &Client, namespace: &str) -> Vec<String> {
     let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(
@@ -262,6 +276,8 @@ async fn run(args: Args) -> Result<(), String> {
         ));
         let left = machines(&client, &objects).await.len();
         lines.push(format!("{left} machines left in the management cluster"));
+        // The agent starts on the layers as soon as it holds the cluster.
+        lines.extend(status.layers.iter().map(layer_line));
         lines.extend(
             machines(&workload_cluster.client(), &objects)
                 .await
@@ -300,16 +316,7 @@ async fn run(args: Args) -> Result<(), String> {
     loop {
         let wc = clusters.get_opt(CLUSTER).await.map_err(|e| e.to_string())?;
         let status = wc.and_then(|c| c.status).unwrap_or_default();
-        for layer in &status.layers {
-            let mut line = format!(
-                "layer {} {} {}",
-                layer.name,
-                layer.version,
-                layer.state.as_str()
-            );
-            if let Some(message) = &layer.message {
-                line.push_str(&format!(": {message}"));
-            }
+        for line in status.layers.iter().map(layer_line) {
             if !seen.contains(&line) {
                 println!("    {} {line}", clock.stamp());
                 seen.push(line);
@@ -322,10 +329,23 @@ async fn run(args: Args) -> Result<(), String> {
                 .all(|l| l.state == strata_shared::cluster::LayerPhase::Ready);
         if all_ready {
             println!(
-                "    {} layers {} Ready",
+                "    {} layers {} Ready, in install order:",
                 clock.stamp(),
-                status.layers_summary.unwrap_or_default()
+                status.layers_summary.clone().unwrap_or_default()
             );
+            for layer in &status.layers {
+                let since = layer
+                    .last_transition_time
+                    .as_ref()
+                    .map(|t| t.0.to_string())
+                    .unwrap_or_default();
+                println!(
+                    "      {:<16} {:<8} Ready since {since}  {}",
+                    layer.name,
+                    layer.version,
+                    layer.digest.as_deref().unwrap_or_default()
+                );
+            }
             break;
         }
         if Instant::now() > deadline {
