@@ -11,26 +11,23 @@
 //! leaves the stack is uninstalled, in reverse order, by whichever agent runs then.
 
 mod crash_point;
+mod facts;
 mod install;
 mod record;
 mod registries;
+mod uninstall;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use k8s_openapi::jiff::Timestamp;
-use strata_shared::cluster::{LayerPhase, LayerState, WorkloadCluster};
-use strata_shared::contracts::capi::CLUSTER;
+use strata_shared::cluster::LayerPhase;
 use strata_shared::contracts::field_managers::AGENT_FIELD_MANAGER;
 use strata_shared::kube_writer::KubeWriter;
-use strata_shared::layer::applyset::layer_parent_name;
 use strata_shared::layer::install_order::ObjectKey;
-use strata_shared::layer::macros::ClusterFacts;
 use strata_shared::layer::readiness::Readiness;
-use strata_shared::layer_apply::{ManifestLayer, apply_manifest_layer};
+use strata_shared::layer_apply::ManifestLayer;
 use strata_shared::revision::{ClusterRevision, RevisionLayer};
 
 use tracing::Instrument;
@@ -309,7 +306,8 @@ impl LayerInstaller {
         let registries = registries::site_registries(&self.workload, &self.link)
             .await
             .map_err(|e| LayerError::new(layer, e.to_string()))?;
-        let facts = self.facts(revision).await;
+        let facts =
+            facts::cluster_facts(&self.workload, &self.link, revision, &mut self.cluster_uid).await;
         let installed = install::install(&self.setup, layer, &registries, &facts).await?;
         crash_point::after_apply(&layer.name, &self.setup.work_dir);
         install::wait_ready(&self.setup, layer, &installed.objects).await?;
@@ -409,7 +407,7 @@ impl LayerInstaller {
             .cloned()
             .collect();
         for layer in removed {
-            match self.uninstall(&layer).await {
+            match uninstall::uninstall(&self.setup, &self.workload, &layer).await {
                 Ok(()) => {
                     tracing::info!(layer = %layer.name, version = %layer.version, "layer uninstalled: it left the cluster's stack");
                     self.record.forget(&layer.name);
@@ -426,148 +424,23 @@ impl LayerInstaller {
         true
     }
 
-    async fn uninstall(&self, layer: &InstalledLayer) -> Result<(), String> {
-        if let InstalledKind::Charts { releases } = &layer.kind {
-            let helm = self
-                .setup
-                .helm
-                .clone()
-                .ok_or("its releases need helm, and the agent has none")?;
-            for release in releases.iter().rev() {
-                let (helm, kubeconfig, release) =
-                    (helm.clone(), self.setup.kubeconfig.clone(), release.clone());
-                tokio::task::spawn_blocking(move || {
-                    strata_shared::chart_release::uninstall(
-                        &helm,
-                        &kubeconfig,
-                        &release.namespace,
-                        &release.name,
-                    )
-                })
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?;
-            }
-        }
-        // Nothing rendered: every member of the layer's ApplySet is pruned, in reverse
-        // install order; then the set's parent goes.
-        apply_manifest_layer(
-            &self.setup.client,
-            &ManifestLayer {
-                name: &layer.name,
-                namespace: "default",
-                rendered: "",
-            },
-            AGENT_FIELD_MANAGER,
-            self.setup.timeout,
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-        let parents = self
-            .workload
-            .namespaced::<k8s_openapi::api::core::v1::ConfigMap>(
-                strata_shared::contracts::names::AGENT_NAMESPACE,
-            );
-        parents
-            .delete(&layer_parent_name(&layer.name))
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(())
-    }
-
-    /// The cluster's facts for its values' system macros.
-    async fn facts(&mut self, revision: &ClusterRevision) -> ClusterFacts {
-        if self.cluster_uid.is_none()
-            && let Ok(management) = self.link.management().await
-            && let Ok(Some(cluster)) = management
-                .namespaced::<WorkloadCluster>(&self.link.cluster_namespace)
-                .get(&self.link.cluster)
-                .await
-        {
-            self.cluster_uid = cluster.metadata.uid.clone();
-        }
-        let desired = &revision.spec.desired;
-        let (endpoint_host, endpoint_port) = self.endpoint().await;
-        ClusterFacts {
-            name: self.link.cluster.clone(),
-            namespace: self.link.objects_namespace.clone(),
-            uid: self.cluster_uid.clone().unwrap_or_default(),
-            pod_cidrs: desired.network.pod_cidrs.clone(),
-            service_cidrs: desired.network.service_cidrs.clone(),
-            endpoint_host,
-            endpoint_port,
-            kubernetes_version: desired.kubernetes_version.clone(),
-            cloud_type: desired.cloud_type,
-        }
-    }
-
-    /// The control-plane endpoint of the CAPI Cluster, which lives here after the pivot.
-    async fn endpoint(&self) -> (String, u16) {
-        let clusters = self
-            .workload
-            .dynamic(&CLUSTER.api_resource(), Some(&self.link.objects_namespace));
-        let Ok(Some(cluster)) = clusters.get(&self.link.cluster).await else {
-            return (String::new(), 0);
-        };
-        let endpoint = &cluster.data["spec"]["controlPlaneEndpoint"];
-        let host = endpoint["host"].as_str().unwrap_or_default().to_string();
-        let port = endpoint["port"]
-            .as_u64()
-            .and_then(|p| u16::try_from(p).ok())
-            .unwrap_or(0);
-        (host, port)
-    }
-
     fn state_of(&self, name: &str) -> Option<LayerPhase> {
-        self.record
-            .states
-            .iter()
-            .find(|s| s.name == name)
-            .map(|s| s.state)
+        self.record.state_of(name)
     }
 
     fn add_corrections(&mut self, name: &str, count: i64) {
-        if let Some(state) = self.record.states.iter_mut().find(|s| s.name == name) {
-            state.drift_corrections += count;
-        }
+        self.record.add_corrections(name, count);
     }
 
-    /// Sets a layer's state (its transition time moves only when the phase does); returns
-    /// whether anything changed.
     fn set_state(
         &mut self,
         layer: &RevisionLayer,
         phase: LayerPhase,
         message: Option<String>,
     ) -> bool {
-        let states = &mut self.record.states;
-        let index = match states.iter().position(|s| s.name == layer.name) {
-            Some(index) => index,
-            None => {
-                states.push(LayerState {
-                    name: layer.name.clone(),
-                    version: layer.version.clone(),
-                    digest: Some(layer.digest.clone()),
-                    state: phase,
-                    message: None,
-                    last_transition_time: None,
-                    drift_corrections: 0,
-                });
-                states.len() - 1
-            }
-        };
-        let entry = &mut states[index];
-        let before = entry.clone();
-        if entry.state != phase || entry.last_transition_time.is_none() {
-            entry.last_transition_time = Some(Time(Timestamp::now()));
-        }
-        entry.state = phase;
-        entry.version = layer.version.clone();
-        entry.digest = Some(layer.digest.clone());
-        entry.message = message;
         self.health
             .layer_ready(&layer.name, phase == LayerPhase::Ready);
-        *entry != before
+        self.record.set_state(layer, phase, message)
     }
 
     /// The states in the revision's order, in this cluster and for the next report.

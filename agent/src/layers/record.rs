@@ -8,9 +8,11 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use strata_shared::cluster::LayerState;
+use strata_shared::cluster::{LayerPhase, LayerState};
 use strata_shared::contracts::names::{AGENT_NAMESPACE, LAYER_STATE_CONFIG_MAP};
 use strata_shared::kube_writer::{KubeWriter, WriteError};
 use strata_shared::revision::RevisionLayer;
@@ -93,6 +95,52 @@ impl LayerRecord {
             Some(entry) => *entry = layer,
             None => self.installed.push(layer),
         }
+    }
+
+    pub fn state_of(&self, name: &str) -> Option<LayerPhase> {
+        self.states.iter().find(|s| s.name == name).map(|s| s.state)
+    }
+
+    pub fn add_corrections(&mut self, name: &str, count: i64) {
+        if let Some(state) = self.states.iter_mut().find(|s| s.name == name) {
+            state.drift_corrections += count;
+        }
+    }
+
+    /// Sets a layer's state (its transition time moves only when the phase does); returns
+    /// whether anything changed.
+    pub fn set_state(
+        &mut self,
+        layer: &RevisionLayer,
+        phase: LayerPhase,
+        message: Option<String>,
+    ) -> bool {
+        let states = &mut self.states;
+        let index = match states.iter().position(|s| s.name == layer.name) {
+            Some(index) => index,
+            None => {
+                states.push(LayerState {
+                    name: layer.name.clone(),
+                    version: layer.version.clone(),
+                    digest: Some(layer.digest.clone()),
+                    state: phase,
+                    message: None,
+                    last_transition_time: None,
+                    drift_corrections: 0,
+                });
+                states.len() - 1
+            }
+        };
+        let entry = &mut states[index];
+        let before = entry.clone();
+        if entry.state != phase || entry.last_transition_time.is_none() {
+            entry.last_transition_time = Some(Time(Timestamp::now()));
+        }
+        entry.state = phase;
+        entry.version = layer.version.clone();
+        entry.digest = Some(layer.digest.clone());
+        entry.message = message;
+        *entry != before
     }
 
     pub fn forget(&mut self, name: &str) {
