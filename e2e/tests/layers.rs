@@ -490,6 +490,11 @@ fn write_addon_pack(dir: &std::path::Path) {
     .unwrap();
 }
 
+/// The state of layer `name`, once the agent reported it.
+fn phase_of(layers: &[LayerState], name: &str) -> Option<LayerPhase> {
+    layers.iter().find(|l| l.name == name).map(|l| l.state)
+}
+
 fn layer_named<'a>(layers: &'a [LayerState], name: &str) -> &'a LayerState {
     layers.iter().find(|l| l.name == name).unwrap()
 }
@@ -571,7 +576,7 @@ async fn bad_input_at_the_site_fails_the_layer_naming_the_cause_and_holds_the_re
         Duration::from_secs(300),
         || async {
             let wc = cluster(&client, NS, NAME).await?;
-            (layer_named(&layers_of(&wc), "quota-addon").state == LayerPhase::Failed).then_some(wc)
+            (phase_of(&layers_of(&wc), "quota-addon")? == LayerPhase::Failed).then_some(wc)
         },
     )
     .await;
@@ -633,8 +638,8 @@ async fn bad_input_at_the_site_fails_the_layer_naming_the_cause_and_holds_the_re
         || async {
             let wc = cluster(&client, NS, NAME).await?;
             let layers = layers_of(&wc);
-            (layer_named(&layers, "quota-addon").state == LayerPhase::Ready
-                && layer_named(&layers, "hello-manifests").state == LayerPhase::Failed)
+            (phase_of(&layers, "quota-addon")? == LayerPhase::Ready
+                && phase_of(&layers, "hello-manifests")? == LayerPhase::Failed)
                 .then_some(wc)
         },
     )

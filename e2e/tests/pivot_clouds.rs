@@ -34,7 +34,7 @@ use strata_e2e::workload_cluster_status::{cluster, condition, describe, wait_pha
 use strata_shared::capi::{identity_name, identity_secret_name};
 use strata_shared::cluster::ClusterPhase;
 use strata_shared::contracts::labels::OBJECTS_NAMESPACE_LABEL;
-use strata_shared::contracts::names::objects_namespace;
+use strata_shared::contracts::names::{PACK_REGISTRIES_SECRET, objects_namespace};
 use strata_shared::pivot::journal::MovePhase;
 use strata_shared::provider_components::DEFAULT_SIM_PROVIDER_IMAGE;
 
@@ -210,10 +210,13 @@ async fn pivots(cloud: &Cloud) {
         .filter(|s| s.type_.as_deref() != Some("kubernetes.io/service-account-token"))
         .filter_map(|s| s.metadata.name)
         .collect();
-    let kept: Vec<String> = match cloud.provider_namespace {
-        None => vec![identity_secret_name(&objects)],
-        Some(_) => Vec::new(),
-    };
+    // The registries its agent installs layers from stay with the controller, as the
+    // identity Secret of a cloud without a provider namespace does.
+    let mut kept: Vec<String> = vec![PACK_REGISTRIES_SECRET.to_string()];
+    if cloud.provider_namespace.is_none() {
+        kept.push(identity_secret_name(&objects));
+    }
+    kept.sort();
     assert_eq!(secrets, kept, "secrets left in the source namespace");
 
     // The identity and its Secret: moved into the target, and still in the management

@@ -502,7 +502,8 @@ impl SecondAgent {
         )
         .unwrap();
 
-        // The container's secret volumes, as files; paths under their mounts rewritten.
+        // The container's volumes as folders (secret volumes with their files); paths under
+        // their mounts rewritten.
         let mut mounts: Vec<(String, PathBuf)> = Vec::new();
         for mount in container.volume_mounts.iter().flatten() {
             let volume = pod
@@ -511,17 +512,24 @@ impl SecondAgent {
                 .flatten()
                 .find(|v| v.name == mount.name)
                 .unwrap();
-            let secret_name = volume.secret.as_ref().unwrap().secret_name.clone().unwrap();
+            let local = path.join("mounts").join(&mount.name);
+            std::fs::create_dir_all(&local).unwrap();
+            mounts.push((
+                mount.mount_path.trim_end_matches('/').to_string(),
+                local.clone(),
+            ));
+            // The pack cache (a folder of the node) starts empty.
+            let Some(secret) = &volume.secret else {
+                continue;
+            };
+            let secret_name = secret.secret_name.clone().unwrap();
             let secret = Api::<Secret>::namespaced(w.clone(), AGENT_NAMESPACE)
                 .get(&secret_name)
                 .await
                 .unwrap();
-            let local = path.join("mounts").join(&mount.name);
-            std::fs::create_dir_all(&local).unwrap();
             for (key, value) in secret.data.unwrap_or_default() {
                 std::fs::write(local.join(key), value.0).unwrap();
             }
-            mounts.push((mount.mount_path.trim_end_matches('/').to_string(), local));
         }
         let rewrite = |value: &str| {
             mounts

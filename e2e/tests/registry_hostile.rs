@@ -338,10 +338,17 @@ async fn credentials_never_go_to_a_realm_on_another_host_or_over_plain_http() {
 
 // ---- A running controller with one slow registry ----
 
-/// The packs of the `sim-infra` profile.
-const SIM_PACKS: [&str; 4] = ["sim-os", "kubernetes", "cni-calico", "csi-hostpath"];
+/// The packs of the sample sim cluster's profiles, `sim-infra` and `sim-addons`.
+const SIM_PACKS: [&str; 6] = [
+    "sim-os",
+    "kubernetes",
+    "cni-calico",
+    "csi-hostpath",
+    "hello-chart",
+    "hello-manifests",
+];
 
-/// Pushes the sim-infra packs to `<registry>/<base>`: a registry identity the controller
+/// Pushes the sample sim cluster's packs to `<registry>/<base>`: a registry identity the controller
 /// has fetched nothing from yet.
 async fn publish_sim_packs(registry: &TestRegistry, base: &str) {
     let client = PackRegistryClient::new(
