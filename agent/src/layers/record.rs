@@ -147,18 +147,31 @@ impl LayerRecord {
         self.installed.retain(|i| i.name != name);
     }
 
-    /// Reads it from the cluster; an absent ConfigMap is an empty record.
+    /// Reads it from the cluster; an absent ConfigMap is an empty record. Anyone with
+    /// rights in `strata-system` can write it: a key that does not parse is said and
+    /// started afresh (the next save rewrites it), rather than holding every layer back.
     pub async fn load(workload: &KubeWriter) -> Result<LayerRecord, RecordError> {
         let found = workload
             .namespaced::<ConfigMap>(AGENT_NAMESPACE)
             .get(LAYER_STATE_CONFIG_MAP)
             .await
             .map_err(RecordError::Api)?;
-        let data = found.and_then(|c| c.data).unwrap_or_default();
-        Ok(LayerRecord {
-            states: parse(&data, STATES_KEY)?,
-            installed: parse(&data, INSTALLED_KEY)?,
-        })
+        Ok(LayerRecord::from_data(
+            &found.and_then(|c| c.data).unwrap_or_default(),
+        ))
+    }
+
+    fn from_data(data: &BTreeMap<String, String>) -> LayerRecord {
+        fn or_empty<T: Default>(read: Result<T, RecordError>) -> T {
+            read.unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "the layers' record is not readable; starting it afresh (layers it listed are not uninstalled if they left the stack)");
+                T::default()
+            })
+        }
+        LayerRecord {
+            states: or_empty(parse(data, STATES_KEY)),
+            installed: or_empty(parse(data, INSTALLED_KEY)),
+        }
     }
 
     pub async fn save(&self, workload: &KubeWriter) -> Result<(), RecordError> {
@@ -223,6 +236,24 @@ mod tests {
         let mut secret = layer("a: 1");
         secret.secrets_digest = Some("sha256:bb".into());
         assert_ne!(a, install_digest(&secret));
+    }
+
+    #[test]
+    fn a_record_that_does_not_parse_is_named_and_started_afresh() {
+        let data = BTreeMap::from([
+            (STATES_KEY.to_string(), "[{\"name\": 3}]".to_string()),
+            (INSTALLED_KEY.to_string(), "[]".to_string()),
+        ]);
+        let error = parse::<Vec<LayerState>>(&data, STATES_KEY)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with(
+                "ConfigMap strata-system/strata-layers, key \"layers.json\": invalid type"
+            ),
+            "{error}"
+        );
+        assert_eq!(LayerRecord::from_data(&data), LayerRecord::default());
     }
 
     #[test]
