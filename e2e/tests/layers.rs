@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
@@ -18,6 +19,7 @@ use kube::{Api, Client, Resource};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::json;
+use strata_e2e::cloud_sim::Workload;
 use strata_e2e::cloud_sim::workload::StopWorkloads;
 use strata_e2e::management::{
     ControllerProcess, ManagementEnv, ManagementOptions, SYSTEM_NAMESPACE, apply, ensure_namespace,
@@ -64,6 +66,26 @@ async fn wait_layers_ready(client: &Client, names: &[&str], what: &str) -> Workl
         all_ready(&layers_of(&wc), names).then_some(wc)
     })
     .await
+}
+
+/// The sample sim cluster (`edit`ed) with its controller, up to its first control-plane
+/// node: its workload control plane, where the agent is about to run.
+async fn start_sample_cluster(
+    env: &ManagementEnv,
+    edit: impl Fn(&mut serde_json::Value),
+) -> (ControllerProcess, Arc<Workload>) {
+    let client = env.client();
+    ensure_namespace(&client, NS).await.unwrap();
+    apply_sample(&client, "clusters/sim-demo.yaml", NS, edit).await;
+    let controller = ControllerProcess::start(
+        env.control_plane.kubeconfig_path(),
+        env.dir.path(),
+        "controller",
+        &["--provider-arg", "sim=--fast"],
+    )
+    .unwrap();
+    let (workload, _) = first_control_plane_node(env, &objects_namespace(NS, NAME), NAME).await;
+    (controller, workload)
 }
 
 /// The earliest creation time among objects of a layer, as the apiserver recorded it.
@@ -153,16 +175,7 @@ async fn a_pivoted_cluster_installs_its_layers_in_order_and_keeps_them() {
         .unwrap();
     let client = env.client();
     let objects = objects_namespace(NS, NAME);
-    ensure_namespace(&client, NS).await.unwrap();
-    apply_sample(&client, "clusters/sim-demo.yaml", NS, |_| {}).await;
-    let controller = ControllerProcess::start(
-        env.control_plane.kubeconfig_path(),
-        env.dir.path(),
-        "controller",
-        &["--provider-arg", "sim=--fast"],
-    )
-    .unwrap();
-    let (workload, _) = first_control_plane_node(&env, &objects, NAME).await;
+    let (controller, workload) = start_sample_cluster(&env, |_| {}).await;
     let w = workload.client();
     // The agent dies right after it installed the chart layer's release, before it saw it
     // Ready or recorded it: the next agent must finish it without a second release.
@@ -510,7 +523,6 @@ async fn bad_input_at_the_site_fails_the_layer_naming_the_cause_and_holds_the_re
         .await
         .unwrap();
     let client = env.client();
-    let objects = objects_namespace(NS, NAME);
     let pack = env.dir.path().join("quota-addon");
     write_addon_pack(&pack);
     publish_pack(&env.registry, &pack).await.unwrap();
@@ -530,22 +542,13 @@ async fn bad_input_at_the_site_fails_the_layer_naming_the_cause_and_holds_the_re
     )
     .await
     .unwrap();
-    ensure_namespace(&client, NS).await.unwrap();
-    apply_sample(&client, "clusters/sim-demo.yaml", NS, |cluster| {
+    let (controller, workload) = start_sample_cluster(&env, |cluster| {
         cluster["spec"]["profiles"] = json!([
             { "name": "sim-infra", "version": "1.0.0" },
             { "name": "quota-addons", "version": "1.0.0" },
         ]);
     })
     .await;
-    let controller = ControllerProcess::start(
-        env.control_plane.kubeconfig_path(),
-        env.dir.path(),
-        "controller",
-        &["--provider-arg", "sim=--fast"],
-    )
-    .unwrap();
-    let (workload, _) = first_control_plane_node(&env, &objects, NAME).await;
     let w = workload.client();
     // The site's own rule, before the agent gets there: no Services in `quota`.
     apply_workload(
@@ -561,6 +564,14 @@ async fn bad_input_at_the_site_fails_the_layer_naming_the_cause_and_holds_the_re
             "spec": {"hard": {"services": "0"}},
         }),
     )
+    .await;
+    // In force once the quota controller has counted it; until then the apiserver refuses
+    // with another message ("status unknown for quota").
+    let quotas = Api::<k8s_openapi::api::core::v1::ResourceQuota>::namespaced(w.clone(), "quota");
+    eventually("the quota counted", Duration::from_secs(60), || async {
+        let quota = quotas.get("no-services").await.ok()?;
+        quota.status?.hard.is_some().then_some(())
+    })
     .await;
     wait_phase(
         &env,
@@ -628,7 +639,7 @@ async fn bad_input_at_the_site_fails_the_layer_naming_the_cause_and_holds_the_re
     )
     .unwrap();
     publish_pack(&env.registry, &changed).await.unwrap();
-    Api::<k8s_openapi::api::core::v1::ResourceQuota>::namespaced(w.clone(), "quota")
+    quotas
         .delete("no-services", &DeleteParams::default())
         .await
         .unwrap();
