@@ -7,14 +7,19 @@
 use std::collections::{BTreeMap, HashMap};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Container, Namespace, PodSpec, ServiceAccount};
+use k8s_openapi::api::core::v1::{
+    Container, Namespace, PodSpec, ResourceRequirements, ServiceAccount,
+};
 use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::cluster::ClusterCloud;
 use crate::contracts::labels::{APP_NAME_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
 use crate::contracts::names::{PROVIDER_NAME, PROVIDER_NAMESPACE};
-use crate::workload_singleton::{cluster_admin_binding, singleton_deployment};
+use crate::workload_singleton::{
+    cluster_admin_binding, restricted_container, singleton_deployment, singleton_pod,
+};
 /// The image the sim cloud's providers run by default: the simulator.
 pub const DEFAULT_SIM_PROVIDER_IMAGE: &str =
     concat!("strata-sim-cloud:", env!("CARGO_PKG_VERSION"));
@@ -127,21 +132,42 @@ fn meta(name: &str, namespace: Option<&str>) -> ObjectMeta {
     }
 }
 
+/// Requests and limits, each `(cpu, memory)`.
+pub fn resources(requests: (&str, &str), limits: (&str, &str)) -> ResourceRequirements {
+    let pair = |(cpu, memory): (&str, &str)| {
+        BTreeMap::from([
+            ("cpu".to_string(), Quantity(cpu.into())),
+            ("memory".to_string(), Quantity(memory.into())),
+        ])
+    };
+    ResourceRequirements {
+        requests: Some(pair(requests)),
+        limits: Some(pair(limits)),
+        ..ResourceRequirements::default()
+    }
+}
+
 pub fn provider_objects(controller: &ProviderController) -> ProviderObjects {
     let container = Container {
         name: "providers".into(),
         image: Some(controller.image.clone()),
         args: (!controller.args.is_empty()).then(|| controller.args.clone()),
+        // Cluster API's core, kubeadm and infrastructure controllers together: upstream
+        // each asks for tens of millicores and about 64 MiB and stays within a few hundred
+        // MiB with their caches of a cluster's objects; one cluster's objects are few.
+        resources: Some(resources(("100m", "128Mi"), ("1", "512Mi"))),
+        security_context: Some(restricted_container()),
+        // No probes: the controllers serve no health endpoint; a crash restarts them.
         ..Container::default()
     };
     // Two provider controllers acting on the same objects at once would fight.
     let deployment = singleton_deployment(
         meta(PROVIDER_NAME, Some(PROVIDER_NAMESPACE)),
-        PodSpec {
+        singleton_pod(PodSpec {
             service_account_name: Some(PROVIDER_NAME.into()),
             containers: vec![container],
             ..PodSpec::default()
-        },
+        }),
     );
     ProviderObjects {
         namespace: Namespace {
@@ -226,5 +252,51 @@ mod tests {
         let subject = &objects.binding.subjects.unwrap()[0];
         assert_eq!(subject.namespace.as_deref(), Some(PROVIDER_NAMESPACE));
         assert_eq!(objects.binding.role_ref.name, "cluster-admin");
+    }
+
+    #[test]
+    fn provider_pod_runs_before_the_cni_on_any_node_and_cannot_gain_privileges() {
+        let objects = provider_objects(&ProviderController {
+            image: "strata-sim-cloud:1".into(),
+            args: Vec::new(),
+        });
+        let pod = objects.deployment.spec.unwrap().template.spec.unwrap();
+        assert_eq!(pod.host_network, Some(true));
+        assert_eq!(pod.dns_policy.as_deref(), Some("ClusterFirstWithHostNet"));
+        assert_eq!(
+            pod.priority_class_name.as_deref(),
+            Some("system-cluster-critical")
+        );
+        let tolerated: Vec<(String, String)> = pod
+            .tolerations
+            .unwrap()
+            .into_iter()
+            .map(|t| (t.key.unwrap(), t.effect.unwrap()))
+            .collect();
+        for wanted in [
+            ("node-role.kubernetes.io/control-plane", "NoSchedule"),
+            ("node.kubernetes.io/not-ready", "NoSchedule"),
+            ("node.kubernetes.io/not-ready", "NoExecute"),
+        ] {
+            assert!(
+                tolerated.contains(&(wanted.0.into(), wanted.1.into())),
+                "{wanted:?} in {tolerated:?}"
+            );
+        }
+        let security = pod.security_context.unwrap();
+        assert_eq!(security.run_as_non_root, Some(true));
+        assert!(security.run_as_user.unwrap() > 0);
+        assert_eq!(security.seccomp_profile.unwrap().type_, "RuntimeDefault");
+        let container = &pod.containers[0];
+        let own = container.security_context.as_ref().unwrap();
+        assert_eq!(own.allow_privilege_escalation, Some(false));
+        assert_eq!(own.read_only_root_filesystem, Some(true));
+        assert_eq!(
+            own.capabilities.as_ref().unwrap().drop.as_deref(),
+            Some(&strings(&["ALL"])[..])
+        );
+        let resources = container.resources.as_ref().unwrap();
+        assert_eq!(resources.requests.as_ref().unwrap()["memory"].0, "128Mi");
+        assert_eq!(resources.limits.as_ref().unwrap()["memory"].0, "512Mi");
     }
 }

@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, HostPathVolumeSource, Namespace,
-    ObjectFieldSelector, PodSpec, Probe, Secret, ServiceAccount, Volume, VolumeMount,
+    Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
+    HostPathVolumeSource, Namespace, ObjectFieldSelector, PodSpec, Probe, Secret, SecurityContext,
+    ServiceAccount, Volume, VolumeMount,
 };
 use k8s_openapi::api::rbac::v1::{
     ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
@@ -27,8 +28,10 @@ use crate::contracts::names::{
     ClusterLocation, MANAGEMENT_SECRET,
 };
 use crate::management_access::ManagementLinkData;
-use crate::provider_components::ProviderController;
-use crate::workload_singleton::{cluster_admin_binding, singleton_deployment};
+use crate::provider_components::{ProviderController, resources};
+use crate::workload_singleton::{
+    SINGLETON_UID, cluster_admin_binding, restricted_container, singleton_deployment, singleton_pod,
+};
 
 fn labels() -> BTreeMap<String, String> {
     BTreeMap::from([
@@ -402,14 +405,49 @@ pub fn workload_objects(
         // this cluster's apiserver (not management's: an edge agent works without it).
         liveness_probe: Some(http_probe("/healthz", 10)),
         readiness_probe: Some(http_probe("/readyz", 5)),
+        // The agent's own steady state is meant to stay within 30 MiB resident: the
+        // request is that with room for a move's journal and the layer installer's state.
+        // The limit is for the `helm` it runs as a child (same cgroup) while a chart layer
+        // installs, which renders the chart in memory, and for unpacking a pack.
+        resources: Some(resources(("50m", "64Mi"), ("1", "256Mi"))),
+        security_context: Some(restricted_container()),
+        ..Container::default()
+    };
+    // The pack cache is a folder of the node, created by the kubelet as root: made the
+    // agent's before it starts, by a container that may change an owner and nothing else.
+    // Only the folder itself: what is inside the agent wrote, as its own user.
+    let cache_owner = Container {
+        name: "pack-cache-owner".into(),
+        image: Some(image.into()),
+        command: Some(vec![
+            "chown".into(),
+            format!("{SINGLETON_UID}:{SINGLETON_UID}"),
+            AGENT_PACK_CACHE.into(),
+        ]),
+        volume_mounts: Some(vec![VolumeMount {
+            name: "pack-cache".into(),
+            mount_path: AGENT_PACK_CACHE.into(),
+            ..VolumeMount::default()
+        }]),
+        resources: Some(resources(("10m", "16Mi"), ("100m", "32Mi"))),
+        security_context: Some(SecurityContext {
+            run_as_user: Some(0),
+            run_as_non_root: Some(false),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                add: Some(vec!["CHOWN".into()]),
+            }),
+            ..restricted_container()
+        }),
         ..Container::default()
     };
     // The lease keeps two agents from working at once; Recreate keeps a rollout from
     // making them wait on each other.
     let deployment = singleton_deployment(
         meta(AGENT_NAME, Some(AGENT_NAMESPACE)),
-        PodSpec {
+        singleton_pod(PodSpec {
             service_account_name: Some(AGENT_NAME.into()),
+            init_containers: Some(vec![cache_owner]),
             containers: vec![container],
             // On the node, so that an agent started again (even in a new pod) installs
             // its layers from it with the registry out of reach.
@@ -422,7 +460,7 @@ pub fn workload_objects(
                 ..Volume::default()
             }]),
             ..PodSpec::default()
-        },
+        }),
     );
     WorkloadAgentObjects {
         namespace: Namespace {
@@ -656,6 +694,84 @@ mod tests {
             .flatten()
             .find(|e| e.name == "POD_IP")
             .unwrap();
+        // On the host's network, so it runs before the CNI it installs; on the first
+        // control-plane node while it is still NotReady.
+        assert_eq!(pod.host_network, Some(true));
+        assert_eq!(pod.dns_policy.as_deref(), Some("ClusterFirstWithHostNet"));
+        assert_eq!(
+            pod.priority_class_name.as_deref(),
+            Some("system-cluster-critical")
+        );
+        let tolerations = pod.tolerations.clone().unwrap();
+        let tolerates = |key: &str, effect: &str| {
+            tolerations.iter().find(|t| {
+                t.key.as_deref() == Some(key)
+                    && t.effect.as_deref() == Some(effect)
+                    && t.operator.as_deref() == Some("Exists")
+            })
+        };
+        for (key, effect) in [
+            ("node-role.kubernetes.io/control-plane", "NoSchedule"),
+            ("node-role.kubernetes.io/master", "NoSchedule"),
+            ("node.kubernetes.io/not-ready", "NoSchedule"),
+        ] {
+            assert!(tolerates(key, effect).is_some(), "{key}:{effect}");
+        }
+        assert_eq!(
+            tolerates("node.kubernetes.io/not-ready", "NoExecute")
+                .unwrap()
+                .toleration_seconds,
+            None,
+            "never evicted for a NotReady node"
+        );
+        assert_eq!(
+            tolerates("node.kubernetes.io/unreachable", "NoExecute")
+                .unwrap()
+                .toleration_seconds,
+            Some(60),
+            "but given back when its node died"
+        );
+        // Restricted: a UID, no escalation, no capability, a read-only root; what it
+        // writes is the pack cache volume.
+        let pod_security = pod.security_context.as_ref().unwrap();
+        assert_eq!(pod_security.run_as_non_root, Some(true));
+        assert_eq!(pod_security.run_as_user, Some(SINGLETON_UID));
+        assert_eq!(
+            pod_security.seccomp_profile.as_ref().unwrap().type_,
+            "RuntimeDefault"
+        );
+        let security = agent.security_context.as_ref().unwrap();
+        assert_eq!(security.allow_privilege_escalation, Some(false));
+        assert_eq!(security.read_only_root_filesystem, Some(true));
+        assert_eq!(security.run_as_user, None, "the pod's UID");
+        assert_eq!(
+            security.capabilities.as_ref().unwrap().drop.as_deref(),
+            Some(&strings(&["ALL"])[..])
+        );
+        assert_eq!(
+            agent.volume_mounts.as_ref().unwrap()[0].mount_path,
+            AGENT_PACK_CACHE
+        );
+        assert_ne!(
+            agent.volume_mounts.as_ref().unwrap()[0].read_only,
+            Some(true)
+        );
+        let resources = agent.resources.as_ref().unwrap();
+        assert_eq!(resources.requests.as_ref().unwrap()["memory"].0, "64Mi");
+        assert_eq!(resources.limits.as_ref().unwrap()["memory"].0, "256Mi");
+        // The cache folder is made the agent's user's first, by a container that can only
+        // change owners, of that folder only.
+        let owner = &pod.init_containers.as_ref().unwrap()[0];
+        assert_eq!(
+            owner.command.as_deref().unwrap(),
+            ["chown", "65532:65532", AGENT_PACK_CACHE]
+        );
+        let owner_security = owner.security_context.as_ref().unwrap();
+        let capabilities = owner_security.capabilities.as_ref().unwrap();
+        assert_eq!(capabilities.add.as_deref(), Some(&strings(&["CHOWN"])[..]));
+        assert_eq!(capabilities.drop.as_deref(), Some(&strings(&["ALL"])[..]));
+        assert_eq!(owner_security.allow_privilege_escalation, Some(false));
+        assert_eq!(owner_security.read_only_root_filesystem, Some(true));
         assert_eq!(
             pod_ip
                 .value_from

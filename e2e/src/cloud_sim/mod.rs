@@ -51,6 +51,7 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::capi_crds::CrdError;
+use crate::kubelet_sim::KubeletSettings;
 use api::Kube;
 use kinds::MACHINE;
 use objects::{CLUSTER_ID_ANNOTATION, annotation, name, namespace, stable_hash, str_at};
@@ -115,6 +116,9 @@ pub struct SimOptions {
     /// machines still get their instances but no cluster ever initializes: for measuring
     /// what happens in the management cluster with hundreds of clusters.
     pub workload_control_planes: bool,
+    /// How the nodes of a workload cluster come up: by default as kubeadm's, NotReady
+    /// until the sample CNI runs on them.
+    pub workload_nodes: KubeletSettings,
 }
 
 impl Default for SimOptions {
@@ -130,6 +134,7 @@ impl Default for SimOptions {
             jitter: Duration::from_secs(2),
             workload_controller_manager: true,
             workload_control_planes: true,
+            workload_nodes: KubeletSettings::default(),
         }
     }
 }
@@ -410,7 +415,24 @@ async fn reconcile_cluster(
             snapshot::ClusterView::is_control_plane(m) && str_at(m, "/spec/providerID").is_some()
         })
     {
-        workload::ensure_started(&id, view.name, shared.options.workload_controller_manager);
+        // A cluster whose machines already have nodes was moved here from another
+        // simulator's process: the control plane started here stands in for the one its
+        // nodes joined, whose CNI is already installed (the CNI goes first).
+        let continued = view
+            .machines
+            .iter()
+            .any(|m| m.pointer("/status/nodeRef").is_some());
+        let nodes = if continued {
+            KubeletSettings::network_preinstalled()
+        } else {
+            shared.options.workload_nodes.clone()
+        };
+        workload::ensure_started(
+            &id,
+            view.name,
+            shared.options.workload_controller_manager,
+            nodes,
+        );
     }
     let nodes = match &workload {
         Some(w) => {

@@ -27,7 +27,7 @@ use super::kinds::{CLUSTER, KUBEADM_CONTROL_PLANE};
 use super::objects::{CLUSTER_NAME_LABEL, name, uid};
 use super::snapshot::ClusterView;
 use crate::control_plane::{ControlPlane, ControlPlaneOptions};
-use crate::kubelet_sim::{SimNode, SimulatedKubelet};
+use crate::kubelet_sim::{KubeletSettings, SimNode, SimulatedKubelet};
 
 /// How long a failed start is remembered before the next attempt.
 const RETRY_AFTER: Duration = Duration::from_secs(10);
@@ -119,7 +119,7 @@ pub fn start_error(id: &str) -> Option<String> {
 
 /// Starts the identity's control plane in the background unless it runs, is starting, or
 /// failed moments ago.
-pub fn ensure_started(id: &str, cluster: &str, controller_manager: bool) {
+pub fn ensure_started(id: &str, cluster: &str, controller_manager: bool, nodes: KubeletSettings) {
     {
         let mut registry = registry();
         match registry.get(id) {
@@ -134,7 +134,7 @@ pub fn ensure_started(id: &str, cluster: &str, controller_manager: bool) {
         let span = tracing::info_span!("workload", cluster = %cluster, id = %id);
         let _entered = span.enter();
         tracing::info!("starting the workload control plane");
-        let result = start(&id, &cluster, controller_manager).await;
+        let result = start(&id, &cluster, controller_manager, nodes).await;
         let mut registry = registry();
         match (result, registry.get(&id)) {
             (Ok(workload), Some(Entry::Starting)) => {
@@ -190,7 +190,12 @@ fn drop_in_background<T: Send + 'static>(value: T) {
     }
 }
 
-async fn start(id: &str, cluster: &str, controller_manager: bool) -> Result<Workload, SimError> {
+async fn start(
+    id: &str,
+    cluster: &str,
+    controller_manager: bool,
+    nodes: KubeletSettings,
+) -> Result<Workload, SimError> {
     let workload_error = |action: &'static str| {
         let cluster = cluster.to_string();
         move |reason: String| SimError::Workload {
@@ -209,7 +214,7 @@ async fn start(id: &str, cluster: &str, controller_manager: bool) -> Result<Work
         .map_err(|e| workload_error("start the control plane")(e.to_string()))?;
     let kubeconfig = std::fs::read_to_string(control_plane.kubeconfig_path())
         .map_err(|e| workload_error("read the admin kubeconfig")(e.to_string()))?;
-    let kubelet = SimulatedKubelet::start(control_plane.client(), Vec::new())
+    let kubelet = SimulatedKubelet::start_with(control_plane.client(), Vec::new(), nodes)
         .await
         .map_err(|e| workload_error("start the simulated kubelet")(e.to_string()))?;
     let pki = control_plane.dir().join("pki");

@@ -3,26 +3,56 @@
 //! pods on its nodes Running and Ready, so that Deployments, StatefulSets and DaemonSets
 //! become available through the real controller-manager. No container runs.
 //!
+//! Its nodes behave like kubeadm's:
+//!
+//! - a control-plane node (labelled `node-role.kubernetes.io/control-plane` or `master`)
+//!   carries the `node-role.kubernetes.io/control-plane:NoSchedule` taint;
+//! - with [`KubeletSettings::cni_daemon_sets`] set (the default is the sample CNI,
+//!   `calico-system/calico-node`), a node registers `Ready=False` (`KubeletNotReady`,
+//!   "container runtime network not ready … cni config uninitialized") with the
+//!   `node.kubernetes.io/not-ready:NoSchedule` taint, and turns Ready (the taint removed)
+//!   once a pod of one of those DaemonSets is Running on it; from then on it stays
+//!   network-ready, as a node keeps its CNI config. With the list empty
+//!   ([`KubeletSettings::network_preinstalled`], what [`SimulatedKubelet::start`] uses) a
+//!   node is Ready when it registers, as with a node image that carries its CNI;
+//! - a pending pod is bound only to a node whose `NoSchedule` and `NoExecute` taints it
+//!   tolerates (Kubernetes' matching: key, `Exists`/`Equal`, value, effect; an empty key
+//!   with `Exists` tolerates all), a DaemonSet's pod pinned by node affinity included. The
+//!   DaemonSet controller adds only the `NoExecute` not-ready/unreachable tolerations
+//!   itself, so a CNI DaemonSet must tolerate `not-ready:NoSchedule`, as real ones do. A
+//!   pod created with `nodeName` set skips the scheduler and its taints, as on a real node;
+//! - while a node is not network-ready only hostNetwork pods run on it: any other pod
+//!   stays `Pending` with its containers `ContainerCreating`, never Ready. A hostNetwork
+//!   pod's IP is its node's (127.0.0.1).
+//!
 //! It also does the kubelet's part of deletion (a terminating pod on its node is removed),
 //! keeps its nodes' leases and Ready conditions fresh so the node lifecycle controller does
 //! not evict anything, and on request makes chosen pods never become ready or a node go
 //! NotReady.
 
+mod node_rules;
+mod pods;
+
+pub use node_rules::{
+    CONTROL_PLANE_LABEL, CONTROL_PLANE_TAINT, NETWORK_NOT_READY_MESSAGE, NOT_READY_TAINT,
+    NodeReadiness, tolerates, tolerates_all,
+};
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::api::core::v1::{Binding, Node, ObjectReference, Pod};
+use k8s_openapi::api::core::v1::{Node, Taint};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use kube::runtime::watcher;
-use kube::{Api, Client, ResourceExt};
+use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::{Api, Client};
 use serde_json::json;
 use tokio::task::JoinHandle;
+
+use node_rules::{is_control_plane, merged_taints, own_taints};
 
 const FIELD_MANAGER: &str = "strata-sim-kubelet";
 /// How often node leases and Ready conditions are renewed; well inside the node lifecycle
@@ -64,6 +94,34 @@ impl SimNode {
     }
 }
 
+/// How the simulated kubelet's nodes come up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeletSettings {
+    /// The DaemonSets (namespace, name) of the cluster's CNI: a node is network-ready, and
+    /// so Ready, once a pod of one of them runs on it. Empty: nodes are network-ready when
+    /// they register.
+    pub cni_daemon_sets: Vec<(String, String)>,
+}
+
+impl Default for KubeletSettings {
+    /// A kubeadm node waiting for the sample CNI (`manifests/samples/packs/cni-calico`).
+    fn default() -> Self {
+        KubeletSettings {
+            cni_daemon_sets: vec![("calico-system".into(), "calico-node".into())],
+        }
+    }
+}
+
+impl KubeletSettings {
+    /// Nodes whose network is up when they register (kwok's nodes, or an image with its
+    /// CNI baked in).
+    pub fn network_preinstalled() -> Self {
+        KubeletSettings {
+            cni_daemon_sets: Vec::new(),
+        }
+    }
+}
+
 #[derive(Default)]
 struct Faults {
     /// Pods whose name starts with one of these (per namespace) never become ready.
@@ -73,9 +131,50 @@ struct Faults {
 
 struct Shared {
     client: Client,
+    settings: KubeletSettings,
     nodes: Mutex<Vec<SimNode>>,
+    /// Nodes a CNI pod has run on.
+    networked: Mutex<BTreeSet<String>>,
     faults: Mutex<Faults>,
     next_node: AtomicUsize,
+}
+
+impl Shared {
+    fn network_ready(&self, node: &str) -> bool {
+        self.settings.cni_daemon_sets.is_empty() || lock(&self.networked).contains(node)
+    }
+
+    fn readiness(&self, node: &str) -> NodeReadiness {
+        let fault = lock(&self.faults).not_ready_nodes.contains(node);
+        NodeReadiness::of(self.network_ready(node), fault)
+    }
+
+    fn own_taints(&self, node: &SimNode) -> Vec<Taint> {
+        own_taints(
+            is_control_plane(&node.labels),
+            self.readiness(&node.name).is_ready(),
+        )
+    }
+
+    /// A CNI pod runs on `node`: it is Ready from now on (unless a fault holds it).
+    async fn network_up(&self, node: &str) {
+        if !lock(&self.networked).insert(node.to_string()) {
+            return;
+        }
+        tracing::info!(node, "a CNI pod runs on the node: its network is ready");
+        if let Err(e) = self.publish_readiness(node).await {
+            tracing::debug!(node, error = %e, "cannot report the node Ready; the heartbeat will");
+        }
+    }
+
+    /// Writes the node's Ready condition and its own taints as they stand.
+    async fn publish_readiness(&self, name: &str) -> Result<(), kube::Error> {
+        let Some(node) = lock(&self.nodes).iter().find(|n| n.name == name).cloned() else {
+            return Ok(());
+        };
+        set_node_ready(&self.client, name, self.readiness(name)).await?;
+        sync_taints(&self.client, name, &self.own_taints(&node)).await
+    }
 }
 
 /// A running simulated kubelet; it stops when dropped.
@@ -85,14 +184,28 @@ pub struct SimulatedKubelet {
 }
 
 impl SimulatedKubelet {
-    /// Registers `nodes` and starts serving the pods bound to them.
+    /// Registers `nodes`, network-ready at once
+    /// ([`KubeletSettings::network_preinstalled`]), and starts serving the pods bound to
+    /// them.
     pub async fn start(
         client: Client,
         nodes: Vec<SimNode>,
     ) -> Result<SimulatedKubelet, KubeletError> {
+        Self::start_with(client, nodes, KubeletSettings::network_preinstalled()).await
+    }
+
+    /// Registers `nodes`, which come up as `settings` says, and starts serving the pods
+    /// bound to them.
+    pub async fn start_with(
+        client: Client,
+        nodes: Vec<SimNode>,
+        settings: KubeletSettings,
+    ) -> Result<SimulatedKubelet, KubeletError> {
         let shared = Arc::new(Shared {
             client,
+            settings,
             nodes: Mutex::new(Vec::new()),
+            networked: Mutex::new(BTreeSet::new()),
             faults: Mutex::new(Faults::default()),
             next_node: AtomicUsize::new(0),
         });
@@ -100,8 +213,8 @@ impl SimulatedKubelet {
             register_node(&shared, node).await?;
         }
         let tasks = vec![
-            tokio::spawn(watch_pods(shared.clone())),
-            tokio::spawn(resync_pods(shared.clone())),
+            tokio::spawn(pods::watch_pods(shared.clone())),
+            tokio::spawn(pods::resync_pods(shared.clone())),
             tokio::spawn(heartbeat(shared.clone())),
         ];
         Ok(SimulatedKubelet { shared, tasks })
@@ -115,6 +228,7 @@ impl SimulatedKubelet {
     /// Removes a node: the Node object is deleted and its pods are no longer served.
     pub async fn remove_node(&self, name: &str) -> Result<(), kube::Error> {
         lock(&self.shared.nodes).retain(|n| n.name != name);
+        lock(&self.shared.networked).remove(name);
         let nodes: Api<Node> = Api::all(self.shared.client.clone());
         match nodes.delete(name, &DeleteParams::default()).await {
             Ok(_) => Ok(()),
@@ -130,6 +244,11 @@ impl SimulatedKubelet {
             .collect()
     }
 
+    /// Whether a CNI pod has run on the node (always, with the network preinstalled).
+    pub fn network_ready(&self, name: &str) -> bool {
+        self.shared.network_ready(name)
+    }
+
     /// Pods in `namespace` whose name starts with `name_prefix` will run but never be Ready.
     pub fn never_ready(&self, namespace: &str, name_prefix: &str) {
         lock(&self.shared.faults)
@@ -142,12 +261,13 @@ impl SimulatedKubelet {
         lock(&self.shared.faults)
             .not_ready_nodes
             .insert(name.into());
-        set_node_ready(&self.shared.client, name, false).await
+        self.shared.publish_readiness(name).await
     }
 
+    /// Ends [`SimulatedKubelet::node_not_ready`]: the node is Ready again if its network is.
     pub async fn node_ready(&self, name: &str) -> Result<(), kube::Error> {
         lock(&self.shared.faults).not_ready_nodes.remove(name);
-        set_node_ready(&self.shared.client, name, true).await
+        self.shared.publish_readiness(name).await
     }
 }
 
@@ -178,11 +298,15 @@ async fn register_node(shared: &Shared, node: SimNode) -> Result<(), KubeletErro
     labels.insert("kubernetes.io/os".into(), "linux".into());
     labels.insert("kubernetes.io/arch".into(), "amd64".into());
     labels.insert("strata.dev/simulated".into(), "true".into());
+    let readiness = shared.readiness(&node.name);
+    // Tainted from the first moment (as `--register-with-taints` does), so that no
+    // DaemonSet or pod lands on it before the taints are there.
+    let taints = own_taints(is_control_plane(&node.labels), readiness.is_ready());
     let object = json!({
         "apiVersion": "v1",
         "kind": "Node",
         "metadata": { "name": node.name, "labels": labels },
-        "spec": { "providerID": node.provider_id },
+        "spec": { "providerID": node.provider_id, "taints": taints },
     });
     let register = |source| KubeletError::Register {
         node: node.name.clone(),
@@ -197,7 +321,7 @@ async fn register_node(shared: &Shared, node: SimNode) -> Result<(), KubeletErro
         .await
         .map_err(register)?;
     lock(&shared.nodes).push(node.clone());
-    write_node_status(&shared.client, &node, true)
+    write_node_status(&shared.client, &node, readiness)
         .await
         .map_err(register)?;
     renew_lease(&shared.client, &node.name)
@@ -209,7 +333,7 @@ async fn register_node(shared: &Shared, node: SimNode) -> Result<(), KubeletErro
 async fn write_node_status(
     client: &Client,
     node: &SimNode,
-    ready: bool,
+    readiness: NodeReadiness,
 ) -> Result<(), kube::Error> {
     let nodes: Api<Node> = Api::all(client.clone());
     let capacity = json!({
@@ -222,7 +346,7 @@ async fn write_node_status(
         "status": {
             "capacity": capacity,
             "allocatable": capacity,
-            "conditions": node_conditions(ready),
+            "conditions": node_conditions(readiness),
             "addresses": [
                 { "type": "InternalIP", "address": "127.0.0.1" },
                 { "type": "Hostname", "address": node.name },
@@ -247,15 +371,16 @@ async fn write_node_status(
         .map(|_| ())
 }
 
-fn node_conditions(ready: bool) -> serde_json::Value {
+fn node_conditions(readiness: NodeReadiness) -> serde_json::Value {
     let now = now();
     let fine = |kind: &str, reason: &str| json!({ "type": kind, "status": "False", "reason": reason, "lastHeartbeatTime": now, "lastTransitionTime": now });
+    let (status, reason, message) = readiness.condition();
     json!([
         {
             "type": "Ready",
-            "status": if ready { "True" } else { "False" },
-            "reason": if ready { "KubeletReady" } else { "KubeletNotReady" },
-            "message": if ready { "simulated kubelet is posting ready status" } else { "simulated fault: node not ready" },
+            "status": status,
+            "reason": reason,
+            "message": message,
             "lastHeartbeatTime": now,
             "lastTransitionTime": now,
         },
@@ -265,11 +390,44 @@ fn node_conditions(ready: bool) -> serde_json::Value {
     ])
 }
 
-async fn set_node_ready(client: &Client, name: &str, ready: bool) -> Result<(), kube::Error> {
+async fn set_node_ready(
+    client: &Client,
+    name: &str,
+    readiness: NodeReadiness,
+) -> Result<(), kube::Error> {
     let nodes: Api<Node> = Api::all(client.clone());
-    let patch = json!({ "status": { "conditions": node_conditions(ready) } });
+    let patch = json!({ "status": { "conditions": node_conditions(readiness) } });
     nodes
         .patch_status(name, &PatchParams::default(), &Patch::Strategic(&patch))
+        .await
+        .map(|_| ())
+}
+
+/// Sets the kubelet's own taints on the node and keeps everyone else's (the node lifecycle
+/// controller's `NoExecute` ones, a test's). The list is replaced whole, guarded by the
+/// resourceVersion read, so a concurrent change is not lost: a conflict is retried by the
+/// next heartbeat.
+async fn sync_taints(client: &Client, name: &str, own: &[Taint]) -> Result<(), kube::Error> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let Some(node) = nodes.get_opt(name).await? else {
+        return Ok(());
+    };
+    let current = node
+        .spec
+        .as_ref()
+        .and_then(|s| s.taints.clone())
+        .unwrap_or_default();
+    let wanted = merged_taints(&current, own);
+    let same = wanted.len() == current.len() && wanted.iter().all(|t| current.contains(t));
+    if same {
+        return Ok(());
+    }
+    let patch = json!({
+        "metadata": { "resourceVersion": node.metadata.resource_version },
+        "spec": { "taints": wanted },
+    });
+    nodes
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .map(|_| ())
 }
@@ -309,220 +467,9 @@ async fn heartbeat(shared: Arc<Shared>) {
             if let Err(e) = renew_lease(&shared.client, &node.name).await {
                 tracing::debug!(node = %node.name, error = %e, "cannot renew the node lease");
             }
-            if let Err(e) = set_node_ready(&shared.client, &node.name, true).await {
+            if let Err(e) = shared.publish_readiness(&node.name).await {
                 tracing::debug!(node = %node.name, error = %e, "cannot refresh the node status");
             }
         }
     }
-}
-
-async fn watch_pods(shared: Arc<Shared>) {
-    let pods: Api<Pod> = Api::all(shared.client.clone());
-    let mut stream = watcher(pods, watcher::Config::default()).boxed();
-    while let Some(event) = stream.next().await {
-        match event {
-            Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) => {
-                serve_pod(&shared, pod).await
-            }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::debug!(error = %e, "pod watch error; the watcher retries");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-        }
-    }
-}
-
-async fn resync_pods(shared: Arc<Shared>) {
-    let pods: Api<Pod> = Api::all(shared.client.clone());
-    loop {
-        tokio::time::sleep(RESYNC).await;
-        if let Ok(list) = pods.list(&Default::default()).await {
-            for pod in list {
-                serve_pod(&shared, pod).await;
-            }
-        }
-    }
-}
-
-/// Moves one pod one step along its life: bind it, report it running, or finish its
-/// deletion. Errors are logged; the next event or resync tries again.
-async fn serve_pod(shared: &Shared, pod: Pod) {
-    let namespace = pod.namespace().unwrap_or_default();
-    let name = pod.name_any();
-    let node_name = pod.spec.as_ref().and_then(|s| s.node_name.clone());
-    let result = match node_name {
-        None if pod.metadata.deletion_timestamp.is_none() => {
-            bind(shared, &pod, &namespace, &name).await
-        }
-        None => Ok(()),
-        Some(node) if !lock(&shared.nodes).iter().any(|n| n.name == node) => Ok(()),
-        Some(_) if pod.metadata.deletion_timestamp.is_some() => {
-            finish_deletion(shared, &namespace, &name).await
-        }
-        Some(node) => report_running(shared, &pod, &namespace, &name, &node).await,
-    };
-    if let Err(e) = result {
-        match e {
-            // The pod changed or went away meanwhile; its next event brings the new state.
-            kube::Error::Api(ref api) if api.code == 404 || api.code == 409 => {}
-            other => {
-                tracing::debug!(pod = %format!("{namespace}/{name}"), error = %other, "cannot serve pod")
-            }
-        }
-    }
-}
-
-/// Picks a node for a pending pod: the one its node affinity names (DaemonSet pods),
-/// else one whose labels match its nodeSelector, round-robin among ready nodes.
-fn choose_node(shared: &Shared, pod: &Pod) -> Option<String> {
-    let nodes = lock(&shared.nodes).clone();
-    let not_ready = lock(&shared.faults).not_ready_nodes.clone();
-    let spec = pod.spec.as_ref()?;
-    let pinned: Option<Vec<String>> = spec
-        .affinity
-        .as_ref()
-        .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|na| {
-            na.required_during_scheduling_ignored_during_execution
-                .as_ref()
-        })
-        .map(|selector| {
-            selector
-                .node_selector_terms
-                .iter()
-                .flat_map(|term| term.match_fields.iter().flatten())
-                .filter(|f| f.key == "metadata.name" && f.operator == "In")
-                .flat_map(|f| f.values.clone().unwrap_or_default())
-                .collect()
-        })
-        .filter(|names: &Vec<String>| !names.is_empty());
-    let selector = spec.node_selector.clone().unwrap_or_default();
-    let candidates: Vec<&SimNode> = nodes
-        .iter()
-        .filter(|n| !not_ready.contains(&n.name))
-        .filter(|n| pinned.as_ref().is_none_or(|names| names.contains(&n.name)))
-        .filter(|n| {
-            selector.iter().all(|(k, v)| {
-                n.labels.get(k) == Some(v)
-                    || (k == "kubernetes.io/hostname" && v == &n.name)
-                    || (k == "kubernetes.io/os" && v == "linux")
-            })
-        })
-        .collect();
-    if candidates.is_empty() {
-        return None;
-    }
-    let index = shared.next_node.fetch_add(1, Ordering::Relaxed) % candidates.len();
-    Some(candidates[index].name.clone())
-}
-
-async fn bind(shared: &Shared, pod: &Pod, namespace: &str, name: &str) -> Result<(), kube::Error> {
-    if pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.scheduler_name.as_deref())
-        .is_some_and(|s| s != "default-scheduler")
-    {
-        return Ok(());
-    }
-    let Some(node) = choose_node(shared, pod) else {
-        return Ok(());
-    };
-    let pods: Api<Pod> = Api::namespaced(shared.client.clone(), namespace);
-    let binding = Binding {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            ..ObjectMeta::default()
-        },
-        target: ObjectReference {
-            api_version: Some("v1".into()),
-            kind: Some("Node".into()),
-            name: Some(node),
-            ..ObjectReference::default()
-        },
-    };
-    let _: serde_json::Value = pods
-        .create_subresource("binding", name, &PostParams::default(), &binding)
-        .await?;
-    Ok(())
-}
-
-fn pod_ip(name: &str) -> String {
-    // A stable fake address per pod; nothing routes to it.
-    let hash = name
-        .bytes()
-        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
-    format!("10.244.{}.{}", (hash >> 8) % 250 + 1, hash % 250 + 2)
-}
-
-async fn report_running(
-    shared: &Shared,
-    pod: &Pod,
-    namespace: &str,
-    name: &str,
-    node: &str,
-) -> Result<(), kube::Error> {
-    let never_ready = lock(&shared.faults)
-        .never_ready
-        .iter()
-        .any(|(ns, prefix)| ns == namespace && name.starts_with(prefix.as_str()));
-    let status = pod.status.as_ref();
-    let already_running = status.and_then(|s| s.phase.as_deref()) == Some("Running");
-    let ready_now = status
-        .and_then(|s| s.conditions.as_ref())
-        .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
-        .is_some_and(|c| c.status == "True");
-    if already_running && ready_now != never_ready {
-        return Ok(());
-    }
-    let ready = if never_ready { "False" } else { "True" };
-    let now = now();
-    let containers: Vec<serde_json::Value> = pod
-        .spec
-        .as_ref()
-        .map(|s| s.containers.as_slice())
-        .unwrap_or_default()
-        .iter()
-        .map(|c| {
-            json!({
-                "name": c.name,
-                "image": c.image.clone().unwrap_or_default(),
-                "imageID": format!("strata-sim://{}", c.image.clone().unwrap_or_default()),
-                "containerID": format!("strata-sim://{namespace}/{name}/{}", c.name),
-                "ready": !never_ready,
-                "started": true,
-                "restartCount": 0,
-                "state": { "running": { "startedAt": now } },
-            })
-        })
-        .collect();
-    let patch = json!({
-        "status": {
-            "phase": "Running",
-            "hostIP": "127.0.0.1",
-            "podIP": pod_ip(name),
-            "podIPs": [{ "ip": pod_ip(name) }],
-            "startTime": now,
-            "conditions": [
-                { "type": "Initialized", "status": "True", "lastTransitionTime": now },
-                { "type": "PodScheduled", "status": "True", "lastTransitionTime": now },
-                { "type": "ContainersReady", "status": ready, "lastTransitionTime": now },
-                { "type": "Ready", "status": ready, "lastTransitionTime": now },
-            ],
-            "containerStatuses": containers,
-        }
-    });
-    tracing::debug!(pod = %format!("{namespace}/{name}"), node, ready, "pod running");
-    let pods: Api<Pod> = Api::namespaced(shared.client.clone(), namespace);
-    pods.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .map(|_| ())
-}
-
-async fn finish_deletion(shared: &Shared, namespace: &str, name: &str) -> Result<(), kube::Error> {
-    let pods: Api<Pod> = Api::namespaced(shared.client.clone(), namespace);
-    pods.delete(name, &DeleteParams::default().grace_period(0))
-        .await
-        .map(|_| ())
 }
