@@ -44,6 +44,13 @@ impl fmt::Display for Step {
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
+    #[error("cannot make {path} owned by user {uid}: {source}")]
+    OwnCache {
+        path: PathBuf,
+        uid: u32,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("kubeconfig {path}: {source}")]
     Kubeconfig {
         path: PathBuf,

@@ -109,6 +109,16 @@ enum Command {
     /// Move a cluster's CAPI objects from one cluster into the same namespace of another,
     /// keeping the journal in the target: run again after a failure, it continues.
     Move(MoveArgs),
+    /// Make a folder of the node (the pack cache's hostPath) owned by the agent's user:
+    /// run as the Deployment's init container, the only part of the agent with a right
+    /// to change an owner, before the agent runs without any.
+    OwnCache {
+        /// The user and group id the folder goes to.
+        #[arg(long)]
+        uid: u32,
+        /// The folder; only it, not what is inside (the agent wrote that as itself).
+        path: PathBuf,
+    },
 }
 
 /// Which cluster's objects, from where to where.
@@ -190,6 +200,15 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
         Some(Command::Move(args)) => {
             let (source, target) = args.writers().await?;
             Ok(move_command::run(source, target, &args.namespace, &args.cluster).await?)
+        }
+        Some(Command::OwnCache { uid, path }) => {
+            std::os::unix::fs::chown(path, Some(*uid), Some(*uid)).map_err(|source| {
+                AgentError::OwnCache {
+                    path: path.clone(),
+                    uid: *uid,
+                    source,
+                }
+            })
         }
         None => serve(cli).await,
     }

@@ -1,5 +1,5 @@
-//! The hand-run commands (`plan`, `move`) refuse bad kubeconfigs with the file named,
-//! before touching any cluster.
+//! The hand-run commands (`plan`, `move`, `own-cache`) refuse bad input with the file or
+//! folder named, before touching any cluster.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -84,4 +84,25 @@ fn tempfile_dir() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("strata-agent-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// The init container's command: the pack cache folder is given to the agent's user, and
+/// a folder that is not there is named.
+#[test]
+fn own_cache_gives_the_folder_to_the_user_and_names_a_missing_one() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile_dir().join("pack-cache");
+    std::fs::create_dir_all(&dir).unwrap();
+    // Whoever runs the tests can always give a folder to themselves; root can give it
+    // to anyone, as the init container does.
+    let own = std::fs::metadata(&dir).unwrap().uid();
+    let uid = if own == 0 { 65532 } else { own };
+    let (ok, text) = run(&["own-cache", &format!("--uid={uid}"), dir.to_str().unwrap()]);
+    assert!(ok, "{text}");
+    let meta = std::fs::metadata(&dir).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (uid, uid));
+    let missing = dir.join("not-there");
+    let (ok, text) = run(&["own-cache", "--uid=65532", missing.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(text.contains(missing.to_str().unwrap()), "{text}");
 }

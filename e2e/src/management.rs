@@ -303,7 +303,7 @@ impl ManagementEnv {
         let access = ClusterAccess {
             client: workload.client(),
             server: workload.server().to_string(),
-            ca_pem: workload.control_plane().ca_pem().to_string(),
+            ca_pem: workload.ca_pem().to_string(),
         };
         let kubelet =
             ProcessKubelet::start(access, default_agent_binary()).map_err(|e| e.to_string())?;

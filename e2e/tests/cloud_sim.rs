@@ -26,6 +26,7 @@ use strata_e2e::cloud_sim::kinds::{
 };
 use strata_e2e::cloud_sim::{CloudSimulator, SimOptions, sim_crds, workload};
 use strata_e2e::control_plane::{ControlPlane, ControlPlaneOptions};
+use strata_e2e::kubelet_sim::KubeletSettings;
 
 const NS: &str = "strata-demo";
 const TEST_MANAGER: &str = "strata-e2e-test";
@@ -46,6 +47,15 @@ fn init_tracing() {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
         .try_init();
+}
+
+/// The simulator as these tests need it: no CNI is ever installed here, so nodes come up
+/// with their network (the kubeadm-like nodes are `kubeadm_nodes.rs`' and `layers.rs`').
+fn nodes_with_network() -> SimOptions {
+    SimOptions {
+        workload_nodes: KubeletSettings::network_preinstalled(),
+        ..SimOptions::fast()
+    }
 }
 
 /// Polls `check` until it returns Ok; on timeout fails with the last reason it gave.
@@ -779,7 +789,7 @@ async fn cloud_test(cloud: &str, provider: Provider, scale: bool) {
     let _stop = StopWorkloads;
     let started = Instant::now();
     let (_cp, client) = management(&format!("sim-{cloud}")).await;
-    let sim = CloudSimulator::start(client.clone(), SimOptions::fast());
+    let sim = CloudSimulator::start(client.clone(), nodes_with_network());
     apply_objects(&client, &cloud_objects(cloud)).await;
     let cluster = format!("demo-{cloud}");
     let kcp = format!("demo-{cloud}-control-plane");
@@ -902,7 +912,7 @@ async fn a_paused_cluster_sees_no_change() {
     init_tracing();
     let _stop = StopWorkloads;
     let (_cp, client) = management("sim-pause").await;
-    let sim = CloudSimulator::start(client.clone(), SimOptions::fast());
+    let sim = CloudSimulator::start(client.clone(), nodes_with_network());
     apply_objects(&client, &sim_objects("paused", 1, 2)).await;
     let mut want = Want {
         cluster: "paused",
@@ -1147,7 +1157,7 @@ async fn a_moved_cluster_is_continued_without_replacing_machines() {
     init_tracing();
     let _stop = StopWorkloads;
     let (_source_cp, source) = management("sim-move-source").await;
-    let source_sim = CloudSimulator::start(source.clone(), SimOptions::fast());
+    let source_sim = CloudSimulator::start(source.clone(), nodes_with_network());
     apply_objects(&source, &sim_objects("moved", 1, 2)).await;
     let mut want = Want {
         cluster: "moved",
@@ -1173,7 +1183,7 @@ async fn a_moved_cluster_is_continued_without_replacing_machines() {
     wait_passes(&source_sim, 3).await;
     let (_target_cp, target) = management("sim-move-target").await;
     copy_cluster(&source, &target).await;
-    let target_sim = CloudSimulator::start(target.clone(), SimOptions::fast());
+    let target_sim = CloudSimulator::start(target.clone(), nodes_with_network());
     merge(
         &target,
         &CLUSTER,
@@ -1229,7 +1239,7 @@ async fn faults_on_request() {
     init_tracing();
     let _stop = StopWorkloads;
     let (_cp, client) = management("sim-faults").await;
-    let sim = CloudSimulator::start(client.clone(), SimOptions::fast());
+    let sim = CloudSimulator::start(client.clone(), nodes_with_network());
     apply_objects(&client, &sim_objects("faulty", 1, 2)).await;
     let mut want = Want {
         cluster: "faulty",
@@ -1408,7 +1418,7 @@ async fn the_binary_watches_an_apiserver_and_stops_its_workloads_on_sigterm() {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_strata-sim-cloud"))
         .arg("--kubeconfig")
         .arg(cp.kubeconfig_path())
-        .args(["--namespace", NS, "--fast"])
+        .args(["--namespace", NS, "--fast", "--nodes-with-network"])
         .env("RUST_LOG", "warn")
         .spawn()
         .unwrap();

@@ -6,30 +6,33 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret};
 use k8s_openapi::api::storage::v1::CSIDriver;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, PatchParams};
-use kube::{Api, Client, Resource};
+use kube::{Api, Client, Resource, ResourceExt};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::json;
 use strata_e2e::cloud_sim::Workload;
 use strata_e2e::cloud_sim::workload::StopWorkloads;
+use strata_e2e::dynamic_objects::list_objects;
+use strata_e2e::kubelet_sim::{CONTROL_PLANE_LABEL, CONTROL_PLANE_TAINT, NOT_READY_TAINT};
 use strata_e2e::management::{
     ControllerProcess, ManagementEnv, ManagementOptions, SYSTEM_NAMESPACE, apply, ensure_namespace,
     publish_pack,
 };
-use strata_e2e::pivoted_cluster::first_control_plane_node;
+use strata_e2e::pivoted_cluster::{first_control_plane_node, machine_instances};
 use strata_e2e::samples::apply_sample;
 use strata_e2e::wait::eventually;
 use strata_e2e::workload_cluster_status::{cluster, describe, wait_phase};
 use strata_shared::cluster::{ClusterPhase, LayerPhase, LayerState, WorkloadCluster};
+use strata_shared::contracts::capi::MACHINE;
 use strata_shared::contracts::names::{
     AGENT_NAME, AGENT_NAMESPACE, LAYER_STATE_CONFIG_MAP, MANAGEMENT_SECRET, PACK_REGISTRIES_SECRET,
     objects_namespace,
@@ -86,6 +89,122 @@ async fn start_sample_cluster(
     .unwrap();
     let (workload, _) = first_control_plane_node(env, &objects_namespace(NS, NAME), NAME).await;
     (controller, workload)
+}
+
+/// The cluster on kubeadm's nodes: every machine's node joined the cluster's own
+/// apiserver (those made after the pivot too), the control plane's carry its taint, and
+/// the control plane grew past its first node only once the CNI ran, since a node is
+/// NotReady until then. Strata's own pods ran there on the host's network; the add-on's
+/// pods, which tolerate nothing, only on workers.
+async fn assert_kubeadm_nodes(w: &Client, objects: &str, calico: &DaemonSet) {
+    let machines = eventually(
+        "every machine's node Ready",
+        Duration::from_secs(300),
+        || async {
+            let machines = machine_instances(w, objects).await;
+            let nodes = Api::<Node>::all(w.clone())
+                .list(&Default::default())
+                .await
+                .ok()?;
+            let ready: BTreeSet<String> = nodes
+                .items
+                .iter()
+                .filter(|n| node_is_ready(n))
+                .map(|n| n.name_any())
+                .collect();
+            (machines.len() == 5 && machines.keys().all(|m| ready.contains(m))).then_some(machines)
+        },
+    )
+    .await;
+    let nodes = Api::<Node>::all(w.clone())
+        .list(&Default::default())
+        .await
+        .unwrap();
+    let names: BTreeSet<String> = nodes.items.iter().map(|n| n.name_any()).collect();
+    assert_eq!(
+        names,
+        machines.keys().cloned().collect(),
+        "one node per machine"
+    );
+    let control_plane: BTreeSet<String> = nodes
+        .items
+        .iter()
+        .filter(|n| n.labels().contains_key(CONTROL_PLANE_LABEL))
+        .map(|n| n.name_any())
+        .collect();
+    assert_eq!(control_plane.len(), 3, "{names:?}");
+    for node in &nodes.items {
+        let taints = node
+            .spec
+            .as_ref()
+            .and_then(|s| s.taints.clone())
+            .unwrap_or_default();
+        let keys: Vec<&str> = taints.iter().map(|t| t.key.as_str()).collect();
+        assert!(
+            !keys.contains(&NOT_READY_TAINT),
+            "{}: {keys:?}",
+            node.name_any()
+        );
+        assert_eq!(
+            keys.contains(&CONTROL_PLANE_TAINT),
+            control_plane.contains(&node.name_any()),
+            "{}: {keys:?}",
+            node.name_any()
+        );
+    }
+    // The first control-plane machine is the oldest; KCP adds the next only once every
+    // one it has is Ready, which its node is not before a calico-node pod ran on it.
+    let mut kcp_machines: Vec<(Timestamp, String)> =
+        list_objects(w, objects, MACHINE.api_version, MACHINE.kind)
+            .await
+            .into_iter()
+            .filter(|m| control_plane.contains(&m.name_any()))
+            .map(|m| {
+                (
+                    m.metadata.creation_timestamp.clone().unwrap().0,
+                    m.name_any(),
+                )
+            })
+            .collect();
+    kcp_machines.sort();
+    for (at, machine) in &kcp_machines[1..] {
+        assert!(
+            *at >= created(calico),
+            "control-plane machine {machine} was made at {at}, before the CNI at {}",
+            created(calico)
+        );
+    }
+    let pods = |namespace: &str| {
+        let api: Api<Pod> = Api::namespaced(w.clone(), namespace);
+        async move { api.list(&Default::default()).await.unwrap().items }
+    };
+    let placed = |pod: &Pod| {
+        pod.spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .unwrap_or_default()
+    };
+    let calico_nodes: BTreeSet<String> = pods("calico-system").await.iter().map(placed).collect();
+    assert_eq!(calico_nodes, names, "a calico-node pod on every node");
+    for pod in pods("hello-web").await {
+        assert!(
+            !placed(&pod).is_empty() && !control_plane.contains(&placed(&pod)),
+            "{} on {:?}, a control-plane node",
+            pod.name_any(),
+            placed(&pod)
+        );
+    }
+    for pod in pods(AGENT_NAMESPACE).await {
+        let spec = pod.spec.as_ref().unwrap();
+        assert_eq!(spec.host_network, Some(true), "{}", pod.name_any());
+    }
+}
+
+fn node_is_ready(node: &Node) -> bool {
+    node.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
 /// The earliest creation time among objects of a layer, as the apiserver recorded it.
@@ -256,6 +375,7 @@ async fn a_pivoted_cluster_installs_its_layers_in_order_and_keeps_them() {
             firsts[i + 1]
         );
     }
+    assert_kubeadm_nodes(&w, &objects, &calico).await;
     assert!(all_ready(&site_states(&w).await, &LAYERS));
     let log = agent_log(&env, &objects);
     assert_eq!(

@@ -489,7 +489,7 @@ impl SecondAgent {
         let sa = path.join("serviceaccount");
         std::fs::create_dir_all(&sa).unwrap();
         std::fs::write(sa.join("token"), token).unwrap();
-        std::fs::write(sa.join("ca.crt"), workload.control_plane().ca_pem()).unwrap();
+        std::fs::write(sa.join("ca.crt"), workload.ca_pem()).unwrap();
         let kubeconfig = path.join("kubeconfig");
         std::fs::write(
             &kubeconfig,

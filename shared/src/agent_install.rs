@@ -419,9 +419,10 @@ pub fn workload_objects(
     let cache_owner = Container {
         name: "pack-cache-owner".into(),
         image: Some(image.into()),
-        command: Some(vec![
-            "chown".into(),
-            format!("{SINGLETON_UID}:{SINGLETON_UID}"),
+        // The agent's own image and binary: it needs no shell or coreutils.
+        args: Some(vec![
+            "own-cache".into(),
+            format!("--uid={SINGLETON_UID}"),
             AGENT_PACK_CACHE.into(),
         ]),
         volume_mounts: Some(vec![VolumeMount {
@@ -763,8 +764,8 @@ mod tests {
         // change owners, of that folder only.
         let owner = &pod.init_containers.as_ref().unwrap()[0];
         assert_eq!(
-            owner.command.as_deref().unwrap(),
-            ["chown", "65532:65532", AGENT_PACK_CACHE]
+            owner.args.as_deref().unwrap(),
+            ["own-cache", "--uid=65532", AGENT_PACK_CACHE]
         );
         let owner_security = owner.security_context.as_ref().unwrap();
         let capabilities = owner_security.capabilities.as_ref().unwrap();

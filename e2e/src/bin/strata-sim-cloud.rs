@@ -11,6 +11,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use strata_e2e::capi_crds;
 use strata_e2e::cloud_sim::{CloudSimulator, SimOptions, sim_crds, workload};
+use strata_e2e::kubelet_sim::KubeletSettings;
 
 #[derive(Debug, Parser)]
 #[command(about = "A simulated cloud that keeps the Cluster API contracts")]
@@ -30,6 +31,11 @@ struct Args {
     /// Milliseconds between full passes.
     #[arg(long)]
     resync_ms: Option<u64>,
+    /// Nodes come up with their network, as from an image with its CNI baked in. By
+    /// default they are kubeadm's: NotReady until a pod of the sample CNI's DaemonSet
+    /// (`calico-system/calico-node`) runs on them.
+    #[arg(long)]
+    nodes_with_network: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +82,9 @@ async fn main() -> Result<(), Error> {
         SimOptions::default()
     };
     options.namespace = args.namespace;
+    if args.nodes_with_network {
+        options.workload_nodes = KubeletSettings::network_preinstalled();
+    }
     if let Some(ms) = args.resync_ms {
         options.resync = Duration::from_millis(ms);
     }

@@ -18,7 +18,8 @@ use super::objects::{
 };
 use super::providers;
 use super::snapshot::ClusterView;
-use super::workload::{self, NodeSpec, Workload};
+use super::workload::Workload;
+use super::workload_nodes::{self, NodeSpec};
 use super::{Shared, SimError};
 
 /// What a Machine's reconcile needs beyond the Machine.
@@ -81,26 +82,31 @@ pub async fn reconcile(shared: &Shared, env: &Env<'_>, machine: &Value) -> Resul
     }
     // The Node: registered once the instance has run for `node_delay`.
     let node = env.nodes.and_then(|n| n.get(machine_name));
+    let spec = |id, provider, infra| {
+        let (cpus, memory_mib) = providers::size(provider, infra);
+        NodeSpec {
+            name: machine_name,
+            provider_id: id,
+            control_plane: ClusterView::is_control_plane(machine),
+            cpus,
+            memory_mib,
+            version: str_at(machine, "/spec/version"),
+        }
+    };
+    if let (Some(node), Some(workload), Some(id), Some((provider, infra))) =
+        (node, env.workload, provider_id, infra)
+        && !workload.kubelet().owns(machine_name)
+    {
+        workload_nodes::adopt_node(workload, spec(id, provider, infra), node_ready(node));
+    }
     if node.is_none()
         && let (Some(workload), Some(nodes), Some(id), Some((provider, infra))) =
             (env.workload, env.nodes, provider_id, infra)
         && !nodes.contains_key(machine_name)
         && shared.waited(uid(machine), "node", shared.options.node_delay, false)
     {
-        let (cpus, memory_mib) = providers::size(provider, infra);
         tracing::info!(machine = %machine_name, provider_id = %id, "registering the node");
-        workload::register_node(
-            workload,
-            NodeSpec {
-                name: machine_name,
-                provider_id: id,
-                control_plane: ClusterView::is_control_plane(machine),
-                cpus,
-                memory_mib,
-                version: str_at(machine, "/spec/version"),
-            },
-        )
-        .await?;
+        workload_nodes::register_node(workload, spec(id, provider, infra)).await?;
     }
     let ready_node = node.is_some_and(node_ready);
     let up_to_date = env.up_to_date.get(machine_name).copied().unwrap_or(true);
@@ -250,7 +256,7 @@ pub async fn finalize(
     }
     if let Some(workload) = workload {
         tracing::info!(machine = %machine_name, "removing the node");
-        workload::remove_node(workload, machine_name).await?;
+        workload_nodes::remove_node(workload, machine_name).await?;
     }
     if let Some((provider, infra)) = view.infra_machine(machine) {
         kube.delete(&provider.machine_kind(), view.namespace, name(infra))
@@ -277,7 +283,7 @@ pub async fn remove_orphan_nodes(
     for node in registered {
         if !machines.contains(node.as_str()) && nodes.is_some_and(|n| n.contains_key(&node)) {
             tracing::info!(node = %node, "removing the node of a machine that is gone");
-            workload::remove_node(workload, &node).await?;
+            workload_nodes::remove_node(workload, &node).await?;
         }
     }
     Ok(())

@@ -25,6 +25,7 @@
 //! ```
 
 mod api;
+mod attach;
 mod bootstrap;
 mod cluster;
 mod infra_cluster;
@@ -39,7 +40,9 @@ pub mod objects;
 pub mod providers;
 pub mod sim_crds;
 mod snapshot;
+
 pub mod workload;
+pub mod workload_nodes;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -415,29 +418,21 @@ async fn reconcile_cluster(
             snapshot::ClusterView::is_control_plane(m) && str_at(m, "/spec/providerID").is_some()
         })
     {
-        // A cluster whose machines already have nodes was moved here from another
-        // simulator's process: the control plane started here stands in for the one its
-        // nodes joined, whose CNI is already installed (the CNI goes first).
-        let continued = view
-            .machines
-            .iter()
-            .any(|m| m.pointer("/status/nodeRef").is_some());
-        let nodes = if continued {
-            KubeletSettings::network_preinstalled()
-        } else {
-            shared.options.workload_nodes.clone()
-        };
+        // Moved here from another simulator's process, the cluster's kubeconfig came along:
+        // its apiserver runs and the machines made here join it.
+        let kubeconfig = workload::kubeconfig_of(&shared.kube, view).await;
         workload::ensure_started(
             &id,
             view.name,
             shared.options.workload_controller_manager,
-            nodes,
+            shared.options.workload_nodes.clone(),
+            kubeconfig,
         );
     }
     let nodes = match &workload {
         Some(w) => {
             carry_on(workload::reconcile_secrets(&shared.kube, view, w).await);
-            workload::nodes(w)
+            workload_nodes::nodes(w)
                 .await
                 .map_err(|e| tracing::warn!(error = %e, "cannot list the workload cluster's nodes"))
                 .ok()

@@ -12,22 +12,22 @@ use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{Node, Secret};
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::ListParams;
 use kube::{Api, Client};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair, KeyUsagePurpose,
 };
-use serde_json::json;
 
 use super::SimError;
 use super::api::Kube;
+use super::attach;
 use super::kinds::{CLUSTER, KUBEADM_CONTROL_PLANE};
 use super::objects::{CLUSTER_NAME_LABEL, name, uid};
 use super::snapshot::ClusterView;
 use crate::control_plane::{ControlPlane, ControlPlaneOptions};
-use crate::kubelet_sim::{KubeletSettings, SimNode, SimulatedKubelet};
+use crate::kubelet_sim::{KubeletSettings, SimulatedKubelet};
 
 /// How long a failed start is remembered before the next attempt.
 const RETRY_AFTER: Duration = Duration::from_secs(10);
@@ -39,17 +39,38 @@ pub struct Workload {
     id: String,
     // Dropped before the control plane, so its tasks stop before the apiserver does.
     kubelet: SimulatedKubelet,
-    control_plane: ControlPlane,
+    apiserver: Apiserver,
     kubeconfig: String,
-    /// `-ca`, `-etcd`, `-sa`, `-proxy`: fixed at start so every write is the same.
+    /// `-ca`, `-etcd`, `-sa`, `-proxy`: fixed at start so every write is the same. Empty
+    /// for an attached cluster: its secrets were written by the process that started it,
+    /// and moved with its objects.
     certificates: Vec<(&'static str, BTreeMap<String, String>)>,
+}
+
+/// Where a workload cluster's apiserver comes from.
+pub(super) enum Apiserver {
+    /// Started by this process, and stopped with the [`Workload`].
+    Owned(ControlPlane),
+    /// Started by another simulator's process (the one that ran this cluster's machines
+    /// before they moved here), reached through the cluster's kubeconfig: its machines
+    /// go on joining the same cluster.
+    Attached {
+        server: String,
+        port: u16,
+        client: Client,
+        ca_pem: String,
+    },
 }
 
 impl std::fmt::Debug for Workload {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Workload")
             .field("id", &self.id)
-            .field("server", &self.control_plane.server())
+            .field("server", &self.server())
+            .field(
+                "attached",
+                &matches!(self.apiserver, Apiserver::Attached { .. }),
+            )
             .finish()
     }
 }
@@ -59,18 +80,50 @@ impl Workload {
         &self.id
     }
 
+    pub(super) fn attached(
+        id: &str,
+        kubelet: SimulatedKubelet,
+        apiserver: Apiserver,
+        kubeconfig: String,
+    ) -> Workload {
+        Workload {
+            id: id.to_string(),
+            kubelet,
+            apiserver,
+            kubeconfig,
+            certificates: Vec::new(),
+        }
+    }
+
     /// `https://127.0.0.1:<port>`.
     pub fn server(&self) -> &str {
-        self.control_plane.server()
+        match &self.apiserver {
+            Apiserver::Owned(control_plane) => control_plane.server(),
+            Apiserver::Attached { server, .. } => server,
+        }
     }
 
     pub fn port(&self) -> u16 {
-        self.control_plane.apiserver_port()
+        match &self.apiserver {
+            Apiserver::Owned(control_plane) => control_plane.apiserver_port(),
+            Apiserver::Attached { port, .. } => *port,
+        }
     }
 
     /// An admin client of the workload apiserver.
     pub fn client(&self) -> Client {
-        self.control_plane.client()
+        match &self.apiserver {
+            Apiserver::Owned(control_plane) => control_plane.client(),
+            Apiserver::Attached { client, .. } => client.clone(),
+        }
+    }
+
+    /// The cluster CA certificate (PEM).
+    pub fn ca_pem(&self) -> &str {
+        match &self.apiserver {
+            Apiserver::Owned(control_plane) => control_plane.ca_pem(),
+            Apiserver::Attached { ca_pem, .. } => ca_pem,
+        }
     }
 
     /// The admin kubeconfig, as written to `<cluster>-kubeconfig`.
@@ -78,8 +131,12 @@ impl Workload {
         &self.kubeconfig
     }
 
-    pub fn control_plane(&self) -> &ControlPlane {
-        &self.control_plane
+    /// The control plane, when this process started it.
+    pub fn control_plane(&self) -> Option<&ControlPlane> {
+        match &self.apiserver {
+            Apiserver::Owned(control_plane) => Some(control_plane),
+            Apiserver::Attached { .. } => None,
+        }
     }
 
     pub fn kubelet(&self) -> &SimulatedKubelet {
@@ -118,8 +175,16 @@ pub fn start_error(id: &str) -> Option<String> {
 }
 
 /// Starts the identity's control plane in the background unless it runs, is starting, or
-/// failed moments ago.
-pub fn ensure_started(id: &str, cluster: &str, controller_manager: bool, nodes: KubeletSettings) {
+/// failed moments ago. With the cluster's `kubeconfig` (its `<cluster>-kubeconfig`
+/// secret, moved here with its objects), the apiserver it names is attached to instead
+/// when it still runs and is this identity's.
+pub fn ensure_started(
+    id: &str,
+    cluster: &str,
+    controller_manager: bool,
+    nodes: KubeletSettings,
+    kubeconfig: Option<String>,
+) {
     {
         let mut registry = registry();
         match registry.get(id) {
@@ -133,8 +198,17 @@ pub fn ensure_started(id: &str, cluster: &str, controller_manager: bool, nodes: 
     tokio::spawn(async move {
         let span = tracing::info_span!("workload", cluster = %cluster, id = %id);
         let _entered = span.enter();
-        tracing::info!("starting the workload control plane");
-        let result = start(&id, &cluster, controller_manager, nodes).await;
+        let attached = match kubeconfig {
+            Some(kubeconfig) => attach::attach(&id, &cluster, kubeconfig, nodes.clone()).await,
+            None => None,
+        };
+        let result = match attached {
+            Some(workload) => Ok(workload),
+            None => {
+                tracing::info!("starting the workload control plane");
+                start(&id, &cluster, controller_manager, nodes).await
+            }
+        };
         let mut registry = registry();
         match (result, registry.get(&id)) {
             (Ok(workload), Some(Entry::Starting)) => {
@@ -247,9 +321,12 @@ async fn start(
         ),
         ("proxy", pair(proxy_crt, Some(proxy_key))),
     ];
+    attach::mark(&control_plane.client(), id)
+        .await
+        .map_err(|e| workload_error("mark the cluster's identity")(e.to_string()))?;
     Ok(Workload {
         id: id.to_string(),
-        control_plane,
+        apiserver: Apiserver::Owned(control_plane),
         kubelet,
         kubeconfig,
         certificates,
@@ -342,84 +419,15 @@ pub async fn reconcile_secrets(
     Ok(())
 }
 
-/// The workload cluster's Nodes by name.
-pub async fn nodes(workload: &Workload) -> Result<BTreeMap<String, Node>, SimError> {
-    let api: Api<Node> = Api::all(workload.client());
-    let list = api
-        .list(&ListParams::default())
+/// The cluster's admin kubeconfig from its `<cluster>-kubeconfig` secret, if there is one.
+pub async fn kubeconfig_of(kube: &Kube, view: &ClusterView<'_>) -> Option<String> {
+    let api: Api<Secret> = Api::namespaced(kube.client.clone(), view.namespace);
+    let secret = api
+        .get_opt(&format!("{}-kubeconfig", view.name))
         .await
-        .map_err(|source| SimError::List {
-            kind: format!("Node of workload {}", workload.id),
-            source: Box::new(source),
-        })?;
-    Ok(list
-        .items
-        .into_iter()
-        .filter_map(|n| Some((n.metadata.name.clone()?, n)))
-        .collect())
-}
-
-/// What a registered Node looks like.
-pub struct NodeSpec<'a> {
-    pub name: &'a str,
-    pub provider_id: &'a str,
-    pub control_plane: bool,
-    pub cpus: u32,
-    pub memory_mib: u64,
-    pub version: Option<&'a str>,
-}
-
-/// Registers a Node as its kubelet would, reporting the Machine's Kubernetes version.
-pub async fn register_node(workload: &Workload, node: NodeSpec<'_>) -> Result<(), SimError> {
-    let mut labels = BTreeMap::new();
-    if node.control_plane {
-        // Both names: 1.20 still uses `master`, newer tooling `control-plane`.
-        labels.insert(
-            "node-role.kubernetes.io/control-plane".to_string(),
-            String::new(),
-        );
-        labels.insert("node-role.kubernetes.io/master".to_string(), String::new());
-    }
-    let sim_node = SimNode {
-        name: node.name.into(),
-        labels,
-        provider_id: Some(node.provider_id.into()),
-        cpus: node.cpus,
-        memory_mib: node.memory_mib,
-    };
-    let node_error = |reason: String| SimError::Workload {
-        cluster: workload.id.clone(),
-        action: "register a node",
-        reason,
-    };
-    workload
-        .kubelet
-        .add_node(sim_node)
-        .await
-        .map_err(|e| node_error(e.to_string()))?;
-    if let Some(version) = node.version {
-        // The simulated kubelet reports 1.20.2; the kubelet a machine would run has the
-        // machine's version, which is what rollouts are checked by.
-        let api: Api<Node> = Api::all(workload.client());
-        let patch = json!({ "status": { "nodeInfo": {
-            "kubeletVersion": version,
-            "kubeProxyVersion": version,
-        }}});
-        api.patch_status(node.name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .map_err(|e| node_error(e.to_string()))?;
-    }
-    Ok(())
-}
-
-pub async fn remove_node(workload: &Workload, node: &str) -> Result<(), SimError> {
-    workload
-        .kubelet
-        .remove_node(node)
-        .await
-        .map_err(|e| SimError::Workload {
-            cluster: workload.id.clone(),
-            action: "remove a node",
-            reason: e.to_string(),
-        })
+        .map_err(|e| tracing::debug!(error = %e, "cannot read the cluster's kubeconfig secret"))
+        .ok()
+        .flatten()?;
+    let value = secret.data?.remove("value")?;
+    String::from_utf8(value.0).ok()
 }

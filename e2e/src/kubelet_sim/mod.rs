@@ -225,6 +225,25 @@ impl SimulatedKubelet {
         register_node(&self.shared, node).await
     }
 
+    /// Takes over a node another kubelet registered (the simulator that ran its machine
+    /// before it moved here): its heartbeat and its pods are this kubelet's from now on.
+    /// A node that was Ready keeps its network, as a node keeps its CNI config.
+    pub fn adopt_node(&self, node: SimNode, network_ready: bool) {
+        if self.owns(&node.name) {
+            return;
+        }
+        if network_ready {
+            lock(&self.shared.networked).insert(node.name.clone());
+        }
+        tracing::info!(node = %node.name, network_ready, "adopting a node another kubelet registered");
+        lock(&self.shared.nodes).push(node);
+    }
+
+    /// Whether the node is one of this kubelet's.
+    pub fn owns(&self, name: &str) -> bool {
+        lock(&self.shared.nodes).iter().any(|n| n.name == name)
+    }
+
     /// Removes a node: the Node object is deleted and its pods are no longer served.
     pub async fn remove_node(&self, name: &str) -> Result<(), kube::Error> {
         lock(&self.shared.nodes).retain(|n| n.name != name);
@@ -408,6 +427,18 @@ async fn set_node_ready(
 /// resourceVersion read, so a concurrent change is not lost: a conflict is retried by the
 /// next heartbeat.
 async fn sync_taints(client: &Client, name: &str, own: &[Taint]) -> Result<(), kube::Error> {
+    // The node lifecycle controller writes taints too; a conflict is read again at once,
+    // so that a test's `node_ready` does not fail on a race it did not cause.
+    let mut attempt = 0;
+    loop {
+        match sync_taints_once(client, name, own).await {
+            Err(kube::Error::Api(e)) if e.code == 409 && attempt < 4 => attempt += 1,
+            other => return other,
+        }
+    }
+}
+
+async fn sync_taints_once(client: &Client, name: &str, own: &[Taint]) -> Result<(), kube::Error> {
     let nodes: Api<Node> = Api::all(client.clone());
     let Some(node) = nodes.get_opt(name).await? else {
         return Ok(());
