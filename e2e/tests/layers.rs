@@ -22,10 +22,11 @@ use serde_json::json;
 use strata_e2e::cloud_sim::Workload;
 use strata_e2e::cloud_sim::workload::StopWorkloads;
 use strata_e2e::dynamic_objects::list_objects;
+use strata_e2e::fault_proxy::FaultProxy;
 use strata_e2e::kubelet_sim::{CONTROL_PLANE_LABEL, CONTROL_PLANE_TAINT, NOT_READY_TAINT};
 use strata_e2e::management::{
-    ControllerProcess, ManagementEnv, ManagementOptions, SYSTEM_NAMESPACE, apply, ensure_namespace,
-    publish_pack,
+    ControllerProcess, ManagementEnv, ManagementOptions, SAMPLE_REGISTRY, SYSTEM_NAMESPACE, apply,
+    ensure_namespace, publish_pack,
 };
 use strata_e2e::pivoted_cluster::{first_control_plane_node, machine_instances};
 use strata_e2e::samples::apply_sample;
@@ -207,6 +208,28 @@ fn node_is_ready(node: &Node) -> bool {
         .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
+/// The Helm releases in `hello-web` (name, status, revision), as the tests' helm lists them.
+fn hello_web_releases(kubeconfig: &std::path::Path) -> Vec<(String, String, i64)> {
+    let listed = std::process::Command::new(env!("CARGO_BIN_EXE_helm"))
+        .args(["list", "--output", "json", "--namespace", "hello-web"])
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .output()
+        .unwrap();
+    assert!(listed.status.success(), "{listed:?}");
+    let listed: Vec<serde_json::Value> = serde_json::from_slice(&listed.stdout).unwrap();
+    listed
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap().to_string(),
+                r["status"].as_str().unwrap().to_string(),
+                r["revision"].as_str().unwrap().parse().unwrap(),
+            )
+        })
+        .collect()
+}
+
 /// The earliest creation time among objects of a layer, as the apiserver recorded it.
 fn created<K: Resource>(object: &K) -> Timestamp {
     object.meta().creation_timestamp.clone().unwrap().0
@@ -309,7 +332,11 @@ async fn a_pivoted_cluster_installs_its_layers_in_order_and_keeps_them() {
         "metadata": { "name": AGENT_NAME, "namespace": AGENT_NAMESPACE },
         "spec": { "template": { "spec": { "containers": [{
             "name": "agent",
-            "env": [{ "name": "STRATA_LAYER_EXIT_AFTER_APPLY", "value": "hello-chart" }],
+            "env": [
+                { "name": "STRATA_LAYER_EXIT_AFTER_APPLY", "value": "hello-chart" },
+                // The chart drift passes that find nothing say so, with their time.
+                { "name": "RUST_LOG", "value": "info,strata_shared::layer_apply::chart_drift=debug" },
+            ],
         }]}}},
     });
     agent_deployments
@@ -386,19 +413,13 @@ async fn a_pivoted_cluster_installs_its_layers_in_order_and_keeps_them() {
     );
     let kubeconfig = env.dir.path().join("workload.kubeconfig");
     std::fs::write(&kubeconfig, workload.kubeconfig()).unwrap();
-    let releases = std::process::Command::new(env!("CARGO_BIN_EXE_helm"))
-        .args(["list", "--output", "json", "--namespace", "hello-web"])
-        .arg("--kubeconfig")
-        .arg(&kubeconfig)
-        .output()
-        .unwrap();
-    assert!(releases.status.success(), "{releases:?}");
-    let releases: Vec<serde_json::Value> = serde_json::from_slice(&releases.stdout).unwrap();
-    let releases: Vec<(&str, &str)> = releases
+    let releases = hello_web_releases(&kubeconfig);
+    let names: Vec<(&str, &str)> = releases
         .iter()
-        .map(|r| (r["name"].as_str().unwrap(), r["status"].as_str().unwrap()))
+        .map(|(name, status, _)| (name.as_str(), status.as_str()))
         .collect();
-    assert_eq!(releases, [("hello-web", "deployed")]);
+    assert_eq!(names, [("hello-web", "deployed")]);
+    let revision_before_drift = releases[0].2;
 
     // Drift: a deleted Deployment and an edited ConfigMap of the manifest layer come back,
     // and are counted; a key someone else added stays.
@@ -454,6 +475,88 @@ async fn a_pivoted_cluster_installs_its_layers_in_order_and_keeps_them() {
         }
     }
 
+    // Chart drift: the chart layer's deleted Deployment and edited ConfigMap are set back
+    // by upgrading its release again (Helm stays their owner), and counted; the key
+    // another manager added stays. (Not in the same pass as the manifest layer's: while
+    // the chart layer's Deployment comes back, the layers after it wait.)
+    let web_configs: Api<ConfigMap> = Api::namespaced(w.clone(), "hello-web");
+    let web_deployments: Api<Deployment> = Api::namespaced(w.clone(), "hello-web");
+    let web_before = web_deployments.get("hello-web-hello-web").await.unwrap();
+    let drifted_at = std::time::Instant::now();
+    web_deployments
+        .delete("hello-web-hello-web", &DeleteParams::background())
+        .await
+        .unwrap();
+    let edit = json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": { "name": "hello-web-hello-web", "namespace": "hello-web" },
+        "data": { "greeting": "edited by hand", "extra": "kept" },
+    });
+    web_configs
+        .patch(
+            "hello-web-hello-web",
+            &PatchParams::apply("site-admin").force(),
+            &Patch::Apply(&edit),
+        )
+        .await
+        .unwrap();
+    let wc = eventually(
+        "the chart layer's drift corrected and counted",
+        Duration::from_secs(120),
+        || async {
+            let wc = cluster(&client, NS, NAME).await?;
+            let layer = layers_of(&wc)
+                .into_iter()
+                .find(|l| l.name == "hello-chart")?;
+            (layer.drift_corrections >= 2 && layer.state == LayerPhase::Ready).then_some(wc)
+        },
+    )
+    .await;
+    eprintln!(
+        "chart drift: deleted and edited to corrected and Ready in {:.1} s",
+        drifted_at.elapsed().as_secs_f64()
+    );
+    let chart_layer = layer_named(&layers_of(&wc), "hello-chart").clone();
+    assert_eq!(chart_layer.drift_corrections, 2, "{chart_layer:?}");
+    let web_after = web_deployments.get("hello-web-hello-web").await.unwrap();
+    assert_ne!(web_after.metadata.uid, web_before.metadata.uid);
+    let data = web_configs
+        .get("hello-web-hello-web")
+        .await
+        .unwrap()
+        .data
+        .unwrap();
+    assert_eq!(data["greeting"], "Hello from the chart", "{data:?}");
+    assert_eq!(data.get("extra").map(String::as_str), Some("kept"));
+    let on_site = site_states(&w).await;
+    assert_eq!(
+        layer_named(&on_site, "hello-chart").drift_corrections,
+        2,
+        "{on_site:?}"
+    );
+    assert!(layer_named(&on_site, "hello-manifests").drift_corrections >= 2);
+    let log = agent_log(&env, &objects);
+    for said in [
+        "drift corrected: re-created",
+        "Deployment.apps hello-web/hello-web-hello-web",
+        "drift corrected: field set back",
+        "ConfigMap hello-web/hello-web-hello-web",
+        "data.greeting",
+    ] {
+        assert!(log.contains(said), "the agent's log does not say {said:?}");
+    }
+    for line in log.lines().filter(|l| l.contains("elapsed_ms")) {
+        eprintln!("chart drift pass: {line}");
+    }
+    // Still one release, Helm's: upgraded, not installed again.
+    let releases = hello_web_releases(&kubeconfig);
+    assert_eq!(releases.len(), 1, "{releases:?}");
+    assert_eq!(releases[0].1, "deployed", "{releases:?}");
+    assert!(
+        releases[0].2 > revision_before_drift,
+        "the release was not upgraded: {releases:?}"
+    );
+
     // Cut off: the management cluster and the registry out of reach (the link Secret names
     // a dead server, the site's copy of the registries a dead registry), a Deployment of a
     // layer deleted while the agent is down: the restarted agent re-applies every layer
@@ -495,7 +598,6 @@ async fn a_pivoted_cluster_installs_its_layers_in_order_and_keeps_them() {
         )
         .await
         .unwrap();
-    let web_deployments: Api<Deployment> = Api::namespaced(w.clone(), "hello-web");
     let universe_before = deployments.get("hello-universe").await.unwrap();
     deployments
         .delete("hello-universe", &DeleteParams::background())
@@ -623,6 +725,38 @@ fn write_addon_pack(dir: &std::path::Path) {
     .unwrap();
 }
 
+/// A pack the site has never cached, pulled through a registry the test cuts off: a
+/// Namespace and a ConfigMap in it.
+fn write_reach_pack(dir: &std::path::Path) {
+    std::fs::create_dir_all(dir.join("manifests")).unwrap();
+    std::fs::write(
+        dir.join("pack.json"),
+        r#"{"name": "reach-addon", "displayName": "Pulled once its registry is back", "version": "1.0.0", "layer": "addon", "addonType": "app services", "cloudTypes": ["all"], "kubeManifests": ["manifests/config.yaml"]}"#,
+    )
+    .unwrap();
+    std::fs::write(dir.join("values.yaml"), "pack:\n  namespace: reach\n").unwrap();
+    std::fs::write(
+        dir.join("manifests/config.yaml"),
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: reach}\n---\n\
+         apiVersion: v1\nkind: ConfigMap\nmetadata: {name: reached, namespace: reach}\n\
+         data: {state: pulled}\n",
+    )
+    .unwrap();
+}
+
+/// The agent's pack cache (its hostPath volume, a folder of its replica on the test's
+/// kubelet).
+fn agent_pack_cache(env: &ManagementEnv, objects: &str) -> std::path::PathBuf {
+    let agent = env
+        .agents_of(objects, NAME)
+        .unwrap()
+        .processes()
+        .into_iter()
+        .find(|p| p.deployment.ends_with(AGENT_NAME))
+        .unwrap();
+    agent.log.parent().unwrap().join("mounts/pack-cache")
+}
+
 /// The state of layer `name`, once the agent reported it.
 fn phase_of(layers: &[LayerState], name: &str) -> Option<LayerPhase> {
     layers.iter().find(|l| l.name == name).map(|l| l.state)
@@ -633,9 +767,10 @@ fn layer_named<'a>(layers: &'a [LayerState], name: &str) -> &'a LayerState {
 }
 
 /// Bad input at the site: an object the apiserver refuses (a ResourceQuota of the site
-/// forbids the layer's Service), then a pack the registry no longer serves at the pinned
-/// digest. Each is a Failed layer naming the object or the digests; the layers before it
-/// keep running, the ones after it wait, and it is tried again until it works.
+/// forbids the layer's Service), then a pack neither cached nor reachable (its registry
+/// cut off), then a pack the registry no longer serves at the pinned digest. Each is a
+/// Failed layer naming the object, the pack and registry, or the digests; the layers
+/// before it keep running, the ones after it wait, and it is tried again until it works.
 #[tokio::test]
 async fn bad_input_at_the_site_fails_the_layer_naming_the_cause_and_holds_the_rest() {
     let _stop = StopWorkloads;
@@ -646,6 +781,26 @@ async fn bad_input_at_the_site_fails_the_layer_naming_the_cause_and_holds_the_re
     let pack = env.dir.path().join("quota-addon");
     write_addon_pack(&pack);
     publish_pack(&env.registry, &pack).await.unwrap();
+    let reach = env.dir.path().join("reach-addon");
+    write_reach_pack(&reach);
+    publish_pack(&env.registry, &reach).await.unwrap();
+    // The same registry behind a proxy the test can cut: the PackRegistry `flaky`.
+    let proxy = FaultProxy::start(env.registry.addr()).await.unwrap();
+    apply(
+        &client,
+        &json!({
+            "apiVersion": "strata.dev/v1alpha1", "kind": "PackRegistry",
+            "metadata": { "name": "flaky", "namespace": SYSTEM_NAMESPACE },
+            "spec": {
+                "endpoint": proxy.addr().to_string(),
+                "basePath": SAMPLE_REGISTRY,
+                "caBundle": env.registry.ca_pem().unwrap_or_default(),
+                "credentialsSecretRef": { "name": "samples-registry" },
+            },
+        }),
+    )
+    .await
+    .unwrap();
     apply(
         &client,
         &json!({
@@ -655,6 +810,7 @@ async fn bad_input_at_the_site_fails_the_layer_naming_the_cause_and_holds_the_re
                 "type": "add-on", "version": "1.0.0", "cloudType": "all",
                 "layers": [
                     { "name": "quota-addon", "version": "1.0.0" },
+                    { "name": "reach-addon", "version": "1.0.0", "registry": "flaky" },
                     { "name": "hello-manifests", "version": "1.0.0" },
                 ],
             },
@@ -720,6 +876,7 @@ async fn bad_input_at_the_site_fails_the_layer_naming_the_cause_and_holds_the_re
             ("cni-calico", LayerPhase::Ready),
             ("csi-hostpath", LayerPhase::Ready),
             ("quota-addon", LayerPhase::Failed),
+            ("reach-addon", LayerPhase::Pending),
             ("hello-manifests", LayerPhase::Pending),
         ],
         "{}",
@@ -732,7 +889,7 @@ async fn bad_input_at_the_site_fails_the_layer_naming_the_cause_and_holds_the_re
     );
     assert_eq!(
         wc.status.as_ref().unwrap().layers_summary.as_deref(),
-        Some("2/4")
+        Some("2/5")
     );
     // Said at the site too; nothing of the layer after it applied.
     assert_eq!(site_states(&w).await[2].state, LayerPhase::Failed);
@@ -759,22 +916,108 @@ async fn bad_input_at_the_site_fails_the_layer_naming_the_cause_and_holds_the_re
     )
     .unwrap();
     publish_pack(&env.registry, &changed).await.unwrap();
+    // The layer after the refused one comes from a registry the site cannot reach now,
+    // and the site has never cached its pack.
+    proxy.cut();
     quotas
         .delete("no-services", &DeleteParams::default())
         .await
         .unwrap();
     let wc = eventually(
-        "the layer retried and Ready, the next one Failed on its pin",
+        "the layer retried and Ready, the next one Failed on its unreachable registry",
         Duration::from_secs(300),
         || async {
             let wc = cluster(&client, NS, NAME).await?;
             let layers = layers_of(&wc);
             (phase_of(&layers, "quota-addon")? == LayerPhase::Ready
+                && phase_of(&layers, "reach-addon")? == LayerPhase::Failed)
+                .then_some(wc)
+        },
+    )
+    .await;
+    let layers = layers_of(&wc);
+    let states: Vec<(&str, LayerPhase)> =
+        layers.iter().map(|l| (l.name.as_str(), l.state)).collect();
+    assert_eq!(
+        states,
+        [
+            ("cni-calico", LayerPhase::Ready),
+            ("csi-hostpath", LayerPhase::Ready),
+            ("quota-addon", LayerPhase::Ready),
+            ("reach-addon", LayerPhase::Failed),
+            ("hello-manifests", LayerPhase::Pending),
+        ],
+        "{}",
+        describe(Some(&wc))
+    );
+    let unreachable = layer_named(&layers, "reach-addon");
+    let message = unreachable.message.clone().unwrap();
+    eprintln!("registry cut off: {message}");
+    assert!(
+        message.contains("pack reach-addon:1.0.0")
+            && message.contains("registry flaky")
+            && message.contains(&proxy.addr().to_string()),
+        "{message}"
+    );
+    // Nothing of it is left in the site's cache: no blob, no partial download, no work
+    // folder (a retry may be running for a moment).
+    let cache = agent_pack_cache(&env, &objects_namespace(NS, NAME));
+    let hex = unreachable
+        .digest
+        .as_deref()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
+    let blobs: Vec<String> = std::fs::read_dir(cache.join("blobs/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!blobs.contains(&hex), "{blobs:?}");
+    assert!(
+        blobs
+            .iter()
+            .all(|b| b.len() == 64 && b.chars().all(|c| c.is_ascii_hexdigit())),
+        "something other than whole blobs in the cache: {blobs:?}"
+    );
+    eventually("no work folder left", Duration::from_secs(15), || async {
+        let left: Vec<_> = std::fs::read_dir(cache.join("work"))
+            .ok()?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with("layer-"))
+            .collect();
+        left.is_empty().then_some(())
+    })
+    .await;
+    assert!(
+        Api::<ConfigMap>::namespaced(w.clone(), "reach")
+            .get_opt("reached")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // The registry back: the retry pulls the pack and installs the layer.
+    proxy.restore();
+    let wc = eventually(
+        "the unreachable layer retried and Ready, the next one Failed on its pin",
+        Duration::from_secs(300),
+        || async {
+            let wc = cluster(&client, NS, NAME).await?;
+            let layers = layers_of(&wc);
+            (phase_of(&layers, "reach-addon")? == LayerPhase::Ready
                 && phase_of(&layers, "hello-manifests")? == LayerPhase::Failed)
                 .then_some(wc)
         },
     )
     .await;
+    assert!(
+        Api::<ConfigMap>::namespaced(w.clone(), "reach")
+            .get_opt("reached")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(cache.join("blobs/sha256").join(&hex).is_file());
     let layers = layers_of(&wc);
     let failed = layer_named(&layers, "hello-manifests");
     let message = failed.message.clone().unwrap();

@@ -315,7 +315,7 @@ fn a_chart_pack_renders_its_chart_with_its_section_as_helm_does() {
         "byte for byte what helm template renders"
     );
     let objects = documents(&rendered);
-    assert_eq!(kinds(&objects), ["Service", "Deployment"]);
+    assert_eq!(kinds(&objects), ["ConfigMap", "Service", "Deployment"]);
     let deployment = object(&objects, "Deployment");
     assert_eq!(deployment["metadata"]["name"], "hello-web-hello-web");
     assert_eq!(deployment["metadata"]["namespace"], "hello-web");
@@ -441,7 +441,7 @@ async fn rendered_objects_are_accepted_by_a_real_apiserver() {
             .stdout;
         objects.extend(documents(&rendered));
     }
-    assert_eq!(objects.len(), 6, "{objects:#?}");
+    assert_eq!(objects.len(), 7, "{objects:#?}");
     // A create with dryRun=All: the apiserver admits and validates the object as it would
     // store it, and stores nothing. (1.20's server-side apply refuses a Service port
     // without `protocol`, which a create defaults.) Namespaces are created for real first:
@@ -458,6 +458,7 @@ async fn rendered_objects_are_accepted_by_a_real_apiserver() {
         accepted.iter().map(String::as_str).collect::<Vec<_>>(),
         [
             "ConfigMap/hello-universe-config",
+            "ConfigMap/hello-web-hello-web",
             "Deployment/hello-universe",
             "Deployment/hello-web-hello-web",
             "Namespace/hello-universe",
@@ -762,7 +763,7 @@ async fn every_test_pack_validates_and_renders_to_objects_the_apiserver_accepts(
             "schema-values: requires manifests.console.licenseKey",
             "schema-values: Secret/console-token ConfigMap/console",
             "unknown-vocabulary: ConfigMap/unknown-vocabulary",
-            "hello-chart: Service/hello-web-hello-web Deployment/hello-web-hello-web",
+            "hello-chart: ConfigMap/hello-web-hello-web Service/hello-web-hello-web Deployment/hello-web-hello-web",
             "hello-manifests: Namespace/hello-universe ConfigMap/hello-universe-config Service/hello-universe Deployment/hello-universe",
         ]
     );

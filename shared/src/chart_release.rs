@@ -162,6 +162,52 @@ pub fn install_or_upgrade(
     Ok(info)
 }
 
+/// Upgrades the existing release again with the same chart and values, so that Helm sets
+/// back what it applied: an object someone deleted is created again and a field someone
+/// changed is merged back, Helm staying the objects' owner. Helm 4 applies server-side and
+/// is given `--force-conflicts`, since a field changed by another manager is that
+/// manager's until forced; Helm 3 has no such flag and needs none (its three-way merge
+/// patches whatever differs from the chart), so it is asked again without it.
+pub fn reapply(helm: &Helm, release: &ChartRelease) -> Result<ReleaseInfo, ChartReleaseError> {
+    let id = release.id();
+    let values = values_file(release)?;
+    let mut upgrade = args(
+        &["upgrade", &release.name],
+        &release.namespace,
+        &release.kubeconfig,
+    );
+    upgrade.push(release.chart.clone().into_os_string());
+    upgrade.push("--values".into());
+    upgrade.push(values.path().as_os_str().to_os_string());
+    upgrade.push("--timeout".into());
+    upgrade.push(helm_timeout_flag(helm));
+    let mut forced = upgrade.clone();
+    forced.push(FORCE_CONFLICTS.into());
+    match run(helm, &id, "upgrade --force-conflicts", &forced) {
+        Err(ChartReleaseError::Helm { message, .. }) if is_unknown_flag(&message) => {
+            run(helm, &id, "upgrade", &upgrade)?;
+        }
+        other => {
+            other?;
+        }
+    }
+    release_info(helm, &release.kubeconfig, &release.namespace, &release.name)?.ok_or_else(|| {
+        ChartReleaseError::Output {
+            release: id,
+            command: "status".into(),
+            reason: "the release is not there after `helm upgrade` succeeded".into(),
+        }
+    })
+}
+
+/// Helm 4's flag that lets its server-side apply take fields back from other managers.
+const FORCE_CONFLICTS: &str = "--force-conflicts";
+
+/// helm's words for a flag it does not know (`unknown flag: --force-conflicts`).
+fn is_unknown_flag(message: &str) -> bool {
+    message.contains("unknown flag") && message.contains(FORCE_CONFLICTS)
+}
+
 /// Uninstalls the release; `false` when there was none.
 pub fn uninstall(
     helm: &Helm,
@@ -322,3 +368,7 @@ fn helm_timeout_flag(helm: &Helm) -> OsString {
     };
     format!("{seconds}s").into()
 }
+
+#[cfg(test)]
+#[path = "chart_release_tests.rs"]
+mod chart_release_tests;

@@ -1,102 +1,76 @@
 //! One layer installed: its pack pulled by the digest its revision pins, its values' system
-//! macros resolved, its manifests rendered and applied as the layer's ApplySet, its charts
-//! installed or upgraded as Helm releases, and the whole waited for until Ready.
+//! macros resolved and its releases named ([`prepare`]), then its manifests rendered and
+//! applied as the layer's ApplySet and its charts installed or upgraded as Helm releases
+//! ([`apply`]), and the whole waited for until Ready. Between the two the installer
+//! records the releases, so that an agent killed mid-install leaves none it cannot find.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_yaml::Value;
+use strata_shared::chart_release::ChartRelease;
 use strata_shared::contracts::field_managers::AGENT_FIELD_MANAGER;
 use strata_shared::helm_cli::Helm;
 use strata_shared::layer::install_order::{ObjectKey, layer_objects};
 use strata_shared::layer::macros::ClusterFacts;
 use strata_shared::layer::readiness::Readiness;
+use strata_shared::layer::release::release_name;
 use strata_shared::layer_apply::{ManifestLayer, apply_manifest_layer, layer_readiness};
 use strata_shared::pack::Pack;
-use strata_shared::pack::render::{UnitChart, render_units};
+use strata_shared::pack::render::{RenderUnit, UnitChart, render_units};
 use strata_shared::pack::values_schema::check::SECRET_MASK;
 use strata_shared::pack_render::resolve_macros;
-use strata_shared::registry::cache::PackCache;
 use strata_shared::registry::site_access::SiteRegistries;
 use strata_shared::revision::RevisionLayer;
 
 use super::LayerError;
 use super::record::{InstalledKind, Release};
-
-/// What installing layers needs of the agent's setup.
-#[derive(Clone)]
-pub struct LayerSetup {
-    pub client: kube::Client,
-    pub helm: Option<Helm>,
-    pub cache: PackCache,
-    /// Where packs are unpacked while a layer installs.
-    pub work_dir: PathBuf,
-    /// The cluster as helm reaches it.
-    pub kubeconfig: PathBuf,
-    /// The longest a layer may take to apply and become Ready.
-    pub timeout: Duration,
-}
-
-/// Why the agent cannot install layers at all.
-#[derive(Debug, thiserror::Error)]
-pub enum SetupError {
-    #[error("--pack-cache {}: {reason}", .path.display())]
-    PackCache { path: PathBuf, reason: String },
-    #[error(transparent)]
-    Helm(#[from] strata_shared::helm_cli::LocateError),
-}
-
-impl LayerSetup {
-    /// The pack cache and work folder under `pack_cache`, helm (`$STRATA_HELM`, else on
-    /// `PATH`) and a kubeconfig for it.
-    pub fn new(
-        client: &kube::Client,
-        pack_cache: &Path,
-        timeout: Duration,
-    ) -> Result<LayerSetup, SetupError> {
-        let unusable = |reason: String| SetupError::PackCache {
-            path: pack_cache.to_path_buf(),
-            reason,
-        };
-        let work_dir = pack_cache.join("work");
-        std::fs::create_dir_all(&work_dir)
-            .map_err(|e| unusable(format!("cannot create {}: {e}", work_dir.display())))?;
-        let cache =
-            PackCache::open(&pack_cache.join("blobs")).map_err(|e| unusable(e.to_string()))?;
-        let kubeconfig = helm_kubeconfig(&work_dir).map_err(|e| unusable(e.to_string()))?;
-        let helm = Helm::locate()?;
-        if helm.is_none() {
-            tracing::warn!(
-                "no helm binary (STRATA_HELM or PATH): layers with charts or templates will fail"
-            );
-        }
-        Ok(LayerSetup {
-            client: client.clone(),
-            helm,
-            cache,
-            work_dir,
-            kubeconfig,
-            timeout,
-        })
-    }
-}
+use super::setup::LayerSetup;
 
 /// A layer as installed: what it is made of, its objects (what its health is read from)
-/// and, for manifests, what was applied (what a drift pass sets back).
+/// and what its drift pass compares them with: for manifests, what was applied; for
+/// charts, the releases as installed (their chart folders are kept in `work` while the
+/// layer is installed, so that a release can be upgraded again with the same chart).
 pub struct Installed {
     pub kind: InstalledKind,
     pub objects: Vec<ObjectKey>,
     pub rendered: Option<(String, String)>,
+    pub charts: Vec<ChartRelease>,
+    pub work: Option<tempfile::TempDir>,
     pub from_cache: bool,
 }
 
-/// Pulls, renders and applies `layer`; does not wait for it to be Ready.
-pub async fn install(
+/// A layer pulled and rendered, nothing applied yet.
+pub struct Prepared {
+    pack_dir: PathBuf,
+    charts: Vec<RenderUnit>,
+    manifests: Vec<RenderUnit>,
+    helm: Option<Helm>,
+    work: tempfile::TempDir,
+    from_cache: bool,
+}
+
+impl Prepared {
+    /// The Helm releases installing it creates or upgrades.
+    pub fn releases(&self) -> Vec<Release> {
+        self.charts
+            .iter()
+            .map(|unit| Release {
+                namespace: unit.namespace.clone(),
+                name: unit.release.clone(),
+            })
+            .collect()
+    }
+}
+
+/// Pulls `layer`'s pack, resolves its values' macros and renders it into what
+/// [`apply`] installs, naming each chart's release ([`release_name`]).
+pub async fn prepare(
     setup: &LayerSetup,
     layer: &RevisionLayer,
     registries: &SiteRegistries,
     facts: &ClusterFacts,
-) -> Result<Installed, LayerError> {
+) -> Result<Prepared, LayerError> {
     let name = layer.name.as_str();
     let failed = |cause: String| LayerError::new(layer, cause);
     let values: Value = serde_yaml::from_str(&layer.values)
@@ -133,7 +107,7 @@ pub async fn install(
         .await
         .map_err(|e| {
             failed(format!(
-                "pack {name}:{} from {registry}: {e}",
+                "pack {name}:{} from registry {registry_name} ({registry}): {e}",
                 layer.version
             ))
         })?;
@@ -163,9 +137,14 @@ pub async fn install(
         None => values,
     };
     let units = render_units(&pack, &values).map_err(|e| failed(e.to_string()))?;
-    let (charts, manifests): (Vec<_>, Vec<_>) = units
+    let (mut charts, manifests): (Vec<_>, Vec<_>) = units
         .into_iter()
         .partition(|unit| matches!(unit.chart, UnitChart::InPack { .. }));
+    for unit in &mut charts {
+        if let UnitChart::InPack { name: chart, .. } = &unit.chart {
+            unit.release = release_name(&values, chart).map_err(|e| failed(e.to_string()))?;
+        }
+    }
     let needs_helm = !charts.is_empty()
         || manifests
             .iter()
@@ -179,9 +158,37 @@ pub async fn install(
             ));
         }
     };
+    Ok(Prepared {
+        pack_dir: pack.dir.clone(),
+        charts,
+        manifests,
+        helm,
+        work,
+        from_cache: pulled.from_cache,
+    })
+}
+
+/// Applies what [`prepare`] made: the manifests as the layer's ApplySet, then each chart
+/// as its release. Does not wait for the layer to be Ready.
+pub async fn apply(
+    setup: &LayerSetup,
+    layer: &RevisionLayer,
+    prepared: Prepared,
+) -> Result<Installed, LayerError> {
+    let name = layer.name.as_str();
+    let failed = |cause: String| LayerError::new(layer, cause);
+    let Prepared {
+        pack_dir,
+        charts,
+        manifests,
+        helm,
+        work,
+        from_cache,
+    } = prepared;
     let mut objects = Vec::new();
     let mut rendered = None;
     let mut releases = Vec::new();
+    let mut installed_charts = Vec::new();
     if !manifests.is_empty() {
         let namespace = manifests[0].namespace.clone();
         let mut text = String::new();
@@ -189,7 +196,7 @@ pub async fn install(
             let output = match (&unit.chart, &helm) {
                 (UnitChart::Verbatim { output }, _) => output.clone(),
                 (_, Some(helm)) => {
-                    let (helm, dir) = (helm.clone(), pack.dir.clone());
+                    let (helm, dir) = (helm.clone(), pack_dir.clone());
                     blocking(layer, move || {
                         helm.render(&dir, &unit).map_err(|e| e.to_string())
                     })
@@ -219,22 +226,22 @@ pub async fn install(
         let (UnitChart::InPack { path, .. }, Some(helm)) = (&unit.chart, &helm) else {
             continue;
         };
-        let release = strata_shared::chart_release::ChartRelease {
+        let release = ChartRelease {
             name: unit.release.clone(),
             namespace: unit.namespace.clone(),
-            chart: pack.dir.join(path),
+            chart: pack_dir.join(path),
             values: unit.values.clone().unwrap_or(Value::Null),
             kubeconfig: setup.kubeconfig.clone(),
         };
-        let helm = helm.clone();
+        let (helm, installing) = (helm.clone(), release.clone());
         let manifest = blocking(layer, move || {
-            strata_shared::chart_release::install_or_upgrade(&helm, &release)
+            strata_shared::chart_release::install_or_upgrade(&helm, &installing)
                 .and_then(|_| {
                     strata_shared::chart_release::release_manifest(
                         &helm,
-                        &release.kubeconfig,
-                        &release.namespace,
-                        &release.name,
+                        &installing.kubeconfig,
+                        &installing.namespace,
+                        &installing.name,
                     )
                 })
                 .map_err(|e| e.to_string())
@@ -251,6 +258,7 @@ pub async fn install(
             namespace: unit.namespace.clone(),
             name: unit.release.clone(),
         });
+        installed_charts.push(release);
     }
     let kind = if releases.is_empty() {
         InstalledKind::Manifests
@@ -261,7 +269,10 @@ pub async fn install(
         kind,
         objects,
         rendered,
-        from_cache: pulled.from_cache,
+        // The charts' folders stay while their releases may be upgraded again.
+        work: (!installed_charts.is_empty()).then_some(work),
+        charts: installed_charts,
+        from_cache,
     })
 }
 
@@ -335,28 +346,6 @@ async fn blocking<T: Send + 'static>(
             format!("the helm task stopped: {e}"),
         )),
     }
-}
-
-/// A kubeconfig for helm: `$KUBECONFIG` when the agent has one, else one written into
-/// `dir` for the pod's service account (the in-cluster server, CA and token files).
-fn helm_kubeconfig(dir: &Path) -> std::io::Result<PathBuf> {
-    if let Some(path) = std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
-        return Ok(PathBuf::from(path));
-    }
-    const ACCOUNT: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
-    let host = std::env::var("KUBERNETES_SERVICE_HOST").unwrap_or_default();
-    let port = std::env::var("KUBERNETES_SERVICE_PORT").unwrap_or_else(|_| "443".into());
-    let host = if host.contains(':') {
-        format!("[{host}]")
-    } else {
-        host
-    };
-    let text = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: in-cluster\n  cluster:\n    server: https://{host}:{port}\n    certificate-authority: {ACCOUNT}/ca.crt\nusers:\n- name: agent\n  user:\n    tokenFile: {ACCOUNT}/token\ncontexts:\n- name: in-cluster\n  context: {{cluster: in-cluster, user: agent}}\ncurrent-context: in-cluster\n"
-    );
-    let path = dir.join("helm-kubeconfig");
-    std::fs::write(&path, text)?;
-    Ok(path)
 }
 
 #[cfg(test)]

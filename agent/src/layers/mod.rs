@@ -10,11 +10,13 @@
 //! `strata-system/strata-layers`, which also records what is installed, so that a layer that
 //! leaves the stack is uninstalled, in reverse order, by whichever agent runs then.
 
+mod converge;
 mod crash_point;
 mod facts;
 mod install;
 mod record;
 mod registries;
+mod setup;
 mod uninstall;
 
 use std::collections::BTreeMap;
@@ -22,12 +24,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
+use strata_shared::chart_release::ChartRelease;
 use strata_shared::cluster::LayerPhase;
-use strata_shared::contracts::field_managers::AGENT_FIELD_MANAGER;
 use strata_shared::kube_writer::KubeWriter;
 use strata_shared::layer::install_order::ObjectKey;
-use strata_shared::layer::readiness::Readiness;
-use strata_shared::layer_apply::ManifestLayer;
+use strata_shared::layer_apply::SettledDifferences;
 use strata_shared::revision::{ClusterRevision, RevisionLayer};
 
 use tracing::Instrument;
@@ -36,8 +37,8 @@ use crate::health::AgentHealth;
 use crate::management_link::ManagementLink;
 use crate::status_report::StatusReport;
 
-pub use install::{LayerSetup, SetupError};
-use record::{InstalledKind, InstalledLayer, LayerRecord, install_digest};
+use record::{InstalledKind, InstalledLayer, LayerRecord, install_digest, planned_kind};
+pub use setup::{LayerSetup, SetupError};
 
 /// How often the installed layers are checked again once all are Ready.
 const CONVERGE_EVERY: Duration = Duration::from_secs(30);
@@ -82,6 +83,12 @@ struct Applied {
     objects: Vec<ObjectKey>,
     /// Manifests: the namespace and rendered text applied.
     rendered: Option<(String, String)>,
+    /// Charts: the releases as installed, upgraded again when their objects drift.
+    charts: Vec<ChartRelease>,
+    /// Where the charts' folders are, while the layer is installed.
+    _work: Option<tempfile::TempDir>,
+    /// Differences of the charts' objects that are the apiserver's, not drift.
+    settled: SettledDifferences,
 }
 
 /// When a failed layer is tried again.
@@ -248,21 +255,25 @@ impl LayerInstaller {
             .instrument(span)
             .await
         {
-            Ok((installed, from_cache)) => {
+            Ok(installed) => {
+                let from_cache = installed.from_cache;
                 self.record.set_installed(InstalledLayer {
                     name: layer.name.clone(),
                     version: layer.version.clone(),
                     digest: layer.digest.clone(),
                     install_digest: digest.to_string(),
-                    kind: installed.0,
+                    kind: installed.kind.clone(),
                     complete: true,
                 });
                 self.applied.insert(
                     layer.name.clone(),
                     Applied {
                         install_digest: digest.to_string(),
-                        objects: installed.1,
-                        rendered: installed.2,
+                        objects: installed.objects,
+                        rendered: installed.rendered,
+                        charts: installed.charts,
+                        _work: installed.work,
+                        settled: SettledDifferences::default(),
                     },
                 );
                 self.retries.remove(&layer.name);
@@ -291,91 +302,45 @@ impl LayerInstaller {
         }
     }
 
-    #[allow(clippy::type_complexity)]
     async fn install_and_wait(
         &mut self,
         revision: &ClusterRevision,
         layer: &RevisionLayer,
-    ) -> Result<
-        (
-            (InstalledKind, Vec<ObjectKey>, Option<(String, String)>),
-            bool,
-        ),
-        LayerError,
-    > {
+    ) -> Result<install::Installed, LayerError> {
         let registries = registries::site_registries(&self.workload, &self.link)
             .await
             .map_err(|e| LayerError::new(layer, e.to_string()))?;
         let facts =
             facts::cluster_facts(&self.workload, &self.link, revision, &mut self.cluster_uid).await;
-        let installed = install::install(&self.setup, layer, &registries, &facts).await?;
+        let prepared = install::prepare(&self.setup, layer, &registries, &facts).await?;
+        self.record_releases(layer, &prepared.releases()).await?;
+        let installed = install::apply(&self.setup, layer, prepared).await?;
         crash_point::after_apply(&layer.name, &self.setup.work_dir);
         install::wait_ready(&self.setup, layer, &installed.objects).await?;
-        Ok((
-            (installed.kind, installed.objects, installed.rendered),
-            installed.from_cache,
-        ))
+        Ok(installed)
     }
 
-    /// An installed layer looked at again: its objects set back where they drifted, and
-    /// its health read. Returns whether its state changed.
-    async fn check(&mut self, layer: &RevisionLayer) -> bool {
-        let Some(applied) = self.applied.get(&layer.name) else {
-            return false;
-        };
-        let (rendered, objects) = (applied.rendered.clone(), applied.objects.clone());
-        let mut corrected = false;
-        if let Some((namespace, text)) = &rendered {
-            let manifest = ManifestLayer {
-                name: &layer.name,
-                namespace,
-                rendered: text,
-            };
-            match strata_shared::layer_apply::correct_drift(
-                &self.setup.client,
-                &manifest,
-                AGENT_FIELD_MANAGER,
-            )
-            .await
-            {
-                Ok(report) if !report.corrections.is_empty() => {
-                    let count = report.corrections.len();
-                    self.health.drift_corrected(&layer.name, count as u64);
-                    self.add_corrections(&layer.name, count as i64);
-                    corrected = true;
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(layer = %layer.name, error = %e, "drift pass failed; will try again")
-                }
-            }
-        }
-        let state = match strata_shared::layer_apply::layer_readiness(
-            &self.setup.client,
-            &layer.name,
-            &objects,
-        )
-        .await
+    /// The releases a chart layer is about to create or upgrade, recorded in this cluster
+    /// before helm runs: an agent killed once helm started leaves no release that the
+    /// record does not name, so a layer that then leaves the stack is uninstalled whole.
+    async fn record_releases(
+        &mut self,
+        layer: &RevisionLayer,
+        releases: &[record::Release],
+    ) -> Result<(), LayerError> {
+        let before = self.record.installed(&layer.name).map(|i| i.kind.clone());
+        if !self
+            .record
+            .set_kind(&layer.name, planned_kind(before.as_ref(), releases))
         {
-            Ok(states) => states
-                .into_iter()
-                .find(|(_, s)| !s.is_ready())
-                .map(|(key, state)| match state {
-                    // The reason names the object.
-                    Readiness::NotReady { reason } | Readiness::Failed { reason } => reason,
-                    Readiness::Ready => key.to_string(),
-                }),
-            Err(e) => Some(e.to_string()),
-        };
-        let changed = match state {
-            None => self.set_state(layer, LayerPhase::Ready, None),
-            Some(why) => self.set_state(
+            return Ok(());
+        }
+        self.record.save(&self.workload).await.map_err(|e| {
+            LayerError::new(
                 layer,
-                LayerPhase::Installing,
-                Some(format!("no longer Ready: {why}")),
-            ),
-        };
-        changed || corrected
+                format!("cannot record its releases before installing them: {e}"),
+            )
+        })
     }
 
     /// The cache keeps the packs the revision pins and nothing else, once they all are

@@ -76,6 +76,27 @@ pub fn install_digest(layer: &RevisionLayer) -> String {
     format!("sha256:{hex}")
 }
 
+/// What a layer is recorded as while an install that creates or upgrades `releases` runs:
+/// every release it had (`before`) and every one it is about to have, so that whichever of
+/// them exists when the agent is killed is uninstalled if the layer leaves the stack (an
+/// uninstall of one that was never created finds nothing, which is not an error).
+pub fn planned_kind(before: Option<&InstalledKind>, releases: &[Release]) -> InstalledKind {
+    let mut all = match before {
+        Some(InstalledKind::Charts { releases }) => releases.clone(),
+        Some(InstalledKind::Manifests) | None => Vec::new(),
+    };
+    for release in releases {
+        if !all.contains(release) {
+            all.push(release.clone());
+        }
+    }
+    if all.is_empty() {
+        InstalledKind::Manifests
+    } else {
+        InstalledKind::Charts { releases: all }
+    }
+}
+
 /// The record as kept in the cluster.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LayerRecord {
@@ -94,6 +115,18 @@ impl LayerRecord {
         match self.installed.iter_mut().find(|i| i.name == layer.name) {
             Some(entry) => *entry = layer,
             None => self.installed.push(layer),
+        }
+    }
+
+    /// Records that `name` is made of `kind` (its other fields kept); returns whether that
+    /// changed the record. A layer not in it is left out.
+    pub fn set_kind(&mut self, name: &str, kind: InstalledKind) -> bool {
+        match self.installed.iter_mut().find(|i| i.name == name) {
+            Some(entry) if entry.kind != kind => {
+                entry.kind = kind;
+                true
+            }
+            _ => false,
         }
     }
 
@@ -254,6 +287,66 @@ mod tests {
             "{error}"
         );
         assert_eq!(LayerRecord::from_data(&data), LayerRecord::default());
+    }
+
+    fn release(namespace: &str, name: &str) -> Release {
+        Release {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn a_chart_layers_releases_are_named_before_they_are_installed() {
+        // First install: the record goes from "manifests, nothing yet" to the releases.
+        let first = planned_kind(None, &[release("web", "hello-web")]);
+        assert_eq!(
+            first,
+            InstalledKind::Charts {
+                releases: vec![release("web", "hello-web")]
+            }
+        );
+        let mut record = LayerRecord::default();
+        record.set_installed(InstalledLayer {
+            name: "hello".into(),
+            version: "1".into(),
+            digest: "d".into(),
+            install_digest: "i".into(),
+            kind: InstalledKind::Manifests,
+            complete: false,
+        });
+        assert!(record.set_kind("hello", first.clone()));
+        assert!(!record.set_kind("hello", first.clone()), "unchanged");
+        assert!(!record.set_kind("absent", first.clone()));
+        // Read back by a restarted agent, the entry still names the release to uninstall.
+        let json = serde_json::to_string(&record.installed).unwrap();
+        let read: Vec<InstalledLayer> = serde_json::from_str(&json).unwrap();
+        assert_eq!(read[0].kind, first);
+        assert!(!read[0].complete);
+    }
+
+    #[test]
+    fn a_new_version_keeps_the_releases_of_the_old_one_recorded_while_it_installs() {
+        let before = InstalledKind::Charts {
+            releases: vec![release("web", "a"), release("web", "b")],
+        };
+        assert_eq!(
+            planned_kind(Some(&before), &[release("web", "b"), release("api", "c")]),
+            InstalledKind::Charts {
+                releases: vec![
+                    release("web", "a"),
+                    release("web", "b"),
+                    release("api", "c")
+                ]
+            }
+        );
+        // No charts: as it was.
+        assert_eq!(planned_kind(Some(&before), &[]), before);
+        assert_eq!(
+            planned_kind(Some(&InstalledKind::Manifests), &[]),
+            InstalledKind::Manifests
+        );
+        assert_eq!(planned_kind(None, &[]), InstalledKind::Manifests);
     }
 
     #[test]

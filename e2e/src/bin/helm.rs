@@ -303,6 +303,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<(), HelmError> {
                 // The target's values passed its chart's schema when it was deployed;
                 // the throwaway chart has no schema of its own.
                 skip_schema_validation: true,
+                force_conflicts: false,
             };
             let options = ReleaseOptions {
                 create_namespace: false,
@@ -394,7 +395,10 @@ fn upgrade(
                     &chart,
                     &values,
                     args.version.as_deref(),
-                    &UpgradeMode::helm(false),
+                    &UpgradeMode {
+                        force_conflicts: args.force_conflicts,
+                        ..UpgradeMode::helm(false)
+                    },
                     &options,
                 )
                 .map_err(|e| helm_wording(e, "UPGRADE FAILED: "))?;

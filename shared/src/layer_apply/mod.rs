@@ -27,11 +27,16 @@ use strata_core::layer::install_order::{
 use strata_core::layer::readiness::{Readiness, readiness};
 
 mod autoscaled;
+mod chart_drift;
 mod drift;
 mod prune;
 mod resources;
 
 pub use autoscaled::{Autoscaled, HANDOVER_FIELD_MANAGER};
+pub use chart_drift::{
+    ChartCorrection, ChartDriftError, ChartDriftReport, Finding, SettledDifferences, Verdict,
+    compare, correct_chart_drift, verdict,
+};
 pub use drift::{DriftCorrection, DriftKind, DriftReport, correct_drift};
 use prune::prune;
 use resources::Resources;

@@ -124,6 +124,9 @@ pub struct UpgradeArgs {
     /// if --install is set, create the release namespace if not present
     #[arg(long)]
     pub create_namespace: bool,
+    /// if set server-side apply will force changes against conflicts
+    #[arg(long)]
+    pub force_conflicts: bool,
     #[command(flatten)]
     pub wait: WaitArgs,
 }
@@ -391,6 +394,7 @@ mod tests {
             "--version",
             "1.2.3",
             "--create-namespace",
+            "--force-conflicts",
             "--wait",
             "--timeout",
             "90s",
@@ -412,6 +416,7 @@ mod tests {
         assert_eq!(up.values, ["a.yaml", "b.yaml", "c.yaml", "d.yaml"]);
         assert_eq!(up.version.as_deref(), Some("1.2.3"));
         assert!(up.create_namespace);
+        assert!(up.force_conflicts);
         assert!(up.wait.wait);
         assert_eq!(up.wait.timeout, GoDuration { seconds: 90 });
     }
@@ -427,6 +432,7 @@ mod tests {
         assert!(up.values.is_empty());
         assert!(!up.wait.wait);
         assert!(!up.create_namespace);
+        assert!(!up.force_conflicts);
         assert_eq!(up.wait.timeout, GoDuration { seconds: 300 });
         assert_eq!(up.version, None);
     }

@@ -327,6 +327,8 @@ pub struct UpgradeMode {
     /// Start from the chart's default values, not the release's current ones.
     pub reset_values: bool,
     pub skip_schema_validation: bool,
+    /// Server-side apply takes fields other managers changed (`--force-conflicts`).
+    pub force_conflicts: bool,
 }
 
 impl UpgradeMode {
@@ -337,6 +339,7 @@ impl UpgradeMode {
             server_side_apply: "auto",
             reset_values: false,
             skip_schema_validation: false,
+            force_conflicts: false,
         }
     }
 }
@@ -432,6 +435,7 @@ impl Config<'_> {
             "server_side_apply": mode.server_side_apply,
             "reset_values": mode.reset_values,
             "skip_schema_validation": mode.skip_schema_validation,
+            "force_conflicts": mode.force_conflicts,
             // The helm CLI's --max-history default.
             "max_history": 10,
         });
