@@ -19,8 +19,23 @@ use kube::api::{Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 
-use super::workload::{Apiserver, Workload};
+use crate::control_plane::ControlPlane;
 use crate::kubelet_sim::{KubeletSettings, SimulatedKubelet};
+
+/// Where a workload cluster's apiserver comes from.
+pub(super) enum Apiserver {
+    /// Started by this process, and stopped with its workload cluster.
+    Owned(ControlPlane),
+    /// Started by another simulator's process (the one that ran this cluster's machines
+    /// before they moved here), reached through the cluster's kubeconfig: its machines
+    /// go on joining the same cluster.
+    Attached {
+        server: String,
+        port: u16,
+        client: Client,
+        ca_pem: String,
+    },
+}
 
 /// Where a simulated control plane says whose it is.
 const MARKER_NAMESPACE: &str = "kube-system";
@@ -56,17 +71,15 @@ pub(super) async fn mark(client: &Client, id: &str) -> Result<(), kube::Error> {
 pub(super) async fn attach(
     id: &str,
     cluster: &str,
-    kubeconfig: String,
+    kubeconfig: &str,
     nodes: KubeletSettings,
-) -> Option<Workload> {
-    match try_attach(id, &kubeconfig, nodes).await {
-        Ok(workload) => {
-            tracing::info!(
-                cluster,
-                server = %workload.server(),
-                "attached to the workload cluster's running apiserver"
-            );
-            Some(workload)
+) -> Option<(SimulatedKubelet, Apiserver)> {
+    match try_attach(id, kubeconfig, nodes).await {
+        Ok((kubelet, apiserver)) => {
+            if let Apiserver::Attached { server, .. } = &apiserver {
+                tracing::info!(cluster, %server, "attached to the workload cluster's running apiserver");
+            }
+            Some((kubelet, apiserver))
         }
         Err(reason) => {
             tracing::info!(cluster, %reason, "cannot attach to the cluster's kubeconfig apiserver");
@@ -79,7 +92,7 @@ async fn try_attach(
     id: &str,
     kubeconfig: &str,
     nodes: KubeletSettings,
-) -> Result<Workload, String> {
+) -> Result<(SimulatedKubelet, Apiserver), String> {
     let parsed = Kubeconfig::from_yaml(kubeconfig).map_err(|e| format!("kubeconfig: {e}"))?;
     let cluster = parsed
         .clusters
@@ -125,8 +138,7 @@ async fn try_attach(
     let kubelet = SimulatedKubelet::start_with(client.clone(), Vec::new(), nodes)
         .await
         .map_err(|e| format!("simulated kubelet: {e}"))?;
-    Ok(Workload::attached(
-        id,
+    Ok((
         kubelet,
         Apiserver::Attached {
             server,
@@ -134,6 +146,5 @@ async fn try_attach(
             client,
             ca_pem,
         },
-        kubeconfig.to_string(),
     ))
 }

@@ -22,7 +22,7 @@ use rcgen::{
 
 use super::SimError;
 use super::api::Kube;
-use super::attach;
+use super::attach::{self, Apiserver};
 use super::kinds::{CLUSTER, KUBEADM_CONTROL_PLANE};
 use super::objects::{CLUSTER_NAME_LABEL, name, uid};
 use super::snapshot::ClusterView;
@@ -45,21 +45,6 @@ pub struct Workload {
     /// for an attached cluster: its secrets were written by the process that started it,
     /// and moved with its objects.
     certificates: Vec<(&'static str, BTreeMap<String, String>)>,
-}
-
-/// Where a workload cluster's apiserver comes from.
-pub(super) enum Apiserver {
-    /// Started by this process, and stopped with the [`Workload`].
-    Owned(ControlPlane),
-    /// Started by another simulator's process (the one that ran this cluster's machines
-    /// before they moved here), reached through the cluster's kubeconfig: its machines
-    /// go on joining the same cluster.
-    Attached {
-        server: String,
-        port: u16,
-        client: Client,
-        ca_pem: String,
-    },
 }
 
 impl std::fmt::Debug for Workload {
@@ -199,7 +184,11 @@ pub fn ensure_started(
         let span = tracing::info_span!("workload", cluster = %cluster, id = %id);
         let _entered = span.enter();
         let attached = match kubeconfig {
-            Some(kubeconfig) => attach::attach(&id, &cluster, kubeconfig, nodes.clone()).await,
+            Some(kubeconfig) => attach::attach(&id, &cluster, &kubeconfig, nodes.clone())
+                .await
+                .map(|(kubelet, apiserver)| {
+                    Workload::attached(&id, kubelet, apiserver, kubeconfig)
+                }),
             None => None,
         };
         let result = match attached {
