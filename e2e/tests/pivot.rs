@@ -298,9 +298,12 @@ async fn pivots(crash_after_every_step: bool) {
             "machine {machine} was replaced or lost its instance"
         );
     }
+    // The control plane grows past its first node only once the CNI layer runs (kubeadm's
+    // nodes are NotReady until then), and that layer waits for the agent's restarts: on
+    // two shared cores beside other clusters this took over 240 s once.
     let wc = eventually(
         "three control-plane and two worker nodes ready",
-        Duration::from_secs(240),
+        Duration::from_secs(420),
         || async {
             let wc = cluster(&client, ns, name).await?;
             let status = wc.status.clone()?;
