@@ -230,6 +230,43 @@ fn hello_web_releases(kubeconfig: &std::path::Path) -> Vec<(String, String, i64)
         .collect()
 }
 
+/// What a site admin does to a layer's objects: the Deployment deleted, the ConfigMap's
+/// greeting edited and a key of their own added, under their own field manager.
+async fn drift_by_hand(w: &Client, namespace: &str, deployment: &str, config_map: &str) {
+    Api::<Deployment>::namespaced(w.clone(), namespace)
+        .delete(deployment, &DeleteParams::background())
+        .await
+        .unwrap();
+    let edit = json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": { "name": config_map, "namespace": namespace },
+        "data": { "greeting": "edited by hand", "extra": "kept" },
+    });
+    Api::<ConfigMap>::namespaced(w.clone(), namespace)
+        .patch(
+            config_map,
+            &PatchParams::apply("site-admin").force(),
+            &Patch::Apply(&edit),
+        )
+        .await
+        .unwrap();
+}
+
+/// The WorkloadCluster once `layer` counts at least the two corrections of
+/// [`drift_by_hand`] and is Ready again.
+async fn wait_corrected(client: &Client, layer: &str) -> WorkloadCluster {
+    eventually(
+        &format!("{layer}'s drift corrected and counted"),
+        Duration::from_secs(120),
+        || async {
+            let wc = cluster(client, NS, NAME).await?;
+            let state = layers_of(&wc).into_iter().find(|l| l.name == layer)?;
+            (state.drift_corrections >= 2 && state.state == LayerPhase::Ready).then_some(wc)
+        },
+    )
+    .await
+}
+
 /// The earliest creation time among objects of a layer, as the apiserver recorded it.
 fn created<K: Resource>(object: &K) -> Timestamp {
     object.meta().creation_timestamp.clone().unwrap().0
@@ -424,36 +461,15 @@ async fn a_pivoted_cluster_installs_its_layers_in_order_and_keeps_them() {
     // Drift: a deleted Deployment and an edited ConfigMap of the manifest layer come back,
     // and are counted; a key someone else added stays.
     let deployments: Api<Deployment> = Api::namespaced(w.clone(), "hello-universe");
-    deployments
-        .delete("hello-universe", &DeleteParams::background())
-        .await
-        .unwrap();
     let configs: Api<ConfigMap> = Api::namespaced(w.clone(), "hello-universe");
-    let edit = json!({
-        "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": { "name": "hello-universe-config", "namespace": "hello-universe" },
-        "data": { "greeting": "edited by hand", "extra": "kept" },
-    });
-    configs
-        .patch(
-            "hello-universe-config",
-            &PatchParams::apply("site-admin").force(),
-            &Patch::Apply(&edit),
-        )
-        .await
-        .unwrap();
-    let wc = eventually(
-        "the drift corrected and counted",
-        Duration::from_secs(120),
-        || async {
-            let wc = cluster(&client, NS, NAME).await?;
-            let layer = layers_of(&wc)
-                .into_iter()
-                .find(|l| l.name == "hello-manifests")?;
-            (layer.drift_corrections >= 2 && layer.state == LayerPhase::Ready).then_some(wc)
-        },
+    drift_by_hand(
+        &w,
+        "hello-universe",
+        "hello-universe",
+        "hello-universe-config",
     )
     .await;
+    let wc = wait_corrected(&client, "hello-manifests").await;
     assert!(
         deployments
             .get_opt("hello-universe")
@@ -483,35 +499,14 @@ async fn a_pivoted_cluster_installs_its_layers_in_order_and_keeps_them() {
     let web_deployments: Api<Deployment> = Api::namespaced(w.clone(), "hello-web");
     let web_before = web_deployments.get("hello-web-hello-web").await.unwrap();
     let drifted_at = std::time::Instant::now();
-    web_deployments
-        .delete("hello-web-hello-web", &DeleteParams::background())
-        .await
-        .unwrap();
-    let edit = json!({
-        "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": { "name": "hello-web-hello-web", "namespace": "hello-web" },
-        "data": { "greeting": "edited by hand", "extra": "kept" },
-    });
-    web_configs
-        .patch(
-            "hello-web-hello-web",
-            &PatchParams::apply("site-admin").force(),
-            &Patch::Apply(&edit),
-        )
-        .await
-        .unwrap();
-    let wc = eventually(
-        "the chart layer's drift corrected and counted",
-        Duration::from_secs(120),
-        || async {
-            let wc = cluster(&client, NS, NAME).await?;
-            let layer = layers_of(&wc)
-                .into_iter()
-                .find(|l| l.name == "hello-chart")?;
-            (layer.drift_corrections >= 2 && layer.state == LayerPhase::Ready).then_some(wc)
-        },
+    drift_by_hand(
+        &w,
+        "hello-web",
+        "hello-web-hello-web",
+        "hello-web-hello-web",
     )
     .await;
+    let wc = wait_corrected(&client, "hello-chart").await;
     eprintln!(
         "chart drift: deleted and edited to corrected and Ready in {:.1} s",
         drifted_at.elapsed().as_secs_f64()
