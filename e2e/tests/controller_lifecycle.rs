@@ -93,6 +93,15 @@ async fn bad_inputs_yield_conditions_and_create_nothing() {
         d["spec"]["layers"][2]["registry"] = json!("nowhere");
     })
     .await;
+    // A profile whose layer values name a system macro that does not exist: refused when
+    // the cluster is validated, before any revision reaches a site.
+    apply_sample(&client, "profiles/sim-infra.yaml", ns, |d| {
+        d["metadata"]["name"] = json!("unknown-macro");
+        d["spec"]["layers"][2]["values"] = json!(
+            "manifests:\n  calico:\n    clusterName: \"{{ .spectro.system.cluster.nickname }}\"\n"
+        );
+    })
+    .await;
     // A namespace the conflicting cluster's objects would need, owned by nobody.
     ensure_namespace(&client, &objects_namespace(ns, "conflict"))
         .await
@@ -161,6 +170,13 @@ async fn bad_inputs_yield_conditions_and_create_nothing() {
             edit: |d| d["spec"]["profiles"][0]["name"] = json!("missing-registry"),
             reason: "PackUnresolved",
             message: "no PackRegistry named \"nowhere\"",
+        },
+        Case {
+            name: "unknown-macro",
+            base: "clusters/sim-demo.yaml",
+            edit: |d| d["spec"]["profiles"][0]["name"] = json!("unknown-macro"),
+            reason: "InvalidProfile",
+            message: "pack cni-calico:3.19.0: values manifests.calico.clusterName: .spectro.system.cluster.nickname",
         },
         Case {
             name: "too-small",

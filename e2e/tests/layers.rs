@@ -209,9 +209,10 @@ fn node_is_ready(node: &Node) -> bool {
 }
 
 /// The Helm releases in `hello-web` (name, status, revision), as the tests' helm lists them.
-fn hello_web_releases(kubeconfig: &std::path::Path) -> Vec<(String, String, i64)> {
+/// `helm list` of `namespace`: each release's name, status and revision.
+fn releases_in(kubeconfig: &std::path::Path, namespace: &str) -> Vec<(String, String, i64)> {
     let listed = std::process::Command::new(env!("CARGO_BIN_EXE_helm"))
-        .args(["list", "--output", "json", "--namespace", "hello-web"])
+        .args(["list", "--output", "json", "--namespace", namespace])
         .arg("--kubeconfig")
         .arg(kubeconfig)
         .output()
@@ -450,7 +451,7 @@ async fn a_pivoted_cluster_installs_its_layers_in_order_and_keeps_them() {
     );
     let kubeconfig = env.dir.path().join("workload.kubeconfig");
     std::fs::write(&kubeconfig, workload.kubeconfig()).unwrap();
-    let releases = hello_web_releases(&kubeconfig);
+    let releases = releases_in(&kubeconfig, "hello-web");
     let names: Vec<(&str, &str)> = releases
         .iter()
         .map(|(name, status, _)| (name.as_str(), status.as_str()))
@@ -544,7 +545,7 @@ async fn a_pivoted_cluster_installs_its_layers_in_order_and_keeps_them() {
         eprintln!("chart drift pass: {line}");
     }
     // Still one release, Helm's: upgraded, not installed again.
-    let releases = hello_web_releases(&kubeconfig);
+    let releases = releases_in(&kubeconfig, "hello-web");
     assert_eq!(releases.len(), 1, "{releases:?}");
     assert_eq!(releases[0].1, "deployed", "{releases:?}");
     assert!(
@@ -739,6 +740,68 @@ fn write_reach_pack(dir: &std::path::Path) {
     .unwrap();
 }
 
+/// A chart that does not render while the site has not opened its gate (the ConfigMap
+/// `kube-public/chart-gate`): helm's `fail` at install time, the way a chart refuses
+/// values or a cluster it cannot run on. Its release is `gated`, in `gated`.
+fn write_gated_chart_pack(dir: &std::path::Path) {
+    let templates = dir.join("charts/gated/templates");
+    std::fs::create_dir_all(&templates).unwrap();
+    std::fs::write(
+        dir.join("pack.json"),
+        r#"{"name": "gated-chart", "displayName": "Renders once the site opens its gate", "version": "1.0.0", "layer": "addon", "addonType": "app services", "cloudTypes": ["all"], "charts": ["charts/gated"]}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("values.yaml"),
+        "pack:\n  namespace: gated\ncharts:\n  gated:\n    state: open\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("charts/gated/Chart.yaml"),
+        "apiVersion: v2\nname: gated\nversion: 1.0.0\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("charts/gated/values.yaml"), "state: closed\n").unwrap();
+    std::fs::write(
+        templates.join("configmap.yaml"),
+        "{{- if not (lookup \"v1\" \"ConfigMap\" \"kube-public\" \"chart-gate\") }}\n\
+         {{- fail \"the site has not opened kube-public/chart-gate\" }}\n\
+         {{- end }}\n\
+         apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: gated\n\
+         data:\n  state: {{ .Values.state | quote }}\n",
+    )
+    .unwrap();
+}
+
+/// A manifest pack whose second manifest renders into YAML that does not parse (a value
+/// put in unquoted); its first manifest, a Namespace and a ConfigMap, is fine.
+fn write_broken_template_pack(dir: &std::path::Path) {
+    std::fs::create_dir_all(dir.join("manifests")).unwrap();
+    std::fs::write(
+        dir.join("pack.json"),
+        r#"{"name": "broken-template", "displayName": "Renders into broken YAML", "version": "1.0.0", "layer": "addon", "addonType": "app services", "cloudTypes": ["all"], "kubeManifests": ["manifests/first.yaml", "manifests/second.yaml"]}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("values.yaml"),
+        "pack:\n  namespace: broken\nmanifests:\n  second:\n    note: \"[unclosed\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("manifests/first.yaml"),
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: broken}\n---\n\
+         apiVersion: v1\nkind: ConfigMap\nmetadata: {name: first, namespace: broken}\n\
+         data: {state: fine}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("manifests/second.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: second\n  namespace: broken\n\
+         data:\n  note: {{ .Values.note }}\n",
+    )
+    .unwrap();
+}
+
 /// The agent's pack cache (its hostPath volume, a folder of its replica on the test's
 /// kubelet).
 fn agent_pack_cache(env: &ManagementEnv, objects: &str) -> std::path::PathBuf {
@@ -763,9 +826,12 @@ fn layer_named<'a>(layers: &'a [LayerState], name: &str) -> &'a LayerState {
 
 /// Bad input at the site: an object the apiserver refuses (a ResourceQuota of the site
 /// forbids the layer's Service), then a pack neither cached nor reachable (its registry
-/// cut off), then a pack the registry no longer serves at the pinned digest. Each is a
-/// Failed layer naming the object, the pack and registry, or the digests; the layers
-/// before it keep running, the ones after it wait, and it is tried again until it works.
+/// cut off), then a chart that does not render, then a pack the registry no longer serves
+/// at the pinned digest, and last a manifest that renders into YAML that does not parse.
+/// Each is a Failed layer naming the object, the pack and registry, the chart's cause, the
+/// digests or the file; the layers before it keep running, the ones after it wait, and it
+/// is tried again until it works. (A values macro that names nothing never reaches a
+/// site: the controller refuses the cluster, `controller_lifecycle`.)
 #[tokio::test]
 async fn bad_input_at_the_site_fails_the_layer_naming_the_cause_and_holds_the_rest() {
     let _stop = StopWorkloads;
@@ -779,6 +845,12 @@ async fn bad_input_at_the_site_fails_the_layer_naming_the_cause_and_holds_the_re
     let reach = env.dir.path().join("reach-addon");
     write_reach_pack(&reach);
     publish_pack(&env.registry, &reach).await.unwrap();
+    let gated = env.dir.path().join("gated-chart");
+    write_gated_chart_pack(&gated);
+    publish_pack(&env.registry, &gated).await.unwrap();
+    let broken = env.dir.path().join("broken-template");
+    write_broken_template_pack(&broken);
+    publish_pack(&env.registry, &broken).await.unwrap();
     // The same registry behind a proxy the test can cut: the PackRegistry `flaky`.
     let proxy = FaultProxy::start(env.registry.addr()).await.unwrap();
     apply(
@@ -806,7 +878,9 @@ async fn bad_input_at_the_site_fails_the_layer_naming_the_cause_and_holds_the_re
                 "layers": [
                     { "name": "quota-addon", "version": "1.0.0" },
                     { "name": "reach-addon", "version": "1.0.0", "registry": "flaky" },
+                    { "name": "gated-chart", "version": "1.0.0" },
                     { "name": "hello-manifests", "version": "1.0.0" },
+                    { "name": "broken-template", "version": "1.0.0" },
                 ],
             },
         }),
@@ -872,7 +946,9 @@ async fn bad_input_at_the_site_fails_the_layer_naming_the_cause_and_holds_the_re
             ("csi-hostpath", LayerPhase::Ready),
             ("quota-addon", LayerPhase::Failed),
             ("reach-addon", LayerPhase::Pending),
+            ("gated-chart", LayerPhase::Pending),
             ("hello-manifests", LayerPhase::Pending),
+            ("broken-template", LayerPhase::Pending),
         ],
         "{}",
         describe(Some(&wc))
@@ -884,7 +960,7 @@ async fn bad_input_at_the_site_fails_the_layer_naming_the_cause_and_holds_the_re
     );
     assert_eq!(
         wc.status.as_ref().unwrap().layers_summary.as_deref(),
-        Some("2/5")
+        Some("2/7")
     );
     // Said at the site too; nothing of the layer after it applied.
     assert_eq!(site_states(&w).await[2].state, LayerPhase::Failed);
@@ -940,7 +1016,9 @@ async fn bad_input_at_the_site_fails_the_layer_naming_the_cause_and_holds_the_re
             ("csi-hostpath", LayerPhase::Ready),
             ("quota-addon", LayerPhase::Ready),
             ("reach-addon", LayerPhase::Failed),
+            ("gated-chart", LayerPhase::Pending),
             ("hello-manifests", LayerPhase::Pending),
+            ("broken-template", LayerPhase::Pending),
         ],
         "{}",
         describe(Some(&wc))
@@ -991,16 +1069,17 @@ async fn bad_input_at_the_site_fails_the_layer_naming_the_cause_and_holds_the_re
             .is_none()
     );
 
-    // The registry back: the retry pulls the pack and installs the layer.
+    // The registry back: the retry pulls the pack and installs the layer. The chart after
+    // it does not render while the site's gate is closed.
     proxy.restore();
     let wc = eventually(
-        "the unreachable layer retried and Ready, the next one Failed on its pin",
+        "the unreachable layer retried and Ready, the chart after it Failed to render",
         Duration::from_secs(300),
         || async {
             let wc = cluster(&client, NS, NAME).await?;
             let layers = layers_of(&wc);
             (phase_of(&layers, "reach-addon")? == LayerPhase::Ready
-                && phase_of(&layers, "hello-manifests")? == LayerPhase::Failed)
+                && phase_of(&layers, "gated-chart")? == LayerPhase::Failed)
                 .then_some(wc)
         },
     )
@@ -1013,6 +1092,56 @@ async fn bad_input_at_the_site_fails_the_layer_naming_the_cause_and_holds_the_re
             .is_some()
     );
     assert!(cache.join("blobs/sha256").join(&hex).is_file());
+    let layers = layers_of(&wc);
+    let message = layer_named(&layers, "gated-chart").message.clone().unwrap();
+    eprintln!("chart that does not render: {message}");
+    assert!(
+        message.starts_with("pack gated-chart:1.0.0: charts/gated: release gated/gated: ")
+            && message.contains("gated/templates/configmap.yaml")
+            && message.contains("the site has not opened kube-public/chart-gate"),
+        "{message}"
+    );
+    assert_eq!(
+        phase_of(&layers, "hello-manifests"),
+        Some(LayerPhase::Pending)
+    );
+    // Nothing of it stored: no release, no object.
+    let kubeconfig = env.dir.path().join("workload.kubeconfig");
+    std::fs::write(&kubeconfig, workload.kubeconfig()).unwrap();
+    assert_eq!(releases_in(&kubeconfig, "gated"), []);
+    let gated_configs: Api<ConfigMap> = Api::namespaced(w.clone(), "gated");
+    assert!(gated_configs.get_opt("gated").await.unwrap().is_none());
+
+    // The site opens the gate: the chart renders on its next try, one release.
+    apply_workload(
+        &w,
+        json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "chart-gate", "namespace": "kube-public"},
+        }),
+    )
+    .await;
+    let wc = eventually(
+        "the chart retried and Ready, the next layer Failed on its pin",
+        Duration::from_secs(300),
+        || async {
+            let wc = cluster(&client, NS, NAME).await?;
+            let layers = layers_of(&wc);
+            (phase_of(&layers, "gated-chart")? == LayerPhase::Ready
+                && phase_of(&layers, "hello-manifests")? == LayerPhase::Failed)
+                .then_some(wc)
+        },
+    )
+    .await;
+    assert_eq!(
+        releases_in(&kubeconfig, "gated"),
+        [("gated".to_string(), "deployed".to_string(), 1)]
+    );
+    let opened = gated_configs.get("gated").await.unwrap();
+    assert_eq!(
+        opened.data.unwrap().get("state").map(String::as_str),
+        Some("open")
+    );
     let layers = layers_of(&wc);
     let failed = layer_named(&layers, "hello-manifests");
     let message = failed.message.clone().unwrap();
@@ -1028,7 +1157,72 @@ async fn bad_input_at_the_site_fails_the_layer_naming_the_cause_and_holds_the_re
             .unwrap()
             .is_none()
     );
-    assert_eq!(layer_named(&layers, "cni-calico").state, LayerPhase::Ready);
+
+    // The tag pushed back to what the revision pins (the archive is reproducible): the
+    // layer installs, and the last one renders into YAML that does not parse.
+    publish_pack(
+        &env.registry,
+        &strata_e2e::management::repo_root().join("manifests/samples/packs/hello-manifests"),
+    )
+    .await
+    .unwrap();
+    let wc = eventually(
+        "the pinned layer retried and Ready, the last one Failed on its rendering",
+        Duration::from_secs(300),
+        || async {
+            let wc = cluster(&client, NS, NAME).await?;
+            let layers = layers_of(&wc);
+            (phase_of(&layers, "hello-manifests")? == LayerPhase::Ready
+                && phase_of(&layers, "broken-template")? == LayerPhase::Failed)
+                .then_some(wc)
+        },
+    )
+    .await;
+    assert!(
+        configs
+            .get_opt("hello-universe-config")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let layers = layers_of(&wc);
+    let message = layer_named(&layers, "broken-template")
+        .message
+        .clone()
+        .unwrap();
+    eprintln!("manifest that does not parse: {message}");
+    assert!(
+        message.contains("pack broken-template:1.0.0") && message.contains("manifests/second.yaml"),
+        "{message}"
+    );
+    // Not half-applied: the manifest that rendered well is not applied either.
+    assert!(
+        Api::<ConfigMap>::namespaced(w.clone(), "broken")
+            .get_opt("first")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let states: Vec<(&str, LayerPhase)> =
+        layers.iter().map(|l| (l.name.as_str(), l.state)).collect();
+    assert_eq!(
+        states,
+        [
+            ("cni-calico", LayerPhase::Ready),
+            ("csi-hostpath", LayerPhase::Ready),
+            ("quota-addon", LayerPhase::Ready),
+            ("reach-addon", LayerPhase::Ready),
+            ("gated-chart", LayerPhase::Ready),
+            ("hello-manifests", LayerPhase::Ready),
+            ("broken-template", LayerPhase::Failed),
+        ],
+        "{}",
+        describe(Some(&wc))
+    );
+    assert_eq!(
+        wc.status.as_ref().unwrap().layers_summary.as_deref(),
+        Some("6/7")
+    );
 }
 
 async fn apply_workload(w: &Client, object: serde_json::Value) {

@@ -234,6 +234,7 @@ pub async fn apply(
             kubeconfig: setup.kubeconfig.clone(),
         };
         let (helm, installing) = (helm.clone(), release.clone());
+        let chart_in_pack = format!("pack {}: {}", unit.pack, unit.source);
         let manifest = blocking(layer, move || {
             strata_shared::chart_release::install_or_upgrade(&helm, &installing)
                 .and_then(|_| {
@@ -244,7 +245,7 @@ pub async fn apply(
                         &installing.name,
                     )
                 })
-                .map_err(|e| e.to_string())
+                .map_err(|e| format!("{chart_in_pack}: {e}"))
         })
         .await?;
         let keys = layer_objects(&manifest, &unit.namespace, None).map_err(|e| {
