@@ -16,6 +16,7 @@ use strata_e2e::cloud_sim::workload::StopWorkloads;
 use strata_e2e::dynamic_objects::{differences, get_dynamic, resource};
 use strata_e2e::management::{
     ControllerProcess, ManagementEnv, ManagementOptions, apply_secret, ensure_namespace,
+    strata_binary,
 };
 use strata_e2e::samples::apply_sample;
 use strata_e2e::wait::eventually;
@@ -102,6 +103,22 @@ async fn bad_inputs_yield_conditions_and_create_nothing() {
         );
     })
     .await;
+    // A second version of the shared sim-infra, published in this namespace as an object of
+    // its own; and one version of a profile published twice here, which is ambiguous.
+    apply_sample(&client, "profiles/sim-infra.yaml", ns, |d| {
+        d["metadata"]["name"] = json!("sim-infra-2-0-0");
+        d["spec"]["name"] = json!("sim-infra");
+        d["spec"]["version"] = json!("2.0.0");
+        d["spec"]["description"] = json!("the next version");
+    })
+    .await;
+    for object in ["twice-a", "twice-b"] {
+        apply_sample(&client, "profiles/sim-infra.yaml", ns, |d| {
+            d["metadata"]["name"] = json!(object);
+            d["spec"]["name"] = json!("twice");
+        })
+        .await;
+    }
     // A namespace the conflicting cluster's objects would need, owned by nobody.
     ensure_namespace(&client, &objects_namespace(ns, "conflict"))
         .await
@@ -120,7 +137,14 @@ async fn bad_inputs_yield_conditions_and_create_nothing() {
             base: "clusters/sim-demo.yaml",
             edit: |d| d["spec"]["profiles"][0]["version"] = json!("9.9.9"),
             reason: "ProfileNotFound",
-            message: "has no version \"9.9.9\"",
+            message: "has no version \"9.9.9\"; versions given: 1.0.0, 2.0.0",
+        },
+        Case {
+            name: "ambiguous",
+            base: "clusters/sim-demo.yaml",
+            edit: |d| d["spec"]["profiles"][0]["name"] = json!("twice"),
+            reason: "InvalidProfile",
+            message: "profile \"twice\" version \"1.0.0\" is published twice in namespace bad: ClusterProfiles twice-a and twice-b",
         },
         Case {
             name: "wrong-cloud",
@@ -301,6 +325,65 @@ async fn bad_inputs_yield_conditions_and_create_nothing() {
     .await;
     assert_eq!(condition(&wc, "Valid").0, "True");
     assert_eq!(wc.status.unwrap().revision, Some(1));
+
+    // A cluster on the second version of sim-infra is valid beside those on the first.
+    apply_sample(&client, "clusters/sim-demo.yaml", ns, |d| {
+        d["metadata"]["name"] = json!("newer");
+        d["spec"]["profiles"][0]["version"] = json!("2.0.0");
+    })
+    .await;
+    let wc = wait_phase(
+        &env,
+        &controller,
+        ns,
+        "newer",
+        ClusterPhase::Provisioning,
+        Duration::from_secs(90),
+    )
+    .await;
+    assert_eq!(condition(&wc, "Valid").0, "True");
+    // `strata profile versions` says which version each cluster is on.
+    let listed = std::process::Command::new(strata_binary())
+        .args([
+            "profile",
+            "versions",
+            "sim-infra",
+            "-o",
+            "json",
+            "--kubeconfig",
+        ])
+        .arg(env.control_plane.kubeconfig_path())
+        .output()
+        .unwrap();
+    assert!(listed.status.success(), "{listed:?}");
+    let listed: Vec<Value> = serde_json::from_slice(&listed.stdout).unwrap();
+    let versions: Vec<(&str, &str, &str)> = listed
+        .iter()
+        .map(|v| {
+            (
+                v["version"].as_str().unwrap(),
+                v["namespace"].as_str().unwrap(),
+                v["object"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        versions,
+        [
+            ("1.0.0", "strata-system", "sim-infra"),
+            ("2.0.0", ns, "sim-infra-2-0-0")
+        ]
+    );
+    let on = |i: usize| -> Vec<&str> {
+        listed[i]["clusters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap())
+            .collect()
+    };
+    assert!(on(0).contains(&"bad/too-small"), "{listed:?}");
+    assert_eq!(on(1), ["bad/newer"]);
 
     // What a site writes into its status decides nothing: a forged "Pivoted=True, Moved"
     // (the agent may write its status) leaves the controller applying the objects.

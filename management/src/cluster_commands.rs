@@ -5,20 +5,20 @@
 //! cluster, with that cluster's admin kubeconfig. With `--revoke`, every token the agent had is
 //! revoked first and a new one minted.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
+use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Api, Client, Config};
 use strata_shared::cluster::WorkloadCluster;
 use strata_shared::contracts::field_managers::CLI_FIELD_MANAGER;
 use strata_shared::contracts::names::{AGENT_NAMESPACE, ClusterLocation, MANAGEMENT_SECRET};
 use strata_shared::management_access::{ManagementLinkData, credential_of};
 
+use crate::management_client::{client_from, command_runtime};
 use crate::{CommandError, ExitStatus};
 
 const POLL: Duration = Duration::from_secs(1);
@@ -49,22 +49,6 @@ fn failed(message: impl Into<String>) -> CommandError {
     CommandError::Failed(message.into())
 }
 
-async fn client_from(path: Option<&Path>, what: &str) -> Result<Client, CommandError> {
-    let config = match path {
-        Some(path) => {
-            let kubeconfig = Kubeconfig::read_from(path)
-                .map_err(|e| failed(format!("{what} {}: {e}", path.display())))?;
-            Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-                .await
-                .map_err(|e| failed(format!("{what} {}: {e}", path.display())))?
-        }
-        None => Config::infer()
-            .await
-            .map_err(|e| failed(format!("{what}: no kubeconfig found: {e}")))?,
-    };
-    Client::try_from(config).map_err(|e| failed(format!("{what}: {e}")))
-}
-
 /// `NAMESPACE/NAME`.
 fn parse_cluster(text: &str) -> Result<(String, String), CommandError> {
     match text.split_once('/') {
@@ -80,11 +64,7 @@ fn parse_cluster(text: &str) -> Result<(String, String), CommandError> {
 }
 
 pub fn rekey(args: &RekeyArgs) -> Result<ExitStatus, CommandError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| failed(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(rekey_async(args))
+    command_runtime()?.block_on(rekey_async(args))
 }
 
 async fn rekey_async(args: &RekeyArgs) -> Result<ExitStatus, CommandError> {

@@ -7,9 +7,11 @@ mod cluster_commands;
 mod controller;
 mod crd_commands;
 mod documents;
+mod management_client;
 mod pack_commands;
 mod pack_render_command;
 mod profile_commands;
+mod profile_versions_command;
 mod registry_commands;
 mod report;
 
@@ -162,6 +164,9 @@ enum ProfileCommand {
         #[arg(long, short, value_enum, default_value = "text")]
         output: OutputFormat,
     },
+    /// List the versions of a profile published in the management cluster, and the
+    /// clusters each one is in force for.
+    Versions(profile_versions_command::VersionsArgs),
     /// Print a cluster's composed stack in install order, with digests and merged values.
     Render {
         #[arg(long = "profile", required = true, value_name = "FILE")]
@@ -279,6 +284,9 @@ fn run(cli: Cli) -> Result<ExitStatus, CommandError> {
             packs,
             registry,
         }) => profile_commands::render(&profiles, &cluster, origin(packs.as_deref(), &registry)?),
+        Command::Profile(ProfileCommand::Versions(args)) => {
+            profile_versions_command::versions(&args)
+        }
         Command::Crds { output_dir } => crd_commands::run(output_dir.as_deref()),
         Command::Cluster(ClusterCommand::Rekey(args)) => cluster_commands::rekey(&args),
         Command::Controller(args) => {

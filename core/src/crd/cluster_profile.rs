@@ -8,8 +8,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::pack::manifest::{PackCloud, PackManifest};
 
-/// A published profile version. Clusters select a profile by name and version; the object's
-/// name is the profile's name.
+/// A published profile version. Clusters select a profile by name and version. The
+/// profile's name is `spec.name`, or the object's name when that is unset; several versions
+/// of one profile coexist as objects with the same `spec.name` (`sim-infra-1-0-0`,
+/// `sim-infra-1-1-0`), so that publishing a version leaves the clusters on the others
+/// valid.
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "strata.dev",
@@ -18,6 +21,7 @@ use crate::pack::manifest::{PackCloud, PackManifest};
     plural = "clusterprofiles",
     shortname = "cprof",
     namespaced,
+    printcolumn = r#"{"name":"Profile","type":"string","jsonPath":".spec.name"}"#,
     printcolumn = r#"{"name":"Type","type":"string","jsonPath":".spec.type"}"#,
     printcolumn = r#"{"name":"Version","type":"string","jsonPath":".spec.version"}"#,
     printcolumn = r#"{"name":"Cloud","type":"string","jsonPath":".spec.cloudType"}"#,
@@ -25,6 +29,10 @@ use crate::pack::manifest::{PackCloud, PackManifest};
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterProfileSpec {
+    /// The profile's name, which clusters select it by; the object's name when unset.
+    /// Objects of one namespace with the same name and version are refused as ambiguous.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// `infra`, `add-on` or `full`.
     #[serde(rename = "type")]
     pub profile_type: ProfileType,
@@ -61,6 +69,16 @@ pub struct ProfileLayer {
     /// Install priority among add-on layers: lower installs first; unset counts as 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<i32>,
+}
+
+impl ClusterProfile {
+    /// The name clusters select this profile by: `spec.name`, else the object's name.
+    pub fn profile_name(&self) -> &str {
+        match self.spec.name.as_deref() {
+            Some(name) => name,
+            None => self.metadata.name.as_deref().unwrap_or_default(),
+        }
+    }
 }
 
 impl ProfileLayer {

@@ -26,6 +26,7 @@ use crate::pack::values_schema::ValueProblem;
 use crate::profile::constraints::{StackEntry, check_dependencies, check_resources};
 use crate::profile::layer_values::{self, LayerInputs, LayerValues, preset_choices};
 use crate::profile::rules::{ResolvedLayer, parse_layer_values, validate_profile};
+use crate::profile::selection::{SelectionError, select_profile};
 use crate::profile::{ClusterProfile, ProfileCloud, ProfileType};
 
 /// One layer of a composed stack.
@@ -92,36 +93,16 @@ pub fn compose(
     let mut selected: Vec<Selected<'_>> = Vec::new();
     for (i, reference) in cluster.spec.profiles.iter().enumerate() {
         let subject = format!("spec.profiles[{i}]");
-        let named: Vec<&ClusterProfile> = profiles
-            .iter()
-            .filter(|p| p.metadata.name.as_deref() == Some(reference.name.as_str()))
-            .collect();
-        let Some(profile) = named.iter().find(|p| p.spec.version == reference.version) else {
-            let message = if named.is_empty() {
-                let known: Vec<String> = profiles
-                    .iter()
-                    .filter_map(|p| p.metadata.name.clone())
-                    .collect();
-                format!(
-                    "profile {:?} was not found; profiles given: {}",
-                    reference.name,
-                    if known.is_empty() {
-                        "none".to_string()
-                    } else {
-                        known.join(", ")
-                    }
-                )
-            } else {
-                let versions: Vec<&str> = named.iter().map(|p| p.spec.version.as_str()).collect();
-                format!(
-                    "profile {:?} has no version {:?}; versions given: {}",
-                    reference.name,
-                    reference.version,
-                    versions.join(", ")
-                )
-            };
-            findings.error_of(FindingKind::ProfileNotFound, subject, message);
-            continue;
+        let profile = match select_profile(profiles, &reference.name, &reference.version) {
+            Ok(profile) => profile,
+            Err(error) => {
+                let kind = match error {
+                    SelectionError::Ambiguous { .. } => FindingKind::Invalid,
+                    _ => FindingKind::ProfileNotFound,
+                };
+                findings.error_of(kind, subject, error.to_string());
+                continue;
+            }
         };
         if profile.spec.cloud_type != ProfileCloud::All && profile.spec.cloud_type != cloud {
             findings.error_of(

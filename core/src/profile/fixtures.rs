@@ -141,6 +141,7 @@ pub fn profile(
     ClusterProfile::new(
         name,
         ClusterProfileSpec {
+            name: None,
             profile_type,
             version: "1.0.0".into(),
             cloud_type: cloud,

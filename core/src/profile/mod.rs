@@ -8,9 +8,11 @@ pub mod compose;
 pub mod constraints;
 pub mod layer_values;
 pub mod rules;
+pub mod selection;
 
 pub use crate::crd::cluster_profile::*;
 pub use compose::{ComposedStack, StackLayer, compose};
+pub use selection::{SelectionError, select_profile, versions_of};
 
 #[cfg(test)]
 pub(crate) mod fixtures;

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use crate::catalog::{PackSource, ResolvedPack};
 use crate::finding::Findings;
 use crate::layer::macros::check_macros;
+use crate::layer::release::dns_subdomain_problem;
 use crate::pack::manifest::Layer;
 use crate::pack::values_schema::ValueProblem;
 use crate::profile::constraints::{StackEntry, check_dependencies};
@@ -65,6 +66,16 @@ pub fn validate_profile(
         findings.error(
             "metadata.name",
             "is missing; a profile is selected by its name",
+        );
+    }
+    if let Some(name) = &spec.name
+        && let Some(problem) = dns_subdomain_problem(name, 253)
+    {
+        findings.error(
+            "spec.name",
+            format!(
+                "{name:?} {problem}; expected a name like an object's (lowercase letters, digits, '-' and '.'), which clusters select the profile by"
+            ),
         );
     }
     if let Err(e) = semver::Version::parse(&spec.version) {

@@ -156,6 +156,14 @@ fn profile_fields_and_layer_references() {
     let mut unnamed = profile("p", ProfileType::AddOn, ProfileCloud::All, vec![]);
     unnamed.metadata.name = None;
     assert!(findings_of(&source, &unnamed).contains("metadata.name", "is missing"));
+    let mut badly_named = profile("p-1-0-0", ProfileType::AddOn, ProfileCloud::All, vec![]);
+    badly_named.spec.name = Some("My_Profile".into());
+    assert!(findings_of(&source, &badly_named).contains(
+        "spec.name",
+        "\"My_Profile\" contains 'M'; expected a name like an object's"
+    ));
+    badly_named.spec.name = Some("my-profile".into());
+    assert!(!findings_of(&source, &badly_named).contains("spec.name", ""));
 }
 
 #[test]

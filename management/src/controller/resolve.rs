@@ -4,8 +4,8 @@
 
 use strata_shared::conditions::ConditionUpdate;
 use strata_shared::contracts::conditions::VALID;
-use strata_shared::profile::ClusterProfile;
 use strata_shared::profile::compose::compose;
+use strata_shared::profile::{ClusterProfile, select_profile};
 use strata_shared::revision::{DesiredState, desired_state};
 
 use super::context::Context;
@@ -49,11 +49,7 @@ pub async fn stack(
         .spec
         .profiles
         .iter()
-        .filter_map(|r| {
-            inputs.profiles.iter().find(|p| {
-                p.metadata.name.as_deref() == Some(r.name.as_str()) && p.spec.version == r.version
-            })
-        })
+        .filter_map(|r| select_profile(&inputs.profiles, &r.name, &r.version).ok())
         .collect();
     let packs = ctx
         .packs

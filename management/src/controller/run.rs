@@ -397,7 +397,7 @@ async fn lead(
             Api::<ClusterProfile>::all(client.clone()),
             watcher::Config::default(),
             move |profile| {
-                let name = profile.name_any();
+                let name = profile.profile_name().to_string();
                 known
                     .state()
                     .iter()
