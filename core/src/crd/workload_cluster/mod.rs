@@ -15,8 +15,8 @@ use crate::crd::cluster_profile::ProfileCloud;
 pub use machine::{MachineShape, known_instance_size};
 pub use network::{ClusterNetwork, ResolvedNetwork, check_network};
 pub use status::{
-    AgentReport, ClusterPhase, LayerPhase, LayerState, ReplicaCounts, WorkloadClusterStatus,
-    layers_summary,
+    AgentReport, ClusterPhase, LayerPhase, LayerState, ReplicaCounts, RolloutReport,
+    WorkloadClusterStatus, layers_summary,
 };
 
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -31,6 +31,7 @@ pub use status::{
     printcolumn = r#"{"name":"Cloud","type":"string","jsonPath":".spec.cloudType"}"#,
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Revision","type":"integer","jsonPath":".status.revision"}"#,
+    printcolumn = r#"{"name":"Applied","type":"integer","jsonPath":".status.appliedRevision"}"#,
     printcolumn = r#"{"name":"Control plane","type":"string","jsonPath":".status.controlPlane.summary"}"#,
     printcolumn = r#"{"name":"Workers","type":"string","jsonPath":".status.workers.summary"}"#,
     printcolumn = r#"{"name":"Layers","type":"string","jsonPath":".status.layersSummary"}"#,

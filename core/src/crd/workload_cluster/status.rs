@@ -20,9 +20,19 @@ pub struct WorkloadClusterStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
-    /// The number of the `ClusterRevision` in force.
+    /// The number of the latest `ClusterRevision` published for this cluster (the
+    /// controller's): what the cluster is to become.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<i64>,
+    /// The number of the revision the cluster runs, every step of it done (control plane,
+    /// workers, layers Ready). Reported by the agent after the pivot; data from the site,
+    /// shown, never acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_revision: Option<i64>,
+    /// Where the agent is in applying a revision newer than `appliedRevision` (written by
+    /// the agent; absent when none is being applied).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutReport>,
     /// The namespace of the management cluster that holds this cluster's CAPI objects
     /// and revisions, and nothing else.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -59,6 +69,24 @@ pub struct AgentReport {
     /// When the agent's management token expires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_expires: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+}
+
+/// The agent's progress through a revision: the step it is at and how that step goes.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutReport {
+    /// The revision being applied.
+    pub revision: i64,
+    /// `ControlPlane`, `Workers` or `Layers`, in that order.
+    pub step: String,
+    /// `InProgress`, or `Failed` when the step cannot go on (it is tried again).
+    pub state: String,
+    /// What the step waits for, or why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// When the step started (the agent's clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
 }
 
 /// Where a cluster is in its life.
