@@ -17,6 +17,7 @@ mod move_grant;
 mod pivot;
 mod provider_install;
 mod revision_keeper;
+mod rollout;
 mod status_report;
 mod work;
 

@@ -1,5 +1,7 @@
-//! Once the objects live here: the cluster at its revision (the control plane to its full
-//! count, the worker pools created) and its node counts reported.
+//! Once the objects live here: the cluster's revisions followed (and the latest kept
+//! locally), the first one scaled out to (the control plane to its full count, the worker
+//! pools created) and the node counts reported. Later revisions roll out in order
+//! ([`crate::rollout`]).
 
 use std::collections::BTreeMap;
 
@@ -63,28 +65,53 @@ async fn target_cluster(
     }
 }
 
-/// The latest revision in the management cluster, kept locally too.
-async fn revision_from_management(
-    workload: &KubeWriter,
+/// The cluster's revisions in the management cluster, oldest first.
+async fn revisions_in_management(
     link: &ManagementLink,
-) -> Result<ClusterRevision, AgentError> {
+) -> Result<Vec<ClusterRevision>, AgentError> {
     let management = link
         .management()
         .await
         .map_err(unreachable(link, Step::ReadRevision))?;
-    let list = management
+    let mut list = management
         .namespaced::<ClusterRevision>(&link.objects_namespace)
         .list(&ListParams::default().labels(&format!("{REVISION_CLUSTER_LABEL}={}", link.cluster)))
         .await
         .map_err(api_failed(link, Step::ReadRevision))?;
-    let revision = list
-        .into_iter()
-        .max_by_key(|r| r.spec.number)
-        .ok_or_else(|| AgentError::NoRevision {
-            cluster: link.cluster.clone(),
-            step: Step::ReadRevision,
-            namespace: link.objects_namespace.clone(),
-        })?;
+    list.sort_by_key(|r| r.spec.number);
+    Ok(list)
+}
+
+/// The copy of the latest revision this cluster keeps, so that a cluster cut off from the
+/// management cluster still knows what it should be.
+async fn local_copy(
+    workload: &KubeWriter,
+    link: &ManagementLink,
+) -> Result<Option<ClusterRevision>, AgentError> {
+    let local = workload
+        .namespaced::<ConfigMap>(AGENT_NAMESPACE)
+        .get(REVISION_COPY_CONFIG_MAP)
+        .await
+        .map_err(api_failed(link, Step::ReadLocalRevision))?;
+    let Some(text) = local
+        .and_then(|c| c.data)
+        .and_then(|mut d| d.remove("revision.json"))
+    else {
+        return Ok(None);
+    };
+    let spec = serde_json::from_str(&text).map_err(|source| AgentError::RevisionCopy {
+        cluster: link.cluster.clone(),
+        step: Step::ReadLocalRevision,
+        source,
+    })?;
+    Ok(Some(ClusterRevision::new(&link.cluster, spec)))
+}
+
+async fn keep_locally(
+    workload: &KubeWriter,
+    link: &ManagementLink,
+    revision: &ClusterRevision,
+) -> Result<(), AgentError> {
     let text =
         serde_json::to_string(&revision.spec).map_err(|source| AgentError::RevisionCopy {
             cluster: link.cluster.clone(),
@@ -104,36 +131,58 @@ async fn revision_from_management(
         .apply(&copy)
         .await
         .map_err(api_failed(link, Step::KeepRevisionLocally))?;
-    Ok(revision)
+    Ok(())
 }
 
-/// The latest revision: from the management cluster (kept locally too), else the local
-/// copy, so a cluster cut off from the management cluster still knows what it should be.
-pub async fn latest_revision(
+/// Follows the cluster's latest revision: read from the management cluster when it can be
+/// reached (and kept locally whenever a newer one appears), else the local copy.
+#[derive(Debug, Default)]
+pub struct RevisionFollower {
+    /// The number of the revision last kept locally by this process.
+    kept: Option<i64>,
+}
+
+impl RevisionFollower {
+    pub async fn latest(
+        &mut self,
+        workload: &KubeWriter,
+        link: &ManagementLink,
+    ) -> Result<ClusterRevision, AgentError> {
+        let unreached = match revisions_in_management(link).await {
+            Ok(mut revisions) => match revisions.pop() {
+                Some(latest) => {
+                    if self.kept != Some(latest.spec.number) {
+                        keep_locally(workload, link, &latest).await?;
+                        self.kept = Some(latest.spec.number);
+                    }
+                    return Ok(latest);
+                }
+                None => AgentError::NoRevision {
+                    cluster: link.cluster.clone(),
+                    step: Step::ReadRevision,
+                    namespace: link.objects_namespace.clone(),
+                },
+            },
+            Err(e) => e,
+        };
+        local_copy(workload, link).await?.ok_or(unreached)
+    }
+}
+
+/// Revision `number` of the cluster: from the management cluster, else the local copy when
+/// it is that one; `None` when neither has it.
+pub async fn revision_numbered(
     workload: &KubeWriter,
     link: &ManagementLink,
-) -> Result<ClusterRevision, AgentError> {
-    let unreached = match revision_from_management(workload, link).await {
-        Ok(revision) => return Ok(revision),
-        Err(e) => e,
-    };
-    let local = workload
-        .namespaced::<ConfigMap>(AGENT_NAMESPACE)
-        .get(REVISION_COPY_CONFIG_MAP)
-        .await
-        .map_err(api_failed(link, Step::ReadLocalRevision))?;
-    let Some(text) = local
-        .and_then(|c| c.data)
-        .and_then(|mut d| d.remove("revision.json"))
-    else {
-        return Err(unreached);
-    };
-    let spec = serde_json::from_str(&text).map_err(|source| AgentError::RevisionCopy {
-        cluster: link.cluster.clone(),
-        step: Step::ReadLocalRevision,
-        source,
-    })?;
-    Ok(ClusterRevision::new(&link.cluster, spec))
+    number: i64,
+) -> Result<Option<ClusterRevision>, AgentError> {
+    match revisions_in_management(link).await {
+        Ok(revisions) => Ok(revisions.into_iter().find(|r| r.spec.number == number)),
+        Err(unreached) => match local_copy(workload, link).await? {
+            Some(copy) if copy.spec.number == number => Ok(Some(copy)),
+            _ => Err(unreached),
+        },
+    }
 }
 
 /// The control plane to its full count, and the worker pools created.

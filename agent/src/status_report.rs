@@ -1,6 +1,6 @@
 //! Everything the agent says on its WorkloadCluster's status, in one place: the `Pivoted`
-//! condition, the node counts once it holds the cluster, and its own report (last report time,
-//! token expiry). Server-side apply under one field manager owns exactly what is sent, so every
+//! condition, the node counts once it holds the cluster, the layers, the revision applied and
+//! the one being applied, and its own report (last report time, token expiry). Server-side apply under one field manager owns exactly what is sent, so every
 //! write sends all of it; the parts of the agent that change it only set it here.
 
 use std::sync::{Arc, Mutex};
@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use serde_json::json;
-use strata_shared::cluster::{LayerState, ReplicaCounts, WorkloadCluster, layers_summary};
+use strata_shared::cluster::{
+    LayerState, ReplicaCounts, RolloutReport, WorkloadCluster, layers_summary,
+};
 use strata_shared::contracts::conditions::PIVOTED;
 use strata_shared::kube_writer::{KubeWriter, WriteError};
 
@@ -20,6 +22,8 @@ struct AgentStatus {
     counts: Option<(ReplicaCounts, ReplicaCounts)>,
     token_expires: Option<Timestamp>,
     layers: Option<Vec<LayerState>>,
+    applied_revision: Option<i64>,
+    rollout: Option<RolloutReport>,
 }
 
 /// The agent's status, shared by its tasks.
@@ -79,6 +83,16 @@ impl StatusReport {
         self.with(|status| status.layers = Some(layers));
     }
 
+    /// The revision the cluster runs, every step of it done.
+    pub fn set_applied(&self, revision: Option<i64>) {
+        self.with(|status| status.applied_revision = revision);
+    }
+
+    /// Where the revision being applied is; `None` when none is.
+    pub fn set_rollout(&self, rollout: Option<RolloutReport>) {
+        self.with(|status| status.rollout = rollout);
+    }
+
     pub fn set_token_expiry(&self, expires: Timestamp) {
         self.with(|status| status.token_expires = Some(expires));
     }
@@ -104,6 +118,12 @@ impl StatusReport {
         if let Some(layers) = &status.layers {
             body["layers"] = json!(layers);
             body["layersSummary"] = json!(layers_summary(layers));
+        }
+        if let Some(applied) = status.applied_revision {
+            body["appliedRevision"] = json!(applied);
+        }
+        if let Some(rollout) = &status.rollout {
+            body["rollout"] = json!(rollout);
         }
         if let Some((control_plane, workers)) = &status.counts {
             body["controlPlane"] = json!(control_plane);

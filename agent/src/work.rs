@@ -11,7 +11,7 @@ use strata_shared::contracts::conditions::{REASON_MOVED_BACK, REASON_MOVING};
 use strata_shared::kube_writer::KubeWriter;
 use strata_shared::pivot::journal::Direction;
 use strata_shared::provider_components::ProviderController;
-use strata_shared::revision::ClusterRevision;
+use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::agent_error::{AgentError, Step};
@@ -21,7 +21,8 @@ use crate::management_link::ManagementLink;
 use crate::move_attempt::{Attempt, prepare_attempt, run_attempt};
 use crate::move_grant::{self, Grant};
 use crate::pivot::JournalStore;
-use crate::revision_keeper::{latest_revision, report_counts, scale_out};
+use crate::revision_keeper::{RevisionFollower, report_counts};
+use crate::rollout::RevisionRollout;
 use crate::status_report::StatusReport;
 use crate::{identity_sync, link_keeper, move_back, provider_install};
 
@@ -37,11 +38,9 @@ pub enum Phase {
     /// The objects are in the management cluster: install the providers, ask for the move,
     /// move them here.
     Pivoting,
-    /// The objects live here: keep the cluster at its revision and report.
-    Holding {
-        revision: Option<Box<ClusterRevision>>,
-        scaled: bool,
-    },
+    /// The objects live here: keep the cluster at its revision, roll out the next ones,
+    /// and report.
+    Holding,
     /// The cluster is being deleted: move its objects back to the management cluster.
     MovingBack,
     /// Nothing more to do: the cluster was deleted before anything moved, or its objects
@@ -58,7 +57,7 @@ impl Phase {
         match self {
             Phase::Starting => "starting",
             Phase::Pivoting => "pivoting",
-            Phase::Holding { .. } => "holding",
+            Phase::Holding => "holding",
             Phase::MovingBack => "moving back",
             Phase::Finished => "finished",
         }
@@ -83,8 +82,17 @@ struct Work {
     report: StatusReport,
     health: Arc<AgentHealth>,
     layer_setup: LayerSetup,
-    /// The layer installer, once the cluster holds its objects and knows its revision.
+    /// The layer installer, once the cluster holds its objects.
     layers: Mutex<Option<AbortOnDrop>>,
+    /// What holding the cluster keeps from one round to the next.
+    holding: tokio::sync::Mutex<HoldingState>,
+}
+
+/// The revision followed and the rollout towards it (which starts the layer installer).
+#[derive(Default)]
+struct HoldingState {
+    follower: RevisionFollower,
+    rollout: Option<RevisionRollout>,
 }
 
 /// Runs until the task is dropped (on losing the lease or stopping).
@@ -123,6 +131,7 @@ pub async fn run(
         health: health.clone(),
         layer_setup,
         layers: Mutex::new(None),
+        holding: tokio::sync::Mutex::new(HoldingState::default()),
     };
     let mut phase = Phase::Starting;
     while !matches!(phase, Phase::Finished) {
@@ -141,20 +150,14 @@ impl Work {
         match phase {
             Phase::Starting => {
                 if move_back::requested(&self.workload, &self.link).await == Some(true) {
-                    Phase::Holding {
-                        revision: None,
-                        scaled: false,
-                    }
+                    Phase::Holding
                 } else {
                     Phase::Pivoting
                 }
             }
             Phase::Pivoting => {
                 if self.pivot().await {
-                    Phase::Holding {
-                        revision: None,
-                        scaled: false,
-                    }
+                    Phase::Holding
                 } else {
                     tracing::info!(
                         "the cluster is being deleted before its objects moved here; nothing to do"
@@ -162,13 +165,13 @@ impl Work {
                     Phase::Finished
                 }
             }
-            Phase::Holding { revision, scaled } => {
+            Phase::Holding => {
                 if move_back::requested(&self.workload, &self.link).await == Some(true) {
                     return Phase::MovingBack;
                 }
-                let (revision, scaled) = self.hold(revision, scaled).await;
-                tokio::time::sleep(if scaled { REPORT_EVERY } else { RETRY }).await;
-                Phase::Holding { revision, scaled }
+                let held = self.hold().await;
+                tokio::time::sleep(if held { REPORT_EVERY } else { RETRY }).await;
+                Phase::Holding
             }
             Phase::MovingBack => {
                 // The layers stay as they are while the cluster goes.
@@ -181,48 +184,41 @@ impl Work {
         }
     }
 
-    /// One round of holding the cluster: its revision read once, the cluster scaled to it
-    /// once, then the counts reported and the cloud identity kept current every round.
-    async fn hold(
-        &self,
-        mut revision: Option<Box<ClusterRevision>>,
-        mut scaled: bool,
-    ) -> (Option<Box<ClusterRevision>>, bool) {
+    /// One round of holding the cluster: the latest revision read, one step of rolling it
+    /// out taken, the counts reported and the cloud identity kept current. False when the
+    /// round could not get that far (it is tried again sooner).
+    async fn hold(&self) -> bool {
         let (workload, link) = (&self.workload, &self.link);
-        if revision.is_none() {
-            match latest_revision(workload, link).await {
-                Ok(found) => revision = Some(Box::new(found)),
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot read the cluster's revision; retrying")
-                }
-            }
-        }
-        if let Some(revision) = &revision {
-            if !scaled {
-                match scale_out(workload, link, revision).await {
-                    Ok(()) => scaled = true,
+        let mut holding = self.holding.lock().await;
+        let held = match holding.follower.latest(workload, link).await {
+            Ok(latest) => {
+                let rollout = holding.rollout.get_or_insert_with(|| self.start_layers());
+                match rollout.advance(&latest).await {
+                    Ok(target) => {
+                        if let Err(e) = report_counts(workload, link, &target, &self.report).await {
+                            tracing::info!(error = %e, "cannot report to the management cluster; will try again");
+                        }
+                        true
+                    }
                     Err(e) => {
-                        tracing::warn!(error = %e, "cannot scale the cluster to its revision; retrying")
+                        tracing::warn!(error = %e, "cannot take the cluster's revision further; retrying");
+                        false
                     }
                 }
             }
-            if scaled {
-                self.start_layers(revision);
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the cluster's revision; retrying");
+                false
             }
-            if scaled && let Err(e) = report_counts(workload, link, revision, &self.report).await {
-                tracing::info!(error = %e, "cannot report to the management cluster; will try again");
-            }
-        }
+        };
         sync_identity(workload, link).await;
-        (revision, scaled)
+        held
     }
 
-    /// Starts the layer installer for `revision` once.
-    fn start_layers(&self, revision: &ClusterRevision) {
-        let mut layers = self.layers.lock().unwrap_or_else(|p| p.into_inner());
-        if layers.is_some() {
-            return;
-        }
+    /// Starts the layer installer, which waits for the rollout to hand it a revision.
+    fn start_layers(&self) -> RevisionRollout {
+        let (revision_sender, revisions) = watch::channel(None);
+        let (ready, ready_receiver) = watch::channel(None);
         let installer = LayerInstaller::new(
             self.workload.clone(),
             self.link.clone(),
@@ -231,9 +227,16 @@ impl Work {
             self.layer_setup.clone(),
         );
         let span = tracing::info_span!("layers", cluster = %self.link.cluster);
-        *layers = Some(AbortOnDrop(tokio::spawn(
-            installer.run(revision.clone()).instrument(span),
+        *self.layers.lock().unwrap_or_else(|p| p.into_inner()) = Some(AbortOnDrop(tokio::spawn(
+            installer.run(revisions, ready).instrument(span),
         )));
+        RevisionRollout::new(
+            self.workload.clone(),
+            self.link.clone(),
+            self.report.clone(),
+            revision_sender,
+            ready_receiver,
+        )
     }
 
     /// Moves the objects here; false when the cluster is being deleted before a move
@@ -408,10 +411,7 @@ mod tests {
         let phases = [
             Phase::Starting,
             Phase::Pivoting,
-            Phase::Holding {
-                revision: None,
-                scaled: false,
-            },
+            Phase::Holding,
             Phase::MovingBack,
             Phase::Finished,
         ];

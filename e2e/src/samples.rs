@@ -44,3 +44,25 @@ pub async fn apply_small_sim_cluster(client: &Client, namespace: &str, name: &st
     })
     .await;
 }
+
+/// A copy of the sample pack `manifests/samples/packs/<pack>` in `to`, to publish changed
+/// (a new version, other values).
+pub fn copy_sample_pack(pack: &str, to: &std::path::Path) {
+    copy_dir(&repo_root().join("manifests/samples/packs").join(pack), to);
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    fn or_panic<T>(result: std::io::Result<T>, from: &std::path::Path, to: &std::path::Path) -> T {
+        result.unwrap_or_else(|e| panic!("copying {} to {}: {e}", from.display(), to.display()))
+    }
+    or_panic(std::fs::create_dir_all(to), from, to);
+    for entry in or_panic(std::fs::read_dir(from), from, to) {
+        let entry = or_panic(entry, from, to);
+        let target = to.join(entry.file_name());
+        if or_panic(entry.file_type(), from, to).is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            or_panic(std::fs::copy(entry.path(), &target), from, to);
+        }
+    }
+}

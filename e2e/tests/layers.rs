@@ -29,7 +29,7 @@ use strata_e2e::management::{
     ensure_namespace, publish_pack,
 };
 use strata_e2e::pivoted_cluster::{first_control_plane_node, machine_instances};
-use strata_e2e::samples::apply_sample;
+use strata_e2e::samples::{apply_sample, copy_sample_pack};
 use strata_e2e::wait::eventually;
 use strata_e2e::workload_cluster_status::{cluster, describe, wait_phase};
 use strata_shared::cluster::{ClusterPhase, LayerPhase, LayerState, WorkloadCluster};
@@ -976,10 +976,7 @@ async fn bad_input_at_the_site_fails_the_layer_naming_the_cause_and_holds_the_re
     // The next layer's tag is pushed again with other content: the registry no longer
     // serves the archive its revision pins. Then the site lifts its quota.
     let changed = env.dir.path().join("hello-manifests");
-    copy_dir(
-        &strata_e2e::management::repo_root().join("manifests/samples/packs/hello-manifests"),
-        &changed,
-    );
+    copy_sample_pack("hello-manifests", &changed);
     let values = std::fs::read_to_string(changed.join("values.yaml")).unwrap();
     std::fs::write(
         changed.join("values.yaml"),
@@ -1248,17 +1245,4 @@ async fn apply_workload(w: &Client, object: serde_json::Value) {
     )
     .await
     .unwrap();
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }

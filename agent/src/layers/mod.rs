@@ -31,6 +31,7 @@ use strata_shared::layer::install_order::ObjectKey;
 use strata_shared::layer_apply::SettledDifferences;
 use strata_shared::revision::{ClusterRevision, RevisionLayer};
 
+use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::health::AgentHealth;
@@ -132,8 +133,13 @@ impl LayerInstaller {
         }
     }
 
-    /// Runs until the task is dropped.
-    pub async fn run(mut self, revision: ClusterRevision) {
+    /// Runs until the task is dropped, on whichever revision `revisions` holds last (none:
+    /// it waits), saying in `ready` which revision's layers are all installed and Ready.
+    pub async fn run(
+        mut self,
+        mut revisions: watch::Receiver<Option<ClusterRevision>>,
+        ready: watch::Sender<Option<i64>>,
+    ) {
         remove_leftovers(&self.setup.work_dir);
         loop {
             match LayerRecord::load(&self.workload).await {
@@ -149,17 +155,30 @@ impl LayerInstaller {
         }
         self.report.set_layers(self.record.states.clone());
         loop {
-            self.round(&revision).await;
-            tokio::time::sleep(TICK).await;
+            let revision = revisions.borrow_and_update().clone();
+            if let Some(revision) = revision {
+                let all_ready = self.round(&revision).await;
+                ready.send_replace(all_ready.then_some(revision.spec.number));
+            }
+            // A new revision is taken at once; a closed channel leaves the tick.
+            tokio::select! {
+                _ = tokio::time::sleep(TICK) => {}
+                changed = revisions.changed() => {
+                    if changed.is_err() {
+                        tokio::time::sleep(TICK).await;
+                    }
+                }
+            }
         }
     }
 
     /// One pass: layers that left the stack uninstalled, then each layer in order installed
     /// when it is not (or not as the revision wants it), up to the first that is not Ready.
-    async fn round(&mut self, revision: &ClusterRevision) {
+    /// True when every layer of the revision is installed as it wants and Ready.
+    async fn round(&mut self, revision: &ClusterRevision) -> bool {
         let wanted = site_layers(revision);
         if !self.uninstall_removed(&wanted).await {
-            return;
+            return false;
         }
         let check_due = self
             .last_check
@@ -219,6 +238,12 @@ impl LayerInstaller {
         if changed {
             self.publish().await;
         }
+        wanted.iter().all(|layer| {
+            self.applied
+                .get(&layer.name)
+                .is_some_and(|a| a.install_digest == install_digest(layer))
+                && self.state_of(&layer.name) == Some(LayerPhase::Ready)
+        })
     }
 
     async fn install(&mut self, revision: &ClusterRevision, layer: &RevisionLayer, digest: &str) {

@@ -26,6 +26,9 @@ pub const LINK_STATE_CONFIG_MAP: &str = "strata-link";
 /// so that a cluster cut off from the management cluster still knows what it should be.
 /// Written and read by the agent.
 pub const REVISION_COPY_CONFIG_MAP: &str = "strata-revision";
+/// The ConfigMap (in [`AGENT_NAMESPACE`]) with the revision the cluster runs, every step of
+/// it done: what the agent rolls the next revision out from. Written and read by the agent.
+pub const APPLIED_REVISION_CONFIG_MAP: &str = "strata-applied-revision";
 /// The Secret with the pack registries a cluster's layers come from (address, CA, read
 /// credentials), as its agent needs them: the controller keeps it in the cluster's objects
 /// namespace in the management cluster, and the agent keeps a copy of that name in its own

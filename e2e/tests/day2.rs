@@ -1,0 +1,438 @@
+//! Day 2 after the pivot: a new revision reaches the pivoted cluster through its agent, in
+//! order. A new version of the sample profiles moves Kubernetes up one minor version,
+//! upgrades the chart layer and drops the manifest layer: a watcher on the cluster's
+//! Machines sees every control-plane machine at the new version and ready before the first
+//! worker changes, and never a worker newer than the control plane; the layers change only
+//! after the workers. Then worker pools are added, resized and removed.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{DynamicObject, Patch, PatchParams};
+use kube::runtime::watcher;
+use kube::{Api, Client};
+use serde_json::{Value, json};
+use strata_e2e::cloud_sim::workload::StopWorkloads;
+use strata_e2e::dynamic_objects::{list_objects, resource};
+use strata_e2e::management::{
+    ControllerProcess, ManagementEnv, ManagementOptions, SYSTEM_NAMESPACE, ensure_namespace,
+    publish_pack,
+};
+use strata_e2e::pivoted_cluster::first_control_plane_node;
+use strata_e2e::samples::{apply_sample, copy_sample_pack};
+use strata_e2e::wait::eventually;
+use strata_e2e::workload_cluster_status::{cluster, describe, wait_phase};
+use strata_shared::cluster::{ClusterPhase, LayerPhase, WorkloadCluster};
+use strata_shared::contracts::capi::{MACHINE, MACHINE_DEPLOYMENT};
+use strata_shared::contracts::names::objects_namespace;
+use strata_shared::version::PackVersion;
+
+const NS: &str = "strata-demo";
+const NAME: &str = "demo";
+const OLD: &str = "v1.20.2";
+const NEW: &str = "v1.21.14";
+
+/// What the watcher knows of one Machine.
+#[derive(Debug, Clone, PartialEq)]
+struct MachineState {
+    control_plane: bool,
+    version: String,
+    ready: bool,
+    deleting: bool,
+    created: Timestamp,
+}
+
+fn machine_state(machine: &DynamicObject) -> MachineState {
+    let data = &machine.data;
+    let ready = data
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|conditions| {
+            conditions
+                .iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        });
+    MachineState {
+        control_plane: machine
+            .metadata
+            .labels
+            .as_ref()
+            .is_some_and(|l| l.contains_key("cluster.x-k8s.io/control-plane")),
+        version: data
+            .pointer("/spec/version")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        ready,
+        deleting: machine.metadata.deletion_timestamp.is_some(),
+        created: machine
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map_or(Timestamp::UNIX_EPOCH, |t| t.0),
+    }
+}
+
+/// The watcher's record: every Machine as last seen, a violation of "no worker newer than
+/// the control plane" if one was ever seen, and when the control plane and the workers
+/// were first all at the new version and ready.
+#[derive(Debug, Default)]
+struct Record {
+    machines: BTreeMap<String, MachineState>,
+    violation: Option<String>,
+    control_plane_done: Option<Timestamp>,
+    workers_done: Option<Timestamp>,
+    first_new_worker: Option<Timestamp>,
+}
+
+impl Record {
+    fn seen(&mut self, name: String, state: Option<MachineState>, expected: (usize, usize)) {
+        match state {
+            Some(state) => {
+                if !state.control_plane && state.version == NEW && self.first_new_worker.is_none() {
+                    self.first_new_worker = Some(state.created);
+                }
+                self.machines.insert(name, state);
+            }
+            None => {
+                self.machines.remove(&name);
+            }
+        }
+        let live: Vec<&MachineState> = self.machines.values().filter(|m| !m.deleting).collect();
+        let lowest_control_plane = live
+            .iter()
+            .filter(|m| m.control_plane)
+            .map(|m| m.version.as_str())
+            .min_by(|a, b| by_version(a, b));
+        let newest_worker = live
+            .iter()
+            .filter(|m| !m.control_plane)
+            .map(|m| m.version.as_str())
+            .max_by(|a, b| by_version(a, b));
+        if let (Some(control_plane), Some(worker)) = (lowest_control_plane, newest_worker)
+            && by_version(worker, control_plane).is_gt()
+            && self.violation.is_none()
+        {
+            self.violation = Some(format!(
+                "a worker at {worker} while a control-plane machine is at {control_plane}: {:?}",
+                self.machines
+            ));
+        }
+        let all_new_and_ready = |control_plane: bool, count: usize| {
+            let of_role: Vec<&&MachineState> = live
+                .iter()
+                .filter(|m| m.control_plane == control_plane)
+                .collect();
+            of_role.len() == count && of_role.iter().all(|m| m.version == NEW && m.ready)
+        };
+        if self.control_plane_done.is_none() && all_new_and_ready(true, expected.0) {
+            self.control_plane_done = Some(Timestamp::now());
+        }
+        if self.workers_done.is_none() && all_new_and_ready(false, expected.1) {
+            self.workers_done = Some(Timestamp::now());
+        }
+    }
+}
+
+fn by_version(a: &str, b: &str) -> std::cmp::Ordering {
+    let parse = |v: &str| PackVersion::parse(v).ok();
+    parse(a).cmp(&parse(b))
+}
+
+/// Records every Machine of the cluster's objects namespace in the workload cluster.
+fn watch_machines(w: Client, namespace: String, expected: (usize, usize)) -> Arc<Mutex<Record>> {
+    let record = Arc::new(Mutex::new(Record::default()));
+    let writing = record.clone();
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(w, &namespace, &resource(MACHINE.api_version, MACHINE.kind));
+    tokio::spawn(async move {
+        let mut events = watcher(api, watcher::Config::default()).boxed();
+        while let Some(event) = events.next().await {
+            let Ok(event) = event else { continue };
+            let mut record = writing.lock().unwrap();
+            match event {
+                watcher::Event::Apply(m) | watcher::Event::InitApply(m) => {
+                    let name = m.metadata.name.clone().unwrap_or_default();
+                    record.seen(name, Some(machine_state(&m)), expected);
+                }
+                watcher::Event::Delete(m) => {
+                    let name = m.metadata.name.clone().unwrap_or_default();
+                    record.seen(name, None, expected);
+                }
+                watcher::Event::Init | watcher::Event::InitDone => {}
+            }
+        }
+    });
+    record
+}
+
+fn applied(wc: &WorkloadCluster) -> Option<i64> {
+    wc.status.as_ref().and_then(|s| s.applied_revision)
+}
+
+/// Waits for the cluster to report revision `number` applied; returns it with each rollout
+/// step it reported on the way.
+async fn wait_applied(client: &Client, number: i64) -> (WorkloadCluster, Vec<String>) {
+    let steps: Arc<Mutex<Vec<String>>> = Arc::default();
+    let wc = eventually(
+        &format!("revision {number} applied"),
+        Duration::from_secs(600),
+        || {
+            let (client, steps) = (client.clone(), steps.clone());
+            async move {
+                let wc = cluster(&client, NS, NAME).await?;
+                if let Some(rollout) = wc.status.as_ref().and_then(|s| s.rollout.as_ref())
+                    && rollout.revision == number
+                {
+                    let mut seen = steps.lock().unwrap();
+                    if seen.last() != Some(&rollout.step) {
+                        eprintln!(
+                            "revision {number}: {} {}: {}",
+                            rollout.step,
+                            rollout.state,
+                            rollout.message.as_deref().unwrap_or_default()
+                        );
+                        seen.push(rollout.step.clone());
+                    }
+                }
+                (applied(&wc) == Some(number)).then_some(wc)
+            }
+        },
+    )
+    .await;
+    let steps = steps.lock().unwrap().clone();
+    (wc, steps)
+}
+
+async fn set_spec(client: &Client, spec: Value) {
+    Api::<WorkloadCluster>::namespaced(client.clone(), NS)
+        .patch(
+            NAME,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": spec })),
+        )
+        .await
+        .unwrap();
+}
+
+/// The worker pools' MachineDeployments: name → replicas.
+async fn pools(w: &Client, objects: &str) -> BTreeMap<String, i64> {
+    list_objects(
+        w,
+        objects,
+        MACHINE_DEPLOYMENT.api_version,
+        MACHINE_DEPLOYMENT.kind,
+    )
+    .await
+    .into_iter()
+    .map(|d| {
+        (
+            d.metadata.name.clone().unwrap_or_default(),
+            d.data
+                .pointer("/spec/replicas")
+                .and_then(Value::as_i64)
+                .unwrap_or(-1),
+        )
+    })
+    .collect()
+}
+
+#[tokio::test]
+async fn a_new_revision_rolls_the_control_plane_then_the_workers_then_the_layers() {
+    let _stop = StopWorkloads;
+    let env = ManagementEnv::start(ManagementOptions::named("day2"))
+        .await
+        .unwrap();
+    let client = env.client();
+    let objects = objects_namespace(NS, NAME);
+
+    // The next Kubernetes minor version and the next hello-chart in the registry, and the
+    // next versions of both sample profiles beside the ones the cluster starts on.
+    let kubernetes = env.dir.path().join("kubernetes");
+    copy_sample_pack("kubernetes", &kubernetes);
+    let pack_json = std::fs::read_to_string(kubernetes.join("pack.json")).unwrap();
+    std::fs::write(
+        kubernetes.join("pack.json"),
+        pack_json.replace("\"version\": \"1.20.2\"", "\"version\": \"1.21.14\""),
+    )
+    .unwrap();
+    publish_pack(&env.registry, &kubernetes).await.unwrap();
+    let chart = env.dir.path().join("hello-chart");
+    copy_sample_pack("hello-chart", &chart);
+    for file in ["pack.json", "charts/hello-web/Chart.yaml"] {
+        let text = std::fs::read_to_string(chart.join(file)).unwrap();
+        std::fs::write(chart.join(file), text.replace("0.3.0", "0.4.0")).unwrap();
+    }
+    let values = std::fs::read_to_string(chart.join("values.yaml")).unwrap();
+    std::fs::write(
+        chart.join("values.yaml"),
+        values.replace(
+            "replicaCount: 3",
+            "replicaCount: 3\n    greeting: Hello from 0.4.0",
+        ),
+    )
+    .unwrap();
+    publish_pack(&env.registry, &chart).await.unwrap();
+    apply_sample(&client, "profiles/sim-infra.yaml", SYSTEM_NAMESPACE, |d| {
+        d["metadata"]["name"] = json!("sim-infra-1-1-0");
+        d["spec"]["name"] = json!("sim-infra");
+        d["spec"]["version"] = json!("1.1.0");
+        d["spec"]["layers"][1]["version"] = json!("1.21.14");
+    })
+    .await;
+    apply_sample(&client, "profiles/sim-addons.yaml", SYSTEM_NAMESPACE, |d| {
+        d["metadata"]["name"] = json!("sim-addons-1-1-0");
+        d["spec"]["name"] = json!("sim-addons");
+        d["spec"]["version"] = json!("1.1.0");
+        d["spec"]["layers"] = json!([{ "name": "hello-chart", "version": "0.4.0" }]);
+    })
+    .await;
+
+    ensure_namespace(&client, NS).await.unwrap();
+    apply_sample(&client, "clusters/sim-demo.yaml", NS, |_| {}).await;
+    let controller = ControllerProcess::start(
+        env.control_plane.kubeconfig_path(),
+        env.dir.path(),
+        "controller",
+        &["--provider-arg", "sim=--fast"],
+    )
+    .unwrap();
+    let (workload, _) = first_control_plane_node(&env, &objects, NAME).await;
+    let w = workload.client();
+    wait_phase(
+        &env,
+        &controller,
+        NS,
+        NAME,
+        ClusterPhase::Pivoted,
+        Duration::from_secs(300),
+    )
+    .await;
+    let (wc, steps) = wait_applied(&client, 1).await;
+    assert_eq!(steps, ["ScaleOut"], "{}", describe(Some(&wc)));
+    assert_eq!(
+        wc.status.as_ref().unwrap().layers_summary.as_deref(),
+        Some("4/4")
+    );
+
+    // Revision 2: Kubernetes 1.21, hello-chart 0.4.0, hello-manifests gone.
+    let record = watch_machines(w.clone(), objects.clone(), (3, 2));
+    eventually(
+        "the watcher has every machine",
+        Duration::from_secs(30),
+        || async { (record.lock().unwrap().machines.len() == 5).then_some(()) },
+    )
+    .await;
+    set_spec(
+        &client,
+        json!({ "profiles": [
+            { "name": "sim-infra", "version": "1.1.0" },
+            { "name": "sim-addons", "version": "1.1.0" },
+        ]}),
+    )
+    .await;
+    let (wc, steps) = wait_applied(&client, 2).await;
+    let status = wc.status.as_ref().unwrap();
+    assert_eq!(status.revision, Some(2));
+    assert!(status.rollout.is_none(), "{}", describe(Some(&wc)));
+    assert_eq!(steps, ["ControlPlane", "Workers", "Layers"]);
+    let record = record.lock().unwrap();
+    assert_eq!(record.violation, None);
+    let live: Vec<&MachineState> = record.machines.values().filter(|m| !m.deleting).collect();
+    assert_eq!(live.len(), 5, "{:?}", record.machines);
+    assert!(
+        live.iter().all(|m| m.version == NEW && m.ready),
+        "{:?}",
+        record.machines
+    );
+    // Every machine was replaced: none at the old version is left.
+    assert!(
+        record.machines.values().all(|m| m.version != OLD),
+        "{:?}",
+        record.machines
+    );
+    let control_plane_done = record.control_plane_done.unwrap();
+    let first_new_worker = record.first_new_worker.unwrap();
+    assert!(
+        first_new_worker >= control_plane_done,
+        "a new worker at {first_new_worker} before the control plane was done at {control_plane_done}"
+    );
+    let workers_done = record.workers_done.unwrap();
+    drop(record);
+    // The layers after the workers: the chart upgraded (its Ready transition after the
+    // workers were done), the manifest layer uninstalled.
+    let layers = &status.layers;
+    let names: Vec<&str> = layers.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(names, ["cni-calico", "csi-hostpath", "hello-chart"]);
+    let chart_layer = &layers[2];
+    assert_eq!(
+        (chart_layer.version.as_str(), chart_layer.state),
+        ("0.4.0", LayerPhase::Ready)
+    );
+    let upgraded_at = chart_layer.last_transition_time.as_ref().unwrap().0;
+    assert!(
+        upgraded_at >= workers_done,
+        "hello-chart Ready at {upgraded_at}, workers done at {workers_done}"
+    );
+    let greeting = eventually(
+        "the upgraded chart's ConfigMap",
+        Duration::from_secs(30),
+        || async {
+            let configs: Api<ConfigMap> = Api::namespaced(w.clone(), "hello-web");
+            let config = configs.get_opt("hello-web-hello-web").await.ok()??;
+            config.data?.get("greeting").cloned()
+        },
+    )
+    .await;
+    assert_eq!(greeting, "Hello from 0.4.0");
+    let universe: Api<ConfigMap> = Api::namespaced(w.clone(), "hello-universe");
+    assert!(
+        universe
+            .get_opt("hello-universe-config")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Revision 3: pool general resized 2 → 1 and a pool batch added; revision 4: batch
+    // removed.
+    set_spec(
+        &client,
+        json!({ "nodePools": { "controlPlane": wc.spec.node_pools.control_plane, "workers": [
+            { "name": "general", "count": 1, "machine": wc.spec.node_pools.workers[0].machine },
+            { "name": "batch", "count": 1, "machine": wc.spec.node_pools.workers[0].machine },
+        ]}}),
+    )
+    .await;
+    wait_applied(&client, 3).await;
+    assert_eq!(
+        pools(&w, &objects).await,
+        BTreeMap::from([(format!("{NAME}-batch"), 1), (format!("{NAME}-general"), 1)])
+    );
+    set_spec(
+        &client,
+        json!({ "nodePools": { "controlPlane": wc.spec.node_pools.control_plane, "workers": [
+            { "name": "general", "count": 1, "machine": wc.spec.node_pools.workers[0].machine },
+        ]}}),
+    )
+    .await;
+    let (wc, _) = wait_applied(&client, 4).await;
+    assert_eq!(
+        pools(&w, &objects).await,
+        BTreeMap::from([(format!("{NAME}-general"), 1)])
+    );
+    let machines = list_objects(&w, &objects, MACHINE.api_version, MACHINE.kind).await;
+    let workers: Vec<&DynamicObject> = machines
+        .iter()
+        .filter(|m| !machine_state(m).control_plane)
+        .collect();
+    assert_eq!(workers.len(), 1, "{machines:?}");
+    let workers_status = wc.status.as_ref().unwrap().workers.clone().unwrap();
+    assert_eq!((workers_status.desired, workers_status.ready), (1, 1));
+}
