@@ -16,10 +16,10 @@ use strata_shared::cluster::ReplicaCounts;
 use strata_shared::contracts::capi::{CLUSTER, CapiKind, KUBEADM_CONTROL_PLANE};
 use strata_shared::contracts::capi_views::ClusterView;
 use strata_shared::contracts::conditions::REASON_MOVED;
-use strata_shared::contracts::labels::REVISION_CLUSTER_LABEL;
+use strata_shared::contracts::labels::{REVISION_CLUSTER_LABEL, REVISION_NUMBER_LABEL};
 use strata_shared::contracts::names::{AGENT_NAMESPACE, REVISION_COPY_CONFIG_MAP};
-use strata_shared::kube_writer::{BoundedApi, KubeWriter, WriteError};
-use strata_shared::revision::ClusterRevision;
+use strata_shared::kube_writer::{BoundedApi, KubeWriter, Operation, Target, WriteError};
+use strata_shared::revision::{ClusterRevision, revision_name};
 
 use crate::agent_error::{AgentError, Step};
 use crate::management_link::{LinkError, ManagementLink};
@@ -65,21 +65,53 @@ async fn target_cluster(
     }
 }
 
-/// The cluster's revisions in the management cluster, oldest first.
-async fn revisions_in_management(
-    link: &ManagementLink,
-) -> Result<Vec<ClusterRevision>, AgentError> {
+/// The numbers of the cluster's revisions in the management cluster, from their metadata
+/// alone: a round that finds nothing new reads no revision.
+async fn revision_numbers(link: &ManagementLink) -> Result<Vec<i64>, AgentError> {
     let management = link
         .management()
         .await
         .map_err(unreachable(link, Step::ReadRevision))?;
-    let mut list = management
-        .namespaced::<ClusterRevision>(&link.objects_namespace)
-        .list(&ListParams::default().labels(&format!("{REVISION_CLUSTER_LABEL}={}", link.cluster)))
+    let api: kube::Api<ClusterRevision> =
+        kube::Api::namespaced(management.client().clone(), &link.objects_namespace);
+    let params =
+        ListParams::default().labels(&format!("{REVISION_CLUSTER_LABEL}={}", link.cluster));
+    let listed = management
+        .bounded(
+            Operation::List,
+            Target::kind("ClusterRevision", Some(&link.objects_namespace)),
+            api.list_metadata(&params),
+        )
         .await
         .map_err(api_failed(link, Step::ReadRevision))?;
-    list.sort_by_key(|r| r.spec.number);
-    Ok(list)
+    Ok(listed
+        .items
+        .iter()
+        .filter_map(|r| {
+            r.metadata
+                .labels
+                .as_ref()?
+                .get(REVISION_NUMBER_LABEL)?
+                .parse()
+                .ok()
+        })
+        .collect())
+}
+
+/// Revision `number` in the management cluster.
+async fn revision_in_management(
+    link: &ManagementLink,
+    number: i64,
+) -> Result<Option<ClusterRevision>, AgentError> {
+    let management = link
+        .management()
+        .await
+        .map_err(unreachable(link, Step::ReadRevision))?;
+    management
+        .namespaced::<ClusterRevision>(&link.objects_namespace)
+        .get(&revision_name(&link.cluster, number))
+        .await
+        .map_err(api_failed(link, Step::ReadRevision))
 }
 
 /// The copy of the latest revision this cluster keeps, so that a cluster cut off from the
@@ -138,8 +170,9 @@ async fn keep_locally(
 /// reached (and kept locally whenever a newer one appears), else the local copy.
 #[derive(Debug, Default)]
 pub struct RevisionFollower {
-    /// The number of the revision last kept locally by this process.
-    kept: Option<i64>,
+    /// The latest revision read from the management cluster by this process (and kept
+    /// locally).
+    latest: Option<ClusterRevision>,
 }
 
 impl RevisionFollower {
@@ -148,24 +181,40 @@ impl RevisionFollower {
         workload: &KubeWriter,
         link: &ManagementLink,
     ) -> Result<ClusterRevision, AgentError> {
-        let unreached = match revisions_in_management(link).await {
-            Ok(mut revisions) => match revisions.pop() {
-                Some(latest) => {
-                    if self.kept != Some(latest.spec.number) {
-                        keep_locally(workload, link, &latest).await?;
-                        self.kept = Some(latest.spec.number);
-                    }
-                    return Ok(latest);
-                }
-                None => AgentError::NoRevision {
-                    cluster: link.cluster.clone(),
-                    step: Step::ReadRevision,
-                    namespace: link.objects_namespace.clone(),
-                },
-            },
+        let unreached = match self.read_management(workload, link).await {
+            Ok(latest) => return Ok(latest),
             Err(e) => e,
         };
-        local_copy(workload, link).await?.ok_or(unreached)
+        match local_copy(workload, link).await? {
+            Some(copy) => Ok(copy),
+            None => Err(unreached),
+        }
+    }
+
+    async fn read_management(
+        &mut self,
+        workload: &KubeWriter,
+        link: &ManagementLink,
+    ) -> Result<ClusterRevision, AgentError> {
+        let no_revision = || AgentError::NoRevision {
+            cluster: link.cluster.clone(),
+            step: Step::ReadRevision,
+            namespace: link.objects_namespace.clone(),
+        };
+        let newest = revision_numbers(link)
+            .await?
+            .into_iter()
+            .max()
+            .ok_or_else(no_revision)?;
+        if let Some(latest) = self.latest.as_ref().filter(|r| r.spec.number == newest) {
+            return Ok(latest.clone());
+        }
+        let latest = revision_in_management(link, newest)
+            .await?
+            .ok_or_else(no_revision)?;
+        keep_locally(workload, link, &latest).await?;
+        self.latest = Some(latest.clone());
+        Ok(latest)
     }
 }
 
@@ -176,8 +225,8 @@ pub async fn revision_numbered(
     link: &ManagementLink,
     number: i64,
 ) -> Result<Option<ClusterRevision>, AgentError> {
-    match revisions_in_management(link).await {
-        Ok(revisions) => Ok(revisions.into_iter().find(|r| r.spec.number == number)),
+    match revision_in_management(link, number).await {
+        Ok(found) => Ok(found),
         Err(unreached) => match local_copy(workload, link).await? {
             Some(copy) if copy.spec.number == number => Ok(Some(copy)),
             _ => Err(unreached),
