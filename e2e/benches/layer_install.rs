@@ -657,7 +657,7 @@ fn resident_mappings(pid: u32) -> Vec<(String, u64)> {
         }
     }
     let mut mappings: Vec<(String, u64)> = by_name.into_iter().filter(|(_, k)| *k > 0).collect();
-    mappings.sort_by(|a, b| b.1.cmp(&a.1));
+    mappings.sort_by_key(|(_, kib)| std::cmp::Reverse(*kib));
     mappings
 }
 
