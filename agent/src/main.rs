@@ -5,6 +5,7 @@
 //! its revision and reports back (see `work`).
 
 mod agent_error;
+mod crd_outline;
 mod health;
 mod identity_sync;
 mod layers;

@@ -13,6 +13,8 @@ use strata_shared::contracts::labels::CLUSTERCTL_LABEL;
 use strata_shared::kube_writer::{KubeWriter, WriteError};
 use strata_shared::provider_components::{ProviderController, provider_objects};
 
+use crate::crd_outline;
+
 /// How long the copied CRDs may take to be served.
 const ESTABLISH_WAIT: Duration = Duration::from_secs(60);
 /// Annotations that describe how an object was applied in the management cluster, not
@@ -66,16 +68,6 @@ fn crd_copy(crd: &CustomResourceDefinition) -> Value {
     })
 }
 
-fn established(crd: &CustomResourceDefinition) -> bool {
-    crd.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| {
-            c.iter()
-                .any(|c| c.type_ == "Established" && c.status == "True")
-        })
-}
-
 /// Copies the CRDs and deploys the provider controllers; idempotent, so it runs at every
 /// start of an agent whose move has not begun. Without provider controllers for the
 /// cluster's cloud nothing is installed, and the move does not start.
@@ -86,33 +78,36 @@ pub async fn install(
 ) -> Result<Installed, ProviderInstallError> {
     // Objects moved where no controller acts on them would leave the cluster unmanaged.
     let controllers = controllers.ok_or(ProviderInstallError::NoControllers)?;
-    let crds = management
-        .cluster_scoped::<CustomResourceDefinition>()
-        .list(&ListParams::default().labels(CLUSTERCTL_LABEL))
+    // One CRD at a time: Cluster API's schemas run to megabytes, and a list of them whole
+    // was the agent's highest heap.
+    let listed = crd_outline::list(management, &ListParams::default().labels(CLUSTERCTL_LABEL))
         .await
         .map_err(ProviderInstallError::ListSource)?;
-    if crds.is_empty() {
+    if listed.is_empty() {
         return Err(ProviderInstallError::NothingToCopy);
     }
-    for crd in &crds {
+    let source = management.cluster_scoped::<CustomResourceDefinition>();
+    let mut names = Vec::new();
+    for outline in listed {
+        // One deleted since the list has nothing left to copy.
+        let Some(crd) = source
+            .get(outline.name())
+            .await
+            .map_err(ProviderInstallError::ListSource)?
+        else {
+            continue;
+        };
         workload
-            .apply_json(&crd_copy(crd))
+            .apply_json(&crd_copy(&crd))
             .await
             .map_err(ProviderInstallError::Apply)?;
+        names.push(outline.name().to_string());
     }
-    let target = workload.cluster_scoped::<CustomResourceDefinition>();
-    let names: Vec<String> = crds.iter().map(|c| c.name_any()).collect();
     let started = Instant::now();
     loop {
         let mut waiting = Vec::new();
         for name in &names {
-            let ready = target
-                .get(name)
-                .await
-                .ok()
-                .flatten()
-                .is_some_and(|c| established(&c));
-            if !ready {
+            if !crd_outline::is_established(workload, name).await {
                 waiting.push(name.clone());
             }
         }

@@ -11,7 +11,9 @@
 //! `cargo bench` builds only this package's bins, and the process kubelet runs the
 //! `strata-agent` next to the running program. `STRATA_AGENT_BIN` points elsewhere; the
 //! report says which binary and profile were measured. `STRATA_BENCH_RUNS` changes the
-//! number of rounds (default 3).
+//! number of rounds (default 3). `STRATA_BENCH_ONLY=memory` runs the memory part alone
+//! (no control plane of its own, no apply rounds: a few minutes less when only the agent's
+//! memory is in question).
 //!
 //! # Apply: one layer of 500 objects
 //!
@@ -51,7 +53,9 @@
 //! installs the four sample layers. Once `status.layers` shows them all Ready, the bench
 //! waits 75 s (drift passes run every 30 s), sampling the agent's VmRSS every 5 s, then
 //! reads VmRSS and VmHWM (the peak since the process started, the install included) from
-//! `/proc/<pid>/status`, against the goal of 30 MiB.
+//! `/proc/<pid>/status`, against the goal of 30 MiB, and the resident memory of each of its
+//! mappings from `/proc/<pid>/smaps` (the binary and each library; `[heap]`, the allocator's
+//! arena; `[anon]`, thread stacks and large allocations).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -502,6 +506,8 @@ struct MemoryResults {
     hwm_kib: u64,
     /// RssAnon, RssFile (the mapped binary and libraries), Threads.
     breakdown: (u64, u64, u64),
+    /// The resident KiB of each mapping, biggest first (`/proc/<pid>/smaps`).
+    mappings: Vec<(String, u64)>,
     samples_kib: Vec<u64>,
     ready_after: Duration,
 }
@@ -598,6 +604,7 @@ async fn measure_memory() -> MemoryResults {
     }
     let rss_kib = proc_status_kib(pid, "VmRSS:").unwrap();
     let hwm_kib = proc_status_kib(pid, "VmHWM:").unwrap();
+    let mappings = resident_mappings(pid);
     let breakdown = (
         proc_status_kib(pid, "RssAnon:").unwrap(),
         proc_status_kib(pid, "RssFile:").unwrap(),
@@ -623,9 +630,35 @@ async fn measure_memory() -> MemoryResults {
         rss_kib,
         hwm_kib,
         breakdown,
+        mappings,
         samples_kib,
         ready_after,
     }
+}
+
+/// Resident KiB per mapped file, and for anonymous memory per kind: `[heap]` (the brk
+/// arena), `[stack]`, and `[anon]` (mmap'd: thread stacks, large allocations).
+fn resident_mappings(pid: u32) -> Vec<(String, u64)> {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    let mut by_name = std::collections::BTreeMap::<String, u64>::new();
+    let mut current = String::new();
+    for line in smaps.lines() {
+        let mut fields = line.split_whitespace();
+        let first = fields.next().unwrap_or_default();
+        if first.contains('-') && !first.ends_with(':') {
+            let path = fields.nth(4).unwrap_or("[anon]");
+            current = Path::new(path)
+                .file_name()
+                .filter(|_| path.starts_with('/'))
+                .map_or(path.to_string(), |n| n.to_string_lossy().into_owned());
+        } else if first == "Rss:" {
+            let kib: u64 = fields.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+            *by_name.entry(current.clone()).or_default() += kib;
+        }
+    }
+    let mut mappings: Vec<(String, u64)> = by_name.into_iter().filter(|(_, k)| *k > 0).collect();
+    mappings.sort_by_key(|(_, kib)| std::cmp::Reverse(*kib));
+    mappings
 }
 
 fn mib(kib: u64) -> f64 {
@@ -635,29 +668,15 @@ fn mib(kib: u64) -> f64 {
 #[tokio::main]
 async fn main() {
     let rounds = env_number("STRATA_BENCH_RUNS", 3);
-    let apply = measure_apply(rounds).await;
+    let memory_only = std::env::var("STRATA_BENCH_ONLY").is_ok_and(|v| v == "memory");
+    let apply = if memory_only {
+        None
+    } else {
+        Some(measure_apply(rounds).await)
+    };
     let memory = measure_memory().await;
-
-    println!();
-    println!(
-        "layer_install: one manifest layer of {OBJECTS} objects (1 Namespace, {} ConfigMaps, \
-         {APPS} each of ServiceAccount, Service, Deployment, Role, RoleBinding), \
-         kube-apiserver 1.20 + etcd on loopback, {} rounds + 1 warm-up, fresh namespaces per round",
-        APPS + 1,
-        apply.rounds
-    );
-    println!();
-    for row in [
-        &apply.strata_create,
-        &apply.kubectl_create,
-        &apply.floor_create,
-        &apply.strata_reapply,
-        &apply.kubectl_reapply,
-        &apply.floor_reapply,
-        &apply.drift,
-        &apply.drift_lists,
-    ] {
-        row.print();
+    if let Some(apply) = &apply {
+        print_apply_rows(apply);
     }
     println!();
     let samples: Vec<String> = memory
@@ -681,6 +700,65 @@ async fn main() {
         "{:<44}{:>12}  {:<36}{:>12}{:>9}  goal",
         "measure", "strata", "peer or floor", "peer", "ratio"
     );
+    if let Some(apply) = &apply {
+        print_apply_ratios(apply);
+    }
+    for (what, kib) in [
+        ("agent VmRSS, steady state", memory.rss_kib),
+        ("agent VmHWM (peak since start)", memory.hwm_kib),
+    ] {
+        println!(
+            "{what:<44}{:>8.1} MiB  {:<36}{:>8.1} MiB{:>9.2}  <= 1.0",
+            mib(kib),
+            "goal",
+            GOAL_MIB,
+            mib(kib) / GOAL_MIB
+        );
+    }
+    let (anon, file, threads) = memory.breakdown;
+    let size = std::fs::metadata(&memory.binary).map_or(0, |m| m.len());
+    println!(
+        "(agent measured: {}; of its VmRSS {:.1} MiB anonymous, {:.1} MiB file-backed; \
+         {threads} threads; binary {:.1} MiB)",
+        memory.profile,
+        mib(anon),
+        mib(file),
+        size as f64 / 1048576.0
+    );
+    let mappings: Vec<String> = memory
+        .mappings
+        .iter()
+        .take(8)
+        .map(|(name, kib)| format!("{name} {:.1}", mib(*kib)))
+        .collect();
+    println!("(resident by mapping, MiB: {})", mappings.join(", "));
+}
+
+fn print_apply_rows(apply: &ApplyResults) {
+    println!();
+    println!(
+        "layer_install: one manifest layer of {OBJECTS} objects (1 Namespace, {} ConfigMaps, \
+         {APPS} each of ServiceAccount, Service, Deployment, Role, RoleBinding), \
+         kube-apiserver 1.20 + etcd on loopback, {} rounds + 1 warm-up, fresh namespaces per round",
+        APPS + 1,
+        apply.rounds
+    );
+    println!();
+    for row in [
+        &apply.strata_create,
+        &apply.kubectl_create,
+        &apply.floor_create,
+        &apply.strata_reapply,
+        &apply.kubectl_reapply,
+        &apply.floor_reapply,
+        &apply.drift,
+        &apply.drift_lists,
+    ] {
+        row.print();
+    }
+}
+
+fn print_apply_ratios(apply: &ApplyResults) {
     let line = |what: &str, strata: f64, peer: &str, peer_value: f64, goal: &str| {
         println!(
             "{what:<44}{:>11.3}s  {peer:<36}{:>11.3}s{:>9.2}  {goal}",
@@ -737,27 +815,5 @@ async fn main() {
         "floor: its lists alone",
         apply.drift_lists.median(),
         "",
-    );
-    for (what, kib) in [
-        ("agent VmRSS, steady state", memory.rss_kib),
-        ("agent VmHWM (peak since start)", memory.hwm_kib),
-    ] {
-        println!(
-            "{what:<44}{:>8.1} MiB  {:<36}{:>8.1} MiB{:>9.2}  <= 1.0",
-            mib(kib),
-            "goal",
-            GOAL_MIB,
-            mib(kib) / GOAL_MIB
-        );
-    }
-    let (anon, file, threads) = memory.breakdown;
-    let size = std::fs::metadata(&memory.binary).map_or(0, |m| m.len());
-    println!(
-        "(agent measured: {}; of its VmRSS {:.1} MiB anonymous, {:.1} MiB file-backed; \
-         {threads} threads; binary {:.1} MiB)",
-        memory.profile,
-        mib(anon),
-        mib(file),
-        size as f64 / 1048576.0
     );
 }

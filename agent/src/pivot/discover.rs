@@ -5,7 +5,6 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use serde_json::Value;
 use strata_shared::contracts::capi::{CLUSTER, CapiKind, MACHINE};
@@ -15,6 +14,7 @@ use strata_shared::kube_writer::{BoundedApi, KubeWriter, WriteError};
 use strata_shared::pivot::{MoveKind, SourceObject, WantedObject, unread_references};
 
 use super::PivotError;
+use crate::crd_outline;
 
 /// How long the source may take to have every machine's node before the move gives up.
 const PREFLIGHT_WAIT: Duration = Duration::from_secs(600);
@@ -26,9 +26,9 @@ pub fn resource(kind: &MoveKind) -> ApiResource {
 
 /// The movable kinds: CRDs labelled for clusterctl, plus Secrets and ConfigMaps.
 pub async fn kinds(target: &KubeWriter, namespace: &str) -> Result<Vec<MoveKind>, PivotError> {
-    let crds = target
-        .cluster_scoped::<CustomResourceDefinition>()
-        .list(&ListParams::default().labels(CLUSTERCTL_LABEL))
+    // Outlines: the kinds are all a move needs of the CRDs, and their schemas are most of
+    // their size.
+    let crds = crd_outline::list(target, &ListParams::default().labels(CLUSTERCTL_LABEL))
         .await
         .map_err(|source| PivotError::Api {
             side: "target",
@@ -36,8 +36,7 @@ pub async fn kinds(target: &KubeWriter, namespace: &str) -> Result<Vec<MoveKind>
         })?;
     let mut kinds = vec![MoveKind::secret(), MoveKind::config_map()];
     for crd in crds {
-        let json = serde_json::to_value(&crd).unwrap_or(Value::Null);
-        match MoveKind::from_crd(&json) {
+        match MoveKind::from_crd(&crd.to_json()) {
             Ok(kind) => kinds.push(kind),
             Err(e) => {
                 tracing::warn!(error = %e, "a clusterctl CRD cannot be read; its kind does not move")

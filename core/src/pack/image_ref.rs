@@ -1,13 +1,16 @@
 //! Container image references as a pack lists them (`pack.content.images`).
 //!
-//! The grammar is Docker's (`[registry[:port]/]path[:tag][@algorithm:hex]`), checked by
-//! `oci_spec::distribution::Reference`. That parser misses one rule: a first path component
-//! without a dot, colon or `localhost` is read as a Docker Hub repository, yet the grammar
-//! lets it carry uppercase (`Nginx/app` parses), which no registry accepts. That rule is
-//! added here. oci-spec answers most failures with a bare "invalid reference format", so the
+//! The grammar is Docker's (`[registry[:port]/]path[:tag][@algorithm:hex]`), checked as
+//! `oci_spec::distribution::Reference` checks it (`reference_grammar`, which spares the
+//! process oci-spec's regular expression). That grammar misses one rule: a first path
+//! component without a dot, colon or `localhost` is read as a Docker Hub repository, yet
+//! the grammar lets it carry uppercase (`Nginx/app` parses), which no registry accepts.
+//! That rule is added here. oci-spec answers most failures with a bare "invalid reference format", so the
 //! reason returned here points at the part that is wrong.
 
-use oci_spec::distribution::{ParseError, Reference};
+use oci_spec::distribution::ParseError;
+
+use crate::pack::reference_grammar::repository_of;
 
 /// Why an image reference is refused. The message does not repeat the reference: it is
 /// put after it in a finding.
@@ -45,12 +48,10 @@ pub enum ImageReferenceError {
 
 /// Checks that `reference` is a valid image reference.
 pub fn check_image_reference(reference: &str) -> Result<(), ImageReferenceError> {
-    match Reference::try_from(reference) {
-        Ok(parsed) => {
-            if parsed.repository().chars().any(|c| c.is_ascii_uppercase()) {
-                Err(ImageReferenceError::UppercasePath {
-                    path: parsed.repository().to_owned(),
-                })
+    match repository_of(reference) {
+        Ok(repository) => {
+            if repository.chars().any(|c| c.is_ascii_uppercase()) {
+                Err(ImageReferenceError::UppercasePath { path: repository })
             } else {
                 Ok(())
             }
@@ -189,7 +190,7 @@ mod tests {
     #[test]
     fn rejects_uppercase_first_component_that_oci_spec_accepts() {
         // oci-spec's grammar takes `Team` for a registry host, then calls it a Hub path.
-        assert!(Reference::try_from("Team/app").is_ok());
+        assert!(oci_spec::distribution::Reference::try_from("Team/app").is_ok());
         assert!(reason("Team/app").contains("\"Team/app\" has uppercase letters"));
     }
 

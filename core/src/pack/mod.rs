@@ -12,6 +12,7 @@ pub mod layout;
 pub mod lenient_json;
 pub mod manifest;
 pub mod presets;
+mod reference_grammar;
 pub mod render;
 pub mod render_failure;
 pub mod values;
