@@ -128,19 +128,21 @@ fn major_minor(version: &PackVersion) -> (u64, u64) {
 
 fn kubernetes_step(running: &str, next: &str) -> Option<UpgradeViolation> {
     let (from, to) = (shown(running), shown(next));
-    let (running_version, next_version) =
-        match (PackVersion::parse(running), PackVersion::parse(next)) {
-            (Ok(r), Ok(n)) => (r, n),
-            (Err(e), _) | (_, Err(e)) => {
-                // Both were checked when resolved; a revision edited by hand is not guessed at.
-                return Some(UpgradeViolation {
-                    rule: UpgradeRule::KubernetesMinorStep,
-                    message: format!(
-                        "Kubernetes {from} → {to} cannot be compared: {e}; publish a revision with a MAJOR.MINOR.PATCH release"
-                    ),
-                });
-            }
-        };
+    let (running_version, next_version) = match (
+        PackVersion::parse(running),
+        PackVersion::parse(next),
+    ) {
+        (Ok(r), Ok(n)) => (r, n),
+        (Err(e), _) | (_, Err(e)) => {
+            // Both were checked when resolved; a revision edited by hand is not guessed at.
+            return Some(UpgradeViolation {
+                rule: UpgradeRule::KubernetesMinorStep,
+                message: format!(
+                    "Kubernetes {from} → {to} cannot be compared: {e}; publish a revision with a MAJOR.MINOR.PATCH release"
+                ),
+            });
+        }
+    };
     let (major, minor) = major_minor(&running_version);
     let (next_major, next_minor) = major_minor(&next_version);
     if next_version < running_version {
@@ -165,7 +167,11 @@ fn kubernetes_step(running: &str, next: &str) -> Option<UpgradeViolation> {
         let skipped: Vec<String> = (minor + 1..next_minor)
             .map(|m| format!("{major}.{m}"))
             .collect();
-        let noun = if skipped.len() == 1 { "minor" } else { "minors" };
+        let noun = if skipped.len() == 1 {
+            "minor"
+        } else {
+            "minors"
+        };
         return Some(UpgradeViolation {
             rule: UpgradeRule::KubernetesMinorStep,
             message: format!(

@@ -99,24 +99,27 @@ fn a_patch_up_and_the_same_version_are_allowed() {
 fn two_minors_up_are_refused_naming_the_minor_to_publish_first() {
     assert_eq!(
         refused("v1.20.2", "v1.22.1"),
-        ["one Kubernetes minor version at a time: Kubernetes 1.20.2 → 1.22.1 skips minor 1.21; publish a revision with 1.21.x first"]
+        [
+            "one Kubernetes minor version at a time: Kubernetes 1.20.2 → 1.22.1 skips minor 1.21; publish a revision with 1.21.x first"
+        ]
     );
     assert_eq!(
         refused("v1.20.2", "v1.23.0"),
-        ["one Kubernetes minor version at a time: Kubernetes 1.20.2 → 1.23.0 skips minors 1.21, 1.22; publish a revision with 1.21.x first"]
+        [
+            "one Kubernetes minor version at a time: Kubernetes 1.20.2 → 1.23.0 skips minors 1.21, 1.22; publish a revision with 1.21.x first"
+        ]
     );
     let refusal = check_upgrade(&k8s("v1.20.2"), &k8s("v1.22.1"), &[]).unwrap_err();
-    assert_eq!(
-        refusal.violations[0].rule,
-        UpgradeRule::KubernetesMinorStep
-    );
+    assert_eq!(refusal.violations[0].rule, UpgradeRule::KubernetesMinorStep);
 }
 
 #[test]
 fn a_new_major_is_refused() {
     assert_eq!(
         refused("v1.28.3", "v2.0.0"),
-        ["one Kubernetes minor version at a time: Kubernetes 1.28.3 → 2.0.0 changes the major version; stay within 1.x, one minor version at a time (1.28.x or 1.29.x)"]
+        [
+            "one Kubernetes minor version at a time: Kubernetes 1.28.3 → 2.0.0 changes the major version; stay within 1.x, one minor version at a time (1.28.x or 1.29.x)"
+        ]
     );
 }
 
@@ -124,11 +127,15 @@ fn a_new_major_is_refused() {
 fn any_downgrade_is_refused_a_patch_included() {
     assert_eq!(
         refused("v1.20.2", "v1.20.1"),
-        ["Kubernetes never goes down: Kubernetes 1.20.2 → 1.20.1 is a downgrade; keep 1.20.2 or move up to a later 1.20 or a 1.21.x release"]
+        [
+            "Kubernetes never goes down: Kubernetes 1.20.2 → 1.20.1 is a downgrade; keep 1.20.2 or move up to a later 1.20 or a 1.21.x release"
+        ]
     );
     assert_eq!(
         refused("v1.21.1", "v1.20.2"),
-        ["Kubernetes never goes down: Kubernetes 1.21.1 → 1.20.2 is a downgrade; keep 1.21.1 or move up to a later 1.21 or a 1.22.x release"]
+        [
+            "Kubernetes never goes down: Kubernetes 1.21.1 → 1.20.2 is a downgrade; keep 1.21.1 or move up to a later 1.21 or a 1.22.x release"
+        ]
     );
     // A release's own pre-release is below it; a major down is a downgrade, not a jump.
     for (running, next) in [("v1.21.0", "v1.21.0-rc.1"), ("v2.0.0", "v1.29.0")] {
@@ -149,7 +156,9 @@ fn any_downgrade_is_refused_a_patch_included() {
 fn a_version_that_is_not_one_is_refused_not_guessed() {
     assert_eq!(
         refused("v1.20.2", "latest"),
-        ["one Kubernetes minor version at a time: Kubernetes 1.20.2 → latest cannot be compared: \"latest\" is not a version: \"latest\" is not a number; expected numbers separated by dots, like 1.28, 18.04.4 or v1.2.3-rc.1; publish a revision with a MAJOR.MINOR.PATCH release"]
+        [
+            "one Kubernetes minor version at a time: Kubernetes 1.20.2 → latest cannot be compared: \"latest\" is not a version: \"latest\" is not a number; expected numbers separated by dots, like 1.28, 18.04.4 or v1.2.3-rc.1; publish a revision with a MAJOR.MINOR.PATCH release"
+        ]
     );
 }
 
