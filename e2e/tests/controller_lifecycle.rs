@@ -1,7 +1,8 @@
 //! The controller's life beyond the happy path: every bad input is a condition and
 //! creates nothing; a controller killed half-way is replaced by its standby, which
 //! converges to the same objects; a change of intent is a new revision; a new agent image
-//! rolls the agent; deleting a cluster before its pivot tears it down.
+//! rolls the agent; deleting a cluster before its pivot tears it down; a change the upgrade
+//! rules refuse publishes nothing and says which rule.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -16,14 +17,14 @@ use strata_e2e::cloud_sim::workload::StopWorkloads;
 use strata_e2e::dynamic_objects::{differences, get_dynamic, resource};
 use strata_e2e::management::{
     ControllerProcess, ManagementEnv, ManagementOptions, apply_secret, ensure_namespace,
-    strata_binary,
+    publish_pack, repo_root, strata_binary,
 };
 use strata_e2e::samples::apply_sample;
 use strata_e2e::wait::eventually;
 use strata_e2e::workload_cluster_status::{
     cluster, condition, describe, wait_phase, wait_phase_before_pivot,
 };
-use strata_shared::capi::{BuildInput, control_plane_objects};
+use strata_shared::capi::{BuildInput, control_plane_name, control_plane_objects};
 use strata_shared::cluster::{ClusterPhase, WorkloadCluster};
 use strata_shared::contracts::field_managers::AGENT_FIELD_MANAGER;
 use strata_shared::contracts::names::{AGENT_NAME, AGENT_NAMESPACE, objects_namespace};
@@ -777,4 +778,225 @@ async fn restart_day2_image_roll_and_deletion() {
         metrics.contains("strata_controller_clusters{phase=\"AgentInstalled\"} 0"),
         "{metrics}"
     );
+}
+
+/// A copy of the sample pack `name` in `into`, its `pack.json` edited by `edit`.
+fn sample_pack_variant(name: &str, into: &std::path::Path, edit: impl Fn(&mut Value)) {
+    fn copy(from: &std::path::Path, to: &std::path::Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), &target).unwrap();
+            }
+        }
+    }
+    copy(
+        &repo_root().join("manifests/samples/packs").join(name),
+        into,
+    );
+    let path = into.join("pack.json");
+    let mut manifest: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    edit(&mut manifest);
+    std::fs::write(&path, serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
+}
+
+/// The cluster's revisions, by number.
+async fn revision_numbers(client: &Client, namespace: &str) -> Vec<i64> {
+    let mut numbers: Vec<i64> = Api::<ClusterRevision>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|r| r.spec.number)
+        .collect();
+    numbers.sort_unstable();
+    numbers
+}
+
+#[tokio::test]
+async fn upgrade_rules_refuse_a_change_before_anything_is_published() {
+    let env = ManagementEnv::start(ManagementOptions {
+        simulator: false,
+        ..ManagementOptions::named("upgrade-rules")
+    })
+    .await
+    .unwrap();
+    let client = env.client();
+    let ns = "upgrades";
+    let name = "steps";
+    let objects = objects_namespace(ns, name);
+    ensure_namespace(&client, ns).await.unwrap();
+    // Kubernetes one minor up, two minors up and one patch down from the sample's 1.20.2,
+    // and a Calico that can only be applied on top of Kubernetes 1.21.
+    let packs = tempfile::tempdir().unwrap();
+    for version in ["1.21.1", "1.22.0", "1.20.1"] {
+        let dir = packs.path().join(format!("kubernetes-{version}"));
+        sample_pack_variant("kubernetes", &dir, |m| m["version"] = json!(version));
+        publish_pack(&env.registry, &dir).await.unwrap();
+    }
+    let calico = packs.path().join("cni-calico-3.20.0");
+    sample_pack_variant("cni-calico", &calico, |m| {
+        m["version"] = json!("3.20.0");
+        m["constraints"]["dependencies"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"packName": "kubernetes", "layer": "k8s", "type": "upgrade", "minVersion": "1.21.0"}));
+    });
+    publish_pack(&env.registry, &calico).await.unwrap();
+    // One version of the profile per step: (version, Kubernetes, Calico).
+    let steps = [
+        ("1.0.0", "1.20.2", "3.19.0"),
+        ("2.0.0", "1.22.0", "3.19.0"),
+        ("3.0.0", "1.20.1", "3.19.0"),
+        ("4.0.0", "1.21.1", "3.20.0"),
+        ("5.0.0", "1.21.1", "3.19.0"),
+    ];
+    for (version, kubernetes, calico) in steps {
+        apply_sample(&client, "profiles/sim-infra.yaml", ns, |d| {
+            d["metadata"]["name"] = json!(format!("upgrade-infra-{}", version.replace('.', "-")));
+            d["spec"]["name"] = json!("upgrade-infra");
+            d["spec"]["version"] = json!(version);
+            d["spec"]["layers"][1]["version"] = json!(kubernetes);
+            d["spec"]["layers"][2]["version"] = json!(calico);
+        })
+        .await;
+    }
+    apply_sample(&client, "clusters/sim-demo.yaml", ns, |d| {
+        d["metadata"]["name"] = json!(name);
+        d["spec"]["profiles"] = json!([{"name": "upgrade-infra", "version": "1.0.0"}]);
+    })
+    .await;
+    let controller = ControllerProcess::start(
+        env.control_plane.kubeconfig_path(),
+        env.dir.path(),
+        "controller",
+        &[],
+    )
+    .unwrap();
+    let wc = wait_phase(
+        &env,
+        &controller,
+        ns,
+        name,
+        ClusterPhase::Provisioning,
+        Duration::from_secs(120),
+    )
+    .await;
+    assert_eq!(wc.status.unwrap().revision, Some(1));
+
+    let clusters: Api<WorkloadCluster> = Api::namespaced(client.clone(), ns);
+    let move_to = |version: &'static str| {
+        let clusters = clusters.clone();
+        async move {
+            clusters
+                .patch(
+                    name,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"spec": {"profiles": [{"name": "upgrade-infra", "version": version}]}})),
+                )
+                .await
+                .unwrap();
+        }
+    };
+    let published = |message: &'static str| {
+        let client = client.clone();
+        async move {
+            eventually(message, Duration::from_secs(60), || async {
+                let wc = cluster(&client, ns, name).await?;
+                let generation = wc.metadata.generation;
+                let status = wc.status.as_ref()?;
+                let c = status
+                    .conditions
+                    .iter()
+                    .find(|c| c.type_ == "RevisionPublished")?;
+                (status.observed_generation == generation && c.observed_generation == generation)
+                    .then(|| wc.clone())
+            })
+            .await
+        }
+    };
+    let refusals = [
+        (
+            "2.0.0",
+            "the change is refused and revision 1 (Kubernetes v1.20.2, 4 layers) stays in force: \
+             one Kubernetes minor version at a time: Kubernetes 1.20.2 → 1.22.0 skips minor 1.21; \
+             publish a revision with 1.21.x first",
+        ),
+        (
+            "3.0.0",
+            "the change is refused and revision 1 (Kubernetes v1.20.2, 4 layers) stays in force: \
+             Kubernetes never goes down: Kubernetes 1.20.2 → 1.20.1 is a downgrade; keep 1.20.2 \
+             or move up to a later 1.20 or a 1.21.x release",
+        ),
+        (
+            "4.0.0",
+            "the change is refused and revision 1 (Kubernetes v1.20.2, 4 layers) stays in force: \
+             pack upgrade constraint: cni-calico 3.19.0 → 3.20.0 can only be applied on top of \
+             kubernetes >= 1.21.0; the running revision has kubernetes 1.20.2; publish a revision \
+             with kubernetes >= 1.21.0 first, then cni-calico 3.20.0",
+        ),
+    ];
+    for (version, expected) in refusals {
+        move_to(version).await;
+        let wc = published("the refusal of a change").await;
+        let (status, reason, message) = condition(&wc, "RevisionPublished");
+        assert_eq!(
+            (status, reason, message),
+            ("False", "UpgradeRefused", expected),
+            "profile {version}"
+        );
+        // Nothing published, nothing changed: still revision 1, its objects as they were,
+        // the spec valid all the same.
+        let status = wc.status.as_ref().unwrap();
+        assert_eq!(status.revision, Some(1), "profile {version}");
+        assert_eq!(status.phase, Some(ClusterPhase::Provisioning));
+        assert_eq!(condition(&wc, "Valid").0, "True");
+        assert_eq!(revision_numbers(&client, &objects).await, [1]);
+        let control_plane = get_dynamic(
+            &client,
+            "controlplane.cluster.x-k8s.io/v1beta2",
+            "KubeadmControlPlane",
+            Some(&objects),
+            &control_plane_name(name),
+        )
+        .await
+        .unwrap();
+        assert_eq!(control_plane.data["spec"]["version"], "v1.20.2");
+    }
+
+    // One minor step publishes revision 2 and clears the refusal; Calico 3.20.0 on top of
+    // it is revision 3; going back to 1.20.2 (a rollback to revision 1's content) is a
+    // downgrade and refused.
+    move_to("5.0.0").await;
+    let wc = published("revision 2").await;
+    let (status, reason, message) = condition(&wc, "RevisionPublished");
+    assert_eq!(
+        (status, reason, message),
+        (
+            "True",
+            "Published",
+            "revision 2 (Kubernetes v1.21.1, 4 layers)"
+        )
+    );
+    assert_eq!(wc.status.as_ref().unwrap().revision, Some(2));
+    move_to("4.0.0").await;
+    let wc = published("revision 3").await;
+    assert_eq!(condition(&wc, "RevisionPublished").0, "True");
+    assert_eq!(wc.status.as_ref().unwrap().revision, Some(3));
+    assert_eq!(revision_numbers(&client, &objects).await, [1, 2, 3]);
+    move_to("1.0.0").await;
+    let wc = published("the refusal of a rollback").await;
+    let (status, reason, message) = condition(&wc, "RevisionPublished");
+    assert_eq!((status, reason), ("False", "UpgradeRefused"), "{message}");
+    assert!(
+        message.contains("Kubernetes 1.21.1 → 1.20.2 is a downgrade"),
+        "{message}"
+    );
+    assert_eq!(wc.status.as_ref().unwrap().revision, Some(3));
+    assert_eq!(revision_numbers(&client, &objects).await, [1, 2, 3]);
 }

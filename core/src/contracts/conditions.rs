@@ -10,6 +10,10 @@
 pub const VALID: &str = "Valid";
 /// Whether the revision of the spec is published in the objects namespace.
 pub const REVISION_PUBLISHED: &str = "RevisionPublished";
+/// RevisionPublished=False: the upgrade rules refuse the move from the running revision to
+/// the spec's (the message names each rule, what was found and what to do); nothing is
+/// published and the cluster stays on its revision.
+pub const REASON_UPGRADE_REFUSED: &str = "UpgradeRefused";
 /// Whether the CAPI objects of the revision are applied.
 pub const OBJECTS_APPLIED: &str = "ObjectsApplied";
 /// Whether CAPI has brought up the first control-plane node.

@@ -7,9 +7,13 @@
 
 mod kubeadm_values;
 mod resolve;
+mod upgrade_rules;
 mod validate;
 
 pub use crate::crd::cluster_revision::*;
 
 pub use resolve::{content_hash, desired_state, revision_name};
+pub use upgrade_rules::{
+    UpgradeConstraint, UpgradeRefused, UpgradeRule, UpgradeViolation, check_upgrade,
+};
 pub use validate::{validate_account, validate_placement};

@@ -14,17 +14,19 @@ use strata_shared::cluster::ledger::{ClusterLedger, grant_move, objects_applied}
 use strata_shared::conditions::{ConditionUpdate, find};
 use strata_shared::contracts::capi::CLUSTER;
 use strata_shared::contracts::conditions::{
-    PIVOTED, REASON_MOVE_REQUESTED, REASON_MOVED, REVISION_PUBLISHED,
+    PIVOTED, REASON_MOVE_REQUESTED, REASON_MOVED, REASON_UPGRADE_REFUSED, REVISION_PUBLISHED,
 };
 use strata_shared::contracts::labels::WORKLOAD_CLUSTER_NAMESPACE_LABEL;
 use strata_shared::kube_writer::WriteError;
+use strata_shared::revision::DesiredState;
 
 use super::context::Context;
 use super::failure_reason::write_reason;
 use super::ledger::{self, LedgerError, Recorded};
 use super::namespaces::{ensure_namespace, ensure_plain_namespace};
 use super::outcome::Outcome;
-use super::revisions::{self, RevisionError};
+use super::resolve::Resolved;
+use super::revisions::{self, Published, RevisionError};
 use super::validate::ValidCluster;
 
 #[derive(Debug, thiserror::Error)]
@@ -70,19 +72,23 @@ impl ApplyError {
     }
 }
 
-/// The objects namespace and the revision published in it.
+/// The objects namespace and the revision in force in it.
 pub struct Publication {
     pub objects_namespace: Namespace,
     pub revision: i64,
+    /// The desired state of that revision: the resolved one, or the running one when the
+    /// upgrade rules refused the change, so that the cluster stays where it is.
+    pub desired: DesiredState,
     pub condition: ConditionUpdate<'static>,
 }
 
 /// Creates the objects namespace, binds the controller's writes there and publishes the
-/// revision of `desired`.
+/// revision of `resolved`, unless the upgrade rules refuse it (RevisionPublished=False,
+/// [`REASON_UPGRADE_REFUSED`], naming the rules).
 pub async fn publish(
     ctx: &Context,
     valid: &ValidCluster<'_>,
-    desired: &strata_shared::revision::DesiredState,
+    resolved: &Resolved,
 ) -> Result<Publication, ApplyError> {
     let location = &valid.location;
     let objects_namespace = ensure_namespace(
@@ -100,7 +106,8 @@ pub async fn publish(
         &ctx.writer,
         &location.objects_namespace,
         valid.name(),
-        desired,
+        &resolved.desired,
+        &resolved.upgrade_constraints,
     )
     .await
     .map_err(|source| ApplyError::Revision {
@@ -110,21 +117,34 @@ pub async fn publish(
     if published.new {
         tracing::info!(revision = published.number, "published a new revision");
     }
-    let condition = ConditionUpdate::ok(
-        REVISION_PUBLISHED,
-        "Published",
-        format!(
-            "revision {} (Kubernetes {}, {} layers)",
-            published.number,
-            desired.kubernetes_version,
-            desired.layers.len()
-        ),
-    );
+    let condition = publication_condition(&published);
+    if let Some(refused) = &published.refused {
+        tracing::info!(revision = published.number, %refused, "upgrade refused; the cluster stays on its revision");
+    }
     Ok(Publication {
         objects_namespace,
         revision: published.number,
+        desired: published.desired,
         condition,
     })
+}
+
+/// RevisionPublished: the revision in force, and the rules a refused change breaks.
+fn publication_condition(published: &Published) -> ConditionUpdate<'static> {
+    let in_force = format!(
+        "revision {} (Kubernetes {}, {} layers)",
+        published.number,
+        published.desired.kubernetes_version,
+        published.desired.layers.len()
+    );
+    match &published.refused {
+        None => ConditionUpdate::ok(REVISION_PUBLISHED, "Published", in_force),
+        Some(refused) => ConditionUpdate::not(
+            REVISION_PUBLISHED,
+            REASON_UPGRADE_REFUSED,
+            format!("the change is refused and {in_force} stays in force: {refused}"),
+        ),
+    }
 }
 
 /// The controller's own writes in a namespace it manages (identity Secrets): the static

@@ -207,12 +207,14 @@ async fn steps(
         Err(invalid) => return Ok(Outcome::Invalid(invalid)),
     };
     update.condition(resolved.valid_condition());
-    let publication = apply::publish(ctx, &valid, &resolved.desired).await?;
+    let publication = apply::publish(ctx, &valid, &resolved).await?;
     update.revision = Some(publication.revision);
     update.condition(publication.condition.clone());
+    // From here on, the revision in force: after a refused upgrade, the running one.
+    let desired = &publication.desired;
     // The identities stay in the management cluster whoever holds the cluster's objects:
     // a changed account reaches a pivoted cluster through them (its agent copies it).
-    let identities = build::identities(&valid, &resolved.desired, &ctx.settings)?;
+    let identities = build::identities(&valid, desired, &ctx.settings)?;
     let identity_secret = match identities {
         Some(identities) => {
             let objects_namespace = &publication.objects_namespace;
@@ -223,8 +225,7 @@ async fn steps(
     };
     // Like the identities, kept whoever holds the objects: the agent installs the layers
     // from these registries and takes a changed one from here.
-    let site = site_registries::site_registries(ctx, &valid, &inputs.registries, &resolved.desired)
-        .await?;
+    let site = site_registries::site_registries(ctx, &valid, &inputs.registries, desired).await?;
     site_registries::publish(ctx, &valid, &publication.objects_namespace, &site).await?;
     let (current, ledger) =
         match apply::turn(ctx, &valid, &publication.objects_namespace, agent_installed).await? {
@@ -242,7 +243,7 @@ async fn steps(
         );
         return Ok(Outcome::ObjectsGone { message });
     }
-    let objects = build::capi_objects(&valid, publication.revision, &resolved.desired)?;
+    let objects = build::capi_objects(&valid, publication.revision, desired)?;
     let applied = apply::capi_objects(ctx, &valid, objects).await?;
     let current = apply::record_applied(ctx, &valid, current, &ledger).await?;
     update.condition(ConditionUpdate::ok(

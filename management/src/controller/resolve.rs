@@ -1,12 +1,14 @@
 //! Resolving a valid cluster: its profiles' packs (from the registries it may use), the
 //! composed stack, and the desired state a revision is made of. A stack that does not
 //! compose makes the cluster [`Invalid`], its reason from the kinds of the findings.
+//! The packs' `upgrade` dependencies are kept beside the desired state: a revision pins
+//! versions, not manifests, and the upgrade rules need them when the revision is published.
 
 use strata_shared::conditions::ConditionUpdate;
 use strata_shared::contracts::conditions::VALID;
 use strata_shared::profile::compose::compose;
 use strata_shared::profile::{ClusterProfile, select_profile};
-use strata_shared::revision::{DesiredState, desired_state};
+use strata_shared::revision::{DesiredState, UpgradeConstraint, desired_state};
 
 use super::context::Context;
 use super::dereference::Inputs;
@@ -16,6 +18,8 @@ use super::validate::ValidCluster;
 /// What a valid cluster resolves to.
 pub struct Resolved {
     pub desired: DesiredState,
+    /// The `upgrade` dependencies of the stack's packs.
+    pub upgrade_constraints: Vec<UpgradeConstraint>,
     /// The warnings of the composition, `severity: subject: message`.
     pub warnings: Vec<String>,
 }
@@ -62,8 +66,14 @@ pub async fn stack(
     };
     let desired = desired_state(cluster, &stack, valid.account)
         .map_err(|findings| Invalid::from_findings(InvalidReason::InvalidStack, &findings))?;
+    let upgrade_constraints = stack
+        .layers
+        .iter()
+        .flat_map(|l| UpgradeConstraint::of(&l.manifest))
+        .collect();
     Ok(Resolved {
         desired,
+        upgrade_constraints,
         warnings: findings.warnings().map(|w| w.to_string()).collect(),
     })
 }

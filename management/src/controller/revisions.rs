@@ -1,5 +1,8 @@
 //! Publishing revisions: the desired state becomes `<cluster>-r<N>` in the cluster's
 //! objects namespace when it differs from the latest revision, and never changes after.
+//! The latest revision is the one the cluster runs (management's own record, never what
+//! the site reports), and a change the upgrade rules refuse publishes nothing: the
+//! cluster stays on it.
 
 use std::collections::BTreeMap;
 
@@ -8,7 +11,8 @@ use kube::api::ListParams;
 use strata_shared::contracts::labels::{REVISION_CLUSTER_LABEL, REVISION_NUMBER_LABEL};
 use strata_shared::kube_writer::{KubeWriter, WriteError};
 use strata_shared::revision::{
-    ClusterRevision, ClusterRevisionSpec, DesiredState, content_hash, revision_name,
+    ClusterRevision, ClusterRevisionSpec, DesiredState, UpgradeConstraint, UpgradeRefused,
+    check_upgrade, content_hash, revision_name,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -19,11 +23,15 @@ pub struct RevisionError {
     pub source: WriteError,
 }
 
-/// The revision in force after publishing: its number and whether it is new.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The revision in force after publishing: its number, whether it is new, and its desired
+/// state, which is not the one asked for when the change was refused.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Published {
     pub number: i64,
     pub new: bool,
+    pub desired: DesiredState,
+    /// Why the asked-for desired state was not published.
+    pub refused: Option<UpgradeRefused>,
 }
 
 /// The latest revision of a cluster, among `revisions`.
@@ -31,11 +39,16 @@ pub fn latest(revisions: &[ClusterRevision]) -> Option<&ClusterRevision> {
     revisions.iter().max_by_key(|r| r.spec.number)
 }
 
+/// Publishes `desired` as the next revision of `cluster` unless it is the latest one's
+/// already, or the upgrade rules refuse the move from the latest one to it (`constraints`
+/// are the `upgrade` dependencies of `desired`'s packs). The first revision has no rule to
+/// meet.
 pub async fn publish(
     writer: &KubeWriter,
     namespace: &str,
     cluster: &str,
     desired: &DesiredState,
+    constraints: &[UpgradeConstraint],
 ) -> Result<Published, RevisionError> {
     let revisions = writer.namespaced::<ClusterRevision>(namespace);
     let failed = |source: WriteError| RevisionError {
@@ -52,6 +65,18 @@ pub async fn publish(
         return Ok(Published {
             number: current.spec.number,
             new: false,
+            desired: current.spec.desired.clone(),
+            refused: None,
+        });
+    }
+    if let Some(current) = current
+        && let Err(refused) = check_upgrade(&current.spec.desired, desired, constraints)
+    {
+        return Ok(Published {
+            number: current.spec.number,
+            new: false,
+            desired: current.spec.desired.clone(),
+            refused: Some(refused),
         });
     }
     let number = current.map_or(1, |r| r.spec.number + 1);
@@ -76,5 +101,10 @@ pub async fn publish(
     // another writer of the same number fails with a conflict and the next reconcile
     // sees the winner.
     revisions.create(&revision).await.map_err(failed)?;
-    Ok(Published { number, new: true })
+    Ok(Published {
+        number,
+        new: true,
+        desired: desired.clone(),
+        refused: None,
+    })
 }
