@@ -274,7 +274,7 @@ fn a_kubernetes_upgrade_rolls_the_control_plane_and_every_pool() {
     assert_eq!(
         plan.summary,
         "Kubernetes v1.30.2 → v1.31.0; 1 layer upgraded; control plane rolls (3 machines); \
-         pool general rolls (2 machines); pool edge rolls (1 machines)"
+         pool general rolls (2 machines); pool edge rolls (1 machine)"
     );
     assert_eq!(
         step_work(&plan, RolloutStep::ControlPlane)[0],
@@ -284,7 +284,7 @@ fn a_kubernetes_upgrade_rolls_the_control_plane_and_every_pool() {
         step_work(&plan, RolloutStep::Workers)[..2],
         [
             "replace all 2 machines of pool general (Kubernetes version)",
-            "replace all 1 machines of pool edge (Kubernetes version)"
+            "replace the 1 machine of pool edge (Kubernetes version)"
         ]
     );
     // The same machine templates: only the version fields change.
@@ -398,7 +398,7 @@ Machines replaced:
 
 Steps:
   1. ControlPlane: nothing to do
-  2. Workers: replace all 2 machines of pool general (machine template); apply 3 changed Cluster API objects
+  2. Workers: replace all 2 machines of pool general (machine template); apply 3 Cluster API object changes
   3. Layers: nothing to do
 
 Summary: pool general rolls (2 machines)

@@ -28,9 +28,9 @@ pub(super) fn steps(plan: &RevisionPlan) -> Vec<PlanStep> {
     }
     for pool in &plan.node_pools {
         let line = match pool.action {
-            PoolAction::Added => format!("add pool {} ({} machines)", pool.pool, pool.count.to),
+            PoolAction::Added => format!("add pool {} ({})", pool.pool, count(pool.count.to)),
             PoolAction::Removed => {
-                format!("remove pool {} ({} machines)", pool.pool, pool.count.from)
+                format!("remove pool {} ({})", pool.pool, count(pool.count.from))
             }
             PoolAction::Changed if pool.count.from != pool.count.to => format!(
                 "resize {} {} → {}",
@@ -52,7 +52,11 @@ pub(super) fn steps(plan: &RevisionPlan) -> Vec<PlanStep> {
     ] {
         let count = plan.objects.iter().filter(|o| o.step == step).count();
         if count > 0 {
-            work.push(format!("apply {count} changed Cluster API objects"));
+            work.push(if count == 1 {
+                "apply 1 Cluster API object change".to_string()
+            } else {
+                format!("apply {count} Cluster API object changes")
+            });
         }
     }
     let layers = plan
@@ -126,14 +130,14 @@ pub(super) fn summary(plan: &RevisionPlan) -> String {
         } else {
             format!("pool {}", replaced.pool)
         };
-        parts.push(format!("{who} rolls ({} machines)", replaced.machines));
+        parts.push(format!("{who} rolls ({})", count(replaced.machines)));
     }
     for pool in &plan.node_pools {
         let (from, to) = (pool.count.from, pool.count.to);
         match pool.action {
-            PoolAction::Added => parts.push(format!("pool {} added ({to} machines)", pool.pool)),
+            PoolAction::Added => parts.push(format!("pool {} added ({})", pool.pool, count(to))),
             PoolAction::Removed => {
-                parts.push(format!("pool {} removed ({from} machines)", pool.pool))
+                parts.push(format!("pool {} removed ({})", pool.pool, count(from)))
             }
             PoolAction::Changed if from != to => {
                 parts.push(format!("{} resized {from} → {to}", pool_name(pool)))
@@ -161,11 +165,28 @@ fn pool_name(pool: &PoolChange) -> String {
     }
 }
 
+/// "all 3 control-plane machines", "the 1 machine of pool edge".
 fn machines_of(control_plane: bool, pool: &str, machines: u32) -> String {
-    if control_plane {
-        format!("all {machines} control-plane machines")
+    let all = if machines == 1 { "the" } else { "all" };
+    let what = if control_plane {
+        "control-plane machine".to_string()
     } else {
-        format!("all {machines} machines of pool {pool}")
+        format!("machine of pool {pool}")
+    };
+    let what = if machines == 1 {
+        what
+    } else {
+        what.replacen("machine", "machines", 1)
+    };
+    format!("{all} {machines} {what}")
+}
+
+/// "1 machine", "3 machines".
+fn count(machines: u32) -> String {
+    if machines == 1 {
+        "1 machine".to_string()
+    } else {
+        format!("{machines} machines")
     }
 }
 
@@ -283,8 +304,8 @@ fn write_plan(plan: &RevisionPlan) -> Result<String, fmt::Error> {
     for pool in &plan.node_pools {
         let name = &pool.pool;
         match pool.action {
-            PoolAction::Added => writeln!(pools, "  + {name}: {} machines", pool.count.to)?,
-            PoolAction::Removed => writeln!(pools, "  - {name}: {} machines", pool.count.from)?,
+            PoolAction::Added => writeln!(pools, "  + {name}: {}", count(pool.count.to))?,
+            PoolAction::Removed => writeln!(pools, "  - {name}: {}", count(pool.count.from))?,
             PoolAction::Changed => {
                 let mut what = Vec::new();
                 if pool.count.from != pool.count.to {
