@@ -4,6 +4,7 @@
 //! the command failed, 2 on usage errors.
 
 mod cluster_commands;
+mod cluster_plan_command;
 mod controller;
 mod crd_commands;
 mod documents;
@@ -63,6 +64,10 @@ enum ClusterCommand {
     /// admin kubeconfig: the way back for a site whose token ran out while it was cut off
     /// (docs/security.md).
     Rekey(cluster_commands::RekeyArgs),
+    /// Print what applying a cluster's next revision will do: layers, values (secrets
+    /// masked), Kubernetes and OS, node pools, Cluster API objects, machines replaced and
+    /// the agent's steps. Reads the management cluster and changes nothing.
+    Plan(cluster_plan_command::PlanArgs),
 }
 
 #[derive(Subcommand)]
@@ -289,6 +294,7 @@ fn run(cli: Cli) -> Result<ExitStatus, CommandError> {
         }
         Command::Crds { output_dir } => crd_commands::run(output_dir.as_deref()),
         Command::Cluster(ClusterCommand::Rekey(args)) => cluster_commands::rekey(&args),
+        Command::Cluster(ClusterCommand::Plan(args)) => cluster_plan_command::plan(&args),
         Command::Controller(args) => {
             tracing_subscriber::fmt()
                 .with_env_filter(

@@ -6,12 +6,17 @@
 //! publishes the next number; an unchanged intent is recognised by its content hash.
 
 mod kubeadm_values;
+mod plan;
 mod resolve;
 mod upgrade_rules;
 mod validate;
 
 pub use crate::crd::cluster_revision::*;
 
+pub use plan::{
+    Change, LayerAction, LayerChange, ObjectAction, ObjectChange, PlanError, PlanStep, PoolAction,
+    PoolChange, Replacement, RevisionPlan, RolloutStep, ValueChange,
+};
 pub use resolve::{content_hash, desired_state, revision_name};
 pub use upgrade_rules::{
     UpgradeConstraint, UpgradeRefused, UpgradeRule, UpgradeViolation, check_upgrade,
