@@ -14,8 +14,10 @@ use crate::contracts::capi::MACHINE_HEALTH_CHECK;
 use crate::contracts::labels::CAPI_CLUSTER_NAME_LABEL;
 use crate::revision::DesiredState;
 
-/// Set by the KubeadmControlPlane on its machines (empty value).
-const CAPI_CONTROL_PLANE_LABEL: &str = "cluster.x-k8s.io/control-plane";
+/// Set by the KubeadmControlPlane on its machines, to its own name. (Not
+/// `cluster.x-k8s.io/control-plane`, whose value is empty: kube-apiserver 1.20's
+/// server-side apply turns an empty string into null, which the schema refuses.)
+const CAPI_CONTROL_PLANE_NAME_LABEL: &str = "cluster.x-k8s.io/control-plane-name";
 
 /// The control plane's health check, `<cluster>-control-plane` like its
 /// `KubeadmControlPlane`, over the machines that controller labels as its own.
@@ -28,10 +30,11 @@ pub(super) fn control_plane_health_check(input: &BuildInput) -> Value {
         .health_check
         .clone()
         .unwrap_or_default();
+    let name = control_plane_name(cluster);
     health_check(
         input,
-        &control_plane_name(cluster),
-        json!({ CAPI_CLUSTER_NAME_LABEL: cluster, CAPI_CONTROL_PLANE_LABEL: "" }),
+        &name,
+        json!({ CAPI_CLUSTER_NAME_LABEL: cluster, CAPI_CONTROL_PLANE_NAME_LABEL: name }),
         &check,
     )
 }

@@ -54,7 +54,10 @@ fn every_cloud_gets_health_checks_and_control_plane_remediation_with_the_default
         assert_eq!(cp_check["spec"]["clusterName"], cluster.as_str());
         assert_eq!(
             cp_check["spec"]["selector"]["matchLabels"],
-            json!({ "cluster.x-k8s.io/cluster-name": cluster, "cluster.x-k8s.io/control-plane": "" })
+            json!({
+                "cluster.x-k8s.io/cluster-name": cluster,
+                "cluster.x-k8s.io/control-plane-name": format!("{cluster}-control-plane"),
+            })
         );
         assert_eq!(cp_check["spec"]["checks"], defaults, "{cloud}");
         assert_eq!(cp_check["spec"]["remediation"], trigger, "{cloud}");
