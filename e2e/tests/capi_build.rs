@@ -81,12 +81,29 @@ fn desired(cloud: ClusterCloud) -> DesiredState {
         },
         "layers": [],
         "nodePools": {
-            "controlPlane": { "count": 3, "machine": control_plane },
+            "controlPlane": {
+                "count": 3,
+                "machine": control_plane,
+                "healthCheck": { "unhealthyTimeoutSeconds": 120, "nodeStartupTimeoutSeconds": 900, "maxUnhealthy": 1 },
+                "remediation": { "maxRetry": 5, "retryPeriodSeconds": 60, "minHealthyPeriodSeconds": 1800 },
+            },
             "workers": [
-                { "name": "general", "count": 3, "machine": general },
-                { "name": "gpu", "count": 1, "machine": general },
+                {
+                    "name": "general",
+                    "count": 3,
+                    "machine": general,
+                    "rollout": { "maxSurge": "25%", "maxUnavailable": 1 },
+                },
+                {
+                    "name": "gpu",
+                    "count": 1,
+                    "machine": general,
+                    "healthCheck": { "maxUnhealthy": "100%" },
+                    "rollout": { "maxSurge": 0, "maxUnavailable": "50%" },
+                },
             ],
         },
+        "certificatesExpiryDays": 30,
         "network": {
             "podCidrs": ["192.168.0.0/16"],
             "serviceCidrs": ["10.96.0.0/12"],

@@ -30,6 +30,7 @@ const CREATED_KINDS: &[&str] = &[
     "Cluster",
     "KubeadmControlPlane",
     "MachineDeployment",
+    "MachineHealthCheck",
     "KubeadmConfigTemplate",
     "VSphereCluster",
     "VSphereMachineTemplate",

@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use strata_e2e::capi_crds::{self, CrdSet};
 use strata_e2e::cloud_sim::kinds::{
     CLUSTER, KUBEADM_CONFIG, KUBEADM_CONFIG_TEMPLATE, KUBEADM_CONTROL_PLANE, Kind, MACHINE,
-    MACHINE_DEPLOYMENT, MACHINE_SET, Provider,
+    MACHINE_DEPLOYMENT, MACHINE_HEALTH_CHECK, MACHINE_SET, Provider,
 };
 use strata_e2e::cloud_sim::{CloudSimulator, SimOptions, sim_crds, workload};
 use strata_e2e::control_plane::{ControlPlane, ControlPlaneOptions};
@@ -121,6 +121,7 @@ fn all_kinds() -> Vec<Kind> {
         MACHINE,
         KUBEADM_CONFIG,
         KUBEADM_CONFIG_TEMPLATE,
+        MACHINE_HEALTH_CHECK,
     ];
     for p in Provider::ALL {
         kinds.extend([p.cluster_kind(), p.machine_kind(), p.template_kind()]);
@@ -1410,6 +1411,221 @@ async fn faults_on_request() {
 }
 
 // ---- the binary ----------------------------------------------------------------------
+
+/// Health checks as Strata builds them (`strata_core::capi`), with a short unhealthy
+/// timeout: one for the control plane and one for the pool.
+fn health_checks(cluster: &str, unhealthy_seconds: i64) -> Vec<Value> {
+    let check = |name: String, selector: Value| {
+        json!({
+            "apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "MachineHealthCheck",
+            "metadata": { "name": name, "namespace": NS, "labels": { "cluster.x-k8s.io/cluster-name": cluster } },
+            "spec": {
+                "clusterName": cluster,
+                "selector": { "matchLabels": selector },
+                "checks": {
+                    "nodeStartupTimeoutSeconds": 600,
+                    "unhealthyNodeConditions": [
+                        { "type": "Ready", "status": "Unknown", "timeoutSeconds": unhealthy_seconds },
+                        { "type": "Ready", "status": "False", "timeoutSeconds": unhealthy_seconds },
+                    ],
+                },
+                "remediation": { "triggerIf": { "unhealthyLessThanOrEqualTo": "40%" } },
+            },
+        })
+    };
+    vec![
+        check(
+            format!("{cluster}-control-plane"),
+            json!({
+                "cluster.x-k8s.io/cluster-name": cluster,
+                "cluster.x-k8s.io/control-plane-name": format!("{cluster}-control-plane"),
+            }),
+        ),
+        check(
+            format!("{cluster}-workers"),
+            json!({
+                "cluster.x-k8s.io/cluster-name": cluster,
+                "cluster.x-k8s.io/deployment-name": format!("{cluster}-workers"),
+            }),
+        ),
+    ]
+}
+
+fn reason<'a>(v: &'a Value, kind: &str) -> &'a str {
+    condition(v, kind).map_or("", |c| s(c, "/reason"))
+}
+
+/// A worker whose node stays NotReady past its health check's timeout is replaced; while
+/// more of the pool is unhealthy than the check allows (two of three, over 40%), none is.
+#[tokio::test]
+async fn unhealthy_machines_are_replaced_only_while_few_are() {
+    init_tracing();
+    let _stop = StopWorkloads;
+    let (_cp, client) = management("sim-health").await;
+    let sim = CloudSimulator::start(client.clone(), nodes_with_network());
+    let mut objects = sim_objects("healing", 1, 3);
+    objects.extend(health_checks("healing", 2));
+    apply_objects(&client, &objects).await;
+    let want = Want {
+        cluster: "healing",
+        control_plane: 1,
+        control_plane_version: OLD,
+        pools: vec![("healing-workers".into(), 3)],
+        worker_version: OLD,
+    };
+    wait_converged(&client, &want, Duration::from_secs(240)).await;
+    let pool_check = "healing-workers";
+    wait_for(
+        "every machine checked healthy",
+        Duration::from_secs(30),
+        || async {
+            let machines = list(&client, &MACHINE).await;
+            let check = get(&client, &MACHINE_HEALTH_CHECK, pool_check).await;
+            let unchecked: Vec<&str> = machines
+                .iter()
+                .filter(|m| !is_true(m, "HealthCheckSucceeded"))
+                .map(name)
+                .collect();
+            (unchecked.is_empty()
+                && i(&check, "/status/expectedMachines") == 3
+                && i(&check, "/status/currentHealthy") == 3
+                && i(&check, "/status/remediationsAllowed") == 1
+                && is_true(&check, "RemediationAllowed"))
+            .then_some(())
+            .ok_or_else(|| format!("unchecked {unchecked:?}, check status {}", check["status"]))
+        },
+    )
+    .await;
+    // The Cluster owns its checks, which is how a move finds them.
+    let cluster_uid = s(&get(&client, &CLUSTER, "healing").await, "/metadata/uid").to_string();
+    for check in list(&client, &MACHINE_HEALTH_CHECK).await {
+        assert_eq!(
+            s(&check, "/metadata/ownerReferences/0/uid"),
+            cluster_uid,
+            "{}",
+            name(&check)
+        );
+    }
+    let control_plane: Vec<String> = list(&client, &MACHINE)
+        .await
+        .iter()
+        .filter(|m| owner_of(m) != "healing-workers")
+        .map(|m| name(m).to_string())
+        .collect();
+
+    // Two of three workers go NotReady while the check is paused, so that it first sees
+    // them unhealthy together: over 40%, it marks them and remediates neither.
+    merge(
+        &client,
+        &MACHINE_HEALTH_CHECK,
+        pool_check,
+        json!({ "metadata": { "annotations": { "cluster.x-k8s.io/paused": "" } } }),
+    )
+    .await;
+    wait_passes(&sim, 2).await;
+    let workers: Vec<String> = list(&client, &MACHINE)
+        .await
+        .iter()
+        .filter(|m| owner_of(m) == "healing-workers")
+        .map(|m| name(m).to_string())
+        .collect();
+    assert_eq!(workers.len(), 3);
+    let (failing, recovering) = (workers[0].clone(), workers[1].clone());
+    sim.node_not_ready(NS, &failing).await.unwrap();
+    sim.node_not_ready(NS, &recovering).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    merge(
+        &client,
+        &MACHINE_HEALTH_CHECK,
+        pool_check,
+        json!({ "metadata": { "annotations": { "cluster.x-k8s.io/paused": null } } }),
+    )
+    .await;
+    wait_for(
+        "two machines marked unhealthy",
+        Duration::from_secs(30),
+        || async {
+            let check = get(&client, &MACHINE_HEALTH_CHECK, pool_check).await;
+            let mut reasons = Vec::new();
+            for m in [&failing, &recovering] {
+                let machine = get(&client, &MACHINE, m).await;
+                reasons.push(reason(&machine, "HealthCheckSucceeded").to_string());
+            }
+            (reasons == ["UnhealthyNode", "UnhealthyNode"]
+                && reason(&check, "RemediationAllowed") == "TooManyUnhealthy"
+                && i(&check, "/status/currentHealthy") == 1
+                && i(&check, "/status/remediationsAllowed") == 0)
+                .then_some(())
+                .ok_or_else(|| format!("machines {reasons:?}, check status {}", check["status"]))
+        },
+    )
+    .await;
+    wait_passes(&sim, 5).await;
+    let machines = list(&client, &MACHINE).await;
+    assert_eq!(
+        machines.len(),
+        4,
+        "a machine was remediated over the threshold"
+    );
+    for m in &machines {
+        assert!(
+            m.pointer("/metadata/deletionTimestamp").is_none(),
+            "{} is being deleted",
+            name(m)
+        );
+        assert!(
+            condition(m, "OwnerRemediated").is_none(),
+            "{} was marked for its owner",
+            name(m)
+        );
+    }
+
+    // One recovers: one of three is within 40%, so the other is replaced by its MachineSet.
+    sim.node_ready(NS, &recovering).await.unwrap();
+    wait_for(
+        "the failing machine to go",
+        Duration::from_secs(60),
+        || async {
+            let names: Vec<String> = list(&client, &MACHINE)
+                .await
+                .iter()
+                .map(|m| name(m).to_string())
+                .collect();
+            (!names.contains(&failing))
+                .then_some(())
+                .ok_or_else(|| format!("machines {names:?}"))
+        },
+    )
+    .await;
+    wait_converged(&client, &want, Duration::from_secs(120)).await;
+    let now: Vec<String> = list(&client, &MACHINE)
+        .await
+        .iter()
+        .map(|m| name(m).to_string())
+        .collect();
+    assert!(
+        now.contains(&recovering),
+        "the recovered machine stays: {now:?}"
+    );
+    for m in &control_plane {
+        assert!(
+            now.contains(m),
+            "control-plane machine {m} was replaced: {now:?}"
+        );
+    }
+    wait_for(
+        "the pool checked healthy again",
+        Duration::from_secs(30),
+        || async {
+            let check = get(&client, &MACHINE_HEALTH_CHECK, pool_check).await;
+            (i(&check, "/status/currentHealthy") == 3 && is_true(&check, "RemediationAllowed"))
+                .then_some(())
+                .ok_or_else(|| format!("check status {}", check["status"]))
+        },
+    )
+    .await;
+    sim.stop();
+}
 
 #[tokio::test]
 async fn the_binary_watches_an_apiserver_and_stops_its_workloads_on_sigterm() {

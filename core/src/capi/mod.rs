@@ -12,9 +12,12 @@ mod aws;
 mod azure;
 mod identity;
 mod kubeadm;
+mod self_healing;
 mod sim;
 mod vsphere;
 
+#[cfg(test)]
+mod self_healing_tests;
 #[cfg(test)]
 mod tests;
 
@@ -154,8 +157,9 @@ fn cloud_kubeadm(input: &BuildInput, role: Role, machine_template: &str) -> kube
 }
 
 /// The objects the controller applies before the first node exists, in apply order:
-/// `Cluster`, the cloud's cluster, the control-plane machine template, and the
-/// `KubeadmControlPlane` with one replica (the agent raises it after the pivot).
+/// `Cluster`, the cloud's cluster, the control-plane machine template, the
+/// `KubeadmControlPlane` with one replica (the agent raises it after the pivot) and the
+/// control plane's `MachineHealthCheck`.
 pub fn control_plane_objects(input: &BuildInput) -> Result<Vec<Value>, BuildError> {
     let desired = input.desired;
     let cluster = input.cluster_name;
@@ -205,6 +209,8 @@ pub fn control_plane_objects(input: &BuildInput) -> Result<Vec<Value>, BuildErro
                 },
             },
             "kubeadmConfigSpec": kubeadm::control_plane_spec(desired, &cloud),
+            "remediation": self_healing::control_plane_remediation(desired),
+            "rollout": self_healing::control_plane_rollout(desired),
         },
     });
     Ok(vec![
@@ -220,11 +226,12 @@ pub fn control_plane_objects(input: &BuildInput) -> Result<Vec<Value>, BuildErro
             template_spec,
         ),
         kcp,
+        self_healing::control_plane_health_check(input),
     ])
 }
 
-/// For each worker pool, in apply order: its machine template, `KubeadmConfigTemplate`
-/// and `MachineDeployment` at the pool's full count. The agent applies these after the
+/// For each worker pool, in apply order: its machine template, `KubeadmConfigTemplate`,
+/// `MachineDeployment` at the pool's full count, and `MachineHealthCheck`. The agent applies these after the
 /// pivot, so they are never scaled down to wait for it.
 pub fn worker_pool_objects(input: &BuildInput) -> Result<Vec<Value>, BuildError> {
     let desired = input.desired;
@@ -261,25 +268,35 @@ pub fn worker_pool_objects(input: &BuildInput) -> Result<Vec<Value>, BuildError>
             metadata(input, &config_name, cluster_labels(cluster)),
             config_spec,
         ));
+        let mut deployment_spec = json!({
+            "clusterName": cluster,
+            "replicas": pool.count,
+            "selector": { "matchLabels": selector },
+            "template": {
+                "metadata": { "labels": machine_labels },
+                "spec": {
+                    "clusterName": cluster,
+                    "version": desired.kubernetes_version,
+                    "bootstrap": {
+                        "configRef": reference(&KUBEADM_CONFIG_TEMPLATE, &config_name),
+                    },
+                    "infrastructureRef": reference(&kinds.machine_template, &machine_template),
+                },
+            },
+        });
+        if let Some(rollout) = self_healing::pool_rollout(pool) {
+            deployment_spec["rollout"] = rollout;
+        }
         objects.push(object(
             &MACHINE_DEPLOYMENT,
             metadata(input, &deployment, deployment_labels),
-            json!({
-                "clusterName": cluster,
-                "replicas": pool.count,
-                "selector": { "matchLabels": selector },
-                "template": {
-                    "metadata": { "labels": machine_labels },
-                    "spec": {
-                        "clusterName": cluster,
-                        "version": desired.kubernetes_version,
-                        "bootstrap": {
-                            "configRef": reference(&KUBEADM_CONFIG_TEMPLATE, &config_name),
-                        },
-                        "infrastructureRef": reference(&kinds.machine_template, &machine_template),
-                    },
-                },
-            }),
+            deployment_spec,
+        ));
+        objects.push(self_healing::pool_health_check(
+            input,
+            &deployment,
+            &selector,
+            pool,
         ));
     }
     Ok(objects)

@@ -15,14 +15,14 @@ use crate::revision::{AccountSettings, KubeadmSettings, OsImage, RevisionLayer};
 
 const NAMESPACE: &str = "strata-demo";
 const REGENERATE: &str = "STRATA_UPDATE_GOLDEN=1 cargo test -p strata-core capi::";
-const CLOUDS: [ClusterCloud; 4] = [
+pub(super) const CLOUDS: [ClusterCloud; 4] = [
     ClusterCloud::Vsphere,
     ClusterCloud::Aws,
     ClusterCloud::Azure,
     ClusterCloud::Sim,
 ];
 
-fn cluster_name(cloud: ClusterCloud) -> String {
+pub(super) fn cluster_name(cloud: ClusterCloud) -> String {
     format!("demo-{cloud}")
 }
 
@@ -56,7 +56,7 @@ fn shape(cpus: Option<u32>, memory_mib: Option<u64>, disk_gib: Option<u64>) -> M
 }
 
 /// A realistic revision of a 3 + 3 node cluster on `cloud`, Kubernetes v1.20.2.
-fn fixture(cloud: ClusterCloud) -> DesiredState {
+pub(super) fn fixture(cloud: ClusterCloud) -> DesiredState {
     let (os, control_plane, general) = match cloud {
         ClusterCloud::Vsphere => (
             OsImage {
@@ -146,11 +146,15 @@ fn fixture(cloud: ClusterCloud) -> DesiredState {
             control_plane: ControlPlanePool {
                 count: 3,
                 machine: control_plane,
+                health_check: None,
+                remediation: None,
             },
             workers: vec![WorkerPool {
                 name: "general".into(),
                 count: 3,
                 machine: general,
+                health_check: None,
+                rollout: None,
             }],
         },
         network: ResolvedNetwork {
@@ -191,6 +195,7 @@ fn fixture(cloud: ClusterCloud) -> DesiredState {
             ssh_public_key: Some("c3NoLWVkMjU1MTkgQUFBQUMzTnphQzFsWkRJMU5URTVBQUFBSUhxOWQxVnQweTNiMGswUDJvM3Y1WWtxM1ZiMWI5bjRsRTZtWDJKUW03Y1Egc3RyYXRhQGV4YW1wbGUuY29t".into()),
         }),
         account: (cloud != ClusterCloud::Sim).then(|| account(cloud)),
+        certificates_expiry_days: None,
     }
 }
 
@@ -235,7 +240,7 @@ fn provider_namespace(cloud: ClusterCloud) -> &'static str {
     }
 }
 
-fn input<'a>(cluster: &'a str, desired: &'a DesiredState) -> BuildInput<'a> {
+pub(super) fn input<'a>(cluster: &'a str, desired: &'a DesiredState) -> BuildInput<'a> {
     BuildInput {
         cluster_name: cluster,
         namespace: NAMESPACE,

@@ -70,6 +70,7 @@ pub const CLUSTER_CLASS: CapiKind = core_kind!("ClusterClass", "clusterclasses")
 pub const MACHINE_DEPLOYMENT: CapiKind = core_kind!("MachineDeployment", "machinedeployments");
 pub const MACHINE_SET: CapiKind = core_kind!("MachineSet", "machinesets");
 pub const MACHINE: CapiKind = core_kind!("Machine", "machines");
+pub const MACHINE_HEALTH_CHECK: CapiKind = core_kind!("MachineHealthCheck", "machinehealthchecks");
 
 // Kubeadm control plane and bootstrap.
 pub const KUBEADM_CONTROL_PLANE: CapiKind = capi_kind!(
@@ -147,12 +148,13 @@ pub const CLUSTER_SCOPED_IDENTITIES: [CapiKind; 2] =
 mod tests {
     use super::*;
 
-    const ALL: [CapiKind; 19] = [
+    const ALL: [CapiKind; 20] = [
         CLUSTER,
         CLUSTER_CLASS,
         MACHINE_DEPLOYMENT,
         MACHINE_SET,
         MACHINE,
+        MACHINE_HEALTH_CHECK,
         KUBEADM_CONTROL_PLANE,
         KUBEADM_CONFIG,
         KUBEADM_CONFIG_TEMPLATE,

@@ -50,8 +50,14 @@ pub struct DesiredState {
     pub kubeadm: KubeadmSettings,
     /// In install order.
     pub layers: Vec<RevisionLayer>,
+    /// With every health check and the control plane's remediation resolved.
     pub node_pools: NodePools,
     pub network: ResolvedNetwork,
+    /// The control plane rolls a machine whose certificates expire within this many
+    /// days. Always set by resolution; absent in revisions published before it existed,
+    /// which get the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificates_expiry_days: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vsphere: Option<VspherePlacement>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

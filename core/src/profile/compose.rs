@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::catalog::PackSource;
-use crate::cluster::WorkloadCluster;
+use crate::cluster::{WorkloadCluster, check_self_healing};
 use crate::finding::{FindingKind, Findings};
 use crate::layer::macros::check_macros;
 use crate::pack::PackContent;
@@ -214,6 +214,7 @@ pub fn validate_cluster_spec(cluster: &WorkloadCluster) -> Findings {
             );
         }
     }
+    findings.extend(check_self_healing(spec));
     findings
 }
 

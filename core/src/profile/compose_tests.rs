@@ -555,6 +555,8 @@ fn cluster_spec_rules() {
         name: "GPU_pool".into(),
         count: 1,
         machine: Default::default(),
+        health_check: None,
+        rollout: None,
     });
     let findings = validate_cluster_spec(&c);
     assert!(findings.contains(

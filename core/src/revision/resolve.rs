@@ -7,7 +7,9 @@ use sha2::{Digest, Sha256};
 use super::kubeadm_values::{layer_settings, merge_layer};
 use super::{AccountSettings, DesiredState, KubeadmSettings, OsImage, RevisionLayer};
 use crate::cloud_account::CloudAccount;
-use crate::cluster::{ClusterCloud, ResolvedNetwork, WorkloadCluster, check_network};
+use crate::cluster::{
+    ClusterCloud, ResolvedNetwork, WorkloadCluster, certificates_expiry_days, check_network,
+};
 use crate::finding::Findings;
 use crate::pack::manifest::Layer;
 use crate::profile::compose::{ComposedStack, StackLayer};
@@ -130,8 +132,9 @@ pub fn desired_state(
         os: os_image,
         kubeadm,
         layers,
-        node_pools: spec.node_pools.clone(),
+        node_pools: spec.node_pools.resolved(),
         network,
+        certificates_expiry_days: Some(certificates_expiry_days(spec.certificates_expiry_days)),
         vsphere: spec
             .vsphere
             .clone()

@@ -218,6 +218,51 @@ fn the_content_hash_follows_the_intent() {
 }
 
 #[test]
+fn self_healing_settings_are_resolved_into_the_revision() {
+    use crate::cluster::{HealthCheck, PoolRollout};
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+    let source = source("");
+    let plain = resolve(&cluster(ClusterCloud::Sim, &["base"]), &source).unwrap();
+    let pools = &plain.node_pools;
+    let check = pools.workers[0].health_check.as_ref().unwrap();
+    assert_eq!(check.unhealthy_timeout_seconds, Some(300));
+    assert_eq!(check.node_startup_timeout_seconds, Some(600));
+    assert_eq!(check.max_unhealthy, Some(IntOrString::String("40%".into())));
+    assert_eq!(pools.control_plane.health_check.as_ref(), Some(check));
+    let remediation = pools.control_plane.remediation.as_ref().unwrap();
+    assert_eq!(remediation.max_retry, Some(3));
+    assert_eq!(plain.certificates_expiry_days, Some(21));
+    assert_eq!(pools.workers[0].rollout, None);
+
+    let mut tuned = cluster(ClusterCloud::Sim, &["base"]);
+    tuned.spec.node_pools.workers[0].health_check = Some(HealthCheck {
+        unhealthy_timeout_seconds: Some(60),
+        ..HealthCheck::default()
+    });
+    tuned.spec.node_pools.workers[0].rollout = Some(PoolRollout {
+        max_surge: Some(IntOrString::Int(0)),
+        max_unavailable: Some(IntOrString::Int(1)),
+    });
+    tuned.spec.certificates_expiry_days = Some(60);
+    let tuned = resolve(&tuned, &source).unwrap();
+    let check = tuned.node_pools.workers[0].health_check.as_ref().unwrap();
+    assert_eq!(check.unhealthy_timeout_seconds, Some(60));
+    assert_eq!(check.node_startup_timeout_seconds, Some(600));
+    assert_eq!(
+        tuned.node_pools.workers[0]
+            .rollout
+            .as_ref()
+            .unwrap()
+            .max_surge,
+        Some(IntOrString::Int(0))
+    );
+    assert_eq!(tuned.certificates_expiry_days, Some(60));
+    // A changed setting is a changed intent: a new revision carries it to the cluster.
+    assert_ne!(content_hash(&plain), content_hash(&tuned));
+}
+
+#[test]
 fn placement_and_machines_follow_the_cloud() {
     assert!(
         validate_placement(&aws_cluster()).is_empty(),

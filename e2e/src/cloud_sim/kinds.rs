@@ -59,6 +59,12 @@ pub const MACHINE_DEPLOYMENT: Kind = kind(
     "MachineDeployment",
     "machinedeployments",
 );
+pub const MACHINE_HEALTH_CHECK: Kind = kind(
+    CORE_GROUP,
+    "v1beta2",
+    "MachineHealthCheck",
+    "machinehealthchecks",
+);
 pub const KUBEADM_CONTROL_PLANE: Kind = kind(
     CONTROL_PLANE_GROUP,
     "v1beta2",

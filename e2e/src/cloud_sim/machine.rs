@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::core::v1::Node;
 use serde_json::{Value, json};
 
+use super::health_check::Verdict;
 use super::infra_machine;
 use super::kinds::{KUBEADM_CONFIG, MACHINE};
 use super::objects::{
@@ -29,6 +30,8 @@ pub struct Env<'a> {
     pub nodes: Option<&'a BTreeMap<String, Node>>,
     /// Machine name → whether it matches its owner's current spec (from KCP and MDs).
     pub up_to_date: &'a BTreeMap<String, bool>,
+    /// Machine name → what its MachineHealthCheck found, for the machines one selects.
+    pub health: &'a BTreeMap<String, Verdict>,
 }
 
 fn node_ready(node: &Node) -> bool {
@@ -133,7 +136,7 @@ pub async fn reconcile(shared: &Shared, env: &Env<'_>, machine: &Value) -> Resul
         Some(_) if !ready_node => "the node is not ready",
         Some(_) => "",
     };
-    let conditions = [
+    let mut conditions = vec![
         Cond::new("Available", ready, "Available", "NotAvailable", ""),
         Cond::new("Ready", ready, "Ready", "NotReady", node_message),
         Cond::new("UpToDate", up_to_date, "UpToDate", "NotUpToDate", ""),
@@ -171,6 +174,9 @@ pub async fn reconcile(shared: &Shared, env: &Env<'_>, machine: &Value) -> Resul
         Cond::new("Deleting", false, "", "NotDeleting", ""),
         Cond::new("Paused", false, "", "NotPaused", ""),
     ];
+    if let Some(verdict) = env.health.get(machine_name) {
+        conditions.extend(verdict.conditions());
+    }
     let phase_changed = str_at(machine, "/status/phase") != Some(phase);
     let mut status = json!({
         "phase": phase,

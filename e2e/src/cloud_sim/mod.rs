@@ -28,6 +28,7 @@ mod api;
 mod attach;
 mod bootstrap;
 mod cluster;
+mod health_check;
 mod infra_cluster;
 mod infra_machine;
 mod kcp;
@@ -439,11 +440,15 @@ async fn reconcile_cluster(
         }
         None => None,
     };
+    // The owners act on last pass's marks; this pass's verdicts are written below.
+    carry_on(health_check::remediate(shared, view).await);
+    let health = carry_on(health_check::reconcile(shared, view, nodes.as_ref()).await);
     let env = machine::Env {
         view,
         workload: workload.as_deref(),
         nodes: nodes.as_ref(),
         up_to_date: &up_to_date,
+        health: &health,
     };
     for (m, config) in bootstrap::configs(view) {
         carry_on(bootstrap::reconcile(shared, view, m, config).await);

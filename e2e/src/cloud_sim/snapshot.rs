@@ -9,8 +9,8 @@ use serde_json::Value;
 use super::SimError;
 use super::api::Kube;
 use super::kinds::{
-    CLUSTER, KUBEADM_CONFIG, KUBEADM_CONTROL_PLANE, Kind, MACHINE, MACHINE_DEPLOYMENT, MACHINE_SET,
-    Provider,
+    CLUSTER, KUBEADM_CONFIG, KUBEADM_CONTROL_PLANE, Kind, MACHINE, MACHINE_DEPLOYMENT,
+    MACHINE_HEALTH_CHECK, MACHINE_SET, Provider,
 };
 use super::objects::{CONTROL_PLANE_LABEL, bool_at, is_deleting, label, name, namespace, str_at};
 use super::providers;
@@ -22,6 +22,7 @@ pub struct Snapshot {
     mds: Vec<Value>,
     mss: Vec<Value>,
     machines: Vec<Value>,
+    health_checks: Vec<Value>,
     configs: Vec<Value>,
     infra_clusters: Vec<(Provider, Value)>,
     infra_machines: Vec<(Provider, Value)>,
@@ -36,6 +37,7 @@ impl Snapshot {
             mds: list(MACHINE_DEPLOYMENT).await?,
             mss: list(MACHINE_SET).await?,
             machines: list(MACHINE).await?,
+            health_checks: list(MACHINE_HEALTH_CHECK).await?,
             configs: list(KUBEADM_CONFIG).await?,
             ..Snapshot::default()
         };
@@ -89,6 +91,7 @@ impl Snapshot {
             mds: self.mds.iter().filter(of_cluster).collect(),
             mss: self.mss.iter().filter(of_cluster).collect(),
             machines: self.machines.iter().filter(of_cluster).collect(),
+            health_checks: self.health_checks.iter().filter(of_cluster).collect(),
             configs: self
                 .configs
                 .iter()
@@ -115,6 +118,7 @@ pub struct ClusterView<'a> {
     pub mds: Vec<&'a Value>,
     pub mss: Vec<&'a Value>,
     pub machines: Vec<&'a Value>,
+    pub health_checks: Vec<&'a Value>,
     configs: HashMap<&'a str, &'a Value>,
     infra_machines: HashMap<(&'static str, &'a str), (Provider, &'a Value)>,
 }

@@ -4,6 +4,7 @@
 
 mod machine;
 mod network;
+mod self_healing;
 mod status;
 
 use kube::CustomResource;
@@ -14,6 +15,11 @@ use crate::crd::cluster_profile::ProfileCloud;
 
 pub use machine::{MachineShape, known_instance_size};
 pub use network::{ClusterNetwork, ResolvedNetwork, check_network};
+pub use self_healing::{
+    ControlPlaneRemediation, DEFAULT_CERTIFICATES_EXPIRY_DAYS, DEFAULT_MAX_RETRY,
+    DEFAULT_MAX_UNHEALTHY, DEFAULT_NODE_STARTUP_SECONDS, DEFAULT_UNHEALTHY_SECONDS, HealthCheck,
+    PoolRollout, certificates_expiry_days, check_self_healing,
+};
 pub use status::{
     AgentReport, ClusterPhase, LayerPhase, LayerState, ReplicaCounts, RolloutReport,
     WorkloadClusterStatus, layers_summary,
@@ -67,6 +73,10 @@ pub struct WorkloadClusterSpec {
     /// Per-layer value overrides, applied over the profile's values.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub overrides: Vec<LayerOverride>,
+    /// The control plane rolls a machine whose certificates expire within this many
+    /// days (7 to 364); 21 when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificates_expiry_days: Option<u32>,
     #[serde(default, skip_serializing_if = "DeletionPolicy::is_default")]
     pub deletion_policy: DeletionPolicy,
 }
@@ -155,19 +165,34 @@ impl NodePools {
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct ControlPlanePool {
     /// 1, 3 or 5 (etcd needs an odd count for quorum).
     pub count: u32,
     #[serde(default)]
     pub machine: MachineShape,
+    /// When a control-plane machine is unhealthy; the defaults when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
+    /// How the control plane replaces an unhealthy machine; 3 retries when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remediation: Option<ControlPlaneRemediation>,
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct WorkerPool {
     pub name: String,
     pub count: u32,
     #[serde(default)]
     pub machine: MachineShape,
+    /// When a machine of the pool is unhealthy and replaced; the defaults when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
+    /// How the pool rolls when its machines change; Cluster API's defaults (one machine
+    /// above the count, none unavailable) when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<PoolRollout>,
 }
 
 /// vSphere placement shared by every machine of the cluster.
