@@ -92,6 +92,16 @@ struct Record {
 }
 
 impl Record {
+    fn clone_record(&self) -> Record {
+        Record {
+            machines: self.machines.clone(),
+            violation: self.violation.clone(),
+            control_plane_done: self.control_plane_done,
+            workers_done: self.workers_done,
+            first_new_worker: self.first_new_worker,
+        }
+    }
+
     fn seen(&mut self, name: String, state: Option<MachineState>, expected: (usize, usize)) {
         match state {
             Some(state) => {
@@ -342,7 +352,7 @@ async fn a_new_revision_rolls_the_control_plane_then_the_workers_then_the_layers
     assert_eq!(status.revision, Some(2));
     assert!(status.rollout.is_none(), "{}", describe(Some(&wc)));
     assert_eq!(steps, ["ControlPlane", "Workers", "Layers"]);
-    let record = record.lock().unwrap();
+    let record = record.lock().unwrap().clone_record();
     assert_eq!(record.violation, None);
     let live: Vec<&MachineState> = record.machines.values().filter(|m| !m.deleting).collect();
     assert_eq!(live.len(), 5, "{:?}", record.machines);
@@ -364,7 +374,6 @@ async fn a_new_revision_rolls_the_control_plane_then_the_workers_then_the_layers
         "a new worker at {first_new_worker} before the control plane was done at {control_plane_done}"
     );
     let workers_done = record.workers_done.unwrap();
-    drop(record);
     // The layers after the workers: the chart upgraded (its Ready transition after the
     // workers were done), the manifest layer uninstalled.
     let layers = &status.layers;

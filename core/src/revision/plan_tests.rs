@@ -75,11 +75,15 @@ fn revision() -> ClusterRevisionSpec {
                 control_plane: ControlPlanePool {
                     count: 3,
                     machine: machine(2, 4096),
+                    health_check: None,
+                    remediation: None,
                 },
                 workers: vec![WorkerPool {
                     name: "general".into(),
                     count: 2,
                     machine: machine(4, 8192),
+                    health_check: None,
+                    rollout: None,
                 }],
             },
             network: ResolvedNetwork {
@@ -87,6 +91,7 @@ fn revision() -> ClusterRevisionSpec {
                 service_cidrs: vec!["10.96.0.0/12".into()],
                 service_domain: "cluster.local".into(),
             },
+            certificates_expiry_days: None,
             vsphere: None,
             aws: None,
             azure: None,
@@ -243,6 +248,8 @@ fn a_kubernetes_upgrade_rolls_the_control_plane_and_every_pool() {
             name: "edge".into(),
             count: 1,
             machine: machine(2, 2048),
+            health_check: None,
+            rollout: None,
         });
     });
     let to = next(&from, |d| {
@@ -305,6 +312,8 @@ fn pools_added_resized_and_removed_replace_no_machine() {
             name: "batch".into(),
             count: 3,
             machine: machine(8, 16384),
+            health_check: None,
+            rollout: None,
         });
     });
     let to = next(&from, |d| {
@@ -314,6 +323,8 @@ fn pools_added_resized_and_removed_replace_no_machine() {
             name: "gpu".into(),
             count: 2,
             machine: machine(16, 65536),
+            health_check: None,
+            rollout: None,
         });
     });
     let plan = RevisionPlan::between(&from, &to).unwrap();

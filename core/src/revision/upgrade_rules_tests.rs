@@ -40,10 +40,13 @@ fn state(kubernetes: &str, layers: &[&str]) -> DesiredState {
             control_plane: ControlPlanePool {
                 count: 1,
                 machine: Default::default(),
+                health_check: None,
+                remediation: None,
             },
             workers: Vec::new(),
         },
         network: ResolvedNetwork::resolve(None, None, None),
+        certificates_expiry_days: None,
         vsphere: None,
         aws: None,
         azure: None,
