@@ -8,7 +8,8 @@ use serde_json::{Map, Value, json};
 
 use super::{BuildInput, cluster_labels, control_plane_name, metadata, object};
 use crate::cluster::{
-    ControlPlaneRemediation, HealthCheck, PoolRollout, WorkerPool, certificates_expiry_days,
+    ControlPlaneRemediation, HealthCheck, PoolRollout, WorkerPool, capi_amount,
+    certificates_expiry_days,
 };
 use crate::contracts::capi::MACHINE_HEALTH_CHECK;
 use crate::contracts::labels::CAPI_CLUSTER_NAME_LABEL;
@@ -67,7 +68,7 @@ fn health_check(input: &BuildInput, name: &str, selector: Value, check: &HealthC
                 ],
             },
             "remediation": {
-                "triggerIf": { "unhealthyLessThanOrEqualTo": check.max_unhealthy() },
+                "triggerIf": { "unhealthyLessThanOrEqualTo": capi_amount(&check.max_unhealthy()) },
             },
         }),
     )
@@ -119,10 +120,10 @@ pub(super) fn pool_rollout(pool: &WorkerPool) -> Option<Value> {
     } = rollout;
     let mut rolling = Map::new();
     if let Some(surge) = max_surge {
-        rolling.insert("maxSurge".into(), json!(surge));
+        rolling.insert("maxSurge".into(), json!(capi_amount(surge)));
     }
     if let Some(unavailable) = max_unavailable {
-        rolling.insert("maxUnavailable".into(), json!(unavailable));
+        rolling.insert("maxUnavailable".into(), json!(capi_amount(unavailable)));
     }
     Some(json!({ "strategy": { "type": "RollingUpdate", "rollingUpdate": rolling } }))
 }

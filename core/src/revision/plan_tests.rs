@@ -360,11 +360,15 @@ fn pools_added_resized_and_removed_replace_no_machine() {
         )
     );
     let created = objects(&plan, ObjectAction::Created);
-    assert_eq!(created.len(), 3, "{created:?}");
+    // Each pool is a machine template, a bootstrap template, a MachineDeployment and the
+    // MachineHealthCheck that heals it.
+    assert_eq!(created.len(), 4, "{created:?}");
     assert!(created.contains(&"MachineDeployment demo-gpu".to_string()));
+    assert!(created.contains(&"MachineHealthCheck demo-gpu".to_string()));
     let deleted = objects(&plan, ObjectAction::Deleted);
-    assert_eq!(deleted.len(), 3, "{deleted:?}");
+    assert_eq!(deleted.len(), 4, "{deleted:?}");
     assert!(deleted.contains(&"MachineDeployment demo-batch".to_string()));
+    assert!(deleted.contains(&"MachineHealthCheck demo-batch".to_string()));
     assert_eq!(
         plan.summary,
         "pool general resized 2 → 4; pool gpu added (2 machines); pool batch removed (3 machines)"

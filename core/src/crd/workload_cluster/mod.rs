@@ -18,7 +18,7 @@ pub use network::{ClusterNetwork, ResolvedNetwork, check_network};
 pub use self_healing::{
     ControlPlaneRemediation, DEFAULT_CERTIFICATES_EXPIRY_DAYS, DEFAULT_MAX_RETRY,
     DEFAULT_MAX_UNHEALTHY, DEFAULT_NODE_STARTUP_SECONDS, DEFAULT_UNHEALTHY_SECONDS, HealthCheck,
-    PoolRollout, certificates_expiry_days, check_self_healing,
+    PoolRollout, capi_amount, certificates_expiry_days, check_self_healing,
 };
 pub use status::{
     AgentReport, ClusterPhase, LayerPhase, LayerState, ReplicaCounts, RolloutReport,

@@ -45,7 +45,12 @@ pub struct HealthCheck {
     pub node_startup_timeout_seconds: Option<u32>,
     /// Machines are replaced only while at most this many (`2`) or this share (`"40%"`)
     /// of the pool is unhealthy; `"40%"` when unset.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "amount_text"
+    )]
+    #[schemars(schema_with = "amount_schema")]
     pub max_unhealthy: Option<IntOrString>,
 }
 
@@ -109,11 +114,21 @@ impl ControlPlaneRemediation {
 pub struct PoolRollout {
     /// Machines created above the pool's count during a roll: a number or a share of the
     /// count (`"25%"`, rounded up).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "amount_text"
+    )]
+    #[schemars(schema_with = "amount_schema")]
     pub max_surge: Option<IntOrString>,
     /// Machines that may be unavailable during a roll: a number or a share of the count
     /// (rounded down).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "amount_text"
+    )]
+    #[schemars(schema_with = "amount_schema")]
     pub max_unavailable: Option<IntOrString>,
 }
 
@@ -216,6 +231,41 @@ fn check_rollout(at: &str, rollout: &PoolRollout, findings: &mut Findings) {
     }
 }
 
+/// An amount in the CRDs is a string, a count (`"2"`) or a share (`"40%"`), not
+/// `x-kubernetes-int-or-string`: apiservers before 1.21 cannot build the server-side apply
+/// model of a CRD with an int-or-string field anywhere, treat every list of it as atomic,
+/// and then the controller's status conditions replace the agent's.
+fn amount_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "string",
+        "nullable": true,
+        "pattern": "^[0-9]+%?$",
+    })
+}
+
+/// Written as the CRDs take it: a string, whichever form it was read in (an integer in a
+/// file is still read).
+fn amount_text<S: serde::Serializer>(
+    value: &Option<IntOrString>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(IntOrString::Int(n)) => serializer.serialize_str(&n.to_string()),
+        Some(IntOrString::String(text)) => serializer.serialize_str(text),
+        None => serializer.serialize_none(),
+    }
+}
+
+/// The amount as Cluster API takes it: a count as an integer, a share as a string.
+pub fn capi_amount(value: &IntOrString) -> IntOrString {
+    match value {
+        IntOrString::String(text) => text
+            .parse::<i32>()
+            .map_or_else(|_| value.clone(), IntOrString::Int),
+        IntOrString::Int(_) => value.clone(),
+    }
+}
+
 /// The amount (a count, or a percentage as its number), or `None` after an error.
 fn check_amount(at: &str, value: &IntOrString, findings: &mut Findings) -> Option<u32> {
     match value {
@@ -226,6 +276,7 @@ fn check_amount(at: &str, value: &IntOrString, findings: &mut Findings) -> Optio
                 None
             }
         },
+        IntOrString::String(text) if text.parse::<u32>().is_ok() => text.parse::<u32>().ok(),
         IntOrString::String(text) => {
             let percent = text
                 .strip_suffix('%')

@@ -59,9 +59,9 @@ fn the_settings_are_read_from_the_cluster_spec() {
             max_unavailable: Some(IntOrString::String("10%".into())),
         })
     );
-    // Written back as it was given.
+    // Written back as the CRD's text.
     let back = serde_json::to_value(&spec).unwrap();
-    assert_eq!(back["nodePools"]["workers"][0]["rollout"]["maxSurge"], 2);
+    assert_eq!(back["nodePools"]["workers"][0]["rollout"]["maxSurge"], "2");
     assert_eq!(
         back["nodePools"]["controlPlane"]["healthCheck"],
         json!({ "unhealthyTimeoutSeconds": 120 })
@@ -166,4 +166,46 @@ fn the_cluster_validation_reports_them() {
         "spec.nodePools.workers[0].rollout",
         "has maxSurge 0 and maxUnavailable 0"
     ));
+}
+
+#[test]
+fn amounts_are_written_as_text_and_handed_to_cluster_api_typed() {
+    let rollout: PoolRollout =
+        serde_json::from_value(serde_json::json!({ "maxSurge": 2, "maxUnavailable": "25%" }))
+            .unwrap();
+    // Read in either form, written as the CRD's string.
+    assert_eq!(
+        serde_json::to_value(&rollout).unwrap(),
+        serde_json::json!({ "maxSurge": "2", "maxUnavailable": "25%" })
+    );
+    let written: PoolRollout =
+        serde_json::from_value(serde_json::to_value(&rollout).unwrap()).unwrap();
+    assert_eq!(
+        capi_amount(written.max_surge.as_ref().unwrap()),
+        IntOrString::Int(2)
+    );
+    assert_eq!(
+        capi_amount(written.max_unavailable.as_ref().unwrap()),
+        IntOrString::String("25%".into())
+    );
+}
+
+#[test]
+fn a_count_written_as_text_is_a_count() {
+    let spec = spec(
+        json!({
+            "controlPlane": { "count": 1 },
+            "workers": [{
+                "name": "general",
+                "count": 2,
+                "rollout": { "maxSurge": "0", "maxUnavailable": "0" },
+            }],
+        }),
+        json!({}),
+    );
+    let errors = errors(&spec);
+    assert!(
+        errors.iter().any(|e| e.contains("could never roll")),
+        "{errors:?}"
+    );
 }
