@@ -25,6 +25,7 @@ pub mod pki;
 pub mod process_kubelet;
 pub mod registry;
 pub mod samples;
+pub mod site_link;
 pub mod token_server;
 pub mod wait;
 pub mod workload_cluster_status;

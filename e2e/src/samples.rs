@@ -51,6 +51,44 @@ pub fn copy_sample_pack(pack: &str, to: &std::path::Path) {
     copy_dir(&repo_root().join("manifests/samples/packs").join(pack), to);
 }
 
+/// The ConfigMap that opens a site's gate for [`write_gated_chart_pack`]'s chart.
+pub const CHART_GATE: (&str, &str) = ("kube-public", "chart-gate");
+
+/// A chart that does not render while the site has not opened its gate (the ConfigMap
+/// `kube-public/chart-gate`): helm's `fail` at install time, the way a chart refuses
+/// values or a cluster it cannot run on. Its release is `gated`, in `gated`.
+pub fn write_gated_chart_pack(dir: &std::path::Path) {
+    let templates = dir.join("charts/gated/templates");
+    std::fs::create_dir_all(&templates)
+        .unwrap_or_else(|e| panic!("writing the gated chart pack in {}: {e}", dir.display()));
+    std::fs::write(
+        dir.join("pack.json"),
+        r#"{"name": "gated-chart", "displayName": "Renders once the site opens its gate", "version": "1.0.0", "layer": "addon", "addonType": "app services", "cloudTypes": ["all"], "charts": ["charts/gated"]}"#,
+    )
+    .unwrap_or_else(|e| panic!("writing the gated chart pack in {}: {e}", dir.display()));
+    std::fs::write(
+        dir.join("values.yaml"),
+        "pack:\n  namespace: gated\ncharts:\n  gated:\n    state: open\n",
+    )
+    .unwrap_or_else(|e| panic!("writing the gated chart pack in {}: {e}", dir.display()));
+    std::fs::write(
+        dir.join("charts/gated/Chart.yaml"),
+        "apiVersion: v2\nname: gated\nversion: 1.0.0\n",
+    )
+    .unwrap_or_else(|e| panic!("writing the gated chart pack in {}: {e}", dir.display()));
+    std::fs::write(dir.join("charts/gated/values.yaml"), "state: closed\n")
+        .unwrap_or_else(|e| panic!("writing the gated chart pack in {}: {e}", dir.display()));
+    std::fs::write(
+        templates.join("configmap.yaml"),
+        "{{- if not (lookup \"v1\" \"ConfigMap\" \"kube-public\" \"chart-gate\") }}\n\
+         {{- fail \"the site has not opened kube-public/chart-gate\" }}\n\
+         {{- end }}\n\
+         apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: gated\n\
+         data:\n  state: {{ .Values.state | quote }}\n",
+    )
+    .unwrap_or_else(|e| panic!("writing the gated chart pack in {}: {e}", dir.display()));
+}
+
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     fn or_panic<T>(result: std::io::Result<T>, from: &std::path::Path, to: &std::path::Path) -> T {
         result.unwrap_or_else(|e| panic!("copying {} to {}: {e}", from.display(), to.display()))

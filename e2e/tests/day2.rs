@@ -3,7 +3,10 @@
 //! upgrades the chart layer and drops the manifest layer: a watcher on the cluster's
 //! Machines sees every control-plane machine at the new version and ready before the first
 //! worker changes, and never a worker newer than the control plane; the layers change only
-//! after the workers. Then worker pools are added, resized and removed.
+//! after the workers. Then worker pools are added, resized and removed, a chart's values
+//! overridden while the site is cut off from management (applied once the link returns)
+//! and rolled back (`spec.rollbackTo`), and a rollback that would take Kubernetes down
+//! refused.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -26,11 +29,13 @@ use strata_e2e::management::{
 };
 use strata_e2e::pivoted_cluster::first_control_plane_node;
 use strata_e2e::samples::{apply_sample, copy_sample_pack};
+use strata_e2e::site_link::route_through_proxy;
 use strata_e2e::wait::eventually;
-use strata_e2e::workload_cluster_status::{cluster, describe, wait_phase};
+use strata_e2e::workload_cluster_status::{cluster, condition, describe, wait_phase};
 use strata_shared::cluster::{ClusterPhase, LayerPhase, WorkloadCluster};
 use strata_shared::contracts::capi::{MACHINE, MACHINE_DEPLOYMENT};
 use strata_shared::contracts::names::objects_namespace;
+use strata_shared::revision::{ClusterRevision, revision_name};
 use strata_shared::version::PackVersion;
 
 const NS: &str = "strata-demo";
@@ -444,4 +449,112 @@ async fn a_new_revision_rolls_the_control_plane_then_the_workers_then_the_layers
     assert_eq!(workers.len(), 1, "{machines:?}");
     let workers_status = wc.status.as_ref().unwrap().workers.clone().unwrap();
     assert_eq!((workers_status.desired, workers_status.ready), (1, 1));
+
+    // Revision 5, the chart's values overridden, is published while the site is cut off
+    // from management: the site keeps revision 4 and applies 5 once the link is back.
+    let proxy = route_through_proxy(&env, &w).await;
+    proxy.cut();
+    set_spec(
+        &client,
+        json!({ "overrides": [{
+            "pack": "hello-chart",
+            "values": "charts:\n  hello-web:\n    greeting: Hello from an override\n",
+        }]}),
+    )
+    .await;
+    eventually("revision 5 published", Duration::from_secs(60), || async {
+        let wc = cluster(&client, NS, NAME).await?;
+        (wc.status?.revision == Some(5)).then_some(())
+    })
+    .await;
+    // Longer than the agent's round (its revision follower reads management every few
+    // seconds): had the revision reached the site, the greeting would have changed.
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    assert_eq!(greeting_of(&w).await, "Hello from 0.4.0");
+    let cut_off = cluster(&client, NS, NAME).await.unwrap();
+    assert_eq!(applied(&cut_off), Some(4), "{}", describe(Some(&cut_off)));
+    // Management shows what is pending and what it will do.
+    let pending = cut_off.status.as_ref().unwrap().pending.clone().unwrap();
+    assert_eq!((pending.revision, pending.from), (5, Some(4)));
+    assert!(
+        pending.summary.contains("1 layer reconfigured"),
+        "{}",
+        pending.summary
+    );
+    proxy.restore();
+    wait_applied(&client, 5).await;
+    assert_eq!(greeting_of(&w).await, "Hello from an override");
+    eventually("nothing pending", Duration::from_secs(60), || async {
+        let wc = cluster(&client, NS, NAME).await?;
+        wc.status?.pending.is_none().then_some(())
+    })
+    .await;
+
+    // Revision 6: rolled back to revision 4's content, which restores the chart's own
+    // greeting through the same ordered path.
+    set_spec(&client, json!({ "rollbackTo": 4 })).await;
+    let (wc, steps) = wait_applied(&client, 6).await;
+    assert_eq!(
+        steps.last().map(String::as_str),
+        Some("Layers"),
+        "{steps:?}"
+    );
+    let (status, reason, message) = condition(&wc, "RevisionPublished");
+    assert_eq!((status, reason), ("True", "Published"), "{message}");
+    assert!(
+        message.contains("revision 6") && message.contains("the content of revision 4"),
+        "{message}"
+    );
+    assert_eq!(
+        eventually(
+            "the greeting of revision 4",
+            Duration::from_secs(60),
+            || async {
+                let greeting = greeting_of(&w).await;
+                (greeting == "Hello from 0.4.0").then_some(greeting)
+            },
+        )
+        .await,
+        "Hello from 0.4.0"
+    );
+    let revisions: Api<ClusterRevision> = Api::namespaced(client.clone(), &objects);
+    let six = revisions.get(&revision_name(NAME, 6)).await.unwrap();
+    let four = revisions.get(&revision_name(NAME, 4)).await.unwrap();
+    assert_eq!(six.spec.rollback_of, Some(4));
+    assert_eq!(six.spec.content_hash, four.spec.content_hash);
+
+    // A rollback to revision 1 would take Kubernetes from 1.21 down to 1.20: refused with
+    // the rule, nothing published, the cluster stays on revision 6.
+    set_spec(&client, json!({ "rollbackTo": 1 })).await;
+    let refused = eventually("the rollback refused", Duration::from_secs(60), || async {
+        let wc = cluster(&client, NS, NAME).await?;
+        let (_, reason, message) = condition(&wc, "RevisionPublished");
+        (reason == "UpgradeRefused").then(|| message.to_string())
+    })
+    .await;
+    assert!(
+        refused.contains("Kubernetes never goes down") && refused.contains("revision 6"),
+        "{refused}"
+    );
+    assert!(
+        revisions
+            .get_opt(&revision_name(NAME, 7))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// The greeting the hello-chart layer's ConfigMap carries now.
+async fn greeting_of(w: &Client) -> String {
+    let configs: Api<ConfigMap> = Api::namespaced(w.clone(), "hello-web");
+    configs
+        .get("hello-web-hello-web")
+        .await
+        .unwrap()
+        .data
+        .unwrap_or_default()
+        .get("greeting")
+        .cloned()
+        .unwrap_or_default()
 }

@@ -29,7 +29,7 @@ use strata_e2e::management::{
     ensure_namespace, publish_pack,
 };
 use strata_e2e::pivoted_cluster::{first_control_plane_node, machine_instances};
-use strata_e2e::samples::{apply_sample, copy_sample_pack};
+use strata_e2e::samples::{apply_sample, copy_sample_pack, write_gated_chart_pack};
 use strata_e2e::wait::eventually;
 use strata_e2e::workload_cluster_status::{cluster, describe, wait_phase};
 use strata_shared::cluster::{ClusterPhase, LayerPhase, LayerState, WorkloadCluster};
@@ -736,39 +736,6 @@ fn write_reach_pack(dir: &std::path::Path) {
         "apiVersion: v1\nkind: Namespace\nmetadata: {name: reach}\n---\n\
          apiVersion: v1\nkind: ConfigMap\nmetadata: {name: reached, namespace: reach}\n\
          data: {state: pulled}\n",
-    )
-    .unwrap();
-}
-
-/// A chart that does not render while the site has not opened its gate (the ConfigMap
-/// `kube-public/chart-gate`): helm's `fail` at install time, the way a chart refuses
-/// values or a cluster it cannot run on. Its release is `gated`, in `gated`.
-fn write_gated_chart_pack(dir: &std::path::Path) {
-    let templates = dir.join("charts/gated/templates");
-    std::fs::create_dir_all(&templates).unwrap();
-    std::fs::write(
-        dir.join("pack.json"),
-        r#"{"name": "gated-chart", "displayName": "Renders once the site opens its gate", "version": "1.0.0", "layer": "addon", "addonType": "app services", "cloudTypes": ["all"], "charts": ["charts/gated"]}"#,
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("values.yaml"),
-        "pack:\n  namespace: gated\ncharts:\n  gated:\n    state: open\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("charts/gated/Chart.yaml"),
-        "apiVersion: v2\nname: gated\nversion: 1.0.0\n",
-    )
-    .unwrap();
-    std::fs::write(dir.join("charts/gated/values.yaml"), "state: closed\n").unwrap();
-    std::fs::write(
-        templates.join("configmap.yaml"),
-        "{{- if not (lookup \"v1\" \"ConfigMap\" \"kube-public\" \"chart-gate\") }}\n\
-         {{- fail \"the site has not opened kube-public/chart-gate\" }}\n\
-         {{- end }}\n\
-         apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: gated\n\
-         data:\n  state: {{ .Values.state | quote }}\n",
     )
     .unwrap();
 }

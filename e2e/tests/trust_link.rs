@@ -9,16 +9,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use strata_e2e::cloud_sim::workload::StopWorkloads;
-use strata_e2e::fault_proxy::FaultProxy;
 use strata_e2e::management::{
     ControllerProcess, ManagementEnv, ManagementOptions, ensure_namespace, strata_binary,
 };
@@ -26,42 +22,16 @@ use strata_e2e::pivoted_cluster::{
     first_control_plane_node, machine_instances, moves_back_when_deleted,
 };
 use strata_e2e::samples::apply_sample;
+use strata_e2e::site_link::{link_data, route_through_proxy};
 use strata_e2e::wait::eventually;
 use strata_e2e::workload_cluster_status::{cluster, condition, describe, wait_phase};
 use strata_shared::cluster::{ClusterPhase, WorkloadCluster};
-use strata_shared::contracts::names::{
-    AGENT_NAMESPACE, LINK_STATE_CONFIG_MAP, MANAGEMENT_SECRET, objects_namespace,
-};
-use strata_shared::management_access::ManagementLinkData;
+use strata_shared::contracts::names::{AGENT_NAMESPACE, LINK_STATE_CONFIG_MAP, objects_namespace};
 
 const NAMESPACE: &str = "team-link";
 /// The API server's shortest token life.
 const TOKEN_SECONDS: u64 = 600;
 const SILENCE_SECONDS: u64 = 30;
-
-async fn link_data(workload: &Client) -> ManagementLinkData {
-    let secret = Api::<Secret>::namespaced(workload.clone(), AGENT_NAMESPACE)
-        .get(MANAGEMENT_SECRET)
-        .await
-        .unwrap();
-    ManagementLinkData::from_secret(&secret).unwrap()
-}
-
-async fn write_link(workload: &Client, data: &ManagementLinkData) {
-    let secret = data.to_secret(ObjectMeta {
-        name: Some(MANAGEMENT_SECRET.into()),
-        namespace: Some(AGENT_NAMESPACE.into()),
-        ..ObjectMeta::default()
-    });
-    Api::<Secret>::namespaced(workload.clone(), AGENT_NAMESPACE)
-        .patch(
-            MANAGEMENT_SECRET,
-            &PatchParams::apply("e2e-site-admin").force(),
-            &Patch::Apply(&secret),
-        )
-        .await
-        .unwrap();
-}
 
 fn last_report(wc: &WorkloadCluster) -> Option<Timestamp> {
     wc.status
@@ -156,19 +126,7 @@ async fn tokens_are_renewed_and_a_site_cut_off_longer_than_its_token_comes_back(
 
     // The cut-off site reaches management through a proxy of its own (a site admin can
     // point its agent anywhere; here, at a path the test can cut).
-    let upstream: SocketAddr = format!("127.0.0.1:{}", env.control_plane.apiserver_port())
-        .parse()
-        .unwrap();
-    let proxy = FaultProxy::start(upstream).await.unwrap();
-    let mut through_proxy = link_data(&cutoff_c).await;
-    through_proxy.access.server = proxy.url_for("https");
-    write_link(&cutoff_c, &through_proxy).await;
-    eventually(
-        "reports through the proxy",
-        Duration::from_secs(60),
-        || async { (proxy.stats().accepted > 0).then_some(()) },
-    )
-    .await;
+    let proxy = route_through_proxy(&env, &cutoff_c).await;
     proxy.cut();
     let cut_at = Instant::now();
     let first = link_data(&steady_c).await.access;

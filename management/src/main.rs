@@ -12,6 +12,7 @@ mod management_client;
 mod pack_commands;
 mod pack_render_command;
 mod profile_commands;
+mod profile_rollout_command;
 mod profile_versions_command;
 mod registry_commands;
 mod report;
@@ -172,6 +173,9 @@ enum ProfileCommand {
     /// List the versions of a profile published in the management cluster, and the
     /// clusters each one is in force for.
     Versions(profile_versions_command::VersionsArgs),
+    /// Show where the rollout of a profile version stands (each cluster that uses it, and
+    /// what holds the next one back); `--approve` releases it.
+    Rollout(profile_rollout_command::RolloutArgs),
     /// Print a cluster's composed stack in install order, with digests and merged values.
     Render {
         #[arg(long = "profile", required = true, value_name = "FILE")]
@@ -292,6 +296,7 @@ fn run(cli: Cli) -> Result<ExitStatus, CommandError> {
         Command::Profile(ProfileCommand::Versions(args)) => {
             profile_versions_command::versions(&args)
         }
+        Command::Profile(ProfileCommand::Rollout(args)) => profile_rollout_command::rollout(&args),
         Command::Crds { output_dir } => crd_commands::run(output_dir.as_deref()),
         Command::Cluster(ClusterCommand::Rekey(args)) => cluster_commands::rekey(&args),
         Command::Cluster(ClusterCommand::Plan(args)) => cluster_plan_command::plan(&args),

@@ -33,7 +33,9 @@ use strata_shared::capi::{
     worker_pool_objects,
 };
 use strata_shared::cluster::RolloutReport;
-use strata_shared::contracts::capi::{CLUSTER, KUBEADM_CONTROL_PLANE, MACHINE, MACHINE_DEPLOYMENT};
+use strata_shared::contracts::capi::{
+    CLUSTER, KUBEADM_CONTROL_PLANE, MACHINE, MACHINE_DEPLOYMENT, MACHINE_HEALTH_CHECK,
+};
 use strata_shared::contracts::labels::{
     CAPI_CLUSTER_NAME_LABEL, CAPI_DEPLOYMENT_NAME_LABEL, NODE_POOL_LABEL, REVISION_ANNOTATION,
 };
@@ -399,8 +401,15 @@ impl RevisionRollout {
             self.workload.apply_json(&object).await.map_err(api)?;
         }
         let deployments = self.deployments();
+        let health_checks = self.workload.dynamic(
+            &MACHINE_HEALTH_CHECK.api_resource(),
+            Some(&self.link.objects_namespace),
+        );
         for removed in self.pool_deployments(target, step).await?.1 {
             tracing::info!(revision = number, deployment = %removed, "removing a worker pool the revision no longer has");
+            // The pool's health check first (it has the pool's name): it must not remediate
+            // machines that are being deleted, nor outlive them.
+            health_checks.delete(&removed).await.map_err(api)?;
             deployments.delete(&removed).await.map_err(api)?;
         }
         Ok(())

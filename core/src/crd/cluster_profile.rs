@@ -46,6 +46,10 @@ pub struct ClusterProfileSpec {
     /// The layers, in the order they are listed; install order is computed from the layer
     /// types (os, kernel, k8s, cni, csi, then add-ons).
     pub layers: Vec<ProfileLayer>,
+    /// How a change of this version reaches the pivoted clusters that use it; unset, each
+    /// takes it at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<crate::profile::fleet_rollout::RolloutPolicy>,
 }
 
 /// One layer of a profile: a pack at a version, with value overrides.

@@ -35,6 +35,9 @@ pub struct ClusterRevisionSpec {
     /// `sha256:` of `desired`, to tell a change of intent from a repeat.
     pub content_hash: String,
     pub desired: DesiredState,
+    /// The earlier revision whose content this one republishes (a rollback).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_of: Option<i64>,
 }
 
 /// Everything a cluster should be, decided.

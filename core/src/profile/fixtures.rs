@@ -147,6 +147,7 @@ pub fn profile(
             cloud_type: cloud,
             description: None,
             layers,
+            rollout: None,
         },
     )
 }
@@ -199,6 +200,7 @@ pub fn cluster(cloud: ClusterCloud, profiles: &[&str]) -> WorkloadCluster {
             overrides: Vec::<LayerOverride>::new(),
             certificates_expiry_days: None,
             deletion_policy: Default::default(),
+            rollback_to: None,
             cloud_account_ref: None,
             cluster_network: None,
             vsphere: None,

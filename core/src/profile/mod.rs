@@ -6,12 +6,16 @@
 
 pub mod compose;
 pub mod constraints;
+pub mod fleet_rollout;
 pub mod layer_values;
 pub mod rules;
 pub mod selection;
 
 pub use crate::crd::cluster_profile::*;
 pub use compose::{ComposedStack, StackLayer, compose};
+pub use fleet_rollout::{
+    APPROVAL_ANNOTATION, FleetMember, Hold, RolloutGate, RolloutPolicy, RolloutStrategy,
+};
 pub use selection::{SelectionError, select_profile, versions_of};
 
 #[cfg(test)]

@@ -199,6 +199,9 @@ pub struct RevisionPlan {
     pub cluster: String,
     pub from: i64,
     pub to: i64,
+    /// The earlier revision whose content `to` republishes, when it is a rollback.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollback_of: Option<i64>,
     /// One line: "2 layers upgraded, 1 removed; control plane rolls (3 machines); …".
     pub summary: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -245,6 +248,7 @@ impl RevisionPlan {
             cluster: to.cluster_name.clone(),
             from: from.number,
             to: to.number,
+            rollback_of: to.rollback_of,
             summary: String::new(),
             profiles: Change::between(&a.profiles, &b.profiles),
             kubernetes_version: Change::between(&a.kubernetes_version, &b.kubernetes_version),

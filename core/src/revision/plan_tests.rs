@@ -34,6 +34,7 @@ fn revision() -> ClusterRevisionSpec {
         cluster_name: "demo".into(),
         number: 1,
         content_hash: "sha256:1".into(),
+        rollback_of: None,
         desired: DesiredState {
             cloud_type: ClusterCloud::Sim,
             profiles: vec!["sim-infra:1.0.0".into()],
@@ -528,4 +529,28 @@ fn the_plan_serializes_with_its_steps_in_order() {
     assert_eq!(steps, ["ControlPlane", "Workers", "Layers"]);
     assert_eq!(json["steps"][1]["work"][0], "resize pool general 2 → 5");
     assert!(json.get("layers").is_none());
+}
+
+#[test]
+fn a_rollback_plan_says_whose_content_it_restores() {
+    let first = revision();
+    let second = next(&first, |d| d.node_pools.workers[0].count += 2);
+    let mut third = next(&second, |_| {});
+    third.desired = first.desired.clone();
+    third.rollback_of = Some(first.number);
+    let plan = RevisionPlan::between(&second, &third).unwrap();
+    assert_eq!(plan.rollback_of, Some(1));
+    let text = plan.to_string();
+    assert!(
+        text.starts_with(
+            "cluster demo: revision 2 → 3 (a rollback to the content of revision 1)\n"
+        ),
+        "{text}"
+    );
+    let pool = &plan.node_pools[0];
+    assert_eq!(
+        pool.count.from,
+        first.desired.node_pools.workers[0].count + 2
+    );
+    assert_eq!(pool.count.to, first.desired.node_pools.workers[0].count);
 }

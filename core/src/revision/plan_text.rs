@@ -260,8 +260,12 @@ fn section(out: &mut String, title: &str, body: &str) {
 }
 
 fn write_plan(plan: &RevisionPlan) -> Result<String, fmt::Error> {
+    let rollback = plan
+        .rollback_of
+        .map(|n| format!(" (a rollback to the content of revision {n})"))
+        .unwrap_or_default();
     let mut out = format!(
-        "cluster {}: revision {} → {}\n",
+        "cluster {}: revision {} → {}{rollback}\n",
         plan.cluster, plan.from, plan.to
     );
     if plan.is_empty() {

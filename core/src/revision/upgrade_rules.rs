@@ -14,6 +14,9 @@
 //!   checked at composition ([`crate::profile::constraints`]); a pack new in the next
 //!   revision is installed, not upgraded, so only that check applies to it.
 //!
+//! - [`UpgradeRule::RollbackTarget`]: `spec.rollbackTo` names a revision the cluster has,
+//!   other than the one it runs.
+//!
 //! The first revision of a cluster has nothing to be checked against.
 
 use std::fmt;
@@ -28,6 +31,7 @@ pub enum UpgradeRule {
     KubernetesMinorStep,
     KubernetesNeverDown,
     PackUpgradeConstraint,
+    RollbackTarget,
 }
 
 impl fmt::Display for UpgradeRule {
@@ -36,6 +40,7 @@ impl fmt::Display for UpgradeRule {
             UpgradeRule::KubernetesMinorStep => "one Kubernetes minor version at a time",
             UpgradeRule::KubernetesNeverDown => "Kubernetes never goes down",
             UpgradeRule::PackUpgradeConstraint => "pack upgrade constraint",
+            UpgradeRule::RollbackTarget => "rollback target",
         })
     }
 }

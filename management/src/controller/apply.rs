@@ -9,6 +9,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::ResourceExt;
 use serde_json::{Value, json};
 use strata_shared::agent_install::controller_binding;
+use strata_shared::cluster::PendingRevision;
 use strata_shared::cluster::WorkloadClusterStatus;
 use strata_shared::cluster::ledger::{ClusterLedger, grant_move, objects_applied};
 use strata_shared::conditions::{ConditionUpdate, find};
@@ -26,7 +27,7 @@ use super::ledger::{self, LedgerError, Recorded};
 use super::namespaces::{ensure_namespace, ensure_plain_namespace};
 use super::outcome::Outcome;
 use super::resolve::Resolved;
-use super::revisions::{self, Published, RevisionError};
+use super::revisions::{self, Admission, Published, RevisionError, Wanted};
 use super::validate::ValidCluster;
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +57,10 @@ impl ApplyError {
     pub fn reason(&self) -> &'static str {
         match self {
             ApplyError::Kube { source, .. } => write_reason(source),
+            ApplyError::Revision {
+                source: RevisionError::NothingToRollBack(_),
+                ..
+            } => "NothingToRollBack",
             ApplyError::Revision { .. } => "RevisionFailed",
             ApplyError::Ledger { .. } => "LedgerFailed",
         }
@@ -76,6 +81,8 @@ impl ApplyError {
 pub struct Publication {
     pub objects_namespace: Namespace,
     pub revision: i64,
+    /// It, while the site reports an earlier revision applied.
+    pub pending: Option<PendingRevision>,
     /// The desired state of that revision: the resolved one, or the running one when the
     /// upgrade rules refused the change, so that the cluster stays where it is.
     pub desired: DesiredState,
@@ -106,8 +113,17 @@ pub async fn publish(
         &ctx.writer,
         &location.objects_namespace,
         valid.name(),
-        &resolved.desired,
-        &resolved.upgrade_constraints,
+        wanted(valid, resolved),
+        valid
+            .cluster
+            .status
+            .as_ref()
+            .and_then(|s| s.applied_revision),
+        Admission {
+            gate: &ctx.fleet,
+            cluster: valid.cluster,
+            profiles: &resolved.profiles,
+        },
     )
     .await
     .map_err(|source| ApplyError::Revision {
@@ -118,25 +134,52 @@ pub async fn publish(
         tracing::info!(revision = published.number, "published a new revision");
     }
     let condition = publication_condition(&published);
+    if let Some(held) = &published.held {
+        tracing::info!(revision = published.number, %held, "the profile's rollout holds the change back");
+    }
     if let Some(refused) = &published.refused {
         tracing::info!(revision = published.number, %refused, "upgrade refused; the cluster stays on its revision");
     }
     Ok(Publication {
         objects_namespace,
         revision: published.number,
+        pending: published.pending,
         desired: published.desired,
         condition,
     })
 }
 
+/// What the cluster asks to run: an earlier revision's content while `spec.rollbackTo` is
+/// set, its resolved spec otherwise.
+fn wanted<'a>(valid: &ValidCluster<'_>, resolved: &'a Resolved) -> Wanted<'a> {
+    match valid.cluster.spec.rollback_to {
+        Some(number) => Wanted::Rollback(number),
+        None => Wanted::Spec {
+            desired: &resolved.desired,
+            constraints: &resolved.upgrade_constraints,
+        },
+    }
+}
+
 /// RevisionPublished: the revision in force, and the rules a refused change breaks.
 fn publication_condition(published: &Published) -> ConditionUpdate<'static> {
+    let rollback = published
+        .rollback_of
+        .map(|n| format!(", the content of revision {n} (spec.rollbackTo)"))
+        .unwrap_or_default();
     let in_force = format!(
-        "revision {} (Kubernetes {}, {} layers)",
+        "revision {} (Kubernetes {}, {} layers{rollback})",
         published.number,
         published.desired.kubernetes_version,
         published.desired.layers.len()
     );
+    if let Some(held) = &published.held {
+        return ConditionUpdate::not(
+            REVISION_PUBLISHED,
+            held.reason(),
+            format!("the change waits and {in_force} stays in force: {held}"),
+        );
+    }
     match &published.refused {
         None => ConditionUpdate::ok(REVISION_PUBLISHED, "Published", in_force),
         Some(refused) => ConditionUpdate::not(

@@ -12,6 +12,7 @@ use strata_shared::pack_registry::PackRegistry;
 use strata_shared::profile::ClusterProfile;
 use strata_shared::provider_components::ProviderController;
 
+use super::fleet_gate::FleetGate;
 use super::link_watch::LinkWatch;
 use super::metrics::Metrics;
 use super::packs::PackResolver;
@@ -65,4 +66,6 @@ pub struct Context {
     pub registries: Store<PackRegistry>,
     /// When each agent's report last changed.
     pub link: LinkWatch,
+    /// The rollout gate of the profiles' policies.
+    pub fleet: FleetGate,
 }

@@ -18,6 +18,7 @@ mod deletion;
 mod dereference;
 mod failure_reason;
 mod finalizer;
+mod fleet_gate;
 mod health;
 mod install;
 mod ledger;

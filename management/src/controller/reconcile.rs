@@ -13,7 +13,9 @@ use kube::{Resource, ResourceExt};
 use strata_shared::cluster::{ClusterPhase, WorkloadCluster};
 use strata_shared::conditions::ConditionUpdate;
 use strata_shared::contracts::capi_views::ClusterView;
-use strata_shared::contracts::conditions::{CONTROL_PLANE_INITIALIZED, OBJECTS_APPLIED};
+use strata_shared::contracts::conditions::{
+    CONTROL_PLANE_INITIALIZED, OBJECTS_APPLIED, REVISION_PUBLISHED,
+};
 use strata_shared::contracts::names::ClusterLocation;
 use tracing::Instrument;
 
@@ -132,6 +134,9 @@ async fn reconcile_inner(
     Ok(action)
 }
 
+/// How often a cluster whose change a rollout holds back is looked at.
+const ROLLOUT_RECHECK: Duration = Duration::from_secs(5);
+
 /// How often a cluster with an agent is looked at, so that its silence shows in time.
 fn link_recheck(ctx: &Context) -> Duration {
     (ctx.settings.agent_silence / 2)
@@ -209,6 +214,7 @@ async fn steps(
     update.condition(resolved.valid_condition());
     let publication = apply::publish(ctx, &valid, &resolved).await?;
     update.revision = Some(publication.revision);
+    update.pending = publication.pending.clone();
     update.condition(publication.condition.clone());
     // From here on, the revision in force: after a refused upgrade, the running one.
     let desired = &publication.desired;
@@ -300,7 +306,16 @@ async fn conclude(
     mut update: StatusUpdate<'_>,
     outcome: &Outcome,
 ) -> Result<(Action, ClusterPhase), ReconcileError> {
-    let decision = decide(outcome, link_recheck(ctx));
+    let mut decision = decide(outcome, link_recheck(ctx));
+    // A change a profile's rollout holds back is looked at again soon: a place may free
+    // up in another cluster, which wakes nothing here.
+    if update
+        .conditions
+        .iter()
+        .any(|c| c.type_ == REVISION_PUBLISHED && c.reason.starts_with("Rollout"))
+    {
+        decision.requeue = decision.requeue.min(ROLLOUT_RECHECK);
+    }
     if let Outcome::Invalid(invalid) = outcome {
         tracing::info!(reason = invalid.reason.as_str(), message = %invalid.message, "cluster is not valid; nothing is created");
     }

@@ -20,6 +20,8 @@ pub struct Resolved {
     pub desired: DesiredState,
     /// The `upgrade` dependencies of the stack's packs.
     pub upgrade_constraints: Vec<UpgradeConstraint>,
+    /// The profiles the cluster selects (their rollout policies gate its next revision).
+    pub profiles: Vec<ClusterProfile>,
     /// The warnings of the composition, `severity: subject: message`.
     pub warnings: Vec<String>,
 }
@@ -74,6 +76,7 @@ pub async fn stack(
     Ok(Resolved {
         desired,
         upgrade_constraints,
+        profiles: selected.into_iter().cloned().collect(),
         warnings: findings.warnings().map(|w| w.to_string()).collect(),
     })
 }

@@ -265,6 +265,7 @@ async fn context(
         profiles,
         registries,
         link: Default::default(),
+        fleet: Default::default(),
     }))
 }
 
@@ -390,6 +391,7 @@ async fn lead(
     let reconcile_while_leading = while_leading(leader);
     let controller = Controller::new(clusters, watcher::Config::default());
     let known = controller.store();
+    ctx.fleet.watch(known.clone());
     let running = controller
         .with_config(ControllerConfig::default().concurrency(args.concurrency))
         // A changed profile changes the revision of every cluster that uses it.

@@ -5,7 +5,7 @@
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use serde_json::json;
-use strata_shared::cluster::{ClusterPhase, ReplicaCounts, WorkloadCluster};
+use strata_shared::cluster::{ClusterPhase, PendingRevision, ReplicaCounts, WorkloadCluster};
 use strata_shared::conditions::{ConditionUpdate, set_condition};
 use strata_shared::kube_writer::{KubeWriter, WriteError};
 
@@ -24,6 +24,7 @@ pub struct StatusUpdate<'a> {
     pub control_plane: Option<ReplicaCounts>,
     pub workers: Option<ReplicaCounts>,
     pub agent_image: Option<String>,
+    pub pending: Option<PendingRevision>,
 }
 
 impl<'a> StatusUpdate<'a> {
@@ -34,7 +35,7 @@ impl<'a> StatusUpdate<'a> {
 }
 
 /// The status fields the controller owns.
-const OWN_FIELDS: [&str; 8] = [
+const OWN_FIELDS: [&str; 9] = [
     "phase",
     "observedGeneration",
     "conditions",
@@ -43,6 +44,7 @@ const OWN_FIELDS: [&str; 8] = [
     "controlPlane",
     "workers",
     "agentImage",
+    "pending",
 ];
 
 /// Whether the cluster's status already says what `status` would (the controller's
@@ -125,6 +127,7 @@ pub async fn write(
         "controlPlane": update.control_plane,
         "workers": update.workers,
         "agentImage": update.agent_image,
+        "pending": update.pending,
     });
     // Unset fields are left out rather than sent as null.
     let status: serde_json::Map<String, serde_json::Value> = status

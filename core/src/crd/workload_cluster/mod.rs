@@ -21,8 +21,8 @@ pub use self_healing::{
     PoolRollout, capi_amount, certificates_expiry_days, check_self_healing,
 };
 pub use status::{
-    AgentReport, ClusterPhase, LayerPhase, LayerState, ReplicaCounts, RolloutReport,
-    WorkloadClusterStatus, layers_summary,
+    AgentReport, ClusterPhase, LayerPhase, LayerState, PendingRevision, ReplicaCounts,
+    RolloutReport, WorkloadClusterStatus, layers_summary,
 };
 
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -38,6 +38,7 @@ pub use status::{
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Revision","type":"integer","jsonPath":".status.revision"}"#,
     printcolumn = r#"{"name":"Applied","type":"integer","jsonPath":".status.appliedRevision"}"#,
+    printcolumn = r#"{"name":"Pending","type":"string","priority":1,"jsonPath":".status.pending.summary"}"#,
     printcolumn = r#"{"name":"Control plane","type":"string","jsonPath":".status.controlPlane.summary"}"#,
     printcolumn = r#"{"name":"Workers","type":"string","jsonPath":".status.workers.summary"}"#,
     printcolumn = r#"{"name":"Layers","type":"string","jsonPath":".status.layersSummary"}"#,
@@ -79,6 +80,13 @@ pub struct WorkloadClusterSpec {
     pub certificates_expiry_days: Option<u32>,
     #[serde(default, skip_serializing_if = "DeletionPolicy::is_default")]
     pub deletion_policy: DeletionPolicy,
+    /// Roll the cluster back to the content of this earlier revision (its layers, values,
+    /// pack versions and pools): republished as a new revision and applied through the same
+    /// ordered path as any other. The profiles and pools of this spec wait until it is
+    /// unset. A rollback that would take Kubernetes down is refused like any downgrade.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub rollback_to: Option<i64>,
 }
 
 /// What deleting this WorkloadCluster does to the cluster: `Delete` (the default) deletes

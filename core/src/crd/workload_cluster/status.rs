@@ -56,6 +56,24 @@ pub struct WorkloadClusterStatus {
     /// What the agent last said about itself (written by the agent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<AgentReport>,
+    /// The latest revision while the cluster does not run it yet, with its plan's summary
+    /// (the controller's; `strata cluster plan` prints it in full). Absent when the cluster
+    /// runs its latest revision, and before the pivot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<PendingRevision>,
+}
+
+/// A revision published and not yet applied, and what applying it will do.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingRevision {
+    /// The revision to apply (the latest published).
+    pub revision: i64,
+    /// The revision the plan starts from: the one the agent reports applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<i64>,
+    /// The plan's one line ("pool general resized 2 → 4; …"), or why there is none.
+    pub summary: String,
 }
 
 /// The agent's own report. Data from the site: shown, never acted on; the controller judges
