@@ -5,8 +5,8 @@
 //! worker changes, and never a worker newer than the control plane; the layers change only
 //! after the workers. Then worker pools are added, resized and removed, a chart's values
 //! overridden while the site is cut off from management (applied once the link returns)
-//! and rolled back (`spec.rollbackTo`), and a rollback that would take Kubernetes down
-//! refused.
+//! and rolled back (`spec.rollbackTo`); a rollback that would take Kubernetes down and a
+//! jump of two minor versions are refused.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -278,6 +278,28 @@ async fn a_new_revision_rolls_the_control_plane_then_the_workers_then_the_layers
     )
     .unwrap();
     publish_pack(&env.registry, &kubernetes).await.unwrap();
+    // And one two minor versions further, which no cluster may jump to.
+    let far = env.dir.path().join("kubernetes-far");
+    copy_sample_pack("kubernetes", &far);
+    std::fs::write(
+        far.join("pack.json"),
+        pack_json.replace("\"version\": \"1.20.2\"", "\"version\": \"1.23.17\""),
+    )
+    .unwrap();
+    publish_pack(&env.registry, &far).await.unwrap();
+    // The sample CNI supports Kubernetes up to 1.22: a version of it that supports 1.23, so
+    // that the jump is refused for the jump and not for the stack.
+    let cni = env.dir.path().join("cni-calico");
+    copy_sample_pack("cni-calico", &cni);
+    let cni_json = std::fs::read_to_string(cni.join("pack.json")).unwrap();
+    std::fs::write(
+        cni.join("pack.json"),
+        cni_json
+            .replace("\"version\": \"3.19.0\"", "\"version\": \"3.20.0\"")
+            .replace("\"maxVersion\": \"1.22\"", "\"maxVersion\": \"1.24\""),
+    )
+    .unwrap();
+    publish_pack(&env.registry, &cni).await.unwrap();
     let chart = env.dir.path().join("hello-chart");
     copy_sample_pack("hello-chart", &chart);
     for file in ["pack.json", "charts/hello-web/Chart.yaml"] {
@@ -299,6 +321,14 @@ async fn a_new_revision_rolls_the_control_plane_then_the_workers_then_the_layers
         d["spec"]["name"] = json!("sim-infra");
         d["spec"]["version"] = json!("1.1.0");
         d["spec"]["layers"][1]["version"] = json!("1.21.14");
+    })
+    .await;
+    apply_sample(&client, "profiles/sim-infra.yaml", SYSTEM_NAMESPACE, |d| {
+        d["metadata"]["name"] = json!("sim-infra-1-3-0");
+        d["spec"]["name"] = json!("sim-infra");
+        d["spec"]["version"] = json!("1.3.0");
+        d["spec"]["layers"][1]["version"] = json!("1.23.17");
+        d["spec"]["layers"][2]["version"] = json!("3.20.0");
     })
     .await;
     apply_sample(&client, "profiles/sim-addons.yaml", SYSTEM_NAMESPACE, |d| {
@@ -535,6 +565,34 @@ async fn a_new_revision_rolls_the_control_plane_then_the_workers_then_the_layers
     assert!(
         refused.contains("Kubernetes never goes down") && refused.contains("revision 6"),
         "{refused}"
+    );
+    assert!(
+        revisions
+            .get_opt(&revision_name(NAME, 7))
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Without the rollback, a profile version two Kubernetes minors ahead (1.21 → 1.23) is
+    // refused the same way.
+    set_spec(
+        &client,
+        json!({ "rollbackTo": null, "profiles": [
+            { "name": "sim-infra", "version": "1.3.0" },
+            { "name": "sim-addons", "version": "1.1.0" },
+        ]}),
+    )
+    .await;
+    let jump = eventually("the jump refused", Duration::from_secs(60), || async {
+        let wc = cluster(&client, NS, NAME).await?;
+        let (_, reason, message) = condition(&wc, "RevisionPublished");
+        (reason == "UpgradeRefused" && message.contains("1.23")).then(|| message.to_string())
+    })
+    .await;
+    assert!(
+        jump.contains("one Kubernetes minor version at a time") && jump.contains("revision 6"),
+        "{jump}"
     );
     assert!(
         revisions

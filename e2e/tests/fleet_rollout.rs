@@ -206,7 +206,8 @@ async fn a_profile_change_rolls_out_one_cluster_at_a_time_and_pauses_at_a_failur
     for name in CLUSTERS {
         let message = wait_reason(&client, name, "RolloutAwaitingApproval").await;
         assert!(
-            message.contains("revision 1 stays in force")
+            message.contains("revision 1 (")
+                && message.contains("stays in force")
                 && message.contains("strata profile rollout sim-addons --version 1.0.0 --approve"),
             "{message}"
         );
@@ -216,7 +217,7 @@ async fn a_profile_change_rolls_out_one_cluster_at_a_time_and_pauses_at_a_failur
     // Approved: the clusters take it in name order, up to the failing one, where it stops.
     let approved = strata_rollout(&env, true);
     assert!(
-        approved.contains("approved: strata.dev/rollout-approval=g2"),
+        approved.contains("approved: strata.dev/rollout-approval=g"),
         "{approved}"
     );
     for name in ["c1", "c2"] {
@@ -255,10 +256,7 @@ async fn a_profile_change_rolls_out_one_cluster_at_a_time_and_pauses_at_a_failur
 
     // A second approval acknowledges c3's failure and releases the rest.
     let approved = strata_rollout(&env, true);
-    assert!(
-        approved.contains("approved: strata.dev/rollout-approval=g2;fleet/c3@r2"),
-        "{approved}"
-    );
+    assert!(approved.contains(";fleet/c3@r2\n"), "{approved}");
     for name in ["c4", "c5"] {
         wait_applied(&client, name, 2).await;
     }

@@ -21,8 +21,6 @@
 mod applied;
 mod progress;
 
-use std::fmt;
-
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
@@ -49,25 +47,7 @@ use crate::status_report::StatusReport;
 
 pub use progress::Progress;
 
-/// A step of applying a revision, in the order they run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RolloutStep {
-    ScaleOut,
-    ControlPlane,
-    Workers,
-    Layers,
-}
-
-impl fmt::Display for RolloutStep {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            RolloutStep::ScaleOut => "ScaleOut",
-            RolloutStep::ControlPlane => "ControlPlane",
-            RolloutStep::Workers => "Workers",
-            RolloutStep::Layers => "Layers",
-        })
-    }
-}
+pub use strata_shared::cluster::RolloutStep;
 
 /// Why a step could not go on this round.
 #[derive(Debug, thiserror::Error)]

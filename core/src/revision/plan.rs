@@ -142,23 +142,9 @@ pub enum ObjectAction {
     Deleted,
 }
 
-/// The agent's steps, in its order (the `step` of the WorkloadCluster's rollout report).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-pub enum RolloutStep {
-    ControlPlane,
-    Workers,
-    Layers,
-}
-
-impl RolloutStep {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            RolloutStep::ControlPlane => "ControlPlane",
-            RolloutStep::Workers => "Workers",
-            RolloutStep::Layers => "Layers",
-        }
-    }
-}
+/// The agent's steps a plan's work falls in (never `ScaleOut`: a plan is of a later
+/// revision).
+pub use crate::cluster::RolloutStep;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -200,6 +200,14 @@ pub fn pending(
     })
 }
 
+/// Whether a new revision must pass the rollout gate of the cluster's profiles. The first
+/// has nothing to wait for: there is nothing it changes. A rollback is one cluster's
+/// operator acting on that cluster (often the one that failed and paused the rollout): no
+/// rollout holds it back.
+pub fn gated(existing: &[ClusterRevision], wanted: Wanted<'_>) -> bool {
+    !existing.is_empty() && !matches!(wanted, Wanted::Rollback(_))
+}
+
 /// The rollout gate a new revision (not the first) must pass.
 pub struct Admission<'a> {
     pub gate: &'a FleetGate,
@@ -241,10 +249,8 @@ pub async fn publish(
         PublishDecision::Keep { current, refused } => return Ok(keep(&current, refused, None)),
         PublishDecision::Create(spec) => spec,
     };
-    // The first revision has no rollout to wait for: there is nothing it changes.
     let admitted = match latest(&existing) {
-        None => None,
-        Some(current) => match admission
+        Some(current) if gated(&existing, wanted) => match admission
             .gate
             .admit(admission.cluster, admission.profiles)
             .await
@@ -252,6 +258,7 @@ pub async fn publish(
             Ok(admitted) => Some(admitted),
             Err(hold) => return Ok(keep(&current.spec, None, Some(hold))),
         },
+        _ => None,
     };
     let number = spec.number;
     let revision = ClusterRevision {

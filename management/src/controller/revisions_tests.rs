@@ -191,3 +191,11 @@ fn a_revision_the_site_invents_gets_no_plan() {
         );
     }
 }
+
+#[test]
+fn only_a_later_revision_from_the_spec_waits_for_a_rollout() {
+    let state = desired("v1.30.2", 1);
+    assert!(!gated(&[], spec(&state)), "the first revision");
+    assert!(gated(&history(), spec(&state)));
+    assert!(!gated(&history(), Wanted::Rollback(1)), "a rollback");
+}

@@ -22,7 +22,7 @@ pub use self_healing::{
 };
 pub use status::{
     AgentReport, ClusterPhase, LayerPhase, LayerState, PendingRevision, ReplicaCounts,
-    RolloutReport, WorkloadClusterStatus, layers_summary,
+    RolloutReport, RolloutStep, WorkloadClusterStatus, layers_summary,
 };
 
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]

@@ -107,6 +107,35 @@ pub struct RolloutReport {
     pub since: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
 }
 
+/// A step of applying a revision, in the agent's order: the `step` of
+/// [`RolloutReport`]. `ScaleOut` is the first revision after the pivot (the control plane
+/// and the pools raised to their counts); every later revision goes `ControlPlane`,
+/// `Workers`, `Layers`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub enum RolloutStep {
+    ScaleOut,
+    ControlPlane,
+    Workers,
+    Layers,
+}
+
+impl RolloutStep {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RolloutStep::ScaleOut => "ScaleOut",
+            RolloutStep::ControlPlane => "ControlPlane",
+            RolloutStep::Workers => "Workers",
+            RolloutStep::Layers => "Layers",
+        }
+    }
+}
+
+impl std::fmt::Display for RolloutStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Where a cluster is in its life.
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 pub enum ClusterPhase {
