@@ -10,6 +10,10 @@
 //! the same concurrency: the ratio is what validation, pack resolution, the reads and the
 //! runtime cost on top.
 //!
+//! Then the profile every cluster uses changes (its chart layer's values): the clock runs
+//! until every cluster has published revision 2, against the floor of each cluster's
+//! revision 2 and its status written directly.
+//!
 //! `cargo bench -p strata-e2e --bench controller_throughput`
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -23,8 +27,8 @@ use kube::{Api, Client};
 use serde_json::json;
 use strata_e2e::cloud_sim::SimOptions;
 use strata_e2e::management::{
-    ControllerProcess, ManagementEnv, ManagementOptions, apply, ensure_namespace, read_documents,
-    repo_root,
+    ControllerProcess, ManagementEnv, ManagementOptions, SYSTEM_NAMESPACE, apply, ensure_namespace,
+    read_documents, repo_root,
 };
 use strata_shared::capi::{BuildInput, control_plane_objects};
 use strata_shared::cluster::WorkloadCluster;
@@ -173,6 +177,36 @@ async fn main() {
     let took = started.elapsed();
     let peak_kib = controller.peak_memory_kib().unwrap_or(0);
     let (_, metrics) = controller.get("/metrics").await.unwrap();
+
+    // A change of the profile every cluster uses (its chart layer's values): each cluster
+    // publishes revision 2 and applies its objects again.
+    eprintln!("changing the shared add-on profile…");
+    let mut profile =
+        read_documents(&repo_root().join("manifests/samples/profiles/sim-addons.yaml"))
+            .unwrap()
+            .remove(0);
+    profile["metadata"]["namespace"] = json!(SYSTEM_NAMESPACE);
+    profile["spec"]["layers"][0]["values"] = json!("charts:\n  hello-web:\n    replicaCount: 2\n");
+    let change_started = Instant::now();
+    apply(&client, &profile).await.unwrap();
+    loop {
+        let done = revised_count(&client, 2).await;
+        if done >= count {
+            break;
+        }
+        assert!(
+            controller.running(),
+            "the controller stopped:\n{}",
+            controller.log_tail(30)
+        );
+        assert!(
+            change_started.elapsed() < Duration::from_secs(1800),
+            "the profile change not done in 30 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let change_took = change_started.elapsed();
+    let change_peak_kib = controller.peak_memory_kib().unwrap_or(0);
     controller.terminate(Duration::from_secs(10));
 
     // The floor: the same writes, directly.
@@ -199,6 +233,15 @@ async fn main() {
         .collect::<Vec<()>>()
         .await;
     let floor = floor_started.elapsed();
+    // The floor of the profile change: each cluster's revision 2 and its status, directly.
+    let change_floor_started = Instant::now();
+    futures::stream::iter(
+        (0..count).map(|i| floor_revision_2(client.clone(), i, template.clone())),
+    )
+    .buffer_unordered(CONCURRENCY)
+    .collect::<Vec<()>>()
+    .await;
+    let change_floor = change_floor_started.elapsed();
 
     let reconciles = metrics
         .lines()
@@ -227,4 +270,58 @@ async fn main() {
         "  controller peak memory (VmHWM): {:.1} MiB",
         peak_kib as f64 / 1024.0
     );
+    println!(
+        "  a change of the shared profile: every cluster at revision 2 in {:.1} s; floor (each revision 2 and its status, plain calls) {:.1} s; ratio {:.2}; controller peak memory after it {:.1} MiB",
+        change_took.as_secs_f64(),
+        change_floor.as_secs_f64(),
+        change_took.as_secs_f64() / change_floor.as_secs_f64(),
+        change_peak_kib as f64 / 1024.0
+    );
+}
+
+/// How many clusters have published revision `number`.
+async fn revised_count(client: &Client, number: i64) -> usize {
+    let clusters: Api<WorkloadCluster> = Api::namespaced(client.clone(), NAMESPACE);
+    let list = clusters.list(&ListParams::default()).await.unwrap();
+    list.items
+        .iter()
+        .filter(|c| c.status.as_ref().and_then(|s| s.revision) == Some(number))
+        .count()
+}
+
+/// The writes a profile change needs for one cluster, done directly: its revision 2 and
+/// the status that names it.
+async fn floor_revision_2(client: Client, i: usize, template: ClusterRevisionSpec) {
+    let name = format!("f{i:04}");
+    let objects = objects_namespace("floor", &name);
+    let revisions: Api<ClusterRevision> = Api::namespaced(client.clone(), &objects);
+    let revision = ClusterRevision {
+        metadata: ObjectMeta {
+            name: Some(revision_name(&name, 2)),
+            namespace: Some(objects.clone()),
+            ..ObjectMeta::default()
+        },
+        spec: ClusterRevisionSpec {
+            cluster_name: name.clone(),
+            number: 2,
+            ..template
+        },
+    };
+    revisions
+        .create(&PostParams::default(), &revision)
+        .await
+        .unwrap();
+    let status = json!({
+        "apiVersion": "strata.dev/v1alpha1",
+        "kind": "WorkloadCluster",
+        "status": { "revision": 2 },
+    });
+    Api::<WorkloadCluster>::namespaced(client, "floor")
+        .patch_status(
+            &name,
+            &PatchParams::apply("floor").force(),
+            &Patch::Apply(&status),
+        )
+        .await
+        .unwrap();
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::PostParams;
+use kube::api::{ListParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
 use strata_e2e::cloud_sim::workload::StopWorkloads;
@@ -40,8 +40,10 @@ struct Record {
     /// The order in which the clusters got revision 2 published.
     released: Vec<String>,
     /// The most clusters seen applying revision 2 at once (a failed one not counted once
-    /// its failure is known: it no longer holds a place after an approval).
+    /// its failure was seen: it no longer holds a place after an approval, also while its
+    /// site tries the layer again).
     most_applying: usize,
+    failed: Vec<String>,
 }
 
 fn revision(wc: &WorkloadCluster) -> (Option<i64>, Option<i64>) {
@@ -60,31 +62,35 @@ fn failed_layer(wc: &WorkloadCluster) -> bool {
     })
 }
 
-/// Polls every cluster twice a second and records the rollout's order and overlap.
+/// Lists the clusters twice a second and records the rollout's order and overlap. One
+/// list is one consistent snapshot: clusters read one by one could show one that finished
+/// and the next one started as both applying.
 fn watch_fleet(client: Client) -> Arc<Mutex<Record>> {
     let record: Arc<Mutex<Record>> = Arc::default();
     let writer = record.clone();
     tokio::spawn(async move {
+        let clusters: Api<WorkloadCluster> = Api::namespaced(client, NS);
         loop {
-            let mut applying = Vec::new();
-            for name in CLUSTERS {
-                let Some(wc) = cluster(&client, NS, name).await else {
-                    continue;
-                };
-                let (published, applied) = revision(&wc);
-                {
-                    let mut record = writer.lock().unwrap();
-                    if published == Some(2) && !record.released.iter().any(|r| r == name) {
-                        record.released.push(name.to_string());
+            if let Ok(list) = clusters.list(&ListParams::default()).await {
+                let mut record = writer.lock().unwrap();
+                let mut sorted = list.items;
+                sorted.sort_by_key(|wc| wc.metadata.name.clone());
+                let mut applying = 0;
+                for wc in &sorted {
+                    let name = wc.metadata.name.clone().unwrap_or_default();
+                    let (published, applied) = revision(wc);
+                    if published == Some(2) && !record.released.contains(&name) {
+                        record.released.push(name.clone());
+                    }
+                    if published == Some(2) && failed_layer(wc) && !record.failed.contains(&name) {
+                        record.failed.push(name.clone());
+                    }
+                    if published == Some(2) && applied != Some(2) && !record.failed.contains(&name)
+                    {
+                        applying += 1;
                     }
                 }
-                if published == Some(2) && applied != Some(2) && !failed_layer(&wc) {
-                    applying.push(name.to_string());
-                }
-            }
-            {
-                let mut record = writer.lock().unwrap();
-                record.most_applying = record.most_applying.max(applying.len());
+                record.most_applying = record.most_applying.max(applying);
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }

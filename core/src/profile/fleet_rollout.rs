@@ -156,10 +156,16 @@ impl FleetMember {
         self.pivoted && self.published.is_some() && self.applied != self.published
     }
 
-    /// `namespace/name@r<revision>`: a failure, as an approval acknowledges it.
+    /// `namespace/name@r<revision>`: its published revision, as an approval acknowledges
+    /// that revision's failure.
+    fn revision_key(&self) -> String {
+        format!("{}@r{}", self.key, self.published.unwrap_or(0))
+    }
+
+    /// [`Self::revision_key`], while it has failed.
     fn failure_key(&self) -> Option<String> {
         self.failure.as_ref()?;
-        Some(format!("{}@r{}", self.key, self.published.unwrap_or(0)))
+        Some(self.revision_key())
     }
 }
 
@@ -297,11 +303,10 @@ impl RolloutGate<'_> {
             .members
             .iter()
             .filter(|m| m.key != cluster && m.applying())
-            // An acknowledged failure no longer holds a place: the approval lets the rest go.
-            .filter(|m| {
-                m.failure_key()
-                    .is_none_or(|k| !approved.acknowledged.contains(&k))
-            })
+            // An acknowledged failure no longer holds a place, even while its site tries the
+            // revision again (and says nothing failed until it fails again): the approval
+            // lets the rest go.
+            .filter(|m| !approved.acknowledged.contains(&m.revision_key()))
             .map(|m| m.key.clone())
             .chain(self.released.iter().filter(|k| *k != cluster).cloned())
             .collect();
