@@ -301,3 +301,28 @@ fn a_hold_names_the_rollout_it_belongs_to() {
     assert!(!FleetMember::of(&c, "sim-infra:1.0.0").held);
     assert!(!FleetMember::of(&c, "sim-addons:1.0.1").held);
 }
+
+#[test]
+fn a_sites_failure_text_is_bounded_before_it_reaches_other_clusters() {
+    let huge = "é".repeat(100_000);
+    let hostile = cluster_with(serde_json::json!({
+        "phase": "Pivoted", "revision": 2, "appliedRevision": 1,
+        "rollout": {"revision": 2, "step": "Layers", "state": "Failed", "message": huge},
+    }));
+    let failure = FleetMember::of(&hostile, "sim-addons:1.0.0")
+        .failure
+        .unwrap();
+    assert!(
+        failure.len() <= FAILURE_TEXT_LIMIT + "… (cut)".len(),
+        "{}",
+        failure.len()
+    );
+    assert!(failure.starts_with("Layers: éé") && failure.ends_with("… (cut)"));
+    let members = vec![FleetMember::of(&hostile, "sim-addons:1.0.0")];
+    let policy = RolloutPolicy::default();
+    let none = BTreeSet::new();
+    let hold = gate(&policy, &members, None, &none)
+        .decide("team/c4")
+        .unwrap_err();
+    assert!(hold.to_string().len() < 1_000, "{}", hold.to_string().len());
+}
