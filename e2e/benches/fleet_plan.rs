@@ -74,6 +74,7 @@ fn revision(cluster: &str, number: i64, desired: DesiredState) -> ClusterRevisio
         content_hash: content_hash(&desired),
         desired,
         rollback_of: None,
+        sources: None,
     }
 }
 

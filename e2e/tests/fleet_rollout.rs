@@ -1,9 +1,10 @@
-//! A profile change rolled out over five pivoted clusters, one at a time and by approval:
-//! the change to the shared add-on profile (a new chart layer) waits for approval on every
-//! cluster; once approved the clusters take it in name order, never two at once; the
-//! cluster whose site refuses the new layer fails, which pauses the rollout there and says
-//! so on the clusters it holds; a second approval acknowledges the failure and releases the
-//! rest.
+//! A profile change rolled out over five pivoted clusters, one at a time: the change to the
+//! shared add-on profile (a new chart layer) under the `Approval` strategy waits for
+//! approval on every cluster; once the profile drops its policy, the default one (one at a
+//! time, pause on a failure) takes the change to the clusters in name order, never two at
+//! once; the cluster whose site refuses the new layer fails, which pauses the rollout there
+//! and says so on the clusters it holds; an approval acknowledges the failure and releases
+//! the rest.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -220,12 +221,15 @@ async fn a_profile_change_rolls_out_one_cluster_at_a_time_and_pauses_at_a_failur
     }
     assert!(record.lock().unwrap().released.is_empty());
 
-    // Approved: the clusters take it in name order, up to the failing one, where it stops.
-    let approved = strata_rollout(&env, true);
-    assert!(
-        approved.contains("approved: strata.dev/rollout-approval=g"),
-        "{approved}"
-    );
+    // The policy removed, the default one goes on without approval: the clusters take the
+    // change in name order, up to the failing one, where it stops.
+    apply_sample(&client, "profiles/sim-addons.yaml", SYSTEM_NAMESPACE, |d| {
+        d["spec"]["layers"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({ "name": "gated-chart", "version": "1.0.0" }));
+    })
+    .await;
     for name in ["c1", "c2"] {
         wait_applied(&client, name, 2).await;
     }
@@ -256,11 +260,12 @@ async fn a_profile_change_rolls_out_one_cluster_at_a_time_and_pauses_at_a_failur
     assert!(
         standing.contains("is paused")
             && standing.contains("fleet/c3")
-            && standing.contains("failed"),
+            && standing.contains("failed")
+            && standing.contains("(the default: the profile sets no spec.rollout)"),
         "{standing}"
     );
 
-    // A second approval acknowledges c3's failure and releases the rest.
+    // An approval acknowledges c3's failure and releases the rest.
     let approved = strata_rollout(&env, true);
     assert!(approved.contains(";fleet/c3@r2\n"), "{approved}");
     for name in ["c4", "c5"] {

@@ -12,9 +12,9 @@ use kube::{Api, ResourceExt};
 use serde::Serialize;
 use strata_shared::cluster::WorkloadCluster;
 use strata_shared::contracts::conditions::REVISION_PUBLISHED;
-use strata_shared::profile::fleet_rollout::{cluster_key, rollout_name, uses};
+use strata_shared::profile::fleet_rollout::{cluster_key, policy_of, rollout_name, uses};
 use strata_shared::profile::{
-    APPROVAL_ANNOTATION, ClusterProfile, FleetMember, RolloutGate, versions_of,
+    APPROVAL_ANNOTATION, ClusterProfile, FleetMember, RolloutGate, RolloutPolicy, versions_of,
 };
 
 use crate::management_client::{client_from, command_runtime};
@@ -63,7 +63,10 @@ pub struct RolloutReport {
     pub profile: String,
     pub object: String,
     pub generation: i64,
-    pub policy: Option<strata_shared::profile::RolloutPolicy>,
+    /// The policy in force: the profile's `spec.rollout`, or the default.
+    pub policy: RolloutPolicy,
+    /// The profile sets no `spec.rollout`.
+    pub default_policy: bool,
     pub approval: Option<String>,
     /// What holds the next cluster back, or `open`.
     pub gate: String,
@@ -111,12 +114,7 @@ async fn run(args: &RolloutArgs) -> Result<RolloutReport, CommandError> {
     let profile = the_profile(&profiles, args)?;
     let mut report = report_of(&profile, &clusters);
     if args.approve {
-        let token = approval_token(&profile, &clusters).ok_or_else(|| {
-            CommandError::Failed(format!(
-                "profile {} has no spec.rollout: its clusters take each change at once, there is nothing to approve",
-                report.profile
-            ))
-        })?;
+        let token = approval_token(&profile, &clusters);
         let namespace = profile.namespace().unwrap_or_default();
         Api::<ClusterProfile>::namespaced(client, &namespace)
             .patch(
@@ -187,11 +185,15 @@ fn members(profile: &ClusterProfile, clusters: &[WorkloadCluster]) -> Vec<FleetM
     members
 }
 
-fn gate<'a>(profile: &'a ClusterProfile, members: &'a [FleetMember]) -> Option<RolloutGate<'a>> {
+fn gate<'a>(
+    profile: &'a ClusterProfile,
+    policy: &'a RolloutPolicy,
+    members: &'a [FleetMember],
+) -> RolloutGate<'a> {
     static NONE_RELEASED: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
-    Some(RolloutGate {
+    RolloutGate {
         profile: rollout_name(profile),
-        policy: profile.spec.rollout.as_ref()?,
+        policy,
         generation: profile.metadata.generation.unwrap_or(0),
         approval: profile
             .annotations()
@@ -199,24 +201,22 @@ fn gate<'a>(profile: &'a ClusterProfile, members: &'a [FleetMember]) -> Option<R
             .map(String::as_str),
         members,
         released: &NONE_RELEASED,
-    })
+    }
 }
 
-fn approval_token(profile: &ClusterProfile, clusters: &[WorkloadCluster]) -> Option<String> {
+fn approval_token(profile: &ClusterProfile, clusters: &[WorkloadCluster]) -> String {
     let members = members(profile, clusters);
-    gate(profile, &members).map(|g| g.approval_token())
+    gate(profile, &policy_of(profile), &members).approval_token()
 }
 
 /// The rollout as management records it; needs no client.
 pub fn report_of(profile: &ClusterProfile, clusters: &[WorkloadCluster]) -> RolloutReport {
     let members = members(profile, clusters);
-    let gate_state = match gate(profile, &members) {
-        None => "no rollout policy: each cluster takes a change at once".to_string(),
-        // A cluster outside the fleet asks: is there a place for one more?
-        Some(gate) => match gate.decide("") {
-            Ok(()) => "open".to_string(),
-            Err(hold) => hold.to_string(),
-        },
+    let policy = policy_of(profile);
+    // A cluster outside the fleet asks: is there a place for one more?
+    let gate_state = match gate(profile, &policy, &members).decide("") {
+        Ok(()) => "open".to_string(),
+        Err(hold) => hold.to_string(),
     };
     let clusters_report = members
         .iter()
@@ -255,7 +255,8 @@ pub fn report_of(profile: &ClusterProfile, clusters: &[WorkloadCluster]) -> Roll
             profile.name_any()
         ),
         generation: profile.metadata.generation.unwrap_or(0),
-        policy: profile.spec.rollout.clone(),
+        policy,
+        default_policy: profile.spec.rollout.is_none(),
         approval: profile.annotations().get(APPROVAL_ANNOTATION).cloned(),
         gate: gate_state,
         clusters: clusters_report,
@@ -268,19 +269,22 @@ fn text(report: &RolloutReport) -> String {
         "profile {} ({}, generation {})\n",
         report.profile, report.object, report.generation
     );
-    match &report.policy {
-        Some(policy) => out.push_str(&format!(
-            "policy: {:?}, {} at a time, {}\n",
-            policy.strategy,
-            policy.max_in_flight(),
-            if policy.pause_on_failure() {
-                "pause on failure"
-            } else {
-                "go on after a failure"
-            }
-        )),
-        None => out.push_str("policy: none\n"),
-    }
+    let policy = &report.policy;
+    out.push_str(&format!(
+        "policy: {:?}, {} at a time, {}{}\n",
+        policy.strategy,
+        policy.max_in_flight(),
+        if policy.pause_on_failure() {
+            "pause on failure"
+        } else {
+            "go on after a failure"
+        },
+        if report.default_policy {
+            " (the default: the profile sets no spec.rollout)"
+        } else {
+            ""
+        }
+    ));
     if let Some(approval) = &report.approval {
         out.push_str(&format!("approval: {approval}\n"));
     }

@@ -87,22 +87,26 @@ fn the_report_says_each_clusters_state_and_what_holds_the_next() {
     let printed = text(&report);
     assert!(printed.starts_with("profile sim-addons:1.0.0 (strata-system/sim-addons-1-0-0, generation 3)\npolicy: Automatic, 1 at a time, pause on failure\n"), "{printed}");
     // The approval of this moment acknowledges c2's failure and opens the gate.
-    let token = approval_token(&profile(serde_json::json!({}), None), &fleet()).unwrap();
+    let token = approval_token(&profile(serde_json::json!({}), None), &fleet());
     assert_eq!(token, "g3;team/c2@r2");
     let approved = report_of(&profile(serde_json::json!({}), Some(&token)), &fleet());
     assert_eq!(approved.gate, "open");
 }
 
 #[test]
-fn a_profile_without_a_policy_has_nothing_to_approve() {
+fn a_profile_without_a_policy_has_the_default_one() {
     let mut plain = profile(serde_json::json!({}), None);
     plain.spec.rollout = None;
-    assert_eq!(approval_token(&plain, &fleet()), None);
+    let report = report_of(&plain, &fleet());
+    assert_eq!(report.policy, RolloutPolicy::default());
+    assert!(report.default_policy);
+    let shown = text(&report);
     assert!(
-        report_of(&plain, &fleet())
-            .gate
-            .starts_with("no rollout policy")
+        shown.contains("policy: Automatic, 1 at a time, pause on failure (the default: the profile sets no spec.rollout)"),
+        "{shown}"
     );
+    // Its failures are acknowledged like those of any policy.
+    assert!(approval_token(&plain, &fleet()).starts_with('g'));
 }
 
 #[test]

@@ -46,8 +46,8 @@ pub struct ClusterProfileSpec {
     /// The layers, in the order they are listed; install order is computed from the layer
     /// types (os, kernel, k8s, cni, csi, then add-ons).
     pub layers: Vec<ProfileLayer>,
-    /// How a change of this version reaches the pivoted clusters that use it; unset, each
-    /// takes it at once.
+    /// How a change of this version reaches the pivoted clusters that use it; unset, the
+    /// default policy (automatic, one cluster at a time, pause on a failure).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<crate::profile::fleet_rollout::RolloutPolicy>,
 }

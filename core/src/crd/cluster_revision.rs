@@ -38,6 +38,23 @@ pub struct ClusterRevisionSpec {
     /// The earlier revision whose content this one republishes (a rollback).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_of: Option<i64>,
+    /// What the revision was built from, so that the next one can tell the cluster's own
+    /// change from a change of a profile it shares (which a rollout paces). Absent in
+    /// revisions published before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sources: Option<RevisionSources>,
+}
+
+/// The digests of what a revision was built from (see
+/// [`crate::profile::fleet_rollout::RevisionSources::of`]).
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RevisionSources {
+    /// `sha256:` of the WorkloadCluster's spec (without `rollbackTo`).
+    pub cluster: String,
+    /// `sha256:` of each selected profile version's content (without its rollout
+    /// policy), by `name:version`.
+    pub profiles: BTreeMap<String, String>,
 }
 
 /// Everything a cluster should be, decided.

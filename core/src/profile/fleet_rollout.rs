@@ -13,11 +13,17 @@
 //! management did not publish for it, only hold the rollout back (visible, and released by
 //! an approval) or let the next cluster go sooner.
 //!
+//! Only a change that a shared profile brings is paced: a revision records the digests of
+//! what it was built from ([`RevisionSources`]), and [`gating`] names the profiles whose
+//! rollout the next one waits for. A profile version without a policy gets the default
+//! one (automatic, one cluster at a time, pause on a failure): an edit never reaches every
+//! cluster at once.
+//!
 //! An approval is the profile's annotation [`APPROVAL_ANNOTATION`] set to the
 //! [`RolloutGate::approval_token`] of the moment (`strata profile rollout NAME --version V
 //! --approve` writes it): the generation it approves and the failures it acknowledges.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use kube::ResourceExt;
@@ -27,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use crate::cluster::{ClusterPhase, LayerPhase, WorkloadCluster};
 use crate::contracts::conditions::REVISION_PUBLISHED;
 use crate::profile::ClusterProfile;
+use crate::revision::{RevisionSources, content_hash};
 
 /// The profile annotation that approves a rollout and acknowledges its failures.
 pub const APPROVAL_ANNOTATION: &str = "strata.dev/rollout-approval";
@@ -106,6 +113,76 @@ pub fn uses(cluster: &WorkloadCluster, profile: &ClusterProfile) -> bool {
         .profiles
         .iter()
         .any(|p| p.name == profile.profile_name() && p.version == profile.spec.version)
+}
+
+impl RevisionSources {
+    /// The digests of `cluster`'s spec and of the `profiles` it selects, as a revision
+    /// built from them records. What does not change the content is left out: the
+    /// cluster's `rollbackTo` (a rollback is published from the earlier revision), a
+    /// profile's rollout policy.
+    pub fn of(cluster: &WorkloadCluster, profiles: &[ClusterProfile]) -> RevisionSources {
+        let mut spec = cluster.spec.clone();
+        spec.rollback_to = None;
+        RevisionSources {
+            cluster: content_hash(&spec),
+            profiles: profiles
+                .iter()
+                .map(|p| (rollout_name(p), profile_digest(p)))
+                .collect::<BTreeMap<_, _>>(),
+        }
+    }
+}
+
+/// `sha256:` of a profile version's content: its spec without the rollout policy.
+fn profile_digest(profile: &ClusterProfile) -> String {
+    let mut spec = profile.spec.clone();
+    spec.rollout = None;
+    content_hash(&spec)
+}
+
+/// The profiles whose rollout paces a cluster's move from the revision built from
+/// `previous` to one built from `now`, each with its policy (the default when it has
+/// none).
+///
+/// - A profile version the cluster selected before, whose content changed: its change.
+/// - A profile version the cluster did not select before: the operator moved this one
+///   cluster to it, which no rollout paces.
+/// - Nothing the cluster selects changed and neither did its spec, yet the content did
+///   (a pack republished under its version, a cloud account): every profile it selected
+///   before paces it, since the change reaches every cluster that uses them.
+/// - A previous revision that recorded no sources: every profile it selected paces it;
+///   there is no telling where the change came from.
+pub fn gating<'a>(
+    previous: Option<&RevisionSources>,
+    previous_profiles: &[String],
+    now: &RevisionSources,
+    profiles: &'a [ClusterProfile],
+) -> Vec<(&'a ClusterProfile, RolloutPolicy)> {
+    let selected_before = |p: &ClusterProfile| {
+        previous_profiles
+            .iter()
+            .any(|name| *name == rollout_name(p))
+    };
+    let changed = |p: &ClusterProfile| {
+        let name = rollout_name(p);
+        match previous {
+            None => true,
+            Some(previous) => previous.profiles.get(&name) != now.profiles.get(&name),
+        }
+    };
+    let own_change = previous.is_some_and(|previous| previous.cluster != now.cluster);
+    let any_changed = profiles.iter().any(|p| selected_before(p) && changed(p));
+    profiles
+        .iter()
+        .filter(|p| selected_before(p))
+        .filter(|p| changed(p) || (!any_changed && !own_change))
+        .map(|p| (p, policy_of(p)))
+        .collect()
+}
+
+/// The profile version's rollout policy, or the default one when it sets none.
+pub fn policy_of(profile: &ClusterProfile) -> RolloutPolicy {
+    profile.spec.rollout.clone().unwrap_or_default()
 }
 
 impl FleetMember {
@@ -300,10 +377,11 @@ impl RolloutGate<'_> {
                 token: self.approval_token(),
             });
         }
+        // A failed cluster does not hold itself: its next revision is how it is fixed.
         let unacknowledged: Vec<(String, String)> = self
             .members
             .iter()
-            .filter(|m| m.applying())
+            .filter(|m| m.key != cluster && m.applying())
             .filter_map(|m| {
                 let key = m.failure_key()?;
                 (!approved.acknowledged.contains(&key))

@@ -104,6 +104,12 @@ fn a_failure_pauses_the_rollout_until_an_approval_acknowledges_it() {
             && text.contains("strata profile rollout sim-addons --version 1.0.0 --approve"),
         "{text}"
     );
+    // The failed cluster itself is not held by its own failure: its next revision is
+    // how it is fixed.
+    assert_eq!(
+        gate(&policy, &members, None, &none).decide("team/c3"),
+        Ok(())
+    );
     let token = gate(&policy, &members, None, &none).approval_token();
     assert_eq!(token, "g2;team/c3@r2");
     // Acknowledged: the failed cluster no longer holds the one place, the rest go on.
@@ -325,4 +331,90 @@ fn a_sites_failure_text_is_bounded_before_it_reaches_other_clusters() {
         .decide("team/c4")
         .unwrap_err();
     assert!(hold.to_string().len() < 1_000, "{}", hold.to_string().len());
+}
+
+fn profile_named(
+    name: &str,
+    layers: serde_json::Value,
+    rollout: serde_json::Value,
+) -> ClusterProfile {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "strata.dev/v1alpha1", "kind": "ClusterProfile",
+        "metadata": {"name": name, "namespace": "strata-system"},
+        "spec": {"type": "add-on", "version": "1.0.0", "cloudType": "all", "layers": layers,
+                 "rollout": rollout},
+    }))
+    .unwrap()
+}
+
+fn names(paced: &[(&ClusterProfile, RolloutPolicy)]) -> Vec<String> {
+    paced.iter().map(|(p, _)| rollout_name(p)).collect()
+}
+
+#[test]
+fn only_the_profiles_whose_change_it_is_pace_a_revision() {
+    let addons = |version: &str| {
+        profile_named(
+            "addons",
+            serde_json::json!([{"name": "hello", "version": version}]),
+            serde_json::Value::Null,
+        )
+    };
+    let infra = profile_named(
+        "infra",
+        serde_json::json!([]),
+        serde_json::json!({"strategy": "Approval"}),
+    );
+    let mut cluster = cluster_with(serde_json::json!({}));
+    let before_profiles = vec!["addons:1.0.0".to_string(), "infra:1.0.0".to_string()];
+    let before = RevisionSources::of(&cluster, &[addons("1.0.0"), infra.clone()]);
+
+    // The add-on profile edited in place: its rollout paces the change, with the default
+    // policy since it has none (one at a time, pause on a failure).
+    let edited = [addons("1.1.0"), infra.clone()];
+    let now = RevisionSources::of(&cluster, &edited);
+    let paced = gating(Some(&before), &before_profiles, &now, &edited);
+    assert_eq!(names(&paced), ["addons:1.0.0"]);
+    assert_eq!(paced[0].1, RolloutPolicy::default());
+    assert_eq!(paced[0].1.max_in_flight(), 1);
+    assert!(paced[0].1.pause_on_failure());
+
+    // A new rollout policy alone is no change of the profile's content.
+    let mut retuned = infra.clone();
+    retuned.spec.rollout = Some(RolloutPolicy::default());
+    assert_eq!(
+        RevisionSources::of(&cluster, &[addons("1.0.0"), retuned]),
+        before
+    );
+
+    // The cluster's own change (more workers): no rollout paces it, and neither does
+    // setting rollbackTo (a rollback is published from the earlier revision).
+    let same = [addons("1.0.0"), infra.clone()];
+    cluster.spec.rollback_to = Some(1);
+    assert_eq!(RevisionSources::of(&cluster, &same), before);
+    cluster.spec.rollback_to = None;
+    cluster.spec.node_pools.control_plane.count = 3;
+    let own = RevisionSources::of(&cluster, &same);
+    assert!(gating(Some(&before), &before_profiles, &own, &same).is_empty());
+
+    // Neither the cluster nor its profiles changed, yet the content did (a pack pushed
+    // again under its version): every profile it uses paces it.
+    let unchanged = RevisionSources::of(&cluster_with(serde_json::json!({})), &same);
+    assert_eq!(
+        names(&gating(Some(&before), &before_profiles, &unchanged, &same)),
+        ["addons:1.0.0", "infra:1.0.0"]
+    );
+
+    // A profile version the cluster did not use before is the operator's move of this one
+    // cluster: not paced. A revision that recorded nothing is paced by all it used.
+    let only_infra = vec!["infra:1.0.0".to_string()];
+    assert!(
+        gating(Some(&before), &only_infra, &now, &edited)
+            .iter()
+            .all(|(p, _)| rollout_name(p) != "addons:1.0.0")
+    );
+    assert_eq!(
+        names(&gating(None, &before_profiles, &now, &edited)),
+        ["addons:1.0.0", "infra:1.0.0"]
+    );
 }

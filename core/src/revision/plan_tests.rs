@@ -35,6 +35,7 @@ fn revision() -> ClusterRevisionSpec {
         number: 1,
         content_hash: "sha256:1".into(),
         rollback_of: None,
+        sources: None,
         desired: DesiredState {
             cloud_type: ClusterCloud::Sim,
             profiles: vec!["sim-infra:1.0.0".into()],

@@ -20,10 +20,10 @@ pub fn revision_name(cluster: &str, number: i64) -> String {
     format!("{cluster}-r{number}")
 }
 
-/// `sha256:<hex>` of the desired state's JSON (struct fields in declaration order, maps
-/// sorted), so equal intents hash equal.
-pub fn content_hash(desired: &DesiredState) -> String {
-    let json = serde_json::to_vec(desired).unwrap_or_default();
+/// `sha256:<hex>` of a spec's JSON (struct fields in declaration order, maps sorted), so
+/// equal intents hash equal: a desired state, a cluster's or a profile's spec.
+pub fn content_hash<T: serde::Serialize + ?Sized>(spec: &T) -> String {
+    let json = serde_json::to_vec(spec).unwrap_or_default();
     let digest = Sha256::digest(&json);
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     format!("sha256:{hex}")

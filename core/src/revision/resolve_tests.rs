@@ -538,6 +538,7 @@ fn a_secret_never_appears_in_the_desired_state_or_the_capi_objects() {
         number: 1,
         content_hash: content_hash(&desired),
         rollback_of: None,
+        sources: None,
         desired: desired.clone(),
     };
     let input = crate::capi::BuildInput {

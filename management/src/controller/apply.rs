@@ -157,6 +157,7 @@ fn wanted<'a>(valid: &ValidCluster<'_>, resolved: &'a Resolved) -> Wanted<'a> {
         None => Wanted::Spec {
             desired: &resolved.desired,
             constraints: &resolved.upgrade_constraints,
+            sources: &resolved.sources,
         },
     }
 }

@@ -10,7 +10,9 @@ use kube::ResourceExt;
 use kube::runtime::reflector::Store;
 use strata_shared::cluster::{ClusterPhase, WorkloadCluster};
 use strata_shared::profile::fleet_rollout::{cluster_key, rollout_name, uses};
-use strata_shared::profile::{APPROVAL_ANNOTATION, ClusterProfile, FleetMember, Hold, RolloutGate};
+use strata_shared::profile::{
+    APPROVAL_ANNOTATION, ClusterProfile, FleetMember, Hold, RolloutGate, RolloutPolicy,
+};
 use tokio::sync::{Mutex, MutexGuard};
 
 /// How long a reconcile waits for the controller's store to be filled before it holds.
@@ -59,12 +61,13 @@ impl FleetGate {
         )
     }
 
-    /// Whether `cluster`, which uses `profiles`, may publish its next revision now. A
-    /// cluster before the pivot, or whose profiles have no rollout policy, always may.
+    /// Whether `cluster` may publish its next revision now, as the rollouts of `gating`
+    /// (the profiles whose change it is, with their policies) allow. A cluster before the
+    /// pivot always may.
     pub async fn admit<'a>(
         &'a self,
         cluster: &WorkloadCluster,
-        profiles: &[ClusterProfile],
+        gating: Vec<(&ClusterProfile, RolloutPolicy)>,
     ) -> Result<Admitted<'a>, Hold> {
         let key = cluster_key(cluster);
         let mut released = self.released.lock().await;
@@ -79,10 +82,7 @@ impl FleetGate {
         });
         if phase(cluster) == Some(ClusterPhase::Pivoted) {
             let released_keys: BTreeSet<String> = released.keys().cloned().collect();
-            for profile in profiles {
-                let Some(policy) = &profile.spec.rollout else {
-                    continue;
-                };
+            for (profile, policy) in &gating {
                 let name = rollout_name(profile);
                 if !self.ready().await {
                     return Err(Hold::Busy {

@@ -39,6 +39,11 @@ fn approval_profile() -> ClusterProfile {
     .unwrap()
 }
 
+/// The change is `profile`'s, paced by its policy.
+fn paced_by(profile: &ClusterProfile) -> Vec<(&ClusterProfile, RolloutPolicy)> {
+    vec![(profile, profile.spec.rollout.clone().unwrap_or_default())]
+}
+
 #[tokio::test]
 async fn a_cluster_before_the_pivot_is_admitted_whatever_the_policy() {
     let profile = approval_profile();
@@ -46,9 +51,9 @@ async fn a_cluster_before_the_pivot_is_admitted_whatever_the_policy() {
     let pivoted =
         cluster(serde_json::json!({"phase": "Pivoted", "revision": 1, "appliedRevision": 1}));
     let gate = gate_over(std::slice::from_ref(&pivoted));
-    assert!(gate.admit(&c, std::slice::from_ref(&profile)).await.is_ok());
+    assert!(gate.admit(&c, paced_by(&profile)).await.is_ok());
     let held = gate
-        .admit(&pivoted, std::slice::from_ref(&profile))
+        .admit(&pivoted, paced_by(&profile))
         .await
         .err()
         .unwrap();
@@ -61,7 +66,7 @@ async fn without_the_clusters_the_gate_holds() {
     let pivoted =
         cluster(serde_json::json!({"phase": "Pivoted", "revision": 1, "appliedRevision": 1}));
     let held = FleetGate::default()
-        .admit(&pivoted, std::slice::from_ref(&profile))
+        .admit(&pivoted, paced_by(&profile))
         .await
         .err()
         .unwrap();
@@ -77,15 +82,11 @@ async fn a_released_cluster_holds_its_place_until_its_status_shows_the_revision(
     c1.metadata.name = Some("c1".into());
     let c3 = cluster(serde_json::json!({"phase": "Pivoted", "revision": 1, "appliedRevision": 1}));
     let gate = gate_over(&[c1.clone(), c3.clone()]);
-    gate.admit(&c1, std::slice::from_ref(&profile))
+    gate.admit(&c1, paced_by(&profile))
         .await
         .ok()
         .unwrap()
         .published(2);
-    let held = gate
-        .admit(&c3, std::slice::from_ref(&profile))
-        .await
-        .err()
-        .unwrap();
+    let held = gate.admit(&c3, paced_by(&profile)).await.err().unwrap();
     assert!(held.to_string().contains("waiting for team/c1"), "{held}");
 }

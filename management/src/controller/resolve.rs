@@ -8,7 +8,7 @@ use strata_shared::conditions::ConditionUpdate;
 use strata_shared::contracts::conditions::VALID;
 use strata_shared::profile::compose::compose;
 use strata_shared::profile::{ClusterProfile, select_profile};
-use strata_shared::revision::{DesiredState, UpgradeConstraint, desired_state};
+use strata_shared::revision::{DesiredState, RevisionSources, UpgradeConstraint, desired_state};
 
 use super::context::Context;
 use super::dereference::Inputs;
@@ -22,6 +22,8 @@ pub struct Resolved {
     pub upgrade_constraints: Vec<UpgradeConstraint>,
     /// The profiles the cluster selects (their rollout policies gate its next revision).
     pub profiles: Vec<ClusterProfile>,
+    /// The digests of the cluster's spec and its profiles, which the revision records.
+    pub sources: RevisionSources,
     /// The warnings of the composition, `severity: subject: message`.
     pub warnings: Vec<String>,
 }
@@ -73,10 +75,12 @@ pub async fn stack(
         .iter()
         .flat_map(|l| UpgradeConstraint::of(&l.manifest))
         .collect();
+    let profiles: Vec<ClusterProfile> = selected.into_iter().cloned().collect();
     Ok(Resolved {
         desired,
         upgrade_constraints,
-        profiles: selected.into_iter().cloned().collect(),
+        sources: RevisionSources::of(cluster, &profiles),
+        profiles,
         warnings: findings.warnings().map(|w| w.to_string()).collect(),
     })
 }

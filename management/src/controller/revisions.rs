@@ -12,10 +12,12 @@ use kube::api::ListParams;
 use strata_shared::cluster::{PendingRevision, WorkloadCluster};
 use strata_shared::contracts::labels::{REVISION_CLUSTER_LABEL, REVISION_NUMBER_LABEL};
 use strata_shared::kube_writer::{KubeWriter, WriteError};
+use strata_shared::profile::fleet_rollout::gating;
 use strata_shared::profile::{ClusterProfile, Hold};
 use strata_shared::revision::{
-    ClusterRevision, ClusterRevisionSpec, DesiredState, RevisionPlan, UpgradeConstraint,
-    UpgradeRefused, UpgradeRule, UpgradeViolation, check_upgrade, content_hash, revision_name,
+    ClusterRevision, ClusterRevisionSpec, DesiredState, RevisionPlan, RevisionSources,
+    UpgradeConstraint, UpgradeRefused, UpgradeRule, UpgradeViolation, check_upgrade, content_hash,
+    revision_name,
 };
 
 use super::fleet_gate::FleetGate;
@@ -62,6 +64,8 @@ pub enum Wanted<'a> {
     Spec {
         desired: &'a DesiredState,
         constraints: &'a [UpgradeConstraint],
+        /// What `desired` was built from.
+        sources: &'a RevisionSources,
     },
     /// The content of an earlier revision (`spec.rollbackTo`). Its packs' `upgrade`
     /// dependencies are not checked: a revision pins versions, not manifests, and those
@@ -97,11 +101,12 @@ pub fn decide(
     wanted: Wanted<'_>,
 ) -> Result<PublishDecision, NothingToRollBack> {
     let current = latest(existing).map(|r| &r.spec);
-    let (desired, constraints, rollback_of) = match wanted {
+    let (desired, constraints, sources, rollback_of) = match wanted {
         Wanted::Spec {
             desired,
             constraints,
-        } => (desired, constraints, None),
+            sources,
+        } => (desired, constraints, Some(sources.clone()), None),
         Wanted::Rollback(asked) => {
             let Some(current) = current else {
                 return Err(NothingToRollBack {
@@ -110,9 +115,12 @@ pub fn decide(
                 });
             };
             match existing.iter().find(|r| r.spec.number == asked) {
-                Some(target) if asked < current.number => {
-                    (&target.spec.desired, &[][..], Some(asked))
-                }
+                Some(target) if asked < current.number => (
+                    &target.spec.desired,
+                    &[][..],
+                    target.spec.sources.clone(),
+                    Some(asked),
+                ),
                 _ => {
                     return Ok(PublishDecision::Keep {
                         current: current.clone(),
@@ -143,6 +151,7 @@ pub fn decide(
         content_hash: hash,
         desired: desired.clone(),
         rollback_of,
+        sources,
     }))
 }
 
@@ -249,15 +258,25 @@ pub async fn publish(
         PublishDecision::Keep { current, refused } => return Ok(keep(&current, refused, None)),
         PublishDecision::Create(spec) => spec,
     };
-    let admitted = match latest(&existing) {
-        Some(current) if gated(&existing, wanted) => match admission
-            .gate
-            .admit(admission.cluster, admission.profiles)
-            .await
-        {
-            Ok(admitted) => Some(admitted),
-            Err(hold) => return Ok(keep(&current.spec, None, Some(hold))),
-        },
+    let admitted = match (latest(&existing), wanted) {
+        (Some(current), Wanted::Spec { sources, .. }) if gated(&existing, wanted) => {
+            match admission
+                .gate
+                .admit(
+                    admission.cluster,
+                    gating(
+                        current.spec.sources.as_ref(),
+                        &current.spec.desired.profiles,
+                        sources,
+                        admission.profiles,
+                    ),
+                )
+                .await
+            {
+                Ok(admitted) => Some(admitted),
+                Err(hold) => return Ok(keep(&current.spec, None, Some(hold))),
+            }
+        }
         _ => None,
     };
     let number = spec.number;

@@ -32,6 +32,7 @@ fn revision(number: i64, desired: DesiredState, rollback_of: Option<i64>) -> Clu
             content_hash: content_hash(&desired),
             desired,
             rollback_of,
+            sources: None,
         },
     )
 }
@@ -45,10 +46,17 @@ fn history() -> Vec<ClusterRevision> {
     ]
 }
 
+/// What the specs of these tests are built from.
+static SOURCES: RevisionSources = RevisionSources {
+    cluster: String::new(),
+    profiles: BTreeMap::new(),
+};
+
 fn spec(desired: &DesiredState) -> Wanted<'_> {
     Wanted::Spec {
         desired,
         constraints: &[],
+        sources: &SOURCES,
     }
 }
 
@@ -73,6 +81,11 @@ fn a_first_revision_is_created_and_a_repeat_is_kept() {
         panic!("no first revision");
     };
     assert_eq!((first.number, first.rollback_of), (1, None));
+    assert_eq!(
+        first.sources.as_ref(),
+        Some(&SOURCES),
+        "what it was built from"
+    );
     let existing = vec![revision(1, state.clone(), None)];
     assert_eq!(
         decide("demo", &existing, spec(&state)).unwrap(),
@@ -85,15 +98,22 @@ fn a_first_revision_is_created_and_a_repeat_is_kept() {
 
 #[test]
 fn a_rollback_republishes_the_earlier_content_as_the_next_revision() {
-    let existing = vec![
+    let mut existing = vec![
         revision(1, desired("v1.31.0", 1), None),
         revision(2, desired("v1.31.0", 3), None),
     ];
+    let first_sources = RevisionSources {
+        cluster: "sha256:spec-of-1".into(),
+        profiles: BTreeMap::from([("sim-infra:1.0.0".into(), "sha256:profile-of-1".into())]),
+    };
+    existing[0].spec.sources = Some(first_sources.clone());
     let PublishDecision::Create(next) = decide("demo", &existing, Wanted::Rollback(1)).unwrap()
     else {
         panic!("no rollback revision");
     };
     assert_eq!((next.number, next.rollback_of), (3, Some(1)));
+    // It is revision 1's content, built from what revision 1 was built from.
+    assert_eq!(next.sources, Some(first_sources));
     assert_eq!(next.desired, existing[0].spec.desired);
     assert_eq!(next.content_hash, existing[0].spec.content_hash);
     // Once published, asking again changes nothing.
