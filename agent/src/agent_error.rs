@@ -90,6 +90,8 @@ pub enum AgentError {
     },
     #[error(transparent)]
     MoveCommand(#[from] MoveCommandError),
+    #[error(transparent)]
+    Recovery(#[from] crate::recovery::RecoveryError),
     #[error("cluster {cluster}, {step}: {source}")]
     Api {
         cluster: String,

@@ -17,6 +17,7 @@ use strata_shared::kube_writer::{KubeWriter, WriteError};
 
 use crate::health::AgentHealth;
 use crate::management_link::{ManagementLink, RenewOutcome};
+use crate::site_log::{SiteEventKind, SiteLog};
 use crate::status_report::StatusReport;
 
 /// How often the agent reports and looks for a renewed token.
@@ -100,11 +101,40 @@ pub async fn run(
     link: ManagementLink,
     report: StatusReport,
     health: Arc<AgentHealth>,
+    site_log: SiteLog,
 ) {
     let mut last: Option<LinkState> = None;
+    // Since when the link has been down, as this agent saw it.
+    let mut down_since: Option<Timestamp> = None;
     loop {
         let state = beat(&link, &report).await;
         health.link_beat(state.name());
+        match (&state, down_since) {
+            (LinkState::Connected, Some(since)) => {
+                let down = Timestamp::now().duration_since(since);
+                site_log.record(
+                    SiteEventKind::LinkRestored,
+                    format!(
+                        "the link with the management cluster works again, after {}s without it",
+                        down.as_secs()
+                    ),
+                );
+                down_since = None;
+            }
+            (LinkState::Connected, None) => {}
+            (down, None) => {
+                site_log.record(
+                    SiteEventKind::LinkLost,
+                    format!(
+                        "the link with the management cluster is {}: {}; the site goes on by itself",
+                        down.name(),
+                        down.message()
+                    ),
+                );
+                down_since = Some(Timestamp::now());
+            }
+            (_, Some(_)) => {}
+        }
         if last.as_ref() != Some(&state) {
             match &state {
                 LinkState::Connected => {

@@ -10,6 +10,7 @@ mod health;
 mod identity_sync;
 mod layers;
 mod link_keeper;
+mod machine_events;
 mod management_link;
 mod move_attempt;
 mod move_back;
@@ -17,8 +18,10 @@ mod move_command;
 mod move_grant;
 mod pivot;
 mod provider_install;
+mod recovery;
 mod revision_keeper;
 mod rollout;
+mod site_log;
 mod status_report;
 mod work;
 
@@ -111,6 +114,12 @@ enum Command {
     /// Move a cluster's CAPI objects from one cluster into the same namespace of another,
     /// keeping the journal in the target: run again after a failure, it continues.
     Move(MoveArgs),
+    /// Write a cluster's CAPI objects (status included) to a new directory, for disaster
+    /// recovery: what a move of the cluster would move, in its creation order.
+    Backup(BackupArgs),
+    /// Create a cluster's CAPI objects from a backup directory, the Cluster paused, after
+    /// checking the whole directory; run again after a failure, it goes on.
+    Restore(RestoreArgs),
     /// Make a folder of the node (the pack cache's hostPath) owned by the agent's user:
     /// run as the Deployment's init container, the only part of the agent with a right
     /// to change an owner, before the agent runs without any.
@@ -121,6 +130,36 @@ enum Command {
         /// The folder; only it, not what is inside (the agent wrote that as itself).
         path: PathBuf,
     },
+}
+
+#[derive(clap::Args)]
+struct BackupArgs {
+    /// The cluster the objects are in.
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: PathBuf,
+    /// The objects' namespace.
+    #[arg(long)]
+    namespace: String,
+    /// The CAPI Cluster's name.
+    #[arg(long)]
+    cluster: String,
+    /// The directory to write; it must not exist.
+    #[arg(long, value_name = "DIR")]
+    to_directory: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct RestoreArgs {
+    /// The cluster to create the objects in; it must have the CAPI CRDs of the backup's
+    /// kinds.
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: PathBuf,
+    /// The backup directory.
+    #[arg(long, value_name = "DIR")]
+    from_directory: PathBuf,
+    /// `namespace/name`: refuse a backup of any other cluster.
+    #[arg(long)]
+    cluster: Option<String>,
 }
 
 /// Which cluster's objects, from where to where.
@@ -202,6 +241,36 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
         Some(Command::Move(args)) => {
             let (source, target) = args.writers().await?;
             Ok(move_command::run(source, target, &args.namespace, &args.cluster).await?)
+        }
+        Some(Command::Backup(args)) => {
+            let source = writer(client_from(&args.kubeconfig).await?);
+            let count =
+                recovery::backup(&source, &args.namespace, &args.cluster, &args.to_directory)
+                    .await?;
+            println!(
+                "wrote {count} objects of Cluster {}/{} to {}",
+                args.namespace,
+                args.cluster,
+                args.to_directory.display()
+            );
+            Ok(())
+        }
+        Some(Command::Restore(args)) => {
+            let backup = recovery::read(&args.from_directory, args.cluster.as_deref())?;
+            let target = writer(client_from(&args.kubeconfig).await?);
+            let done = recovery::restore(&target, &backup).await?;
+            println!(
+                "restored Cluster {}/{} (taken at {}), paused: {} created, {} restored before, {} shared ones kept; unpause it with `kubectl -n {} patch cluster {} --type merge -p '{{\"spec\":{{\"paused\":false}}}}'`",
+                backup.manifest.namespace,
+                backup.manifest.cluster,
+                backup.manifest.taken_at,
+                done.created,
+                done.already,
+                done.shared,
+                backup.manifest.namespace,
+                backup.manifest.cluster
+            );
+            Ok(())
         }
         Some(Command::OwnCache { uid, path }) => {
             std::os::unix::fs::chown(path, Some(*uid), Some(*uid)).map_err(|source| {

@@ -1,6 +1,7 @@
 //! Everything the agent says on its WorkloadCluster's status, in one place: the `Pivoted`
 //! condition, the node counts once it holds the cluster, the layers, the revision applied and
-//! the one being applied, and its own report (last report time, token expiry). Server-side apply under one field manager owns exactly what is sent, so every
+//! the one being applied, the site's events, and its own report (last report time, token
+//! expiry). Server-side apply under one field manager owns exactly what is sent, so every
 //! write sends all of it; the parts of the agent that change it only set it here.
 
 use std::sync::{Arc, Mutex};
@@ -9,7 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use serde_json::json;
 use strata_shared::cluster::{
-    LayerState, ReplicaCounts, RolloutReport, WorkloadCluster, layers_summary,
+    LayerState, ReplicaCounts, RolloutReport, SiteEvent, WorkloadCluster, layers_summary,
 };
 use strata_shared::contracts::conditions::PIVOTED;
 use strata_shared::kube_writer::{KubeWriter, WriteError};
@@ -24,6 +25,7 @@ struct AgentStatus {
     layers: Option<Vec<LayerState>>,
     applied_revision: Option<i64>,
     rollout: Option<RolloutReport>,
+    site_events: Option<Vec<SiteEvent>>,
 }
 
 /// The agent's status, shared by its tasks.
@@ -93,6 +95,11 @@ impl StatusReport {
         self.with(|status| status.rollout = rollout);
     }
 
+    /// The site's latest events ([`crate::site_log`]).
+    pub fn set_site_events(&self, events: Vec<SiteEvent>) {
+        self.with(|status| status.site_events = Some(events));
+    }
+
     pub fn set_token_expiry(&self, expires: Timestamp) {
         self.with(|status| status.token_expires = Some(expires));
     }
@@ -124,6 +131,9 @@ impl StatusReport {
         }
         if let Some(rollout) = &status.rollout {
             body["rollout"] = json!(rollout);
+        }
+        if let Some(events) = &status.site_events {
+            body["siteEvents"] = json!(events);
         }
         if let Some((control_plane, workers)) = &status.counts {
             body["controlPlane"] = json!(control_plane);

@@ -6,7 +6,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use kube::api::ListParams;
 use strata_shared::cluster::WorkloadCluster;
+use strata_shared::contracts::capi::MACHINE;
 use strata_shared::contracts::conditions::{REASON_MOVED_BACK, REASON_MOVING};
 use strata_shared::kube_writer::KubeWriter;
 use strata_shared::pivot::journal::Direction;
@@ -17,12 +19,14 @@ use tracing::Instrument;
 use crate::agent_error::{AgentError, Step};
 use crate::health::AgentHealth;
 use crate::layers::{LayerInstaller, LayerSetup};
+use crate::machine_events::MachineWatch;
 use crate::management_link::ManagementLink;
 use crate::move_attempt::{Attempt, prepare_attempt, run_attempt};
 use crate::move_grant::{self, Grant};
 use crate::pivot::JournalStore;
 use crate::revision_keeper::{RevisionFollower, report_counts};
 use crate::rollout::RevisionRollout;
+use crate::site_log::{SiteEventKind, SiteLog};
 use crate::status_report::StatusReport;
 use crate::{identity_sync, link_keeper, move_back, provider_install};
 
@@ -82,6 +86,7 @@ struct Work {
     report: StatusReport,
     health: Arc<AgentHealth>,
     layer_setup: LayerSetup,
+    site_log: SiteLog,
     /// The layer installer, once the cluster holds its objects.
     layers: Mutex<Option<AbortOnDrop>>,
     /// What holding the cluster keeps from one round to the next.
@@ -93,6 +98,7 @@ struct Work {
 struct HoldingState {
     follower: RevisionFollower,
     rollout: Option<RevisionRollout>,
+    machines: MachineWatch,
 }
 
 /// Runs until the task is dropped (on losing the lease or stopping).
@@ -104,14 +110,27 @@ pub async fn run(
     health: Arc<AgentHealth>,
 ) {
     let report = StatusReport::default();
-    if let Ok(management) = link.management().await
-        && let Ok(Some(cluster)) = management
+    let site_log = SiteLog::open(workload.clone(), report.clone()).await;
+    let reached = match link.management().await {
+        Ok(management) => management
             .namespaced::<WorkloadCluster>(&link.cluster_namespace)
             .get(&link.cluster)
             .await
-    {
-        report.seed(&cluster);
+            .ok()
+            .flatten(),
+        Err(_) => None,
+    };
+    if let Some(cluster) = &reached {
+        report.seed(cluster);
     }
+    site_log.record(
+        SiteEventKind::AgentStarted,
+        if reached.is_some() {
+            "the agent started and reached the management cluster"
+        } else {
+            "the agent started without the management cluster: it goes on from the site's own copies"
+        },
+    );
     // The link is kept whatever the work is doing: reports, and a renewed token.
     let keeper = tokio::spawn(
         link_keeper::run(
@@ -119,6 +138,7 @@ pub async fn run(
             link.clone(),
             report.clone(),
             health.clone(),
+            site_log.clone(),
         )
         .instrument(tracing::info_span!("link", cluster = %link.cluster)),
     );
@@ -130,6 +150,7 @@ pub async fn run(
         report,
         health: health.clone(),
         layer_setup,
+        site_log,
         layers: Mutex::new(None),
         holding: tokio::sync::Mutex::new(HoldingState::default()),
     };
@@ -195,6 +216,7 @@ impl Work {
                 let rollout = holding.rollout.get_or_insert_with(|| self.start_layers());
                 match rollout.advance(&latest).await {
                     Ok(target) => {
+                        self.log_machines(&mut holding.machines).await;
                         if let Err(e) = report_counts(workload, link, &target, &self.report).await {
                             tracing::info!(error = %e, "cannot report to the management cluster; will try again");
                         }
@@ -215,6 +237,23 @@ impl Work {
         held
     }
 
+    /// What the site's machines did since the last round, in its log.
+    async fn log_machines(&self, watch: &mut MachineWatch) {
+        let machines = self
+            .workload
+            .dynamic(&MACHINE.api_resource(), Some(&self.link.objects_namespace))
+            .list(&ListParams::default())
+            .await;
+        match machines {
+            Ok(machines) => {
+                for (kind, message) in watch.observe(&machines) {
+                    self.site_log.record(kind, message);
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot list the machines for the site log"),
+        }
+    }
+
     /// Starts the layer installer, which waits for the rollout to hand it a revision.
     fn start_layers(&self) -> RevisionRollout {
         let (revision_sender, revisions) = watch::channel(None);
@@ -225,6 +264,7 @@ impl Work {
             self.report.clone(),
             self.health.clone(),
             self.layer_setup.clone(),
+            self.site_log.clone(),
         );
         let span = tracing::info_span!("layers", cluster = %self.link.cluster);
         *self.layers.lock().unwrap_or_else(|p| p.into_inner()) = Some(AbortOnDrop(tokio::spawn(

@@ -9,6 +9,7 @@
 //! file-system exceptions. The adapters that do I/O (registry client and cache, the bounded
 //! kube writer, the lease loop, kube clients) are in `strata-shared`.
 
+pub mod bounded_text;
 pub mod capi;
 pub mod catalog;
 pub mod cluster;

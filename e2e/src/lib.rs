@@ -9,6 +9,7 @@ pub mod agent_footprint;
 pub mod audit_log;
 pub mod binaries;
 pub mod capi_crds;
+pub mod cli_run;
 pub mod cloud_sim;
 pub mod connection_trap;
 pub mod control_plane;

@@ -235,3 +235,49 @@ pub async fn moves_back_when_deleted(
         "the objects namespace is left"
     );
 }
+
+/// Kills the agent of cluster `name` (objects in `objects`) with SIGKILL, as a crash would;
+/// returns its restart count before, for [`wait_restarted`].
+pub fn kill_agent(env: &ManagementEnv, objects: &str, name: &str) -> u32 {
+    let Some(agents) = env.agents_of(objects, name) else {
+        panic!("cluster {name} has no agent processes");
+    };
+    let deployment = format!("{AGENT_NAMESPACE}/{AGENT_NAME}");
+    let Some((pid, restarts)) = agents
+        .processes()
+        .into_iter()
+        .find(|p| p.deployment == deployment)
+        .and_then(|p| Some((p.pid?, p.restarts)))
+    else {
+        panic!("the agent of cluster {name} ({deployment}) is not running");
+    };
+    let signal = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    if let Err(e) = signal {
+        panic!("cannot kill the agent of cluster {name} (pid {pid}): {e}");
+    }
+    restarts
+}
+
+/// Waits until the process kubelet ran the agent killed by [`kill_agent`] again.
+pub async fn wait_restarted(env: &ManagementEnv, objects: &str, name: &str, before: u32) {
+    let Some(agents) = env.agents_of(objects, name) else {
+        panic!("cluster {name} has no agent processes");
+    };
+    eventually(
+        "the agent to run again",
+        Duration::from_secs(30),
+        || async {
+            agents
+                .processes()
+                .into_iter()
+                .any(|p| {
+                    p.deployment.ends_with(AGENT_NAME) && p.restarts > before && p.pid.is_some()
+                })
+                .then_some(())
+        },
+    )
+    .await;
+}

@@ -1233,6 +1233,169 @@ async fn a_moved_cluster_is_continued_without_replacing_machines() {
     target_sim.stop();
 }
 
+/// `strata-agent backup` or `restore` with `args`: whether it succeeded, and its output.
+fn recovery_command(args: &[&std::ffi::OsStr]) -> (bool, String) {
+    strata_e2e::cli_run::run(
+        std::process::Command::new(strata_e2e::process_kubelet::default_agent_binary()).args(args),
+    )
+}
+
+/// Disaster recovery by hand: the cluster's objects written to a directory with
+/// `strata-agent backup`, its management cluster then lost; a corrupt
+/// copy and another cluster's name refused without a write; `strata-agent restore` into a
+/// new management cluster, paused, statuses as backed up, a rerun creating nothing; and once
+/// unpaused, the simulator there adopts every machine without replacing one.
+#[tokio::test]
+async fn a_cluster_restored_from_its_backup_is_continued_without_replacing_machines() {
+    init_tracing();
+    let _stop = StopWorkloads;
+    let (source_cp, source) = management("sim-dr-source").await;
+    let source_sim = CloudSimulator::start(source.clone(), nodes_with_network());
+    apply_objects(&source, &sim_objects("dr", 1, 2)).await;
+    let want = Want {
+        cluster: "dr",
+        control_plane: 1,
+        control_plane_version: OLD,
+        pools: vec![("dr-workers".into(), 2)],
+        worker_version: OLD,
+    };
+    wait_converged(&source, &want, Duration::from_secs(240)).await;
+    let machines_before = machine_provider_ids(&source).await;
+    let (workload, server) = workload_client(&source, "dr").await;
+    let nodes_before = node_provider_ids(&workload).await;
+
+    // Its last backup, taken once it stands still (as a site's CAPI stands still once its
+    // control plane is gone); a second one into the same directory is refused.
+    merge(
+        &source,
+        &CLUSTER,
+        "dr",
+        json!({ "spec": { "paused": true } }),
+    )
+    .await;
+    wait_passes(&source_sim, 3).await;
+    let backed_up = statuses(&source).await;
+    let dir = tempfile::tempdir().unwrap();
+    let backup = dir.path().join("dr");
+    let source_kubeconfig = source_cp.kubeconfig_path();
+    let backup_args = [
+        "backup".as_ref(),
+        "--kubeconfig".as_ref(),
+        source_kubeconfig.as_os_str(),
+        "--namespace".as_ref(),
+        NS.as_ref(),
+        "--cluster".as_ref(),
+        "dr".as_ref(),
+        "--to-directory".as_ref(),
+        backup.as_os_str(),
+    ];
+    let (ok, text) = recovery_command(&backup_args);
+    assert!(ok, "{text}");
+    let bytes: u64 = std::fs::read_dir(backup.join("objects"))
+        .unwrap()
+        .map(|f| f.unwrap().metadata().unwrap().len())
+        .sum();
+    eprintln!("{} ({bytes} bytes of objects)", text.trim());
+    assert!(
+        text.contains(&format!(
+            "objects of Cluster {NS}/dr to {}",
+            backup.display()
+        )),
+        "{text}"
+    );
+    let (ok, again) = recovery_command(&backup_args);
+    assert!(
+        !ok && again.contains("exists already; a backup goes to a new directory"),
+        "{again}"
+    );
+
+    // The management cluster is lost.
+    let (target_cp, target) = management("sim-dr-target").await;
+    let target_kubeconfig = target_cp.kubeconfig_path();
+    let restore = |from: &std::path::Path, cluster: &str| {
+        recovery_command(&[
+            "restore".as_ref(),
+            "--kubeconfig".as_ref(),
+            target_kubeconfig.as_os_str(),
+            "--from-directory".as_ref(),
+            from.as_os_str(),
+            "--cluster".as_ref(),
+            format!("{NS}/{cluster}").as_ref(),
+        ])
+    };
+
+    // A corrupt copy, or a backup of another cluster: refused, and nothing is written.
+    let corrupt = dir.path().join("corrupt");
+    std::fs::create_dir_all(corrupt.join("objects")).unwrap();
+    let mut edited = None;
+    for entry in std::fs::read_dir(&backup)
+        .unwrap()
+        .chain(std::fs::read_dir(backup.join("objects")).unwrap())
+    {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            continue;
+        }
+        let relative = path.strip_prefix(&backup).unwrap().to_path_buf();
+        let mut bytes = std::fs::read(&path).unwrap();
+        if edited.is_none() && relative.to_string_lossy().contains("machine-") {
+            bytes.extend_from_slice(b"\n");
+            edited = Some(relative.clone());
+        }
+        std::fs::write(corrupt.join(&relative), bytes).unwrap();
+    }
+    let edited = edited.unwrap();
+    let (ok, text) = restore(&corrupt, "dr");
+    assert!(
+        !ok && text.contains(&format!("{}: sha256 is", edited.display()))
+            && text.contains("the file is corrupt or was edited"),
+        "{text}"
+    );
+    let (ok, text) = restore(&backup, "other");
+    assert!(
+        !ok && text.contains(&format!(
+            "the backup is of cluster {NS}/dr, not of {NS}/other"
+        )),
+        "{text}"
+    );
+    assert!(list(&target, &CLUSTER).await.is_empty());
+    assert!(list(&target, &MACHINE).await.is_empty());
+
+    // Restored: paused, each status as it was backed up; a rerun creates nothing.
+    let (ok, text) = restore(&backup, "dr");
+    assert!(
+        ok && text.contains("paused: ") && text.contains(" created, 0 restored before"),
+        "{text}"
+    );
+    let cluster = get(&target, &CLUSTER, "dr").await;
+    assert_eq!(cluster["spec"]["paused"], json!(true));
+    assert_eq!(statuses(&target).await, backed_up);
+    let (ok, text) = restore(&backup, "dr");
+    assert!(ok && text.contains(": 0 created, "), "{text}");
+
+    // Unpaused, the new management cluster's simulator carries on with the same machines,
+    // in the same workload cluster.
+    let target_sim = CloudSimulator::start(target.clone(), nodes_with_network());
+    merge(
+        &target,
+        &CLUSTER,
+        "dr",
+        json!({ "spec": { "paused": false } }),
+    )
+    .await;
+    wait_passes(&target_sim, 10).await;
+    wait_converged(&target, &want, Duration::from_secs(60)).await;
+    assert_eq!(
+        machine_provider_ids(&target).await,
+        machines_before,
+        "no machine may be replaced"
+    );
+    assert_eq!(workload_client(&target, "dr").await.1, server);
+    assert_eq!(node_provider_ids(&workload).await, nodes_before);
+    source_sim.stop();
+    target_sim.stop();
+}
+
 // ---- faults --------------------------------------------------------------------------
 
 #[tokio::test]

@@ -16,8 +16,6 @@ use k8s_openapi::api::storage::v1::CSIDriver;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, Client, Resource, ResourceExt};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 use serde_json::json;
 use strata_e2e::cloud_sim::Workload;
 use strata_e2e::cloud_sim::workload::StopWorkloads;
@@ -28,7 +26,9 @@ use strata_e2e::management::{
     ControllerProcess, ManagementEnv, ManagementOptions, SAMPLE_REGISTRY, SYSTEM_NAMESPACE, apply,
     ensure_namespace, publish_pack,
 };
-use strata_e2e::pivoted_cluster::{first_control_plane_node, machine_instances};
+use strata_e2e::pivoted_cluster::{
+    first_control_plane_node, kill_agent, machine_instances, wait_restarted,
+};
 use strata_e2e::samples::{apply_sample, copy_sample_pack, write_gated_chart_pack};
 use strata_e2e::wait::eventually;
 use strata_e2e::workload_cluster_status::{cluster, describe, wait_phase};
@@ -317,36 +317,6 @@ fn agent_log(env: &ManagementEnv, objects: &str) -> String {
     without_colours(&std::fs::read_to_string(agent.log).unwrap())
 }
 
-fn kill_agent(env: &ManagementEnv, objects: &str) -> u32 {
-    let agents = env.agents_of(objects, NAME).unwrap();
-    let agent = agents
-        .processes()
-        .into_iter()
-        .find(|p| p.deployment == format!("{AGENT_NAMESPACE}/{AGENT_NAME}"))
-        .unwrap();
-    let pid = agent.pid.unwrap();
-    kill(Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
-    agent.restarts
-}
-
-async fn wait_restarted(env: &ManagementEnv, objects: &str, before: u32) {
-    let agents = env.agents_of(objects, NAME).unwrap();
-    eventually(
-        "the agent to run again",
-        Duration::from_secs(30),
-        || async {
-            agents
-                .processes()
-                .into_iter()
-                .any(|p| {
-                    p.deployment.ends_with(AGENT_NAME) && p.restarts > before && p.pid.is_some()
-                })
-                .then_some(())
-        },
-    )
-    .await;
-}
-
 #[tokio::test]
 async fn a_pivoted_cluster_installs_its_layers_in_order_and_keeps_them() {
     let _stop = StopWorkloads;
@@ -577,7 +547,7 @@ async fn a_pivoted_cluster_installs_its_layers_in_order_and_keeps_them() {
         .trim_start_matches("https://")
         .to_string();
     let registry_host = env.registry.host().to_string();
-    let restarts = kill_agent(&env, &objects);
+    let restarts = kill_agent(&env, &objects, NAME);
     secrets
         .patch(
             MANAGEMENT_SECRET,
@@ -599,7 +569,7 @@ async fn a_pivoted_cluster_installs_its_layers_in_order_and_keeps_them() {
         .delete("hello-universe", &DeleteParams::background())
         .await
         .unwrap();
-    wait_restarted(&env, &objects, restarts).await;
+    wait_restarted(&env, &objects, NAME, restarts).await;
     let restored = eventually(
         "the deleted Deployment re-applied from the cache",
         Duration::from_secs(180),
@@ -669,8 +639,8 @@ async fn a_pivoted_cluster_installs_its_layers_in_order_and_keeps_them() {
         (wc.status?.revision > revision_before).then_some(())
     })
     .await;
-    let restarts = kill_agent(&env, &objects);
-    wait_restarted(&env, &objects, restarts).await;
+    let restarts = kill_agent(&env, &objects, NAME);
+    wait_restarted(&env, &objects, NAME, restarts).await;
     let wc = wait_layers_ready(&client, &LAYERS[..2], "two layers left, Ready").await;
     assert_eq!(
         wc.status.as_ref().unwrap().layers_summary.as_deref(),

@@ -4,28 +4,40 @@
 //! token's life shows `AgentConnected=False`, says `Unauthorized` in its own cluster once the
 //! link returns, and `strata cluster rekey` brings it back.
 //!
+//! The cut-off site runs alone meanwhile (issue 17): a worker whose kubelet stops is
+//! replaced by the site's own health check and CAPI, an add-on layer's object deleted is
+//! put back, the agent killed comes back from the site's own copies and keeps the layers;
+//! once the site is rekeyed, its status carries what it did, at the times it did it.
+//!
 //! The API server's shortest token life is 10 minutes, so this test runs about 14 minutes:
 //! the two clusters run side by side, one with its link intact, one cut off.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Node};
 use k8s_openapi::jiff::Timestamp;
+use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, Client};
+use serde_json::json;
 use strata_e2e::cloud_sim::workload::StopWorkloads;
+use strata_e2e::dynamic_objects::list_objects;
+use strata_e2e::kubelet_sim::KUBELET_STOPPED_ANNOTATION;
 use strata_e2e::management::{
     ControllerProcess, ManagementEnv, ManagementOptions, ensure_namespace, strata_binary,
 };
 use strata_e2e::pivoted_cluster::{
-    first_control_plane_node, machine_instances, moves_back_when_deleted,
+    first_control_plane_node, kill_agent, machine_instances, moves_back_when_deleted,
+    wait_restarted,
 };
 use strata_e2e::samples::apply_sample;
 use strata_e2e::site_link::{link_data, route_through_proxy};
 use strata_e2e::wait::eventually;
 use strata_e2e::workload_cluster_status::{cluster, condition, describe, wait_phase};
-use strata_shared::cluster::{ClusterPhase, WorkloadCluster};
+use strata_shared::cluster::{ClusterPhase, LayerPhase, WorkloadCluster};
+use strata_shared::contracts::capi::MACHINE;
 use strata_shared::contracts::names::{AGENT_NAMESPACE, LINK_STATE_CONFIG_MAP, objects_namespace};
 
 const NAMESPACE: &str = "team-link";
@@ -68,6 +80,162 @@ async fn accepted(env: &ManagementEnv, token: &str) -> bool {
     }
 }
 
+/// The add-on layer object the outage deletes (the sample hello-manifests pack's).
+const LAYER_OBJECT: (&str, &str) = ("hello-universe", "hello-universe-config");
+
+/// The worker machines of the cut-off cluster, in its own cluster: name → node.
+async fn workers(w: &Client) -> BTreeMap<String, Option<String>> {
+    list_objects(
+        w,
+        &objects_namespace(NAMESPACE, "cutoff"),
+        MACHINE.api_version,
+        MACHINE.kind,
+    )
+    .await
+    .into_iter()
+    .filter(|m| {
+        m.metadata
+            .labels
+            .as_ref()
+            .is_some_and(|l| l.get("strata.dev/node-pool").map(String::as_str) == Some("general"))
+            && m.metadata.deletion_timestamp.is_none()
+    })
+    .map(|m| {
+        let node = m
+            .data
+            .pointer("/status/nodeRef/name")
+            .and_then(|n| n.as_str())
+            .map(String::from);
+        (m.metadata.name.unwrap_or_default(), node)
+    })
+    .collect()
+}
+
+async fn node_ready(w: &Client, node: &str) -> bool {
+    let Ok(Some(node)) = Api::<Node>::all(w.clone()).get_opt(node).await else {
+        return false;
+    };
+    node.status
+        .and_then(|s| s.conditions)
+        .unwrap_or_default()
+        .iter()
+        .any(|c| c.type_ == "Ready" && c.status == "True")
+}
+
+/// Deletes the layer object and waits until the site puts it back.
+async fn delete_and_see_restored(w: &Client, within: Duration) {
+    let configs: Api<ConfigMap> = Api::namespaced(w.clone(), LAYER_OBJECT.0);
+    configs
+        .delete(LAYER_OBJECT.1, &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the layer object put back", within, || async {
+        configs.get_opt(LAYER_OBJECT.1).await.ok()?.map(|_| ())
+    })
+    .await;
+}
+
+/// What the cut-off site does alone: one worker's kubelet stops and the site's own health
+/// check and CAPI replace its machine; a layer object deleted is put back; the agent killed
+/// comes back without management and keeps the layers. Returns when the agent restarted.
+async fn run_alone(env: &ManagementEnv, w: &Client) -> Timestamp {
+    let before = workers(w).await;
+    assert_eq!(before.len(), 2, "{before:?}");
+    let (failing, node) = before.iter().next().unwrap();
+    let node = node.clone().unwrap();
+    Api::<Node>::all(w.clone())
+        .patch(
+            &node,
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({ "metadata": { "annotations": { KUBELET_STOPPED_ANNOTATION: "true" } } }),
+            ),
+        )
+        .await
+        .unwrap();
+    let replaced = eventually(
+        "the failed worker replaced by the site",
+        Duration::from_secs(300),
+        || async {
+            let now = workers(w).await;
+            if now.len() != 2 || now.contains_key(failing) {
+                return None;
+            }
+            for node in now.values() {
+                if !node_ready(w, node.as_deref()?).await {
+                    return None;
+                }
+            }
+            Some(now)
+        },
+    )
+    .await;
+    eprintln!("{failing} (node {node}) replaced: workers now {replaced:?}");
+
+    delete_and_see_restored(w, Duration::from_secs(90)).await;
+
+    let objects = objects_namespace(NAMESPACE, "cutoff");
+    let restarts = kill_agent(env, &objects, "cutoff");
+    let restarted_at = Timestamp::now();
+    wait_restarted(env, &objects, "cutoff", restarts).await;
+    // The restarted agent has the revision and the packs from the site's copies: it keeps
+    // the layers.
+    delete_and_see_restored(w, Duration::from_secs(150)).await;
+    restarted_at
+}
+
+/// The cut-off site's status once it is back: what it did alone, each at its time inside
+/// the outage, and its counts and layers as they are.
+fn assert_outage_reported(
+    wc: &WorkloadCluster,
+    began: Timestamp,
+    ended: Timestamp,
+    agent_restarted_at: Timestamp,
+) {
+    let status = wc.status.as_ref().unwrap();
+    let during = |kind: &str| -> Vec<Timestamp> {
+        status
+            .site_events
+            .iter()
+            .filter(|e| e.kind == kind && e.time.0 >= began && e.time.0 <= ended)
+            .map(|e| e.time.0)
+            .collect()
+    };
+    let shown = format!("{}\n{:#?}", describe(Some(wc)), status.site_events);
+    assert_eq!(during("MachineRemediated").len(), 1, "{shown}");
+    assert!(!during("MachineCreated").is_empty(), "{shown}");
+    // The deletion before the restart is set back by a drift pass; the one after it by
+    // the restarted agent's first pass (which applies every layer again, recording no
+    // drift) or by its next drift pass, whichever comes first.
+    assert!(!during("DriftCorrected").is_empty(), "{shown}");
+    let started = during("AgentStarted");
+    assert_eq!(started.len(), 1, "{shown}");
+    assert!(started[0] >= agent_restarted_at, "{shown}");
+    assert!(
+        status
+            .site_events
+            .iter()
+            .any(|e| e.kind == "AgentStarted"
+                && e.message.contains("without the management cluster")),
+        "{shown}"
+    );
+    // The replacement came before the restart, in the order it happened.
+    assert!(during("MachineRemediated")[0] < started[0], "{shown}");
+    assert!(
+        status
+            .site_events
+            .windows(2)
+            .all(|p| p[0].time.0 <= p[1].time.0),
+        "{shown}"
+    );
+    let workers = status.workers.as_ref().unwrap();
+    assert_eq!((workers.desired, workers.ready), (2, 2), "{shown}");
+    assert!(
+        status.layers.iter().all(|l| l.state == LayerPhase::Ready),
+        "{shown}"
+    );
+}
+
 #[tokio::test]
 async fn tokens_are_renewed_and_a_site_cut_off_longer_than_its_token_comes_back() {
     let _stop = StopWorkloads;
@@ -80,6 +248,10 @@ async fn tokens_are_renewed_and_a_site_cut_off_longer_than_its_token_comes_back(
     for name in ["steady", "cutoff"] {
         apply_sample(&client, "clusters/sim-demo.yaml", NAMESPACE, |d| {
             d["metadata"]["name"] = name.into();
+            // The cut-off site replaces a failed worker within the outage: a short
+            // timeout, and one of the pool's two may be unhealthy.
+            d["spec"]["nodePools"]["workers"][0]["healthCheck"] =
+                json!({ "unhealthyTimeoutSeconds": 30, "maxUnhealthy": "1" });
         })
         .await;
     }
@@ -161,6 +333,15 @@ async fn tokens_are_renewed_and_a_site_cut_off_longer_than_its_token_comes_back(
         "the cut-off site says so in its own cluster"
     );
 
+    let noticed = cut_at.elapsed();
+    eprintln!("management noticed the silent site after {noticed:?}");
+    let outage_began = Timestamp::now();
+    let agent_restarted_at = run_alone(&env, &cutoff_c).await;
+    eprintln!(
+        "the cut-off site healed a worker, put a deleted object back and survived an agent restart ({:?} in)",
+        started.elapsed()
+    );
+
     // Past the first token's real expiry: it is refused, and the steady site reports on
     // with a renewed one.
     let until_expiry = first.token_expires.duration_since(Timestamp::now());
@@ -215,6 +396,7 @@ async fn tokens_are_renewed_and_a_site_cut_off_longer_than_its_token_comes_back(
         tokio::time::sleep(rest).await;
     }
     assert!(cutoff_token.token_expires < Timestamp::now());
+    let outage_ended = Timestamp::now();
     proxy.restore();
     eventually(
         "the cut-off site to say its token is refused",
@@ -233,22 +415,18 @@ async fn tokens_are_renewed_and_a_site_cut_off_longer_than_its_token_comes_back(
     // The documented way back: the operator hands the agent its current token.
     let site_kubeconfig = env.dir.path().join("cutoff-admin.kubeconfig");
     std::fs::write(&site_kubeconfig, cutoff_w.kubeconfig()).unwrap();
-    let output = std::process::Command::new(strata_binary())
-        .args(["cluster", "rekey", &format!("{NAMESPACE}/cutoff")])
-        .arg("--workload-kubeconfig")
-        .arg(&site_kubeconfig)
-        .arg("--kubeconfig")
-        .arg(env.control_plane.kubeconfig_path())
-        .args(["--timeout", "120"])
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+    let (ok, text) = strata_e2e::cli_run::run(
+        std::process::Command::new(strata_binary())
+            .args(["cluster", "rekey", &format!("{NAMESPACE}/cutoff")])
+            .arg("--workload-kubeconfig")
+            .arg(&site_kubeconfig)
+            .arg("--kubeconfig")
+            .arg(env.control_plane.kubeconfig_path())
+            .args(["--timeout", "120"]),
     );
-    assert!(output.status.success(), "rekey failed: {text}");
+    assert!(ok, "rekey failed: {text}");
     assert!(text.contains("the agent reports again"), "{text}");
+    let rekeyed = Instant::now();
     eventually(
         "AgentConnected=True for the rekeyed site",
         Duration::from_secs(SILENCE_SECONDS * 3),
@@ -258,6 +436,26 @@ async fn tokens_are_renewed_and_a_site_cut_off_longer_than_its_token_comes_back(
         },
     )
     .await;
+    // What the site did alone arrives, at the times it happened, and its counts and layers
+    // are right: within one report of the agent (10 seconds) and the link's beat.
+    let back = eventually(
+        "the site's events of the outage",
+        Duration::from_secs(40),
+        || async {
+            let wc = cluster(&client, NAMESPACE, "cutoff").await?;
+            let events = &wc.status.as_ref()?.site_events;
+            events
+                .iter()
+                .any(|e| e.kind == "LinkRestored")
+                .then_some(wc)
+        },
+    )
+    .await;
+    eprintln!(
+        "the site's events arrived {:?} after the rekey",
+        rekeyed.elapsed()
+    );
+    assert_outage_reported(&back, outage_began, outage_ended, agent_restarted_at);
     eventually(
         "the site to say it is connected",
         Duration::from_secs(60),

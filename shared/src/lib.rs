@@ -8,9 +8,9 @@
 //! `strata_shared::pack::...` and the like keep working.
 
 pub use strata_core::{
-    capi, catalog, cloud_account, cluster, conditions, contracts, crd, finding, layer, pack,
-    pack_registry, pivot, profile, provider_components, revision, values_merge, version,
-    workload_singleton,
+    bounded_text, capi, catalog, cloud_account, cluster, conditions, contracts, crd, finding,
+    layer, pack, pack_registry, pivot, profile, provider_components, revision, values_merge,
+    version, workload_singleton,
 };
 
 pub mod agent_install;

@@ -4,11 +4,13 @@
 
 use strata_shared::cluster::LayerPhase;
 use strata_shared::contracts::field_managers::AGENT_FIELD_MANAGER;
+use strata_shared::layer::install_order::ObjectKey;
 use strata_shared::layer::readiness::Readiness;
-use strata_shared::layer_apply::ManifestLayer;
+use strata_shared::layer_apply::{DriftKind, ManifestLayer};
 use strata_shared::revision::RevisionLayer;
 
 use super::LayerInstaller;
+use crate::site_log::SiteEventKind;
 
 impl LayerInstaller {
     /// An installed layer looked at again: its objects set back where they drifted, and
@@ -33,9 +35,8 @@ impl LayerInstaller {
             .await
             {
                 Ok(report) if !report.corrections.is_empty() => {
-                    let count = report.corrections.len();
-                    self.health.drift_corrected(&layer.name, count as u64);
-                    self.add_corrections(&layer.name, count as i64);
+                    let objects = report.corrections.iter().map(|c| (&c.object, &c.kind));
+                    self.drift_corrected(layer, objects);
                     corrected = true;
                 }
                 Ok(_) => {}
@@ -93,9 +94,8 @@ impl LayerInstaller {
         .await;
         match report {
             Ok(report) if !report.corrections.is_empty() => {
-                let count = report.corrections.len();
-                self.health.drift_corrected(&layer.name, count as u64);
-                self.add_corrections(&layer.name, count as i64);
+                let objects = report.corrections.iter().map(|c| (&c.object, &c.kind));
+                self.drift_corrected(layer, objects);
                 true
             }
             Ok(_) => false,
@@ -104,5 +104,43 @@ impl LayerInstaller {
                 false
             }
         }
+    }
+}
+
+impl LayerInstaller {
+    /// Objects of `layer` set back: counted (its health metric and its state) and named
+    /// in the site's log.
+    fn drift_corrected<'a>(
+        &mut self,
+        layer: &RevisionLayer,
+        objects: impl Iterator<Item = (&'a ObjectKey, &'a DriftKind)>,
+    ) {
+        let objects: Vec<String> = objects.map(|(o, k)| set_back(o, k)).collect();
+        self.health
+            .drift_corrected(&layer.name, objects.len() as u64);
+        self.add_corrections(&layer.name, objects.len() as i64);
+        /// The objects named in one event; the rest are counted.
+        const NAMED: usize = 5;
+        let mut text = objects
+            .iter()
+            .take(NAMED)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+        if objects.len() > NAMED {
+            text.push_str(&format!(" and {} more", objects.len() - NAMED));
+        }
+        self.site_log.record(
+            SiteEventKind::DriftCorrected,
+            format!("layer {} {}: set back {text}", layer.name, layer.version),
+        );
+    }
+}
+
+/// `ConfigMap hello/config (recreated)`, `Deployment.apps hello/web (spec.replicas reset)`.
+fn set_back(object: &ObjectKey, kind: &DriftKind) -> String {
+    match kind {
+        DriftKind::Recreated => format!("{object} (recreated)"),
+        DriftKind::FieldReset { field } => format!("{object} ({field} reset)"),
     }
 }

@@ -36,6 +36,7 @@ use tracing::Instrument;
 
 use crate::health::AgentHealth;
 use crate::management_link::ManagementLink;
+use crate::site_log::{SiteEventKind, SiteLog};
 use crate::status_report::StatusReport;
 
 use record::{InstalledKind, InstalledLayer, LayerRecord, install_digest, planned_kind};
@@ -109,6 +110,7 @@ pub struct LayerInstaller {
     retries: BTreeMap<String, Retry>,
     last_check: Option<Instant>,
     cluster_uid: Option<String>,
+    site_log: SiteLog,
 }
 
 impl LayerInstaller {
@@ -118,6 +120,7 @@ impl LayerInstaller {
         report: StatusReport,
         health: Arc<AgentHealth>,
         setup: LayerSetup,
+        site_log: SiteLog,
     ) -> LayerInstaller {
         LayerInstaller {
             workload,
@@ -130,6 +133,7 @@ impl LayerInstaller {
             retries: BTreeMap::new(),
             last_check: None,
             cluster_uid: None,
+            site_log,
         }
     }
 
@@ -399,7 +403,13 @@ impl LayerInstaller {
         for layer in removed {
             match uninstall::uninstall(&self.setup, &self.workload, &layer).await {
                 Ok(()) => {
-                    tracing::info!(layer = %layer.name, version = %layer.version, "layer uninstalled: it left the cluster's stack");
+                    self.site_log.record(
+                        SiteEventKind::LayerChanged,
+                        format!(
+                            "layer {} {} uninstalled: it left the cluster's stack",
+                            layer.name, layer.version
+                        ),
+                    );
                     self.record.forget(&layer.name);
                     self.record.states.retain(|s| s.name != layer.name);
                     self.applied.remove(&layer.name);
@@ -430,6 +440,21 @@ impl LayerInstaller {
     ) -> bool {
         self.health
             .layer_ready(&layer.name, phase == LayerPhase::Ready);
+        let before = self.record.state_of(&layer.name);
+        let event = match phase {
+            _ if before == Some(phase) => None,
+            LayerPhase::Ready => Some(format!("layer {} {} is Ready", layer.name, layer.version)),
+            LayerPhase::Failed => Some(format!(
+                "layer {} {} failed: {}",
+                layer.name,
+                layer.version,
+                message.as_deref().unwrap_or("no message")
+            )),
+            _ => None,
+        };
+        if let Some(event) = event {
+            self.site_log.record(SiteEventKind::LayerChanged, event);
+        }
         self.record.set_state(layer, phase, message)
     }
 

@@ -16,6 +16,7 @@ use strata_shared::kube_writer::{KubeWriter, WriteError};
 use strata_shared::pivot::journal::{Direction, JournalError, MoveJournal, MovePhase, MoveStep};
 use strata_shared::pivot::{PlanError, plan};
 
+pub(crate) use discover::{kinds, resource, snapshot};
 pub use journal_store::JournalStore;
 
 #[derive(Debug, thiserror::Error)]

@@ -26,6 +26,10 @@ pub const LINK_STATE_CONFIG_MAP: &str = "strata-link";
 /// so that a cluster cut off from the management cluster still knows what it should be.
 /// Written and read by the agent.
 pub const REVISION_COPY_CONFIG_MAP: &str = "strata-revision";
+/// The ConfigMap (in [`AGENT_NAMESPACE`]) with what the site did by itself (its site
+/// events, newest last), kept across agent restarts and outages; the latest of them go to
+/// the WorkloadCluster's status. Written and read by the agent.
+pub const SITE_LOG_CONFIG_MAP: &str = "strata-site-log";
 /// The ConfigMap (in [`AGENT_NAMESPACE`]) with the revision the cluster runs, every step of
 /// it done: what the agent rolls the next revision out from. Written and read by the agent.
 pub const APPLIED_REVISION_CONFIG_MAP: &str = "strata-applied-revision";

@@ -6,6 +6,7 @@
 //! target; [`content_hash`] proves a copy equals its source. The executor in the agent reads
 //! the snapshot, keeps the [`journal`] and does the writes.
 
+pub mod backup;
 mod graph;
 pub mod journal;
 pub mod journal_record;

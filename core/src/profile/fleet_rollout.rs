@@ -30,6 +30,7 @@ use kube::ResourceExt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::bounded_text::cut;
 use crate::cluster::{ClusterPhase, LayerPhase, WorkloadCluster};
 use crate::contracts::conditions::REVISION_PUBLISHED;
 use crate::profile::ClusterProfile;
@@ -220,7 +221,7 @@ impl FleetMember {
         });
         // The site's words end up in the conditions of the other clusters the rollout
         // holds: bounded, so that one site cannot bloat every other cluster's status.
-        let failure = failure.map(|text| bounded(&text));
+        let failure = failure.map(|text| cut(&text, FAILURE_TEXT_LIMIT));
         FleetMember {
             key: cluster_key(cluster),
             pivoted: status.and_then(|s| s.phase) == Some(ClusterPhase::Pivoted),
@@ -322,18 +323,6 @@ impl fmt::Display for Hold {
 
 /// The longest failure text of a site that a hold repeats.
 pub const FAILURE_TEXT_LIMIT: usize = 300;
-
-/// `text` cut to [`FAILURE_TEXT_LIMIT`] bytes (at a character boundary), marked when cut.
-fn bounded(text: &str) -> String {
-    if text.len() <= FAILURE_TEXT_LIMIT {
-        return text.to_string();
-    }
-    let mut end = FAILURE_TEXT_LIMIT;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}… (cut)", &text[..end])
-}
 
 /// How a hold's message names the rollout it belongs to.
 fn held_by(profile: &str) -> String {

@@ -38,6 +38,7 @@ pub use node_rules::{
     CONTROL_PLANE_LABEL, CONTROL_PLANE_TAINT, NETWORK_NOT_READY_MESSAGE, NOT_READY_TAINT,
     NodeReadiness, tolerates, tolerates_all,
 };
+pub use node_status::KUBELET_STOPPED_ANNOTATION;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::AtomicUsize;

@@ -159,6 +159,7 @@ pub(super) async fn renew_lease(client: &Client, node: &str) -> Result<(), kube:
 pub(super) async fn heartbeat(shared: Arc<Shared>) {
     loop {
         tokio::time::sleep(HEARTBEAT).await;
+        stop_requested_kubelets(&shared).await;
         let nodes = lock(&shared.nodes).clone();
         for node in nodes {
             if lock(&shared.faults).not_ready_nodes.contains(&node.name) {
@@ -173,3 +174,32 @@ pub(super) async fn heartbeat(shared: Arc<Shared>) {
         }
     }
 }
+
+/// A test asks for a node's kubelet to stop (as a crashed kubelet would) by annotating the
+/// Node with [`KUBELET_STOPPED_ANNOTATION`]: the kubelet that runs it, in whichever process
+/// (the test's, or a simulator's after a pivot), stops posting its status, and the node goes
+/// NotReady as the node lifecycle controller sees the silence. For good: a stopped kubelet
+/// does not come back, its machine is replaced.
+async fn stop_requested_kubelets(shared: &Shared) {
+    let nodes: Api<Node> = Api::all(shared.client.clone());
+    let Ok(list) = nodes.list_metadata(&Default::default()).await else {
+        return;
+    };
+    for node in list.items {
+        let name = node.metadata.name.unwrap_or_default();
+        let requested = node
+            .metadata
+            .annotations
+            .is_some_and(|a| a.contains_key(KUBELET_STOPPED_ANNOTATION));
+        let owned = lock(&shared.nodes).iter().any(|n| n.name == name);
+        if requested && owned && lock(&shared.faults).not_ready_nodes.insert(name.clone()) {
+            tracing::info!(node = %name, "the kubelet stops, as asked");
+            if let Err(e) = shared.publish_readiness(&name).await {
+                tracing::debug!(node = %name, error = %e, "cannot report the node NotReady");
+            }
+        }
+    }
+}
+
+/// See [`stop_requested_kubelets`].
+pub const KUBELET_STOPPED_ANNOTATION: &str = "sim.strata.dev/kubelet-stopped";

@@ -22,7 +22,8 @@ pub use self_healing::{
 };
 pub use status::{
     AgentReport, ClusterPhase, LayerPhase, LayerState, PendingRevision, ReplicaCounts,
-    RolloutReport, RolloutStep, WorkloadClusterStatus, layers_summary,
+    RolloutReport, RolloutStep, SITE_EVENT_MESSAGE_LIMIT, SITE_EVENTS_IN_STATUS, SiteEvent,
+    WorkloadClusterStatus, layers_summary,
 };
 
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]

@@ -61,6 +61,34 @@ pub struct WorkloadClusterStatus {
     /// runs its latest revision, and before the pivot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<PendingRevision>,
+    /// What the site did by itself, newest last, with the times it happened (written by
+    /// the agent, also what it did while management was out of reach): node replacements,
+    /// drift set back, layer changes, agent restarts, the link lost and back. The latest 50
+    /// (the site keeps more, in its ConfigMap `strata-site-log`). A report to read, never a
+    /// ground for the controller's decisions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 50))]
+    pub site_events: Vec<SiteEvent>,
+}
+
+/// How many of the site's events its status carries.
+pub const SITE_EVENTS_IN_STATUS: usize = 50;
+/// The longest message of a site event, in bytes, before its `… (cut)` mark (the schema
+/// allows 512 characters).
+pub const SITE_EVENT_MESSAGE_LIMIT: usize = 500;
+
+/// One thing the site did by itself.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SiteEvent {
+    /// When it happened, on the site's clock.
+    pub time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
+    /// `MachineRemediated`, `MachineCreated`, `MachineDeleted`, `DriftCorrected`,
+    /// `LayerChanged`, `AgentStarted`, `LinkLost`, `LinkRestored`.
+    #[schemars(length(max = 64))]
+    pub kind: String,
+    #[schemars(length(max = 512))]
+    pub message: String,
 }
 
 /// A revision published and not yet applied, and what applying it will do.
