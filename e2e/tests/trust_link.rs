@@ -111,6 +111,20 @@ async fn workers(w: &Client) -> BTreeMap<String, Option<String>> {
     .collect()
 }
 
+/// Both workers, once each has a Ready node.
+async fn ready_workers(w: &Client) -> Option<BTreeMap<String, Option<String>>> {
+    let now = workers(w).await;
+    if now.len() != 2 {
+        return None;
+    }
+    for node in now.values() {
+        if !node_ready(w, node.as_deref()?).await {
+            return None;
+        }
+    }
+    Some(now)
+}
+
 async fn node_ready(w: &Client, node: &str) -> bool {
     let Ok(Some(node)) = Api::<Node>::all(w.clone()).get_opt(node).await else {
         return false;
@@ -139,8 +153,11 @@ async fn delete_and_see_restored(w: &Client, within: Duration) {
 /// check and CAPI replace its machine; a layer object deleted is put back; the agent killed
 /// comes back without management and keeps the layers. Returns when the agent restarted.
 async fn run_alone(env: &ManagementEnv, w: &Client) -> Timestamp {
-    let before = workers(w).await;
-    assert_eq!(before.len(), 2, "{before:?}");
+    // The scale-out after the pivot may still be under way: both workers first.
+    let before = eventually("both workers Ready", Duration::from_secs(300), || {
+        ready_workers(w)
+    })
+    .await;
     let (failing, node) = before.iter().next().unwrap();
     let node = node.clone().unwrap();
     Api::<Node>::all(w.clone())
@@ -157,16 +174,9 @@ async fn run_alone(env: &ManagementEnv, w: &Client) -> Timestamp {
         "the failed worker replaced by the site",
         Duration::from_secs(300),
         || async {
-            let now = workers(w).await;
-            if now.len() != 2 || now.contains_key(failing) {
-                return None;
-            }
-            for node in now.values() {
-                if !node_ready(w, node.as_deref()?).await {
-                    return None;
-                }
-            }
-            Some(now)
+            ready_workers(w)
+                .await
+                .filter(|now| !now.contains_key(failing))
         },
     )
     .await;
