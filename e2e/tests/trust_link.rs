@@ -36,9 +36,11 @@ use strata_e2e::samples::apply_sample;
 use strata_e2e::site_link::{link_data, route_through_proxy};
 use strata_e2e::wait::eventually;
 use strata_e2e::workload_cluster_status::{cluster, condition, describe, wait_phase};
-use strata_shared::cluster::{ClusterPhase, LayerPhase, WorkloadCluster};
+use strata_shared::cluster::{ClusterPhase, LayerPhase, SiteEvent, WorkloadCluster};
 use strata_shared::contracts::capi::MACHINE;
-use strata_shared::contracts::names::{AGENT_NAMESPACE, LINK_STATE_CONFIG_MAP, objects_namespace};
+use strata_shared::contracts::names::{
+    AGENT_NAMESPACE, LINK_STATE_CONFIG_MAP, SITE_LOG_CONFIG_MAP, objects_namespace,
+};
 
 const NAMESPACE: &str = "team-link";
 /// The API server's shortest token life.
@@ -136,6 +138,30 @@ async fn node_ready(w: &Client, node: &str) -> bool {
         .any(|c| c.type_ == "Ready" && c.status == "True")
 }
 
+/// Waits until the site's own log (its ConfigMap) holds an event of `kind` whose message
+/// contains `text`.
+async fn site_logged(w: &Client, kind: &str, text: &str) {
+    let maps: Api<ConfigMap> = Api::namespaced(w.clone(), AGENT_NAMESPACE);
+    eventually(
+        &format!("{kind} \"{text}\" in the site log"),
+        Duration::from_secs(120),
+        || async {
+            let events = maps
+                .get_opt(SITE_LOG_CONFIG_MAP)
+                .await
+                .ok()??
+                .data?
+                .remove("events")?;
+            let events: Vec<SiteEvent> = serde_json::from_str(&events).ok()?;
+            events
+                .iter()
+                .any(|e| e.kind == kind && e.message.contains(text))
+                .then_some(())
+        },
+    )
+    .await;
+}
+
 /// Deletes the layer object and waits until the site puts it back.
 async fn delete_and_see_restored(w: &Client, within: Duration) {
     let configs: Api<ConfigMap> = Api::namespaced(w.clone(), LAYER_OBJECT.0);
@@ -182,7 +208,11 @@ async fn run_alone(env: &ManagementEnv, w: &Client) -> Timestamp {
     .await;
     eprintln!("{failing} (node {node}) replaced: workers now {replaced:?}");
 
+    // Once this agent installed the layer, a deletion is set back by its drift pass, which
+    // logs it; the log is kept in the site before the agent is killed.
+    site_logged(w, "LayerChanged", "layer hello-manifests 1.0.0 is Ready").await;
     delete_and_see_restored(w, Duration::from_secs(90)).await;
+    site_logged(w, "DriftCorrected", "hello-universe-config (recreated)").await;
 
     let objects = objects_namespace(NAMESPACE, "cutoff");
     let restarts = kill_agent(env, &objects, "cutoff");
@@ -214,9 +244,10 @@ fn assert_outage_reported(
     let shown = format!("{}\n{:#?}", describe(Some(wc)), status.site_events);
     assert_eq!(during("MachineRemediated").len(), 1, "{shown}");
     assert!(!during("MachineCreated").is_empty(), "{shown}");
-    // The deletion before the restart is set back by a drift pass; the one after it by
-    // the restarted agent's first pass (which applies every layer again, recording no
-    // drift) or by its next drift pass, whichever comes first.
+    // The deletion before the restart is set back by a drift pass (the test waited for it
+    // in the site's log); the one after it by the restarted agent's first pass (which
+    // applies every layer again, recording no drift) or by its next drift pass, whichever
+    // comes first.
     assert!(!during("DriftCorrected").is_empty(), "{shown}");
     let started = during("AgentStarted");
     assert_eq!(started.len(), 1, "{shown}");
