@@ -150,30 +150,10 @@ async fn main() {
     )
     .unwrap();
     let started = Instant::now();
-    let mut last_report = Instant::now();
-    loop {
-        let done = applied_count(&client).await;
-        if done >= count {
-            break;
-        }
-        if last_report.elapsed() > Duration::from_secs(10) {
-            eprintln!(
-                "  {done}/{count} after {:.0} s",
-                started.elapsed().as_secs_f64()
-            );
-            last_report = Instant::now();
-        }
-        assert!(
-            controller.running(),
-            "the controller stopped:\n{}",
-            controller.log_tail(30)
-        );
-        assert!(
-            started.elapsed() < Duration::from_secs(1800),
-            "not done in 30 minutes"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    wait_for_all(&mut controller, "the clusters' objects", count, || {
+        applied_count(&client)
+    })
+    .await;
     let took = started.elapsed();
     let peak_kib = controller.peak_memory_kib().unwrap_or(0);
     let (_, metrics) = controller.get("/metrics").await.unwrap();
@@ -189,22 +169,10 @@ async fn main() {
     profile["spec"]["layers"][0]["values"] = json!("charts:\n  hello-web:\n    replicaCount: 2\n");
     let change_started = Instant::now();
     apply(&client, &profile).await.unwrap();
-    loop {
-        let done = revised_count(&client, 2).await;
-        if done >= count {
-            break;
-        }
-        assert!(
-            controller.running(),
-            "the controller stopped:\n{}",
-            controller.log_tail(30)
-        );
-        assert!(
-            change_started.elapsed() < Duration::from_secs(1800),
-            "the profile change not done in 30 minutes"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    wait_for_all(&mut controller, "the profile change", count, || {
+        revised_count(&client, 2)
+    })
+    .await;
     let change_took = change_started.elapsed();
     let change_peak_kib = controller.peak_memory_kib().unwrap_or(0);
     controller.terminate(Duration::from_secs(10));
@@ -280,6 +248,40 @@ async fn main() {
 }
 
 /// How many clusters have published revision `number`.
+/// Waits until `done` counts `count`, saying how far it got every 10 seconds; fails when
+/// the controller stops or after 30 minutes.
+async fn wait_for_all<F, Fut>(controller: &mut ControllerProcess, what: &str, count: usize, done: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = usize>,
+{
+    let started = Instant::now();
+    let mut last_report = Instant::now();
+    loop {
+        let now = done().await;
+        if now >= count {
+            return;
+        }
+        if last_report.elapsed() > Duration::from_secs(10) {
+            eprintln!(
+                "  {what}: {now}/{count} after {:.0} s",
+                started.elapsed().as_secs_f64()
+            );
+            last_report = Instant::now();
+        }
+        assert!(
+            controller.running(),
+            "the controller stopped:\n{}",
+            controller.log_tail(30)
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(1800),
+            "{what} not done in 30 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 async fn revised_count(client: &Client, number: i64) -> usize {
     let clusters: Api<WorkloadCluster> = Api::namespaced(client.clone(), NAMESPACE);
     let list = clusters.list(&ListParams::default()).await.unwrap();
