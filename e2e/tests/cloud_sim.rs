@@ -1372,6 +1372,43 @@ async fn a_cluster_restored_from_its_backup_is_continued_without_replacing_machi
     assert_eq!(statuses(&target).await, backed_up);
     let (ok, text) = restore(&backup, "dr");
     assert!(ok && text.contains(": 0 created, "), "{text}");
+    // An object of the same name that is not from this backup stops a restore there,
+    // naming it, and changes nothing.
+    let secrets: Api<Secret> = Api::namespaced(target.clone(), NS);
+    let mark = |value: &str| json!({ "metadata": { "annotations": { "strata.dev/restored-from": value } } });
+    let kubeconfig_secret = "dr-kubeconfig";
+    let ours = secrets
+        .get(kubeconfig_secret)
+        .await
+        .unwrap()
+        .metadata
+        .annotations
+        .unwrap()["strata.dev/restored-from"]
+        .clone();
+    secrets
+        .patch(
+            kubeconfig_secret,
+            &PatchParams::default(),
+            &Patch::Merge(mark("someone else")),
+        )
+        .await
+        .unwrap();
+    let (ok, text) = restore(&backup, "dr");
+    assert!(
+        !ok && text.contains(&format!(
+            "Secret {NS}/{kubeconfig_secret} exists in the target and is not from this backup; the restore stops there (0 object(s) created before it"
+        )),
+        "{text}"
+    );
+    secrets
+        .patch(
+            kubeconfig_secret,
+            &PatchParams::default(),
+            &Patch::Merge(mark(&ours)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(statuses(&target).await, backed_up);
 
     // Unpaused, the new management cluster's simulator carries on with the same machines,
     // in the same workload cluster.
