@@ -44,7 +44,6 @@ pub enum SiteEventKind {
 
 impl SiteEventKind {
     /// Every kind's name, as the status field's description lists them.
-    #[cfg(test)]
     const NAMES: [&'static str; 8] = [
         "MachineRemediated",
         "MachineCreated",
@@ -177,13 +176,17 @@ fn latest(events: &[SiteEvent]) -> Vec<SiteEvent> {
 }
 
 /// The kept list, bounded as if it had been recorded here (anyone with access to the
-/// site's cluster can edit the ConfigMap).
+/// site's cluster can edit the ConfigMap): only the kinds the agent writes, messages cut
+/// to what the schema allows, the newest [`KEPT`].
 fn parse(text: &str) -> Vec<SiteEvent> {
     match serde_json::from_str::<Vec<SiteEvent>>(text) {
         Ok(read) => {
             let mut events = Vec::new();
+            // A kind the agent does not write is not this agent's record: left out.
             for mut event in read {
-                event.kind = cut(&event.kind, 64);
+                if !SiteEventKind::NAMES.contains(&event.kind.as_str()) {
+                    continue;
+                }
                 event.message = cut(&event.message, SITE_EVENT_MESSAGE_LIMIT);
                 append(&mut events, event);
             }
@@ -261,9 +264,16 @@ mod tests {
         ])
         .unwrap();
         let read = parse(&kept);
-        assert_eq!(read.len(), 2);
+        assert_eq!(read.len(), 1, "an unknown kind is left out");
         assert_eq!(read[0].kind, "AgentStarted");
-        assert!(read[1].kind.len() < 100 && read[1].message.chars().count() <= 512);
+        let long = serde_json::to_string(&vec![SiteEvent {
+            time: Time(at(3)),
+            kind: "DriftCorrected".into(),
+            message: "m".repeat(1000),
+        }])
+        .unwrap();
+        let read = parse(&long);
+        assert!(read[0].message.chars().count() <= 512);
         assert!(parse("{not json").is_empty());
         assert!(parse("[]").is_empty());
     }

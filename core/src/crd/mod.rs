@@ -81,4 +81,28 @@ mod tests {
             }
         }
     }
+
+    /// What the agent writes of its site's events is bounded by the apiserver, whatever
+    /// the agent sends: the number of events and the length of each field.
+    #[test]
+    fn site_events_are_bounded_by_the_schema() {
+        let crd = serde_json::to_value(
+            all()
+                .into_iter()
+                .find(|c| c.spec.names.kind == "WorkloadCluster")
+                .unwrap(),
+        )
+        .unwrap();
+        let events = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
+            ["properties"]["siteEvents"];
+        assert_eq!(events["maxItems"], 50, "{events}");
+        assert_eq!(
+            events["maxItems"].as_u64().unwrap() as usize,
+            crate::cluster::SITE_EVENTS_IN_STATUS
+        );
+        let item = &events["items"]["properties"];
+        assert_eq!(item["kind"]["maxLength"], 64, "{events}");
+        assert_eq!(item["message"]["maxLength"], 512, "{events}");
+        assert!(crate::cluster::SITE_EVENT_MESSAGE_LIMIT + "… (cut)".chars().count() <= 512);
+    }
 }
