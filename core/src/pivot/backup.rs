@@ -8,7 +8,8 @@
 //! Reading a directory back ([`read_backup`]) checks everything before anything is
 //! restored: the format, the cluster it is of, every file named and present, its digest,
 //! and that it holds the object the manifest says. A directory can come from anywhere: its
-//! file names are checked too, so that none leads out of it.
+//! file names are checked too, so that none leads out of it, and only shared objects may
+//! lie outside the cluster's namespace.
 
 use std::collections::BTreeMap;
 
@@ -68,6 +69,14 @@ pub enum BackupError {
     Duplicate { file: String },
     #[error("the manifest lists no object: an empty backup restores nothing")]
     Empty,
+    #[error(
+        "{file}: {object} is outside the cluster's namespace {namespace}, and only a shared object (an identity, its Secret) may be"
+    )]
+    OutsideNamespace {
+        file: String,
+        object: String,
+        namespace: String,
+    },
 }
 
 /// `backup.json`.
@@ -220,6 +229,13 @@ pub fn read_backup(
         if !safe_file_name(&entry.file) {
             return Err(BackupError::UnsafeFileName {
                 file: entry.file.clone(),
+            });
+        }
+        if !entry.global && entry.namespace.as_deref() != Some(manifest.namespace.as_str()) {
+            return Err(BackupError::OutsideNamespace {
+                file: entry.file.clone(),
+                object: entry.describe(),
+                namespace: manifest.namespace.clone(),
             });
         }
         if !seen.insert(entry.file.clone()) {

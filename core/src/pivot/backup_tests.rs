@@ -232,3 +232,21 @@ fn file_names_cannot_lead_out_of_the_directory() {
         BackupError::Empty
     );
 }
+
+#[test]
+fn only_a_shared_object_may_lie_outside_the_clusters_namespace() {
+    let written = files();
+    let mut manifest = written.manifest.clone();
+    manifest.objects[2].namespace = Some("kube-system".into());
+    let error = read_backup(
+        &serde_json::to_vec(&manifest).unwrap(),
+        reader(&written),
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert_eq!(
+        error,
+        "objects/0003-machine-demo-general-a.json: Machine kube-system/demo-general-a is outside the cluster's namespace edge, and only a shared object (an identity, its Secret) may be"
+    );
+}
