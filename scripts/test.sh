@@ -4,6 +4,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
+# A build from scratch (CI's clean clone) is quicker without incremental compilation's
+# records, which only pay off when the same crates are built again and again.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 
 step() { printf '\n==> [%ss] %s\n' "$SECONDS" "$*"; }
 

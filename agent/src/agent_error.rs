@@ -92,6 +92,13 @@ pub enum AgentError {
     MoveCommand(#[from] MoveCommandError),
     #[error(transparent)]
     Recovery(#[from] crate::recovery::RecoveryError),
+    #[error("{argument} {found:?}: expected NAMESPACE/NAME of a WorkloadCluster")]
+    ClusterArgument {
+        argument: &'static str,
+        found: String,
+    },
+    #[error("one of {0} is required")]
+    MissingArgument(&'static str),
     #[error("cluster {cluster}, {step}: {source}")]
     Api {
         cluster: String,

@@ -21,6 +21,7 @@ mod provider_install;
 mod recovery;
 mod revision_keeper;
 mod rollout;
+mod site_export;
 mod site_log;
 mod status_report;
 mod work;
@@ -35,7 +36,7 @@ use clap::Parser;
 use kube::Client;
 
 use strata_shared::contracts::field_managers::AGENT_FIELD_MANAGER;
-use strata_shared::contracts::names::AGENT_HTTP_PORT;
+use strata_shared::contracts::names::{AGENT_HTTP_PORT, ClusterLocation};
 use strata_shared::kube_writer::KubeWriter;
 use strata_shared::leader::{LeaderElector, LeaseTiming};
 use strata_shared::probe_endpoints;
@@ -155,8 +156,13 @@ struct RestoreArgs {
     #[arg(long, value_name = "FILE")]
     kubeconfig: PathBuf,
     /// The backup directory.
-    #[arg(long, value_name = "DIR")]
-    from_directory: PathBuf,
+    #[arg(long, value_name = "DIR", required_unless_present = "from_export")]
+    from_directory: Option<PathBuf>,
+    /// `namespace/name` of a WorkloadCluster: restore the copy of its objects that its
+    /// agent exported to the management cluster (`--kubeconfig`'s), into that cluster's
+    /// objects namespace there.
+    #[arg(long, value_name = "NAMESPACE/NAME", conflicts_with_all = ["from_directory", "cluster"])]
+    from_export: Option<String>,
     /// `namespace/name`: refuse a backup of any other cluster.
     #[arg(long)]
     cluster: Option<String>,
@@ -256,8 +262,20 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
             Ok(())
         }
         Some(Command::Restore(args)) => {
-            let backup = recovery::read(&args.from_directory, args.cluster.as_deref())?;
             let target = writer(client_from(&args.kubeconfig).await?);
+            let backup = match (&args.from_export, &args.from_directory) {
+                (Some(cluster), _) => {
+                    let location = workload_cluster(cluster)?;
+                    recovery::read_export(&target, &location).await?
+                }
+                (None, Some(directory)) => recovery::read(directory, args.cluster.as_deref())?,
+                // clap requires one of the two.
+                (None, None) => {
+                    return Err(AgentError::MissingArgument(
+                        "--from-directory and --from-export",
+                    ));
+                }
+            };
             let done = recovery::restore(&target, &backup).await?;
             println!(
                 "restored Cluster {}/{} (taken at {}), paused: {} created, {} restored before, {} shared ones kept; unpause it with `kubectl -n {} patch cluster {} --type merge -p '{{\"spec\":{{\"paused\":false}}}}'`",
@@ -282,6 +300,21 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
             })
         }
         None => serve(cli).await,
+    }
+}
+
+/// The location of WorkloadCluster `namespace/name`.
+fn workload_cluster(value: &str) -> Result<ClusterLocation, AgentError> {
+    match value.split_once('/') {
+        Some((namespace, name))
+            if !namespace.is_empty() && !name.is_empty() && !name.contains('/') =>
+        {
+            Ok(ClusterLocation::of(namespace, name))
+        }
+        _ => Err(AgentError::ClusterArgument {
+            argument: "--from-export",
+            found: value.to_string(),
+        }),
     }
 }
 
@@ -390,5 +423,39 @@ async fn become_ready(client: Client, health: Arc<AgentHealth>) {
             Err(_) => tracing::debug!("this cluster's apiserver does not answer yet"),
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_export_is_named_by_its_workload_cluster_and_a_malformed_name_is_refused() {
+        let location = workload_cluster("edge/store-12").unwrap();
+        assert_eq!(location, ClusterLocation::of("edge", "store-12"));
+        for bad in ["store-12", "/store-12", "edge/", "edge/store/12", ""] {
+            assert_eq!(
+                workload_cluster(bad).unwrap_err().to_string(),
+                format!("--from-export {bad:?}: expected NAMESPACE/NAME of a WorkloadCluster")
+            );
+        }
+    }
+
+    #[test]
+    fn a_restore_takes_a_directory_or_an_export_not_both() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(
+                ["strata-agent", "restore", "--kubeconfig", "k"]
+                    .iter()
+                    .chain(args),
+            )
+        };
+        assert!(parse(&["--from-directory", "d"]).is_ok());
+        assert!(parse(&["--from-export", "edge/a"]).is_ok());
+        assert!(parse(&[]).is_err());
+        assert!(parse(&["--from-directory", "d", "--from-export", "edge/a"]).is_err());
+        assert!(parse(&["--from-export", "edge/a", "--cluster", "x/y"]).is_err());
     }
 }

@@ -1,6 +1,8 @@
 //! `strata-agent backup` and `restore`: a cluster's CAPI objects written to a directory and
 //! created again from one, status included, for disaster recovery (the directory format is
-//! [`strata_shared::pivot::backup`]).
+//! [`strata_shared::pivot::backup`]), or from the copy a site's agent keeps in the
+//! management cluster ([`strata_shared::pivot::site_export`], written by
+//! [`crate::site_export`]).
 //!
 //! A backup reads what a move would move (the same plan, from the kinds the cluster's own
 //! CRDs declare) and appears all at once: it is written beside its directory and renamed
@@ -16,14 +18,19 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::DynamicObject;
 use serde_json::json;
 use strata_shared::kube_writer::{KubeWriter, WriteError};
 use strata_shared::pivot::backup::{
-    Backup, BackupEntry, BackupError, MANIFEST_FILE, backup_files, read_backup,
+    Backup, BackupEntry, BackupError, BackupFiles, MANIFEST_FILE, backup_files, read_backup,
+};
+use strata_shared::contracts::names::{ClusterLocation, SITE_EXPORT_SECRET};
+use strata_shared::pack::archive::unpack_archive;
+use strata_shared::pivot::site_export::{
+    EXPORT_DATA_KEY, EXPORT_LIMITS, EXPORT_ROOT, SiteExportError, check_site_objects,
 };
 use strata_shared::pivot::{MoveKind, PlanError, plan, target_object};
 
@@ -89,6 +96,30 @@ pub enum RecoveryError {
         #[source]
         source: WriteError,
     },
+    #[error("cannot read {secret}: {source}")]
+    ReadExport {
+        secret: String,
+        #[source]
+        source: WriteError,
+    },
+    #[error(
+        "the management cluster holds no export of cluster {cluster}: {secret} does not exist (its agent writes it once the cluster holds its own objects, and again whenever they change)"
+    )]
+    NoExport { cluster: String, secret: String },
+    #[error("{secret} cannot be unpacked: {reason} (nothing was restored)")]
+    ExportUnreadable { secret: String, reason: String },
+    #[error("the export in {secret} cannot be restored: {source} (nothing was restored)")]
+    ExportInvalid {
+        secret: String,
+        #[source]
+        source: BackupError,
+    },
+    #[error("the export in {secret} is refused: {source} (nothing was restored)")]
+    ExportRefused {
+        secret: String,
+        #[source]
+        source: SiteExportError,
+    },
     #[error("{object}: {source} ({created} object(s) created before it)")]
     Shape {
         object: String,
@@ -111,22 +142,8 @@ pub async fn backup(
             path: directory.to_path_buf(),
         });
     }
-    let read_failed = |source| RecoveryError::Read {
-        namespace: namespace.to_string(),
-        cluster: cluster.to_string(),
-        source: Box::new(source),
-    };
-    let kinds = pivot::kinds(source, namespace).await.map_err(read_failed)?;
-    let objects = pivot::snapshot(source, namespace, &kinds)
-        .await
-        .map_err(read_failed)?;
-    let planned =
-        plan(cluster, namespace, &kinds, &objects).map_err(|source| RecoveryError::Plan {
-            namespace: namespace.to_string(),
-            cluster: cluster.to_string(),
-            source,
-        })?;
-    let files = backup_files(&planned, &objects, &Timestamp::now().to_string());
+    let kinds = kinds(source, namespace, cluster).await?;
+    let files = read_files(source, namespace, cluster, &kinds).await?;
     // Written beside, then renamed into place: the directory is whole or absent.
     let partial = directory.with_extension(format!("partial-{}", std::process::id()));
     let written = write_all(&partial, &files.manifest_bytes(), &files.files)
@@ -139,6 +156,48 @@ pub async fn backup(
         });
     }
     Ok(files.manifest.objects.len())
+}
+
+/// The kinds a backup of Cluster `namespace/cluster` reads, from `source`'s CRDs.
+pub async fn kinds(
+    source: &KubeWriter,
+    namespace: &str,
+    cluster: &str,
+) -> Result<Vec<MoveKind>, RecoveryError> {
+    pivot::kinds(source, namespace)
+        .await
+        .map_err(|source| RecoveryError::Read {
+            namespace: namespace.to_string(),
+            cluster: cluster.to_string(),
+            source: Box::new(source),
+        })
+}
+
+/// Cluster `namespace/cluster`'s objects of `kinds` as a backup's files, read now.
+pub async fn read_files(
+    source: &KubeWriter,
+    namespace: &str,
+    cluster: &str,
+    kinds: &[MoveKind],
+) -> Result<BackupFiles, RecoveryError> {
+    let objects = pivot::snapshot(source, namespace, kinds)
+        .await
+        .map_err(|source| RecoveryError::Read {
+            namespace: namespace.to_string(),
+            cluster: cluster.to_string(),
+            source: Box::new(source),
+        })?;
+    let planned =
+        plan(cluster, namespace, kinds, &objects).map_err(|source| RecoveryError::Plan {
+            namespace: namespace.to_string(),
+            cluster: cluster.to_string(),
+            source,
+        })?;
+    Ok(backup_files(
+        &planned,
+        &objects,
+        &Timestamp::now().to_string(),
+    ))
 }
 
 fn write_all(
@@ -171,6 +230,63 @@ pub fn read(directory: &Path, expected: Option<&str>) -> Result<Backup, Recovery
         path: directory.to_path_buf(),
         source,
     })
+}
+
+/// Reads and checks the latest copy of its objects that the site of WorkloadCluster
+/// `location` exported to the management cluster: unpacked within limits into a temporary
+/// directory, checked as a backup directory is, and held to what the site's agent may
+/// write itself.
+pub async fn read_export(
+    management: &KubeWriter,
+    location: &ClusterLocation,
+) -> Result<Backup, RecoveryError> {
+    let secret = format!(
+        "Secret {}/{SITE_EXPORT_SECRET}",
+        location.objects_namespace
+    );
+    let unreadable = |reason: String| RecoveryError::ExportUnreadable {
+        secret: secret.clone(),
+        reason,
+    };
+    let found = management
+        .namespaced::<Secret>(&location.objects_namespace)
+        .get(SITE_EXPORT_SECRET)
+        .await
+        .map_err(|source| RecoveryError::ReadExport {
+            secret: secret.clone(),
+            source,
+        })?
+        .ok_or_else(|| RecoveryError::NoExport {
+            cluster: location.key(),
+            secret: secret.clone(),
+        })?;
+    let bytes = found
+        .data
+        .as_ref()
+        .and_then(|data| data.get(EXPORT_DATA_KEY))
+        .ok_or_else(|| unreadable(format!("it has no key {EXPORT_DATA_KEY}")))?;
+    let scratch = tempfile::tempdir()
+        .map_err(|e| unreadable(format!("no temporary directory to unpack it in: {e}")))?;
+    let directory = scratch.path().join(EXPORT_ROOT);
+    unpack_archive(bytes.0.as_slice(), &directory, &EXPORT_LIMITS)
+        .map_err(|e| unreadable(e.to_string()))?;
+    let manifest = std::fs::read(directory.join(MANIFEST_FILE))
+        .map_err(|e| unreadable(format!("{MANIFEST_FILE}: {e}")))?;
+    let expected = format!("{}/{}", location.objects_namespace, location.cluster);
+    let backup = read_backup(
+        &manifest,
+        |file| std::fs::read(directory.join(file)).map_err(|e| e.to_string()),
+        Some(&expected),
+    )
+    .map_err(|source| RecoveryError::ExportInvalid {
+        secret: secret.clone(),
+        source,
+    })?;
+    check_site_objects(&backup).map_err(|source| RecoveryError::ExportRefused {
+        secret: secret.clone(),
+        source,
+    })?;
+    Ok(backup)
 }
 
 /// What a restore did.

@@ -26,6 +26,7 @@ use crate::move_grant::{self, Grant};
 use crate::pivot::JournalStore;
 use crate::revision_keeper::{RevisionFollower, report_counts};
 use crate::rollout::RevisionRollout;
+use crate::site_export::SiteExporter;
 use crate::site_log::{SiteEventKind, SiteLog};
 use crate::status_report::StatusReport;
 use crate::{identity_sync, link_keeper, move_back, provider_install};
@@ -89,6 +90,8 @@ struct Work {
     site_log: SiteLog,
     /// The layer installer, once the cluster holds its objects.
     layers: Mutex<Option<AbortOnDrop>>,
+    /// The export of the cluster's objects to the management cluster, once it holds them.
+    export: Mutex<Option<AbortOnDrop>>,
     /// What holding the cluster keeps from one round to the next.
     holding: tokio::sync::Mutex<HoldingState>,
 }
@@ -152,6 +155,7 @@ pub async fn run(
         layer_setup,
         site_log,
         layers: Mutex::new(None),
+        export: Mutex::new(None),
         holding: tokio::sync::Mutex::new(HoldingState::default()),
     };
     let mut phase = Phase::Starting;
@@ -195,8 +199,10 @@ impl Work {
                 Phase::Holding
             }
             Phase::MovingBack => {
-                // The layers stay as they are while the cluster goes.
+                // The layers stay as they are while the cluster goes; its objects are
+                // going back to the management cluster, so no copy is exported any more.
                 self.layers.lock().unwrap_or_else(|p| p.into_inner()).take();
+                self.export.lock().unwrap_or_else(|p| p.into_inner()).take();
                 move_back::move_back(&self.workload, &self.link, &self.report).await;
                 // The cluster is CAPI's in the management cluster to delete now.
                 Phase::Finished
@@ -210,6 +216,7 @@ impl Work {
     /// round could not get that far (it is tried again sooner).
     async fn hold(&self) -> bool {
         let (workload, link) = (&self.workload, &self.link);
+        self.start_export();
         let mut holding = self.holding.lock().await;
         let held = match holding.follower.latest(workload, link).await {
             Ok(latest) => {
@@ -251,6 +258,19 @@ impl Work {
                 }
             }
             Err(e) => tracing::debug!(error = %e, "cannot list the machines for the site log"),
+        }
+    }
+
+    /// Starts exporting the cluster's objects to the management cluster, once.
+    fn start_export(&self) {
+        let mut export = self.export.lock().unwrap_or_else(|p| p.into_inner());
+        if export.is_none() {
+            let span = tracing::info_span!("export", cluster = %self.link.cluster);
+            *export = Some(AbortOnDrop(tokio::spawn(
+                SiteExporter::default()
+                    .run(self.workload.clone(), self.link.clone())
+                    .instrument(span),
+            )));
         }
     }
 

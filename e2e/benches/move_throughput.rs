@@ -24,7 +24,10 @@
 //! serve every CRD once before anything is timed (see `warm_up`).
 //!
 //! Printed per size: objects, the move's and the floor's seconds and objects per second,
-//! their ratio, and the size of the move's journal (one ConfigMap, capped at 1 MiB).
+//! their ratio, the size of the move's journal (one ConfigMap, capped at 1 MiB), and what
+//! the cluster's disaster-recovery copies weigh: its `strata-agent backup` (the object
+//! files) and the export its agent keeps in the management cluster (the same without
+//! shared objects, gzipped, into one Secret of at most 900 KiB).
 //!
 //! `cargo build --release -p strata-agent && cargo bench -p strata-e2e --bench move_throughput`
 
@@ -58,7 +61,9 @@ use strata_e2e::control_plane::{ControlPlane, ControlPlaneOptions};
 use strata_e2e::management::{ensure_namespace, read_documents, repo_root};
 use strata_e2e::process_kubelet::default_agent_binary;
 use strata_shared::contracts::names::AGENT_NAMESPACE;
+use strata_shared::pivot::backup::{BackupFiles, MANIFEST_FILE, read_backup};
 use strata_shared::pivot::journal_record::{journal_from, recorded_bytes};
+use strata_shared::pivot::site_export;
 
 const DEFAULT_SIZES: [usize; 3] = [10, 100, 500];
 const CONTROL_PLANE_MACHINES: usize = 3;
@@ -885,6 +890,57 @@ async fn run_move(
     MoveRun { took, stdout }
 }
 
+/// What a site's export of the cluster weighs: the backup's object files, and the export
+/// (the same without shared objects, gzipped) that goes into a Secret.
+struct ExportSize {
+    backup_bytes: usize,
+    export_bytes: usize,
+}
+
+/// `strata-agent backup` of the cluster, packed as the agent packs its export.
+async fn export_size(
+    binary: &Path,
+    source: &ControlPlane,
+    namespace: &str,
+    cluster: &str,
+) -> ExportSize {
+    let scratch = tempfile::tempdir().unwrap();
+    let directory = scratch.path().join("backup");
+    let output = tokio::process::Command::new(binary)
+        .arg("backup")
+        .arg("--kubeconfig")
+        .arg(source.kubeconfig_path())
+        .args(["--namespace", namespace, "--cluster", cluster])
+        .arg("--to-directory")
+        .arg(&directory)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "the backup failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let manifest = std::fs::read(directory.join(MANIFEST_FILE)).unwrap();
+    let read = |file: &str| std::fs::read(directory.join(file)).map_err(|e| e.to_string());
+    let backup = read_backup(&manifest, read, None).unwrap();
+    let files = BackupFiles {
+        manifest: backup.manifest.clone(),
+        files: backup
+            .manifest
+            .objects
+            .iter()
+            .map(|entry| (entry.file.clone(), read(&entry.file).unwrap()))
+            .collect(),
+    };
+    let backup_bytes = files.files.iter().map(|(_, bytes)| bytes.len()).sum();
+    let export = site_export::pack(&site_export::site_copy(files)).unwrap();
+    ExportSize {
+        backup_bytes,
+        export_bytes: export.len(),
+    }
+}
+
 /// A client of its own, so the floor does not start on connections the setup warmed.
 async fn fresh_client(control_plane: &ControlPlane) -> Client {
     let kubeconfig = kube::config::Kubeconfig::read_from(control_plane.kubeconfig_path()).unwrap();
@@ -1085,6 +1141,7 @@ struct Figures {
     machines: usize,
     objects: usize,
     journal_bytes: usize,
+    export: ExportSize,
     moved: Duration,
     floor: Duration,
 }
@@ -1126,6 +1183,7 @@ async fn main() {
         );
         create_source(&source.client(), &moved_ns, &seeds).await;
         create_source(&source.client(), &floor_ns, &floor_seeds).await;
+        let export = export_size(&binary, &source, &moved_ns, &cluster).await;
 
         eprintln!("{machines} machines: the move…");
         let run = run_move(&binary, &source, &target, &moved_ns, &cluster).await;
@@ -1163,6 +1221,7 @@ async fn main() {
             machines,
             objects: seeds.len(),
             journal_bytes: journal,
+            export,
             moved: run.took,
             floor: floor_took,
         };
@@ -1178,7 +1237,7 @@ async fn main() {
         "move throughput: one sim cluster's CAPI objects between two kube-apiservers 1.20 on loopback"
     );
     println!(
-        "{:>8} {:>8} {:>8} {:>10} {:>8} {:>10} {:>11} {:>12}",
+        "{:>8} {:>8} {:>8} {:>10} {:>8} {:>10} {:>11} {:>12} {:>11} {:>13}",
         "machines",
         "objects",
         "move s",
@@ -1186,12 +1245,14 @@ async fn main() {
         "floor s",
         "floor o/s",
         "move/floor",
-        "journal KiB"
+        "journal KiB",
+        "backup KiB",
+        "export KiB"
     );
     for f in &figures {
         let (moved, floor) = (f.moved.as_secs_f64(), f.floor.as_secs_f64());
         println!(
-            "{:>8} {:>8} {:>8.2} {:>10.1} {:>8.2} {:>10.1} {:>11.2} {:>12.0}",
+            "{:>8} {:>8} {:>8.2} {:>10.1} {:>8.2} {:>10.1} {:>11.2} {:>12.0} {:>11.0} {:>13.1}",
             f.machines,
             f.objects,
             moved,
@@ -1199,7 +1260,9 @@ async fn main() {
             floor,
             f.objects as f64 / floor,
             moved / floor,
-            f.journal_bytes as f64 / 1024.0
+            f.journal_bytes as f64 / 1024.0,
+            f.export.backup_bytes as f64 / 1024.0,
+            f.export.export_bytes as f64 / 1024.0
         );
     }
 }

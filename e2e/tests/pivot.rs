@@ -10,14 +10,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DynamicObject, ListParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
-use serde_json::json;
+use serde_json::{Value, json};
 use strata_e2e::agent_endpoints::{self, sample};
 use strata_e2e::cloud_sim::workload::StopWorkloads;
 use strata_e2e::dynamic_objects::{get_dynamic, list_objects};
@@ -34,9 +36,12 @@ use strata_e2e::wait::eventually;
 use strata_e2e::workload_cluster_status::{cluster, condition, describe, wait_phase};
 use strata_shared::cluster::ClusterPhase;
 use strata_shared::contracts::names::{
-    AGENT_NAME, AGENT_NAMESPACE, PROVIDER_NAME, PROVIDER_NAMESPACE, objects_namespace,
-    pivot_journal_name,
+    AGENT_NAME, AGENT_NAMESPACE, PROVIDER_NAME, PROVIDER_NAMESPACE, SITE_EXPORT_SECRET,
+    objects_namespace, pivot_journal_name,
 };
+use strata_shared::pack::archive::unpack_archive;
+use strata_shared::pivot::backup::{Backup, BackupFiles, MANIFEST_FILE, read_backup};
+use strata_shared::pivot::site_export::{EXPORT_DATA_KEY, EXPORT_LIMITS, pack};
 use strata_shared::pivot::journal::{MoveJournal, MovePhase};
 
 #[tokio::test]
@@ -326,7 +331,9 @@ async fn pivots(crash_after_every_step: bool) {
             "machine {machine} was replaced during the scale-out"
         );
     }
-    if !crash_after_every_step {
+    if crash_after_every_step {
+        restored_from_its_export(&env, &objects, name, &w, &all).await;
+    } else {
         agent_endpoints_report_its_work(&env, &objects, name).await;
         moves_back_when_deleted(
             &env,
@@ -372,4 +379,203 @@ async fn agent_endpoints_report_its_work(env: &ManagementEnv, objects: &str, nam
     assert_eq!((ready.status, ready.body.as_str()), (200, "ok (leading)\n"));
     let live = agent_endpoints::get(&leader, "/healthz").await.unwrap();
     assert_eq!((live.status, live.body.as_str()), (200, "ok\n"));
+}
+
+/// The site's copy of its objects, as the management cluster holds it: the export's
+/// manifest and each object, read the way a restore reads them.
+async fn export_in_management(client: &Client, objects: &str) -> Option<(Secret, Backup)> {
+    let secret = Api::<Secret>::namespaced(client.clone(), objects)
+        .get_opt(SITE_EXPORT_SECRET)
+        .await
+        .ok()
+        .flatten()?;
+    let bytes = secret.data.as_ref()?.get(EXPORT_DATA_KEY)?.0.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let unpacked = dir.path().join("export");
+    unpack_archive(bytes.as_slice(), &unpacked, &EXPORT_LIMITS).unwrap();
+    let manifest = std::fs::read(unpacked.join(MANIFEST_FILE)).unwrap();
+    let backup = read_backup(
+        &manifest,
+        |file| std::fs::read(unpacked.join(file)).map_err(|e| e.to_string()),
+        None,
+    )
+    .unwrap();
+    Some((secret, backup))
+}
+
+/// Machine name → status, in one copy of the cluster.
+fn machine_statuses(backup: &Backup) -> BTreeMap<String, Value> {
+    backup
+        .objects
+        .iter()
+        .filter(|(entry, _)| entry.kind == "Machine")
+        .map(|(entry, object)| (entry.name.clone(), object.json["status"].clone()))
+        .collect()
+}
+
+/// Disaster recovery of a pivoted site from the copy its agent keeps in the management
+/// cluster. The agent exported the cluster once it held it, and again once it grew to five
+/// machines. Then the site's Cluster API is lost (its agent and providers stop for good);
+/// an export that names a Role is refused with nothing written; the last export is restored
+/// into the management cluster, paused, each status as exported; and once unpaused, the
+/// management cluster's Cluster API carries the cluster on with the same five machines.
+async fn restored_from_its_export(
+    env: &ManagementEnv,
+    objects: &str,
+    name: &str,
+    workload: &Client,
+    machines: &BTreeMap<String, String>,
+) {
+    let client = env.client();
+    let (exported, backup) = eventually(
+        "the site's export of its five machines in the management cluster",
+        Duration::from_secs(180),
+        || async {
+            let (secret, backup) = export_in_management(&client, objects).await?;
+            let exported = machine_statuses(&backup);
+            let running = exported.len() == machines.len()
+                && exported.values().all(|s| s["phase"] == "Running");
+            running.then_some((secret, backup))
+        },
+    )
+    .await;
+    let bytes = exported.data.as_ref().unwrap()[EXPORT_DATA_KEY].0.len();
+    eprintln!(
+        "the site's export: {} objects, {bytes} bytes compressed",
+        backup.objects.len()
+    );
+    assert!(
+        backup.objects.iter().all(|(entry, _)| !entry.global),
+        "a site's export holds no shared object"
+    );
+
+    // The site's Cluster API is lost: its agent, then its providers, stop.
+    for (namespace, deployment) in [(AGENT_NAMESPACE, AGENT_NAME), (PROVIDER_NAMESPACE, PROVIDER_NAME)] {
+        Api::<Deployment>::namespaced(workload.clone(), namespace)
+            .patch(
+                deployment,
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "spec": { "replicas": 0 } })),
+            )
+            .await
+            .unwrap();
+        let key = format!("{namespace}/{deployment}");
+        let kubelet = env.agents_of(objects, name).unwrap();
+        eventually(&format!("{key} stopped"), Duration::from_secs(60), || async {
+            (!kubelet
+                .processes()
+                .iter()
+                .any(|p| p.deployment == key && p.pid.is_some()))
+            .then_some(())
+        })
+        .await;
+    }
+
+    let kubeconfig = env.control_plane.kubeconfig_path();
+    let restore = || {
+        strata_e2e::cli_run::run(
+            std::process::Command::new(strata_e2e::process_kubelet::default_agent_binary())
+                .arg("restore")
+                .arg("--kubeconfig")
+                .arg(kubeconfig)
+                .args(["--from-export", &format!("strata-demo/{name}")]),
+        )
+    };
+    // An export holding what the site's agent may not write (a Role) is refused, and
+    // nothing is restored.
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), objects);
+    let mut tampered = BackupFiles {
+        manifest: backup.manifest.clone(),
+        files: backup
+            .objects
+            .iter()
+            .map(|(entry, object)| {
+                (
+                    entry.file.clone(),
+                    serde_json::to_vec_pretty(&object.json).unwrap(),
+                )
+            })
+            .collect(),
+    };
+    let role = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": { "name": "site-admin", "namespace": objects, "uid": "role-uid" },
+        "rules": [{ "apiGroups": ["*"], "resources": ["*"], "verbs": ["*"] }],
+    });
+    let role_bytes = serde_json::to_vec_pretty(&role).unwrap();
+    let mut role_entry = backup.objects[0].0.clone();
+    role_entry.file = "objects/9999-role-site-admin.json".into();
+    role_entry.api_version = "rbac.authorization.k8s.io/v1".into();
+    role_entry.kind = "Role".into();
+    role_entry.name = "site-admin".into();
+    role_entry.uid = "role-uid".into();
+    role_entry.status_subresource = false;
+    role_entry.sha256 = strata_shared::pack::archive::sha256_digest(&role_bytes);
+    tampered.manifest.objects.push(role_entry);
+    tampered.files.push(("objects/9999-role-site-admin.json".into(), role_bytes));
+    let put = |bytes: Vec<u8>| {
+        let secrets = secrets.clone();
+        async move {
+            secrets
+                .patch(
+                    SITE_EXPORT_SECRET,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({ "data": { EXPORT_DATA_KEY: ByteString(bytes) } })),
+                )
+                .await
+                .unwrap();
+        }
+    };
+    put(pack(&tampered).unwrap()).await;
+    let (ok, text) = restore();
+    assert!(
+        !ok && text.contains(&format!(
+            "objects/9999-role-site-admin.json: Role {objects}/site-admin is of rbac.authorization.k8s.io/v1, which a site's agent may not write"
+        )) && text.contains("(nothing was restored)"),
+        "{text}"
+    );
+    assert!(machine_instances(&client, objects).await.is_empty());
+    put(exported.data.as_ref().unwrap()[EXPORT_DATA_KEY].0.clone()).await;
+
+    // Restored into the management cluster: paused, each status as exported.
+    let (ok, text) = restore();
+    assert!(ok && text.contains("paused: "), "{text}");
+    let cluster = get_dynamic(&client, "cluster.x-k8s.io/v1beta2", "Cluster", Some(objects), name)
+        .await
+        .unwrap();
+    assert_eq!(cluster.data["spec"]["paused"], json!(true));
+    let restored: BTreeMap<String, Value> = list_objects(&client, objects, "cluster.x-k8s.io/v1beta2", "Machine")
+        .await
+        .into_iter()
+        .map(|m| (m.name_any(), m.data["status"].clone()))
+        .collect();
+    assert_eq!(restored, machine_statuses(&backup));
+
+    // Unpaused, Cluster API in the management cluster carries on with the same machines.
+    Api::<DynamicObject>::namespaced_with(
+        client.clone(),
+        objects,
+        &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+            "cluster.x-k8s.io",
+            "v1beta2",
+            "Cluster",
+        )),
+    )
+    .patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "spec": { "paused": false } })),
+    )
+    .await
+    .unwrap();
+    let cluster_ready = || async {
+        let cluster =
+            get_dynamic(&client, "cluster.x-k8s.io/v1beta2", "Cluster", Some(objects), name)
+                .await?;
+        (cluster.data["status"]["phase"] == "Provisioned").then_some(())
+    };
+    eventually("the restored Cluster provisioned", Duration::from_secs(120), cluster_ready).await;
+    // A few passes of the management cluster's simulator, then the same five machines.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(&machine_instances(&client, objects).await, machines);
 }

@@ -30,6 +30,10 @@ pub const REVISION_COPY_CONFIG_MAP: &str = "strata-revision";
 /// events, newest last), kept across agent restarts and outages; the latest of them go to
 /// the WorkloadCluster's status. Written and read by the agent.
 pub const SITE_LOG_CONFIG_MAP: &str = "strata-site-log";
+/// The Secret, in the cluster's objects namespace in the management cluster, with the
+/// site's latest copy of its own CAPI objects (see `pivot::site_export`). Written by the
+/// agent; read only by a restore an operator runs.
+pub const SITE_EXPORT_SECRET: &str = "strata-site-export";
 /// The ConfigMap (in [`AGENT_NAMESPACE`]) with the revision the cluster runs, every step of
 /// it done: what the agent rolls the next revision out from. Written and read by the agent.
 pub const APPLIED_REVISION_CONFIG_MAP: &str = "strata-applied-revision";

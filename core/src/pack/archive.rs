@@ -274,6 +274,55 @@ pub fn archive_to_vec(pack_dir: &Path, root_name: &str) -> Result<Vec<u8>, Archi
     write_archive(pack_dir, root_name, Vec::new())
 }
 
+/// Files held in memory (paths relative to the root, `/`-separated) as a gzipped tarball
+/// under `root_name/`, made the way [`write_archive`] makes a pack's: each folder's entry
+/// before its contents, byte-wise path order, fixed metadata (files 0o644). For content
+/// that is not a folder on disk, such as a cluster's backup; [`unpack_archive`] reads it.
+pub fn archive_of_files(
+    root_name: &str,
+    files: &[(String, Vec<u8>)],
+) -> Result<Vec<u8>, ArchiveError> {
+    validate_root_name(root_name)?;
+    let mut entries: std::collections::BTreeMap<PathBuf, Option<&[u8]>> =
+        std::collections::BTreeMap::new();
+    entries.insert(PathBuf::new(), None);
+    for (path, bytes) in files {
+        let rel = normalize(Path::new(path))?;
+        for folder in rel.ancestors().skip(1) {
+            entries.insert(folder.to_path_buf(), None);
+        }
+        entries.insert(rel, Some(bytes.as_slice()));
+    }
+    let gzip = GzBuilder::new()
+        .mtime(0)
+        .operating_system(255)
+        .write(Vec::new(), Compression::default());
+    let mut builder = tar::Builder::new(gzip);
+    let root = Path::new(root_name);
+    for (rel, content) in &entries {
+        let name = root.join(rel);
+        let appended = match content {
+            None => {
+                // With the trailing slash, as write_archive names folders.
+                let mut folder = name.clone().into_os_string();
+                folder.push("/");
+                let mut header = fixed_header(EntryType::Directory, 0o755, 0);
+                builder.append_data(&mut header, PathBuf::from(folder), io::empty())
+            }
+            Some(bytes) => {
+                let mut header = fixed_header(EntryType::Regular, 0o644, bytes.len() as u64);
+                builder.append_data(&mut header, &name, *bytes)
+            }
+        };
+        appended.map_err(io_error(&name, "archiving"))?;
+    }
+    let gzip = builder
+        .into_inner()
+        .map_err(io_error(root, "finishing the tar stream of"))?;
+    gzip.finish()
+        .map_err(io_error(root, "finishing the gzip stream of"))
+}
+
 fn validate_root_name(name: &str) -> Result<(), ArchiveError> {
     if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\0']) {
         return Err(ArchiveError::InvalidRootName {

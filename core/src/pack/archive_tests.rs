@@ -732,3 +732,47 @@ proptest! {
         prop_assert_eq!(archive_to_vec(&dest, "pack").unwrap(), first);
     }
 }
+
+#[test]
+fn files_in_memory_archive_as_the_same_folder_on_disk_would() {
+    let files = vec![
+        ("objects/0002-machine-b.json".to_string(), b"{\"b\":1}".to_vec()),
+        ("backup.json".to_string(), b"{}".to_vec()),
+        ("objects/0001-cluster-a.json".to_string(), b"{\"a\":1}".to_vec()),
+    ];
+    let archive = archive_of_files("backup", &files).unwrap();
+    let mut reversed = files.clone();
+    reversed.reverse();
+    assert_eq!(
+        archive,
+        archive_of_files("backup", &reversed).unwrap(),
+        "the order the files are given in does not matter"
+    );
+    let disk = tempfile::tempdir().unwrap();
+    for (path, bytes) in &files {
+        write(&disk.path().join(path), bytes, 0o644);
+    }
+    assert_eq!(
+        archive,
+        archive_to_vec(disk.path(), "backup").unwrap(),
+        "the same bytes as the folder's archive"
+    );
+    let (_parent, dest, unpacked) = unpack_ok(&archive);
+    assert_eq!(unpacked.root_name.as_deref(), Some("backup"));
+    assert_eq!(unpacked.files, 3);
+    assert_eq!(fs::read(dest.join("objects/0001-cluster-a.json")).unwrap(), b"{\"a\":1}");
+}
+
+#[test]
+fn a_file_name_leading_out_of_the_root_is_not_archived() {
+    let escape = vec![("../outside.json".to_string(), b"{}".to_vec())];
+    assert!(matches!(
+        archive_of_files("backup", &escape),
+        Err(ArchiveError::ParentComponent { .. })
+    ));
+    let absolute = vec![("/etc/passwd".to_string(), b"x".to_vec())];
+    assert!(matches!(
+        archive_of_files("backup", &absolute),
+        Err(ArchiveError::AbsolutePath { .. })
+    ));
+}

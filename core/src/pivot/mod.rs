@@ -15,6 +15,7 @@ mod order;
 mod outside;
 mod plan;
 mod refs;
+pub mod site_export;
 mod target;
 
 pub use objects::{

@@ -2,6 +2,9 @@
 //! with one field manager, status through the status subresource, and writes skipped when
 //! they would change nothing (so a converged cluster sees no writes at all).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
@@ -16,6 +19,8 @@ pub const FIELD_MANAGER: &str = "strata.dev/sim-cloud";
 #[derive(Clone)]
 pub struct Kube {
     pub client: Client,
+    /// Writes made so far, so that the pass loop can tell an idle pass from a busy one.
+    writes: Arc<AtomicU64>,
 }
 
 fn api_error(
@@ -38,6 +43,22 @@ fn is_status(error: &kube::Error, code: u16) -> bool {
 }
 
 impl Kube {
+    pub fn new(client: Client) -> Kube {
+        Kube {
+            client,
+            writes: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// How many writes this apiserver got from the simulator so far.
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
+    }
+
+    fn wrote(&self) {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn api(&self, kind: &Kind, ns: &str) -> Api<DynamicObject> {
         Api::namespaced_with(self.client.clone(), ns, &kind.api_resource())
     }
@@ -110,7 +131,10 @@ impl Kube {
             ..PostParams::default()
         };
         let created = match self.api(kind, &ns).create(&params, &dynamic).await {
-            Ok(created) => created,
+            Ok(created) => {
+                self.wrote();
+                created
+            }
             Err(e) if is_status(&e, 409) => self
                 .api(kind, &ns)
                 .get(&object_name)
@@ -138,6 +162,7 @@ impl Kube {
             .patch(object_name, &params, &Patch::Merge(&fields))
             .await
             .map_err(api_error("patch", kind, ns, object_name))?;
+        self.wrote();
         Ok(())
     }
 
@@ -186,7 +211,10 @@ impl Kube {
             )
             .await
         {
-            Ok(_) => Ok(true),
+            Ok(_) => {
+                self.wrote();
+                Ok(true)
+            }
             // Deleted since the pass listed it: nothing left to report on.
             Err(e) if is_status(&e, 404) => Ok(false),
             Err(e) => Err(api_error("update the status of", kind, ns, object_name)(e)),
@@ -238,7 +266,10 @@ impl Kube {
             )
             .await
         {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.wrote();
+                Ok(())
+            }
             Err(e) if is_status(&e, 409) || is_status(&e, 404) => Ok(()),
             Err(e) => Err(api_error("patch", kind, ns, object_name)(e)),
         }
@@ -260,7 +291,7 @@ impl Kube {
             &Patch::Apply(secret),
         )
         .await
-        .map(|_| ())
+        .map(|_| self.wrote())
         .map_err(|source| SimError::Api {
             action: "apply",
             kind: "Secret".into(),
@@ -275,7 +306,10 @@ impl Kube {
             .delete(object, &DeleteParams::background())
             .await
         {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.wrote();
+                Ok(())
+            }
             Err(e) if is_status(&e, 404) => Ok(()),
             Err(e) => Err(api_error("delete", kind, ns, object)(e)),
         }

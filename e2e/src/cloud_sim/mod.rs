@@ -46,7 +46,7 @@ pub mod workload;
 pub mod workload_nodes;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -188,6 +188,8 @@ pub(crate) struct Shared {
     faults: Mutex<FaultState>,
     /// When each (object UID, stage) was first seen waiting, for the configured delays.
     clocks: Mutex<HashMap<(String, &'static str), Instant>>,
+    /// Set when a pass found something waiting on one of the clocks.
+    waiting: AtomicBool,
     passes: AtomicU64,
 }
 
@@ -209,7 +211,11 @@ impl Shared {
         } else {
             Duration::ZERO
         };
-        since.elapsed() >= delay + extra
+        let done = since.elapsed() >= delay + extra;
+        if !done {
+            self.waiting.store(true, Ordering::Relaxed);
+        }
+        done
     }
 
     fn forget(&self, uid: &str) {
@@ -247,10 +253,11 @@ impl CloudSimulator {
     /// installed; kinds that are not installed are treated as having no objects.
     pub fn start(client: Client, options: SimOptions) -> CloudSimulator {
         let shared = Arc::new(Shared {
-            kube: Kube { client },
+            kube: Kube::new(client),
             options,
             faults: Mutex::new(FaultState::default()),
             clocks: Mutex::new(HashMap::new()),
+            waiting: AtomicBool::new(false),
             passes: AtomicU64::new(0),
         });
         let task = tokio::spawn(run(shared.clone()));
@@ -356,15 +363,36 @@ impl Drop for CloudSimulator {
 }
 
 async fn run(shared: Arc<Shared>) {
+    let mut idle_passes = 0u32;
     loop {
         let started = Instant::now();
+        let writes = shared.kube.writes();
+        shared.waiting.store(false, Ordering::Relaxed);
         if let Err(e) = pass(&shared).await {
             tracing::warn!(error = %e, "simulated cloud pass failed; retrying");
         }
         shared.passes.fetch_add(1, Ordering::Relaxed);
         tracing::trace!(elapsed = ?started.elapsed(), "simulated cloud pass");
-        tokio::time::sleep(shared.options.resync).await;
+        let idle = shared.kube.writes() == writes && !shared.waiting.load(Ordering::Relaxed);
+        idle_passes = if idle {
+            idle_passes.saturating_add(1)
+        } else {
+            0
+        };
+        tokio::time::sleep(pause_after(shared.options.resync, idle_passes)).await;
     }
+}
+
+/// The longest pause between two passes of an idle simulator.
+const IDLE_RESYNC: Duration = Duration::from_millis(1500);
+
+/// The pause before the next pass: `resync` while the cloud is busy (it wrote, or waits
+/// on a delay), doubling with each idle pass up to [`IDLE_RESYNC`]. Listing every kind
+/// many times a second for clusters that stand still was most of the API servers' work in
+/// the tests; a change by someone else is seen within [`IDLE_RESYNC`].
+fn pause_after(resync: Duration, idle_passes: u32) -> Duration {
+    let doubled = resync.saturating_mul(1u32 << idle_passes.min(8));
+    doubled.min(IDLE_RESYNC.max(resync))
 }
 
 /// One full pass: list everything, reconcile every Cluster. One cluster's failure does not
@@ -461,4 +489,22 @@ async fn reconcile_cluster(
         carry_on(machine::remove_orphan_nodes(view, w, nodes.as_ref()).await);
     }
     cluster::reconcile_status(shared, view, workload.is_some()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_idle_simulator_slows_down_to_its_idle_pause_and_a_busy_one_does_not() {
+        let resync = Duration::from_millis(300);
+        let pauses: Vec<u128> = (0..6)
+            .map(|idle| pause_after(resync, idle).as_millis())
+            .collect();
+        assert_eq!(pauses, [300, 600, 1200, 1500, 1500, 1500]);
+        assert_eq!(pause_after(resync, u32::MAX), IDLE_RESYNC);
+        // A resync longer than the idle pause is kept.
+        let slow = Duration::from_secs(5);
+        assert_eq!(pause_after(slow, 3), slow);
+    }
 }

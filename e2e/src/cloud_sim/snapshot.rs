@@ -28,11 +28,32 @@ pub struct Snapshot {
     infra_machines: Vec<(Provider, Value)>,
 }
 
+/// The providers of the Clusters' infrastructure references; every provider when one
+/// names none the simulator knows (nothing of it is then left out).
+fn providers_named(clusters: &[Value]) -> Vec<Provider> {
+    let mut named = Vec::new();
+    for cluster in clusters {
+        match str_at(cluster, "/spec/infrastructureRef/kind").and_then(Provider::of_kind) {
+            Some(provider) if !named.contains(&provider) => named.push(provider),
+            Some(_) => {}
+            None => return Provider::ALL.to_vec(),
+        }
+    }
+    named
+}
+
 impl Snapshot {
+    /// Lists the Clusters, then what they may have: nothing more without a Cluster, and
+    /// only the infrastructure kinds of the providers the Clusters name.
     pub async fn load(kube: &Kube, ns: Option<&str>) -> Result<Snapshot, SimError> {
         let list = |kind: Kind| async move { kube.list(&kind, ns).await };
+        let clusters = list(CLUSTER).await?;
+        if clusters.is_empty() {
+            return Ok(Snapshot::default());
+        }
+        let providers = providers_named(&clusters);
         let mut snapshot = Snapshot {
-            clusters: list(CLUSTER).await?,
+            clusters,
             kcps: list(KUBEADM_CONTROL_PLANE).await?,
             mds: list(MACHINE_DEPLOYMENT).await?,
             mss: list(MACHINE_SET).await?,
@@ -41,7 +62,7 @@ impl Snapshot {
             configs: list(KUBEADM_CONFIG).await?,
             ..Snapshot::default()
         };
-        for provider in Provider::ALL {
+        for provider in providers {
             for object in list(provider.cluster_kind()).await? {
                 snapshot.infra_clusters.push((provider, object));
             }
@@ -163,5 +184,30 @@ impl<'a> ClusterView<'a> {
     /// Machines not being deleted.
     pub fn live<'b>(machines: &'b [&'a Value]) -> impl Iterator<Item = &'a Value> + 'b {
         machines.iter().copied().filter(|m| !is_deleting(m))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn only_the_providers_the_clusters_name_are_listed_or_all_when_one_names_none() {
+        let cluster = |kind: &str| json!({ "spec": { "infrastructureRef": { "kind": kind } } });
+        assert_eq!(
+            providers_named(&[cluster("SimCluster"), cluster("SimCluster")]),
+            [Provider::Sim]
+        );
+        assert_eq!(
+            providers_named(&[cluster("AWSCluster"), cluster("SimCluster")]),
+            [Provider::Aws, Provider::Sim]
+        );
+        assert_eq!(
+            providers_named(&[cluster("SimCluster"), json!({ "spec": {} })]),
+            Provider::ALL
+        );
+        assert_eq!(providers_named(&[cluster("DockerCluster")]), Provider::ALL);
     }
 }
