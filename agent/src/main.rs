@@ -265,7 +265,11 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
             let target = writer(client_from(&args.kubeconfig).await?);
             let backup = match (&args.from_export, &args.from_directory) {
                 (Some(cluster), _) => {
-                    let location = workload_cluster(cluster)?;
+                    let location =
+                        workload_cluster(cluster).ok_or_else(|| AgentError::ClusterArgument {
+                            argument: "--from-export",
+                            found: cluster.clone(),
+                        })?;
                     recovery::read_export(&target, &location).await?
                 }
                 (None, Some(directory)) => recovery::read(directory, args.cluster.as_deref())?,
@@ -303,19 +307,11 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
     }
 }
 
-/// The location of WorkloadCluster `namespace/name`.
-fn workload_cluster(value: &str) -> Result<ClusterLocation, AgentError> {
-    match value.split_once('/') {
-        Some((namespace, name))
-            if !namespace.is_empty() && !name.is_empty() && !name.contains('/') =>
-        {
-            Ok(ClusterLocation::of(namespace, name))
-        }
-        _ => Err(AgentError::ClusterArgument {
-            argument: "--from-export",
-            found: value.to_string(),
-        }),
-    }
+/// The location of WorkloadCluster `namespace/name`; `None` for anything else.
+fn workload_cluster(value: &str) -> Option<ClusterLocation> {
+    let (namespace, name) = value.split_once('/')?;
+    (!namespace.is_empty() && !name.is_empty() && !name.contains('/'))
+        .then(|| ClusterLocation::of(namespace, name))
 }
 
 /// The agent in its cluster: holds its lease, and works while it leads.
@@ -436,11 +432,16 @@ mod tests {
         let location = workload_cluster("edge/store-12").unwrap();
         assert_eq!(location, ClusterLocation::of("edge", "store-12"));
         for bad in ["store-12", "/store-12", "edge/", "edge/store/12", ""] {
-            assert_eq!(
-                workload_cluster(bad).unwrap_err().to_string(),
-                format!("--from-export {bad:?}: expected NAMESPACE/NAME of a WorkloadCluster")
-            );
+            assert_eq!(workload_cluster(bad), None, "{bad}");
         }
+        let error = AgentError::ClusterArgument {
+            argument: "--from-export",
+            found: "store-12".into(),
+        };
+        assert_eq!(
+            error.to_string(),
+            "--from-export \"store-12\": expected NAMESPACE/NAME of a WorkloadCluster"
+        );
     }
 
     #[test]

@@ -23,12 +23,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::DynamicObject;
 use serde_json::json;
+use strata_shared::contracts::names::{ClusterLocation, SITE_EXPORT_SECRET};
 use strata_shared::kube_writer::{KubeWriter, WriteError};
+use strata_shared::pack::archive::unpack_archive;
 use strata_shared::pivot::backup::{
     Backup, BackupEntry, BackupError, BackupFiles, MANIFEST_FILE, backup_files, read_backup,
 };
-use strata_shared::contracts::names::{ClusterLocation, SITE_EXPORT_SECRET};
-use strata_shared::pack::archive::unpack_archive;
 use strata_shared::pivot::site_export::{
     EXPORT_DATA_KEY, EXPORT_LIMITS, EXPORT_ROOT, SiteExportError, check_site_objects,
 };
@@ -240,10 +240,7 @@ pub async fn read_export(
     management: &KubeWriter,
     location: &ClusterLocation,
 ) -> Result<Backup, RecoveryError> {
-    let secret = format!(
-        "Secret {}/{SITE_EXPORT_SECRET}",
-        location.objects_namespace
-    );
+    let secret = format!("Secret {}/{SITE_EXPORT_SECRET}", location.objects_namespace);
     let unreadable = |reason: String| RecoveryError::ExportUnreadable {
         secret: secret.clone(),
         reason,

@@ -13,8 +13,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::ByteString;
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DynamicObject, ListParams, Patch, PatchParams};
@@ -41,8 +41,8 @@ use strata_shared::contracts::names::{
 };
 use strata_shared::pack::archive::unpack_archive;
 use strata_shared::pivot::backup::{Backup, BackupFiles, MANIFEST_FILE, read_backup};
-use strata_shared::pivot::site_export::{EXPORT_DATA_KEY, EXPORT_LIMITS, pack};
 use strata_shared::pivot::journal::{MoveJournal, MovePhase};
+use strata_shared::pivot::site_export::{EXPORT_DATA_KEY, EXPORT_LIMITS, pack};
 
 #[tokio::test]
 async fn a_sim_cluster_pivots_into_itself_and_scales_out() {
@@ -450,7 +450,10 @@ async fn restored_from_its_export(
     );
 
     // The site's Cluster API is lost: its agent, then its providers, stop.
-    for (namespace, deployment) in [(AGENT_NAMESPACE, AGENT_NAME), (PROVIDER_NAMESPACE, PROVIDER_NAME)] {
+    for (namespace, deployment) in [
+        (AGENT_NAMESPACE, AGENT_NAME),
+        (PROVIDER_NAMESPACE, PROVIDER_NAME),
+    ] {
         Api::<Deployment>::namespaced(workload.clone(), namespace)
             .patch(
                 deployment,
@@ -461,13 +464,17 @@ async fn restored_from_its_export(
             .unwrap();
         let key = format!("{namespace}/{deployment}");
         let kubelet = env.agents_of(objects, name).unwrap();
-        eventually(&format!("{key} stopped"), Duration::from_secs(60), || async {
-            (!kubelet
-                .processes()
-                .iter()
-                .any(|p| p.deployment == key && p.pid.is_some()))
-            .then_some(())
-        })
+        eventually(
+            &format!("{key} stopped"),
+            Duration::from_secs(60),
+            || async {
+                (!kubelet
+                    .processes()
+                    .iter()
+                    .any(|p| p.deployment == key && p.pid.is_some()))
+                .then_some(())
+            },
+        )
         .await;
     }
 
@@ -512,7 +519,9 @@ async fn restored_from_its_export(
     role_entry.status_subresource = false;
     role_entry.sha256 = strata_shared::pack::archive::sha256_digest(&role_bytes);
     tampered.manifest.objects.push(role_entry);
-    tampered.files.push(("objects/9999-role-site-admin.json".into(), role_bytes));
+    tampered
+        .files
+        .push(("objects/9999-role-site-admin.json".into(), role_bytes));
     let put = |bytes: Vec<u8>| {
         let secrets = secrets.clone();
         async move {
@@ -540,15 +549,22 @@ async fn restored_from_its_export(
     // Restored into the management cluster: paused, each status as exported.
     let (ok, text) = restore();
     assert!(ok && text.contains("paused: "), "{text}");
-    let cluster = get_dynamic(&client, "cluster.x-k8s.io/v1beta2", "Cluster", Some(objects), name)
-        .await
-        .unwrap();
+    let cluster = get_dynamic(
+        &client,
+        "cluster.x-k8s.io/v1beta2",
+        "Cluster",
+        Some(objects),
+        name,
+    )
+    .await
+    .unwrap();
     assert_eq!(cluster.data["spec"]["paused"], json!(true));
-    let restored: BTreeMap<String, Value> = list_objects(&client, objects, "cluster.x-k8s.io/v1beta2", "Machine")
-        .await
-        .into_iter()
-        .map(|m| (m.name_any(), m.data["status"].clone()))
-        .collect();
+    let restored: BTreeMap<String, Value> =
+        list_objects(&client, objects, "cluster.x-k8s.io/v1beta2", "Machine")
+            .await
+            .into_iter()
+            .map(|m| (m.name_any(), m.data["status"].clone()))
+            .collect();
     assert_eq!(restored, machine_statuses(&backup));
 
     // Unpaused, Cluster API in the management cluster carries on with the same machines.
@@ -569,12 +585,22 @@ async fn restored_from_its_export(
     .await
     .unwrap();
     let cluster_ready = || async {
-        let cluster =
-            get_dynamic(&client, "cluster.x-k8s.io/v1beta2", "Cluster", Some(objects), name)
-                .await?;
+        let cluster = get_dynamic(
+            &client,
+            "cluster.x-k8s.io/v1beta2",
+            "Cluster",
+            Some(objects),
+            name,
+        )
+        .await?;
         (cluster.data["status"]["phase"] == "Provisioned").then_some(())
     };
-    eventually("the restored Cluster provisioned", Duration::from_secs(120), cluster_ready).await;
+    eventually(
+        "the restored Cluster provisioned",
+        Duration::from_secs(120),
+        cluster_ready,
+    )
+    .await;
     // A few passes of the management cluster's simulator, then the same five machines.
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(&machine_instances(&client, objects).await, machines);

@@ -736,9 +736,15 @@ proptest! {
 #[test]
 fn files_in_memory_archive_as_the_same_folder_on_disk_would() {
     let files = vec![
-        ("objects/0002-machine-b.json".to_string(), b"{\"b\":1}".to_vec()),
+        (
+            "objects/0002-machine-b.json".to_string(),
+            b"{\"b\":1}".to_vec(),
+        ),
         ("backup.json".to_string(), b"{}".to_vec()),
-        ("objects/0001-cluster-a.json".to_string(), b"{\"a\":1}".to_vec()),
+        (
+            "objects/0001-cluster-a.json".to_string(),
+            b"{\"a\":1}".to_vec(),
+        ),
     ];
     let archive = archive_of_files("backup", &files).unwrap();
     let mut reversed = files.clone();
@@ -760,7 +766,10 @@ fn files_in_memory_archive_as_the_same_folder_on_disk_would() {
     let (_parent, dest, unpacked) = unpack_ok(&archive);
     assert_eq!(unpacked.root_name.as_deref(), Some("backup"));
     assert_eq!(unpacked.files, 3);
-    assert_eq!(fs::read(dest.join("objects/0001-cluster-a.json")).unwrap(), b"{\"a\":1}");
+    assert_eq!(
+        fs::read(dest.join("objects/0001-cluster-a.json")).unwrap(),
+        b"{\"a\":1}"
+    );
 }
 
 #[test]

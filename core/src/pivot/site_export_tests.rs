@@ -170,8 +170,14 @@ fn a_site_export_holding_what_its_agent_may_not_write_is_refused_naming_it() {
         ("a Role", ("rbac.authorization.k8s.io/v1", "Role")),
         ("a Pod", ("v1", "Pod")),
         ("a ServiceAccount", ("v1", "ServiceAccount")),
-        ("a look-alike group", ("evil.cluster.x-k8s.io.example/v1", "Machine")),
-        ("a strata object", ("strata.dev/v1alpha1", "WorkloadCluster")),
+        (
+            "a look-alike group",
+            ("evil.cluster.x-k8s.io.example/v1", "Machine"),
+        ),
+        (
+            "a strata object",
+            ("strata.dev/v1alpha1", "WorkloadCluster"),
+        ),
     ]
     .into_iter()
     .collect();
@@ -185,10 +191,34 @@ fn a_site_export_holding_what_its_agent_may_not_write_is_refused_naming_it() {
     }
     let allowed = backup_of(vec![
         entry(1, "cluster.x-k8s.io/v1beta2", "Cluster", "demo", false),
-        entry(2, "controlplane.cluster.x-k8s.io/v1beta2", "KubeadmControlPlane", "cp", false),
-        entry(3, "bootstrap.cluster.x-k8s.io/v1beta2", "KubeadmConfig", "b", false),
-        entry(4, "infrastructure.cluster.x-k8s.io/v1beta1", "VSphereMachine", "m", false),
-        entry(5, "addons.cluster.x-k8s.io/v1beta2", "ClusterResourceSet", "s", false),
+        entry(
+            2,
+            "controlplane.cluster.x-k8s.io/v1beta2",
+            "KubeadmControlPlane",
+            "cp",
+            false,
+        ),
+        entry(
+            3,
+            "bootstrap.cluster.x-k8s.io/v1beta2",
+            "KubeadmConfig",
+            "b",
+            false,
+        ),
+        entry(
+            4,
+            "infrastructure.cluster.x-k8s.io/v1beta1",
+            "VSphereMachine",
+            "m",
+            false,
+        ),
+        entry(
+            5,
+            "addons.cluster.x-k8s.io/v1beta2",
+            "ClusterResourceSet",
+            "s",
+            false,
+        ),
         entry(6, "v1", "ConfigMap", "c", false),
     ]);
     check_site_objects(&allowed).unwrap();
