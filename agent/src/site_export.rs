@@ -61,6 +61,9 @@ pub struct SiteExporter {
     kinds: Option<(Instant, Vec<MoveKind>)>,
     /// The content digest the management cluster's copy holds, once known.
     written: Option<String>,
+    /// Whether the last check failed: a failure is a warning once, not at every check
+    /// of an outage that lasts days.
+    failing: bool,
 }
 
 impl SiteExporter {
@@ -81,13 +84,18 @@ impl SiteExporter {
             return;
         }
         self.next_check = Some(now + CHECK_EVERY);
-        match self.export(workload, link).await {
+        let result = self.export(workload, link).await;
+        let failed_before = std::mem::replace(&mut self.failing, result.is_err());
+        match result {
             Ok(Some(exported)) => tracing::info!(
                 objects = exported.objects,
                 bytes = exported.bytes,
                 "exported the cluster's objects to the management cluster"
             ),
             Ok(None) => tracing::debug!("the management cluster's copy is current"),
+            Err(e) if failed_before => {
+                tracing::debug!(error = %e, "cannot export the cluster's objects; will try again")
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot export the cluster's objects; will try again")
             }

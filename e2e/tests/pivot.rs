@@ -415,8 +415,8 @@ fn machine_statuses(backup: &Backup) -> BTreeMap<String, Value> {
 
 /// Disaster recovery of a pivoted site from the copy its agent keeps in the management
 /// cluster. The agent exported the cluster once it held it, and again once it grew to five
-/// machines. Then the site's Cluster API is lost (its agent and providers stop for good);
-/// an export that names a Role is refused with nothing written; the last export is restored
+/// machines. Then the site's Cluster API is lost (its agent and providers stop for good, and
+/// its CAPI objects are gone); an export that names a Role is refused with nothing written; the last export is restored
 /// into the management cluster, paused, each status as exported; and once unpaused, the
 /// management cluster's Cluster API carries the cluster on with the same five machines.
 async fn restored_from_its_export(
@@ -477,6 +477,39 @@ async fn restored_from_its_export(
         )
         .await;
     }
+
+    // ...and so is its state, as a lost control plane's etcd would leave it: every object
+    // the export names is gone from the site (released from its finalizers, deleted). The
+    // workload's nodes run on, as surviving machines do.
+    for (entry, _) in &backup.objects {
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            workload.clone(),
+            objects,
+            &strata_e2e::dynamic_objects::resource(&entry.api_version, &entry.kind),
+        );
+        let released = api
+            .patch(
+                &entry.name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "metadata": { "finalizers": null } })),
+            )
+            .await;
+        if released.is_ok() {
+            let _ = api.delete(&entry.name, &Default::default()).await;
+        }
+    }
+    eventually(
+        "the site's Cluster API objects gone",
+        Duration::from_secs(60),
+        || async {
+            let left = machine_instances(workload, objects).await.len()
+                + list_objects(workload, objects, "cluster.x-k8s.io/v1beta2", "Cluster")
+                    .await
+                    .len();
+            (left == 0).then_some(())
+        },
+    )
+    .await;
 
     let kubeconfig = env.control_plane.kubeconfig_path();
     let restore = || {

@@ -34,7 +34,9 @@ use strata_e2e::workload_cluster_status::{cluster, condition, describe, wait_pha
 use strata_shared::capi::{identity_name, identity_secret_name};
 use strata_shared::cluster::ClusterPhase;
 use strata_shared::contracts::labels::OBJECTS_NAMESPACE_LABEL;
-use strata_shared::contracts::names::{PACK_REGISTRIES_SECRET, objects_namespace};
+use strata_shared::contracts::names::{
+    PACK_REGISTRIES_SECRET, SITE_EXPORT_SECRET, objects_namespace,
+};
 use strata_shared::pivot::journal::MovePhase;
 use strata_shared::provider_components::DEFAULT_SIM_PROVIDER_IMAGE;
 
@@ -209,6 +211,8 @@ async fn pivots(cloud: &Cloud) {
         .into_iter()
         .filter(|s| s.type_.as_deref() != Some("kubernetes.io/service-account-token"))
         .filter_map(|s| s.metadata.name)
+        // Not left behind: written afterwards by the agent, its copy of what moved.
+        .filter(|name| name != SITE_EXPORT_SECRET)
         .collect();
     // The registries its agent installs layers from stay with the controller, as the
     // identity Secret of a cloud without a provider namespace does.
