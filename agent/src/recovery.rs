@@ -241,10 +241,6 @@ pub async fn read_export(
     location: &ClusterLocation,
 ) -> Result<Backup, RecoveryError> {
     let secret = format!("Secret {}/{SITE_EXPORT_SECRET}", location.objects_namespace);
-    let unreadable = |reason: String| RecoveryError::ExportUnreadable {
-        secret: secret.clone(),
-        reason,
-    };
     let found = management
         .namespaced::<Secret>(&location.objects_namespace)
         .get(SITE_EXPORT_SECRET)
@@ -261,12 +257,28 @@ pub async fn read_export(
         .data
         .as_ref()
         .and_then(|data| data.get(EXPORT_DATA_KEY))
-        .ok_or_else(|| unreadable(format!("it has no key {EXPORT_DATA_KEY}")))?;
+        .ok_or_else(|| RecoveryError::ExportUnreadable {
+            secret: secret.clone(),
+            reason: format!("it has no key {EXPORT_DATA_KEY}"),
+        })?;
+    export_backup(&bytes.0, location, &secret)
+}
+
+/// Reads and checks the bytes of an export (`secret` names where they came from): no
+/// cluster needed, so that hostile exports are tested without one.
+fn export_backup(
+    bytes: &[u8],
+    location: &ClusterLocation,
+    secret: &str,
+) -> Result<Backup, RecoveryError> {
+    let unreadable = |reason: String| RecoveryError::ExportUnreadable {
+        secret: secret.to_string(),
+        reason,
+    };
     let scratch = tempfile::tempdir()
         .map_err(|e| unreadable(format!("no temporary directory to unpack it in: {e}")))?;
     let directory = scratch.path().join(EXPORT_ROOT);
-    unpack_archive(bytes.0.as_slice(), &directory, &EXPORT_LIMITS)
-        .map_err(|e| unreadable(e.to_string()))?;
+    unpack_archive(bytes, &directory, &EXPORT_LIMITS).map_err(|e| unreadable(e.to_string()))?;
     let manifest = std::fs::read(directory.join(MANIFEST_FILE))
         .map_err(|e| unreadable(format!("{MANIFEST_FILE}: {e}")))?;
     let expected = format!("{}/{}", location.objects_namespace, location.cluster);
@@ -276,11 +288,11 @@ pub async fn read_export(
         Some(&expected),
     )
     .map_err(|source| RecoveryError::ExportInvalid {
-        secret: secret.clone(),
+        secret: secret.to_string(),
         source,
     })?;
     check_site_objects(&backup).map_err(|source| RecoveryError::ExportRefused {
-        secret: secret.clone(),
+        secret: secret.to_string(),
         source,
     })?;
     Ok(backup)
@@ -475,6 +487,92 @@ mod tests {
         assert_eq!(
             missing,
             "SimMachine edge/a: the target cluster does not serve infrastructure.cluster.x-k8s.io/v1beta1 SimMachine; install its provider's CRDs first (nothing was restored)"
+        );
+    }
+
+    /// An export said to be of Cluster `name` in `location`'s objects namespace, holding
+    /// one object of `kind` (apiVersion, kind).
+    fn export_of(location: &ClusterLocation, name: &str, kind: (&str, &str)) -> Vec<u8> {
+        use strata_shared::pivot::backup::{BACKUP_FORMAT, BackupFiles, BackupManifest};
+        let object = json!({
+            "apiVersion": kind.0, "kind": kind.1,
+            "metadata": {"name": name, "namespace": location.objects_namespace, "uid": "u1"},
+            "status": {"phase": "Running"},
+        });
+        let bytes = serde_json::to_vec(&object).unwrap();
+        let file = format!("objects/0001-x-{name}.json");
+        let files = BackupFiles {
+            manifest: BackupManifest {
+                format: BACKUP_FORMAT.into(),
+                cluster: name.into(),
+                namespace: location.objects_namespace.clone(),
+                taken_at: "2026-12-04T10:00:00Z".into(),
+                objects: vec![BackupEntry {
+                    file: file.clone(),
+                    api_version: kind.0.into(),
+                    kind: kind.1.into(),
+                    namespace: Some(location.objects_namespace.clone()),
+                    name: name.into(),
+                    uid: "u1".into(),
+                    group: 0,
+                    status_subresource: true,
+                    global: false,
+                    sha256: strata_shared::pack::archive::sha256_digest(&bytes),
+                }],
+            },
+            files: vec![(file, bytes)],
+        };
+        strata_shared::pivot::site_export::pack(&files).unwrap()
+    }
+
+    #[test]
+    fn an_export_is_read_whole_or_refused_naming_its_secret_and_what_is_wrong() {
+        let location = ClusterLocation::of("edge", "store-12");
+        let secret = "Secret ns/strata-site-export";
+        let machine = ("cluster.x-k8s.io/v1beta2", "Machine");
+        let good = export_of(&location, "store-12", machine);
+        let backup = export_backup(&good, &location, secret).unwrap();
+        assert_eq!(backup.objects.len(), 1);
+        assert_eq!(backup.objects[0].1.json["status"]["phase"], "Running");
+
+        let refused = |bytes: &[u8]| export_backup(bytes, &location, secret).unwrap_err();
+        let garbage = refused(b"not a tarball at all");
+        assert!(
+            matches!(&garbage, RecoveryError::ExportUnreadable { .. })
+                && garbage
+                    .to_string()
+                    .starts_with(&format!("{secret} cannot be unpacked: "))
+                && garbage.to_string().ends_with("(nothing was restored)"),
+            "{garbage}"
+        );
+        let truncated = refused(&good[..good.len() / 2]);
+        assert!(
+            matches!(truncated, RecoveryError::ExportUnreadable { .. }),
+            "{truncated}"
+        );
+        let without_manifest = strata_shared::pack::archive::archive_of_files(
+            "backup",
+            &[("objects/a.json".into(), b"{}".to_vec())],
+        )
+        .unwrap();
+        let missing = refused(&without_manifest);
+        assert!(missing.to_string().contains("backup.json: "), "{missing}");
+        let other = refused(&export_of(&location, "store-13", machine));
+        assert!(
+            matches!(&other, RecoveryError::ExportInvalid { .. })
+                && other.to_string().contains(&format!(
+                    "the backup is of cluster {}/store-13, not of {}/store-12",
+                    location.objects_namespace, location.objects_namespace
+                )),
+            "{other}"
+        );
+        let pod = refused(&export_of(&location, "store-12", ("v1", "Pod")));
+        assert!(
+            matches!(&pod, RecoveryError::ExportRefused { .. })
+                && pod
+                    .to_string()
+                    .contains("which a site's agent may not write"),
+            "{pod}"
         );
     }
 
