@@ -582,15 +582,18 @@ async fn restored_from_its_export(
     // Restored into the management cluster: paused, each status as exported.
     let (ok, text) = restore();
     assert!(ok && text.contains("paused: "), "{text}");
-    let cluster = get_dynamic(
-        &client,
-        "cluster.x-k8s.io/v1beta2",
-        "Cluster",
-        Some(objects),
-        name,
-    )
-    .await
-    .unwrap();
+    let restored_cluster = || async {
+        get_dynamic(
+            &client,
+            "cluster.x-k8s.io/v1beta2",
+            "Cluster",
+            Some(objects),
+            name,
+        )
+        .await
+        .unwrap()
+    };
+    let cluster = restored_cluster().await;
     assert_eq!(cluster.data["spec"]["paused"], json!(true));
     let restored: BTreeMap<String, Value> =
         list_objects(&client, objects, "cluster.x-k8s.io/v1beta2", "Machine")
@@ -601,37 +604,40 @@ async fn restored_from_its_export(
     assert_eq!(restored, machine_statuses(&backup));
 
     // Unpaused, Cluster API in the management cluster carries on with the same machines.
-    Api::<DynamicObject>::namespaced_with(
+    // The status restored is the site's, generation and all: the test removes its
+    // observedGeneration first, so that only a status written anew shows that the
+    // management cluster's simulator took the cluster over.
+    let clusters = Api::<DynamicObject>::namespaced_with(
         client.clone(),
         objects,
-        &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
-            "cluster.x-k8s.io",
-            "v1beta2",
-            "Cluster",
-        )),
-    )
-    .patch(
-        name,
-        &PatchParams::default(),
-        &Patch::Merge(json!({ "spec": { "paused": false } })),
-    )
-    .await
-    .unwrap();
-    let cluster_ready = || async {
-        let cluster = get_dynamic(
-            &client,
-            "cluster.x-k8s.io/v1beta2",
-            "Cluster",
-            Some(objects),
+        &strata_e2e::dynamic_objects::resource("cluster.x-k8s.io/v1beta2", "Cluster"),
+    );
+    clusters
+        .patch_status(
             name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "status": { "observedGeneration": null } })),
         )
-        .await?;
-        (cluster.data["status"]["phase"] == "Provisioned").then_some(())
-    };
+        .await
+        .unwrap();
+    let unpaused = clusters
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "paused": false } })),
+        )
+        .await
+        .unwrap();
+    let generation = unpaused.metadata.generation.unwrap();
     eventually(
-        "the restored Cluster provisioned",
+        "the restored Cluster reconciled and provisioned in the management cluster",
         Duration::from_secs(120),
-        cluster_ready,
+        || async {
+            let cluster = restored_cluster().await;
+            let status = &cluster.data["status"];
+            (status["observedGeneration"] == json!(generation) && status["phase"] == "Provisioned")
+                .then_some(())
+        },
     )
     .await;
     // A few passes of the management cluster's simulator, then the same five machines.
