@@ -48,6 +48,7 @@ mod descriptor;
 mod download;
 mod listing;
 mod manifest;
+pub(crate) mod objects;
 mod pull;
 mod push;
 mod resolve;

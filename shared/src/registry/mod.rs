@@ -15,6 +15,7 @@ pub mod client;
 pub mod credentials;
 pub mod error;
 mod failure;
+pub mod mirror;
 pub mod options;
 pub mod resolver;
 pub mod site_access;

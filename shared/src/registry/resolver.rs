@@ -11,12 +11,22 @@ use std::path::Path;
 
 use crate::catalog::{PackSource, ResolveError, ResolvedPack};
 use crate::registry::cache::PackCache;
-use crate::registry::client::{PackRegistryClient, RegistryError};
+use crate::registry::client::{PackDescriptor, PackRegistryClient, RegistryError};
 
 /// Packs fetched from one registry, keyed by `name:version` as the layers name them.
 pub struct RegistryPacks {
     registry: String,
     packs: BTreeMap<String, Result<ResolvedPack, ResolveError>>,
+    pinned: BTreeMap<String, PinnedPack>,
+}
+
+/// Where a fetched pack is in its registry, and what it lists for air gaps: what copying
+/// it elsewhere needs beyond the composed layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinnedPack {
+    pub descriptor: PackDescriptor,
+    /// `pack.content.images`, as the pack lists them.
+    pub images: Vec<String>,
 }
 
 impl RegistryPacks {
@@ -30,6 +40,7 @@ impl RegistryPacks {
     ) -> RegistryPacks {
         let registry = client.address().to_string();
         let mut packs = BTreeMap::new();
+        let mut pinned = BTreeMap::new();
         for (name, version) in wanted {
             let key = format!("{name}:{version}");
             if packs.contains_key(&key) {
@@ -39,6 +50,15 @@ impl RegistryPacks {
             let result = match client.pull(name, version, &dest, cache).await {
                 Ok(pulled) => {
                     let (pack, findings) = crate::pack::Pack::load(&pulled.dir);
+                    if let Some(pack) = &pack {
+                        pinned.insert(
+                            key.clone(),
+                            PinnedPack {
+                                descriptor: pulled.descriptor.clone(),
+                                images: pack.values.images.clone(),
+                            },
+                        );
+                    }
                     match pack {
                         Some(pack) => Ok(ResolvedPack::of(
                             &pack,
@@ -59,7 +79,28 @@ impl RegistryPacks {
             };
             packs.insert(key, result);
         }
-        RegistryPacks { registry, packs }
+        RegistryPacks {
+            registry,
+            packs,
+            pinned,
+        }
+    }
+
+    /// Where `name:version` is in the registry and the images it lists, or why it could not
+    /// be fetched.
+    pub fn pinned(&self, name: &str, version: &str) -> Result<&PinnedPack, ResolveError> {
+        let key = format!("{name}:{version}");
+        match self.pinned.get(&key) {
+            Some(pinned) => Ok(pinned),
+            None => Err(match self.packs.get(&key) {
+                Some(Err(error)) => error.clone(),
+                _ => ResolveError::Fetch {
+                    reference: key,
+                    origin: format!("registry {}", self.registry),
+                    reason: "it was not among the packs fetched for these profiles".into(),
+                },
+            }),
+        }
     }
 }
 

@@ -167,9 +167,34 @@ impl Transport {
         scope: Scope<'_>,
         small: bool,
     ) -> Result<Response, Failure> {
+        self.request(reqwest::Method::GET, path, query, accept, scope, small)
+            .await
+    }
+
+    /// HEAD `path`, authenticated for `scope`: the answer when it is a 2xx (its headers
+    /// say what the registry holds), else the failure it means (404: `NotFound`).
+    pub(crate) async fn head(
+        &self,
+        path: &str,
+        accept: Option<&str>,
+        scope: Scope<'_>,
+    ) -> Result<Response, Failure> {
+        self.request(reqwest::Method::HEAD, path, &[], accept, scope, true)
+            .await
+    }
+
+    async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(&str, String)],
+        accept: Option<&str>,
+        scope: Scope<'_>,
+        small: bool,
+    ) -> Result<Response, Failure> {
         let url = self.url(path);
         let build = || {
-            let mut request = self.http.get(&url).query(query);
+            let mut request = self.http.request(method.clone(), &url).query(query);
             if let Some(accept) = accept {
                 request = request.header(ACCEPT, accept);
             }

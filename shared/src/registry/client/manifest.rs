@@ -14,7 +14,7 @@ use crate::registry::transport::Scope;
 
 /// What a manifest request accepts: OCI and Docker manifests and their lists (a list is
 /// reported as "not a pack" rather than refused by the registry as not acceptable).
-const ACCEPTED: &str = "application/vnd.oci.image.manifest.v1+json, \
+pub(super) const ACCEPTED: &str = "application/vnd.oci.image.manifest.v1+json, \
     application/vnd.docker.distribution.manifest.v2+json, \
     application/vnd.oci.image.index.v1+json, \
     application/vnd.docker.distribution.manifest.list.v2+json";

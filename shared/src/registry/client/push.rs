@@ -42,7 +42,7 @@ struct DescriptorOut<'a> {
 
 /// An `oci-client` for one upload attempt. A fresh one each time: `oci-client` keeps the
 /// first authentication it is given per registry, and a token is for one repository.
-async fn upload_client(
+pub(super) async fn upload_client(
     config: ClientConfig,
     reference: &Reference,
     auth: RegistryAuth,
@@ -63,7 +63,7 @@ async fn upload_client(
 
 impl PackRegistryClient {
     /// The `oci-client` configuration for uploads: this registry's scheme and CA.
-    fn upload_config(&self) -> ClientConfig {
+    pub(super) fn upload_config(&self) -> ClientConfig {
         let mut extra_root_certificates = Vec::new();
         if let Some(pem) = &self.options.ca_pem {
             extra_root_certificates.push(Certificate {
