@@ -10,6 +10,7 @@ mod crd_commands;
 mod documents;
 mod management_client;
 mod pack_commands;
+mod pack_mirror_command;
 mod pack_render_command;
 mod profile_commands;
 mod profile_rollout_command;
@@ -142,6 +143,10 @@ enum PackCommand {
         #[command(flatten)]
         registry: RegistryArgs,
     },
+    /// Copy the packs of cluster profiles, and the images their packs list, from one
+    /// registry to another by digest, for air-gapped sites (docs/edge.md). A rerun resumes:
+    /// what the target holds is skipped.
+    Mirror(Box<pack_mirror_command::MirrorArgs>),
     /// Write a pack's deterministic archive and print its sha256.
     Archive {
         #[arg(value_name = "DIR")]
@@ -278,6 +283,7 @@ fn run(cli: Cli) -> Result<ExitStatus, CommandError> {
             output,
             registry,
         }) => registry_commands::pull(&reference, &output, &registry),
+        Command::Pack(PackCommand::Mirror(args)) => pack_mirror_command::mirror_command(&args),
         Command::Pack(PackCommand::List { registry, output }) => {
             registry_commands::list(&registry, output)
         }

@@ -45,7 +45,7 @@ impl RegistryArgs {
         self.registry.as_deref()
     }
 
-    fn registry(&self) -> Result<&str, CommandError> {
+    pub(crate) fn registry(&self) -> Result<&str, CommandError> {
         self.given()
             .ok_or_else(|| CommandError::Failed("--registry HOST[:PORT]/BASE is required".into()))
     }
@@ -61,34 +61,82 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CommandError> {
 /// A client for the registry the flags name.
 pub fn client(args: &RegistryArgs) -> Result<PackRegistryClient, CommandError> {
     let registry = args.registry()?;
+    let explicit = match (&args.username, args.password_stdin) {
+        (Some(user), true) => {
+            let password = read_passwords(&["--password-stdin"])?.remove(0);
+            Some((user.clone(), password))
+        }
+        _ => None,
+    };
+    let (address, options) = registry_settings(
+        "--registry",
+        registry,
+        args.plain_http,
+        args.ca_file.as_deref(),
+        explicit,
+    )?;
+    PackRegistryClient::new(address, options).map_err(|e| CommandError::Failed(e.to_string()))
+}
+
+/// The password of each flag in `flags`, one line of standard input each, in that order.
+pub(crate) fn read_passwords(flags: &[&str]) -> Result<Vec<String>, CommandError> {
+    let mut input = String::new();
+    std::io::stdin().read_to_string(&mut input).map_err(|e| {
+        CommandError::Failed(format!("cannot read the password from standard input: {e}"))
+    })?;
+    split_passwords(&input, flags)
+}
+
+/// `input` as the passwords of `flags`: all of it (but its line break) for one flag, so
+/// that a single password may hold anything; one line each for several.
+fn split_passwords(input: &str, flags: &[&str]) -> Result<Vec<String>, CommandError> {
+    let mut lines: std::collections::VecDeque<String> = if flags.len() == 1 {
+        [input.trim_end_matches(['\n', '\r']).to_string()].into()
+    } else {
+        input
+            .lines()
+            .map(|line| line.trim_end_matches('\r').to_string())
+            .collect()
+    };
+    let mut passwords = Vec::with_capacity(flags.len());
+    for (index, flag) in flags.iter().enumerate() {
+        let password = lines.pop_front().unwrap_or_default();
+        if password.is_empty() {
+            let which = if flags.len() == 1 {
+                String::new()
+            } else {
+                format!(
+                    " on line {} (one password a line, in the order {})",
+                    index + 1,
+                    flags.join(", ")
+                )
+            };
+            return Err(CommandError::Failed(format!(
+                "{flag}: standard input held no password{which}"
+            )));
+        }
+        passwords.push(password);
+    }
+    Ok(passwords)
+}
+
+/// The address and options of a registry given by `flag`, its CA file and credentials
+/// (explicit ones, else the docker configuration's, else none).
+pub(crate) fn registry_settings(
+    flag: &str,
+    registry: &str,
+    plain_http: bool,
+    ca_file: Option<&Path>,
+    explicit: Option<(String, String)>,
+) -> Result<(RegistryAddress, RegistryOptions), CommandError> {
     let address: RegistryAddress = registry
         .parse()
-        .map_err(|e| CommandError::Failed(format!("--registry {registry}: {e}")))?;
-    let ca_pem = match &args.ca_file {
+        .map_err(|e| CommandError::Failed(format!("{flag} {registry}: {e}")))?;
+    let ca_pem = match ca_file {
         Some(path) => {
             Some(std::fs::read_to_string(path).map_err(|e| CommandError::io(path, "read", e))?)
         }
         None => None,
-    };
-    let explicit = match (&args.username, args.password_stdin) {
-        (Some(user), true) => {
-            let mut password = String::new();
-            std::io::stdin()
-                .read_to_string(&mut password)
-                .map_err(|e| {
-                    CommandError::Failed(format!(
-                        "cannot read the password from standard input: {e}"
-                    ))
-                })?;
-            let password = password.trim_end_matches(['\n', '\r']).to_string();
-            if password.is_empty() {
-                return Err(CommandError::Failed(
-                    "--password-stdin: standard input held no password".into(),
-                ));
-            }
-            Some((user.clone(), password))
-        }
-        _ => None,
     };
     let docker_config = std::env::var_os("DOCKER_CONFIG")
         .map(PathBuf::from)
@@ -96,12 +144,12 @@ pub fn client(args: &RegistryArgs) -> Result<PackRegistryClient, CommandError> {
     let credentials = resolve_credentials(explicit, &address.host, docker_config.as_deref())
         .map_err(|e| CommandError::Failed(e.to_string()))?;
     let options = RegistryOptions {
-        plain_http: args.plain_http,
+        plain_http,
         ca_pem,
         credentials,
         ..RegistryOptions::default()
     };
-    PackRegistryClient::new(address, options).map_err(|e| CommandError::Failed(e.to_string()))
+    Ok((address, options))
 }
 
 pub(crate) fn pack_cache() -> Result<PackCache, CommandError> {
@@ -245,4 +293,38 @@ pub fn fetch_packs(
         work.path(),
     ));
     Ok(packs)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn passwords_come_one_a_line_when_there_are_several() {
+        assert_eq!(
+            split_passwords("only one: with spaces \n", &["--password-stdin"]).unwrap(),
+            ["only one: with spaces "]
+        );
+        assert_eq!(
+            split_passwords(
+                "source\r\ntarget\n",
+                &["--password-stdin", "--to-password-stdin"]
+            )
+            .unwrap(),
+            ["source", "target"]
+        );
+        let missing = split_passwords("source\n", &["--password-stdin", "--to-password-stdin"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            missing.starts_with("--to-password-stdin: standard input held no password on line 2"),
+            "{missing}"
+        );
+        let empty = split_passwords("\n", &["--password-stdin"])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(empty, "--password-stdin: standard input held no password");
+    }
 }
