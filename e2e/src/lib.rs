@@ -21,6 +21,7 @@ pub mod loss_watch;
 pub mod management;
 pub mod management_trust;
 pub mod move_checks;
+pub mod oci_images;
 pub mod pivoted_cluster;
 pub mod pki;
 pub mod process_kubelet;
