@@ -29,10 +29,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{ConfigMap, Container, EnvVar, PodSpec, Secret, ServiceAccount};
 use kube::api::PostParams;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Client, ResourceExt};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -42,6 +44,7 @@ use crate::control_plane::ControlPlane;
 
 /// The label that marks a Deployment as Strata's agent.
 pub const AGENT_LABEL: (&str, &str) = ("app.kubernetes.io/name", "strata-agent");
+/// How often processes are checked (restarted when they exited) against the Deployments.
 const POLL: Duration = Duration::from_millis(500);
 /// Each replica's output, in its folder.
 const LOG_FILE: &str = "process.log";
@@ -306,30 +309,45 @@ async fn run(
     dir: PathBuf,
     state: Arc<Mutex<State>>,
 ) {
+    // The Deployments come from a watch: listing them twice a second in every workload
+    // cluster was a good part of the test API servers' work.
     let deployments: Api<Deployment> = Api::all(access.client.clone());
-    loop {
-        match deployments.list(&Default::default()).await {
-            Ok(list) => {
-                let wanted: BTreeMap<String, (Deployment, usize, PathBuf)> = list
-                    .items
-                    .into_iter()
-                    .filter(|d| d.metadata.deletion_timestamp.is_none())
-                    .filter_map(|d| {
-                        let (container, binary) = binaries.for_deployment(&d)?;
-                        let key = format!("{}/{}", d.namespace().unwrap_or_default(), d.name_any());
-                        Some((key, (d, container, binary)))
-                    })
-                    .collect();
-                sync_runs(&state, &wanted);
+    let (store, writer) = reflector::store::<Deployment>();
+    let feed = reflector(
+        writer,
+        watcher(deployments, watcher::Config::default()).default_backoff(),
+    )
+    .for_each(|event| {
+        if let Err(e) = event {
+            tracing::debug!(error = %e, "deployment watch failed; the watcher retries");
+        }
+        std::future::ready(())
+    });
+    let serve = async {
+        // Until the first list is in, an empty store would read as "stop every process".
+        if store.wait_until_ready().await.is_err() {
+            return;
+        }
+        loop {
+            let wanted: BTreeMap<String, (Deployment, usize, PathBuf)> = store
+                .state()
+                .iter()
+                .filter(|d| d.metadata.deletion_timestamp.is_none())
+                .filter_map(|d| {
+                    let (container, binary) = binaries.for_deployment(d)?;
+                    let key = format!("{}/{}", d.namespace().unwrap_or_default(), d.name_any());
+                    Some((key, (Deployment::clone(d), container, binary)))
+                })
+                .collect();
+            sync_runs(&state, &wanted);
+            let keys: Vec<String> = lock(&state).runs.keys().cloned().collect();
+            for key in keys {
+                start_missing(&access, &dir, &state, &key).await;
             }
-            Err(e) => tracing::debug!(error = %e, "cannot list deployments; retrying"),
+            tokio::time::sleep(POLL).await;
         }
-        let keys: Vec<String> = lock(&state).runs.keys().cloned().collect();
-        for key in keys {
-            start_missing(&access, &dir, &state, &key).await;
-        }
-        tokio::time::sleep(POLL).await;
-    }
+    };
+    tokio::join!(feed, serve);
 }
 
 /// Brings the set of runs in line with the agent Deployments: new ones get replicas,

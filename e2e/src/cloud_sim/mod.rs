@@ -27,6 +27,7 @@
 mod api;
 mod attach;
 mod bootstrap;
+mod change_watch;
 mod cluster;
 mod health_check;
 mod infra_cluster;
@@ -57,6 +58,7 @@ use tracing::Instrument;
 use crate::capi_crds::CrdError;
 use crate::kubelet_sim::KubeletSettings;
 use api::Kube;
+use change_watch::ChangeWatch;
 use kinds::MACHINE;
 use objects::{CLUSTER_ID_ANNOTATION, annotation, name, namespace, stable_hash, str_at};
 use snapshot::Snapshot;
@@ -191,6 +193,8 @@ pub(crate) struct Shared {
     /// Set when a pass found something waiting on one of the clocks.
     waiting: AtomicBool,
     passes: AtomicU64,
+    /// Wakes an idle pass loop when something it plays changes.
+    changes: ChangeWatch,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -252,8 +256,10 @@ impl CloudSimulator {
     /// Starts reconciling. The CAPI CRDs (and [`sim_crds`] for the `sim` provider) must be
     /// installed; kinds that are not installed are treated as having no objects.
     pub fn start(client: Client, options: SimOptions) -> CloudSimulator {
+        let changes = ChangeWatch::start(&client, options.namespace.as_deref());
         let shared = Arc::new(Shared {
             kube: Kube::new(client),
+            changes,
             options,
             faults: Mutex::new(FaultState::default()),
             clocks: Mutex::new(HashMap::new()),
@@ -281,6 +287,7 @@ impl CloudSimulator {
         lock(&self.shared.faults)
             .fail
             .push((namespace.into(), prefix.into(), reason.into()));
+        self.shared.changes.wake();
     }
 
     /// Machines in `namespace` whose name starts with `prefix` take `extra` longer to
@@ -289,10 +296,12 @@ impl CloudSimulator {
         lock(&self.shared.faults)
             .slow
             .push((namespace.into(), prefix.into(), extra));
+        self.shared.changes.wake();
     }
 
     pub fn clear_faults(&self) {
         *lock(&self.shared.faults) = FaultState::default();
+        self.shared.changes.wake();
     }
 
     /// The workload cluster of a Cluster, once its control plane runs.
@@ -348,6 +357,7 @@ impl CloudSimulator {
         } else {
             kubelet.node_not_ready(&node).await
         };
+        self.shared.changes.wake();
         result.map_err(|e| SimError::Workload {
             cluster: cluster.into(),
             action: "change a node's readiness",
@@ -379,17 +389,22 @@ async fn run(shared: Arc<Shared>) {
         } else {
             0
         };
-        tokio::time::sleep(pause_after(shared.options.resync, idle_passes)).await;
+        let pause = pause_after(shared.options.resync, idle_passes);
+        if idle {
+            shared.changes.wait(pause).await;
+        } else {
+            tokio::time::sleep(pause).await;
+        }
     }
 }
 
-/// The longest pause between two passes of an idle simulator.
-const IDLE_RESYNC: Duration = Duration::from_millis(1500);
+/// The longest pause between two passes of an idle simulator that sees no change. A
+/// change to what it plays wakes it at once ([`ChangeWatch`]); this bounds how late it
+/// sees what no watch shows (a workload cluster's node going NotReady).
+const IDLE_RESYNC: Duration = Duration::from_secs(5);
 
 /// The pause before the next pass: `resync` while the cloud is busy (it wrote, or waits
-/// on a delay), doubling with each idle pass up to [`IDLE_RESYNC`]. Listing every kind
-/// many times a second for clusters that stand still was most of the API servers' work in
-/// the tests; a change by someone else is seen within [`IDLE_RESYNC`].
+/// on a delay), doubling with each idle pass up to [`IDLE_RESYNC`].
 fn pause_after(resync: Duration, idle_passes: u32) -> Duration {
     let doubled = resync.saturating_mul(1u32 << idle_passes.min(8));
     doubled.min(IDLE_RESYNC.max(resync))
@@ -501,10 +516,10 @@ mod tests {
         let pauses: Vec<u128> = (0..6)
             .map(|idle| pause_after(resync, idle).as_millis())
             .collect();
-        assert_eq!(pauses, [300, 600, 1200, 1500, 1500, 1500]);
+        assert_eq!(pauses, [300, 600, 1200, 2400, 4800, 5000]);
         assert_eq!(pause_after(resync, u32::MAX), IDLE_RESYNC);
         // A resync longer than the idle pause is kept.
-        let slow = Duration::from_secs(5);
+        let slow = Duration::from_secs(8);
         assert_eq!(pause_after(slow, 3), slow);
     }
 }
