@@ -3,10 +3,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
+use strata_e2e::cli_run::run_with_input;
 use strata_e2e::registry::{RegistryOptions, TestRegistry};
 
 fn strata_binary() -> PathBuf {
@@ -72,20 +72,7 @@ impl<'a> Cli<'a> {
             self.registry.username(),
             "--password-stdin",
         ]);
-        let mut child = self
-            .command(&all)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{password}\n").as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+        run_with_input(&mut self.command(&all), &format!("{password}\n"))
     }
 
     fn run(&self, args: &[&str]) -> Output {

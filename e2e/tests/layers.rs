@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
+use strata_e2e::cli_run::run_with_input;
 use strata_e2e::cloud_sim::Workload;
 use strata_e2e::cloud_sim::workload::StopWorkloads;
 use strata_e2e::dynamic_objects::list_objects;
@@ -24,11 +26,13 @@ use strata_e2e::fault_proxy::FaultProxy;
 use strata_e2e::kubelet_sim::{CONTROL_PLANE_LABEL, CONTROL_PLANE_TAINT, NOT_READY_TAINT};
 use strata_e2e::management::{
     ControllerProcess, ManagementEnv, ManagementOptions, SAMPLE_REGISTRY, SYSTEM_NAMESPACE, apply,
-    ensure_namespace, publish_pack,
+    apply_secret, ensure_namespace, publish_pack, repo_root, strata_binary,
 };
+use strata_e2e::oci_images::{ImageFormat, OciImages};
 use strata_e2e::pivoted_cluster::{
     first_control_plane_node, kill_agent, machine_instances, wait_restarted,
 };
+use strata_e2e::registry::{RegistryOptions as TestRegistryOptions, TestRegistry};
 use strata_e2e::samples::{apply_sample, copy_sample_pack, write_gated_chart_pack};
 use strata_e2e::wait::eventually;
 use strata_e2e::workload_cluster_status::{cluster, describe, wait_phase};
@@ -38,6 +42,7 @@ use strata_shared::contracts::names::{
     AGENT_NAME, AGENT_NAMESPACE, LAYER_STATE_CONFIG_MAP, MANAGEMENT_SECRET, PACK_REGISTRIES_SECRET,
     objects_namespace,
 };
+use strata_shared::pack_registry::PackRegistry;
 
 const NS: &str = "strata-demo";
 const NAME: &str = "demo";
@@ -90,6 +95,115 @@ async fn start_sample_cluster(
     .unwrap();
     let (workload, _) = first_control_plane_node(env, &objects_namespace(NS, NAME), NAME).await;
     (controller, workload)
+}
+
+/// The base path of the sample packs' mirror.
+const EDGE_MIRROR: &str = "edge";
+/// The images the sample profiles' packs list, as mirrored paths and tags.
+const LISTED_IMAGES: [(&str, &str); 3] = [
+    ("docker.io/calico/node", "v3.19.0"),
+    ("docker.io/library/nginx", "1.25"),
+    ("ghcr.io/spectrocloud/hello-universe", "1.1.0"),
+];
+/// Where the sample registry holds them.
+const LISTED_IMAGES_BASE: &str = "images";
+
+/// A second registry (TLS, its own user) with a copy of the sample profiles' packs under
+/// [`EDGE_MIRROR`], made by `strata pack mirror`, and named by the sample PackRegistry as
+/// the site mirror of the clusters labelled `site: edge`.
+async fn edge_mirror(env: &ManagementEnv) -> TestRegistry {
+    let mirror = TestRegistry::start(TestRegistryOptions::default())
+        .await
+        .unwrap();
+    // Stand-ins for the images the packs list (`pack.content.images`), held by the
+    // sample registry under the paths the mirror gives them: this machine reaches no
+    // public registry.
+    let sources = OciImages::new(&env.registry).unwrap();
+    let mut images = Vec::new();
+    for (repository, tag) in LISTED_IMAGES {
+        let pushed = sources
+            .push_image(
+                &format!("{LISTED_IMAGES_BASE}/{repository}"),
+                Some(tag),
+                ImageFormat::Oci,
+                "amd64",
+                &[repository.as_bytes()],
+            )
+            .await
+            .unwrap();
+        images.push((repository, tag, pushed.digest));
+    }
+    let profiles = repo_root().join("manifests/samples/profiles");
+    let home = tempfile::tempdir().unwrap();
+    let mut command = Command::new(strata_binary());
+    command
+        .args(["pack", "mirror"])
+        .arg(profiles.join("sim-infra.yaml"))
+        .arg(profiles.join("sim-addons.yaml"))
+        .arg("--registry")
+        .arg(format!("{}/{SAMPLE_REGISTRY}", env.registry.host()))
+        .arg("--ca-file")
+        .arg(env.registry.ca_file().unwrap())
+        .args(["--username", env.registry.username(), "--password-stdin"])
+        .arg("--to")
+        .arg(format!("{}/{EDGE_MIRROR}", mirror.host()))
+        .arg("--to-ca-file")
+        .arg(mirror.ca_file().unwrap())
+        .args(["--to-username", mirror.username(), "--to-password-stdin"])
+        .arg("--images-from")
+        .arg(format!("{}/{LISTED_IMAGES_BASE}", env.registry.host()))
+        .env("HOME", home.path())
+        .env_remove("DOCKER_CONFIG")
+        .env("STRATA_CACHE_DIR", home.path().join("cache"));
+    let output = run_with_input(
+        &mut command,
+        &format!("{}\n{}\n", env.registry.password(), mirror.password()),
+    );
+    assert!(
+        output.status.success(),
+        "strata pack mirror failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let copies = OciImages::new(&mirror).unwrap();
+    for (repository, tag, digest) in images {
+        let copied = copies
+            .manifest_digest(&format!("{EDGE_MIRROR}/{repository}"), tag)
+            .await
+            .unwrap();
+        assert_eq!(
+            copied.as_deref(),
+            Some(digest.as_str()),
+            "{repository}:{tag}"
+        );
+    }
+    let client = env.client();
+    apply_secret(
+        &client,
+        SYSTEM_NAMESPACE,
+        "edge-mirror",
+        &[
+            ("username", mirror.username()),
+            ("password", mirror.password()),
+        ],
+    )
+    .await
+    .unwrap();
+    Api::<PackRegistry>::namespaced(client, SYSTEM_NAMESPACE)
+        .patch(
+            SAMPLE_REGISTRY,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "siteMirrors": [{
+                "endpoint": mirror.host(),
+                "basePath": EDGE_MIRROR,
+                "caBundle": mirror.ca_pem().unwrap(),
+                "credentialsSecretRef": { "name": "edge-mirror" },
+                "clusterSelector": { "matchLabels": { "site": "edge" } },
+            }]}})),
+        )
+        .await
+        .unwrap();
+    mirror
 }
 
 /// The cluster on kubeadm's nodes: every machine's node joined the cluster's own
@@ -325,7 +439,13 @@ async fn a_pivoted_cluster_installs_its_layers_in_order_and_keeps_them() {
         .unwrap();
     let client = env.client();
     let objects = objects_namespace(NS, NAME);
-    let (controller, workload) = start_sample_cluster(&env, |_| {}).await;
+    // The site pulls its packs from a mirror, as an air-gapped site would; the controller
+    // still resolves them at the registry.
+    let mirror = edge_mirror(&env).await;
+    let (controller, workload) = start_sample_cluster(&env, |cluster| {
+        cluster["metadata"]["labels"] = json!({ "site": "edge" });
+    })
+    .await;
     let w = workload.client();
     // The agent dies right after it installed the chart layer's release, before it saw it
     // Ready or recorded it: the next agent must finish it without a second release.
@@ -377,6 +497,29 @@ async fn a_pivoted_cluster_installs_its_layers_in_order_and_keeps_them() {
     for layer in &layers {
         assert!(layer.digest.as_deref().unwrap().starts_with("sha256:"));
         assert_eq!(layer.drift_corrections, 0, "{layer:?}");
+    }
+    // The site was given the mirror, and pulled every layer's pinned digest from it.
+    let site_registries = Api::<Secret>::namespaced(w.clone(), AGENT_NAMESPACE)
+        .get(PACK_REGISTRIES_SECRET)
+        .await
+        .unwrap();
+    let site_registries =
+        String::from_utf8(site_registries.data.unwrap()["registries.json"].0.clone()).unwrap();
+    assert!(
+        site_registries.contains(&format!("{}/{EDGE_MIRROR}", mirror.host()))
+            && !site_registries.contains(env.registry.host()),
+        "{site_registries}"
+    );
+    let mirror_log = std::fs::read_to_string(mirror.log_path()).unwrap();
+    for layer in &layers {
+        let digest = layer.digest.as_deref().unwrap();
+        assert!(
+            mirror_log
+                .lines()
+                .any(|line| line.contains("GET") && line.contains(digest)),
+            "the mirror served no GET of {} ({digest})",
+            layer.name
+        );
     }
     let calico: DaemonSet = Api::namespaced(w.clone(), "calico-system")
         .get("calico-node")
@@ -546,7 +689,7 @@ async fn a_pivoted_cluster_installs_its_layers_in_order_and_keeps_them() {
         .unwrap()
         .trim_start_matches("https://")
         .to_string();
-    let registry_host = env.registry.host().to_string();
+    let registry_host = mirror.host().to_string();
     let restarts = kill_agent(&env, &objects, NAME);
     secrets
         .patch(

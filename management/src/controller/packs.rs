@@ -28,7 +28,9 @@ use kube::ResourceExt;
 use strata_shared::catalog::{PackSource, ResolveError, ResolvedPack};
 use strata_shared::kube_writer::{KubeWriter, WriteError};
 use strata_shared::pack::archive::sha256_digest;
-use strata_shared::pack_registry::PackRegistry;
+use strata_shared::pack_registry::{
+    PackRegistry, PackRegistryMirror, PackRegistrySpec, RegistryConnection,
+};
 use strata_shared::profile::ClusterProfile;
 use strata_shared::registry::address::RegistryAddress;
 use strata_shared::registry::cache::PackCache;
@@ -229,7 +231,7 @@ impl PackResolver {
                         origin: format!(
                             "PackRegistry {} ({})",
                             registry.name_any(),
-                            registry.spec.address()
+                            registry.spec.connection.address()
                         ),
                         reason: reason.clone(),
                     };
@@ -404,16 +406,25 @@ fn unknown_registry(
 /// Why a `PackRegistry` could not be used: each pack it should give fails with this reason.
 #[derive(Debug, thiserror::Error)]
 pub(super) enum RegistrySetupError {
-    #[error("spec.endpoint/basePath {address:?}: {source}")]
+    #[error("{field}.endpoint/basePath {address:?}: {source}")]
     Address {
+        field: String,
         address: String,
         #[source]
-        source: strata_shared::registry::address::AddressError,
+        source: Box<strata_shared::registry::address::AddressError>,
     },
-    #[error("spec.credentialsSecretRef: {0}")]
-    ReadSecret(#[source] WriteError),
-    #[error("spec.credentialsSecretRef: Secret {namespace}/{name} does not exist")]
-    SecretMissing { namespace: String, name: String },
+    #[error("{field}.credentialsSecretRef: {source}")]
+    ReadSecret {
+        field: String,
+        #[source]
+        source: WriteError,
+    },
+    #[error("{field}.credentialsSecretRef: Secret {namespace}/{name} does not exist")]
+    SecretMissing {
+        field: String,
+        namespace: String,
+        name: String,
+    },
     #[error("Secret {namespace}/{name} has no text key {key:?}; expected username and password")]
     SecretKey {
         namespace: String,
@@ -424,20 +435,56 @@ pub(super) enum RegistrySetupError {
     Client(#[source] strata_shared::registry::client::RegistryError),
 }
 
+/// How to reach a registry, from a PackRegistry's spec or one of its site mirrors.
+pub(super) struct Connection<'a> {
+    /// Where in the PackRegistry these settings are, for messages (`spec`,
+    /// `spec.siteMirrors[0]`).
+    pub field: String,
+    pub settings: &'a RegistryConnection,
+}
+
+impl<'a> Connection<'a> {
+    pub fn of_spec(spec: &'a PackRegistrySpec) -> Self {
+        Connection {
+            field: "spec".into(),
+            settings: &spec.connection,
+        }
+    }
+
+    pub fn of_mirror(index: usize, mirror: &'a PackRegistryMirror) -> Self {
+        Connection {
+            field: format!("spec.siteMirrors[{index}]"),
+            settings: &mirror.connection,
+        }
+    }
+}
+
 /// The address and client options a `PackRegistry` and its Secret give.
 pub(super) async fn registry_settings(
     writer: &KubeWriter,
     registry: &PackRegistry,
 ) -> Result<(RegistryAddress, RegistryOptions), RegistrySetupError> {
-    let spec = &registry.spec;
-    let address: RegistryAddress =
-        spec.address()
+    connection_settings(writer, registry, Connection::of_spec(&registry.spec)).await
+}
+
+/// The address and client options of one connection of `registry`, reading its
+/// credentials Secret from the registry's namespace.
+pub(super) async fn connection_settings(
+    writer: &KubeWriter,
+    registry: &PackRegistry,
+    connection: Connection<'_>,
+) -> Result<(RegistryAddress, RegistryOptions), RegistrySetupError> {
+    let Connection { field, settings } = connection;
+    let address = settings.address();
+    let parsed: RegistryAddress =
+        address
             .parse()
             .map_err(|source| RegistrySetupError::Address {
-                address: spec.address(),
-                source,
+                field: field.clone(),
+                address: address.clone(),
+                source: Box::new(source),
             })?;
-    let credentials = match &spec.credentials_secret_ref {
+    let credentials = match &settings.credentials_secret_ref {
         None => Credentials::Anonymous,
         Some(reference) => {
             let namespace = registry.namespace().unwrap_or_default();
@@ -445,8 +492,12 @@ pub(super) async fn registry_settings(
                 .namespaced::<Secret>(&namespace)
                 .get(&reference.name)
                 .await
-                .map_err(RegistrySetupError::ReadSecret)?
+                .map_err(|source| RegistrySetupError::ReadSecret {
+                    field: field.clone(),
+                    source,
+                })?
                 .ok_or_else(|| RegistrySetupError::SecretMissing {
+                    field: field.clone(),
                     namespace: namespace.clone(),
                     name: reference.name.clone(),
                 })?;
@@ -467,12 +518,12 @@ pub(super) async fn registry_settings(
         }
     };
     let options = RegistryOptions {
-        plain_http: spec.plain_http,
-        ca_pem: spec.ca_bundle.clone(),
+        plain_http: settings.plain_http,
+        ca_pem: settings.ca_bundle.clone(),
         credentials,
         ..RegistryOptions::default()
     };
-    Ok((address, options))
+    Ok((parsed, options))
 }
 
 #[cfg(test)]
@@ -535,6 +586,7 @@ mod tests {
     fn remembered(resolver: &PackResolver, key: &PackKey) -> bool {
         let lookup = resolver.lookup(key, || {
             Err(RegistrySetupError::SecretMissing {
+                field: "spec".into(),
                 namespace: "test".into(),
                 name: "would-fetch".into(),
             })
