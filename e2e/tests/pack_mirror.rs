@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use strata_e2e::fault_proxy::FaultProxy;
+use strata_e2e::management::strata_binary;
 use strata_e2e::oci_images::{ImageFormat, OciImages, PushedImage};
 use strata_e2e::registry::{
     RegistryOptions, RegistryUser, TestRegistry, TokenAuth, random_password,
@@ -27,21 +28,6 @@ use strata_e2e::token_server::AccessRule;
 const PACKS: &str = "packs";
 const IMAGES: &str = "images";
 const MIRROR: &str = "mirror";
-
-fn strata_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let mut dir = exe.parent().unwrap().to_path_buf();
-    if dir.ends_with("deps") {
-        dir.pop();
-    }
-    let path = dir.join("strata");
-    assert!(
-        path.is_file(),
-        "build strata first: cargo build -p strata-management ({})",
-        path.display()
-    );
-    path
-}
 
 fn samples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/samples")

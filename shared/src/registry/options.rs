@@ -18,6 +18,17 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
 }
 
+impl RetryPolicy {
+    /// The backoff this policy describes, for `backon`'s `retry`.
+    pub(crate) fn backoff(&self) -> backon::ExponentialBuilder {
+        backon::ExponentialBuilder::default()
+            .with_min_delay(self.min_delay)
+            .with_max_delay(self.max_delay)
+            .with_max_times(self.attempts.saturating_sub(1))
+            .with_jitter()
+    }
+}
+
 impl Default for RetryPolicy {
     /// 4 attempts, 200 ms doubling to at most 2 s: rides out a registry restart or a
     /// dropped connection without making a real outage take long to report.

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use backon::{ExponentialBuilder, Retryable};
+use backon::Retryable;
 use tracing::warn;
 
 use super::{PackRegistryClient, RegistryError};
@@ -22,11 +22,7 @@ impl PackRegistryClient {
         Fut: Future<Output = Result<T, Failure>>,
     {
         let policy = &self.options.retry;
-        let backoff = ExponentialBuilder::default()
-            .with_min_delay(policy.min_delay)
-            .with_max_delay(policy.max_delay)
-            .with_max_times(policy.attempts.saturating_sub(1))
-            .with_jitter();
+        let backoff = policy.backoff();
         let attempts = AtomicUsize::new(0);
         let result = (|| {
             attempts.fetch_add(1, Ordering::Relaxed);

@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use backon::{ExponentialBuilder, Retryable};
+use backon::Retryable;
 use tracing::warn;
 
 use crate::registry::client::RegistryError;
@@ -61,11 +61,7 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, SidedFailure>>,
 {
-    let backoff = ExponentialBuilder::default()
-        .with_min_delay(policy.min_delay)
-        .with_max_delay(policy.max_delay)
-        .with_max_times(policy.attempts.saturating_sub(1))
-        .with_jitter();
+    let backoff = policy.backoff();
     let attempts = AtomicUsize::new(0);
     let result = (|| {
         attempts.fetch_add(1, Ordering::Relaxed);
