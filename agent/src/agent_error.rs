@@ -18,6 +18,7 @@ use crate::provider_install::ProviderInstallError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
     InstallProviders,
+    KeepEarlierJournalAside,
     ReadRevision,
     KeepRevisionLocally,
     ReadLocalRevision,
@@ -31,6 +32,7 @@ impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Step::InstallProviders => "installing the provider components",
+            Step::KeepEarlierJournalAside => "keeping an earlier round's move journal aside",
             Step::ReadRevision => "reading its revision in the management cluster",
             Step::KeepRevisionLocally => "keeping its revision in this cluster",
             Step::ReadLocalRevision => "reading its revision's copy in this cluster",
@@ -143,6 +145,13 @@ pub enum AgentError {
         revision: i64,
         #[source]
         source: BuildError,
+    },
+    #[error("cluster {cluster}, {step}: {source}")]
+    Journal {
+        cluster: String,
+        step: Step,
+        #[source]
+        source: PivotError,
     },
     #[error("cluster {cluster}, {step}: {source}")]
     Providers {

@@ -38,6 +38,13 @@ pub async fn prepare_attempt(
             return None;
         }
     };
+    let round = match link.data().await {
+        Ok(data) => data.pivot_round,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the agent's link; retrying");
+            return None;
+        }
+    };
     let (source, target) = match direction {
         Direction::Pivot => (management.clone(), workload.clone()),
         Direction::Reverse => (workload.clone(), management.clone()),
@@ -50,6 +57,7 @@ pub async fn prepare_attempt(
         target_namespace: link.objects_namespace.clone(),
         direction,
         journal: workload.clone(),
+        round,
     };
     match prepare(&sides).await {
         Ok(prepared) => Some(Attempt {

@@ -80,6 +80,8 @@ pub async fn run(
         target_namespace: namespace.to_string(),
         direction: Direction::Pivot,
         journal: target.clone(),
+        // A move by hand is outside Strata's ledger and its rounds.
+        round: 1,
     };
     let prepared = pivot::prepare(&sides)
         .await
@@ -196,7 +198,7 @@ async fn read_journal(
         .load()
         .await
     {
-        Ok(Some((journal, _))) => Ok(journal),
+        Ok(Some(loaded)) => Ok(loaded.journal),
         Ok(None) => Err(failed("is gone from the target after the move".into())),
         Err(e) => Err(failed(format!("cannot be read: {e}"))),
     }

@@ -37,8 +37,10 @@ pub fn decision(ledger: &ClusterLedger) -> Grant {
         PivotLatch::Granted => Grant::Granted,
         // Back for a deletion: the move is over for good.
         PivotLatch::Returned => Grant::Refused,
-        PivotLatch::NotGranted if ledger.deletion_decided => Grant::Refused,
-        PivotLatch::NotGranted => Grant::Pending,
+        PivotLatch::NotGranted | PivotLatch::Reclaimed if ledger.deletion_decided => Grant::Refused,
+        // Reclaimed: the objects were restored into the management cluster; this agent
+        // asks for a move of its own.
+        PivotLatch::NotGranted | PivotLatch::Reclaimed => Grant::Pending,
     }
 }
 
@@ -71,6 +73,8 @@ pub async fn ask(management: &KubeWriter, link: &ManagementLink, report: &Status
     );
     if let Err(e) = report.send(management, link).await {
         tracing::warn!(error = %e, "cannot ask the controller for the move; retrying");
+        // The caller asks again at once after Pending: not in a busy loop.
+        tokio::time::sleep(POLL).await;
         return Grant::Pending;
     }
     tracing::info!("asked the controller for the move");
@@ -88,7 +92,7 @@ pub async fn ask(management: &KubeWriter, link: &ManagementLink, report: &Status
 #[cfg(test)]
 mod tests {
     use super::*;
-    use strata_shared::cluster::ledger::{decide_deletion, grant_move, objects_returned};
+    use strata_shared::cluster::ledger::{decide_deletion, grant_move, objects_returned, reclaim};
 
     fn ledger(pairs: &[(&str, &str)]) -> ClusterLedger {
         ClusterLedger::of_pairs(pairs)
@@ -103,5 +107,13 @@ mod tests {
             decision(&ledger(&[objects_returned(), decide_deletion()])),
             Grant::Refused
         );
+        // A reclaimed cluster's new agent asks anew, unless the cluster is being deleted.
+        let [reclaimed, round] = reclaim("2");
+        assert_eq!(decision(&ledger(&[reclaimed, round])), Grant::Pending);
+        assert_eq!(
+            decision(&ledger(&[reclaimed, round, decide_deletion()])),
+            Grant::Refused
+        );
+        assert_eq!(decision(&ledger(&[round, grant_move()])), Grant::Granted);
     }
 }

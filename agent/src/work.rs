@@ -305,6 +305,10 @@ impl Work {
         // A move is journaled only once the providers are installed and the move granted: a
         // restarted agent goes straight on with it, and a cluster that has moved needs
         // nothing of the management cluster to carry on.
+        while let Err(e) = self.keep_earlier_round_aside().await {
+            tracing::warn!(error = %e, "cannot keep the journal of an earlier round aside; retrying");
+            tokio::time::sleep(RETRY).await;
+        }
         let mut providers_installed = move_started(&self.workload, &self.link).await;
         loop {
             if !providers_installed {
@@ -323,6 +327,38 @@ impl Work {
                 Try::Later => tokio::time::sleep(RETRY).await,
             }
         }
+    }
+
+    /// A cluster reclaimed after its site was lost moves again in a new round; a site
+    /// rebuilt from a snapshot may still hold the journal of the earlier round's move, which
+    /// is over. That journal is kept aside under another name, so
+    /// this round asks for its own grant and plans its own move.
+    async fn keep_earlier_round_aside(&self) -> Result<(), AgentError> {
+        let link = &self.link;
+        let step = Step::KeepEarlierJournalAside;
+        let round = link
+            .data()
+            .await
+            .map_err(|source| AgentError::Management {
+                cluster: link.cluster.clone(),
+                step,
+                source,
+            })?
+            .pivot_round;
+        let store =
+            JournalStore::new(&self.workload, &link.cluster, Direction::Pivot).in_round(round);
+        let kept = store
+            .retire_earlier_round()
+            .await
+            .map_err(|source| AgentError::Journal {
+                cluster: link.cluster.clone(),
+                step,
+                source,
+            })?;
+        if let Some(kept) = kept {
+            tracing::info!(%kept, round, "kept the journal of an earlier round's move aside");
+        }
+        Ok(())
     }
 
     /// One try at the move once the providers are installed.

@@ -35,6 +35,8 @@ use strata_e2e::samples::apply_sample;
 use strata_e2e::wait::eventually;
 use strata_e2e::workload_cluster_status::{cluster, condition, describe, wait_phase};
 use strata_shared::cluster::ClusterPhase;
+use strata_shared::cluster::ledger::{ClusterLedger, PivotLatch};
+use strata_shared::conditions::find;
 use strata_shared::contracts::names::{
     AGENT_NAME, AGENT_NAMESPACE, PROVIDER_NAME, PROVIDER_NAMESPACE, SITE_EXPORT_SECRET,
     objects_namespace, pivot_journal_name,
@@ -67,11 +69,18 @@ async fn pivots(crash_after_every_step: bool) {
     let objects = objects_namespace(ns, name);
     ensure_namespace(&client, ns).await.unwrap();
     apply_sample(&client, "clusters/sim-demo.yaml", ns, |_| {}).await;
+    // The disaster-recovery variant reclaims its cluster once the lost agent is seen
+    // silent: sooner than the default 90 s.
+    let silence: &[&str] = if crash_after_every_step {
+        &["--agent-silence-seconds", "30"]
+    } else {
+        &[]
+    };
     let mut controller = ControllerProcess::start(
         env.control_plane.kubeconfig_path(),
         env.dir.path(),
         "controller",
-        &["--provider-arg", "sim=--fast"],
+        &[&["--provider-arg", "sim=--fast"], silence].concat(),
     )
     .unwrap();
 
@@ -449,17 +458,18 @@ async fn restored_from_its_export(
         "a site's export holds no shared object"
     );
 
-    // The site's Cluster API is lost: its agent, then its providers, stop.
+    // The agent's token, which the reclaim at the end revokes.
+    let lost_token = strata_e2e::site_link::link_data(workload)
+        .await
+        .access
+        .token;
+    // The site's Cluster API is lost: its agent, then its providers, are gone.
     for (namespace, deployment) in [
         (AGENT_NAMESPACE, AGENT_NAME),
         (PROVIDER_NAMESPACE, PROVIDER_NAME),
     ] {
         Api::<Deployment>::namespaced(workload.clone(), namespace)
-            .patch(
-                deployment,
-                &PatchParams::default(),
-                &Patch::Merge(json!({ "spec": { "replicas": 0 } })),
-            )
+            .delete(deployment, &Default::default())
             .await
             .unwrap();
         let key = format!("{namespace}/{deployment}");
@@ -569,6 +579,20 @@ async fn restored_from_its_export(
         }
     };
     put(pack(&tampered).unwrap()).await;
+    let reclaim = || {
+        strata_e2e::cli_run::run(
+            std::process::Command::new(strata_e2e::management::strata_binary())
+                .args(["cluster", "reclaim", &format!("strata-demo/{name}")])
+                .arg("--kubeconfig")
+                .arg(kubeconfig),
+        )
+    };
+    // Nothing restored yet: nothing to reclaim.
+    let (ok, text) = reclaim();
+    assert!(
+        !ok && text.contains("restore the site's objects first"),
+        "{text}"
+    );
     let (ok, text) = restore();
     assert!(
         !ok && text.contains(&format!(
@@ -595,6 +619,11 @@ async fn restored_from_its_export(
     };
     let cluster = restored_cluster().await;
     assert_eq!(cluster.data["spec"]["paused"], json!(true));
+    let (ok, text) = reclaim();
+    assert!(
+        !ok && text.contains("is paused: unpause it first"),
+        "{text}"
+    );
     let restored: BTreeMap<String, Value> =
         list_objects(&client, objects, "cluster.x-k8s.io/v1beta2", "Machine")
             .await
@@ -643,4 +672,114 @@ async fn restored_from_its_export(
     // A few passes of the management cluster's simulator, then the same five machines.
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(&machine_instances(&client, objects).await, machines);
+
+    pivoted_again(env, objects, name, workload, machines, &lost_token, reclaim).await;
+}
+
+/// The restored cluster is reclaimed and pivoted again: once the lost agent is seen silent,
+/// `strata cluster reclaim` revokes its token and records round 2; the controller installs a
+/// new agent, which keeps the rebuilt site's journal of round 1 aside, asks for its own move
+/// and moves the same five machines back into the site.
+async fn pivoted_again(
+    env: &ManagementEnv,
+    objects: &str,
+    name: &str,
+    workload: &Client,
+    machines: &BTreeMap<String, String>,
+    lost_token: &str,
+    reclaim: impl Fn() -> (bool, String),
+) {
+    let client = env.client();
+    let ns = "strata-demo";
+    eventually(
+        "the lost agent seen silent (AgentConnected=False)",
+        Duration::from_secs(180),
+        || async {
+            let wc = cluster(&client, ns, name).await?;
+            let connected = find(&wc.status?.conditions, "AgentConnected")?
+                .status
+                .clone();
+            (connected == "False").then_some(())
+        },
+    )
+    .await;
+    let (ok, text) = reclaim();
+    assert!(ok && text.contains(": round 2."), "{text}");
+    assert!(
+        text.contains("revoked every token of WorkloadCluster strata-demo/demo's lost agent"),
+        "{text}"
+    );
+    let namespace = Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
+        .get(objects)
+        .await
+        .unwrap();
+    let ledger = ClusterLedger::read(namespace.metadata.annotations.as_ref());
+    // The new agent takes seconds to be installed and ask: not granted yet.
+    assert_eq!(ledger.pivot, PivotLatch::Reclaimed);
+    assert_eq!(ledger.round, 2);
+    // A rerun finds it done.
+    let (ok, text) = reclaim();
+    assert!(
+        ok && text.contains("was reclaimed already (round 2)"),
+        "{text}"
+    );
+    let lost = env
+        .control_plane
+        .client_for_token(lost_token)
+        .await
+        .unwrap();
+    match Api::<strata_shared::cluster::WorkloadCluster>::namespaced(lost, ns)
+        .get(name)
+        .await
+    {
+        Err(kube::Error::Api(e)) if e.code == 401 => {}
+        other => panic!("the lost agent's token still works after the reclaim: {other:?}"),
+    }
+
+    // The new agent moves the objects into the site again, in round 2.
+    eventually(
+        "the second move granted, and the CAPI Cluster in the site again",
+        Duration::from_secs(420),
+        || async {
+            let namespace = Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
+                .get(objects)
+                .await
+                .ok()?;
+            let ledger = ClusterLedger::read(namespace.metadata.annotations.as_ref());
+            let granted = ledger.pivot == PivotLatch::Granted && ledger.round == 2;
+            let wc = cluster(&client, ns, name).await?;
+            let moved =
+                find(&wc.status?.conditions, "Pivoted").is_some_and(|c| c.reason == "Moved");
+            (granted && moved).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(&machine_instances(workload, objects).await, machines);
+    assert!(
+        machine_instances(&client, objects).await.is_empty(),
+        "the machines are gone from the management cluster"
+    );
+    let maps: Api<ConfigMap> = Api::namespaced(workload.clone(), AGENT_NAMESPACE);
+    let journal = pivot_journal_name(name);
+    let kept = maps
+        .get(&format!("{journal}-round-1"))
+        .await
+        .expect("the round-1 journal kept aside");
+    let kept_journal = strata_shared::pivot::journal_record::journal_from(&kept).unwrap();
+    assert_eq!(kept_journal.phase, MovePhase::Done);
+    let current = maps.get(&journal).await.unwrap();
+    assert_eq!(
+        current
+            .annotations()
+            .get("strata.dev/pivot-round")
+            .map(String::as_str),
+        Some("2")
+    );
+    assert_eq!(
+        strata_shared::pivot::journal_record::journal_from(&current)
+            .unwrap()
+            .phase,
+        MovePhase::Done
+    );
+    eprintln!("the reclaimed cluster moved to its site again, round 2, with its five machines");
 }

@@ -50,7 +50,7 @@ fn failed(message: impl Into<String>) -> CommandError {
 }
 
 /// `NAMESPACE/NAME`.
-fn parse_cluster(text: &str) -> Result<(String, String), CommandError> {
+pub(crate) fn parse_cluster(text: &str) -> Result<(String, String), CommandError> {
     match text.split_once('/') {
         Some((namespace, name))
             if !namespace.is_empty() && !name.is_empty() && !name.contains('/') =>

@@ -5,6 +5,7 @@
 
 mod cluster_commands;
 mod cluster_plan_command;
+mod cluster_reclaim_command;
 mod controller;
 mod crd_commands;
 mod documents;
@@ -70,6 +71,11 @@ enum ClusterCommand {
     /// masked), Kubernetes and OS, node pools, Cluster API objects, machines replaced and
     /// the agent's steps. Reads the management cluster and changes nothing.
     Plan(cluster_plan_command::PlanArgs),
+    /// Give a lost site's cluster back to the controller once its objects are restored into
+    /// the management cluster and unpaused: revokes the lost agent's tokens and records a new
+    /// pivot round, after which a new agent is installed and moves the objects to the site
+    /// again (docs/edge.md).
+    Reclaim(cluster_reclaim_command::ReclaimArgs),
 }
 
 #[derive(Subcommand)]
@@ -306,6 +312,7 @@ fn run(cli: Cli) -> Result<ExitStatus, CommandError> {
         Command::Crds { output_dir } => crd_commands::run(output_dir.as_deref()),
         Command::Cluster(ClusterCommand::Rekey(args)) => cluster_commands::rekey(&args),
         Command::Cluster(ClusterCommand::Plan(args)) => cluster_plan_command::plan(&args),
+        Command::Cluster(ClusterCommand::Reclaim(args)) => cluster_reclaim_command::reclaim(&args),
         Command::Controller(args) => {
             tracing_subscriber::fmt()
                 .with_env_filter(

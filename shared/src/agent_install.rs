@@ -665,6 +665,7 @@ mod tests {
             location,
             system_namespace: "strata-system".into(),
             identity_secret: None,
+            pivot_round: 1,
         };
         let providers = ProviderController {
             image: "strata-sim-cloud:1".into(),

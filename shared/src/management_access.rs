@@ -35,6 +35,7 @@ const KEY_CLUSTER_NAMESPACE: &str = "clusterNamespace";
 const KEY_SYSTEM_NAMESPACE: &str = "systemNamespace";
 const KEY_CREDENTIAL: &str = "credentialSecret";
 const KEY_IDENTITY_SECRET: &str = "identitySecret";
+const KEY_PIVOT_ROUND: &str = "pivotRound";
 
 /// A Secret's value larger than this is refused: none of these is ever near it.
 const MAX_VALUE_BYTES: usize = 64 * 1024;
@@ -204,6 +205,9 @@ pub struct ManagementLinkData {
     /// The cluster's cloud identity Secret in the management cluster, when it has one: the
     /// agent copies it again into its cluster when it changes there.
     pub identity_secret: Option<SecretKey>,
+    /// Which pivot of the cluster this agent was installed for (the ledger's round): a move
+    /// journal of an earlier round is kept aside, not resumed. Absent in the Secret: 1.
+    pub pivot_round: u32,
 }
 
 impl ManagementLinkData {
@@ -228,6 +232,7 @@ impl ManagementLinkData {
             ),
             (KEY_SYSTEM_NAMESPACE, self.system_namespace.clone()),
             (KEY_CREDENTIAL, self.credential_secret.clone()),
+            (KEY_PIVOT_ROUND, self.pivot_round.to_string()),
         ]);
         if let Some(identity) = &self.identity_secret {
             data.insert(KEY_IDENTITY_SECRET, identity.to_string());
@@ -265,12 +270,29 @@ impl ManagementLinkData {
                 })
             }
         };
+        let pivot_round = match secret.data.as_ref().and_then(|d| d.get(KEY_PIVOT_ROUND)) {
+            // Written by a controller from before rounds: the first.
+            None => 1,
+            Some(_) => {
+                let value = text(secret, KEY_PIVOT_ROUND)?;
+                value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|r| *r >= 1)
+                    .ok_or_else(|| AccessError::Malformed {
+                        secret: shown(secret),
+                        key: KEY_PIVOT_ROUND,
+                        problem: format!("{value:?}: expected a round number from 1"),
+                    })?
+            }
+        };
         Ok(ManagementLinkData {
             access,
             location,
             system_namespace: text(secret, KEY_SYSTEM_NAMESPACE)?,
             credential_secret: text(secret, KEY_CREDENTIAL)?,
             identity_secret,
+            pivot_round,
         })
     }
 }
@@ -343,6 +365,7 @@ mod tests {
                 namespace: "capv-system".into(),
                 name: "id".into(),
             }),
+            pivot_round: 2,
         }
     }
 
@@ -403,6 +426,29 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("limit")
+        );
+    }
+
+    #[test]
+    fn a_link_without_a_round_is_of_the_first_and_a_bad_round_is_named() {
+        let mut secret = link().to_secret(meta("strata-management"));
+        secret.data.as_mut().unwrap().remove(KEY_PIVOT_ROUND);
+        assert_eq!(
+            ManagementLinkData::from_secret(&secret)
+                .unwrap()
+                .pivot_round,
+            1
+        );
+        secret
+            .data
+            .as_mut()
+            .unwrap()
+            .insert(KEY_PIVOT_ROUND.into(), ByteString(b"0".to_vec()));
+        assert_eq!(
+            ManagementLinkData::from_secret(&secret)
+                .unwrap_err()
+                .to_string(),
+            "Secret strata-system/strata-management, key \"pivotRound\": \"0\": expected a round number from 1"
         );
     }
 

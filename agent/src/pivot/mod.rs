@@ -12,6 +12,7 @@ mod steps;
 
 use std::time::Duration;
 
+use strata_shared::contracts::names::AGENT_NAMESPACE;
 use strata_shared::kube_writer::{KubeWriter, WriteError};
 use strata_shared::pivot::journal::{Direction, JournalError, MoveJournal, MovePhase, MoveStep};
 use strata_shared::pivot::{PlanError, plan};
@@ -82,6 +83,8 @@ pub struct MoveSides {
     pub direction: Direction,
     /// Where the journal is kept (always in the workload cluster).
     pub journal: KubeWriter,
+    /// The pivot round the move is of (the agent's link says which).
+    pub round: u32,
 }
 
 /// A move ready to run: its kinds and its journal (resumed or new).
@@ -108,17 +111,31 @@ impl PreparedMove {
 pub async fn prepare(sides: &MoveSides) -> Result<PreparedMove, PivotError> {
     let store = JournalStore::new(&sides.journal, &sides.cluster, sides.direction);
     let kinds = discover::kinds(&sides.target, &sides.source_namespace).await?;
-    if let Some((journal, version)) = store.load().await? {
+    if let Some(loaded) = store.load().await? {
+        // The caller keeps an earlier round's journal aside before it asks for the move; one
+        // still here is not resumed, nor is a new move planned over it.
+        if loaded.round < sides.round {
+            return Err(PivotError::JournalStore {
+                name: format!("{AGENT_NAMESPACE}/{}", store.name()),
+                action: "resumed",
+                reason: format!(
+                    "it is the journal of round {}, and this move is of round {}; it must be kept aside first",
+                    loaded.round, sides.round
+                ),
+            });
+        }
+        let journal = loaded.journal;
         if journal.phase != MovePhase::Done {
             tracing::info!(phase = ?journal.phase, objects = journal.objects.len(), "resuming the move from its journal");
         }
         return Ok(PreparedMove {
             kinds,
             journal,
-            version: Some(version),
-            store,
+            version: Some(loaded.version),
+            store: store.in_round(loaded.round),
         });
     }
+    let store = store.in_round(sides.round);
     discover::preflight(&sides.source, &sides.source_namespace, &sides.cluster).await?;
     let objects = discover::snapshot(&sides.source, &sides.source_namespace, &kinds).await?;
     let planned =

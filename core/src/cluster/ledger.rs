@@ -7,17 +7,22 @@
 //! resourceVersion as a precondition: either the controller grants the agent its move (from
 //! then on the controller never applies or deletes the cluster's CAPI objects), or it decides
 //! to delete the cluster where it is (from then on the agent never starts a move).
+//!
+//! A cluster whose site was lost and whose objects an operator restored into the management
+//! cluster is *reclaimed* (`strata cluster reclaim`): the controller holds the objects again,
+//! in a new round, and may grant the next agent a move of its own.
 
 use std::collections::BTreeMap;
 
 use crate::contracts::labels::{
-    DELETION_ANNOTATION, OBJECTS_APPLIED_ANNOTATION, PIVOT_ANNOTATION, WORKLOAD_CA_ANNOTATION,
-    WORKLOAD_SERVER_ANNOTATION,
+    DELETION_ANNOTATION, OBJECTS_APPLIED_ANNOTATION, PIVOT_ANNOTATION, PIVOT_ROUND_ANNOTATION,
+    WORKLOAD_CA_ANNOTATION, WORKLOAD_SERVER_ANNOTATION,
 };
 
 const GRANTED: &str = "granted";
 const RETURNED: &str = "returned";
 const DECIDED: &str = "decided";
+const RECLAIMED: &str = "reclaimed";
 
 /// Who may act on the cluster's CAPI objects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +33,10 @@ pub enum PivotLatch {
     Granted,
     /// The controller again: the objects came back for the cluster's deletion.
     Returned,
+    /// The controller again: an operator restored the objects from the site's export and
+    /// reclaimed them. They are the site's objects, never applied over; a new agent may be
+    /// granted a new move.
+    Reclaimed,
 }
 
 /// The API server and CA the controller pinned for a cluster's workload kubeconfig.
@@ -44,6 +53,8 @@ pub struct ClusterLedger {
     pub deletion_decided: bool,
     pub objects_applied: bool,
     pub pin: Option<WorkloadPin>,
+    /// Which pivot this is: 1 until the cluster is first reclaimed.
+    pub round: u32,
 }
 
 impl ClusterLedger {
@@ -67,6 +78,7 @@ impl ClusterLedger {
         let pivot = match get(PIVOT_ANNOTATION) {
             None => PivotLatch::NotGranted,
             Some(RETURNED) => PivotLatch::Returned,
+            Some(RECLAIMED) => PivotLatch::Reclaimed,
             Some(_) => PivotLatch::Granted,
         };
         let pin = match (get(WORKLOAD_SERVER_ANNOTATION), get(WORKLOAD_CA_ANNOTATION)) {
@@ -82,6 +94,12 @@ impl ClusterLedger {
             deletion_decided: get(DELETION_ANNOTATION).is_some(),
             objects_applied: get(OBJECTS_APPLIED_ANNOTATION).is_some(),
             pin,
+            // Only the controller and `strata cluster reclaim` write it; a value edited into
+            // nonsense reads as the first round, which keeps every journal the agent has.
+            round: get(PIVOT_ROUND_ANNOTATION)
+                .and_then(|r| r.parse().ok())
+                .filter(|r| *r >= 1)
+                .unwrap_or(1),
         }
     }
 
@@ -93,7 +111,21 @@ impl ClusterLedger {
 
     /// Whether the controller may grant the agent its move now.
     pub fn may_grant_move(&self) -> bool {
-        self.pivot == PivotLatch::NotGranted && !self.deletion_decided
+        matches!(self.pivot, PivotLatch::NotGranted | PivotLatch::Reclaimed)
+            && !self.deletion_decided
+    }
+
+    /// Whether an operator may reclaim the objects (after restoring them from the site's
+    /// export): only while the agent holds them and no deletion was decided.
+    pub fn may_reclaim(&self) -> bool {
+        self.pivot == PivotLatch::Granted && !self.deletion_decided
+    }
+
+    /// Whether the objects in the management cluster are a site's, restored and reclaimed:
+    /// what CAPI and the site made of them is kept, so the controller does not apply its
+    /// own over them.
+    pub fn objects_are_reclaimed(&self) -> bool {
+        self.pivot == PivotLatch::Reclaimed
     }
 
     /// Whether the controller may decide to delete the cluster where it is.
@@ -113,6 +145,15 @@ pub fn objects_returned() -> (&'static str, &'static str) {
 
 pub fn decide_deletion() -> (&'static str, &'static str) {
     (DELETION_ANNOTATION, DECIDED)
+}
+
+/// The annotations that record a reclaim: the controller holds the objects again, in
+/// `next_round` (one more than the ledger's round).
+pub fn reclaim(next_round: &str) -> [(&'static str, &str); 2] {
+    [
+        (PIVOT_ANNOTATION, RECLAIMED),
+        (PIVOT_ROUND_ANNOTATION, next_round),
+    ]
 }
 
 pub fn objects_applied() -> (&'static str, &'static str) {
@@ -141,6 +182,36 @@ mod tests {
         let returned = ledger(&[objects_returned(), decide_deletion()]);
         assert_eq!(returned.pivot, PivotLatch::Returned);
         assert!(!returned.agent_holds_the_objects() && !returned.may_grant_move());
+    }
+
+    #[test]
+    fn a_reclaimed_cluster_is_the_controllers_in_a_new_round() {
+        let granted = ledger(&[grant_move()]);
+        assert!(granted.may_reclaim());
+        assert_eq!(granted.round, 1);
+        let reclaimed = ledger(&[grant_move(), reclaim("2")[0], reclaim("2")[1]]);
+        assert_eq!(reclaimed.pivot, PivotLatch::Reclaimed);
+        assert_eq!(reclaimed.round, 2);
+        assert!(reclaimed.objects_are_reclaimed() && !reclaimed.agent_holds_the_objects());
+        assert!(reclaimed.may_grant_move() && reclaimed.may_decide_deletion());
+        assert!(!reclaimed.may_reclaim(), "reclaimed once per round");
+        // Granted again in round 2: the agent holds them, and may be reclaimed again.
+        let again = ledger(&[reclaim("2")[1], grant_move()]);
+        assert!(again.agent_holds_the_objects() && again.may_reclaim());
+        assert_eq!(again.round, 2);
+        // A deletion decided stops both a reclaim and a grant.
+        let deleting = ledger(&[reclaim("2")[0], decide_deletion()]);
+        assert!(!deleting.may_grant_move() && !deleting.may_reclaim());
+        assert!(!ledger(&[grant_move(), decide_deletion()]).may_reclaim());
+        assert!(!ledger(&[]).may_reclaim() && !ledger(&[objects_returned()]).may_reclaim());
+    }
+
+    #[test]
+    fn a_round_that_is_not_a_positive_number_reads_as_the_first() {
+        for bad in ["", "0", "-1", "two", "99999999999"] {
+            assert_eq!(ledger(&[(PIVOT_ROUND_ANNOTATION, bad)]).round, 1, "{bad:?}");
+        }
+        assert_eq!(ledger(&[(PIVOT_ROUND_ANNOTATION, "7")]).round, 7);
     }
 
     #[test]

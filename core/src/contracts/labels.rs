@@ -72,8 +72,14 @@ pub const PAUSED_BY_MOVE_ANNOTATION: &str = "strata.dev/paused-by-move";
 // not write the namespace.
 
 /// `granted`: the agent may take the CAPI objects; `returned`: they are back for the
-/// cluster's deletion. Read by the controller and the agent.
+/// cluster's deletion; `reclaimed`: an operator restored them from the site's export and gave
+/// them back to the controller (`strata cluster reclaim`). Read by the controller and the
+/// agent.
 pub const PIVOT_ANNOTATION: &str = "strata.dev/pivot";
+/// Which pivot of the cluster this is: absent for the first, `2` after the first reclaim,
+/// and so on. Read by the controller, which hands it to the agent it installs; the agent
+/// keeps a move journal of an earlier round aside instead of resuming it.
+pub const PIVOT_ROUND_ANNOTATION: &str = "strata.dev/pivot-round";
 /// `decided`: the cluster is deleted where it is; no move may start. Read by the controller
 /// and the agent.
 pub const DELETION_ANNOTATION: &str = "strata.dev/deletion";

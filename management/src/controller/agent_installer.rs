@@ -86,6 +86,7 @@ pub async fn install(
     access: &ManagementAccess,
     identity_secret: Option<SecretKey>,
     providers: Option<&ProviderController>,
+    pivot_round: u32,
 ) -> Result<AgentReport, AgentInstallError> {
     let link = ManagementLinkData {
         access: access.clone(),
@@ -93,6 +94,7 @@ pub async fn install(
         system_namespace: settings.system_namespace.clone(),
         credential_secret: location.agent_names().credential_secret,
         identity_secret,
+        pivot_round,
     };
     let objects = workload_objects(&link, &settings.agent_image, providers);
     let in_workload = |source: WriteError| AgentInstallError::Workload {

@@ -163,7 +163,11 @@ async fn settle_the_move(
                 return Ok(Some(Cleanup::Wait(AWAITING_AGENT)));
             }
         }
-        (PivotLatch::NotGranted, Some(objects)) if !ledger.deletion_decided => {
+        // A reclaimed cluster's objects are back in the management cluster: as before a
+        // move, the deletion is decided so that no new move may start.
+        (PivotLatch::NotGranted | PivotLatch::Reclaimed, Some(objects))
+            if !ledger.deletion_decided =>
+        {
             // From here on no move may start: the agent waits for a grant that cannot come.
             if let Recorded::Stale = ledger::record(writer, objects, &[decide_deletion()]).await? {
                 return Ok(Some(Cleanup::Wait(POLL)));

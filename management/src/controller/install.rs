@@ -11,6 +11,7 @@ use super::agent_installer::{self, AgentInstallError};
 use super::context::Context;
 use super::credentials::{self, CredentialError};
 use super::failure_reason::write_reason;
+use super::ledger;
 use super::outcome::Outcome;
 use super::workload_access::{self, Workload, WorkloadAccessError};
 
@@ -115,6 +116,8 @@ pub async fn agent(
         &credential,
         identity_secret,
         ctx.settings.providers.get(&cluster.spec.cloud_type),
+        // A reclaimed cluster's new agent keeps the journal of an earlier move aside.
+        ledger::of(Some(objects_namespace)).round,
     )
     .await
     .map_err(failed)?;

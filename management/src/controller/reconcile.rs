@@ -249,6 +249,20 @@ async fn steps(
         );
         return Ok(Outcome::ObjectsGone { message });
     }
+    // A reclaimed cluster's objects are its site's, restored: its machines, replicas and
+    // scale are what the site and CAPI made of them, so nothing is applied over them. The
+    // revision reaches them through the next agent, once it holds them.
+    if ledger.objects_are_reclaimed() {
+        update.condition(ConditionUpdate::ok(
+            OBJECTS_APPLIED,
+            "Reclaimed",
+            format!(
+                "the objects in namespace {} were restored from the site's export and reclaimed (round {}); they are kept as they are until the next agent moves them",
+                valid.location.objects_namespace, ledger.round
+            ),
+        ));
+        return from_control_plane(ctx, &valid, &current, identity_secret, update).await;
+    }
     let objects = build::capi_objects(&valid, publication.revision, desired)?;
     let applied = apply::capi_objects(ctx, &valid, objects).await?;
     let current = apply::record_applied(ctx, &valid, current, &ledger).await?;

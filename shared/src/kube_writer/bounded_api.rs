@@ -164,12 +164,7 @@ where
     /// A JSON patch (RFC 6902, given as its JSON array) of `name`: with a `test` of the
     /// resourceVersion first, a write guarded by the version it was decided on.
     pub async fn json_patch(&self, name: &str, operations: &Value) -> Result<K, WriteError> {
-        let patch: json_patch::Patch =
-            serde_json::from_value(operations.clone()).map_err(|e| WriteError::Invalid {
-                operation: Operation::JsonPatch,
-                target: Box::new(self.target(name)),
-                reason: format!("the patch is not a JSON patch: {e}"),
-            })?;
+        let patch = self.json_patch_of(name, Operation::JsonPatch, operations)?;
         let params = self.patch_params();
         self.call(
             Operation::JsonPatch,
@@ -177,6 +172,33 @@ where
             self.api.patch(name, &params, &Patch::<()>::Json(patch)),
         )
         .await
+    }
+
+    /// A JSON patch of the status subresource of `name` (with a `test`, a write guarded by
+    /// what it was decided on).
+    pub async fn json_patch_status(&self, name: &str, operations: &Value) -> Result<K, WriteError> {
+        let patch = self.json_patch_of(name, Operation::JsonPatchStatus, operations)?;
+        let params = self.patch_params();
+        self.call(
+            Operation::JsonPatchStatus,
+            name,
+            self.api
+                .patch_status(name, &params, &Patch::<()>::Json(patch)),
+        )
+        .await
+    }
+
+    fn json_patch_of(
+        &self,
+        name: &str,
+        operation: Operation,
+        operations: &Value,
+    ) -> Result<json_patch::Patch, WriteError> {
+        serde_json::from_value(operations.clone()).map_err(|e| WriteError::Invalid {
+            operation,
+            target: Box::new(self.target(name)),
+            reason: format!("the patch is not a JSON patch: {e}"),
+        })
     }
 
     /// Deletes `name` (its dependents in the background); an object already gone (404) is

@@ -20,6 +20,8 @@ pub enum Operation {
     MergePatchStatus,
     /// A JSON patch (RFC 6902).
     JsonPatch,
+    /// A JSON patch of the status subresource.
+    JsonPatchStatus,
     Delete,
     /// A token request of a service account.
     RequestToken,
@@ -44,7 +46,7 @@ impl fmt::Display for Operation {
             Operation::Apply => "apply",
             Operation::ApplyStatus => "apply the status of",
             Operation::MergePatch | Operation::JsonPatch => "patch",
-            Operation::MergePatchStatus => "patch the status of",
+            Operation::MergePatchStatus | Operation::JsonPatchStatus => "patch the status of",
             Operation::Delete => "delete",
             Operation::RequestToken => "request a token for",
             Operation::Discover => "discover",
@@ -311,6 +313,7 @@ mod tests {
             Operation::ApplyStatus,
             Operation::MergePatch,
             Operation::JsonPatch,
+            Operation::JsonPatchStatus,
             Operation::Delete,
             Operation::RequestToken,
         ] {
