@@ -103,6 +103,10 @@ struct Cli {
     http_host: IpAddr,
     #[arg(long, default_value_t = AGENT_HTTP_PORT)]
     http_port: u16,
+    /// The most one Secret of the cluster's export to the management cluster holds; a
+    /// larger export is split into parts (for an API server that takes smaller objects).
+    #[arg(long, env = "STRATA_EXPORT_PART_BYTES", value_name = "BYTES", default_value_t = strata_shared::pivot::site_export_parts::EXPORT_PART_BYTES, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1024..=(900 * 1024)))]
+    export_part_bytes: usize,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -388,6 +392,7 @@ async fn serve(cli: Cli) -> Result<(), AgentError> {
                 providers.clone(),
                 layer_setup.clone(),
                 health.clone(),
+                cli.export_part_bytes,
             )));
         }
     };

@@ -32,6 +32,7 @@ use strata_shared::pivot::backup::{
 use strata_shared::pivot::site_export::{
     EXPORT_DATA_KEY, EXPORT_LIMITS, EXPORT_ROOT, SiteExportError, check_site_objects,
 };
+use strata_shared::pivot::site_export_parts::{EXPORT_PART_KEY, join, part_secret_name, read_head};
 use strata_shared::pivot::{MoveKind, PlanError, plan, target_object};
 
 use crate::pivot::{self, PivotError};
@@ -253,15 +254,48 @@ pub async fn read_export(
             cluster: location.key(),
             secret: secret.clone(),
         })?;
-    let bytes = found
+    let unreadable = |secret: &str, reason: String| RecoveryError::ExportUnreadable {
+        secret: secret.to_string(),
+        reason,
+    };
+    let first = found
         .data
         .as_ref()
         .and_then(|data| data.get(EXPORT_DATA_KEY))
-        .ok_or_else(|| RecoveryError::ExportUnreadable {
-            secret: secret.clone(),
-            reason: format!("it has no key {EXPORT_DATA_KEY}"),
-        })?;
-    export_backup(&bytes.0, location, &secret)
+        .ok_or_else(|| unreadable(&secret, format!("it has no key {EXPORT_DATA_KEY}")))?;
+    let head = read_head(found.metadata.annotations.as_ref())
+        .map_err(|e| unreadable(&secret, e.to_string()))?;
+    let mut parts = vec![first.0.clone()];
+    if let Some(sha256) = &head.sha256 {
+        let secrets = management.namespaced::<Secret>(&location.objects_namespace);
+        for index in 1..head.parts {
+            let name = part_secret_name(SITE_EXPORT_SECRET, sha256, index);
+            let shown = format!("Secret {}/{name}", location.objects_namespace);
+            let part = secrets
+                .get(&name)
+                .await
+                .map_err(|source| RecoveryError::ReadExport {
+                    secret: shown.clone(),
+                    source,
+                })?
+                .ok_or_else(|| {
+                    unreadable(
+                        &secret,
+                        format!(
+                            "its part {index} of {}, {shown}, does not exist",
+                            head.parts
+                        ),
+                    )
+                })?;
+            let bytes = part
+                .data
+                .and_then(|mut data| data.remove(EXPORT_PART_KEY))
+                .ok_or_else(|| unreadable(&shown, format!("it has no key {EXPORT_PART_KEY}")))?;
+            parts.push(bytes.0);
+        }
+    }
+    let bytes = join(&head, &parts).map_err(|e| unreadable(&secret, e.to_string()))?;
+    export_backup(&bytes, location, &secret)
 }
 
 /// Reads and checks the bytes of an export (`secret` names where they came from): no

@@ -7,7 +7,9 @@
 //!
 //! The copy is read every [`CHECK_EVERY`]; it is written only when what it holds differs
 //! from what the Secret says it holds, so a steady cluster costs one read of its objects
-//! and no write.
+//! and no write. A copy larger than one Secret holds is split into parts
+//! (`strata_shared::pivot::site_export_parts`): the other parts are written first, the head
+//! Secret that names them last, and the parts no head names are removed after.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -22,6 +24,10 @@ use strata_shared::pivot::site_export::{
     EXPORT_CONTENT_ANNOTATION, EXPORT_DATA_KEY, EXPORT_OBJECTS_ANNOTATION,
     EXPORT_TAKEN_AT_ANNOTATION, SiteExportError, content_digest, pack, site_copy,
 };
+use strata_shared::pivot::site_export_parts::{
+    EXPORT_PART_BYTES, EXPORT_PART_KEY, EXPORT_PART_LABEL, ExportParts, ExportPartsError,
+    head_annotations, part_secret_name, short_digest, split,
+};
 
 use crate::management_link::{LinkError, ManagementLink};
 use crate::recovery::{self, RecoveryError};
@@ -35,6 +41,8 @@ pub enum ExportError {
     Read(#[from] RecoveryError),
     #[error(transparent)]
     Pack(#[from] SiteExportError),
+    #[error(transparent)]
+    Split(#[from] ExportPartsError),
     #[error("cannot reach the management cluster: {0}")]
     Management(#[from] LinkError),
     #[error("cannot write the export into the management cluster: {0}")]
@@ -46,6 +54,7 @@ pub enum ExportError {
 pub struct Exported {
     pub objects: usize,
     pub bytes: usize,
+    pub parts: usize,
 }
 
 /// How long the kinds read from the cluster's CRDs are used before they are read again:
@@ -54,8 +63,10 @@ pub struct Exported {
 const KINDS_FOR: Duration = Duration::from_secs(600);
 
 /// Keeps the export current, one check at a time.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SiteExporter {
+    /// The most one Secret of the export holds.
+    part_bytes: usize,
     next_check: Option<Instant>,
     /// The kinds to read, and when they were discovered.
     kinds: Option<(Instant, Vec<MoveKind>)>,
@@ -66,7 +77,25 @@ pub struct SiteExporter {
     failing: bool,
 }
 
+impl Default for SiteExporter {
+    fn default() -> Self {
+        SiteExporter::with_part_bytes(EXPORT_PART_BYTES)
+    }
+}
+
 impl SiteExporter {
+    /// An exporter whose Secrets hold at most `part_bytes` each (for a management cluster
+    /// whose API server takes smaller objects).
+    pub fn with_part_bytes(part_bytes: usize) -> SiteExporter {
+        SiteExporter {
+            part_bytes,
+            next_check: None,
+            kinds: None,
+            written: None,
+            failing: false,
+        }
+    }
+
     /// Keeps the export current until the task is dropped: beside the rest of the work,
     /// so that a management cluster out of reach never slows the site down.
     pub async fn run(mut self, workload: KubeWriter, link: ManagementLink) {
@@ -90,6 +119,7 @@ impl SiteExporter {
             Ok(Some(exported)) => tracing::info!(
                 objects = exported.objects,
                 bytes = exported.bytes,
+                parts = exported.parts,
                 "exported the cluster's objects to the management cluster"
             ),
             Ok(None) => tracing::debug!("the management cluster's copy is current"),
@@ -133,21 +163,94 @@ impl SiteExporter {
             return Ok(None);
         }
         let bytes = pack(&copy)?;
+        let split = split(&bytes, self.part_bytes)?;
         let exported = Exported {
             objects: copy.manifest.objects.len(),
             bytes: bytes.len(),
+            parts: split.parts.len(),
         };
-        management
-            .apply(&export_secret(
-                &link.objects_namespace,
-                &digest,
-                &copy.manifest.taken_at,
-                exported.objects,
-                bytes,
-            ))
-            .await?;
+        let namespace = &link.objects_namespace;
+        // The parts the head will name, before the head: a head never names a part that
+        // is not there.
+        for (index, part) in split.parts.iter().enumerate().skip(1) {
+            management
+                .apply(&part_secret(namespace, &split, index, part.clone()))
+                .await?;
+        }
+        let mut head = export_secret(
+            namespace,
+            &digest,
+            &copy.manifest.taken_at,
+            exported.objects,
+            split.parts.first().cloned().unwrap_or_default(),
+        );
+        if let Some(annotations) = head.metadata.annotations.as_mut() {
+            annotations.extend(head_annotations(&split));
+        }
+        management.apply(&head).await?;
         self.written = Some(digest);
+        remove_unnamed_parts(&secrets, &split).await;
         Ok(Some(exported))
+    }
+}
+
+/// The Secret of part `index` (from 1) of an export.
+fn part_secret(namespace: &str, split: &ExportParts, index: usize, bytes: Vec<u8>) -> Secret {
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(part_secret_name(SITE_EXPORT_SECRET, &split.sha256, index)),
+            namespace: Some(namespace.into()),
+            labels: Some(BTreeMap::from([
+                (
+                    "app.kubernetes.io/managed-by".to_string(),
+                    "strata-agent".to_string(),
+                ),
+                (
+                    EXPORT_PART_LABEL.to_string(),
+                    short_digest(&split.sha256).to_string(),
+                ),
+            ])),
+            ..ObjectMeta::default()
+        },
+        type_: Some("Opaque".into()),
+        data: Some(BTreeMap::from([(
+            EXPORT_PART_KEY.to_string(),
+            ByteString(bytes),
+        )])),
+        ..Secret::default()
+    }
+}
+
+/// Removes the parts of earlier exports, now that the head names this one's. A part left
+/// behind (the management cluster stopped answering) is removed after the next export.
+async fn remove_unnamed_parts(
+    secrets: &strata_shared::kube_writer::BoundedApi<Secret>,
+    split: &ExportParts,
+) {
+    let current = short_digest(&split.sha256);
+    let parts = secrets
+        .list(&kube::api::ListParams::default().labels(EXPORT_PART_LABEL))
+        .await;
+    let parts = match parts {
+        Ok(parts) => parts,
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot list the export's parts; left for the next export");
+            return;
+        }
+    };
+    for part in parts {
+        let belongs = part
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(EXPORT_PART_LABEL))
+            .is_some_and(|label| label == current);
+        let Some(name) = part.metadata.name.as_deref() else {
+            continue;
+        };
+        if !belongs && let Err(e) = secrets.delete(name).await {
+            tracing::debug!(error = %e, part = name, "cannot remove an earlier export's part; left for the next export");
+        }
     }
 }
 

@@ -92,6 +92,8 @@ struct Work {
     layers: Mutex<Option<AbortOnDrop>>,
     /// The export of the cluster's objects to the management cluster, once it holds them.
     export: Mutex<Option<AbortOnDrop>>,
+    /// The most one Secret of the export holds.
+    export_part_bytes: usize,
     /// What holding the cluster keeps from one round to the next.
     holding: tokio::sync::Mutex<HoldingState>,
 }
@@ -111,6 +113,7 @@ pub async fn run(
     providers: Option<ProviderController>,
     layer_setup: LayerSetup,
     health: Arc<AgentHealth>,
+    export_part_bytes: usize,
 ) {
     let report = StatusReport::default();
     let site_log = SiteLog::open(workload.clone(), report.clone()).await;
@@ -156,6 +159,7 @@ pub async fn run(
         site_log,
         layers: Mutex::new(None),
         export: Mutex::new(None),
+        export_part_bytes,
         holding: tokio::sync::Mutex::new(HoldingState::default()),
     };
     let mut phase = Phase::Starting;
@@ -267,7 +271,7 @@ impl Work {
         if export.is_none() {
             let span = tracing::info_span!("export", cluster = %self.link.cluster);
             *export = Some(AbortOnDrop(tokio::spawn(
-                SiteExporter::default()
+                SiteExporter::with_part_bytes(self.export_part_bytes)
                     .run(self.workload.clone(), self.link.clone())
                     .instrument(span),
             )));

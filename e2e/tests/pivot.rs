@@ -45,6 +45,7 @@ use strata_shared::pack::archive::unpack_archive;
 use strata_shared::pivot::backup::{Backup, BackupFiles, MANIFEST_FILE, read_backup};
 use strata_shared::pivot::journal::{MoveJournal, MovePhase};
 use strata_shared::pivot::site_export::{EXPORT_DATA_KEY, EXPORT_LIMITS, pack};
+use strata_shared::pivot::site_export_parts::{EXPORT_PART_KEY, join, part_secret_name, read_head};
 
 #[tokio::test]
 async fn a_sim_cluster_pivots_into_itself_and_scales_out() {
@@ -101,7 +102,12 @@ async fn pivots(crash_after_every_step: bool) {
             "metadata": { "name": AGENT_NAME, "namespace": AGENT_NAMESPACE },
             "spec": { "template": { "spec": { "containers": [{
                 "name": "agent",
-                "env": [{ "name": "STRATA_MOVE_EXIT_AFTER", "value": "1" }],
+                "env": [
+                    { "name": "STRATA_MOVE_EXIT_AFTER", "value": "1" },
+                    // Its export of about 20 KB goes in parts of 8 KiB, as one past what a
+                    // Secret holds would.
+                    { "name": "STRATA_EXPORT_PART_BYTES", "value": "8192" },
+                ],
             }]}}},
         });
         deployments
@@ -398,7 +404,19 @@ async fn export_in_management(client: &Client, objects: &str) -> Option<(Secret,
         .await
         .ok()
         .flatten()?;
-    let bytes = secret.data.as_ref()?.get(EXPORT_DATA_KEY)?.0.clone();
+    let head = read_head(secret.metadata.annotations.as_ref()).ok()?;
+    let mut parts = vec![secret.data.as_ref()?.get(EXPORT_DATA_KEY)?.0.clone()];
+    for index in 1..head.parts {
+        let name = part_secret_name(SITE_EXPORT_SECRET, head.sha256.as_deref()?, index);
+        let part = Api::<Secret>::namespaced(client.clone(), objects)
+            .get_opt(&name)
+            .await
+            .ok()
+            .flatten()?;
+        parts.push(part.data?.get(EXPORT_PART_KEY)?.0.clone());
+    }
+    // Read while the agent writes a newer export: looked at again.
+    let bytes = join(&head, &parts).ok()?;
     let dir = tempfile::tempdir().unwrap();
     let unpacked = dir.path().join("export");
     unpack_archive(bytes.as_slice(), &unpacked, &EXPORT_LIMITS).unwrap();
@@ -436,7 +454,7 @@ async fn restored_from_its_export(
     machines: &BTreeMap<String, String>,
 ) {
     let client = env.client();
-    let (exported, backup) = eventually(
+    let (_, backup) = eventually(
         "the site's export of its five machines in the management cluster",
         Duration::from_secs(180),
         || async {
@@ -448,9 +466,8 @@ async fn restored_from_its_export(
         },
     )
     .await;
-    let bytes = exported.data.as_ref().unwrap()[EXPORT_DATA_KEY].0.len();
     eprintln!(
-        "the site's export: {} objects, {bytes} bytes compressed",
+        "the site's export: {} objects, in Secret {SITE_EXPORT_SECRET} and its parts",
         backup.objects.len()
     );
     assert!(
@@ -487,6 +504,13 @@ async fn restored_from_its_export(
         )
         .await;
     }
+
+    // The last export the site wrote before it was lost: the agent may have written a
+    // newer one than the one waited for.
+    let (exported, backup) = export_in_management(&client, objects)
+        .await
+        .expect("the site's last export, read whole");
+    assert_eq!(machine_statuses(&backup).len(), machines.len());
 
     // ...and so is its state, as a lost control plane's etcd would leave it: every object
     // the export names is gone from the site (released from its finalizers, deleted). The
@@ -565,20 +589,64 @@ async fn restored_from_its_export(
     tampered
         .files
         .push(("objects/9999-role-site-admin.json".into(), role_bytes));
-    let put = |bytes: Vec<u8>| {
+    let put = |bytes: Vec<u8>, annotations: Value| {
         let secrets = secrets.clone();
         async move {
             secrets
                 .patch(
                     SITE_EXPORT_SECRET,
                     &PatchParams::default(),
-                    &Patch::Merge(json!({ "data": { EXPORT_DATA_KEY: ByteString(bytes) } })),
+                    &Patch::Merge(json!({
+                        "metadata": { "annotations": annotations },
+                        "data": { EXPORT_DATA_KEY: ByteString(bytes) },
+                    })),
                 )
                 .await
                 .unwrap();
         }
     };
-    put(pack(&tampered).unwrap()).await;
+    // The export the site wrote is in parts.
+    let exported_head = read_head(exported.metadata.annotations.as_ref()).unwrap();
+    assert!(exported_head.parts >= 2, "{exported_head:?}");
+    let exported_sha = exported_head.sha256.clone().unwrap();
+    eprintln!("the site's export is in {} parts", exported_head.parts);
+    // A part changed: refused, naming the export, and nothing is restored.
+    let part_name = part_secret_name(SITE_EXPORT_SECRET, &exported_sha, 1);
+    let part = secrets.get(&part_name).await.unwrap();
+    let mut changed = part.data.clone().unwrap()[EXPORT_PART_KEY].0.clone();
+    changed[0] ^= 0xff;
+    let put_part = |bytes: Vec<u8>| {
+        let secrets = secrets.clone();
+        let part_name = part_name.clone();
+        async move {
+            secrets
+                .patch(
+                    &part_name,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({ "data": { EXPORT_PART_KEY: ByteString(bytes) } })),
+                )
+                .await
+                .unwrap();
+        }
+    };
+    put_part(changed).await;
+    let (ok, text) = restore();
+    assert!(
+        !ok && text.contains("a part was changed, or belongs to another export")
+            && text.contains("(nothing was restored)"),
+        "{text}"
+    );
+    put_part(part.data.unwrap()[EXPORT_PART_KEY].0.clone()).await;
+    // An export in one part that names a Role.
+    let role_export = pack(&tampered).unwrap();
+    put(
+        role_export.clone(),
+        json!({
+            "strata.dev/export-parts": "1",
+            "strata.dev/export-sha256": strata_shared::pack::archive::sha256_digest(&role_export),
+        }),
+    )
+    .await;
     let reclaim = || {
         strata_e2e::cli_run::run(
             std::process::Command::new(strata_e2e::management::strata_binary())
@@ -601,7 +669,11 @@ async fn restored_from_its_export(
         "{text}"
     );
     assert!(machine_instances(&client, objects).await.is_empty());
-    put(exported.data.as_ref().unwrap()[EXPORT_DATA_KEY].0.clone()).await;
+    put(
+        exported.data.as_ref().unwrap()[EXPORT_DATA_KEY].0.clone(),
+        json!(exported.metadata.annotations),
+    )
+    .await;
 
     // Restored into the management cluster: paused, each status as exported.
     let (ok, text) = restore();

@@ -16,6 +16,7 @@ mod outside;
 mod plan;
 mod refs;
 pub mod site_export;
+pub mod site_export_parts;
 mod target;
 
 pub use objects::{

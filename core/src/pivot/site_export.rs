@@ -15,6 +15,7 @@
 use sha2::{Digest, Sha256};
 
 use super::backup::{Backup, BackupEntry, BackupFiles, MANIFEST_FILE};
+use super::site_export_parts::{EXPORT_PART_BYTES, MAX_EXPORT_PARTS};
 use crate::contracts::capi::CAPI_GROUPS;
 use crate::pack::archive::{ArchiveError, ArchiveLimits, archive_of_files};
 
@@ -29,8 +30,9 @@ pub const EXPORT_CONTENT_ANNOTATION: &str = "strata.dev/export-content";
 pub const EXPORT_TAKEN_AT_ANNOTATION: &str = "strata.dev/export-taken-at";
 /// On the Secret: how many objects the copy holds, for people.
 pub const EXPORT_OBJECTS_ANNOTATION: &str = "strata.dev/export-objects";
-/// The largest export written: a Secret holds at most 1 MiB, with its metadata.
-pub const MAX_EXPORT_BYTES: usize = 900 * 1024;
+/// The largest export written: as many parts as an export may have, each as large as a
+/// Secret holds (see [`super::site_export_parts`]).
+pub const MAX_EXPORT_BYTES: usize = MAX_EXPORT_PARTS * EXPORT_PART_BYTES;
 
 /// What an export may unpack to: far above a cluster of thousands of machines (about 15 KiB
 /// of objects per machine), far below what would hurt the machine reading it.
@@ -49,7 +51,7 @@ pub enum SiteExportError {
         source: ArchiveError,
     },
     #[error(
-        "the export of {objects} objects is {bytes} bytes compressed, more than the {MAX_EXPORT_BYTES} a Secret can hold; back the cluster up by hand (strata-agent backup)"
+        "the export of {objects} objects is {bytes} bytes compressed, more than the {MAX_EXPORT_BYTES} its {MAX_EXPORT_PARTS} Secrets can hold; back the cluster up by hand (strata-agent backup)"
     )]
     TooLarge { objects: usize, bytes: usize },
     #[error("{file}: {object} is shared (an identity or its Secret); a site's export holds none")]
