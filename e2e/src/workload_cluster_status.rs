@@ -140,3 +140,44 @@ pub async fn wait_scaled(
     )
     .await
 }
+
+/// One event of a WorkloadCluster's story: its type, reason and note.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToldEvent {
+    pub type_: String,
+    pub reason: String,
+    pub note: String,
+}
+
+/// The Events regarding WorkloadCluster `namespace/name`, oldest first by when each was
+/// last told (a repeat is folded into the first event of its reason, with a count).
+pub async fn events_of(client: &Client, namespace: &str, name: &str) -> Vec<ToldEvent> {
+    use k8s_openapi::api::events::v1::Event;
+    let events = Api::<Event>::namespaced(client.clone(), namespace)
+        .list(&kube::api::ListParams::default())
+        .await
+        .unwrap_or_else(|e| panic!("cannot list the Events of namespace {namespace}: {e}"));
+    let mut about: Vec<Event> = events
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.regarding.as_ref().is_some_and(|r| {
+                r.kind.as_deref() == Some("WorkloadCluster") && r.name.as_deref() == Some(name)
+            })
+        })
+        .collect();
+    about.sort_by_key(|e| {
+        e.series
+            .as_ref()
+            .map(|s| s.last_observed_time.0)
+            .or(e.event_time.as_ref().map(|t| t.0))
+    });
+    about
+        .into_iter()
+        .map(|e| ToldEvent {
+            type_: e.type_.unwrap_or_default(),
+            reason: e.reason.unwrap_or_default(),
+            note: e.note.unwrap_or_default(),
+        })
+        .collect()
+}

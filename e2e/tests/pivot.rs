@@ -33,7 +33,9 @@ use strata_e2e::pivoted_cluster::{
 };
 use strata_e2e::samples::apply_sample;
 use strata_e2e::wait::eventually;
-use strata_e2e::workload_cluster_status::{cluster, condition, describe, wait_phase};
+use strata_e2e::workload_cluster_status::{
+    ToldEvent, cluster, condition, describe, events_of, wait_phase,
+};
 use strata_shared::cluster::ClusterPhase;
 use strata_shared::cluster::ledger::{ClusterLedger, PivotLatch};
 use strata_shared::conditions::find;
@@ -337,6 +339,27 @@ async fn pivots(crash_after_every_step: bool) {
         wc.status.as_ref().unwrap().phase,
         Some(ClusterPhase::Pivoted)
     );
+    // Its story, as `kubectl describe wc` tells it: the phases in order, each Normal.
+    let told = events_of(&client, ns, name).await;
+    let phases: Vec<&ToldEvent> = told
+        .iter()
+        .filter(|e| e.note.starts_with("phase "))
+        .collect();
+    let at = |reasons: &[&str]| {
+        phases
+            .iter()
+            .position(|e| reasons.contains(&e.reason.as_str()))
+    };
+    let (provisioning, agent, pivoted) = (
+        at(&["Provisioning"]),
+        at(&["InstallingAgent", "AgentInstalled"]),
+        at(&["Pivoted"]),
+    );
+    assert!(
+        provisioning.is_some() && provisioning < agent && agent < pivoted,
+        "{told:#?}"
+    );
+    assert!(phases.iter().all(|e| e.type_ == "Normal"), "{told:#?}");
     let all = machine_instances(&w, &objects).await;
     assert_eq!(all.len(), 5, "{all:?}");
     for (machine, id) in &before {
@@ -853,5 +876,37 @@ async fn pivoted_again(
             .phase,
         MovePhase::Done
     );
-    eprintln!("the reclaimed cluster moved to its site again, round 2, with its five machines");
+    // The story tells the lost agent's silence, then the second pivot's phases.
+    let second_pivot_told = |told: &[ToldEvent]| {
+        let Some(silent) = told
+            .iter()
+            .position(|e| e.reason == "AgentSilent" && e.type_ == "Warning")
+        else {
+            return false;
+        };
+        let after: Vec<&str> = told[silent..]
+            .iter()
+            .filter(|e| e.note.starts_with("phase "))
+            .map(|e| e.reason.as_str())
+            .collect();
+        after
+            .iter()
+            .position(|r| ["InstallingAgent", "AgentInstalled"].contains(r))
+            .is_some_and(|agent| after[agent..].contains(&"Pivoted"))
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let told = loop {
+        let told = events_of(&client, ns, name).await;
+        if second_pivot_told(&told) {
+            break told;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lost agent's silence and the second pivot are not told as events: {told:#?}"
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    };
+    eprintln!(
+        "the reclaimed cluster moved to its site again, round 2, with its five machines; its story: {told:#?}"
+    );
 }

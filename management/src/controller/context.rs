@@ -12,6 +12,7 @@ use strata_shared::pack_registry::PackRegistry;
 use strata_shared::profile::ClusterProfile;
 use strata_shared::provider_components::ProviderController;
 
+use super::cluster_story::ClusterStory;
 use super::fleet_gate::FleetGate;
 use super::link_watch::LinkWatch;
 use super::metrics::Metrics;
@@ -68,4 +69,6 @@ pub struct Context {
     pub link: LinkWatch,
     /// The rollout gate of the profiles' policies.
     pub fleet: FleetGate,
+    /// Each cluster's phases, failures and recoveries, as Events.
+    pub story: ClusterStory,
 }

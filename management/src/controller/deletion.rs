@@ -17,10 +17,10 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Namespace, ObjectReference};
+use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::api::{DynamicObject, ListParams};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -31,7 +31,6 @@ use strata_shared::cluster::{ClusterPhase, DeletionPolicy, WorkloadCluster};
 use strata_shared::conditions::{ConditionUpdate, find};
 use strata_shared::contracts::capi::{CAPI_GROUPS, CLUSTER};
 use strata_shared::contracts::conditions::{DELETING, PIVOTED, READY, REASON_MOVED_BACK};
-use strata_shared::contracts::field_managers::CONTROLLER_FIELD_MANAGER;
 use strata_shared::contracts::names::ClusterLocation;
 use strata_shared::kube_writer::{BoundedApi, Deleted, KubeWriter, Operation, Target, WriteError};
 
@@ -159,7 +158,7 @@ async fn settle_the_move(
                     "AwaitingMoveBack",
                     "the cluster's CAPI objects live in the workload cluster; its agent must move them back to the management cluster before CAPI can delete the machines (spec.deletionPolicy: Orphan forgets the cluster instead, leaving its machines running)",
                 ));
-                status::write(writer, cluster, std::mem::take(update)).await?;
+                status::write(ctx, cluster, std::mem::take(update)).await?;
                 return Ok(Some(Cleanup::Wait(AWAITING_AGENT)));
             }
         }
@@ -229,7 +228,7 @@ pub async fn cleanup(cluster: &WorkloadCluster, ctx: &Context) -> Result<Cleanup
             "DeletingMachines",
             format!("waiting for CAPI to delete {capi_name} and its machines"),
         ));
-        status::write(writer, cluster, update).await?;
+        status::write(ctx, cluster, update).await?;
         return Ok(Cleanup::Wait(POLL));
     }
     remove_agent(ctx, cluster, &location).await?;
@@ -315,7 +314,7 @@ async fn orphan(
                     "removing the management cluster's copies of the cluster's objects without Cluster API acting on them ({released} released from their finalizers); the machines are left running"
                 ),
             ));
-            status::write(writer, cluster, update).await?;
+            status::write(ctx, cluster, update).await?;
             return Ok(Cleanup::Wait(POLL));
         }
     }
@@ -381,14 +380,6 @@ async fn release_capi_objects(ctx: &Context, namespace: &str) -> Result<usize, D
 }
 
 async fn warn_orphaned(ctx: &Context, cluster: &WorkloadCluster, revoked: bool) {
-    let recorder = Recorder::new(
-        ctx.client.clone(),
-        Reporter {
-            controller: CONTROLLER_FIELD_MANAGER.into(),
-            instance: None,
-        },
-    );
-    let reference: ObjectReference = cluster.object_ref(&());
     let note = format!(
         "deleted with deletionPolicy Orphan: its Cluster API objects were not moved back and Cluster API deleted nothing; its machines and every other cloud resource are left as they are, and the workload cluster runs on by itself{}",
         if revoked {
@@ -404,7 +395,5 @@ async fn warn_orphaned(ctx: &Context, cluster: &WorkloadCluster, revoked: bool) 
         action: "Delete".into(),
         secondary: None,
     };
-    if let Err(e) = recorder.publish(&event, &reference).await {
-        tracing::warn!(error = %e, "cannot record the Orphaned event");
-    }
+    ctx.story.publish(cluster, &event).await;
 }

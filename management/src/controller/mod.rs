@@ -12,6 +12,7 @@
 mod agent_installer;
 mod apply;
 mod build;
+mod cluster_story;
 mod context;
 mod credentials;
 mod deletion;

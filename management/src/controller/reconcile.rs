@@ -345,7 +345,7 @@ async fn conclude(
         for condition in decision.conditions {
             update.condition(condition);
         }
-        status::write(&ctx.writer, cluster, update).await?;
+        status::write(ctx, cluster, update).await?;
     }
     Ok((Action::requeue(decision.requeue), decision.phase))
 }

@@ -26,6 +26,7 @@ use strata_shared::provider_components::parse_provider_flags;
 use strata_shared::registry::cache::PackCache;
 
 use super::ControllerArgs;
+use super::cluster_story::ClusterStory;
 use super::context::{Context, Settings, WRITE_TIMEOUT};
 use super::health::Health;
 use super::metrics::Metrics;
@@ -266,6 +267,7 @@ async fn context(
         registries,
         link: Default::default(),
         fleet: Default::default(),
+        story: ClusterStory::new(client.clone()),
     }))
 }
 

@@ -7,7 +7,10 @@ use kube::ResourceExt;
 use serde_json::json;
 use strata_shared::cluster::{ClusterPhase, PendingRevision, ReplicaCounts, WorkloadCluster};
 use strata_shared::conditions::{ConditionUpdate, set_condition};
-use strata_shared::kube_writer::{KubeWriter, WriteError};
+use strata_shared::kube_writer::WriteError;
+
+use super::cluster_story::story;
+use super::context::Context;
 
 /// The status could not be written (the error names the cluster).
 #[derive(Debug, thiserror::Error)]
@@ -96,10 +99,13 @@ fn unchanged(
 }
 
 pub async fn write(
-    writer: &KubeWriter,
+    ctx: &Context,
     cluster: &WorkloadCluster,
     update: StatusUpdate<'_>,
 ) -> Result<(), StatusError> {
+    let writer = &ctx.writer;
+    // Told once the status that says it is written.
+    let events = story(cluster.status.as_ref(), update.phase, &update.conditions);
     let name = cluster.name_any();
     let namespace = cluster.namespace().unwrap_or_default();
     let generation = cluster.metadata.generation;
@@ -148,7 +154,10 @@ pub async fn write(
     });
     let clusters = writer.namespaced::<WorkloadCluster>(&namespace);
     match clusters.apply_status(&name, &patch).await {
-        Ok(_) => Ok(()),
+        Ok(_) => {
+            ctx.story.tell(cluster, events).await;
+            Ok(())
+        }
         // Deleted meanwhile: nothing to report on.
         Err(e) if e.is_gone() => Ok(()),
         Err(e) => Err(e.into()),
