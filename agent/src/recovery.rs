@@ -18,22 +18,22 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::DynamicObject;
 use serde_json::json;
-use strata_shared::contracts::names::{ClusterLocation, SITE_EXPORT_SECRET};
+use strata_shared::contracts::names::ClusterLocation;
 use strata_shared::kube_writer::{KubeWriter, WriteError};
 use strata_shared::pack::archive::unpack_archive;
 use strata_shared::pivot::backup::{
     Backup, BackupEntry, BackupError, BackupFiles, MANIFEST_FILE, backup_files, read_backup,
 };
 use strata_shared::pivot::site_export::{
-    EXPORT_DATA_KEY, EXPORT_LIMITS, EXPORT_ROOT, SiteExportError, check_site_objects,
+    EXPORT_LIMITS, EXPORT_ROOT, SiteExportError, check_site_objects,
 };
-use strata_shared::pivot::site_export_parts::{EXPORT_PART_KEY, join, part_secret_name, read_head};
 use strata_shared::pivot::{MoveKind, PlanError, plan, target_object};
+use strata_shared::site_export_fetch::{ExportFetchError, export_secret_shown, fetch_export};
 
 use crate::pivot::{self, PivotError};
 
@@ -241,60 +241,20 @@ pub async fn read_export(
     management: &KubeWriter,
     location: &ClusterLocation,
 ) -> Result<Backup, RecoveryError> {
-    let secret = format!("Secret {}/{SITE_EXPORT_SECRET}", location.objects_namespace);
-    let found = management
-        .namespaced::<Secret>(&location.objects_namespace)
-        .get(SITE_EXPORT_SECRET)
+    let secret = export_secret_shown(location);
+    let bytes = fetch_export(management, location)
         .await
-        .map_err(|source| RecoveryError::ReadExport {
-            secret: secret.clone(),
-            source,
-        })?
-        .ok_or_else(|| RecoveryError::NoExport {
-            cluster: location.key(),
-            secret: secret.clone(),
+        .map_err(|e| match e {
+            ExportFetchError::Read { secret, source } => {
+                RecoveryError::ReadExport { secret, source }
+            }
+            ExportFetchError::NoExport { cluster, secret } => {
+                RecoveryError::NoExport { cluster, secret }
+            }
+            ExportFetchError::Unreadable { secret, reason } => {
+                RecoveryError::ExportUnreadable { secret, reason }
+            }
         })?;
-    let unreadable = |secret: &str, reason: String| RecoveryError::ExportUnreadable {
-        secret: secret.to_string(),
-        reason,
-    };
-    let first = found
-        .data
-        .as_ref()
-        .and_then(|data| data.get(EXPORT_DATA_KEY))
-        .ok_or_else(|| unreadable(&secret, format!("it has no key {EXPORT_DATA_KEY}")))?;
-    let head = read_head(found.metadata.annotations.as_ref())
-        .map_err(|e| unreadable(&secret, e.to_string()))?;
-    let mut parts = vec![first.0.clone()];
-    if let Some(sha256) = &head.sha256 {
-        let secrets = management.namespaced::<Secret>(&location.objects_namespace);
-        for index in 1..head.parts {
-            let name = part_secret_name(SITE_EXPORT_SECRET, sha256, index);
-            let shown = format!("Secret {}/{name}", location.objects_namespace);
-            let part = secrets
-                .get(&name)
-                .await
-                .map_err(|source| RecoveryError::ReadExport {
-                    secret: shown.clone(),
-                    source,
-                })?
-                .ok_or_else(|| {
-                    unreadable(
-                        &secret,
-                        format!(
-                            "its part {index} of {}, {shown}, does not exist",
-                            head.parts
-                        ),
-                    )
-                })?;
-            let bytes = part
-                .data
-                .and_then(|mut data| data.remove(EXPORT_PART_KEY))
-                .ok_or_else(|| unreadable(&shown, format!("it has no key {EXPORT_PART_KEY}")))?;
-            parts.push(bytes.0);
-        }
-    }
-    let bytes = join(&head, &parts).map_err(|e| unreadable(&secret, e.to_string()))?;
     export_backup(&bytes, location, &secret)
 }
 

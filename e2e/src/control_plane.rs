@@ -753,7 +753,10 @@ async fn client_from_kubeconfig(path: &Path, name: &str) -> Result<Client, Contr
     client_from_kubeconfig_text(&text, name).await
 }
 
-async fn client_from_kubeconfig_text(text: &str, name: &str) -> Result<Client, ControlPlaneError> {
+pub async fn client_from_kubeconfig_text(
+    text: &str,
+    name: &str,
+) -> Result<Client, ControlPlaneError> {
     let client_error = |reason: String| ControlPlaneError::Client {
         name: name.into(),
         reason,

@@ -136,6 +136,17 @@ async fn pivots(crash_after_every_step: bool) {
     )
     .await;
     if !crash_after_every_step {
+        // The admin kubeconfig from the management side while CAPI's Secret is there.
+        let (_, said) = eventually(
+            "strata cluster kubeconfig before the pivot",
+            Duration::from_secs(60),
+            || async { kubeconfig_from_management(&env, ns, name).await },
+        )
+        .await;
+        assert!(
+            said.contains(&format!("from Secret {objects}/{name}-kubeconfig")),
+            "{said}"
+        );
         // The dry run: the plan, and nothing changed (the management cluster's CRDs stand in
         // for the target's; no agent runs yet).
         // What a move would change first: the Cluster's spec (its pause, which bumps the
@@ -372,6 +383,20 @@ async fn pivots(crash_after_every_step: bool) {
     if crash_after_every_step {
         restored_from_its_export(&env, &objects, name, &w, &all).await;
     } else {
+        // After the pivot CAPI's Secret is in the workload cluster: the kubeconfig comes from
+        // the site's export, and reaches the workload cluster.
+        let (_, said) = eventually(
+            "strata cluster kubeconfig from the site's export",
+            Duration::from_secs(120),
+            || async {
+                kubeconfig_from_management(&env, ns, name)
+                    .await
+                    .filter(|(_, said)| said.contains("the site's export"))
+            },
+        )
+        .await;
+        assert!(said.contains("strata-site-export"), "{said}");
+        kubeconfig_bad_input(&env, ns).await;
         agent_endpoints_report_its_work(&env, &objects, name).await;
         moves_back_when_deleted(
             &env,
@@ -384,6 +409,86 @@ async fn pivots(crash_after_every_step: bool) {
         )
         .await;
     }
+}
+
+/// `strata cluster kubeconfig` from the management cluster, once it works: the kubeconfig
+/// (checked to reach the workload cluster's API server) and what the command said.
+async fn kubeconfig_from_management(
+    env: &ManagementEnv,
+    ns: &str,
+    name: &str,
+) -> Option<(String, String)> {
+    let file = env.dir.path().join("workload-admin.kubeconfig");
+    let output = std::process::Command::new(strata_e2e::management::strata_binary())
+        .args(["cluster", "kubeconfig", &format!("{ns}/{name}")])
+        .arg("--kubeconfig")
+        .arg(env.control_plane.kubeconfig_path())
+        .arg("-o")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stderr).to_string();
+    if !output.status.success() {
+        eprintln!("strata cluster kubeconfig: {said}");
+        return None;
+    }
+    let text = std::fs::read_to_string(&file).unwrap();
+    let workload = strata_e2e::control_plane::client_from_kubeconfig_text(&text, name)
+        .await
+        .unwrap();
+    Api::<k8s_openapi::api::core::v1::Namespace>::all(workload)
+        .get("kube-system")
+        .await
+        .unwrap();
+    Some((text, said))
+}
+
+/// `strata cluster kubeconfig` on an unknown cluster, with a credential the management
+/// cluster refuses, and with a management cluster that does not answer: each an error that
+/// says so, and nothing written.
+async fn kubeconfig_bad_input(env: &ManagementEnv, ns: &str) {
+    let run = |kubeconfig: &std::path::Path, cluster: &str| {
+        let file = env.dir.path().join("not-written.kubeconfig");
+        let result = strata_e2e::cli_run::run(
+            std::process::Command::new(strata_e2e::management::strata_binary())
+                .args(["cluster", "kubeconfig", cluster])
+                .arg("--kubeconfig")
+                .arg(kubeconfig)
+                .arg("-o")
+                .arg(&file),
+        );
+        assert!(!file.exists(), "{result:?}");
+        result
+    };
+    let (ok, text) = run(env.control_plane.kubeconfig_path(), &format!("{ns}/nope"));
+    assert!(
+        !ok && text.contains(&format!("there is no WorkloadCluster {ns}/nope")),
+        "{text}"
+    );
+    let refused = env.dir.path().join("refused.kubeconfig");
+    std::fs::write(
+        &refused,
+        env.control_plane
+            .kubeconfig_for_token("nobody", "not-a-token"),
+    )
+    .unwrap();
+    let (ok, text) = run(&refused, &format!("{ns}/demo"));
+    assert!(
+        !ok && text.contains(&format!("cannot read WorkloadCluster {ns}/demo"))
+            && text.contains("401"),
+        "{text}"
+    );
+    let unreachable = env.dir.path().join("unreachable.kubeconfig");
+    let dead = env
+        .control_plane
+        .kubeconfig_for_token("nobody", "x")
+        .replace(env.control_plane.server(), "https://127.0.0.1:9");
+    std::fs::write(&unreachable, dead).unwrap();
+    let (ok, text) = run(&unreachable, &format!("{ns}/demo"));
+    assert!(
+        !ok && text.contains(&format!("cannot read WorkloadCluster {ns}/demo")),
+        "{text}"
+    );
 }
 
 /// The leading agent's `/metrics`, `/readyz` and `/healthz`, at its pod IP, say what it

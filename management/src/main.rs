@@ -4,6 +4,7 @@
 //! the command failed, 2 on usage errors.
 
 mod cluster_commands;
+mod cluster_kubeconfig_command;
 mod cluster_plan_command;
 mod cluster_reclaim_command;
 mod controller;
@@ -76,6 +77,10 @@ enum ClusterCommand {
     /// pivot round, after which a new agent is installed and moves the objects to the site
     /// again (docs/edge.md).
     Reclaim(cluster_reclaim_command::ReclaimArgs),
+    /// Print (or write with -o FILE) the workload cluster's admin kubeconfig: CAPI's Secret
+    /// before the pivot, the site's export after it, checked either way against the server
+    /// and CA the controller pinned (docs/edge.md).
+    Kubeconfig(cluster_kubeconfig_command::KubeconfigArgs),
 }
 
 #[derive(Subcommand)]
@@ -313,6 +318,9 @@ fn run(cli: Cli) -> Result<ExitStatus, CommandError> {
         Command::Cluster(ClusterCommand::Rekey(args)) => cluster_commands::rekey(&args),
         Command::Cluster(ClusterCommand::Plan(args)) => cluster_plan_command::plan(&args),
         Command::Cluster(ClusterCommand::Reclaim(args)) => cluster_reclaim_command::reclaim(&args),
+        Command::Cluster(ClusterCommand::Kubeconfig(args)) => {
+            cluster_kubeconfig_command::kubeconfig(&args)
+        }
         Command::Controller(args) => {
             tracing_subscriber::fmt()
                 .with_env_filter(

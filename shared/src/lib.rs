@@ -23,4 +23,5 @@ pub mod management_access;
 pub mod pack_render;
 pub mod probe_endpoints;
 pub mod registry;
+pub mod site_export_fetch;
 pub mod workload_kubeconfig;
