@@ -397,6 +397,7 @@ async fn pivots(crash_after_every_step: bool) {
         .await;
         assert!(said.contains("strata-site-export"), "{said}");
         kubeconfig_bad_input(&env, ns).await;
+        cluster_views(&env, ns, name);
         agent_endpoints_report_its_work(&env, &objects, name).await;
         moves_back_when_deleted(
             &env,
@@ -487,6 +488,47 @@ async fn kubeconfig_bad_input(env: &ManagementEnv, ns: &str) {
     let (ok, text) = run(&unreachable, &format!("{ns}/demo"));
     assert!(
         !ok && text.contains(&format!("cannot read WorkloadCluster {ns}/demo")),
+        "{text}"
+    );
+}
+
+/// `strata cluster list` and `status` of the pivoted cluster, as text and JSON, and of an
+/// unknown one.
+fn cluster_views(env: &ManagementEnv, ns: &str, name: &str) {
+    let strata = |args: &[&str]| {
+        strata_e2e::cli_run::run(
+            std::process::Command::new(strata_e2e::management::strata_binary())
+                .args(["cluster"])
+                .args(args)
+                .arg("--kubeconfig")
+                .arg(env.control_plane.kubeconfig_path()),
+        )
+    };
+    let (ok, text) = strata(&["list"]);
+    let row = text
+        .lines()
+        .find(|l| l.starts_with(&format!("{ns} ")) && l.contains(&format!(" {name} ")));
+    assert!(
+        ok && text.starts_with("NAMESPACE")
+            && row.is_some_and(|r| r.contains(" sim ")
+                && r.contains(" Pivoted ")
+                && r.contains("3/3")),
+        "{text}"
+    );
+    let (ok, text) = strata(&["list", "-n", ns, "-o", "json"]);
+    assert!(ok, "{text}");
+    let lines: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(lines[0]["name"], json!(name), "{text}");
+    assert_eq!(lines[0]["phase"], json!("Pivoted"), "{text}");
+    assert_eq!(lines[0]["workers"], json!("2/2"), "{text}");
+    let (ok, text) = strata(&["status", &format!("{ns}/{name}")]);
+    assert!(
+        ok && text.contains("\nCONDITIONS\n") && text.contains("  Ready "),
+        "{text}"
+    );
+    let (ok, text) = strata(&["status", &format!("{ns}/nope")]);
+    assert!(
+        !ok && text.contains(&format!("there is no WorkloadCluster {ns}/nope")),
         "{text}"
     );
 }

@@ -7,6 +7,7 @@ mod cluster_commands;
 mod cluster_kubeconfig_command;
 mod cluster_plan_command;
 mod cluster_reclaim_command;
+mod cluster_view_commands;
 mod controller;
 mod crd_commands;
 mod documents;
@@ -81,6 +82,10 @@ enum ClusterCommand {
     /// before the pivot, the site's export after it, checked either way against the server
     /// and CA the controller pinned (docs/edge.md).
     Kubeconfig(cluster_kubeconfig_command::KubeconfigArgs),
+    /// List the WorkloadClusters: phase, revision, node counts, layers, agent, age.
+    List(cluster_view_commands::ListArgs),
+    /// One WorkloadCluster's phase, conditions and layers.
+    Status(cluster_view_commands::StatusArgs),
 }
 
 #[derive(Subcommand)]
@@ -318,6 +323,8 @@ fn run(cli: Cli) -> Result<ExitStatus, CommandError> {
         Command::Cluster(ClusterCommand::Rekey(args)) => cluster_commands::rekey(&args),
         Command::Cluster(ClusterCommand::Plan(args)) => cluster_plan_command::plan(&args),
         Command::Cluster(ClusterCommand::Reclaim(args)) => cluster_reclaim_command::reclaim(&args),
+        Command::Cluster(ClusterCommand::List(args)) => cluster_view_commands::list(&args),
+        Command::Cluster(ClusterCommand::Status(args)) => cluster_view_commands::status(&args),
         Command::Cluster(ClusterCommand::Kubeconfig(args)) => {
             cluster_kubeconfig_command::kubeconfig(&args)
         }

@@ -80,6 +80,20 @@ impl KubeWriter {
         )
     }
 
+    /// The objects of a namespaced kind in every namespace (to list them).
+    pub fn all_namespaces<K>(&self) -> BoundedApi<K>
+    where
+        K: Resource<Scope = NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + Serialize
+            + std::fmt::Debug,
+        K::DynamicType: Default,
+    {
+        let kind = K::kind(&K::DynamicType::default()).into_owned();
+        BoundedApi::new(self.clone(), Api::all(self.client.clone()), kind, None)
+    }
+
     /// The objects of a cluster-scoped kind.
     pub fn cluster_scoped<K>(&self) -> BoundedApi<K>
     where
