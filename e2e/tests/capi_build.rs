@@ -48,7 +48,7 @@ fn provider_namespace(cloud: ClusterCloud) -> &'static str {
 fn desired(cloud: ClusterCloud) -> DesiredState {
     let (annotations, control_plane, general) = match cloud {
         ClusterCloud::Vsphere => (
-            json!({ "imageId": "https://images.example.com/ubuntu-1804-kube-v1.20.2.ova" }),
+            json!({ "imageId": "/dc-east/vm/templates/ubuntu-1804-kube-v1.20.2" }),
             json!({ "cpus": 4, "memoryMib": 8192, "diskGib": 80 }),
             json!({ "cpus": 8, "memoryMib": 16384, "diskGib": 100 }),
         ),

@@ -394,5 +394,5 @@ async fn profiles_validate_and_render_from_a_registry() {
     let missing = cli.run(&["profile", "validate", vsphere.to_str().unwrap()]);
     assert_eq!(missing.status.code(), Some(1));
     let message = text(&missing.stderr);
-    assert!(message.contains("golden-ubuntu-vsphere"), "{message}");
+    assert!(message.contains("golden-centos-vsphere"), "{message}");
 }

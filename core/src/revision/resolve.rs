@@ -70,6 +70,7 @@ pub fn desired_state(
         annotations: os.manifest.annotations.clone(),
     };
     check_image(cloud, &os_image, &mut findings);
+    check_image_fits(cluster, &os_image, &mut findings);
 
     let k8s_subject = format!("profile {}: layer {}", k8s.profile, k8s.name);
     let kubernetes_version = format!("v{}", k8s.version.trim_start_matches('v'));
@@ -202,6 +203,53 @@ fn check_image(cloud: ClusterCloud, os: &OsImage, findings: &mut Findings) {
                 missing.join(", ")
             ),
         );
+    }
+}
+
+/// An OS pack image the cloud's provider cannot use, refused before anything is created,
+/// with what to do instead.
+fn check_image_fits(cluster: &WorkloadCluster, os: &OsImage, findings: &mut Findings) {
+    let subject = format!("os layer {} {}", os.pack, os.version);
+    let Some(image) = os.annotation("imageId") else {
+        return;
+    };
+    match cluster.spec.cloud_type {
+        ClusterCloud::Vsphere => {
+            let lower = image.to_ascii_lowercase();
+            if lower.starts_with("http://")
+                || lower.starts_with("https://")
+                || lower.ends_with(".ova")
+            {
+                findings.error(
+                    subject,
+                    format!(
+                        "annotation imageId is {image:?}, an OVA; CAPV clones machines from a VM template in vCenter and cannot import an OVA: import it once as a template (for example govc import.ova -name NAME URL, then govc vm.markastemplate NAME) and set imageId to that template's inventory path or name"
+                    ),
+                );
+            }
+        }
+        ClusterCloud::Aws => {
+            let hex = image.strip_prefix("ami-").unwrap_or_default();
+            if !matches!(hex.len(), 8 | 17) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                findings.error(
+                    &subject,
+                    format!("annotation imageId is {image:?}: expected an AMI ID (ami- and 8 or 17 hexadecimal digits)"),
+                );
+            }
+            // An AMI exists in one region only.
+            let region = cluster.spec.aws.as_ref().map(|a| a.region.as_str());
+            if let (Some(image_region), Some(region)) = (os.annotation("cloudRegion"), region)
+                && image_region != region
+            {
+                findings.error(
+                    subject,
+                    format!(
+                        "AMI {image} is in region {image_region} (annotation cloudRegion), and the cluster is in {region} (spec.aws.region); AMIs are regional: copy it to {region} (aws ec2 copy-image) and use an OS pack version that names the copy"
+                    ),
+                );
+            }
+        }
+        ClusterCloud::Azure | ClusterCloud::Sim => {}
     }
 }
 

@@ -592,3 +592,47 @@ fn a_secret_never_appears_in_the_desired_state_or_the_capi_objects() {
         None
     );
 }
+
+#[test]
+fn an_image_its_cloud_cannot_use_is_refused_with_what_to_do() {
+    let vsphere = cluster(ClusterCloud::Vsphere, &["base"]);
+    let ova = r#""imageId": "https://cloud-images.ubuntu.com/releases/18.04/release/ubuntu-18.04-server-cloudimg-amd64.ova""#;
+    let findings = resolve(&vsphere, &source(ova)).unwrap_err();
+    assert!(
+        findings.contains(
+            "os layer ubuntu 22.04",
+            "an OVA; CAPV clones machines from a VM template in vCenter and cannot import an OVA: import it once as a template"
+        ),
+        "{findings:#?}"
+    );
+    // A template path is what CAPV takes.
+    let template = r#""imageId": "/Datacenter/vm/spectro-templates/base-images/centos-7""#;
+    assert!(
+        resolve(&vsphere, &source(template))
+            .err()
+            .is_none_or(|f| !f.contains("os layer ubuntu 22.04", "OVA")),
+    );
+
+    let aws = aws_cluster();
+    let elsewhere = r#""imageId": "ami-071f6fc516c53fca1", "cloudRegion": "eu-west-1""#;
+    let findings = resolve(&aws, &source(elsewhere)).unwrap_err();
+    assert!(
+        findings.contains(
+            "os layer ubuntu 22.04",
+            "AMI ami-071f6fc516c53fca1 is in region eu-west-1 (annotation cloudRegion), and the cluster is in us-east-1 (spec.aws.region); AMIs are regional"
+        ),
+        "{findings:#?}"
+    );
+    let not_an_ami = r#""imageId": "ubuntu-22.04""#;
+    let findings = resolve(&aws, &source(not_an_ami)).unwrap_err();
+    assert!(
+        findings.contains("os layer ubuntu 22.04", "expected an AMI ID"),
+        "{findings:#?}"
+    );
+    let here = r#""imageId": "ami-071f6fc516c53fca1", "cloudRegion": "us-east-1""#;
+    assert!(
+        resolve(&aws, &source(here))
+            .err()
+            .is_none_or(|f| !f.contains("os layer ubuntu 22.04", "AMI")),
+    );
+}
