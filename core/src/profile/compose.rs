@@ -424,6 +424,46 @@ fn resolve_values(stack: &mut [StackLayer], findings: &mut Findings) {
 #[path = "compose_tests.rs"]
 mod tests;
 
+/// Warnings for the layers whose pack is past its end of life (`eol`, a `YYYY-MM-DD` date)
+/// on `today`: still installed, said so. An `eol` that is not a date is said too, since it
+/// cannot be checked.
+pub fn end_of_life_warnings(
+    stack: &ComposedStack,
+    today: k8s_openapi::jiff::civil::Date,
+) -> Findings {
+    let mut findings = Findings::new();
+    for layer in &stack.layers {
+        let Some(eol) = layer
+            .manifest
+            .eol
+            .as_deref()
+            .filter(|e| !e.trim().is_empty())
+        else {
+            continue;
+        };
+        let subject = format!(
+            "profile {}: layer {} {}",
+            layer.profile, layer.name, layer.version
+        );
+        match eol.parse::<k8s_openapi::jiff::civil::Date>() {
+            Ok(date) if date < today => findings.warning(
+                subject,
+                format!(
+                    "the pack reached its end of life on {date} (eol); move to a supported version"
+                ),
+            ),
+            Ok(_) => {}
+            Err(_) => findings.warning(
+                subject,
+                format!(
+                    "eol {eol:?} is not a date (YYYY-MM-DD); its end of life cannot be checked"
+                ),
+            ),
+        }
+    }
+    findings
+}
+
 #[cfg(test)]
 #[path = "compose_values_tests.rs"]
 mod values_tests;

@@ -650,3 +650,37 @@ fn findings_carry_the_kind_of_problem_where_they_are_made() {
         assert_eq!(got, expected);
     }
 }
+
+#[test]
+fn a_pack_past_its_end_of_life_is_a_warning_not_a_refusal() {
+    let source = MemorySource::default()
+        .pack(
+            "ubuntu",
+            "22.04",
+            "os",
+            r#", "cloudTypes": ["all"], "eol": "2024-06-30""#,
+        )
+        .pack("kubernetes", "1.20.2", "k8s", r#", "eol": "2030-01-01""#)
+        .pack("calico", "3.19.0", "cni", r#", "eol": "June 2025""#)
+        .pack("hostpath", "1.7.3", "csi", "");
+    let c = cluster(ClusterCloud::Sim, &["base"]);
+    let (stack, findings) = compose(&c, &[base()], &source);
+    let stack = stack.unwrap_or_else(|| panic!("{findings:#?}"));
+    let today: k8s_openapi::jiff::civil::Date = "2026-12-04".parse().unwrap();
+    let warnings = end_of_life_warnings(&stack, today);
+    assert_eq!(warnings.errors().count(), 0);
+    let texts: Vec<String> = warnings.warnings().map(|w| w.to_string()).collect();
+    assert_eq!(texts.len(), 2, "{texts:#?}");
+    assert!(
+        texts[0].contains("layer ubuntu 22.04")
+            && texts[0].contains("reached its end of life on 2024-06-30"),
+        "{texts:#?}"
+    );
+    assert!(
+        texts[1].contains("layer calico 3.19.0") && texts[1].contains("is not a date"),
+        "{texts:#?}"
+    );
+    // On its last day it is still supported.
+    let last_day: k8s_openapi::jiff::civil::Date = "2024-06-30".parse().unwrap();
+    assert_eq!(end_of_life_warnings(&stack, last_day).warnings().count(), 1);
+}

@@ -6,7 +6,7 @@
 
 use strata_shared::conditions::ConditionUpdate;
 use strata_shared::contracts::conditions::VALID;
-use strata_shared::profile::compose::compose;
+use strata_shared::profile::compose::{compose, end_of_life_warnings};
 use strata_shared::profile::{ClusterProfile, select_profile};
 use strata_shared::revision::{DesiredState, RevisionSources, UpgradeConstraint, desired_state};
 
@@ -47,6 +47,13 @@ impl Resolved {
     }
 }
 
+/// Today's date in UTC, for packs' end of life.
+fn today() -> k8s_openapi::jiff::civil::Date {
+    k8s_openapi::jiff::Timestamp::now()
+        .to_zoned(k8s_openapi::jiff::tz::TimeZone::UTC)
+        .date()
+}
+
 pub async fn stack(
     ctx: &Context,
     valid: &ValidCluster<'_>,
@@ -81,6 +88,10 @@ pub async fn stack(
         upgrade_constraints,
         sources: RevisionSources::of(cluster, &profiles),
         profiles,
-        warnings: findings.warnings().map(|w| w.to_string()).collect(),
+        warnings: findings
+            .warnings()
+            .chain(end_of_life_warnings(&stack, today()).warnings())
+            .map(|w| w.to_string())
+            .collect(),
     })
 }
