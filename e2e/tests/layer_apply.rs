@@ -518,7 +518,10 @@ async fn a_drift_pass_recreates_what_was_deleted_and_sets_back_what_was_changed(
             .unwrap()["applyset.kubernetes.io/part-of"]
     );
 
-    // Converged: the next pass has nothing to do.
+    // Converged: the next pass has nothing to do, even a second or more after the last
+    // apply, when re-applying `1000m` (stored as `1`) moves the manager's managedFields
+    // time and so the resourceVersion.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let report = correct_drift(&client, &layer, AGENT_FIELD_MANAGER)
         .await
         .unwrap();

@@ -204,13 +204,28 @@ async fn correct(
     let api = resources.api(client, layer, key).await?;
     let applied = server_side_apply(&api, layer, key, &desired, field_manager, autoscaled).await?;
     // A difference that only the apiserver's normalisation makes (`1000m` stored as `1`)
-    // leaves the object as it was: no new resourceVersion, no correction.
-    if applied.metadata.resource_version == live.metadata.resource_version {
+    // leaves the object as it was. Its resourceVersion may still move: the manager's
+    // timestamp in managedFields is set again when the apply is a second or more after
+    // the last one, so only the object without that bookkeeping tells.
+    if !changed_beyond_bookkeeping(live, &applied) {
         debug!(object = %key, field, "differs only as the apiserver stores it; unchanged");
         return Ok(None);
     }
     info!(layer, object = %key, field, "drift corrected: field set back");
     Ok(Some(DriftKind::FieldReset { field }))
+}
+
+/// Whether `applied` differs from `live` in more than the apiserver's bookkeeping
+/// (resourceVersion, managedFields) and the type a list item may lack.
+fn changed_beyond_bookkeeping(live: &DynamicObject, applied: &DynamicObject) -> bool {
+    let without_bookkeeping = |object: &DynamicObject| {
+        let mut object = object.clone();
+        object.types = None;
+        object.metadata.resource_version = None;
+        object.metadata.managed_fields = None;
+        to_json(&object)
+    };
+    without_bookkeeping(live) != without_bookkeeping(applied)
 }
 
 /// The plan's objects grouped by group, version and kind (one list each), in install
@@ -242,5 +257,45 @@ fn list_key(key: &ObjectKey) -> ObjectKey {
         namespace: None,
         name: String::new(),
         ..key.clone()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn object(version: &str, manager_time: &str, cpu: &str) -> DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {
+                "name": "web", "namespace": "drift", "resourceVersion": version,
+                "managedFields": [{
+                    "manager": "strata.dev/agent", "operation": "Apply",
+                    "apiVersion": "apps/v1", "time": manager_time,
+                }],
+            },
+            "spec": { "template": { "spec": { "containers": [{
+                "name": "web", "resources": { "limits": { "cpu": cpu } },
+            }]}}},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_reapply_that_only_moves_the_managers_time_is_no_correction() {
+        let live = object("10", "2026-12-04T10:00:00Z", "1");
+        // `1000m` applied a second later: stored as `1`, only the bookkeeping moved.
+        let same = object("11", "2026-12-04T10:00:01Z", "1");
+        assert!(!changed_beyond_bookkeeping(&live, &same));
+        // As a list item, without its type.
+        let listed = DynamicObject {
+            types: None,
+            ..live.clone()
+        };
+        assert!(!changed_beyond_bookkeeping(&listed, &same));
+        let set_back = object("12", "2026-12-04T10:00:01Z", "2");
+        assert!(changed_beyond_bookkeeping(&live, &set_back));
     }
 }
