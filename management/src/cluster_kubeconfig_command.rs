@@ -262,6 +262,51 @@ mod tests {
         );
     }
 
+    /// A kubeconfig as CAPI writes it, for `server`, with a new CA and a token.
+    fn kubeconfig(server: &str) -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = params.self_signed(&key).unwrap();
+        let b64 = |t: &str| base64::engine::general_purpose::STANDARD.encode(t);
+        let text = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: site\n  cluster:\n    server: {server}\n    certificate-authority-data: {}\nusers:\n- name: admin\n  user:\n    token: abc.def.ghi\ncontexts:\n- name: admin@site\n  context:\n    cluster: site\n    user: admin\ncurrent-context: admin@site\n",
+            b64(&ca.pem())
+        );
+        let fingerprint = parse_bytes(text.as_bytes()).unwrap().ca_fingerprint();
+        (text, fingerprint)
+    }
+
+    #[test]
+    fn a_kubeconfig_naming_another_server_or_ca_than_the_pin_is_refused() {
+        let (site, ca) = kubeconfig("https://10.0.0.5:6443");
+        let pin = WorkloadPin {
+            server: "https://10.0.0.5:6443".into(),
+            ca_sha256: ca.clone(),
+        };
+        assert_eq!(
+            checked(site.as_bytes(), "the export", &pin).unwrap(),
+            site.as_bytes()
+        );
+        // A hostile site's export: its own server, or its own CA for the pinned server.
+        let (elsewhere, _) = kubeconfig("https://attacker.example:6443");
+        let error = checked(elsewhere.as_bytes(), "the export", &pin).unwrap_err();
+        assert!(
+            error.contains("names server https://attacker.example:6443")
+                && error.contains("pinned to server https://10.0.0.5:6443")
+                && error.ends_with("nothing was written"),
+            "{error}"
+        );
+        let (other_ca, _) = kubeconfig("https://10.0.0.5:6443");
+        let error = checked(other_ca.as_bytes(), "the export", &pin).unwrap_err();
+        assert!(
+            error.contains(&format!(
+                "pinned to server https://10.0.0.5:6443 with CA sha256 {ca}"
+            )),
+            "{error}"
+        );
+    }
+
     #[test]
     fn the_file_is_private_and_replaced_whole() {
         let dir = tempfile::tempdir().unwrap();
