@@ -231,6 +231,41 @@ async fn wait_for_credential(
     }
 }
 
+/// A WorkloadCluster, its location and its objects namespace (where its ledger is), as an
+/// operator command reads them; each missing one is an error naming it.
+pub(crate) async fn cluster_and_ledger(
+    writer: &strata_shared::kube_writer::KubeWriter,
+    namespace: &str,
+    name: &str,
+) -> Result<
+    (
+        WorkloadCluster,
+        ClusterLocation,
+        k8s_openapi::api::core::v1::Namespace,
+    ),
+    CommandError,
+> {
+    let shown = format!("WorkloadCluster {namespace}/{name}");
+    let cluster = writer
+        .namespaced::<WorkloadCluster>(namespace)
+        .get(name)
+        .await
+        .map_err(|e| failed(format!("cannot read {shown}: {e}")))?
+        .ok_or_else(|| failed(format!("there is no {shown}")))?;
+    let location = ClusterLocation::of(namespace, name);
+    let objects = &location.objects_namespace;
+    let objects_namespace = crate::controller::ledger::read(writer, objects)
+        .await
+        .map_err(|e| failed(format!("{shown}: {e}")))?
+        .filter(|n| crate::controller::namespaces::namespace_belongs_to(n, namespace, name))
+        .ok_or_else(|| {
+            failed(format!(
+                "{shown} has no objects namespace {objects} (it is not provisioned yet, or the namespace is not the cluster's)"
+            ))
+        })?;
+    Ok((cluster, location, objects_namespace))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

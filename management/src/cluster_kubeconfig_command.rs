@@ -17,7 +17,6 @@ use std::time::Duration;
 use base64::Engine;
 use k8s_openapi::api::core::v1::Secret;
 use serde_json::Value;
-use strata_shared::cluster::WorkloadCluster;
 use strata_shared::cluster::ledger::WorkloadPin;
 use strata_shared::contracts::field_managers::CLI_FIELD_MANAGER;
 use strata_shared::contracts::names::ClusterLocation;
@@ -28,9 +27,8 @@ use strata_shared::pivot::site_export::{EXPORT_LIMITS, EXPORT_ROOT};
 use strata_shared::site_export_fetch::{export_secret_shown, fetch_export};
 use strata_shared::workload_kubeconfig::parse_bytes;
 
-use crate::cluster_commands::parse_cluster;
+use crate::cluster_commands::{cluster_and_ledger, parse_cluster};
 use crate::controller::ledger;
-use crate::controller::namespaces::namespace_belongs_to;
 use crate::management_client::{client_from, command_runtime};
 use crate::{CommandError, ExitStatus};
 
@@ -97,23 +95,8 @@ async fn kubeconfig_async(args: &KubeconfigArgs) -> Result<ExitStatus, CommandEr
     let shown = format!("WorkloadCluster {namespace}/{name}");
     let client = client_from(args.kubeconfig.as_deref(), "--kubeconfig").await?;
     let writer = KubeWriter::new(client, CLI_FIELD_MANAGER, CALL_TIMEOUT);
-    writer
-        .namespaced::<WorkloadCluster>(&namespace)
-        .get(&name)
-        .await
-        .map_err(|e| failed(format!("cannot read {shown}: {e}")))?
-        .ok_or_else(|| failed(format!("there is no {shown}")))?;
-    let location = ClusterLocation::of(&namespace, &name);
+    let (_, location, objects_namespace) = cluster_and_ledger(&writer, &namespace, &name).await?;
     let objects = &location.objects_namespace;
-    let objects_namespace = ledger::read(&writer, objects)
-        .await
-        .map_err(|e| failed(format!("{shown}: {e}")))?
-        .filter(|n| namespace_belongs_to(n, &namespace, &name))
-        .ok_or_else(|| {
-            failed(format!(
-                "{shown} has no objects namespace {objects} yet: it is not provisioned"
-            ))
-        })?;
     let recorded = ledger::of(Some(&objects_namespace));
     let pin = recorded.pin.clone().ok_or_else(|| {
         failed(format!(

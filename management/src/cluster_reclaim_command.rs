@@ -25,9 +25,8 @@ use strata_shared::contracts::field_managers::CLI_FIELD_MANAGER;
 use strata_shared::contracts::names::ClusterLocation;
 use strata_shared::kube_writer::{Deleted, KubeWriter};
 
-use crate::cluster_commands::parse_cluster;
+use crate::cluster_commands::{cluster_and_ledger, parse_cluster};
 use crate::controller::ledger::{self, Recorded};
-use crate::controller::namespaces::namespace_belongs_to;
 use crate::management_client::{client_from, command_runtime};
 use crate::{CommandError, ExitStatus};
 
@@ -175,28 +174,14 @@ async fn reclaim_async(args: &ReclaimArgs) -> Result<ExitStatus, CommandError> {
     let shown = format!("WorkloadCluster {namespace}/{name}");
     let client = client_from(args.kubeconfig.as_deref(), "--kubeconfig").await?;
     let writer = KubeWriter::new(client, CLI_FIELD_MANAGER, CALL_TIMEOUT);
-    let clusters = writer.namespaced::<WorkloadCluster>(&namespace);
-    let cluster = clusters
-        .get(&name)
-        .await
-        .map_err(|e| failed(format!("cannot read {shown}: {e}")))?
-        .ok_or_else(|| failed(format!("there is no {shown}")))?;
+    let (cluster, location, objects_namespace) =
+        cluster_and_ledger(&writer, &namespace, &name).await?;
     if cluster.metadata.deletion_timestamp.is_some() {
         return Err(failed(format!(
             "{shown} is being deleted; its deletion goes on without a reclaim"
         )));
     }
-    let location = ClusterLocation::of(&namespace, &name);
     let objects = &location.objects_namespace;
-    let objects_namespace = ledger::read(&writer, objects)
-        .await
-        .map_err(|e| failed(format!("{shown}: {e}")))?
-        .filter(|n| namespace_belongs_to(n, &namespace, &name))
-        .ok_or_else(|| {
-            failed(format!(
-                "{shown} has no objects namespace {objects} (or it is not the cluster's)"
-            ))
-        })?;
     let capi = writer.dynamic(&CLUSTER.api_resource(), Some(objects));
     let capi_cluster: Option<DynamicObject> = match capi.get(&name).await {
         Ok(found) => found,
