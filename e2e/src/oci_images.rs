@@ -1,6 +1,7 @@
 //! Small container images in a [`TestRegistry`], pushed and read over the distribution API
 //! by hand (no Strata code), so that tests of `strata pack mirror` have images to copy and
-//! an independent view of what each registry holds.
+//! an independent view of what each registry holds, and the images test can pull back
+//! what `scripts/images.sh` pushed.
 
 use ring::digest::{SHA256, digest};
 use serde_json::json;
@@ -53,6 +54,16 @@ pub fn sha256(data: &[u8]) -> String {
         text.push_str(&format!("{byte:02x}"));
     }
     text
+}
+
+/// A manifest as a registry serves it.
+#[derive(Debug, Clone)]
+pub struct FetchedManifest {
+    pub bytes: Vec<u8>,
+    /// The `Content-Type` of the answer.
+    pub media_type: String,
+    /// The registry's `Docker-Content-Digest`, when it sends one.
+    pub digest: Option<String>,
 }
 
 /// An image manifest pushed, and its parts.
@@ -307,5 +318,73 @@ impl<'a> OciImages<'a> {
         }
         self.expect_success(&what, response).await?;
         Ok(true)
+    }
+
+    /// GETs the manifest `repository:reference` (tag or digest) whole.
+    pub async fn fetch_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+    ) -> Result<FetchedManifest, OciImageError> {
+        let what = format!("reading the manifest {repository}:{reference}");
+        let response = self
+            .send(
+                &what,
+                self.http
+                    .get(self.url(&format!("/v2/{repository}/manifests/{reference}")))
+                    .header("accept", ACCEPT),
+            )
+            .await?;
+        let response = self.expect_success(&what, response).await?;
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let media_type = header("content-type").unwrap_or_default();
+        let digest = header("docker-content-digest");
+        let bytes = self.body(&what, response).await?;
+        Ok(FetchedManifest {
+            bytes,
+            media_type,
+            digest,
+        })
+    }
+
+    /// GETs the blob `digest` of `repository` whole (not checked: callers compare it with
+    /// the digest and size they expect).
+    pub async fn fetch_blob(
+        &self,
+        repository: &str,
+        digest: &str,
+    ) -> Result<Vec<u8>, OciImageError> {
+        let what = format!("reading the blob {digest} of {repository}");
+        let response = self
+            .send(
+                &what,
+                self.http
+                    .get(self.url(&format!("/v2/{repository}/blobs/{digest}"))),
+            )
+            .await?;
+        let response = self.expect_success(&what, response).await?;
+        self.body(&what, response).await
+    }
+
+    async fn body(
+        &self,
+        what: &str,
+        response: reqwest::Response,
+    ) -> Result<Vec<u8>, OciImageError> {
+        response
+            .bytes()
+            .await
+            .map(|b| b.to_vec())
+            .map_err(|source| OciImageError::Request {
+                registry: self.registry.host().to_owned(),
+                what: what.to_owned(),
+                source,
+            })
     }
 }
