@@ -110,5 +110,6 @@ pub(super) fn kubeadm(role: Role, machine_template: &str) -> CloudKubeadm {
                 "secret": { "name": format!("{machine_template}-azure-json"), "key": key },
             },
         })],
+        users: Vec::new(),
     }
 }

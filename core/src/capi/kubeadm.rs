@@ -26,6 +26,9 @@ pub(super) struct CloudKubeadm {
     pub volumes: Vec<Value>,
     /// Files written on the machine before kubeadm runs.
     pub files: Vec<Value>,
+    /// Login users cloud-init creates (`users`), for clouds whose provider takes SSH keys
+    /// through the bootstrap data rather than the machine (vSphere).
+    pub users: Vec<Value>,
 }
 
 pub(super) fn control_plane_spec(desired: &DesiredState, cloud: &CloudKubeadm) -> Value {
@@ -96,6 +99,9 @@ fn finish(mut spec: Map<String, Value>, desired: &DesiredState, cloud: &CloudKub
         .collect();
     if !files.is_empty() {
         spec.insert("files".into(), Value::Array(files));
+    }
+    if !cloud.users.is_empty() {
+        spec.insert("users".into(), Value::Array(cloud.users.clone()));
     }
     if !settings.pre_kubeadm_commands.is_empty() {
         spec.insert(

@@ -26,6 +26,9 @@ pub(super) fn cluster_name(cloud: ClusterCloud) -> String {
     format!("demo-{cloud}")
 }
 
+/// A well-formed OpenSSH public key (its data names its type).
+const SSH_KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHq9d1Vt0y3b0k0P2o3v5Ykq3Vb1b9n4lE6mX2JQm7cQ strata@example.com";
+
 fn args(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
         .iter()
@@ -170,6 +173,7 @@ pub(super) fn fixture(cloud: ClusterCloud) -> DesiredState {
             folder: "/dc-east/vm/strata/demo-vsphere".into(),
             storage_policy: Some("vSAN Default Storage Policy".into()),
             control_plane_endpoint: Some("10.10.0.50".into()),
+            ssh_authorized_keys: vec![SSH_KEY.into()],
         }),
         aws: (cloud == ClusterCloud::Aws).then(|| AwsPlacement {
             region: "us-east-1".into(),

@@ -18,6 +18,8 @@ pub(super) const KINDS: InfraKinds = InfraKinds {
 };
 
 const KUBE_VIP_IMAGE: &str = "ghcr.io/kube-vip/kube-vip:v0.3.8";
+/// The login user of CAPV's machine images, which its own templates give the SSH keys to.
+const SSH_USER: &str = "capv";
 
 fn placement(desired: &DesiredState) -> Result<&VspherePlacement, BuildError> {
     desired
@@ -70,7 +72,7 @@ pub(super) fn machine_spec(
     let desired = input.desired;
     let placement = placement(desired)?;
     let account = account(desired)?;
-    // A template path or an OVA URL: CAPV takes either as given.
+    // A VM template's name or path: validation refused OVA URLs, which CAPV cannot clone.
     let template = image_annotation(
         desired,
         "imageId",
@@ -112,11 +114,26 @@ pub(super) fn kubeadm(desired: &DesiredState, role: Role) -> CloudKubeadm {
         (Role::ControlPlane, Some(address)) => vec![kube_vip_file(address)],
         _ => Vec::new(),
     };
+    let keys = desired
+        .vsphere
+        .as_ref()
+        .map(|p| p.ssh_authorized_keys.as_slice())
+        .unwrap_or_default();
+    let users = if keys.is_empty() {
+        Vec::new()
+    } else {
+        vec![json!({
+            "name": SSH_USER,
+            "sshAuthorizedKeys": keys,
+            "sudo": "ALL=(ALL) NOPASSWD:ALL",
+        })]
+    };
     CloudKubeadm {
         args: vec![("cloud-provider", "external")],
         node_name: Some("{{ ds.meta_data.hostname }}"),
         volumes: Vec::new(),
         files,
+        users,
     }
 }
 

@@ -146,7 +146,10 @@ pub fn compose(
 
     let entries: Vec<StackEntry<'_>> = stack
         .iter()
-        .map(|l| StackEntry::new(format!("profile {}: {}", l.profile, l.name), &l.manifest))
+        .map(|l| {
+            StackEntry::new(format!("profile {}: {}", l.profile, l.name), &l.manifest)
+                .with_values(l.values.unmasked())
+        })
         .collect();
     for violation in check_dependencies(&entries) {
         findings.push(violation.finding);

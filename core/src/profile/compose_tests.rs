@@ -684,3 +684,88 @@ fn a_pack_past_its_end_of_life_is_a_warning_not_a_refusal() {
     let last_day: k8s_openapi::jiff::civil::Date = "2024-06-30".parse().unwrap();
     assert_eq!(end_of_life_warnings(&stack, last_day).warnings().count(), 1);
 }
+
+#[test]
+fn resource_requests_named_by_parameter_references_are_evaluated_with_the_merged_values() {
+    let pack = r#"{"name": "app", "displayName": "app", "version": "1", "layer": "addon", "addonType": "system app",
+        "constraints": {"resources": [
+            {"type": "memory", "components": [{"scheduleType": "worker",
+                "resourceRequestParamRef": "manifests.app.memory",
+                "replicaCountParamRef": "manifests.app.replicas"}]},
+            {"type": "cpu", "components": [{"scheduleType": "control-plane",
+                "resourceRequestParamRef": "manifests.app.cpu"}]}]}}"#;
+    let values = "manifests:\n  app:\n    memory: 6Gi\n    replicas: 3\n    cpu: 500m\n";
+    let source = MemorySource::core().with(pack, values);
+    let run = |cluster_values: Option<&str>| {
+        let addons = profile(
+            "apps",
+            ProfileType::AddOn,
+            ProfileCloud::All,
+            vec![layer("app:1")],
+        );
+        let mut c = cluster(ClusterCloud::Sim, &["base", "apps"]);
+        if let Some(values) = cluster_values {
+            c.spec.overrides.push(LayerOverride {
+                pack: "app".into(),
+                values: values.into(),
+                presets: None,
+            });
+        }
+        compose(&c, &[base(), addons], &source)
+    };
+    let memory = "profile apps: app: constraints.resources[0]";
+    let cpu = "profile apps: app: constraints.resources[1]";
+    // Workers: 2 nodes of 16384 MiB; the control plane: 1 node of 4 CPUs.
+    let (stack, findings) = run(None);
+    assert!(stack.is_some() && findings.is_empty(), "{findings:#?}");
+
+    let (stack, findings) = run(Some("manifests:\n  app:\n    replicas: 6\n"));
+    assert!(stack.is_none());
+    assert!(
+        findings.contains(
+            memory,
+            "app:1 asks 6144 MiB of memory (manifests.app.memory) × 6 replicas (manifests.app.replicas) = 36864 MiB; node pool general has 32768 MiB in all"
+        ),
+        "{findings:#?}"
+    );
+
+    let (stack, findings) = run(Some(
+        "manifests:\n  app:\n    memory: 20Gi\n    replicas: 1\n",
+    ));
+    assert!(stack.is_none());
+    assert!(
+        findings.contains(
+            memory,
+            "app:1 asks 20480 MiB of memory per replica (manifests.app.memory); no node of node pool general has that much (the largest has 16384)"
+        ),
+        "{findings:#?}"
+    );
+
+    let (stack, findings) = run(Some(
+        "manifests:\n  app:\n    cpu: 4500m\n    replicas: two\n",
+    ));
+    assert!(stack.is_none());
+    assert!(findings.contains(cpu, "no node of node pool control-plane has that much"));
+    assert!(findings.contains(
+        memory,
+        "app:1's manifests.app.replicas is \"two\", not a replica count"
+    ));
+
+    let (stack, findings) = run(Some("manifests:\n  app:\n    memory: lots\n"));
+    assert!(stack.is_none());
+    assert!(findings.contains(
+        memory,
+        "app:1's manifests.app.memory is \"lots\", not a memory quantity; expected bytes such as 512Mi"
+    ));
+
+    // A request path naming a mapping, or nothing: not checked, said as a warning.
+    let (stack, findings) = run(Some(
+        "manifests:\n  app:\n    memory: {requests: 1Gi}\n    cpu: null\n",
+    ));
+    assert!(stack.is_some(), "{findings:#?}");
+    assert!(findings.contains(
+        memory,
+        "is a mapping, not a single quantity, so it is not checked"
+    ));
+    assert!(findings.contains(cpu, "app:1's values have no manifests.app.cpu"));
+}

@@ -13,13 +13,18 @@
 //! Resources (`constraints.resources`): every node of the pools a component's
 //! `scheduleType` names (`control-plane`, `worker`, or `all` for both; a constraint with no
 //! components means `all`) must have at least `minLimit`: CPUs for `cpu`, MiB for `memory`,
-//! GiB for `diskSize`. The `…ParamRef` fields are validated with the pack but not evaluated.
+//! GiB for `diskSize`. A component's `resourceRequestParamRef` and `replicaCountParamRef`
+//! are evaluated against the layer's effective values when the stack has them
+//! ([`crate::profile::resource_demand`]).
+
+use serde_yaml::Value;
 
 use crate::cluster::{MachineShape, NodePools};
 use crate::finding::{Finding, FindingKind, Findings};
 use crate::pack::manifest::{
     Dependency, DependencyType, Layer, PackManifest, ResourceType, ScheduleType,
 };
+use crate::profile::resource_demand::{DemandFinding, PoolCapacity, check_component};
 use crate::version::PackVersion;
 
 /// One pack of a stack, as constraints see it.
@@ -28,11 +33,23 @@ pub struct StackEntry<'a> {
     /// Where the pack sits, for messages (`spec.layers[2]`, `profile edge-infra, layer 3`).
     pub location: String,
     pub manifest: &'a PackManifest,
+    /// The layer's effective values, where they are known (a cluster's composed stack):
+    /// what the resource constraints' parameter references are read from.
+    pub values: Option<&'a Value>,
 }
 
 impl<'a> StackEntry<'a> {
     pub fn new(location: String, manifest: &'a PackManifest) -> Self {
-        StackEntry { location, manifest }
+        StackEntry {
+            location,
+            manifest,
+            values: None,
+        }
+    }
+
+    pub fn with_values(mut self, values: &'a Value) -> Self {
+        self.values = Some(values);
+        self
     }
 
     fn reference(&self) -> String {
@@ -128,9 +145,6 @@ pub fn check_resources(stack: &[StackEntry<'_>], pools: &NodePools) -> Findings 
     let mut findings = Findings::new();
     for entry in stack {
         for (r, resource) in entry.manifest.constraints.resources.iter().enumerate() {
-            let Some(min) = resource.min_limit else {
-                continue;
-            };
             let mut schedules: Vec<ScheduleType> = resource
                 .components
                 .iter()
@@ -140,7 +154,35 @@ pub fn check_resources(stack: &[StackEntry<'_>], pools: &NodePools) -> Findings 
                 schedules.push(ScheduleType::All);
             }
             let subject = format!("{}: constraints.resources[{r}]", entry.location);
-            for (pool_name, machine) in pools_for(&schedules, pools) {
+            if let Some(values) = entry.values {
+                for component in &resource.components {
+                    let capacity = pools_for(&[component.schedule_type], pools);
+                    match check_component(
+                        &entry.reference(),
+                        resource.kind,
+                        component,
+                        values,
+                        &capacity,
+                    ) {
+                        Some(DemandFinding::Unmet(message)) => {
+                            findings.error_of(FindingKind::ConstraintNotMet, &subject, message)
+                        }
+                        Some(DemandFinding::Unchecked(message)) => {
+                            findings.warning(&subject, message)
+                        }
+                        None => {}
+                    }
+                }
+            }
+            let Some(min) = resource.min_limit else {
+                continue;
+            };
+            for PoolCapacity {
+                name: pool_name,
+                machine,
+                ..
+            } in pools_for(&schedules, pools)
+            {
                 match amount(machine, resource.kind) {
                     Some(have) if (have as f64) < min => findings.error_of(
                         FindingKind::ConstraintNotMet,
@@ -170,10 +212,7 @@ pub fn check_resources(stack: &[StackEntry<'_>], pools: &NodePools) -> Findings 
     findings
 }
 
-fn pools_for<'a>(
-    schedules: &[ScheduleType],
-    pools: &'a NodePools,
-) -> Vec<(String, &'a MachineShape)> {
+fn pools_for<'a>(schedules: &[ScheduleType], pools: &'a NodePools) -> Vec<PoolCapacity<'a>> {
     let control_plane = schedules
         .iter()
         .any(|s| matches!(s, ScheduleType::All | ScheduleType::ControlPlane));
@@ -182,10 +221,18 @@ fn pools_for<'a>(
         .any(|s| matches!(s, ScheduleType::All | ScheduleType::Worker));
     let mut result = Vec::new();
     if control_plane {
-        result.push(("control-plane".to_string(), &pools.control_plane.machine));
+        result.push(PoolCapacity {
+            name: "control-plane".to_string(),
+            count: pools.control_plane.count,
+            machine: &pools.control_plane.machine,
+        });
     }
     if workers {
-        result.extend(pools.workers.iter().map(|w| (w.name.clone(), &w.machine)));
+        result.extend(pools.workers.iter().map(|w| PoolCapacity {
+            name: w.name.clone(),
+            count: w.count,
+            machine: &w.machine,
+        }));
     }
     result
 }

@@ -8,6 +8,7 @@ pub mod compose;
 pub mod constraints;
 pub mod fleet_rollout;
 pub mod layer_values;
+pub mod resource_demand;
 pub mod rules;
 pub mod selection;
 

@@ -280,6 +280,7 @@ fn placement_and_machines_follow_the_cloud() {
         folder: "f".into(),
         storage_policy: None,
         control_plane_endpoint: None,
+        ssh_authorized_keys: Vec::new(),
     });
     no_placement
         .spec
@@ -324,6 +325,48 @@ fn placement_and_machines_follow_the_cloud() {
         "means nothing on vsphere"
     ));
     assert!(findings.contains("spec.nodePools.workers[0].machine.diskGib", "is missing"));
+}
+
+#[test]
+fn vsphere_ssh_keys_must_be_openssh_public_keys() {
+    let good =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHq9d1Vt0y3b0k0P2o3v5Ykq3Vb1b9n4lE6mX2JQm7cQ me@x";
+    let mut vsphere = cluster(ClusterCloud::Vsphere, &["base"]);
+    vsphere.spec.vsphere = Some(VspherePlacement {
+        datacenter: "dc".into(),
+        datastore: "ds".into(),
+        network: "n".into(),
+        resource_pool: "rp".into(),
+        folder: "f".into(),
+        storage_policy: None,
+        control_plane_endpoint: None,
+        ssh_authorized_keys: vec![
+            good.into(),
+            "-----BEGIN OPENSSH PRIVATE KEY-----\nb3Blbn\n-----END OPENSSH PRIVATE KEY-----".into(),
+            "ssh-dsa AAAAB3NzaC1kc3MAAACBAP".into(),
+            "ssh-rsa not*base64".into(),
+            // An ed25519 key's data under the rsa type: a line cut and pasted wrong.
+            "ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIHq9d1Vt0y3b0k0P2o3v5Ykq3Vb1b9n4lE6mX2JQm7cQ".into(),
+            "AAAAC3NzaC1lZDI1NTE5AAAAIHq9".into(),
+            format!("{good}\n{good}"),
+        ],
+    });
+    let findings = validate_placement(&vsphere);
+    let key = |i: usize| format!("spec.vsphere.sshAuthorizedKeys[{i}]");
+    assert!(findings.contains(&key(1), "is a private key; give the public key"));
+    assert!(findings.contains(&key(2), "\"ssh-dsa\" is not an SSH key type"));
+    assert!(findings.contains(&key(3), "the key after ssh-rsa is not base64"));
+    assert!(findings.contains(&key(4), "the key's data does not say ssh-rsa"));
+    assert!(findings.contains(&key(5), "is not an OpenSSH public key"));
+    assert!(findings.contains(&key(6), "holds more than one line"));
+    assert_eq!(
+        findings
+            .errors()
+            .filter(|f| f.subject.starts_with("spec.vsphere.ssh"))
+            .count(),
+        6,
+        "{findings:#?}"
+    );
 }
 
 fn account(cloud: ClusterCloud, secret: Option<&str>) -> CloudAccount {

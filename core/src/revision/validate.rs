@@ -34,6 +34,13 @@ pub fn validate_placement(cluster: &WorkloadCluster) -> Findings {
             );
         }
     }
+    if let Some(vsphere) = &spec.vsphere {
+        for (i, key) in vsphere.ssh_authorized_keys.iter().enumerate() {
+            if let Err(problem) = check_ssh_public_key(key) {
+                findings.error(format!("spec.vsphere.sshAuthorizedKeys[{i}]"), problem);
+            }
+        }
+    }
     if let Some(aws) = &spec.aws {
         for (i, subnet) in aws.subnets.iter().enumerate() {
             if !subnet.id.starts_with("subnet-") {
@@ -78,6 +85,61 @@ pub fn validate_placement(cluster: &WorkloadCluster) -> Findings {
         );
     }
     findings
+}
+
+/// The key types OpenSSH accepts in `authorized_keys`.
+const SSH_KEY_TYPES: [&str; 7] = [
+    "ssh-ed25519",
+    "ssh-rsa",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+];
+
+/// One line of `authorized_keys` without options: a key type, the key in base64 (whose
+/// first field repeats the type), and an optional comment. A private key, a key in another
+/// format or two keys on one line would otherwise fail only on the machine, silently.
+fn check_ssh_public_key(key: &str) -> Result<(), String> {
+    use base64::Engine;
+    let shown: String = key.chars().take(40).collect();
+    if key.contains("PRIVATE KEY") {
+        return Err("is a private key; give the public key (the .pub file)".into());
+    }
+    if key.contains('\n') {
+        return Err("holds more than one line; give one key per item".into());
+    }
+    let mut fields = key.split_whitespace();
+    let (Some(kind), Some(body)) = (fields.next(), fields.next()) else {
+        return Err(format!(
+            "{shown:?} is not an OpenSSH public key; expected \"ssh-ed25519 AAAA… comment\""
+        ));
+    };
+    if !SSH_KEY_TYPES.contains(&kind) {
+        return Err(format!(
+            "{kind:?} is not an SSH key type; expected one of {}",
+            SSH_KEY_TYPES.join(", ")
+        ));
+    }
+    let blob = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .map_err(|_| format!("the key after {kind} is not base64"))?;
+    // The blob starts with the key type as an SSH string: a 4-byte length, then the name.
+    let named = blob
+        .get(..4)
+        .and_then(|len| {
+            let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+            blob.get(4..4 + len)
+        })
+        .map(|name| name == kind.as_bytes())
+        .unwrap_or(false);
+    if !named {
+        return Err(format!(
+            "the key's data does not say {kind}; the line is cut or mixes two keys"
+        ));
+    }
+    Ok(())
 }
 
 fn placement_fields(cloud: ClusterCloud) -> &'static str {

@@ -220,6 +220,10 @@ pub struct VspherePlacement {
     /// provider picks one when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub control_plane_endpoint: Option<String>,
+    /// OpenSSH public keys (`ssh-ed25519 AAAA… comment`) for the machines' `capv` user,
+    /// CAPV's login user with passwordless sudo: how an operator reaches a node.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ssh_authorized_keys: Vec<String>,
 }
 
 /// AWS placement shared by every machine of the cluster.
