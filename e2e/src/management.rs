@@ -149,6 +149,10 @@ pub struct ManagementOptions {
     /// Turn on the management apiserver's audit log of writes
     /// ([`ControlPlaneOptions::audit_log`]).
     pub audit_log: bool,
+    /// Install Strata (its CRDs, the controller's rights, the sample registry and
+    /// profiles) as tests and the demo expect it; false leaves that to the test (the chart
+    /// test installs it with Helm).
+    pub strata: bool,
 }
 
 impl ManagementOptions {
@@ -158,6 +162,7 @@ impl ManagementOptions {
             sim: SimOptions::fast(),
             simulator: true,
             audit_log: false,
+            strata: true,
         }
     }
 }
@@ -192,61 +197,37 @@ impl ManagementEnv {
         sim_crds::install(&client)
             .await
             .map_err(|e| e.to_string())?;
-        let mut crds = Vec::new();
-        let crd_dir = repo_root().join("manifests/crds");
-        for entry in fs::read_dir(&crd_dir).map_err(|e| format!("{}: {e}", crd_dir.display()))? {
-            let path = entry.map_err(|e| e.to_string())?.path();
-            crds.extend(read_documents(&path)?);
-        }
-        capi_crds::apply_all(&client, &crds)
-            .await
-            .map_err(|e| e.to_string())?;
-        ensure_namespace(&client, SYSTEM_NAMESPACE).await?;
-        // The static roles the controller binds per namespace, and its own account: what an
-        // install of Strata puts there, whichever identity a test runs the controller with.
-        for document in read_documents(&repo_root().join("manifests/controller/rbac.yaml"))? {
-            apply(&client, &document).await?;
-        }
-
-        publish_sample_packs(&registry).await?;
-        let ca = registry.ca_pem().unwrap_or_default().to_string();
-        apply_secret(
-            &client,
-            SYSTEM_NAMESPACE,
-            "samples-registry",
-            &[
-                ("username", registry.username()),
-                ("password", registry.password()),
-            ],
-        )
-        .await?;
-        apply(
-            &client,
-            &serde_json::json!({
-                "apiVersion": "strata.dev/v1alpha1",
-                "kind": "PackRegistry",
-                "metadata": { "name": SAMPLE_REGISTRY, "namespace": SYSTEM_NAMESPACE },
-                "spec": {
-                    "endpoint": registry.host(),
-                    "basePath": SAMPLE_REGISTRY,
-                    "caBundle": ca,
-                    "credentialsSecretRef": { "name": "samples-registry" },
-                    "default": true,
-                },
-            }),
-        )
-        .await?;
-        let profile_dir = repo_root().join("manifests/samples/profiles");
-        let mut profiles: Vec<PathBuf> = fs::read_dir(&profile_dir)
-            .map_err(|e| format!("{}: {e}", profile_dir.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .collect();
-        profiles.sort();
-        for path in profiles {
-            for mut profile in read_documents(&path)? {
-                profile["metadata"]["namespace"] = SYSTEM_NAMESPACE.into();
-                apply(&client, &profile).await?;
-            }
+        if options.strata {
+            install_strata(&client).await?;
+            publish_sample_packs(&registry).await?;
+            let ca = registry.ca_pem().unwrap_or_default().to_string();
+            apply_secret(
+                &client,
+                SYSTEM_NAMESPACE,
+                "samples-registry",
+                &[
+                    ("username", registry.username()),
+                    ("password", registry.password()),
+                ],
+            )
+            .await?;
+            apply(
+                &client,
+                &serde_json::json!({
+                    "apiVersion": "strata.dev/v1alpha1",
+                    "kind": "PackRegistry",
+                    "metadata": { "name": SAMPLE_REGISTRY, "namespace": SYSTEM_NAMESPACE },
+                    "spec": {
+                        "endpoint": registry.host(),
+                        "basePath": SAMPLE_REGISTRY,
+                        "caBundle": ca,
+                        "credentialsSecretRef": { "name": "samples-registry" },
+                        "default": true,
+                    },
+                }),
+            )
+            .await?;
+            apply_sample_profiles(&client).await?;
         }
         let cloud = options
             .simulator
@@ -312,15 +293,13 @@ impl ManagementEnv {
     }
 
     /// A kubeconfig for the `strata-controller` service account of
-    /// `manifests/controller/rbac.yaml` (applied here), so that a controller runs with
+    /// the chart (applied here, [`apply_controller_rights`]), so that a controller runs with
     /// exactly the rights its manifests give it.
     pub async fn controller_kubeconfig(&self) -> Result<PathBuf, String> {
         use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
         use k8s_openapi::api::core::v1::ServiceAccount;
         let client = self.client();
-        for document in read_documents(&repo_root().join("manifests/controller/rbac.yaml"))? {
-            apply(&client, &document).await?;
-        }
+        apply_controller_rights(&client).await?;
         let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), SYSTEM_NAMESPACE);
         let request = TokenRequest {
             spec: TokenRequestSpec {
@@ -353,6 +332,71 @@ impl ManagementEnv {
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Strata's CRDs and the controller's rights, as an install puts them there.
+async fn install_strata(client: &Client) -> Result<(), String> {
+    let mut crds = Vec::new();
+    let crd_dir = repo_root().join("manifests/crds");
+    for entry in fs::read_dir(&crd_dir).map_err(|e| format!("{}: {e}", crd_dir.display()))? {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        crds.extend(read_documents(&path)?);
+    }
+    capi_crds::apply_all(client, &crds)
+        .await
+        .map_err(|e| e.to_string())?;
+    ensure_namespace(client, SYSTEM_NAMESPACE).await?;
+    // The static roles the controller binds per namespace, and its own account: what an
+    // install of Strata puts there, whichever identity a test runs the controller with.
+    apply_controller_rights(client).await
+}
+
+/// The kinds of the chart's rendering that make up the controller's identity and rights.
+const RIGHTS_KINDS: [&str; 5] = [
+    "ServiceAccount",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "Role",
+    "RoleBinding",
+];
+
+/// The controller's service account and rights from the chart's rendering
+/// (`manifests/controller/strata.yaml`, in `strata-system`), without its Deployment: tests
+/// run the controller as a process of their own.
+pub async fn apply_controller_rights(client: &Client) -> Result<(), String> {
+    let rendered = repo_root().join("manifests/controller/strata.yaml");
+    let mut applied = 0;
+    for document in read_documents(&rendered)? {
+        let kind = document["kind"].as_str().unwrap_or_default();
+        if RIGHTS_KINDS.contains(&kind) {
+            apply(client, &document).await?;
+            applied += 1;
+        }
+    }
+    if applied == 0 {
+        return Err(format!(
+            "{} holds no ServiceAccount or RBAC object; regenerate it with scripts/render-manifests.sh",
+            rendered.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Every sample profile (`manifests/samples/profiles`), shared from `strata-system`.
+pub async fn apply_sample_profiles(client: &Client) -> Result<(), String> {
+    let profile_dir = repo_root().join("manifests/samples/profiles");
+    let mut profiles: Vec<PathBuf> = fs::read_dir(&profile_dir)
+        .map_err(|e| format!("{}: {e}", profile_dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    profiles.sort();
+    for path in profiles {
+        for mut profile in read_documents(&path)? {
+            profile["metadata"]["namespace"] = SYSTEM_NAMESPACE.into();
+            apply(client, &profile).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Pushes every sample pack to `<registry>/samples`.

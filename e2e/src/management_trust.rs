@@ -14,7 +14,7 @@ use strata_shared::provider_components::DEFAULT_SIM_PROVIDER_IMAGE;
 
 use crate::management::{ControllerProcess, ManagementEnv};
 
-/// `strata controller` with exactly the rights of `manifests/controller/rbac.yaml`, the
+/// `strata controller` with exactly the rights of the chart's `templates/rbac.yaml` (`manifests/chart/strata`), the
 /// simulator as the provider controllers of the sim cloud and of vSphere.
 pub async fn start_controller(env: &ManagementEnv, name: &str) -> ControllerProcess {
     let kubeconfig = env

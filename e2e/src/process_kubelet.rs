@@ -135,7 +135,7 @@ fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
 pub enum ProcessKubeletError {
     #[error("cannot create the process kubelet's folder: {0}")]
     Folder(#[source] std::io::Error),
-    #[error("the strata-agent binary is not at {0}; build it with `cargo build -p strata-agent`")]
+    #[error("the binary {0} is missing; build it with `cargo build --workspace --bins`")]
     NoBinary(PathBuf),
 }
 
@@ -169,6 +169,14 @@ impl ImageBinaries {
             ("strata-agent".to_string(), agent_binary),
             ("strata-sim-cloud".to_string(), default_sim_cloud_binary()),
         ]))
+    }
+
+    /// Those of [`ImageBinaries::strata`] and the controller's image `strata`, for a
+    /// management cluster where Strata is installed from its chart.
+    pub fn with_controller(agent_binary: PathBuf, controller_binary: PathBuf) -> ImageBinaries {
+        let mut binaries = ImageBinaries::strata(agent_binary);
+        binaries.0.insert("strata".to_string(), controller_binary);
+        binaries
     }
 
     fn agent(&self) -> Option<&PathBuf> {
@@ -224,8 +232,16 @@ impl ProcessKubelet {
         access: ClusterAccess,
         agent_binary: PathBuf,
     ) -> Result<ProcessKubelet, ProcessKubeletError> {
-        if !agent_binary.is_file() {
-            return Err(ProcessKubeletError::NoBinary(agent_binary));
+        ProcessKubelet::start_with(access, ImageBinaries::strata(agent_binary))
+    }
+
+    /// A process kubelet for the images `binaries` names.
+    pub fn start_with(
+        access: ClusterAccess,
+        binaries: ImageBinaries,
+    ) -> Result<ProcessKubelet, ProcessKubeletError> {
+        if let Some(missing) = binaries.0.values().find(|b| !b.is_file()) {
+            return Err(ProcessKubeletError::NoBinary(missing.clone()));
         }
         let dir = tempfile::Builder::new()
             .prefix("strata-process-kubelet-")
@@ -236,7 +252,7 @@ impl ProcessKubelet {
         }));
         let task = tokio::spawn(run(
             access,
-            ImageBinaries::strata(agent_binary),
+            binaries,
             dir.path().to_path_buf(),
             state.clone(),
         ));
@@ -514,6 +530,19 @@ pub fn random_pod_ip() -> Ipv4Addr {
     Ipv4Addr::new(127, octet(0, 1, 254), octet(8, 0, 256), octet(16, 1, 254))
 }
 
+/// A process shares the host's network, where a pod has its own: a listen address on every
+/// interface (`0.0.0.0:PORT`, alone or after `--flag=`) becomes the replica's own pod IP,
+/// so that replicas (and tests side by side) serving the same port do not collide.
+fn own_address(value: &str, pod_ip: Ipv4Addr) -> String {
+    const ANY: &str = "0.0.0.0:";
+    match value.find(ANY) {
+        Some(at) if at == 0 || value[..at].ends_with('=') => {
+            format!("{}{pod_ip}:{}", &value[..at], &value[at + ANY.len()..])
+        }
+        _ => value.to_string(),
+    }
+}
+
 /// What a replica's process gets.
 struct PreparedPod {
     args: Vec<String>,
@@ -562,13 +591,18 @@ async fn prepare_pod(
     write_file(&kubeconfig, kubeconfig_text.as_bytes())?;
 
     let mounts = materialize_volumes(&access.client, &namespace, spec, container, dir).await?;
+    // A path under a mount, alone or as a flag's value (`--flag=/mount/path`).
     let rewrite = |value: &str| -> String {
+        let (flag, path) = match value.split_once('=') {
+            Some((flag, path)) if flag.starts_with("--") => (format!("{flag}="), path),
+            _ => (String::new(), value),
+        };
         for (mount_path, local) in &mounts {
-            if let Some(rest) = value.strip_prefix(mount_path.as_str()) {
-                return format!("{}{rest}", local.display());
+            if let Some(rest) = path.strip_prefix(mount_path.as_str()) {
+                return format!("{flag}{}{rest}", local.display());
             }
         }
-        value.to_string()
+        own_address(value, pod.ip)
     };
 
     let mut env: Vec<(String, String)> = Vec::new();
@@ -602,7 +636,7 @@ async fn prepare_pod(
         }
     }
     for var in container.env.iter().flatten() {
-        let value = env_value(&access.client, &namespace, pod, var).await?;
+        let value = env_value(&access.client, &namespace, pod, &account, var).await?;
         env.push((var.name.clone(), rewrite(&value)));
     }
     let args: Vec<String> = container
@@ -676,6 +710,7 @@ async fn env_value(
     client: &Client,
     namespace: &str,
     pod: &PodIdentity,
+    service_account: &str,
     var: &EnvVar,
 ) -> Result<String, String> {
     if let Some(value) = &var.value {
@@ -691,6 +726,7 @@ async fn env_value(
             "status.podIP" => Ok(pod.ip.to_string()),
             "status.hostIP" => Ok("127.0.0.1".into()),
             "spec.nodeName" => Ok("strata-process-kubelet".into()),
+            "spec.serviceAccountName" => Ok(service_account.into()),
             other => Err(format!("env {}: field {other} is not simulated", var.name)),
         };
     }
@@ -798,4 +834,22 @@ fn stop_child(replica: &mut Replica) {
     }
     let _ = child.kill();
     let _ = child.wait();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listen_address_on_every_interface_becomes_the_pod_ip() {
+        let ip = Ipv4Addr::new(127, 9, 8, 7);
+        assert_eq!(own_address("0.0.0.0:8080", ip), "127.9.8.7:8080");
+        assert_eq!(
+            own_address("--http-address=0.0.0.0:8080", ip),
+            "127.9.8.7:8080".replace("127", "--http-address=127")
+        );
+        assert_eq!(own_address("127.0.0.1:8080", ip), "127.0.0.1:8080");
+        assert_eq!(own_address("x0.0.0.0:1", ip), "x0.0.0.0:1");
+        assert_eq!(own_address("https://a:6443", ip), "https://a:6443");
+    }
 }

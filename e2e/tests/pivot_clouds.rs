@@ -1,6 +1,6 @@
 //! The pivot end to end for the clouds with credentials: a vSphere, an AWS and an Azure
 //! sample cluster each get their first control-plane node from the controller (run with
-//! the rights of `manifests/controller/rbac.yaml`), and their agent moves the CAPI objects
+//! the rights of the chart's `templates/rbac.yaml` (`manifests/chart/strata`)), and their agent moves the CAPI objects
 //! into the workload cluster, with the cluster's identity and its Secret (copied; the
 //! management cluster keeps them), then scales the cluster out to its revision.
 //!

@@ -1,6 +1,6 @@
 //! What the controller and an agent may do in the management cluster, asked of the real
 //! apiserver's authorizer (SubjectAccessReview) once the controller, running with its own
-//! least-privilege account (`manifests/controller/rbac.yaml`), has installed two clusters'
+//! least-privilege account (the chart's `templates/rbac.yaml` (`manifests/chart/strata`)), has installed two clusters'
 //! agents: the refusals that make the link a trust boundary (no token for a kube-system
 //! account, no Secret writes outside its own namespaces, no escalation, no reach into
 //! another cluster, no long-lived token), and enough allowed rights that a test refusing

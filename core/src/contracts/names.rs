@@ -66,7 +66,7 @@ pub const PROVIDER_NAMESPACE: &str = "capi-system";
 /// The provider controllers' Deployment, service account and binding.
 pub const PROVIDER_NAME: &str = "capi-providers";
 
-/// The static ClusterRole (in `manifests/controller/rbac.yaml`) with the agent's rights
+/// The static ClusterRole (`manifests/chart/strata/templates/rbac.yaml`) with the agent's rights
 /// inside its own objects namespace, bound there per cluster. Being static, the controller
 /// grants it with `bind` and needs none of these rights itself.
 pub const AGENT_OBJECTS_ROLE: &str = "strata-agent-objects";
