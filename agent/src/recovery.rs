@@ -25,15 +25,14 @@ use kube::api::DynamicObject;
 use serde_json::json;
 use strata_shared::contracts::names::ClusterLocation;
 use strata_shared::kube_writer::{KubeWriter, WriteError};
-use strata_shared::pack::archive::unpack_archive;
 use strata_shared::pivot::backup::{
     Backup, BackupEntry, BackupError, BackupFiles, MANIFEST_FILE, backup_files, read_backup,
 };
-use strata_shared::pivot::site_export::{
-    EXPORT_LIMITS, EXPORT_ROOT, SiteExportError, check_site_objects,
-};
+use strata_shared::pivot::site_export::{SiteExportError, check_site_objects};
 use strata_shared::pivot::{MoveKind, PlanError, plan, target_object};
-use strata_shared::site_export_fetch::{ExportFetchError, export_secret_shown, fetch_export};
+use strata_shared::site_export_fetch::{
+    self, ExportFetchError, ExportUnpackError, export_secret_shown, fetch_export,
+};
 
 use crate::pivot::{self, PivotError};
 
@@ -265,26 +264,15 @@ fn export_backup(
     location: &ClusterLocation,
     secret: &str,
 ) -> Result<Backup, RecoveryError> {
-    let unreadable = |reason: String| RecoveryError::ExportUnreadable {
-        secret: secret.to_string(),
-        reason,
-    };
-    let scratch = tempfile::tempdir()
-        .map_err(|e| unreadable(format!("no temporary directory to unpack it in: {e}")))?;
-    let directory = scratch.path().join(EXPORT_ROOT);
-    unpack_archive(bytes, &directory, &EXPORT_LIMITS).map_err(|e| unreadable(e.to_string()))?;
-    let manifest = std::fs::read(directory.join(MANIFEST_FILE))
-        .map_err(|e| unreadable(format!("{MANIFEST_FILE}: {e}")))?;
-    let expected = format!("{}/{}", location.objects_namespace, location.cluster);
-    let backup = read_backup(
-        &manifest,
-        |file| std::fs::read(directory.join(file)).map_err(|e| e.to_string()),
-        Some(&expected),
-    )
-    .map_err(|source| RecoveryError::ExportInvalid {
-        secret: secret.to_string(),
-        source,
-    })?;
+    let backup =
+        site_export_fetch::export_backup(bytes, location, secret).map_err(|e| match e {
+            ExportUnpackError::Unpack { secret, reason } => {
+                RecoveryError::ExportUnreadable { secret, reason }
+            }
+            ExportUnpackError::Invalid { secret, source } => {
+                RecoveryError::ExportInvalid { secret, source }
+            }
+        })?;
     check_site_objects(&backup).map_err(|source| RecoveryError::ExportRefused {
         secret: secret.to_string(),
         source,

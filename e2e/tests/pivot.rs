@@ -147,6 +147,7 @@ async fn pivots(crash_after_every_step: bool) {
             said.contains(&format!("from Secret {objects}/{name}-kubeconfig")),
             "{said}"
         );
+        describe_before_the_pivot(&env, ns, name, &objects, before.keys());
         // The dry run: the plan, and nothing changed (the management cluster's CRDs stand in
         // for the target's; no agent runs yet).
         // What a move would change first: the Cluster's spec (its pause, which bumps the
@@ -531,6 +532,277 @@ fn cluster_views(env: &ManagementEnv, ns: &str, name: &str) {
         !ok && text.contains(&format!("there is no WorkloadCluster {ns}/nope")),
         "{text}"
     );
+    list_in_yaml_says_what_json_says(env, ns);
+    describe_after_the_pivot(env, ns, name);
+    describe_bad_input(env, ns, name);
+}
+
+/// `strata cluster describe` of `cluster` (NAMESPACE/NAME) against the management cluster,
+/// with `args` after it.
+fn strata_describe(env: &ManagementEnv, cluster: &str, args: &[&str]) -> (bool, String) {
+    strata_e2e::cli_run::run(
+        std::process::Command::new(strata_e2e::management::strata_binary())
+            .args(["cluster", "describe", cluster])
+            .args(args)
+            .arg("--kubeconfig")
+            .arg(env.control_plane.kubeconfig_path()),
+    )
+}
+
+/// The node of `kind` among the children of `node` in `describe -o json`.
+fn described_child<'a>(node: &'a Value, kind: &str) -> &'a Value {
+    node["children"]
+        .as_array()
+        .and_then(|children| children.iter().find(|c| c["kind"] == kind))
+        .unwrap_or_else(|| panic!("no {kind} under {node:#}"))
+}
+
+/// Before the pivot `describe` reads the CAPI objects in the management cluster: the
+/// control plane and its first machine, where they are, and why there are no workers yet.
+fn describe_before_the_pivot<'a>(
+    env: &ManagementEnv,
+    ns: &str,
+    name: &str,
+    objects: &str,
+    machines: impl Iterator<Item = &'a String>,
+) {
+    let machines: Vec<&String> = machines.collect();
+    assert!(!machines.is_empty());
+    let cluster = format!("{ns}/{name}");
+    let (ok, text) = strata_describe(env, &cluster, &[]);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        ok && lines[0].starts_with("NAME ")
+            && lines[0].contains(" READY  SEVERITY  REASON ")
+            && lines[1].starts_with(&format!("WorkloadCluster {cluster} (")),
+        "{text}"
+    );
+    for expected in [
+        format!("├─Cluster {name}"),
+        format!("│ └─KubeadmControlPlane {name}-control-plane ("),
+        "│ └─no MachineDeployment in the management cluster: the agent creates the worker pools after the pivot".to_string(),
+        "└─Conditions".to_string(),
+    ] {
+        assert!(
+            lines.iter().any(|l| l.starts_with(&expected)),
+            "no line starts with {expected:?}:\n{text}"
+        );
+    }
+    // Under the Cluster: its first note, or its second once the agent's move is granted.
+    let namespace_note = format!("─in the management cluster, namespace {objects}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("│ ") && l.ends_with(&namespace_note)),
+        "{text}"
+    );
+    for machine in &machines {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(&format!("│   ├─Machine {machine} ("))
+                    || l.starts_with(&format!("│   └─Machine {machine} ("))),
+            "machine {machine} is not under its control plane:\n{text}"
+        );
+    }
+    let (ok, json) = strata_describe(env, &cluster, &["-o", "json"]);
+    assert!(ok, "{json}");
+    let root: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(root["kind"], "WorkloadCluster", "{json}");
+    assert_eq!(root["name"], json!(cluster), "{json}");
+    let control_plane = described_child(
+        described_child(&root, "ControlPlane"),
+        "KubeadmControlPlane",
+    );
+    assert_eq!(
+        control_plane["name"],
+        json!(format!("{name}-control-plane"))
+    );
+    assert_eq!(control_plane["source"], "management", "{json}");
+    let read: Vec<&str> = control_plane["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["kind"] == "Machine" && m["source"] == "management")
+        .filter_map(|m| m["name"].as_str())
+        .collect();
+    for machine in &machines {
+        assert!(
+            read.contains(&machine.as_str()),
+            "{machine} not in {read:?}"
+        );
+    }
+    assert_eq!(described_child(&root, "Cluster")["source"], "management");
+}
+
+/// After the pivot `describe` shows the site's counts and says where the machines are; the
+/// machines are the site's export's, marked so.
+fn describe_after_the_pivot(env: &ManagementEnv, ns: &str, name: &str) {
+    let cluster = format!("{ns}/{name}");
+    let (ok, text) = strata_describe(env, &cluster, &[]);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        ok && lines[0].starts_with("NAME ")
+            && lines[0].ends_with("MESSAGE")
+            && lines[1].starts_with(&format!("WorkloadCluster {cluster} (Pivoted) ")),
+        "{text}"
+    );
+    for expected in [
+        format!("├─ClusterRevision {name}-r"),
+        "├─Layers (revision ".to_string(),
+        format!("├─Cluster {name}"),
+        format!(
+            "│ ├─in the workload cluster since the pivot; `strata cluster kubeconfig {cluster}` reaches it"
+        ),
+        "│ └─shown from the site's export taken at ".to_string(),
+        "├─ControlPlane (3/3 ready, as the site reports)".to_string(),
+        "├─Workers (2/2 ready, as the site reports)".to_string(),
+        "│ └─KubeadmControlPlane ".to_string(),
+        "  ├─Condition ".to_string(),
+    ] {
+        assert!(
+            lines.iter().any(|l| l.starts_with(&expected)),
+            "no line starts with {expected:?}:\n{text}"
+        );
+    }
+    let (ok, json) = strata_describe(env, &cluster, &["-o", "json"]);
+    assert!(ok, "{json}");
+    let root: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        (
+            &root["kind"],
+            &root["name"],
+            &root["detail"],
+            &root["ready"]
+        ),
+        (
+            &json!("WorkloadCluster"),
+            &json!(cluster),
+            &json!("Pivoted"),
+            &json!("True")
+        ),
+        "{json}"
+    );
+    let kinds: Vec<&str> = root["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["kind"].as_str())
+        .collect();
+    for kind in [
+        "ClusterRevision",
+        "Layers",
+        "Cluster",
+        "ControlPlane",
+        "Workers",
+        "Conditions",
+    ] {
+        assert!(kinds.contains(&kind), "{kind} not in {kinds:?}");
+    }
+    let control_plane = described_child(&root, "ControlPlane");
+    assert_eq!(control_plane["source"], "site", "{json}");
+    assert_eq!(control_plane["detail"], "3/3 ready, as the site reports");
+    // The export lags the cluster by a moment; its first control-plane machine is there.
+    let kcp = described_child(control_plane, "KubeadmControlPlane");
+    assert_eq!(kcp["source"], "siteExport", "{json}");
+    assert!(
+        kcp["children"].as_array().is_some_and(|m| m
+            .iter()
+            .any(|m| m["kind"] == "Machine" && m["source"] == "siteExport")),
+        "{json}"
+    );
+    let pivoted = described_child(&root, "Conditions")["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "Pivoted")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        (&pivoted["ready"], &pivoted["source"]),
+        (&json!("True"), &json!("site")),
+        "{json}"
+    );
+    let (ok, yaml) = strata_describe(env, &cluster, &["-o", "yaml"]);
+    assert!(ok, "{yaml}");
+    let from_yaml: Value = serde_yaml::from_str(&yaml).unwrap();
+    assert_eq!(from_yaml["kind"], "WorkloadCluster", "{yaml}");
+    assert_eq!(
+        described_child(&from_yaml, "ControlPlane")["detail"],
+        "3/3 ready, as the site reports"
+    );
+}
+
+/// `describe` of an unknown cluster, with a credential the management cluster refuses, and
+/// with a management cluster that does not answer: each an error that says which.
+fn describe_bad_input(env: &ManagementEnv, ns: &str, name: &str) {
+    let (ok, text) = strata_describe(env, &format!("{ns}/nope"), &[]);
+    assert!(
+        !ok && text.contains(&format!("there is no WorkloadCluster {ns}/nope")),
+        "{text}"
+    );
+    let (ok, text) = strata_describe(env, "no-slash", &[]);
+    assert!(
+        !ok && text.contains("expected the WorkloadCluster as NAMESPACE/NAME"),
+        "{text}"
+    );
+    let run = |kubeconfig: &std::path::Path| {
+        strata_e2e::cli_run::run(
+            std::process::Command::new(strata_e2e::management::strata_binary())
+                .args(["cluster", "describe", &format!("{ns}/{name}")])
+                .arg("--kubeconfig")
+                .arg(kubeconfig),
+        )
+    };
+    let refused = env.dir.path().join("describe-refused.kubeconfig");
+    std::fs::write(
+        &refused,
+        env.control_plane
+            .kubeconfig_for_token("nobody", "not-a-token"),
+    )
+    .unwrap();
+    let (ok, text) = run(&refused);
+    assert!(
+        !ok && text.contains(&format!("cannot read WorkloadCluster {ns}/{name}"))
+            && text.contains("401"),
+        "{text}"
+    );
+    let unreachable = env.dir.path().join("describe-unreachable.kubeconfig");
+    let dead = env
+        .control_plane
+        .kubeconfig_for_token("nobody", "x")
+        .replace(env.control_plane.server(), "https://127.0.0.1:9");
+    std::fs::write(&unreachable, dead).unwrap();
+    let (ok, text) = run(&unreachable);
+    assert!(
+        !ok && text.contains(&format!("cannot read WorkloadCluster {ns}/{name}")),
+        "{text}"
+    );
+}
+
+/// `list -o yaml` is the document `list -o json` is (but for the ages, which tick).
+fn list_in_yaml_says_what_json_says(env: &ManagementEnv, ns: &str) {
+    let list = |format: &str| {
+        let (ok, text) = strata_e2e::cli_run::run(
+            std::process::Command::new(strata_e2e::management::strata_binary())
+                .args(["cluster", "list", "-n", ns, "-o", format])
+                .arg("--kubeconfig")
+                .arg(env.control_plane.kubeconfig_path()),
+        );
+        assert!(ok, "{text}");
+        text
+    };
+    let without_ages = |mut lines: Value| {
+        for line in lines.as_array_mut().unwrap() {
+            line.as_object_mut().unwrap().remove("ageSeconds");
+        }
+        lines
+    };
+    let yaml = list("yaml");
+    assert!(yaml.starts_with(&format!("- namespace: {ns}\n")), "{yaml}");
+    let from_yaml: Value = serde_yaml::from_str(&yaml).unwrap();
+    let from_json: Value = serde_json::from_str(&list("json")).unwrap();
+    assert_eq!(without_ages(from_yaml), without_ages(from_json), "{yaml}");
 }
 
 /// The leading agent's `/metrics`, `/readyz` and `/healthz`, at its pod IP, say what it

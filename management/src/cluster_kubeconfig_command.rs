@@ -21,10 +21,7 @@ use strata_shared::cluster::ledger::WorkloadPin;
 use strata_shared::contracts::field_managers::CLI_FIELD_MANAGER;
 use strata_shared::contracts::names::ClusterLocation;
 use strata_shared::kube_writer::KubeWriter;
-use strata_shared::pack::archive::unpack_archive;
-use strata_shared::pivot::backup::{MANIFEST_FILE, read_backup};
-use strata_shared::pivot::site_export::{EXPORT_LIMITS, EXPORT_ROOT};
-use strata_shared::site_export_fetch::{export_secret_shown, fetch_export};
+use strata_shared::site_export_fetch::{export_backup, export_secret_shown, fetch_export};
 use strata_shared::workload_kubeconfig::parse_bytes;
 
 use crate::cluster_commands::{cluster_and_ledger, parse_cluster};
@@ -171,20 +168,7 @@ async fn from_export(
     let bytes = fetch_export(writer, location)
         .await
         .map_err(|e| failed(e.to_string()))?;
-    let scratch = tempfile::tempdir()
-        .map_err(|e| failed(format!("no temporary directory to unpack {shown} in: {e}")))?;
-    let directory = scratch.path().join(EXPORT_ROOT);
-    unpack_archive(bytes.as_slice(), &directory, &EXPORT_LIMITS)
-        .map_err(|e| failed(format!("{shown} cannot be unpacked: {e}")))?;
-    let manifest = std::fs::read(directory.join(MANIFEST_FILE))
-        .map_err(|e| failed(format!("{shown}: {MANIFEST_FILE}: {e}")))?;
-    let expected = format!("{}/{}", location.objects_namespace, location.cluster);
-    let backup = read_backup(
-        &manifest,
-        |file| std::fs::read(directory.join(file)).map_err(|e| e.to_string()),
-        Some(&expected),
-    )
-    .map_err(|e| failed(format!("{shown}: {e}")))?;
+    let backup = export_backup(&bytes, location, &shown).map_err(|e| failed(e.to_string()))?;
     let name = format!("{}-kubeconfig", location.cluster);
     backup
         .objects

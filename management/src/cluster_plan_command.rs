@@ -18,7 +18,7 @@ use strata_shared::contracts::labels::REVISION_CLUSTER_LABEL;
 use strata_shared::revision::{ClusterRevision, RevisionPlan, revision_name};
 
 use crate::management_client::{client_from, command_runtime};
-use crate::report::OutputFormat;
+use crate::report::{OutputFormat, document_text};
 use crate::{CommandError, ExitStatus};
 
 #[derive(clap::Args, Debug)]
@@ -107,11 +107,9 @@ fn parse_cluster(text: &str) -> Result<(String, String), CommandError> {
 
 pub fn plan(args: &PlanArgs) -> Result<ExitStatus, CommandError> {
     let report = command_runtime()?.block_on(read_and_plan(args))?;
-    let text = match args.output {
-        OutputFormat::Json => serde_json::to_string_pretty(&report)
-            .map(|json| json + "\n")
-            .map_err(|e| failed(format!("cannot write the plan as JSON: {e}")))?,
-        OutputFormat::Text => report.text(),
+    let text = match args.output.document() {
+        Some(format) => document_text(&report, format)?,
+        None => report.text(),
     };
     std::io::stdout()
         .lock()

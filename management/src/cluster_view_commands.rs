@@ -1,7 +1,7 @@
 //! `strata cluster list` and `strata cluster status`: what the management cluster knows of
-//! its clusters, as a table for people or JSON for scripts. They read WorkloadClusters and
-//! change nothing. The counts, layers and site events after the pivot are the agent's
-//! reports (the site's words), shown as such.
+//! its clusters, as a table for people or JSON or YAML for scripts. They read
+//! WorkloadClusters and change nothing. The counts, layers and site events after the pivot
+//! are the agent's reports (the site's words), shown as such.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -18,7 +18,7 @@ use strata_shared::kube_writer::KubeWriter;
 
 use crate::cluster_commands::parse_cluster;
 use crate::management_client::{client_from, command_runtime};
-use crate::report::OutputFormat;
+use crate::report::{OutputFormat, print_document};
 use crate::{CommandError, ExitStatus};
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -107,7 +107,7 @@ pub fn line_of(cluster: &WorkloadCluster, now: Timestamp) -> ClusterLine {
 }
 
 /// An age as kubectl shows one: 45s, 12m, 5h, 3d.
-fn age(seconds: Option<i64>) -> String {
+pub(crate) fn age(seconds: Option<i64>) -> String {
     match seconds {
         None => "-".into(),
         Some(s) if s < 120 => format!("{}s", s.max(0)),
@@ -239,10 +239,10 @@ async fn list_async(args: &ListArgs) -> Result<ExitStatus, CommandError> {
     found.sort_by_key(|c| (c.namespace(), c.name_any()));
     let now = Timestamp::now();
     let lines: Vec<ClusterLine> = found.iter().map(|c| line_of(c, now)).collect();
-    match args.output {
-        OutputFormat::Json => println!("{}", json_text(&lines)?),
-        OutputFormat::Text if lines.is_empty() => eprintln!("no WorkloadCluster in {scope}"),
-        OutputFormat::Text => print!("{}", table(&lines)),
+    match args.output.document() {
+        Some(format) => print_document(&lines, format)?,
+        None if lines.is_empty() => eprintln!("no WorkloadCluster in {scope}"),
+        None => print!("{}", table(&lines)),
     }
     Ok(ExitStatus::Success)
 }
@@ -263,21 +263,27 @@ async fn status_async(args: &StatusArgs) -> Result<ExitStatus, CommandError> {
         .await
         .map_err(|e| failed(format!("cannot read {shown}: {e}")))?
         .ok_or_else(|| failed(format!("there is no {shown}")))?;
-    match args.output {
-        OutputFormat::Json => {
-            let view = serde_json::json!({
-                "cluster": line_of(&cluster, Timestamp::now()),
-                "status": cluster.status,
-            });
-            println!("{}", json_text(&view)?);
-        }
-        OutputFormat::Text => print!("{}", status_text(&cluster, Timestamp::now())),
+    match args.output.document() {
+        Some(format) => print_document(&StatusView::of(&cluster, Timestamp::now()), format)?,
+        None => print!("{}", status_text(&cluster, Timestamp::now())),
     }
     Ok(ExitStatus::Success)
 }
 
-fn json_text(value: &impl Serialize) -> Result<String, CommandError> {
-    serde_json::to_string_pretty(value).map_err(|e| failed(format!("cannot print JSON: {e}")))
+/// What `status -o json|yaml` prints: the cluster's line and its whole status.
+#[derive(Debug, Serialize)]
+pub struct StatusView {
+    pub cluster: ClusterLine,
+    pub status: Option<strata_shared::cluster::WorkloadClusterStatus>,
+}
+
+impl StatusView {
+    pub fn of(cluster: &WorkloadCluster, now: Timestamp) -> StatusView {
+        StatusView {
+            cluster: line_of(cluster, now),
+            status: cluster.status.clone(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -339,6 +345,34 @@ mod tests {
             "NAMESPACE  NAME     CLOUD  PHASE    REVISION  CONTROL PLANE  WORKERS  LAYERS     AGENT  AGE\n\
              edge       store-1  sim    Pivoted  3→4       3/3            1/2      4/5 Ready  False  2h\n\
              edge       store-2  sim    Pending  -         -              -        -          -      30s\n"
+        );
+    }
+
+    #[test]
+    fn the_status_document_says_the_same_in_json_and_yaml() {
+        use crate::report::{DocumentFormat, document_text};
+        let pivoted = cluster(
+            "store-1",
+            json!({
+                "phase": "Pivoted", "revision": 4,
+                "conditions": [{
+                    "type": "Ready", "status": "True", "reason": "Pivoted", "message": "",
+                    "lastTransitionTime": "2026-12-04T10:00:00Z",
+                }],
+            }),
+        );
+        let view = StatusView::of(&pivoted, at("2026-12-04T10:01:00Z"));
+        let yaml = document_text(&view, DocumentFormat::Yaml).unwrap();
+        let from_json: serde_json::Value =
+            serde_json::from_str(&document_text(&view, DocumentFormat::Json).unwrap()).unwrap();
+        let from_yaml: serde_json::Value = serde_yaml::from_str(&yaml).unwrap();
+        assert_eq!(from_json, from_yaml, "{yaml}");
+        assert_eq!(from_json["cluster"]["phase"], "Pivoted");
+        assert_eq!(from_json["cluster"]["ageSeconds"], 60);
+        assert_eq!(from_json["status"]["conditions"][0]["reason"], "Pivoted");
+        assert!(
+            yaml.starts_with("cluster:\n  namespace: edge\n  name: store-1\n"),
+            "{yaml}"
         );
     }
 

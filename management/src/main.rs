@@ -4,6 +4,7 @@
 //! the command failed, 2 on usage errors.
 
 mod cluster_commands;
+mod cluster_describe_command;
 mod cluster_kubeconfig_command;
 mod cluster_plan_command;
 mod cluster_reclaim_command;
@@ -86,6 +87,10 @@ enum ClusterCommand {
     List(cluster_view_commands::ListArgs),
     /// One WorkloadCluster's phase, conditions and layers.
     Status(cluster_view_commands::StatusArgs),
+    /// One WorkloadCluster as a tree, like `clusterctl describe cluster`: its revision,
+    /// layers, CAPI Cluster, control plane and workers with their machines, and conditions.
+    /// After the pivot the machines are the site's export's, marked as such.
+    Describe(cluster_describe_command::DescribeArgs),
 }
 
 #[derive(Subcommand)]
@@ -325,6 +330,9 @@ fn run(cli: Cli) -> Result<ExitStatus, CommandError> {
         Command::Cluster(ClusterCommand::Reclaim(args)) => cluster_reclaim_command::reclaim(&args),
         Command::Cluster(ClusterCommand::List(args)) => cluster_view_commands::list(&args),
         Command::Cluster(ClusterCommand::Status(args)) => cluster_view_commands::status(&args),
+        Command::Cluster(ClusterCommand::Describe(args)) => {
+            cluster_describe_command::describe(&args)
+        }
         Command::Cluster(ClusterCommand::Kubeconfig(args)) => {
             cluster_kubeconfig_command::kubeconfig(&args)
         }

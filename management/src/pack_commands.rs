@@ -11,7 +11,7 @@ use strata_shared::pack::Pack;
 use strata_shared::pack::archive::{ArchiveLimits, sha256_digest, unpack_archive};
 use strata_shared::pack_render::check_templates;
 
-use crate::report::{InputReport, OutputFormat, print_findings};
+use crate::report::{InputReport, OutputFormat, print_document, print_findings};
 use crate::{CommandError, ExitStatus};
 
 /// Validates every pack folder; exit status 1 when any has an error. Templated manifests
@@ -45,8 +45,8 @@ pub fn validate(dirs: &[PathBuf], output: OutputFormat) -> Result<ExitStatus, Co
             findings,
         });
     }
-    if output == OutputFormat::Json {
-        print_json(&reports)?;
+    if let Some(format) = output.document() {
+        print_document(&reports, format)?;
     }
     Ok(if reports.iter().all(|r| r.valid) {
         ExitStatus::Success
@@ -132,9 +132,9 @@ pub fn inspect(target: &Path, output: OutputFormat) -> Result<ExitStatus, Comman
         namespace: pack.values.namespace.as_deref(),
         digest,
     };
-    match output {
-        OutputFormat::Json => print_json(&inspection)?,
-        OutputFormat::Text => {
+    match output.document() {
+        Some(format) => print_document(&inspection, format)?,
+        None => {
             let list = |items: &[String]| {
                 if items.is_empty() {
                     "-".to_string()
@@ -194,11 +194,4 @@ pub fn archive(dir: &Path, output: &Path) -> Result<ExitStatus, CommandError> {
         .map_err(|e| CommandError::io(output, "write", e.error))?;
     println!("{}  {}", sha256_digest(&bytes), output.display());
     Ok(ExitStatus::Success)
-}
-
-pub fn print_json<T: Serialize>(value: &T) -> Result<(), CommandError> {
-    let text = serde_json::to_string_pretty(value)
-        .map_err(|e| CommandError::Failed(format!("cannot write JSON: {e}")))?;
-    println!("{text}");
-    Ok(())
 }

@@ -15,11 +15,10 @@ use strata_shared::registry::mirror::progress::{MirrorEvent, MirrorReport, Objec
 use strata_shared::registry::mirror::{ImageSource, MirrorRequest, mirror};
 
 use crate::documents::read_objects;
-use crate::pack_commands::print_json;
 use crate::registry_commands::{
     RegistryArgs, pack_cache, read_passwords, registry_settings, runtime,
 };
-use crate::report::{OutputFormat, print_findings};
+use crate::report::{OutputFormat, print_document, print_findings};
 use crate::{CommandError, ExitStatus};
 
 const API_VERSION: &str = "strata.dev/v1alpha1";
@@ -248,9 +247,9 @@ pub fn mirror_command(args: &MirrorArgs) -> Result<ExitStatus, CommandError> {
     let report = runtime()?
         .block_on(mirror(request, &print_progress))
         .map_err(|e| CommandError::Failed(e.to_string()))?;
-    match args.output {
-        OutputFormat::Json => print_json(&report)?,
-        OutputFormat::Text => print_summary(&report),
+    match args.output.document() {
+        Some(format) => print_document(&report, format)?,
+        None => print_summary(&report),
     }
     Ok(ExitStatus::Success)
 }

@@ -10,8 +10,8 @@ use strata_shared::profile::{ClusterProfile, compose};
 
 use crate::documents::read_objects;
 use crate::registry_commands::{RegistryArgs, fetch_packs};
-use crate::report::{InputReport, OutputFormat, print_findings};
-use crate::{CommandError, ExitStatus, pack_commands::print_json};
+use crate::report::{InputReport, OutputFormat, print_document, print_findings};
+use crate::{CommandError, ExitStatus};
 
 /// Where a command finds the packs its profiles name.
 pub enum PackOrigin<'a> {
@@ -125,8 +125,8 @@ pub fn validate(
             findings,
         });
     }
-    if output == OutputFormat::Json {
-        print_json(&reports)?;
+    if let Some(format) = output.document() {
+        print_document(&reports, format)?;
     }
     Ok(if reports.iter().all(|r| r.valid) {
         ExitStatus::Success

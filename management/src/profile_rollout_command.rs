@@ -18,7 +18,7 @@ use strata_shared::profile::{
 };
 
 use crate::management_client::{client_from, command_runtime};
-use crate::report::OutputFormat;
+use crate::report::{OutputFormat, document_text};
 use crate::{CommandError, ExitStatus};
 
 #[derive(clap::Args, Debug)]
@@ -79,13 +79,9 @@ pub struct RolloutReport {
 pub fn rollout(args: &RolloutArgs) -> Result<ExitStatus, CommandError> {
     let report = command_runtime()?.block_on(run(args))?;
     let mut stdout = std::io::stdout().lock();
-    let text = match args.output {
-        OutputFormat::Json => {
-            serde_json::to_string_pretty(&report)
-                .map_err(|e| CommandError::Failed(format!("cannot write JSON: {e}")))?
-                + "\n"
-        }
-        OutputFormat::Text => text(&report),
+    let text = match args.output.document() {
+        Some(format) => document_text(&report, format)?,
+        None => text(&report),
     };
     stdout
         .write_all(text.as_bytes())

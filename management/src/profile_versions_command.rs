@@ -14,7 +14,7 @@ use strata_shared::cluster::WorkloadCluster;
 use strata_shared::profile::{ClusterProfile, select_profile, versions_of};
 
 use crate::management_client::{client_from, command_runtime};
-use crate::report::OutputFormat;
+use crate::report::{OutputFormat, document_text};
 use crate::{CommandError, ExitStatus};
 
 #[derive(clap::Args, Debug)]
@@ -52,13 +52,10 @@ pub struct PublishedVersion {
 pub fn versions(args: &VersionsArgs) -> Result<ExitStatus, CommandError> {
     let listed = command_runtime()?.block_on(list(args))?;
     let mut stdout = std::io::stdout().lock();
-    let written = match args.output {
-        OutputFormat::Json => serde_json::to_string_pretty(&listed)
-            .map_err(|e| CommandError::Failed(format!("cannot write JSON: {e}")))
-            .and_then(|text| writeln!(stdout, "{text}").map_err(stdout_error)),
-        OutputFormat::Text => {
-            write!(stdout, "{}", table(&args.name, &listed)).map_err(stdout_error)
-        }
+    let written = match args.output.document() {
+        Some(format) => document_text(&listed, format)
+            .and_then(|text| write!(stdout, "{text}").map_err(stdout_error)),
+        None => write!(stdout, "{}", table(&args.name, &listed)).map_err(stdout_error),
     };
     written?;
     if listed.is_empty() {

@@ -14,8 +14,7 @@ use strata_shared::registry::cache::PackCache;
 use strata_shared::registry::client::{PackRegistryClient, RegistryOptions};
 use strata_shared::registry::credentials::resolve_credentials;
 
-use crate::pack_commands::print_json;
-use crate::report::{OutputFormat, print_findings};
+use crate::report::{OutputFormat, print_document, print_findings};
 use crate::{CommandError, ExitStatus};
 
 /// The flags every registry command takes.
@@ -218,10 +217,10 @@ pub fn list(args: &RegistryArgs, output: OutputFormat) -> Result<ExitStatus, Com
     let packs = runtime()?
         .block_on(client.list())
         .map_err(|e| CommandError::Failed(e.to_string()))?;
-    match output {
-        OutputFormat::Json => print_json(&packs)?,
-        OutputFormat::Text if packs.is_empty() => println!("no packs under {}", args.registry()?),
-        OutputFormat::Text => {
+    match output.document() {
+        Some(format) => print_document(&packs, format)?,
+        None if packs.is_empty() => println!("no packs under {}", args.registry()?),
+        None => {
             let width = packs.keys().map(String::len).max().unwrap_or(0);
             for (name, versions) in &packs {
                 println!("{name:width$}  {}", versions.join(", "));
@@ -252,15 +251,18 @@ pub fn inspect(
     let (descriptor, manifest) = runtime()?
         .block_on(client.inspect(&name, &version, Some(&cache)))
         .map_err(|e| CommandError::Failed(e.to_string()))?;
-    match output {
-        OutputFormat::Json => print_json(&RemoteInspection {
-            reference: &descriptor.reference,
-            digest: &descriptor.manifest_digest,
-            pack_digest: &descriptor.layer_digest,
-            size: descriptor.layer_size,
-            pack: &manifest,
-        })?,
-        OutputFormat::Text => {
+    match output.document() {
+        Some(format) => print_document(
+            &RemoteInspection {
+                reference: &descriptor.reference,
+                digest: &descriptor.manifest_digest,
+                pack_digest: &descriptor.layer_digest,
+                size: descriptor.layer_size,
+                pack: &manifest,
+            },
+            format,
+        )?,
+        None => {
             println!("reference:   {}", descriptor.reference);
             println!("digest:      {}", descriptor.manifest_digest);
             println!("pack digest: {}", descriptor.layer_digest);

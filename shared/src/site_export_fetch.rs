@@ -7,7 +7,9 @@ use k8s_openapi::api::core::v1::Secret;
 
 use crate::contracts::names::{ClusterLocation, SITE_EXPORT_SECRET};
 use crate::kube_writer::{KubeWriter, WriteError};
-use crate::pivot::site_export::EXPORT_DATA_KEY;
+use crate::pack::archive::unpack_archive;
+use crate::pivot::backup::{Backup, BackupError, MANIFEST_FILE, read_backup};
+use crate::pivot::site_export::{EXPORT_DATA_KEY, EXPORT_LIMITS, EXPORT_ROOT};
 use crate::pivot::site_export_parts::{EXPORT_PART_KEY, join, part_secret_name, read_head};
 
 #[derive(Debug, thiserror::Error)]
@@ -90,4 +92,48 @@ pub async fn fetch_export(
         }
     }
     join(&head, &parts).map_err(|e| unreadable(&secret, e.to_string()))
+}
+
+/// Why an export's bytes are no backup of its cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportUnpackError {
+    #[error("{secret} cannot be unpacked: {reason}")]
+    Unpack { secret: String, reason: String },
+    #[error("the export in {secret} is no backup of its cluster: {source}")]
+    Invalid {
+        secret: String,
+        #[source]
+        source: BackupError,
+    },
+}
+
+/// The objects an export's bytes (from `secret`) hold: unpacked within the export's limits
+/// into a temporary directory and read as a backup directory is, which must be of
+/// `location`'s cluster. What the objects are is still the site's word: each reader holds
+/// them to what it needs (a restore, to what the site's agent may write).
+pub fn export_backup(
+    bytes: &[u8],
+    location: &ClusterLocation,
+    secret: &str,
+) -> Result<Backup, ExportUnpackError> {
+    let unpack = |reason: String| ExportUnpackError::Unpack {
+        secret: secret.to_string(),
+        reason,
+    };
+    let scratch = tempfile::tempdir()
+        .map_err(|e| unpack(format!("no temporary directory to unpack it in: {e}")))?;
+    let directory = scratch.path().join(EXPORT_ROOT);
+    unpack_archive(bytes, &directory, &EXPORT_LIMITS).map_err(|e| unpack(e.to_string()))?;
+    let manifest = std::fs::read(directory.join(MANIFEST_FILE))
+        .map_err(|e| unpack(format!("{MANIFEST_FILE}: {e}")))?;
+    let expected = format!("{}/{}", location.objects_namespace, location.cluster);
+    read_backup(
+        &manifest,
+        |file| std::fs::read(directory.join(file)).map_err(|e| e.to_string()),
+        Some(&expected),
+    )
+    .map_err(|source| ExportUnpackError::Invalid {
+        secret: secret.to_string(),
+        source,
+    })
 }
