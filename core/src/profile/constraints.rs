@@ -19,12 +19,12 @@
 
 use serde_yaml::Value;
 
-use crate::cluster::{MachineShape, NodePools};
+use crate::cluster::NodePools;
 use crate::finding::{Finding, FindingKind, Findings};
 use crate::pack::manifest::{
     Dependency, DependencyType, Layer, PackManifest, ResourceType, ScheduleType,
 };
-use crate::profile::resource_demand::{DemandFinding, PoolCapacity, check_component};
+use crate::profile::resource_demand::{DemandFinding, PoolCapacity, amount, check_component, unit};
 use crate::version::PackVersion;
 
 /// One pack of a stack, as constraints see it.
@@ -184,7 +184,7 @@ pub fn check_resources(stack: &[StackEntry<'_>], pools: &NodePools) -> Findings 
             } in pools_for(&schedules, pools)
             {
                 match amount(machine, resource.kind) {
-                    Some(have) if (have as f64) < min => findings.error_of(
+                    Some(have) if have < min => findings.error_of(
                         FindingKind::ConstraintNotMet,
                         &subject,
                         format!(
@@ -235,22 +235,6 @@ fn pools_for<'a>(schedules: &[ScheduleType], pools: &'a NodePools) -> Vec<PoolCa
         }));
     }
     result
-}
-
-fn amount(machine: &MachineShape, kind: ResourceType) -> Option<u64> {
-    match kind {
-        ResourceType::Cpu => machine.cpus.map(u64::from),
-        ResourceType::Memory => machine.memory_mib,
-        ResourceType::DiskSize => machine.disk_gib,
-    }
-}
-
-fn unit(kind: ResourceType) -> &'static str {
-    match kind {
-        ResourceType::Cpu => "CPUs",
-        ResourceType::Memory => "MiB",
-        ResourceType::DiskSize => "GiB",
-    }
 }
 
 fn field(kind: ResourceType) -> &'static str {

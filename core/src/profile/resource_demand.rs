@@ -201,7 +201,8 @@ fn quantity(text: &str) -> Option<f64> {
     (value.is_finite() && value >= 0.0).then_some(value * factor)
 }
 
-fn amount(machine: &MachineShape, kind: ResourceType) -> Option<f64> {
+/// A node's size in `kind`'s unit ([`unit`]), when its pool says it.
+pub(crate) fn amount(machine: &MachineShape, kind: ResourceType) -> Option<f64> {
     match kind {
         ResourceType::Cpu => machine.cpus.map(f64::from),
         ResourceType::Memory => machine.memory_mib.map(|m| m as f64),
@@ -209,7 +210,7 @@ fn amount(machine: &MachineShape, kind: ResourceType) -> Option<f64> {
     }
 }
 
-fn unit(kind: ResourceType) -> &'static str {
+pub(crate) fn unit(kind: ResourceType) -> &'static str {
     match kind {
         ResourceType::Cpu => "CPUs",
         ResourceType::Memory => "MiB",
