@@ -41,16 +41,24 @@ impl StatusReport {
         change(&mut status)
     }
 
-    /// Starts from the `Pivoted` condition the status carries (a restarted agent's), so the
-    /// first write does not take it away.
+    /// Starts from the `Pivoted` condition and the layers the status carries (a restarted
+    /// agent's own last report), so the first write does not take them away. Layers matter
+    /// most: a write without them drops every item this field manager owned, and the list
+    /// server-side apply leaves behind is refused by the CRD, as a reclaimed agent's first
+    /// reports were, until the layer installer has read its states again.
     pub fn seed(&self, cluster: &WorkloadCluster) {
-        let pivoted = cluster
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.iter().find(|c| c.type_ == PIVOTED).cloned());
+        let reported = cluster.status.as_ref();
+        let pivoted =
+            reported.and_then(|s| s.conditions.iter().find(|c| c.type_ == PIVOTED).cloned());
+        let layers = reported
+            .map(|s| s.layers.clone())
+            .filter(|layers| !layers.is_empty());
         self.with(|status| {
             if status.pivoted.is_none() {
                 status.pivoted = pivoted;
+            }
+            if status.layers.is_none() {
+                status.layers = layers;
             }
         });
     }
@@ -110,6 +118,20 @@ impl StatusReport {
         management: &KubeWriter,
         link: &ManagementLink,
     ) -> Result<(), WriteError> {
+        let patch = json!({
+            "apiVersion": "strata.dev/v1alpha1",
+            "kind": "WorkloadCluster",
+            "status": self.body(),
+        });
+        management
+            .namespaced::<WorkloadCluster>(&link.cluster_namespace)
+            .apply_status(&link.cluster, &patch)
+            .await
+            .map(|_| ())
+    }
+
+    /// The status this report sends, stamped now.
+    fn body(&self) -> serde_json::Value {
         let status = self.with(|status| status.clone());
         let mut body = json!({
             "agent": {
@@ -139,16 +161,7 @@ impl StatusReport {
             body["controlPlane"] = json!(control_plane);
             body["workers"] = json!(workers);
         }
-        let patch = json!({
-            "apiVersion": "strata.dev/v1alpha1",
-            "kind": "WorkloadCluster",
-            "status": body,
-        });
-        management
-            .namespaced::<WorkloadCluster>(&link.cluster_namespace)
-            .apply_status(&link.cluster, &patch)
-            .await
-            .map(|_| ())
+        body
     }
 }
 
@@ -170,5 +183,39 @@ mod tests {
         report.set_pivoted("True", "Moved", "moved");
         let third = report.with(|s| s.pivoted.clone().unwrap().last_transition_time);
         assert!(third.0 > first.0);
+    }
+
+    #[test]
+    fn a_restarted_agent_reports_its_last_layers_until_it_reads_them_again() {
+        let cluster: WorkloadCluster = serde_json::from_value(json!({
+            "apiVersion": "strata.dev/v1alpha1",
+            "kind": "WorkloadCluster",
+            "metadata": {"name": "edge", "namespace": "shops"},
+            "spec": {"cloudType": "sim", "profiles": [{"name": "p", "version": "1.0.0"}],
+                     "nodePools": {"controlPlane": {"count": 1}}},
+            "status": {
+                "conditions": [{"type": "Pivoted", "status": "True", "reason": "Moved",
+                                "message": "m", "lastTransitionTime": "2026-12-01T00:00:00Z"}],
+                "layers": [{"name": "cni-calico", "version": "3.19.0",
+                            "state": "Ready"}],
+            },
+        }))
+        .unwrap();
+        let report = StatusReport::default();
+        report.seed(&cluster);
+        let body = report.body();
+        assert_eq!(body["layers"][0]["name"], "cni-calico", "{body}");
+        assert_eq!(body["layersSummary"], "1/1", "{body}");
+        assert_eq!(body["conditions"][0]["reason"], "Moved", "{body}");
+        // What the installer reads replaces the seed, even when it is empty.
+        report.set_layers(Vec::new());
+        assert_eq!(report.body()["layers"], json!([]), "{}", report.body());
+
+        // Nothing reported before (a new or reclaimed cluster): nothing seeded.
+        let mut fresh = cluster.clone();
+        fresh.status = None;
+        let report = StatusReport::default();
+        report.seed(&fresh);
+        assert!(report.body().get("layers").is_none());
     }
 }
