@@ -22,6 +22,7 @@ pub mod pack;
 pub mod pivot;
 pub mod profile;
 pub mod provider_components;
+pub mod quantity;
 pub mod revision;
 pub mod values_merge;
 pub mod version;

@@ -519,13 +519,21 @@ async fn a_drift_pass_recreates_what_was_deleted_and_sets_back_what_was_changed(
     );
 
     // Converged: the next pass has nothing to do, even a second or more after the last
-    // apply, when re-applying `1000m` (stored as `1`) moves the manager's managedFields
-    // time and so the resourceVersion.
+    // apply, when re-applying `1000m` (stored as `1`) would move the manager's
+    // managedFields time and so the resourceVersion. It writes nothing either: `1000m` and
+    // `1` are one amount, so the Deployment is not applied again.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let web: Api<Deployment> = Api::namespaced(client.clone(), "drift");
+    let before = web.get("web").await.unwrap().metadata.resource_version;
     let report = correct_drift(&client, &layer, AGENT_FIELD_MANAGER)
         .await
         .unwrap();
     assert_eq!(corrections(&report), Vec::<String>::new());
+    let after = web.get("web").await.unwrap().metadata.resource_version;
+    assert_eq!(
+        before, after,
+        "a converged pass wrote the Deployment whose limit it holds as `1`"
+    );
 }
 
 // Two Deployments the layer renders with 2 replicas; an autoscaler scales `web`.

@@ -8,6 +8,24 @@ use std::fmt::Write as _;
 
 use serde_json::{Map, Value};
 
+use crate::quantity::same_quantity;
+
+/// The mappings whose values are resource quantities, by their key: a container's and a
+/// claim's `resources.limits` and `requests`, a ResourceQuota's `hard`, a volume's
+/// `capacity`, a LimitRange's bounds.
+const QUANTITY_MAPPINGS: [&str; 8] = [
+    "limits",
+    "requests",
+    "hard",
+    "capacity",
+    "max",
+    "min",
+    "default",
+    "defaultRequest",
+];
+/// A field that is itself a quantity (an `emptyDir`'s).
+const QUANTITY_FIELD: &str = "sizeLimit";
+
 /// The path of the first field of `desired` that `live` does not hold with the same value
 /// (`data.level`, `spec.template.spec.containers[0].image`,
 /// `metadata.labels["app.kubernetes.io/name"]`), or `None` when `live` holds all of
@@ -22,12 +40,15 @@ use serde_json::{Map, Value};
 /// - a desired empty mapping or list matches an absent field, since the apiserver omits
 ///   empty optional fields when it stores them.
 ///
-/// Other normalisations (quantities such as `1000m` stored as `1`, a Secret's
-/// `stringData` stored as `data`) are differences here; the caller tells them apart by
-/// whether re-applying changes the object.
+/// - a resource quantity stored in another spelling (`1000m` as `1`, `1024Mi` as `1Gi`,
+///   `1` as `"1"`) is the same amount, in the mappings that hold quantities
+///   ([`QUANTITY_MAPPINGS`]) and under `sizeLimit`.
+///
+/// Other normalisations (a Secret's `stringData` stored as `data`) are differences here;
+/// the caller tells them apart by whether re-applying changes the object.
 pub fn first_difference(desired: &Value, live: &Value) -> Option<String> {
     let mut path = String::new();
-    if differs(desired, Some(live), &mut path) {
+    if differs(desired, Some(live), &mut path, Place::Other) {
         if path.is_empty() {
             path.push('.');
         }
@@ -37,15 +58,36 @@ pub fn first_difference(desired: &Value, live: &Value) -> Option<String> {
     }
 }
 
+/// What the value compared is, as far as quantities go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// A mapping of quantities ([`QUANTITY_MAPPINGS`]).
+    QuantityMapping,
+    /// A quantity: a value of such a mapping, or a [`QUANTITY_FIELD`].
+    Quantity,
+    Other,
+}
+
+/// A scalar as a quantity's text: quantities are strings, or numbers written bare.
+fn quantity_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(text) => Some(text.clone()),
+        Value::Number(number) => Some(number.to_string()),
+        _ => None,
+    }
+}
+
 /// Whether `live` (absent: `None`) fails to hold `desired`; on a difference, `path` is left
 /// naming where.
-fn differs(desired: &Value, live: Option<&Value>, path: &mut String) -> bool {
+fn differs(desired: &Value, live: Option<&Value>, path: &mut String, place: Place) -> bool {
     match (desired, live) {
         (Value::Null, _) => false,
         (Value::Object(wanted), None) if wanted.is_empty() => false,
         (Value::Array(wanted), None) if wanted.is_empty() => false,
         (_, None) => true,
-        (Value::Object(wanted), Some(Value::Object(found))) => mapping_differs(wanted, found, path),
+        (Value::Object(wanted), Some(Value::Object(found))) => {
+            mapping_differs(wanted, found, path, place == Place::QuantityMapping)
+        }
         (Value::Array(wanted), Some(Value::Array(found))) => {
             if wanted.len() != found.len() {
                 return true;
@@ -53,11 +95,19 @@ fn differs(desired: &Value, live: Option<&Value>, path: &mut String) -> bool {
             let at = path.len();
             for (index, (wanted, found)) in wanted.iter().zip(found).enumerate() {
                 let _ = write!(path, "[{index}]");
-                if differs(wanted, Some(found), path) {
+                if differs(wanted, Some(found), path, Place::Other) {
                     return true;
                 }
                 path.truncate(at);
             }
+            false
+        }
+        (wanted, Some(found))
+            if place == Place::Quantity
+                && let (Some(wanted), Some(found)) =
+                    (quantity_text(wanted), quantity_text(found))
+                && same_quantity(&wanted, &found) =>
+        {
             false
         }
         (Value::Number(wanted), Some(Value::Number(found))) => {
@@ -67,15 +117,25 @@ fn differs(desired: &Value, live: Option<&Value>, path: &mut String) -> bool {
     }
 }
 
+/// `of_quantities`: the mapping is one of [`QUANTITY_MAPPINGS`], so its values are
+/// quantities.
 fn mapping_differs(
     wanted: &Map<String, Value>,
     found: &Map<String, Value>,
     path: &mut String,
+    of_quantities: bool,
 ) -> bool {
     let at = path.len();
     for (key, value) in wanted {
         push_key(path, key);
-        if differs(value, found.get(key), path) {
+        let place = if of_quantities || key == QUANTITY_FIELD {
+            Place::Quantity
+        } else if QUANTITY_MAPPINGS.contains(&key.as_str()) {
+            Place::QuantityMapping
+        } else {
+            Place::Other
+        };
+        if differs(value, found.get(key), path, place) {
             return true;
         }
         path.truncate(at);

@@ -148,3 +148,35 @@ fn objects_that_differ_as_wholes_are_named_by_the_root() {
         Some(".")
     );
 }
+
+#[test]
+fn a_quantity_stored_in_another_spelling_is_the_same_amount() {
+    let desired = json!({"spec": {"containers": [{"resources": {
+        "limits": {"cpu": "1000m", "memory": "1024Mi", "nvidia.com/gpu": 1},
+        "requests": {"cpu": 0.5}}}],
+        "volumes": [{"emptyDir": {"sizeLimit": "1Gi"}}]}});
+    let stored = json!({"spec": {"containers": [{"resources": {
+        "limits": {"cpu": "1", "memory": "1Gi", "nvidia.com/gpu": "1"},
+        "requests": {"cpu": "500m"}}}],
+        "volumes": [{"emptyDir": {"sizeLimit": "1024Mi"}}]}});
+    assert_eq!(first_difference(&desired, &stored), None);
+
+    let changed = json!({"spec": {"containers": [{"resources": {
+        "limits": {"cpu": "2", "memory": "1Gi", "nvidia.com/gpu": "1"},
+        "requests": {"cpu": "500m"}}}],
+        "volumes": [{"emptyDir": {"sizeLimit": "1024Mi"}}]}});
+    assert_eq!(
+        first_difference(&desired, &changed).as_deref(),
+        Some("spec.containers[0].resources.limits.cpu")
+    );
+    // Elsewhere a string is a string: a ConfigMap's "1000m" is not its "1".
+    let config = json!({"data": {"cpu": "1000m"}});
+    assert_eq!(
+        first_difference(&config, &json!({"data": {"cpu": "1"}})).as_deref(),
+        Some("data.cpu")
+    );
+    // A ResourceQuota's hard limits, and a claim's requested storage.
+    let quota = json!({"spec": {"hard": {"requests.memory": "2Gi", "pods": "10"}}});
+    let quota_stored = json!({"spec": {"hard": {"requests.memory": "2048Mi", "pods": "10"}}});
+    assert_eq!(first_difference(&quota, &quota_stored), None);
+}

@@ -203,8 +203,9 @@ async fn correct(
     };
     let api = resources.api(client, layer, key).await?;
     let applied = server_side_apply(&api, layer, key, &desired, field_manager, autoscaled).await?;
-    // A difference that only the apiserver's normalisation makes (`1000m` stored as `1`)
-    // leaves the object as it was. Its resourceVersion may still move: the manager's
+    // A difference that only the apiserver's normalisation makes (a Secret's `stringData`
+    // stored as `data`; quantities are compared as amounts already) leaves the object as
+    // it was. Its resourceVersion may still move: the manager's
     // timestamp in managedFields is set again when the apply is a second or more after
     // the last one, so only the object without that bookkeeping tells.
     if !changed_beyond_bookkeeping(live, &applied) {
