@@ -746,38 +746,43 @@ fn describe_bad_input(env: &ManagementEnv, ns: &str, name: &str) {
         !ok && text.contains("expected the WorkloadCluster as NAMESPACE/NAME"),
         "{text}"
     );
-    let run = |kubeconfig: &std::path::Path| {
-        strata_e2e::cli_run::run(
-            std::process::Command::new(strata_e2e::management::strata_binary())
-                .args(["cluster", "describe", &format!("{ns}/{name}")])
-                .arg("--kubeconfig")
-                .arg(kubeconfig),
-        )
-    };
-    let refused = env.dir.path().join("describe-refused.kubeconfig");
+    // No access and no management cluster, for every command that reads clusters.
+    let cluster = format!("{ns}/{name}");
+    let refused = env.dir.path().join("views-refused.kubeconfig");
     std::fs::write(
         &refused,
         env.control_plane
             .kubeconfig_for_token("nobody", "not-a-token"),
     )
     .unwrap();
-    let (ok, text) = run(&refused);
-    assert!(
-        !ok && text.contains(&format!("cannot read WorkloadCluster {ns}/{name}"))
-            && text.contains("401"),
-        "{text}"
-    );
-    let unreachable = env.dir.path().join("describe-unreachable.kubeconfig");
+    let unreachable = env.dir.path().join("views-unreachable.kubeconfig");
     let dead = env
         .control_plane
         .kubeconfig_for_token("nobody", "x")
         .replace(env.control_plane.server(), "https://127.0.0.1:9");
     std::fs::write(&unreachable, dead).unwrap();
-    let (ok, text) = run(&unreachable);
-    assert!(
-        !ok && text.contains(&format!("cannot read WorkloadCluster {ns}/{name}")),
-        "{text}"
-    );
+    let read_one = format!("cannot read WorkloadCluster {cluster}");
+    let read_all = format!("cannot list the WorkloadClusters of namespace {ns}");
+    for (args, expected) in [
+        (vec!["describe", cluster.as_str()], read_one.as_str()),
+        (vec!["status", cluster.as_str()], read_one.as_str()),
+        (vec!["list", "-n", ns], read_all.as_str()),
+    ] {
+        for (kubeconfig, says) in [(&refused, Some("401")), (&unreachable, None)] {
+            let (ok, text) = strata_e2e::cli_run::run(
+                std::process::Command::new(strata_e2e::management::strata_binary())
+                    .arg("cluster")
+                    .args(&args)
+                    .arg("--kubeconfig")
+                    .arg(kubeconfig),
+            );
+            assert!(
+                !ok && text.contains(expected) && says.is_none_or(|s| text.contains(s)),
+                "strata cluster {args:?} with {}: {text}",
+                kubeconfig.display()
+            );
+        }
+    }
 }
 
 /// `list -o yaml` is the document `list -o json` is (but for the ages, which tick).

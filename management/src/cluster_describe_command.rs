@@ -35,7 +35,7 @@ use strata_shared::revision::{ClusterRevision, revision_name};
 use strata_shared::site_export_fetch::{export_backup, export_secret_shown, fetch_export};
 
 use crate::cluster_commands::parse_cluster;
-use crate::cluster_view_commands::age;
+pub use crate::cluster_describe_text::text;
 use crate::controller::{ledger, namespaces::namespace_belongs_to};
 use crate::management_client::{client_from, command_runtime};
 use crate::report::{OutputFormat, print_document};
@@ -47,10 +47,6 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// CAPI's control plane, which is how its machines are told from the workers'.
 const CAPI_CONTROL_PLANE_LABEL: &str = "cluster.x-k8s.io/control-plane";
 const CAPI_CONTROL_PLANE_NAME_LABEL: &str = "cluster.x-k8s.io/control-plane-name";
-
-/// The longest message a text cell shows, in characters, before `…`: the tree is for
-/// reading, and `-o json` has the whole of it.
-const MESSAGE_CHARS: usize = 160;
 
 #[derive(clap::Args, Debug)]
 pub struct DescribeArgs {
@@ -693,126 +689,6 @@ fn conditions_node(conditions: &[Condition]) -> Node {
         })
         .collect();
     Node::new("Conditions", "", Source::Management).children(children)
-}
-
-/// `text` on one line, without control characters (a site's words could carry terminal
-/// escapes), cut to `limit` characters.
-fn cell(text: &str, limit: usize) -> String {
-    let plain: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    let joined = plain.split_whitespace().collect::<Vec<_>>().join(" ");
-    if joined.chars().count() <= limit {
-        joined
-    } else {
-        let mut cut: String = joined.chars().take(limit.saturating_sub(1)).collect();
-        cut.push('…');
-        cut
-    }
-}
-
-/// What the NAME column shows of a node.
-fn label_of(node: &Node) -> String {
-    if node.kind == "Note" {
-        return node.message.clone().unwrap_or_default();
-    }
-    let mut label = node.kind.clone();
-    if !node.name.is_empty() {
-        label.push(' ');
-        label.push_str(&node.name);
-    }
-    if let Some(detail) = &node.detail {
-        label.push_str(&format!(" ({detail})"));
-    }
-    label
-}
-
-/// One line of the text: its tree-drawn name, and its columns unless it is a note.
-struct Line {
-    name: String,
-    columns: Option<[String; 5]>,
-}
-
-fn lines_of(node: &Node, lead: &str, branch: &str, now: Timestamp, out: &mut Vec<Line>) {
-    let name = format!("{lead}{branch}{}", cell(&label_of(node), usize::MAX));
-    let columns = (node.kind != "Note").then(|| {
-        let since = node
-            .since
-            .as_deref()
-            .and_then(|s| s.parse::<Timestamp>().ok())
-            .map(|at| age(Some(now.duration_since(at).as_secs())))
-            .unwrap_or_default();
-        let text =
-            |value: &Option<String>| cell(value.as_deref().unwrap_or_default(), MESSAGE_CHARS);
-        [
-            text(&node.ready),
-            text(&node.severity),
-            text(&node.reason),
-            since,
-            match (&node.provider_id, &node.message) {
-                (Some(id), Some(message)) => cell(&format!("{id}; {message}"), MESSAGE_CHARS),
-                (Some(id), None) => cell(id, MESSAGE_CHARS),
-                (None, message) => text(message),
-            },
-        ]
-    });
-    out.push(Line { name, columns });
-    let inner = match branch {
-        "├─" => format!("{lead}│ "),
-        "└─" => format!("{lead}  "),
-        _ => lead.to_string(),
-    };
-    for (i, child) in node.children.iter().enumerate() {
-        let branch = if i + 1 == node.children.len() {
-            "└─"
-        } else {
-            "├─"
-        };
-        lines_of(child, &inner, branch, now, out);
-    }
-}
-
-/// The tree as text, its ages taken at `now`: a header and one line per node, notes as
-/// sentences outside the columns.
-pub fn text(root: &Node, now: Timestamp) -> String {
-    const HEADER: [&str; 6] = ["NAME", "READY", "SEVERITY", "REASON", "SINCE", "MESSAGE"];
-    let mut lines = Vec::new();
-    lines_of(root, "", "", now, &mut lines);
-    let mut widths = HEADER.map(|h| h.chars().count());
-    for line in &lines {
-        if let Some(columns) = &line.columns {
-            widths[0] = widths[0].max(line.name.chars().count());
-            for (width, column) in widths[1..].iter_mut().zip(columns) {
-                *width = (*width).max(column.chars().count());
-            }
-        }
-    }
-    let render = |cells: Vec<&str>| {
-        let mut row = String::new();
-        for (cell, width) in cells.iter().zip(widths) {
-            row.push_str(cell);
-            row.push_str(&" ".repeat(width.saturating_sub(cell.chars().count()) + 2));
-        }
-        row.truncate(row.trim_end().len());
-        row.push('\n');
-        row
-    };
-    let mut out = render(HEADER.to_vec());
-    for line in &lines {
-        match &line.columns {
-            Some(columns) => {
-                let mut cells = vec![line.name.as_str()];
-                cells.extend(columns.iter().map(String::as_str));
-                out.push_str(&render(cells));
-            }
-            None => {
-                out.push_str(&line.name);
-                out.push('\n');
-            }
-        }
-    }
-    out
 }
 
 pub fn describe(args: &DescribeArgs) -> Result<ExitStatus, CommandError> {

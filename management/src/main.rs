@@ -5,6 +5,7 @@
 
 mod cluster_commands;
 mod cluster_describe_command;
+mod cluster_describe_text;
 mod cluster_kubeconfig_command;
 mod cluster_plan_command;
 mod cluster_reclaim_command;
