@@ -1255,24 +1255,52 @@ async fn pivoted_again(
         other => panic!("the lost agent's token still works after the reclaim: {other:?}"),
     }
 
-    // The new agent moves the objects into the site again, in round 2.
-    eventually(
-        "the second move granted, and the CAPI Cluster in the site again",
-        Duration::from_secs(420),
-        || async {
-            let namespace = Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
-                .get(objects)
-                .await
-                .ok()?;
-            let ledger = ClusterLedger::read(namespace.metadata.annotations.as_ref());
-            let granted = ledger.pivot == PivotLatch::Granted && ledger.round == 2;
-            let wc = cluster(&client, ns, name).await?;
-            let moved =
-                find(&wc.status?.conditions, "Pivoted").is_some_and(|c| c.reason == "Moved");
-            (granted && moved).then_some(())
-        },
-    )
-    .await;
+    // The new agent moves the objects into the site again, in round 2. On a timeout the
+    // ledger, the cluster's conditions and the agents' logs say where it stopped.
+    let timeout = Duration::from_secs(420);
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let ledger = Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
+            .get(objects)
+            .await
+            .ok()
+            .map(|n| ClusterLedger::read(n.metadata.annotations.as_ref()));
+        let granted = ledger
+            .as_ref()
+            .is_some_and(|l| l.pivot == PivotLatch::Granted && l.round == 2);
+        let wc = cluster(&client, ns, name).await;
+        let moved = wc
+            .as_ref()
+            .and_then(|wc| wc.status.as_ref())
+            .and_then(|s| find(&s.conditions, "Pivoted"))
+            .is_some_and(|c| c.reason == "Moved");
+        if granted && moved {
+            break;
+        }
+        if std::time::Instant::now() >= deadline {
+            let agents: Vec<String> = env
+                .agents_of(objects, name)
+                .map(|kubelet| kubelet.processes())
+                .unwrap_or_default()
+                .iter()
+                .map(|p| {
+                    format!(
+                        "--- agent {} (pid {:?}, restarts {}) ---\n{}",
+                        p.pod_name,
+                        p.pid,
+                        p.restarts,
+                        strata_e2e::control_plane::log_tail(&p.log, 40)
+                    )
+                })
+                .collect();
+            panic!(
+                "the second move was not granted and done within {timeout:?}: ledger {ledger:?}; {}\n{}",
+                describe(wc.as_ref()),
+                agents.join("\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     assert_eq!(&machine_instances(workload, objects).await, machines);
     assert!(
         machine_instances(&client, objects).await.is_empty(),
