@@ -572,8 +572,8 @@ fn describe_before_the_pivot<'a>(
     let (ok, text) = strata_describe(env, &cluster, &[]);
     let lines: Vec<&str> = text.lines().collect();
     assert!(
-        ok && lines[0].starts_with("NAME ")
-            && lines[0].contains(" READY  SEVERITY  REASON ")
+        ok && lines[0].split_whitespace().collect::<Vec<_>>()
+            == ["NAME", "READY", "SEVERITY", "REASON", "SINCE", "MESSAGE"]
             && lines[1].starts_with(&format!("WorkloadCluster {cluster} (")),
         "{text}"
     );
