@@ -758,6 +758,21 @@ fn resource_requests_named_by_parameter_references_are_evaluated_with_the_merged
         "app:1's manifests.app.memory is \"lots\", not a memory quantity; expected bytes such as 512Mi"
     ));
 
+    // A value of any size is named in a message of bounded size.
+    let (_, findings) = run(Some(&format!(
+        "manifests:\n  app:\n    memory: \"{}\"\n",
+        "9".repeat(100_000) + "x"
+    )));
+    let long = findings
+        .errors()
+        .find(|f| f.subject == memory)
+        .expect("a megabyte of digits is no quantity");
+    assert!(
+        long.message.contains("not a memory quantity") && long.message.len() < 400,
+        "{}",
+        long.message.len()
+    );
+
     // A request path naming a mapping, or nothing: not checked, said as a warning.
     let (stack, findings) = run(Some(
         "manifests:\n  app:\n    memory: {requests: 1Gi}\n    cpu: null\n",

@@ -13,10 +13,14 @@
 
 use serde_yaml::Value;
 
+use crate::bounded_text::cut;
 use crate::cluster::MachineShape;
 use crate::pack::key_path::{KeyPath, Resolved};
 use crate::pack::manifest::{ResourceComponent, ResourceType};
 use crate::quantity::parse_quantity;
+
+/// How much of a value a message repeats: the values are a pack's, and may be anything.
+const SHOWN_CHARS: usize = 64;
 
 /// One pool a component may run on: its name, node count and node shape.
 pub struct PoolCapacity<'a> {
@@ -56,7 +60,8 @@ pub fn check_component(
     };
     let Some(request) = quantity_in_unit(&request_text, kind) else {
         return Some(DemandFinding::Unmet(format!(
-            "{pack}'s {request_path} is {request_text:?}, not a {kind} quantity; expected {}",
+            "{pack}'s {request_path} is {:?}, not a {kind} quantity; expected {}",
+            cut(&request_text, SHOWN_CHARS),
             example(kind)
         )));
     };
@@ -67,7 +72,8 @@ pub fn check_component(
                 Ok(n) => (n, format!(" × {n} replicas ({path})")),
                 Err(_) => {
                     return Some(DemandFinding::Unmet(format!(
-                        "{pack}'s {path} is {text:?}, not a replica count; expected a whole number"
+                        "{pack}'s {path} is {:?}, not a replica count; expected a whole number",
+                        cut(&text, SHOWN_CHARS)
                     )));
                 }
             },

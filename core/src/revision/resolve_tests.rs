@@ -349,6 +349,8 @@ fn vsphere_ssh_keys_must_be_openssh_public_keys() {
             "ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIHq9d1Vt0y3b0k0P2o3v5Ykq3Vb1b9n4lE6mX2JQm7cQ".into(),
             "AAAAC3NzaC1lZDI1NTE5AAAAIHq9".into(),
             format!("{good}\n{good}"),
+            // A pasted megabyte: named, not repeated.
+            format!("ssh-{} AAAA", "x".repeat(1 << 20)),
         ],
     });
     let findings = validate_placement(&vsphere);
@@ -359,12 +361,21 @@ fn vsphere_ssh_keys_must_be_openssh_public_keys() {
     assert!(findings.contains(&key(4), "the key's data does not say ssh-rsa"));
     assert!(findings.contains(&key(5), "is not an OpenSSH public key"));
     assert!(findings.contains(&key(6), "holds more than one line"));
+    let huge = findings
+        .errors()
+        .find(|f| f.subject == key(7))
+        .expect("the pasted megabyte is refused");
+    assert!(
+        huge.message.contains("is not an SSH key type") && huge.message.len() < 300,
+        "{}",
+        huge.message.len()
+    );
     assert_eq!(
         findings
             .errors()
             .filter(|f| f.subject.starts_with("spec.vsphere.ssh"))
             .count(),
-        6,
+        7,
         "{findings:#?}"
     );
 }

@@ -1,6 +1,7 @@
 //! The checks that need no pack: the cloud-specific fields of a cluster, and its cloud
 //! account against its cloud.
 
+use crate::bounded_text::cut;
 use crate::cloud_account::{CloudAccount, required_secret_keys};
 use crate::cluster::{ClusterCloud, MachineShape, WorkloadCluster};
 use crate::finding::Findings;
@@ -87,6 +88,9 @@ pub fn validate_placement(cluster: &WorkloadCluster) -> Findings {
     findings
 }
 
+/// How much of a key a message repeats: enough to recognise it, never a pasted file.
+const SHOWN_CHARS: usize = 40;
+
 /// The key types OpenSSH accepts in `authorized_keys`.
 const SSH_KEY_TYPES: [&str; 7] = [
     "ssh-ed25519",
@@ -103,7 +107,7 @@ const SSH_KEY_TYPES: [&str; 7] = [
 /// format or two keys on one line would otherwise fail only on the machine, silently.
 fn check_ssh_public_key(key: &str) -> Result<(), String> {
     use base64::Engine;
-    let shown: String = key.chars().take(40).collect();
+    let shown = cut(key, SHOWN_CHARS);
     if key.contains("PRIVATE KEY") {
         return Err("is a private key; give the public key (the .pub file)".into());
     }
@@ -118,7 +122,8 @@ fn check_ssh_public_key(key: &str) -> Result<(), String> {
     };
     if !SSH_KEY_TYPES.contains(&kind) {
         return Err(format!(
-            "{kind:?} is not an SSH key type; expected one of {}",
+            "{:?} is not an SSH key type; expected one of {}",
+            cut(kind, SHOWN_CHARS),
             SSH_KEY_TYPES.join(", ")
         ));
     }
