@@ -245,6 +245,31 @@ pub(crate) async fn cluster_and_ledger(
     ),
     CommandError,
 > {
+    let (cluster, location, objects_namespace) =
+        cluster_and_objects_namespace(writer, namespace, name).await?;
+    let objects_namespace = objects_namespace.ok_or_else(|| {
+        failed(format!(
+            "WorkloadCluster {namespace}/{name} has no objects namespace {} (it is not provisioned yet, or the namespace is not the cluster's)",
+            location.objects_namespace
+        ))
+    })?;
+    Ok((cluster, location, objects_namespace))
+}
+
+/// The cluster, where its objects live, and its objects namespace (holding the ledger) when
+/// it has one that is its own: for commands that also speak of a cluster not provisioned.
+pub(crate) async fn cluster_and_objects_namespace(
+    writer: &strata_shared::kube_writer::KubeWriter,
+    namespace: &str,
+    name: &str,
+) -> Result<
+    (
+        WorkloadCluster,
+        ClusterLocation,
+        Option<k8s_openapi::api::core::v1::Namespace>,
+    ),
+    CommandError,
+> {
     let shown = format!("WorkloadCluster {namespace}/{name}");
     let cluster = writer
         .namespaced::<WorkloadCluster>(namespace)
@@ -253,16 +278,10 @@ pub(crate) async fn cluster_and_ledger(
         .map_err(|e| failed(format!("cannot read {shown}: {e}")))?
         .ok_or_else(|| failed(format!("there is no {shown}")))?;
     let location = ClusterLocation::of(namespace, name);
-    let objects = &location.objects_namespace;
-    let objects_namespace = crate::controller::ledger::read(writer, objects)
+    let objects_namespace = crate::controller::ledger::read(writer, &location.objects_namespace)
         .await
         .map_err(|e| failed(format!("{shown}: {e}")))?
-        .filter(|n| crate::controller::namespaces::namespace_belongs_to(n, namespace, name))
-        .ok_or_else(|| {
-            failed(format!(
-                "{shown} has no objects namespace {objects} (it is not provisioned yet, or the namespace is not the cluster's)"
-            ))
-        })?;
+        .filter(|n| crate::controller::namespaces::namespace_belongs_to(n, namespace, name));
     Ok((cluster, location, objects_namespace))
 }
 

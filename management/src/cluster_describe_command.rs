@@ -34,9 +34,9 @@ use strata_shared::kube_writer::KubeWriter;
 use strata_shared::revision::{ClusterRevision, revision_name};
 use strata_shared::site_export_fetch::{export_backup, export_secret_shown, fetch_export};
 
-use crate::cluster_commands::parse_cluster;
+use crate::cluster_commands::{cluster_and_objects_namespace, parse_cluster};
 pub use crate::cluster_describe_text::text;
-use crate::controller::{ledger, namespaces::namespace_belongs_to};
+use crate::controller::ledger;
 use crate::management_client::{client_from, command_runtime};
 use crate::report::{OutputFormat, print_document};
 use crate::{CommandError, ExitStatus};
@@ -719,19 +719,10 @@ pub async fn observe(
     name: &str,
 ) -> Result<Observed, CommandError> {
     let shown = format!("WorkloadCluster {namespace}/{name}");
-    let cluster = writer
-        .namespaced::<WorkloadCluster>(namespace)
-        .get(name)
-        .await
-        .map_err(|e| failed(format!("cannot read {shown}: {e}")))?
-        .ok_or_else(|| failed(format!("there is no {shown}")))?;
-    let location = ClusterLocation::of(namespace, name);
+    let (cluster, location, objects_namespace) =
+        cluster_and_objects_namespace(writer, namespace, name).await?;
     let objects = location.objects_namespace.clone();
-    let Some(objects_namespace) = ledger::read(writer, &objects)
-        .await
-        .map_err(|e| failed(format!("{shown}: {e}")))?
-        .filter(|n| namespace_belongs_to(n, namespace, name))
-    else {
+    let Some(objects_namespace) = objects_namespace else {
         return Ok(Observed {
             cluster,
             objects_namespace: None,
