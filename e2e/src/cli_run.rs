@@ -37,3 +37,14 @@ pub fn run_with_input(command: &mut Command, input: &str) -> Output {
         .wait_with_output()
         .unwrap_or_else(|e| panic!("cannot wait for {program:?}: {e}"))
 }
+
+/// What a finished command said, for a failed assertion's message: its exit code, then its
+/// stdout and stderr apart.
+pub fn describe_output(output: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use strata_e2e::cli_run::describe_output as describe;
 
 use strata_e2e::cli_run::run_with_input;
 use strata_e2e::registry::{RegistryOptions, TestRegistry};
@@ -82,15 +83,6 @@ impl<'a> Cli<'a> {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn describe(output: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        text(&output.stdout),
-        text(&output.stderr)
-    )
 }
 
 fn copy_dir(from: &Path, to: &Path) {

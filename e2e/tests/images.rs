@@ -21,6 +21,7 @@ use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use strata_e2e::cli_run::describe_output as describe;
 
 use serde_json::Value;
 use strata_e2e::management::repo_root;
@@ -57,15 +58,6 @@ fn strata_image_tool() -> PathBuf {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn describe(output: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        text(&output.stdout),
-        text(&output.stderr)
-    )
 }
 
 async fn images_sh(args: &[String], env: &[(&str, &str)]) -> Output {
