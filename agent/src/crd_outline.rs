@@ -62,10 +62,6 @@ pub struct OutlineVersion {
 }
 
 impl CrdOutline {
-    pub fn name(&self) -> &str {
-        self.metadata.name.as_deref().unwrap_or_default()
-    }
-
     /// The outline as the JSON of a CRD that has only these fields.
     pub fn to_json(&self) -> Value {
         serde_json::to_value(self).unwrap_or(Value::Null)

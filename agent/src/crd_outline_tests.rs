@@ -69,7 +69,10 @@ fn an_outline_holds_no_schema_and_no_server_state() {
     ] {
         assert!(!text.contains(absent), "{absent} in {text}");
     }
-    assert_eq!(outline.name(), "machines.cluster.x-k8s.io");
+    assert_eq!(
+        outline.metadata.name.as_deref(),
+        Some("machines.cluster.x-k8s.io")
+    );
     assert_eq!(outline.spec.versions.len(), 2);
 }
 

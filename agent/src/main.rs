@@ -40,7 +40,6 @@ use strata_shared::contracts::names::{AGENT_HTTP_PORT, ClusterLocation};
 use strata_shared::kube_writer::KubeWriter;
 use strata_shared::leader::{LeaderElector, LeaseTiming};
 use strata_shared::probe_endpoints;
-use strata_shared::provider_components::ProviderController;
 
 use crate::agent_error::AgentError;
 use crate::health::AgentHealth;
@@ -82,10 +81,6 @@ struct Cli {
     /// holds its lease.
     #[arg(long, env = "STRATA_MANAGEMENT_SECRET")]
     management_secret: Option<String>,
-    /// The image of the Cluster API provider controllers to deploy in this cluster before
-    /// its objects move here (the management controller passes it).
-    #[arg(long, value_name = "IMAGE")]
-    provider_image: Option<String>,
     /// Where the packs of the cluster's layers are kept (a folder that outlives the agent:
     /// its Deployment mounts one from the node); only the packs the cluster's revision pins
     /// stay there.
@@ -94,9 +89,6 @@ struct Cli {
     /// The longest one layer may take to install and become Ready, in seconds.
     #[arg(long, default_value_t = 300)]
     layer_timeout: u64,
-    /// An argument for that image (repeatable, in order).
-    #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
-    provider_arg: Vec<String>,
     /// The address /metrics, /healthz and /readyz listen on: the pod's IP when the
     /// Deployment passes it, else every address.
     #[arg(long, env = "POD_IP", default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED))]
@@ -355,10 +347,6 @@ async fn serve(cli: Cli) -> Result<(), AgentError> {
         }
         None => None,
     };
-    let providers = cli.provider_image.clone().map(|image| ProviderController {
-        image,
-        args: cli.provider_arg.clone(),
-    });
     tracing::info!(%namespace, %identity, lease = %cli.lease_name, pid = std::process::id(), "agent started");
     let leadership = LeaderElector::new(
         client.clone(),
@@ -389,7 +377,6 @@ async fn serve(cli: Cli) -> Result<(), AgentError> {
             work = Some(tokio::spawn(work::run(
                 writer(client.clone()),
                 link.clone(),
-                providers.clone(),
                 layer_setup.clone(),
                 health.clone(),
                 cli.export_part_bytes,

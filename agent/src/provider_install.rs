@@ -1,142 +1,426 @@
-//! Installs the Cluster API provider components into the agent's own cluster before
-//! anything moves there: the CRDs labelled for clusterctl, copied from the management
-//! cluster (the provider versions the cluster's objects were written for), and the
-//! provider controllers' Deployment when the management controller named one.
+//! Installs the Cluster API providers into the agent's own cluster before anything moves
+//! there, as the revision pins them: each provider's pack pulled by digest through the
+//! site's registries, its components (the pack's manifests) with clusterctl's variables
+//! substituted, applied as one ApplySet per provider in install order (cert-manager, core,
+//! bootstrap, control plane, infrastructure), and waited for (CRDs established,
+//! Deployments available, Certificates issued, webhooks with their CA and a ready
+//! endpoint) before the next. Last, clusterctl's inventory is written, so that clusterctl
+//! recognises the providers. Idempotent: it runs at every start of an agent whose move
+//! has not begun.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::ResourceExt;
-use kube::api::ListParams;
-use serde_json::{Value, json};
-use strata_shared::contracts::labels::CLUSTERCTL_LABEL;
+use k8s_openapi::api::core::v1::Endpoints;
+use kube::api::{ApiResource, GroupVersionKind};
+use serde_json::Value;
+use strata_shared::contracts::field_managers::AGENT_FIELD_MANAGER;
 use strata_shared::kube_writer::{KubeWriter, WriteError};
-use strata_shared::provider_components::{ProviderController, provider_objects};
+use strata_shared::layer::install_order::{ObjectKey, layer_objects};
+use strata_shared::layer::readiness::Readiness;
+use strata_shared::layer_apply::{
+    LayerApplyError, ManifestLayer, apply_manifest_layer, layer_readiness,
+};
+use strata_shared::pack::Pack;
+use strata_shared::provider::inventory::{INVENTORY_CRD_NAME, inventory_crd, inventory_object};
+use strata_shared::provider::substitution::{SubstitutionError, substitute};
+use strata_shared::provider::webhooks::{
+    INJECT_CA_ANNOTATION, endpoints_ready, missing_ca, webhook_services,
+};
+use strata_shared::registry::site_access::SiteRegistries;
+use strata_shared::revision::RevisionProvider;
 
-use crate::crd_outline;
+use crate::layers::LayerSetup;
 
-/// How long the copied CRDs may take to be served.
-const ESTABLISH_WAIT: Duration = Duration::from_secs(60);
-/// Annotations that describe how an object was applied in the management cluster, not
-/// the object.
-const NOT_COPIED_ANNOTATIONS: &[&str] = &["kubectl.kubernetes.io/last-applied-configuration"];
+/// Between two looks at what a provider waits for.
+const POLL: Duration = Duration::from_secs(1);
+/// How long clusterctl's inventory CRD may take to be served.
+const INVENTORY_WAIT: Duration = Duration::from_secs(60);
+/// The key of a provider pack's values.yaml that holds its variables.
+const VARIABLES_KEY: &str = "variables";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderInstallError {
-    #[error("in the management cluster: {0}")]
-    ListSource(#[source] WriteError),
     #[error(
-        "the management cluster has no CRDs labelled {CLUSTERCTL_LABEL}: it has no Cluster API to copy"
+        "the cluster's revision pins no provider packs (the management cluster has no clusterctl provider inventory, docs/providers.md): the objects stay in the management cluster, where CAPI runs"
     )]
-    NothingToCopy,
-    #[error("in this cluster: {0}")]
-    Apply(#[source] WriteError),
-    #[error(
-        "no provider controllers were named for this cluster's cloud (strata controller --provider-image CLOUD=IMAGE): the objects stay in the management cluster, where CAPI runs"
-    )]
-    NoControllers,
-    #[error("CRDs not served in this cluster after {waited:?}: {names}")]
-    NotEstablished { names: String, waited: Duration },
+    NoProviders,
+    #[error("provider {provider} (pack {pack}): {reason}")]
+    Pack {
+        provider: String,
+        pack: String,
+        reason: String,
+    },
+    #[error("provider {provider} (pack {pack}), file {file}: {source}")]
+    Variables {
+        provider: String,
+        pack: String,
+        file: String,
+        #[source]
+        source: SubstitutionError,
+    },
+    #[error("provider {provider}: {source}")]
+    Apply {
+        provider: String,
+        #[source]
+        source: LayerApplyError,
+    },
+    #[error("provider {provider}: reading {object}: {source}")]
+    Read {
+        provider: String,
+        object: String,
+        #[source]
+        source: WriteError,
+    },
+    #[error("provider {provider}: not ready after {waited:?}: {waiting}")]
+    NotReady {
+        provider: String,
+        waited: Duration,
+        waiting: String,
+    },
+    #[error("provider {provider}: {reason}")]
+    Failed { provider: String, reason: String },
+    #[error("clusterctl's inventory: {0}")]
+    Inventory(#[source] WriteError),
+    #[error("clusterctl's inventory: CRD {name} not served after {waited:?}")]
+    InventoryNotServed {
+        name: &'static str,
+        waited: Duration,
+    },
 }
 
-/// What was installed.
+/// What was installed: `type name version` of each provider, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Installed {
-    pub crds: usize,
-    /// The provider controllers' image.
-    pub controllers: String,
+    pub providers: Vec<String>,
 }
 
-/// The CRD as this cluster should have it: the management cluster's spec, name, labels
-/// and annotations, nothing of its server-side state.
-fn crd_copy(crd: &CustomResourceDefinition) -> Value {
-    let annotations: serde_json::Map<String, Value> = crd
-        .annotations()
-        .iter()
-        .filter(|(k, _)| !NOT_COPIED_ANNOTATIONS.contains(&k.as_str()))
-        .map(|(k, v)| (k.clone(), Value::from(v.clone())))
-        .collect();
-    json!({
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {
-            "name": crd.name_any(),
-            "labels": crd.labels(),
-            "annotations": annotations,
-        },
-        "spec": crd.spec,
+fn describe(provider: &RevisionProvider) -> String {
+    format!(
+        "{} {} {}",
+        provider.kind, provider.provider_name, provider.version
+    )
+}
+
+/// Installs `providers` (in the order given, which the revision keeps as install order),
+/// each waited for at most `setup.timeout`; `progress` hears of each before it starts.
+pub async fn install(
+    setup: &LayerSetup,
+    workload: &KubeWriter,
+    registries: &SiteRegistries,
+    providers: &[RevisionProvider],
+    mut progress: impl FnMut(usize, &RevisionProvider),
+) -> Result<Installed, ProviderInstallError> {
+    // Objects moved where no controller acts on them would leave the cluster unmanaged.
+    if providers.is_empty() {
+        return Err(ProviderInstallError::NoProviders);
+    }
+    let mut installed = Vec::new();
+    for (index, provider) in providers.iter().enumerate() {
+        progress(index, provider);
+        let span = tracing::info_span!("provider.install", provider = %describe(provider), pack = %provider.pack);
+        let _entered = span.enter();
+        let components = components(setup, registries, provider).await?;
+        let name = describe(provider);
+        let applied = apply_manifest_layer(
+            &setup.client,
+            &ManifestLayer {
+                name: &provider.pack,
+                namespace: &provider.namespace,
+                rendered: &components,
+            },
+            AGENT_FIELD_MANAGER,
+            setup.timeout,
+        )
+        .await
+        .map_err(|source| ProviderInstallError::Apply {
+            provider: name.clone(),
+            source,
+        })?;
+        let webhooks = Webhooks::of(&components, &provider.namespace);
+        wait_ready(setup, workload, provider, &applied.applied, &webhooks).await?;
+        tracing::info!(objects = applied.applied.len(), "provider installed");
+        installed.push(name);
+    }
+    write_inventory(workload, providers).await?;
+    Ok(Installed {
+        providers: installed,
     })
 }
 
-/// Copies the CRDs and deploys the provider controllers; idempotent, so it runs at every
-/// start of an agent whose move has not begun. Without provider controllers for the
-/// cluster's cloud nothing is installed, and the move does not start.
-pub async fn install(
-    workload: &KubeWriter,
-    management: &KubeWriter,
-    controllers: Option<&ProviderController>,
-) -> Result<Installed, ProviderInstallError> {
-    // Objects moved where no controller acts on them would leave the cluster unmanaged.
-    let controllers = controllers.ok_or(ProviderInstallError::NoControllers)?;
-    // One CRD at a time: Cluster API's schemas run to megabytes, and a list of them whole
-    // was the agent's highest heap.
-    let listed = crd_outline::list(management, &ListParams::default().labels(CLUSTERCTL_LABEL))
+/// The provider's components: its pack pulled and checked, its manifests in file order
+/// with its variables substituted.
+async fn components(
+    setup: &LayerSetup,
+    registries: &SiteRegistries,
+    provider: &RevisionProvider,
+) -> Result<String, ProviderInstallError> {
+    let failed = |reason: String| ProviderInstallError::Pack {
+        provider: describe(provider),
+        pack: format!("{}:{}", provider.pack, provider.pack_version),
+        reason,
+    };
+    let (registry_name, registry) = registries
+        .for_layer(&provider.pack, provider.registry.as_deref())
+        .map_err(|e| failed(e.to_string()))?;
+    let client = registry
+        .client(registry_name)
+        .map_err(|e| failed(e.to_string()))?;
+    let work = tempfile::Builder::new()
+        .prefix("provider-")
+        .tempdir_in(&setup.work_dir)
+        .map_err(|e| {
+            failed(format!(
+                "cannot make a work folder in {}: {e}",
+                setup.work_dir.display()
+            ))
+        })?;
+    let pulled = client
+        .pull_pinned(
+            &provider.pack,
+            &provider.pack_version,
+            &provider.digest,
+            &work.path().join(&provider.pack),
+            Some(&setup.cache),
+        )
         .await
-        .map_err(ProviderInstallError::ListSource)?;
-    if listed.is_empty() {
-        return Err(ProviderInstallError::NothingToCopy);
+        .map_err(|e| failed(format!("from registry {registry_name} ({registry}): {e}")))?;
+    let (pack, findings) = Pack::load(&pulled.dir);
+    let pack = pack.ok_or_else(|| {
+        failed(format!(
+            "{} is not a valid pack: {}",
+            provider.digest,
+            findings
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        ))
+    })?;
+    if pack.layout.manifests.is_empty() {
+        return Err(failed(
+            "it has no manifests; a provider pack holds its components as manifests/*.yaml".into(),
+        ));
     }
-    let source = management.cluster_scoped::<CustomResourceDefinition>();
-    let mut names = Vec::new();
-    for outline in listed {
-        // One deleted since the list has nothing left to copy.
-        let Some(crd) = source
-            .get(outline.name())
-            .await
-            .map_err(ProviderInstallError::ListSource)?
-        else {
-            continue;
+    let variables = variables(&pack.values.document).map_err(failed)?;
+    let mut text = String::new();
+    for file in &pack.layout.manifests {
+        let path = pack.dir.join(&file.path);
+        let raw = std::fs::read_to_string(&path)
+            .map_err(|e| failed(format!("cannot read {}: {e}", file.path)))?;
+        let substituted =
+            substitute(&raw, &variables).map_err(|source| ProviderInstallError::Variables {
+                provider: describe(provider),
+                pack: format!("{}:{}", provider.pack, provider.pack_version),
+                file: file.path.clone(),
+                source,
+            })?;
+        text.push_str("---\n");
+        text.push_str(&substituted);
+        text.push('\n');
+    }
+    Ok(text)
+}
+
+/// The pack's `variables:` (values.yaml), each a string as clusterctl takes them; numbers
+/// and booleans are written as YAML writes them.
+fn variables(values: &serde_yaml::Value) -> Result<BTreeMap<String, String>, String> {
+    let Some(section) = values.get(VARIABLES_KEY) else {
+        return Ok(BTreeMap::new());
+    };
+    let Some(mapping) = section.as_mapping() else {
+        return Err(format!(
+            "values.yaml {VARIABLES_KEY}: expected a mapping of NAME: value"
+        ));
+    };
+    let mut found = BTreeMap::new();
+    for (key, value) in mapping {
+        let Some(name) = key.as_str() else {
+            return Err(format!(
+                "values.yaml {VARIABLES_KEY}: a key is not text: {key:?}"
+            ));
         };
-        workload
-            .apply_json(&crd_copy(&crd))
-            .await
-            .map_err(ProviderInstallError::Apply)?;
-        names.push(outline.name().to_string());
+        let text = match value {
+            serde_yaml::Value::String(s) => s.clone(),
+            serde_yaml::Value::Number(n) => n.to_string(),
+            serde_yaml::Value::Bool(b) => b.to_string(),
+            serde_yaml::Value::Null => String::new(),
+            _ => {
+                return Err(format!(
+                    "values.yaml {VARIABLES_KEY}.{name}: expected text, a number or a boolean"
+                ));
+            }
+        };
+        found.insert(name.to_string(), text);
     }
+    Ok(found)
+}
+
+/// Waits until every object of the provider is ready, its webhooks have their CA and
+/// a ready endpoint each.
+async fn wait_ready(
+    setup: &LayerSetup,
+    workload: &KubeWriter,
+    provider: &RevisionProvider,
+    objects: &[ObjectKey],
+    webhooks: &Webhooks,
+) -> Result<(), ProviderInstallError> {
+    let name = describe(provider);
     let started = Instant::now();
     loop {
         let mut waiting = Vec::new();
-        for name in &names {
-            if !crd_outline::is_established(workload, name).await {
-                waiting.push(name.clone());
+        let states = layer_readiness(&setup.client, &provider.pack, objects)
+            .await
+            .map_err(|source| ProviderInstallError::Apply {
+                provider: name.clone(),
+                source,
+            })?;
+        for (_, state) in &states {
+            match state {
+                Readiness::Ready => {}
+                Readiness::NotReady { reason } => waiting.push(reason.clone()),
+                Readiness::Failed { reason } => {
+                    return Err(ProviderInstallError::Failed {
+                        provider: name,
+                        reason: reason.clone(),
+                    });
+                }
             }
         }
         if waiting.is_empty() {
-            break;
+            waiting = webhooks.waiting(workload, &name).await?;
         }
-        if started.elapsed() >= ESTABLISH_WAIT {
-            return Err(ProviderInstallError::NotEstablished {
-                names: waiting.join(", "),
-                waited: ESTABLISH_WAIT,
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        if started.elapsed() >= setup.timeout {
+            return Err(ProviderInstallError::NotReady {
+                provider: name,
+                waited: setup.timeout,
+                waiting: waiting.join("; "),
+            });
+        }
+        tracing::debug!(waiting = %waiting.join("; "), "provider not ready yet");
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// The provider's webhooks as its components declare them: the Services they call, and
+/// the objects that ask cert-manager for a CA (read again until they have it; only those,
+/// since a provider's CRDs run to megabytes).
+#[derive(Debug, Default, PartialEq)]
+struct Webhooks {
+    services: Vec<(String, String)>,
+    injected: Vec<ObjectKey>,
+}
+
+impl Webhooks {
+    fn of(components: &str, namespace: &str) -> Webhooks {
+        let mut webhooks = Webhooks::default();
+        // The components were applied from this very text: it parses.
+        let Ok(objects) = layer_objects(components, namespace, None) else {
+            return webhooks;
+        };
+        for object in objects {
+            for service in webhook_services(&object.object) {
+                if !webhooks.services.contains(&service) {
+                    webhooks.services.push(service);
+                }
+            }
+            let asks_for_ca = object
+                .object
+                .pointer("/metadata/annotations")
+                .and_then(|a| a.get(INJECT_CA_ANNOTATION))
+                .is_some();
+            if asks_for_ca {
+                webhooks.injected.push(object.key);
+            }
+        }
+        webhooks
+    }
+
+    /// What they still wait for: an injected CA, a ready endpoint.
+    async fn waiting(
+        &self,
+        workload: &KubeWriter,
+        provider: &str,
+    ) -> Result<Vec<String>, ProviderInstallError> {
+        let read_failed = |object: String| {
+            move |source| ProviderInstallError::Read {
+                provider: provider.to_string(),
+                object,
+                source,
+            }
+        };
+        let mut waiting = Vec::new();
+        for key in &self.injected {
+            let resource =
+                ApiResource::from_gvk(&GroupVersionKind::gvk(&key.group, &key.version, &key.kind));
+            let found = workload
+                .dynamic(&resource, key.namespace.as_deref())
+                .get(&key.name)
+                .await
+                .map_err(read_failed(key.to_string()))?;
+            let object = found
+                .map(|f| serde_json::to_value(&f).unwrap_or(Value::Null))
+                .unwrap_or(Value::Null);
+            if let Some(reason) = missing_ca(&object) {
+                waiting.push(format!("{key}: {reason}"));
+            }
+        }
+        for (namespace, name) in &self.services {
+            let endpoints = workload
+                .namespaced::<Endpoints>(namespace)
+                .get(name)
+                .await
+                .map_err(read_failed(format!("Endpoints {namespace}/{name}")))?;
+            let ready = endpoints
+                .map(|e| serde_json::to_value(&e).unwrap_or(Value::Null))
+                .is_some_and(|e| endpoints_ready(&e));
+            if !ready {
+                waiting.push(format!(
+                    "webhook Service {namespace}/{name} has no ready endpoint"
+                ));
+            }
+        }
+        Ok(waiting)
+    }
+}
+
+/// clusterctl's inventory CRD and one Provider object per provider.
+async fn write_inventory(
+    workload: &KubeWriter,
+    providers: &[RevisionProvider],
+) -> Result<(), ProviderInstallError> {
+    workload
+        .apply_json(&inventory_crd())
+        .await
+        .map_err(ProviderInstallError::Inventory)?;
+    let started = Instant::now();
+    while !crate::crd_outline::is_established(workload, INVENTORY_CRD_NAME).await {
+        if started.elapsed() > INVENTORY_WAIT {
+            return Err(ProviderInstallError::InventoryNotServed {
+                name: INVENTORY_CRD_NAME,
+                waited: INVENTORY_WAIT,
             });
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    tracing::info!(crds = names.len(), "provider CRDs installed");
-
-    let objects = provider_objects(controllers);
-    let applied = async {
-        workload.apply(&objects.namespace).await?;
-        workload.apply(&objects.service_account).await?;
-        workload.apply(&objects.binding).await?;
-        workload.apply(&objects.deployment).await
-    };
-    applied.await.map_err(ProviderInstallError::Apply)?;
-    tracing::info!(image = %controllers.image, "provider controllers deployed");
-    Ok(Installed {
-        crds: names.len(),
-        controllers: controllers.image.clone(),
-    })
+    for provider in providers {
+        let Some(object) = inventory_object(
+            provider.kind,
+            &provider.provider_name,
+            &provider.version,
+            &provider.namespace,
+        ) else {
+            continue;
+        };
+        workload
+            .apply_json(&object)
+            .await
+            .map_err(ProviderInstallError::Inventory)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -145,39 +429,51 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_copied_crd_keeps_its_schema_and_labels_but_not_server_state() {
-        let crd: CustomResourceDefinition = serde_json::from_value(json!({
-            "apiVersion": "apiextensions.k8s.io/v1",
-            "kind": "CustomResourceDefinition",
-            "metadata": {
-                "name": "machines.cluster.x-k8s.io",
-                "uid": "u-1",
-                "resourceVersion": "42",
-                "labels": { CLUSTERCTL_LABEL: "", "cluster.x-k8s.io/provider": "cluster-api" },
-                "annotations": {
-                    "kubectl.kubernetes.io/last-applied-configuration": "{}",
-                    "controller-gen.kubebuilder.io/version": "v0.18.0",
-                },
-                "managedFields": [{ "manager": "kubectl" }],
-            },
-            "spec": {
-                "group": "cluster.x-k8s.io",
-                "names": { "kind": "Machine", "plural": "machines" },
-                "scope": "Namespaced",
-                "versions": [{ "name": "v1beta2", "served": true, "storage": true }],
-            },
-            "status": { "acceptedNames": { "kind": "Machine", "plural": "machines" }, "storedVersions": ["v1beta2"] },
-        }))
+    fn webhooks_are_read_from_the_components_as_applied() {
+        let components = "---\napiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingWebhookConfiguration\nmetadata:\n  name: capi-validating\n  annotations:\n    cert-manager.io/inject-ca-from: capi-system/capi-serving-cert\nwebhooks:\n- name: v.cluster.x-k8s.io\n  clientConfig:\n    service: {namespace: capi-system, name: capi-webhook-service}\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: capi-webhook-service\n";
+        let webhooks = Webhooks::of(components, "capi-system");
+        assert_eq!(
+            webhooks.services,
+            vec![(
+                "capi-system".to_string(),
+                "capi-webhook-service".to_string()
+            )]
+        );
+        assert_eq!(webhooks.injected.len(), 1);
+        assert_eq!(webhooks.injected[0].kind, "ValidatingWebhookConfiguration");
+        assert_eq!(
+            Webhooks::of(
+                "kind: ConfigMap\napiVersion: v1\nmetadata: {name: x}\n",
+                "x"
+            ),
+            Webhooks::default()
+        );
+    }
+
+    #[test]
+    fn pack_variables_are_text_and_other_shapes_are_refused() {
+        let values: serde_yaml::Value = serde_yaml::from_str(
+            "variables:\n  IMAGE: capv:1.13\n  REPLICAS: 2\n  DEBUG: false\n  EMPTY:\npack: {}\n",
+        )
         .unwrap();
-        let copy = crd_copy(&crd);
-        assert_eq!(copy["metadata"]["name"], "machines.cluster.x-k8s.io");
-        assert!(copy["metadata"]["labels"].get(CLUSTERCTL_LABEL).is_some());
-        let annotations = copy["metadata"]["annotations"].as_object().unwrap();
-        assert_eq!(annotations.len(), 1, "{annotations:?}");
-        for absent in ["uid", "resourceVersion", "managedFields"] {
-            assert!(copy["metadata"].get(absent).is_none(), "{absent}");
-        }
-        assert!(copy.get("status").is_none());
-        assert_eq!(copy["spec"]["versions"][0]["name"], "v1beta2");
+        let found = variables(&values).unwrap();
+        assert_eq!(found["IMAGE"], "capv:1.13");
+        assert_eq!(found["REPLICAS"], "2");
+        assert_eq!(found["DEBUG"], "false");
+        assert_eq!(found["EMPTY"], "");
+        let none: serde_yaml::Value = serde_yaml::from_str("pack: {}\n").unwrap();
+        assert!(variables(&none).unwrap().is_empty());
+        let nested: serde_yaml::Value =
+            serde_yaml::from_str("variables:\n  LIST: [a, b]\n").unwrap();
+        assert_eq!(
+            variables(&nested).unwrap_err(),
+            "values.yaml variables.LIST: expected text, a number or a boolean"
+        );
+        let listed: serde_yaml::Value = serde_yaml::from_str("variables: [A]\n").unwrap();
+        assert!(
+            variables(&listed)
+                .unwrap_err()
+                .contains("expected a mapping")
+        );
     }
 }

@@ -7,23 +7,27 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kube::api::ListParams;
+use strata_shared::bounded_text;
 use strata_shared::cluster::WorkloadCluster;
 use strata_shared::contracts::capi::MACHINE;
-use strata_shared::contracts::conditions::{REASON_MOVED_BACK, REASON_MOVING};
+use strata_shared::contracts::conditions::{
+    REASON_INSTALLING_PROVIDERS, REASON_MOVED_BACK, REASON_MOVING,
+};
 use strata_shared::kube_writer::KubeWriter;
 use strata_shared::pivot::journal::Direction;
-use strata_shared::provider_components::ProviderController;
+use strata_shared::revision::RevisionProvider;
 use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::agent_error::{AgentError, Step};
 use crate::health::AgentHealth;
-use crate::layers::{LayerInstaller, LayerSetup};
+use crate::layers::{LayerInstaller, LayerSetup, registries};
 use crate::machine_events::MachineWatch;
 use crate::management_link::ManagementLink;
 use crate::move_attempt::{Attempt, prepare_attempt, run_attempt};
 use crate::move_grant::{self, Grant};
 use crate::pivot::JournalStore;
+use crate::provider_install::ProviderInstallError;
 use crate::revision_keeper::{RevisionFollower, report_counts};
 use crate::rollout::RevisionRollout;
 use crate::site_export::SiteExporter;
@@ -83,7 +87,6 @@ enum Try {
 struct Work {
     workload: KubeWriter,
     link: ManagementLink,
-    providers: Option<ProviderController>,
     report: StatusReport,
     health: Arc<AgentHealth>,
     layer_setup: LayerSetup,
@@ -110,7 +113,6 @@ struct HoldingState {
 pub async fn run(
     workload: KubeWriter,
     link: ManagementLink,
-    providers: Option<ProviderController>,
     layer_setup: LayerSetup,
     health: Arc<AgentHealth>,
     export_part_bytes: usize,
@@ -152,7 +154,6 @@ pub async fn run(
     let work = Work {
         workload,
         link,
-        providers,
         report,
         health: health.clone(),
         layer_setup,
@@ -433,26 +434,85 @@ impl Work {
         Ok(true)
     }
 
+    /// Installs the providers the cluster's latest revision pins, telling the management
+    /// cluster which one it is at (Pivoted=False, InstallingProviders).
     async fn install_providers(&self) -> Result<(), AgentError> {
         let link = &self.link;
-        let management = link
-            .management()
+        let revision = self
+            .holding
+            .lock()
             .await
-            .map_err(|source| AgentError::Management {
+            .follower
+            .latest(&self.workload, link)
+            .await?;
+        let registries = registries::site_registries(&self.workload, link)
+            .await
+            .map_err(|e| AgentError::Providers {
                 cluster: link.cluster.clone(),
                 step: Step::InstallProviders,
-                source,
+                source: ProviderInstallError::Pack {
+                    provider: "every provider".into(),
+                    pack: "-".into(),
+                    reason: e.to_string(),
+                },
             })?;
-        let installed =
-            provider_install::install(&self.workload, &management, self.providers.as_ref())
-                .await
-                .map_err(|source| AgentError::Providers {
+        let providers = &revision.spec.desired.providers;
+        let total = providers.len();
+        let report = &self.report;
+        let progress = |index: usize, provider: &RevisionProvider| {
+            report.set_pivoted(
+                "False",
+                REASON_INSTALLING_PROVIDERS,
+                &format!(
+                    "installing provider {} of {total}: {} {} {} (pack {}:{})",
+                    index + 1,
+                    provider.kind,
+                    provider.provider_name,
+                    provider.version,
+                    provider.pack,
+                    provider.pack_version
+                ),
+            );
+        };
+        let installed = provider_install::install(
+            &self.layer_setup,
+            &self.workload,
+            &registries,
+            providers,
+            progress,
+        )
+        .await;
+        let installed = match installed {
+            Ok(installed) => installed,
+            Err(source) => {
+                self.report.set_pivoted(
+                    "False",
+                    REASON_INSTALLING_PROVIDERS,
+                    &bounded_text::cut(
+                        &format!("cannot install the providers, retrying: {source}"),
+                        1024,
+                    ),
+                );
+                self.send_report().await;
+                return Err(AgentError::Providers {
                     cluster: link.cluster.clone(),
                     step: Step::InstallProviders,
                     source,
-                })?;
-        tracing::info!(crds = installed.crds, controllers = %installed.controllers, "provider components installed");
+                });
+            }
+        };
+        tracing::info!(providers = %installed.providers.join(", "), "provider components installed");
         Ok(())
+    }
+
+    /// Sends the report now when the management cluster can be reached; a later round
+    /// sends it otherwise.
+    async fn send_report(&self) {
+        if let Ok(management) = self.link.management().await
+            && let Err(e) = self.report.send(&management, &self.link).await
+        {
+            tracing::debug!(error = %e, "cannot send the report now");
+        }
     }
 }
 

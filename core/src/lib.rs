@@ -21,7 +21,7 @@ pub mod layer;
 pub mod pack;
 pub mod pivot;
 pub mod profile;
-pub mod provider_components;
+pub mod provider;
 pub mod quantity;
 pub mod revision;
 pub mod values_merge;

@@ -1,4 +1,4 @@
-//! Strata's singletons in a workload cluster (the agent, the provider controllers): one
+//! Strata's singletons in a workload cluster (the agent): one
 //! replica, replaced rather than rolled, running as the cluster's administrator, on the
 //! host's network so that they run before the CNI does (the agent installs it), on
 //! control-plane nodes and on nodes that are not Ready yet, with a restrictive security
@@ -8,13 +8,29 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
-    Capabilities, PodSecurityContext, PodSpec, PodTemplateSpec, SeccompProfile, SecurityContext,
-    Toleration,
+    Capabilities, PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements,
+    SeccompProfile, SecurityContext, Toleration,
 };
 use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleRef, Subject};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
 use crate::contracts::labels::APP_NAME_LABEL;
+
+/// Requests and limits, each `(cpu, memory)`.
+pub fn resources(requests: (&str, &str), limits: (&str, &str)) -> ResourceRequirements {
+    let pair = |(cpu, memory): (&str, &str)| {
+        BTreeMap::from([
+            ("cpu".to_string(), Quantity(cpu.into())),
+            ("memory".to_string(), Quantity(memory.into())),
+        ])
+    };
+    ResourceRequirements {
+        requests: Some(pair(requests)),
+        limits: Some(pair(limits)),
+        ..ResourceRequirements::default()
+    }
+}
 
 /// Makes the service account named like `meta`, in `namespace`, the workload cluster's
 /// administrator.

@@ -25,6 +25,7 @@ pub mod oci_images;
 pub mod pivoted_cluster;
 pub mod pki;
 pub mod process_kubelet;
+pub mod provider_packs;
 pub mod registry;
 pub mod samples;
 pub mod site_link;

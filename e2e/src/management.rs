@@ -151,8 +151,12 @@ pub struct ManagementOptions {
     pub audit_log: bool,
     /// Install Strata (its CRDs, the controller's rights, the sample registry and
     /// profiles) as tests and the demo expect it; false leaves that to the test (the chart
-    /// test installs it with Helm).
+    /// test installs it with Helm). With it come clusterctl's inventory of the providers
+    /// the simulator plays and their packs ([`crate::provider_packs`]).
     pub strata: bool,
+    /// How fast the simulator runs inside workload clusters once it is their provider:
+    /// `fast` (the default) or `cloud`.
+    pub provider_speed: &'static str,
 }
 
 impl ManagementOptions {
@@ -163,6 +167,7 @@ impl ManagementOptions {
             simulator: true,
             audit_log: false,
             strata: true,
+            provider_speed: "fast",
         }
     }
 }
@@ -228,6 +233,7 @@ impl ManagementEnv {
             )
             .await?;
             apply_sample_profiles(&client).await?;
+            crate::provider_packs::install(&client, &registry, options.provider_speed).await?;
         }
         let cloud = options
             .simulator

@@ -10,35 +10,19 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
 use strata_shared::cluster::WorkloadCluster;
 use strata_shared::contracts::names::{AGENT_NAMESPACE, MANAGEMENT_SECRET};
-use strata_shared::provider_components::DEFAULT_SIM_PROVIDER_IMAGE;
 
 use crate::management::{ControllerProcess, ManagementEnv};
 
-/// `strata controller` with exactly the rights of the chart's `templates/rbac.yaml` (`manifests/chart/strata`), the
-/// simulator as the provider controllers of the sim cloud and of vSphere.
+/// `strata controller` with exactly the rights of the chart's `templates/rbac.yaml`
+/// (`manifests/chart/strata`); the providers a cluster runs after its move come from the
+/// inventory and packs of the environment ([`crate::provider_packs`]).
 pub async fn start_controller(env: &ManagementEnv, name: &str) -> ControllerProcess {
     let kubeconfig = env
         .controller_kubeconfig()
         .await
         .unwrap_or_else(|e| panic!("the kubeconfig of the controller {name}: {e}"));
-    let sim = format!("sim={DEFAULT_SIM_PROVIDER_IMAGE}");
-    let vsphere = format!("vsphere={DEFAULT_SIM_PROVIDER_IMAGE}");
-    ControllerProcess::start(
-        &kubeconfig,
-        env.dir.path(),
-        name,
-        &[
-            "--provider-image",
-            &sim,
-            "--provider-image",
-            &vsphere,
-            "--provider-arg",
-            "sim=--fast",
-            "--provider-arg",
-            "vsphere=--fast",
-        ],
-    )
-    .unwrap_or_else(|e| panic!("starting the controller {name}: {e}"))
+    ControllerProcess::start(&kubeconfig, env.dir.path(), name, &[])
+        .unwrap_or_else(|e| panic!("starting the controller {name}: {e}"))
 }
 
 /// The management token the agent holds in its own cluster (`strata-system/strata-management`).

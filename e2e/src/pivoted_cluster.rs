@@ -63,7 +63,7 @@ impl ReadyToPivot {
             env.control_plane.kubeconfig_path(),
             env.dir.path(),
             "controller",
-            &["--provider-arg", "sim=--fast"],
+            &[],
         )
         .unwrap_or_else(|e| panic!("the controller: {e}"));
         let (workload, machines) = first_control_plane_node(&env, &objects, cluster).await;

@@ -88,8 +88,8 @@ fn the_values_schema_and_the_templates_refuse_bad_values_by_name() {
             "at '/agent/tokenSeconds': minimum: got 60, want 600",
         ),
         (
-            json!({"managementServer": "https://m:6443", "providerImages": {"gcp": "x"}}),
-            "invalid propertyName 'gcp'",
+            json!({"managementServer": "https://m:6443", "providers": {"registry": "Not A Name"}}),
+            "/providers/registry",
         ),
         (
             json!({"managementServer": "http://m:6443"}),
@@ -127,8 +127,7 @@ fn the_options_render_as_documented() {
         "imageRegistry": "registry.example:5000/strata/",
         "image": {"repository": "strata", "tag": "1.2.3"},
         "agent": {"image": {"repository": "strata-agent"}},
-        "providerImages": {"aws": "capa:2.5", "sim": "sim:1"},
-        "providerArgs": {"sim": ["--fast", "--seed=3"]},
+        "providers": {"registry": "capi-packs"},
         "controller": {"watchNamespace": "team-a", "extraArgs": ["--cache-dir=/var/cache/strata"]},
         "packRegistries": [{"name": "packs", "endpoint": "registry.example:5000",
                             "basePath": "p", "default": true,
@@ -194,10 +193,7 @@ fn the_options_render_as_documented() {
         "--management-ca-file=/etc/strata/management-ca/ca.crt",
         "--agent-image=registry.example:5000/strata/strata-agent:0.1.0",
         "--namespace=team-a",
-        "--provider-image=aws=capa:2.5",
-        "--provider-image=sim=sim:1",
-        "--provider-arg=sim=--fast",
-        "--provider-arg=sim=--seed=3",
+        "--provider-registry=capi-packs",
         "--cache-dir=/var/cache/strata",
     ] {
         assert!(args.contains(&expected), "{expected} missing from {args:?}");
@@ -319,6 +315,9 @@ async fn the_chart_installs_a_controller_that_leads_provisions_and_rolls_on_upgr
     .unwrap();
     let client = env.client();
     publish_sample_packs(&env.registry).await.unwrap();
+    strata_e2e::provider_packs::install(&client, &env.registry, "fast")
+        .await
+        .unwrap();
     let kubeconfig = env.control_plane.kubeconfig_path();
 
     let mut values = json!({
@@ -326,7 +325,6 @@ async fn the_chart_installs_a_controller_that_leads_provisions_and_rolls_on_upgr
         "managementCA": env.control_plane.ca_pem(),
         "image": {"tag": "e2e"},
         "agent": {"image": {"tag": "e2e"}},
-        "providerArgs": {"sim": ["--fast"]},
         "packRegistries": [{
             "name": "samples",
             "endpoint": env.registry.host(),

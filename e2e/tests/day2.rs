@@ -345,7 +345,7 @@ async fn a_new_revision_rolls_the_control_plane_then_the_workers_then_the_layers
         env.control_plane.kubeconfig_path(),
         env.dir.path(),
         "controller",
-        &["--provider-arg", "sim=--fast"],
+        &[],
     )
     .unwrap();
     let (workload, _) = first_control_plane_node(&env, &objects, NAME).await;

@@ -90,7 +90,7 @@ async fn start_sample_cluster(
         env.control_plane.kubeconfig_path(),
         env.dir.path(),
         "controller",
-        &["--provider-arg", "sim=--fast"],
+        &[],
     )
     .unwrap();
     let (workload, _) = first_control_plane_node(env, &objects_namespace(NS, NAME), NAME).await;

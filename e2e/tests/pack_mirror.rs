@@ -628,6 +628,54 @@ fn one_image_profile(
     profile(work, pack, &[(pack, "1.0.0")])
 }
 
+#[tokio::test]
+async fn a_pack_no_profile_names_is_mirrored_by_name() {
+    let (source, target) = two_registries().await;
+    let strata = Strata::new();
+    let work = tempfile::tempdir().unwrap();
+    // A provider pack (docs/providers.md) lists no image here; no profile names it.
+    let provider = image_pack(work.path(), "capi-provider-cluster-api", "1.11.0", &[]);
+    strata.push_pack(&source, PACKS, &provider);
+    let mut args = mirror_args(&[], &source, target.host(), &target, target.username());
+    args.extend(strings(&["--pack", "capi-provider-cluster-api:1.11.0"]));
+    let output = strata.run(&args, &passwords(&source, target.password()));
+    let mirrored = report(&output);
+    let names: Vec<&str> = mirrored["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["capi-provider-cluster-api:1.11.0"]);
+    let at_source = OciImages::new(&source)
+        .unwrap()
+        .manifest_digest(
+            &pack_repository(PACKS, "capi-provider-cluster-api"),
+            "1.11.0",
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let at_target = OciImages::new(&target)
+        .unwrap()
+        .manifest_digest(
+            &pack_repository(MIRROR, "capi-provider-cluster-api"),
+            "1.11.0",
+        )
+        .await
+        .unwrap();
+    assert_eq!(at_target, Some(at_source));
+
+    // A --pack that is not NAME:VERSION copies nothing and says what was expected.
+    let mut args = mirror_args(&[], &source, target.host(), &target, target.username());
+    args.extend(strings(&["--pack", "capi-provider-cluster-api"]));
+    let message = failed(&strata.run(&args, &passwords(&source, target.password())));
+    assert!(
+        message.contains("--pack \"capi-provider-cluster-api\": expected NAME:VERSION"),
+        "{message}"
+    );
+}
+
 fn failed(output: &Output) -> String {
     assert_eq!(output.status.code(), Some(1), "{}", describe(output));
     let message = text(&output.stderr);

@@ -83,7 +83,7 @@ async fn pivots(crash_after_every_step: bool) {
         env.control_plane.kubeconfig_path(),
         env.dir.path(),
         "controller",
-        &[&["--provider-arg", "sim=--fast"], silence].concat(),
+        silence,
     )
     .unwrap();
 
@@ -227,8 +227,9 @@ async fn pivots(crash_after_every_step: bool) {
     let _ = stop_watching.send(true);
     let lost = watcher.await.unwrap();
 
-    // The agent installed the provider components: every clusterctl CRD of the management
-    // cluster, and the simulator as the provider controllers, run as a process.
+    // The agent installed the providers from their packs: the CRDs of the core, kubeadm
+    // and sim providers the management cluster serves (not the other clouds'), clusterctl's
+    // inventory of them, and the simulator as their controllers, run as a process.
     let crd_names = |c: Client| async move {
         let crds: Api<CustomResourceDefinition> = Api::all(c);
         let mut names: Vec<String> = crds
@@ -242,9 +243,50 @@ async fn pivots(crash_after_every_step: bool) {
         names.sort();
         names
     };
-    let management_crds = crd_names(client.clone()).await;
+    let for_sim = |name: &String| {
+        !["vsphere", "aws", "azure"]
+            .iter()
+            .any(|cloud| name.starts_with(cloud))
+    };
+    let management_crds: Vec<String> = crd_names(client.clone())
+        .await
+        .into_iter()
+        .filter(for_sim)
+        .collect();
     assert!(management_crds.len() > 10, "{management_crds:?}");
     assert_eq!(crd_names(w.clone()).await, management_crds);
+    let inventory: Api<kube::api::DynamicObject> = Api::all_with(
+        w.clone(),
+        &strata_e2e::dynamic_objects::resource("clusterctl.cluster.x-k8s.io/v1alpha3", "Provider"),
+    );
+    let mut listed: Vec<String> = inventory
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|p| {
+            format!(
+                "{}/{} {} {}",
+                p.namespace().unwrap_or_default(),
+                p.name_any(),
+                p.data["type"].as_str().unwrap_or(""),
+                p.data["version"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    listed.sort();
+    let version = env!("CARGO_PKG_VERSION");
+    assert_eq!(
+        listed,
+        vec![
+            "capi-kubeadm-bootstrap-system/bootstrap-kubeadm BootstrapProvider v1.11.0".to_string(),
+            "capi-kubeadm-control-plane-system/control-plane-kubeadm ControlPlaneProvider v1.11.0"
+                .to_string(),
+            "capi-system/cluster-api CoreProvider v1.11.0".to_string(),
+            format!("capi-system/infrastructure-sim InfrastructureProvider v{version}"),
+        ]
+    );
     let providers = format!("{PROVIDER_NAMESPACE}/{PROVIDER_NAME}");
     let kubelet = env.agents_of(&objects, name).unwrap();
     assert!(

@@ -38,7 +38,6 @@ use strata_shared::contracts::names::{
     PACK_REGISTRIES_SECRET, SITE_EXPORT_SECRET, objects_namespace,
 };
 use strata_shared::pivot::journal::MovePhase;
-use strata_shared::provider_components::DEFAULT_SIM_PROVIDER_IMAGE;
 
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -141,17 +140,10 @@ async fn pivots(cloud: &Cloud) {
     // The controller with exactly the rights its manifests give it: it must be able to
     // grant the agent its read of the identity Secret in the provider's namespace.
     let kubeconfig = env.controller_kubeconfig().await.unwrap();
-    // The simulator plays every provider: the agent deploys it in the workload cluster as
-    // the cloud's provider controllers.
-    let image = format!("{}={DEFAULT_SIM_PROVIDER_IMAGE}", cloud.name);
-    let fast = format!("{}=--fast", cloud.name);
-    let mut controller = ControllerProcess::start(
-        &kubeconfig,
-        env.dir.path(),
-        "controller",
-        &["--provider-image", &image, "--provider-arg", &fast],
-    )
-    .unwrap();
+    // The simulator plays every provider: the agent installs it in the workload cluster
+    // from the cloud's infrastructure provider pack.
+    let mut controller =
+        ControllerProcess::start(&kubeconfig, env.dir.path(), "controller", &[]).unwrap();
 
     let (workload, before) = first_control_plane_node(&env, &objects, name).await;
     let w = workload.client();

@@ -108,13 +108,7 @@ async fn a_move_waits_for_a_reconcile_held_in_pack_resolution_and_nothing_reappe
     })
     .await;
     let kubeconfig = env.controller_kubeconfig().await.unwrap();
-    let first = ControllerProcess::start(
-        &kubeconfig,
-        env.dir.path(),
-        "controller-1",
-        &["--provider-arg", "sim=--fast"],
-    )
-    .unwrap();
+    let first = ControllerProcess::start(&kubeconfig, env.dir.path(), "controller-1", &[]).unwrap();
     wait_phase_before_pivot(
         &env,
         &first,
@@ -129,13 +123,8 @@ async fn a_move_waits_for_a_reconcile_held_in_pack_resolution_and_nothing_reappe
     // A new controller remembers no pack: its first reconcile waits on the slow registry
     // while the agent (run from now on) installs its providers and asks for the move.
     proxy.slow(Duration::from_secs(20));
-    let _second = ControllerProcess::start(
-        &kubeconfig,
-        env.dir.path(),
-        "controller-2",
-        &["--provider-arg", "sim=--fast"],
-    )
-    .unwrap();
+    let _second =
+        ControllerProcess::start(&kubeconfig, env.dir.path(), "controller-2", &[]).unwrap();
     let asked = eventually(
         "the agent to ask for its move",
         Duration::from_secs(180),
@@ -224,13 +213,8 @@ async fn a_deletion_racing_the_move_request_has_one_winner_and_loses_nothing() {
         .await;
     }
     let kubeconfig = env.controller_kubeconfig().await.unwrap();
-    let controller = ControllerProcess::start(
-        &kubeconfig,
-        env.dir.path(),
-        "controller",
-        &["--provider-arg", "sim=--fast"],
-    )
-    .unwrap();
+    let controller =
+        ControllerProcess::start(&kubeconfig, env.dir.path(), "controller", &[]).unwrap();
 
     // Every state of each ledger the test sees, until the namespaces go.
     let seen: Arc<Mutex<BTreeMap<String, Vec<ClusterLedger>>>> = Arc::default();

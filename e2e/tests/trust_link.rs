@@ -304,8 +304,6 @@ async fn tokens_are_renewed_and_a_site_cut_off_longer_than_its_token_comes_back(
         env.dir.path(),
         "controller",
         &[
-            "--provider-arg",
-            "sim=--fast",
             "--agent-token-seconds",
             &token_seconds,
             "--agent-silence-seconds",

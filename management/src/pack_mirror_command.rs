@@ -56,8 +56,12 @@ pub struct TargetArgs {
 pub struct MirrorArgs {
     /// ClusterProfile files: the pack of every layer is mirrored, and every image those
     /// packs list in pack.content.images.
-    #[arg(required = true, value_name = "PROFILE")]
+    #[arg(required_unless_present = "packs", value_name = "PROFILE")]
     pub profiles: Vec<PathBuf>,
+    /// A pack no profile names, mirrored with its images all the same: the provider packs
+    /// of docs/providers.md (`capi-provider-cluster-api:1.10.4`). Repeatable.
+    #[arg(long = "pack", value_name = "NAME:VERSION")]
+    pub packs: Vec<String>,
     #[command(flatten)]
     pub registry: RegistryArgs,
     #[command(flatten)]
@@ -230,8 +234,31 @@ fn print_summary(report: &MirrorReport) {
     println!("{}", report.total.summary());
 }
 
+/// The `(name, version)` of each `--pack NAME:VERSION`.
+fn named_packs(flags: &[String]) -> Result<Vec<(String, String)>, CommandError> {
+    flags
+        .iter()
+        .map(|flag| {
+            flag.split_once(':')
+                .filter(|(name, version)| !name.is_empty() && !version.is_empty())
+                .map(|(name, version)| (name.to_string(), version.to_string()))
+                .ok_or_else(|| {
+                    CommandError::Failed(format!(
+                        "--pack {flag:?}: expected NAME:VERSION, such as capi-provider-cluster-api:1.10.4"
+                    ))
+                })
+        })
+        .collect()
+}
+
 pub fn mirror_command(args: &MirrorArgs) -> Result<ExitStatus, CommandError> {
-    let packs = profile_packs(&args.profiles)?;
+    let named = named_packs(&args.packs)?;
+    let mut packs = if args.profiles.is_empty() {
+        Vec::new()
+    } else {
+        profile_packs(&args.profiles)?
+    };
+    packs.extend(named);
     let (source, target, images) = clients(args)?;
     let cache = pack_cache()?;
     let work = tempfile::tempdir()
@@ -259,6 +286,25 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+
+    #[test]
+    fn named_packs_are_name_and_version_and_a_bad_one_is_refused() {
+        let flags = ["capi-provider-cluster-api:1.10.4".to_string()];
+        assert_eq!(
+            named_packs(&flags).unwrap(),
+            [(
+                "capi-provider-cluster-api".to_string(),
+                "1.10.4".to_string()
+            )]
+        );
+        for bad in ["capi-provider-cluster-api", ":1.0", "x:"] {
+            let error = named_packs(&[bad.to_string()]).unwrap_err().to_string();
+            assert!(
+                error.contains(&format!("--pack {bad:?}: expected NAME:VERSION")),
+                "{error}"
+            );
+        }
+    }
 
     #[test]
     fn packs_come_from_every_layer_and_a_bad_file_is_named() {

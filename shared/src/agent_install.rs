@@ -28,9 +28,9 @@ use crate::contracts::names::{
     ClusterLocation, MANAGEMENT_SECRET,
 };
 use crate::management_access::ManagementLinkData;
-use crate::provider_components::{ProviderController, resources};
 use crate::workload_singleton::{
-    SINGLETON_UID, cluster_admin_binding, restricted_container, singleton_deployment, singleton_pod,
+    SINGLETON_UID, cluster_admin_binding, resources, restricted_container, singleton_deployment,
+    singleton_pod,
 };
 
 fn labels() -> BTreeMap<String, String> {
@@ -275,8 +275,8 @@ pub fn management_rbac(
     let cluster_role = ClusterRole {
         metadata: owned_meta(location, &names.rbac, None),
         rules: Some(vec![
-            // The provider components it installs in its own cluster are the management
-            // cluster's CRDs; the move finds the kinds it carries through them.
+            // The move finds the kinds it carries through the management cluster's CRDs
+            // labelled for clusterctl.
             rule(
                 &["apiextensions.k8s.io"],
                 &["customresourcedefinitions"],
@@ -346,13 +346,8 @@ fn http_probe(path: &str, period_seconds: i32) -> Probe {
     }
 }
 
-/// The agent's objects in the workload cluster. `providers` is what the agent deploys as
-/// the cluster's provider controllers before it moves anything (passed as its arguments).
-pub fn workload_objects(
-    link: &ManagementLinkData,
-    image: &str,
-    providers: Option<&ProviderController>,
-) -> WorkloadAgentObjects {
+/// The agent's objects in the workload cluster.
+pub fn workload_objects(link: &ManagementLinkData, image: &str) -> WorkloadAgentObjects {
     let secret = link.to_secret(meta(MANAGEMENT_SECRET, Some(AGENT_NAMESPACE)));
     let field_env = |name: &str, path: &str| EnvVar {
         name: name.into(),
@@ -370,17 +365,9 @@ pub fn workload_objects(
         value: Some(value.into()),
         ..EnvVar::default()
     };
-    let args: Vec<String> = providers
-        .into_iter()
-        .flat_map(|p| {
-            std::iter::once(format!("--provider-image={}", p.image))
-                .chain(p.args.iter().map(|a| format!("--provider-arg={a}")))
-        })
-        .collect();
     let container = Container {
         name: "agent".into(),
         image: Some(image.into()),
-        args: (!args.is_empty()).then_some(args),
         env: Some(vec![
             field_env("POD_NAMESPACE", "metadata.namespace"),
             field_env("POD_NAME", "metadata.name"),
@@ -667,24 +654,15 @@ mod tests {
             identity_secret: None,
             pivot_round: 1,
         };
-        let providers = ProviderController {
-            image: "strata-sim-cloud:1".into(),
-            args: vec!["--fast".into()],
-        };
-        let objects = workload_objects(&link, "strata-agent:1", Some(&providers));
+        let objects = workload_objects(&link, "strata-agent:1");
         assert_eq!(
             ManagementLinkData::from_secret(&objects.secret).unwrap(),
             link
         );
         let pod = objects.deployment.spec.unwrap().template.spec.unwrap();
         assert_eq!(pod.containers[0].image.as_deref(), Some("strata-agent:1"));
-        assert_eq!(
-            pod.containers[0].args.as_deref().unwrap(),
-            [
-                "--provider-image=strata-sim-cloud:1",
-                "--provider-arg=--fast"
-            ]
-        );
+        // What the agent installs before the move comes from the revision, not its arguments.
+        assert_eq!(pod.containers[0].args, None);
         assert_eq!(pod.service_account_name.as_deref(), Some(AGENT_NAME));
 
         // The probes name the port the agent listens on, on the pod's IP.

@@ -9,8 +9,8 @@
 
 pub use strata_core::{
     bounded_text, capi, catalog, cloud_account, cluster, conditions, contracts, crd, finding,
-    layer, pack, pack_registry, pivot, profile, provider_components, revision, values_merge,
-    version, workload_singleton,
+    layer, pack, pack_registry, pivot, profile, provider, revision, values_merge, version,
+    workload_singleton,
 };
 
 pub mod agent_install;

@@ -15,7 +15,7 @@ mod crash_point;
 mod facts;
 mod install;
 mod record;
-mod registries;
+pub(crate) mod registries;
 mod setup;
 mod uninstall;
 

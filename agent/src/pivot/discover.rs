@@ -12,6 +12,7 @@ use strata_shared::contracts::capi_views::{ClusterView, MachineView};
 use strata_shared::contracts::labels::{CAPI_CLUSTER_NAME_LABEL, CLUSTERCTL_LABEL};
 use strata_shared::kube_writer::{BoundedApi, KubeWriter, WriteError};
 use strata_shared::pivot::{MoveKind, SourceObject, WantedObject, unread_references};
+use strata_shared::provider::inventory::CORE_LABEL as INVENTORY_CORE_LABEL;
 
 use super::PivotError;
 use crate::crd_outline;
@@ -24,7 +25,8 @@ pub fn resource(kind: &MoveKind) -> ApiResource {
     ApiResource::from_gvk_with_plural(&gvk, &kind.plural)
 }
 
-/// The movable kinds: CRDs labelled for clusterctl, plus Secrets and ConfigMaps.
+/// The movable kinds: CRDs labelled for clusterctl (but clusterctl's own inventory, which
+/// stays where it is), plus Secrets and ConfigMaps.
 pub async fn kinds(target: &KubeWriter, namespace: &str) -> Result<Vec<MoveKind>, PivotError> {
     // Outlines: the kinds are all a move needs of the CRDs, and their schemas are most of
     // their size.
@@ -35,7 +37,13 @@ pub async fn kinds(target: &KubeWriter, namespace: &str) -> Result<Vec<MoveKind>
             source,
         })?;
     let mut kinds = vec![MoveKind::secret(), MoveKind::config_map()];
-    for crd in crds {
+    let inventory = |crd: &crd_outline::CrdOutline| {
+        crd.metadata
+            .labels
+            .as_ref()
+            .is_some_and(|l| l.contains_key(INVENTORY_CORE_LABEL))
+    };
+    for crd in crds.iter().filter(|c| !inventory(c)) {
         match MoveKind::from_crd(&crd.to_json()) {
             Ok(kind) => kinds.push(kind),
             Err(e) => {
@@ -77,11 +85,17 @@ pub async fn snapshot(
     let mut objects = Vec::new();
     for kind in kinds.iter().filter(|k| k.is_movable() && k.namespaced) {
         let resource = resource(kind);
-        let items = source
+        let items = match source
             .dynamic(&resource, Some(namespace))
             .list(&ListParams::default())
             .await
-            .map_err(in_source)?;
+        {
+            Ok(items) => items,
+            // The kinds are the target's: a kind the source does not serve (another
+            // cloud's, on a move back into the management cluster) has nothing to move.
+            Err(e) if e.code() == Some(404) => Vec::new(),
+            Err(e) => return Err(in_source(e)),
+        };
         objects.extend(
             items
                 .into_iter()

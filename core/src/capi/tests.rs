@@ -125,6 +125,7 @@ pub(super) fn fixture(cloud: ClusterCloud) -> DesiredState {
     let os_version = os.version.clone();
     DesiredState {
         cloud_type: cloud,
+        providers: Vec::new(),
         profiles: vec![format!("{cloud}-infra:1.2.0"), "observability:0.4.1".into()],
         kubernetes_version: "v1.20.2".into(),
         os,

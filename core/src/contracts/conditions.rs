@@ -34,6 +34,9 @@ pub const READY: &str = "Ready";
 
 /// Where the CAPI objects are.
 pub const PIVOTED: &str = "Pivoted";
+/// Pivoted=False: the agent installs the Cluster API providers in its cluster (the
+/// message says which, or what stops it); it asks for the move once they are ready.
+pub const REASON_INSTALLING_PROVIDERS: &str = "InstallingProviders";
 /// Pivoted=False: the agent is ready to move the objects and waits for the controller's grant.
 pub const REASON_MOVE_REQUESTED: &str = "MoveRequested";
 /// Pivoted=False: the objects are moving into the workload cluster.

@@ -87,6 +87,37 @@ pub struct DesiredState {
     /// The cloud account's non-secret settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<AccountSettings>,
+    /// The Cluster API providers (and cert-manager) the cluster runs once its objects move
+    /// into it, in install order, each pinned as a pack: those of the management
+    /// cluster's clusterctl inventory this cluster's cloud needs. Empty when the
+    /// management cluster has no clusterctl inventory: the cluster then stays managed from
+    /// there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub providers: Vec<RevisionProvider>,
+}
+
+/// One provider's components, pinned.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RevisionProvider {
+    /// clusterctl's provider type (`CoreProvider`, `BootstrapProvider`,
+    /// `ControlPlaneProvider`, `InfrastructureProvider`), or `CertManager`.
+    #[serde(rename = "type")]
+    pub kind: crate::provider::ProviderKind,
+    /// `cluster-api`, `kubeadm`, `vsphere`…
+    pub provider_name: String,
+    /// As clusterctl's inventory has it (`v1.10.4`).
+    pub version: String,
+    /// Where its components live, and its inventory object.
+    pub namespace: String,
+    /// The pack carrying its components, and the pack's version.
+    pub pack: String,
+    pub pack_version: String,
+    /// The `PackRegistry` it comes from; the default registry when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<String>,
+    /// `sha256:` of the pack archive.
+    pub digest: String,
 }
 
 /// The OS layer's pack and the image annotations it carries (`imageId` as the AMI,

@@ -9,6 +9,8 @@
 //! - Job: condition `Complete=True`; `Failed=True` is a failure, not a wait.
 //! - CustomResourceDefinition: condition `Established=True`.
 //! - APIService: condition `Available=True`.
+//! - cert-manager's Certificate, Issuer and ClusterIssuer: condition `Ready=True` (a
+//!   provider's webhook serves with the Certificate's Secret).
 //! - Any other kind is ready once it exists.
 //!
 //! A DaemonSet or StatefulSet with the `OnDelete` update strategy updates no pod by itself,
@@ -56,6 +58,9 @@ pub fn readiness(object: &Value) -> Readiness {
             condition_true(object, "Established", Some("NamesAccepted"))
         }
         ("apiregistration.k8s.io", "APIService") => condition_true(object, "Available", None),
+        ("cert-manager.io", "Certificate" | "Issuer" | "ClusterIssuer") => {
+            condition_true(object, "Ready", None)
+        }
         _ => Ok(()),
     };
     match result {

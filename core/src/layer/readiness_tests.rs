@@ -242,6 +242,28 @@ fn an_api_service_is_ready_when_available() {
 }
 
 #[test]
+fn a_cert_manager_certificate_is_ready_when_issued() {
+    let certificate = |conditions: serde_json::Value| {
+        json!({
+            "apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+            "metadata": {"name": "capi-serving-cert", "namespace": "capi-system"},
+            "status": {"conditions": conditions},
+        })
+    };
+    assert_eq!(
+        readiness(&certificate(json!([{"type": "Ready", "status": "True"}]))),
+        Readiness::Ready
+    );
+    assert_eq!(
+        not_ready(&certificate(
+            json!([{"type": "Ready", "status": "False", "reason": "DoesNotExist"}])
+        )),
+        "Certificate capi-system/capi-serving-cert: condition Ready is False: DoesNotExist"
+    );
+    assert!(!readiness(&certificate(json!([]))).is_ready());
+}
+
+#[test]
 fn other_kinds_are_ready_once_they_exist() {
     for object in [
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}),

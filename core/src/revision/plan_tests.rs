@@ -38,6 +38,7 @@ fn revision() -> ClusterRevisionSpec {
         sources: None,
         desired: DesiredState {
             cloud_type: ClusterCloud::Sim,
+            providers: Vec::new(),
             profiles: vec!["sim-infra:1.0.0".into()],
             kubernetes_version: "v1.30.2".into(),
             os: OsImage {

@@ -147,6 +147,9 @@ pub fn desired_state(
             vsphere: a.spec.vsphere.clone(),
             azure: a.spec.azure.clone(),
         }),
+        // The providers come from the management cluster's inventory, which the
+        // controller reads and pins beside this.
+        providers: Vec::new(),
     })
 }
 

@@ -11,6 +11,7 @@ use crate::revision::{KubeadmSettings, OsImage, RevisionLayer};
 fn state(kubernetes: &str, layers: &[&str]) -> DesiredState {
     DesiredState {
         cloud_type: ClusterCloud::Sim,
+        providers: Vec::new(),
         profiles: vec!["infra:1.0.0".into()],
         kubernetes_version: kubernetes.into(),
         os: OsImage {

@@ -107,11 +107,12 @@ async fn run(args: Args) -> Result<(), String> {
     let started = step(
         1,
         total,
-        "management cluster: control plane, CAPI + Strata CRDs, registry with the sample packs, profiles, simulated cloud",
+        "management cluster: control plane, CAPI + Strata CRDs, clusterctl inventory, registry with the sample and provider packs, profiles, simulated cloud",
     );
     let sim = sim_options(args.fast);
     let env = ManagementEnv::start(ManagementOptions {
         sim,
+        provider_speed: if args.fast { "fast" } else { "cloud" },
         ..ManagementOptions::named("demo")
     })
     .await?;
@@ -121,21 +122,29 @@ async fn run(args: Args) -> Result<(), String> {
         "    pack registry {} (PackRegistry strata-system/samples)",
         env.registry.host()
     );
+    let providers: Vec<String> = strata_e2e::provider_packs::simulated_providers()
+        .iter()
+        .map(|p| {
+            format!(
+                "{}:{}",
+                p.pack(),
+                strata_shared::provider::pack_version(p.version)
+            )
+        })
+        .collect();
+    println!(
+        "    clusterctl's inventory of the providers the simulated cloud plays, and their provider packs: {}",
+        providers.join(", ")
+    );
     done(started);
 
     let started = step(2, total, "strata controller (leader election, metrics)");
     let image = concat!("strata-agent:", env!("CARGO_PKG_VERSION"));
-    // The agent deploys the simulator as the workload cluster's provider controllers; the
-    // demo's speed is passed on to it.
-    let mut controller_args = vec!["--agent-image", image];
-    if args.fast {
-        controller_args.extend(["--provider-arg", "sim=--fast"]);
-    }
     let controller = ControllerProcess::start(
         env.control_plane.kubeconfig_path(),
         env.dir.path(),
         "controller",
-        &controller_args,
+        &["--agent-image", image],
     )?;
     println!(
         "    pid {}, metrics at http://{}/metrics, log {}",
@@ -213,8 +222,8 @@ async fn run(args: Args) -> Result<(), String> {
     let kubelet = env
         .agents_of(&objects, CLUSTER)
         .ok_or("the agent is not being run")?;
-    // The agent, then the provider controllers it deploys once it has copied the
-    // Cluster API CRDs from the management cluster.
+    // The agent, then the provider controllers it installs from the sim cluster's provider
+    // packs.
     let deadline = Instant::now() + Duration::from_secs(180);
     let mut shown = Vec::new();
     loop {
@@ -241,7 +250,7 @@ async fn run(args: Args) -> Result<(), String> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     println!(
-        "    workload API server {}; the agent copied the Cluster API CRDs from the management cluster and deployed {}/{} (the simulated cloud)",
+        "    workload API server {}; the agent installed the core, kubeadm and sim providers from their packs; {}/{} runs their controllers (the simulated cloud)",
         workload_cluster.server(),
         PROVIDER_NAMESPACE,
         PROVIDER_NAME

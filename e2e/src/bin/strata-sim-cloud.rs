@@ -25,9 +25,13 @@ struct Args {
     /// Install the CAPI CRDs (upstream when found, else minimal) and the sim CRDs first.
     #[arg(long)]
     install_crds: bool,
-    /// Test-speed delays instead of cloud-like ones.
+    /// Test-speed delays instead of cloud-like ones (the same as `--speed=fast`).
     #[arg(long)]
     fast: bool,
+    /// `fast` (test-speed delays) or `cloud` (cloud-like ones, the default); the provider
+    /// packs' components pass it from their variable `SIM_SPEED`.
+    #[arg(long, value_enum, default_value_t = Speed::Cloud)]
+    speed: Speed,
     /// Milliseconds between full passes.
     #[arg(long)]
     resync_ms: Option<u64>,
@@ -36,6 +40,12 @@ struct Args {
     /// (`calico-system/calico-node`) runs on them.
     #[arg(long)]
     nodes_with_network: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Speed {
+    Fast,
+    Cloud,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,7 +86,7 @@ async fn main() -> Result<(), Error> {
         tracing::info!(?set, "CAPI CRDs installed");
         sim_crds::install(&client).await?;
     }
-    let mut options = if args.fast {
+    let mut options = if args.fast || args.speed == Speed::Fast {
         SimOptions::fast()
     } else {
         SimOptions::default()

@@ -7,7 +7,6 @@ use strata_shared::agent_install::{management_rbac, workload_objects};
 use strata_shared::contracts::names::ClusterLocation;
 use strata_shared::kube_writer::{KubeWriter, WriteError};
 use strata_shared::management_access::{ManagementAccess, ManagementLinkData, SecretKey};
-use strata_shared::provider_components::ProviderController;
 
 use super::context::Settings;
 
@@ -85,7 +84,6 @@ pub async fn install(
     location: &ClusterLocation,
     access: &ManagementAccess,
     identity_secret: Option<SecretKey>,
-    providers: Option<&ProviderController>,
     pivot_round: u32,
 ) -> Result<AgentReport, AgentInstallError> {
     let link = ManagementLinkData {
@@ -96,7 +94,7 @@ pub async fn install(
         identity_secret,
         pivot_round,
     };
-    let objects = workload_objects(&link, &settings.agent_image, providers);
+    let objects = workload_objects(&link, &settings.agent_image);
     let in_workload = |source: WriteError| AgentInstallError::Workload {
         cluster: location.cluster.clone(),
         source,

@@ -1,6 +1,5 @@
 //! What every reconcile shares: the client, the settings, the metrics, the pack resolver.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,13 +9,13 @@ use strata_shared::cluster::ClusterCloud;
 use strata_shared::kube_writer::KubeWriter;
 use strata_shared::pack_registry::PackRegistry;
 use strata_shared::profile::ClusterProfile;
-use strata_shared::provider_components::ProviderController;
 
 use super::cluster_story::ClusterStory;
 use super::fleet_gate::FleetGate;
 use super::link_watch::LinkWatch;
 use super::metrics::Metrics;
 use super::packs::PackResolver;
+use super::providers::ProviderInventoryReader;
 
 /// Every write is bounded: a hung apiserver must not hold a reconcile forever.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -36,8 +35,8 @@ pub struct Settings {
     pub vsphere_provider_namespace: String,
     pub aws_provider_namespace: String,
     pub resync: Duration,
-    /// The provider controllers agents deploy, per cloud.
-    pub providers: HashMap<ClusterCloud, ProviderController>,
+    /// The PackRegistry provider packs come from; the default registry when unset.
+    pub provider_registry: Option<String>,
 }
 
 impl Settings {
@@ -61,6 +60,8 @@ pub struct Context {
     pub settings: Settings,
     pub metrics: Arc<Metrics>,
     pub packs: PackResolver,
+    /// The management cluster's clusterctl inventory, read at most twice a minute.
+    pub provider_inventory: ProviderInventoryReader,
     /// Every ClusterProfile and PackRegistry, kept current by watches: read by every
     /// reconcile, so not listed by every reconcile.
     pub profiles: Store<ClusterProfile>,

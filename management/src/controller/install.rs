@@ -115,7 +115,6 @@ pub async fn agent(
         location,
         &credential,
         identity_secret,
-        ctx.settings.providers.get(&cluster.spec.cloud_type),
         // A reclaimed cluster's new agent keeps the journal of an earlier move aside.
         ledger::of(Some(objects_namespace)).round,
     )

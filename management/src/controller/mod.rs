@@ -30,6 +30,7 @@ pub(crate) mod namespaces;
 mod observe;
 mod outcome;
 mod packs;
+mod providers;
 mod reconcile;
 mod resolve;
 mod revisions;
@@ -64,22 +65,11 @@ pub struct ControllerArgs {
     /// The agent image installed into workload clusters; changing it rolls the agents.
     #[arg(long, default_value = concat!("strata-agent:", env!("CARGO_PKG_VERSION")))]
     pub agent_image: String,
-    /// What runs the Cluster API provider controllers in a workload cluster of CLOUD once
-    /// its objects move there (`CLOUD=IMAGE`, repeatable; the agent deploys it). Without
-    /// one for its cloud, an agent does not move its cluster.
-    #[arg(
-        long = "provider-image",
-        value_name = "CLOUD=IMAGE",
-        default_values_t = [format!("sim={}", strata_shared::provider_components::DEFAULT_SIM_PROVIDER_IMAGE)]
-    )]
-    pub provider_images: Vec<String>,
-    /// An argument for CLOUD's provider image (`CLOUD=ARG`, repeatable, in order).
-    #[arg(
-        long = "provider-arg",
-        value_name = "CLOUD=ARG",
-        allow_hyphen_values = true
-    )]
-    pub provider_args: Vec<String>,
+    /// The PackRegistry (in the system namespace) that serves the provider packs: the
+    /// Cluster API providers of the clusterctl inventory here, as packs
+    /// (docs/providers.md). The default registry when unset.
+    #[arg(long, value_name = "NAME")]
+    pub provider_registry: Option<String>,
     /// The management API server's URL as the agents reach it; the kubeconfig's server
     /// when unset (inside a cluster that is a service address agents cannot reach: set it).
     #[arg(long, value_name = "URL")]

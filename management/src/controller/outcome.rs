@@ -40,6 +40,7 @@ pub enum InvalidReason {
     ConstraintsNotMet,
     InvalidProfile,
     InvalidStack,
+    ProvidersUnresolved,
 }
 
 impl InvalidReason {
@@ -56,6 +57,7 @@ impl InvalidReason {
             InvalidReason::ConstraintsNotMet => "ConstraintsNotMet",
             InvalidReason::InvalidProfile => "InvalidProfile",
             InvalidReason::InvalidStack => "InvalidStack",
+            InvalidReason::ProvidersUnresolved => "ProvidersUnresolved",
         }
     }
 

@@ -105,6 +105,14 @@ enum Lookup {
     Flight(Flight),
 }
 
+/// One pack to fetch: its name and version, from a named PackRegistry or the default one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackWant {
+    pub registry: Option<String>,
+    pub name: String,
+    pub version: String,
+}
+
 pub struct PackResolver {
     cache: Option<PackCache>,
     work_dir: PathBuf,
@@ -167,28 +175,32 @@ impl PackResolver {
         }
     }
 
-    /// Fetches every pack the `profiles`' layers name. `registries` are in lookup order
-    /// (the cluster's namespace first); a layer without a registry uses the first one
-    /// marked default.
+    /// Fetches every pack the `profiles`' layers name, and the `others` (the cluster's
+    /// provider packs). `registries` are in lookup order (the cluster's namespace first);
+    /// a pack without a registry uses the first one marked default.
     pub async fn resolve(
         &self,
         writer: &KubeWriter,
         profiles: &[&ClusterProfile],
+        others: &[PackWant],
         registries: &[PackRegistry],
     ) -> ResolvedPacks {
         let default = registries.iter().find(|r| r.spec.default);
         let mut wanted: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
-        for profile in profiles {
-            for layer in &profile.spec.layers {
-                let registry = layer
-                    .registry
-                    .clone()
-                    .unwrap_or_else(|| DEFAULT.to_string());
-                let list = wanted.entry(registry).or_default();
-                let pair = (layer.name.clone(), layer.version.clone());
-                if !list.contains(&pair) {
-                    list.push(pair);
-                }
+        let layers = profiles
+            .iter()
+            .flat_map(|p| &p.spec.layers)
+            .map(|layer| PackWant {
+                registry: layer.registry.clone(),
+                name: layer.name.clone(),
+                version: layer.version.clone(),
+            });
+        for want in layers.chain(others.iter().cloned()) {
+            let registry = want.registry.unwrap_or_else(|| DEFAULT.to_string());
+            let list = wanted.entry(registry).or_default();
+            let pair = (want.name, want.version);
+            if !list.contains(&pair) {
+                list.push(pair);
             }
         }
         let lookups = wanted.into_iter().map(|(registry_name, list)| async move {

@@ -3,16 +3,24 @@
 //! compose makes the cluster [`Invalid`], its reason from the kinds of the findings.
 //! The packs' `upgrade` dependencies are kept beside the desired state: a revision pins
 //! versions, not manifests, and the upgrade rules need them when the revision is published.
+//! The Cluster API providers the cluster runs after its move come from the management
+//! cluster's clusterctl inventory ([`super::providers`]), fetched as packs beside the
+//! layers' and pinned the same way.
 
+use strata_shared::catalog::PackSource;
 use strata_shared::conditions::ConditionUpdate;
 use strata_shared::contracts::conditions::VALID;
 use strata_shared::profile::compose::{compose, end_of_life_warnings};
 use strata_shared::profile::{ClusterProfile, select_profile};
-use strata_shared::revision::{DesiredState, RevisionSources, UpgradeConstraint, desired_state};
+use strata_shared::provider::WantedProvider;
+use strata_shared::revision::{
+    DesiredState, RevisionProvider, RevisionSources, UpgradeConstraint, desired_state,
+};
 
 use super::context::Context;
 use super::dereference::Inputs;
 use super::outcome::{Invalid, InvalidReason};
+use super::packs::{PackWant, ResolvedPacks};
 use super::validate::ValidCluster;
 
 /// What a valid cluster resolves to.
@@ -66,17 +74,40 @@ pub async fn stack(
         .iter()
         .filter_map(|r| select_profile(&inputs.profiles, &r.name, &r.version).ok())
         .collect();
+    let providers_unresolved =
+        |message: String| Invalid::new(InvalidReason::ProvidersUnresolved, message);
+    let wanted = ctx
+        .provider_inventory
+        .current(&ctx.writer)
+        .await
+        .map_err(|e| providers_unresolved(e.to_string()))?
+        .select(cluster.spec.cloud_type)
+        .map_err(|e| providers_unresolved(e.to_string()))?;
+    let provider_registry = ctx.settings.provider_registry.clone();
+    let provider_packs: Vec<PackWant> = wanted
+        .iter()
+        .map(|w| PackWant {
+            registry: provider_registry.clone(),
+            name: w.pack.clone(),
+            version: w.pack_version.clone(),
+        })
+        .collect();
     let packs = ctx
         .packs
-        .resolve(&ctx.writer, &selected, &inputs.registries)
+        .resolve(&ctx.writer, &selected, &provider_packs, &inputs.registries)
         .await;
     let (stack, findings) = compose(cluster, &inputs.profiles, &packs);
     let Some(stack) = stack else {
         let reason = InvalidReason::of_composition(&findings);
         return Err(Invalid::from_findings(reason, &findings));
     };
-    let desired = desired_state(cluster, &stack, valid.account)
+    let mut desired = desired_state(cluster, &stack, valid.account)
         .map_err(|findings| Invalid::from_findings(InvalidReason::InvalidStack, &findings))?;
+    desired.providers = pin_providers(&wanted, &packs, provider_registry.as_deref())
+        .map_err(providers_unresolved)?;
+    let no_providers = wanted.is_empty().then(|| {
+        "warning: spec.cloudType: the management cluster has no clusterctl provider inventory, so no provider packs: the cluster is provisioned but its objects stay here (docs/providers.md)".to_string()
+    });
     let upgrade_constraints = stack
         .layers
         .iter()
@@ -92,6 +123,41 @@ pub async fn stack(
             .warnings()
             .chain(end_of_life_warnings(&stack, today()).warnings())
             .map(|w| w.to_string())
+            .chain(no_providers)
             .collect(),
     })
+}
+
+/// Each wanted provider with its pack's digest; Err names every pack that could not be
+/// fetched (a cluster is never pinned to some of its providers).
+fn pin_providers(
+    wanted: &[WantedProvider],
+    packs: &ResolvedPacks,
+    registry: Option<&str>,
+) -> Result<Vec<RevisionProvider>, String> {
+    let mut pinned = Vec::with_capacity(wanted.len());
+    let mut failures = Vec::new();
+    for provider in wanted {
+        match packs.resolve(&provider.pack, &provider.pack_version, registry) {
+            Ok(pack) => pinned.push(RevisionProvider {
+                kind: provider.kind,
+                provider_name: provider.provider_name.clone(),
+                version: provider.version.clone(),
+                namespace: provider.namespace.clone(),
+                pack: provider.pack.clone(),
+                pack_version: provider.pack_version.clone(),
+                registry: registry.map(str::to_string),
+                digest: pack.digest,
+            }),
+            Err(e) => failures.push(format!("{} {}: {e}", provider.kind, provider.provider_name)),
+        }
+    }
+    if failures.is_empty() {
+        Ok(pinned)
+    } else {
+        Err(format!(
+            "the provider packs of the management cluster's clusterctl inventory: {}",
+            failures.join("; ")
+        ))
+    }
 }

@@ -22,7 +22,6 @@ use strata_shared::leader::{LeaderElector, LeaderWatch, LeaseTiming};
 use strata_shared::pack_registry::PackRegistry;
 use strata_shared::probe_endpoints;
 use strata_shared::profile::ClusterProfile;
-use strata_shared::provider_components::parse_provider_flags;
 use strata_shared::registry::cache::PackCache;
 
 use super::ControllerArgs;
@@ -79,8 +78,6 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{0}")]
-    ProviderFlags(#[source] strata_shared::provider_components::ProviderFlagError),
     #[error("cannot reach the API server: {0}")]
     ApiServer(#[source] kube::Error),
     #[error("{0}")]
@@ -248,8 +245,7 @@ async fn context(
         vsphere_provider_namespace: args.vsphere_provider_namespace.clone(),
         aws_provider_namespace: args.aws_provider_namespace.clone(),
         resync: Duration::from_secs(args.resync_seconds.max(10)),
-        providers: parse_provider_flags(&args.provider_images, &args.provider_args)
-            .map_err(RunError::ProviderFlags)?,
+        provider_registry: args.provider_registry.clone(),
     };
     client
         .apiserver_version()
@@ -263,6 +259,7 @@ async fn context(
         settings,
         metrics,
         packs: PackResolver::new(Some(cache), work_dir),
+        provider_inventory: Default::default(),
         profiles,
         registries,
         link: Default::default(),
