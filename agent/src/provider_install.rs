@@ -21,7 +21,6 @@ use strata_shared::layer::readiness::Readiness;
 use strata_shared::layer_apply::{
     LayerApplyError, ManifestLayer, apply_manifest_layer, layer_readiness,
 };
-use strata_shared::pack::Pack;
 use strata_shared::provider::inventory::{INVENTORY_CRD_NAME, inventory_crd, inventory_object};
 use strata_shared::provider::substitution::{SubstitutionError, substitute};
 use strata_shared::provider::webhooks::{
@@ -31,6 +30,7 @@ use strata_shared::registry::site_access::SiteRegistries;
 use strata_shared::revision::RevisionProvider;
 
 use crate::layers::LayerSetup;
+use crate::layers::pinned_pack::{self, PackPin};
 
 /// Between two looks at what a provider waits for.
 const POLL: Duration = Duration::from_secs(1);
@@ -160,43 +160,20 @@ async fn components(
         pack: format!("{}:{}", provider.pack, provider.pack_version),
         reason,
     };
-    let (registry_name, registry) = registries
-        .for_layer(&provider.pack, provider.registry.as_deref())
-        .map_err(|e| failed(e.to_string()))?;
-    let client = registry
-        .client(registry_name)
-        .map_err(|e| failed(e.to_string()))?;
-    let work = tempfile::Builder::new()
-        .prefix("provider-")
-        .tempdir_in(&setup.work_dir)
-        .map_err(|e| {
-            failed(format!(
-                "cannot make a work folder in {}: {e}",
-                setup.work_dir.display()
-            ))
-        })?;
-    let pulled = client
-        .pull_pinned(
-            &provider.pack,
-            &provider.pack_version,
-            &provider.digest,
-            &work.path().join(&provider.pack),
-            Some(&setup.cache),
-        )
-        .await
-        .map_err(|e| failed(format!("from registry {registry_name} ({registry}): {e}")))?;
-    let (pack, findings) = Pack::load(&pulled.dir);
-    let pack = pack.ok_or_else(|| {
-        failed(format!(
-            "{} is not a valid pack: {}",
-            provider.digest,
-            findings
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
-        ))
-    })?;
+    let pinned = pinned_pack::pull(
+        setup,
+        registries,
+        &PackPin {
+            name: &provider.pack,
+            version: &provider.pack_version,
+            digest: &provider.digest,
+            registry: provider.registry.as_deref(),
+        },
+        "provider-",
+    )
+    .await
+    .map_err(failed)?;
+    let pack = pinned.pack;
     if pack.layout.manifests.is_empty() {
         return Err(failed(
             "it has no manifests; a provider pack holds its components as manifests/*.yaml".into(),

@@ -423,7 +423,12 @@ pub async fn publish_sample_packs(registry: &TestRegistry) -> Result<(), String>
 
 /// A client of `<registry>/samples` with the registry's credentials.
 fn samples_client(registry: &TestRegistry) -> Result<PackRegistryClient, String> {
-    let address: RegistryAddress = format!("{}/{SAMPLE_REGISTRY}", registry.host())
+    base_client(registry, SAMPLE_REGISTRY)
+}
+
+/// A client of `<registry>/<base>` with the registry's credentials.
+fn base_client(registry: &TestRegistry, base: &str) -> Result<PackRegistryClient, String> {
+    let address: RegistryAddress = format!("{}/{base}", registry.host())
         .parse()
         .map_err(|e| format!("registry address: {e}"))?;
     PackRegistryClient::new(
@@ -443,6 +448,15 @@ fn samples_client(registry: &TestRegistry) -> Result<PackRegistryClient, String>
 /// Pushes the pack in `dir` to `<registry>/samples`, where the sample packs are.
 pub async fn publish_pack(registry: &TestRegistry, dir: &Path) -> Result<(), String> {
     push_pack(&samples_client(registry)?, dir).await
+}
+
+/// Pushes the pack in `dir` to `<registry>/<base>`.
+pub async fn publish_pack_to(
+    registry: &TestRegistry,
+    base: &str,
+    dir: &Path,
+) -> Result<(), String> {
+    push_pack(&base_client(registry, base)?, dir).await
 }
 
 async fn push_pack(client: &PackRegistryClient, dir: &Path) -> Result<(), String> {

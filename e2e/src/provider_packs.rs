@@ -22,7 +22,7 @@ use strata_shared::provider::ProviderKind;
 use strata_shared::provider::inventory::{inventory_crd, inventory_object};
 
 use crate::capi_crds;
-use crate::management::{apply, ensure_namespace, publish_pack, repo_root};
+use crate::management::{SAMPLE_REGISTRY, apply, ensure_namespace, publish_pack_to, repo_root};
 use crate::registry::TestRegistry;
 
 /// The image the simulator's controllers run as in a workload cluster (the process
@@ -182,17 +182,12 @@ pub fn write_pack(
 }
 
 /// Writes clusterctl's inventory of the simulated providers into the management cluster
-/// and publishes their packs (`speed` for the simulator's controllers) to `registry`.
+/// and publishes their packs (`speed` for the simulator's controllers) to `registry`,
+/// under the sample packs' base path.
 pub async fn install(client: &Client, registry: &TestRegistry, speed: &str) -> Result<(), String> {
     capi_crds::apply_all(client, &[inventory_crd()])
         .await
         .map_err(|e| e.to_string())?;
-    let crds = Api::<CustomResourceDefinition>::all(client.clone())
-        .list(&ListParams::default().labels("clusterctl.cluster.x-k8s.io"))
-        .await
-        .map_err(|e| format!("listing the Cluster API CRDs: {e}"))?
-        .items;
-    let work = tempfile::tempdir().map_err(|e| e.to_string())?;
     for provider in simulated_providers() {
         ensure_namespace(client, provider.namespace).await?;
         if let Some(object) = inventory_object(
@@ -203,9 +198,28 @@ pub async fn install(client: &Client, registry: &TestRegistry, speed: &str) -> R
         ) {
             apply(client, &object).await?;
         }
+    }
+    publish(client, registry, speed, SAMPLE_REGISTRY).await
+}
+
+/// Publishes the simulated providers' packs to `registry` under `base`: for a cluster
+/// whose default PackRegistry is not the samples'.
+pub async fn publish(
+    client: &Client,
+    registry: &TestRegistry,
+    speed: &str,
+    base: &str,
+) -> Result<(), String> {
+    let crds = Api::<CustomResourceDefinition>::all(client.clone())
+        .list(&ListParams::default().labels("clusterctl.cluster.x-k8s.io"))
+        .await
+        .map_err(|e| format!("listing the Cluster API CRDs: {e}"))?
+        .items;
+    let work = tempfile::tempdir().map_err(|e| e.to_string())?;
+    for provider in simulated_providers() {
         let dir = work.path().join(provider.pack());
         write_pack(&provider, &crds, speed, &dir)?;
-        publish_pack(registry, &dir).await?;
+        publish_pack_to(registry, base, &dir).await?;
     }
     Ok(())
 }

@@ -32,6 +32,7 @@ use strata_e2e::oci_images::{ImageFormat, OciImages};
 use strata_e2e::pivoted_cluster::{
     first_control_plane_node, kill_agent, machine_instances, wait_restarted,
 };
+use strata_e2e::provider_packs::simulated_providers;
 use strata_e2e::registry::{RegistryOptions as TestRegistryOptions, TestRegistry};
 use strata_e2e::samples::{apply_sample, copy_sample_pack, write_gated_chart_pack};
 use strata_e2e::wait::eventually;
@@ -43,6 +44,7 @@ use strata_shared::contracts::names::{
     objects_namespace,
 };
 use strata_shared::pack_registry::PackRegistry;
+use strata_shared::provider::{ProviderKind, pack_version};
 
 const NS: &str = "strata-demo";
 const NAME: &str = "demo";
@@ -108,9 +110,10 @@ const LISTED_IMAGES: [(&str, &str); 3] = [
 /// Where the sample registry holds them.
 const LISTED_IMAGES_BASE: &str = "images";
 
-/// A second registry (TLS, its own user) with a copy of the sample profiles' packs under
-/// [`EDGE_MIRROR`], made by `strata pack mirror`, and named by the sample PackRegistry as
-/// the site mirror of the clusters labelled `site: edge`.
+/// A second registry (TLS, its own user) with a copy of the sample profiles' packs and the
+/// sim cluster's provider packs under [`EDGE_MIRROR`], made by `strata pack mirror`, and
+/// named by the sample PackRegistry as the site mirror of the clusters labelled
+/// `site: edge`.
 async fn edge_mirror(env: &ManagementEnv) -> TestRegistry {
     let mirror = TestRegistry::start(TestRegistryOptions::default())
         .await
@@ -135,11 +138,23 @@ async fn edge_mirror(env: &ManagementEnv) -> TestRegistry {
     }
     let profiles = repo_root().join("manifests/samples/profiles");
     let home = tempfile::tempdir().unwrap();
+    // The site gets its Cluster API providers from the mirror too, as packs no profile
+    // names (docs/providers.md).
+    let provider_packs = simulated_providers()
+        .into_iter()
+        .filter(|p| p.kind != ProviderKind::InfrastructureProvider || p.name == "sim")
+        .flat_map(|p| {
+            [
+                "--pack".to_string(),
+                format!("{}:{}", p.pack(), pack_version(p.version)),
+            ]
+        });
     let mut command = Command::new(strata_binary());
     command
         .args(["pack", "mirror"])
         .arg(profiles.join("sim-infra.yaml"))
         .arg(profiles.join("sim-addons.yaml"))
+        .args(provider_packs)
         .arg("--registry")
         .arg(format!("{}/{SAMPLE_REGISTRY}", env.registry.host()))
         .arg("--ca-file")

@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use strata_e2e::cli_run::describe_output as describe;
+use strata_e2e::provider_packs::{simulated_providers, write_pack};
+use strata_shared::provider::ProviderKind;
 
 use serde_json::Value;
 use strata_e2e::fault_proxy::FaultProxy;
@@ -633,8 +635,13 @@ async fn a_pack_no_profile_names_is_mirrored_by_name() {
     let (source, target) = two_registries().await;
     let strata = Strata::new();
     let work = tempfile::tempdir().unwrap();
-    // A provider pack (docs/providers.md) lists no image here; no profile names it.
-    let provider = image_pack(work.path(), "capi-provider-cluster-api", "1.11.0", &[]);
+    // A provider pack (docs/providers.md), which no profile names.
+    let core = simulated_providers()
+        .into_iter()
+        .find(|p| p.kind == ProviderKind::CoreProvider)
+        .unwrap();
+    let provider = work.path().join("capi-provider-cluster-api");
+    write_pack(&core, &[], "fast", &provider).unwrap();
     strata.push_pack(&source, PACKS, &provider);
     let mut args = mirror_args(&[], &source, target.host(), &target, target.username());
     args.extend(strings(&["--pack", "capi-provider-cluster-api:1.11.0"]));

@@ -120,11 +120,9 @@ async fn a_move_waits_for_a_reconcile_held_in_pack_resolution_and_nothing_reappe
     .await;
     drop(first);
 
-    // A new controller remembers no pack: its first reconcile waits on the slow registry
-    // while the agent (run from now on) installs its providers and asks for the move.
-    proxy.slow(Duration::from_secs(20));
-    let _second =
-        ControllerProcess::start(&kubeconfig, env.dir.path(), "controller-2", &[]).unwrap();
+    // The agent (run from now on) installs its providers from their packs and asks for
+    // the move while no controller runs; then a new controller, which remembers no pack,
+    // starts with the registry slow: its first reconcile waits on it.
     let asked = eventually(
         "the agent to ask for its move",
         Duration::from_secs(180),
@@ -135,6 +133,9 @@ async fn a_move_waits_for_a_reconcile_held_in_pack_resolution_and_nothing_reappe
         },
     )
     .await;
+    proxy.slow(Duration::from_secs(20));
+    let _second =
+        ControllerProcess::start(&kubeconfig, env.dir.path(), "controller-2", &[]).unwrap();
     let before = capi_in_management(&client, &objects).await;
     assert!(before.contains(&format!("Cluster {name}")), "{before:?}");
     // Held: no grant, nothing moves, for as long as the registry stays slow.

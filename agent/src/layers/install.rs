@@ -16,7 +16,6 @@ use strata_shared::layer::macros::ClusterFacts;
 use strata_shared::layer::readiness::Readiness;
 use strata_shared::layer::release::release_name;
 use strata_shared::layer_apply::{ManifestLayer, apply_manifest_layer, layer_readiness};
-use strata_shared::pack::Pack;
 use strata_shared::pack::render::{RenderUnit, UnitChart, render_units};
 use strata_shared::pack::values_schema::check::SECRET_MASK;
 use strata_shared::pack_render::resolve_macros;
@@ -24,6 +23,7 @@ use strata_shared::registry::site_access::SiteRegistries;
 use strata_shared::revision::RevisionLayer;
 
 use super::LayerError;
+use super::pinned_pack::{self, PackPin};
 use super::record::{InstalledKind, Release};
 use super::setup::LayerSetup;
 
@@ -80,50 +80,20 @@ pub async fn prepare(
             "value {key} is a secret, and revisions carry secrets masked ({SECRET_MASK}); secret values do not reach sites yet"
         )));
     }
-    let (registry_name, registry) = registries
-        .for_layer(name, layer.registry.as_deref())
-        .map_err(|e| failed(e.to_string()))?;
-    let client = registry
-        .client(registry_name)
-        .map_err(|e| failed(e.to_string()))?;
-    let work = tempfile::Builder::new()
-        .prefix("layer-")
-        .tempdir_in(&setup.work_dir)
-        .map_err(|e| {
-            failed(format!(
-                "cannot make a work folder in {}: {e}",
-                setup.work_dir.display()
-            ))
-        })?;
-    let dest = work.path().join(name);
-    let pulled = client
-        .pull_pinned(
+    let pinned = pinned_pack::pull(
+        setup,
+        registries,
+        &PackPin {
             name,
-            &layer.version,
-            &layer.digest,
-            &dest,
-            Some(&setup.cache),
-        )
-        .await
-        .map_err(|e| {
-            failed(format!(
-                "pack {name}:{} from registry {registry_name} ({registry}): {e}",
-                layer.version
-            ))
-        })?;
-    let (pack, findings) = Pack::load(&pulled.dir);
-    let pack = pack.ok_or_else(|| {
-        failed(format!(
-            "pack {name}:{} ({}) is not a valid pack: {}",
-            layer.version,
-            layer.digest,
-            findings
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
-        ))
-    })?;
+            version: &layer.version,
+            digest: &layer.digest,
+            registry: layer.registry.as_deref(),
+        },
+        "layer-",
+    )
+    .await
+    .map_err(failed)?;
+    let (pack, work) = (pinned.pack, pinned.work);
     let helm = setup.helm.as_ref();
     let values = match helm {
         Some(helm) => {
@@ -164,7 +134,7 @@ pub async fn prepare(
         manifests,
         helm,
         work,
-        from_cache: pulled.from_cache,
+        from_cache: pinned.from_cache,
     })
 }
 

@@ -14,6 +14,7 @@ mod converge;
 mod crash_point;
 mod facts;
 mod install;
+pub(crate) mod pinned_pack;
 mod record;
 pub(crate) mod registries;
 mod setup;
