@@ -12,11 +12,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::Value;
 use strata_shared::pack::Pack;
+use strata_shared::provider::inventory::{inventory_crd, inventory_object};
 use strata_shared::registry::address::RegistryAddress;
 use strata_shared::registry::client::{PackRegistryClient, RegistryOptions};
 use strata_shared::registry::credentials::Credentials;
@@ -25,6 +27,7 @@ use crate::capi_crds;
 use crate::cloud_sim::{CloudSimulator, SimOptions, Workload, sim_crds};
 use crate::control_plane::{ControlPlane, ControlPlaneOptions};
 use crate::process_kubelet::{ClusterAccess, ProcessKubelet, default_agent_binary};
+use crate::provider_packs::{simulated_providers, write_pack};
 use crate::registry::{RegistryOptions as TestRegistryOptions, TestRegistry};
 
 /// Where shared profiles, registries and the controller's lease live.
@@ -233,7 +236,7 @@ impl ManagementEnv {
             )
             .await?;
             apply_sample_profiles(&client).await?;
-            crate::provider_packs::install(&client, &registry, options.provider_speed).await?;
+            install_provider_packs(&client, &registry, options.provider_speed).await?;
         }
         let cloud = options
             .simulator
@@ -610,4 +613,51 @@ impl Drop for ControllerProcess {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Writes clusterctl's inventory of the simulated providers ([`crate::provider_packs`])
+/// into the management cluster and publishes their packs (`speed` for the simulator's
+/// controllers) to `registry`, under the sample packs' base path.
+pub async fn install_provider_packs(
+    client: &Client,
+    registry: &TestRegistry,
+    speed: &str,
+) -> Result<(), String> {
+    capi_crds::apply_all(client, &[inventory_crd()])
+        .await
+        .map_err(|e| e.to_string())?;
+    for provider in simulated_providers() {
+        ensure_namespace(client, provider.namespace).await?;
+        if let Some(object) = inventory_object(
+            provider.kind,
+            provider.name,
+            provider.version,
+            provider.namespace,
+        ) {
+            apply(client, &object).await?;
+        }
+    }
+    publish_provider_packs(client, registry, speed, SAMPLE_REGISTRY).await
+}
+
+/// Publishes the simulated providers' packs to `registry` under `base`: for a cluster
+/// whose default PackRegistry is not the samples'.
+pub async fn publish_provider_packs(
+    client: &Client,
+    registry: &TestRegistry,
+    speed: &str,
+    base: &str,
+) -> Result<(), String> {
+    let crds = Api::<CustomResourceDefinition>::all(client.clone())
+        .list(&ListParams::default().labels("clusterctl.cluster.x-k8s.io"))
+        .await
+        .map_err(|e| format!("listing the Cluster API CRDs: {e}"))?
+        .items;
+    let work = tempfile::tempdir().map_err(|e| e.to_string())?;
+    for provider in simulated_providers() {
+        let dir = work.path().join(provider.pack());
+        write_pack(&provider, &crds, speed, &dir)?;
+        publish_pack_to(registry, base, &dir).await?;
+    }
+    Ok(())
 }

@@ -9,21 +9,16 @@
 //! CRDs after the changes kube-apiserver 1.20 needs, `crate::capi_crds`); each
 //! infrastructure provider's pack also holds the simulator's controllers
 //! (`manifests/samples/providers/sim-controllers.yaml`), with clusterctl's variables
-//! set in its values.yaml.
+//! set in its values.yaml. `crate::management` writes the inventory and publishes the
+//! packs.
 
 use std::fs;
 use std::path::Path;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::ListParams;
-use kube::{Api, Client, ResourceExt};
+use kube::ResourceExt;
 use serde_json::{Value, json};
 use strata_shared::provider::ProviderKind;
-use strata_shared::provider::inventory::{inventory_crd, inventory_object};
-
-use crate::capi_crds;
-use crate::management::{SAMPLE_REGISTRY, apply, ensure_namespace, publish_pack_to, repo_root};
-use crate::registry::TestRegistry;
 
 /// The image the simulator's controllers run as in a workload cluster (the process
 /// kubelet runs the `strata-sim-cloud` binary for it).
@@ -155,7 +150,8 @@ pub fn write_pack(
     let mut files = vec!["manifests/components.yaml"];
     let mut values = json!({ "pack": { "namespace": provider.namespace } });
     if provider.kind == ProviderKind::InfrastructureProvider {
-        let source = repo_root().join("manifests/samples/providers/sim-controllers.yaml");
+        let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../manifests/samples/providers/sim-controllers.yaml");
         let controllers =
             fs::read_to_string(&source).map_err(|e| format!("{}: {e}", source.display()))?;
         write("manifests/controllers.yaml", &controllers)?;
@@ -179,47 +175,4 @@ pub fn write_pack(
         "values.yaml",
         &serde_yaml::to_string(&values).map_err(|e| e.to_string())?,
     )
-}
-
-/// Writes clusterctl's inventory of the simulated providers into the management cluster
-/// and publishes their packs (`speed` for the simulator's controllers) to `registry`,
-/// under the sample packs' base path.
-pub async fn install(client: &Client, registry: &TestRegistry, speed: &str) -> Result<(), String> {
-    capi_crds::apply_all(client, &[inventory_crd()])
-        .await
-        .map_err(|e| e.to_string())?;
-    for provider in simulated_providers() {
-        ensure_namespace(client, provider.namespace).await?;
-        if let Some(object) = inventory_object(
-            provider.kind,
-            provider.name,
-            provider.version,
-            provider.namespace,
-        ) {
-            apply(client, &object).await?;
-        }
-    }
-    publish(client, registry, speed, SAMPLE_REGISTRY).await
-}
-
-/// Publishes the simulated providers' packs to `registry` under `base`: for a cluster
-/// whose default PackRegistry is not the samples'.
-pub async fn publish(
-    client: &Client,
-    registry: &TestRegistry,
-    speed: &str,
-    base: &str,
-) -> Result<(), String> {
-    let crds = Api::<CustomResourceDefinition>::all(client.clone())
-        .list(&ListParams::default().labels("clusterctl.cluster.x-k8s.io"))
-        .await
-        .map_err(|e| format!("listing the Cluster API CRDs: {e}"))?
-        .items;
-    let work = tempfile::tempdir().map_err(|e| e.to_string())?;
-    for provider in simulated_providers() {
-        let dir = work.path().join(provider.pack());
-        write_pack(&provider, &crds, speed, &dir)?;
-        publish_pack_to(registry, base, &dir).await?;
-    }
-    Ok(())
 }

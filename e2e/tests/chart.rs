@@ -315,7 +315,7 @@ async fn the_chart_installs_a_controller_that_leads_provisions_and_rolls_on_upgr
     .unwrap();
     let client = env.client();
     publish_sample_packs(&env.registry).await.unwrap();
-    strata_e2e::provider_packs::install(&client, &env.registry, "fast")
+    strata_e2e::management::install_provider_packs(&client, &env.registry, "fast")
         .await
         .unwrap();
     let kubeconfig = env.control_plane.kubeconfig_path();

@@ -457,7 +457,7 @@ async fn a_slow_registry_does_not_hold_up_other_clusters() {
         let base = format!("round{round}");
         publish_sim_packs(&env.registry, &base).await;
         // The cluster's default registry serves its provider packs too.
-        strata_e2e::provider_packs::publish(&client, &env.registry, "fast", &base)
+        strata_e2e::management::publish_provider_packs(&client, &env.registry, "fast", &base)
             .await
             .unwrap();
         ensure_namespace(&client, &fast_ns).await.unwrap();
