@@ -45,6 +45,8 @@ pub enum ProviderInstallError {
         "the cluster's revision pins no provider packs (the management cluster has no clusterctl provider inventory, docs/providers.md): the objects stay in the management cluster, where CAPI runs"
     )]
     NoProviders,
+    #[error("the site's pack registries: {0}")]
+    Registries(String),
     #[error("provider {provider} (pack {pack}): {reason}")]
     Pack {
         provider: String,

@@ -450,11 +450,7 @@ impl Work {
             .map_err(|e| AgentError::Providers {
                 cluster: link.cluster.clone(),
                 step: Step::InstallProviders,
-                source: ProviderInstallError::Pack {
-                    provider: "every provider".into(),
-                    pack: "-".into(),
-                    reason: e.to_string(),
-                },
+                source: ProviderInstallError::Registries(e.to_string()),
             })?;
         let providers = &revision.spec.desired.providers;
         let total = providers.len();

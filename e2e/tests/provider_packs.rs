@@ -154,13 +154,16 @@ async fn a_provider_pack_the_registry_lacks_makes_the_cluster_invalid_naming_it(
         "{:?}",
         revision.spec.desired.providers
     );
-    let wc = cluster(&client, ns, name).await.unwrap();
-    assert_eq!(
-        condition_of(&wc, "Valid").map(|c| c.0),
-        Some("True".into()),
-        "{}",
-        describe(Some(&wc))
-    );
+    // The status follows the revision in the same reconcile, a moment later.
+    eventually(
+        "the cluster Valid again",
+        Duration::from_secs(30),
+        || async {
+            let wc = cluster(&client, ns, name).await?;
+            (condition_of(&wc, "Valid")?.0 == "True").then_some(())
+        },
+    )
+    .await;
 }
 
 #[tokio::test]
