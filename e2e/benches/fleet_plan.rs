@@ -24,6 +24,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use strata_e2e::bench_table::BenchRow;
 use strata_shared::profile::{FleetMember, RolloutGate, RolloutPolicy};
 use strata_shared::revision::{ClusterRevisionSpec, DesiredState, RevisionPlan, content_hash};
 
@@ -180,6 +181,26 @@ fn main() {
         gate.as_secs_f64() * 1e3,
         gate.as_secs_f64() / floor.as_secs_f64()
     );
+    let what = format!("fleet plan: every plan, {clusters} clusters");
+    BenchRow {
+        what: &what,
+        figure: format!("{:.1} ms", plan.as_secs_f64() * 1e3),
+        against: "floor: both revisions' content hashes",
+        against_figure: format!("{:.1} ms", floor.as_secs_f64() * 1e3),
+        ratio: plan.as_secs_f64() / floor.as_secs_f64(),
+        goal: "",
+    }
+    .print();
+    let what = format!("fleet plan: every gate decision, {clusters} clusters");
+    BenchRow {
+        what: &what,
+        figure: format!("{:.2} ms", gate.as_secs_f64() * 1e3),
+        against: "floor: both revisions' content hashes",
+        against_figure: format!("{:.1} ms", floor.as_secs_f64() * 1e3),
+        ratio: gate.as_secs_f64() / floor.as_secs_f64(),
+        goal: "",
+    }
+    .print();
     println!(
         "  peak resident memory: {:.1} MiB before, {:.1} MiB after",
         before as f64 / 1024.0,

@@ -69,6 +69,7 @@ use kube::api::{ApiResource, DynamicObject, ListParams, Patch, PatchParams, Post
 use kube::core::GroupVersionKind;
 use kube::{Api, Client};
 use serde_json::{Value, json};
+use strata_e2e::bench_table::BenchRow;
 use strata_e2e::cloud_sim::workload::StopWorkloads;
 use strata_e2e::control_plane::{ControlPlane, ControlPlaneOptions};
 use strata_e2e::management::{
@@ -714,6 +715,15 @@ async fn main() {
             GOAL_MIB,
             mib(kib) / GOAL_MIB
         );
+        BenchRow {
+            what,
+            figure: format!("{:.1} MiB", mib(kib)),
+            against: "goal",
+            against_figure: format!("{GOAL_MIB:.0} MiB"),
+            ratio: mib(kib) / GOAL_MIB,
+            goal: "≤ 1.0×",
+        }
+        .print();
     }
     let (anon, file, threads) = memory.breakdown;
     let size = std::fs::metadata(&memory.binary).map_or(0, |m| m.len());
@@ -759,6 +769,8 @@ fn print_apply_rows(apply: &ApplyResults) {
 }
 
 fn print_apply_ratios(apply: &ApplyResults) {
+    // The last label printed, so that a continuation line's table row names its measure.
+    let named = std::cell::RefCell::new(String::new());
     let line = |what: &str, strata: f64, peer: &str, peer_value: f64, goal: &str| {
         println!(
             "{what:<44}{:>11.3}s  {peer:<36}{:>11.3}s{:>9.2}  {goal}",
@@ -766,6 +778,18 @@ fn print_apply_ratios(apply: &ApplyResults) {
             peer_value,
             strata / peer_value
         );
+        if !what.is_empty() {
+            *named.borrow_mut() = format!("layer: {}", what.trim_end_matches(" (median)"));
+        }
+        BenchRow {
+            what: &named.borrow(),
+            figure: format!("{strata:.3} s"),
+            against: peer,
+            against_figure: format!("{peer_value:.3} s"),
+            ratio: strata / peer_value,
+            goal: if goal.is_empty() { "" } else { "≤ 1.0×" },
+        }
+        .print();
     };
     line(
         "apply 500 objects, create (median)",

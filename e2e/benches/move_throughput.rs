@@ -46,6 +46,7 @@ use kube::api::{
 };
 use kube::{Api, Client};
 use serde_json::{Value, json};
+use strata_e2e::bench_table::BenchRow;
 use strata_e2e::capi_crds::{self, pruned_fields};
 use strata_e2e::cloud_sim::kinds::{
     CLUSTER, KUBEADM_CONFIG, KUBEADM_CONFIG_TEMPLATE, KUBEADM_CONTROL_PLANE, Kind, MACHINE,
@@ -1264,5 +1265,22 @@ async fn main() {
             f.export.backup_bytes as f64 / 1024.0,
             f.export.export_bytes as f64 / 1024.0
         );
+    }
+    for f in &figures {
+        let (moved, floor) = (f.moved.as_secs_f64(), f.floor.as_secs_f64());
+        let what = format!("move: {} machines ({} objects)", f.machines, f.objects);
+        BenchRow {
+            what: &what,
+            figure: format!("{moved:.2} s"),
+            against: "floor: its lists, creates, statuses and deletes as plain calls",
+            against_figure: format!("{floor:.2} s"),
+            ratio: moved / floor,
+            goal: match f.machines {
+                0..=10 => "≤ floor + 1 s",
+                500 => "≤ 1.5×",
+                _ => "",
+            },
+        }
+        .print();
     }
 }

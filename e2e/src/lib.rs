@@ -7,6 +7,7 @@ pub mod access_review;
 pub mod agent_endpoints;
 pub mod agent_footprint;
 pub mod audit_log;
+pub mod bench_table;
 pub mod binaries;
 pub mod capi_crds;
 pub mod cli_run;

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 use k8s_openapi::api::core::v1::Namespace;
-use kube::ResourceExt;
+use kube::api::DynamicObject;
+use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
 use strata_shared::agent_install::controller_binding;
 use strata_shared::cluster::PendingRevision;
@@ -24,8 +25,9 @@ use strata_shared::revision::DesiredState;
 use super::context::Context;
 use super::failure_reason::write_reason;
 use super::ledger::{self, LedgerError, Recorded};
-use super::namespaces::{ensure_namespace, ensure_plain_namespace};
+use super::namespaces::{ensure_plain_namespace, namespace_object};
 use super::outcome::Outcome;
+use super::recent_writes::Written;
 use super::resolve::Resolved;
 use super::revisions::{self, Admission, Published, RevisionError, Wanted};
 use super::validate::ValidCluster;
@@ -92,23 +94,22 @@ pub struct Publication {
 /// Creates the objects namespace, binds the controller's writes there and publishes the
 /// revision of `resolved`, unless the upgrade rules refuse it (RevisionPublished=False,
 /// [`REASON_UPGRADE_REFUSED`], naming the rules).
+/// `existing`: the objects namespace as this pass read it.
 pub async fn publish(
     ctx: &Context,
     valid: &ValidCluster<'_>,
     resolved: &Resolved,
+    existing: Option<&Namespace>,
 ) -> Result<Publication, ApplyError> {
     let location = &valid.location;
-    let objects_namespace = ensure_namespace(
-        &ctx.writer,
-        valid.namespace(),
-        valid.name(),
+    let objects_namespace = objects_namespace(ctx, valid, existing).await?;
+    bind_controller(
+        ctx,
+        &location.objects_namespace,
         &location.objects_namespace,
     )
     .await
     .map_err(ApplyError::kube(valid))?;
-    bind_controller(ctx, &location.objects_namespace)
-        .await
-        .map_err(ApplyError::kube(valid))?;
     let published = revisions::publish(
         &ctx.writer,
         &location.objects_namespace,
@@ -148,6 +149,36 @@ pub async fn publish(
         condition,
     })
 }
+
+/// The objects namespace: as read, when this process wrote it lately and it is still that
+/// one (see `recent_writes`); else applied.
+async fn objects_namespace(
+    ctx: &Context,
+    valid: &ValidCluster<'_>,
+    existing: Option<&Namespace>,
+) -> Result<Namespace, ApplyError> {
+    let scope = &valid.location.objects_namespace;
+    let wanted = namespace_object(valid.namespace(), valid.name(), scope);
+    let content = Written::of(&wanted);
+    if let Some(existing) = existing
+        && ctx
+            .recent
+            .done(scope, NAMESPACE, content.leaving(existing.uid()))
+    {
+        return Ok(existing.clone());
+    }
+    let applied = ctx
+        .writer
+        .apply(&wanted)
+        .await
+        .map_err(ApplyError::kube(valid))?;
+    ctx.recent
+        .wrote(scope, NAMESPACE, content.leaving(applied.uid()));
+    Ok(applied)
+}
+
+/// The `recent_writes` entry of a cluster's objects namespace.
+const NAMESPACE: &str = "namespace";
 
 /// What the cluster asks to run: an earlier revision's content while `spec.rollbackTo` is
 /// set, its resolved spec otherwise.
@@ -193,13 +224,20 @@ fn publication_condition(published: &Published) -> ConditionUpdate<'static> {
 
 /// The controller's own writes in a namespace it manages (identity Secrets): the static
 /// ClusterRole, bound there for its own account.
-async fn bind_controller(ctx: &Context, namespace: &str) -> Result<(), WriteError> {
+/// `scope`: the objects namespace of the cluster the binding is for.
+async fn bind_controller(ctx: &Context, scope: &str, namespace: &str) -> Result<(), WriteError> {
     let binding = controller_binding(
         namespace,
         &ctx.settings.system_namespace,
         &ctx.settings.controller_account,
     );
+    let what = format!("binding {namespace}");
+    let written = Written::of(&binding);
+    if ctx.recent.done(scope, &what, written) {
+        return Ok(());
+    }
     ctx.writer.apply(&binding).await?;
+    ctx.recent.wrote(scope, &what, written);
     Ok(())
 }
 
@@ -228,7 +266,7 @@ pub async fn identities(
             ensure_plain_namespace(&ctx.writer, ns)
                 .await
                 .map_err(ApplyError::kube(valid))?;
-            bind_controller(ctx, ns)
+            bind_controller(ctx, &valid.location.objects_namespace, ns)
                 .await
                 .map_err(ApplyError::kube(valid))?;
         }
@@ -305,13 +343,24 @@ pub async fn turn(
     Ok(Turn::Controller(Box::new(current), ledger))
 }
 
-/// Applies the cluster's objects: the `Cluster` first, then everything else owned by it.
-/// Returns how many were applied.
+/// Applies the cluster's objects: the `Cluster` first, then everything else owned by it,
+/// unless this process applied the same objects lately and `capi` (the CAPI Cluster as
+/// read before) is still the one it left (see `recent_writes`). Returns how many there are.
 pub async fn capi_objects(
     ctx: &Context,
     valid: &ValidCluster<'_>,
     objects: Vec<Value>,
+    capi: Option<&DynamicObject>,
 ) -> Result<usize, ApplyError> {
+    let scope = &valid.location.objects_namespace;
+    let content = Written::of(&objects);
+    let found = capi.map(|c| (c.uid(), c.meta().generation));
+    if let Some(found) = &found
+        && ctx.recent.done(scope, CAPI_OBJECTS, content.leaving(found))
+    {
+        return Ok(objects.len());
+    }
+    let mut left = None;
     let mut count = 0;
     let (clusters, rest): (Vec<Value>, Vec<Value>) = objects
         .into_iter()
@@ -332,6 +381,7 @@ pub async fn capi_objects(
             "uid": applied.uid().unwrap_or_default(),
             "blockOwnerDeletion": true,
         }));
+        left = Some((applied.uid(), applied.meta().generation));
         count += 1;
     }
     for mut object in rest {
@@ -344,8 +394,14 @@ pub async fn capi_objects(
             .map_err(ApplyError::kube(valid))?;
         count += 1;
     }
+    if let Some(left) = left {
+        ctx.recent.wrote(scope, CAPI_OBJECTS, content.leaving(left));
+    }
     Ok(count)
 }
+
+/// The `recent_writes` entry of a cluster's CAPI objects.
+const CAPI_OBJECTS: &str = "capi objects";
 
 /// Records in the ledger that the CAPI objects were applied (once); returns the namespace
 /// as it is after.

@@ -16,6 +16,7 @@ use super::link_watch::LinkWatch;
 use super::metrics::Metrics;
 use super::packs::PackResolver;
 use super::providers::ProviderInventoryReader;
+use super::recent_writes::RecentWrites;
 
 /// Every write is bounded: a hung apiserver must not hold a reconcile forever.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -72,4 +73,6 @@ pub struct Context {
     pub fleet: FleetGate,
     /// Each cluster's phases, failures and recoveries, as Events.
     pub story: ClusterStory,
+    /// What passes wrote lately, so that the same write is not sent again and again.
+    pub recent: RecentWrites,
 }

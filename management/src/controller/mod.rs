@@ -31,6 +31,7 @@ mod observe;
 mod outcome;
 mod packs;
 mod providers;
+mod recent_writes;
 mod reconcile;
 mod resolve;
 mod revisions;
@@ -38,6 +39,7 @@ mod run;
 mod site_registries;
 mod status;
 mod validate;
+mod wakes;
 mod workload_access;
 
 use std::net::SocketAddr;

@@ -42,14 +42,13 @@ pub fn namespace_belongs_to(namespace: &Namespace, cluster_namespace: &str, clus
         && labels.get(WORKLOAD_CLUSTER_LABEL).map(String::as_str) == Some(cluster)
 }
 
-/// Creates or updates the cluster's objects namespace; returns it (with its UID).
-pub async fn ensure_namespace(
-    writer: &KubeWriter,
+/// The cluster's objects namespace, as the controller applies it.
+pub fn namespace_object(
     cluster_namespace: &str,
     cluster: &str,
     objects_namespace: &str,
-) -> Result<Namespace, WriteError> {
-    let namespace = Namespace {
+) -> Namespace {
+    Namespace {
         metadata: ObjectMeta {
             name: Some(objects_namespace.to_string()),
             labels: Some(namespace_labels(
@@ -60,8 +59,7 @@ pub async fn ensure_namespace(
             ..ObjectMeta::default()
         },
         ..Namespace::default()
-    };
-    writer.apply(&namespace).await
+    }
 }
 
 /// Makes sure a namespace exists (a provider's, for its identity secrets), without

@@ -17,9 +17,10 @@ use super::workload_access::UNSAFE_KUBECONFIG;
 /// How often a cluster waiting for its kubeconfig or its agent is looked at again.
 pub const WAITING: Duration = Duration::from_secs(5);
 /// How often a cluster waiting for CAPI is looked at again, besides the changes of its
-/// CAPI Cluster that wake it: provisioning takes minutes, and hundreds of clusters polled
-/// often would crowd out the ones with work to do.
-pub const WAITING_FOR_CAPI: Duration = Duration::from_secs(60);
+/// CAPI Cluster that wake it (see `wakes`): provisioning takes minutes, and a thousand
+/// clusters polled every minute took most of the controller's passes (issue 19's
+/// benchmark), crowding out the clusters with work to do. The controller's default resync.
+pub const WAITING_FOR_CAPI: Duration = Duration::from_secs(300);
 /// How often an invalid cluster is looked at again: what it names may appear.
 pub const INVALID_RETRY: Duration = Duration::from_secs(30);
 /// How soon a pass that lost a race (a ledger changed under it, a kubeconfig being

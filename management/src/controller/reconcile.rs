@@ -89,10 +89,20 @@ pub async fn reconcile(
     );
     let span = tracing::info_span!("reconcile", cluster = %key);
     let started = Instant::now();
+    let deleting = cluster.meta().deletion_timestamp.is_some();
+    let location = ClusterLocation::of(
+        &cluster.namespace().unwrap_or_default(),
+        &cluster.name_any(),
+    );
+    span.in_scope(|| tracing::debug!("pass"));
     let result = reconcile_inner(cluster, &ctx)
         .instrument(span.clone())
         .await;
     ctx.metrics.reconciled(started.elapsed(), result.is_ok());
+    if result.is_err() || deleting {
+        // Whatever a failed pass left half-done is written again by the next one.
+        ctx.recent.forget(&location.objects_namespace);
+    }
     if let Err(e) = &result {
         ctx.metrics.failed(e.reason());
         span.in_scope(|| tracing::warn!(error = %e, reason = e.reason(), "reconcile failed"));
@@ -212,7 +222,8 @@ async fn steps(
         Err(invalid) => return Ok(Outcome::Invalid(invalid)),
     };
     update.condition(resolved.valid_condition());
-    let publication = apply::publish(ctx, &valid, &resolved).await?;
+    let publication =
+        apply::publish(ctx, &valid, &resolved, inputs.objects_namespace.as_ref()).await?;
     update.revision = Some(publication.revision);
     update.pending = publication.pending.clone();
     update.condition(publication.condition.clone());
@@ -261,10 +272,18 @@ async fn steps(
                 valid.location.objects_namespace, ledger.round
             ),
         ));
-        return from_control_plane(ctx, &valid, &current, identity_secret, update).await;
+        return from_control_plane(
+            ctx,
+            &valid,
+            &current,
+            capi.as_ref(),
+            identity_secret,
+            update,
+        )
+        .await;
     }
     let objects = build::capi_objects(&valid, publication.revision, desired)?;
-    let applied = apply::capi_objects(ctx, &valid, objects).await?;
+    let applied = apply::capi_objects(ctx, &valid, objects, capi.as_ref()).await?;
     let current = apply::record_applied(ctx, &valid, current, &ledger).await?;
     update.condition(ConditionUpdate::ok(
         OBJECTS_APPLIED,
@@ -274,7 +293,17 @@ async fn steps(
             publication.revision, valid.location.objects_namespace
         ),
     ));
-    from_control_plane(ctx, &valid, &current, identity_secret, update).await
+    // Read before the apply, which writes no status: what CAPI made of the objects is the
+    // same, and a second read would cost every pass a request.
+    from_control_plane(
+        ctx,
+        &valid,
+        &current,
+        capi.as_ref(),
+        identity_secret,
+        update,
+    )
+    .await
 }
 
 /// Once the objects are applied: what CAPI made of them, and the agent once the first
@@ -283,13 +312,11 @@ async fn from_control_plane(
     ctx: &Context,
     valid: &ValidCluster<'_>,
     objects_namespace: &k8s_openapi::api::core::v1::Namespace,
+    capi: Option<&kube::api::DynamicObject>,
     identity_secret: Option<strata_shared::management_access::SecretKey>,
     update: &mut StatusUpdate<'_>,
 ) -> Result<Outcome, ReconcileError> {
-    let capi = observe::capi_cluster(&ctx.writer, &valid.location)
-        .await?
-        .map(|c| ClusterView::of(&c))
-        .unwrap_or_default();
+    let capi = capi.map(ClusterView::of).unwrap_or_default();
     let (control_plane, workers) = observe::node_counts(valid.cluster, &capi);
     update.control_plane = Some(control_plane);
     update.workers = Some(workers);

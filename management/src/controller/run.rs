@@ -30,7 +30,9 @@ use super::context::{Context, Settings, WRITE_TIMEOUT};
 use super::health::Health;
 use super::metrics::Metrics;
 use super::packs::PackResolver;
+use super::recent_writes::RecentWrites;
 use super::reconcile::{ReconcileError, reconcile};
+use super::wakes::{self, FirstSight, WakeFilter};
 
 const LEASE_NAME: &str = "strata-controller";
 const LEASE_SECONDS: u32 = 15;
@@ -234,6 +236,7 @@ async fn context(
         path: work_dir.clone(),
         source,
     })?;
+    let resync = Duration::from_secs(args.resync_seconds.max(10));
     let settings = Settings {
         system_namespace: args.system_namespace.clone(),
         agent_image: args.agent_image.clone(),
@@ -244,7 +247,7 @@ async fn context(
         controller_account: args.service_account.clone(),
         vsphere_provider_namespace: args.vsphere_provider_namespace.clone(),
         aws_provider_namespace: args.aws_provider_namespace.clone(),
-        resync: Duration::from_secs(args.resync_seconds.max(10)),
+        resync,
         provider_registry: args.provider_registry.clone(),
     };
     client
@@ -265,6 +268,7 @@ async fn context(
         link: Default::default(),
         fleet: Default::default(),
         story: ClusterStory::new(client.clone()),
+        recent: RecentWrites::new(resync),
     }))
 }
 
@@ -388,8 +392,19 @@ async fn lead(
         }
     };
     let reconcile_while_leading = while_leading(leader);
-    let controller = Controller::new(clusters, watcher::Config::default());
-    let known = controller.store();
+    // Only events that change what a pass reads wake a cluster (see `wakes`); the store
+    // still gets every event.
+    let (known, store_writer) = reflector::store();
+    let mut cluster_wakes = WakeFilter::new(wakes::cluster_fingerprint, FirstSight::Wakes);
+    let cluster_events = watcher(clusters, watcher::Config::default())
+        .default_backoff()
+        .reflect(store_writer)
+        .filter_map(move |event| futures::future::ready(woken(&mut cluster_wakes, event)));
+    let mut capi_wakes = WakeFilter::new(wakes::capi_fingerprint, FirstSight::Recorded);
+    let capi_events = watcher(capi_clusters, only_ours)
+        .default_backoff()
+        .filter_map(move |event| futures::future::ready(woken(&mut capi_wakes, event)));
+    let controller = Controller::for_stream(cluster_events, known.clone());
     ctx.fleet.watch(known.clone());
     let running = controller
         .with_config(ControllerConfig::default().concurrency(args.concurrency))
@@ -407,13 +422,17 @@ async fn lead(
                     .collect::<Vec<_>>()
             },
         )
-        .watches_with(capi_clusters, CLUSTER.api_resource(), only_ours, |capi| {
-            let namespace = capi
-                .labels()
-                .get(WORKLOAD_CLUSTER_NAMESPACE_LABEL)
-                .cloned()?;
-            Some(ObjectRef::<WorkloadCluster>::new(&capi.name_any()).within(&namespace))
-        })
+        .watches_stream_with(
+            capi_events,
+            |capi| {
+                let namespace = capi
+                    .labels()
+                    .get(WORKLOAD_CLUSTER_NAMESPACE_LABEL)
+                    .cloned()?;
+                Some(ObjectRef::<WorkloadCluster>::new(&capi.name_any()).within(&namespace))
+            },
+            CLUSTER.api_resource(),
+        )
         .graceful_shutdown_on(stop)
         .run(reconcile_while_leading, error_policy, ctx.clone())
         .for_each(|_| futures::future::ready(()));
@@ -442,6 +461,18 @@ fn how_the_term_ended(terminated: bool, lost_the_lease: bool) -> Ended {
     } else {
         // The controller's stream ended without either: nothing more to lead for.
         Ended::Stopped
+    }
+}
+
+/// The object `event` wakes, if `filter` says it does; a watch error passes on, for the
+/// controller to report and back off.
+fn woken<K: kube::Resource + Clone>(
+    filter: &mut WakeFilter<K>,
+    event: Result<watcher::Event<K>, watcher::Error>,
+) -> Option<Result<K, watcher::Error>> {
+    match event {
+        Ok(event) => filter.wakes(&event).map(Ok),
+        Err(e) => Some(Err(e)),
     }
 }
 

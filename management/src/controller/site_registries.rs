@@ -19,6 +19,7 @@ use strata_shared::revision::DesiredState;
 
 use super::context::Context;
 use super::packs::{Connection, RegistrySetupError, connection_settings};
+use super::recent_writes::Written;
 use super::validate::ValidCluster;
 
 #[derive(Debug, thiserror::Error)]
@@ -180,15 +181,24 @@ pub async fn publish(
         }]),
         ..ObjectMeta::default()
     });
+    let scope = &valid.location.objects_namespace;
+    let written = Written::of(&secret);
+    if ctx.recent.done(scope, SITE_REGISTRIES, written) {
+        return Ok(());
+    }
     ctx.writer
         .apply(&secret)
         .await
-        .map(|_| ())
         .map_err(|source| SiteRegistriesError::Write {
             cluster: valid.location.key(),
             source,
-        })
+        })?;
+    ctx.recent.wrote(scope, SITE_REGISTRIES, written);
+    Ok(())
 }
+
+/// The `recent_writes` entry of the site's registries Secret.
+const SITE_REGISTRIES: &str = "site registries";
 
 #[cfg(test)]
 mod tests {
