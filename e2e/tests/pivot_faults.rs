@@ -7,7 +7,7 @@
 //! the object-level writes of the move go one at a time, each logged ("move write", with
 //! its kind and object) and followed by a pause that long, time enough for the test, which
 //! follows the log, to kill the process before its next write. The kinds imply the phase: `pause` (Planned),
-//! `create` and `status` (Paused), `annotate`, `delete` and `release` (Created), `unpause`
+//! `create` and `status` (Paused), `release` and `delete` (Created), `unpause`
 //! (SourceDeleted). Random choices come from a seed printed at the start; set
 //! `STRATA_FAULT_SEED` to replay one.
 //!
@@ -289,7 +289,7 @@ fn parse_write(line: &str) -> Option<Point> {
     let phase = match kind.as_str() {
         "pause" => "Planned",
         "create" | "status" => "Paused",
-        "annotate" | "delete" | "release" => "Created",
+        "delete" | "release" => "Created",
         "unpause" => "SourceDeleted",
         _ => "unknown",
     };
@@ -306,7 +306,7 @@ fn is_move_line(line: &str) -> bool {
 /// kubelet restarts it) redoes what was done but not recorded. Each incarnation is killed
 /// after its k-th write (k random in 1..=2) at a point no earlier kill reached, so the kills
 /// spread over the whole move, inside groups: between two creates of a group, two status
-/// restores, the annotate, delete and release of one object. After each kill, while no
+/// restores, the release and the delete of one object. After each kill, while no
 /// agent runs, what must hold mid-move is checked; at the end, everything a move promises.
 #[tokio::test]
 async fn a_move_killed_at_random_writes_converges_and_loses_nothing() {
@@ -430,8 +430,9 @@ async fn a_move_killed_at_random_writes_converges_and_loses_nothing() {
         "only {} distinct kill points: {points:?}",
         killed_at.len()
     );
-    // Both halves of the move, and inside steps: an annotate or a delete is always followed
-    // by another write of the same step.
+    // Both halves of the move, and inside steps: a release (the delete-for-move annotation
+    // and the finalizers cleared, in one write) is always followed by the delete of the
+    // same object, and a delete by the next object's release.
     let phases: BTreeSet<&str> = killed_at.iter().map(|(phase, _, _)| *phase).collect();
     assert!(
         phases.contains("Paused") && phases.contains("Created"),
@@ -440,7 +441,7 @@ async fn a_move_killed_at_random_writes_converges_and_loses_nothing() {
     assert!(
         killed_at
             .iter()
-            .any(|(_, _, kind)| kind == "annotate" || kind == "delete"),
+            .any(|(_, _, kind)| kind == "release" || kind == "delete"),
         "{points:?}"
     );
 }

@@ -5,6 +5,8 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use serde_json::Value;
 use strata_shared::contracts::capi::{CLUSTER, CapiKind, MACHINE};
@@ -19,6 +21,8 @@ use crate::crd_outline;
 
 /// How long the source may take to have every machine's node before the move gives up.
 const PREFLIGHT_WAIT: Duration = Duration::from_secs(600);
+/// Lists of the source in flight at once while it is read.
+const PARALLEL_LISTS: usize = 8;
 
 pub fn resource(kind: &MoveKind) -> ApiResource {
     let gvk = GroupVersionKind::gvk(&kind.group, &kind.version, &kind.kind);
@@ -82,26 +86,42 @@ pub async fn snapshot(
     namespace: &str,
     kinds: &[MoveKind],
 ) -> Result<Vec<SourceObject>, PivotError> {
-    let mut objects = Vec::new();
-    for kind in kinds.iter().filter(|k| k.is_movable() && k.namespaced) {
-        let resource = resource(kind);
-        let items = match source
-            .dynamic(&resource, Some(namespace))
-            .list(&ListParams::default())
-            .await
-        {
-            Ok(items) => items,
-            // The kinds are the target's: a kind the source does not serve (another
-            // cloud's, on a move back into the management cluster) has nothing to move.
-            Err(e) if e.code() == Some(404) => Vec::new(),
-            Err(e) => return Err(in_source(e)),
-        };
-        objects.extend(
-            items
-                .into_iter()
-                .filter_map(|item| source_object(item, &resource, kind)),
-        );
-    }
+    // One list per kind, several at once: a small move is mostly this fixed cost (some
+    // thirty kinds with the upstream CRDs), and the order of the result stays the kinds'.
+    // Boxed, so that the futures' type names no closure: spawned callers need it `Send`
+    // for every lifetime.
+    let lists: Vec<BoxFuture<'_, Result<Vec<SourceObject>, PivotError>>> = kinds
+        .iter()
+        .filter(|k| k.is_movable() && k.namespaced)
+        .map(|kind| {
+            async move {
+                let resource = resource(kind);
+                let items = match source
+                    .dynamic(&resource, Some(namespace))
+                    .list(&ListParams::default())
+                    .await
+                {
+                    Ok(items) => items,
+                    // The kinds are the target's: a kind the source does not serve (another
+                    // cloud's, on a move back into the management cluster) has nothing to move.
+                    Err(e) if e.code() == Some(404) => Vec::new(),
+                    Err(e) => return Err(in_source(e)),
+                };
+                Ok(items
+                    .into_iter()
+                    .filter_map(|item| source_object(item, &resource, kind))
+                    .collect::<Vec<_>>())
+            }
+            .boxed()
+        })
+        .collect();
+    let mut objects: Vec<SourceObject> = futures::stream::iter(lists)
+        .buffered(PARALLEL_LISTS)
+        .try_collect::<Vec<Vec<SourceObject>>>()
+        .await?
+        .into_iter()
+        .flatten()
+        .collect();
     // An identity fetched in one round names its Secret only in the next.
     let mut tried = BTreeSet::new();
     loop {
@@ -204,15 +224,26 @@ async fn not_ready(
 }
 
 /// Waits (bounded) until the source cluster is provisioned and every machine has its node.
+/// How the source was found ready to be moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preflight {
+    /// At the first look.
+    Ready,
+    /// After waiting: whatever was read of it meanwhile is out of date.
+    ReadyAfterWaiting,
+}
+
 pub async fn preflight(
     source: &KubeWriter,
     namespace: &str,
     cluster: &str,
-) -> Result<(), PivotError> {
+) -> Result<Preflight, PivotError> {
     let started = Instant::now();
+    let mut waited = false;
     loop {
         match not_ready(source, namespace, cluster).await? {
-            None => return Ok(()),
+            None if waited => return Ok(Preflight::ReadyAfterWaiting),
+            None => return Ok(Preflight::Ready),
             Some(reason) if started.elapsed() >= PREFLIGHT_WAIT => {
                 return Err(PivotError::NotReady {
                     what: format!("Cluster {namespace}/{cluster}"),
@@ -222,6 +253,7 @@ pub async fn preflight(
             }
             Some(reason) => {
                 tracing::info!(%reason, "waiting before the move");
+                waited = true;
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
         }

@@ -8,7 +8,7 @@
 //!   done but unrecorded, which the next process must redo: a test restarting the agent
 //!   reaches every step boundary both ways.
 //! - `STRATA_MOVE_WRITE_DELAY_MS=<ms>`: the object-level writes of the move (pause, create,
-//!   status, the annotate, delete and release of a source delete, unpause) go one at a time;
+//!   status, the release and the delete of a source delete, unpause) go one at a time;
 //!   each that succeeds is logged as a "move write" with its kind and object, then followed
 //!   by a pause of that long. A test watching the log can so kill the agent (SIGKILL) right
 //!   after any chosen write, with no other write in flight: inside a group, not only at step

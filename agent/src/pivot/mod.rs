@@ -110,8 +110,12 @@ impl PreparedMove {
 /// checks the source is ready and plans a new move. Changes nothing.
 pub async fn prepare(sides: &MoveSides) -> Result<PreparedMove, PivotError> {
     let store = JournalStore::new(&sides.journal, &sides.cluster, sides.direction);
-    let kinds = discover::kinds(&sides.target, &sides.source_namespace).await?;
-    if let Some(loaded) = store.load().await? {
+    // Reads of both sides, side by side: in a small move they are most of the fixed cost.
+    let (kinds, loaded) = tokio::try_join!(
+        discover::kinds(&sides.target, &sides.source_namespace),
+        store.load()
+    )?;
+    if let Some(loaded) = loaded {
         // The caller keeps an earlier round's journal aside before it asks for the move; one
         // still here is not resumed, nor is a new move planned over it.
         if loaded.round < sides.round {
@@ -136,8 +140,18 @@ pub async fn prepare(sides: &MoveSides) -> Result<PreparedMove, PivotError> {
         });
     }
     let store = store.in_round(sides.round);
-    discover::preflight(&sides.source, &sides.source_namespace, &sides.cluster).await?;
-    let objects = discover::snapshot(&sides.source, &sides.source_namespace, &kinds).await?;
+    // The source is read while its readiness is checked; a source that was not ready at
+    // once is read again once it is.
+    let (ready, objects) = tokio::try_join!(
+        discover::preflight(&sides.source, &sides.source_namespace, &sides.cluster),
+        discover::snapshot(&sides.source, &sides.source_namespace, &kinds)
+    )?;
+    let objects = match ready {
+        discover::Preflight::Ready => objects,
+        discover::Preflight::ReadyAfterWaiting => {
+            discover::snapshot(&sides.source, &sides.source_namespace, &kinds).await?
+        }
+    };
     let planned =
         plan(&sides.cluster, &sides.source_namespace, &kinds, &objects).map_err(|source| {
             PivotError::Plan {

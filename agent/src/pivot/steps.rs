@@ -3,6 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use futures::FutureExt;
+use futures::future::BoxFuture;
 use futures::stream::{self, StreamExt};
 use std::time::{Duration, Instant};
 
@@ -27,13 +29,25 @@ use super::{MoveSides, PivotError, StopCause};
 
 /// Writes in flight at once within a step: enough to hide each request's latency, few
 /// enough that the apiservers are not flooded (a group of a large cluster holds thousands).
-const PARALLEL_WRITES: usize = 16;
+const PARALLEL_WRITES: usize = 32;
+/// Reads of the source in flight at once.
+const PARALLEL_LISTS: usize = 8;
+/// A step reads the objects of a kind with one list when it wants at least this many of
+/// them, or a quarter of those the move has.
+const LIST_AT_LEAST: usize = 32;
+/// How often a source object that changed between its read and its release is read and
+/// checked again before the step fails (and is redone).
+const RELEASE_ATTEMPTS: u32 = 5;
 /// How long objects may carry `block-move` before the move gives up.
 const BLOCK_MOVE_WAIT: Duration = Duration::from_secs(300);
 
 pub struct Executor<'a> {
     sides: &'a MoveSides,
     kinds: BTreeMap<GroupKind, MoveKind>,
+    /// The status of each object as its copy's step read it from the (paused) source, by
+    /// source UID: the next step writes it without reading the source again. A process
+    /// that did not make the copy (a restart) reads it.
+    statuses: std::sync::Mutex<BTreeMap<String, Value>>,
 }
 
 /// One object's copy in the target.
@@ -64,6 +78,7 @@ impl<'a> Executor<'a> {
         Executor {
             sides,
             kinds: kinds.iter().map(|k| (k.group_kind(), k.clone())).collect(),
+            statuses: std::sync::Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -124,6 +139,79 @@ impl<'a> Executor<'a> {
             .map_err(failed(side))
     }
 
+    /// The source objects of a step's entries, by source UID (`None`: not there): one list
+    /// per kind in the moved namespace instead of a read per object, a read by name for
+    /// what lies elsewhere (an identity and its Secret) and for a kind the step touches
+    /// once. Checked and written as if each had been read alone: a write that depends on
+    /// the content read holds its version.
+    async fn read_sources(
+        &self,
+        journal: &MoveJournal,
+        entries: &[&JournalEntry],
+    ) -> Result<BTreeMap<String, Option<DynamicObject>>, PivotError> {
+        let mut by_kind: BTreeMap<(&str, &str), Vec<&JournalEntry>> = BTreeMap::new();
+        let mut alone = Vec::new();
+        for entry in entries {
+            let in_namespace = entry.namespace.is_some()
+                && self.namespace_of(Side::Source, entry) == self.sides.source_namespace;
+            if in_namespace {
+                by_kind
+                    .entry((entry.api_version.as_str(), entry.kind.as_str()))
+                    .or_default()
+                    .push(entry);
+            } else {
+                alone.push(*entry);
+            }
+        }
+        let mut found = BTreeMap::new();
+        for ((api_version, kind), of_kind) in by_kind {
+            // A list reads every object of the kind in the namespace: worth it when the
+            // step wants a good part of them, not for five Secrets among a thousand.
+            let of_kind_in_move = journal
+                .objects
+                .values()
+                .filter(|e| e.api_version == api_version && e.kind == kind)
+                .count();
+            if of_kind.len() < LIST_AT_LEAST && of_kind.len() * 4 < of_kind_in_move {
+                alone.extend(of_kind);
+                continue;
+            }
+            let listed = self
+                .api(Side::Source, of_kind[0])?
+                .list(&ListParams::default())
+                .await
+                .map_err(failed(Side::Source))?;
+            let mut by_name: BTreeMap<String, DynamicObject> = listed
+                .into_iter()
+                .map(|o| (o.metadata.name.clone().unwrap_or_default(), o))
+                .collect();
+            for entry in of_kind {
+                found.insert(entry.source_uid.clone(), by_name.remove(&entry.name));
+            }
+        }
+        // Boxed, so that the futures' type names no closure over a borrowed entry: the
+        // agent spawns the move, which needs it `Send` for every lifetime.
+        let reads: Vec<BoxFuture<'_, Result<(String, Option<DynamicObject>), PivotError>>> = alone
+            .into_iter()
+            .map(|entry| {
+                async move {
+                    let object = self.get(Side::Source, entry).await?;
+                    Ok((entry.source_uid.clone(), object))
+                }
+                .boxed()
+            })
+            .collect();
+        let reads: Vec<_> = stream::iter(reads)
+            .buffered(PARALLEL_WRITES)
+            .collect()
+            .await;
+        for read in reads {
+            let (uid, object) = read?;
+            found.insert(uid, object);
+        }
+        Ok(found)
+    }
+
     fn cluster_entry<'j>(&self, journal: &'j MoveJournal) -> Option<&'j JournalEntry> {
         journal
             .objects
@@ -157,8 +245,19 @@ impl<'a> Executor<'a> {
             }
             MoveStep::DeleteFromSource(list) => {
                 let reading: &MoveJournal = journal;
-                let results: Vec<_> = stream::iter(list.clone())
-                    .map(|uid| async move { self.delete_from_source(reading, &uid).await })
+                let entries: Vec<&JournalEntry> = list
+                    .iter()
+                    .filter_map(|uid| reading.objects.get(uid))
+                    .collect();
+                let mut sources = self.read_sources(reading, &entries).await?;
+                let reads: Vec<(String, Option<DynamicObject>)> = list
+                    .iter()
+                    .map(|uid| (uid.clone(), sources.remove(uid).flatten()))
+                    .collect();
+                let results: Vec<_> = stream::iter(reads)
+                    .map(|(uid, found)| async move {
+                        self.delete_from_source(reading, &uid, found).await
+                    })
                     .buffered(PARALLEL_WRITES)
                     .collect()
                     .await;
@@ -280,18 +379,38 @@ impl<'a> Executor<'a> {
                 blocked.push(entry.describe());
             }
         }
-        for ((_, kind, namespace), (entry, names)) in lists {
-            let listed = self
-                .api(Side::Source, entry)?
-                .list(&ListParams::default())
-                .await
-                .map_err(failed(Side::Source))?;
-            for item in listed {
-                let name = item.metadata.name.as_deref().unwrap_or_default();
-                if names.contains(name) && blocks(&item.metadata) {
-                    blocked.push(format!("{kind} {namespace}/{name}"));
+        // The kinds' lists side by side; boxed, so that the futures' type names no closure
+        // over a borrowed entry (the agent spawns the move, which must be `Send`).
+        let listing: Vec<BoxFuture<'_, Result<Vec<String>, PivotError>>> = lists
+            .into_iter()
+            .map(|((_, kind, namespace), (entry, names))| {
+                async move {
+                    let listed = self
+                        .api(Side::Source, entry)?
+                        .list(&ListParams::default())
+                        .await
+                        .map_err(failed(Side::Source))?;
+                    Ok(listed
+                        .iter()
+                        .filter(|item| {
+                            let name = item.metadata.name.as_deref().unwrap_or_default();
+                            names.contains(name) && blocks(&item.metadata)
+                        })
+                        .map(|item| {
+                            let name = item.metadata.name.as_deref().unwrap_or_default();
+                            format!("{kind} {namespace}/{name}")
+                        })
+                        .collect())
                 }
-            }
+                .boxed()
+            })
+            .collect();
+        let listed: Vec<Result<Vec<String>, PivotError>> = stream::iter(listing)
+            .buffered(PARALLEL_LISTS)
+            .collect()
+            .await;
+        for found in listed {
+            blocked.extend(found?);
         }
         Ok(blocked)
     }
@@ -351,11 +470,17 @@ impl<'a> Executor<'a> {
             .iter()
             .filter_map(|uid| journal.objects.get(uid).cloned())
             .collect();
+        let wanted: Vec<&JournalEntry> = entries.iter().filter(|e| !e.global).collect();
+        let mut sources = self.read_sources(journal, &wanted).await?;
         let results: Vec<_> = stream::iter(entries.clone())
             .map(|entry| {
                 let mut known = uids.clone();
                 let namespace_uid = namespace_uid.clone();
-                async move { self.create_one(&entry, &mut known, &namespace_uid).await }
+                let source = sources.remove(&entry.source_uid);
+                async move {
+                    self.create_one(&entry, source, &mut known, &namespace_uid)
+                        .await
+                }
             })
             .buffered(PARALLEL_WRITES)
             .collect()
@@ -372,53 +497,70 @@ impl<'a> Executor<'a> {
         self.admit_target_namespace(&namespace, labels).await
     }
 
+    /// `source`: the object as the step read it from the source, if it did (a shared
+    /// object is read here, once its copy is known to be missing).
     async fn create_one(
         &self,
         entry: &JournalEntry,
+        source: Option<Option<DynamicObject>>,
         uids: &mut BTreeMap<String, String>,
         namespace_uid: &str,
     ) -> Result<Created, PivotError> {
         let target_api = self.api(Side::Target, entry)?;
-        let admits = |json: &Value| admits_of(entry, json);
-        if let Some(existing) = target_api
-            .get(&entry.name)
-            .await
-            .map_err(failed(Side::Target))?
-        {
-            let json = serde_json::to_value(&existing).unwrap_or(Value::Null);
-            // A shared object already in the target is used as it is.
-            let hash = if entry.global {
-                entry.content_hash.clone()
-            } else {
-                content_hash(&json)
-            };
-            return Ok(Created {
-                admits: admits(&json),
-                target_uid: existing.metadata.uid.unwrap_or_default(),
-                hash,
-            });
-        }
-        let (data, hash, admits) = self.copy_of(entry, uids, namespace_uid).await?;
-        let write = target_api.create(&data);
-        let created = match super::fault_hooks::write("create", &entry.describe(), write).await {
-            Ok(created) => created,
-            // Made meanwhile: the adoption is not a write, so it is not logged as one.
-            Err(e) if e.is_conflict() => target_api
+        // A shared object already in the target is used as it is, whatever became of it in
+        // the source: it is looked for first. Any other copy is made at once, and one that
+        // is there already (made by a crashed run) answers with a conflict and is adopted:
+        // a read of the target per object less. The adoption is not a write, so it is not
+        // logged as one.
+        if entry.global
+            && let Some(existing) = target_api
                 .get(&entry.name)
                 .await
                 .map_err(failed(Side::Target))?
-                .ok_or_else(|| PivotError::NotReady {
-                    what: entry.describe(),
-                    waited: Duration::ZERO,
-                    reason: "its copy in the target was there and is gone again".into(),
-                })?,
-            Err(e) => return Err(failed(Side::Target)(e)),
+        {
+            return Ok(self.adopted(entry, &existing));
+        }
+        let source = match source {
+            Some(read) => read,
+            None => self.get(Side::Source, entry).await?,
         };
-        Ok(Created {
-            target_uid: created.metadata.uid.unwrap_or_default(),
+        let (data, hash, admits) = self.copy_of(entry, source, uids, namespace_uid).await?;
+        let write = target_api.create(&data);
+        match super::fault_hooks::write("create", &entry.describe(), write).await {
+            Ok(created) => Ok(Created {
+                target_uid: created.metadata.uid.unwrap_or_default(),
+                hash,
+                admits,
+            }),
+            Err(e) if e.is_conflict() => {
+                let existing = target_api
+                    .get(&entry.name)
+                    .await
+                    .map_err(failed(Side::Target))?
+                    .ok_or_else(|| PivotError::NotReady {
+                        what: entry.describe(),
+                        waited: Duration::ZERO,
+                        reason: "its copy in the target was there and is gone again".into(),
+                    })?;
+                Ok(self.adopted(entry, &existing))
+            }
+            Err(e) => Err(failed(Side::Target)(e)),
+        }
+    }
+
+    /// A copy found in the target, recorded as it is.
+    fn adopted(&self, entry: &JournalEntry, existing: &DynamicObject) -> Created {
+        let json = serde_json::to_value(existing).unwrap_or(Value::Null);
+        let hash = if entry.global {
+            entry.content_hash.clone()
+        } else {
+            content_hash(&json)
+        };
+        Created {
+            admits: admits_of(entry, &json),
+            target_uid: existing.metadata.uid.clone().unwrap_or_default(),
             hash,
-            admits,
-        })
+        }
     }
 
     /// The copy to create of an entry, read from the source (which must still hold the
@@ -426,16 +568,14 @@ impl<'a> Executor<'a> {
     async fn copy_of(
         &self,
         entry: &JournalEntry,
+        source: Option<DynamicObject>,
         uids: &mut BTreeMap<String, String>,
         namespace_uid: &str,
     ) -> Result<(DynamicObject, String, BTreeMap<String, String>), PivotError> {
-        let source = self
-            .get(Side::Source, entry)
-            .await?
-            .ok_or_else(|| PivotError::Stopped {
-                object: entry.describe(),
-                cause: StopCause::GoneFromSource,
-            })?;
+        let source = source.ok_or_else(|| PivotError::Stopped {
+            object: entry.describe(),
+            cause: StopCause::GoneFromSource,
+        })?;
         let mut json = serde_json::to_value(&source).unwrap_or(Value::Null);
         json["apiVersion"] = json!(entry.api_version);
         json["kind"] = json!(entry.kind);
@@ -461,6 +601,14 @@ impl<'a> Executor<'a> {
                 cluster: entry.describe(),
                 source,
             })?;
+        if entry.has_status
+            && let Some(status) = source.data.get("status")
+        {
+            self.statuses
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(entry.source_uid.clone(), status.clone());
+        }
         if entry.namespace.is_some() {
             let namespace = self.namespace_of(Side::Target, entry);
             if namespace != self.sides.target_namespace {
@@ -485,11 +633,23 @@ impl<'a> Executor<'a> {
         let Some(entry) = journal.objects.get(uid) else {
             return Ok(());
         };
-        let Some(source) = self.get(Side::Source, entry).await? else {
-            return Ok(());
-        };
-        let Some(status) = source.data.get("status").cloned() else {
-            return Ok(());
+        // The source is paused, so the status its copy's step read is still its status.
+        let kept = self
+            .statuses
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(uid);
+        let status = match kept {
+            Some(status) => status,
+            None => {
+                let Some(source) = self.get(Side::Source, entry).await? else {
+                    return Ok(());
+                };
+                let Some(status) = source.data.get("status").cloned() else {
+                    return Ok(());
+                };
+                status
+            }
         };
         let api = self.api(Side::Target, entry)?;
         let status = json!({ "status": status });
@@ -500,23 +660,48 @@ impl<'a> Executor<'a> {
         Ok(())
     }
 
-    /// Lets the source's controllers release the object (`delete-for-move`), deletes it,
-    /// and clears its finalizers: its copy now owns the infrastructure.
-    async fn delete_from_source(&self, journal: &MoveJournal, uid: &str) -> Result<(), PivotError> {
+    /// Lets the source's controllers release the object (`delete-for-move`), clears its
+    /// finalizers and deletes it: its copy now owns the infrastructure.
+    /// `found`: the object as the step read it from the source.
+    async fn delete_from_source(
+        &self,
+        journal: &MoveJournal,
+        uid: &str,
+        found: Option<DynamicObject>,
+    ) -> Result<(), PivotError> {
         let Some(entry) = journal.objects.get(uid) else {
             return Ok(());
         };
         let api = self.api(Side::Source, entry)?;
-        let Some(found) = self.get(Side::Source, entry).await? else {
-            return Ok(());
-        };
-        let json = serde_json::to_value(&found).unwrap_or(Value::Null);
-        journal.check_delete(uid, &content_hash(&json))?;
-        let annotate = json!({ "metadata": { "annotations": { DELETE_FOR_MOVE_ANNOTATION: "" } } });
-        let write = api.merge_patch(&entry.name, &annotate);
-        super::fault_hooks::write("annotate", &entry.describe(), write)
-            .await
-            .map_err(failed(Side::Source))?;
+        let mut found = found;
+        let mut attempts = 0;
+        loop {
+            let Some(object) = found else {
+                return Ok(());
+            };
+            let json = serde_json::to_value(&object).unwrap_or(Value::Null);
+            journal.check_delete(uid, &content_hash(&json))?;
+            // As `clusterctl move` does: one write lets the source's controllers release
+            // the object (`delete-for-move`) and clears its finalizers, then it is deleted
+            // and goes at once. The write holds the version whose content was checked: an
+            // object changed since (its status, say, read a while ago with the rest of the
+            // step's objects) is refused, read again and checked again.
+            let release = json!({ "metadata": {
+                "resourceVersion": object.metadata.resource_version,
+                "annotations": { DELETE_FOR_MOVE_ANNOTATION: "" },
+                "finalizers": null,
+            } });
+            let write = api.merge_patch(&entry.name, &release);
+            match super::fault_hooks::write("release", &entry.describe(), write).await {
+                Ok(_) => break,
+                Err(e) if e.is_gone() => return Ok(()),
+                Err(e) if e.is_conflict() && attempts < RELEASE_ATTEMPTS => {
+                    attempts += 1;
+                    found = self.get(Side::Source, entry).await?;
+                }
+                Err(e) => return Err(failed(Side::Source)(e)),
+            }
+        }
         // An object gone already was not written: the write hook logs only what was.
         let delete = async {
             match api.delete(&entry.name).await {
@@ -526,16 +711,8 @@ impl<'a> Executor<'a> {
             }
         };
         match super::fault_hooks::write("delete", &entry.describe(), delete).await {
-            Ok(()) => {}
-            Err(None) => return Ok(()),
-            Err(Some(e)) => return Err(failed(Side::Source)(e)),
-        }
-        let release = json!({ "metadata": { "finalizers": null } });
-        let write = api.merge_patch(&entry.name, &release);
-        match super::fault_hooks::write("release", &entry.describe(), write).await {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_gone() => Ok(()),
-            Err(e) => Err(failed(Side::Source)(e)),
+            Ok(()) | Err(None) => Ok(()),
+            Err(Some(e)) => Err(failed(Side::Source)(e)),
         }
     }
 }
