@@ -50,6 +50,9 @@ pub struct Executor<'a> {
     statuses: std::sync::Mutex<BTreeMap<String, Value>>,
 }
 
+/// An object of the source as a step read it (`None`: not there), by source UID.
+type SourceRead = (String, Option<DynamicObject>);
+
 /// One object's copy in the target.
 struct Created {
     target_uid: String,
@@ -191,7 +194,7 @@ impl<'a> Executor<'a> {
         }
         // Boxed, so that the futures' type names no closure over a borrowed entry: the
         // agent spawns the move, which needs it `Send` for every lifetime.
-        let reads: Vec<BoxFuture<'_, Result<(String, Option<DynamicObject>), PivotError>>> = alone
+        let reads: Vec<BoxFuture<'_, Result<SourceRead, PivotError>>> = alone
             .into_iter()
             .map(|entry| {
                 async move {
