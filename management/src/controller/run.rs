@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
+use k8s_openapi::api::core::v1::Namespace;
 use kube::api::DynamicObject;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
@@ -16,7 +17,7 @@ use kube::{Api, Client, Config, ResourceExt};
 use strata_shared::cluster::WorkloadCluster;
 use strata_shared::contracts::capi::CLUSTER;
 use strata_shared::contracts::field_managers::CONTROLLER_FIELD_MANAGER;
-use strata_shared::contracts::labels::WORKLOAD_CLUSTER_NAMESPACE_LABEL;
+use strata_shared::contracts::labels::{WORKLOAD_CLUSTER_LABEL, WORKLOAD_CLUSTER_NAMESPACE_LABEL};
 use strata_shared::kube_writer::KubeWriter;
 use strata_shared::leader::{LeaderElector, LeaderWatch, LeaseTiming};
 use strata_shared::pack_registry::PackRegistry;
@@ -404,6 +405,14 @@ async fn lead(
     let capi_events = watcher(capi_clusters, only_ours)
         .default_backoff()
         .filter_map(move |event| futures::future::ready(woken(&mut capi_wakes, event)));
+    let mut ledger_wakes = WakeFilter::new(wakes::ledger_fingerprint, FirstSight::Recorded);
+    let objects_namespaces: Api<Namespace> = Api::all(client.clone());
+    let ledger_events = watcher(
+        objects_namespaces,
+        watcher::Config::default().labels(WORKLOAD_CLUSTER_LABEL),
+    )
+    .default_backoff()
+    .filter_map(move |event| futures::future::ready(woken(&mut ledger_wakes, event)));
     let controller = Controller::for_stream(cluster_events, known.clone());
     ctx.fleet.watch(known.clone());
     let running = controller
@@ -433,6 +442,14 @@ async fn lead(
             },
             CLUSTER.api_resource(),
         )
+        // A decision recorded in a cluster's ledger (by another replica, or by `strata
+        // cluster reclaim`) is acted on at once.
+        .watches_stream(ledger_events, |namespace| {
+            let labels = namespace.labels();
+            let cluster = labels.get(WORKLOAD_CLUSTER_LABEL)?;
+            let cluster_namespace = labels.get(WORKLOAD_CLUSTER_NAMESPACE_LABEL)?;
+            Some(ObjectRef::<WorkloadCluster>::new(cluster).within(cluster_namespace))
+        })
         .graceful_shutdown_on(stop)
         .run(reconcile_while_leading, error_policy, ctx.clone())
         .for_each(|_| futures::future::ready(()));

@@ -13,7 +13,9 @@
 //!   control plane is initialized and the ready replicas), its generation (an edit of its
 //!   spec is set back) and its deletion; not its first sighting, which is the
 //!   controller's own apply (or the controller starting, when every WorkloadCluster wakes
-//!   anyway).
+//!   anyway);
+//! - a cluster's objects namespace: its ledger's decisions (see [`ledger_fingerprint`]),
+//!   which another replica or the CLI may record; not its first sighting.
 //!
 //! Deleted objects always wake. Nothing is lost by a filtered event: the reflector's store
 //! still holds the latest object, and every cluster is looked at again on its requeue.
@@ -21,6 +23,7 @@
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
+use k8s_openapi::api::core::v1::Namespace;
 use kube::api::DynamicObject;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
@@ -29,6 +32,9 @@ use strata_shared::contracts::capi_views::ClusterView;
 use strata_shared::contracts::conditions::{
     AGENT_CONNECTED, AGENT_INSTALLED, CONTROL_PLANE_INITIALIZED, DELETING, OBJECTS_APPLIED, READY,
     REVISION_PUBLISHED, VALID,
+};
+use strata_shared::contracts::labels::{
+    DELETION_ANNOTATION, PIVOT_ANNOTATION, PIVOT_ROUND_ANNOTATION,
 };
 
 /// The condition types the controller writes (see `strata_shared::contracts::conditions`).
@@ -89,6 +95,28 @@ pub fn capi_fingerprint(capi: &DynamicObject) -> u64 {
     view.control_plane_initialized().hash(&mut hasher);
     view.control_plane_ready.hash(&mut hasher);
     view.workers_ready.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// What of a cluster's objects namespace, when it changes, is worth a pass: the ledger's
+/// decisions (whose turn it is with the objects, the pivot round, a deletion decided),
+/// which another replica or `strata cluster reclaim` may record, and its deletion. Not the
+/// record of the first apply, which only the controller's own pass writes.
+pub fn ledger_fingerprint(namespace: &Namespace) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    namespace
+        .meta()
+        .deletion_timestamp
+        .is_some()
+        .hash(&mut hasher);
+    let annotations = namespace.meta().annotations.as_ref();
+    for key in [
+        PIVOT_ANNOTATION,
+        PIVOT_ROUND_ANNOTATION,
+        DELETION_ANNOTATION,
+    ] {
+        annotations.and_then(|a| a.get(key)).hash(&mut hasher);
+    }
     hasher.finish()
 }
 
