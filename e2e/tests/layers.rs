@@ -1228,7 +1228,18 @@ async fn bad_input_at_the_site_fails_the_layer_naming_the_cause_and_holds_the_re
             .unwrap()
             .is_some()
     );
-    assert!(cache.join("blobs/sha256").join(&hex).is_file());
+    // Cached under its layer digest, and indexed under the content digest the revision
+    // pins.
+    assert!(
+        cache
+            .join("blobs/sha256")
+            .join(reach_layer.trim_start_matches("sha256:"))
+            .is_file()
+    );
+    assert_eq!(
+        std::fs::read_to_string(cache.join("blobs/content").join(&hex)).unwrap(),
+        reach_layer
+    );
     let layers = layers_of(&wc);
     let message = layer_named(&layers, "gated-chart").message.clone().unwrap();
     eprintln!("chart that does not render: {message}");
