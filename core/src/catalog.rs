@@ -19,7 +19,8 @@ pub struct ResolvedPack {
     pub values: serde_yaml::Value,
     /// Its schema.yaml, presets.yaml and the presets its values.yaml enables.
     pub rules: ValueRules,
-    /// sha256 of the pack's deterministic archive.
+    /// The pack's content digest (`Pack::digest`): sha256 of its canonical tar stream,
+    /// before compression. What a revision pins.
     pub digest: String,
     pub content: PackContent,
     /// Where it came from (a folder, or a registry reference).

@@ -320,6 +320,10 @@ async fn main() {
             pulled.descriptor.layer_digest,
             pushed.descriptor.layer_digest
         );
+        assert_eq!(
+            Some(&pulled.content_digest),
+            pushed.descriptor.content_digest.as_ref()
+        );
         std::fs::remove_dir_all(&dest).unwrap();
 
         let started = Instant::now();

@@ -126,8 +126,9 @@ async fn push_list_inspect_pull_and_force() {
             "pack digest: {}",
             local["digest"].as_str().unwrap()
         )),
-        "the registry holds the deterministic archive:\n{out}"
+        "the registry holds the pack the folder is (its content digest):\n{out}"
     );
+    assert!(out.contains("layer digest: sha256:"), "{out}");
 
     let again = cli.run(&["pack", "push", istio.to_str().unwrap()]);
     assert_eq!(again.status.code(), Some(1), "{}", describe(&again));

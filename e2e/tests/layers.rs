@@ -45,6 +45,8 @@ use strata_shared::contracts::names::{
 };
 use strata_shared::pack_registry::PackRegistry;
 use strata_shared::provider::{ProviderKind, pack_version};
+use strata_shared::registry::client::{PackRegistryClient, RegistryOptions as PackRegistryOptions};
+use strata_shared::registry::credentials::Credentials;
 
 const NS: &str = "strata-demo";
 const NAME: &str = "demo";
@@ -525,14 +527,40 @@ async fn a_pivoted_cluster_installs_its_layers_in_order_and_keeps_them() {
             && !site_registries.contains(env.registry.host()),
         "{site_registries}"
     );
+    // The log as it is now: inspecting the packs below reads their blobs too.
     let mirror_log = std::fs::read_to_string(mirror.log_path()).unwrap();
+    let mirror_client = PackRegistryClient::new(
+        format!("{}/{EDGE_MIRROR}", mirror.host()).parse().unwrap(),
+        PackRegistryOptions {
+            ca_pem: mirror.ca_pem().map(str::to_owned),
+            credentials: Credentials::Basic {
+                username: mirror.username().to_owned(),
+                password: mirror.password().to_owned(),
+            },
+            ..PackRegistryOptions::default()
+        },
+    )
+    .unwrap();
     for layer in &layers {
+        // The revision pins the pack's content digest; the site GETs the layer blob that
+        // holds it, by the layer's own digest.
         let digest = layer.digest.as_deref().unwrap();
+        let (descriptor, _) = mirror_client
+            .inspect(&layer.name, &layer.version, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            descriptor.content_digest.as_deref(),
+            Some(digest),
+            "{}",
+            layer.name
+        );
+        let blob = descriptor.layer_digest.as_str();
         assert!(
             mirror_log
                 .lines()
-                .any(|line| line.contains("GET") && line.contains(digest)),
-            "the mirror served no GET of {} ({digest})",
+                .any(|line| line.contains("GET") && line.contains(blob)),
+            "the mirror served no GET of {} (content {digest}, layer {blob})",
             layer.name
         );
     }
@@ -1138,6 +1166,23 @@ async fn bad_input_at_the_site_fails_the_layer_naming_the_cause_and_holds_the_re
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert!(!blobs.contains(&hex), "{blobs:?}");
+    // The pin is the pack's content digest; its blob would be named by its layer digest,
+    // and found through the content index: neither is there.
+    let (reach_pack, _) = strata_shared::pack::Pack::load(&reach);
+    let reach_layer =
+        strata_shared::pack::archive::sha256_digest(&reach_pack.unwrap().archive().unwrap());
+    assert!(
+        !blobs.contains(&reach_layer.trim_start_matches("sha256:").to_string()),
+        "{blobs:?}"
+    );
+    let indexed: Vec<String> = std::fs::read_dir(cache.join("blobs/content"))
+        .map(|listing| {
+            listing
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(!indexed.contains(&hex), "{indexed:?}");
     assert!(
         blobs
             .iter()
@@ -1183,7 +1228,18 @@ async fn bad_input_at_the_site_fails_the_layer_naming_the_cause_and_holds_the_re
             .unwrap()
             .is_some()
     );
-    assert!(cache.join("blobs/sha256").join(&hex).is_file());
+    // Cached under its layer digest, and indexed under the content digest the revision
+    // pins.
+    assert!(
+        cache
+            .join("blobs/sha256")
+            .join(reach_layer.trim_start_matches("sha256:"))
+            .is_file()
+    );
+    assert_eq!(
+        std::fs::read_to_string(cache.join("blobs/content").join(&hex)).unwrap(),
+        reach_layer
+    );
     let layers = layers_of(&wc);
     let message = layer_named(&layers, "gated-chart").message.clone().unwrap();
     eprintln!("chart that does not render: {message}");

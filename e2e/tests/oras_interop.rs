@@ -171,6 +171,16 @@ async fn run(program: &str, dir: &Path, args: &[&str]) {
     );
 }
 
+/// The decompressed stream of a gzipped archive.
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
 fn sha256_hex(bytes: &[u8]) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
     let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
@@ -219,7 +229,14 @@ async fn a_pack_pushed_by_the_oras_sdk_the_documented_way_is_pulled_by_strata() 
     let descriptor = client.resolve("istio", "1.6.2").await.unwrap();
     assert_eq!(descriptor.file_name, "istio-1.6.2.tar.gz");
     assert_eq!(descriptor.layer_digest, archive_digest);
-    let (_, manifest) = client.inspect("istio", "1.6.2", None).await.unwrap();
+    // No annotation from another tool; the identity is computed from the bytes: the sha256
+    // of what tar wrote (its own tar stream, not Strata's canonical one).
+    let content_digest = sha256_hex(&gunzip(&std::fs::read(&archive).unwrap()));
+    let (inspected, manifest) = client.inspect("istio", "1.6.2", None).await.unwrap();
+    assert_eq!(
+        inspected.content_digest.as_deref(),
+        Some(content_digest.as_str())
+    );
     assert_eq!(manifest.name, "istio");
     assert_eq!(manifest.version, "1.6.2");
 
@@ -229,6 +246,15 @@ async fn a_pack_pushed_by_the_oras_sdk_the_documented_way_is_pulled_by_strata() 
     let dest = work.path().join("pulled/istio");
     let pulled = client.pull("istio", "1.6.2", &dest, None).await.unwrap();
     assert_eq!(pulled.descriptor.layer_digest, archive_digest);
+    assert_eq!(pulled.content_digest, content_digest);
+    // And pinned to it, as a revision would, it pulls again.
+    let pinned_dest = work.path().join("pulled/istio-pinned");
+    let pinned = client
+        .pull_pinned("istio", "1.6.2", &content_digest, &pinned_dest, None)
+        .await
+        .unwrap();
+    assert!(!pinned.legacy_pin);
+    assert_same_files(&sample_pack("istio"), &pinned_dest);
     let (pack, findings) = Pack::load(&dest);
     let pack = pack.unwrap_or_else(|| panic!("the pulled pack is not valid: {findings:?}"));
     assert_eq!(pack.manifest.name, "istio");
@@ -326,8 +352,10 @@ async fn a_large_pack_round_trips_both_ways() {
     let client = strata_client(&registry);
     std::fs::create_dir_all(work.path().join("pulled")).unwrap();
     let dest = work.path().join("pulled/istio");
-    client.pull("istio", "1.6.2", &dest, None).await.unwrap();
+    let pulled = client.pull("istio", "1.6.2", &dest, None).await.unwrap();
     assert_same_files(&source, &dest);
+    // Strata's archive pushed by another tool: the same identity as the folder.
+    assert_eq!(pulled.content_digest, pack.digest().unwrap());
 
     // Strata push (another base) → SDK pull.
     let address = format!("{}/other", registry.host()).parse().unwrap();

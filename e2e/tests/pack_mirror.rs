@@ -430,8 +430,13 @@ async fn mirrors_packs_and_listed_images_by_digest_and_a_rerun_copies_nothing() 
         let output = strata.run(&args, &format!("{}\n", registry.password()));
         assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
         let value: Value = serde_json::from_slice(&output.stdout).unwrap();
-        value["packDigest"].as_str().unwrap().to_owned()
+        (
+            value["packDigest"].as_str().unwrap().to_owned(),
+            value["layerDigest"].as_str().unwrap().to_owned(),
+        )
     };
+    // The same content digest (what revisions pin) and the same layer: the blob is copied
+    // as it is.
     assert_eq!(inspect(&target, MIRROR), inspect(&source, PACKS));
 
     // Again, the credentials from a docker configuration this time: nothing to copy.

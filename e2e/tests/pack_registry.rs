@@ -21,8 +21,8 @@ use strata_shared::pack::archive::{ArchiveError, sha256_digest};
 use strata_shared::registry::address::RegistryAddress;
 use strata_shared::registry::cache::PackCache;
 use strata_shared::registry::client::{
-    PACK_CONFIG_MEDIA_TYPE, PACK_LAYER_MEDIA_TYPE, PackRegistryClient, RegistryError,
-    RegistryOptions, RetryPolicy, TITLE_ANNOTATION,
+    CONTENT_DIGEST_ANNOTATION, PACK_CONFIG_MEDIA_TYPE, PACK_LAYER_MEDIA_TYPE, PackDescriptor,
+    PackRegistryClient, RegistryError, RegistryOptions, RetryPolicy, TITLE_ANNOTATION,
 };
 use strata_shared::registry::credentials::{Credentials, resolve_credentials};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -132,6 +132,11 @@ fn tree(root: &Path) -> BTreeMap<PathBuf, (&'static str, Vec<u8>)> {
 
 fn assert_nothing_cached(cache: &PackCache, digest: &str) {
     assert!(!cache.contains(digest), "{digest} must not be cached");
+    assert_eq!(
+        cache.layer_of_content(digest).unwrap(),
+        None,
+        "{digest} must not be in the content index"
+    );
     assert!(
         cache.temp_files().unwrap().is_empty(),
         "temporary files left in the cache: {:?}",
@@ -412,9 +417,33 @@ async fn serve(mut socket: tokio::net::TcpStream, handler: Handler, seen: Arc<Mu
     let _ = socket.shutdown().await;
 }
 
+/// The decompressed stream of a gzipped archive.
+fn gunzip(archive: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(archive)
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
 /// A fake registry serving one pack manifest (for `archive`) whose blob is `blob`.
 async fn fake_serving(archive: &[u8], blob: Reply) -> (FakeRegistry, String) {
+    fake_serving_annotated(archive, blob, None).await
+}
+
+/// `fake_serving`, the layer carrying `content_annotation` as Strata's content-digest
+/// annotation (which a registry may set to anything).
+async fn fake_serving_annotated(
+    archive: &[u8],
+    blob: Reply,
+    content_annotation: Option<&str>,
+) -> (FakeRegistry, String) {
     let layer_digest = sha256_digest(archive);
+    let mut annotations = serde_json::json!({ TITLE_ANNOTATION: "evil-1.0.0.tar.gz" });
+    if let Some(claimed) = content_annotation {
+        annotations[CONTENT_DIGEST_ANNOTATION] = claimed.into();
+    }
     let manifest = serde_json::to_vec(&serde_json::json!({
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
@@ -427,7 +456,7 @@ async fn fake_serving(archive: &[u8], blob: Reply) -> (FakeRegistry, String) {
             "mediaType": PACK_LAYER_MEDIA_TYPE,
             "digest": layer_digest,
             "size": archive.len(),
-            "annotations": { TITLE_ANNOTATION: "evil-1.0.0.tar.gz" },
+            "annotations": annotations,
         }],
     }))
     .unwrap();
@@ -471,9 +500,10 @@ async fn push_list_inspect_and_pull_round_trip() {
 
     let pushed = client.push(&istio, false).await.unwrap();
     println!(
-        "pushed {} digest {} (pack digest {})",
+        "pushed {} digest {} (pack digest {:?}, layer digest {})",
         pushed.descriptor.reference,
         pushed.descriptor.manifest_digest,
+        pushed.descriptor.content_digest,
         pushed.descriptor.layer_digest
     );
     assert!(!pushed.replaced);
@@ -485,7 +515,13 @@ async fn push_list_inspect_and_pull_round_trip() {
             registry.host()
         )
     );
-    assert_eq!(descriptor.layer_digest, istio.digest().unwrap());
+    // The pack's identity is its content digest; the layer is its archive as it travels.
+    assert_eq!(descriptor.content_digest, Some(istio.digest().unwrap()));
+    assert_eq!(
+        descriptor.layer_digest,
+        sha256_digest(&istio.archive().unwrap())
+    );
+    assert_ne!(descriptor.layer_digest, istio.digest().unwrap());
     assert_eq!(descriptor.layer_size, istio.archive().unwrap().len() as u64);
     assert_eq!(descriptor.file_name, "istio-1.6.2.tar.gz");
     client.push(&calico, false).await.unwrap();
@@ -522,7 +558,10 @@ async fn push_list_inspect_and_pull_round_trip() {
                 "mediaType": "application/vnd.oci.image.layer.v1.tar",
                 "digest": descriptor.layer_digest,
                 "size": descriptor.layer_size,
-                "annotations": { "org.opencontainers.image.title": "istio-1.6.2.tar.gz" },
+                "annotations": {
+                    "org.opencontainers.image.title": "istio-1.6.2.tar.gz",
+                    "dev.strata.pack.content-digest": istio.digest().unwrap(),
+                },
             }],
         })
     );
@@ -538,8 +577,15 @@ async fn push_list_inspect_and_pull_round_trip() {
     );
     assert_eq!(client.versions("istio").await.unwrap(), vec!["1.6.2"]);
 
-    // resolve and inspect.
-    assert_eq!(&client.resolve("istio", "1.6.2").await.unwrap(), descriptor);
+    // resolve (which reads no layer, so knows no content digest) and inspect (which
+    // computes it from the layer's bytes).
+    assert_eq!(
+        client.resolve("istio", "1.6.2").await.unwrap(),
+        PackDescriptor {
+            content_digest: None,
+            ..descriptor.clone()
+        }
+    );
     let (inspected, manifest) = client.inspect("istio", "1.6.2", None).await.unwrap();
     assert_eq!(&inspected, descriptor);
     assert_eq!(manifest.name, "istio");
@@ -555,13 +601,21 @@ async fn push_list_inspect_and_pull_round_trip() {
         .await
         .unwrap();
     assert_eq!(&pulled.descriptor, descriptor);
+    assert_eq!(pulled.content_digest, istio.digest().unwrap());
     assert_eq!(pulled.dir, dest);
     assert_eq!(tree(&dest), tree(&istio.dir));
     assert!(cache.contains(&descriptor.layer_digest));
+    assert_eq!(
+        cache.layer_of_content(&pulled.content_digest).unwrap(),
+        Some(descriptor.layer_digest.clone())
+    );
     assert!(cache.temp_files().unwrap().is_empty());
     assert_no_staging_left(work.path());
     let (reloaded, _) = Pack::load(&dest);
-    assert_eq!(reloaded.unwrap().digest().unwrap(), descriptor.layer_digest);
+    assert_eq!(
+        Some(reloaded.unwrap().digest().unwrap()),
+        descriptor.content_digest
+    );
 
     // Pulling into a folder that is not empty is refused before anything is fetched.
     let error = client
@@ -626,10 +680,21 @@ async fn push_refuses_an_existing_version_unless_forced() {
         first.descriptor.layer_digest
     );
     assert_ne!(
+        replaced.descriptor.content_digest,
+        first.descriptor.content_digest
+    );
+    assert_ne!(
         replaced.descriptor.manifest_digest,
         first.descriptor.manifest_digest
     );
-    assert_eq!(replaced.descriptor.layer_digest, changed.digest().unwrap());
+    assert_eq!(
+        replaced.descriptor.content_digest,
+        Some(changed.digest().unwrap())
+    );
+    assert_eq!(
+        replaced.descriptor.layer_digest,
+        sha256_digest(&changed.archive().unwrap())
+    );
     let work = tempfile::tempdir().unwrap();
     let dest = work.path().join("p");
     client
@@ -668,7 +733,14 @@ async fn plain_http_registry() {
     let client = client_with(&registry, anonymous.clone());
     let (_dir, pack) = sample_pack("kubernetes");
     let pushed = client.push(&pack, false).await.unwrap();
-    assert_eq!(pushed.descriptor.layer_digest, pack.digest().unwrap());
+    assert_eq!(
+        pushed.descriptor.content_digest,
+        Some(pack.digest().unwrap())
+    );
+    assert_eq!(
+        pushed.descriptor.layer_digest,
+        sha256_digest(&pack.archive().unwrap())
+    );
     assert_eq!(
         client.list().await.unwrap(),
         BTreeMap::from([("kubernetes".to_owned(), vec!["1.20.2".to_owned()])])
@@ -1124,6 +1196,7 @@ async fn hostile_archives_are_refused_and_not_cached() {
         small.push(&istio, true).await.unwrap_err(),
         RegistryError::TooLarge { .. }
     ));
+    assert_nothing_cached(&cache, &sha256_digest(&big));
     assert_nothing_cached(&cache, &istio.digest().unwrap());
     assert!(!dest.exists());
 
@@ -1429,13 +1502,19 @@ async fn pinned_pulls_verify_the_pin_and_work_from_the_cache_alone() {
     let client = client_for(&registry);
     let (_dir, pack) = sample_pack("csi-hostpath");
     let pushed = client.push(&pack, false).await.unwrap();
-    let pinned = pushed.descriptor.layer_digest.clone();
+    // A revision pins the content digest.
+    let pinned = pack.digest().unwrap();
+    assert_eq!(
+        pushed.descriptor.content_digest.as_deref(),
+        Some(pinned.as_str())
+    );
+    let layer = pushed.descriptor.layer_digest.clone();
     let cache_dir = tempfile::tempdir().unwrap();
     let cache = PackCache::open(cache_dir.path()).unwrap();
     let work = tempfile::tempdir().unwrap();
 
-    // A pin the registry no longer serves (the tag was pushed again): nothing fetched,
-    // nothing cached, nothing unpacked.
+    // A pin the registry no longer serves (the tag was pushed again): the content found is
+    // named, and nothing is cached or unpacked.
     let stale = format!("sha256:{}", "0".repeat(64));
     let dest = work.path().join("stale");
     let error = client
@@ -1456,6 +1535,7 @@ async fn pinned_pulls_verify_the_pin_and_work_from_the_cache_alone() {
     }
     assert!(!dest.exists());
     assert!(cache.entries().unwrap().is_empty());
+    assert_nothing_cached(&cache, &pinned);
     assert_no_staging_left(work.path());
 
     // The right pin: from the registry, then cached.
@@ -1465,8 +1545,14 @@ async fn pinned_pulls_verify_the_pin_and_work_from_the_cache_alone() {
         .await
         .unwrap();
     assert!(!first.from_cache);
+    assert!(!first.legacy_pin);
+    assert_eq!(first.content_digest, pinned);
     assert_eq!(tree(&dest), tree(&pack.dir));
-    assert!(cache.contains(&pinned));
+    assert!(cache.contains(&layer));
+    assert_eq!(
+        cache.layer_of_content(&pinned).unwrap(),
+        Some(layer.clone())
+    );
 
     // The registry gone: the cache alone serves the pin.
     let host = registry.host().to_owned();
@@ -1477,11 +1563,12 @@ async fn pinned_pulls_verify_the_pin_and_work_from_the_cache_alone() {
         .await
         .unwrap();
     assert!(offline.from_cache);
+    assert_eq!(offline.content_digest, pinned);
     assert_eq!(tree(&dest), tree(&pack.dir));
 
     // A corrupt cache entry is not served: it is removed, and with the registry gone the
     // pull fails naming the registry.
-    fs::write(cache.path_of(&pinned).unwrap(), b"not the pack").unwrap();
+    fs::write(cache.path_of(&layer).unwrap(), b"not the pack").unwrap();
     let dest = work.path().join("corrupt");
     let error = client
         .pull_pinned("csi-hostpath", "1.7.3", &pinned, &dest, Some(&cache))
@@ -1491,7 +1578,157 @@ async fn pinned_pulls_verify_the_pin_and_work_from_the_cache_alone() {
         matches!(&error, RegistryError::Unreachable { registry: r, .. } if *r == host),
         "{error:?}"
     );
-    assert!(!cache.contains(&pinned));
+    assert!(!cache.contains(&layer));
     assert!(!dest.exists());
+    assert_no_staging_left(work.path());
+}
+
+/// The pin is checked against what the layer unpacks to, hashed here: the registry's
+/// content-digest annotation is not evidence either way. A legacy pin (the layer digest,
+/// what revisions made before content digests hold) is honoured, from the registry and
+/// from the cache; a damaged cache index costs a download, never a wrong pack; blobs
+/// cached before the index existed still serve content pins with no registry.
+#[tokio::test]
+async fn pinned_pulls_check_the_content_never_the_annotation_and_honour_legacy_pins() {
+    let archive = minimal_pack_archive();
+    let content = sha256_digest(&gunzip(&archive));
+    let other = tar_gz(&[
+        RawEntry::Dir("evil/"),
+        RawEntry::File("evil/pack.json", MINIMAL_PACK_JSON),
+        RawEntry::File("evil/values.yaml", b"# something else\n"),
+    ]);
+    let other_content = sha256_digest(&gunzip(&other));
+    assert_ne!(content, other_content);
+    let work = tempfile::tempdir().unwrap();
+    let cache = PackCache::open(&work.path().join("cache")).unwrap();
+
+    // The annotation names the pin, the layer holds other content: refused, naming both
+    // content digests; nothing unpacked, nothing cached.
+    let (fake, other_layer) = fake_serving_annotated(
+        &other,
+        Reply::ok("application/octet-stream", other.clone()),
+        Some(&content),
+    )
+    .await;
+    let client = fake.client(fast_retry(2));
+    let dest = work.path().join("lying");
+    let error = client
+        .pull_pinned("evil", "1.0.0", &content, &dest, Some(&cache))
+        .await
+        .unwrap_err();
+    match &error {
+        RegistryError::PinChanged { pinned, found, .. } => {
+            assert_eq!(pinned, &content);
+            assert_eq!(found, &other_content);
+        }
+        other => panic!("expected PinChanged, got {other:?}"),
+    }
+    assert!(
+        error.to_string().contains("the tag was pushed again"),
+        "{error}"
+    );
+    assert!(!dest.exists());
+    assert!(cache.entries().unwrap().is_empty());
+    assert_nothing_cached(&cache, &other_layer);
+    assert_nothing_cached(&cache, &content);
+    assert_no_staging_left(work.path());
+    drop(fake);
+
+    // The annotation names something else, the layer holds the pinned content: pulled.
+    let (fake, layer) = fake_serving_annotated(
+        &archive,
+        Reply::ok("application/octet-stream", archive.clone()),
+        Some(&format!("sha256:{}", "0".repeat(64))),
+    )
+    .await;
+    let client = fake.client(fast_retry(2));
+    let dest = work.path().join("content-pin");
+    let pulled = client
+        .pull_pinned("evil", "1.0.0", &content, &dest, Some(&cache))
+        .await
+        .unwrap();
+    assert!(!pulled.from_cache && !pulled.legacy_pin);
+    assert_eq!(pulled.content_digest, content);
+    assert!(dest.join("pack.json").is_file());
+    assert!(cache.contains(&layer));
+    assert_eq!(
+        cache.layer_of_content(&content).unwrap(),
+        Some(layer.clone())
+    );
+
+    // A legacy pin, from the registry (with a cache of its own): the exact layer, accepted.
+    let legacy_cache = PackCache::open(&work.path().join("legacy-cache")).unwrap();
+    let dest = work.path().join("legacy-pin");
+    let pulled = client
+        .pull_pinned("evil", "1.0.0", &layer, &dest, Some(&legacy_cache))
+        .await
+        .unwrap();
+    assert!(!pulled.from_cache && pulled.legacy_pin);
+    assert_eq!(pulled.content_digest, content);
+    assert!(legacy_cache.contains(&layer));
+    // The registry gone: both kinds of pin from the cache alone.
+    drop(fake);
+    for (pin, legacy) in [(&content, false), (&layer, true)] {
+        let dest = work.path().join(format!("offline-{legacy}"));
+        let pulled = client
+            .pull_pinned("evil", "1.0.0", pin, &dest, Some(&cache))
+            .await
+            .unwrap();
+        assert!(pulled.from_cache, "{pin}");
+        assert_eq!(pulled.legacy_pin, legacy, "{pin}");
+        assert_eq!(pulled.content_digest, content);
+        assert!(dest.join("pack.json").is_file());
+    }
+    // A pin the cache cannot serve, offline: not served by anything else.
+    let dest = work.path().join("unknown-pin");
+    let error = client
+        .pull_pinned("evil", "1.0.0", &other_content, &dest, Some(&cache))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, RegistryError::Unreachable { .. }),
+        "{error:?}"
+    );
+    assert!(!dest.exists());
+
+    // A damaged index: the entry for `content` names a valid blob of other content. The
+    // blob unpacks to the wrong content, so the entry is dropped and the registry asked.
+    cache.put(&other_layer, &other).unwrap();
+    cache.record_content(&content, &other_layer).unwrap();
+    let (fake, _) = fake_serving(
+        &archive,
+        Reply::ok("application/octet-stream", archive.clone()),
+    )
+    .await;
+    let client = fake.client(fast_retry(2));
+    let dest = work.path().join("damaged-index");
+    let pulled = client
+        .pull_pinned("evil", "1.0.0", &content, &dest, Some(&cache))
+        .await
+        .unwrap();
+    assert!(!pulled.from_cache);
+    assert_eq!(pulled.content_digest, content);
+    assert_eq!(
+        fs::read(dest.join("values.yaml")).unwrap(),
+        b"# nothing\n",
+        "the pinned pack, not the blob the damaged index named"
+    );
+    assert_eq!(
+        cache.layer_of_content(&content).unwrap(),
+        Some(layer.clone())
+    );
+    drop(fake);
+
+    // A cache written before content digests (the blob alone, no index) serves a content
+    // pin with no registry: the blob is indexed from its bytes on first need.
+    let old_scheme = PackCache::open(&work.path().join("old-cache")).unwrap();
+    old_scheme.put(&layer, &archive).unwrap();
+    let dest = work.path().join("old-scheme");
+    let pulled = client
+        .pull_pinned("evil", "1.0.0", &content, &dest, Some(&old_scheme))
+        .await
+        .unwrap();
+    assert!(pulled.from_cache && !pulled.legacy_pin);
+    assert_eq!(old_scheme.layer_of_content(&content).unwrap(), Some(layer));
     assert_no_staging_left(work.path());
 }

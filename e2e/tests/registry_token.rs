@@ -881,14 +881,28 @@ mod client {
             let pack = load(&sample_pack("istio"));
             let pushed = writer.push(&pack, false).await.unwrap();
             assert_eq!(pushed.descriptor.file_name, "istio-1.6.2.tar.gz");
-            assert_eq!(pushed.descriptor.layer_digest, pack.digest().unwrap());
+            assert_eq!(
+                pushed.descriptor.content_digest,
+                Some(pack.digest().unwrap())
+            );
+            assert_eq!(
+                pushed.descriptor.layer_digest,
+                strata_shared::pack::archive::sha256_digest(&pack.archive().unwrap())
+            );
             assert!(matches!(
                 writer.push(&pack, false).await,
                 Err(RegistryError::Exists { .. })
             ));
             assert_eq!(writer.versions("istio").await.unwrap(), ["1.6.2"]);
             let resolved = writer.resolve("istio", "1.6.2").await.unwrap();
-            assert_eq!(resolved, pushed.descriptor);
+            // resolve reads no layer: everything but the content digest.
+            assert_eq!(
+                resolved,
+                strata_shared::registry::client::PackDescriptor {
+                    content_digest: None,
+                    ..pushed.descriptor.clone()
+                }
+            );
 
             // The reader pulls and gets a valid pack, byte for byte the same archive.
             let reader = client_for(&registry, "reader", "reader-password");
@@ -901,6 +915,8 @@ mod client {
                 pulled.descriptor.layer_digest,
                 pushed.descriptor.layer_digest
             );
+            assert_eq!(pulled.descriptor, pushed.descriptor);
+            assert_eq!(pulled.content_digest, pack.digest().unwrap());
             let pulled_pack = load(&into);
             assert_eq!(pulled_pack.digest().unwrap(), pack.digest().unwrap());
 

@@ -169,7 +169,7 @@ enum PackCommand {
     /// registry to another by digest, for air-gapped sites (docs/edge.md). A rerun resumes:
     /// what the target holds is skipped.
     Mirror(Box<pack_mirror_command::MirrorArgs>),
-    /// Write a pack's deterministic archive and print its sha256.
+    /// Write a pack's deterministic archive; print its sha256 and the pack's content digest.
     Archive {
         #[arg(value_name = "DIR")]
         dir: PathBuf,

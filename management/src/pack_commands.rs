@@ -8,7 +8,9 @@ use serde::Serialize;
 use strata_shared::finding::Findings;
 use strata_shared::helm_cli::Helm;
 use strata_shared::pack::Pack;
-use strata_shared::pack::archive::{ArchiveLimits, sha256_digest, unpack_archive};
+use strata_shared::pack::archive::{
+    ArchiveLimits, PACK_COMPRESSION, PackArchive, archive_pack, unpack_archive,
+};
 use strata_shared::pack_render::check_templates;
 
 use crate::report::{InputReport, OutputFormat, print_document, print_findings};
@@ -74,8 +76,10 @@ struct Inspection<'a> {
     digest: String,
 }
 
-/// Inspects a pack folder or a pack archive (`.tar.gz`). For an archive the digest is the
-/// archive file's own; for a folder, that of its deterministic archive.
+/// Inspects a pack folder or a pack archive (`.tar.gz`). The digest is the pack's content
+/// digest: for an archive, the sha256 of the archive's decompressed tar stream (whatever
+/// compressed it); for a folder, that of its canonical tar stream. Either is what a
+/// revision pins once the pack is in a registry.
 pub fn inspect(target: &Path, output: OutputFormat) -> Result<ExitStatus, CommandError> {
     let input = target.display().to_string();
     // Holds the unpacked archive until we are done with it.
@@ -85,14 +89,17 @@ pub fn inspect(target: &Path, output: OutputFormat) -> Result<ExitStatus, Comman
         let temp = tempfile::tempdir()
             .map_err(|e| CommandError::io(Path::new("temporary folder"), "create", e))?;
         let dest = temp.path().join("pack");
-        if let Err(e) = unpack_archive(bytes.as_slice(), &dest, &ArchiveLimits::default()) {
-            let mut findings = Findings::new();
-            findings.error("", format!("is not a usable pack archive: {e}"));
-            print_findings(&input, &findings);
-            return Ok(ExitStatus::Invalid);
-        }
+        let unpacked = match unpack_archive(bytes.as_slice(), &dest, &ArchiveLimits::default()) {
+            Ok(unpacked) => unpacked,
+            Err(e) => {
+                let mut findings = Findings::new();
+                findings.error("", format!("is not a usable pack archive: {e}"));
+                print_findings(&input, &findings);
+                return Ok(ExitStatus::Invalid);
+            }
+        };
         _unpacked_dir = Some(temp);
-        (dest, Some(sha256_digest(&bytes)))
+        (dest, Some(unpacked.content_digest))
     } else {
         (target.to_path_buf(), None)
     };
@@ -179,8 +186,11 @@ pub fn archive(dir: &Path, output: &Path) -> Result<ExitStatus, CommandError> {
     let Some(pack) = pack else {
         return Ok(ExitStatus::Invalid);
     };
-    let bytes = pack
-        .archive()
+    let PackArchive {
+        bytes,
+        content_digest,
+        layer_digest,
+    } = archive_pack(&pack.dir, &pack.manifest.name, PACK_COMPRESSION)
         .map_err(|e| CommandError::Failed(format!("{input}: {e}")))?;
     let parent = match output.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -192,6 +202,8 @@ pub fn archive(dir: &Path, output: &Path) -> Result<ExitStatus, CommandError> {
         .map_err(|e| CommandError::io(output, "write", e))?;
     temp.persist(output)
         .map_err(|e| CommandError::io(output, "write", e.error))?;
-    println!("{}  {}", sha256_digest(&bytes), output.display());
+    // The file's own sha256 first, as sha256sum writes it; then the pack's identity.
+    println!("{layer_digest}  {}", output.display());
+    println!("pack digest: {content_digest}");
     Ok(ExitStatus::Success)
 }

@@ -185,7 +185,16 @@ pub fn push(dir: &Path, force: bool, args: &RegistryArgs) -> Result<ExitStatus, 
     };
     println!("{verb} {}", pushed.descriptor.reference);
     println!("digest: {}", pushed.descriptor.manifest_digest);
-    println!("pack digest: {}", pushed.descriptor.layer_digest);
+    // The pack's identity (what a revision pins), then the compressed layer that travels.
+    println!(
+        "pack digest: {}",
+        pushed
+            .descriptor
+            .content_digest
+            .as_deref()
+            .unwrap_or_default()
+    );
+    println!("layer digest: {}", pushed.descriptor.layer_digest);
     Ok(ExitStatus::Success)
 }
 
@@ -208,7 +217,8 @@ pub fn pull(
         pulled.descriptor.reference,
         pulled.dir.display()
     );
-    println!("pack digest: {}", pulled.descriptor.layer_digest);
+    println!("pack digest: {}", pulled.content_digest);
+    println!("layer digest: {}", pulled.descriptor.layer_digest);
     Ok(ExitStatus::Success)
 }
 
@@ -235,7 +245,10 @@ pub fn list(args: &RegistryArgs, output: OutputFormat) -> Result<ExitStatus, Com
 struct RemoteInspection<'a> {
     reference: &'a str,
     digest: &'a str,
+    /// The content digest, computed from the layer's bytes: what a revision pins.
     pack_digest: &'a str,
+    /// The compressed layer's digest, as the registry stores it.
+    layer_digest: &'a str,
     size: u64,
     pack: &'a strata_shared::pack::manifest::PackManifest,
 }
@@ -251,22 +264,26 @@ pub fn inspect(
     let (descriptor, manifest) = runtime()?
         .block_on(client.inspect(&name, &version, Some(&cache)))
         .map_err(|e| CommandError::Failed(e.to_string()))?;
+    // inspect unpacks the layer, so the content digest is known.
+    let pack_digest = descriptor.content_digest.as_deref().unwrap_or_default();
     match output.document() {
         Some(format) => print_document(
             &RemoteInspection {
                 reference: &descriptor.reference,
                 digest: &descriptor.manifest_digest,
-                pack_digest: &descriptor.layer_digest,
+                pack_digest,
+                layer_digest: &descriptor.layer_digest,
                 size: descriptor.layer_size,
                 pack: &manifest,
             },
             format,
         )?,
         None => {
-            println!("reference:   {}", descriptor.reference);
-            println!("digest:      {}", descriptor.manifest_digest);
-            println!("pack digest: {}", descriptor.layer_digest);
-            println!("size:        {} bytes", descriptor.layer_size);
+            println!("reference:    {}", descriptor.reference);
+            println!("digest:       {}", descriptor.manifest_digest);
+            println!("pack digest:  {pack_digest}");
+            println!("layer digest: {}", descriptor.layer_digest);
+            println!("size:         {} bytes", descriptor.layer_size);
             println!("pack.json:");
             let text = serde_json::to_string_pretty(&manifest)
                 .map_err(|e| CommandError::Failed(format!("cannot write JSON: {e}")))?;

@@ -116,7 +116,9 @@ pub struct RevisionProvider {
     /// The `PackRegistry` it comes from; the default registry when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registry: Option<String>,
-    /// `sha256:` of the pack archive.
+    /// The pack's content digest: `sha256:` of its uncompressed tar stream, whatever
+    /// compressed it. Revisions made before content digests hold the digest of the
+    /// compressed archive (the registry layer's), which sites still accept.
     pub digest: String,
 }
 
@@ -196,7 +198,9 @@ pub struct RevisionLayer {
     /// The `PackRegistry` it comes from; the default registry when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registry: Option<String>,
-    /// `sha256:` of the pack archive.
+    /// The pack's content digest: `sha256:` of its uncompressed tar stream, whatever
+    /// compressed it. Revisions made before content digests hold the digest of the
+    /// compressed archive (the registry layer's), which sites still accept.
     pub digest: String,
     /// The merged values (pack < presets < profile < cluster), as YAML, with every value
     /// the pack's schema marks secret replaced by `<secret>`.

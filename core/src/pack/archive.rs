@@ -4,8 +4,12 @@
 //!
 //! A published pack is a gzip-compressed tar stream holding ONE top-level folder that
 //! contains the pack (`istio/pack.json`, `istio/values.yaml`, `istio/charts/…`), i.e. what
-//! `tar -czf istio-1.6.2.tar.gz istio/` produces. [`write_archive`] makes that stream a pure
-//! function of the pack's content, so that one pack has exactly one sha256 digest:
+//! `tar -czf istio-1.6.2.tar.gz istio/` produces. [`write_tar`] makes the tar stream a pure
+//! function of the pack's content, and the sha256 of that **uncompressed** stream is the
+//! pack's identity, its *content digest* (as OCI's `diff_id` is a layer's): what a revision
+//! pins. The gzip around it is only how the pack travels: another level, another backend
+//! or another compressor gives other archive bytes (another layer digest) and the same
+//! content digest. The tar stream is:
 //!
 //! - the `root/` folder entry comes first, then every entry sorted by its relative path
 //!   compared byte-wise (so a directory always precedes its contents and the order never
@@ -14,9 +18,15 @@
 //!   directories and for regular files with any execute bit, 0o644 for other files, 0o777
 //!   for symlinks;
 //! - GNU headers, so paths longer than 100 bytes use `././@LongLink` entries;
-//! - the gzip header has mtime 0, no file name and OS byte 255 ("unknown"), and the
-//!   compression level is fixed. The bytes are therefore identical across runs and machines
-//!   for a given flate2 backend version (pinned by `Cargo.lock`).
+//!
+//! [`write_archive`] gzips it as one gzip member: header mtime 0, no file name, OS byte 255
+//! ("unknown"); files that are compressed already (chart `.tgz`, images) stored, the rest at
+//! [`PACK_COMPRESSION`] (see [`super::gzip_segments`]). Those bytes are identical across
+//! runs and machines for a given flate2 backend version (pinned by `Cargo.lock`), but
+//! nothing depends on that any more.
+//! Reading an archive ([`unpack_archive`], [`content_digest_of`]) hashes the decompressed
+//! stream as it goes, so whoever reads a pack computes its content digest itself, whatever
+//! tool compressed it.
 //!
 //! Only directories, regular files and relative symlinks that stay inside the pack can be
 //! archived; anything else in the pack folder is an error.
@@ -47,16 +57,28 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions, Permissions};
-use std::io::{self, BufReader, ErrorKind, Read, Write};
+use std::io::{self, BufReader, ErrorKind, Read, Seek, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::rc::Rc;
 
+use flate2::Compression;
 use flate2::bufread::MultiGzDecoder;
-use flate2::{Compression, GzBuilder};
+
+use super::gzip_segments::{GzipSegments, looks_compressed};
 use sha2::{Digest, Sha256};
 use tar::{EntryType, Header};
+
+/// The gzip level of a pack's entries that are not compressed already; chart archives,
+/// images and other compressed files are stored as they are ([`super::gzip_segments`]).
+/// Level 6 (gzip's default), chosen by measurement (docs/benchmarks.md, "Registry push and
+/// pull"): on 4.4 MB of YAML, Markdown and Rust, zlib-rs makes 0.80 MB in 51 ms at level
+/// 6, 0.86 MB in 29 ms at level 3, 1.21 MB in 17 ms at level 1, 0.79 MB in 93 ms at level
+/// 9. A pack is pushed once and pulled by every site, often over slow links: bytes weigh
+/// more than those milliseconds. Changing it changes the archive's bytes and layer digest,
+/// never the pack's content digest.
+pub const PACK_COMPRESSION: Compression = Compression::new(6);
 
 const STAGING_PREFIX: &str = ".strata-unpack-";
 /// Tar metadata allowed per entry: a 512-byte header, padding, and GNU long name/link or
@@ -97,6 +119,9 @@ pub struct Unpacked {
     pub files: u64,
     /// Bytes of file content written.
     pub bytes: u64,
+    /// sha256 of the whole decompressed stream (trailer included): the content digest of
+    /// what was unpacked, computed while unpacking.
+    pub content_digest: String,
 }
 
 /// Why a pack could not be archived or unpacked. Paths are on disk for the pack folder and
@@ -188,14 +213,50 @@ fn io_error(path: &Path, action: &'static str) -> impl FnOnce(io::Error) -> Arch
 
 /// `"sha256:<64 lowercase hex>"` of `bytes`.
 pub fn sha256_digest(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
+    digest_text(Sha256::digest(bytes).as_slice())
+}
+
+fn digest_text(digest: &[u8]) -> String {
     let mut out = String::with_capacity(7 + 64);
     out.push_str("sha256:");
-    for byte in digest {
+    for &byte in digest {
         out.push(char::from(HEX[usize::from(byte >> 4)]));
         out.push(char::from(HEX[usize::from(byte & 0xf)]));
     }
     out
+}
+
+/// Hashes what passes through it on the way to `inner`: the tar stream on its way into the
+/// compressor, the compressed bytes on their way into memory. One pass over the data
+/// instead of one more per digest.
+struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+}
+
+impl<W> HashingWriter<W> {
+    fn new(inner: W) -> Self {
+        Self {
+            inner,
+            hasher: Sha256::new(),
+        }
+    }
+
+    fn finish(self) -> (W, String) {
+        (self.inner, digest_text(self.hasher.finalize().as_slice()))
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let written = self.inner.write(buf)?;
+        self.hasher.update(&buf[..written]);
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -234,24 +295,88 @@ fn symlink_escape(link: &Path, target: &Path) -> Option<&'static str> {
 
 enum PackItem {
     Dir,
-    File,
+    /// With its size when listed, to size the archive's buffer.
+    File(u64),
     Symlink(PathBuf),
 }
 
-/// Writes `pack_dir` as a deterministic gzipped tarball whose entries all live under
-/// `root_name/`, and returns `out` once the gzip stream is finished.
-pub fn write_archive<W: Write>(
-    pack_dir: &Path,
-    root_name: &str,
-    out: W,
-) -> Result<W, ArchiveError> {
+/// A pack's archive as it travels, and the digests that name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackArchive {
+    /// The gzipped tar stream.
+    pub bytes: Vec<u8>,
+    /// sha256 of the uncompressed tar stream: the pack's identity ([`write_tar`]).
+    pub content_digest: String,
+    /// sha256 of `bytes`: the registry layer's digest, which depends on the compressor.
+    pub layer_digest: String,
+}
+
+/// Where a tar stream goes; told before each file whether its content is compressed
+/// already, so that a compressor can store it rather than deflate it again.
+trait TarSink: Write {
+    fn before_file(&mut self, _compressed: bool) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The tar stream as it is.
+struct Plain<W>(W);
+
+impl<W: Write> Write for Plain<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl<W: Write> TarSink for Plain<W> {}
+
+/// The tar stream hashed (content digest), then gzipped: compressed files stored, the rest
+/// at `level`.
+struct GzipSink<W: Write> {
+    inner: HashingWriter<GzipSegments<W>>,
+    level: Compression,
+}
+
+impl<W: Write> Write for GzipSink<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl<W: Write> TarSink for GzipSink<W> {
+    fn before_file(&mut self, compressed: bool) -> io::Result<()> {
+        let level = if compressed {
+            Compression::none()
+        } else {
+            self.level
+        };
+        self.inner.inner.set_level(level)
+    }
+}
+
+/// Writes `pack_dir` as the canonical tar stream (see the module docs) whose entries all
+/// live under `root_name/`, and returns `out` once the stream is finished.
+pub fn write_tar<W: Write>(pack_dir: &Path, root_name: &str, out: W) -> Result<W, ArchiveError> {
     validate_root_name(root_name)?;
     let items = collect_pack(pack_dir)?;
-    let gzip = GzBuilder::new()
-        .mtime(0)
-        .operating_system(255)
-        .write(out, Compression::default());
-    let mut builder = tar::Builder::new(gzip);
+    Ok(tar_items(pack_dir, root_name, &items, Plain(out))?.0)
+}
+
+fn tar_items<W: TarSink>(
+    pack_dir: &Path,
+    root_name: &str,
+    items: &[(PathBuf, PackItem)],
+    out: W,
+) -> Result<W, ArchiveError> {
+    let mut builder = tar::Builder::new(out);
     append_entry(
         &mut builder,
         pack_dir,
@@ -259,19 +384,121 @@ pub fn write_archive<W: Write>(
         Path::new(""),
         &PackItem::Dir,
     )?;
-    for (rel, item) in &items {
+    for (rel, item) in items {
         append_entry(&mut builder, pack_dir, root_name, rel, item)?;
     }
-    let gzip = builder
+    builder
         .into_inner()
-        .map_err(io_error(pack_dir, "finishing the tar stream of"))?;
-    gzip.finish()
-        .map_err(io_error(pack_dir, "finishing the gzip stream of"))
+        .map_err(io_error(pack_dir, "finishing the tar stream of"))
+}
+
+/// The content digest of `pack_dir` archived under `root_name/`: the sha256 of its
+/// canonical tar stream, computed without compressing anything.
+pub fn content_digest(pack_dir: &Path, root_name: &str) -> Result<String, ArchiveError> {
+    let hashing = write_tar(pack_dir, root_name, HashingWriter::new(io::sink()))?;
+    Ok(hashing.finish().1)
+}
+
+/// Whether `file`'s content starts like a compressed format; the file is read from its
+/// start again afterwards.
+fn starts_compressed(file: &mut File) -> io::Result<bool> {
+    let mut head = [0u8; 12];
+    let mut filled = 0;
+    while filled < head.len() {
+        match file.read(&mut head[filled..]) {
+            Ok(0) => break,
+            Ok(read) => filled += read,
+            Err(err) if err.kind() == ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    file.seek(io::SeekFrom::Start(0))?;
+    Ok(looks_compressed(&head[..filled]))
+}
+
+/// Writes `pack_dir` as a deterministic gzipped tarball whose entries all live under
+/// `root_name/` (level [`PACK_COMPRESSION`]), and returns `out` once the gzip stream is
+/// finished.
+pub fn write_archive<W: Write>(
+    pack_dir: &Path,
+    root_name: &str,
+    out: W,
+) -> Result<W, ArchiveError> {
+    Ok(write_archive_at(pack_dir, root_name, out, PACK_COMPRESSION)?.0)
+}
+
+/// [`write_archive`] at another gzip `level`; also returns the content digest, hashed from
+/// the tar stream on its way into the compressor.
+pub fn write_archive_at<W: Write>(
+    pack_dir: &Path,
+    root_name: &str,
+    out: W,
+    level: Compression,
+) -> Result<(W, String), ArchiveError> {
+    validate_root_name(root_name)?;
+    let items = collect_pack(pack_dir)?;
+    gzip_items(pack_dir, root_name, &items, out, level)
+}
+
+fn gzip_items<W: Write>(
+    pack_dir: &Path,
+    root_name: &str,
+    items: &[(PathBuf, PackItem)],
+    out: W,
+    level: Compression,
+) -> Result<(W, String), ArchiveError> {
+    let gzip =
+        GzipSegments::new(out, level).map_err(io_error(pack_dir, "starting the gzip stream of"))?;
+    let sink = GzipSink {
+        inner: HashingWriter::new(gzip),
+        level,
+    };
+    let sink = tar_items(pack_dir, root_name, items, sink)?;
+    let (gzip, content_digest) = sink.inner.finish();
+    let out = gzip
+        .finish()
+        .map_err(io_error(pack_dir, "finishing the gzip stream of"))?;
+    Ok((out, content_digest))
 }
 
 /// [`write_archive`] into memory.
 pub fn archive_to_vec(pack_dir: &Path, root_name: &str) -> Result<Vec<u8>, ArchiveError> {
     write_archive(pack_dir, root_name, Vec::new())
+}
+
+/// The archive of `pack_dir` at `level` in memory, with both its digests, in one pass over
+/// the pack: the tar stream hashed on its way into the compressor, the compressed bytes on
+/// their way into a buffer sized for them up front.
+pub fn archive_pack(
+    pack_dir: &Path,
+    root_name: &str,
+    level: Compression,
+) -> Result<PackArchive, ArchiveError> {
+    validate_root_name(root_name)?;
+    let items = collect_pack(pack_dir)?;
+    // Content plus a header per entry: about what a pack of already compressed charts
+    // compresses to, so the buffer rarely grows (each growth copies what it holds).
+    let hint = items.iter().fold(0u64, |sum, (_, item)| {
+        let size = match item {
+            PackItem::File(size) => size.div_ceil(512) * 512,
+            PackItem::Dir | PackItem::Symlink(_) => 0,
+        };
+        sum.saturating_add(size).saturating_add(1024)
+    });
+    let buffer = Vec::with_capacity(usize::try_from(hint).unwrap_or_default().min(1 << 30));
+    let (compressed, content_digest) = gzip_items(
+        pack_dir,
+        root_name,
+        &items,
+        HashingWriter::new(buffer),
+        level,
+    )?;
+    let (bytes, layer_digest) = compressed.finish();
+    Ok(PackArchive {
+        bytes,
+        content_digest,
+        layer_digest,
+    })
 }
 
 /// Files held in memory (paths relative to the root, `/`-separated) as a gzipped tarball
@@ -293,12 +520,10 @@ pub fn archive_of_files(
         }
         entries.insert(rel, Some(bytes.as_slice()));
     }
-    let gzip = GzBuilder::new()
-        .mtime(0)
-        .operating_system(255)
-        .write(Vec::new(), Compression::default());
-    let mut builder = tar::Builder::new(gzip);
     let root = Path::new(root_name);
+    let gzip = GzipSegments::new(Vec::new(), PACK_COMPRESSION)
+        .map_err(io_error(root, "starting the gzip stream of"))?;
+    let mut builder = tar::Builder::new(gzip);
     for (rel, content) in &entries {
         let name = root.join(rel);
         let appended = match content {
@@ -310,8 +535,17 @@ pub fn archive_of_files(
                 builder.append_data(&mut header, PathBuf::from(folder), io::empty())
             }
             Some(bytes) => {
+                // As write_archive does, so that the bytes are the same.
+                let level = if looks_compressed(bytes) {
+                    Compression::none()
+                } else {
+                    PACK_COMPRESSION
+                };
                 let mut header = fixed_header(EntryType::Regular, 0o644, bytes.len() as u64);
-                builder.append_data(&mut header, &name, *bytes)
+                builder
+                    .get_mut()
+                    .set_level(level)
+                    .and_then(|()| builder.append_data(&mut header, &name, *bytes))
             }
         };
         appended.map_err(io_error(&name, "archiving"))?;
@@ -358,7 +592,8 @@ fn collect_pack(pack_dir: &Path) -> Result<Vec<(PathBuf, PackItem)>, ArchiveErro
                 pending.push(rel.clone());
                 PackItem::Dir
             } else if file_type.is_file() {
-                PackItem::File
+                // A hint only: the size archived is the open file's (append_entry).
+                PackItem::File(dirent.metadata().map_or(0, |meta| meta.len()))
             } else if file_type.is_symlink() {
                 let target = fs::read_link(&disk).map_err(io_error(&disk, "reading symlink"))?;
                 if let Some(reason) = symlink_escape(&rel, &target) {
@@ -407,7 +642,7 @@ fn fixed_header(kind: EntryType, mode: u32, size: u64) -> Header {
     header
 }
 
-fn append_entry<W: Write>(
+fn append_entry<W: TarSink>(
     builder: &mut tar::Builder<W>,
     pack_dir: &Path,
     root_name: &str,
@@ -435,7 +670,7 @@ fn append_entry<W: Write>(
                 .append_link(&mut header, PathBuf::from(name), target)
                 .map_err(io_error(&disk, "archiving symlink"))
         }
-        PackItem::File => {
+        PackItem::File(_) => {
             let mut file = File::open(&disk).map_err(io_error(&disk, "opening"))?;
             // Metadata of the open handle, so size and mode describe the bytes we read.
             let meta = file.metadata().map_err(io_error(&disk, "inspecting"))?;
@@ -445,6 +680,11 @@ fn append_entry<W: Write>(
                 0o644
             };
             let mut header = fixed_header(EntryType::Regular, mode, meta.len());
+            let compressed = starts_compressed(&mut file).map_err(io_error(&disk, "reading"))?;
+            builder
+                .get_mut()
+                .before_file(compressed)
+                .map_err(io_error(&disk, "archiving"))?;
             let reader = ExactReader {
                 file: &mut file,
                 remaining: meta.len(),
@@ -572,10 +812,12 @@ impl Budget {
 }
 
 /// Counts every decompressed byte, including the ones tar reads internally (long names,
-/// PAX records, skipped data), which never pass through our own copy loop.
+/// PAX records, skipped data), which never pass through our own copy loop; and hashes them,
+/// in order, for the content digest: decompressing, hashing and unpacking are one pass.
 struct BudgetReader<R> {
     inner: R,
     budget: Rc<Budget>,
+    hasher: Sha256,
 }
 
 impl<R: Read> Read for BudgetReader<R> {
@@ -586,6 +828,7 @@ impl<R: Read> Read for BudgetReader<R> {
         if self.budget.exceeded() {
             return Err(io::Error::other("decompressed data exceeds its allowance"));
         }
+        self.hasher.update(&buf[..read]);
         Ok(read)
     }
 }
@@ -611,8 +854,10 @@ fn extract<R: Read>(
     budget.grant(TRAILER_ALLOWANCE + METADATA_PER_ENTRY);
     let reader = BudgetReader {
         // Multi-member, so that a concatenated second member is not silently ignored.
-        inner: MultiGzDecoder::new(BufReader::new(archive)),
+        // 64 KiB reads of the compressed input: fewer, larger calls into the decompressor.
+        inner: MultiGzDecoder::new(BufReader::with_capacity(64 * 1024, archive)),
         budget: Rc::clone(&budget),
+        hasher: Sha256::new(),
     };
     let mut archive = tar::Archive::new(reader);
     let mut staging = Staging::new(tree);
@@ -641,8 +886,33 @@ fn extract<R: Read>(
         staging.add(&mut entry, &raw, limits, &budget)?;
         last = Some(raw);
     }
-    drain_trailer(&mut archive.into_inner(), last.as_deref(), &budget)?;
-    staging.finish()
+    let mut rest = archive.into_inner();
+    drain_trailer(&mut rest, last.as_deref(), &budget)?;
+    let content_digest = digest_text(rest.hasher.finalize().as_slice());
+    staging.finish(content_digest)
+}
+
+/// The content digest of a gzipped archive: the sha256 of its decompressed stream, read to
+/// its end (gzip's own checksums included) without unpacking anything. At most `max_bytes`
+/// are decompressed, so a gzip bomb costs no more than that.
+pub fn content_digest_of<R: Read>(archive: R, max_bytes: u64) -> Result<String, ArchiveError> {
+    let budget = Rc::new(Budget::default());
+    budget.grant(max_bytes);
+    let mut reader = BudgetReader {
+        inner: MultiGzDecoder::new(BufReader::with_capacity(64 * 1024, archive)),
+        budget: Rc::clone(&budget),
+        hasher: Sha256::new(),
+    };
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(err) if err.kind() == ErrorKind::Interrupted => {}
+            Err(err) => return Err(stream_error(err, None, &budget)),
+        }
+    }
+    Ok(digest_text(reader.hasher.finalize().as_slice()))
 }
 
 /// Reads what follows the end-of-archive marker: padding must be zeros, and reaching the
@@ -963,7 +1233,7 @@ impl<'a> Staging<'a> {
 
     /// Picks the pack root, then validates and creates the symlinks, which is only possible
     /// now: whether a link escapes depends on whether a top-level folder gets stripped.
-    fn finish(self) -> Result<(Unpacked, Option<PathBuf>), ArchiveError> {
+    fn finish(self, content_digest: String) -> Result<(Unpacked, Option<PathBuf>), ArchiveError> {
         let mut top_level = self
             .nodes
             .iter()
@@ -996,6 +1266,7 @@ impl<'a> Staging<'a> {
                 .map(|root| root.to_string_lossy().into_owned()),
             files: self.files,
             bytes: self.bytes,
+            content_digest,
         };
         Ok((unpacked, root))
     }

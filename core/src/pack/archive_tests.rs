@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::*;
+use flate2::GzBuilder;
 use proptest::prelude::*;
 use std::time::{Duration, SystemTime};
 
@@ -114,6 +115,14 @@ fn unpack_ok(archive: &[u8]) -> (tempfile::TempDir, PathBuf, Unpacked) {
         "staging directory left behind"
     );
     (parent, dest, unpacked)
+}
+
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .unwrap();
+    out
 }
 
 fn mode_of(path: &Path) -> u32 {
@@ -242,7 +251,8 @@ fn round_trip_keeps_long_paths_symlinks_and_modes() {
         Unpacked {
             root_name: Some("istio".to_owned()),
             files: 5,
-            bytes: 16 + 12 + 12 + 10 + 4
+            bytes: 16 + 12 + 12 + 10 + 4,
+            content_digest: content_digest(pack.path(), "istio").unwrap(),
         }
     );
     assert_eq!(fs::read(dest.join(&long)).unwrap(), b"deep");
@@ -307,6 +317,8 @@ fn top_level_layout_and_dot_prefixes_unpack_as_is() {
         unpacked,
         Unpacked {
             root_name: None,
+            // The stream as the tool wrote it, whatever tool: its own bytes are its identity.
+            content_digest: sha256_digest(&gunzip(&archive)),
             files: 2,
             bytes: 6
         }
@@ -784,4 +796,135 @@ fn a_file_name_leading_out_of_the_root_is_not_archived() {
         archive_of_files("backup", &absolute),
         Err(ArchiveError::AbsolutePath { .. })
     ));
+}
+
+/// Bytes no compressor can shrink, from a fixed seed (xorshift), so tests are repeatable.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state.to_le_bytes()[0]
+        })
+        .collect()
+}
+
+/// A pack with text, and a chart archive (gzip of noise) as packs have them.
+fn pack_with_a_chart_archive(dir: &Path) {
+    sample_pack(dir);
+    write(
+        &dir.join("manifests/app.yaml"),
+        "kind: ConfigMap\ndata:\n  greeting: hello\n"
+            .repeat(2000)
+            .as_bytes(),
+        0o644,
+    );
+    write(
+        &dir.join("charts/app-1.0.0.tgz"),
+        &gzip(&noise(300_000, 7)),
+        0o644,
+    );
+}
+
+#[test]
+fn the_content_digest_does_not_depend_on_the_compressor() {
+    let pack = tempfile::tempdir().unwrap();
+    pack_with_a_chart_archive(pack.path());
+    let fast = archive_pack(pack.path(), "istio", Compression::fast()).unwrap();
+    let best = archive_pack(pack.path(), "istio", Compression::best()).unwrap();
+    // Two levels: other bytes, other layer digests, one content digest.
+    assert_ne!(fast.bytes, best.bytes);
+    assert_ne!(fast.layer_digest, best.layer_digest);
+    assert_eq!(fast.layer_digest, sha256_digest(&fast.bytes));
+    assert_eq!(best.layer_digest, sha256_digest(&best.bytes));
+    assert_eq!(fast.content_digest, best.content_digest);
+    // It is the sha256 of the canonical tar stream, which hashing alone computes too.
+    let tar = write_tar(pack.path(), "istio", Vec::new()).unwrap();
+    assert_eq!(fast.content_digest, sha256_digest(&tar));
+    assert_eq!(
+        content_digest(pack.path(), "istio").unwrap(),
+        fast.content_digest
+    );
+    // The default archive and write_archive_at agree with it.
+    let (default_bytes, digest) =
+        write_archive_at(pack.path(), "istio", Vec::new(), PACK_COMPRESSION).unwrap();
+    assert_eq!(default_bytes, archive_to_vec(pack.path(), "istio").unwrap());
+    assert_eq!(digest, fast.content_digest);
+    // Another tool's gzip of the same tar stream (one member, default level): the same.
+    let other_tool = gzip(&tar);
+    assert_ne!(other_tool, fast.bytes);
+    // Whoever reads any of them computes the same content digest from the bytes.
+    for bytes in [&fast.bytes, &best.bytes, &default_bytes, &other_tool] {
+        let (_parent, dest, unpacked) = unpack_ok(bytes);
+        assert_eq!(unpacked.content_digest, fast.content_digest);
+        assert_eq!(
+            content_digest_of(bytes.as_slice(), 1 << 30).unwrap(),
+            fast.content_digest
+        );
+        // And the unpacked folder archives to the same identity again.
+        assert_eq!(content_digest(&dest, "istio").unwrap(), fast.content_digest);
+    }
+}
+
+#[test]
+fn the_content_digest_changes_with_the_content() {
+    let pack = tempfile::tempdir().unwrap();
+    sample_pack(pack.path());
+    let before = content_digest(pack.path(), "istio").unwrap();
+    write(&pack.path().join("values.yaml"), b"replicas: 3\n", 0o644);
+    assert_ne!(content_digest(pack.path(), "istio").unwrap(), before);
+    // The root folder's name is part of the stream.
+    assert_ne!(
+        content_digest(pack.path(), "other").unwrap(),
+        content_digest(pack.path(), "istio").unwrap()
+    );
+}
+
+#[test]
+fn compressed_files_are_stored_in_one_gzip_member_and_text_is_deflated() {
+    let pack = tempfile::tempdir().unwrap();
+    pack_with_a_chart_archive(pack.path());
+    let archive = archive_pack(pack.path(), "istio", PACK_COMPRESSION).unwrap();
+    let tar = write_tar(pack.path(), "istio", Vec::new()).unwrap();
+    // One member: a single-member decoder reads the whole tar stream, and nothing follows.
+    let mut decoder = flate2::read::GzDecoder::new(archive.bytes.as_slice());
+    let mut decoded = Vec::new();
+    decoder.read_to_end(&mut decoded).unwrap();
+    assert_eq!(decoded, tar);
+    assert!(
+        decoder.into_inner().is_empty(),
+        "data after the gzip member"
+    );
+    // The chart archive (300 kB, incompressible) is stored, not deflated again; the 84 kB
+    // of YAML shrink to almost nothing. So the archive is the chart plus a little.
+    let chart = fs::metadata(pack.path().join("charts/app-1.0.0.tgz"))
+        .unwrap()
+        .len();
+    let size = archive.bytes.len() as u64;
+    assert!(
+        size > chart && size < chart + 4_096,
+        "{size} for a {chart}-byte chart"
+    );
+    // Deflating the chart again, as a plain gzip at level 1 does, makes it larger.
+    let mut plain = GzBuilder::new().write(Vec::new(), Compression::fast());
+    plain.write_all(&tar).unwrap();
+    assert!(plain.finish().unwrap().len() as u64 > size);
+}
+
+#[test]
+fn content_digest_of_stops_a_gzip_bomb() {
+    let bomb = gzip(&vec![0u8; 4 << 20]);
+    assert!(bomb.len() < 64 << 10);
+    let error = content_digest_of(bomb.as_slice(), 1 << 20).unwrap_err();
+    assert!(
+        matches!(error, ArchiveError::StreamTooLarge { allowed, .. } if allowed == 1 << 20),
+        "{error:?}"
+    );
+    assert!(content_digest_of(b"not gzip".as_slice(), 1 << 20).is_err());
+    assert_eq!(
+        content_digest_of(bomb.as_slice(), 4 << 20).unwrap(),
+        sha256_digest(&vec![0u8; 4 << 20])
+    );
 }

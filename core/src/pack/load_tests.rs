@@ -465,6 +465,51 @@ fn digest_is_stable_and_changes_with_content() {
     assert!(first.starts_with("sha256:") && first.len() == 71);
 }
 
+/// A pack's digest is its content digest: the same whatever level its archive was made at,
+/// and the one any reader computes from the archive it received.
+#[test]
+fn digest_is_the_same_at_every_compression_level() {
+    use crate::pack::archive::{
+        ArchiveLimits, archive_pack, sha256_digest, unpack_archive, write_archive_at,
+    };
+    use flate2::Compression;
+
+    let pack = PackDir::addon("ingress").file("manifests/app.yaml", DEPLOYMENT);
+    let loaded = pack.load().0.unwrap();
+    let digest = loaded.digest().unwrap();
+    let name = loaded.manifest.name.as_str();
+    let (level_1, digest_1) =
+        write_archive_at(&loaded.dir, name, Vec::new(), Compression::new(1)).unwrap();
+    let (level_9, digest_9) =
+        write_archive_at(&loaded.dir, name, Vec::new(), Compression::new(9)).unwrap();
+    assert_ne!(level_1, level_9, "two levels, two archives");
+    assert_ne!(sha256_digest(&level_1), sha256_digest(&level_9));
+    assert_eq!(
+        (digest_1.as_str(), digest_9.as_str()),
+        (digest.as_str(), digest.as_str())
+    );
+    assert_eq!(
+        archive_pack(&loaded.dir, name, Compression::new(3))
+            .unwrap()
+            .content_digest,
+        digest
+    );
+    // The default archive is neither of them byte for byte, and has the same identity.
+    assert_ne!(sha256_digest(&loaded.archive().unwrap()), digest);
+    for bytes in [level_1, level_9, loaded.archive().unwrap()] {
+        let out = tempfile::tempdir().unwrap();
+        let unpacked = unpack_archive(
+            bytes.as_slice(),
+            &out.path().join("p"),
+            &ArchiveLimits::default(),
+        )
+        .unwrap();
+        assert_eq!(unpacked.content_digest, digest);
+        let (reloaded, _) = Pack::load(&out.path().join("p"));
+        assert_eq!(reloaded.unwrap().digest().unwrap(), digest);
+    }
+}
+
 #[test]
 fn a_catalog_lists_what_it_has_and_refuses_ambiguity() {
     use crate::catalog::{LocalPackCatalog, PackSource, ResolveError};

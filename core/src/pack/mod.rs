@@ -5,6 +5,7 @@
 //! every finding. A pack with error findings is not loaded.
 
 pub mod archive;
+mod gzip_segments;
 pub mod image_ref;
 pub mod key_path;
 pub mod kube_manifest;
@@ -26,7 +27,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::finding::Findings;
-use crate::pack::archive::{ArchiveError, archive_to_vec, sha256_digest};
+use crate::pack::archive::{ArchiveError, archive_to_vec, content_digest};
 use crate::pack::kube_manifest::{KubeObjectRef, check_manifest};
 use crate::pack::layout::{PackLayout, scan_layout};
 use crate::pack::manifest::{Layer, PackManifest, check_relative_path, parse_manifest_partially};
@@ -223,14 +224,17 @@ impl Pack {
         }
     }
 
-    /// The deterministic archive of this pack (one top-level folder named after the pack).
+    /// The deterministic archive of this pack (one top-level folder named after the pack),
+    /// gzipped at [`archive::PACK_COMPRESSION`](crate::pack::archive::PACK_COMPRESSION).
     pub fn archive(&self) -> Result<Vec<u8>, ArchiveError> {
         archive_to_vec(&self.dir, &self.manifest.name)
     }
 
-    /// The sha256 digest of [`Pack::archive`]: the pack's identity.
+    /// The pack's identity, its content digest: the sha256 of the canonical tar stream of
+    /// [`Pack::archive`] before compression, so that no compressor, level or backend
+    /// changes it. A revision pins this.
     pub fn digest(&self) -> Result<String, ArchiveError> {
-        Ok(sha256_digest(&self.archive()?))
+        content_digest(&self.dir, &self.manifest.name)
     }
 
     /// `<name>:<version>`, how operators and registries name a pack.

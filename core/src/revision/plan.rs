@@ -103,7 +103,8 @@ pub struct LayerChange {
     pub from_version: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub to_version: Option<String>,
-    /// The pack archive's digest, when both revisions have the layer and it changed.
+    /// The pack's pinned digest (its content digest), when both revisions have the layer
+    /// and it changed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub digest: Option<Change<String>>,
     /// Changed values of a layer in both revisions.

@@ -217,6 +217,17 @@ pub fn inspect_json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).expect("inspect -o json prints JSON")
 }
 
+/// What a gzipped archive decompresses to (every member), with flate2 here rather than
+/// Strata's unpacker, so that content digests are checked independently.
+pub fn gunzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(data)
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
 /// SHA-256 of `data` as `sha256:<hex>`, computed with sha2 here rather than taken from the
 /// CLI's output, so that digests are checked independently.
 pub fn sha256(data: &[u8]) -> String {

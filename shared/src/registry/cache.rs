@@ -1,13 +1,26 @@
 //! A content-addressed cache of pack archives, shared by the controller and the agent (and
 //! by several processes at once).
 //!
-//! Layout: `<root>/sha256/<64 hex digits>`, one immutable file per blob. Writers go through
-//! a `.tmp-*` file in the same folder and `rename(2)` it into place, so a blob under its
-//! final name is always complete, and concurrent writers of the same blob simply replace
-//! one complete file with another. Every read re-hashes the bytes: a blob that does not
-//! match its name (disk corruption, tampering) is deleted and reported as absent, so the
-//! caller downloads it again. A blob's mtime records when it was last used, for garbage
+//! Layout: `<root>/sha256/<64 hex digits>`, one immutable file per blob, named by its
+//! layer digest (the sha256 of the compressed archive, as a registry serves it). Writers go
+//! through a `.tmp-*` file in the same folder and `rename(2)` it into place, so a blob under
+//! its final name is always complete, and concurrent writers of the same blob simply
+//! replace one complete file with another. Every read re-hashes the bytes: a blob that does
+//! not match its name (disk corruption, tampering) is deleted and reported as absent, so
+//! the caller downloads it again. A blob's mtime records when it was last used, for garbage
 //! collection.
+//!
+//! # The content index
+//!
+//! Revisions pin a pack's content digest (the sha256 of the decompressed tar stream), which
+//! a blob's name does not give. `<root>/content/<64 hex digits>` holds, for a content
+//! digest, the layer digest of a blob that unpacked to it, written (atomically, like a
+//! blob) by whoever unpacked it. The index is a hint, never a proof: the blob it names is
+//! verified against its layer digest when read, and what it unpacks to against the content
+//! digest by the reader ([`crate::registry::client::PackRegistryClient::pull_pinned`]), so
+//! a damaged or forged entry costs a download and is dropped, never installs anything.
+//! Blobs cached before the index existed are indexed on first need
+//! ([`PackCache::index_unindexed`]): they are decompressed and hashed, nothing trusted.
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
@@ -18,9 +31,11 @@ use std::time::{Duration, SystemTime};
 
 use tracing::{debug, warn};
 
-use crate::pack::archive::sha256_digest;
+use crate::pack::archive::{content_digest_of, sha256_digest};
 
 const ALGORITHM_DIR: &str = "sha256";
+/// The content index (see the module docs).
+const CONTENT_DIR: &str = "content";
 const TEMP_PREFIX: &str = ".tmp-";
 /// A temporary file this old is a leftover of a crashed writer, not a write in progress
 /// (even a 1 GiB blob is written in seconds).
@@ -80,6 +95,7 @@ pub struct GcReport {
 pub struct PackCache {
     root: PathBuf,
     blobs: PathBuf,
+    content: PathBuf,
 }
 
 impl PackCache {
@@ -87,9 +103,12 @@ impl PackCache {
     pub fn open(root: &Path) -> Result<Self, CacheError> {
         let blobs = root.join(ALGORITHM_DIR);
         fs::create_dir_all(&blobs).map_err(io_error(&blobs, "creating"))?;
+        let content = root.join(CONTENT_DIR);
+        fs::create_dir_all(&content).map_err(io_error(&content, "creating"))?;
         Ok(PackCache {
             root: root.to_path_buf(),
             blobs,
+            content,
         })
     }
 
@@ -208,6 +227,122 @@ impl PackCache {
         self.path_of(digest).is_ok_and(|path| path.is_file())
     }
 
+    /// Records that the blob `layer_digest` unpacked to `content_digest` (computed from its
+    /// bytes by the caller). Replaces what the index held for that content digest.
+    pub fn record_content(
+        &self,
+        content_digest: &str,
+        layer_digest: &str,
+    ) -> Result<(), CacheError> {
+        let path = self.content.join(check_digest(content_digest)?);
+        check_digest(layer_digest)?;
+        let mut temp = tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .tempfile_in(&self.content)
+            .map_err(io_error(&self.content, "creating a temporary file in"))?;
+        let temp_path = temp.path().to_path_buf();
+        temp.write_all(layer_digest.as_bytes())
+            .map_err(io_error(&temp_path, "writing"))?;
+        temp.as_file()
+            .set_permissions(fs::Permissions::from_mode(0o644))
+            .map_err(io_error(&temp_path, "setting permissions of"))?;
+        temp.persist(&path).map_err(|e| CacheError::Io {
+            path: path.clone(),
+            action: "moving a temporary file into place as",
+            source: e.error,
+        })?;
+        debug!(
+            content_digest,
+            layer_digest, "indexed a cached pack blob by its content"
+        );
+        Ok(())
+    }
+
+    /// The layer digest the index holds for `content_digest`, if any: a hint, whose blob
+    /// the caller reads with [`PackCache::get`] and whose content it verifies. An entry that
+    /// is not a digest is removed and reported as absent.
+    pub fn layer_of_content(&self, content_digest: &str) -> Result<Option<String>, CacheError> {
+        let path = self.content.join(check_digest(content_digest)?);
+        let text = match fs::read(&path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(CacheError::Io {
+                    path,
+                    action: "reading",
+                    source,
+                });
+            }
+        };
+        let layer = String::from_utf8(text).unwrap_or_default();
+        if check_digest(&layer).is_err() {
+            warn!(path = %path.display(), "pack cache index entry is not a digest; removing it");
+            self.forget_content(content_digest)?;
+            return Ok(None);
+        }
+        Ok(Some(layer))
+    }
+
+    /// Drops the index entry of `content_digest` (the blob, if any, stays).
+    pub fn forget_content(&self, content_digest: &str) -> Result<(), CacheError> {
+        let path = self.content.join(check_digest(content_digest)?);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(error) if error.kind() == ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(CacheError::Io {
+                path,
+                action: "removing",
+                source,
+            }),
+        }
+    }
+
+    /// Every index entry: content digest and the layer digest it names.
+    fn index_entries(&self) -> Result<Vec<(String, String)>, CacheError> {
+        let mut out = Vec::new();
+        for (name, _) in list(&self.content)? {
+            let content_digest = format!("{ALGORITHM_DIR}:{name}");
+            if name.starts_with(TEMP_PREFIX) || check_digest(&content_digest).is_err() {
+                continue;
+            }
+            if let Some(layer) = self.layer_of_content(&content_digest)? {
+                out.push((content_digest, layer));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Indexes every blob no index entry names (blobs cached before the index existed, or by
+    /// `fetch`, which does not unpack): each is read (verified), decompressed and hashed, at
+    /// most `max_bytes` of it. A blob that is not a gzip stream is left as it is. Returns how
+    /// many were indexed.
+    pub fn index_unindexed(&self, max_bytes: u64) -> Result<usize, CacheError> {
+        let named: BTreeSet<String> = self
+            .index_entries()?
+            .into_iter()
+            .map(|(_, layer)| layer)
+            .collect();
+        let mut indexed = 0;
+        for entry in self.entries()? {
+            if named.contains(&entry.digest) {
+                continue;
+            }
+            let Some(bytes) = self.get(&entry.digest)? else {
+                continue;
+            };
+            match content_digest_of(bytes.as_slice(), max_bytes) {
+                Ok(content_digest) => {
+                    self.record_content(&content_digest, &entry.digest)?;
+                    indexed += 1;
+                }
+                Err(error) => {
+                    debug!(digest = %entry.digest, %error, "cached blob is not a pack archive; not indexed");
+                }
+            }
+        }
+        Ok(indexed)
+    }
+
     /// Every stored blob, sorted by digest.
     pub fn entries(&self) -> Result<Vec<CacheEntry>, CacheError> {
         let mut entries = Vec::new();
@@ -242,11 +377,26 @@ impl PackCache {
         Ok(entries)
     }
 
-    /// Removes every blob not in `keep`, and temporary files left by crashed writers.
+    /// Removes every blob not in `keep`, and temporary files left by crashed writers. `keep`
+    /// holds pins: layer digests (legacy pins) or content digests, whose blobs the index
+    /// names; index entries of content digests not kept, or of removed blobs, go too.
     pub fn collect_garbage(&self, keep: &BTreeSet<String>) -> Result<GcReport, CacheError> {
         let mut report = GcReport::default();
+        let index = self.index_entries()?;
+        let mut keep_blobs = keep.clone();
+        keep_blobs.extend(
+            index
+                .iter()
+                .filter(|(content, _)| keep.contains(content))
+                .map(|(_, layer)| layer.clone()),
+        );
+        for (content, layer) in &index {
+            if !keep.contains(content) || !keep_blobs.contains(layer) {
+                self.forget_content(content)?;
+            }
+        }
         for entry in self.entries()? {
-            if keep.contains(&entry.digest) {
+            if keep_blobs.contains(&entry.digest) {
                 continue;
             }
             let path = self.path_of(&entry.digest)?;
@@ -266,7 +416,9 @@ impl PackCache {
             }
         }
         let now = SystemTime::now();
-        for (name, path) in self.list()? {
+        let mut listed = self.list()?;
+        listed.extend(list(&self.content)?);
+        for (name, path) in listed {
             if !name.starts_with(TEMP_PREFIX) {
                 continue;
             }
@@ -302,8 +454,9 @@ impl PackCache {
 
     /// Temporary files currently in the cache (writes in progress or leftovers).
     pub fn temp_files(&self) -> Result<Vec<PathBuf>, CacheError> {
-        Ok(self
-            .list()?
+        let mut listed = self.list()?;
+        listed.extend(list(&self.content)?);
+        Ok(listed
             .into_iter()
             .filter(|(name, _)| name.starts_with(TEMP_PREFIX))
             .map(|(_, path)| path)
@@ -311,16 +464,21 @@ impl PackCache {
     }
 
     fn list(&self) -> Result<Vec<(String, PathBuf)>, CacheError> {
-        let listing = fs::read_dir(&self.blobs).map_err(io_error(&self.blobs, "listing"))?;
-        let mut out = Vec::new();
-        for dirent in listing {
-            let dirent = dirent.map_err(io_error(&self.blobs, "listing"))?;
-            if let Some(name) = dirent.file_name().to_str() {
-                out.push((name.to_owned(), dirent.path()));
-            }
-        }
-        Ok(out)
+        list(&self.blobs)
     }
+}
+
+/// The files of `folder` whose names are text.
+fn list(folder: &Path) -> Result<Vec<(String, PathBuf)>, CacheError> {
+    let listing = fs::read_dir(folder).map_err(io_error(folder, "listing"))?;
+    let mut out = Vec::new();
+    for dirent in listing {
+        let dirent = dirent.map_err(io_error(folder, "listing"))?;
+        if let Some(name) = dirent.file_name().to_str() {
+            out.push((name.to_owned(), dirent.path()));
+        }
+    }
+    Ok(out)
 }
 
 /// The hex part of a `sha256:<hex>` digest. Strict, because it becomes a file name.
@@ -491,6 +649,116 @@ mod tests {
         assert!(fresh.exists(), "a write in progress must survive");
         assert!(foreign.exists(), "files that are not blobs are left alone");
         assert_eq!(cache.get(&keep).unwrap(), Some(keep_bytes));
+    }
+
+    /// A pack archive (gzip of a tar stream) and its content digest.
+    fn archive(text: &str) -> (Vec<u8>, String) {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("pack.json"), text).unwrap();
+        let archive = crate::pack::archive::archive_pack(
+            dir.path(),
+            "p",
+            crate::pack::archive::PACK_COMPRESSION,
+        )
+        .unwrap();
+        (archive.bytes, archive.content_digest)
+    }
+
+    #[test]
+    fn the_content_index_names_a_blob_and_is_only_a_hint() {
+        let (_dir, cache) = cache();
+        let (bytes, content) = archive("{}");
+        let layer = sha256_digest(&bytes);
+        assert_eq!(cache.layer_of_content(&content).unwrap(), None);
+        cache.put(&layer, &bytes).unwrap();
+        cache.record_content(&content, &layer).unwrap();
+        assert_eq!(
+            cache.layer_of_content(&content).unwrap(),
+            Some(layer.clone())
+        );
+        // Blobs stay what they were: named by layer digest, only blobs in sha256/.
+        assert_eq!(cache.entries().unwrap().len(), 1);
+        assert_eq!(cache.entries().unwrap()[0].digest, layer);
+        assert!(cache.temp_files().unwrap().is_empty());
+        // An entry that is not a digest is dropped, never followed.
+        let entry = cache
+            .root()
+            .join("content")
+            .join(content.trim_start_matches("sha256:"));
+        fs::write(&entry, "../../etc/passwd").unwrap();
+        assert_eq!(cache.layer_of_content(&content).unwrap(), None);
+        assert!(!entry.exists());
+        // Forgetting an entry leaves the blob.
+        cache.record_content(&content, &layer).unwrap();
+        cache.forget_content(&content).unwrap();
+        assert_eq!(cache.layer_of_content(&content).unwrap(), None);
+        assert!(cache.contains(&layer));
+        // Malformed digests are refused as for blobs.
+        assert!(matches!(
+            cache.record_content("sha256:../x", &layer).unwrap_err(),
+            CacheError::InvalidDigest { .. }
+        ));
+        assert!(matches!(
+            cache.record_content(&content, "md5:00").unwrap_err(),
+            CacheError::InvalidDigest { .. }
+        ));
+    }
+
+    #[test]
+    fn blobs_cached_before_the_index_are_indexed_from_their_bytes() {
+        let (_dir, cache) = cache();
+        let (old_bytes, old_content) = archive("{\"old\": true}");
+        let old_layer = sha256_digest(&old_bytes);
+        // As the cache held it before content digests: a blob, no index entry.
+        cache.put(&old_layer, &old_bytes).unwrap();
+        let not_gzip = b"not a pack archive".to_vec();
+        cache.put(&sha256_digest(&not_gzip), &not_gzip).unwrap();
+        assert_eq!(cache.index_unindexed(1 << 20).unwrap(), 1);
+        assert_eq!(
+            cache.layer_of_content(&old_content).unwrap(),
+            Some(old_layer)
+        );
+        // Once indexed, nothing more to do.
+        assert_eq!(cache.index_unindexed(1 << 20).unwrap(), 0);
+        // A blob that decompresses past the bound is not indexed.
+        let (_bounded_dir, bounded) = super::tests::cache();
+        let (bytes, content) = archive(&"x".repeat(10_000));
+        bounded.put(&sha256_digest(&bytes), &bytes).unwrap();
+        assert_eq!(bounded.index_unindexed(1_000).unwrap(), 0);
+        assert_eq!(bounded.layer_of_content(&content).unwrap(), None);
+    }
+
+    #[test]
+    fn garbage_collection_keeps_the_blobs_of_content_pins_and_legacy_pins() {
+        let (_dir, cache) = cache();
+        let (pinned_bytes, pinned_content) = archive("{\"pinned\": 1}");
+        let (legacy_bytes, legacy_content) = archive("{\"legacy\": 1}");
+        let (dropped_bytes, dropped_content) = archive("{\"dropped\": 1}");
+        let mut layers = Vec::new();
+        for (bytes, content) in [
+            (&pinned_bytes, &pinned_content),
+            (&legacy_bytes, &legacy_content),
+            (&dropped_bytes, &dropped_content),
+        ] {
+            let layer = sha256_digest(bytes);
+            cache.put(&layer, bytes).unwrap();
+            cache.record_content(content, &layer).unwrap();
+            layers.push(layer);
+        }
+        // A revision pinning one pack by content digest and one by layer digest (legacy).
+        let keep = BTreeSet::from([pinned_content.clone(), layers[1].clone()]);
+        let report = cache.collect_garbage(&keep).unwrap();
+        assert_eq!(report.removed, vec![layers[2].clone()]);
+        assert!(cache.contains(&layers[0]) && cache.contains(&layers[1]));
+        assert!(!cache.contains(&layers[2]));
+        assert_eq!(
+            cache.layer_of_content(&pinned_content).unwrap(),
+            Some(layers[0].clone())
+        );
+        // Index entries of content not kept go (the legacy pack's too: it is kept by its
+        // layer digest, and is indexed again when next unpacked).
+        assert_eq!(cache.layer_of_content(&dropped_content).unwrap(), None);
+        assert_eq!(cache.layer_of_content(&legacy_content).unwrap(), None);
     }
 
     #[test]

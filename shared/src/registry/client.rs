@@ -10,7 +10,8 @@
 //! - config: media type `application/vnd.unknown.config.v1+json`, content `{}`;
 //! - one layer: the pack's deterministic archive (`.tar.gz`), media type
 //!   `application/vnd.oci.image.layer.v1.tar` (what oras gives files, gzip or not), with
-//!   `org.opencontainers.image.title: <name>-<version>.tar.gz`;
+//!   `org.opencontainers.image.title: <name>-<version>.tar.gz` and, informational only,
+//!   [`CONTENT_DIGEST_ANNOTATION`];
 //! - no timestamp annotations: pushing the same pack twice gives the same manifest digest.
 //!
 //! # Errors and retries
@@ -43,6 +44,15 @@
 //! [`RegistryOptions::max_pack_bytes`], hashed while they arrive, and compared with the
 //! layer digest; only verified bytes reach the [`PackCache`]. `pull` and `inspect` go
 //! further and cache a blob only once it unpacked safely into a valid pack.
+//!
+//! # Two digests
+//!
+//! The layer digest names the compressed blob (transport); the content digest, the sha256
+//! of the decompressed tar stream, is the pack's identity, what revisions pin. Unpacking
+//! computes it from the bytes (decompressing, hashing and unpacking are one pass), so a
+//! pack pushed by any tool, at any gzip level, has one content digest.
+//! [`PackRegistryClient::pull_pinned`] accepts a pin that is the layer digest too: that is
+//! what revisions published before content digests hold.
 
 mod descriptor;
 mod download;
@@ -76,6 +86,11 @@ pub const PACK_LAYER_MEDIA_TYPE: &str = "application/vnd.oci.image.layer.v1.tar"
 pub const PACK_CONFIG_MEDIA_TYPE: &str = "application/vnd.unknown.config.v1+json";
 /// The annotation holding the layer's file name.
 pub const TITLE_ANNOTATION: &str = "org.opencontainers.image.title";
+/// The annotation Strata adds to the pack layer it pushes: the pack's content digest (the
+/// sha256 of the uncompressed tar stream), for people and tools reading the manifest.
+/// Informational only: a registry is not trusted, so every reader that pins or verifies
+/// computes the content digest from the bytes; packs pushed by other tools lack it.
+pub const CONTENT_DIGEST_ANNOTATION: &str = "dev.strata.pack.content-digest";
 const PACK_CONFIG: &[u8] = b"{}";
 
 /// A client for one pack registry.

@@ -59,7 +59,7 @@ pub enum RegistryError {
         found: String,
     },
     #[error(
-        "{reference}: the registry serves the pack archive {found}, but it is pinned to {pinned}; the tag was pushed again since it was pinned, so nothing was fetched (push the pinned pack back, or pin the new digest)"
+        "{reference}: the registry serves a pack whose content digest is {found}, but it is pinned to {pinned}; the tag was pushed again since it was pinned, so nothing was unpacked or cached (push the pinned pack back, or pin the new digest)"
     )]
     PinChanged {
         reference: String,

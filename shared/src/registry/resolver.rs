@@ -1,8 +1,9 @@
 //! Pinning a profile's layers to digests from a registry.
 //!
 //! Composition is pure and synchronous; fetching is not. So the packs a set of profiles
-//! names are fetched first ([`RegistryPacks::fetch`]), each pinned to the digest of its
-//! archive (the layer digest, the same digest `strata pack inspect` gives a folder), and the
+//! names are fetched first ([`RegistryPacks::fetch`]), each pinned to its content digest
+//! (the sha256 of its decompressed tar stream, computed here while unpacking the downloaded
+//! layer: the same digest `strata pack inspect` gives a folder), and the
 //! result is a [`PackSource`] that composition reads from memory. A pack that could not be
 //! fetched keeps its error, reported at the layer that names it.
 
@@ -62,7 +63,8 @@ impl RegistryPacks {
                     match pack {
                         Some(pack) => Ok(ResolvedPack::of(
                             &pack,
-                            pulled.descriptor.layer_digest.clone(),
+                            // Computed by the pull from the bytes it unpacked.
+                            pulled.content_digest.clone(),
                             format!(
                                 "{}@{}",
                                 pulled.descriptor.reference, pulled.descriptor.manifest_digest

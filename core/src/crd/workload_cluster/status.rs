@@ -237,7 +237,9 @@ pub struct LayerState {
     /// The pack's name.
     pub name: String,
     pub version: String,
-    /// `sha256:` of the pack archive the revision pins.
+    /// The pack's digest the revision pins: its content digest (`sha256:` of its
+    /// uncompressed tar stream), or in revisions made before content digests the digest of
+    /// its compressed archive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
     pub state: LayerPhase,

@@ -1,12 +1,16 @@
 //! Fetching a pack's archive, and pulling or inspecting a pack: from the cache when it is
-//! there, else downloaded within the deadline; unpacked off the async runtime.
+//! there, else downloaded within the deadline; unpacked off the async runtime, computing
+//! the pack's content digest on the way.
 
 use std::path::Path;
 
 use oci_client::Reference;
-use tracing::{Instrument, info, info_span};
+use tracing::{Instrument, debug, info, info_span, warn};
 
-use super::unpack::{UnpackJob, blocking, cached, check_destination, store};
+use super::unpack::{
+    CachedBy, UnpackJob, blocking, cached, cached_pin, check_destination, forget_content, index,
+    store, store_blob,
+};
 use super::{PackDescriptor, PackRegistryClient, PinnedPull, PulledPack, RegistryError};
 use crate::pack::archive::ArchiveLimits;
 use crate::pack::manifest::PackManifest;
@@ -28,7 +32,8 @@ impl PackRegistryClient {
             let bytes = self
                 .within_deadline(&descriptor.reference, self.download(descriptor))
                 .await?;
-            store(&descriptor.layer_digest, bytes, cache).await
+            // Not unpacked here, so not indexed by content: pulls index what they unpack.
+            store_blob(&descriptor.layer_digest, bytes, cache).await
         }
         .instrument(span)
         .await
@@ -53,39 +58,41 @@ impl PackRegistryClient {
                 reference: reference_text.clone(),
                 source,
             })?;
-            let (descriptor, bytes, from_cache) = self
-                .resolved_bytes(name, version, &reference, cache)
+            let (descriptor, content_digest, bytes, from_cache) = self
+                .resolve_and_unpack(name, version, &reference, None, dest, cache)
                 .await?;
-            let limits = self.archive_limits();
-            let job = UnpackJob {
-                reference: descriptor.reference.clone(),
-                name: name.to_owned(),
-                version: version.to_owned(),
-                limits,
-            };
-            let dest_owned = dest.to_path_buf();
-            let bytes = blocking(&descriptor.reference, move || {
-                job.pull_into(&bytes, &dest_owned).map(|()| bytes)
-            })
-            .await?;
-            if !from_cache {
-                store(&descriptor.layer_digest, bytes, cache).await?;
+            if from_cache {
+                index(&descriptor.layer_digest, &content_digest, cache).await?;
+            } else {
+                store(&descriptor.layer_digest, &content_digest, bytes, cache).await?;
             }
-            info!(digest = %descriptor.layer_digest, "pulled pack");
+            info!(%content_digest, layer_digest = %descriptor.layer_digest, "pulled pack");
             Ok(PulledPack {
-                descriptor,
+                descriptor: PackDescriptor {
+                    content_digest: Some(content_digest.clone()),
+                    ..descriptor
+                },
                 dir: dest.to_path_buf(),
+                content_digest,
             })
         }
         .instrument(span)
         .await
     }
 
-    /// Pulls `name:version` pinned to the archive digest `pinned` (`sha256:…`, as a
-    /// revision holds it) into `dest`, as `pull` does. The cache is asked first by the
-    /// pinned digest alone, so a site whose registry is unreachable still gets every pack it
-    /// cached; otherwise the registry's archive must be exactly the pinned one, or nothing is
-    /// downloaded ([`RegistryError::PinChanged`]). Returns whether the cache served it.
+    /// Pulls `name:version` pinned to the content digest `pinned` (`sha256:…`, as a
+    /// revision holds it) into `dest`, as `pull` does, and only if what it unpacks to hashes
+    /// to the pin ([`RegistryError::PinChanged`] otherwise, before anything is at `dest` or
+    /// cached). The cache is asked first by the pin alone, so a site whose registry is
+    /// unreachable still gets every pack it cached; otherwise the tag is resolved, the layer
+    /// downloaded (verified against the layer digest its manifest names), decompressed,
+    /// hashed and unpacked in one pass. Whatever the manifest's annotations claim is not
+    /// looked at.
+    ///
+    /// Migration: revisions published before content digests pin the layer digest (the
+    /// compressed archive's). Such a pin is still honoured when it is exactly the layer the
+    /// cache or the registry holds (the download is verified against it), so clusters keep
+    /// installing until the controller publishes revisions with content digests.
     pub async fn pull_pinned(
         &self,
         name: &str,
@@ -102,49 +109,70 @@ impl PackRegistryClient {
                 reference: reference_text.clone(),
                 source,
             })?;
-            let by_pin = PackDescriptor {
-                reference: reference_text.clone(),
-                manifest_digest: String::new(),
-                layer_digest: pinned.to_owned(),
-                layer_size: 0,
-                file_name: String::new(),
-            };
-            let (bytes, from_cache) = match cached(&by_pin, cache).await? {
-                Some(bytes) => (bytes, true),
-                None => {
-                    let work = async {
-                        let descriptor = self.resolve_inner(name, version, &reference).await?;
-                        if descriptor.layer_digest != pinned {
-                            return Err(RegistryError::PinChanged {
-                                reference: reference_text.clone(),
-                                pinned: pinned.to_owned(),
-                                found: descriptor.layer_digest,
-                            });
-                        }
-                        self.download(&descriptor).await
-                    };
-                    (self.within_deadline(&reference_text, work).await?, false)
-                }
-            };
-            let job = UnpackJob {
+            let job = |expected_content: Option<&str>| UnpackJob {
                 reference: reference_text.clone(),
                 name: name.to_owned(),
                 version: version.to_owned(),
                 limits: self.archive_limits(),
+                expected_content: expected_content.map(str::to_owned),
             };
-            let dest_owned = dest.to_path_buf();
-            let bytes = blocking(&reference_text, move || {
-                job.pull_into(&bytes, &dest_owned).map(|()| bytes)
-            })
-            .await?;
-            // Cached only once it proved to be a valid pack of this name and version.
-            if !from_cache {
-                store(pinned, bytes, cache).await?;
+            let max_bytes = self.options.max_pack_bytes;
+            if let Some((bytes, by)) = cached_pin(&reference_text, pinned, cache, max_bytes).await?
+            {
+                let legacy_pin = by == CachedBy::Layer;
+                // A blob stored under the pin is that exact layer (verified on read); one
+                // the content index names must still unpack to the pin.
+                let job = job((!legacy_pin).then_some(pinned));
+                let dest_owned = dest.to_path_buf();
+                match blocking(&reference_text, move || job.pull_into(&bytes, &dest_owned)).await {
+                    Ok(content_digest) => {
+                        if legacy_pin {
+                            debug!(%content_digest, "pinned by a legacy layer digest (cache)");
+                        }
+                        info!(from_cache = true, %content_digest, "pulled pinned pack");
+                        return Ok(PinnedPull {
+                            dir: dest.to_path_buf(),
+                            from_cache: true,
+                            content_digest,
+                            legacy_pin,
+                        });
+                    }
+                    // The index named a blob of other content (damaged on disk): forget it,
+                    // and ask the registry as if nothing were cached.
+                    Err(RegistryError::PinChanged { found, .. }) if !legacy_pin => {
+                        warn!(
+                            %found,
+                            "the pack cache's index named a blob of other content; ignoring it"
+                        );
+                        forget_content(&reference_text, pinned, cache).await?;
+                    }
+                    Err(error) => return Err(error),
+                }
             }
-            info!(from_cache, "pulled pinned pack");
+            // A blob the cache held under the manifest's layer digest is reused (`pull` and
+            // `fetch` cache blobs too); the registry was asked all the same.
+            let (descriptor, content_digest, bytes, blob_cached) = self
+                .resolve_and_unpack(name, version, &reference, Some(pinned), dest, cache)
+                .await?;
+            // The blob was verified against the manifest's layer digest; a pin equal to it
+            // is a legacy pin of exactly these bytes.
+            let legacy_pin = descriptor.layer_digest == pinned;
+            if legacy_pin {
+                debug!(layer_digest = %descriptor.layer_digest, "pinned by a legacy layer digest");
+            }
+            // Cached only once it proved to be a valid pack of this name and version, and
+            // the pinned one.
+            if blob_cached {
+                index(&descriptor.layer_digest, &content_digest, cache).await?;
+            } else {
+                store(&descriptor.layer_digest, &content_digest, bytes, cache).await?;
+            }
+            info!(from_cache = false, blob_cached, %content_digest, "pulled pinned pack");
             Ok(PinnedPull {
                 dir: dest.to_path_buf(),
-                from_cache,
+                from_cache: false,
+                content_digest,
+                legacy_pin,
             })
         }
         .instrument(span)
@@ -169,18 +197,81 @@ impl PackRegistryClient {
                 name: name.to_owned(),
                 version: version.to_owned(),
                 limits: self.archive_limits(),
+                expected_content: None,
             };
-            let (manifest, bytes) = blocking(&descriptor.reference, move || {
-                job.inspect(&bytes).map(|manifest| (manifest, bytes))
+            let (manifest, content_digest, bytes) = blocking(&descriptor.reference, move || {
+                job.inspect(&bytes)
+                    .map(|(manifest, content_digest)| (manifest, content_digest, bytes))
             })
             .await?;
-            if !from_cache {
-                store(&descriptor.layer_digest, bytes, cache).await?;
+            if from_cache {
+                index(&descriptor.layer_digest, &content_digest, cache).await?;
+            } else {
+                store(&descriptor.layer_digest, &content_digest, bytes, cache).await?;
             }
+            let descriptor = PackDescriptor {
+                content_digest: Some(content_digest),
+                ..descriptor
+            };
             Ok((descriptor, manifest))
         }
         .instrument(span)
         .await
+    }
+
+    /// Resolves `name:version` and unpacks its blob into `dest`: from the cache (by layer
+    /// digest) when there, else unpacked while it downloads. With a `pin`, what it unpacks
+    /// to must hash to it ([`RegistryError::PinChanged`]), unless the pin is the layer
+    /// digest itself (a legacy pin: the blob is verified against it). Resolving and
+    /// downloading are within the deadline; the last step of the unpack, moving the pack
+    /// into place once the download verified, is not (it could not be stopped, and would
+    /// move the pack after the error). The descriptor, the content digest, the blob, and
+    /// whether the cache held it.
+    async fn resolve_and_unpack(
+        &self,
+        name: &str,
+        version: &str,
+        reference: &Reference,
+        pin: Option<&str>,
+        dest: &Path,
+        cache: Option<&PackCache>,
+    ) -> Result<(PackDescriptor, String, Vec<u8>, bool), RegistryError> {
+        let job = |descriptor: &PackDescriptor| UnpackJob {
+            reference: descriptor.reference.clone(),
+            name: name.to_owned(),
+            version: version.to_owned(),
+            limits: self.archive_limits(),
+            expected_content: pin
+                .filter(|pin| *pin != descriptor.layer_digest)
+                .map(str::to_owned),
+        };
+        let work = async {
+            let descriptor = self.resolve_inner(name, version, reference).await?;
+            if let Some(bytes) = cached(&descriptor, cache).await? {
+                return Ok((descriptor, bytes, None));
+            }
+            // Without a cache, nothing needs the blob once it is unpacked.
+            let keep = cache.is_some();
+            let downloaded = self
+                .download_unpacking(&descriptor, job(&descriptor), dest.to_path_buf(), keep)
+                .await?;
+            Ok((descriptor, downloaded.bytes, Some(downloaded.unpacking)))
+        };
+        let (descriptor, bytes, streamed) = self.within_deadline(&reference.whole(), work).await?;
+        let from_cache = streamed.is_none();
+        if let Some(Some(unpack)) = streamed {
+            let content_digest = unpack.finish().await?;
+            return Ok((descriptor, content_digest, bytes, false));
+        }
+        // From the cache, or downloaded in more than one attempt: unpacked now.
+        let job = job(&descriptor);
+        let dest_owned = dest.to_path_buf();
+        let (content_digest, bytes) = blocking(&descriptor.reference, move || {
+            job.pull_into(&bytes, &dest_owned)
+                .map(|content_digest| (content_digest, bytes))
+        })
+        .await?;
+        Ok((descriptor, content_digest, bytes, from_cache))
     }
 
     /// The descriptor of `name:version` and its blob, from the cache or downloaded (and

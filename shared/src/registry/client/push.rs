@@ -1,8 +1,11 @@
 //! Pushing a pack: the archive, the `{}` config and the manifest, uploaded by
-//! `oci-client` with authentication decided here (see `Transport::upload_auth`).
+//! `oci-client` with authentication decided here (see `Transport::upload_auth`). The
+//! archive is made in memory in one pass that also yields both its digests (content and
+//! layer), and handed to the uploader without another copy.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use bytes::Bytes;
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
@@ -13,10 +16,10 @@ use serde::Serialize;
 use tracing::info;
 
 use super::{
-    PACK_CONFIG, PACK_CONFIG_MEDIA_TYPE, PACK_LAYER_MEDIA_TYPE, PackDescriptor, PackRegistryClient,
-    PushedPack, RegistryError, TITLE_ANNOTATION, USER_AGENT,
+    CONTENT_DIGEST_ANNOTATION, PACK_CONFIG, PACK_CONFIG_MEDIA_TYPE, PACK_LAYER_MEDIA_TYPE,
+    PackDescriptor, PackRegistryClient, PushedPack, RegistryError, TITLE_ANNOTATION, USER_AGENT,
 };
-use crate::pack::archive::{archive_to_vec, sha256_digest};
+use crate::pack::archive::{PACK_COMPRESSION, PackArchive, archive_pack, sha256_digest};
 use crate::registry::failure::{Failure, classify, error_chain};
 
 /// The manifest exactly as pushed. Own types rather than `OciImageManifest` so that the
@@ -99,16 +102,43 @@ impl PackRegistryClient {
     ) -> Result<PushedPack, RegistryError> {
         let context = self.context(&reference);
         let root = name.clone();
-        let archive = tokio::task::spawn_blocking(move || archive_to_vec(&dir, &root))
-            .await
-            .map_err(|e| RegistryError::Protocol {
-                reference: context.reference.clone(),
-                message: format!("archiving the pack was interrupted: {e}"),
-            })?
-            .map_err(|source| RegistryError::Archive {
-                reference: context.reference.clone(),
-                source,
-            })?;
+        // Both digests come out of the one pass that archives the pack.
+        let archiving = async {
+            tokio::task::spawn_blocking(move || archive_pack(&dir, &root, PACK_COMPRESSION))
+                .await
+                .map_err(|e| RegistryError::Protocol {
+                    reference: context.reference.clone(),
+                    message: format!("archiving the pack was interrupted: {e}"),
+                })?
+                .map_err(|source| RegistryError::Archive {
+                    reference: context.reference.clone(),
+                    source,
+                })
+        };
+        // Check-then-push: two pushers racing on one tag can both pass; the registry
+        // keeps the last, as it would with force.
+        let checking = self.retrying("checking whether the tag exists", || async {
+            match self.manifest_once(&reference).await {
+                Ok((_, digest)) => Ok(Some(digest)),
+                Err(Failure::NotFound(_)) => Ok(None),
+                Err(failure) => Err(failure),
+            }
+        });
+        // The first upload's client and credentials; the attempt sets them up itself when
+        // this failed (and reports why).
+        let preparing = async {
+            let auth = self.transport.upload_auth(reference.repository()).await?;
+            upload_client(self.upload_config(), &reference, auth).await
+        };
+        // None depends on the others: the registry's round trips and the client's set-up
+        // happen while the pack is archived, not after.
+        let (archive, existing, prepared) = tokio::join!(archiving, checking, preparing);
+        let archive = archive?;
+        let PackArchive {
+            bytes: archive,
+            content_digest,
+            layer_digest,
+        } = archive;
         let size = archive.len() as u64;
         if size > self.options.max_pack_bytes {
             return Err(RegistryError::TooLarge {
@@ -117,7 +147,6 @@ impl PackRegistryClient {
                 limit: self.options.max_pack_bytes,
             });
         }
-        let layer_digest = sha256_digest(&archive);
         let config_digest = sha256_digest(PACK_CONFIG);
         let file_name = format!("{name}-{version}.tar.gz");
         let manifest = serde_json::to_vec(&ManifestOut {
@@ -133,7 +162,10 @@ impl PackRegistryClient {
                 media_type: PACK_LAYER_MEDIA_TYPE,
                 digest: &layer_digest,
                 size,
-                annotations: Some(BTreeMap::from([(TITLE_ANNOTATION, file_name.as_str())])),
+                annotations: Some(BTreeMap::from([
+                    (TITLE_ANNOTATION, file_name.as_str()),
+                    (CONTENT_DIGEST_ANNOTATION, content_digest.as_str()),
+                ])),
             }],
         })
         .map_err(|e| RegistryError::Protocol {
@@ -142,18 +174,7 @@ impl PackRegistryClient {
         })?;
         let manifest_digest = sha256_digest(&manifest);
 
-        // Check-then-push: two pushers racing on one tag can both pass; the registry
-        // keeps the last, as it would with force.
-        let existing = self
-            .retrying("checking whether the tag exists", || async {
-                match self.manifest_once(&reference).await {
-                    Ok((_, digest)) => Ok(Some(digest)),
-                    Err(Failure::NotFound(_)) => Ok(None),
-                    Err(failure) => Err(failure),
-                }
-            })
-            .await
-            .map_err(|f| context.error(f))?;
+        let existing = existing.map_err(|f| context.error(f))?;
         if existing.is_some() && !force {
             return Err(RegistryError::Exists {
                 reference: context.reference,
@@ -162,10 +183,17 @@ impl PackRegistryClient {
 
         let layer = Bytes::from(archive);
         let manifest = Bytes::from(manifest);
+        let prepared = Mutex::new(prepared.ok());
         self.retrying("uploading", || async {
-            // Each attempt: the token may have expired during a slow upload.
-            let auth = self.transport.upload_auth(reference.repository()).await?;
-            let uploader = upload_client(self.upload_config(), &reference, auth).await?;
+            let first = prepared.lock().ok().and_then(|mut first| first.take());
+            let uploader = match first {
+                Some(uploader) => uploader,
+                // Each further attempt: the token may have expired during a slow upload.
+                None => {
+                    let auth = self.transport.upload_auth(reference.repository()).await?;
+                    upload_client(self.upload_config(), &reference, auth).await?
+                }
+            };
             uploader
                 .push_blob(&reference, layer.clone(), &layer_digest)
                 .await
@@ -191,12 +219,13 @@ impl PackRegistryClient {
         })?;
 
         let replaced = existing.is_some_and(|digest| digest != manifest_digest);
-        info!(%manifest_digest, %layer_digest, size, replaced, "pushed pack");
+        info!(%manifest_digest, %content_digest, %layer_digest, size, replaced, "pushed pack");
         Ok(PushedPack {
             descriptor: PackDescriptor {
                 reference: context.reference,
                 manifest_digest,
                 layer_digest,
+                content_digest: Some(content_digest),
                 layer_size: size,
                 file_name,
             },

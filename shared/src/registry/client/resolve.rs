@@ -47,6 +47,9 @@ impl PackRegistryClient {
             reference: context.reference,
             manifest_digest,
             layer_digest: layer.digest.clone(),
+            // Known only once the layer is read: the annotation Strata pushes is not
+            // evidence of anything.
+            content_digest: None,
             layer_size: u64::try_from(layer.size).unwrap_or_default(),
             file_name,
         };
