@@ -42,6 +42,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ring::rand::{SecureRandom, SystemRandom};
+use strata_e2e::bench_table::BenchRow;
 use strata_e2e::registry::{RegistryOptions, TestRegistry};
 use strata_shared::pack::Pack;
 use strata_shared::registry::client::{self as pack_client, PackRegistryClient};
@@ -414,4 +415,26 @@ async fn main() {
         ratio(&strata_push, &oras_push_process),
         ratio(&strata_pull, &oras_pull_process)
     );
+    let seconds = |row: &Row| format!("{:.3} s", median(&row.times).as_secs_f64());
+    let push_what = format!("pack push, a {payload_mib} MiB chart (archive and upload)");
+    let pull_what =
+        format!("pack pull, a {payload_mib} MiB chart (download, verify, unpack, validate)");
+    BenchRow {
+        what: &push_what,
+        figure: seconds(&strata_push),
+        against: "ORAS Python SDK push of the same archive",
+        against_figure: seconds(&oras_push),
+        ratio: ratio(&strata_push, &oras_push),
+        goal: "≤ 1.0×",
+    }
+    .print();
+    BenchRow {
+        what: &pull_what,
+        figure: seconds(&strata_pull),
+        against: "ORAS Python SDK pull (download only)",
+        against_figure: seconds(&oras_pull),
+        ratio: ratio(&strata_pull, &oras_pull),
+        goal: "≤ 1.2×",
+    }
+    .print();
 }

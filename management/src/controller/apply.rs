@@ -107,6 +107,7 @@ pub async fn publish(
         ctx,
         &location.objects_namespace,
         &location.objects_namespace,
+        objects_namespace.uid(),
     )
     .await
     .map_err(ApplyError::kube(valid))?;
@@ -224,15 +225,21 @@ fn publication_condition(published: &Published) -> ConditionUpdate<'static> {
 
 /// The controller's own writes in a namespace it manages (identity Secrets): the static
 /// ClusterRole, bound there for its own account.
-/// `scope`: the objects namespace of the cluster the binding is for.
-async fn bind_controller(ctx: &Context, scope: &str, namespace: &str) -> Result<(), WriteError> {
+/// `scope`: the objects namespace of the cluster the binding is for; `namespace_uid`: the
+/// namespace's, when known, so that a namespace made again gets its binding again.
+async fn bind_controller(
+    ctx: &Context,
+    scope: &str,
+    namespace: &str,
+    namespace_uid: Option<String>,
+) -> Result<(), WriteError> {
     let binding = controller_binding(
         namespace,
         &ctx.settings.system_namespace,
         &ctx.settings.controller_account,
     );
     let what = format!("binding {namespace}");
-    let written = Written::of(&binding);
+    let written = Written::of(&binding).leaving(namespace_uid);
     if ctx.recent.done(scope, &what, written) {
         return Ok(());
     }
@@ -266,7 +273,7 @@ pub async fn identities(
             ensure_plain_namespace(&ctx.writer, ns)
                 .await
                 .map_err(ApplyError::kube(valid))?;
-            bind_controller(ctx, &valid.location.objects_namespace, ns)
+            bind_controller(ctx, &valid.location.objects_namespace, ns, None)
                 .await
                 .map_err(ApplyError::kube(valid))?;
         }
