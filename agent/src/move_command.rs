@@ -15,9 +15,9 @@ use kube::Api;
 use kube::runtime::{WatchStreamExt, watcher};
 use strata_shared::contracts::capi::CLUSTER;
 use strata_shared::contracts::names::AGENT_NAMESPACE;
-use strata_shared::kube_writer::{KubeWriter, WriteError};
+use strata_shared::journal_maps;
+use strata_shared::kube_writer::{BoundedApi, KubeWriter, WriteError};
 use strata_shared::pivot::journal::{Direction, MoveJournal, MovePhase, MoveStep, ObjectState};
-use strata_shared::pivot::journal_record::journal_from;
 
 use crate::pivot::{self, JournalStore, MoveSides, PivotError};
 
@@ -204,10 +204,17 @@ async fn read_journal(
     }
 }
 
-/// This cluster's pivot journal, if `map` holds it. Recognised by content rather than by
-/// name, so the report does not depend on how the store names its ConfigMap.
-fn journal_in(map: &ConfigMap, cluster: &str) -> Option<MoveJournal> {
-    journal_from(map)
+/// This cluster's pivot journal, if `map` holds it (with its parts, read through `maps`,
+/// when it is split). Recognised by content rather than by name, so the report does not
+/// depend on how the store names its ConfigMap. A split journal whose parts a newer save
+/// swept meanwhile is skipped: the newer version is on its way.
+async fn journal_in(
+    maps: &BoundedApi<ConfigMap>,
+    map: &ConfigMap,
+    cluster: &str,
+) -> Option<MoveJournal> {
+    journal_maps::read_journal(maps, map)
+        .await
         .ok()
         .filter(|j| j.cluster == cluster && j.direction == Direction::Pivot)
 }
@@ -222,6 +229,7 @@ async fn report(
 ) -> Option<MoveJournal> {
     // A watch: the one call the writer does not make.
     let api: Api<ConfigMap> = Api::namespaced(target.client().clone(), AGENT_NAMESPACE);
+    let parts: BoundedApi<ConfigMap> = target.namespaced(AGENT_NAMESPACE);
     let mut maps = std::pin::pin!(watcher(api, watcher::Config::default()).applied_objects());
     let mut progress = Progress::new(started);
     let mut give_up_at: Option<tokio::time::Instant> = None;
@@ -229,7 +237,7 @@ async fn report(
         tokio::select! {
             next = maps.next() => match next {
                 Some(Ok(map)) => {
-                    if let Some(journal) = journal_in(&map, cluster) {
+                    if let Some(journal) = journal_in(&parts, &map, cluster).await {
                         progress.show(&journal);
                         if journal.phase == MovePhase::Done {
                             return Some(journal);

@@ -60,10 +60,11 @@ use strata_e2e::cloud_sim::objects::{
 use strata_e2e::cloud_sim::sim_crds;
 use strata_e2e::control_plane::{ControlPlane, ControlPlaneOptions};
 use strata_e2e::management::{ensure_namespace, read_documents, repo_root};
+use strata_e2e::move_checks::journal_of_map;
 use strata_e2e::process_kubelet::default_agent_binary;
 use strata_shared::contracts::names::AGENT_NAMESPACE;
 use strata_shared::pivot::backup::{BackupFiles, MANIFEST_FILE, read_backup};
-use strata_shared::pivot::journal_record::{journal_from, recorded_bytes};
+use strata_shared::pivot::journal_record::recorded_bytes;
 use strata_shared::pivot::site_export;
 
 const DEFAULT_SIZES: [usize; 3] = [10, 100, 500];
@@ -822,18 +823,20 @@ async fn warm_up(client: &Client) {
     }
 }
 
-/// The size of the move's journal: it lives in one ConfigMap, which the apiserver caps at
-/// 1 MiB, so this bounds the largest cluster a move can carry.
+/// The size of the move's journal, compressed, across its ConfigMaps (one while it fits the
+/// apiserver's 1 MiB, the main map and its parts beyond): this bounds the largest cluster a
+/// move can carry.
 async fn journal_bytes(target: &Client, cluster: &str) -> usize {
     let maps: Api<ConfigMap> = Api::namespaced(target.clone(), AGENT_NAMESPACE);
-    maps.list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .iter()
-        .find(|map| journal_from(map).is_ok_and(|j| j.cluster == cluster))
-        .map(recorded_bytes)
-        .unwrap_or_else(|| panic!("no journal of the move of {cluster} in the target"))
+    for map in maps.list(&ListParams::default()).await.unwrap().items {
+        if journal_of_map(target, &map)
+            .await
+            .is_ok_and(|j| j.cluster == cluster)
+        {
+            return recorded_bytes(&map);
+        }
+    }
+    panic!("no journal of the move of {cluster} in the target")
 }
 
 struct MoveRun {

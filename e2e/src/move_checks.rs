@@ -6,6 +6,7 @@
 //! instead, for the test to report them all.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::DynamicObject;
@@ -14,8 +15,9 @@ use serde_json::{Value, json};
 use strata_shared::contracts::capi::{CLUSTER, KUBEADM_CONTROL_PLANE};
 use strata_shared::contracts::labels::PAUSED_BY_MOVE_ANNOTATION;
 use strata_shared::contracts::names::{AGENT_NAMESPACE, pivot_journal_name};
+use strata_shared::journal_maps::{JournalMapsError, read_journal};
+use strata_shared::kube_writer::KubeWriter;
 use strata_shared::pivot::journal::{JournalEntry, MoveJournal, MovePhase, ObjectState};
-use strata_shared::pivot::journal_record::journal_from;
 
 use crate::dynamic_objects::get_dynamic;
 
@@ -26,7 +28,17 @@ pub async fn pivot_journal(workload: &Client, cluster: &str) -> Option<MoveJourn
         .await
         .ok()
         .flatten()?;
-    journal_from(&map).ok()
+    journal_of_map(workload, &map).await.ok()
+}
+
+/// The journal `map` records, with its parts read when it is split across several.
+pub async fn journal_of_map(
+    client: &Client,
+    map: &ConfigMap,
+) -> Result<MoveJournal, JournalMapsError> {
+    let writer = KubeWriter::new(client.clone(), "strata-e2e", Duration::from_secs(60));
+    let namespace = map.metadata.namespace.as_deref().unwrap_or(AGENT_NAMESPACE);
+    read_journal(&writer.namespaced(namespace), map).await
 }
 
 /// How many steps the move takes: the pause, per group a create (and a status restore

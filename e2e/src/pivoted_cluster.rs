@@ -22,12 +22,12 @@ use strata_shared::contracts::names::{
     AGENT_NAME, AGENT_NAMESPACE, objects_namespace, reverse_journal_name,
 };
 use strata_shared::pivot::journal::MovePhase;
-use strata_shared::pivot::journal_record::journal_from;
 
 use crate::cloud_sim::Workload;
 use crate::dynamic_objects::list_objects;
 use crate::loss_watch::{watch_for_loss, watched_objects};
 use crate::management::{ControllerProcess, ManagementEnv, ManagementOptions, ensure_namespace};
+use crate::move_checks::journal_of_map;
 use crate::samples::apply_sample;
 use crate::wait::eventually;
 use crate::workload_cluster_status::{cluster, condition, describe};
@@ -195,7 +195,8 @@ pub async fn moves_back_when_deleted(
         .get(&journal_name)
         .await
         .unwrap_or_else(|e| panic!("reading the reverse journal {journal_name}: {e}"));
-    let journal = journal_from(&journal)
+    let journal = journal_of_map(w, &journal)
+        .await
         .unwrap_or_else(|e| panic!("the reverse journal {journal_name}: {e}"));
     assert_eq!(journal.phase, MovePhase::Done);
     let machines_moved = journal

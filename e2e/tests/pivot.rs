@@ -338,8 +338,9 @@ async fn pivots(crash_after_every_step: bool) {
         .get(&pivot_journal_name(name))
         .await
         .unwrap();
-    let journal: MoveJournal =
-        strata_shared::pivot::journal_record::journal_from(&journal).unwrap();
+    let journal: MoveJournal = strata_e2e::move_checks::journal_of_map(&w, &journal)
+        .await
+        .unwrap();
     assert_eq!(journal.phase, MovePhase::Done);
     let moved: Vec<String> = journal.objects.values().map(|e| e.describe()).collect();
     assert!(
@@ -1354,7 +1355,9 @@ async fn pivoted_again(
         .get(&format!("{journal}-round-1"))
         .await
         .expect("the round-1 journal kept aside");
-    let kept_journal = strata_shared::pivot::journal_record::journal_from(&kept).unwrap();
+    let kept_journal = strata_e2e::move_checks::journal_of_map(workload, &kept)
+        .await
+        .unwrap();
     assert_eq!(kept_journal.phase, MovePhase::Done);
     let current = maps.get(&journal).await.unwrap();
     assert_eq!(
@@ -1365,7 +1368,8 @@ async fn pivoted_again(
         Some("2")
     );
     assert_eq!(
-        strata_shared::pivot::journal_record::journal_from(&current)
+        strata_e2e::move_checks::journal_of_map(workload, &current)
+            .await
             .unwrap()
             .phase,
         MovePhase::Done

@@ -285,15 +285,18 @@ async fn a_deletion_racing_the_move_request_has_one_winner_and_loses_nothing() {
                 if pivot_journal(&w, name).await.is_some() {
                     moved.insert(name);
                 }
-                let reverse = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(
+                let reverse_map = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(
                     w.clone(),
                     AGENT_NAMESPACE,
                 )
                 .get_opt(&reverse_journal_name(name))
                 .await
                 .ok()
-                .flatten()
-                .and_then(|m| strata_shared::pivot::journal_record::journal_from(&m).ok());
+                .flatten();
+                let reverse = match reverse_map {
+                    Some(m) => strata_e2e::move_checks::journal_of_map(&w, &m).await.ok(),
+                    None => None,
+                };
                 if reverse
                     .is_some_and(|j| j.phase == strata_shared::pivot::journal::MovePhase::Done)
                 {

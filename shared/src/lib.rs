@@ -16,6 +16,7 @@ pub use strata_core::{
 pub mod agent_install;
 pub mod chart_release;
 pub mod helm_cli;
+pub mod journal_maps;
 pub mod kube_writer;
 pub mod layer_apply;
 pub mod leader;

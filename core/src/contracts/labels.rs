@@ -80,6 +80,16 @@ pub const PIVOT_ANNOTATION: &str = "strata.dev/pivot";
 /// and so on. Read by the controller, which hands it to the agent it installs; the agent
 /// keeps a move journal of an earlier round aside instead of resuming it.
 pub const PIVOT_ROUND_ANNOTATION: &str = "strata.dev/pivot-round";
+/// On each part ConfigMap of a move journal too large for one (see
+/// `crate::pivot::journal_parts`): the journal it belongs to (its ConfigMap's name, or a
+/// digest of a name too long for a label). Written and read by the agent's journal store.
+pub const JOURNAL_PART_OF_LABEL: &str = "strata.dev/journal-part-of";
+/// On each journal part: the round of the journal it belongs to.
+pub const JOURNAL_PART_ROUND_LABEL: &str = "strata.dev/journal-round";
+/// On each journal part: which version of the journal its writer replaced (a digest of the
+/// resourceVersion, `new` for a first write); tells an abandoned part from one a writer may
+/// still commit.
+pub const JOURNAL_PART_BASE_LABEL: &str = "strata.dev/journal-base";
 /// `decided`: the cluster is deleted where it is; no move may start. Read by the controller
 /// and the agent.
 pub const DELETION_ANNOTATION: &str = "strata.dev/deletion";

@@ -2,22 +2,22 @@
 //! The JSON takes about 440 bytes an object, so a cluster of some 600 machines (each with
 //! its infrastructure machine, bootstrap config and secret) would outgrow the apiserver's
 //! 1 MiB object limit as plain text, and its move could never be recorded. Compressed, a
-//! journal is about a tenth of that.
+//! journal is about a tenth of that; one that still does not fit one ConfigMap is split
+//! across several (see [`super::journal_parts`]).
 
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 
 use flate2::Compression;
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
-use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::ConfigMap;
 
 use super::journal::MoveJournal;
+use super::journal_parts;
 
-/// The `binaryData` key holding the journal.
+/// The `binaryData` key holding a journal that fits one ConfigMap.
 pub const JOURNAL_KEY: &str = "journal.json.gz";
-/// The apiserver refuses a ConfigMap whose data exceed this.
+/// The apiserver refuses a ConfigMap whose data (keys and values) exceed this.
 pub const CONFIG_MAP_LIMIT: usize = 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
@@ -29,69 +29,86 @@ pub enum JournalRecordError {
     #[error("the journal cannot be encoded: {0}")]
     Encode(String),
     #[error(
-        "the journal of the move of cluster {cluster} takes {bytes} bytes compressed, more than the {limit} a ConfigMap leaves it; the move is too large to record, and nothing was moved"
+        "the journal of the move of cluster {cluster} takes {bytes} bytes compressed, more than the {limit} its ConfigMaps leave it; the move is too large to record, and nothing was moved"
     )]
     TooLarge {
         cluster: String,
         bytes: usize,
         limit: usize,
     },
+    #[error(
+        "{map} holds a journal split across {parts} more ConfigMaps; it can only be read with them"
+    )]
+    Split { map: String, parts: usize },
+    #[error("{map} has an index of journal parts that cannot be read: {reason}")]
+    BadIndex { map: String, reason: String },
+    #[error("{map} names the journal part {part}, which is gone")]
+    PartMissing { map: String, part: String },
+    #[error(
+        "the journal part {part} named by {map} holds {bytes} bytes where the index says {expected}"
+    )]
+    PartWrongSize {
+        map: String,
+        part: String,
+        bytes: usize,
+        expected: usize,
+    },
+    #[error(
+        "the journal of {map}, put together from its parts ({parts}), has digest {found} where the index says {expected}"
+    )]
+    DigestMismatch {
+        map: String,
+        parts: String,
+        expected: String,
+        found: String,
+    },
 }
 
-/// A new journal (no target UIDs yet) must fit in this: it grows by about two thirds as
-/// the copies' UIDs are recorded, and a move that can no longer record its progress half
-/// way would be stuck with its source paused. Refused at the first write, it touches
-/// nothing.
-pub const NEW_JOURNAL_LIMIT: usize = CONFIG_MAP_LIMIT / 2;
-
-/// The ConfigMap `binaryData` recording `journal`; `new` for its first write.
-pub fn journal_data(
-    journal: &MoveJournal,
-    new: bool,
-) -> Result<BTreeMap<String, ByteString>, JournalRecordError> {
+/// The journal as gzip-compressed JSON.
+pub fn compressed(journal: &MoveJournal) -> Result<Vec<u8>, JournalRecordError> {
     let json =
         serde_json::to_vec(journal).map_err(|e| JournalRecordError::Encode(e.to_string()))?;
     let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
     encoder
         .write_all(&json)
         .map_err(|e| JournalRecordError::Encode(e.to_string()))?;
-    let bytes = encoder
+    encoder
         .finish()
-        .map_err(|e| JournalRecordError::Encode(e.to_string()))?;
-    let limit = if new {
-        NEW_JOURNAL_LIMIT
-    } else {
-        CONFIG_MAP_LIMIT
-    };
-    if bytes.len() > limit {
-        return Err(JournalRecordError::TooLarge {
-            cluster: journal.cluster.clone(),
-            bytes: bytes.len(),
-            limit,
-        });
-    }
-    Ok(BTreeMap::from([(
-        JOURNAL_KEY.to_string(),
-        ByteString(bytes),
-    )]))
+        .map_err(|e| JournalRecordError::Encode(e.to_string()))
 }
 
-/// The journal a ConfigMap records.
-pub fn journal_from(map: &ConfigMap) -> Result<MoveJournal, JournalRecordError> {
-    let bytes = map
-        .binary_data
-        .as_ref()
-        .and_then(|d| d.get(JOURNAL_KEY))
-        .ok_or(JournalRecordError::Missing)?;
+/// The journal in gzip-compressed JSON.
+pub fn decompressed(bytes: &[u8]) -> Result<MoveJournal, JournalRecordError> {
     let mut json = Vec::new();
-    GzDecoder::new(bytes.0.as_slice())
+    GzDecoder::new(bytes)
         .read_to_end(&mut json)
         .map_err(|e| JournalRecordError::Unreadable(e.to_string()))?;
     serde_json::from_slice(&json).map_err(|e| JournalRecordError::Unreadable(e.to_string()))
 }
 
-/// The compressed size of a journal's record, for reports.
+/// The journal a ConfigMap records by itself. A journal split across parts is refused
+/// ([`JournalRecordError::Split`]) rather than read in part: its reader must fetch the parts
+/// (`journal_parts::journal_from_parts`).
+pub fn journal_from(map: &ConfigMap) -> Result<MoveJournal, JournalRecordError> {
+    if let Some(index) = journal_parts::index_of(map)? {
+        return Err(JournalRecordError::Split {
+            map: journal_parts::map_name(map),
+            parts: index.parts.len(),
+        });
+    }
+    let bytes = map
+        .binary_data
+        .as_ref()
+        .and_then(|d| d.get(JOURNAL_KEY))
+        .ok_or(JournalRecordError::Missing)?;
+    decompressed(&bytes.0)
+}
+
+/// The compressed size of a journal's record (all its parts), for reports.
 pub fn recorded_bytes(map: &ConfigMap) -> usize {
+    if let Ok(Some(index)) = journal_parts::index_of(map) {
+        return index.bytes;
+    }
     map.binary_data
         .as_ref()
         .and_then(|d| d.get(JOURNAL_KEY))

@@ -9,6 +9,7 @@
 pub mod backup;
 mod graph;
 pub mod journal;
+pub mod journal_parts;
 pub mod journal_record;
 mod objects;
 mod order;

@@ -3,6 +3,7 @@
 
 use std::fmt::Debug;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Resource};
 use serde::Serialize;
@@ -87,6 +88,17 @@ where
             .bounded(Operation::List, target, self.api.list(params))
             .await?;
         Ok(list.items)
+    }
+
+    /// The metadata of every object of the kind here that `params` selects: a list that
+    /// does not carry the objects' contents.
+    pub async fn list_metadata(&self, params: &ListParams) -> Result<Vec<ObjectMeta>, WriteError> {
+        let target = Target::kind(&self.kind, self.namespace.as_deref());
+        let list = self
+            .writer
+            .bounded(Operation::List, target, self.api.list_metadata(params))
+            .await?;
+        Ok(list.items.into_iter().map(|item| item.metadata).collect())
     }
 
     /// Creates `object`; a conflict (409) is an error.
