@@ -18,10 +18,11 @@
 //! none left in the source. The floor, measured in the same run on the same apiservers
 //! from a second copy of the cluster in a fresh namespace, is the work no move can avoid:
 //! one list per kind in the source; per group (owners first) every object created in the
-//! target with its owner references rewritten and its status written, all of the group in
-//! parallel as the executor creates a group; then, dependents first, every object deleted
-//! from the source (and its finalizers cleared), each group in parallel. Both apiservers
-//! serve every CRD once before anything is timed (see `warm_up`).
+//! target with its owner references rewritten and its status written, 32 at a time as the
+//! executor creates a group; then, dependents first, every object deleted from the source
+//! (and its finalizers cleared), 32 at a time. Both apiservers serve every CRD once, and
+//! one move and floor of a small cluster write every kind once, before anything is timed
+//! (see `warm_up`).
 //!
 //! Printed per size: objects, the move's and the floor's seconds and objects per second,
 //! their ratio, the size of the move's journal (one ConfigMap, capped at 1 MiB), and what
@@ -38,7 +39,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{
@@ -71,6 +72,10 @@ const DEFAULT_SIZES: [usize; 3] = [10, 100, 500];
 const CONTROL_PLANE_MACHINES: usize = 3;
 /// Setting up the source is not measured; this only keeps it quick.
 const SETUP_CONCURRENCY: usize = 16;
+/// The floor's requests in flight at once: the move's own (`PARALLEL_WRITES` in
+/// `agent/src/pivot/steps.rs`). Unbounded, 10,000 creates at once made the apiserver time
+/// out requests (a 5,000-machine cluster).
+const FLOOR_PARALLEL: usize = 32;
 const GOLDEN: &str = "core/src/capi/golden/sim.yaml";
 const NODE_POOL_LABEL: &str = "strata.dev/node-pool";
 const KUBERNETES_VERSION: &str = "v1.20.2";
@@ -1024,7 +1029,7 @@ async fn floor(
     let mut uids: BTreeMap<String, String> = BTreeMap::new();
     for depth in &depths {
         let group: Vec<&Seed> = seeds.iter().filter(|s| s.depth == *depth).collect();
-        let created = futures::future::join_all(group.iter().map(|seed| {
+        let created: Vec<(String, String)> = futures::stream::iter(group.iter().map(|seed| {
             let object = &listed[&(seed.resource.kind.clone(), seed.name().to_string())];
             let copy = copy_of(object, &uids);
             let api = api(&target, namespace, &seed.resource);
@@ -1046,11 +1051,13 @@ async fn floor(
                 )
             }
         }))
+        .buffer_unordered(FLOOR_PARALLEL)
+        .collect()
         .await;
         uids.extend(created);
     }
     for depth in depths.iter().rev() {
-        futures::future::try_join_all(seeds.iter().filter(|s| s.depth == *depth).map(|seed| {
+        futures::stream::iter(seeds.iter().filter(|s| s.depth == *depth).map(|seed| {
             let api = api(&source, namespace, &seed.resource);
             async move {
                 api.delete(seed.name(), &DeleteParams::background()).await?;
@@ -1065,6 +1072,8 @@ async fn floor(
                 Ok::<(), kube::Error>(())
             }
         }))
+        .buffer_unordered(FLOOR_PARALLEL)
+        .try_collect::<Vec<()>>()
         .await
         .unwrap();
     }
