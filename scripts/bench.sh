@@ -5,7 +5,7 @@
 # Each benchmark's whole output is kept in target/bench/<name>.log; the table is made of
 # the latest good log of every benchmark, so running some of them updates their rows.
 #
-#   bash scripts/bench.sh                      # every benchmark (about 25 minutes)
+#   bash scripts/bench.sh                      # every benchmark (about 40 minutes)
 #   bash scripts/bench.sh controller_throughput move_throughput   # only these
 #   bash scripts/bench.sh --table              # only the table, from the logs there are
 #
