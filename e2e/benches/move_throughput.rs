@@ -65,7 +65,7 @@ use strata_e2e::move_checks::journal_of_map;
 use strata_e2e::process_kubelet::default_agent_binary;
 use strata_shared::contracts::names::AGENT_NAMESPACE;
 use strata_shared::pivot::backup::{BackupFiles, MANIFEST_FILE, read_backup};
-use strata_shared::pivot::journal_record::recorded_bytes;
+use strata_shared::pivot::journal_parts::recorded_bytes;
 use strata_shared::pivot::site_export;
 
 const DEFAULT_SIZES: [usize; 3] = [10, 100, 500];

@@ -395,3 +395,32 @@ fn short_hex(text: &str) -> String {
 #[cfg(test)]
 #[path = "journal_parts_tests.rs"]
 mod tests;
+
+/// The journal a ConfigMap records by itself. A journal split across parts is refused
+/// ([`JournalRecordError::Split`]) rather than read in part: its reader must fetch the parts
+/// ([`journal_from_parts`]).
+pub fn journal_from(map: &ConfigMap) -> Result<MoveJournal, JournalRecordError> {
+    if let Some(index) = index_of(map)? {
+        return Err(JournalRecordError::Split {
+            map: map_name(map),
+            parts: index.parts.len(),
+        });
+    }
+    let bytes = map
+        .binary_data
+        .as_ref()
+        .and_then(|d| d.get(JOURNAL_KEY))
+        .ok_or(JournalRecordError::Missing)?;
+    decompressed(&bytes.0)
+}
+
+/// The compressed size of a journal's record (all its parts), for reports.
+pub fn recorded_bytes(map: &ConfigMap) -> usize {
+    if let Ok(Some(index)) = index_of(map) {
+        return index.bytes;
+    }
+    map.binary_data
+        .as_ref()
+        .and_then(|d| d.get(JOURNAL_KEY))
+        .map_or(0, |b| b.0.len())
+}

@@ -11,7 +11,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::*;
 use crate::pivot::journal::{Direction, JournalEntry, MovePhase, ObjectState};
-use crate::pivot::journal_record::{JournalRecordError, journal_from, recorded_bytes};
+use crate::pivot::journal_parts::{journal_from, recorded_bytes};
+use crate::pivot::journal_record::JournalRecordError;
 
 const NAMESPACE: &str = "strata-system";
 const JOURNAL: &str = "strata-move-edge-pivot";

@@ -3,17 +3,15 @@
 //! its infrastructure machine, bootstrap config and secret) would outgrow the apiserver's
 //! 1 MiB object limit as plain text, and its move could never be recorded. Compressed, a
 //! journal is about a tenth of that; one that still does not fit one ConfigMap is split
-//! across several (see [`super::journal_parts`]).
+//! across several (the module `journal_parts`, which also reads a map: `journal_from`).
 
 use std::io::{Read, Write};
 
 use flate2::Compression;
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
-use k8s_openapi::api::core::v1::ConfigMap;
 
 use super::journal::MoveJournal;
-use super::journal_parts;
 
 /// The `binaryData` key holding a journal that fits one ConfigMap.
 pub const JOURNAL_KEY: &str = "journal.json.gz";
@@ -84,33 +82,4 @@ pub fn decompressed(bytes: &[u8]) -> Result<MoveJournal, JournalRecordError> {
         .read_to_end(&mut json)
         .map_err(|e| JournalRecordError::Unreadable(e.to_string()))?;
     serde_json::from_slice(&json).map_err(|e| JournalRecordError::Unreadable(e.to_string()))
-}
-
-/// The journal a ConfigMap records by itself. A journal split across parts is refused
-/// ([`JournalRecordError::Split`]) rather than read in part: its reader must fetch the parts
-/// (`journal_parts::journal_from_parts`).
-pub fn journal_from(map: &ConfigMap) -> Result<MoveJournal, JournalRecordError> {
-    if let Some(index) = journal_parts::index_of(map)? {
-        return Err(JournalRecordError::Split {
-            map: journal_parts::map_name(map),
-            parts: index.parts.len(),
-        });
-    }
-    let bytes = map
-        .binary_data
-        .as_ref()
-        .and_then(|d| d.get(JOURNAL_KEY))
-        .ok_or(JournalRecordError::Missing)?;
-    decompressed(&bytes.0)
-}
-
-/// The compressed size of a journal's record (all its parts), for reports.
-pub fn recorded_bytes(map: &ConfigMap) -> usize {
-    if let Ok(Some(index)) = journal_parts::index_of(map) {
-        return index.bytes;
-    }
-    map.binary_data
-        .as_ref()
-        .and_then(|d| d.get(JOURNAL_KEY))
-        .map_or(0, |b| b.0.len())
 }

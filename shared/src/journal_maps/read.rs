@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use strata_core::pivot::journal::MoveJournal;
+use strata_core::pivot::journal_parts::journal_from;
 use strata_core::pivot::journal_parts::{index_of, journal_from_parts};
-use strata_core::pivot::journal_record::{JournalRecordError, journal_from};
+use strata_core::pivot::journal_record::JournalRecordError;
 
 use super::JournalMapsError;
 use crate::kube_writer::BoundedApi;
