@@ -197,27 +197,8 @@ impl PackCache {
                 size: bytes.len() as u64,
             });
         }
-        let mut temp = tempfile::Builder::new()
-            .prefix(TEMP_PREFIX)
-            .tempfile_in(&self.blobs)
-            .map_err(io_error(&self.blobs, "creating a temporary file in"))?;
-        let temp_path = temp.path().to_path_buf();
-        temp.write_all(bytes)
-            .map_err(io_error(&temp_path, "writing"))?;
-        // Synced before the rename so that a crash cannot leave a short file under the
-        // final name (reads would catch it, but then the blob is downloaded again).
-        temp.as_file()
-            .sync_all()
-            .map_err(io_error(&temp_path, "syncing"))?;
         // Readable by the other Strata processes sharing the cache; never rewritten.
-        temp.as_file()
-            .set_permissions(fs::Permissions::from_mode(0o444))
-            .map_err(io_error(&temp_path, "setting permissions of"))?;
-        temp.persist(&path).map_err(|e| CacheError::Io {
-            path: path.clone(),
-            action: "moving a temporary file into place as",
-            source: e.error,
-        })?;
+        write_in_place(&self.blobs, &path, bytes, 0o444)?;
         debug!(path = %path.display(), size = bytes.len(), "cached pack blob");
         Ok(path)
     }
@@ -236,21 +217,8 @@ impl PackCache {
     ) -> Result<(), CacheError> {
         let path = self.content.join(check_digest(content_digest)?);
         check_digest(layer_digest)?;
-        let mut temp = tempfile::Builder::new()
-            .prefix(TEMP_PREFIX)
-            .tempfile_in(&self.content)
-            .map_err(io_error(&self.content, "creating a temporary file in"))?;
-        let temp_path = temp.path().to_path_buf();
-        temp.write_all(layer_digest.as_bytes())
-            .map_err(io_error(&temp_path, "writing"))?;
-        temp.as_file()
-            .set_permissions(fs::Permissions::from_mode(0o644))
-            .map_err(io_error(&temp_path, "setting permissions of"))?;
-        temp.persist(&path).map_err(|e| CacheError::Io {
-            path: path.clone(),
-            action: "moving a temporary file into place as",
-            source: e.error,
-        })?;
+        // Rewritten when the same content is cached from another layer.
+        write_in_place(&self.content, &path, layer_digest.as_bytes(), 0o644)?;
         debug!(
             content_digest,
             layer_digest, "indexed a cached pack blob by its content"
@@ -497,6 +465,31 @@ fn check_digest(digest: &str) -> Result<&str, CacheError> {
         return Err(fail("the hex part has characters other than 0-9 and a-f"));
     }
     Ok(hex)
+}
+
+/// Writes `bytes` to `path` (in `dir`) through a temporary file there, synced and given
+/// `mode` before it is renamed into place: a crash leaves the old file or the whole new one,
+/// never a short one under the final name.
+fn write_in_place(dir: &Path, path: &Path, bytes: &[u8], mode: u32) -> Result<(), CacheError> {
+    let mut temp = tempfile::Builder::new()
+        .prefix(TEMP_PREFIX)
+        .tempfile_in(dir)
+        .map_err(io_error(dir, "creating a temporary file in"))?;
+    let temp_path = temp.path().to_path_buf();
+    temp.write_all(bytes)
+        .map_err(io_error(&temp_path, "writing"))?;
+    temp.as_file()
+        .sync_all()
+        .map_err(io_error(&temp_path, "syncing"))?;
+    temp.as_file()
+        .set_permissions(fs::Permissions::from_mode(mode))
+        .map_err(io_error(&temp_path, "setting permissions of"))?;
+    temp.persist(path).map_err(|e| CacheError::Io {
+        path: path.to_path_buf(),
+        action: "moving a temporary file into place as",
+        source: e.error,
+    })?;
+    Ok(())
 }
 
 #[cfg(test)]
