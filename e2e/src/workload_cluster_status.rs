@@ -13,7 +13,6 @@ use strata_shared::contracts::names::objects_namespace;
 
 use crate::control_plane::log_tail;
 use crate::management::{ControllerProcess, ManagementEnv};
-use crate::wait::eventually;
 
 /// The WorkloadCluster `namespace/name`; `None` when it does not exist.
 pub async fn cluster(client: &Client, namespace: &str, name: &str) -> Option<WorkloadCluster> {
@@ -119,26 +118,57 @@ async fn wait_for(
     }
 }
 
-/// Waits until the cluster reports `control_plane` and `workers` ready nodes.
+/// Waits until the cluster reports `control_plane` and `workers` ready nodes. Fails with
+/// the counts and conditions last seen and the log of every process run in the cluster
+/// (its agent, the simulator that continues it).
 pub async fn wait_scaled(
-    client: &Client,
+    env: &ManagementEnv,
     namespace: &str,
     name: &str,
     control_plane: i64,
     workers: i64,
 ) -> WorkloadCluster {
-    eventually(
-        &format!("{namespace}/{name} scaled to {control_plane}+{workers} ready nodes"),
-        Duration::from_secs(240),
-        || async {
-            let wc = cluster(client, namespace, name).await?;
-            let status = wc.status.clone()?;
-            let ready = status.control_plane.as_ref()?.ready == control_plane
-                && status.workers.as_ref()?.ready == workers;
-            ready.then_some(wc)
-        },
-    )
-    .await
+    let client = env.client();
+    let timeout = Duration::from_secs(240);
+    let deadline = Instant::now() + timeout;
+    loop {
+        let found = cluster(&client, namespace, name).await;
+        let counts = found
+            .as_ref()
+            .and_then(|c| c.status.as_ref())
+            .map(|s| (s.control_plane.clone(), s.workers.clone()));
+        if let Some((Some(cp), Some(w))) = &counts
+            && cp.ready == control_plane
+            && w.ready == workers
+            && let Some(found) = found
+        {
+            return found;
+        }
+        if Instant::now() >= deadline {
+            let objects = objects_namespace(namespace, name);
+            let processes: Vec<String> = env
+                .agents_of(&objects, name)
+                .map(|k| k.processes())
+                .unwrap_or_default()
+                .iter()
+                .map(|p| {
+                    format!(
+                        "--- {} ({}, {} restarts) ---\n{}",
+                        p.pod_name,
+                        p.deployment,
+                        p.restarts,
+                        log_tail(&p.log, 60)
+                    )
+                })
+                .collect();
+            panic!(
+                "{namespace}/{name} did not report {control_plane}+{workers} ready nodes in {timeout:?}: counts {counts:?}; {}\n{}",
+                describe(found.as_ref()),
+                processes.join("\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
 }
 
 /// One event of a WorkloadCluster's story: its type, reason and note.

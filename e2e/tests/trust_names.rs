@@ -129,7 +129,7 @@ async fn capv_system_beside_a_vsphere_cluster_shares_nothing_with_it() {
     assert_agent_runs(&env, &system);
 
     // `capv/system` is deleted: moved back, then deleted by CAPI in the management cluster.
-    wait_scaled(&client, &system.cluster_namespace, &system.cluster, 1, 1).await;
+    wait_scaled(&env, &system.cluster_namespace, &system.cluster, 1, 1).await;
     let system_w = system_workload.client();
     let machines = machine_instances(&system_w, &system.objects_namespace).await;
     let edge_report = last_report(&client, &edge).await;
@@ -191,7 +191,7 @@ async fn capv_system_beside_a_vsphere_cluster_shares_nothing_with_it() {
         || async { (last_report(&client, &edge).await > edge_report).then_some(()) },
     )
     .await;
-    let edge_wc = wait_scaled(&client, &edge.cluster_namespace, &edge.cluster, 3, 2).await;
+    let edge_wc = wait_scaled(&env, &edge.cluster_namespace, &edge.cluster, 3, 2).await;
     assert_eq!(
         edge_wc.status.as_ref().and_then(|s| s.phase),
         Some(ClusterPhase::Pivoted),
@@ -248,8 +248,8 @@ async fn b_c_a_and_b_c_a_share_nothing_and_each_moves_back() {
     }
     let (first_w, second_w) = (first_workload.client(), second_workload.client());
     let (first_machines, second_machines) = tokio::join!(
-        scaled_machines(&client, &first_w, &first),
-        scaled_machines(&client, &second_w, &second),
+        scaled_machines(&env, &first_w, &first),
+        scaled_machines(&env, &second_w, &second),
     );
 
     // `b/c-a` goes: moved back and deleted. No controller runs afterwards, so whatever of
@@ -366,11 +366,11 @@ fn assert_agent_runs(env: &ManagementEnv, location: &ClusterLocation) {
 
 /// Once the small cluster has its two nodes: its machines in the workload cluster.
 async fn scaled_machines(
-    client: &Client,
+    env: &ManagementEnv,
     workload: &Client,
     location: &ClusterLocation,
 ) -> std::collections::BTreeMap<String, String> {
-    wait_scaled(client, &location.cluster_namespace, &location.cluster, 1, 1).await;
+    wait_scaled(env, &location.cluster_namespace, &location.cluster, 1, 1).await;
     let machines = machine_instances(workload, &location.objects_namespace).await;
     assert_eq!(machines.len(), 2, "{machines:?}");
     machines

@@ -60,7 +60,7 @@ async fn a_pivoted_cluster_whose_agent_is_gone_is_orphaned_leaving_its_machines(
         Duration::from_secs(240),
     )
     .await;
-    let wc = wait_scaled(&client, ns, name, 1, 1).await;
+    let wc = wait_scaled(&env, ns, name, 1, 1).await;
     let pivoted_after = started.elapsed();
     // Only the first machine's node is here: the simulator process that continues the
     // cluster inside it registers the later ones in a control plane of its own.
