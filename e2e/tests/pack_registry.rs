@@ -303,9 +303,18 @@ enum Reply {
     },
     /// Declares `declared` bytes, sends `body`, closes the connection.
     Cut { declared: usize, body: Vec<u8> },
+    /// `reply` with a `Location` header.
+    Located { reply: Box<Reply>, location: String },
 }
 
 impl Reply {
+    fn with_location(self, location: &str) -> Reply {
+        Reply::Located {
+            reply: Box::new(self),
+            location: location.to_owned(),
+        }
+    }
+
     fn ok(content_type: &'static str, body: Vec<u8>) -> Reply {
         Reply::Full {
             status: 200,
@@ -391,12 +400,22 @@ async fn serve(mut socket: tokio::net::TcpStream, handler: Handler, seen: Arc<Mu
             Ok(n) => head.extend_from_slice(&buf[..n]),
         }
     }
+    drain_body(&mut socket, &mut head).await;
     let text = String::from_utf8_lossy(&head);
     let mut words = text.split_whitespace();
     let method = words.next().unwrap_or_default().to_owned();
     let path = words.next().unwrap_or_default().to_owned();
     seen.lock().unwrap().push(format!("{method} {path}"));
-    let reply = handler(&method, &path);
+    let mut reply = handler(&method, &path);
+    let mut location_header = String::new();
+    if let Reply::Located {
+        reply: inner,
+        location,
+    } = reply
+    {
+        location_header = format!("location: {location}\r\n");
+        reply = *inner;
+    }
     let (status, content_type, declared, body) = match reply {
         Reply::Full {
             status,
@@ -404,10 +423,13 @@ async fn serve(mut socket: tokio::net::TcpStream, handler: Handler, seen: Arc<Mu
             body,
         } => (status, content_type, body.len(), body),
         Reply::Cut { declared, body } => (200, "application/octet-stream", declared, body),
+        Reply::Located { .. } => (500, "text/plain", 0, Vec::new()),
     };
+    // A request's body is not read: answered early, a client sending one may see the
+    // connection close before it is done.
     let mut response = format!(
         "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {declared}\r\n\
-         docker-distribution-api-version: registry/2.0\r\nconnection: close\r\n\r\n"
+         {location_header}docker-distribution-api-version: registry/2.0\r\nconnection: close\r\n\r\n"
     )
     .into_bytes();
     if method != "HEAD" {
@@ -415,6 +437,36 @@ async fn serve(mut socket: tokio::net::TcpStream, handler: Handler, seen: Arc<Mu
     }
     let _ = socket.write_all(&response).await;
     let _ = socket.shutdown().await;
+}
+
+/// Reads the rest of a request's body (by its length, or to the end of its chunks), so
+/// that the answer is not cut off by a reset for bytes left unread. `received` holds the
+/// head and what came with it; bounded in time, as a test's fake.
+async fn drain_body(socket: &mut tokio::net::TcpStream, received: &mut Vec<u8>) {
+    let text = String::from_utf8_lossy(received).to_lowercase();
+    let Some(head_end) = text.find("\r\n\r\n").map(|i| i + 4) else {
+        return;
+    };
+    let length = text[..head_end]
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    let chunked = text[..head_end].contains("transfer-encoding: chunked");
+    let done = |received: &[u8]| match length {
+        Some(length) => received.len() >= head_end + length,
+        None if chunked => received.ends_with(b"0\r\n\r\n"),
+        None => true,
+    };
+    let mut buf = [0u8; 65536];
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while !done(received) {
+            match socket.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => received.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
 }
 
 /// The decompressed stream of a gzipped archive.
@@ -524,6 +576,17 @@ async fn push_list_inspect_and_pull_round_trip() {
     assert_ne!(descriptor.layer_digest, istio.digest().unwrap());
     assert_eq!(descriptor.layer_size, istio.archive().unwrap().len() as u64);
     assert_eq!(descriptor.file_name, "istio-1.6.2.tar.gz");
+    // The layer went as a stream (one PATCH, as it was archived), then committed.
+    let log = std::fs::read_to_string(registry.log_path()).unwrap();
+    let patched = log
+        .lines()
+        .filter(|l| {
+            l.contains(&format!(
+                "\"PATCH /v2/{BASE}/spectro-packs/archive/istio/blobs/uploads/"
+            )) && l.contains("\" 202 ")
+        })
+        .count();
+    assert_eq!(patched, 1, "one streamed PATCH of the layer: {log}");
     client.push(&calico, false).await.unwrap();
 
     // The manifest as stored: oras' shape, and its digest is what push returned.
@@ -1192,10 +1255,14 @@ async fn hostile_archives_are_refused_and_not_cached() {
         }
         other => panic!("expected TooLarge, got {other:?}"),
     }
-    assert!(matches!(
-        small.push(&istio, true).await.unwrap_err(),
-        RegistryError::TooLarge { .. }
-    ));
+    // Refused whole, with the archive's full size, though its upload had begun.
+    match small.push(&istio, true).await.unwrap_err() {
+        RegistryError::TooLarge { size, limit: l, .. } => {
+            assert_eq!(size, big.len() as u64);
+            assert_eq!(l, limit);
+        }
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
     assert_nothing_cached(&cache, &sha256_digest(&big));
     assert_nothing_cached(&cache, &istio.digest().unwrap());
     assert!(!dest.exists());
@@ -1304,6 +1371,68 @@ async fn forbidden_is_not_unauthorized() {
         error
             .to_string()
             .contains("an anonymous user may not access")
+    );
+}
+
+#[tokio::test]
+async fn a_registry_that_refuses_the_streamed_upload_gets_the_layer_whole() {
+    let fake = FakeRegistry::start(|method, path| {
+        let upload = |location: &str| {
+            Reply::Full {
+                status: 202,
+                content_type: "text/plain",
+                body: Vec::new(),
+            }
+            .with_location(location)
+        };
+        match method {
+            _ if path == "/v2/" => Reply::ok("application/json", b"{}".to_vec()),
+            "GET" | "HEAD" if path.contains("/manifests/") => Reply::status(
+                404,
+                r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#,
+            ),
+            "POST" => upload("/v2/upload/session-1"),
+            // A registry that only takes a blob in one piece.
+            "PATCH" => Reply::status(405, "method not allowed"),
+            "PUT" if path.starts_with("/v2/upload/session-1?digest=") => Reply::Full {
+                status: 201,
+                content_type: "text/plain",
+                body: Vec::new(),
+            }
+            .with_location("/v2/blob"),
+            "PUT" if path.contains("/manifests/") => Reply::Full {
+                status: 201,
+                content_type: "text/plain",
+                body: Vec::new(),
+            }
+            .with_location("/v2/manifest"),
+            _ => Reply::status(400, "unexpected"),
+        }
+    })
+    .await;
+    let client = fake.client(fast_retry(1));
+    let (_dir, pack) = sample_pack("golden-ubuntu-vsphere");
+    let pushed = client.push(&pack, false).await.unwrap();
+    assert_eq!(
+        pushed.descriptor.layer_digest,
+        sha256_digest(&pack.archive().unwrap())
+    );
+    let requests = fake.requests.lock().unwrap().clone();
+    let layer_put = format!(
+        "PUT /v2/upload/session-1?digest={}",
+        pushed.descriptor.layer_digest
+    )
+    .replace(':', "%3A");
+    assert_eq!(fake.count("PATCH /v2/upload/session-1"), 1, "{requests:?}");
+    let after_patch = requests
+        .iter()
+        .skip_while(|r| !r.starts_with("PATCH "))
+        .any(|r| r == &layer_put);
+    assert!(after_patch, "the layer was then put whole: {requests:?}");
+    assert_eq!(
+        fake.count(&format!("PUT /v2/{BASE}/spectro-packs/archive/")),
+        1,
+        "{requests:?}"
     );
 }
 

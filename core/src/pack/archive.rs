@@ -486,16 +486,49 @@ pub fn archive_pack(
         sum.saturating_add(size).saturating_add(1024)
     });
     let buffer = Vec::with_capacity(usize::try_from(hint).unwrap_or_default().min(1 << 30));
-    let (compressed, content_digest) = gzip_items(
-        pack_dir,
-        root_name,
-        &items,
-        HashingWriter::new(buffer),
-        level,
-    )?;
-    let (bytes, layer_digest) = compressed.finish();
+    let written = gzip_items_hashed(pack_dir, root_name, &items, buffer, level)?;
     Ok(PackArchive {
-        bytes,
+        bytes: written.out,
+        content_digest: written.content_digest,
+        layer_digest: written.layer_digest,
+    })
+}
+
+/// A pack's archive written to a writer, and the digests that name it.
+#[derive(Debug)]
+pub struct ArchiveWritten<W> {
+    pub out: W,
+    /// sha256 of the uncompressed tar stream: the pack's identity.
+    pub content_digest: String,
+    /// sha256 of what was written to `out`: the registry layer's digest.
+    pub layer_digest: String,
+}
+
+/// [`archive_pack`] into `out` as the archive is made, for a writer that hands the bytes
+/// on while the rest is still being compressed (an upload that runs alongside).
+pub fn archive_pack_to<W: Write>(
+    pack_dir: &Path,
+    root_name: &str,
+    level: Compression,
+    out: W,
+) -> Result<ArchiveWritten<W>, ArchiveError> {
+    validate_root_name(root_name)?;
+    let items = collect_pack(pack_dir)?;
+    gzip_items_hashed(pack_dir, root_name, &items, out, level)
+}
+
+fn gzip_items_hashed<W: Write>(
+    pack_dir: &Path,
+    root_name: &str,
+    items: &[(PathBuf, PackItem)],
+    out: W,
+    level: Compression,
+) -> Result<ArchiveWritten<W>, ArchiveError> {
+    let (compressed, content_digest) =
+        gzip_items(pack_dir, root_name, items, HashingWriter::new(out), level)?;
+    let (out, layer_digest) = compressed.finish();
+    Ok(ArchiveWritten {
+        out,
         content_digest,
         layer_digest,
     })

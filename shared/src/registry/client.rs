@@ -54,6 +54,7 @@
 //! [`PackRegistryClient::pull_pinned`] accepts a pin that is the layer digest too: that is
 //! what revisions published before content digests hold.
 
+mod archive_chunks;
 mod descriptor;
 mod download;
 mod listing;

@@ -14,14 +14,15 @@
 //! - redirects are followed (reqwest drops the `Authorization` header when one leaves
 //!   the host, port or scheme), but never from HTTPS down to plain HTTP.
 //!
-//! Uploads stay with `oci-client` (see [`Transport::upload_auth`]).
+//! A pack's layer is uploaded here as it is archived ([`upload`]); the rest of an upload
+//! stays with `oci-client` (see [`Transport::upload_auth`]).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use oci_client::secrets::RegistryAuth;
-use reqwest::header::{ACCEPT, AUTHORIZATION};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH};
 use reqwest::{RequestBuilder, Response, StatusCode};
 use tracing::debug;
 
@@ -38,6 +39,8 @@ const TOKEN_ANSWER_BYTES: u64 = 1024 * 1024;
 /// How long a token without `expires_in` is kept (the token specification's default).
 const DEFAULT_TOKEN_SECONDS: u64 = 60;
 const MAX_REDIRECTS: usize = 10;
+
+mod upload;
 
 /// What a request needs access to, as a token scope.
 #[derive(Debug, Clone, Copy)]
@@ -167,8 +170,15 @@ impl Transport {
         scope: Scope<'_>,
         small: bool,
     ) -> Result<Response, Failure> {
-        self.request(reqwest::Method::GET, path, query, accept, scope, small)
-            .await
+        self.request(
+            reqwest::Method::GET,
+            self.url(path),
+            query,
+            accept,
+            scope,
+            small,
+        )
+        .await
     }
 
     /// HEAD `path`, authenticated for `scope`: the answer when it is a 2xx (its headers
@@ -179,24 +189,35 @@ impl Transport {
         accept: Option<&str>,
         scope: Scope<'_>,
     ) -> Result<Response, Failure> {
-        self.request(reqwest::Method::HEAD, path, &[], accept, scope, true)
-            .await
+        self.request(
+            reqwest::Method::HEAD,
+            self.url(path),
+            &[],
+            accept,
+            scope,
+            true,
+        )
+        .await
     }
 
+    /// `method` to `url` (on this registry) with `query` and an empty body, answering a
+    /// `401` as it asks.
     async fn request(
         &self,
         method: reqwest::Method,
-        path: &str,
+        url: String,
         query: &[(&str, String)],
         accept: Option<&str>,
         scope: Scope<'_>,
         small: bool,
     ) -> Result<Response, Failure> {
-        let url = self.url(path);
         let build = || {
             let mut request = self.http.request(method.clone(), &url).query(query);
             if let Some(accept) = accept {
                 request = request.header(ACCEPT, accept);
+            }
+            if method == reqwest::Method::POST || method == reqwest::Method::PUT {
+                request = request.header(CONTENT_LENGTH, 0).body(Vec::new());
             }
             if small {
                 request = request.timeout(self.request_timeout);

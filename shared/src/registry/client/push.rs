@@ -1,7 +1,10 @@
-//! Pushing a pack: the archive, the `{}` config and the manifest, uploaded by
-//! `oci-client` with authentication decided here (see `Transport::upload_auth`). The
-//! archive is made in memory in one pass that also yields both its digests (content and
-//! layer), and handed to the uploader without another copy.
+//! Pushing a pack: the archive, the `{}` config and the manifest. The archive is made in
+//! one pass that also yields both its digests (content and layer), and uploaded as it is
+//! made (`Transport::start_upload`), so that the upload takes little longer than the
+//! archiving or the transfer alone. Kept in memory as well: a registry that refuses the
+//! streamed upload, or a failed attempt, gets it whole from `oci-client`, which also
+//! uploads the config and the manifest, with authentication decided here (see
+//! `Transport::upload_auth`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -13,13 +16,15 @@ use oci_client::manifest::OCI_IMAGE_MEDIA_TYPE;
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
 use tracing::info;
 
+use super::archive_chunks::{ArchiveChunks, CHUNKS_AHEAD, ChunkItem};
 use super::{
     CONTENT_DIGEST_ANNOTATION, PACK_CONFIG, PACK_CONFIG_MEDIA_TYPE, PACK_LAYER_MEDIA_TYPE,
     PackDescriptor, PackRegistryClient, PushedPack, RegistryError, TITLE_ANNOTATION, USER_AGENT,
 };
-use crate::pack::archive::{PACK_COMPRESSION, PackArchive, archive_pack, sha256_digest};
+use crate::pack::archive::{PACK_COMPRESSION, archive_pack_to, sha256_digest};
 use crate::registry::failure::{Failure, classify, error_chain};
 
 /// The manifest exactly as pushed. Own types rather than `OciImageManifest` so that the
@@ -102,49 +107,74 @@ impl PackRegistryClient {
     ) -> Result<PushedPack, RegistryError> {
         let context = self.context(&reference);
         let root = name.clone();
-        // Both digests come out of the one pass that archives the pack.
+        let limit = self.options.max_pack_bytes;
+        let (chunk_sender, chunks) = mpsc::channel(CHUNKS_AHEAD);
+        let (digest_sender, layer_digest_at_end) = oneshot::channel();
+        // Both digests come out of the one pass that archives the pack; the bytes go to
+        // the streamed upload as they are made.
         let archiving = async {
-            tokio::task::spawn_blocking(move || archive_pack(&dir, &root, PACK_COMPRESSION))
-                .await
-                .map_err(|e| RegistryError::Protocol {
-                    reference: context.reference.clone(),
-                    message: format!("archiving the pack was interrupted: {e}"),
-                })?
-                .map_err(|source| RegistryError::Archive {
-                    reference: context.reference.clone(),
-                    source,
-                })
+            tokio::task::spawn_blocking(move || {
+                let sink = ArchiveChunks::new(chunk_sender, limit);
+                let written = archive_pack_to(&dir, &root, PACK_COMPRESSION, sink)?;
+                let kept = written.out.finish();
+                if kept.size <= limit {
+                    // The upload may be gone already (it failed): the kept chunks serve.
+                    let _ = digest_sender.send(written.layer_digest.clone());
+                }
+                Ok((kept, written.content_digest, written.layer_digest))
+            })
+            .await
+            .map_err(|e| RegistryError::Protocol {
+                reference: context.reference.clone(),
+                message: format!("archiving the pack was interrupted: {e}"),
+            })?
+            .map_err(|source| RegistryError::Archive {
+                reference: context.reference.clone(),
+                source,
+            })
         };
         // Check-then-push: two pushers racing on one tag can both pass; the registry
-        // keeps the last, as it would with force.
-        let checking = self.retrying("checking whether the tag exists", || async {
-            match self.manifest_once(&reference).await {
-                Ok((_, digest)) => Ok(Some(digest)),
-                Err(Failure::NotFound(_)) => Ok(None),
-                Err(failure) => Err(failure),
+        // keeps the last, as it would with force. Nothing is uploaded before the check.
+        let checking_then_streaming = async {
+            let existing = self
+                .retrying("checking whether the tag exists", || async {
+                    match self.manifest_once(&reference).await {
+                        Ok((_, digest)) => Ok(Some(digest)),
+                        Err(Failure::NotFound(_)) => Ok(None),
+                        Err(failure) => Err(failure),
+                    }
+                })
+                .await;
+            let streamed = match &existing {
+                Ok(None) => true,
+                Ok(Some(_)) => force,
+                Err(_) => false,
+            };
+            if !streamed {
+                return (existing, None);
             }
-        });
-        // The first upload's client and credentials; the attempt sets them up itself when
-        // this failed (and reports why).
+            let upload = self
+                .stream_layer(&reference, chunks, layer_digest_at_end)
+                .await;
+            (existing, Some(upload))
+        };
+        // The first whole-blob upload's client and credentials; the attempt sets them up
+        // itself when this failed (and reports why).
         let preparing = async {
             let auth = self.transport.upload_auth(reference.repository()).await?;
             upload_client(self.upload_config(), &reference, auth).await
         };
-        // None depends on the others: the registry's round trips and the client's set-up
-        // happen while the pack is archived, not after.
-        let (archive, existing, prepared) = tokio::join!(archiving, checking, preparing);
-        let archive = archive?;
-        let PackArchive {
-            bytes: archive,
-            content_digest,
-            layer_digest,
-        } = archive;
-        let size = archive.len() as u64;
-        if size > self.options.max_pack_bytes {
+        // None waits for the others: the registry's round trips, the client's set-up and
+        // the layer's upload happen while the pack is archived, not after.
+        let (archive, (existing, streamed), prepared) =
+            tokio::join!(archiving, checking_then_streaming, preparing);
+        let (kept, content_digest, layer_digest) = archive?;
+        let size = kept.size;
+        if size > limit {
             return Err(RegistryError::TooLarge {
                 reference: context.reference,
                 size,
-                limit: self.options.max_pack_bytes,
+                limit,
             });
         }
         let config_digest = sha256_digest(PACK_CONFIG);
@@ -180,8 +210,17 @@ impl PackRegistryClient {
                 reference: context.reference,
             });
         }
+        let layer_uploaded = match streamed {
+            Some(Ok(())) => true,
+            Some(Err(failure)) => {
+                info!(error = %failure, "the registry did not take the layer as a stream; uploading it whole");
+                false
+            }
+            None => false,
+        };
+        let layer = (!layer_uploaded).then(|| kept.whole());
+        drop(kept);
 
-        let layer = Bytes::from(archive);
         let manifest = Bytes::from(manifest);
         let prepared = Mutex::new(prepared.ok());
         self.retrying("uploading", || async {
@@ -194,10 +233,12 @@ impl PackRegistryClient {
                     upload_client(self.upload_config(), &reference, auth).await?
                 }
             };
-            uploader
-                .push_blob(&reference, layer.clone(), &layer_digest)
-                .await
-                .map_err(classify)?;
+            if let Some(layer) = &layer {
+                uploader
+                    .push_blob(&reference, layer.clone(), &layer_digest)
+                    .await
+                    .map_err(classify)?;
+            }
             uploader
                 .push_blob(&reference, Bytes::from_static(PACK_CONFIG), &config_digest)
                 .await
@@ -231,5 +272,31 @@ impl PackRegistryClient {
             },
             replaced,
         })
+    }
+
+    /// The layer uploaded as it is archived: the upload opened, the chunks sent in one
+    /// request as they come, then committed under the digest known once the last one is
+    /// made. A failure leaves nothing committed; the caller then uploads the blob whole.
+    async fn stream_layer(
+        &self,
+        reference: &Reference,
+        chunks: mpsc::Receiver<ChunkItem>,
+        layer_digest_at_end: oneshot::Receiver<String>,
+    ) -> Result<(), Failure> {
+        let repository = reference.repository();
+        let location = self.transport.start_upload(repository).await?;
+        let stream = futures_util::stream::unfold(chunks, |mut chunks| async move {
+            chunks.recv().await.map(|item| (item, chunks))
+        });
+        let location = self
+            .transport
+            .send_upload(&location, repository, reqwest::Body::wrap_stream(stream))
+            .await?;
+        let digest = layer_digest_at_end.await.map_err(|_| {
+            Failure::Protocol("the archive was not finished; nothing committed".to_owned())
+        })?;
+        self.transport
+            .commit_upload(&location, repository, &digest)
+            .await
     }
 }
