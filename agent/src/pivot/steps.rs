@@ -48,6 +48,19 @@ pub struct Executor<'a> {
     /// source UID: the next step writes it without reading the source again. A process
     /// that did not make the copy (a restart) reads it.
     statuses: std::sync::Mutex<BTreeMap<String, Value>>,
+    /// The resourceVersion at which the copy's step found each source object to hold the
+    /// planned content, by source UID: the release in the delete step holds that version
+    /// instead of reading the object again (a write refused because it changed since
+    /// reads it then). A process that did not make the copy reads it.
+    checked_versions: std::sync::Mutex<BTreeMap<String, String>>,
+}
+
+/// A source object as the delete step knows it.
+enum SourceState {
+    /// Read by the step (`None`: not there).
+    Read(Option<Box<DynamicObject>>),
+    /// Not read again: its content was checked against the plan at this version.
+    CheckedAt(String),
 }
 
 /// An object of the source as a step read it (`None`: not there), by source UID.
@@ -82,6 +95,7 @@ impl<'a> Executor<'a> {
             sides,
             kinds: kinds.iter().map(|k| (k.group_kind(), k.clone())).collect(),
             statuses: std::sync::Mutex::new(BTreeMap::new()),
+            checked_versions: std::sync::Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -167,6 +181,7 @@ impl<'a> Executor<'a> {
             }
         }
         let mut found = BTreeMap::new();
+        let mut listed_kinds = Vec::new();
         for ((api_version, kind), of_kind) in by_kind {
             // A list reads every object of the kind in the namespace: worth it when the
             // step wants a good part of them, not for five Secrets among a thousand.
@@ -177,20 +192,36 @@ impl<'a> Executor<'a> {
                 .count();
             if of_kind.len() < LIST_AT_LEAST && of_kind.len() * 4 < of_kind_in_move {
                 alone.extend(of_kind);
-                continue;
+            } else {
+                listed_kinds.push(of_kind);
             }
-            let listed = self
-                .api(Side::Source, of_kind[0])?
-                .list(&ListParams::default())
-                .await
-                .map_err(failed(Side::Source))?;
-            let mut by_name: BTreeMap<String, DynamicObject> = listed
-                .into_iter()
-                .map(|o| (o.metadata.name.clone().unwrap_or_default(), o))
-                .collect();
-            for entry in of_kind {
-                found.insert(entry.source_uid.clone(), by_name.remove(&entry.name));
-            }
+        }
+        // The kinds' lists side by side (a step of a large cluster lists two kinds of
+        // thousands); boxed for the same reason as the reads below.
+        let lists: Vec<BoxFuture<'_, Result<Vec<SourceRead>, PivotError>>> = listed_kinds
+            .into_iter()
+            .map(|of_kind| {
+                async move {
+                    let listed = self
+                        .api(Side::Source, of_kind[0])?
+                        .list(&ListParams::default())
+                        .await
+                        .map_err(failed(Side::Source))?;
+                    let mut by_name: BTreeMap<String, DynamicObject> = listed
+                        .into_iter()
+                        .map(|o| (o.metadata.name.clone().unwrap_or_default(), o))
+                        .collect();
+                    Ok(of_kind
+                        .into_iter()
+                        .map(|entry| (entry.source_uid.clone(), by_name.remove(&entry.name)))
+                        .collect())
+                }
+                .boxed()
+            })
+            .collect();
+        let lists: Vec<_> = stream::iter(lists).buffered(PARALLEL_LISTS).collect().await;
+        for list in lists {
+            found.extend(list?);
         }
         // Boxed, so that the futures' type names no closure over a borrowed entry: the
         // agent spawns the move, which needs it `Send` for every lifetime.
@@ -248,14 +279,30 @@ impl<'a> Executor<'a> {
             }
             MoveStep::DeleteFromSource(list) => {
                 let reading: &MoveJournal = journal;
-                let entries: Vec<&JournalEntry> = list
+                let mut checked: BTreeMap<String, String> = {
+                    let mut versions = self
+                        .checked_versions
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner());
+                    list.iter()
+                        .filter_map(|uid| versions.remove(uid).map(|v| (uid.clone(), v)))
+                        .collect()
+                };
+                let unread: Vec<&JournalEntry> = list
                     .iter()
+                    .filter(|uid| !checked.contains_key(*uid))
                     .filter_map(|uid| reading.objects.get(uid))
                     .collect();
-                let mut sources = self.read_sources(reading, &entries).await?;
-                let reads: Vec<(String, Option<DynamicObject>)> = list
+                let mut sources = self.read_sources(reading, &unread).await?;
+                let reads: Vec<(String, SourceState)> = list
                     .iter()
-                    .map(|uid| (uid.clone(), sources.remove(uid).flatten()))
+                    .map(|uid| {
+                        let state = match checked.remove(uid) {
+                            Some(version) => SourceState::CheckedAt(version),
+                            None => SourceState::Read(sources.remove(uid).flatten().map(Box::new)),
+                        };
+                        (uid.clone(), state)
+                    })
                     .collect();
                 let results: Vec<_> = stream::iter(reads)
                     .map(|(uid, found)| async move {
@@ -348,9 +395,9 @@ impl<'a> Executor<'a> {
         }
     }
 
-    /// The objects of the move that carry `block-move` in the source: one list per kind
-    /// in the namespace (a cluster has thousands of objects but a dozen kinds), a read per
-    /// object from elsewhere.
+    /// The objects of the move that carry `block-move` in the source: one list of metadata
+    /// per kind in the namespace (a cluster has thousands of objects but a dozen kinds), a
+    /// read per object from elsewhere.
     async fn blocked_objects(&self, journal: &MoveJournal) -> Result<Vec<String>, PivotError> {
         let blocks = |meta: &ObjectMeta| {
             meta.annotations
@@ -388,19 +435,21 @@ impl<'a> Executor<'a> {
             .into_iter()
             .map(|((_, kind, namespace), (entry, names))| {
                 async move {
+                    // Metadata only: the annotations are all this looks at, and a
+                    // cluster's Machines with their status are megabytes.
                     let listed = self
                         .api(Side::Source, entry)?
-                        .list(&ListParams::default())
+                        .list_metadata(&ListParams::default())
                         .await
                         .map_err(failed(Side::Source))?;
                     Ok(listed
                         .iter()
-                        .filter(|item| {
-                            let name = item.metadata.name.as_deref().unwrap_or_default();
-                            names.contains(name) && blocks(&item.metadata)
+                        .filter(|meta| {
+                            let name = meta.name.as_deref().unwrap_or_default();
+                            names.contains(name) && blocks(meta)
                         })
-                        .map(|item| {
-                            let name = item.metadata.name.as_deref().unwrap_or_default();
+                        .map(|meta| {
+                            let name = meta.name.as_deref().unwrap_or_default();
                             format!("{kind} {namespace}/{name}")
                         })
                         .collect())
@@ -592,6 +641,14 @@ impl<'a> Executor<'a> {
             }
             .into());
         }
+        if !entry.global
+            && let Some(version) = source.metadata.resource_version.clone()
+        {
+            self.checked_versions
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(entry.source_uid.clone(), version);
+        }
         let object = SourceObject::from_json(json).map_err(|source| PivotError::Plan {
             cluster: entry.describe(),
             source,
@@ -665,12 +722,13 @@ impl<'a> Executor<'a> {
 
     /// Lets the source's controllers release the object (`delete-for-move`), clears its
     /// finalizers and deletes it: its copy now owns the infrastructure.
-    /// `found`: the object as the step read it from the source.
+    /// `found`: the object as the step read it from the source, or the version at which
+    /// its copy's step checked it.
     async fn delete_from_source(
         &self,
         journal: &MoveJournal,
         uid: &str,
-        found: Option<DynamicObject>,
+        found: SourceState,
     ) -> Result<(), PivotError> {
         let Some(entry) = journal.objects.get(uid) else {
             return Ok(());
@@ -679,18 +737,27 @@ impl<'a> Executor<'a> {
         let mut found = found;
         let mut attempts = 0;
         loop {
-            let Some(object) = found else {
-                return Ok(());
+            let version = match found {
+                SourceState::Read(None) => return Ok(()),
+                SourceState::Read(Some(object)) => {
+                    let json = serde_json::to_value(&*object).unwrap_or(Value::Null);
+                    journal.check_delete(uid, &content_hash(&json))?;
+                    object.metadata.resource_version
+                }
+                SourceState::CheckedAt(version) => {
+                    // Its content at this version was the planned one when its copy was
+                    // made; the journal still checks that the copy was recorded.
+                    journal.check_delete(uid, &entry.content_hash)?;
+                    Some(version)
+                }
             };
-            let json = serde_json::to_value(&object).unwrap_or(Value::Null);
-            journal.check_delete(uid, &content_hash(&json))?;
             // As `clusterctl move` does: one write lets the source's controllers release
             // the object (`delete-for-move`) and clears its finalizers, then it is deleted
             // and goes at once. The write holds the version whose content was checked: an
             // object changed since (its status, say, read a while ago with the rest of the
             // step's objects) is refused, read again and checked again.
             let release = json!({ "metadata": {
-                "resourceVersion": object.metadata.resource_version,
+                "resourceVersion": version,
                 "annotations": { DELETE_FOR_MOVE_ANNOTATION: "" },
                 "finalizers": null,
             } });
@@ -700,7 +767,7 @@ impl<'a> Executor<'a> {
                 Err(e) if e.is_gone() => return Ok(()),
                 Err(e) if e.is_conflict() && attempts < RELEASE_ATTEMPTS => {
                     attempts += 1;
-                    found = self.get(Side::Source, entry).await?;
+                    found = SourceState::Read(self.get(Side::Source, entry).await?.map(Box::new));
                 }
                 Err(e) => return Err(failed(Side::Source)(e)),
             }

@@ -424,20 +424,7 @@ pub fn write_archive<W: Write>(
     root_name: &str,
     out: W,
 ) -> Result<W, ArchiveError> {
-    Ok(write_archive_at(pack_dir, root_name, out, PACK_COMPRESSION)?.0)
-}
-
-/// [`write_archive`] at another gzip `level`; also returns the content digest, hashed from
-/// the tar stream on its way into the compressor.
-pub fn write_archive_at<W: Write>(
-    pack_dir: &Path,
-    root_name: &str,
-    out: W,
-    level: Compression,
-) -> Result<(W, String), ArchiveError> {
-    validate_root_name(root_name)?;
-    let items = collect_pack(pack_dir)?;
-    gzip_items(pack_dir, root_name, &items, out, level)
+    Ok(archive_pack_to(pack_dir, root_name, PACK_COMPRESSION, out)?.out)
 }
 
 fn gzip_items<W: Write>(

@@ -470,7 +470,7 @@ fn digest_is_stable_and_changes_with_content() {
 #[test]
 fn digest_is_the_same_at_every_compression_level() {
     use crate::pack::archive::{
-        ArchiveLimits, archive_pack, sha256_digest, unpack_archive, write_archive_at,
+        ArchiveLimits, archive_pack, archive_pack_to, sha256_digest, unpack_archive,
     };
     use flate2::Compression;
 
@@ -478,10 +478,12 @@ fn digest_is_the_same_at_every_compression_level() {
     let loaded = pack.load().0.unwrap();
     let digest = loaded.digest().unwrap();
     let name = loaded.manifest.name.as_str();
-    let (level_1, digest_1) =
-        write_archive_at(&loaded.dir, name, Vec::new(), Compression::new(1)).unwrap();
-    let (level_9, digest_9) =
-        write_archive_at(&loaded.dir, name, Vec::new(), Compression::new(9)).unwrap();
+    let at = |level| {
+        let written =
+            archive_pack_to(&loaded.dir, name, Compression::new(level), Vec::new()).unwrap();
+        (written.out, written.content_digest)
+    };
+    let ((level_1, digest_1), (level_9, digest_9)) = (at(1), at(9));
     assert_ne!(level_1, level_9, "two levels, two archives");
     assert_ne!(sha256_digest(&level_1), sha256_digest(&level_9));
     assert_eq!(
