@@ -129,7 +129,10 @@ pub async fn wait_scaled(
     workers: i64,
 ) -> WorkloadCluster {
     let client = env.client();
-    let timeout = Duration::from_secs(240);
+    // The later machines' nodes may need a control plane the in-cluster simulator starts
+    // itself (ready within 180 s, started again 10 s after a failed start): on a loaded
+    // machine one failed start and a second one must fit.
+    let timeout = Duration::from_secs(420);
     let deadline = Instant::now() + timeout;
     loop {
         let found = cluster(&client, namespace, name).await;
