@@ -66,14 +66,6 @@ impl PackRegistryClient {
         descriptor: &PackDescriptor,
     ) -> Result<Vec<u8>, RegistryError> {
         let reference = self.descriptor_reference(descriptor)?;
-        let limit = self.options.max_pack_bytes;
-        if descriptor.layer_size > limit {
-            return Err(RegistryError::TooLarge {
-                reference: descriptor.reference.clone(),
-                size: descriptor.layer_size,
-                limit,
-            });
-        }
         let context = self.context(&reference);
         let bytes = self
             .retrying("downloading the pack", || {
@@ -102,14 +94,6 @@ impl PackRegistryClient {
         keep: bool,
     ) -> Result<Downloaded, RegistryError> {
         let reference = self.descriptor_reference(descriptor)?;
-        let limit = self.options.max_pack_bytes;
-        if descriptor.layer_size > limit {
-            return Err(RegistryError::TooLarge {
-                reference: descriptor.reference.clone(),
-                size: descriptor.layer_size,
-                limit,
-            });
-        }
         let (pieces, received) = mpsc::channel::<Bytes>(PIECES_IN_FLIGHT);
         let (verified, verdict) = oneshot::channel::<()>();
         let task = tokio::task::spawn_blocking(move || {
@@ -285,11 +269,20 @@ impl PackRegistryClient {
         Ok(data)
     }
 
-    /// The OCI reference of a descriptor this client's registry produced.
+    /// The OCI reference of a descriptor this client's registry produced, once its
+    /// declared layer size is within the limit (nothing is downloaded otherwise).
     fn descriptor_reference(
         &self,
         descriptor: &PackDescriptor,
     ) -> Result<Reference, RegistryError> {
+        let limit = self.options.max_pack_bytes;
+        if descriptor.layer_size > limit {
+            return Err(RegistryError::TooLarge {
+                reference: descriptor.reference.clone(),
+                size: descriptor.layer_size,
+                limit,
+            });
+        }
         let protocol = |message: String| RegistryError::Protocol {
             reference: descriptor.reference.clone(),
             message,
